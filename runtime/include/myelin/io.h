@@ -1,0 +1,54 @@
+/*
+ * myelin/io.h — small file helpers shared by plugins.
+ *
+ * Atomic output: sinks write to "PATH.tmp-XXXXXX" in the destination folder
+ * and rename onto PATH only when complete, so a half-written file never looks
+ * finished (DESIGN.md section 6). An aborted file is unlinked.
+ *
+ * Whole-file input: myelin_read_file() loads a file, inflating gzip
+ * transparently when the content starts with the gzip magic.
+ */
+#ifndef MYELIN_IO_H
+#define MYELIN_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct myelin_atomic_file {
+  FILE *fp;            /* write through this */
+  char *path;          /* final path */
+  char *tmp_path;      /* temporary path being written */
+} myelin_atomic_file;
+
+/* Creates the temporary file (parent folders are NOT created). Returns 0 or a
+ * negative code with a readable message in err. */
+int myelin_atomic_open(myelin_atomic_file *f, const char *path, char *err, size_t errlen);
+/* Flushes (fsync when do_fsync), closes and renames into place. */
+int myelin_atomic_commit(myelin_atomic_file *f, int do_fsync, char *err, size_t errlen);
+/* Closes and unlinks the temporary file. Safe on a zeroed or committed struct. */
+void myelin_atomic_abort(myelin_atomic_file *f);
+
+/* Creates the parent folders of path (like mkdir -p dirname). */
+int myelin_mkdirs_for(const char *path, char *err, size_t errlen);
+/* 0 when a file can be created in path's folder (checked before work starts). */
+int myelin_check_writable(const char *path, char *err, size_t errlen);
+
+/* Reads a whole file; gzip content (magic 1f 8b) is inflated. *out is
+ * malloc'ed (caller frees). max_bytes bounds the (inflated) size, 0 = none. */
+int myelin_read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *len, char *err,
+                     size_t errlen);
+/* Inflates a gzip or zlib buffer in memory. */
+int myelin_gunzip(const uint8_t *in, size_t in_len, size_t max_bytes, uint8_t **out,
+                  size_t *out_len, char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
