@@ -5,4 +5,5 @@
 #include "msg.h"
 #include "plugin.h"
 #include "io.h"
+#include "npy.h"
 #endif
