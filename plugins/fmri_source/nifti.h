@@ -1,0 +1,136 @@
+/*
+ * nifti.h — a small NIfTI-1 / NIfTI-2 reader and writer in plain C.
+ *
+ * Shared by fmri_source (reading runs, masks, atlases), nifti_sink (writing
+ * maps back on the source grid), the NIfTI fuzz target and the benchmark. It
+ * depends only on libc, zlib and (optionally) libdeflate, not on libmyelin.
+ *
+ * Reading follows nibabel's semantics, which is what users compare against:
+ *  - NIfTI-1 (348-byte header) and NIfTI-2 (540), either byte order, single
+ *    file (.nii) or pair (.hdr + .img), each possibly gzip-compressed;
+ *  - every real scalar datatype (u1 i1 i2 u2 i4 u4 i8 u8 f4 f8) converted to
+ *    float32, with scl_slope/scl_inter applied (slope 0 or NaN means none);
+ *  - the affine chosen as nibabel's get_best_affine(): sform when sform_code
+ *    != 0, else qform, else the pixdim "base" affine; the same header fixes
+ *    nibabel applies on load (qfac not ±1 → 1, pixdim 0 → 1, negative pixdim
+ *    → its absolute value, unknown xform codes → 0).
+ *
+ * Data access is volume by volume: nifti_read_volumes() converts the next
+ * volumes straight into the caller's float rows, optionally gathering a
+ * subset of voxels (a mask) in any order. Uncompressed files are mapped;
+ * .gz files are inflated in one go with libdeflate when the gzip trailer
+ * promises a size below a limit, and streamed through zlib otherwise, so a
+ * large run never needs its whole raw image in memory.
+ *
+ * Every malformed input (bad sizeof_hdr or magic, dims <= 0, a size that
+ * overflows, vox_offset past the end, truncated data) is an error naming the
+ * file and the header field. Nothing here aborts.
+ */
+#ifndef MYELIN_NIFTI_H
+#define MYELIN_NIFTI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* NIfTI datatype codes. */
+enum {
+  NIFTI_UINT8 = 2, NIFTI_INT16 = 4, NIFTI_INT32 = 8, NIFTI_FLOAT32 = 16, NIFTI_COMPLEX64 = 32,
+  NIFTI_FLOAT64 = 64, NIFTI_RGB24 = 128, NIFTI_INT8 = 256, NIFTI_UINT16 = 512,
+  NIFTI_UINT32 = 768, NIFTI_INT64 = 1024, NIFTI_UINT64 = 1280, NIFTI_FLOAT128 = 1536,
+  NIFTI_COMPLEX128 = 1792, NIFTI_COMPLEX256 = 2048, NIFTI_RGBA32 = 2304
+};
+
+typedef struct nifti_header {
+  int version;          /* 1 or 2 */
+  int swapped;          /* file byte order differs from this machine's */
+  int single_file;      /* magic n+1 / n+2 (else a .hdr/.img pair) */
+  size_t header_bytes;  /* 348 or 540 */
+  int ndim;             /* dim[0], 1..7 */
+  int64_t dim[8];       /* dim[1..ndim] >= 1; dims past ndim are 1 */
+  double pixdim[8];     /* after nibabel's fixes */
+  int datatype;
+  int bytes_per_voxel;
+  int64_t vox_offset;   /* byte offset of the data (352 / 544 when 0 in a .nii) */
+  double slope, inter;  /* effective scaling: (1, 0) when none */
+  int qform_code, sform_code;
+  double quatern[3];    /* b, c, d */
+  double qoffset[3];
+  double srow[3][4];
+  int xyzt_units;
+  double toffset;
+  size_t nvox;          /* dim1 * dim2 * dim3 (one volume) */
+  size_t nvols;         /* product of dim4..dim7 */
+} nifti_header;
+
+/* Parses a header held in buf[0..len). name is used in error messages. */
+int nifti_parse_header(const void *buf, size_t len, const char *name, nifti_header *h,
+                       char *err, size_t errlen);
+/* The affine nibabel reports for this header (row-major 4x4). */
+void nifti_affine(const nifti_header *h, double aff[4][4]);
+/* pixdim[4] converted to seconds through xyzt_units (ms, us; unknown = s);
+ * 0 when the header has no time step. */
+double nifti_tr_seconds(const nifti_header *h);
+const char *nifti_datatype_name(int datatype);
+/* Bytes per voxel of a supported real scalar datatype, 0 otherwise. */
+int nifti_datatype_size(int datatype);
+
+typedef struct nifti_reader {
+  nifti_header h;
+  char name[512];
+  /* whole data section in memory (mapped, inflated or borrowed) */
+  const uint8_t *data;
+  size_t data_len;
+  size_t pos;           /* next byte to convert, relative to data */
+  void *map;            /* mmap'ed file */
+  size_t map_len;
+  uint8_t *owned;       /* malloc'ed inflated image */
+  /* streaming inflate (large .gz) */
+  void *zs;             /* z_stream * */
+  const uint8_t *zin;   /* compressed bytes (borrowed from the map or caller) */
+  size_t zin_len;
+  uint8_t *vol;         /* one raw volume for streaming */
+  size_t vol_cap;
+  size_t next_vol;
+  int streaming;
+} nifti_reader;
+
+/* Above this inflated size a .nii.gz is streamed instead of inflated whole. */
+#define NIFTI_WHOLE_INFLATE_LIMIT ((size_t)1 << 30)
+
+/* Opens a .nii / .nii.gz / .hdr(.gz) (+ .img(.gz)) file. */
+int nifti_open_file(nifti_reader *r, const char *path, char *err, size_t errlen);
+/* Opens a single-file NIfTI (.nii or gzip of it) held in memory. The buffer
+ * is borrowed: keep it alive until nifti_close(). */
+int nifti_open_mem(nifti_reader *r, const void *buf, size_t len, const char *name, char *err,
+                   size_t errlen);
+/*
+ * Converts the next nvols volumes to float32 (scaled). Row v goes to
+ * out + v * stride. idx (n entries) lists, for each output column, the
+ * voxel's offset in the file's volume (x + nx*(y + ny*z)); idx NULL means
+ * every voxel in file order (n must equal h.nvox).
+ */
+int nifti_read_volumes(nifti_reader *r, size_t nvols, const uint32_t *idx, size_t n, float *out,
+                       size_t stride, char *err, size_t errlen);
+void nifti_close(nifti_reader *r);
+
+/* File offset of voxel (x, y, z) in a volume, and the C-order index myelin
+ * uses in geometry.voxels. */
+static inline size_t nifti_forder(size_t x, size_t y, size_t z, size_t nx, size_t ny) {
+  return x + nx * (y + ny * z);
+}
+static inline size_t nifti_corder(size_t x, size_t y, size_t z, size_t ny, size_t nz) {
+  return (x * ny + y) * nz + z;
+}
+/* Maps C-order voxel indices to file (Fortran) offsets. */
+void nifti_corder_to_forder(const uint32_t *c, size_t n, const int64_t dims[3], uint32_t *f);
+
+/* Writing: a float32 NIfTI-1 single file (dims nx, ny, nz, nt; nt 1 = 3-D)
+ * with the given affine (16 doubles, row-major) as sform (code 2, aligned) and qform (code 2) when
+ * the affine's 3x3 is a rotation times positive zooms, tr seconds as
+ * pixdim[4]. data is in file order (x fastest, then y, z, t). gz selects
+ * gzip. Writes to fp (the caller opened it, e.g. atomically). */
+int nifti_write_f32(FILE *fp, const int64_t dims[4], const double *aff16, double tr,
+                    const float *data, int gz, char *err, size_t errlen);
+
+#endif
