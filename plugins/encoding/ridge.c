@@ -1,0 +1,613 @@
+/*
+ * ridge.c — cross-validated ridge encoding models (sklearn RidgeCV semantics).
+ *
+ * The model of Caucheteux, Gramfort & King (2021): per outer fold, z-score
+ * the delayed features on the training rows, fit RidgeCV(alphas,
+ * alpha_per_target=True) on the training rows — the alpha of each voxel
+ * chosen by exact leave-one-out error — predict the held-out rows and score
+ * each voxel by Pearson r.
+ *
+ * Design. One SVD per training fold, X - mean = U S V^T (LAPACKE dgesdd).
+ * With d = s^2 / (s^2 + alpha) the hat matrix is H = 11^T/n + U diag(d) U^T
+ * (the intercept is not penalized), and the leave-one-out errors of a
+ * centered target y are e = D (I - H) y with D = diag(1 / (1 - h)), h =
+ * diag(H) — exactly what sklearn's _RidgeGCV computes as c / diag(G^-1).
+ * sklearn forms e for every alpha with a dense n x n product per voxel
+ * block (2 n^2 flops per voxel and alpha). Here, per alpha, B = D (I - H) is
+ * reduced once to its QR factor R (n^3-ish work, independent of V), and
+ * ||e||^2 = ||R y||^2 is one triangular multiply (n^2 flops per voxel and
+ * alpha): half the work on the term that dominates when V >> n. Test
+ * predictions never form weights: yhat = M y with M = Xtest V diag(s / (s^2
+ * + alpha)) U^T [nt, n], applied per group of voxels sharing an alpha.
+ *
+ * Memory is bounded by o->block: the training targets are converted to
+ * centered float64 one voxel block at a time (cheap next to the multiply),
+ * so nothing of size T x V is ever allocated besides the caller's input.
+ * Every heavy operation is a BLAS-3 call on OpenBLAS's threads (all cores).
+ *
+ * Ties: alphas are tried in the caller's order and a later alpha replaces
+ * the best only when strictly better, as in sklearn (the first wins).
+ * Constant voxels give zero error for every alpha (the first alpha is kept),
+ * constant predictions give r = 0; neither produces NaN.
+ */
+#include "ridge.h"
+
+#include <cblas.h>
+#include <float.h>
+#include <lapacke.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...) {
+  if (!err || !errlen) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+/* malloc of k doubles; never malloc(0), so NULL always means out of memory. */
+static double *dalloc(size_t k) { return malloc((k ? k : 1) * sizeof(double)); }
+
+/* ---- features ------------------------------------------------------------ */
+
+size_t ridge_bin_events(const double *onset, const double *data, size_t W, size_t F, double tr,
+                        long offset, size_t T, double *out) {
+  size_t dropped = 0;
+  memset(out, 0, T * F * sizeof *out);
+  for (size_t w = 0; w < W; w++) {
+    double b = floor(onset[w] / tr) + (double)offset;
+    if (!(b >= 0 && b < (double)T)) {
+      dropped++;
+      continue;
+    }
+    double *row = out + (size_t)b * F;
+    for (size_t f = 0; f < F; f++) row[f] += data[w * F + f];
+  }
+  return dropped;
+}
+
+void ridge_delay(const double *X, size_t T, size_t F, const int *delays, size_t nd, int wrap,
+                 double *out) {
+  size_t P = nd * F;
+  for (size_t j = 0; j < nd; j++) {
+    long d = delays[j];
+    for (size_t t = 0; t < T; t++) {
+      long src = (long)t - d;
+      double *dst = out + t * P + j * F;
+      if (wrap) {
+        src %= (long)T;
+        if (src < 0) src += (long)T;
+      } else if (src < 0 || src >= (long)T) {
+        memset(dst, 0, F * sizeof *dst);
+        continue;
+      }
+      memcpy(dst, X + (size_t)src * F, F * sizeof *dst);
+    }
+  }
+}
+
+void ridge_fold_bounds(size_t n, size_t k, size_t i, size_t *start, size_t *stop) {
+  size_t base = n / k, extra = n % k;
+  *start = i * base + (i < extra ? i : extra);
+  *stop = *start + base + (i < extra ? 1 : 0);
+}
+
+/* ---- statistics ---------------------------------------------------------- */
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* numpy.percentile(..., method="linear") of sorted x[n]. */
+static double percentile_sorted(const double *x, size_t n, double q) {
+  double pos = q * (double)(n - 1);
+  size_t lo = (size_t)floor(pos);
+  if (lo + 1 >= n) return x[n - 1];
+  return x[lo] + (x[lo + 1] - x[lo]) * (pos - (double)lo);
+}
+
+static void zscore_stats(const double *A, size_t n, size_t p, size_t lda, double *center,
+                         double *scale) {
+  for (size_t j = 0; j < p; j++) center[j] = scale[j] = 0;
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < p; j++) center[j] += A[i * lda + j];
+  for (size_t j = 0; j < p; j++) center[j] /= (double)n;
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < p; j++) {
+      double d = A[i * lda + j] - center[j];
+      scale[j] += d * d;
+    }
+  for (size_t j = 0; j < p; j++) {
+    double var = scale[j] / (double)n, m = center[j], nn = (double)n;
+    /* sklearn's _is_constant_feature: below the two-pass error bound. */
+    double bound = nn * DBL_EPSILON * var + (nn * m * DBL_EPSILON) * (nn * m * DBL_EPSILON);
+    scale[j] = var <= bound ? 1.0 : sqrt(var);
+  }
+}
+
+void ridge_col_stats(const double *A, size_t n, size_t p, size_t lda, int method,
+                     double *center, double *scale, double *work) {
+  if (method == RIDGE_SCALE_ZSCORE && n > 0) {
+    zscore_stats(A, n, p, lda, center, scale);
+    return;
+  }
+  for (size_t j = 0; j < p; j++) {
+    center[j] = 0;
+    scale[j] = 1;
+    if (method != RIDGE_SCALE_ROBUST || n == 0) continue;
+    for (size_t i = 0; i < n; i++) work[i] = A[i * lda + j];
+    qsort(work, n, sizeof *work, cmp_double);
+    center[j] = percentile_sorted(work, n, 0.5);
+    double iqr = percentile_sorted(work, n, 0.75) - percentile_sorted(work, n, 0.25);
+    scale[j] = iqr < 10 * DBL_EPSILON ? 1.0 : iqr;
+  }
+}
+
+double ridge_pearson(const double *a, size_t sa, const double *b, size_t sb, size_t n) {
+  if (n == 0) return 0;
+  double ma = 0, mb = 0;
+  for (size_t i = 0; i < n; i++) {
+    ma += a[i * sa];
+    mb += b[i * sb];
+  }
+  ma /= (double)n;
+  mb /= (double)n;
+  double sab = 0, saa = 0, sbb = 0;
+  for (size_t i = 0; i < n; i++) {
+    double x = a[i * sa] - ma, y = b[i * sb] - mb;
+    sab += x * y;
+    saa += x * x;
+    sbb += y * y;
+  }
+  double den = sqrt(saa) * sqrt(sbb);
+  if (!(den > 0) || !isfinite(den)) return 0;
+  double r = sab / den;
+  return r > 1 ? 1 : (r < -1 ? -1 : r);
+}
+
+/* ---- one training design -------------------------------------------------- */
+
+void ridge_model_free(ridge_model *m) {
+  free(m->xmean);
+  free(m->U);
+  free(m->s);
+  free(m->Vt);
+  memset(m, 0, sizeof *m);
+}
+
+int ridge_model_fit(ridge_model *m, const double *X, size_t n, size_t p, int intercept,
+                    char *err, size_t errlen) {
+  memset(m, 0, sizeof *m);
+  size_t r = n < p ? n : p;
+  m->n = n, m->p = p, m->r = r, m->intercept = intercept;
+  m->xmean = calloc(p ? p : 1, sizeof(double));
+  m->U = dalloc(n * r);
+  m->s = dalloc(r);
+  m->Vt = dalloc(r * p);
+  double *A = dalloc(n * p);
+  if (!m->xmean || !m->U || !m->s || !m->Vt || !A) {
+    free(A);
+    ridge_model_free(m);
+    seterr(err, errlen, "out of memory for a %zu x %zu design", n, p);
+    return -1;
+  }
+  if (intercept) {
+    for (size_t i = 0; i < n; i++)
+      for (size_t j = 0; j < p; j++) m->xmean[j] += X[i * p + j];
+    for (size_t j = 0; j < p; j++) m->xmean[j] /= (double)n;
+  }
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < p; j++) A[i * p + j] = X[i * p + j] - m->xmean[j];
+  lapack_int info = r ? LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'S', (lapack_int)n, (lapack_int)p, A,
+                                       (lapack_int)p, m->s, m->U, (lapack_int)r, m->Vt,
+                                       (lapack_int)p)
+                      : 0;
+  free(A);
+  if (info != 0) {
+    ridge_model_free(m);
+    seterr(err, errlen, "SVD of the %zu x %zu design failed (LAPACK info %d)", n, p, (int)info);
+    return -1;
+  }
+  return 0;
+}
+
+int ridge_loo_factor(const ridge_model *m, double alpha, double *R) {
+  size_t n = m->n, r = m->r;
+  double *Ud = dalloc(n * r);
+  double *h = malloc(n * sizeof(double));
+  double *tau = malloc(n * sizeof(double));
+  if (!Ud || !h || !tau) {
+    free(Ud), free(h), free(tau);
+    return -1;
+  }
+  double c = m->intercept ? 1.0 / (double)n : 0.0;
+  for (size_t i = 0; i < n; i++) {
+    h[i] = c;
+    for (size_t k = 0; k < r; k++) {
+      double s2 = m->s[k] * m->s[k];
+      double u = m->U[i * r + k] * sqrt(s2 / (s2 + alpha));
+      Ud[i * r + k] = u;
+      h[i] += u * u;
+    }
+  }
+  /* Lower triangle of U diag(d) U^T, mirrored: B = D (I - 11^T/n - U d U^T). */
+  if (r) cblas_dsyrk(CblasRowMajor, CblasLower, CblasNoTrans, (int)n, (int)r, -1.0, Ud, (int)r,
+                     0.0, R, (int)n);
+  else memset(R, 0, n * n * sizeof *R);
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = i + 1; j < n; j++) R[i * n + j] = R[j * n + i];
+  for (size_t i = 0; i < n; i++) {
+    double g = 1.0 - h[i];
+    double inv = 1.0 / (g > 1e-12 ? g : 1e-12);
+    for (size_t j = 0; j < n; j++) R[i * n + j] = (R[i * n + j] - c + (i == j)) * inv;
+  }
+  lapack_int info = LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, (lapack_int)n, (lapack_int)n, R,
+                                   (lapack_int)n, tau);
+  free(Ud), free(h), free(tau);
+  return info == 0 ? 0 : -1;
+}
+
+void ridge_loo_sse(const double *R, size_t n, const double *Y, size_t nv, size_t ldy,
+                   double *work, double *sse) {
+  if (Y != work)
+    for (size_t i = 0; i < n; i++) memcpy(work + i * nv, Y + i * ldy, nv * sizeof *work);
+  cblas_dtrmm(CblasRowMajor, CblasLeft, CblasUpper, CblasNoTrans, CblasNonUnit, (int)n, (int)nv,
+              1.0, R, (int)n, work, (int)nv);
+  for (size_t j = 0; j < nv; j++) sse[j] = 0;
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < nv; j++) sse[j] += work[i * nv + j] * work[i * nv + j];
+}
+
+void ridge_test_proj(const ridge_model *m, const double *Xtest, size_t nt, double *P) {
+  size_t p = m->p, r = m->r;
+  double *Xc = dalloc(nt * p);
+  if (!Xc) return;
+  for (size_t i = 0; i < nt; i++)
+    for (size_t j = 0; j < p; j++) Xc[i * p + j] = Xtest[i * p + j] - m->xmean[j];
+  if (nt && r && p)
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nt, (int)r, (int)p, 1.0, Xc,
+                (int)p, m->Vt, (int)p, 0.0, P, (int)r);
+  free(Xc);
+}
+
+static double shrink(double s, double alpha) { return s > 0 ? s / (s * s + alpha) : 0.0; }
+
+void ridge_predict_op(const ridge_model *m, const double *P, size_t nt, double alpha, double *M) {
+  size_t n = m->n, r = m->r;
+  double *Pg = dalloc(nt * r);
+  if (!Pg) return;
+  for (size_t i = 0; i < nt; i++)
+    for (size_t k = 0; k < r; k++) Pg[i * r + k] = P[i * r + k] * shrink(m->s[k], alpha);
+  if (nt && r)
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nt, (int)n, (int)r, 1.0, Pg,
+                (int)r, m->U, (int)r, 0.0, M, (int)n);
+  else memset(M, 0, nt * n * sizeof *M);
+  free(Pg);
+}
+
+void ridge_weights(const ridge_model *m, double alpha, const double *Y, size_t nv, double *w) {
+  size_t n = m->n, r = m->r, p = m->p;
+  double *Z = dalloc(r * nv);
+  if (!Z) return;
+  cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)r, (int)nv, (int)n, 1.0, m->U,
+              (int)r, Y, (int)nv, 0.0, Z, (int)nv);
+  for (size_t k = 0; k < r; k++)
+    for (size_t j = 0; j < nv; j++) Z[k * nv + j] *= shrink(m->s[k], alpha);
+  cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)p, (int)nv, (int)r, 1.0, m->Vt,
+              (int)p, Z, (int)nv, 0.0, w, (int)nv);
+  free(Z);
+}
+
+int ridge_closed_form(const double *X, const double *y, size_t n, size_t p, double alpha,
+                      double *w) {
+  double *A = malloc(p * p * sizeof(double));
+  if (!A) return -1;
+  cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)p, (int)p, (int)n, 1.0, X, (int)p, X,
+              (int)p, 0.0, A, (int)p);
+  for (size_t j = 0; j < p; j++) A[j * p + j] += alpha;
+  cblas_dgemv(CblasRowMajor, CblasTrans, (int)n, (int)p, 1.0, X, (int)p, y, 1, 0.0, w, 1);
+  lapack_int info = LAPACKE_dposv(LAPACK_ROW_MAJOR, 'L', (lapack_int)p, 1, A, (lapack_int)p, w, 1);
+  free(A);
+  return info == 0 ? 0 : -1;
+}
+
+/* ---- the cross-validated model ------------------------------------------- */
+
+/* State of one ridge_encode call: inputs, the current fold, scratch. */
+typedef struct enc {
+  const double *X;
+  const float *Y;
+  size_t T, P, V, ldy;
+  const ridge_opts *o;
+  size_t *rows;       /* training rows of the outer fold [n] */
+  size_t n, t0, t1;   /* n training rows; test rows [t0, t1) */
+  double *Xtr, *Xte;  /* standardized designs [n, P], [nt, P] */
+  double *off, *mul;  /* per voxel: y_centered = (y - off) * mul */
+  double *xc, *xs;    /* [P] feature center and scale of the fold */
+  double *blk, *blk2; /* [max(n, T), block] scratch */
+  double *R, *M, *Pt; /* [n, n], [T, n], [T, r] */
+  double *best;       /* [V] best score so far */
+  double *score;      /* [n_alphas, V] (inner folds) or [n_alphas] */
+  int *pick;          /* [V] alpha index of the current fold */
+  size_t *idx;        /* [V] voxel indices of one alpha group */
+  char *err;
+  size_t errlen;
+} enc;
+
+/* blk[i, j] = (Y[rows[i], vox[j]] - off) * mul, vox = v0 + j or idx[j]. */
+static void load_cols(const enc *e, const size_t *rows, size_t n, size_t v0, const size_t *vox,
+                      size_t nv, int centered, double *blk) {
+  for (size_t i = 0; i < n; i++) {
+    const float *y = e->Y + rows[i] * e->ldy;
+    double *o = blk + i * nv;
+    for (size_t j = 0; j < nv; j++) {
+      size_t v = vox ? vox[j] : v0 + j;
+      o[j] = centered ? ((double)y[v] - e->off[v]) * e->mul[v] : (double)y[v];
+    }
+  }
+}
+
+/* Per-voxel offset/multiplier on the training rows: scale_y, then centering. */
+static void fit_y_scaling(enc *e) {
+  const ridge_opts *o = e->o;
+  size_t B = o->block;
+  double *c = e->score, *s = e->score + B; /* score holds >= 2 * block doubles */
+  for (size_t v0 = 0; v0 < e->V; v0 += B) {
+    size_t nv = e->V - v0 < B ? e->V - v0 : B;
+    load_cols(e, e->rows, e->n, v0, NULL, nv, 0, e->blk);
+    ridge_col_stats(e->blk, e->n, nv, nv, o->scale_y, c, s, e->blk2);
+    for (size_t j = 0; j < nv; j++) {
+      double mean = 0;
+      if (o->intercept) {
+        for (size_t i = 0; i < e->n; i++) mean += e->blk[i * nv + j];
+        mean /= (double)e->n;
+      }
+      e->off[v0 + j] = o->intercept ? mean : c[j];
+      e->mul[v0 + j] = 1.0 / s[j];
+    }
+  }
+}
+
+static void standardize(enc *e) {
+  size_t P = e->P, nt = e->t1 - e->t0;
+  for (size_t i = 0; i < e->n; i++) memcpy(e->Xtr + i * P, e->X + e->rows[i] * P, P * sizeof(double));
+  memcpy(e->Xte, e->X + e->t0 * P, nt * P * sizeof(double));
+  if (!e->o->standardize) return;
+  double *c = e->xc, *s = e->xs;
+  ridge_col_stats(e->Xtr, e->n, P, P, RIDGE_SCALE_ZSCORE, c, s, NULL);
+  for (size_t i = 0; i < e->n; i++)
+    for (size_t j = 0; j < P; j++) e->Xtr[i * P + j] = (e->Xtr[i * P + j] - c[j]) / s[j];
+  for (size_t i = 0; i < nt; i++)
+    for (size_t j = 0; j < P; j++) e->Xte[i * P + j] = (e->Xte[i * P + j] - c[j]) / s[j];
+}
+
+/* Records score sc[j] of alpha a for voxels v0.. (lower is better when
+ * minimize). Strictly better only: the first alpha wins ties. */
+static void keep_best(enc *e, size_t a, size_t v0, size_t nv, const double *sc, int minimize) {
+  for (size_t j = 0; j < nv; j++) {
+    double x = minimize ? sc[j] : -sc[j];
+    if (a == 0 || x < e->best[v0 + j]) {
+      e->best[v0 + j] = x;
+      e->pick[v0 + j] = (int)a;
+    }
+  }
+}
+
+/* Single alpha for every voxel: the best total (sklearn alpha_per_target=False). */
+static void pick_global(enc *e, const double *total, int minimize) {
+  size_t ba = 0;
+  for (size_t a = 1; a < e->o->n_alphas; a++)
+    if (minimize ? total[a] < total[ba] : total[a] > total[ba]) ba = a;
+  for (size_t v = 0; v < e->V; v++) e->pick[v] = (int)ba;
+}
+
+/* Exact leave-one-out selection on the training rows of the fold. */
+static int select_loo(enc *e, const ridge_model *m) {
+  const ridge_opts *o = e->o;
+  double total[64] = {0};
+  for (size_t a = 0; a < o->n_alphas; a++) {
+    if (ridge_loo_factor(m, o->alphas[a], e->R) != 0) {
+      seterr(e->err, e->errlen, "leave-one-out factorization failed (alpha %g)", o->alphas[a]);
+      return -1;
+    }
+    for (size_t v0 = 0; v0 < e->V; v0 += o->block) {
+      size_t nv = e->V - v0 < o->block ? e->V - v0 : o->block;
+      load_cols(e, e->rows, e->n, v0, NULL, nv, 1, e->blk);
+      ridge_loo_sse(e->R, e->n, e->blk, nv, nv, e->blk, e->blk2);
+      if (o->alpha_per_target) keep_best(e, a, v0, nv, e->blk2, 1);
+      else for (size_t j = 0; j < nv; j++) total[a] += e->blk2[j];
+    }
+  }
+  if (!o->alpha_per_target) pick_global(e, total, 1);
+  return 0;
+}
+
+/* r2_score of one column with sklearn's force_finite rule. */
+static double r2_col(const double *yt, const double *yh, size_t n, size_t ld) {
+  double m = 0, sse = 0, sst = 0;
+  for (size_t i = 0; i < n; i++) m += yt[i * ld];
+  m /= (double)n;
+  for (size_t i = 0; i < n; i++) {
+    double d = yt[i * ld] - yh[i * ld], c = yt[i * ld] - m;
+    sse += d * d;
+    sst += c * c;
+  }
+  if (sst == 0) return sse == 0 ? 1.0 : 0.0;
+  return 1.0 - sse / sst;
+}
+
+/* One inner fold: adds r2 / k of every alpha and voxel into e->score. */
+static int inner_fold(enc *e, size_t k, size_t j) {
+  const ridge_opts *o = e->o;
+  size_t i0, i1, P = e->P, B = o->block;
+  ridge_fold_bounds(e->n, k, j, &i0, &i1);
+  size_t ni = e->n - (i1 - i0), nt = i1 - i0;
+  size_t *rows = malloc(ni * sizeof *rows);
+  double *Xi = malloc(ni * P * sizeof *Xi);
+  double *mean = malloc(B * sizeof *mean);
+  if (!rows || !Xi || !mean) {
+    free(rows), free(Xi), free(mean);
+    seterr(e->err, e->errlen, "out of memory (inner folds)");
+    return -1;
+  }
+  for (size_t i = 0, q = 0; i < e->n; i++)
+    if (i < i0 || i >= i1) {
+      rows[q] = e->rows[i];
+      memcpy(Xi + q++ * P, e->Xtr + i * P, P * sizeof *Xi);
+    }
+  ridge_model m;
+  int rc = ridge_model_fit(&m, Xi, ni, P, o->intercept, e->err, e->errlen);
+  free(Xi);
+  if (rc == 0) ridge_test_proj(&m, e->Xtr + i0 * P, nt, e->Pt);
+  for (size_t a = 0; rc == 0 && a < o->n_alphas; a++) {
+    ridge_predict_op(&m, e->Pt, nt, o->alphas[a], e->M);
+    for (size_t v0 = 0; v0 < e->V; v0 += B) {
+      size_t nv = e->V - v0 < B ? e->V - v0 : B;
+      load_cols(e, rows, ni, v0, NULL, nv, 0, e->blk);
+      for (size_t c = 0; c < nv; c++) mean[c] = 0;
+      if (o->intercept) {
+        for (size_t i = 0; i < ni; i++)
+          for (size_t c = 0; c < nv; c++) mean[c] += e->blk[i * nv + c];
+        for (size_t c = 0; c < nv; c++) mean[c] /= (double)ni;
+        for (size_t i = 0; i < ni; i++)
+          for (size_t c = 0; c < nv; c++) e->blk[i * nv + c] -= mean[c];
+      }
+      double *yh = e->blk2, *yt = e->blk2 + nt * nv;
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nt, (int)nv, (int)ni, 1.0, e->M,
+                  (int)ni, e->blk, (int)nv, 0.0, yh, (int)nv);
+      load_cols(e, e->rows + i0, nt, v0, NULL, nv, 0, yt);
+      for (size_t i = 0; i < nt; i++)
+        for (size_t c = 0; c < nv; c++) yh[i * nv + c] += mean[c];
+      for (size_t c = 0; c < nv; c++)
+        e->score[a * e->V + v0 + c] += r2_col(yt + c, yh + c, nt, nv) / (double)k;
+    }
+  }
+  if (rc == 0) ridge_model_free(&m);
+  free(rows), free(mean);
+  return rc;
+}
+
+/* k contiguous inner folds, scored by r2 (GridSearchCV's default). */
+static int select_inner(enc *e) {
+  const ridge_opts *o = e->o;
+  size_t k = (size_t)o->inner;
+  if (k > e->n) {
+    seterr(e->err, e->errlen, "inner: %zu folds but only %zu training samples", k, e->n);
+    return -1;
+  }
+  memset(e->score, 0, o->n_alphas * e->V * sizeof *e->score);
+  for (size_t j = 0; j < k; j++)
+    if (inner_fold(e, k, j) != 0) return -1;
+  if (o->alpha_per_target) {
+    for (size_t a = 0; a < o->n_alphas; a++) keep_best(e, a, 0, e->V, e->score + a * e->V, 0);
+    return 0;
+  }
+  double total[64] = {0};
+  for (size_t a = 0; a < o->n_alphas; a++)
+    for (size_t v = 0; v < e->V; v++) total[a] += e->score[a * e->V + v];
+  pick_global(e, total, 0);
+  return 0;
+}
+
+/* Held-out Pearson r of every voxel, one alpha group at a time. */
+static void score_test(enc *e, const ridge_model *m, double *r) {
+  const ridge_opts *o = e->o;
+  size_t nt = e->t1 - e->t0, B = o->block;
+  size_t *trows = malloc(nt * sizeof *trows);
+  if (!trows) return;
+  for (size_t i = 0; i < nt; i++) trows[i] = e->t0 + i;
+  ridge_test_proj(m, e->Xte, nt, e->Pt);
+  for (size_t a = 0; a < o->n_alphas; a++) {
+    size_t ng = 0;
+    for (size_t v = 0; v < e->V; v++)
+      if (e->pick[v] == (int)a) e->idx[ng++] = v;
+    if (!ng) continue;
+    ridge_predict_op(m, e->Pt, nt, o->alphas[a], e->M);
+    for (size_t g0 = 0; g0 < ng; g0 += B) {
+      size_t nv = ng - g0 < B ? ng - g0 : B;
+      double *yh = e->blk2, *yt = e->blk2 + nt * nv;
+      load_cols(e, e->rows, e->n, 0, e->idx + g0, nv, 1, e->blk);
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nt, (int)nv, (int)e->n, 1.0,
+                  e->M, (int)e->n, e->blk, (int)nv, 0.0, yh, (int)nv);
+      load_cols(e, trows, nt, 0, e->idx + g0, nv, 0, yt);
+      for (size_t c = 0; c < nv; c++) r[e->idx[g0 + c]] = ridge_pearson(yt + c, nv, yh + c, nv, nt);
+    }
+  }
+  free(trows);
+}
+
+static int run_fold(enc *e, size_t f, double *r, int *alpha_idx) {
+  const ridge_opts *o = e->o;
+  ridge_fold_bounds(e->T, o->folds, f, &e->t0, &e->t1);
+  e->n = 0;
+  for (size_t t = 0; t < e->T; t++)
+    if (t < e->t0 || t >= e->t1) e->rows[e->n++] = t;
+  standardize(e);
+  fit_y_scaling(e);
+  ridge_model m;
+  if (ridge_model_fit(&m, e->Xtr, e->n, e->P, o->intercept, e->err, e->errlen) != 0) return -1;
+  int rc = o->inner ? select_inner(e) : select_loo(e, &m);
+  if (rc == 0) {
+    score_test(e, &m, r);
+    memcpy(alpha_idx, e->pick, e->V * sizeof *alpha_idx);
+  }
+  ridge_model_free(&m);
+  return rc;
+}
+
+static void enc_free(enc *e) {
+  free(e->rows), free(e->Xtr), free(e->Xte), free(e->off), free(e->mul), free(e->blk);
+  free(e->xc), free(e->xs);
+  free(e->blk2), free(e->R), free(e->M), free(e->Pt), free(e->best), free(e->score);
+  free(e->pick), free(e->idx);
+}
+
+int ridge_encode(const double *X, size_t T, size_t P, const float *Y, size_t V, size_t ldy,
+                 const ridge_opts *o, double *r_folds, int *alpha_idx, char *err, size_t errlen) {
+  if (o->folds < 2 || o->folds > T) {
+    seterr(err, errlen, "folds: %zu outer folds need at least as many samples (T = %zu)",
+           o->folds, T);
+    return -1;
+  }
+  if (o->n_alphas == 0 || o->n_alphas > 64 || o->block == 0 || P == 0) {
+    seterr(err, errlen, "alphas: 1 to 64 values needed, block > 0 and at least one feature");
+    return -1;
+  }
+  enc e = {.X = X, .Y = Y, .T = T, .P = P, .V = V, .ldy = ldy, .o = o, .err = err,
+           .errlen = errlen};
+  size_t B = o->block, big = T, r = T < P ? T : P;
+  size_t nsc = o->inner ? o->n_alphas * V : 0;
+  if (nsc < 2 * B) nsc = 2 * B;
+  e.rows = malloc(T * sizeof *e.rows);
+  e.Xtr = malloc(T * P * sizeof(double));
+  e.Xte = malloc(T * P * sizeof(double));
+  e.off = malloc((V + 1) * sizeof(double));
+  e.mul = malloc((V + 1) * sizeof(double));
+  e.xc = malloc(P * sizeof(double));
+  e.xs = malloc(P * sizeof(double));
+  e.blk = malloc(big * B * sizeof(double));
+  e.blk2 = malloc(2 * big * B * sizeof(double));
+  e.R = malloc(T * T * sizeof(double));
+  e.M = malloc(T * T * sizeof(double));
+  e.Pt = malloc((T * r + 1) * sizeof(double));
+  e.best = malloc((V + 1) * sizeof(double));
+  e.score = malloc(nsc * sizeof(double));
+  e.pick = calloc(V + 1, sizeof(int));
+  e.idx = malloc((V + 1) * sizeof(size_t));
+  if (!e.rows || !e.Xtr || !e.Xte || !e.off || !e.mul || !e.xc || !e.xs || !e.blk || !e.blk2 || !e.R || !e.M ||
+      !e.Pt || !e.best || !e.score || !e.pick || !e.idx) {
+    enc_free(&e);
+    seterr(err, errlen, "out of memory (T = %zu, P = %zu, V = %zu, block = %zu)", T, P, V, B);
+    return -1;
+  }
+  int rc = 0;
+  for (size_t f = 0; rc == 0 && f < o->folds; f++)
+    rc = run_fold(&e, f, r_folds + f * V, alpha_idx + f * V);
+  enc_free(&e);
+  return rc;
+}

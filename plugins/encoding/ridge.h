@@ -1,0 +1,111 @@
+/*
+ * ridge.h — ridge encoding-model kernels: plain C over row-major float64
+ * arrays, no framework types (see ridge.c for the design).
+ *
+ * The pieces, in the order the encoding plugin uses them:
+ *   ridge_bin_events   word events (onset + features) summed into TR bins
+ *   ridge_delay        FIR delays: [T, F] -> [T, D*F], zero or wrap padding
+ *   ridge_fold_bounds  contiguous folds with sklearn KFold(shuffle=False) sizes
+ *   ridge_col_stats    StandardScaler / RobustScaler statistics per column
+ *   ridge_model_*      one SVD of a training design, then per alpha:
+ *     ridge_loo_factor   R with ||R y||^2 = leave-one-out SSE (sklearn RidgeCV)
+ *     ridge_predict_op   M with yhat_test = M y_train (centered)
+ *   ridge_pearson      Pearson r of two strided vectors (0 when undefined)
+ *   ridge_encode       the whole cross-validated encoding model
+ */
+#ifndef MYELIN_RIDGE_H
+#define MYELIN_RIDGE_H
+
+#include <stddef.h>
+
+enum { RIDGE_SCALE_NONE = 0, RIDGE_SCALE_ZSCORE = 1, RIDGE_SCALE_ROBUST = 2 };
+
+/* Sums row w of data[W, F] into out[bin, :] with bin = floor(onset[w] / tr)
+ * + offset; out is [T, F] and is zeroed first. Returns how many events fell
+ * outside [0, T) and were dropped. */
+size_t ridge_bin_events(const double *onset, const double *data, size_t W, size_t F, double tr,
+                        long offset, size_t T, double *out);
+
+/* out[t, j*F + f] = X[t - delays[j], f]; rows outside [0, T) are 0 (wrap = 0)
+ * or taken modulo T (wrap = 1, numpy's np.roll). out is [T, nd*F]. */
+void ridge_delay(const double *X, size_t T, size_t F, const int *delays, size_t nd, int wrap,
+                 double *out);
+
+/* Fold i of k over n samples: [*start, *stop). The first n % k folds have
+ * n / k + 1 samples, the others n / k (sklearn KFold without shuffle). */
+void ridge_fold_bounds(size_t n, size_t k, size_t i, size_t *start, size_t *stop);
+
+/* Column statistics of A [n, p] (row stride lda) for method RIDGE_SCALE_*:
+ * ZSCORE: mean and population std (near-constant columns get scale 1, as
+ * sklearn's StandardScaler); ROBUST: median and q75 - q25 with linear
+ * interpolation (scale 1 when ~0, as RobustScaler); NONE: 0 and 1.
+ * work needs n doubles (ROBUST only). */
+void ridge_col_stats(const double *A, size_t n, size_t p, size_t lda, int method,
+                     double *center, double *scale, double *work);
+
+/* Pearson correlation of a[i*sa] and b[i*sb], i < n; 0 when either is
+ * constant. Two-pass, float64. */
+double ridge_pearson(const double *a, size_t sa, const double *b, size_t sb, size_t n);
+
+/* One training design, decomposed once: X - mean = U diag(s) Vt. */
+typedef struct ridge_model {
+  size_t n, p, r;       /* samples, features, r = min(n, p) */
+  int intercept;        /* X was centered; the intercept is not penalized */
+  double *xmean;        /* [p] (zeros without intercept) */
+  double *U;            /* [n, r] */
+  double *s;            /* [r] */
+  double *Vt;           /* [r, p] */
+} ridge_model;
+
+/* SVD of X [n, p] (centered first when intercept). Returns 0, or -1 when
+ * out of memory / LAPACK failed (err gets a reason). */
+int ridge_model_fit(ridge_model *m, const double *X, size_t n, size_t p, int intercept,
+                    char *err, size_t errlen);
+void ridge_model_free(ridge_model *m);
+
+/* Upper-triangular R [n, n] (lower part is scratch) such that for any
+ * centered target y (centered by its training mean when intercept),
+ * ||R y||^2 is the sum of squared leave-one-out errors of ridge(alpha):
+ * e = diag(1 / (1 - h)) (I - H) y with H the hat matrix (intercept
+ * unpenalized), the quantity sklearn's _RidgeGCV scores. Returns 0 or -1. */
+int ridge_loo_factor(const ridge_model *m, double alpha, double *R);
+
+/* sse[j] = ||R Y[:, j]||^2 for Y [n, nv] (row stride ldy); work is [n, nv]. */
+void ridge_loo_sse(const double *R, size_t n, const double *Y, size_t nv, size_t ldy,
+                   double *work, double *sse);
+
+/* P = (Xtest - xmean) Vt^T, [nt, r]: computed once per training design. */
+void ridge_test_proj(const ridge_model *m, const double *Xtest, size_t nt, double *P);
+/* M [nt, n] with yhat_test = M y_centered (+ training mean of y). */
+void ridge_predict_op(const ridge_model *m, const double *P, size_t nt, double alpha, double *M);
+/* Primal weights w [p, nv] = V diag(s / (s^2 + alpha)) U^T Y. */
+void ridge_weights(const ridge_model *m, double alpha, const double *Y, size_t nv, double *w);
+
+/* Reference: w [p] solving (X^T X + alpha I) w = X^T y by Cholesky (no
+ * intercept: pass centered data). Returns 0 or -1. For tests. */
+int ridge_closed_form(const double *X, const double *y, size_t n, size_t p, double alpha,
+                      double *w);
+
+/* The cross-validated encoding model. */
+typedef struct ridge_opts {
+  const double *alphas; /* candidate alphas (> 0), tried in this order */
+  size_t n_alphas;
+  int alpha_per_target; /* 1: one alpha per voxel; 0: one for all */
+  int inner;            /* 0: exact leave-one-out; k >= 2: k contiguous inner folds */
+  size_t folds;         /* outer contiguous folds, >= 2 */
+  int standardize;      /* z-score X on each training fold */
+  int scale_y;          /* RIDGE_SCALE_*, fitted on each training fold */
+  int intercept;
+  size_t block;         /* voxels per block (memory bound) */
+} ridge_opts;
+
+/*
+ * X [T, P] float64 (features after delays), Y [T, V] float32 (row stride
+ * ldy). Writes r_folds [folds, V] (Pearson r of each held-out fold) and
+ * alpha_idx [folds, V] (index into alphas chosen on each training fold).
+ * Returns 0, or -1 with a reason in err.
+ */
+int ridge_encode(const double *X, size_t T, size_t P, const float *Y, size_t V, size_t ldy,
+                 const ridge_opts *o, double *r_folds, int *alpha_idx, char *err, size_t errlen);
+
+#endif
