@@ -1,0 +1,34 @@
+#!/bin/sh
+# bench/fmri.sh — fMRI loading speed: fmri_source's NIfTI reader vs nibabel.
+#
+# Writes a 64x64x40x400 int16 .nii.gz (bench/fmri_make.py), then loads it
+# into a float32 [T, V] matrix with plugins/fmri_source/nifti.c (driver
+# bench/fmri_load.c, V in C order as fmri_source emits it) and with nibabel's
+# get_fdata(dtype=float32) (bench/fmri_nibabel.py). MB/s counts the raw
+# int16 image (64*64*40*400*2 bytes). Target: >= 1.5x nibabel.
+# Usage: bench/fmri.sh [REPEATS]   (needs Debian's /usr/bin/python3 + nibabel)
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(dirname "$here")
+py=${MYELIN_PYTHON:-/usr/bin/python3}
+reps=${1:-3}
+work=$(mktemp -d /tmp/myelin-bench-fmri.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+defl=""
+if pkg-config --exists libdeflate; then defl="-DNIFTI_HAVE_LIBDEFLATE $(pkg-config --cflags --libs libdeflate)"; fi
+# shellcheck disable=SC2086
+${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -I"$src/plugins/fmri_source" "$here/fmri_load.c" \
+  "$src/plugins/fmri_source/nifti.c" -o "$work/fmri_load" -lz -lm $defl
+
+"$py" "$here/fmri_make.py" "$work/run.nii.gz"
+mb=$(echo "64*64*40*400*2/1000000" | bc -l)
+set -- $("$work/fmri_load" "$work/run.nii.gz" "$reps")
+ours=$1
+set -- $("$py" "$here/fmri_nibabel.py" "$work/run.nii.gz" "$reps")
+peer=$1
+printf 'file: 64x64x40x400 int16 .nii.gz, %s MB raw, %s bytes compressed\n' \
+  "$(printf '%.1f' "$mb")" "$(stat -c %s "$work/run.nii.gz")"
+printf '%-34s %8.3f s %9.1f MB/s\n' "myelin nifti.c -> [T,V] f4" "$ours" "$(echo "$mb/$ours" | bc -l)"
+printf '%-34s %8.3f s %9.1f MB/s\n' "nibabel get_fdata(float32)" "$peer" "$(echo "$mb/$peer" | bc -l)"
+printf 'speed-up: %.2fx (target >= 1.5x)\n' "$(echo "$peer/$ours" | bc -l)"

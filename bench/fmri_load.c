@@ -1,0 +1,65 @@
+/*
+ * fmri_load.c — benchmark driver for bench/fmri.sh: loads a NIfTI run into a
+ * [T, V] float32 matrix (V in C order over x, y, z, as fmri_source emits it)
+ * with plugins/fmri_source/nifti.c and prints the best wall time of N runs.
+ *
+ *   fmri_load FILE [REPEATS]   ->  "seconds T V"
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "nifti.h"
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int load(const char *path, size_t *T, size_t *V, double *checksum) {
+  char err[512];
+  nifti_reader r;
+  if (nifti_open_file(&r, path, err, sizeof err)) {
+    fprintf(stderr, "%s\n", err);
+    return 1;
+  }
+  size_t nv = r.h.nvox, nt = r.h.nvols;
+  uint32_t *c = malloc(nv * sizeof *c), *f = malloc(nv * sizeof *f);
+  float *out = malloc(nv * nt * sizeof(float));
+  if (!c || !f || !out) return 1;
+  for (size_t i = 0; i < nv; i++) c[i] = (uint32_t)i;
+  int64_t dims[3] = {r.h.dim[1], r.h.dim[2], r.h.dim[3]};
+  nifti_corder_to_forder(c, nv, dims, f);
+  if (nifti_read_volumes(&r, nt, f, nv, out, nv, err, sizeof err)) {
+    fprintf(stderr, "%s\n", err);
+    return 1;
+  }
+  nifti_close(&r);
+  *checksum = out[nv * nt / 2] + out[nv * nt - 1];
+  *T = nt;
+  *V = nv;
+  free(c);
+  free(f);
+  free(out);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: fmri_load FILE [REPEATS]\n");
+    return 2;
+  }
+  int reps = argc > 2 ? atoi(argv[2]) : 3;
+  double best = 1e30, sum = 0;
+  size_t T = 0, V = 0;
+  for (int i = 0; i < reps; i++) {
+    double chk, t0 = now();
+    if (load(argv[1], &T, &V, &chk)) return 1;
+    double dt = now() - t0;
+    if (dt < best) best = dt;
+    sum += chk;
+  }
+  printf("%.6f %zu %zu %g\n", best, T, V, sum);
+  return 0;
+}
