@@ -395,8 +395,8 @@ int myelin_npz_read(const char *path, const char *key, myelin_array *out, char *
     if (!name || !name_matches(name, key)) continue;
     char what[1024];
     snprintf(what, sizeof what, "%s[%s]", path, key);
-    uint8_t *buf;
-    size_t len;
+    uint8_t *buf = NULL;
+    size_t len = 0;
     rc = npz_slurp(a, what, &buf, &len, err, errlen);
     if (rc == 0) {
       rc = parse_named(buf, len, out, what, err, errlen);

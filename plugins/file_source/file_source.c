@@ -1,0 +1,193 @@
+/*
+ * file_source — replays a stream file (.mpk: concatenated msgpack messages).
+ *
+ * Messages are decoded incrementally from a 1 MiB (growing) buffer, so files
+ * of any size stream in constant memory, and re-emitted byte for byte: a
+ * record → replay round trip is identical. `pace: realtime` reproduces the
+ * recorded timing by each message's `t` field (absolute deadlines on the
+ * monotonic clock, so errors never accumulate); `speed` scales it. `loop`
+ * restarts at the end of the file.
+ *
+ * A truncated or corrupt file is not fatal to what came before it: every
+ * good message is delivered, the byte offset of the problem is reported as
+ * the stage's error, and the stream ends normally so sinks still finalize
+ * their files (the run then exits 1).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "myelin/plugin.h"
+
+typedef struct fsrc {
+  const myelin_host *host;
+  myelin_stage *st;
+  const char *path;
+  int realtime, loop;
+  double speed;
+  FILE *f;
+} fsrc;
+
+static int fs_init(const myelin_host *host, myelin_stage *st, const myelin_params *p, void **state) {
+  fsrc *s = calloc(1, sizeof *s);
+  if (!s) return MYELIN_ENOMEM;
+  s->host = host;
+  s->st = st;
+  s->path = myelin_param_str(p, "path");
+  s->realtime = !strcmp(myelin_param_str(p, "pace"), "realtime");
+  s->speed = myelin_param_float(p, "speed");
+  s->loop = myelin_param_bool(p, "loop");
+  *state = s;
+  s->f = fopen(s->path, "rb");
+  if (!s->f) return host->error(st, "%s: cannot open: %s", s->path, strerror(errno));
+  return 0;
+}
+
+static double mono(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void sleep_until(double t) {
+  struct timespec ts;
+  ts.tv_sec = (time_t)t;
+  ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+  }
+}
+
+typedef struct pacer {
+  int have_base;
+  double t_first, wall_first;
+} pacer;
+
+static void pace(fsrc *s, pacer *pc, const myelin_msg *m) {
+  double t;
+  if (!s->realtime || myelin_msg_float(m, "t", &t) != 0 || !isfinite(t)) return;
+  if (!pc->have_base) {
+    pc->have_base = 1;
+    pc->t_first = t;
+    pc->wall_first = mono();
+    return;
+  }
+  double due = pc->wall_first + (t - pc->t_first) / s->speed;
+  /* sleep in slices so an interrupt is seen within 100 ms */
+  while (due - mono() > 0.1 && !s->host->stopping(s->st)) sleep_until(mono() + 0.1);
+  if (!s->host->stopping(s->st)) sleep_until(due);
+}
+
+/* One pass over the file; returns 0 at a clean end, 1 when stopped, <0 on error. */
+static int one_pass(fsrc *s, uint64_t *count) {
+  size_t cap = 1 << 20, len = 0, off = 0;
+  uint64_t base = 0;
+  uint8_t *buf = malloc(cap);
+  if (!buf) return s->host->error(s->st, "out of memory");
+  int eof = 0, rc = 0;
+  pacer pc = {0};
+  while (1) {
+    if (s->host->stopping(s->st)) {
+      rc = 1;
+      break;
+    }
+    if (!eof && len - off < cap / 4) {
+      memmove(buf, buf + off, len - off);
+      base += off;
+      len -= off;
+      off = 0;
+      size_t n = fread(buf + len, 1, cap - len, s->f);
+      len += n;
+      if (n == 0) eof = 1;
+    }
+    if (off == len && eof) break;
+    myelin_msg *m = NULL;
+    size_t used = 0;
+    char err[256];
+    int r = myelin_msg_decode(buf + off, len - off, 0, &m, &used, err, sizeof err);
+    if (r == MYELIN_EAGAIN && !eof) {
+      if (len - off == cap) {
+        uint8_t *nb = realloc(buf, cap * 2);
+        if (!nb) {
+          rc = s->host->error(s->st, "%s: out of memory for a message over %zu bytes", s->path, cap);
+          break;
+        }
+        buf = nb;
+        cap *= 2;
+      }
+      size_t n = fread(buf + len, 1, cap - len, s->f);
+      len += n;
+      if (n == 0) eof = 1;
+      continue;
+    }
+    if (r == MYELIN_EAGAIN) {
+      s->host->error(s->st, "%s: truncated message at byte offset %" PRIu64 " (%zu trailing bytes); the %" PRIu64 " messages before it were delivered",
+                     s->path, base + off, len - off, *count);
+      rc = 2;
+      break;
+    }
+    if (r < 0) {
+      s->host->error(s->st, "%s: corrupt message at byte offset %" PRIu64 ": %s; the %" PRIu64 " messages before it were delivered",
+                     s->path, base + off, err, *count);
+      rc = 2;
+      break;
+    }
+    pace(s, &pc, m);
+    off += used;
+    (*count)++;
+    if (s->host->emit(s->st, 0, m) == MYELIN_ESTOP) {
+      rc = 1;
+      break;
+    }
+  }
+  free(buf);
+  return rc;
+}
+
+static int fs_start(void *state) {
+  fsrc *s = state;
+  uint64_t count = 0;
+  for (;;) {
+    int rc = one_pass(s, &count);
+    if (rc != 0 || !s->loop) break; /* errors were reported through host->error */
+    if (count == 0) break;           /* an empty file would loop forever */
+    rewind(s->f);
+  }
+  s->host->counter_add(s->st, "messages", (int64_t)count);
+  return 0;
+}
+
+static void fs_fini(void *state) {
+  fsrc *s = state;
+  if (s->f) fclose(s->f);
+  free(s);
+}
+
+static const myelin_param_def fs_params[] = {
+    {.name = "path", .type = MYELIN_PARAM_PATH, .doc = "The .mpk stream file to replay."},
+    {.name = "pace", .type = MYELIN_PARAM_ENUM, .def = "asap", .choices = "asap|realtime",
+     .doc = "asap: as fast as downstream accepts; realtime: reproduce the recorded timing by `t`."},
+    {.name = "speed", .type = MYELIN_PARAM_FLOAT, .def = "1.0", .has_range = 1, .min = 1e-6, .max = 1e6,
+     .doc = "Realtime pacing factor: 2.0 replays twice as fast."},
+    {.name = "loop", .type = MYELIN_PARAM_BOOL, .def = "false", .doc = "Start again at the end of the file."},
+    {0}};
+
+static const myelin_port_def fs_outputs[] = {
+    {.name = "out", .kinds = "*", .doc = "the recorded messages, byte for byte"}, {0}};
+
+static const myelin_plugin_desc fs_desc = {
+    MYELIN_DESC_HEADER,
+    .name = "file_source",
+    .version = "1.0.0",
+    .summary = "replay a recorded .mpk stream file (asap or real time)",
+    .params = fs_params,
+    .outputs = fs_outputs,
+    .init = fs_init,
+    .start = fs_start,
+    .fini = fs_fini,
+};
+
+MYELIN_PLUGIN(fs_desc)

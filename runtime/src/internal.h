@@ -1,0 +1,159 @@
+/*
+ * internal.h — runtime internals shared by loader, params, pipeline,
+ * scheduler, harness and CLI. Nothing here is visible to plugins.
+ */
+#ifndef MYELIN_INTERNAL_H
+#define MYELIN_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "myelin/plugin.h"
+
+/* ---- diagnostics: a list of "FILE:LINE:COL: error: msg" ----------------- */
+typedef struct myelin_diag {
+  char **lines;
+  size_t n, cap;
+} myelin_diag;
+
+void diag_add(myelin_diag *d, const char *file, int line, int col, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void diag_vadd(myelin_diag *d, const char *file, int line, int col, const char *fmt, va_list ap);
+void diag_print(const myelin_diag *d, void *fp /* FILE* */);
+void diag_free(myelin_diag *d);
+
+/* ---- loader -------------------------------------------------------------- */
+typedef struct plugin_lib {
+  char *path;
+  void *dl;
+  const myelin_plugin_desc *desc;
+} plugin_lib;
+
+/* Opens path, checks the entry symbol and the ABI. err names the file. */
+int plugin_open(const char *path, plugin_lib *out, char *err, size_t errlen);
+void plugin_close(plugin_lib *p);
+/* The folder of installed plugins (next to libmyelin: LIBDIR/myelin/plugins). */
+const char *plugin_install_dir(void);
+/* Search order: install dir, MYELIN_PLUGIN_PATH, then extra dirs. Writes the
+ * .so path; MYELIN_ENOENT when not found (searched dirs listed in err). */
+int plugin_find(const char *name, char *const *extra_dirs, size_t n_extra, char *path, size_t n,
+                char *err, size_t errlen);
+/* Every folder searched, in order (malloc'ed list of malloc'ed strings). */
+size_t plugin_search_dirs(char *const *extra_dirs, size_t n_extra, char ***dirs);
+
+int port_index(const myelin_port_def *ports, const char *name);
+size_t port_count(const myelin_port_def *ports);
+size_t param_count(const myelin_param_def *defs);
+/* 1 when any kind of `have` ("a|b") is accepted by `want` ("x|y" or "*"). */
+int kinds_compatible(const char *have, const char *want);
+
+/* ---- params -------------------------------------------------------------- */
+typedef struct pval {
+  int is_set;
+  int line, col; /* where the value came from (0 = default) */
+  char *text;    /* scalar text */
+  int64_t i;
+  double f;
+  int b;
+  size_t n; /* lists */
+  char **items;
+  int64_t *ints;
+  double *floats;
+} pval;
+
+struct myelin_params {
+  const myelin_param_def *defs;
+  size_t n;
+  pval *v;
+};
+
+struct yaml_document_s;
+struct yaml_node_s;
+/* Allocates params with every default applied. Errors (a bad default in the
+ * plugin's own table) go to d under `file`. */
+myelin_params *params_new(const myelin_param_def *defs, myelin_diag *d, const char *file);
+void params_free(myelin_params *p);
+int params_find(const myelin_params *p, const char *name);
+/* Sets param `idx` from a YAML node; on error adds a diagnostic at the node. */
+int params_set_node(myelin_params *p, int idx, struct yaml_document_s *doc,
+                    struct yaml_node_s *node, myelin_diag *d, const char *file);
+/* Sets a param from YAML text (--set VALUE, harness params). */
+int params_set_text(myelin_params *p, int idx, const char *text, myelin_diag *d, const char *where);
+/* The valid name closest to `name` (for "did you mean"), or NULL. */
+const char *params_suggest(const myelin_param_def *defs, const char *name);
+/* Expands ${VAR} and ${VAR:-default}; NULL with *bad set to the variable name
+ * (malloc'ed) when VAR is unset and has no default. */
+char *expand_env(const char *s, char **bad);
+
+/* ---- pipeline ------------------------------------------------------------ */
+typedef struct input_ref {
+  int port;      /* this stage's input port */
+  int from;      /* upstream stage index */
+  int from_port; /* upstream output port */
+  int line, col;
+} input_ref;
+
+typedef struct stage_def {
+  char *id;
+  char *plugin;
+  int line, col;
+  plugin_lib lib;
+  myelin_params *params;
+  input_ref *inputs;
+  size_t n_inputs;
+  size_t queue_capacity;
+  size_t queue_bytes;
+  char **out_kinds; /* per output port, after validate() narrowed them */
+  int params_line, params_col;
+} stage_def;
+
+typedef struct pipeline {
+  char *file;
+  char *dir;
+  char *name;
+  char *description;
+  char **plugin_path;
+  size_t n_plugin_path;
+  stage_def *stages;
+  size_t n;
+} pipeline;
+
+typedef struct set_override {
+  const char *stage;
+  const char *param;
+  const char *value;
+  const char *arg; /* the full --set argument, for messages */
+} set_override;
+
+/* Parses, loads plugins, checks params, ports, kinds, cycles. Every problem
+ * goes to d; returns NULL when any error was found. */
+pipeline *pipeline_load(const char *file, const set_override *sets, size_t n_sets, myelin_diag *d);
+void pipeline_free(pipeline *p);
+/* Runs a plugin's validate() for a stage outside any pipeline (the test
+ * harness), each input port assumed to carry its declared kinds. */
+int harness_validate(stage_def *st, char *err, size_t errlen);
+/* Stage indices in topological order (upstream first). */
+int pipeline_topo(const pipeline *p, size_t *order);
+
+/* ---- run ----------------------------------------------------------------- */
+typedef struct run_opts {
+  int stats;
+  int quiet;
+  int check_messages;
+  int progress; /* draw progress on stderr */
+} run_opts;
+
+typedef struct myelin_run myelin_run;
+/* Runs the pipeline to completion. Returns the CLI exit code (0, 1, 130). */
+int run_pipeline(pipeline *p, const run_opts *o);
+/* Ask the current run to stop (first call) / abort (second call). Async-signal
+ * safe: only sets flags and writes to a pipe. */
+void run_request_stop(void);
+
+/* ---- shared helpers ------------------------------------------------------ */
+char *xstrdup(const char *s);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+uint64_t now_ns(void);
+
+#endif

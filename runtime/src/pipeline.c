@@ -1,0 +1,605 @@
+/*
+ * pipeline.c — pipeline files: YAML in, a checked stage graph out.
+ *
+ * The whole file is loaded as a libyaml document so every node keeps its
+ * line and column. Checking never stops at the first problem: each one is
+ * added to a diagnostics list as "FILE:LINE:COL: error: ..." pointing at the
+ * offending node, and the caller prints them all. The checks, in order:
+ * YAML syntax; top-level and stage keys; unique ids; plugins found and
+ * loadable (ABI gate); params known (with a "did you mean"), typed and in
+ * range, required ones present; --set overrides; inputs resolved to an
+ * upstream stage and port; no cycles; port kinds compatible along every
+ * edge; finally each plugin's own validate(), which may narrow the kinds its
+ * outputs carry for the stages downstream.
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "internal.h"
+
+typedef struct ctx {
+  const char *file;
+  yaml_document_t *doc;
+  myelin_diag *d;
+  pipeline *p;
+} ctx;
+
+#define LINE(n) ((int)(n)->start_mark.line + 1)
+#define COL(n) ((int)(n)->start_mark.column + 1)
+
+static yaml_node_t *node_at(ctx *c, yaml_node_item_t id) { return yaml_document_get_node(c->doc, id); }
+
+static const char *scalar(yaml_node_t *n) {
+  return (n && n->type == YAML_SCALAR_NODE) ? (const char *)n->data.scalar.value : NULL;
+}
+
+static void err_at(ctx *c, yaml_node_t *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void err_at(ctx *c, yaml_node_t *n, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  diag_vadd(c->d, c->file, n ? LINE(n) : 0, n ? COL(n) : 0, fmt, ap);
+  va_end(ap);
+}
+
+/* Expands ${VAR} in a scalar; reports at the node when a variable is unset. */
+static char *scalar_expanded(ctx *c, yaml_node_t *n, const char *what) {
+  const char *s = scalar(n);
+  if (!s) {
+    err_at(c, n, "%s must be a plain value", what);
+    return NULL;
+  }
+  char *bad = NULL;
+  char *r = expand_env(s, &bad);
+  if (!r) {
+    err_at(c, n, "environment variable '%s' is not set (use ${%s:-default})", bad, bad);
+    free(bad);
+  }
+  return r;
+}
+
+/* ---- stage parsing ------------------------------------------------------- */
+typedef struct raw_stage {
+  yaml_node_t *node, *id, *plugin, *inputs, *params, *queue;
+} raw_stage;
+
+static void parse_stage_keys(ctx *c, yaml_node_t *sn, raw_stage *rs) {
+  memset(rs, 0, sizeof *rs);
+  rs->node = sn;
+  if (sn->type != YAML_MAPPING_NODE) {
+    err_at(c, sn, "a stage must be a mapping with id, plugin, inputs, params");
+    return;
+  }
+  for (yaml_node_pair_t *pr = sn->data.mapping.pairs.start; pr < sn->data.mapping.pairs.top; pr++) {
+    yaml_node_t *k = node_at(c, pr->key), *v = node_at(c, pr->value);
+    const char *key = scalar(k);
+    if (!key) {
+      err_at(c, k, "stage keys must be plain names");
+      continue;
+    }
+    if (!strcmp(key, "id")) rs->id = v;
+    else if (!strcmp(key, "plugin")) rs->plugin = v;
+    else if (!strcmp(key, "inputs")) rs->inputs = v;
+    else if (!strcmp(key, "params")) rs->params = v;
+    else if (!strcmp(key, "queue")) rs->queue = v;
+    else
+      err_at(c, k, "unknown stage key '%s' (expected id, plugin, inputs, params, queue)", key);
+  }
+  if (!rs->id) err_at(c, sn, "stage has no 'id'");
+  if (!rs->plugin) err_at(c, sn, "stage has no 'plugin'");
+}
+
+static void parse_queue(ctx *c, stage_def *st, yaml_node_t *q) {
+  st->queue_capacity = 0;
+  st->queue_bytes = 0;
+  if (!q) return;
+  if (q->type != YAML_MAPPING_NODE) {
+    err_at(c, q, "queue must be a mapping {capacity: N, bytes: N}");
+    return;
+  }
+  for (yaml_node_pair_t *pr = q->data.mapping.pairs.start; pr < q->data.mapping.pairs.top; pr++) {
+    yaml_node_t *k = node_at(c, pr->key), *v = node_at(c, pr->value);
+    const char *key = scalar(k);
+    char *val = scalar_expanded(c, v, "queue value");
+    if (!key || !val) {
+      free(val);
+      continue;
+    }
+    char *end;
+    long long x = strtoll(val, &end, 10);
+    if (*end || x < 1) err_at(c, v, "queue %s must be a positive integer, got '%s'", key, val);
+    else if (!strcmp(key, "capacity")) st->queue_capacity = (size_t)x;
+    else if (!strcmp(key, "bytes")) st->queue_bytes = (size_t)x;
+    else err_at(c, k, "unknown queue key '%s' (expected capacity, bytes)", key);
+    free(val);
+  }
+}
+
+static void parse_params(ctx *c, stage_def *st, yaml_node_t *pn) {
+  if (!pn || !st->params) return;
+  st->params_line = LINE(pn);
+  st->params_col = COL(pn);
+  if (pn->type != YAML_MAPPING_NODE) {
+    if (!(pn->type == YAML_SCALAR_NODE && pn->data.scalar.length == 0))
+      err_at(c, pn, "params must be a mapping");
+    return;
+  }
+  for (yaml_node_pair_t *pr = pn->data.mapping.pairs.start; pr < pn->data.mapping.pairs.top; pr++) {
+    yaml_node_t *k = node_at(c, pr->key), *v = node_at(c, pr->value);
+    const char *key = scalar(k);
+    if (!key) {
+      err_at(c, k, "param names must be plain names");
+      continue;
+    }
+    int idx = params_find(st->params, key);
+    if (idx < 0) {
+      const char *sug = params_suggest(st->lib.desc->params, key);
+      if (sug)
+        err_at(c, k, "unknown param '%s' for plugin '%s'; did you mean '%s'?", key, st->plugin, sug);
+      else
+        err_at(c, k, "unknown param '%s' for plugin '%s' (see `myelin inspect %s`)", key,
+               st->plugin, st->plugin);
+      continue;
+    }
+    params_set_node(st->params, idx, c->doc, v, c->d, c->file);
+  }
+}
+
+/* Resolves "id" or "id.port" to a stage and output port. */
+static int resolve_ref(ctx *c, yaml_node_t *n, const char *ref, int *from, int *from_port) {
+  pipeline *p = c->p;
+  for (size_t i = 0; i < p->n; i++)
+    if (p->stages[i].id && !strcmp(p->stages[i].id, ref)) {
+      *from = (int)i;
+      const stage_def *u = &p->stages[i];
+      size_t nout = u->lib.desc ? port_count(u->lib.desc->outputs) : 0;
+      if (!u->lib.desc) return -1; /* already reported */
+      if (nout == 0) {
+        err_at(c, n, "input '%s': stage '%s' (%s) has no outputs", ref, u->id, u->plugin);
+        return -1;
+      }
+      if (nout > 1) {
+        err_at(c, n, "input '%s': stage '%s' has several outputs; name one as %s.PORT (one of:%s%s%s%s)",
+               ref, u->id, u->id, nout > 0 ? " " : "", u->lib.desc->outputs[0].name,
+               nout > 1 ? ", " : "", nout > 1 ? u->lib.desc->outputs[1].name : "");
+        return -1;
+      }
+      *from_port = 0;
+      return 0;
+    }
+  const char *dot = strrchr(ref, '.');
+  if (dot) {
+    char *id = strndup(ref, (size_t)(dot - ref));
+    for (size_t i = 0; i < p->n; i++)
+      if (p->stages[i].id && !strcmp(p->stages[i].id, id)) {
+        free(id);
+        const stage_def *u = &p->stages[i];
+        if (!u->lib.desc) return -1;
+        int port = port_index(u->lib.desc->outputs, dot + 1);
+        if (port < 0) {
+          err_at(c, n, "input '%s': stage '%s' (%s) has no output port '%s'", ref, u->id,
+                 u->plugin, dot + 1);
+          return -1;
+        }
+        *from = (int)i;
+        *from_port = port;
+        return 0;
+      }
+    free(id);
+  }
+  err_at(c, n, "input '%s' names no stage of this pipeline", ref);
+  return -1;
+}
+
+static void add_input(stage_def *st, int port, int from, int from_port, yaml_node_t *n) {
+  st->inputs = realloc(st->inputs, (st->n_inputs + 1) * sizeof *st->inputs);
+  if (!st->inputs) abort();
+  st->inputs[st->n_inputs++] = (input_ref){port, from, from_port, LINE(n), COL(n)};
+}
+
+static void parse_input_list(ctx *c, stage_def *st, int port, yaml_node_t *list) {
+  yaml_node_t *single[1] = {list};
+  yaml_node_t **items = single;
+  size_t n = 1;
+  if (list->type == YAML_SEQUENCE_NODE) {
+    n = (size_t)(list->data.sequence.items.top - list->data.sequence.items.start);
+    items = malloc((n ? n : 1) * sizeof *items);
+    if (!items) abort();
+    for (size_t i = 0; i < n; i++) items[i] = node_at(c, list->data.sequence.items.start[i]);
+  }
+  for (size_t i = 0; i < n; i++) {
+    char *ref = scalar_expanded(c, items[i], "an input");
+    int from, fp;
+    if (ref && resolve_ref(c, items[i], ref, &from, &fp) == 0)
+      add_input(st, port, from, fp, items[i]);
+    free(ref);
+  }
+  if (items != single) free(items);
+}
+
+static void parse_inputs(ctx *c, stage_def *st, yaml_node_t *in) {
+  if (!st->lib.desc) return;
+  size_t nin = port_count(st->lib.desc->inputs);
+  if (!in) return;
+  if (nin == 0) {
+    err_at(c, in, "plugin '%s' is a source and takes no inputs", st->plugin);
+    return;
+  }
+  if (in->type == YAML_MAPPING_NODE) {
+    for (yaml_node_pair_t *pr = in->data.mapping.pairs.start; pr < in->data.mapping.pairs.top; pr++) {
+      yaml_node_t *k = node_at(c, pr->key), *v = node_at(c, pr->value);
+      const char *pname = scalar(k);
+      int port = pname ? port_index(st->lib.desc->inputs, pname) : -1;
+      if (port < 0) {
+        err_at(c, k, "plugin '%s' has no input port '%s'", st->plugin, pname ? pname : "?");
+        continue;
+      }
+      parse_input_list(c, st, port, v);
+    }
+  } else if (nin > 1) {
+    err_at(c, in,
+           "plugin '%s' has %zu input ports: write inputs as a map, e.g. {%s: [...], %s: [...]}",
+           st->plugin, nin, st->lib.desc->inputs[0].name, st->lib.desc->inputs[1].name);
+  } else {
+    parse_input_list(c, st, 0, in);
+  }
+}
+
+/* ---- validation context (public API for plugins' validate) --------------- */
+struct myelin_validate_ctx {
+  ctx *c;
+  stage_def *st;
+  char **in_kinds; /* per input port */
+  int failed;
+};
+
+const char *myelin_validate_input_kinds(const myelin_validate_ctx *v, const char *port) {
+  int i = port_index(v->st->lib.desc->inputs, port);
+  return i < 0 ? NULL : v->in_kinds[i];
+}
+
+void myelin_validate_set_output_kinds(myelin_validate_ctx *v, const char *port, const char *kinds) {
+  int i = port_index(v->st->lib.desc->outputs, port);
+  if (i < 0) return;
+  free(v->st->out_kinds[i]);
+  v->st->out_kinds[i] = xstrdup(kinds);
+}
+
+int myelin_validate_error(myelin_validate_ctx *v, const char *param, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  int line = v->st->line, col = v->st->col;
+  int idx = param ? params_find(v->st->params, param) : -1;
+  if (idx >= 0 && v->st->params->v[idx].line > 0) {
+    line = v->st->params->v[idx].line;
+    col = v->st->params->v[idx].col;
+  }
+  diag_add(v->c->d, v->c->file, line, col, "stage '%s' (%s): %s%s%s", v->st->id, v->st->plugin,
+           param ? "param '" : "", param ? param : "", param ? "': " : "");
+  /* append msg to the line just added */
+  char **last = &v->c->d->lines[v->c->d->n - 1];
+  char *joined = xasprintf("%s%s", *last, msg);
+  free(*last);
+  *last = joined;
+  v->failed = 1;
+  return MYELIN_EINVAL;
+}
+
+static char *join_kinds(char *acc, const char *k) {
+  if (!k) return acc;
+  if (!acc) return xstrdup(k);
+  char *r = xasprintf("%s|%s", acc, k);
+  free(acc);
+  return r;
+}
+
+/* Port kinds along every edge, then the plugin's validate(). */
+static void check_stage(ctx *c, stage_def *st) {
+  const myelin_plugin_desc *d = st->lib.desc;
+  size_t nin = port_count(d->inputs);
+  myelin_validate_ctx v = {c, st, calloc(nin ? nin : 1, sizeof(char *)), 0};
+  if (!v.in_kinds) abort();
+  for (size_t i = 0; i < st->n_inputs; i++) {
+    input_ref *r = &st->inputs[i];
+    stage_def *u = &c->p->stages[r->from];
+    const char *have = u->out_kinds[r->from_port];
+    const char *want = d->inputs[r->port].kinds;
+    if (!kinds_compatible(have, want))
+      diag_add(c->d, c->file, r->line, r->col,
+               "port kind mismatch: input '%s' of stage '%s' (%s) takes %s, but '%s.%s' emits %s",
+               d->inputs[r->port].name, st->id, st->plugin, want, u->id,
+               u->lib.desc->outputs[r->from_port].name, have);
+    v.in_kinds[r->port] = join_kinds(v.in_kinds[r->port], have);
+  }
+  for (size_t i = 0; i < nin; i++)
+    if (!v.in_kinds[i] && !d->inputs[i].optional)
+      diag_add(c->d, c->file, st->line, st->col, "stage '%s' (%s): required input '%s' is not connected",
+               st->id, st->plugin, d->inputs[i].name);
+  if (d->validate) {
+    int rc = d->validate(st->params, &v);
+    if (rc < 0 && !v.failed)
+      diag_add(c->d, c->file, st->line, st->col, "stage '%s' (%s): invalid configuration (%s)",
+               st->id, st->plugin, myelin_strerror(rc));
+  }
+  for (size_t i = 0; i < nin; i++) free(v.in_kinds[i]);
+  free(v.in_kinds);
+}
+
+int harness_validate(stage_def *st, char *err, size_t errlen) {
+  myelin_diag d = {0};
+  ctx c = {"params", NULL, &d, NULL};
+  size_t nin = port_count(st->lib.desc->inputs);
+  myelin_validate_ctx v = {&c, st, calloc(nin ? nin : 1, sizeof(char *)), 0};
+  if (!v.in_kinds) abort();
+  for (size_t i = 0; i < nin; i++) v.in_kinds[i] = xstrdup(st->lib.desc->inputs[i].kinds);
+  int rc = st->lib.desc->validate(st->params, &v);
+  if (rc < 0 && !v.failed) diag_add(&d, "params", 0, 0, "invalid configuration (%s)", myelin_strerror(rc));
+  size_t off = 0;
+  for (size_t i = 0; i < d.n && off < errlen; i++)
+    off += (size_t)snprintf(err + off, errlen - off, "%s%s", i ? "\n" : "", d.lines[i]);
+  rc = d.n ? MYELIN_EINVAL : 0;
+  for (size_t i = 0; i < nin; i++) free(v.in_kinds[i]);
+  free(v.in_kinds);
+  diag_free(&d);
+  return rc;
+}
+
+int pipeline_topo(const pipeline *p, size_t *order) {
+  size_t n = p->n, k = 0;
+  size_t *indeg = calloc(n ? n : 1, sizeof *indeg);
+  if (!indeg) abort();
+  for (size_t i = 0; i < n; i++) indeg[i] = p->stages[i].n_inputs;
+  int *done = calloc(n ? n : 1, sizeof *done);
+  if (!done) abort();
+  for (int progress = 1; progress;) {
+    progress = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (done[i] || indeg[i]) continue;
+      done[i] = 1;
+      order[k++] = i;
+      progress = 1;
+      for (size_t j = 0; j < n; j++)
+        for (size_t e = 0; e < p->stages[j].n_inputs; e++)
+          if (p->stages[j].inputs[e].from == (int)i) indeg[j]--;
+    }
+  }
+  free(indeg);
+  free(done);
+  return k == n ? 0 : -1;
+}
+
+static void load_plugin(ctx *c, stage_def *st, yaml_node_t *pn) {
+  char path[PATH_MAX], err[2048];
+  if (plugin_find(st->plugin, c->p->plugin_path, c->p->n_plugin_path, path, sizeof path, err,
+                  sizeof err)) {
+    err_at(c, pn, "%s", err);
+    return;
+  }
+  if (plugin_open(path, &st->lib, err, sizeof err)) {
+    err_at(c, pn, "%s", err);
+    return;
+  }
+  myelin_diag dd = {0};
+  st->params = params_new(st->lib.desc->params, &dd, st->lib.path);
+  for (size_t i = 0; i < dd.n; i++) err_at(c, pn, "bad plugin table: %s", dd.lines[i]);
+  diag_free(&dd);
+  size_t nout = port_count(st->lib.desc->outputs);
+  st->out_kinds = calloc(nout ? nout : 1, sizeof(char *));
+  if (!st->out_kinds) abort();
+  for (size_t i = 0; i < nout; i++) st->out_kinds[i] = xstrdup(st->lib.desc->outputs[i].kinds);
+}
+
+static void parse_top(ctx *c, yaml_node_t *root, yaml_node_t **stages_node) {
+  pipeline *p = c->p;
+  for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top; pr++) {
+    yaml_node_t *k = node_at(c, pr->key), *v = node_at(c, pr->value);
+    const char *key = scalar(k);
+    if (!key) {
+      err_at(c, k, "top-level keys must be plain names");
+    } else if (!strcmp(key, "name")) {
+      p->name = scalar_expanded(c, v, "name");
+    } else if (!strcmp(key, "description")) {
+      p->description = scalar_expanded(c, v, "description");
+    } else if (!strcmp(key, "stages")) {
+      *stages_node = v;
+    } else if (!strcmp(key, "plugin_path")) {
+      yaml_node_t *one[1] = {v};
+      size_t n = 1;
+      yaml_node_item_t *ids = NULL;
+      if (v->type == YAML_SEQUENCE_NODE) {
+        ids = v->data.sequence.items.start;
+        n = (size_t)(v->data.sequence.items.top - ids);
+      }
+      p->plugin_path = calloc(n ? n : 1, sizeof(char *));
+      if (!p->plugin_path) abort();
+      for (size_t i = 0; i < n; i++) {
+        yaml_node_t *it = ids ? node_at(c, ids[i]) : one[0];
+        char *dir = scalar_expanded(c, it, "plugin_path entry");
+        if (!dir) continue;
+        p->plugin_path[p->n_plugin_path++] =
+            dir[0] == '/' ? dir : xasprintf("%s/%s", p->dir, dir);
+        if (dir[0] != '/') free(dir);
+      }
+    } else {
+      err_at(c, k, "unknown top-level key '%s' (expected name, description, plugin_path, stages)", key);
+    }
+  }
+}
+
+static void apply_sets(ctx *c, const set_override *sets, size_t n_sets) {
+  for (size_t i = 0; i < n_sets; i++) {
+    const set_override *s = &sets[i];
+    char where[512];
+    snprintf(where, sizeof where, "--set %s", s->arg);
+    stage_def *st = NULL;
+    for (size_t j = 0; j < c->p->n; j++)
+      if (c->p->stages[j].id && !strcmp(c->p->stages[j].id, s->stage)) st = &c->p->stages[j];
+    if (!st) {
+      diag_add(c->d, where, 0, 0, "no stage '%s' in %s", s->stage, c->file);
+      continue;
+    }
+    if (!st->params) continue; /* plugin failed to load: already reported */
+    int idx = params_find(st->params, s->param);
+    if (idx < 0) {
+      const char *sug = params_suggest(st->lib.desc->params, s->param);
+      diag_add(c->d, where, 0, 0, "unknown param '%s' for plugin '%s'%s%s%s", s->param, st->plugin,
+               sug ? "; did you mean '" : "", sug ? sug : "", sug ? "'?" : "");
+      continue;
+    }
+    if (params_set_text(st->params, idx, s->value, c->d, where) == 0) st->params->v[idx].is_set = 1;
+  }
+}
+
+pipeline *pipeline_load(const char *file, const set_override *sets, size_t n_sets, myelin_diag *d) {
+  FILE *fp = fopen(file, "rb");
+  if (!fp) {
+    diag_add(d, file, 0, 0, "cannot open pipeline file: %s", strerror(errno));
+    return NULL;
+  }
+  pipeline *p = calloc(1, sizeof *p);
+  if (!p) abort();
+  p->file = xstrdup(file);
+  char tmp[PATH_MAX];
+  snprintf(tmp, sizeof tmp, "%s", file);
+  p->dir = xstrdup(dirname(tmp));
+  yaml_parser_t parser;
+  yaml_document_t doc;
+  yaml_parser_initialize(&parser);
+  yaml_parser_set_input_file(&parser, fp);
+  size_t before = d->n;
+  if (!yaml_parser_load(&parser, &doc)) {
+    yaml_mark_t m = parser.problem_mark;
+    diag_add(d, file, (int)m.line + 1, (int)m.column + 1, "YAML syntax: %s%s%s",
+             parser.problem ? parser.problem : "invalid YAML", parser.context ? " " : "",
+             parser.context ? parser.context : "");
+    yaml_parser_delete(&parser);
+    fclose(fp);
+    pipeline_free(p);
+    return NULL;
+  }
+  yaml_parser_delete(&parser);
+  fclose(fp);
+  ctx c = {file, &doc, d, p};
+  yaml_node_t *root = yaml_document_get_root_node(&doc);
+  yaml_node_t *stages = NULL;
+  if (!root || root->type != YAML_MAPPING_NODE) {
+    diag_add(d, file, root ? LINE(root) : 1, root ? COL(root) : 1,
+             "a pipeline file is a mapping with name and stages");
+  } else {
+    parse_top(&c, root, &stages);
+    if (!stages) err_at(&c, root, "no 'stages' list");
+  }
+  if (stages && stages->type != YAML_SEQUENCE_NODE) {
+    err_at(&c, stages, "'stages' must be a list");
+    stages = NULL;
+  }
+  raw_stage *raw = NULL;
+  if (stages) {
+    p->n = (size_t)(stages->data.sequence.items.top - stages->data.sequence.items.start);
+    p->stages = calloc(p->n ? p->n : 1, sizeof *p->stages);
+    raw = calloc(p->n ? p->n : 1, sizeof *raw);
+    if (!p->stages || !raw) abort();
+    if (p->n == 0) err_at(&c, stages, "the pipeline has no stages");
+    for (size_t i = 0; i < p->n; i++) {
+      yaml_node_t *sn = node_at(&c, stages->data.sequence.items.start[i]);
+      stage_def *st = &p->stages[i];
+      st->line = LINE(sn);
+      st->col = COL(sn);
+      parse_stage_keys(&c, sn, &raw[i]);
+      if (raw[i].id) {
+        st->id = scalar_expanded(&c, raw[i].id, "id");
+        for (size_t j = 0; st->id && j < i; j++)
+          if (p->stages[j].id && !strcmp(p->stages[j].id, st->id))
+            err_at(&c, raw[i].id, "duplicate stage id '%s' (first at line %d)", st->id,
+                   p->stages[j].line);
+      }
+      if (raw[i].plugin) {
+        st->plugin = scalar_expanded(&c, raw[i].plugin, "plugin");
+        if (st->plugin) load_plugin(&c, st, raw[i].plugin);
+      }
+      parse_queue(&c, st, raw[i].queue);
+      if (st->params) {
+        parse_params(&c, st, raw[i].params);
+      }
+    }
+    for (size_t i = 0; i < p->n; i++) parse_inputs(&c, &p->stages[i], raw[i].inputs);
+  }
+  apply_sets(&c, sets, n_sets);
+  /* required params */
+  for (size_t i = 0; i < p->n; i++) {
+    stage_def *st = &p->stages[i];
+    for (size_t j = 0; st->params && j < st->params->n; j++)
+      if (!st->params->defs[j].def && !st->params->v[j].is_set)
+        diag_add(d, file, st->line, st->col, "stage '%s' (%s): required param '%s' is missing",
+                 st->id ? st->id : "?", st->plugin, st->params->defs[j].name);
+  }
+  if (d->n == before && p->n) {
+    size_t *order = malloc(p->n * sizeof *order);
+    if (!order) abort();
+    if (pipeline_topo(p, order)) {
+      /* stages that cannot be placed are on, or downstream of, a cycle */
+      size_t k = 0;
+      int *placed = calloc(p->n, sizeof *placed);
+      if (!placed) abort();
+      size_t *indeg = calloc(p->n, sizeof *indeg);
+      for (size_t i = 0; i < p->n; i++) indeg[i] = p->stages[i].n_inputs;
+      for (int prog = 1; prog;) {
+        prog = 0;
+        for (size_t i = 0; i < p->n; i++) {
+          if (placed[i] || indeg[i]) continue;
+          placed[i] = 1, prog = 1, k++;
+          for (size_t j = 0; j < p->n; j++)
+            for (size_t e = 0; e < p->stages[j].n_inputs; e++)
+              if (p->stages[j].inputs[e].from == (int)i) indeg[j]--;
+        }
+      }
+      for (size_t i = 0; i < p->n; i++)
+        if (!placed[i])
+          diag_add(d, file, p->stages[i].line, p->stages[i].col,
+                   "stage '%s' is part of (or downstream of) a cycle of inputs", p->stages[i].id);
+      free(placed);
+      free(indeg);
+    } else {
+      for (size_t i = 0; i < p->n; i++) check_stage(&c, &p->stages[order[i]]);
+    }
+    free(order);
+  }
+  free(raw);
+  yaml_document_delete(&doc);
+  if (d->n > before) {
+    pipeline_free(p);
+    return NULL;
+  }
+  return p;
+}
+
+void pipeline_free(pipeline *p) {
+  if (!p) return;
+  for (size_t i = 0; i < p->n; i++) {
+    stage_def *st = &p->stages[i];
+    size_t nout = st->lib.desc ? port_count(st->lib.desc->outputs) : 0;
+    for (size_t j = 0; st->out_kinds && j < nout; j++) free(st->out_kinds[j]);
+    free(st->out_kinds);
+    params_free(st->params);
+    plugin_close(&st->lib);
+    free(st->inputs);
+    free(st->id);
+    free(st->plugin);
+  }
+  for (size_t i = 0; i < p->n_plugin_path; i++) free(p->plugin_path[i]);
+  free(p->plugin_path);
+  free(p->stages);
+  free(p->file);
+  free(p->dir);
+  free(p->name);
+  free(p->description);
+  free(p);
+}

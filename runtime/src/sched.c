@@ -1,0 +1,742 @@
+/*
+ * sched.c — running a checked pipeline: threads, queues, end of stream.
+ *
+ * Every stage runs on its own thread. A stage owns one inbox: a bounded ring
+ * of (input port, message) items shared by all its upstream edges, so order
+ * is preserved per edge and fan-in interleaves in arrival order. Producers
+ * block while the inbox is full (by count or by bytes): a slow stage slows
+ * its producers and memory stays bounded. Consumers take items in batches
+ * under one lock, and spin briefly (yielding the core) before sleeping, so a
+ * busy pipeline on few cores moves many messages per context switch.
+ *
+ * Fan-out sends the same immutable message to every downstream inbox, each
+ * holding a reference: no copy. End of stream is an item with a NULL
+ * message; a stage flushes once every upstream edge has sent it, then sends
+ * it on. The run ends when every stage thread has returned.
+ *
+ * Stopping: the first SIGINT/SIGTERM sets `stopping`: synchronous sources see
+ * host->stopping() and return; loop sources get their stop() callback on
+ * their own loop through a uv_async; everything queued drains and sinks
+ * flush (exit 130). An error in any stage, or a second signal, sets
+ * `aborting`: every blocked push/pop returns at once, no stage flushes, and
+ * fini() discards temporary files (exit 1, or 130).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "internal.h"
+#if __has_include("schema.h")
+#include "schema.h"
+#define HAVE_SCHEMAS 1
+#else /* the schema module is landing separately */
+typedef struct myelin_schemas myelin_schemas;
+#define HAVE_SCHEMAS 0
+#endif
+
+#define DEFAULT_CAPACITY 512
+#define DEFAULT_BYTES ((size_t)128 << 20)
+#define BATCH 256
+#define MAX_TIMERS 8
+#define MAX_COUNTERS 16
+
+typedef struct item {
+  myelin_msg *msg; /* NULL = end of stream on this edge */
+  int port;
+} item;
+
+typedef struct inbox {
+  pthread_mutex_t mu;
+  pthread_cond_t not_empty, not_full;
+  item *ring;
+  size_t cap, head, count;
+  size_t bytes, max_bytes;
+  _Atomic size_t acount; /* count, readable without the lock (spinning) */
+  size_t hiwater;
+  int consumer_waiting, producers_waiting;
+} inbox;
+
+typedef struct edge {
+  struct rstage *dst;
+  int dst_port;
+} edge;
+
+typedef struct outport {
+  edge *edges;
+  size_t n;
+} outport;
+
+typedef struct timer {
+  int active;
+  uint64_t next_ns, repeat_ns;
+  myelin_timer_cb cb;
+  uv_timer_t *uvt;
+} timer;
+
+typedef struct counter {
+  char name[48];
+  _Atomic int64_t value;
+} counter;
+
+typedef struct rstage {
+  struct myelin_run *run;
+  stage_def *def;
+  const myelin_plugin_desc *desc;
+  void *state;
+  int inited;
+  pthread_t thread;
+  int started;
+  inbox in;
+  outport *outs;
+  size_t n_outs;
+  size_t n_upstream, eos_seen;
+  uv_loop_t *loop;
+  uv_async_t *stop_async;
+  timer timers[MAX_TIMERS];
+  counter counters[MAX_COUNTERS];
+  _Atomic size_t n_counters;
+  _Atomic uint64_t msgs_in, bytes_in, msgs_out, bytes_out, busy_ns;
+  uint64_t t_start, t_end;
+  char *error;
+  pthread_mutex_t err_mu;
+} rstage;
+
+struct myelin_run {
+  pipeline *p;
+  run_opts o;
+  rstage *st;
+  size_t n;
+  _Atomic int stopping, aborting, failed;
+  myelin_schemas *schemas;
+  _Atomic int live_threads;
+};
+
+/* ---- inbox --------------------------------------------------------------- */
+static int inbox_init(inbox *q, size_t cap, size_t max_bytes) {
+  memset(q, 0, sizeof *q);
+  q->cap = cap;
+  q->max_bytes = max_bytes;
+  q->ring = calloc(cap, sizeof *q->ring);
+  if (!q->ring) return MYELIN_ENOMEM;
+  pthread_mutex_init(&q->mu, NULL);
+  pthread_cond_init(&q->not_empty, NULL);
+  pthread_cond_init(&q->not_full, NULL);
+  return 0;
+}
+
+static void inbox_destroy(inbox *q) {
+  for (size_t i = 0; i < q->count; i++) myelin_msg_unref(q->ring[(q->head + i) % q->cap].msg);
+  free(q->ring);
+  pthread_mutex_destroy(&q->mu);
+  pthread_cond_destroy(&q->not_empty);
+  pthread_cond_destroy(&q->not_full);
+}
+
+static size_t msg_len(const myelin_msg *m) {
+  size_t len = 0;
+  if (m) myelin_msg_bytes(m, &len);
+  return len;
+}
+
+/* Blocks while full; returns MYELIN_ESTOP when the run aborts. */
+static int inbox_push(struct myelin_run *run, inbox *q, myelin_msg *m, int port) {
+  size_t len = msg_len(m);
+  pthread_mutex_lock(&q->mu);
+  while ((q->count == q->cap || (q->count > 0 && q->bytes + len > q->max_bytes)) &&
+         !atomic_load(&run->aborting)) {
+    q->producers_waiting++;
+    pthread_cond_wait(&q->not_full, &q->mu);
+    q->producers_waiting--;
+  }
+  if (atomic_load(&run->aborting)) {
+    pthread_mutex_unlock(&q->mu);
+    myelin_msg_unref(m);
+    return MYELIN_ESTOP;
+  }
+  q->ring[(q->head + q->count) % q->cap] = (item){m, port};
+  q->count++;
+  q->bytes += len;
+  atomic_store_explicit(&q->acount, q->count, memory_order_release);
+  if (q->count > q->hiwater) q->hiwater = q->count;
+  if (q->consumer_waiting) pthread_cond_signal(&q->not_empty);
+  pthread_mutex_unlock(&q->mu);
+  return 0;
+}
+
+/* Takes up to max items; waits until at least one (or the deadline, or
+ * abort). Returns the number taken, or -1 on abort. */
+static int inbox_pop(struct myelin_run *run, inbox *q, item *out, size_t max, uint64_t deadline_ns) {
+  /* brief spin: give producers the core instead of sleeping right away */
+  for (int spin = 0; spin < 64 && atomic_load_explicit(&q->acount, memory_order_acquire) == 0 &&
+                     !atomic_load(&run->aborting);
+       spin++)
+    sched_yield();
+  pthread_mutex_lock(&q->mu);
+  while (q->count == 0 && !atomic_load(&run->aborting)) {
+    q->consumer_waiting = 1;
+    if (deadline_ns) {
+      struct timespec ts;
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+      if (now >= deadline_ns) {
+        q->consumer_waiting = 0;
+        pthread_mutex_unlock(&q->mu);
+        return 0;
+      }
+      struct timespec abs;
+      clock_gettime(CLOCK_REALTIME, &abs);
+      uint64_t wait = deadline_ns - now;
+      abs.tv_sec += (time_t)(wait / 1000000000ull);
+      abs.tv_nsec += (long)(wait % 1000000000ull);
+      if (abs.tv_nsec >= 1000000000L) abs.tv_sec++, abs.tv_nsec -= 1000000000L;
+      pthread_cond_timedwait(&q->not_empty, &q->mu, &abs);
+    } else {
+      pthread_cond_wait(&q->not_empty, &q->mu);
+    }
+    q->consumer_waiting = 0;
+  }
+  if (atomic_load(&run->aborting)) {
+    pthread_mutex_unlock(&q->mu);
+    return -1;
+  }
+  size_t n = q->count < max ? q->count : max;
+  for (size_t i = 0; i < n; i++) {
+    out[i] = q->ring[q->head];
+    q->bytes -= msg_len(out[i].msg);
+    q->head = (q->head + 1) % q->cap;
+  }
+  q->count -= n;
+  atomic_store_explicit(&q->acount, q->count, memory_order_release);
+  if (q->producers_waiting) pthread_cond_broadcast(&q->not_full);
+  pthread_mutex_unlock(&q->mu);
+  return (int)n;
+}
+
+static void inbox_wake_all(inbox *q) {
+  pthread_mutex_lock(&q->mu);
+  pthread_cond_broadcast(&q->not_empty);
+  pthread_cond_broadcast(&q->not_full);
+  pthread_mutex_unlock(&q->mu);
+}
+
+/* ---- failure and stop ---------------------------------------------------- */
+static void stop_async_cb(uv_async_t *a) {
+  rstage *s = a->data;
+  if (s->desc->stop) s->desc->stop(s->state);
+  else uv_stop(s->loop);
+}
+
+static void request_stop(struct myelin_run *run) {
+  atomic_store(&run->stopping, 1);
+  for (size_t i = 0; i < run->n; i++)
+    if (run->st[i].stop_async) uv_async_send(run->st[i].stop_async);
+}
+
+static void request_abort(struct myelin_run *run) {
+  atomic_store(&run->aborting, 1);
+  request_stop(run);
+  for (size_t i = 0; i < run->n; i++) inbox_wake_all(&run->st[i].in);
+}
+
+static void stage_fail(rstage *s, const char *msg) {
+  pthread_mutex_lock(&s->err_mu);
+  if (!s->error) s->error = xstrdup(msg);
+  pthread_mutex_unlock(&s->err_mu);
+  atomic_store(&s->run->failed, 1);
+  request_abort(s->run);
+}
+
+/* ---- host table ---------------------------------------------------------- */
+static int h_emit(myelin_stage *st, int port, myelin_msg *m) {
+  rstage *s = (rstage *)st;
+  if (!m) return MYELIN_EINVAL;
+  if (port < 0 || (size_t)port >= s->n_outs) {
+    myelin_msg_unref(m);
+    char buf[128];
+    snprintf(buf, sizeof buf, "emit on output port %d, but the plugin has %zu outputs", port, s->n_outs);
+    stage_fail(s, buf);
+    return MYELIN_EINVAL;
+  }
+  if (atomic_load(&s->run->aborting)) {
+    myelin_msg_unref(m);
+    return MYELIN_ESTOP;
+  }
+#if HAVE_SCHEMAS
+  if (s->run->o.check_messages && s->run->schemas) {
+    char err[512];
+    if (myelin_schemas_check(s->run->schemas, m, err, sizeof err)) {
+      char buf[700];
+      snprintf(buf, sizeof buf, "--check-messages: output '%s' emitted an invalid message: %s",
+               s->desc->outputs[port].name, err);
+      myelin_msg_unref(m);
+      stage_fail(s, buf);
+      return MYELIN_EINVAL;
+    }
+  }
+#endif
+  atomic_fetch_add_explicit(&s->msgs_out, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&s->bytes_out, msg_len(m), memory_order_relaxed);
+  outport *op = &s->outs[port];
+  if (op->n == 0) {
+    myelin_msg_unref(m);
+    return 0;
+  }
+  for (size_t i = 0; i + 1 < op->n; i++) {
+    if (inbox_push(s->run, &op->edges[i].dst->in, myelin_msg_ref(m), op->edges[i].dst_port)) {
+      myelin_msg_unref(m);
+      return MYELIN_ESTOP;
+    }
+  }
+  return inbox_push(s->run, &op->edges[op->n - 1].dst->in, m, op->edges[op->n - 1].dst_port);
+}
+
+static const char *level_name(int level) {
+  return level >= MYELIN_LOG_ERROR ? "error" : level == MYELIN_LOG_WARN ? "warning"
+                                           : level == MYELIN_LOG_INFO ? "info" : "debug";
+}
+
+static void h_log(myelin_stage *st, int level, const char *fmt, ...) {
+  rstage *s = (rstage *)st;
+  if (level < MYELIN_LOG_INFO && !getenv("MYELIN_DEBUG")) return;
+  if (s->run->o.quiet && level < MYELIN_LOG_WARN) return;
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "%s: %s (%s): %s\n", level_name(level), s->def->id, s->def->plugin, msg);
+}
+
+static int h_error(myelin_stage *st, const char *fmt, ...) {
+  rstage *s = (rstage *)st;
+  char msg[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  pthread_mutex_lock(&s->err_mu);
+  free(s->error);
+  s->error = xstrdup(msg);
+  pthread_mutex_unlock(&s->err_mu);
+  return MYELIN_EINVAL;
+}
+
+static int h_stopping(myelin_stage *st) {
+  rstage *s = (rstage *)st;
+  return atomic_load(&s->run->stopping) || atomic_load(&s->run->aborting);
+}
+
+static uv_loop_t *h_loop(myelin_stage *st) {
+  rstage *s = (rstage *)st;
+  if (!s->loop) {
+    s->loop = malloc(sizeof *s->loop);
+    if (!s->loop || uv_loop_init(s->loop)) {
+      free(s->loop);
+      s->loop = NULL;
+    }
+  }
+  return s->loop;
+}
+
+static void uv_timer_fire(uv_timer_t *t) {
+  rstage *s = t->data;
+  for (int i = 0; i < MAX_TIMERS; i++)
+    if (s->timers[i].uvt == t && s->timers[i].active) {
+      if (!s->timers[i].repeat_ns) s->timers[i].active = 0;
+      s->timers[i].cb(s->state);
+    }
+}
+
+static int h_timer_start(myelin_stage *st, uint64_t timeout_ms, uint64_t repeat_ms, myelin_timer_cb cb) {
+  rstage *s = (rstage *)st;
+  for (int i = 0; i < MAX_TIMERS; i++) {
+    timer *t = &s->timers[i];
+    if (t->active) continue;
+    t->active = 1;
+    t->cb = cb;
+    t->repeat_ns = repeat_ms * 1000000ull;
+    t->next_ns = now_ns() + timeout_ms * 1000000ull;
+    if (!s->desc->inputs || !s->desc->inputs[0].name) { /* sources: on the loop */
+      uv_loop_t *loop = h_loop(st);
+      if (!loop) return MYELIN_ENOMEM;
+      if (!t->uvt) {
+        t->uvt = malloc(sizeof *t->uvt);
+        if (!t->uvt) return MYELIN_ENOMEM;
+        uv_timer_init(loop, t->uvt);
+        t->uvt->data = s;
+      }
+      uv_timer_start(t->uvt, uv_timer_fire, timeout_ms, repeat_ms);
+    }
+    return i;
+  }
+  return MYELIN_ERANGE;
+}
+
+static void h_timer_stop(myelin_stage *st, int id) {
+  rstage *s = (rstage *)st;
+  if (id < 0 || id >= MAX_TIMERS) return;
+  s->timers[id].active = 0;
+  if (s->timers[id].uvt) uv_timer_stop(s->timers[id].uvt);
+}
+
+static void h_counter_add(myelin_stage *st, const char *name, int64_t delta) {
+  rstage *s = (rstage *)st;
+  size_t n = atomic_load(&s->n_counters);
+  for (size_t i = 0; i < n; i++)
+    if (!strcmp(s->counters[i].name, name)) {
+      atomic_fetch_add(&s->counters[i].value, delta);
+      return;
+    }
+  if (n == MAX_COUNTERS) return;
+  snprintf(s->counters[n].name, sizeof s->counters[n].name, "%s", name);
+  atomic_store(&s->counters[n].value, delta);
+  atomic_store(&s->n_counters, n + 1);
+}
+
+static void *h_alloc(myelin_stage *st, size_t n) {
+  (void)st;
+  return malloc(n);
+}
+static void h_free(myelin_stage *st, void *p) {
+  (void)st;
+  free(p);
+}
+static const char *h_stage_id(myelin_stage *st) { return ((rstage *)st)->def->id; }
+static const char *h_pipeline_dir(myelin_stage *st) { return ((rstage *)st)->run->p->dir; }
+
+static const myelin_host host_table = {
+    .struct_size = sizeof(myelin_host),
+    .emit = h_emit,
+    .log = h_log,
+    .error = h_error,
+    .stopping = h_stopping,
+    .loop = h_loop,
+    .timer_start = h_timer_start,
+    .timer_stop = h_timer_stop,
+    .counter_add = h_counter_add,
+    .alloc = h_alloc,
+    .free = h_free,
+    .stage_id = h_stage_id,
+    .pipeline_dir = h_pipeline_dir,
+};
+
+/* ---- stage threads ------------------------------------------------------- */
+static const char *stage_error(rstage *s, int rc) {
+  return s->error ? s->error : myelin_strerror(rc);
+}
+
+static void fail_rc(rstage *s, const char *what, int rc) {
+  char buf[2300];
+  pthread_mutex_lock(&s->err_mu);
+  snprintf(buf, sizeof buf, "%s failed: %s", what, stage_error(s, rc));
+  pthread_mutex_unlock(&s->err_mu);
+  free(s->error);
+  s->error = NULL;
+  stage_fail(s, buf);
+}
+
+static uint64_t fire_due_timers(rstage *s) {
+  uint64_t now = now_ns(), next = 0;
+  for (int i = 0; i < MAX_TIMERS; i++) {
+    timer *t = &s->timers[i];
+    if (!t->active || t->uvt) continue;
+    if (t->next_ns <= now) {
+      if (t->repeat_ns) t->next_ns = now + t->repeat_ns;
+      else t->active = 0;
+      t->cb(s->state);
+    }
+    if (t->active && (!next || t->next_ns < next)) next = t->next_ns;
+  }
+  return next;
+}
+
+static void send_eos(rstage *s) {
+  for (size_t p = 0; p < s->n_outs; p++)
+    for (size_t e = 0; e < s->outs[p].n; e++)
+      inbox_push(s->run, &s->outs[p].edges[e].dst->in, NULL, s->outs[p].edges[e].dst_port);
+}
+
+static int run_source(rstage *s) {
+  uint64_t t0 = now_ns();
+  int rc = s->desc->start ? s->desc->start(s->state) : 0;
+  if (rc < 0) return fail_rc(s, "start", rc), rc;
+  if (s->loop) {
+    s->stop_async = malloc(sizeof *s->stop_async);
+    if (s->stop_async) {
+      uv_async_init(s->loop, s->stop_async, stop_async_cb);
+      s->stop_async->data = s;
+      uv_unref((uv_handle_t *)s->stop_async);
+      if (atomic_load(&s->run->stopping)) uv_async_send(s->stop_async);
+    }
+    uv_run(s->loop, UV_RUN_DEFAULT);
+  }
+  atomic_fetch_add(&s->busy_ns, now_ns() - t0);
+  return 0; /* an error reported without failing start (e.g. a corrupt file
+               tail) lets the stream end cleanly; the run still exits 1 */
+}
+
+static int run_consumer(rstage *s) {
+  item batch[BATCH];
+  while (s->eos_seen < s->n_upstream) {
+    uint64_t deadline = fire_due_timers(s);
+    int n = inbox_pop(s->run, &s->in, batch, BATCH, deadline);
+    if (n < 0) return MYELIN_ESTOP;
+    uint64_t t0 = now_ns();
+    for (int i = 0; i < n; i++) {
+      if (!batch[i].msg) {
+        s->eos_seen++;
+        continue;
+      }
+      int rc = 0;
+      if (!atomic_load(&s->run->aborting)) {
+        atomic_fetch_add_explicit(&s->msgs_in, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->bytes_in, msg_len(batch[i].msg), memory_order_relaxed);
+        rc = s->desc->process ? s->desc->process(s->state, batch[i].port, batch[i].msg) : 0;
+      }
+      myelin_msg_unref(batch[i].msg);
+      if (rc < 0) {
+        for (int j = i + 1; j < n; j++) myelin_msg_unref(batch[j].msg);
+        fail_rc(s, "process", rc);
+        return rc;
+      }
+    }
+    atomic_fetch_add_explicit(&s->busy_ns, now_ns() - t0, memory_order_relaxed);
+  }
+  return 0;
+}
+
+static void *stage_main(void *arg) {
+  rstage *s = arg;
+  s->t_start = now_ns();
+  int is_source = s->n_upstream == 0;
+  int rc = is_source ? run_source(s) : run_consumer(s);
+  if (rc == 0 && !atomic_load(&s->run->aborting) && s->desc->flush) {
+    uint64_t t0 = now_ns();
+    rc = s->desc->flush(s->state);
+    atomic_fetch_add(&s->busy_ns, now_ns() - t0);
+    if (rc < 0) fail_rc(s, "flush", rc);
+  }
+  if (s->loop) { /* let handles closed in flush/stop finish */
+    uv_run(s->loop, UV_RUN_NOWAIT);
+  }
+  s->t_end = now_ns();
+  send_eos(s);
+  atomic_fetch_sub(&s->run->live_threads, 1);
+  return NULL;
+}
+
+/* ---- setup, stats, teardown --------------------------------------------- */
+static void walk_close(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+static void free_loop(rstage *s) {
+  if (!s->loop) return;
+  uv_walk(s->loop, walk_close, NULL);
+  uv_run(s->loop, UV_RUN_DEFAULT);
+  uv_loop_close(s->loop);
+  free(s->loop);
+  s->loop = NULL;
+  free(s->stop_async);
+  for (int i = 0; i < MAX_TIMERS; i++) free(s->timers[i].uvt);
+}
+
+static void human_bytes(double b, char *buf, size_t n) {
+  const char *u[] = {"B", "KB", "MB", "GB", "TB"};
+  int i = 0;
+  while (b >= 1000 && i < 4) b /= 1000, i++;
+  snprintf(buf, n, "%.1f %s", b, u[i]);
+}
+
+static void print_stats(struct myelin_run *run, double wall) {
+  fprintf(stderr, "%-16s %-14s %12s %12s %10s %12s %7s %8s\n", "stage", "plugin", "msgs in",
+          "msgs out", "bytes out", "msgs/s", "queue", "busy");
+  for (size_t i = 0; i < run->n; i++) {
+    rstage *s = &run->st[i];
+    uint64_t in = atomic_load(&s->msgs_in), out = atomic_load(&s->msgs_out);
+    char bo[32];
+    human_bytes((double)atomic_load(&s->bytes_out), bo, sizeof bo);
+    double rate = wall > 0 ? (double)(in > out ? in : out) / wall : 0;
+    char q[32];
+    if (s->n_upstream) snprintf(q, sizeof q, "%zu/%zu", s->in.hiwater, s->in.cap);
+    else snprintf(q, sizeof q, "-");
+    fprintf(stderr, "%-16s %-14s %12" PRIu64 " %12" PRIu64 " %10s %12.0f %7s %7.1f%%\n", s->def->id,
+            s->def->plugin, in, out, bo, rate, q,
+            wall > 0 ? 100.0 * (double)atomic_load(&s->busy_ns) / 1e9 / wall : 0.0);
+    size_t nc = atomic_load(&s->n_counters);
+    for (size_t c = 0; c < nc; c++)
+      fprintf(stderr, "    %s.%s = %" PRId64 "\n", s->def->id, s->counters[c].name,
+              atomic_load(&s->counters[c].value));
+  }
+  fprintf(stderr, "wall time: %.3f s\n", wall);
+}
+
+static void draw_progress(struct myelin_run *run, double elapsed) {
+  char line[512];
+  size_t off = (size_t)snprintf(line, sizeof line, "\r[%6.1fs]", elapsed);
+  for (size_t i = 0; i < run->n && off < sizeof line - 40; i++) {
+    rstage *s = &run->st[i];
+    uint64_t c = s->n_upstream ? atomic_load(&s->msgs_in) : atomic_load(&s->msgs_out);
+    off += (size_t)snprintf(line + off, sizeof line - off, " %s:%" PRIu64, s->def->id, c);
+  }
+  fprintf(stderr, "%s\033[K", line);
+  fflush(stderr);
+}
+
+static struct myelin_run *current_run; /* for the signal path only */
+
+void run_request_stop(void) {
+  struct myelin_run *run = current_run;
+  if (!run) return;
+  if (atomic_load(&run->stopping)) request_abort(run);
+  else request_stop(run);
+}
+
+static __attribute__((unused)) const char *schema_dir(void) {
+  static char dir[4096];
+  const char *env = getenv("MYELIN_SCHEMA_DIR");
+  if (env && *env) return env;
+  snprintf(dir, sizeof dir, "%s/../../../share/myelin/schemas", plugin_install_dir());
+  if (access(dir, R_OK) == 0) return dir;
+  return MYELIN_SCHEMA_DIR_BUILD;
+}
+
+static int setup(struct myelin_run *run) {
+  pipeline *p = run->p;
+  run->n = p->n;
+  run->st = calloc(p->n, sizeof *run->st);
+  if (!run->st) return MYELIN_ENOMEM;
+  for (size_t i = 0; i < p->n; i++) {
+    rstage *s = &run->st[i];
+    s->run = run;
+    s->def = &p->stages[i];
+    s->desc = s->def->lib.desc;
+    pthread_mutex_init(&s->err_mu, NULL);
+    s->n_outs = port_count(s->desc->outputs);
+    s->outs = calloc(s->n_outs ? s->n_outs : 1, sizeof *s->outs);
+    if (!s->outs) return MYELIN_ENOMEM;
+    s->n_upstream = s->def->n_inputs;
+    size_t cap = s->def->queue_capacity ? s->def->queue_capacity : DEFAULT_CAPACITY;
+    size_t bytes = s->def->queue_bytes ? s->def->queue_bytes : DEFAULT_BYTES;
+    if (inbox_init(&s->in, cap, bytes)) return MYELIN_ENOMEM;
+  }
+  for (size_t i = 0; i < p->n; i++)
+    for (size_t e = 0; e < p->stages[i].n_inputs; e++) {
+      input_ref *r = &p->stages[i].inputs[e];
+      outport *op = &run->st[r->from].outs[r->from_port];
+      op->edges = realloc(op->edges, (op->n + 1) * sizeof *op->edges);
+      if (!op->edges) return MYELIN_ENOMEM;
+      op->edges[op->n++] = (edge){&run->st[i], r->port};
+    }
+  return 0;
+}
+
+int run_pipeline(pipeline *p, const run_opts *o) {
+  struct myelin_run run_s;
+  memset(&run_s, 0, sizeof run_s);
+  struct myelin_run *run = &run_s;
+  run->p = p;
+  run->o = *o;
+#if HAVE_SCHEMAS
+  if (o->check_messages) {
+    char err[512];
+    run->schemas = myelin_schemas_load(schema_dir(), err, sizeof err);
+    if (!run->schemas) {
+      fprintf(stderr, "error: --check-messages: %s\n", err);
+      return 2;
+    }
+  }
+#endif
+  int exit_code = 0;
+  if (setup(run)) {
+    fprintf(stderr, "error: out of memory setting up the pipeline\n");
+    exit_code = 1;
+    goto teardown;
+  }
+  size_t *order = malloc(p->n * sizeof *order);
+  if (!order) abort();
+  pipeline_topo(p, order);
+  for (size_t k = 0; k < p->n; k++) {
+    rstage *s = &run->st[order[k]];
+    int rc = s->desc->init(&host_table, (myelin_stage *)s, s->def->params, &s->state);
+    if (rc < 0) {
+      fprintf(stderr, "error: stage '%s' (%s): init failed: %s\n", s->def->id, s->def->plugin,
+              stage_error(s, rc));
+      exit_code = 1;
+      break;
+    }
+    s->inited = 1;
+  }
+  free(order);
+  if (exit_code) goto teardown;
+
+  current_run = run;
+  uint64_t t0 = now_ns();
+  atomic_store(&run->live_threads, (int)p->n);
+  for (size_t i = 0; i < p->n; i++) {
+    if (pthread_create(&run->st[i].thread, NULL, stage_main, &run->st[i])) {
+      atomic_fetch_sub(&run->live_threads, 1);
+      stage_fail(&run->st[i], "cannot create thread");
+    } else {
+      run->st[i].started = 1;
+    }
+  }
+  int drew = 0;
+  while (atomic_load(&run->live_threads) > 0) {
+    usleep(o->progress ? 200000 : 20000);
+    if (o->progress && atomic_load(&run->live_threads) > 0) {
+      draw_progress(run, (double)(now_ns() - t0) / 1e9);
+      drew = 1;
+    }
+  }
+  for (size_t i = 0; i < p->n; i++)
+    if (run->st[i].started) pthread_join(run->st[i].thread, NULL);
+  current_run = NULL;
+  double wall = (double)(now_ns() - t0) / 1e9;
+  if (drew) {
+    draw_progress(run, wall);
+    fputc('\n', stderr);
+  }
+  int any_error = 0;
+  for (size_t i = 0; i < p->n; i++) any_error |= run->st[i].error != NULL;
+  if (atomic_load(&run->failed) || any_error) {
+    exit_code = 1;
+    for (size_t i = 0; i < p->n; i++)
+      if (run->st[i].error)
+        fprintf(stderr, "error: stage '%s' (%s): %s\n", run->st[i].def->id, run->st[i].def->plugin,
+                run->st[i].error);
+  } else if (atomic_load(&run->aborting) || atomic_load(&run->stopping)) {
+    exit_code = 130;
+  }
+  if (o->stats) print_stats(run, wall);
+
+teardown:
+  for (size_t i = 0; run->st && i < run->n; i++) {
+    rstage *s = &run->st[i];
+    if (s->inited && s->desc->fini) s->desc->fini(s->state);
+    free_loop(s);
+  }
+  for (size_t i = 0; run->st && i < run->n; i++) {
+    rstage *s = &run->st[i];
+    inbox_destroy(&s->in);
+    for (size_t j = 0; j < s->n_outs; j++) free(s->outs[j].edges);
+    free(s->outs);
+    free(s->error);
+    pthread_mutex_destroy(&s->err_mu);
+  }
+  free(run->st);
+#if HAVE_SCHEMAS
+  if (run->schemas) myelin_schemas_free(run->schemas);
+#endif
+  return exit_code;
+}
