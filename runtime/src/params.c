@@ -134,11 +134,6 @@ static int is_list(myelin_param_type t) {
          t == MYELIN_PARAM_STRING_LIST;
 }
 
-static myelin_param_type elem_type(myelin_param_type t) {
-  return t == MYELIN_PARAM_INT_LIST ? MYELIN_PARAM_INT
-         : t == MYELIN_PARAM_FLOAT_LIST ? MYELIN_PARAM_FLOAT
-                                        : MYELIN_PARAM_STRING;
-}
 
 /* Sets v from a list of scalar strings (already env-expanded). */
 static int set_from_scalars(const myelin_param_def *def, pval *v, char **items, size_t n,
@@ -158,7 +153,7 @@ static int set_from_scalars(const myelin_param_def *def, pval *v, char **items, 
     if (!nv.items || !nv.ints || !nv.floats) abort();
     for (size_t i = 0; i < n; i++) {
       nv.items[i] = xstrdup(items[i]);
-      if (scalar_value(def, elem_type(def->type), items[i], &nv, i, why, wn)) {
+      if (scalar_value(def, def->type, items[i], &nv, i, why, wn)) {
         size_t off = strlen(why);
         snprintf(why + off, wn - off, " (item %zu)", i);
         pval_clear(&nv);

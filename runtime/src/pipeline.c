@@ -376,6 +376,32 @@ int pipeline_topo(const pipeline *p, size_t *order) {
   return k == n ? 0 : -1;
 }
 
+/* Stages that cannot be placed in topological order are on, or downstream
+ * of, a cycle: each is named. */
+static void report_cycles(ctx *c) {
+  pipeline *p = c->p;
+  int *placed = calloc(p->n, sizeof *placed);
+  size_t *indeg = calloc(p->n, sizeof *indeg);
+  if (!placed || !indeg) abort();
+  for (size_t i = 0; i < p->n; i++) indeg[i] = p->stages[i].n_inputs;
+  for (int prog = 1; prog;) {
+    prog = 0;
+    for (size_t i = 0; i < p->n; i++) {
+      if (placed[i] || indeg[i]) continue;
+      placed[i] = prog = 1;
+      for (size_t j = 0; j < p->n; j++)
+        for (size_t e = 0; e < p->stages[j].n_inputs; e++)
+          if (p->stages[j].inputs[e].from == (int)i) indeg[j]--;
+    }
+  }
+  for (size_t i = 0; i < p->n; i++)
+    if (!placed[i])
+      diag_add(c->d, c->file, p->stages[i].line, p->stages[i].col,
+               "stage '%s' is part of (or downstream of) a cycle of inputs", p->stages[i].id);
+  free(placed);
+  free(indeg);
+}
+
 static void load_plugin(ctx *c, stage_def *st, yaml_node_t *pn) {
   char path[PATH_MAX], err[2048];
   if (plugin_find(st->plugin, c->p->plugin_path, c->p->n_plugin_path, path, sizeof path, err,
@@ -477,9 +503,13 @@ pipeline *pipeline_load(const char *file, const set_override *sets, size_t n_set
   size_t before = d->n;
   if (!yaml_parser_load(&parser, &doc)) {
     yaml_mark_t m = parser.problem_mark;
-    diag_add(d, file, (int)m.line + 1, (int)m.column + 1, "YAML syntax: %s%s%s",
-             parser.problem ? parser.problem : "invalid YAML", parser.context ? " " : "",
-             parser.context ? parser.context : "");
+    if (parser.context)
+      diag_add(d, file, (int)m.line + 1, (int)m.column + 1, "YAML syntax: %s %s (which started at line %d, column %d)",
+               parser.problem ? parser.problem : "invalid YAML", parser.context,
+               (int)parser.context_mark.line + 1, (int)parser.context_mark.column + 1);
+    else
+      diag_add(d, file, (int)m.line + 1, (int)m.column + 1, "YAML syntax: %s",
+               parser.problem ? parser.problem : "invalid YAML");
     yaml_parser_delete(&parser);
     fclose(fp);
     pipeline_free(p);
@@ -541,35 +571,18 @@ pipeline *pipeline_load(const char *file, const set_override *sets, size_t n_set
         diag_add(d, file, st->line, st->col, "stage '%s' (%s): required param '%s' is missing",
                  st->id ? st->id : "?", st->plugin, st->params->defs[j].name);
   }
-  if (d->n == before && p->n) {
+  if (p->n) {
     size_t *order = malloc(p->n * sizeof *order);
     if (!order) abort();
-    if (pipeline_topo(p, order)) {
-      /* stages that cannot be placed are on, or downstream of, a cycle */
-      size_t k = 0;
-      int *placed = calloc(p->n, sizeof *placed);
-      if (!placed) abort();
-      size_t *indeg = calloc(p->n, sizeof *indeg);
-      for (size_t i = 0; i < p->n; i++) indeg[i] = p->stages[i].n_inputs;
-      for (int prog = 1; prog;) {
-        prog = 0;
-        for (size_t i = 0; i < p->n; i++) {
-          if (placed[i] || indeg[i]) continue;
-          placed[i] = 1, prog = 1, k++;
-          for (size_t j = 0; j < p->n; j++)
-            for (size_t e = 0; e < p->stages[j].n_inputs; e++)
-              if (p->stages[j].inputs[e].from == (int)i) indeg[j]--;
-        }
+    if (pipeline_topo(p, order)) report_cycles(&c);
+    else
+      for (size_t i = 0; i < p->n; i++) {
+        stage_def *st = &p->stages[order[i]];
+        int ready = st->lib.desc != NULL;
+        for (size_t e = 0; ready && e < st->n_inputs; e++)
+          ready = p->stages[st->inputs[e].from].lib.desc != NULL;
+        if (ready) check_stage(&c, st);
       }
-      for (size_t i = 0; i < p->n; i++)
-        if (!placed[i])
-          diag_add(d, file, p->stages[i].line, p->stages[i].col,
-                   "stage '%s' is part of (or downstream of) a cycle of inputs", p->stages[i].id);
-      free(placed);
-      free(indeg);
-    } else {
-      for (size_t i = 0; i < p->n; i++) check_stage(&c, &p->stages[order[i]]);
-    }
     free(order);
   }
   free(raw);
