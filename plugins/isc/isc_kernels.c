@@ -1,0 +1,1037 @@
+/*
+ * isc_kernels.c — inter-subject correlation, BrainIAK semantics, fast.
+ *
+ * Leave-one-out (the common case, and the benchmark) is memory-bound: every
+ * sample is touched a constant number of times. BrainIAK builds, for each
+ * subject, a copy of the other N-1 subjects and averages it (O(S^2 T V) work
+ * and a full copy of the data per subject). Here the voxels are cut into small
+ * blocks that fit in L2; for one block we
+ *   1. sum all subjects into a float64 [T, B] tile and take the means,
+ *   2. re-read each subject's block (now in cache) and accumulate the centered
+ *      products of x_s and (sum - x_s).
+ * Correlation is scale-invariant, so sum - x_s stands for the mean of the
+ * others. Two passes over a cached block give the exact two-pass (centered)
+ * formula at one-pass memory cost, in float64. Extra memory is O(T B) per
+ * thread. Threads (pthreads) take blocks from a shared counter.
+ *
+ * NaN: a block's voxels whose sums are not finite leave the fast path and are
+ * recomputed one by one with BrainIAK's rules (threshold mask, nanmean or
+ * mean of the others at each time point, NaN rows for subjects with NaN).
+ *
+ * Pairwise ISC centers each subject's block once and takes dot products of
+ * every pair. ISFC is a matrix product per subject (or pair) of z-scored
+ * [T, V] matrices: BLAS dgemm.
+ *
+ * Statistics follow BrainIAK: bootstrap and sign-flip permutation resample
+ * the ISC values; the time-shift and phase-randomization nulls never
+ * materialize shifted data. A circular shift of x by k turns sum_t x'_t y_t
+ * into a lagged dot product; a phase randomization multiplies x's spectrum by
+ * e^{i phi_f}, so sum_t x'_t y_t = (1/T) [2 sum_f Re(X_f conj(Y_f) e^{i phi_f})
+ * + Nyquist term], from cross-spectra computed once per voxel. Both keep the
+ * norm of x, so each resample costs O(T) (or O(T/2)) per subject and voxel.
+ * Resampling draws are passed in (shifts, phases, samples, signs), so tests
+ * can replay BrainIAK's exact draws; the plugin draws them from isc_rng.
+ */
+#include "isc_kernels.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cblas.h>
+
+#define LOO_BLOCK 32
+#define PAIR_BLOCK 16
+
+size_t isc_npairs(size_t S) { return S * (S - 1) / 2; }
+
+size_t isc_rows(size_t S, int pairwise) {
+  if (S == 2) return 1;
+  return pairwise ? isc_npairs(S) : S;
+}
+
+/* Pearson r from centered sums, clamped to [-1, 1]; NaN for zero variance. */
+static double corr_from(double sxy, double sxx, double syy) {
+  double den = sqrt(sxx * syy);
+  if (!(den > 0)) return NAN;
+  double r = sxy / den;
+  if (r > 1.0) r = 1.0;
+  if (r < -1.0) r = -1.0;
+  return r;
+}
+
+/* Element i of subject s, as double. */
+static inline double ld(const isc_data *d, size_t s, size_t i) {
+  return d->f64 ? ((const double *)d->x[s])[i] : (double)((const float *)d->x[s])[i];
+}
+
+/* Two-pass Pearson r of two double series. */
+static double corr_series(const double *x, const double *y, size_t T) {
+  double mx = 0, my = 0;
+  for (size_t t = 0; t < T; t++) {
+    mx += x[t];
+    my += y[t];
+  }
+  mx /= (double)T;
+  my /= (double)T;
+  double sxx = 0, syy = 0, sxy = 0;
+  for (size_t t = 0; t < T; t++) {
+    double a = x[t] - mx, b = y[t] - my;
+    sxx += a * a;
+    syy += b * b;
+    sxy += a * b;
+  }
+  if (isnan(sxy) || isnan(sxx) || isnan(syy)) return NAN;
+  return corr_from(sxy, sxx, syy);
+}
+
+/* ---- a tiny parallel-for --------------------------------------------------- */
+
+typedef int (*range_fn)(void *ctx, size_t i0, size_t i1, void *scratch);
+
+typedef struct par_job {
+  size_t n, chunk, scratch_bytes;
+  atomic_size_t next;
+  atomic_int err;
+  range_fn fn;
+  void *ctx;
+} par_job;
+
+static void *par_worker(void *arg) {
+  par_job *j = arg;
+  void *scratch = j->scratch_bytes ? malloc(j->scratch_bytes) : NULL;
+  if (j->scratch_bytes && !scratch) {
+    atomic_store(&j->err, ISC_ENOMEM);
+    return NULL;
+  }
+  for (;;) {
+    if (atomic_load(&j->err)) break;
+    size_t i0 = atomic_fetch_add(&j->next, j->chunk);
+    if (i0 >= j->n) break;
+    size_t i1 = i0 + j->chunk < j->n ? i0 + j->chunk : j->n;
+    int rc = j->fn(j->ctx, i0, i1, scratch);
+    if (rc) {
+      atomic_store(&j->err, rc);
+      break;
+    }
+  }
+  free(scratch);
+  return NULL;
+}
+
+static int resolve_threads(int nthreads) {
+  if (nthreads > 0) return nthreads;
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)(n < 64 ? n : 64) : 1;
+}
+
+static int run_parallel(int nthreads, size_t n, size_t chunk, size_t scratch_bytes, range_fn fn,
+                        void *ctx) {
+  if (n == 0) return 0;
+  par_job j = {.n = n, .chunk = chunk ? chunk : 1, .scratch_bytes = scratch_bytes, .fn = fn, .ctx = ctx};
+  atomic_init(&j.next, 0);
+  atomic_init(&j.err, 0);
+  size_t want = resolve_threads(nthreads);
+  size_t chunks = (n + j.chunk - 1) / j.chunk;
+  if (want > chunks) want = chunks;
+  if (want > 64) want = 64;
+  pthread_t tid[64];
+  size_t started = 0;
+  for (size_t i = 1; i < want; i++) {
+    if (pthread_create(&tid[started], NULL, par_worker, &j) != 0) break;
+    started++;
+  }
+  par_worker(&j);
+  for (size_t i = 0; i < started; i++) pthread_join(tid[i], NULL);
+  return atomic_load(&j.err);
+}
+
+/* ---- NaN rules for one voxel ---------------------------------------------- */
+
+/* Reads voxel v of every subject into g[s*T + t]; returns the number of
+ * subjects without NaN and marks them in clean[s]. */
+static size_t gather_voxel(const isc_data *d, size_t v, double *g, unsigned char *clean) {
+  const size_t S = d->S, T = d->T, V = d->V;
+  size_t nclean = 0;
+  for (size_t s = 0; s < S; s++) {
+    int ok = 1;
+    for (size_t t = 0; t < T; t++) {
+      double val = ld(d, s, t * V + v);
+      g[s * T + t] = val;
+      if (isnan(val)) ok = 0;
+    }
+    clean[s] = (unsigned char)ok;
+    nclean += (size_t)ok;
+  }
+  return nclean;
+}
+
+/* BrainIAK's _threshold_nans plus the strict mean: 1 when the whole voxel is
+ * NaN in every row. */
+static int voxel_masked(size_t nclean, size_t S, isc_nan_policy nan) {
+  if (nclean == 0) return 1;
+  if (nan.min_fraction >= 0 && (double)nclean < (double)S * nan.min_fraction) return 1;
+  if (!nan.tolerate && nclean < S) return 1;
+  return 0;
+}
+
+/* Row s of the leave-one-out ISC at one voxel whose data contain NaN: the
+ * others' nanmean at each time point (y scratch [T]). */
+static double loo_row_nan(const double *g, const unsigned char *clean, size_t S, size_t T,
+                          size_t s, double *y) {
+  if (!clean[s]) return NAN;
+  for (size_t t = 0; t < T; t++) {
+    double acc = 0;
+    size_t cnt = 0;
+    for (size_t o = 0; o < S; o++) {
+      if (o == s) continue;
+      double val = g[o * T + t];
+      if (isnan(val)) continue;
+      acc += val;
+      cnt++;
+    }
+    y[t] = cnt ? acc / (double)cnt : NAN;
+  }
+  return corr_series(g + s * T, y, T);
+}
+
+/* ---- leave-one-out --------------------------------------------------------- */
+
+typedef struct loo_ctx {
+  const isc_data *d;
+  size_t S, T, V, rows;
+  isc_nan_policy nan;
+  double *out;
+} loo_ctx;
+
+static size_t loo_scratch_doubles(size_t S, size_t T) {
+  return T * LOO_BLOCK + S * LOO_BLOCK + 4 * LOO_BLOCK + S * T + T + S;
+}
+
+static void loo_voxel_nan(const loo_ctx *c, size_t v, double *g, double *y, unsigned char *clean) {
+  size_t nclean = gather_voxel(c->d, v, g, clean);
+  int masked = voxel_masked(nclean, c->S, c->nan);
+  for (size_t s = 0; s < c->rows; s++)
+    c->out[s * c->V + v] = masked ? NAN : loo_row_nan(g, clean, c->S, c->T, s, y);
+}
+
+/* The two hot loops, for float32 and float64 input. */
+#define LOO_SUM_PASS(TYPE)                                              \
+  for (size_t s = 0; s < S; s++) {                                      \
+    double *m = mx + s * nb;                                            \
+    memset(m, 0, nb * sizeof *m);                                       \
+    for (size_t t = 0; t < T; t++) {                                    \
+      const TYPE *row = (const TYPE *)c->d->x[s] + t * V + v0;          \
+      double *srow = sum + t * nb;                                      \
+      for (size_t b = 0; b < nb; b++) {                                 \
+        double xv = row[b];                                             \
+        srow[b] += xv;                                                  \
+        m[b] += xv;                                                     \
+      }                                                                 \
+    }                                                                   \
+  }
+#define LOO_PROD_PASS(TYPE)                                             \
+  for (size_t t = 0; t < T; t++) {                                      \
+    const TYPE *row = (const TYPE *)c->d->x[s] + t * V + v0;            \
+    const double *srow = sum + t * nb;                                  \
+    for (size_t b = 0; b < nb; b++) {                                   \
+      double xc = (double)row[b] - m[b];                                \
+      double yc = srow[b] - xc;                                         \
+      sxx[b] += xc * xc;                                                \
+      syy[b] += yc * yc;                                                \
+      sxy[b] += xc * yc;                                                \
+    }                                                                   \
+  }
+
+static int loo_range(void *vctx, size_t v0, size_t v1, void *scratch) {
+  const loo_ctx *c = vctx;
+  const size_t S = c->S, T = c->T, V = c->V, nb = v1 - v0;
+  double *sum = scratch;                 /* [T, nb] centered sum of subjects */
+  double *mx = sum + T * LOO_BLOCK;      /* [S, nb] subject means */
+  double *msum = mx + S * LOO_BLOCK;     /* [nb] mean of the sum */
+  double *sxx = msum + LOO_BLOCK, *syy = sxx + LOO_BLOCK, *sxy = syy + LOO_BLOCK;
+  double *g = sxy + LOO_BLOCK, *y = g + S * T;
+  unsigned char *clean = (unsigned char *)(y + T);
+
+  memset(sum, 0, T * nb * sizeof *sum);
+  if (c->d->f64) {
+    LOO_SUM_PASS(double)
+  } else {
+    LOO_SUM_PASS(float)
+  }
+  memset(msum, 0, nb * sizeof *msum);
+  for (size_t s = 0; s < S; s++)
+    for (size_t b = 0; b < nb; b++) msum[b] += mx[s * nb + b];
+  const double invT = 1.0 / (double)T;
+  for (size_t b = 0; b < nb; b++) msum[b] *= invT;
+  for (size_t i = 0; i < S * nb; i++) mx[i] *= invT;
+  for (size_t t = 0; t < T; t++)
+    for (size_t b = 0; b < nb; b++) sum[t * nb + b] -= msum[b];
+
+  for (size_t s = 0; s < c->rows; s++) {
+    const double *m = mx + s * nb;
+    memset(sxx, 0, 3 * LOO_BLOCK * sizeof *sxx);
+    if (c->d->f64) {
+      LOO_PROD_PASS(double)
+    } else {
+      LOO_PROD_PASS(float)
+    }
+    for (size_t b = 0; b < nb; b++) c->out[s * V + v0 + b] = corr_from(sxy[b], sxx[b], syy[b]);
+  }
+  for (size_t b = 0; b < nb; b++)
+    if (!isfinite(msum[b])) loo_voxel_nan(c, v0 + b, g, y, clean);
+  return 0;
+}
+
+static int data_ok(const isc_data *d) { return d && d->x && d->S >= 2 && d->T >= 2; }
+
+int isc_loo(const isc_data *d, isc_nan_policy nan, int nthreads, double *out) {
+  if (!data_ok(d) || !out) return ISC_EARG;
+  loo_ctx c = {.d = d, .S = d->S, .T = d->T, .V = d->V, .rows = isc_rows(d->S, 0), .nan = nan, .out = out};
+  return run_parallel(nthreads, d->V, LOO_BLOCK, loo_scratch_doubles(d->S, d->T) * sizeof(double),
+                      loo_range, &c);
+}
+
+/* ---- pairwise -------------------------------------------------------------- */
+
+typedef struct pair_ctx {
+  const isc_data *d;
+  size_t S, T, V;
+  isc_nan_policy nan;
+  double *out;
+} pair_ctx;
+
+static int pair_range(void *vctx, size_t v0, size_t v1, void *scratch) {
+  const pair_ctx *c = vctx;
+  const size_t S = c->S, T = c->T, V = c->V, nb = v1 - v0;
+  double *z = scratch;                  /* [S, T, nb] centered */
+  double *nrm = z + S * T * PAIR_BLOCK; /* [S, nb] sum of squares */
+  double *dot = nrm + S * PAIR_BLOCK;   /* [nb] */
+  double *g = dot + PAIR_BLOCK;         /* [S, T] */
+  unsigned char *clean = (unsigned char *)(g + S * T);
+
+  for (size_t s = 0; s < S; s++) {
+    double *zs = z + s * T * nb, *ns = nrm + s * nb;
+    memset(ns, 0, nb * sizeof *ns);
+    for (size_t t = 0; t < T; t++)
+      for (size_t b = 0; b < nb; b++) {
+        double xv = ld(c->d, s, t * V + v0 + b);
+        zs[t * nb + b] = xv;
+        ns[b] += xv;
+      }
+    for (size_t b = 0; b < nb; b++) ns[b] /= (double)T;
+    for (size_t t = 0; t < T; t++)
+      for (size_t b = 0; b < nb; b++) zs[t * nb + b] -= ns[b];
+    memset(ns, 0, nb * sizeof *ns);
+    for (size_t t = 0; t < T; t++)
+      for (size_t b = 0; b < nb; b++) ns[b] += zs[t * nb + b] * zs[t * nb + b];
+  }
+  size_t p = 0;
+  for (size_t i = 0; i < S; i++)
+    for (size_t j = i + 1; j < S; j++, p++) {
+      const double *zi = z + i * T * nb, *zj = z + j * T * nb;
+      memset(dot, 0, nb * sizeof *dot);
+      for (size_t t = 0; t < T; t++)
+        for (size_t b = 0; b < nb; b++) dot[b] += zi[t * nb + b] * zj[t * nb + b];
+      for (size_t b = 0; b < nb; b++) {
+        double r = corr_from(dot[b], nrm[i * nb + b], nrm[j * nb + b]);
+        if (isnan(dot[b]) || isnan(nrm[i * nb + b]) || isnan(nrm[j * nb + b])) r = NAN;
+        c->out[p * V + v0 + b] = r;
+      }
+    }
+  /* The threshold mask (pairwise ignores tolerate, as BrainIAK). */
+  if (c->nan.min_fraction >= 0) {
+    isc_nan_policy thr = {.tolerate = 1, .min_fraction = c->nan.min_fraction};
+    for (size_t b = 0; b < nb; b++) {
+      int any = 0;
+      for (size_t s = 0; s < S; s++) any |= isnan(nrm[s * nb + b]);
+      if (!any) continue;
+      size_t nclean = gather_voxel(c->d, v0 + b, g, clean);
+      if (voxel_masked(nclean, S, thr))
+        for (size_t q = 0; q < isc_npairs(S); q++) c->out[q * V + v0 + b] = NAN;
+    }
+  }
+  return 0;
+}
+
+int isc_pairwise(const isc_data *d, isc_nan_policy nan, int nthreads, double *out) {
+  if (!data_ok(d) || !out) return ISC_EARG;
+  const size_t S = d->S, T = d->T, V = d->V;
+  pair_ctx c = {.d = d, .S = S, .T = T, .V = V, .nan = nan, .out = out};
+  size_t scratch = (S * T * PAIR_BLOCK + S * PAIR_BLOCK + PAIR_BLOCK + S * T + S) * sizeof(double);
+  return run_parallel(nthreads, V, PAIR_BLOCK, scratch, pair_range, &c);
+}
+
+/* ---- summaries ------------------------------------------------------------- */
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Summary of n values (NaN ignored); v may be reordered. */
+static double summary_of(double *v, size_t n, isc_summary_kind kind) {
+  if (kind == ISC_SUMMARY_MEAN) {
+    double acc = 0;
+    size_t cnt = 0;
+    for (size_t i = 0; i < n; i++) {
+      double z = atanh(v[i]);
+      if (isnan(z)) continue;
+      acc += z;
+      cnt++;
+    }
+    return cnt ? tanh(acc / (double)cnt) : NAN;
+  }
+  size_t m = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!isnan(v[i])) v[m++] = v[i];
+  if (m == 0) return NAN;
+  qsort(v, m, sizeof *v, cmp_double);
+  return (m & 1) ? v[m / 2] : 0.5 * (v[m / 2 - 1] + v[m / 2]);
+}
+
+void isc_summarize(const double *iscs, size_t rows, size_t V, isc_summary_kind kind, double *out) {
+  double stackbuf[256];
+  double *col = rows <= 256 ? stackbuf : malloc(rows * sizeof *col);
+  if (!col) {
+    for (size_t v = 0; v < V; v++) out[v] = NAN;
+    return;
+  }
+  for (size_t v = 0; v < V; v++) {
+    for (size_t r = 0; r < rows; r++) col[r] = iscs[r * V + v];
+    out[v] = summary_of(col, rows, kind);
+  }
+  if (col != stackbuf) free(col);
+}
+
+/* ---- ISFC ------------------------------------------------------------------ */
+
+/* z[t*V + v] = (a - mean) / norm for one [T, V] matrix (float or double
+ * source); columns with NaN or zero variance become 0 and bad[v] = 1. */
+static void zscore_cols(const isc_data *dd, size_t s, const double *xd, size_t T, size_t V,
+                        double *z, unsigned char *bad) {
+  for (size_t v = 0; v < V; v++) {
+    double m = 0;
+    for (size_t t = 0; t < T; t++) m += xd ? xd[t * V + v] : ld(dd, s, t * V + v);
+    m /= (double)T;
+    double ss = 0;
+    for (size_t t = 0; t < T; t++) {
+      double d = (xd ? xd[t * V + v] : ld(dd, s, t * V + v)) - m;
+      z[t * V + v] = d;
+      ss += d * d;
+    }
+    double nrm = sqrt(ss);
+    bad[v] = !(nrm > 0) || isnan(ss);
+    for (size_t t = 0; t < T; t++) z[t * V + v] = bad[v] ? 0 : z[t * V + v] / nrm;
+  }
+}
+
+/* Others' mean at each (t, v): nanmean (tolerate) or mean. */
+static void others_mean(const isc_data *d, size_t s, int tolerate, double *m) {
+  const size_t S = d->S;
+  for (size_t i = 0; i < d->T * d->V; i++) {
+    double acc = 0;
+    size_t cnt = 0;
+    for (size_t o = 0; o < S; o++) {
+      if (o == s) continue;
+      double val = ld(d, o, i);
+      if (tolerate && isnan(val)) continue;
+      acc += val;
+      cnt++;
+    }
+    m[i] = cnt ? acc / (double)cnt : NAN;
+  }
+}
+
+/* out = (A^T B + B^T A) / 2 with NaN rows/columns for bad voxels. */
+static void isfc_one(const double *za, const unsigned char *bada, const double *zb,
+                     const unsigned char *badb, const unsigned char *masked, size_t T, size_t V,
+                     double *out) {
+  cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)V, (int)V, (int)T, 1.0, za, (int)V,
+              zb, (int)V, 0.0, out, (int)V);
+  for (size_t i = 0; i < V; i++)
+    for (size_t j = i; j < V; j++) {
+      double a = out[i * V + j], b = out[j * V + i];
+      double r = 0.5 * (a + b);
+      if (bada[i] || bada[j] || badb[i] || badb[j] || masked[i] || masked[j]) r = NAN;
+      if (r > 1) r = 1;
+      if (r < -1) r = -1;
+      out[i * V + j] = out[j * V + i] = r;
+    }
+}
+
+int isc_isfc(const isc_data *d, int pairwise, isc_nan_policy nan, double *out) {
+  if (!data_ok(d) || !out) return ISC_EARG;
+  const size_t S = d->S, T = d->T, V = d->V;
+  double *za = malloc(T * V * sizeof *za), *zb = malloc(T * V * sizeof *zb);
+  double *m = malloc(T * V * sizeof *m), *g = malloc(S * T * sizeof *g);
+  unsigned char *bada = malloc(V), *badb = malloc(V), *masked = malloc(V), *clean = malloc(S);
+  int rc = ISC_OK;
+  if (!za || !zb || !m || !g || !bada || !badb || !masked || !clean) {
+    rc = ISC_ENOMEM;
+    goto done;
+  }
+  /* Voxel mask (BrainIAK _threshold_nans): all subjects NaN, or below the
+   * threshold fraction. The strict mean is handled by NaN propagation. */
+  isc_nan_policy thr = {.tolerate = 1, .min_fraction = nan.min_fraction};
+  for (size_t v = 0; v < V; v++) masked[v] = voxel_masked(gather_voxel(d, v, g, clean), S, thr);
+  size_t rows = isc_rows(S, pairwise);
+  if (S == 2 || pairwise) {
+    size_t r = 0;
+    for (size_t i = 0; i < S && r < rows; i++)
+      for (size_t j = i + 1; j < S && r < rows; j++, r++) {
+        zscore_cols(d, i, NULL, T, V, za, bada);
+        zscore_cols(d, j, NULL, T, V, zb, badb);
+        isfc_one(za, bada, zb, badb, masked, T, V, out + r * V * V);
+      }
+  } else {
+    for (size_t s = 0; s < S; s++) {
+      zscore_cols(d, s, NULL, T, V, za, bada);
+      others_mean(d, s, nan.tolerate, m);
+      zscore_cols(d, 0, m, T, V, zb, badb);
+      isfc_one(za, bada, zb, badb, masked, T, V, out + s * V * V);
+    }
+  }
+done:
+  free(za);
+  free(zb);
+  free(m);
+  free(g);
+  free(bada);
+  free(badb);
+  free(masked);
+  free(clean);
+  return rc;
+}
+
+/* ---- streaming ------------------------------------------------------------- */
+
+int isc_acc_init(isc_acc *a, size_t V) {
+  memset(a, 0, sizeof *a);
+  a->V = V;
+  a->mx = calloc(5 * (V ? V : 1), sizeof(double));
+  if (!a->mx) return ISC_ENOMEM;
+  a->my = a->mx + V;
+  a->cxx = a->my + V;
+  a->cyy = a->cxx + V;
+  a->cxy = a->cyy + V;
+  return ISC_OK;
+}
+
+void isc_acc_free(isc_acc *a) {
+  free(a->mx);
+  memset(a, 0, sizeof *a);
+}
+
+void isc_acc_reset(isc_acc *a) {
+  a->n = 0;
+  memset(a->mx, 0, 5 * a->V * sizeof(double));
+}
+
+void isc_acc_add(isc_acc *a, const double *x, const double *y) {
+  a->n++;
+  const double inv = 1.0 / (double)a->n;
+  for (size_t v = 0; v < a->V; v++) {
+    double xv = x[v], yv = y[v];
+    double dx = xv - a->mx[v], dy = yv - a->my[v];
+    a->mx[v] += dx * inv;
+    a->my[v] += dy * inv;
+    double ex = xv - a->mx[v], ey = yv - a->my[v];
+    a->cxx[v] += dx * ex;
+    a->cyy[v] += dy * ey;
+    a->cxy[v] += dx * ey;
+  }
+}
+
+void isc_acc_corr(const isc_acc *a, double *r) {
+  for (size_t v = 0; v < a->V; v++) {
+    if (a->n < 2 || isnan(a->cxy[v]) || isnan(a->cxx[v]) || isnan(a->cyy[v]))
+      r[v] = NAN;
+    else
+      r[v] = corr_from(a->cxy[v], a->cxx[v], a->cyy[v]);
+  }
+}
+
+int isc_stream_init(isc_stream *st, size_t S, size_t V) {
+  memset(st, 0, sizeof *st);
+  if (S < 2) return ISC_EARG;
+  st->S = S;
+  st->V = V;
+  st->acc = calloc(S, sizeof *st->acc);
+  st->sum = malloc((V ? V : 1) * sizeof *st->sum);
+  st->y = malloc((V ? V : 1) * sizeof *st->y);
+  st->cnt = malloc((V ? V : 1) * sizeof *st->cnt);
+  if (!st->acc || !st->sum || !st->y || !st->cnt) {
+    isc_stream_free(st);
+    return ISC_ENOMEM;
+  }
+  for (size_t s = 0; s < S; s++)
+    if (isc_acc_init(&st->acc[s], V)) {
+      isc_stream_free(st);
+      return ISC_ENOMEM;
+    }
+  return ISC_OK;
+}
+
+void isc_stream_free(isc_stream *st) {
+  if (st->acc)
+    for (size_t s = 0; s < st->S; s++) isc_acc_free(&st->acc[s]);
+  free(st->acc);
+  free(st->sum);
+  free(st->y);
+  free(st->cnt);
+  memset(st, 0, sizeof *st);
+}
+
+void isc_stream_add(isc_stream *st, const double *const *vol) {
+  const size_t S = st->S, V = st->V;
+  memset(st->sum, 0, V * sizeof *st->sum);
+  memset(st->cnt, 0, V * sizeof *st->cnt);
+  for (size_t s = 0; s < S; s++)
+    for (size_t v = 0; v < V; v++)
+      if (!isnan(vol[s][v])) {
+        st->sum[v] += vol[s][v];
+        st->cnt[v]++;
+      }
+  size_t rows = isc_rows(S, 0);
+  for (size_t s = 0; s < rows; s++) {
+    /* The others' nanmean at this TR; a NaN x poisons row s anyway. */
+    for (size_t v = 0; v < V; v++) {
+      double xv = vol[s][v];
+      int self = !isnan(xv);
+      double rest = self ? st->sum[v] - xv : st->sum[v];
+      uint32_t n = st->cnt[v] - (uint32_t)self;
+      st->y[v] = n ? rest / (double)n : NAN;
+    }
+    isc_acc_add(&st->acc[s], vol[s], st->y);
+  }
+  /* Rows past the first (S == 2) still need their NaN flags. */
+  for (size_t s = rows; s < S; s++) isc_acc_add(&st->acc[s], vol[s], st->sum);
+}
+
+void isc_stream_result(const isc_stream *st, isc_nan_policy nan, double *out) {
+  const size_t S = st->S, V = st->V, rows = isc_rows(S, 0);
+  for (size_t s = 0; s < rows; s++) isc_acc_corr(&st->acc[s], out + s * V);
+  for (size_t v = 0; v < V; v++) {
+    size_t nclean = 0;
+    for (size_t s = 0; s < S; s++) nclean += !isnan(st->acc[s].mx[v]);
+    if (voxel_masked(nclean, S, nan))
+      for (size_t s = 0; s < rows; s++) out[s * V + v] = NAN;
+  }
+}
+
+/* ---- random numbers -------------------------------------------------------- */
+
+static uint64_t splitmix64(uint64_t *x) {
+  uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+void isc_rng_seed(isc_rng *r, uint64_t seed) {
+  for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t isc_rng_next(isc_rng *r) {
+  uint64_t *s = r->s;
+  uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+  s[2] ^= s[0];
+  s[3] ^= s[1];
+  s[1] ^= s[2];
+  s[0] ^= s[3];
+  s[2] ^= t;
+  s[3] = rotl(s[3], 45);
+  return out;
+}
+
+uint32_t isc_rng_below(isc_rng *r, uint32_t n) {
+  /* Lemire's multiply-shift with rejection. */
+  uint64_t m = (uint64_t)(uint32_t)(isc_rng_next(r) >> 32) * n;
+  uint32_t l = (uint32_t)m;
+  if (l < n) {
+    uint32_t thr = (uint32_t)(-n) % n;
+    while (l < thr) {
+      m = (uint64_t)(uint32_t)(isc_rng_next(r) >> 32) * n;
+      l = (uint32_t)m;
+    }
+  }
+  return (uint32_t)(m >> 32);
+}
+
+double isc_rng_unit(isc_rng *r) { return (double)(isc_rng_next(r) >> 11) * 0x1.0p-53; }
+
+/* ---- p-values and percentiles ----------------------------------------------- */
+
+double isc_p_from_null(double observed, const double *null, size_t n, isc_side side, int exact) {
+  if (isnan(observed) || n == 0) return NAN;
+  size_t count = 0;
+  for (size_t i = 0; i < n; i++) {
+    double d = null[i];
+    if (side == ISC_SIDE_TWO)
+      count += fabs(d) >= fabs(observed);
+    else if (side == ISC_SIDE_LEFT)
+      count += d <= observed;
+    else
+      count += d >= observed;
+  }
+  return exact ? (double)count / (double)n : (double)(count + 1) / (double)(n + 1);
+}
+
+double isc_percentile(double *v, size_t n, double q) {
+  if (n == 0) return NAN;
+  for (size_t i = 0; i < n; i++)
+    if (isnan(v[i])) return NAN;
+  qsort(v, n, sizeof *v, cmp_double);
+  double pos = q / 100.0 * (double)(n - 1);
+  size_t lo = (size_t)floor(pos);
+  if (lo >= n - 1) return v[n - 1];
+  double frac = pos - (double)lo;
+  return v[lo] + (v[lo + 1] - v[lo]) * frac;
+}
+
+/* ---- resampling of ISC values ------------------------------------------------ */
+
+static size_t pair_index(size_t i, size_t j, size_t S) {
+  /* i < j, squareform order */
+  return i * S - i * (i + 1) / 2 + (j - i - 1);
+}
+
+typedef struct resample_ctx {
+  const double *iscs;
+  size_t S, V, rows, n;
+  int pairwise, exact;
+  isc_summary_kind kind;
+  const uint32_t *samples;
+  const int8_t *signs;
+  double ci_percent;
+  isc_side side;
+  double *observed, *ci, *p, *dist;
+} resample_ctx;
+
+/* Summary statistic of one bootstrap or sign-flip draw at voxel v. */
+static double resample_one(const resample_ctx *c, size_t i, size_t v, double *buf) {
+  const size_t S = c->S, V = c->V;
+  size_t m = 0;
+  if (c->samples) {
+    const uint32_t *smp = c->samples + i * S;
+    if (!c->pairwise || S == 2) {
+      if (S == 2) {
+        buf[m++] = smp[0] != smp[1] ? c->iscs[v] : NAN;
+      } else {
+        for (size_t a = 0; a < S; a++) buf[m++] = c->iscs[smp[a] * V + v];
+      }
+    } else {
+      for (size_t a = 0; a < S; a++)
+        for (size_t b = a + 1; b < S; b++) {
+          size_t ia = smp[a], ib = smp[b];
+          if (ia == ib) {
+            buf[m++] = NAN; /* same subject twice: censored */
+            continue;
+          }
+          if (ia > ib) {
+            size_t tmp = ia;
+            ia = ib;
+            ib = tmp;
+          }
+          buf[m++] = c->iscs[pair_index(ia, ib, S) * V + v];
+        }
+    }
+  } else {
+    const int8_t *sg = c->signs + i * S;
+    if (c->pairwise || S == 2) {
+      size_t q = 0;
+      for (size_t a = 0; a < S; a++)
+        for (size_t b = a + 1; b < S && q < c->rows; b++, q++)
+          buf[m++] = c->iscs[q * V + v] * (double)(sg[a] * sg[b]);
+    } else {
+      for (size_t a = 0; a < S; a++) buf[m++] = c->iscs[a * V + v] * (double)sg[a];
+    }
+  }
+  return summary_of(buf, m, c->kind);
+}
+
+static int resample_range(void *vctx, size_t v0, size_t v1, void *scratch) {
+  const resample_ctx *c = vctx;
+  double *null = scratch, *buf = null + c->n, *col = buf + c->S * c->S;
+  for (size_t v = v0; v < v1; v++) {
+    for (size_t r = 0; r < c->rows; r++) col[r] = c->iscs[r * c->V + v];
+    double obs = summary_of(col, c->rows, c->kind);
+    c->observed[v] = obs;
+    for (size_t i = 0; i < c->n; i++) null[i] = resample_one(c, i, v, buf);
+    if (c->dist)
+      for (size_t i = 0; i < c->n; i++) c->dist[i * c->V + v] = null[i];
+    if (c->samples) {
+      /* Bootstrap: p from the distribution shifted by the observed value. */
+      for (size_t i = 0; i < c->n; i++) null[i] -= obs;
+      c->p[v] = isc_p_from_null(obs, null, c->n, c->side, 0);
+      if (c->ci) {
+        for (size_t i = 0; i < c->n; i++) null[i] += obs;
+        double lo = (100.0 - c->ci_percent) / 2.0;
+        c->ci[v] = isc_percentile(null, c->n, lo);
+        c->ci[c->V + v] = isc_percentile(null, c->n, c->ci_percent + lo);
+      }
+    } else {
+      c->p[v] = isc_p_from_null(obs, null, c->n, c->side, c->exact);
+    }
+  }
+  return 0;
+}
+
+static int resample_run(resample_ctx *c, int nthreads) {
+  size_t scratch = (c->n + c->S * c->S + c->rows + 1) * sizeof(double);
+  return run_parallel(nthreads, c->V, 64, scratch, resample_range, c);
+}
+
+int isc_bootstrap(const double *iscs, size_t S, size_t V, int pairwise, isc_summary_kind kind,
+                  const uint32_t *samples, size_t n, double ci_percent, isc_side side,
+                  int nthreads, double *observed, double *ci, double *p, double *dist) {
+  if (!iscs || !samples || !observed || !p || S < 2 || n == 0 || kind == ISC_SUMMARY_NONE)
+    return ISC_EARG;
+  for (size_t i = 0; i < n * S; i++)
+    if (samples[i] >= S) return ISC_EARG;
+  resample_ctx c = {.iscs = iscs, .S = S, .V = V, .rows = isc_rows(S, pairwise), .n = n,
+                    .pairwise = pairwise, .kind = kind, .samples = samples,
+                    .ci_percent = ci_percent, .side = side, .observed = observed, .ci = ci, .p = p,
+                    .dist = dist};
+  return resample_run(&c, nthreads);
+}
+
+int isc_permutation(const double *iscs, size_t S, size_t V, int pairwise, isc_summary_kind kind,
+                    const int8_t *signs, size_t n, int exact, isc_side side, int nthreads,
+                    double *observed, double *p, double *dist) {
+  if (!iscs || !signs || !observed || !p || S < 2 || n == 0 || kind == ISC_SUMMARY_NONE)
+    return ISC_EARG;
+  resample_ctx c = {.iscs = iscs, .S = S, .V = V, .rows = isc_rows(S, pairwise), .n = n,
+                    .pairwise = pairwise, .exact = exact, .kind = kind, .signs = signs,
+                    .side = side, .observed = observed, .p = p, .dist = dist};
+  return resample_run(&c, nthreads);
+}
+
+int8_t *isc_all_sign_flips(size_t S) {
+  if (S == 0 || S > 24) return NULL;
+  size_t n = (size_t)1 << S;
+  int8_t *f = malloc(n * S);
+  if (!f) return NULL;
+  for (size_t i = 0; i < n; i++)
+    for (size_t s = 0; s < S; s++) f[i * S + s] = ((i >> (S - 1 - s)) & 1) ? 1 : -1;
+  return f;
+}
+
+/* ---- time-shift and phase-randomization nulls -------------------------------- */
+
+size_t isc_phase_count(size_t T) { return (T % 2 == 0) ? (T / 2 > 0 ? T / 2 - 1 : 0) : (T - 1) / 2; }
+
+typedef struct shift_ctx {
+  const isc_data *d;
+  size_t S, T, V, n, F;
+  int pairwise, phase;
+  isc_summary_kind kind;
+  isc_nan_policy nan;
+  const uint32_t *shifts;
+  const double *phases;
+  const double *cosT, *sinT; /* [T] twiddles cos(2 pi k / T) */
+  isc_side side;
+  const double *obs_rows; /* observed ISC [rows, V] */
+  double *observed, *p, *dist;
+} shift_ctx;
+
+/* sum_u a[u] b[(u + lag) mod T] */
+static double lag_dot(const double *a, const double *b, size_t T, size_t lag) {
+  double acc = 0;
+  size_t split = T - lag;
+  for (size_t u = 0; u < split; u++) acc += a[u] * b[u + lag];
+  for (size_t u = split; u < T; u++) acc += a[u] * b[u + lag - T];
+  return acc;
+}
+
+/* Positive-frequency DFT bins f = 1..F of a real series, plus Nyquist. */
+static void dft_pos(const shift_ctx *c, const double *a, double *re, double *im, double *nyq) {
+  const size_t T = c->T;
+  for (size_t f = 1; f <= c->F; f++) {
+    double sr = 0, si = 0;
+    size_t k = 0;
+    for (size_t t = 0; t < T; t++) {
+      sr += a[t] * c->cosT[k];
+      si -= a[t] * c->sinT[k];
+      k += f;
+      if (k >= T) k -= T;
+    }
+    re[f - 1] = sr;
+    im[f - 1] = si;
+  }
+  if (T % 2 == 0) {
+    double acc = 0;
+    for (size_t t = 0; t < T; t++) acc += (t & 1) ? -a[t] : a[t];
+    *nyq = acc;
+  } else {
+    *nyq = 0;
+  }
+}
+
+/* Per-voxel scratch layout (doubles). */
+static size_t shift_scratch(size_t S, size_t T, size_t F, size_t n) {
+  return 2 * S * T + 2 * S + 4 * S * F + 2 * S + n + S * S + S * T + S;
+}
+
+static int shift_range(void *vctx, size_t v0, size_t v1, void *scratch) {
+  const shift_ctx *c = vctx;
+  const size_t S = c->S, T = c->T, V = c->V, F = c->F, rows = isc_rows(S, c->pairwise);
+  double *xc = scratch;      /* [S, T] centered subjects */
+  double *yc = xc + S * T;   /* [S, T] centered others (sum - x) */
+  double *nx = yc + S * T;   /* [S] */
+  double *ny = nx + S;       /* [S] */
+  double *xre = ny + S, *xim = xre + S * F, *yre = xim + S * F, *yim = yre + S * F;
+  double *xnq = yim + S * F, *ynq = xnq + S;
+  double *null = ynq + S, *buf = null + c->n, *g = buf + S * S;
+  unsigned char *clean = (unsigned char *)(g + S * T);
+  const int loo = !c->pairwise;
+
+  for (size_t v = v0; v < v1; v++) {
+    double col[512];
+    double *colp = rows <= 512 ? col : buf;
+    for (size_t r = 0; r < rows; r++) colp[r] = c->obs_rows[r * V + v];
+    double obs = summary_of(colp, rows, c->kind);
+    c->observed[v] = obs;
+    size_t nclean = gather_voxel(c->d, v, g, clean);
+    if (nclean < S || isnan(obs)) {
+      c->p[v] = NAN; /* see README: nulls are not defined through NaN data */
+      if (c->dist)
+        for (size_t i = 0; i < c->n; i++) c->dist[i * V + v] = NAN;
+      continue;
+    }
+    for (size_t s = 0; s < S; s++) {
+      double m = 0;
+      for (size_t t = 0; t < T; t++) m += g[s * T + t];
+      m /= (double)T;
+      double ss = 0;
+      for (size_t t = 0; t < T; t++) {
+        xc[s * T + t] = g[s * T + t] - m;
+        ss += xc[s * T + t] * xc[s * T + t];
+      }
+      nx[s] = sqrt(ss);
+    }
+    if (loo) {
+      for (size_t t = 0; t < T; t++) {
+        double tot = 0;
+        for (size_t s = 0; s < S; s++) tot += xc[s * T + t];
+        for (size_t s = 0; s < S; s++) yc[s * T + t] = tot - xc[s * T + t];
+      }
+      for (size_t s = 0; s < S; s++) {
+        double ss = 0;
+        for (size_t t = 0; t < T; t++) ss += yc[s * T + t] * yc[s * T + t];
+        ny[s] = sqrt(ss);
+      }
+    }
+    if (c->phase)
+      for (size_t s = 0; s < S; s++) {
+        dft_pos(c, xc + s * T, xre + s * F, xim + s * F, xnq + s);
+        if (loo) dft_pos(c, yc + s * T, yre + s * F, yim + s * F, ynq + s);
+      }
+    for (size_t i = 0; i < c->n; i++) {
+      size_t m = 0;
+      if (loo) {
+        for (size_t s = 0; s < S; s++) {
+          double dot;
+          if (!c->phase) {
+            dot = lag_dot(xc + s * T, yc + s * T, T, c->shifts[i * S + s]);
+          } else {
+            const double *ph = c->phases + (i * S + s) * F;
+            const double *ar = xre + s * F, *ai = xim + s * F, *br = yre + s * F, *bi = yim + s * F;
+            double acc = 0;
+            for (size_t f = 0; f < F; f++) {
+              /* Re( (A e^{i phi}) conj(B) ) */
+              double cr = ar[f] * br[f] + ai[f] * bi[f], ci = ai[f] * br[f] - ar[f] * bi[f];
+              acc += cr * cos(ph[f]) - ci * sin(ph[f]);
+            }
+            dot = (2 * acc + xnq[s] * ynq[s]) / (double)T;
+          }
+          double den = nx[s] * ny[s];
+          double r = den > 0 ? dot / den : NAN;
+          buf[m++] = r > 1 ? 1 : (r < -1 ? -1 : r);
+        }
+      } else {
+        for (size_t a = 0; a < S; a++)
+          for (size_t b = a + 1; b < S && m < rows; b++) {
+            double dot;
+            if (!c->phase) {
+              size_t ka = c->shifts[i * S + a], kb = c->shifts[i * S + b];
+              dot = lag_dot(xc + a * T, xc + b * T, T, (ka + T - kb) % T);
+            } else {
+              const double *pa = c->phases + (i * S + a) * F, *pb = c->phases + (i * S + b) * F;
+              double acc = 0;
+              for (size_t f = 0; f < F; f++) {
+                double d = pa[f] - pb[f];
+                double cr = xre[a * F + f] * xre[b * F + f] + xim[a * F + f] * xim[b * F + f];
+                double ci = xim[a * F + f] * xre[b * F + f] - xre[a * F + f] * xim[b * F + f];
+                acc += cr * cos(d) - ci * sin(d);
+              }
+              dot = (2 * acc + xnq[a] * xnq[b]) / (double)T;
+            }
+            double den = nx[a] * nx[b];
+            double r = den > 0 ? dot / den : NAN;
+            buf[m++] = r > 1 ? 1 : (r < -1 ? -1 : r);
+          }
+      }
+      null[i] = summary_of(buf, m, c->kind);
+      if (c->dist) c->dist[i * V + v] = null[i];
+    }
+    c->p[v] = isc_p_from_null(obs, null, c->n, c->side, 0);
+  }
+  return 0;
+}
+
+static int shift_run(shift_ctx *c, int nthreads) {
+  const size_t rows = isc_rows(c->S, c->pairwise);
+  double *obs_rows = malloc(rows * c->V * sizeof *obs_rows);
+  double *tw = malloc(2 * c->T * sizeof *tw);
+  int rc = ISC_ENOMEM;
+  if (obs_rows && tw) {
+    rc = c->pairwise ? isc_pairwise(c->d, c->nan, nthreads, obs_rows)
+                     : isc_loo(c->d, c->nan, nthreads, obs_rows);
+    for (size_t k = 0; k < c->T; k++) {
+      tw[k] = cos(2 * M_PI * (double)k / (double)c->T);
+      tw[c->T + k] = sin(2 * M_PI * (double)k / (double)c->T);
+    }
+    c->cosT = tw;
+    c->sinT = tw + c->T;
+    c->obs_rows = obs_rows;
+    if (rc == 0)
+      rc = run_parallel(nthreads, c->V, 8, shift_scratch(c->S, c->T, c->F, c->n) * sizeof(double),
+                        shift_range, c);
+  }
+  free(obs_rows);
+  free(tw);
+  return rc;
+}
+
+int isc_timeshift(const isc_data *d, int pairwise, isc_summary_kind kind, isc_nan_policy nan,
+                  const uint32_t *shifts, size_t n, isc_side side, int nthreads,
+                  double *observed, double *p, double *dist) {
+  if (!data_ok(d) || !shifts || !observed || !p || n == 0 || kind == ISC_SUMMARY_NONE)
+    return ISC_EARG;
+  const size_t S = d->S, T = d->T, V = d->V;
+  for (size_t i = 0; i < n * S; i++)
+    if (shifts[i] >= T) return ISC_EARG;
+  shift_ctx c = {.d = d, .S = S, .T = T, .V = V, .n = n, .F = isc_phase_count(T),
+                 .pairwise = pairwise, .kind = kind, .nan = nan, .shifts = shifts, .side = side,
+                 .observed = observed, .p = p, .dist = dist};
+  return shift_run(&c, nthreads);
+}
+
+int isc_phaseshift(const isc_data *d, int pairwise, isc_summary_kind kind, isc_nan_policy nan,
+                   const double *phases, size_t n, isc_side side, int nthreads,
+                   double *observed, double *p, double *dist) {
+  if (!data_ok(d) || !phases || !observed || !p || n == 0 || kind == ISC_SUMMARY_NONE)
+    return ISC_EARG;
+  const size_t S = d->S, T = d->T, V = d->V;
+  shift_ctx c = {.d = d, .S = S, .T = T, .V = V, .n = n, .F = isc_phase_count(T),
+                 .pairwise = pairwise, .phase = 1, .kind = kind, .nan = nan, .phases = phases,
+                 .side = side, .observed = observed, .p = p, .dist = dist};
+  return shift_run(&c, nthreads);
+}

@@ -1,0 +1,189 @@
+#!/usr/bin/python3
+"""Reference numbers for tests/isc/test_isc_kernels.c.
+
+Re-implements brainiak.isc's code paths with numpy/scipy (isc, isfc,
+bootstrap_isc, permutation_isc, timeshift_isc, phaseshift_isc) on the issue's
+test data, replaying fixed resampling draws so the C kernels can be compared
+value by value. Run with Debian's /usr/bin/python3; prints C initializers.
+"""
+import numpy as np
+from scipy.fftpack import fft, ifft
+from scipy.spatial.distance import squareform
+
+T, V, S = 40, 3, 5
+t = np.arange(T)[:, None, None]; v = np.arange(V)[None, :, None]; s = np.arange(S)[None, None, :]
+D = (np.sin(0.3 * (t + 1) * (v + 1)) + np.cos(0.7 * (t + 1) * (s + 1) + 0.5 * v) * (0.5 + 0.5 * v))
+D = D.astype(np.float32).astype(np.float64)  # the C side reads float32
+
+
+def acorr(x, y):
+    x = x - x.mean(0); y = y - y.mean(0)
+    return (x * y).sum(0) / np.sqrt((x * x).sum(0) * (y * y).sum(0))
+
+
+def threshold_nans(d, tol):
+    nans = np.all(np.any(np.isnan(d), axis=0), axis=1)
+    if type(tol) is float:
+        nans = nans | ~(np.sum(~np.any(np.isnan(d), axis=0), axis=1) >= d.shape[-1] * tol)
+    return ~nans
+
+
+def isc(d, pairwise=False, summary=None, tol=True):
+    n = d.shape[2]
+    mean = np.nanmean if tol else np.mean
+    mask = threshold_nans(d, tol)
+    dm = d[:, mask, :]
+    if n == 2:
+        st = acorr(dm[..., 0], dm[..., 1])[None]
+    elif pairwise:
+        st = np.column_stack([squareform(np.corrcoef(dm[:, j, :].T), checks=False)
+                              for j in range(dm.shape[1])])
+    else:
+        with np.errstate(all="ignore"):
+            st = np.array([acorr(dm[..., i], mean(np.delete(dm, i, 2), 2)) for i in range(n)])
+    out = np.full((st.shape[0], d.shape[1]), np.nan); out[:, mask] = st
+    if summary:
+        out = summ(out, summary)[None]
+    return out
+
+
+def summ(x, kind, axis=0):
+    if kind == "mean":
+        with np.errstate(all="ignore"):
+            return np.tanh(np.nanmean(np.arctanh(x), axis=axis))
+    return np.nanmedian(x, axis=axis)
+
+
+def p_from_null(obs, dist, side, exact=False):
+    if side == "two-sided":
+        num = np.sum(np.abs(dist) >= np.abs(obs), axis=0)
+    elif side == "left":
+        num = np.sum(dist <= obs, axis=0)
+    else:
+        num = np.sum(dist >= obs, axis=0)
+    n = len(dist)
+    return num / n if exact else (num + 1) / (n + 1)
+
+
+def carr(name, a):
+    a = np.asarray(a, dtype=np.float64).ravel()
+    body = ", ".join("%.17g" % x if np.isfinite(x) else "NAN" for x in a)
+    print("static const double %s[%d] = {%s};" % (name, a.size, body))
+
+
+def iarr(name, a, ctype="uint32_t"):
+    a = np.asarray(a).ravel()
+    print("static const %s %s[%d] = {%s};" % (ctype, name, a.size, ", ".join(str(int(x)) for x in a)))
+
+
+carr("REF_LOO", isc(D))
+carr("REF_PAIR", isc(D, pairwise=True))
+carr("REF_MEAN", isc(D, summary="mean"))
+carr("REF_MEDIAN", isc(D, summary="median"))
+carr("REF_PAIR_MEDIAN", isc(D, pairwise=True, summary="median"))
+carr("REF_TWO", isc(D[:, :, :2]))
+
+Dn = D.copy(); Dn[5, 1, 2] = np.nan
+carr("REF_NAN_TRUE", isc(Dn, tol=True))
+carr("REF_NAN_FALSE", isc(Dn, tol=False))
+Dn2 = Dn.copy(); Dn2[7, 2, 0] = np.nan; Dn2[9, 2, 3] = np.nan
+carr("REF_NAN2_TRUE", isc(Dn2, tol=True))
+carr("REF_NAN2_F07", isc(Dn2, tol=0.7))
+carr("REF_NAN2_F05", isc(Dn2, tol=0.5))
+carr("REF_NAN2_PAIR_F07", isc(Dn2, pairwise=True, tol=0.7))
+
+# ISFC (symmetrized), leave-one-out and pairwise
+def corr_mat(a, b):
+    a = (a - a.mean(0)) / np.sqrt(((a - a.mean(0)) ** 2).sum(0))
+    b = (b - b.mean(0)) / np.sqrt(((b - b.mean(0)) ** 2).sum(0))
+    return a.T @ b
+
+loo = [corr_mat(D[..., i], np.mean(np.delete(D, i, 2), 2)) for i in range(S)]
+carr("REF_ISFC_LOO", np.array([(m + m.T) / 2 for m in loo]))
+pw = []
+for i in range(S):
+    for j in range(i + 1, S):
+        m = corr_mat(D[..., i], D[..., j]); pw.append((m + m.T) / 2)
+carr("REF_ISFC_PAIR", np.array(pw))
+
+# bootstrap with fixed draws
+rng = np.random.RandomState(7)
+NB = 50
+samples = np.array([sorted(rng.choice(np.arange(S), size=S)) for _ in range(NB)])
+iarr("BOOT_SAMPLES", samples)
+for pairwise, kind, side, tag in [(False, "mean", "right", "LOO_MEAN"),
+                                  (True, "median", "two-sided", "PAIR_MEDIAN")]:
+    iscs = isc(D, pairwise=pairwise)
+    obs = summ(iscs, kind)
+    dist = []
+    for smp in samples:
+        if pairwise:
+            cols = []
+            for vi in iscs.T:
+                sq = squareform(vi, force="tomatrix"); np.fill_diagonal(sq, 1)
+                vs = squareform(sq[smp, :][:, smp], checks=False)
+                vs[vs == 1.0] = np.nan
+                cols.append(vs)
+            sample = np.column_stack(cols)
+        else:
+            sample = iscs[smp, :]
+        dist.append(summ(sample, kind))
+    dist = np.array(dist)
+    ci = (np.percentile(dist, 2.5, axis=0), np.percentile(dist, 97.5, axis=0))
+    p = p_from_null(obs, dist - obs, side)
+    carr("BOOT_%s_OBS" % tag, obs); carr("BOOT_%s_CI" % tag, np.array(ci)); carr("BOOT_%s_P" % tag, p)
+
+# exact sign-flip permutation (2^5 = 32 <= 1000)
+import itertools as it
+flips = np.array(list(it.product([-1, 1], repeat=S)))
+for pairwise, kind, tag in [(False, "median", "LOO_MEDIAN"), (True, "mean", "PAIR_MEAN")]:
+    iscs = isc(D, pairwise=pairwise)
+    obs = summ(iscs, kind)
+    dist = []
+    for f in flips:
+        if pairwise:
+            f = squareform(np.ones((S, S)) * f * f[:, None], checks=False)
+        dist.append(summ(iscs * f[:, None], kind))
+    carr("PERM_%s_P" % tag, p_from_null(obs, np.array(dist), "right", exact=True))
+
+# time shift with fixed shifts
+NS = 40
+shifts = rng.choice(np.arange(T), size=(NS, S), replace=True)
+iarr("SHIFTS", shifts)
+for pairwise, kind, tag in [(False, "mean", "LOO_MEAN"), (True, "median", "PAIR_MEDIAN")]:
+    obs = isc(D, pairwise=pairwise, summary=kind)[0]
+    dist = []
+    for sh in shifts:
+        if pairwise:
+            sd = np.dstack([np.concatenate((D[-k:, :, i], D[:-k, :, i])) for i, k in enumerate(sh)])
+            dist.append(isc(sd, pairwise=True, summary=kind)[0])
+        else:
+            vals = []
+            for i, k in enumerate(sh):
+                ss = np.concatenate((D[-k:, :, i], D[:-k, :, i]))
+                vals.append(isc(np.dstack((ss, np.mean(np.delete(D, i, 2), 2))))[0])
+            dist.append(summ(np.array(vals), kind))
+    dist = np.array(dist)
+    carr("TSHIFT_%s_NULL0" % tag, dist[:, 0])
+    carr("TSHIFT_%s_P" % tag, p_from_null(obs, dist, "right"))
+
+# phase randomization with fixed phases (BrainIAK draws [F, 1, S])
+F = T // 2 - 1
+phases = rng.rand(NS, F, 1, S) * 2 * np.pi
+carr("PHASES", np.transpose(phases[:, :, 0, :], (0, 2, 1)))  # -> [n, S, F]
+pos = np.arange(1, T // 2); neg = np.arange(T - 1, T // 2, -1)
+for pairwise, kind, tag in [(False, "median", "LOO_MEDIAN"), (True, "mean", "PAIR_MEAN")]:
+    obs = isc(D, pairwise=pairwise, summary=kind)[0]
+    dist = []
+    for ph in phases:
+        fd = fft(D, axis=0)
+        fd[pos, :, :] *= np.exp(1j * ph); fd[neg, :, :] *= np.exp(-1j * ph)
+        sd = np.real(ifft(fd, axis=0))
+        if pairwise:
+            dist.append(isc(sd, pairwise=True, summary=kind)[0])
+        else:
+            vals = [isc(np.dstack((sd[:, :, i], np.mean(np.delete(D, i, 2), 2))))[0] for i in range(S)]
+            dist.append(summ(np.array(vals), kind))
+    dist = np.array(dist)
+    carr("PSHIFT_%s_NULL0" % tag, dist[:, 0])
+    carr("PSHIFT_%s_P" % tag, p_from_null(obs, dist, "right"))

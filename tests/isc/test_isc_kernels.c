@@ -1,0 +1,408 @@
+/*
+ * test_isc_kernels.c — the ISC kernels against BrainIAK's semantics.
+ *
+ * Reference numbers (isc_ref.h) come from tests/isc/ref_isc.py, a numpy/scipy
+ * re-implementation of brainiak.isc's code paths run with Debian's
+ * /usr/bin/python3 on the issue's data
+ *   data[t, v, s] = sin(0.3(t+1)(v+1)) + cos(0.7(t+1)(s+1) + 0.5v)(0.5 + 0.5v)
+ * (T = 40, V = 3, S = 5), cast to float32 as a `run` tensor would be. The
+ * issue's own float64 numbers are checked with float64 input. Resampling
+ * tests replay the exact draws the Python side used.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "isc_kernels.h"
+#include "isc_ref.h"
+
+enum { T = 40, V = 3, S = 5 };
+
+static const isc_nan_policy TOL = {1, -1}, STRICT = {0, -1};
+
+static double gen(int t, int v, int s) {
+  return sin(0.3 * (t + 1) * (v + 1)) + cos(0.7 * (t + 1) * (s + 1) + 0.5 * v) * (0.5 + 0.5 * v);
+}
+
+typedef struct fixture {
+  float f[S][T * V];
+  double d[S][T * V];
+  const void *pf[S], *pd[S];
+  isc_data df, dd;
+} fixture;
+
+static void fixture_init(fixture *fx, size_t nsub) {
+  for (int s = 0; s < S; s++) {
+    for (int t = 0; t < T; t++)
+      for (int v = 0; v < V; v++) {
+        fx->d[s][t * V + v] = gen(t, v, s);
+        fx->f[s][t * V + v] = (float)gen(t, v, s);
+      }
+    fx->pf[s] = fx->f[s];
+    fx->pd[s] = fx->d[s];
+  }
+  fx->df = (isc_data){.x = fx->pf, .f64 = 0, .S = nsub, .T = T, .V = V};
+  fx->dd = (isc_data){.x = fx->pd, .f64 = 1, .S = nsub, .T = T, .V = V};
+}
+
+static void expect_close(const double *got, const double *want, size_t n, double tol, const char *what) {
+  for (size_t i = 0; i < n; i++) {
+    if (isnan(want[i])) {
+      ck_assert_msg(isnan(got[i]), "%s[%zu]: want NaN, got %.12g", what, i, got[i]);
+      continue;
+    }
+    ck_assert_msg(fabs(got[i] - want[i]) <= tol, "%s[%zu]: got %.15g want %.15g", what, i, got[i],
+                  want[i]);
+  }
+}
+
+START_TEST(issue_numbers_float64) {
+  static fixture fx;
+  fixture_init(&fx, S);
+  double loo[S * V], pair[10 * V], mean[V];
+  ck_assert_int_eq(isc_loo(&fx.dd, TOL, 1, loo), 0);
+  ck_assert_int_eq(isc_pairwise(&fx.dd, TOL, 1, pair), 0);
+  isc_summarize(loo, S, V, ISC_SUMMARY_MEAN, mean);
+  const double row0[V] = {0.8533185988, 0.5474540740, 0.4686142007};
+  const double p01[V] = {0.7965550167, 0.4172263151, 0.2696073252};
+  const double fm[V] = {0.8856881756, 0.6230748423, 0.3898931590};
+  expect_close(loo, row0, V, 1e-9, "loo row 0");
+  expect_close(pair, p01, V, 1e-9, "pair (0,1)");
+  expect_close(mean, fm, V, 1e-9, "fisher mean");
+}
+END_TEST
+
+START_TEST(float32_matches_reference) {
+  static fixture fx;
+  fixture_init(&fx, S);
+  double loo[S * V], pair[10 * V], sm[V];
+  ck_assert_int_eq(isc_loo(&fx.df, TOL, 2, loo), 0);
+  expect_close(loo, REF_LOO, S * V, 1e-12, "loo");
+  ck_assert_int_eq(isc_pairwise(&fx.df, TOL, 2, pair), 0);
+  expect_close(pair, REF_PAIR, 10 * V, 1e-12, "pairwise");
+  isc_summarize(loo, S, V, ISC_SUMMARY_MEAN, sm);
+  expect_close(sm, REF_MEAN, V, 1e-12, "mean");
+  isc_summarize(loo, S, V, ISC_SUMMARY_MEDIAN, sm);
+  expect_close(sm, REF_MEDIAN, V, 1e-12, "median");
+  isc_summarize(pair, 10, V, ISC_SUMMARY_MEDIAN, sm);
+  expect_close(sm, REF_PAIR_MEDIAN, V, 1e-12, "pair median");
+}
+END_TEST
+
+START_TEST(two_subjects_one_row) {
+  static fixture fx;
+  fixture_init(&fx, 2);
+  ck_assert_uint_eq(isc_rows(2, 0), 1);
+  double loo[V], pair[V];
+  ck_assert_int_eq(isc_loo(&fx.df, TOL, 1, loo), 0);
+  ck_assert_int_eq(isc_pairwise(&fx.df, TOL, 1, pair), 0);
+  expect_close(loo, REF_TWO, V, 1e-12, "two loo");
+  expect_close(pair, REF_TWO, V, 1e-12, "two pair");
+}
+END_TEST
+
+START_TEST(identical_subjects_give_one) {
+  static fixture fx;
+  fixture_init(&fx, S);
+  for (int s = 1; s < S; s++) memcpy(fx.f[s], fx.f[0], sizeof fx.f[0]);
+  double loo[S * V], pair[10 * V], m[V];
+  ck_assert_int_eq(isc_loo(&fx.df, TOL, 1, loo), 0);
+  ck_assert_int_eq(isc_pairwise(&fx.df, TOL, 1, pair), 0);
+  for (int i = 0; i < S * V; i++) ck_assert_double_eq_tol(loo[i], 1.0, 1e-12);
+  for (int i = 0; i < 10 * V; i++) ck_assert_double_eq_tol(pair[i], 1.0, 1e-12);
+  isc_summarize(loo, S, V, ISC_SUMMARY_MEAN, m);
+  for (int v = 0; v < V; v++) ck_assert_msg(fabs(m[v] - 1.0) < 1e-12, "fisher mean of ones %g", m[v]);
+}
+END_TEST
+
+/* Pairwise ISC ignores any positive affine map per subject. Leave-one-out
+ * correlates with the others' plain mean (as BrainIAK), so a per-subject
+ * *scale* re-weights that mean: what stays invariant is every row under
+ * per-subject offsets and one common scale, and row s under any positive
+ * affine map of subject s alone. */
+START_TEST(affine_rescaling_changes_nothing) {
+  static fixture fx, fy;
+  fixture_init(&fx, S);
+  fixture_init(&fy, S);
+  for (int s = 0; s < S; s++)
+    for (int i = 0; i < T * V; i++) fy.d[s][i] = (0.25 + 3.0 * s) * fx.d[s][i] + 1000.0 * (s - 2);
+  double a[S * V], b[S * V], pa[10 * V], pb[10 * V];
+  ck_assert_int_eq(isc_pairwise(&fx.dd, TOL, 1, pa), 0);
+  ck_assert_int_eq(isc_pairwise(&fy.dd, TOL, 1, pb), 0);
+  expect_close(pb, pa, 10 * V, 1e-10, "rescaled pairwise");
+  ck_assert_int_eq(isc_loo(&fx.dd, TOL, 1, a), 0);
+  for (int s = 0; s < S; s++)
+    for (int i = 0; i < T * V; i++) fy.d[s][i] = 7.5 * fx.d[s][i] + 1000.0 * (s - 2);
+  ck_assert_int_eq(isc_loo(&fy.dd, TOL, 1, b), 0);
+  expect_close(b, a, S * V, 1e-10, "offsets + common scale, loo");
+  for (int k = 0; k < S; k++) {
+    memcpy(fy.d, fx.d, sizeof fx.d);
+    for (int i = 0; i < T * V; i++) fy.d[k][i] = (0.5 + k) * fx.d[k][i] - 300.0;
+    ck_assert_int_eq(isc_loo(&fy.dd, TOL, 1, b), 0);
+    expect_close(b + k * V, a + k * V, V, 1e-10, "own row under own affine map");
+  }
+}
+END_TEST
+
+START_TEST(nan_semantics) {
+  static fixture fx;
+  fixture_init(&fx, S);
+  fx.f[2][5 * V + 1] = NAN;
+  double out[S * V], pair[10 * V];
+  ck_assert_int_eq(isc_loo(&fx.df, TOL, 1, out), 0);
+  expect_close(out, REF_NAN_TRUE, S * V, 1e-12, "tolerate=True");
+  /* exactly one NaN: row 2, voxel 1 */
+  for (int i = 0; i < S * V; i++) ck_assert(isnan(out[i]) == (i == 2 * V + 1));
+  ck_assert_int_eq(isc_loo(&fx.df, STRICT, 1, out), 0);
+  expect_close(out, REF_NAN_FALSE, S * V, 1e-12, "tolerate=False");
+
+  fx.f[0][7 * V + 2] = NAN;
+  fx.f[3][9 * V + 2] = NAN;
+  ck_assert_int_eq(isc_loo(&fx.df, TOL, 1, out), 0);
+  expect_close(out, REF_NAN2_TRUE, S * V, 1e-12, "two NaN voxels, True");
+  ck_assert_int_eq(isc_loo(&fx.df, (isc_nan_policy){1, 0.7}, 2, out), 0);
+  expect_close(out, REF_NAN2_F07, S * V, 1e-12, "tolerate=0.7");
+  ck_assert_int_eq(isc_loo(&fx.df, (isc_nan_policy){1, 0.5}, 2, out), 0);
+  expect_close(out, REF_NAN2_F05, S * V, 1e-12, "tolerate=0.5");
+  ck_assert_int_eq(isc_pairwise(&fx.df, (isc_nan_policy){1, 0.7}, 1, pair), 0);
+  expect_close(pair, REF_NAN2_PAIR_F07, 10 * V, 1e-12, "pairwise tolerate=0.7");
+}
+END_TEST
+
+START_TEST(isfc_matches_reference) {
+  static fixture fx;
+  fixture_init(&fx, S);
+  double loo[S * V * V], pair[10 * V * V];
+  ck_assert_int_eq(isc_isfc(&fx.df, 0, TOL, loo), 0);
+  expect_close(loo, REF_ISFC_LOO, S * V * V, 1e-12, "isfc loo");
+  ck_assert_int_eq(isc_isfc(&fx.df, 1, TOL, pair), 0);
+  expect_close(pair, REF_ISFC_PAIR, 10 * V * V, 1e-12, "isfc pairwise");
+  /* the diagonal is the ISC */
+  for (int s = 0; s < S; s++)
+    for (int v = 0; v < V; v++) ck_assert_double_eq_tol(loo[s * V * V + v * V + v], REF_LOO[s * V + v], 1e-12);
+}
+END_TEST
+
+START_TEST(bootstrap_replays_brainiak) {
+  static fixture fx;
+  fixture_init(&fx, S);
+  double loo[S * V], pair[10 * V], obs[V], ci[2 * V], p[V];
+  isc_loo(&fx.df, TOL, 1, loo);
+  isc_pairwise(&fx.df, TOL, 1, pair);
+  ck_assert_int_eq(isc_bootstrap(loo, S, V, 0, ISC_SUMMARY_MEAN, BOOT_SAMPLES, 50, 95, ISC_SIDE_RIGHT,
+                                 2, obs, ci, p, NULL), 0);
+  expect_close(obs, BOOT_LOO_MEAN_OBS, V, 1e-12, "boot obs");
+  expect_close(ci, BOOT_LOO_MEAN_CI, 2 * V, 1e-12, "boot ci");
+  expect_close(p, BOOT_LOO_MEAN_P, V, 1e-15, "boot p");
+  ck_assert_int_eq(isc_bootstrap(pair, S, V, 1, ISC_SUMMARY_MEDIAN, BOOT_SAMPLES, 50, 95, ISC_SIDE_TWO,
+                                 1, obs, ci, p, NULL), 0);
+  expect_close(obs, BOOT_PAIR_MEDIAN_OBS, V, 1e-12, "boot pair obs");
+  expect_close(ci, BOOT_PAIR_MEDIAN_CI, 2 * V, 1e-12, "boot pair ci");
+  expect_close(p, BOOT_PAIR_MEDIAN_P, V, 1e-15, "boot pair p");
+}
+END_TEST
+
+START_TEST(exact_permutation_replays_brainiak) {
+  static fixture fx;
+  fixture_init(&fx, S);
+  double loo[S * V], pair[10 * V], obs[V], p[V];
+  isc_loo(&fx.df, TOL, 1, loo);
+  isc_pairwise(&fx.df, TOL, 1, pair);
+  int8_t *flips = isc_all_sign_flips(S);
+  ck_assert_ptr_nonnull(flips);
+  ck_assert_int_eq(flips[0], -1);
+  ck_assert_int_eq(flips[31 * S + 4], 1);
+  ck_assert_int_eq(isc_permutation(loo, S, V, 0, ISC_SUMMARY_MEDIAN, flips, 32, 1, ISC_SIDE_RIGHT, 1,
+                                   obs, p, NULL), 0);
+  expect_close(p, PERM_LOO_MEDIAN_P, V, 1e-15, "perm loo p");
+  expect_close(obs, REF_MEDIAN, V, 1e-12, "perm obs");
+  ck_assert_int_eq(isc_permutation(pair, S, V, 1, ISC_SUMMARY_MEAN, flips, 32, 1, ISC_SIDE_RIGHT, 1,
+                                   obs, p, NULL), 0);
+  expect_close(p, PERM_PAIR_MEAN_P, V, 1e-15, "perm pair p");
+  free(flips);
+}
+END_TEST
+
+START_TEST(timeshift_replays_brainiak) {
+  static fixture fx;
+  fixture_init(&fx, S);
+  double obs[V], p[V], dist[40 * V], col[40];
+  ck_assert_int_eq(isc_timeshift(&fx.df, 0, ISC_SUMMARY_MEAN, TOL, SHIFTS, 40, ISC_SIDE_RIGHT, 2, obs,
+                                 p, dist), 0);
+  for (int i = 0; i < 40; i++) col[i] = dist[i * V];
+  expect_close(col, TSHIFT_LOO_MEAN_NULL0, 40, 1e-12, "timeshift loo null");
+  expect_close(p, TSHIFT_LOO_MEAN_P, V, 1e-15, "timeshift loo p");
+  expect_close(obs, REF_MEAN, V, 1e-12, "timeshift obs");
+  ck_assert_int_eq(isc_timeshift(&fx.df, 1, ISC_SUMMARY_MEDIAN, TOL, SHIFTS, 40, ISC_SIDE_RIGHT, 1, obs,
+                                 p, dist), 0);
+  for (int i = 0; i < 40; i++) col[i] = dist[i * V];
+  expect_close(col, TSHIFT_PAIR_MEDIAN_NULL0, 40, 1e-12, "timeshift pair null");
+  expect_close(p, TSHIFT_PAIR_MEDIAN_P, V, 1e-15, "timeshift pair p");
+}
+END_TEST
+
+START_TEST(phaseshift_replays_brainiak) {
+  static fixture fx;
+  fixture_init(&fx, S);
+  ck_assert_uint_eq(isc_phase_count(T), 19);
+  ck_assert_uint_eq(isc_phase_count(41), 20);
+  double obs[V], p[V], dist[40 * V], col[40];
+  ck_assert_int_eq(isc_phaseshift(&fx.df, 0, ISC_SUMMARY_MEDIAN, TOL, PHASES, 40, ISC_SIDE_RIGHT, 2,
+                                  obs, p, dist), 0);
+  for (int i = 0; i < 40; i++) col[i] = dist[i * V];
+  expect_close(col, PSHIFT_LOO_MEDIAN_NULL0, 40, 1e-10, "phaseshift loo null");
+  expect_close(p, PSHIFT_LOO_MEDIAN_P, V, 1e-15, "phaseshift loo p");
+  ck_assert_int_eq(isc_phaseshift(&fx.df, 1, ISC_SUMMARY_MEAN, TOL, PHASES, 40, ISC_SIDE_RIGHT, 1, obs,
+                                  p, dist), 0);
+  for (int i = 0; i < 40; i++) col[i] = dist[i * V];
+  expect_close(col, PSHIFT_PAIR_MEAN_NULL0, 40, 1e-10, "phaseshift pair null");
+  expect_close(p, PSHIFT_PAIR_MEAN_P, V, 1e-15, "phaseshift pair p");
+}
+END_TEST
+
+START_TEST(p_value_floor) {
+  /* Strong shared signal: every bootstrap draw is far from zero, so the
+   * right-sided p reaches its floor 1/(n+1) and never 0. */
+  static fixture fx;
+  fixture_init(&fx, S);
+  double loo[S * V], obs[V], p[V];
+  isc_loo(&fx.df, TOL, 1, loo);
+  enum { N = 999 };
+  uint32_t *smp = malloc(N * S * sizeof *smp);
+  isc_rng r;
+  isc_rng_seed(&r, 42);
+  for (int i = 0; i < N * S; i++) smp[i] = isc_rng_below(&r, S);
+  ck_assert_int_eq(isc_bootstrap(loo, S, V, 0, ISC_SUMMARY_MEAN, smp, N, 95, ISC_SIDE_RIGHT, 2, obs,
+                                 NULL, p, NULL), 0);
+  for (int v = 0; v < V; v++) ck_assert_double_eq(p[v], 1.0 / (N + 1));
+  /* p_from_null: a null entirely above gives 1; NaN observed gives NaN */
+  double null[4] = {2, 3, 4, 5};
+  ck_assert_double_eq(isc_p_from_null(1.0, null, 4, ISC_SIDE_RIGHT, 0), 1.0);
+  ck_assert_double_eq(isc_p_from_null(9.0, null, 4, ISC_SIDE_RIGHT, 0), 0.2);
+  ck_assert_double_eq(isc_p_from_null(-9.0, null, 4, ISC_SIDE_TWO, 0), 0.2);
+  ck_assert_double_eq(isc_p_from_null(2.5, null, 4, ISC_SIDE_LEFT, 1), 0.25);
+  ck_assert(isnan(isc_p_from_null(NAN, null, 4, ISC_SIDE_RIGHT, 0)));
+  free(smp);
+}
+END_TEST
+
+START_TEST(streaming_equals_batch) {
+  static fixture fx;
+  fixture_init(&fx, S);
+  for (int pass = 0; pass < 2; pass++) {
+    if (pass == 1) fx.f[2][5 * V + 1] = NAN;
+    isc_stream st;
+    ck_assert_int_eq(isc_stream_init(&st, S, V), 0);
+    double vol[S][V];
+    const double *pv[S];
+    for (int s = 0; s < S; s++) pv[s] = vol[s];
+    double batch[S * V], live[S * V];
+    for (int t = 0; t < T; t++) {
+      for (int s = 0; s < S; s++)
+        for (int v = 0; v < V; v++) vol[s][v] = fx.f[s][t * V + v];
+      isc_stream_add(&st, pv);
+      if (t < 2) continue;
+      isc_data part = fx.df;
+      part.T = (size_t)t + 1;
+      ck_assert_int_eq(isc_loo(&part, TOL, 1, batch), 0);
+      isc_stream_result(&st, TOL, live);
+      expect_close(live, batch, S * V, 1e-10, "stream vs batch");
+    }
+    isc_stream_result(&st, STRICT, live);
+    ck_assert_int_eq(isc_loo(&fx.df, STRICT, 1, batch), 0);
+    expect_close(live, batch, S * V, 1e-10, "stream vs batch strict");
+    isc_stream_free(&st);
+  }
+}
+END_TEST
+
+START_TEST(threads_and_blocks_agree) {
+  /* V spans several blocks with a ragged tail; 1 and 3 threads agree. */
+  enum { SS = 7, TT = 50, VV = 1000 };
+  float *buf = malloc(sizeof(float) * SS * TT * VV);
+  const void *px[SS];
+  isc_rng r;
+  isc_rng_seed(&r, 3);
+  for (int s = 0; s < SS; s++) {
+    for (int i = 0; i < TT * VV; i++) {
+      int v = i % VV, t = i / VV;
+      buf[s * TT * VV + i] = (float)(sin(0.1 * t * (1 + v % 13)) + isc_rng_unit(&r));
+    }
+    px[s] = buf + s * TT * VV;
+  }
+  buf[3 * TT * VV + 10 * VV + 517] = NAN;
+  isc_data d = {.x = px, .f64 = 0, .S = SS, .T = TT, .V = VV};
+  double *a = malloc(sizeof(double) * SS * VV), *b = malloc(sizeof(double) * SS * VV);
+  ck_assert_int_eq(isc_loo(&d, TOL, 1, a), 0);
+  ck_assert_int_eq(isc_loo(&d, TOL, 3, b), 0);
+  ck_assert_int_eq(memcmp(a, b, sizeof(double) * SS * VV), 0);
+  ck_assert(isnan(a[3 * VV + 517]) && !isnan(a[2 * VV + 517]));
+  /* spot-check one voxel against the per-voxel slow path formula */
+  double x[TT], y[TT];
+  for (int t = 0; t < TT; t++) {
+    x[t] = buf[1 * TT * VV + t * VV + 999];
+    y[t] = 0;
+    for (int s = 0; s < SS; s++)
+      if (s != 1) y[t] += buf[s * TT * VV + t * VV + 999];
+  }
+  double mx = 0, my = 0, sxx = 0, syy = 0, sxy = 0;
+  for (int t = 0; t < TT; t++) mx += x[t] / TT, my += y[t] / TT;
+  for (int t = 0; t < TT; t++)
+    sxx += (x[t] - mx) * (x[t] - mx), syy += (y[t] - my) * (y[t] - my), sxy += (x[t] - mx) * (y[t] - my);
+  ck_assert_double_eq_tol(a[1 * VV + 999], sxy / sqrt(sxx * syy), 1e-12);
+  free(a);
+  free(b);
+  free(buf);
+}
+END_TEST
+
+START_TEST(bad_arguments) {
+  static fixture fx;
+  fixture_init(&fx, 1);
+  double out[V];
+  ck_assert_int_eq(isc_loo(&fx.df, TOL, 1, out), ISC_EARG);
+  ck_assert_int_eq(isc_pairwise(&fx.df, TOL, 1, out), ISC_EARG);
+  ck_assert_int_eq(isc_loo(NULL, TOL, 1, out), ISC_EARG);
+  fixture_init(&fx, S);
+  uint32_t bad[S] = {0, 1, 2, 3, 9};
+  double obs[V], p[V];
+  ck_assert_int_eq(isc_bootstrap(REF_LOO, S, V, 0, ISC_SUMMARY_MEAN, bad, 1, 95, ISC_SIDE_RIGHT, 1, obs,
+                                 NULL, p, NULL), ISC_EARG);
+  uint32_t sh[S] = {0, 1, 2, 3, 40};
+  ck_assert_int_eq(isc_timeshift(&fx.df, 0, ISC_SUMMARY_MEAN, TOL, sh, 1, ISC_SIDE_RIGHT, 1, obs, p,
+                                 NULL), ISC_EARG);
+  ck_assert_ptr_null(isc_all_sign_flips(40));
+}
+END_TEST
+
+static Suite *suite(void) {
+  Suite *s = suite_create("isc_kernels");
+  TCase *tc = tcase_create("core");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, issue_numbers_float64);
+  tcase_add_test(tc, float32_matches_reference);
+  tcase_add_test(tc, two_subjects_one_row);
+  tcase_add_test(tc, identical_subjects_give_one);
+  tcase_add_test(tc, affine_rescaling_changes_nothing);
+  tcase_add_test(tc, nan_semantics);
+  tcase_add_test(tc, isfc_matches_reference);
+  tcase_add_test(tc, bootstrap_replays_brainiak);
+  tcase_add_test(tc, exact_permutation_replays_brainiak);
+  tcase_add_test(tc, timeshift_replays_brainiak);
+  tcase_add_test(tc, phaseshift_replays_brainiak);
+  tcase_add_test(tc, p_value_floor);
+  tcase_add_test(tc, streaming_equals_batch);
+  tcase_add_test(tc, threads_and_blocks_agree);
+  tcase_add_test(tc, bad_arguments);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
