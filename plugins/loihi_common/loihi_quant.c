@@ -13,6 +13,11 @@
  *   - vThMant = trunc(lambda*vth*64) <= 2^17 - 1,
  *   - the bias mantissa round(lambda*b*64) fits 13 bits signed.
  * Rounding is to nearest, ties to even (numpy's and torch's round).
+ *
+ * Bias: the float model adds b to the current (u = cdecay*u + a + b), Loihi
+ * adds its bias to the voltage. A constant current b settles at
+ * b/(1 - cdecay), so the voltage bias is b/(1 - cdecay) (1 - cdecay floored
+ * at 1/4096): exact at steady state, approximate for the first steps.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -83,12 +88,14 @@ int64_t loihi_decay_register(double keep) {
   return (int64_t)d;
 }
 
-static double layer_scale(const loihi_flayer *F, double vth, loihi_qinfo *q) {
+static double bias_gain(double cdecay) { return 1.0 / fmax(1.0 - cdecay, 1.0 / LOIHI_DECAY_UNITY); }
+
+static double layer_scale(const loihi_flayer *F, double vth, double cdecay, loihi_qinfo *q) {
   size_t nw = (size_t)F->n_in * (size_t)F->n_out;
   double wmax = 0, bmax = 0;
   for (size_t i = 0; i < nw; i++) wmax = fmax(wmax, fabs((double)F->weight[i]));
   if (F->bias)
-    for (int j = 0; j < F->n_out; j++) bmax = fmax(bmax, fabs((double)F->bias[j]));
+    for (int j = 0; j < F->n_out; j++) bmax = fmax(bmax, fabs((double)F->bias[j]) * bias_gain(cdecay));
   double lam = LOIHI_VTH_MAX / (64.0 * vth);
   if (wmax > 0) lam = fmin(lam, 127.0 / (32.0 * wmax));
   if (bmax > 0) lam = fmin(lam, LOIHI_BIAS_MAX / (64.0 * bmax));
@@ -102,7 +109,7 @@ static int quantize_layer(const loihi_flayer *F, const loihi_fnet *f, loihi_laye
   size_t nw = (size_t)F->n_in * (size_t)F->n_out;
   for (size_t i = 0; i < nw; i++)
     if (!isfinite(F->weight[i])) return ERR("weight %zu is not finite", i);
-  double lam = layer_scale(F, f->vth, q);
+  double lam = layer_scale(F, f->vth, f->cdecay, q);
   L->n_in = F->n_in;
   L->n_out = F->n_out;
   L->weight = malloc(sizeof(int32_t) * (nw ? nw : 1));
@@ -120,7 +127,7 @@ static int quantize_layer(const loihi_flayer *F, const loihi_fnet *f, loihi_laye
     if (!L->bias) return ERR("out of memory");
     for (int j = 0; j < F->n_out; j++) {
       if (!isfinite(F->bias[j])) return ERR("bias %d is not finite", j);
-      double b = rint(lam * (double)F->bias[j] * 64.0);
+      double b = rint(lam * (double)F->bias[j] * bias_gain(f->cdecay) * 64.0);
       b = b < LOIHI_BIAS_MIN ? LOIHI_BIAS_MIN : (b > LOIHI_BIAS_MAX ? LOIHI_BIAS_MAX : b);
       L->bias[j] = (int32_t)b;
     }

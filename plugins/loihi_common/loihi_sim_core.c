@@ -330,7 +330,11 @@ int loihi_argmax(const int32_t *counts, int n) {
   return best;
 }
 
-/* ---- float twin ---------------------------------------------------------- */
+/* ---- float twin ----------------------------------------------------------
+ * The float model of a `network` message, as the BioGrad learner defines it:
+ * u = cdecay*u + a + b (bias into the current), v = vdecay*v + u, spike when
+ * v > vth, then v = 0; with the same per-layer delay and flush steps as the
+ * integer path so that the two accuracies compare like for like. */
 
 static void accumulate_f32(float *restrict acc, const float *restrict wt, int n_out,
                            const uint32_t *spk, int n_spk) {
@@ -344,8 +348,8 @@ static void accumulate_f32(float *restrict acc, const float *restrict wt, int n_
 static void neurons_f(loihi_fslayer *L, float vth, float cdecay, float vdecay) {
   L->n_spk = 0;
   for (int j = 0; j < L->n_out; j++) {
-    float u = L->u[j] * cdecay + L->pending[j];
-    float v = L->v[j] * vdecay + u + (L->bias ? L->bias[j] : 0.0f);
+    float u = L->u[j] * cdecay + L->pending[j] + (L->bias ? L->bias[j] : 0.0f);
+    float v = L->v[j] * vdecay + u;
     L->u[j] = u;
     if (v > vth) {
       v = 0.0f;

@@ -426,8 +426,9 @@ START_TEST(test_quantize_rules) {
   const int32_t ew[6] = {254, -128, 64, -254, 0, 6}; /* rint(7.9375*w*32)*2 */
   for (int i = 0; i < 6; i++) ck_assert_int_eq(q.layers[0].weight[i], ew[i]);
   ck_assert_int_eq(q.layers[0].vth_mant, 508); /* trunc(7.9375*64) */
-  ck_assert_int_eq(q.layers[0].bias[0], 51);   /* rint(7.9375*0.1*64 = 50.8) */
-  ck_assert_int_eq(q.layers[0].bias[1], -25);  /* rint(-25.4) */
+  /* voltage bias = b / (1 - cdecay) = 1.0, -0.5 */
+  ck_assert_int_eq(q.layers[0].bias[0], 508);  /* rint(7.9375*1.0*64) */
+  ck_assert_int_eq(q.layers[0].bias[1], -254); /* rint(-254) */
   ck_assert_int_eq(q.layers[0].i_decay, 410);
   ck_assert_int_eq(q.layers[0].v_decay, 819); /* rint(819.2) */
   loihi_net_free(&q);
