@@ -1,0 +1,653 @@
+/*
+ * biograd — the BioGrad learner as a myelin stage: spikes in, a trained
+ * cuba_lif network and per-epoch metrics out. The numerics live in
+ * biograd_kernels.c; this file is the glue: message decoding, epochs, the
+ * held-out test split, checkpoints and output messages.
+ *
+ * Epochs follow the train stream's `epoch` field. When it changes, the epoch
+ * that just ended is evaluated on the test split as much of it as has arrived
+ * (the count is reported as `test_samples`), a `metrics` message is emitted
+ * and the checkpoint is written. The last epoch — the end of the train stream,
+ * or the `epochs` param reached — is evaluated in flush(), when the test
+ * stream has surely ended, and is followed by the `network` message.
+ *
+ * Test samples are kept as bit rasters (T x ceil(n/8) bytes each: 3 KiB for a
+ * 784-pixel, 32-step sample), far smaller than the event lists of a dense rate
+ * code. The first `probe` train samples are kept the same way: the probe
+ * batch on which `grad_angle` compares the BioGrad update with the exact
+ * gradient of the rate-equivalent network (computed without touching the
+ * weights, so measuring never changes training).
+ *
+ * Checkpoints are .npz files (numpy can read them) holding every array and
+ * counter training depends on; a run that finds one resumes after its last
+ * epoch, skipping train messages of epochs already done, and produces the
+ * same bits as an uninterrupted run.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "biograd_kernels.h"
+#include "myelin/myelin.h"
+
+typedef struct bg_store { /* samples as bit rasters */
+  size_t count, cap, stride;
+  uint8_t *bits;
+  int32_t *label;
+  int64_t *index;
+} bg_store;
+
+typedef struct bgp {
+  const myelin_host *host;
+  myelin_stage *st;
+  const myelin_params *p;
+  bg_config cfg;
+  bg_net *net;
+  char checkpoint[4096];
+  int64_t epochs_limit, sleep_every, probe_max;
+  /* epochs */
+  int64_t cur_epoch;   /* epoch field of the samples being trained, -1 = none yet */
+  int64_t epochs_done; /* completed (evaluated) epochs, counting resumed ones */
+  int pending;         /* the current epoch has trained samples not yet evaluated */
+  int stopped;         /* `epochs` reached: ignore further train samples */
+  uint64_t samples_total;
+  int64_t ep_seen, ep_correct, skipped;
+  double ep_seconds;
+  /* data */
+  bg_store test, probe;
+  uint32_t *ptr, *unit; /* CSR scratch */
+  size_t unit_cap;
+} bgp;
+
+/* ---- small helpers -------------------------------------------------------- */
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int store_push(bg_store *s, const bg_raster *r, int32_t label, int64_t index) {
+  if (s->count == s->cap) {
+    size_t cap = s->cap ? 2 * s->cap : 256;
+    uint8_t *bits = realloc(s->bits, cap * s->stride);
+    int32_t *lab = realloc(s->label, cap * sizeof *lab);
+    int64_t *idx = realloc(s->index, cap * sizeof *idx);
+    if (bits) s->bits = bits;
+    if (lab) s->label = lab;
+    if (idx) s->index = idx;
+    if (!bits || !lab || !idx) return MYELIN_ENOMEM;
+    s->cap = cap;
+  }
+  uint8_t *b = s->bits + s->count * s->stride;
+  memset(b, 0, s->stride);
+  size_t row = (size_t)(r->n + 7) / 8;
+  for (int t = 0; t < r->steps; t++)
+    for (uint32_t e = r->ptr[t]; e < r->ptr[t + 1]; e++) b[(size_t)t * row + r->unit[e] / 8] |= (uint8_t)(1u << (r->unit[e] % 8));
+  s->label[s->count] = label;
+  s->index[s->count] = index;
+  s->count++;
+  return 0;
+}
+
+/* Expands stored sample i into the CSR scratch. */
+static bg_raster store_get(bgp *g, const bg_store *s, size_t i) {
+  int n = g->cfg.sizes[0], T = g->cfg.steps;
+  size_t row = (size_t)(n + 7) / 8;
+  const uint8_t *b = s->bits + i * s->stride;
+  uint32_t k = 0;
+  for (int t = 0; t < T; t++) {
+    g->ptr[t] = k;
+    for (int j = 0; j < n; j++)
+      if (b[(size_t)t * row + j / 8] & (1u << (j % 8))) g->unit[k++] = (uint32_t)j;
+  }
+  g->ptr[T] = k;
+  bg_raster r = {n, T, g->ptr, g->unit};
+  return r;
+}
+
+static void store_free(bg_store *s) {
+  free(s->bits);
+  free(s->label);
+  free(s->index);
+  memset(s, 0, sizeof *s);
+}
+
+/* ---- decoding --------------------------------------------------------------- */
+
+/* Checks a spikes message and fills the CSR scratch. */
+static int decode_spikes(bgp *g, const myelin_msg *m, const char *port, bg_raster *out) {
+  uint64_t n = 0, steps = 0;
+  myelin_tensor ts, tu;
+  if (myelin_msg_uint(m, "n", &n) != 0 || n == 0 || n > (1u << 20))
+    return g->host->error(g->st, "%s: spikes message needs a field 'n' (units, 1..2^20)", port);
+  if (myelin_msg_uint(m, "steps", &steps) != 0 || steps == 0 || steps > 100000)
+    return g->host->error(g->st, "%s: spikes message needs a field 'steps' (1..100000)", port);
+  if (myelin_msg_tensor(m, "step", &ts) != 0 || ts.dtype != MYELIN_U4 || ts.ndim != 1)
+    return g->host->error(g->st, "%s: field 'step' must be a <u4 [E] tensor", port);
+  if (myelin_msg_tensor(m, "unit", &tu) != 0 || tu.dtype != MYELIN_U4 || tu.ndim != 1 || tu.count != ts.count)
+    return g->host->error(g->st, "%s: field 'unit' must be a <u4 [E] tensor as long as 'step'", port);
+  if (g->net) {
+    if ((int)n != g->cfg.sizes[0])
+      return g->host->error(g->st, "%s: field 'n' is %llu but the network has %d inputs", port,
+                            (unsigned long long)n, g->cfg.sizes[0]);
+    if ((int)steps != g->cfg.steps)
+      return g->host->error(g->st, "%s: field 'steps' is %llu but the network runs %d steps", port,
+                            (unsigned long long)steps, g->cfg.steps);
+  } else if (g->cfg.steps > 0 && (int)steps != g->cfg.steps) {
+    return g->host->error(g->st, "%s: field 'steps' is %llu but param steps is %d", port,
+                          (unsigned long long)steps, g->cfg.steps);
+  }
+  if (ts.count > (size_t)n * steps)
+    return g->host->error(g->st, "%s: %zu events for %llu units x %llu steps", port, ts.count,
+                          (unsigned long long)n, (unsigned long long)steps);
+  if (!g->ptr || g->unit_cap < (size_t)n * steps) {
+    free(g->ptr);
+    free(g->unit);
+    g->ptr = malloc(sizeof(uint32_t) * (steps + 1));
+    g->unit = malloc(sizeof(uint32_t) * n * steps);
+    g->unit_cap = g->ptr && g->unit ? (size_t)n * steps : 0;
+    if (!g->unit_cap) return g->host->error(g->st, "out of memory");
+  }
+  const uint32_t *st = ts.data, *un = tu.data;
+  uint32_t t = 0;
+  g->ptr[0] = 0;
+  for (size_t e = 0; e < ts.count; e++) {
+    if (st[e] >= steps || un[e] >= n)
+      return g->host->error(g->st, "%s: event %zu (step %u, unit %u) outside %llu steps x %llu units", port,
+                            e, st[e], un[e], (unsigned long long)steps, (unsigned long long)n);
+    if (st[e] < t) return g->host->error(g->st, "%s: field 'step' is not sorted (event %zu)", port, e);
+    while (t < st[e]) g->ptr[++t] = (uint32_t)e;
+    g->unit[e] = un[e];
+  }
+  while (t < steps) g->ptr[++t] = (uint32_t)ts.count;
+  out->n = (int)n;
+  out->steps = (int)steps;
+  out->ptr = g->ptr;
+  out->unit = g->unit;
+  return 0;
+}
+
+static int msg_label(bgp *g, const myelin_msg *m, const char *port, int32_t *label) {
+  int64_t v;
+  if (myelin_msg_int(m, "label", &v) != 0)
+    return g->host->error(g->st, "%s: spikes message has no integer field 'label'", port);
+  if (v < 0 || v >= g->cfg.sizes[g->cfg.nlayers])
+    return g->host->error(g->st, "%s: label %lld outside 0..%d (param classes)", port, (long long)v,
+                          g->cfg.sizes[g->cfg.nlayers] - 1);
+  *label = (int32_t)v;
+  return 0;
+}
+
+/* ---- checkpoints -------------------------------------------------------------- */
+
+static int checkpoint_save(bgp *g) {
+  if (!g->checkpoint[0]) return 0;
+  char err[512], key[32];
+  myelin_npz_writer *w = myelin_npz_open(g->checkpoint, err, sizeof err);
+  if (!w) return g->host->error(g->st, "checkpoint: %s", err);
+  int L = g->cfg.nlayers, rc = 0;
+  int64_t meta[BG_MAX_LAYERS + 6];
+  int64_t nm = 0;
+  meta[nm++] = 1; /* format version */
+  meta[nm++] = L;
+  for (int l = 0; l <= L; l++) meta[nm++] = g->cfg.sizes[l];
+  meta[nm++] = g->cfg.steps;
+  meta[nm++] = g->epochs_done;
+  meta[nm++] = (int64_t)g->samples_total;
+  int64_t shape[2] = {nm, 0};
+  rc = myelin_npz_add(w, "meta", MYELIN_I8, 1, shape, meta, err, sizeof err);
+  shape[0] = 4;
+  if (!rc) rc = myelin_npz_add(w, "rng", MYELIN_U8, 1, shape, bg_rng_state(g->net), err, sizeof err);
+  for (int l = 0; l < L && !rc; l++) {
+    int64_t sw[2] = {g->cfg.sizes[l], g->cfg.sizes[l + 1]}, sb[1] = {g->cfg.sizes[l + 1]};
+    snprintf(key, sizeof key, "wt%d", l);
+    rc = myelin_npz_add(w, key, MYELIN_F4, 2, sw, bg_weight_t(g->net, l), err, sizeof err);
+    snprintf(key, sizeof key, "b%d", l);
+    if (!rc) rc = myelin_npz_add(w, key, MYELIN_F4, 1, sb, bg_bias(g->net, l), err, sizeof err);
+    if (!rc && l + 1 < L) {
+      int64_t sf[2] = {g->cfg.sizes[l + 1], g->cfg.sizes[l + 2]};
+      snprintf(key, sizeof key, "fb%d", l);
+      rc = myelin_npz_add(w, key, MYELIN_F4, 2, sf, bg_feedback(g->net, l), err, sizeof err);
+    }
+  }
+  if (rc) {
+    myelin_npz_abort(w);
+    return g->host->error(g->st, "checkpoint %s: %s", g->checkpoint, err);
+  }
+  if (myelin_npz_close(w, err, sizeof err) != 0) return g->host->error(g->st, "checkpoint: %s", err);
+  return 0;
+}
+
+static int load_array(bgp *g, const char *key, myelin_dtype dt, size_t count, void *dst) {
+  char err[512];
+  myelin_array a;
+  if (myelin_npz_read(g->checkpoint, key, &a, err, sizeof err) != 0)
+    return g->host->error(g->st, "checkpoint %s: %s", g->checkpoint, err);
+  int ok = a.dtype == dt && a.count == count;
+  if (ok) memcpy(dst, a.data, a.nbytes);
+  myelin_array_free(&a);
+  if (!ok)
+    return g->host->error(g->st, "checkpoint %s: array '%s' has the wrong type or size for this network",
+                          g->checkpoint, key);
+  return 0;
+}
+
+/* Resumes from the checkpoint if the file exists. */
+static int checkpoint_load(bgp *g) {
+  if (!g->checkpoint[0] || access(g->checkpoint, F_OK) != 0) return 0;
+  char err[512], key[32];
+  myelin_array meta;
+  if (myelin_npz_read(g->checkpoint, "meta", &meta, err, sizeof err) != 0)
+    return g->host->error(g->st, "checkpoint %s: %s", g->checkpoint, err);
+  int L = g->cfg.nlayers, ok = meta.dtype == MYELIN_I8 && meta.count == (size_t)L + 6;
+  const int64_t *m = meta.data;
+  ok = ok && m[0] == 1 && m[1] == L;
+  for (int l = 0; ok && l <= L; l++) ok = m[2 + l] == g->cfg.sizes[l];
+  ok = ok && m[3 + L] == g->cfg.steps;
+  int64_t done = ok ? m[4 + L] : 0, total = ok ? m[5 + L] : 0;
+  myelin_array_free(&meta);
+  if (!ok)
+    return g->host->error(g->st, "checkpoint %s was written for another architecture or step count (delete it or change param checkpoint)",
+                          g->checkpoint);
+  int rc = load_array(g, "rng", MYELIN_U8, 4, bg_rng_state(g->net));
+  for (int l = 0; l < L && !rc; l++) {
+    snprintf(key, sizeof key, "wt%d", l);
+    rc = load_array(g, key, MYELIN_F4, (size_t)g->cfg.sizes[l] * g->cfg.sizes[l + 1], bg_weight_t(g->net, l));
+    snprintf(key, sizeof key, "b%d", l);
+    if (!rc) rc = load_array(g, key, MYELIN_F4, (size_t)g->cfg.sizes[l + 1], bg_bias(g->net, l));
+    if (!rc && l + 1 < L) {
+      snprintf(key, sizeof key, "fb%d", l);
+      rc = load_array(g, key, MYELIN_F4, (size_t)g->cfg.sizes[l + 1] * g->cfg.sizes[l + 2], bg_feedback(g->net, l));
+    }
+  }
+  if (rc) return rc;
+  g->epochs_done = done;
+  g->samples_total = (uint64_t)total;
+  if (g->epochs_limit > 0 && done >= g->epochs_limit) g->stopped = 1;
+  g->host->log(g->st, MYELIN_LOG_INFO, "resumed from %s after %lld epoch(s)", g->checkpoint, (long long)done);
+  return 0;
+}
+
+/* ---- network creation -------------------------------------------------------------- */
+
+static int make_net(bgp *g, const bg_raster *r) {
+  char err[256];
+  g->cfg.sizes[0] = r->n;
+  g->cfg.steps = r->steps;
+  g->net = bg_net_new(&g->cfg, err, sizeof err);
+  if (!g->net) return g->host->error(g->st, "cannot build the network: %s", err);
+  size_t stride = (size_t)r->steps * (size_t)((r->n + 7) / 8);
+  if (g->test.count > 0 && g->test.stride != stride)
+    return g->host->error(g->st, "train samples (n %d, steps %d) differ in shape from the test samples", r->n,
+                          r->steps);
+  g->test.stride = g->probe.stride = stride;
+  return checkpoint_load(g);
+}
+
+/* ---- evaluation and output ------------------------------------------------------------ */
+
+static double probe_angles(bgp *g, double *per_layer) {
+  int L = g->cfg.nlayers, n0 = g->cfg.sizes[0];
+  size_t m = g->probe.count;
+  if (m == 0) return -1;
+  float *u[BG_MAX_LAYERS] = {0}, *gr[BG_MAX_LAYERS] = {0}, *wt[BG_MAX_LAYERS], *b[BG_MAX_LAYERS];
+  float *rates = calloc(m * (size_t)n0, sizeof(float));
+  int *labels = calloc(m, sizeof(int)), ok = rates && labels;
+  for (int l = 0; l < L; l++) {
+    size_t k = (size_t)g->cfg.sizes[l] * g->cfg.sizes[l + 1];
+    u[l] = calloc(k, sizeof(float));
+    gr[l] = calloc(k, sizeof(float));
+    wt[l] = bg_weight_t(g->net, l);
+    b[l] = bg_bias(g->net, l);
+    ok = ok && u[l] && gr[l];
+  }
+  double mean = -1;
+  if (ok) {
+    for (size_t i = 0; i < m; i++) {
+      bg_raster r = store_get(g, &g->probe, i);
+      labels[i] = g->probe.label[i];
+      bg_sample_update(g->net, &r, labels[i], u);
+      for (uint32_t e = 0; e < r.ptr[r.steps]; e++) rates[i * n0 + r.unit[e]] += 1.0f / (float)r.steps;
+    }
+    bg_rate_grad(&g->cfg, wt, b, rates, labels, (int)m, g->cfg.lr, gr, NULL);
+    mean = 0;
+    for (int l = 0; l < L; l++) {
+      per_layer[l] = bg_angle_deg(u[l], gr[l], (size_t)g->cfg.sizes[l] * g->cfg.sizes[l + 1]);
+      mean += per_layer[l] / L;
+    }
+  }
+  for (int l = 0; l < L; l++) free(u[l]), free(gr[l]);
+  free(rates);
+  free(labels);
+  return mean;
+}
+
+static int emit_predictions(bgp *g, const int32_t *pred, int64_t epoch) {
+  size_t n = g->test.count;
+  myelin_builder *b = myelin_builder_new("tensor");
+  if (!b) return MYELIN_ENOMEM;
+  myelin_build_str(b, "name", "predictions");
+  myelin_build_int(b, "epoch", epoch);
+  int64_t shape[2] = {(int64_t)n, 3};
+  int32_t *d = myelin_build_tensor(b, "data", MYELIN_I4, 2, shape);
+  if (d)
+    for (size_t i = 0; i < n; i++) {
+      d[3 * i] = (int32_t)g->test.index[i];
+      d[3 * i + 1] = g->test.label[i];
+      d[3 * i + 2] = pred[i];
+    }
+  myelin_msg *m = myelin_builder_finish(b);
+  if (!m) return g->host->error(g->st, "cannot build the predictions message");
+  int rc = g->host->emit(g->st, 2, m);
+  return rc == MYELIN_ESTOP ? 0 : rc;
+}
+
+/* Evaluates the epoch that just ended, emits metrics, saves the checkpoint. */
+static int end_epoch(bgp *g) {
+  if (!g->pending) return 0;
+  g->pending = 0;
+  size_t nt = g->test.count;
+  int32_t *pred = calloc(nt ? nt : 1, sizeof *pred);
+  if (!pred) return g->host->error(g->st, "out of memory");
+  int64_t correct = 0;
+  for (size_t i = 0; i < nt; i++) {
+    bg_raster r = store_get(g, &g->test, i);
+    pred[i] = bg_sample(g->net, &r, -1, 0);
+    correct += pred[i] == g->test.label[i];
+  }
+  double per[BG_MAX_LAYERS] = {0};
+  double angle = probe_angles(g, per);
+  int64_t epoch = g->cur_epoch;
+  myelin_builder *b = myelin_builder_new("metrics");
+  if (!b) return free(pred), MYELIN_ENOMEM;
+  myelin_build_str(b, "stage", g->host->stage_id(g->st));
+  myelin_build_int(b, "epoch", epoch);
+  myelin_build_map_begin(b, "values");
+  myelin_build_float(b, "train_acc", g->ep_seen ? (double)g->ep_correct / (double)g->ep_seen : 0.0);
+  myelin_build_float(b, "test_acc", nt ? (double)correct / (double)nt : 0.0);
+  if (angle >= 0) myelin_build_float(b, "grad_angle", angle);
+  myelin_build_float(b, "samples_per_s", g->ep_seconds > 0 ? (double)g->ep_seen / g->ep_seconds : 0.0);
+  myelin_build_int(b, "train_samples", g->ep_seen);
+  myelin_build_int(b, "test_samples", (int64_t)nt);
+  myelin_build_float(b, "train_seconds", g->ep_seconds);
+  for (int l = 0; l + 1 < g->cfg.nlayers; l++) {
+    char key[32];
+    snprintf(key, sizeof key, "feedback_angle_%d", l + 1);
+    myelin_build_float(b, key, bg_feedback_angle(g->net, l));
+  }
+  for (int l = 0; angle >= 0 && l < g->cfg.nlayers; l++) {
+    char key[32];
+    snprintf(key, sizeof key, "grad_angle_%d", l + 1);
+    myelin_build_float(b, key, per[l]);
+  }
+  myelin_build_map_end(b);
+  myelin_msg *m = myelin_builder_finish(b);
+  if (!m) return free(pred), g->host->error(g->st, "cannot build the metrics message");
+  g->host->log(g->st, MYELIN_LOG_INFO, "epoch %lld: train_acc %.4f test_acc %.4f (%zu) grad_angle %.1f, %.0f samples/s",
+               (long long)epoch, g->ep_seen ? (double)g->ep_correct / (double)g->ep_seen : 0.0,
+               nt ? (double)correct / (double)nt : 0.0, nt, angle,
+               g->ep_seconds > 0 ? (double)g->ep_seen / g->ep_seconds : 0.0);
+  int rc = g->host->emit(g->st, 1, m);
+  if (rc == 0) rc = emit_predictions(g, pred, epoch);
+  free(pred);
+  if (rc == MYELIN_ESTOP) return 0;
+  if (rc) return rc;
+  g->epochs_done++;
+  g->ep_seen = g->ep_correct = 0;
+  g->ep_seconds = 0;
+  return checkpoint_save(g);
+}
+
+static int emit_network(bgp *g) {
+  const bg_config *c = &g->cfg;
+  myelin_builder *b = myelin_builder_new("network");
+  if (!b) return MYELIN_ENOMEM;
+  myelin_build_str(b, "model", "cuba_lif");
+  myelin_build_map_begin(b, "neuron");
+  myelin_build_float(b, "vth", c->vth);
+  myelin_build_float(b, "cdecay", c->cdecay);
+  myelin_build_float(b, "vdecay", c->vdecay);
+  myelin_build_map_end(b);
+  myelin_build_int(b, "steps", c->steps);
+  myelin_build_array_begin(b, "layers");
+  for (int l = 0; l < c->nlayers; l++) {
+    int ni = c->sizes[l], no = c->sizes[l + 1];
+    char name[32];
+    snprintf(name, sizeof name, "fc%d", l + 1);
+    myelin_build_map_begin(b, NULL);
+    myelin_build_str(b, "name", name);
+    int64_t sw[2] = {no, ni}, sb[1] = {no};
+    float *w = myelin_build_tensor(b, "weight", MYELIN_F4, 2, sw);
+    const float *wt = bg_weight_t(g->net, l);
+    if (w)
+      for (int i = 0; i < no; i++)
+        for (int j = 0; j < ni; j++) w[(size_t)i * ni + j] = wt[(size_t)j * no + i];
+    myelin_build_tensor_copy(b, "bias", MYELIN_F4, 1, sb, bg_bias(g->net, l));
+    myelin_build_map_end(b);
+  }
+  myelin_build_array_end(b);
+  myelin_build_map_begin(b, "feedback");
+  myelin_build_str(b, "method", "biograd");
+  myelin_build_str(b, "layout", "weights[l] is [units of hidden layer l+1, units of layer l+2]: "
+                                "error spikes of layer l+2 to apical compartments of layer l+1");
+  myelin_build_array_begin(b, "weights");
+  for (int l = 0; l + 1 < c->nlayers; l++) {
+    int64_t sf[2] = {c->sizes[l + 1], c->sizes[l + 2]};
+    myelin_build_tensor_copy(b, NULL, MYELIN_F4, 2, sf, bg_feedback(g->net, l));
+  }
+  myelin_build_array_end(b);
+  myelin_build_int(b, "epochs", g->epochs_done);
+  myelin_build_map_end(b);
+  myelin_msg *m = myelin_builder_finish(b);
+  if (!m) return g->host->error(g->st, "cannot build the network message");
+  int rc = g->host->emit(g->st, 0, m);
+  return rc == MYELIN_ESTOP ? 0 : rc;
+}
+
+/* ---- callbacks ----------------------------------------------------------------------- */
+
+static int train_one(bgp *g, const myelin_msg *m) {
+  bg_raster r;
+  int32_t label;
+  int rc = decode_spikes(g, m, "train", &r);
+  if (rc) return rc;
+  if (!g->net && (rc = make_net(g, &r)) != 0) return rc;
+  if ((rc = msg_label(g, m, "train", &label)) != 0) return rc;
+  int64_t epoch = 0;
+  if (myelin_obj_exists(myelin_msg_get(m, "epoch")) && myelin_msg_int(m, "epoch", &epoch) != 0)
+    return g->host->error(g->st, "train: field 'epoch' must be an integer");
+  if (epoch < g->epochs_done && g->cur_epoch < 0) { /* resumed: epoch already trained */
+    g->skipped++;
+    return 0;
+  }
+  if (g->cur_epoch >= 0 && epoch != g->cur_epoch) {
+    if (g->epochs_limit > 0 && g->epochs_done + 1 >= g->epochs_limit)
+      g->stopped = 1; /* the last epoch is evaluated in flush, with the whole test split */
+    else if ((rc = end_epoch(g)) != 0)
+      return rc;
+  }
+  if (g->stopped) return 0;
+  g->cur_epoch = epoch;
+  if (g->probe.count < (size_t)g->probe_max && (rc = store_push(&g->probe, &r, label, 0)) != 0)
+    return g->host->error(g->st, "out of memory");
+  double t0 = now_s();
+  int pred = bg_sample(g->net, &r, label, 1);
+  g->samples_total++;
+  if (g->sleep_every > 0 && g->samples_total % (uint64_t)g->sleep_every == 0) bg_sleep(g->net);
+  g->ep_seconds += now_s() - t0;
+  g->ep_seen++;
+  g->ep_correct += pred == label;
+  g->pending = 1;
+  g->host->counter_add(g->st, "train_samples", 1);
+  return 0;
+}
+
+static int test_one(bgp *g, const myelin_msg *m) {
+  bg_raster r;
+  int32_t label;
+  int rc = decode_spikes(g, m, "test", &r);
+  if (rc) return rc;
+  if ((rc = msg_label(g, m, "test", &label)) != 0) return rc;
+  if (g->net == NULL) { /* test samples may arrive before any train one */
+    size_t stride = (size_t)r.steps * (size_t)((r.n + 7) / 8);
+    if (g->test.count > 0 && g->test.stride != stride)
+      return g->host->error(g->st, "test: field 'n' or 'steps' changed between samples");
+    g->test.stride = stride;
+  }
+  int64_t index = (int64_t)g->test.count;
+  if (myelin_obj_exists(myelin_msg_get(m, "index"))) myelin_msg_int(m, "index", &index);
+  if (store_push(&g->test, &r, label, index) != 0) return g->host->error(g->st, "out of memory");
+  return 0;
+}
+
+static int bgp_process(void *state, int port, myelin_msg *m) {
+  bgp *g = state;
+  return port == 0 ? train_one(g, m) : test_one(g, m);
+}
+
+static int bgp_flush(void *state) {
+  bgp *g = state;
+  if (!g->net) {
+    g->host->log(g->st, MYELIN_LOG_WARN, "no train samples arrived: nothing learned, no network emitted");
+    return 0;
+  }
+  if (g->skipped)
+    g->host->log(g->st, MYELIN_LOG_INFO, "skipped %lld train samples of epochs already in the checkpoint",
+                 (long long)g->skipped);
+  int rc = end_epoch(g);
+  if (rc) return rc;
+  return emit_network(g);
+}
+
+static void bgp_fini(void *state) {
+  bgp *g = state;
+  if (!g) return;
+  bg_net_free(g->net);
+  store_free(&g->test);
+  store_free(&g->probe);
+  free(g->ptr);
+  free(g->unit);
+  free(g);
+}
+
+static int bgp_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
+  int rc = 0;
+  size_t nh = myelin_param_len(p, "hidden");
+  if (nh + 1 > BG_MAX_LAYERS)
+    rc = myelin_validate_error(ctx, "hidden", "at most %d hidden layers", BG_MAX_LAYERS - 1);
+  for (size_t i = 0; i < nh; i++)
+    if (myelin_param_int_at(p, "hidden", i) < 1 || myelin_param_int_at(p, "hidden", i) > 65536)
+      rc = myelin_validate_error(ctx, "hidden", "hidden layer %zu has %lld units (want 1..65536)", i + 1,
+                                 (long long)myelin_param_int_at(p, "hidden", i));
+  if (!myelin_validate_input_kinds(ctx, "train"))
+    rc = myelin_validate_error(ctx, NULL, "input 'train' must be connected");
+  return rc;
+}
+
+static int bgp_init(const myelin_host *host, myelin_stage *st, const myelin_params *p, void **state) {
+  bgp *g = calloc(1, sizeof *g);
+  if (!g) return MYELIN_ENOMEM;
+  g->host = host;
+  g->st = st;
+  g->p = p;
+  *state = g;
+  size_t nh = myelin_param_len(p, "hidden");
+  if (nh + 1 > BG_MAX_LAYERS) return host->error(st, "hidden: at most %d hidden layers", BG_MAX_LAYERS - 1);
+  bg_config *c = &g->cfg;
+  c->nlayers = (int)nh + 1;
+  for (size_t i = 0; i < nh; i++) c->sizes[i + 1] = (int)myelin_param_int_at(p, "hidden", i);
+  c->sizes[nh + 1] = (int)myelin_param_int(p, "classes");
+  c->steps = (int)myelin_param_int(p, "steps");
+  c->vth = (float)myelin_param_float(p, "vth");
+  c->cdecay = (float)myelin_param_float(p, "cdecay");
+  c->vdecay = (float)myelin_param_float(p, "vdecay");
+  c->lr = (float)myelin_param_float(p, "lr");
+  c->feedback_lr = (float)myelin_param_float(p, "feedback_lr");
+  c->sleep_steps = (int)myelin_param_int(p, "sleep_steps");
+  c->sleep_rate = (float)myelin_param_float(p, "sleep_rate");
+  c->seed = (uint64_t)myelin_param_int(p, "seed");
+  int64_t th = myelin_param_int(p, "threads");
+  if (th <= 0) th = sysconf(_SC_NPROCESSORS_ONLN);
+  c->threads = th < 1 ? 1 : (th > 64 ? 64 : (int)th);
+  g->epochs_limit = myelin_param_int(p, "epochs");
+  g->sleep_every = myelin_param_int(p, "sleep_every");
+  g->probe_max = myelin_param_int(p, "probe");
+  g->cur_epoch = -1;
+  const char *ck = myelin_param_str(p, "checkpoint");
+  if (ck && *ck) {
+    if (strlen(ck) >= sizeof g->checkpoint) return host->error(st, "checkpoint: path too long");
+    snprintf(g->checkpoint, sizeof g->checkpoint, "%s", ck);
+    char err[512];
+    if (myelin_check_writable(g->checkpoint, err, sizeof err) != 0)
+      return host->error(st, "checkpoint: %s", err);
+  }
+  return 0;
+}
+
+/* ---- descriptor ------------------------------------------------------------------------- */
+
+static const myelin_param_def bgp_params[] = {
+    {"hidden", MYELIN_PARAM_INT_LIST, "[500]", 1, 1, 65536, NULL, "units",
+     "Hidden layer sizes, input side first ([500] is 784-500-10 on MNIST-like data)."},
+    {"classes", MYELIN_PARAM_INT, "10", 1, 2, 65536, NULL, "units", "Output neurons, one per class label."},
+    {"steps", MYELIN_PARAM_INT, "0", 1, 0, 100000, NULL, "steps",
+     "Time steps per sample; 0 takes them from the first spikes message (others must match)."},
+    {"lr", MYELIN_PARAM_FLOAT, "0.005", 1, 0, 10, NULL, NULL,
+     "Learning rate of W and b (online, once per sample)."},
+    {"epochs", MYELIN_PARAM_INT, "0", 1, 0, 1000000, NULL, "epochs",
+     "Stop training after this many epochs of the train stream (0 = all it sends); counts resumed epochs."},
+    {"sleep_every", MYELIN_PARAM_INT, "1000", 1, 0, 1000000000, NULL, "samples",
+     "A sleep phase after every this many training samples (0 = never: plain feedback alignment)."},
+    {"sleep_steps", MYELIN_PARAM_INT, "256", 1, 1, 1000000, NULL, "steps", "Time steps of random drive per sleep phase."},
+    {"sleep_rate", MYELIN_PARAM_FLOAT, "0.2", 1, 0.001, 0.999, NULL, "spikes/step",
+     "Spike probability per step of the random drive during sleep."},
+    {"feedback_lr", MYELIN_PARAM_FLOAT, "0.5", 1, 0, 100, NULL, NULL,
+     "Sleep-phase rate of the feedback weights B (B += feedback_lr (mean (s-rho) y^T - rho(1-rho) B))."},
+    {"vth", MYELIN_PARAM_FLOAT, "0.5", 1, 1e-6, 1e6, NULL, NULL, "Firing threshold of the soma."},
+    {"cdecay", MYELIN_PARAM_FLOAT, "0.5", 1, 0, 0.999, NULL, NULL, "Synaptic current decay per step."},
+    {"vdecay", MYELIN_PARAM_FLOAT, "0.75", 1, 0, 0.999, NULL, NULL, "Membrane voltage decay per step."},
+    {"seed", MYELIN_PARAM_INT, "1", 1, 0, 9.2e18, NULL, NULL, "Seed of weight initialisation and sleep noise."},
+    {"threads", MYELIN_PARAM_INT, "0", 1, 0, 64, NULL, "threads",
+     "Worker threads (0 = all cores). Results are bit-identical for any count."},
+    {"checkpoint", MYELIN_PARAM_PATH, "", 0, 0, 0, NULL, NULL,
+     "An .npz saved after each epoch; when it exists at start, training resumes from it."},
+    {"probe", MYELIN_PARAM_INT, "64", 1, 0, 100000, NULL, "samples",
+     "Train samples (the first ones) on which grad_angle is measured each epoch (0 = off)."},
+    {0}};
+
+static const myelin_port_def bgp_inputs[] = {
+    {.name = "train", .kinds = "spikes", .doc = "training samples, with label and epoch"},
+    {.name = "test", .kinds = "spikes", .optional = 1, .doc = "held-out samples, evaluated after each epoch"},
+    {0}};
+
+static const myelin_port_def bgp_outputs[] = {
+    {.name = "network", .kinds = "network", .doc = "the trained cuba_lif network (after the last epoch)"},
+    {.name = "metrics", .kinds = "metrics", .doc = "per epoch: train_acc, test_acc, grad_angle, samples_per_s"},
+    {.name = "predictions", .kinds = "tensor", .optional = 1,
+     .doc = "per epoch: <i4 [N, 3] (index, label, predicted) of the test split"},
+    {0}};
+
+static const myelin_plugin_desc bgp_desc = {
+    MYELIN_DESC_HEADER,
+    .name = "biograd",
+    .version = "1.0.0",
+    .summary = "BioGrad: multi-compartment spiking network trained by local, online, spike-based learning",
+    .doc = "Tang, Kumar, Polykretis & Michmizos, arXiv 2110.14092. Hidden neurons: spiking CUBA LIF soma + "
+           "non-spiking apical compartment fed by signed error spikes through feedback weights B; online "
+           "updates = apical signal x eligibility trace; periodic sleep aligns B with W^T. See "
+           "plugins/biograd/README.md for every equation.",
+    .params = bgp_params,
+    .inputs = bgp_inputs,
+    .outputs = bgp_outputs,
+    .validate = bgp_validate,
+    .init = bgp_init,
+    .process = bgp_process,
+    .flush = bgp_flush,
+    .fini = bgp_fini,
+};
+
+MYELIN_PLUGIN(bgp_desc)

@@ -1,0 +1,320 @@
+/*
+ * test_biograd_kernels.c — the BioGrad numeric core, tested alone: LIF
+ * closed-form rate, the rate-equivalent neuron against scipy numbers, exact
+ * gradients against finite differences, alignment of updates with the exact
+ * gradient and its improvement by sleep, thread-count determinism, and the
+ * 64-100-10 network on sklearn's 8x8 digits.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bg_testdata.h"
+#include "biograd_kernels.h"
+
+static bg_config small_config(int n0, int n1, int n2, int threads) {
+  bg_config c = {.nlayers = 2, .sizes = {n0, n1, n2}, .steps = 32, .vth = 0.5f, .cdecay = 0.5f,
+                 .vdecay = 0.75f, .lr = 0.005f, .feedback_lr = 1.0f, .sleep_steps = 256,
+                 .sleep_rate = 0.2f, .threads = threads, .seed = 1};
+  return c;
+}
+
+/* Steps to threshold from reset under constant soma current C (cdecay 0). */
+static int isi_closed_form(float C, float vdecay, float vth) {
+  if (C <= vth * (1.0f - vdecay)) return 0;
+  double k = log(1.0 - vth * (1.0 - vdecay) / C) / log(vdecay);
+  int ki = (int)ceil(k);
+  if (ki < 1) ki = 1;
+  /* exact float comparison decides the boundary case */
+  double v = C * (1.0 - pow(vdecay, ki)) / (1.0 - vdecay);
+  if (!(v > vth)) ki++;
+  return ki;
+}
+
+START_TEST(lif_closed_form_rate) {
+  const float currents[] = {0.13f, 0.16f, 0.2f, 0.25f, 0.3f, 0.45f, 0.6f};
+  const int T = 1000;
+  for (size_t q = 0; q < sizeof currents / sizeof *currents; q++) {
+    float C = currents[q], c = 0, v = 0;
+    uint8_t s = 0;
+    int count = 0;
+    for (int t = 0; t < T; t++) {
+      bg_lif_step(1, &c, &v, &s, &C, NULL, 0.0f, 0.75f, 0.5f);
+      count += s;
+    }
+    int k = isi_closed_form(C, 0.75f, 0.5f);
+    ck_assert_int_gt(k, 0);
+    ck_assert_msg(count == T / k, "C=%g: %d spikes, closed form %d (isi %d)", C, count, T / k, k);
+  }
+  /* below rheobase vth(1-vdecay) = 0.125: silent */
+  float C = 0.12f, c = 0, v = 0;
+  uint8_t s = 0;
+  int count = 0;
+  for (int t = 0; t < T; t++) {
+    bg_lif_step(1, &c, &v, &s, &C, NULL, 0.0f, 0.75f, 0.5f);
+    count += s;
+  }
+  ck_assert_int_eq(count, 0);
+  /* with cdecay 0.5 the soma current settles at I/(1-cdecay): same rate in the long run */
+  float I = 0.1f;
+  c = v = 0;
+  s = 0;
+  count = 0;
+  for (int t = 0; t < T; t++) {
+    bg_lif_step(1, &c, &v, &s, &I, NULL, 0.5f, 0.75f, 0.5f);
+    count += s;
+  }
+  int k = isi_closed_form(0.2f, 0.75f, 0.5f);
+  ck_assert_int_le(abs(count - T / k), 2);
+}
+END_TEST
+
+START_TEST(rate_neuron_matches_scipy) {
+  /* reference: /usr/bin/python3, scipy.stats.norm, noise sd 0.25 (vth - c0) */
+  const double x[] = {0.0, 0.05, 0.1, 0.156, 0.2, 0.3};
+  const double r[] = {0.010598776636872946, 0.06992699443467087, 0.23000549677365786,
+                      0.4987273350503019, 0.715137948397173, 0.9816839537143389};
+  const double d[] = {0.4864595814017825, 2.105882611734078, 4.199773138553,
+                      5.090648877921419, 4.561397811077428, 0.7629919454632598};
+  for (int i = 0; i < 6; i++) {
+    ck_assert_double_eq_tol(bg_rate((float)x[i], 0.5f, 0.75f, 0.5f), r[i], 2e-6);
+    ck_assert_double_eq_tol(bg_rate_slope((float)x[i], 0.5f, 0.75f, 0.5f), d[i], 2e-5);
+  }
+  ck_assert_int_eq(bg_error_spikes(0.25f, 32), 8);
+  ck_assert_int_eq(bg_error_spikes(-0.1f, 32), -3);
+  ck_assert_int_eq(bg_error_spikes(1.5f, 32), 48); /* bursts above one spike per step */
+  ck_assert_int_eq(bg_error_spikes(0.0f, 32), 0);
+}
+END_TEST
+
+static double rate_loss(const bg_config *c, float *const *wt, float *const *b, const float *x, int y) {
+  float h[8], o[4];
+  for (int i = 0; i < c->sizes[1]; i++) {
+    float z = b[0][i];
+    for (int j = 0; j < c->sizes[0]; j++) z += x[j] * wt[0][j * c->sizes[1] + i];
+    h[i] = bg_rate(z, c->cdecay, c->vdecay, c->vth);
+  }
+  double L = 0;
+  for (int k = 0; k < c->sizes[2]; k++) {
+    float z = b[1][k];
+    for (int i = 0; i < c->sizes[1]; i++) z += h[i] * wt[1][i * c->sizes[2] + k];
+    o[k] = bg_rate(z, c->cdecay, c->vdecay, c->vth);
+    L += 0.5 * (o[k] - (k == y)) * (o[k] - (k == y));
+  }
+  return L;
+}
+
+START_TEST(rate_gradient_finite_differences) {
+  bg_config c = small_config(5, 4, 3, 1);
+  char err[128];
+  bg_net *net = bg_net_new(&c, err, sizeof err);
+  ck_assert_ptr_nonnull(net);
+  float *wt[2] = {bg_weight_t(net, 0), bg_weight_t(net, 1)}, *b[2] = {bg_bias(net, 0), bg_bias(net, 1)};
+  float x[5] = {0.1f, 0.9f, 0.5f, 0.3f, 0.7f};
+  int y = 1;
+  float g0[20] = {0}, g1[12] = {0}, *g[2] = {g0, g1};
+  bg_rate_grad(&c, wt, b, x, &y, 1, 1.0f, g, NULL);
+  for (int l = 0; l < 2; l++)
+    for (int k = 0; k < (l ? 12 : 20); k++) {
+      float s = wt[l][k];
+      wt[l][k] = s + 1e-3f;
+      double up = rate_loss(&c, wt, b, x, y);
+      wt[l][k] = s - 1e-3f;
+      double dn = rate_loss(&c, wt, b, x, y);
+      wt[l][k] = s;
+      double fd = -(up - dn) / 2e-3;
+      ck_assert_msg(fabs(fd - g[l][k]) < 1e-3 + 1e-2 * fabs(fd), "layer %d weight %d: fd %g analytic %g",
+                    l, k, fd, (double)g[l][k]);
+    }
+  bg_net_free(net);
+}
+END_TEST
+
+/* Probe: mean per-layer angle between the summed BioGrad update and the
+ * summed exact gradient on m random samples. Per-layer angles in ang[]. */
+static double probe_angle(bg_net *net, const float *X, const int *Y, int m, uint64_t seed, double *ang) {
+  const bg_config *c = bg_net_config(net);
+  size_t n0 = (size_t)c->sizes[0] * c->sizes[1], n1 = (size_t)c->sizes[1] * c->sizes[2];
+  float *u[2] = {calloc(n0, 4), calloc(n1, 4)}, *g[2] = {calloc(n0, 4), calloc(n1, 4)};
+  uint32_t *ptr = malloc(sizeof(uint32_t) * (c->steps + 1)), *unit = malloc(sizeof(uint32_t) * c->steps * c->sizes[0]);
+  float *rates = malloc(sizeof(float) * c->sizes[0]);
+  uint64_t rng[4];
+  bg_rng_seed(rng, seed);
+  float *wt[2] = {bg_weight_t(net, 0), bg_weight_t(net, 1)}, *b[2] = {bg_bias(net, 0), bg_bias(net, 1)};
+  for (int s = 0; s < m; s++) {
+    bg_encode_rate(X + (size_t)s * c->sizes[0], c->sizes[0], c->steps, rng, ptr, unit);
+    bg_raster r = {c->sizes[0], c->steps, ptr, unit};
+    bg_sample_update(net, &r, Y[s], u);
+    memset(rates, 0, sizeof(float) * c->sizes[0]);
+    for (uint32_t e = 0; e < ptr[c->steps]; e++) rates[unit[e]] += 1.0f / c->steps;
+    bg_rate_grad(c, wt, b, rates, &Y[s], 1, c->lr, g, NULL);
+  }
+  ang[0] = bg_angle_deg(u[0], g[0], n0);
+  ang[1] = bg_angle_deg(u[1], g[1], n1);
+  free(u[0]), free(u[1]), free(g[0]), free(g[1]), free(ptr), free(unit), free(rates);
+  return 0.5 * (ang[0] + ang[1]);
+}
+
+static void random_task(int m, int n, float **X, int **Y, uint64_t seed) {
+  uint64_t rng[4];
+  bg_rng_seed(rng, seed);
+  *X = malloc(sizeof(float) * (size_t)m * n);
+  *Y = malloc(sizeof(int) * (size_t)m);
+  for (int s = 0; s < m; s++) {
+    (*Y)[s] = (int)(bg_rng_next(rng) % 10);
+    for (int j = 0; j < n; j++) (*X)[(size_t)s * n + j] = bg_rng_uniform(rng) * 0.8f;
+  }
+}
+
+START_TEST(update_angle_below_90_and_shrinks_with_sleep) {
+  bg_config c = small_config(40, 60, 10, 1);
+  c.feedback_lr = 0.5f;
+  char err[128];
+  bg_net *net = bg_net_new(&c, err, sizeof err);
+  ck_assert_ptr_nonnull(net);
+  float *X;
+  int *Y;
+  random_task(64, 40, &X, &Y, 5);
+  double a0[2], a1[2];
+  double before = probe_angle(net, X, Y, 64, 9, a0);
+  ck_assert_msg(before < 90.0, "initial update angle %g", before);
+  ck_assert_msg(a0[1] < 45.0, "output layer angle %g", a0[1]);
+  for (int k = 0; k < 20; k++) bg_sleep(net);
+  double after = probe_angle(net, X, Y, 64, 9, a1);
+  fprintf(stderr, "update angle: hidden %.1f -> %.1f, output %.1f -> %.1f deg\n", a0[0], a1[0], a0[1], a1[1]);
+  ck_assert_msg(after < before - 5.0, "angle before sleep %g, after %g", before, after);
+  ck_assert_msg(a1[0] < a0[0] - 10.0, "hidden-layer angle before %g after %g", a0[0], a1[0]);
+  ck_assert_msg(a1[0] < 90.0 && a1[1] < 90.0, "angles %g %g", a1[0], a1[1]);
+  free(X), free(Y);
+  bg_net_free(net);
+}
+END_TEST
+
+START_TEST(sleep_aligns_feedback) {
+  bg_config c = small_config(30, 80, 40, 1);
+  c.nlayers = 3;
+  c.sizes[3] = 10;
+  c.feedback_lr = 0.5f;
+  char err[128];
+  bg_net *net = bg_net_new(&c, err, sizeof err);
+  ck_assert_ptr_nonnull(net);
+  double b0 = bg_feedback_angle(net, 0), b1 = bg_feedback_angle(net, 1);
+  ck_assert_msg(b0 > 80.0 && b1 > 80.0, "random start should be near 90 deg: %g %g", b0, b1);
+  double prev = b0;
+  for (int k = 0; k < 30; k++) {
+    bg_sleep(net);
+    if (k % 10 == 9) {
+      double a = bg_feedback_angle(net, 0);
+      ck_assert_msg(a < prev, "angle did not shrink: %g after %g", a, prev);
+      prev = a;
+    }
+  }
+  fprintf(stderr, "B vs W^T after 30 sleeps: %.1f %.1f deg\n", bg_feedback_angle(net, 0), bg_feedback_angle(net, 1));
+  ck_assert_msg(bg_feedback_angle(net, 0) < 35.0, "B1 vs W2^T: %g", bg_feedback_angle(net, 0));
+  ck_assert_msg(bg_feedback_angle(net, 1) < 35.0, "B2 vs W3^T: %g", bg_feedback_angle(net, 1));
+  bg_net_free(net);
+}
+END_TEST
+
+static void train_some(int threads, float **w0, float **w1) {
+  bg_config c = small_config(64, 300, 10, threads);
+  char err[128];
+  bg_net *net = bg_net_new(&c, err, sizeof err);
+  ck_assert_ptr_nonnull(net);
+  float *X;
+  int *Y;
+  random_task(200, 64, &X, &Y, 11);
+  uint64_t rng[4];
+  bg_rng_seed(rng, 3);
+  uint32_t ptr[33], unit[32 * 64];
+  for (int s = 0; s < 200; s++) {
+    bg_encode_rate(X + 64 * s, 64, 32, rng, ptr, unit);
+    bg_raster r = {64, 32, ptr, unit};
+    bg_sample(net, &r, Y[s], 1);
+    if (s % 50 == 49) bg_sleep(net);
+  }
+  *w0 = malloc(sizeof(float) * 64 * 300);
+  *w1 = malloc(sizeof(float) * 300 * 10);
+  memcpy(*w0, bg_weight_t(net, 0), sizeof(float) * 64 * 300);
+  memcpy(*w1, bg_weight_t(net, 1), sizeof(float) * 300 * 10);
+  free(X), free(Y);
+  bg_net_free(net);
+}
+
+START_TEST(same_bits_for_any_thread_count) {
+  float *a0, *a1, *b0, *b1, *c0, *c1;
+  train_some(1, &a0, &a1);
+  train_some(2, &b0, &b1);
+  train_some(3, &c0, &c1);
+  ck_assert(memcmp(a0, b0, sizeof(float) * 64 * 300) == 0);
+  ck_assert(memcmp(a1, b1, sizeof(float) * 300 * 10) == 0);
+  ck_assert(memcmp(a0, c0, sizeof(float) * 64 * 300) == 0);
+  ck_assert(memcmp(a1, c1, sizeof(float) * 300 * 10) == 0);
+  free(a0), free(a1), free(b0), free(b1), free(c0), free(c1);
+}
+END_TEST
+
+START_TEST(digits_64_100_10) {
+  bg_digits d;
+  if (access(BG_DIGITS_PATH, R_OK) != 0 || bg_digits_load(BG_DIGITS_PATH, &d) != 0) {
+    fprintf(stderr, "skip: %s not available\n", BG_DIGITS_PATH);
+    return;
+  }
+  ck_assert_int_eq(d.count, 1797);
+  uint64_t rng[4];
+  bg_rng_seed(rng, 7);
+  for (int i = d.count - 1; i > 0; i--) { /* seeded shuffle, then 80/20 split */
+    int j = (int)(bg_rng_next(rng) % (uint64_t)(i + 1)), t = d.y[i];
+    d.y[i] = d.y[j], d.y[j] = t;
+    for (int k = 0; k < 64; k++) {
+      float u = d.x[64 * i + k];
+      d.x[64 * i + k] = d.x[64 * j + k], d.x[64 * j + k] = u;
+    }
+  }
+  int ntr = d.count * 4 / 5, test_correct = 0;
+  bg_config c = small_config(64, 100, 10, 2);
+  char err[128];
+  bg_net *net = bg_net_new(&c, err, sizeof err);
+  ck_assert_ptr_nonnull(net);
+  uint32_t ptr[33], unit[32 * 64];
+  int seen = 0;
+  for (int ep = 0; ep < 10; ep++)
+    for (int s = 0; s < ntr; s++) {
+      bg_encode_rate(d.x + 64 * s, 64, 32, rng, ptr, unit);
+      bg_raster r = {64, 32, ptr, unit};
+      bg_sample(net, &r, d.y[s], 1);
+      if (++seen % 200 == 0) bg_sleep(net);
+    }
+  for (int s = ntr; s < d.count; s++) {
+    bg_encode_rate(d.x + 64 * s, 64, 32, rng, ptr, unit);
+    bg_raster r = {64, 32, ptr, unit};
+    test_correct += bg_sample(net, &r, -1, 0) == d.y[s];
+  }
+  double acc = (double)test_correct / (d.count - ntr);
+  fprintf(stderr, "digits 64-100-10 test accuracy %.4f\n", acc);
+  ck_assert_msg(acc >= 0.93, "digits test accuracy %.4f < 0.93", acc);
+  bg_net_free(net);
+  bg_digits_free(&d);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("biograd_kernels");
+  TCase *tc = tcase_create("core");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, lif_closed_form_rate);
+  tcase_add_test(tc, rate_neuron_matches_scipy);
+  tcase_add_test(tc, rate_gradient_finite_differences);
+  tcase_add_test(tc, update_angle_below_90_and_shrinks_with_sleep);
+  tcase_add_test(tc, sleep_aligns_feedback);
+  tcase_add_test(tc, same_bits_for_any_thread_count);
+  tcase_add_test(tc, digits_64_100_10);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? 1 : 0;
+}
