@@ -1,0 +1,66 @@
+#!/usr/bin/python3
+"""Check the demo's output DIR/info.mpk against an independent computation:
+sklearn's KernelDensity for the information content and the paper's energy
+by numpy (closed form on the eigendecomposition; see plugins/info_content/README.md).
+Exit 1 on any mismatch; prints the mean information and energy per task."""
+import sys
+
+import msgpack
+import numpy as np
+
+
+def arr(t):
+    return np.frombuffer(t["data"], t["dtype"]).reshape(t["shape"])
+
+
+def main():
+    d = sys.argv[1] if len(sys.argv) > 1 else "out/info_content_demo"
+    runs = {m["task"]: m for m in msgpack.Unpacker(open(f"{d}/runs.mpk", "rb"), raw=False)}
+    maps = list(msgpack.Unpacker(open(f"{d}/info.mpk", "rb"), raw=False))
+    A = np.load(f"{d}/connectome.npy")
+    assert [m["task"] for m in maps] == ["social", "rest", "gambling"], [m.get("task") for m in maps]
+    rest = arr(runs["rest"]["data"]).astype(np.float64)
+    rest = rest - rest.mean(0)
+    lo = np.maximum(rest.min(0), -4 * rest.std(0))
+    hi = np.minimum(rest.max(0), 4 * rest.std(0))
+    rest = np.clip(rest, lo, hi)
+    n = rest.shape[1]
+    try:
+        from sklearn.neighbors import KernelDensity
+        kdes = [KernelDensity(bandwidth=1.06 * rest[:, k].std() * len(rest) ** -0.2).fit(rest[:, [k]])
+                for k in range(n)]
+    except ImportError:
+        kdes = None
+    # the paper's energy: mean u^2 of the minimum-energy input, closed form
+    Ap = np.triu(A, 1)
+    Ap = Ap + Ap.T
+    Ap = Ap / np.abs(Ap).sum()
+    w, V = np.linalg.eigh(Ap)
+    lam = w / (w[np.argmax(np.abs(w))] * 1.001) - 1
+    T, st = 10.0, 1000
+    r = np.exp(-2 * lam * T / st)
+    gain = (lam / np.sinh(lam * T)) ** 2 * (1 - r ** (st + 1)) / (1 - r) / (n * (st + 1))
+    bad = 0
+    for m in maps:
+        x = arr(runs[m["task"]]["data"]).astype(np.float64)
+        x = np.clip(x - x.mean(0), lo, hi)
+        info, energy = arr(m["data"]), arr(m["energy"])
+        if kdes is not None:
+            want = np.stack([-kdes[k].score_samples(x[:, [k]]) for k in range(n)], 1).sum(1)
+            err = np.max(np.abs(info - want) / np.abs(want))
+            bad += err > 1e-9
+            print(f"{m['task']:9s} info  max rel diff vs sklearn {err:.1e}")
+        want_e = ((x @ V) ** 2 * gain).sum(1)
+        err_e = np.max(np.abs(energy - want_e) / np.abs(want_e))
+        bad += err_e > 1e-9
+        null = arr(m["energy_null"]) if "energy_null" in m else np.full_like(energy, np.nan)
+        print(f"{m['task']:9s} mean info {info.mean():9.3f} nats   mean energy {energy.mean():.5f} "
+              f"(null {null.mean():.5f})   max rel diff vs numpy {err_e:.1e}")
+    if bad:
+        print("MISMATCH")
+        sys.exit(1)
+    print("ok")
+
+
+if __name__ == "__main__":
+    main()

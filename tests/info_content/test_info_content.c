@@ -1,0 +1,337 @@
+/*
+ * test_info_content.c — the info_content plugin through the harness, and a
+ * pipeline end to end through `myelin run`.
+ *
+ * Runs are small deterministic grids of multiples of 1/8 (exact in float32,
+ * so Python builds the same arrays). Reference numbers were computed with
+ * /usr/bin/python3: sklearn KernelDensity on the clipped rest run, the
+ * paper's energy in closed form (checked against its expm simulation to
+ * 2e-11) and nctpy's x^T W^-1 x with a Van Loan Gramian; they are committed.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <myelin/harness.h>
+#include <myelin/msg.h>
+#include <myelin/npy.h>
+
+#include "testutil.h"
+
+enum { N = 5 };
+
+#define NEAR(a, b, tol) ck_assert_msg(fabs((a) - (b)) <= (tol) * fmax(1.0, fabs(b)), \
+                                      "%s = %.15g, expected %.15g", #a, (double)(a), (double)(b))
+
+static void rm_rf(const char *dir) {
+  char *cmd = mt_strf("rm -rf %s", dir);
+  mt_run(cmd, NULL);
+  free(cmd);
+}
+
+static float *grid(int T, double amp, int off) {
+  float *x = malloc((size_t)T * N * sizeof *x);
+  for (int t = 0; t < T; t++)
+    for (int n = 0; n < N; n++) x[t * N + n] = (float)((((t * (2 * n + 3) + 5 * n + off) % 17) - 8) * 0.125 * amp);
+  return x;
+}
+
+static myelin_msg *run_msg(const char *subject, const char *task, int T, double amp, int off) {
+  float *x = grid(T, amp, off);
+  myelin_builder *b = myelin_builder_new("run");
+  int64_t shape[2] = {T, N};
+  myelin_build_tensor_copy(b, "data", MYELIN_F4, 2, shape, x);
+  myelin_build_float(b, "tr", 0.72);
+  myelin_build_str(b, "subject", subject);
+  myelin_build_str(b, "task", task);
+  myelin_build_int(b, "run", 1);
+  free(x);
+  myelin_msg *m = myelin_builder_finish(b);
+  ck_assert_ptr_nonnull(m);
+  return m;
+}
+
+static myelin_msg *rest_msg(void) { return run_msg("s1", "rest", 60, 1.0, 0); }
+static myelin_msg *task_msg(void) { return run_msg("s1", "social", 40, 1.5, 3); }
+
+static myelin_msg *conn_msg(int n, const double *A) {
+  myelin_builder *b = myelin_builder_new("tensor");
+  int64_t shape[2] = {n, n};
+  myelin_build_tensor_copy(b, "data", MYELIN_F8, 2, shape, A);
+  return myelin_builder_finish(b);
+}
+
+static myelin_msg *conn5(void) {
+  double A[N * N];
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < N; j++) A[i * N + j] = i == j ? 0 : ((i + 1) * (j + 1) % 7) / 7.0;
+  return conn_msg(N, A);
+}
+
+static myelin_harness *harness(const char *params) {
+  char err[512];
+  myelin_harness *h = myelin_harness_new("info_content", params, err, sizeof err);
+  ck_assert_msg(h != NULL, "harness: %s", err);
+  return h;
+}
+
+static const double *field(const myelin_msg *m, const char *key, size_t count) {
+  myelin_tensor t;
+  ck_assert_msg(myelin_msg_tensor(m, key, &t) == 0, "no tensor '%s'", key);
+  ck_assert_int_eq(t.dtype, MYELIN_F8);
+  ck_assert_uint_eq(t.count, count);
+  return t.data;
+}
+
+static const double REST_DATA[4] = {4.563187877008783, 4.41405940501525, 4.573044405551329, 4.083655785670125};
+static const double REST_REGIONAL[N] = {0.8812585423774831, 0.8676102660508768, 0.8841758155993005,
+                                        0.8969625765935049, 0.8659402715094007};
+static const double REST_WEN[4] = {0.10968560513643905, 0.09327409680983517, 0.08388858089681392,
+                                   0.07538072278565051};
+static const double REST_NCT[4] = {5.779754914530539, 6.169139724360976, 4.689001103239663, 5.579504054507584};
+static const double TASK_DATA[4] = {4.999792862609586, 5.033559788947581, 4.852427948250737, 4.575699858562469};
+static const double TASK_REGIONAL[N] = {1.0130719066753497, 1.0149478440906994, 1.017400400162558,
+                                        1.010083700330625, 1.0000593097126986};
+static const double TASK_WEN[4] = {0.11750259263281493, 0.17311448520884548, 0.14787125347826338,
+                                   0.1247927734032973};
+static const double TASK_NCT[4] = {6.745859802285156, 9.915724563779136, 11.091222390224457, 7.777766862299918};
+
+/* Task before rest before connectome: nothing leaves until both arrive,
+ * then the runs come out in arrival order with the paper's numbers. */
+START_TEST(held_until_ready_weninger) {
+  myelin_harness *h = harness("{per_parcel: true}");
+  ck_assert_int_eq(myelin_harness_push(h, "run", task_msg()), 0);
+  ck_assert_int_eq(myelin_harness_push(h, "run", rest_msg()), 0);
+  ck_assert_uint_eq(myelin_harness_count(h, "map"), 0);
+  ck_assert_int_eq(myelin_harness_push(h, "connectome", conn5()), 0);
+  ck_assert_uint_eq(myelin_harness_count(h, "map"), 2);
+  ck_assert_int_eq(myelin_harness_eos(h), 0);
+
+  myelin_msg *ta = myelin_harness_output(h, "map", 0), *re = myelin_harness_output(h, "map", 1);
+  char buf[64];
+  ck_assert_int_eq(myelin_msg_str(ta, "task", buf, sizeof buf), 0);
+  ck_assert_str_eq(buf, "social");
+  ck_assert_int_eq(myelin_msg_str(ta, "stat", buf, sizeof buf), 0);
+  ck_assert_str_eq(buf, "info");
+  ck_assert_int_eq(myelin_msg_str(re, "subject", buf, sizeof buf), 0);
+  ck_assert_str_eq(buf, "s1");
+
+  const double *d = field(ta, "data", 40), *r = field(ta, "regional", N), *e = field(ta, "energy", 40);
+  const double *pp = field(ta, "per_parcel", 40 * N);
+  for (int i = 0; i < 4; i++) NEAR(d[i], TASK_DATA[i], 1e-10);
+  for (int i = 0; i < 4; i++) NEAR(e[i], TASK_WEN[i], 1e-9);
+  for (int k = 0; k < N; k++) NEAR(r[k], TASK_REGIONAL[k], 1e-10);
+  for (int t = 0; t < 40; t++) {
+    double s = 0;
+    for (int k = 0; k < N; k++) s += pp[t * N + k];
+    NEAR(s, d[t], 1e-12);
+  }
+  d = field(re, "data", 60), r = field(re, "regional", N), e = field(re, "energy", 60);
+  for (int i = 0; i < 4; i++) NEAR(d[i], REST_DATA[i], 1e-10);
+  for (int i = 0; i < 4; i++) NEAR(e[i], REST_WEN[i], 1e-9);
+  for (int k = 0; k < N; k++) NEAR(r[k], REST_REGIONAL[k], 1e-10);
+  myelin_tensor t;
+  ck_assert_int_ne(myelin_msg_tensor(re, "energy_null", &t), 0); /* null: 0 */
+  myelin_harness_free(h);
+}
+END_TEST
+
+START_TEST(nctpy_previous_and_null) {
+  const char *p = "{energy: nctpy, x0: previous, null: 4, seed: 11}";
+  myelin_harness *h = harness(p);
+  ck_assert_int_eq(myelin_harness_push(h, "connectome", conn5()), 0);
+  ck_assert_int_eq(myelin_harness_push(h, "run", rest_msg()), 0);
+  ck_assert_int_eq(myelin_harness_push(h, "run", task_msg()), 0);
+  ck_assert_uint_eq(myelin_harness_count(h, "map"), 2);
+  const double *e = field(myelin_harness_output(h, "map", 0), "energy", 60);
+  for (int i = 0; i < 4; i++) NEAR(e[i], REST_NCT[i], 1e-9);
+  e = field(myelin_harness_output(h, "map", 1), "energy", 40);
+  for (int i = 0; i < 4; i++) NEAR(e[i], TASK_NCT[i], 1e-9);
+  const double *nul = field(myelin_harness_output(h, "map", 1), "energy_null", 40);
+  double diff = 0;
+  for (int i = 0; i < 40; i++) {
+    ck_assert(isfinite(nul[i]) && nul[i] > 0);
+    diff += fabs(nul[i] - e[i]);
+  }
+  ck_assert(diff > 1e-6);
+
+  /* the same seed gives the same null */
+  myelin_harness *h2 = harness(p);
+  myelin_harness_push(h2, "connectome", conn5());
+  myelin_harness_push(h2, "run", rest_msg());
+  myelin_harness_push(h2, "run", task_msg());
+  const double *nul2 = field(myelin_harness_output(h2, "map", 1), "energy_null", 40);
+  for (int i = 0; i < 40; i++) ck_assert(nul2[i] == nul[i]);
+  myelin_harness_free(h2);
+  myelin_harness_free(h);
+}
+END_TEST
+
+START_TEST(no_energy_bits) {
+  myelin_harness *h = harness("{energy: none, units: bits}");
+  ck_assert_int_eq(myelin_harness_push(h, "run", rest_msg()), 0);
+  ck_assert_uint_eq(myelin_harness_count(h, "map"), 1); /* no waiting for a connectome */
+  const double *d = field(myelin_harness_output(h, "map", 0), "data", 60);
+  for (int i = 0; i < 4; i++) NEAR(d[i], REST_DATA[i] / M_LN2, 1e-10);
+  char buf[16];
+  myelin_msg_str(myelin_harness_output(h, "map", 0), "units", buf, sizeof buf);
+  ck_assert_str_eq(buf, "bits");
+  myelin_harness_free(h);
+}
+END_TEST
+
+START_TEST(reference_file) {
+  char *dir = mt_tmpdir(), *path = mt_strf("%s/rest.npy", dir), err[256];
+  float *x = grid(60, 1.0, 0);
+  int64_t shape[2] = {60, N};
+  ck_assert_int_eq(myelin_npy_write(path, MYELIN_F4, 2, shape, x, err, sizeof err), 0);
+  free(x);
+  char *params = mt_strf("{energy: none, reference: %s}", path);
+  myelin_harness *h = harness(params);
+  ck_assert_int_eq(myelin_harness_push(h, "run", run_msg("s2", "social", 40, 1.5, 3)), 0);
+  ck_assert_uint_eq(myelin_harness_count(h, "map"), 1);
+  const double *d = field(myelin_harness_output(h, "map", 0), "data", 40);
+  for (int i = 0; i < 4; i++) NEAR(d[i], TASK_DATA[i], 1e-10);
+  myelin_harness_free(h);
+  free(params);
+
+  params = mt_strf("{reference: %s/missing.npy}", dir);
+  ck_assert_ptr_null(myelin_harness_new("info_content", params, err, sizeof err));
+  ck_assert_msg(strstr(err, "missing.npy") != NULL, "%s", err);
+  free(params);
+  rm_rf(dir);
+  free(path);
+  free(dir);
+}
+END_TEST
+
+START_TEST(errors) {
+  char err[512];
+  ck_assert_ptr_null(myelin_harness_new("info_content", "{bandwidth: wide}", err, sizeof err));
+  ck_assert_msg(strstr(err, "bandwidth") != NULL, "%s", err);
+  ck_assert_ptr_null(myelin_harness_new("info_content", "{S: identity}", err, sizeof err));
+  ck_assert_msg(strstr(err, "nctpy") != NULL, "%s", err);
+
+  /* parcels differ from the reference */
+  myelin_harness *h = harness("{energy: none}");
+  ck_assert_int_eq(myelin_harness_push(h, "run", rest_msg()), 0);
+  myelin_builder *b = myelin_builder_new("run");
+  float z[12] = {0};
+  int64_t shape[2] = {4, 3};
+  myelin_build_tensor_copy(b, "data", MYELIN_F4, 2, shape, z);
+  myelin_build_str(b, "subject", "s1");
+  myelin_build_str(b, "task", "social");
+  ck_assert_int_ne(myelin_harness_push(h, "run", myelin_builder_finish(b)), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "3 parcels") != NULL, "%s", myelin_harness_error(h));
+  myelin_harness_free(h);
+
+  /* a constant reference parcel has no Silverman bandwidth */
+  h = harness("{energy: none}");
+  b = myelin_builder_new("run");
+  float c[12] = {1, 0, 1, 2, 0, 3, 3, 0, 5, 4, 0, 1};
+  myelin_build_tensor_copy(b, "data", MYELIN_F4, 2, shape, c);
+  myelin_build_str(b, "subject", "s1");
+  myelin_build_str(b, "task", "rest");
+  ck_assert_int_ne(myelin_harness_push(h, "run", myelin_builder_finish(b)), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "parcel 1 is constant") != NULL, "%s", myelin_harness_error(h));
+  myelin_harness_free(h);
+
+  /* no reference ever */
+  h = harness("{energy: none}");
+  ck_assert_int_eq(myelin_harness_push(h, "run", task_msg()), 0);
+  ck_assert_int_ne(myelin_harness_eos(h), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "never got a reference") != NULL, "%s", myelin_harness_error(h));
+  myelin_harness_free(h);
+
+  /* a non-square connectome */
+  h = harness("{}");
+  double A[6] = {0};
+  b = myelin_builder_new("tensor");
+  int64_t s23[2] = {2, 3};
+  myelin_build_tensor_copy(b, "data", MYELIN_F8, 2, s23, A);
+  ck_assert_int_ne(myelin_harness_push(h, "connectome", myelin_builder_finish(b)), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "square") != NULL, "%s", myelin_harness_error(h));
+  myelin_harness_free(h);
+}
+END_TEST
+
+/* No connectome by end of stream: the runs still come out, without energy. */
+START_TEST(flush_without_connectome) {
+  myelin_harness *h = harness("{}");
+  ck_assert_int_eq(myelin_harness_push(h, "run", rest_msg()), 0);
+  ck_assert_uint_eq(myelin_harness_count(h, "map"), 0);
+  ck_assert_int_eq(myelin_harness_eos(h), 0);
+  ck_assert_uint_eq(myelin_harness_count(h, "map"), 1);
+  myelin_tensor t;
+  ck_assert_int_ne(myelin_msg_tensor(myelin_harness_output(h, "map", 0), "energy", &t), 0);
+  myelin_harness_free(h);
+}
+END_TEST
+
+START_TEST(controllability_output) {
+  myelin_harness *h = harness("{energy: nctpy, controllability: true}");
+  const double P[9] = {0, 1, 0, 1, 0, 1, 0, 1, 0};
+  ck_assert_int_eq(myelin_harness_push(h, "connectome", conn_msg(3, P)), 0);
+  ck_assert_uint_eq(myelin_harness_count(h, "controllability"), 1);
+  myelin_msg *m = myelin_harness_output(h, "controllability", 0);
+  const double *ave = field(m, "data", 3), *aved = field(m, "average_discrete", 3), *mod = field(m, "modal", 3);
+  const double want_ave[3] = {0.461665727145, 0.490999095909, 0.461665727145};
+  const double want_d[3] = {1.26120387, 1.52240775, 1.26120387}, want_m[3] = {0.82842712, 0.65685425, 0.82842712};
+  for (int i = 0; i < 3; i++) {
+    NEAR(ave[i], want_ave[i], 1e-11);
+    NEAR(aved[i], want_d[i], 1e-8);
+    NEAR(mod[i], want_m[i], 1e-8);
+  }
+  myelin_harness_free(h);
+}
+END_TEST
+
+/* The demo pipeline end to end: the example script writes the data, the
+ * pipeline runs through `myelin run`, Python reads the outputs. */
+START_TEST(pipeline_end_to_end) {
+  if (!mt_python_has("numpy msgpack")) {
+    fprintf(stderr, "skipped: %s lacks numpy/msgpack\n", mt_env("MYELIN_PYTHON", "/usr/bin/python3"));
+    return;
+  }
+  const char *src = mt_env("MYELIN_SOURCE_DIR", ".");
+  char *dir = mt_tmpdir(), *out = NULL;
+  char *cmd = mt_strf("%s %s/examples/info_content_demo/make_demo.py %s --parcels 20 --trs 200",
+                      mt_env("MYELIN_PYTHON", "/usr/bin/python3"), src, dir);
+  ck_assert_msg(mt_run(cmd, &out) == 0, "%s", out);
+  free(cmd);
+  free(out);
+  cmd = mt_strf("cd %s && DEMO=%s %s run %s/pipelines/info_content.yaml --quiet", dir, dir,
+                mt_env("MYELIN_BIN", "myelin"), src);
+  ck_assert_msg(mt_run(cmd, &out) == 0, "%s\n%s", cmd, out);
+  free(cmd);
+  free(out);
+  cmd = mt_strf("%s %s/examples/info_content_demo/check_demo.py %s",
+                mt_env("MYELIN_PYTHON", "/usr/bin/python3"), src, dir);
+  ck_assert_msg(mt_run(cmd, &out) == 0, "%s", out);
+  free(cmd);
+  free(out);
+  rm_rf(dir);
+  free(dir);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("info_content");
+  TCase *tc = tcase_create("plugin");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, held_until_ready_weninger);
+  tcase_add_test(tc, nctpy_previous_and_null);
+  tcase_add_test(tc, no_energy_bits);
+  tcase_add_test(tc, reference_file);
+  tcase_add_test(tc, errors);
+  tcase_add_test(tc, flush_without_connectome);
+  tcase_add_test(tc, controllability_output);
+  tcase_add_test(tc, pipeline_end_to_end);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
