@@ -55,11 +55,13 @@ def main():
     os.makedirs(a.dir, exist_ok=True)
     A = connectome(rng, a.parcels)
     np.save(os.path.join(a.dir, "connectome.npy"), A)
+    labels = [f"parcel{k:03d}" for k in range(a.parcels)]
     runs = [("social", 1, 2.5), ("rest", 1, 1.0), ("gambling", 1, 0.6)]
     with open(os.path.join(a.dir, "runs.mpk"), "wb") as f:
         for seq, (task, run, scale) in enumerate(runs):
             msg = {"kind": "run", "seq": seq, "data": tensor(series(rng, A, a.trs, scale)), "tr": 0.72,
-                   "subject": "demo", "task": task, "run": run}
+                   "subject": "demo", "task": task, "run": run,
+                   "geometry": {"atlas": "demo-ring", "labels": labels}, "labels": labels}
             f.write(msgpack.packb(msg, use_bin_type=True))
     print(f"wrote {a.dir}/connectome.npy ({a.parcels} x {a.parcels}) and {a.dir}/runs.mpk "
           f"(social, rest, gambling; {a.trs} TRs)")

@@ -286,6 +286,17 @@ static int conn_general(ic_state *s, ic_conn *c, double *A) {
   return 0;
 }
 
+/* The run's geometry (the map schema requires one; {} when the input had none). */
+static void build_geometry(myelin_builder *b, const myelin_msg *m) {
+  myelin_obj g = myelin_msg_get(m, "geometry");
+  if (myelin_obj_type_of(g) == MYELIN_OBJ_MAP) {
+    myelin_build_obj(b, "geometry", g);
+  } else {
+    myelin_build_map_begin(b, "geometry");
+    myelin_build_map_end(b);
+  }
+}
+
 static int emit_controllability(ic_state *s, const myelin_msg *m) {
   int n = s->conn.n;
   double *ave = malloc(n * sizeof *ave), *aved = malloc(n * sizeof *aved),
@@ -307,6 +318,7 @@ static int emit_controllability(ic_state *s, const myelin_msg *m) {
   myelin_builder *b = myelin_builder_new("map");
   myelin_build_str(b, "stat", "controllability");
   myelin_build_context(b, m);
+  build_geometry(b, m);
   int64_t shape[1] = {n};
   myelin_build_tensor_copy(b, "data", MYELIN_F8, 1, shape, ave);
   if (s->conn.sym) {
@@ -465,12 +477,13 @@ static int null_energies(ic_state *s, const double *X, size_t t, double *out, do
 }
 
 static int emit_map(ic_state *s, const myelin_msg *m, size_t t, int n, const run_out *o, int with_energy) {
-  static const char *const pass[] = {"tr", "geometry", "labels", "t", NULL};
+  static const char *const pass[] = {"tr", "labels", "t", NULL};
   myelin_builder *b = myelin_builder_new("map");
   myelin_build_str(b, "stat", "info");
   myelin_build_str(b, "units", s->bits ? "bits" : "nats");
   myelin_build_context(b, m);
   myelin_build_fields(b, m, pass);
+  build_geometry(b, m);
   int64_t st[1] = {(int64_t)t}, sn[1] = {n}, stn[2] = {(int64_t)t, n};
   myelin_build_tensor_copy(b, "data", MYELIN_F8, 1, st, o->state);
   myelin_build_tensor_copy(b, "regional", MYELIN_F8, 1, sn, o->regional);

@@ -301,7 +301,7 @@ START_TEST(pipeline_end_to_end) {
   ck_assert_msg(mt_run(cmd, &out) == 0, "%s", out);
   free(cmd);
   free(out);
-  cmd = mt_strf("cd %s && DEMO=%s %s run %s/pipelines/info_content.yaml --quiet", dir, dir,
+  cmd = mt_strf("cd %s && DEMO=%s %s run %s/pipelines/info_content.yaml --quiet --check-messages", dir, dir,
                 mt_env("MYELIN_BIN", "myelin"), src);
   ck_assert_msg(mt_run(cmd, &out) == 0, "%s\n%s", cmd, out);
   free(cmd);
