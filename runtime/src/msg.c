@@ -111,7 +111,7 @@ static int msg_init(myelin_msg *m, void *raw, size_t len, const char *kind, size
   m->bytes = (const uint8_t *)m + HDR;
   m->raw = raw;
   atomic_init(&m->parsed, NULL);
-  pthread_mutex_init(&m->side_lock, NULL);
+  m->side_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
   m->side = NULL;
   m->kind = m->kind_inline;
   if (kind_len >= KIND_INLINE) {
@@ -608,6 +608,7 @@ typedef struct frame {
 } frame;
 
 struct myelin_builder {
+  uint8_t *buf;    /* where the bytes start: raw + base_off + HDR */
   uint8_t *raw;    /* malloc'ed block */
   size_t base_off; /* aligned header start = raw + base_off */
   size_t cap;      /* room for bytes after the header */
@@ -618,7 +619,7 @@ struct myelin_builder {
   frame stack[MYELIN_MAX_DEPTH];
 };
 
-static inline uint8_t *bbuf(myelin_builder *b) { return b->raw + b->base_off + HDR; }
+static inline uint8_t *bbuf(myelin_builder *b) { return b->buf; }
 
 static void fail(myelin_builder *b, int code) {
   if (!b->status) b->status = code;
@@ -634,21 +635,26 @@ static int block_resize(myelin_builder *b, size_t cap) {
   if (off != b->base_off) memmove(raw + off, raw + b->base_off, HDR + b->pos);
   b->raw = raw;
   b->base_off = off;
+  b->buf = raw + off + HDR;
   b->cap = cap;
   return 0;
 }
 
-/* Makes room for n more bytes; returns the write pointer or NULL (sticky). */
-static uint8_t *reserve(myelin_builder *b, size_t n) {
+static uint8_t *reserve_slow(myelin_builder *b, size_t n) {
   if (b->status) return NULL;
-  if (n > b->cap - b->pos) {
-    size_t need, cap = b->cap * 2;
-    if (__builtin_add_overflow(b->pos, n, &need)) return fail(b, MYELIN_ENOMEM), NULL;
-    if (cap < need) cap = need;
-    int rc = block_resize(b, cap);
-    if (rc) return fail(b, rc), NULL;
-  }
-  return bbuf(b) + b->pos;
+  size_t need, cap = b->cap * 2;
+  if (__builtin_add_overflow(b->pos, n, &need)) return fail(b, MYELIN_ENOMEM), NULL;
+  if (cap < need) cap = need;
+  int rc = block_resize(b, cap);
+  if (rc) return fail(b, rc), NULL;
+  return b->buf + b->pos;
+}
+
+/* Makes room for n more bytes; returns the write pointer or NULL (sticky).
+ * Inlined: the common case is one compare. */
+static inline uint8_t *reserve(myelin_builder *b, size_t n) {
+  if (__builtin_expect(n <= b->cap - b->pos && !b->status, 1)) return b->buf + b->pos;
+  return reserve_slow(b, n);
 }
 
 static inline void wr16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8), p[1] = (uint8_t)v; }
@@ -660,20 +666,20 @@ static inline void wr64(uint8_t *p, uint64_t v) {
   wr32(p + 4, (uint32_t)v);
 }
 
-static void put_raw(myelin_builder *b, const void *src, size_t n) {
+static inline void put_raw(myelin_builder *b, const void *src, size_t n) {
   uint8_t *w = reserve(b, n);
   if (!w) return;
   if (n) memcpy(w, src, n);
   b->pos += n;
 }
 
-static void put_byte(myelin_builder *b, uint8_t v) {
+static inline void put_byte(myelin_builder *b, uint8_t v) {
   uint8_t *w = reserve(b, 1);
   if (w) *w = v, b->pos++;
 }
 
 /* A type byte followed by a big-endian length field of w bytes. */
-static void put_len(myelin_builder *b, uint8_t type, int w, uint64_t v) {
+static inline void put_len(myelin_builder *b, uint8_t type, int w, uint64_t v) {
   uint8_t *p = reserve(b, 1 + (size_t)w);
   if (!p) return;
   p[0] = type;
@@ -684,7 +690,7 @@ static void put_len(myelin_builder *b, uint8_t type, int w, uint64_t v) {
   b->pos += 1 + (size_t)w;
 }
 
-static void put_uint(myelin_builder *b, uint64_t v) {
+static inline void put_uint(myelin_builder *b, uint64_t v) {
   if (v < 128) put_byte(b, (uint8_t)v);
   else if (v <= UINT8_MAX) put_len(b, 0xcc, 1, v);
   else if (v <= UINT16_MAX) put_len(b, 0xcd, 2, v);
@@ -692,7 +698,7 @@ static void put_uint(myelin_builder *b, uint64_t v) {
   else put_len(b, 0xcf, 8, v);
 }
 
-static void put_int(myelin_builder *b, int64_t v) {
+static inline void put_int(myelin_builder *b, int64_t v) {
   if (v >= 0) put_uint(b, (uint64_t)v);
   else if (v >= -32) put_byte(b, (uint8_t)(int8_t)v);
   else if (v >= INT8_MIN) put_len(b, 0xd0, 1, (uint64_t)v);
@@ -701,7 +707,7 @@ static void put_int(myelin_builder *b, int64_t v) {
   else put_len(b, 0xd3, 8, (uint64_t)v);
 }
 
-static void put_f64(myelin_builder *b, double v) {
+static inline void put_f64(myelin_builder *b, double v) {
   uint64_t u;
   memcpy(&u, &v, 8);
   put_len(b, 0xcb, 8, u);
@@ -713,7 +719,7 @@ static void put_f32(myelin_builder *b, float v) {
   put_len(b, 0xca, 4, u);
 }
 
-static void put_str(myelin_builder *b, const char *s, size_t n) {
+static inline void put_str(myelin_builder *b, const char *s, size_t n) {
   if (n > UINT32_MAX) { fail(b, MYELIN_ERANGE); return; }
   if (n < 32) put_byte(b, (uint8_t)(0xa0 | n));
   else if (n <= UINT8_MAX) put_len(b, 0xd9, 1, n);
@@ -722,7 +728,7 @@ static void put_str(myelin_builder *b, const char *s, size_t n) {
   put_raw(b, s, n);
 }
 
-static void put_bin_head(myelin_builder *b, size_t n) {
+static inline void put_bin_head(myelin_builder *b, size_t n) {
   if (n > UINT32_MAX) { fail(b, MYELIN_ERANGE); return; }
   if (n <= UINT8_MAX) put_len(b, 0xc4, 1, n);
   else if (n <= UINT16_MAX) put_len(b, 0xc5, 2, n);
@@ -748,7 +754,7 @@ static void put_ext(myelin_builder *b, int8_t type, const void *p, size_t n) {
 
 /* Starts a value in the open container: checks key use, counts the entry and
  * writes the key. Returns 0 when the value must not be written. */
-static int open_slot(myelin_builder *b, const char *key) {
+static inline int open_slot(myelin_builder *b, const char *key) {
   if (!b || b->status) return 0;
   frame *f = &b->stack[b->depth - 1];
   if (f->is_map != (key != NULL)) return fail(b, MYELIN_EINVAL), 0;
