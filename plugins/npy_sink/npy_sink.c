@@ -1,0 +1,365 @@
+/*
+ * npy_sink.c — the `npy_sink` stage: one tensor field of each message into
+ * .npy files, or collected into .npz archives, for numpy users.
+ *
+ * Paths are patterns: {name} expands from the message's top-level field of
+ * that name ({seq}, {subject}, {task}, {stat}, {index}, {run}, {label},
+ * {split}, {epoch}, {kind}...); integers may be zero-padded with {index:04}.
+ * {seq} falls back to the count of messages received when the message has
+ * no seq. A field that is missing (or not a string/number) is an error
+ * naming the placeholder, never an empty string in a file name. '/' inside a
+ * value becomes '_' so a field cannot move a file to another folder.
+ *
+ * .npy: every message writes its own file, atomically (temporary name, then
+ * rename). A second message expanding to a path already written in this run
+ * is an error naming both messages — results are never silently replaced.
+ * The set of written paths is a small open-addressing hash table.
+ *
+ * .npz: the archive (one per distinct expanded path) stays open through the
+ * run and is committed in flush; array names come from `key`
+ * (default arr_{seq}), and a duplicate name is an error. Nothing is visible
+ * under the final name before flush; an aborted run leaves no archive.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "myelin/myelin.h"
+
+#define PATH_MAX_LEN 4096
+
+typedef struct seen_set {
+  char **keys;
+  uint64_t *msg; /* which message wrote it */
+  size_t cap, n;
+} seen_set;
+
+typedef struct archive_slot {
+  char *path;
+  myelin_npz_writer *w;
+} archive_slot;
+
+typedef struct npy_sink {
+  const myelin_host *host;
+  myelin_stage *st;
+  const char *path, *field, *key;
+  int field_set, npz;
+  uint64_t received;
+  seen_set seen;
+  archive_slot *archives;
+  size_t n_archives;
+  char last_dir[PATH_MAX_LEN];
+} npy_sink;
+
+/* ---- written-path set ---------------------------------------------------------- */
+
+static uint64_t fnv1a(const char *s) {
+  uint64_t h = 1469598103934665603ULL;
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ULL;
+  return h;
+}
+
+/* Returns the slot of s: keys[slot] is NULL when absent. */
+static size_t seen_slot(const seen_set *set, const char *s) {
+  size_t i = fnv1a(s) & (set->cap - 1);
+  while (set->keys[i] && strcmp(set->keys[i], s) != 0) i = (i + 1) & (set->cap - 1);
+  return i;
+}
+
+static int seen_grow(seen_set *set) {
+  size_t nc = set->cap ? set->cap * 2 : 256;
+  seen_set ns = {calloc(nc, sizeof(char *)), calloc(nc, sizeof(uint64_t)), nc, set->n};
+  if (!ns.keys || !ns.msg) {
+    free(ns.keys);
+    free(ns.msg);
+    return -1;
+  }
+  for (size_t i = 0; i < set->cap; i++) {
+    if (!set->keys[i]) continue;
+    size_t j = seen_slot(&ns, set->keys[i]);
+    ns.keys[j] = set->keys[i];
+    ns.msg[j] = set->msg[i];
+  }
+  free(set->keys);
+  free(set->msg);
+  *set = ns;
+  return 0;
+}
+
+/* 1 and *prev when already present, 0 when added, -1 out of memory. */
+static int seen_add(seen_set *set, const char *s, uint64_t msg, uint64_t *prev) {
+  if ((set->n + 1) * 2 > set->cap && seen_grow(set) != 0) return -1;
+  size_t i = seen_slot(set, s);
+  if (set->keys[i]) {
+    *prev = set->msg[i];
+    return 1;
+  }
+  if (!(set->keys[i] = strdup(s))) return -1;
+  set->msg[i] = msg;
+  set->n++;
+  return 0;
+}
+
+static void seen_free(seen_set *set) {
+  for (size_t i = 0; i < set->cap; i++) free(set->keys[i]);
+  free(set->keys);
+  free(set->msg);
+  memset(set, 0, sizeof *set);
+}
+
+/* ---- pattern expansion --------------------------------------------------------- */
+
+typedef struct out_buf {
+  char *p;
+  size_t len, cap;
+} out_buf;
+
+static int put(out_buf *o, const char *s, size_t n) {
+  if (o->len + n + 1 > o->cap) return -1;
+  memcpy(o->p + o->len, s, n);
+  o->len += n;
+  o->p[o->len] = 0;
+  return 0;
+}
+
+/* Appends the value of field `name` of m (pad = zero-pad width for integers). */
+static int put_field(out_buf *o, const myelin_msg *m, const char *name, int pad, uint64_t fallback_seq,
+                     char *err, size_t errlen) {
+  myelin_obj v = myelin_msg_get(m, name);
+  char tmp[512];
+  int64_t iv;
+  double dv;
+  if (!myelin_obj_exists(v) && strcmp(name, "seq") == 0) {
+    snprintf(tmp, sizeof tmp, "%0*llu", pad, (unsigned long long)fallback_seq);
+  } else if (myelin_obj_type_of(v) == MYELIN_OBJ_STR) {
+    if (myelin_obj_str_copy(v, tmp, sizeof tmp) != 0) {
+      snprintf(err, errlen, "field '%s' is too long for a file name", name);
+      return -1;
+    }
+    for (char *c = tmp; *c; c++)
+      if (*c == '/') *c = '_';
+  } else if (myelin_obj_int(v, &iv) == 0) {
+    snprintf(tmp, sizeof tmp, "%0*lld", pad, (long long)iv);
+  } else if (myelin_obj_float(v, &dv) == 0) {
+    snprintf(tmp, sizeof tmp, "%g", dv);
+  } else {
+    snprintf(err, errlen, "{%s}: the message has no %sfield '%s'", name,
+             myelin_obj_exists(v) ? "string or number " : "", name);
+    return -1;
+  }
+  if (put(o, tmp, strlen(tmp)) != 0) {
+    snprintf(err, errlen, "expanded name too long");
+    return -1;
+  }
+  return 0;
+}
+
+static int expand(const char *pattern, const myelin_msg *m, uint64_t fallback_seq, char *out,
+                  size_t cap, char *err, size_t errlen) {
+  out_buf o = {out, 0, cap};
+  out[0] = 0;
+  for (const char *p = pattern; *p;) {
+    const char *open = strchr(p, '{');
+    if (!open) return put(&o, p, strlen(p)) ? (snprintf(err, errlen, "path too long"), -1) : 0;
+    if (put(&o, p, (size_t)(open - p))) return snprintf(err, errlen, "path too long"), -1;
+    const char *close = strchr(open, '}');
+    if (!close) return snprintf(err, errlen, "unclosed '{' in '%s'", pattern), -1;
+    char name[128];
+    size_t nl = (size_t)(close - open - 1);
+    if (nl == 0 || nl >= sizeof name) return snprintf(err, errlen, "bad placeholder in '%s'", pattern), -1;
+    memcpy(name, open + 1, nl);
+    name[nl] = 0;
+    int pad = 0;
+    char *colon = strchr(name, ':');
+    if (colon) {
+      *colon = 0;
+      pad = atoi(colon + 1);
+      if (pad < 0 || pad > 32) pad = 0;
+    }
+    if (put_field(&o, m, name, pad, fallback_seq, err, errlen) != 0) return -1;
+    p = close + 1;
+  }
+  return 0;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------ */
+
+static int ends_with(const char *s, const char *suf) {
+  size_t a = strlen(s), b = strlen(suf);
+  return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+static void sink_fini(void *state) {
+  npy_sink *s = state;
+  if (!s) return;
+  for (size_t i = 0; i < s->n_archives; i++) {
+    myelin_npz_abort(s->archives[i].w); /* committed ones were already removed */
+    free(s->archives[i].path);
+  }
+  free(s->archives);
+  seen_free(&s->seen);
+  free(s);
+}
+
+static int sink_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
+  const char *path = myelin_param_str(p, "path");
+  if (!ends_with(path, ".npy") && !ends_with(path, ".npz"))
+    return myelin_validate_error(ctx, "path", "path must end in .npy or .npz: '%s'", path);
+  int depth = 0;
+  for (const char *c = path; *c; c++) {
+    depth += *c == '{';
+    depth -= *c == '}';
+    if (depth < 0 || depth > 1) break;
+  }
+  if (depth != 0) return myelin_validate_error(ctx, "path", "unbalanced braces in '%s'", path);
+  return 0;
+}
+
+/* The folder part of a path when it has no placeholders: created up front. */
+static int prepare_static_dir(npy_sink *s) {
+  const char *slash = strrchr(s->path, '/');
+  if (!slash) return 0;
+  if (memchr(s->path, '{', (size_t)(slash - s->path))) return 0;
+  char err[1024];
+  char probe[PATH_MAX_LEN];
+  snprintf(probe, sizeof probe, "%.*s/.probe", (int)(slash - s->path), s->path);
+  if (myelin_mkdirs_for(probe, err, sizeof err) != 0 || myelin_check_writable(probe, err, sizeof err) != 0)
+    return s->host->error(s->st, "%s", err);
+  return 0;
+}
+
+static int sink_init(const myelin_host *host, myelin_stage *st, const myelin_params *p, void **state) {
+  npy_sink *s = calloc(1, sizeof *s);
+  if (!s) return host->error(st, "out of memory");
+  *state = s;
+  s->host = host;
+  s->st = st;
+  s->path = myelin_param_str(p, "path");
+  s->field = myelin_param_str(p, "field");
+  s->field_set = myelin_param_is_set(p, "field");
+  s->key = myelin_param_str(p, "key");
+  s->npz = ends_with(s->path, ".npz");
+  return prepare_static_dir(s);
+}
+
+/* Creates the folder of path unless it is the one created last. */
+static int ensure_dir(npy_sink *s, const char *path) {
+  const char *slash = strrchr(path, '/');
+  if (!slash) return 0;
+  size_t dl = (size_t)(slash - path);
+  if (dl < sizeof s->last_dir && strncmp(s->last_dir, path, dl) == 0 && s->last_dir[dl] == 0) return 0;
+  char err[1024];
+  if (myelin_mkdirs_for(path, err, sizeof err) != 0) return s->host->error(s->st, "%s", err);
+  if (dl < sizeof s->last_dir) {
+    memcpy(s->last_dir, path, dl);
+    s->last_dir[dl] = 0;
+  }
+  return 0;
+}
+
+static myelin_npz_writer *archive_for(npy_sink *s, const char *path) {
+  for (size_t i = 0; i < s->n_archives; i++)
+    if (strcmp(s->archives[i].path, path) == 0) return s->archives[i].w;
+  if (ensure_dir(s, path) != 0) return NULL;
+  archive_slot *na = realloc(s->archives, (s->n_archives + 1) * sizeof *na);
+  if (!na) { s->host->error(s->st, "out of memory"); return NULL; }
+  s->archives = na;
+  char err[1024];
+  myelin_npz_writer *w = myelin_npz_open(path, err, sizeof err);
+  if (!w) { s->host->error(s->st, "%s", err); return NULL; }
+  char *copy = strdup(path);
+  if (!copy) { myelin_npz_abort(w); s->host->error(s->st, "out of memory"); return NULL; }
+  s->archives[s->n_archives++] = (archive_slot){copy, w};
+  return w;
+}
+
+static int write_npy(npy_sink *s, const char *path, const myelin_tensor *t, uint64_t msg_no) {
+  uint64_t prev;
+  int r = seen_add(&s->seen, path, msg_no, &prev);
+  if (r < 0) return s->host->error(s->st, "out of memory");
+  if (r > 0)
+    return s->host->error(s->st, "%s: written twice (messages %llu and %llu); make the path "
+                          "unique with {seq} or {index}", path, (unsigned long long)prev,
+                          (unsigned long long)msg_no);
+  if (ensure_dir(s, path) != 0) return MYELIN_EIO;
+  char err[1024];
+  if (myelin_npy_write(path, t->dtype, t->ndim, t->shape, t->data, err, sizeof err) != 0)
+    return s->host->error(s->st, "%s", err);
+  return 0;
+}
+
+static int sink_process(void *state, int port, myelin_msg *msg) {
+  (void)port;
+  npy_sink *s = state;
+  uint64_t msg_no = s->received++;
+  const char *field = s->field;
+  myelin_tensor t;
+  int rc = myelin_msg_tensor(msg, field, &t);
+  if (rc == MYELIN_ENOENT && !s->field_set && myelin_msg_tensor(msg, "x", &t) == 0) rc = 0;
+  if (rc != 0)
+    return s->host->error(s->st, "message %llu (kind '%s'): %s tensor field '%s' (set `field`)",
+                          (unsigned long long)msg_no, myelin_msg_kind(msg),
+                          rc == MYELIN_ENOENT ? "no" : "malformed", field);
+  char path[PATH_MAX_LEN], err[512];
+  if (expand(s->path, msg, msg_no, path, sizeof path, err, sizeof err) != 0)
+    return s->host->error(s->st, "path '%s', message %llu: %s", s->path, (unsigned long long)msg_no, err);
+  s->host->counter_add(s->st, "arrays", 1);
+  if (!s->npz) return write_npy(s, path, &t, msg_no);
+  char key[1024];
+  if (expand(s->key, msg, msg_no, key, sizeof key, err, sizeof err) != 0)
+    return s->host->error(s->st, "key '%s', message %llu: %s", s->key, (unsigned long long)msg_no, err);
+  myelin_npz_writer *w = archive_for(s, path);
+  if (!w) return MYELIN_EIO;
+  if (myelin_npz_add(w, key, t.dtype, t.ndim, t.shape, t.data, err, sizeof err) != 0)
+    return s->host->error(s->st, "message %llu: %s", (unsigned long long)msg_no, err);
+  return 0;
+}
+
+static int sink_flush(void *state) {
+  npy_sink *s = state;
+  int rc = 0;
+  for (size_t i = 0; i < s->n_archives; i++) {
+    char err[1024];
+    myelin_npz_writer *w = s->archives[i].w;
+    s->archives[i].w = NULL;
+    if (rc == 0 && myelin_npz_close(w, err, sizeof err) != 0) rc = s->host->error(s->st, "%s", err);
+    else if (rc != 0) myelin_npz_abort(w);
+  }
+  return rc;
+}
+
+static const myelin_param_def sink_params[] = {
+    {"path", MYELIN_PARAM_PATH, NULL, 0, 0, 0, NULL, NULL,
+     "Output file pattern ending in .npy (one file per message) or .npz (one archive for "
+     "the run). {name} expands from the message's field: {seq}, {subject}, {task}, {stat}, "
+     "{index}, {run}, {label}, ...; {index:04} zero-pads. Folders are created."},
+    {"field", MYELIN_PARAM_STRING, "data", 0, 0, 0, NULL, NULL,
+     "Tensor field to write (e.g. data, x, step, unit, weight). When left at the default, "
+     "a message without `data` but with `x` (a sample) writes `x`."},
+    {"key", MYELIN_PARAM_STRING, "arr_{seq}", 0, 0, 0, NULL, NULL,
+     ".npz only: array-name pattern inside the archive (same placeholders); "
+     "duplicates are an error."},
+    {NULL, 0, NULL, 0, 0, 0, NULL, NULL, NULL}};
+
+static const myelin_port_def sink_inputs[] = {
+    {"in", "*", 0, "Any message carrying a tensor field."}, {NULL, NULL, 0, NULL}};
+
+static const myelin_plugin_desc sink_desc = {
+    MYELIN_DESC_HEADER,
+    .name = "npy_sink",
+    .version = "1.0.0",
+    .summary = "Tensor fields of messages to .npy files or one .npz archive",
+    .doc = "Files are written atomically (temporary name, then rename) and numpy.load reads "
+           "them bit for bit. Two messages expanding to the same .npy path is an error, not an "
+           "overwrite. An .npz archive is committed when the stream ends.",
+    .params = sink_params,
+    .inputs = sink_inputs,
+    .outputs = NULL,
+    .validate = sink_validate,
+    .init = sink_init,
+    .process = sink_process,
+    .flush = sink_flush,
+    .fini = sink_fini,
+};
+
+MYELIN_PLUGIN(sink_desc)
