@@ -136,6 +136,25 @@ START_TEST(rate_key_changes_draws) {
 }
 END_TEST
 
+/* Reference computed by an independent Python re-implementation of the
+ * generator (SplitMix64 key chain and per-(step, pair) hash), x = i/12 as
+ * float32, 4 steps, seed 3, epoch 2, index 11. */
+START_TEST(rate_matches_python_reference) {
+  float x[12];
+  for (int i = 0; i < 12; i++) x[i] = (float)i / 12;
+  ck_assert_uint_eq(spk_key(3, 2, 11), 0x40d249f53935528dULL);
+  const uint32_t want[][2] = {{0, 5}, {0, 6}, {0, 7}, {0, 8}, {0, 9}, {0, 10}, {0, 11}, {1, 5},
+                              {1, 6}, {1, 9}, {1, 10}, {1, 11}, {2, 8}, {2, 9}, {2, 10}, {2, 11},
+                              {3, 2}, {3, 6}, {3, 8}, {3, 9}, {3, 10}, {3, 11}};
+  spk_rate_scratch s = {0};
+  spk_events ev = {0};
+  ck_assert_int_eq(spk_rate(x, 12, 4, 1.0, spk_key(3, 2, 11), &s, &ev), 0);
+  assert_events(&ev, want, sizeof want / sizeof want[0]);
+  spk_events_free(&ev);
+  spk_rate_scratch_free(&s);
+}
+END_TEST
+
 /* ---- latency --------------------------------------------------------------- */
 START_TEST(latency_hand_computed) {
   /* max 1, steps 5: step = round((1 - x) * 4); 0.625 -> 1.5 rounds up to 2 */
@@ -223,6 +242,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, rate_pair_halves_independent);
   tcase_add_test(tc, rate_same_with_one_or_two_threads);
   tcase_add_test(tc, rate_key_changes_draws);
+  tcase_add_test(tc, rate_matches_python_reference);
   tcase_add_test(tc, latency_hand_computed);
   tcase_add_test(tc, regular_hand_computed);
   tcase_add_test(tc, delta_reconstructs_sine);
