@@ -311,7 +311,23 @@ static int emit_isfc(isc_state *s, group *g, const isc_data *d) {
   return rc;
 }
 
+/* Sorts a group's runs by subject label (insertion sort: groups are small). */
+static void group_sort(group *g) {
+  for (size_t i = 1; i < g->n; i++) {
+    char *sub = g->subjects[i];
+    myelin_msg *m = g->msgs[i];
+    size_t j = i;
+    for (; j > 0 && strcmp(g->subjects[j - 1], sub) > 0; j--) {
+      g->subjects[j] = g->subjects[j - 1];
+      g->msgs[j] = g->msgs[j - 1];
+    }
+    g->subjects[j] = sub;
+    g->msgs[j] = m;
+  }
+}
+
 static int compute_group(isc_state *s, group *g) {
+  group_sort(g);
   const size_t S = g->n;
   if (S < 2)
     return s->host->error(s->st, "task '%s'%s%s: ISC needs at least 2 subjects, got %zu", g->task,
@@ -488,11 +504,31 @@ static void sgroup_free(sgroup *g) {
 }
 
 static int emit_stream(isc_state *s, sgroup *g) {
-  const size_t rows = isc_rows(g->S, 0), V = g->V;
-  double *out = malloc((rows + 1) * V * sizeof *out + 1);
-  if (!out) return s->host->error(s->st, "out of memory");
-  isc_stream_result(&g->st, s->nan, out);
-  myelin_builder *b = map_begin(g->first, group_keys, g->subjects, g->nsub, 0);
+  const size_t rows = isc_rows(g->S, 0), V = g->V, S = g->S;
+  double *out = malloc((2 * rows + 1) * V * sizeof *out + 1);
+  size_t *order = malloc(S * sizeof *order);
+  char **names = malloc(S * sizeof *names);
+  if (!out || !order || !names) {
+    free(out);
+    free(order);
+    free(names);
+    return s->host->error(s->st, "out of memory");
+  }
+  double *raw = out + (rows + 1) * V;
+  isc_stream_result(&g->st, s->nan, raw);
+  /* rows in subject-label order, like batch groups */
+  for (size_t i = 0; i < S; i++) order[i] = i;
+  for (size_t i = 1; i < S; i++)
+    for (size_t j = i; j > 0 && strcmp(g->subjects[order[j - 1]], g->subjects[order[j]]) > 0; j--) {
+      size_t tmp = order[j];
+      order[j] = order[j - 1];
+      order[j - 1] = tmp;
+    }
+  for (size_t i = 0; i < S; i++) names[i] = g->subjects[order[i]];
+  for (size_t r = 0; r < rows; r++) memcpy(out + r * V, raw + (rows == 1 ? 0 : order[r]) * V, V * sizeof *out);
+  myelin_builder *b = map_begin(g->first, group_keys, names, g->nsub, 0);
+  free(order);
+  free(names);
   if (!b) {
     free(out);
     return s->host->error(s->st, "out of memory");

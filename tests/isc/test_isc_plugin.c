@@ -1,0 +1,369 @@
+/*
+ * test_isc_plugin.c — the isc stage through the harness: batch groups,
+ * streaming volumes, reference mode, statistics, ISFC and error messages.
+ * Data are the issue's
+ *   data[t, v, s] = sin(0.3(t+1)(v+1)) + cos(0.7(t+1)(s+1) + 0.5v)(0.5 + 0.5v)
+ * with T = 40, V = 3, S = 5, sent as <f8 runs so the issue's float64
+ * reference numbers apply to 1e-9.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "isc_kernels.h"
+#include "myelin/harness.h"
+#include "myelin/npy.h"
+#include "testutil.h"
+
+enum { T = 40, V = 3, S = 5 };
+
+static double gen(int t, int v, int s) {
+  return sin(0.3 * (t + 1) * (v + 1)) + cos(0.7 * (t + 1) * (s + 1) + 0.5 * v) * (0.5 + 0.5 * v);
+}
+
+static void build_geometry(myelin_builder *b) {
+  myelin_build_map_begin(b, "geometry");
+  myelin_build_array_begin(b, "dims");
+  for (int i = 0; i < 3; i++) myelin_build_int(b, NULL, i == 0 ? 3 : 1);
+  myelin_build_array_end(b);
+  double aff[16] = {2, 0, 0, -90, 0, 2, 0, -126, 0, 0, 2, -72, 0, 0, 0, 1};
+  int64_t as[2] = {4, 4};
+  myelin_build_tensor_copy(b, "affine", MYELIN_F8, 2, as, aff);
+  uint32_t vox[V] = {0, 1, 2};
+  int64_t vs[1] = {V};
+  myelin_build_tensor_copy(b, "voxels", MYELIN_U4, 1, vs, vox);
+  myelin_build_map_end(b);
+}
+
+static myelin_msg *run_msg(int s, const char *task, int nan_t, int nan_v) {
+  double d[T * V];
+  for (int t = 0; t < T; t++)
+    for (int v = 0; v < V; v++) d[t * V + v] = gen(t, v, s);
+  if (nan_t >= 0) d[nan_t * V + nan_v] = NAN;
+  myelin_builder *b = myelin_builder_new("run");
+  char sub[16];
+  snprintf(sub, sizeof sub, "%02d", s + 1);
+  myelin_build_str(b, "subject", sub);
+  myelin_build_str(b, "task", task);
+  myelin_build_int(b, "run", 1);
+  myelin_build_float(b, "tr", 1.5);
+  int64_t shp[2] = {T, V};
+  myelin_build_tensor_copy(b, "data", MYELIN_F8, 2, shp, d);
+  build_geometry(b);
+  myelin_msg *m = myelin_builder_finish(b);
+  ck_assert_ptr_nonnull(m);
+  return m;
+}
+
+static myelin_msg *volume_msg(int s, int t, const char *task) {
+  float d[V];
+  for (int v = 0; v < V; v++) d[v] = (float)gen(t, v, s);
+  myelin_builder *b = myelin_builder_new("volume");
+  char sub[16];
+  snprintf(sub, sizeof sub, "%02d", s + 1);
+  myelin_build_str(b, "subject", sub);
+  myelin_build_str(b, "task", task);
+  myelin_build_int(b, "index", t);
+  int64_t shp[1] = {V};
+  myelin_build_tensor_copy(b, "data", MYELIN_F4, 1, shp, d);
+  build_geometry(b);
+  return myelin_builder_finish(b);
+}
+
+static myelin_harness *harness(const char *params) {
+  char err[512];
+  myelin_harness *h = myelin_harness_new("isc", params, err, sizeof err);
+  ck_assert_msg(h != NULL, "harness: %s", err);
+  return h;
+}
+
+static const double *tensor_of(myelin_msg *m, const char *key, myelin_tensor *t, int ndim) {
+  ck_assert_int_eq(myelin_msg_tensor(m, key, t), 0);
+  ck_assert_int_eq(t->dtype, MYELIN_F8);
+  ck_assert_int_eq(t->ndim, ndim);
+  return t->data;
+}
+
+START_TEST(batch_leave_one_out) {
+  myelin_harness *h = harness("{summary: mean}");
+  for (int s = 0; s < S; s++) ck_assert_int_eq(myelin_harness_push(h, NULL, run_msg(s, "story", -1, 0)), 0);
+  ck_assert_uint_eq(myelin_harness_count(h, "map"), 0);
+  ck_assert_int_eq(myelin_harness_eos(h), 0);
+  ck_assert_uint_eq(myelin_harness_count(h, "map"), 1);
+  myelin_msg *m = myelin_harness_output(h, "map", 0);
+  ck_assert_str_eq(myelin_msg_kind(m), "map");
+  ck_assert(myelin_obj_str_eq(myelin_msg_get(m, "stat"), "isc"));
+  ck_assert(myelin_obj_str_eq(myelin_msg_get(m, "task"), "story"));
+  myelin_tensor t;
+  const double *d = tensor_of(m, "data", &t, 2);
+  ck_assert_int_eq(t.shape[0], S);
+  ck_assert_int_eq(t.shape[1], V);
+  const double row0[V] = {0.8533185988, 0.5474540740, 0.4686142007};
+  const double fm[V] = {0.8856881756, 0.6230748423, 0.3898931590};
+  for (int v = 0; v < V; v++) ck_assert_double_eq_tol(d[v], row0[v], 1e-9);
+  const double *sm = tensor_of(m, "summary", &t, 1);
+  for (int v = 0; v < V; v++) ck_assert_double_eq_tol(sm[v], fm[v], 1e-9);
+  myelin_obj subs = myelin_msg_get(m, "subjects");
+  ck_assert_uint_eq(myelin_obj_len(subs), S);
+  ck_assert(myelin_obj_str_eq(myelin_obj_at(subs, 4), "05"));
+  myelin_obj geo = myelin_msg_get(m, "geometry");
+  ck_assert(myelin_obj_exists(geo));
+  myelin_tensor vox;
+  ck_assert_int_eq(myelin_obj_tensor(myelin_obj_get(geo, "voxels"), &vox), 0);
+  ck_assert_int_eq(vox.shape[0], V);
+  myelin_harness_free(h);
+}
+END_TEST
+
+START_TEST(batch_pairwise_and_early_group) {
+  myelin_harness *h = harness("{pairwise: true, subjects: 5}");
+  for (int s = 0; s < S; s++) {
+    ck_assert_uint_eq(myelin_harness_count(h, "map"), 0);
+    ck_assert_int_eq(myelin_harness_push(h, NULL, run_msg(s, "story", -1, 0)), 0);
+  }
+  /* the group is complete: emitted before end of stream */
+  ck_assert_uint_eq(myelin_harness_count(h, "map"), 1);
+  myelin_msg *m = myelin_harness_output(h, "map", 0);
+  myelin_tensor t;
+  const double *d = tensor_of(m, "data", &t, 2);
+  ck_assert_int_eq(t.shape[0], 10);
+  const double p01[V] = {0.7965550167, 0.4172263151, 0.2696073252};
+  for (int v = 0; v < V; v++) ck_assert_double_eq_tol(d[v], p01[v], 1e-9);
+  myelin_tensor pt;
+  ck_assert_int_eq(myelin_msg_tensor(m, "pairs", &pt), 0);
+  ck_assert_int_eq(pt.shape[0], 10);
+  ck_assert_uint_eq(((const uint32_t *)pt.data)[2 * 9 + 0], 3);
+  ck_assert_uint_eq(((const uint32_t *)pt.data)[2 * 9 + 1], 4);
+  ck_assert_int_eq(myelin_harness_eos(h), 0);
+  ck_assert_uint_eq(myelin_harness_count(h, "map"), 1);
+  myelin_harness_free(h);
+}
+END_TEST
+
+START_TEST(tasks_are_separate_groups) {
+  myelin_harness *h = harness("{}");
+  for (int s = 0; s < S; s++) {
+    ck_assert_int_eq(myelin_harness_push(h, NULL, run_msg(s, "a", -1, 0)), 0);
+    if (s < 3) ck_assert_int_eq(myelin_harness_push(h, NULL, run_msg(s, "b", -1, 0)), 0);
+  }
+  ck_assert_int_eq(myelin_harness_eos(h), 0);
+  ck_assert_uint_eq(myelin_harness_count(h, "map"), 2);
+  myelin_tensor t;
+  tensor_of(myelin_harness_output(h, "map", 1), "data", &t, 2);
+  ck_assert_int_eq(t.shape[0], 3);
+  myelin_harness_free(h);
+}
+END_TEST
+
+START_TEST(nan_gives_nan_exactly_there) {
+  myelin_harness *h = harness("{}");
+  for (int s = 0; s < S; s++)
+    ck_assert_int_eq(myelin_harness_push(h, NULL, run_msg(s, "story", s == 2 ? 5 : -1, 1)), 0);
+  ck_assert_int_eq(myelin_harness_eos(h), 0);
+  myelin_tensor t;
+  const double *d = tensor_of(myelin_harness_output(h, "map", 0), "data", &t, 2);
+  for (int i = 0; i < S * V; i++) ck_assert_msg(isnan(d[i]) == (i == 2 * V + 1), "entry %d", i);
+  myelin_harness_free(h);
+
+  h = harness("{tolerate_nans: false}");
+  for (int s = 0; s < S; s++)
+    ck_assert_int_eq(myelin_harness_push(h, NULL, run_msg(s, "story", s == 2 ? 5 : -1, 1)), 0);
+  ck_assert_int_eq(myelin_harness_eos(h), 0);
+  d = tensor_of(myelin_harness_output(h, "map", 0), "data", &t, 2);
+  for (int i = 0; i < S * V; i++) ck_assert_msg(isnan(d[i]) == (i % V == 1), "strict entry %d", i);
+  myelin_harness_free(h);
+}
+END_TEST
+
+START_TEST(streaming_equals_batch) {
+  myelin_harness *h = harness("{subjects: 5, every: 10, summary: mean}");
+  /* interleaved, with subject 3 running one TR behind */
+  for (int t = 0; t <= T; t++)
+    for (int s = 0; s < S; s++) {
+      int tr = s == 3 ? t - 1 : t;
+      if (tr < 0 || tr >= T) continue;
+      ck_assert_int_eq(myelin_harness_push(h, NULL, volume_msg(s, tr, "story")), 0);
+    }
+  ck_assert_int_eq(myelin_harness_eos(h), 0);
+  ck_assert_uint_eq(myelin_harness_count(h, "map"), T / 10);
+  myelin_msg *last = myelin_harness_output(h, "map", T / 10 - 1);
+  myelin_tensor t;
+  const double *d = tensor_of(last, "data", &t, 2);
+  ck_assert_int_eq(t.shape[0], S);
+  uint64_t trs = 0;
+  ck_assert_int_eq(myelin_msg_uint(last, "trs", &trs), 0);
+  ck_assert_uint_eq(trs, T);
+  /* batch on the same float32 samples */
+  static float f[S][T * V];
+  const void *px[S];
+  for (int s = 0; s < S; s++) {
+    for (int i = 0; i < T * V; i++) f[s][i] = (float)gen(i / V, i % V, s);
+    px[s] = f[s];
+  }
+  isc_data dd = {.x = px, .f64 = 0, .S = S, .T = T, .V = V};
+  double batch[S * V], mean[V];
+  ck_assert_int_eq(isc_loo(&dd, (isc_nan_policy){1, -1}, 1, batch), 0);
+  for (int i = 0; i < S * V; i++) ck_assert_double_eq_tol(d[i], batch[i], 1e-10);
+  isc_summarize(batch, S, V, ISC_SUMMARY_MEAN, mean);
+  const double *sm = tensor_of(last, "summary", &t, 1);
+  for (int v = 0; v < V; v++) ck_assert_double_eq_tol(sm[v], mean[v], 1e-10);
+  myelin_harness_free(h);
+}
+END_TEST
+
+START_TEST(reference_mode) {
+  /* reference = mean of subjects 1..4; live subject 0 streams its volumes */
+  char *dir = mt_tmpdir();
+  char *path = mt_strf("%s/ref.npy", dir);
+  static float ref[T * V];
+  for (int t = 0; t < T; t++)
+    for (int v = 0; v < V; v++) {
+      double acc = 0;
+      for (int s = 1; s < S; s++) acc += (float)gen(t, v, s);
+      ref[t * V + v] = (float)(acc / 4);
+    }
+  char err[256];
+  int64_t shp[2] = {T, V};
+  ck_assert_int_eq(myelin_npy_write(path, MYELIN_F4, 2, shp, ref, err, sizeof err), 0);
+  char *params = mt_strf("{reference: '%s', every: 8}", path);
+  myelin_harness *h = harness(params);
+  for (int t = 0; t < T; t++) ck_assert_int_eq(myelin_harness_push(h, NULL, volume_msg(0, t, "story")), 0);
+  ck_assert_int_eq(myelin_harness_eos(h), 0);
+  ck_assert_uint_eq(myelin_harness_count(h, "map"), T / 8);
+  myelin_tensor t;
+  const double *d = tensor_of(myelin_harness_output(h, "map", T / 8 - 1), "data", &t, 2);
+  ck_assert_int_eq(t.shape[0], 1);
+  static float live[T * V];
+  for (int i = 0; i < T * V; i++) live[i] = (float)gen(i / V, i % V, 0);
+  const void *px[2] = {live, ref};
+  isc_data dd = {.x = px, .f64 = 0, .S = 2, .T = T, .V = V};
+  double want[V];
+  ck_assert_int_eq(isc_loo(&dd, (isc_nan_policy){1, -1}, 1, want), 0);
+  for (int v = 0; v < V; v++) ck_assert_double_eq_tol(d[v], want[v], 1e-10);
+  /* a TR past the reference is an error naming the file */
+  ck_assert_int_ne(myelin_harness_push(h, NULL, volume_msg(0, T, "story")), 0);
+  ck_assert_ptr_nonnull(strstr(myelin_harness_error(h), "ref.npy"));
+  myelin_harness_free(h);
+  free(params);
+  free(path);
+  free(dir);
+}
+END_TEST
+
+START_TEST(statistics_and_isfc) {
+  myelin_harness *h = harness("{summary: median, stats: bootstrap, n_resamples: 199, seed: 5, isfc: true}");
+  for (int s = 0; s < S; s++) ck_assert_int_eq(myelin_harness_push(h, NULL, run_msg(s, "story", -1, 0)), 0);
+  ck_assert_int_eq(myelin_harness_eos(h), 0);
+  myelin_msg *m = myelin_harness_output(h, "map", 0);
+  myelin_tensor t;
+  const double *p = tensor_of(m, "p", &t, 1);
+  const double *ci = tensor_of(m, "ci", &t, 2);
+  ck_assert_int_eq(t.shape[0], 2);
+  const double *sm = tensor_of(m, "summary", &t, 1);
+  for (int v = 0; v < V; v++) {
+    ck_assert_double_eq(p[v], 1.0 / 200); /* strong ISC: the p floor */
+    ck_assert(ci[v] <= sm[v] && sm[v] <= ci[V + v]);
+  }
+  ck_assert_uint_eq(myelin_harness_count(h, "isfc"), 1);
+  const double *isfc = tensor_of(myelin_harness_output(h, "isfc", 0), "data", &t, 2);
+  ck_assert_int_eq(t.shape[0], V);
+  for (int v = 0; v < V; v++) ck_assert_double_eq_tol(isfc[v * V + v], sm[v], 1e-12);
+  myelin_harness_free(h);
+
+  /* 2^5 = 32 <= 1000: exact sign-flip test, p = count / 32 */
+  h = harness("{summary: mean, stats: permutation}");
+  for (int s = 0; s < S; s++) ck_assert_int_eq(myelin_harness_push(h, NULL, run_msg(s, "story", -1, 0)), 0);
+  ck_assert_int_eq(myelin_harness_eos(h), 0);
+  m = myelin_harness_output(h, "map", 0);
+  uint64_t n = 0;
+  ck_assert_int_eq(myelin_msg_uint(m, "n_resamples", &n), 0);
+  ck_assert_uint_eq(n, 32);
+  p = tensor_of(m, "p", &t, 1);
+  for (int v = 0; v < V; v++) ck_assert_double_eq(p[v], 1.0 / 32);
+  myelin_harness_free(h);
+
+  /* seeds make timeshift reproducible */
+  double first[V];
+  for (int rep = 0; rep < 2; rep++) {
+    h = harness("{summary: mean, stats: timeshift, n_resamples: 50, seed: 9, threads: 2}");
+    for (int s = 0; s < S; s++) ck_assert_int_eq(myelin_harness_push(h, NULL, run_msg(s, "story", -1, 0)), 0);
+    ck_assert_int_eq(myelin_harness_eos(h), 0);
+    p = tensor_of(myelin_harness_output(h, "map", 0), "p", &t, 1);
+    for (int v = 0; v < V; v++) {
+      ck_assert(p[v] >= 1.0 / 51 && p[v] <= 1.0);
+      if (rep == 0) first[v] = p[v];
+      else ck_assert_double_eq(p[v], first[v]);
+    }
+    myelin_harness_free(h);
+  }
+}
+END_TEST
+
+START_TEST(errors_are_clear) {
+  char err[512];
+  ck_assert_ptr_null(myelin_harness_new("isc", "{tolerate_nans: maybe}", err, sizeof err));
+  ck_assert_ptr_nonnull(strstr(err, "tolerate_nans"));
+  ck_assert_ptr_null(myelin_harness_new("isc", "{stats: bootstrap}", err, sizeof err));
+  ck_assert_ptr_nonnull(strstr(err, "summary"));
+  ck_assert_ptr_null(myelin_harness_new("isc", "{reference: /nonexistent/ref.npy}", err, sizeof err));
+
+  myelin_harness *h = harness("{}");
+  ck_assert_int_eq(myelin_harness_push(h, NULL, run_msg(0, "story", -1, 0)), 0);
+  myelin_builder *b = myelin_builder_new("run");
+  myelin_build_str(b, "subject", "07");
+  myelin_build_str(b, "task", "story");
+  myelin_build_int(b, "run", 1);
+  double d[10 * V] = {0};
+  int64_t shp[2] = {10, V};
+  myelin_build_tensor_copy(b, "data", MYELIN_F8, 2, shp, d);
+  ck_assert_int_ne(myelin_harness_push(h, NULL, myelin_builder_finish(b)), 0);
+  ck_assert_ptr_nonnull(strstr(myelin_harness_error(h), "'07'"));
+  ck_assert_int_ne(myelin_harness_push(h, NULL, run_msg(0, "story", -1, 0)), 0);
+  ck_assert_ptr_nonnull(strstr(myelin_harness_error(h), "two runs"));
+  myelin_harness_free(h);
+
+  h = harness("{}");
+  ck_assert_int_eq(myelin_harness_push(h, NULL, run_msg(0, "story", -1, 0)), 0);
+  ck_assert_int_ne(myelin_harness_eos(h), 0);
+  ck_assert_ptr_nonnull(strstr(myelin_harness_error(h), "at least 2 subjects"));
+  myelin_harness_free(h);
+
+  h = harness("{}");
+  ck_assert_int_ne(myelin_harness_push(h, NULL, volume_msg(0, 0, "story")), 0);
+  ck_assert_ptr_nonnull(strstr(myelin_harness_error(h), "subjects"));
+  myelin_harness_free(h);
+
+  h = harness("{}");
+  b = myelin_builder_new("run");
+  myelin_build_str(b, "subject", "01");
+  myelin_build_str(b, "data", "not a tensor");
+  ck_assert_int_ne(myelin_harness_push(h, NULL, myelin_builder_finish(b)), 0);
+  ck_assert_ptr_nonnull(strstr(myelin_harness_error(h), "`data`"));
+  myelin_harness_free(h);
+}
+END_TEST
+
+static Suite *suite(void) {
+  Suite *s = suite_create("isc_plugin");
+  TCase *tc = tcase_create("plugin");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, batch_leave_one_out);
+  tcase_add_test(tc, batch_pairwise_and_early_group);
+  tcase_add_test(tc, tasks_are_separate_groups);
+  tcase_add_test(tc, nan_gives_nan_exactly_there);
+  tcase_add_test(tc, streaming_equals_batch);
+  tcase_add_test(tc, reference_mode);
+  tcase_add_test(tc, statistics_and_isfc);
+  tcase_add_test(tc, errors_are_clear);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
