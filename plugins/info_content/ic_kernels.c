@@ -7,8 +7,8 @@
  * reference point d0 by binary search, and only points with
  * (x - x_i)^2 <= d0^2 + 2 h^2 IC_KDE_CUT contribute more than exp(-50)
  * relative to the largest term, so they are the only ones summed, with the
- * largest term factored out (no underflow even 40 bandwidths away from the
- * data, where sklearn's plain sum returns -inf). The exponentials go
+ * largest term factored out (no underflow however far a query lies from the
+ * data). The exponentials go
  * through a branch-free polynomial exp that GCC vectorises (compiled for
  * AVX2/AVX-512 clones when available); accuracy ~1e-16 relative per term.
  *
