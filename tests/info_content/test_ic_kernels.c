@@ -36,6 +36,10 @@ START_TEST(kde_reference) {
   double out[5], work[6];
   ic_kde_surprisal(ref, 6, h, q, 5, out, work);
   for (int i = 0; i < 5; i++) NEAR(out[i], want[i], 1e-11);
+  /* far from the data the max-shifted sum stays exact (sklearn values) */
+  const double far[2] = {50, 100}, want_far[2] = {814.77621268, 3461.11563425};
+  ic_kde_surprisal(ref, 6, h, far, 2, out, work);
+  for (int i = 0; i < 2; i++) NEAR(out[i], want_far[i], 1e-10);
 }
 END_TEST
 
@@ -161,6 +165,10 @@ START_TEST(weninger_paper) {
   ic_energy_states(3, V, q, X, 2, 0, Y, out);
   NEAR(out[0], 0.0684289984391, 1e-10);
   NEAR(out[1], 0.396075959266, 1e-10);
+  /* from x0 = e1 to (1,1,1): closed form 0.39592470040471617 (numpy); the
+   * paper's expm simulation gives 0.395924703873 (its own rounding, 1e-8) */
+  ic_energy_states(3, V, q, X, 2, 1, Y, out);
+  NEAR(out[1], 0.39592470040471617, 1e-10);
   /* a non-bipartite graph picks its Perron root */
   double tri[9] = {0, 1, 1, 1, 0, 1, 1, 1, 0};
   ck_assert_int_eq(ic_eigh(3, tri, w, V), 0);
