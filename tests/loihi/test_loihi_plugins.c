@@ -1,0 +1,610 @@
+/*
+ * test_loihi_plugins.c — loihi_sim and loihi_export through the harness:
+ * predictions on the lava-dl MNIST fixture, network input with pending
+ * samples, error paths, the exported files read back with libhdf5 and
+ * compared item by item (name, HDF5 class, size) with the netx and NIR
+ * fixtures, the bundle's content, and (when Debian's python3-h5py is there)
+ * an independent read of the files with h5py.
+ */
+#include <archive.h>
+#include <archive_entry.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdint.h>
+#include <zlib.h>
+
+#include <myelin/harness.h>
+
+#include "loihi.h"
+#include "testutil.h"
+
+static const char *shared_dir(void) { return mt_env("MYELIN_SHARED_DIR", "/work/shared"); }
+
+static char *fixture(const char *rel) { return mt_strf("%s/fixtures/%s", shared_dir(), rel); }
+
+static myelin_msg *spikes_msg(int n, int steps, const uint32_t *st, const uint32_t *un, size_t ne,
+                              int label, int index) {
+  myelin_builder *b = myelin_builder_new("spikes");
+  myelin_build_int(b, "n", n);
+  myelin_build_int(b, "steps", steps);
+  myelin_build_float(b, "dt", 0.001);
+  int64_t e = (int64_t)ne;
+  myelin_build_tensor_copy(b, "step", MYELIN_U4, 1, &e, st);
+  myelin_build_tensor_copy(b, "unit", MYELIN_U4, 1, &e, un);
+  if (label >= 0) myelin_build_int(b, "label", label);
+  myelin_build_int(b, "index", index);
+  myelin_build_str(b, "split", "test");
+  myelin_msg *m = myelin_builder_finish(b);
+  ck_assert_ptr_nonnull(m);
+  return m;
+}
+
+/* A float network message from a loihi_fnet. */
+static myelin_msg *network_msg(const loihi_fnet *f) {
+  myelin_builder *b = myelin_builder_new("network");
+  myelin_build_str(b, "model", "cuba_lif");
+  myelin_build_map_begin(b, "neuron");
+  myelin_build_float(b, "vth", f->vth);
+  myelin_build_float(b, "cdecay", f->cdecay);
+  myelin_build_float(b, "vdecay", f->vdecay);
+  myelin_build_map_end(b);
+  myelin_build_int(b, "steps", 32);
+  myelin_build_array_begin(b, "layers");
+  for (int l = 0; l < f->n_layers; l++) {
+    const loihi_flayer *L = &f->layers[l];
+    int64_t shape[2] = {L->n_out, L->n_in};
+    myelin_build_map_begin(b, NULL);
+    myelin_build_str(b, "name", L->name);
+    myelin_build_tensor_copy(b, "weight", MYELIN_F4, 2, shape, L->weight);
+    if (L->bias) myelin_build_tensor_copy(b, "bias", MYELIN_F4, 1, shape, L->bias);
+    myelin_build_map_end(b);
+  }
+  myelin_build_array_end(b);
+  myelin_msg *m = myelin_builder_finish(b);
+  ck_assert_ptr_nonnull(m);
+  return m;
+}
+
+/* The lava-dl MNIST network as a float network: w = W/64, vth = 1,
+ * cdecay = vdecay = 1 - 410/4096 (what quantization maps back to 410). */
+static void fixture_as_float(loihi_fnet *f) {
+  char *path = fixture("netx/trained_mnist_network.net");
+  loihi_net q;
+  char err[512];
+  ck_assert_msg(loihi_netx_read(path, &q, err, sizeof err) == 0, "%s", err);
+  f->n_layers = q.n_layers;
+  f->layers = calloc((size_t)q.n_layers, sizeof(loihi_flayer));
+  f->vth = 1.0;
+  f->cdecay = f->vdecay = 1.0 - 410.0 / 4096.0;
+  for (int l = 0; l < q.n_layers; l++) {
+    loihi_flayer *L = &f->layers[l];
+    L->n_in = q.layers[l].n_in;
+    L->n_out = q.layers[l].n_out;
+    snprintf(L->name, sizeof L->name, "dense%d", l);
+    size_t nw = (size_t)L->n_in * (size_t)L->n_out;
+    L->weight = malloc(nw * sizeof(float));
+    for (size_t i = 0; i < nw; i++) L->weight[i] = (float)q.layers[l].weight[i] / 64.0f;
+  }
+  loihi_net_free(&q);
+  free(path);
+}
+
+static uint8_t *fashion(const char *file, int count, size_t skip) {
+  char *path = mt_strf("/usr/share/datasets/fashion-mnist/%s", file);
+  gzFile g = gzopen(path, "rb");
+  free(path);
+  if (!g) return NULL;
+  uint8_t hdr[16];
+  uint8_t *buf = malloc((size_t)count * (skip == 16 ? 784 : 1));
+  size_t n = (size_t)count * (skip == 16 ? 784 : 1);
+  int ok = gzread(g, hdr, (unsigned)skip) == (int)skip && gzread(g, buf, (unsigned)n) == (int)n;
+  gzclose(g);
+  if (!ok) {
+    free(buf);
+    return NULL;
+  }
+  return buf;
+}
+
+static size_t encode_regular(const uint8_t *img, int steps, uint32_t *st, uint32_t *un) {
+  double v[784] = {0};
+  size_t n = 0;
+  for (int t = 0; t < steps; t++)
+    for (int i = 0; i < 784; i++) {
+      v[i] += img[i] / 255.0;
+      if (v[i] > 1) {
+        v[i] = 0;
+        st[n] = (uint32_t)t;
+        un[n++] = (uint32_t)i;
+      }
+    }
+  return n;
+}
+
+static double metric(myelin_msg *m, const char *key) {
+  double x = NAN;
+  myelin_obj_float(myelin_obj_get(myelin_msg_get(m, "values"), key), &x);
+  return x;
+}
+
+START_TEST(test_sim_netx_fixture_predictions) {
+  uint8_t *img = fashion("t10k-images-idx3-ubyte.gz", 3, 16);
+  if (!img) return; /* dataset-fashion-mnist not installed */
+  char *net = fixture("netx/trained_mnist_network.net");
+  char *params = mt_strf("{net: '%s'}", net);
+  char err[512];
+  myelin_harness *h = myelin_harness_new("loihi_sim", params, err, sizeof err);
+  ck_assert_msg(h != NULL, "%s", err);
+  uint32_t st[784 * 32], un[784 * 32];
+  const int labels[3] = {9, 2, 1};
+  for (int k = 0; k < 3; k++) {
+    size_t n = encode_regular(img + 784 * k, 32, st, un);
+    ck_assert_int_eq(myelin_harness_push(h, "spikes", spikes_msg(784, 32, st, un, n, labels[k], 100 + k)), 0);
+  }
+  ck_assert_int_eq(myelin_harness_eos(h), 0);
+  ck_assert_uint_eq(myelin_harness_count(h, "predictions"), 3);
+  /* numpy bit-accurate reference (see test_loihi_core.c) */
+  const int32_t ref[3][10] = {{0, 0, 31, 0, 0, 0, 0, 0, 0, 0},
+                              {0, 0, 0, 0, 0, 0, 31, 0, 0, 0},
+                              {0, 0, 0, 0, 0, 0, 27, 0, 29, 5}};
+  const int pred[3] = {2, 6, 8};
+  for (int k = 0; k < 3; k++) {
+    myelin_msg *m = myelin_harness_output(h, "predictions", (size_t)k);
+    ck_assert_str_eq(myelin_msg_kind(m), "predictions");
+    myelin_tensor t;
+    ck_assert_int_eq(myelin_msg_tensor(m, "data", &t), 0);
+    ck_assert_int_eq(t.dtype, MYELIN_I4);
+    ck_assert_int_eq(t.count, 10);
+    for (int j = 0; j < 10; j++) ck_assert_int_eq(((const int32_t *)t.data)[j], ref[k][j]);
+    int64_t p, lab, idx;
+    ck_assert_int_eq(myelin_msg_int(m, "prediction", &p), 0);
+    ck_assert_int_eq(p, pred[k]);
+    ck_assert_int_eq(myelin_msg_int(m, "label", &lab), 0);
+    ck_assert_int_eq(lab, labels[k]);
+    ck_assert_int_eq(myelin_msg_int(m, "index", &idx), 0);
+    ck_assert_int_eq(idx, 100 + k);
+    char split[16];
+    ck_assert_int_eq(myelin_msg_str(m, "split", split, sizeof split), 0);
+    ck_assert_str_eq(split, "test");
+  }
+  ck_assert_uint_eq(myelin_harness_count(h, "metrics"), 1);
+  myelin_msg *mm = myelin_harness_output(h, "metrics", 0);
+  ck_assert(fabs(metric(mm, "accuracy") - 0.0) < 1e-12); /* an MNIST net on Fashion images */
+  ck_assert(fabs(metric(mm, "spikes_per_sample") - (1598 + 1542 + 1411) / 3.0) < 1e-9);
+  /* synops: every input spike touches 128 rows, layer-0 spikes 64, layer-1 10 */
+  ck_assert(metric(mm, "synops_per_sample") > 128.0 * 3211 / 3);
+  ck_assert(metric(mm, "samples_per_s") > 0);
+  myelin_harness_free(h);
+  free(params);
+  free(net);
+  free(img);
+}
+END_TEST
+
+START_TEST(test_sim_network_input_and_pending) {
+  loihi_fnet f = {0};
+  fixture_as_float(&f);
+  uint8_t *img = fashion("t10k-images-idx3-ubyte.gz", 4, 16);
+  if (!img) {
+    loihi_fnet_free(&f);
+    return;
+  }
+  char err[512];
+  myelin_harness *h = myelin_harness_new("loihi_sim", "{}", err, sizeof err);
+  ck_assert_msg(h != NULL, "%s", err);
+  uint32_t st[784 * 32], un[784 * 32];
+  /* expected: the quantized net through the kernel directly */
+  loihi_net q;
+  loihi_sim sim;
+  ck_assert_int_eq(loihi_quantize(&f, &q, NULL, err, sizeof err), 0);
+  ck_assert_int_eq(loihi_sim_init(&sim, &q, err, sizeof err), 0);
+  int32_t expect[4][10];
+  for (int k = 0; k < 4; k++) {
+    size_t n = encode_regular(img + 784 * k, 32, st, un);
+    ck_assert_int_eq(loihi_sim_sample(&sim, st, un, n, 32, expect[k], err, sizeof err), 0);
+    if (k == 2) ck_assert_int_eq(myelin_harness_push(h, "network", network_msg(&f)), 0);
+    ck_assert_int_eq(myelin_harness_push(h, "spikes", spikes_msg(784, 32, st, un, n, -1, k)), 0);
+    /* samples before the network wait; the network releases them */
+    ck_assert_uint_eq(myelin_harness_count(h, "predictions"), k < 2 ? 0 : (size_t)k + 1);
+  }
+  ck_assert_int_eq(myelin_harness_eos(h), 0);
+  for (int k = 0; k < 4; k++) {
+    myelin_msg *m = myelin_harness_output(h, "predictions", (size_t)k);
+    myelin_tensor t;
+    int64_t idx;
+    ck_assert_int_eq(myelin_msg_tensor(m, "data", &t), 0);
+    ck_assert_int_eq(myelin_msg_int(m, "index", &idx), 0);
+    ck_assert_int_eq(idx, k);
+    ck_assert_int_eq(memcmp(t.data, expect[k], sizeof expect[k]), 0);
+  }
+  /* no labels: no accuracy, but the other metrics */
+  myelin_msg *mm = myelin_harness_output(h, "metrics", 0);
+  ck_assert(isnan(metric(mm, "accuracy")));
+  ck_assert(metric(mm, "samples") == 4);
+  myelin_harness_free(h);
+  loihi_sim_free(&sim);
+  loihi_net_free(&q);
+  loihi_fnet_free(&f);
+  free(img);
+}
+END_TEST
+
+START_TEST(test_sim_errors) {
+  char err[512];
+  /* a missing or non-netx file fails before anything runs, naming it */
+  myelin_harness *h = myelin_harness_new("loihi_sim", "{net: /nonexistent/x.net}", err, sizeof err);
+  ck_assert_ptr_null(h);
+  ck_assert_msg(strstr(err, "/nonexistent/x.net"), "%s", err);
+  char *tiny = fixture("netx/tiny.net");
+  char *tp = mt_strf("{net: '%s'}", tiny);
+  h = myelin_harness_new("loihi_sim", tp, err, sizeof err);
+  ck_assert_ptr_null(h);
+  ck_assert_msg(strstr(err, "tiny.net") && strstr(err, "not supported"), "%s", err);
+  free(tp);
+  free(tiny);
+  char *net = fixture("netx/trained_mnist_network.net");
+  char *params = mt_strf("{net: '%s'}", net);
+  h = myelin_harness_new("loihi_sim", params, err, sizeof err);
+  ck_assert_ptr_nonnull(h);
+  uint32_t st[2] = {0, 1}, un[2] = {3, 2};
+  ck_assert_int_ne(myelin_harness_push(h, "spikes", spikes_msg(100, 4, st, un, 2, 1, 0)), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "784"), "%s", myelin_harness_error(h));
+  uint32_t bad[2] = {3, 900};
+  ck_assert_int_ne(myelin_harness_push(h, "spikes", spikes_msg(784, 4, st, bad, 2, 1, 0)), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "unit 900"), "%s", myelin_harness_error(h));
+  myelin_builder *b = myelin_builder_new("spikes");
+  myelin_build_int(b, "n", 784);
+  myelin_build_int(b, "steps", 4);
+  ck_assert_int_ne(myelin_harness_push(h, "spikes", myelin_builder_finish(b)), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "'step'"), "%s", myelin_harness_error(h));
+  b = myelin_builder_new("network");
+  myelin_build_map_begin(b, "neuron");
+  myelin_build_float(b, "vth", 1);
+  myelin_build_map_end(b);
+  ck_assert_int_ne(myelin_harness_push(h, "network", myelin_builder_finish(b)), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "cdecay"), "%s", myelin_harness_error(h));
+  myelin_harness_free(h);
+  /* spikes but no network at the end */
+  h = myelin_harness_new("loihi_sim", "{}", err, sizeof err);
+  ck_assert_ptr_nonnull(h);
+  ck_assert_int_eq(myelin_harness_push(h, "spikes", spikes_msg(784, 4, st, un, 2, 1, 0)), 0);
+  ck_assert_int_ne(myelin_harness_eos(h), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "no network"), "%s", myelin_harness_error(h));
+  myelin_harness_free(h);
+  free(params);
+  free(net);
+}
+END_TEST
+
+/* ---- HDF5 layout walk ---------------------------------------------------- */
+
+typedef struct item {
+  char path[160];
+  char desc[200];     /* class, size, string properties, attributes */
+  char dims[64];
+} item;
+
+typedef struct items {
+  item v[512];
+  int n;
+} items;
+
+static herr_t visit(hid_t obj, const char *name, const H5O_info_t *info, void *data) {
+  items *it = data;
+  if (strcmp(name, ".") == 0 || it->n >= 512) return 0;
+  item *x = &it->v[it->n++];
+  snprintf(x->path, sizeof x->path, "/%s", name);
+  if (info->type == H5O_TYPE_GROUP) {
+    snprintf(x->desc, sizeof x->desc, "group attrs=%llu", (unsigned long long)info->num_attrs);
+    return 0;
+  }
+  hid_t d = H5Dopen2(obj, name, H5P_DEFAULT);
+  hid_t t = H5Dget_type(d), s = H5Dget_space(d);
+  int cls = H5Tget_class(t);
+  size_t size = H5Tget_size(t);
+  int vlen = cls == H5T_STRING ? H5Tis_variable_str(t) : -1;
+  int cset = cls == H5T_STRING ? (int)H5Tget_cset(t) : -1;
+  int pad = cls == H5T_STRING ? (int)H5Tget_strpad(t) : -1;
+  int sign = cls == H5T_INTEGER ? (int)H5Tget_sign(t) : -1;
+  int members = cls == H5T_ENUM ? H5Tget_nmembers(t) : -1;
+  int ndims = H5Sget_simple_extent_ndims(s);
+  hsize_t dd[4] = {0};
+  H5Sget_simple_extent_dims(s, dd, NULL);
+  snprintf(x->desc, sizeof x->desc,
+           "class=%d size=%zu vlen=%d cset=%d pad=%d sign=%d enum=%d ndims=%d attrs=%llu", cls, size,
+           vlen, cset, pad, sign, members, ndims, (unsigned long long)info->num_attrs);
+  snprintf(x->dims, sizeof x->dims, "%llu,%llu", (unsigned long long)dd[0], (unsigned long long)dd[1]);
+  H5Tclose(t);
+  H5Sclose(s);
+  H5Dclose(d);
+  return 0;
+}
+
+static void walk(const char *path, items *it) {
+  it->n = 0;
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  ck_assert_msg(f >= 0, "cannot open %s", path);
+  ck_assert(H5Ovisit2(f, H5_INDEX_NAME, H5_ITER_INC, visit, it, H5O_INFO_BASIC | H5O_INFO_NUM_ATTRS) >= 0);
+  H5Fclose(f);
+}
+
+static const item *find(const items *it, const char *path) {
+  for (int i = 0; i < it->n; i++)
+    if (strcmp(it->v[i].path, path) == 0) return &it->v[i];
+  return NULL;
+}
+
+static void same_item(const items *a, const char *pa, const items *b, const char *pb) {
+  const item *x = find(a, pa), *y = find(b, pb);
+  ck_assert_msg(x != NULL, "exported file lacks %s", pa);
+  ck_assert_msg(y != NULL, "fixture lacks %s", pb);
+  ck_assert_msg(strcmp(x->desc, y->desc) == 0, "%s: %s vs fixture %s: %s", pa, x->desc, pb, y->desc);
+}
+
+static int count_prefix(const items *it, const char *prefix) {
+  int n = 0;
+  for (int i = 0; i < it->n; i++) n += strncmp(it->v[i].path, prefix, strlen(prefix)) == 0;
+  return n;
+}
+
+/* Runs loihi_export on the fixture-derived float net with n_test labelled
+ * Fashion test images; returns the harness (caller frees). */
+static myelin_harness *run_export(const char *prefix, int n_test, loihi_fnet *f) {
+  char err[512];
+  char *params = mt_strf("{path: '%s', dt: 0.001}", prefix);
+  myelin_harness *h = myelin_harness_new("loihi_export", params, err, sizeof err);
+  ck_assert_msg(h != NULL, "%s", err);
+  free(params);
+  uint8_t *img = n_test ? fashion("t10k-images-idx3-ubyte.gz", n_test, 16) : NULL;
+  uint8_t *lab = n_test ? fashion("t10k-labels-idx1-ubyte.gz", n_test, 8) : NULL;
+  static uint32_t st[784 * 32], un[784 * 32];
+  for (int k = 0; img && lab && k < n_test; k++) {
+    size_t n = encode_regular(img + 784 * k, 32, st, un);
+    ck_assert_int_eq(myelin_harness_push(h, "test", spikes_msg(784, 32, st, un, n, lab[k], k)), 0);
+  }
+  ck_assert_int_eq(myelin_harness_push(h, "network", network_msg(f)), 0);
+  ck_assert_msg(myelin_harness_eos(h) == 0, "%s", myelin_harness_error(h));
+  free(img);
+  free(lab);
+  return h;
+}
+
+START_TEST(test_export_files_and_layout) {
+  char *dir = mt_tmpdir();
+  char *prefix = mt_strf("%s/sub/mnist", dir);
+  loihi_fnet f = {0};
+  fixture_as_float(&f);
+  myelin_harness *h = run_export(prefix, 0, &f);
+  ck_assert_uint_eq(myelin_harness_count(h, "metrics"), 1);
+  myelin_msg *mm = myelin_harness_output(h, "metrics", 0);
+  char *netp = mt_strf("%s.net", prefix), *nirp = mt_strf("%s.nir", prefix),
+       *tgz = mt_strf("%s.tar.gz", prefix);
+  ck_assert_int_eq((long)metric(mm, "net_bytes"), mt_file_size(netp));
+  ck_assert_int_eq((long)metric(mm, "nir_bytes"), mt_file_size(nirp));
+  ck_assert_int_eq((long)metric(mm, "bundle_bytes"), mt_file_size(tgz));
+  char got[4200];
+  ck_assert_int_eq(myelin_obj_str_copy(myelin_obj_get(myelin_msg_get(mm, "files"), "net"), got, sizeof got), 0);
+  ck_assert_str_eq(got, netp);
+
+  /* read back with libhdf5: identical integers to the quantizer's */
+  loihi_net q, back;
+  char err[512];
+  ck_assert_int_eq(loihi_quantize(&f, &q, NULL, err, sizeof err), 0);
+  ck_assert_msg(loihi_netx_read(netp, &back, err, sizeof err) == 0, "%s", err);
+  ck_assert_int_eq(back.n_layers, 3);
+  for (int l = 0; l < 3; l++) {
+    ck_assert_int_eq(back.layers[l].i_decay, 410);
+    ck_assert_int_eq(back.layers[l].v_decay, 410);
+    ck_assert_int_eq(back.layers[l].vth_mant, q.layers[l].vth_mant);
+    size_t nw = (size_t)q.layers[l].n_in * (size_t)q.layers[l].n_out;
+    ck_assert_int_eq(memcmp(back.layers[l].weight, q.layers[l].weight, nw * 4), 0);
+    for (size_t i = 0; i < nw; i++) {
+      int32_t w = back.layers[l].weight[i];
+      ck_assert(w % 2 == 0 && w >= -256 && w <= 254);
+    }
+  }
+
+  /* netx layout: item by item against lava-dl's own file (same shapes) */
+  static items mine, ref;
+  char *ref_net = fixture("netx/trained_mnist_network.net");
+  walk(netp, &mine);
+  walk(ref_net, &ref);
+  ck_assert_int_eq(mine.n, ref.n);
+  for (int i = 0; i < ref.n; i++) {
+    same_item(&mine, ref.v[i].path, &ref, ref.v[i].path);
+    ck_assert_str_eq(find(&mine, ref.v[i].path)->dims, ref.v[i].dims);
+  }
+
+  /* NIR layout against the NIR fixtures (node by node type) */
+  static items nir, braille, norse;
+  char *bp = fixture("nir/braille_noDelay_bias_zero.nir"), *np = fixture("nir/lif_norse.nir");
+  walk(nirp, &nir);
+  walk(bp, &braille);
+  walk(np, &norse);
+  same_item(&nir, "/version", &braille, "/version");
+  same_item(&nir, "/node", &braille, "/node");
+  same_item(&nir, "/node/type", &braille, "/node/type");
+  same_item(&nir, "/node/edges", &braille, "/node/edges");
+  same_item(&nir, "/node/nodes/input/type", &braille, "/node/nodes/input/type");
+  same_item(&nir, "/node/nodes/input/shape", &braille, "/node/nodes/input/shape");
+  same_item(&nir, "/node/nodes/output/shape", &braille, "/node/nodes/output/shape");
+  static const char *const lif[] = {"type", "tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "w_in"};
+  for (int l = 0; l < 3; l++) {
+    char a[64], b[64];
+    snprintf(a, sizeof a, "/node/nodes/fc%d/weight", l);
+    same_item(&nir, a, &braille, "/node/nodes/fc1/weight");
+    snprintf(a, sizeof a, "/node/nodes/fc%d/bias", l);
+    same_item(&nir, a, &braille, "/node/nodes/fc1/bias");
+    snprintf(a, sizeof a, "/node/nodes/fc%d/type", l);
+    same_item(&nir, a, &norse, "/node/nodes/0/type");
+    for (size_t k = 0; k < sizeof lif / sizeof *lif; k++) {
+      snprintf(a, sizeof a, "/node/nodes/lif%d/%s", l, lif[k]);
+      snprintf(b, sizeof b, "/node/nodes/lif2/%s", lif[k]);
+      same_item(&nir, a, &braille, b);
+    }
+    snprintf(a, sizeof a, "/node/nodes/lif%d/v_reset", l);
+    same_item(&nir, a, &braille, "/node/nodes/lif2/v_threshold");
+    /* nir.read rejects unexpected names: exactly the CubaLIF fields */
+    snprintf(a, sizeof a, "/node/nodes/lif%d/", l);
+    ck_assert_int_eq(count_prefix(&nir, a), 8);
+    snprintf(a, sizeof a, "/node/nodes/fc%d/", l);
+    ck_assert_int_eq(count_prefix(&nir, a), 3);
+  }
+  ck_assert_int_eq(count_prefix(&nir, "/node/nodes/input/"), 2);
+  ck_assert_int_eq(nir.n, 3 + 1 + 2 + 2 + 2 + 3 * (1 + 3 + 1 + 8) + 1);
+
+  /* the bundle: both files, manifest.json, README.txt */
+  struct archive *a = archive_read_new();
+  archive_read_support_filter_gzip(a);
+  archive_read_support_format_tar(a);
+  ck_assert_int_eq(archive_read_open_filename(a, tgz, 65536), ARCHIVE_OK);
+  struct archive_entry *e;
+  int seen = 0;
+  while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
+    const char *name = archive_entry_pathname(e);
+    la_int64_t size = archive_entry_size(e);
+    char *buf = calloc(1, (size_t)size + 1);
+    ck_assert_int_eq(archive_read_data(a, buf, (size_t)size), size);
+    if (strcmp(name, "mnist.net") == 0) {
+      ck_assert_int_eq(size, mt_file_size(netp));
+      seen |= 1;
+    } else if (strcmp(name, "mnist.nir") == 0) {
+      ck_assert_int_eq(size, mt_file_size(nirp));
+      seen |= 2;
+    } else if (strcmp(name, "manifest.json") == 0) {
+      ck_assert_ptr_nonnull(strstr(buf, "\"layer_sizes\": [784, 128, 64, 10]"));
+      ck_assert_ptr_nonnull(strstr(buf, "\"scale\""));
+      ck_assert_ptr_nonnull(strstr(buf, "\"source\""));
+      seen |= 4;
+    } else if (strcmp(name, "README.txt") == 0) {
+      ck_assert_ptr_nonnull(strstr(buf, "netx.hdf5.Network(net_config='mnist.net')"));
+      ck_assert_ptr_nonnull(strstr(buf, "nir.read('mnist.nir')"));
+      seen |= 8;
+    }
+    free(buf);
+  }
+  archive_read_free(a);
+  ck_assert_int_eq(seen, 15);
+
+  /* independent reader: h5py, when Debian's python3-h5py is there */
+  if (mt_python_has("h5py numpy")) {
+    char *script = mt_strf("%s/tests/loihi/check_export.py", mt_env("MYELIN_SOURCE_DIR", "."));
+    char *cmd = mt_strf("%s %s %s %s %s", mt_env("MYELIN_PYTHON", "/usr/bin/python3"), script, netp,
+                        nirp, ref_net);
+    char *out = NULL;
+    int rc = mt_run(cmd, &out);
+    ck_assert_msg(rc == 0, "check_export.py failed: %s", out);
+    ck_assert_ptr_nonnull(strstr(out, "OK"));
+    free(out);
+    free(cmd);
+    free(script);
+  }
+  myelin_harness_free(h);
+  loihi_net_free(&q);
+  loihi_net_free(&back);
+  loihi_fnet_free(&f);
+  free(bp);
+  free(np);
+  free(ref_net);
+  free(netp);
+  free(nirp);
+  free(tgz);
+  free(prefix);
+  free(dir);
+}
+END_TEST
+
+/* With test spikes: float and quantized accuracies side by side, and the
+ * quantized one equals loihi_sim run on the exported .net file. */
+START_TEST(test_export_accuracies) {
+  uint8_t *probe = fashion("t10k-labels-idx1-ubyte.gz", 1, 8);
+  if (!probe) return;
+  free(probe);
+  char *dir = mt_tmpdir();
+  char *prefix = mt_strf("%s/acc", dir);
+  loihi_fnet f = {0};
+  fixture_as_float(&f);
+  const int n_test = 200;
+  myelin_harness *h = run_export(prefix, n_test, &f);
+  myelin_msg *mm = myelin_harness_output(h, "metrics", 0);
+  double fa = metric(mm, "float_accuracy"), qa = metric(mm, "quantized_accuracy");
+  ck_assert(metric(mm, "test_samples") == n_test);
+  ck_assert(fa >= 0 && fa <= 1 && qa >= 0 && qa <= 1);
+  ck_assert_msg(fabs(fa - qa) <= 0.05, "float %g vs quantized %g", fa, qa);
+  /* re-simulate the exported file with loihi_sim */
+  char err[512];
+  char *params = mt_strf("{net: '%s.net'}", prefix);
+  myelin_harness *s = myelin_harness_new("loihi_sim", params, err, sizeof err);
+  ck_assert_msg(s != NULL, "%s", err);
+  uint8_t *img = fashion("t10k-images-idx3-ubyte.gz", n_test, 16);
+  uint8_t *lab = fashion("t10k-labels-idx1-ubyte.gz", n_test, 8);
+  static uint32_t st[784 * 32], un[784 * 32];
+  for (int k = 0; k < n_test; k++) {
+    size_t n = encode_regular(img + 784 * k, 32, st, un);
+    ck_assert_int_eq(myelin_harness_push(s, "spikes", spikes_msg(784, 32, st, un, n, lab[k], k)), 0);
+  }
+  ck_assert_int_eq(myelin_harness_eos(s), 0);
+  double sa = metric(myelin_harness_output(s, "metrics", 0), "accuracy");
+  ck_assert_msg(fabs(sa - qa) < 1e-12, "loihi_sim on the file %g vs export %g", sa, qa);
+  myelin_harness_free(s);
+  myelin_harness_free(h);
+  loihi_fnet_free(&f);
+  free(img);
+  free(lab);
+  free(params);
+  free(prefix);
+  free(dir);
+}
+END_TEST
+
+START_TEST(test_export_errors) {
+  char err[512];
+  myelin_harness *h = myelin_harness_new("loihi_export", "{path: /proc/loihi/x}", err, sizeof err);
+  ck_assert_ptr_null(h);
+  ck_assert_msg(strstr(err, "/proc/loihi"), "%s", err);
+  char *dir = mt_tmpdir();
+  char *params = mt_strf("{path: '%s/none'}", dir);
+  h = myelin_harness_new("loihi_export", params, err, sizeof err);
+  ck_assert_msg(h != NULL, "%s", err);
+  ck_assert_int_ne(myelin_harness_eos(h), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "no network"), "%s", myelin_harness_error(h));
+  myelin_harness_free(h);
+  /* a network with a zero threshold cannot be quantized: clear error */
+  h = myelin_harness_new("loihi_export", params, err, sizeof err);
+  loihi_fnet f = {0};
+  fixture_as_float(&f);
+  f.vth = 0;
+  ck_assert_int_eq(myelin_harness_push(h, "network", network_msg(&f)), 0);
+  ck_assert_int_ne(myelin_harness_eos(h), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "vth"), "%s", myelin_harness_error(h));
+  char *netp = mt_strf("%s/none.net", dir);
+  ck_assert_int_eq(mt_file_size(netp), -1);
+  myelin_harness_free(h);
+  loihi_fnet_free(&f);
+  free(netp);
+  free(params);
+  free(dir);
+}
+END_TEST
+
+static Suite *suite(void) {
+  Suite *s = suite_create("loihi_plugins");
+  TCase *tc = tcase_create("plugins");
+  tcase_set_timeout(tc, 300);
+  tcase_add_test(tc, test_sim_netx_fixture_predictions);
+  tcase_add_test(tc, test_sim_network_input_and_pending);
+  tcase_add_test(tc, test_sim_errors);
+  tcase_add_test(tc, test_export_files_and_layout);
+  tcase_add_test(tc, test_export_accuracies);
+  tcase_add_test(tc, test_export_errors);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? 1 : 0;
+}
