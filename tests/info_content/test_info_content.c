@@ -287,6 +287,54 @@ START_TEST(controllability_output) {
 }
 END_TEST
 
+/* Each subject is scored against its own reference run. */
+START_TEST(per_subject_reference) {
+  myelin_harness *h = harness("{energy: none}");
+  ck_assert_int_eq(myelin_harness_push(h, "run", rest_msg()), 0);                              /* s1 rest */
+  ck_assert_int_eq(myelin_harness_push(h, "run", run_msg("s2", "social", 40, 1.5, 3)), 0);     /* held */
+  ck_assert_int_eq(myelin_harness_push(h, "run", task_msg()), 0);                              /* s1 task */
+  ck_assert_uint_eq(myelin_harness_count(h, "map"), 2);
+  ck_assert_int_eq(myelin_harness_push(h, "run", run_msg("s2", "rest", 60, 2.0, 7)), 0);       /* s2 rest */
+  ck_assert_uint_eq(myelin_harness_count(h, "map"), 4);
+  ck_assert_int_eq(myelin_harness_eos(h), 0);
+  const double *d = field(myelin_harness_output(h, "map", 1), "data", 40);
+  for (int i = 0; i < 3; i++) NEAR(d[i], TASK_DATA[i], 1e-10);
+  myelin_msg *s2 = myelin_harness_output(h, "map", 2);
+  char buf[32];
+  myelin_msg_str(s2, "subject", buf, sizeof buf);
+  ck_assert_str_eq(buf, "s2");
+  d = field(s2, "data", 40);
+  const double want[3] = {7.4823657207300851, 7.3777249368057785, 7.3563498773232574};
+  for (int i = 0; i < 3; i++) NEAR(d[i], want[i], 1e-10);
+  myelin_harness_free(h);
+}
+END_TEST
+
+/* A directed connectome: nctpy goes through Van Loan; the paper's
+ * convention mirrors the upper triangle (dataloader.get_dCM). */
+START_TEST(directed_connectome) {
+  double A[N * N];
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < N; j++) A[i * N + j] = i == j ? 0 : ((i + 2) * (j + 1) % 7) / 7.0;
+  const double want_nct[3] = {5.8299443777038169, 5.1558854549863007, 3.9907592461490959};
+  const double want_wen[3] = {0.11324365431472964, 0.10178846751808877, 0.056473365969457935};
+  const char *params[2] = {"{energy: nctpy}", "{energy: weninger}"};
+  const double *want[2] = {want_nct, want_wen};
+  for (int v = 0; v < 2; v++) {
+    myelin_harness *h = harness(params[v]);
+    ck_assert_int_eq(myelin_harness_push(h, "connectome", conn_msg(N, A)), 0);
+    ck_assert_int_eq(myelin_harness_push(h, "run", rest_msg()), 0);
+    const double *e = field(myelin_harness_output(h, "map", 0), "energy", 60);
+    for (int i = 0; i < 3; i++) NEAR(e[i], want[v][i], 1e-9);
+    myelin_harness_free(h);
+  }
+  myelin_harness *h = harness("{energy: nctpy, S: identity}");
+  ck_assert_int_ne(myelin_harness_push(h, "connectome", conn_msg(N, A)), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "not symmetric") != NULL, "%s", myelin_harness_error(h));
+  myelin_harness_free(h);
+}
+END_TEST
+
 /* The demo pipeline end to end: the example script writes the data, the
  * pipeline runs through `myelin run`, Python reads the outputs. */
 START_TEST(pipeline_end_to_end) {
@@ -327,6 +375,8 @@ int main(void) {
   tcase_add_test(tc, errors);
   tcase_add_test(tc, flush_without_connectome);
   tcase_add_test(tc, controllability_output);
+  tcase_add_test(tc, per_subject_reference);
+  tcase_add_test(tc, directed_connectome);
   tcase_add_test(tc, pipeline_end_to_end);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
