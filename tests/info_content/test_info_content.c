@@ -335,6 +335,29 @@ START_TEST(directed_connectome) {
 }
 END_TEST
 
+/* Fixed bandwidth, no clipping, no demeaning, a custom reference task. */
+START_TEST(raw_options) {
+  myelin_harness *h = harness("{energy: none, bandwidth: 0.3, clip_sd: 0, demean: false, reference_task: baseline}");
+  ck_assert_int_eq(myelin_harness_push(h, "run", run_msg("s1", "baseline", 60, 1.0, 0)), 0);
+  ck_assert_int_eq(myelin_harness_push(h, "run", task_msg()), 0);
+  ck_assert_uint_eq(myelin_harness_count(h, "map"), 2);
+  const double *d = field(myelin_harness_output(h, "map", 1), "data", 40);
+  const double want[3] = {6.0143443123426739, 7.2889187514693106, 6.2938629051516868};
+  for (int i = 0; i < 3; i++) NEAR(d[i], want[i], 1e-10);
+  /* an integer tensor is refused with the field named */
+  myelin_builder *b = myelin_builder_new("run");
+  int32_t z[10] = {0};
+  int64_t shape[2] = {2, N};
+  myelin_build_tensor_copy(b, "data", MYELIN_I4, 2, shape, z);
+  myelin_build_str(b, "subject", "s1");
+  myelin_build_str(b, "task", "social");
+  ck_assert_int_ne(myelin_harness_push(h, "run", myelin_builder_finish(b)), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "'data' must be a 2-D <f4 or <f8") != NULL, "%s",
+                myelin_harness_error(h));
+  myelin_harness_free(h);
+}
+END_TEST
+
 /* The demo pipeline end to end: the example script writes the data, the
  * pipeline runs through `myelin run`, Python reads the outputs. */
 START_TEST(pipeline_end_to_end) {
@@ -377,6 +400,7 @@ int main(void) {
   tcase_add_test(tc, controllability_output);
   tcase_add_test(tc, per_subject_reference);
   tcase_add_test(tc, directed_connectome);
+  tcase_add_test(tc, raw_options);
   tcase_add_test(tc, pipeline_end_to_end);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
