@@ -128,12 +128,9 @@ static int load(dataset *d, const myelin_params *p, char *err, size_t errlen) {
   }
 }
 
-static int ds_init(const myelin_host *host, myelin_stage *st, const myelin_params *p, void **state) {
-  dataset *d = calloc(1, sizeof *d);
-  if (!d) return host->error(st, "out of memory");
-  *state = d;
-  d->host = host;
-  d->st = st;
+/* Loads everything the run needs; on failure the state is freed here, since
+ * fini only runs after a successful init. */
+static int ds_setup(dataset *d, const myelin_params *p) {
   d->path = myelin_param_str(p, "path");
   d->split = myelin_param_str(p, "split");
   d->format = format_of(myelin_param_str(p, "format"), d->path);
@@ -144,12 +141,27 @@ static int ds_init(const myelin_host *host, myelin_stage *st, const myelin_param
   d->seed = (uint64_t)myelin_param_int(p, "seed");
   d->epochs = myelin_param_int(p, "epochs");
   char err[1024] = "";
-  if (load(d, p, err, sizeof err) != 0) return host->error(st, "%s", err[0] ? err : "cannot load dataset");
+  if (load(d, p, err, sizeof err) != 0)
+    return d->host->error(d->st, "%s", err[0] ? err : "cannot load dataset");
   int64_t limit = myelin_param_int(p, "limit");
   d->n = d->table.rows;
   if (limit > 0 && (size_t)limit < d->n) d->n = (size_t)limit;
   d->order = malloc((d->n ? d->n : 1) * sizeof *d->order);
-  if (!d->order) return host->error(st, "out of memory");
+  if (!d->order) return d->host->error(d->st, "out of memory");
+  return 0;
+}
+
+static int ds_init(const myelin_host *host, myelin_stage *st, const myelin_params *p, void **state) {
+  dataset *d = calloc(1, sizeof *d);
+  if (!d) return host->error(st, "out of memory");
+  d->host = host;
+  d->st = st;
+  int rc = ds_setup(d, p);
+  if (rc) {
+    ds_fini(d);
+    return rc;
+  }
+  *state = d;
   return 0;
 }
 

@@ -239,7 +239,12 @@ static int sink_init(const myelin_host *host, myelin_stage *st, const myelin_par
   s->field_set = myelin_param_is_set(p, "field");
   s->key = myelin_param_str(p, "key");
   s->npz = ends_with(s->path, ".npz");
-  return prepare_static_dir(s);
+  int rc = prepare_static_dir(s);
+  if (rc) { /* fini runs only after a successful init */
+    sink_fini(s);
+    *state = NULL;
+  }
+  return rc;
 }
 
 /* Creates the folder of path unless it is the one created last. */
