@@ -569,7 +569,10 @@ int myelin_obj_tensor(myelin_obj o, myelin_tensor *t) {
   if (__builtin_mul_overflow(count, esize, &nbytes) || nbytes != da->via.bin.size)
     return MYELIN_EFORMAT;
   const void *data = da->via.bin.ptr;
-  if (nbytes && (uintptr_t)data % esize) {
+  if (!nbytes) {
+    static const _Alignas(ALIGN) uint8_t empty_payload[ALIGN]; /* immutable */
+    data = empty_payload;
+  } else if ((uintptr_t)data % esize) {
     data = side_copy(o.msg, data, nbytes);
     if (!data) return MYELIN_EFORMAT; /* out of memory or a view outside any message */
   }
