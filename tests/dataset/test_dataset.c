@@ -268,6 +268,43 @@ START_TEST(permutation_matches_reference) {
 }
 END_TEST
 
+/* Random and mutated IDX headers and CSV text never crash the readers. */
+START_TEST(mutations_do_not_crash) {
+  uint64_t r = 99;
+  for (int it = 0; it < 20000; it++) {
+    uint8_t b[40];
+    for (size_t i = 0; i < sizeof b; i++) {
+      r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+      b[i] = (uint8_t)(r >> 56);
+    }
+    if (it & 1) { b[0] = b[1] = 0; b[2] = 0x08; b[3] = (uint8_t)(it % 11); }
+    ds_idx_info info;
+    char err[256];
+    int hl = ds_idx_header(b, (size_t)(it % 41), &info, "fuzz", err, sizeof err);
+    if (hl >= 0) ck_assert_int_le(hl, it % 41);
+  }
+  char *p = mt_strf("%s/f.csv", tmp);
+  const char pool[] = "0123456789.,;\t -e+\nx#";
+  for (int it = 0; it < 300; it++) {
+    char text[200];
+    size_t n = (size_t)(it % 199);
+    for (size_t i = 0; i < n; i++) {
+      r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+      text[i] = pool[(r >> 40) % (sizeof pool - 1)];
+    }
+    text[n] = 0;
+    mt_write(p, text);
+    ds_table t;
+    char err[256];
+    if (ds_load_csv(p, it % 3 - 1, NULL, &t, err, sizeof err) == 0) {
+      ck_assert_uint_gt(t.rows, 0);
+      ds_table_free(&t);
+    }
+  }
+  free(p);
+}
+END_TEST
+
 /* ---- the plugin through the harness ---------------------------------------- */
 
 static myelin_harness *start_dataset(const char *params) {
@@ -457,6 +494,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, digits_csv_loads);
   tcase_add_test(tc, csv_header_columns_and_errors);
   tcase_add_test(tc, permutation_matches_reference);
+  tcase_add_test(tc, mutations_do_not_crash);
   suite_add_tcase(s, tc);
   TCase *tp = tcase_create("plugin");
   tcase_add_checked_fixture(tp, setup, teardown);

@@ -283,6 +283,43 @@ START_TEST(numpy_interop) {
 }
 END_TEST
 
+/* Mutated and truncated headers never crash the parser and never produce an
+ * array larger than the bytes it came from (run under ASan in CI). */
+START_TEST(mutations_do_not_crash) {
+  uint8_t good[256];
+  int n = myelin_npy_header(MYELIN_I2, 2, (const int64_t[]){3, 5}, good, 200);
+  ck_assert_int_gt(n, 0);
+  memset(good + n, 0x5a, 30);
+  size_t len = (size_t)n + 30;
+  uint64_t r = 12345;
+  int ok = 0;
+  for (int it = 0; it < 20000; it++) {
+    uint8_t buf[256];
+    memcpy(buf, good, len);
+    int flips = 1 + it % 4;
+    for (int k = 0; k < flips; k++) {
+      r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+      size_t at = (size_t)(r >> 33) % (size_t)n;
+      const char pool[] = "(),:' {}<>|0123456789TrueFalsdhapecfi\x93\n";
+      buf[at] = (it & 1) ? (uint8_t)(r >> 20) : (uint8_t)pool[(r >> 40) % (sizeof pool - 1)];
+    }
+    r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+    size_t cut = (it % 3 == 0) ? (size_t)(r >> 33) % (len + 1) : len;
+    myelin_array a;
+    char err[256];
+    if (myelin_npy_parse(buf, cut, &a, err, sizeof err) == 0) {
+      ck_assert_uint_le(a.nbytes, cut);
+      myelin_array_free(&a);
+      ok++;
+    } else {
+      ck_assert_ptr_null(a.data);
+      ck_assert_uint_gt(strlen(err), 0);
+    }
+  }
+  ck_assert_int_gt(ok, 0); /* some mutations (e.g. in padding) stay valid */
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("npy");
   TCase *tc = tcase_create("npy");
@@ -293,6 +330,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, malformed_files);
   tcase_add_test(tc, npz_write_read_list);
   tcase_add_test(tc, numpy_interop);
+  tcase_add_test(tc, mutations_do_not_crash);
   suite_add_tcase(s, tc);
   return s;
 }
