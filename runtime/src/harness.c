@@ -315,13 +315,13 @@ static void close_cb(uv_handle_t *hd, void *arg) {
 
 void myelin_harness_free(myelin_harness *h) {
   if (!h) return;
-  if (h->inited && h->lib.desc->fini) h->lib.desc->fini(h->state);
-  if (h->loop) {
+  if (h->loop) { /* handles live in plugin state: close them before fini */
     uv_walk(h->loop, close_cb, NULL);
     uv_run(h->loop, UV_RUN_DEFAULT);
     uv_loop_close(h->loop);
     free(h->loop);
   }
+  if (h->inited && h->lib.desc->fini) h->lib.desc->fini(h->state);
   if (h->outs) myelin_harness_clear(h);
   for (size_t p = 0; p < h->n_outs; p++) free(h->outs[p].msgs);
   free(h->outs);

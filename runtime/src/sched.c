@@ -723,8 +723,8 @@ int run_pipeline(pipeline *p, const run_opts *o) {
 teardown:
   for (size_t i = 0; run->st && i < run->n; i++) {
     rstage *s = &run->st[i];
+    free_loop(s); /* handles live in plugin state: close them before fini */
     if (s->inited && s->desc->fini) s->desc->fini(s->state);
-    free_loop(s);
   }
   for (size_t i = 0; run->st && i < run->n; i++) {
     rstage *s = &run->st[i];
