@@ -449,6 +449,14 @@ START_TEST(misaligned_payload) {
   ck_assert_int_eq(myelin_msg_tensor(d, "data", &t2), 0);
   ck_assert_ptr_eq(t.data, t2.data); /* copied once */
   myelin_msg_unref(d);
+  /* an empty payload at an odd offset still gets an aligned, non-NULL pointer */
+  const char empty[] = "\x82\xa4kind\xa6tensor\xa1" "e\x83\xa5" "dtype\xa3<f8\xa5shape\x91\x00\xa4" "data\xc4\x00";
+  ck_assert_int_eq(myelin_msg_decode(empty, sizeof empty - 1, 0, &d, &used, err, sizeof err), 0);
+  ck_assert_int_eq(myelin_msg_tensor(d, "e", &t), 0);
+  ck_assert_uint_eq(t.count, 0);
+  ck_assert_ptr_nonnull(t.data);
+  ck_assert_uint_eq((uintptr_t)t.data % 8, 0);
+  myelin_msg_unref(d);
 }
 END_TEST
 
