@@ -12,6 +12,9 @@
 #   - sklearn KernelDensity (the paper's tool), timed on P_PARCELS parcels
 #     (default 8) and extrapolated to N.
 # Everything runs single-threaded (OPENBLAS_NUM_THREADS=1) on the shared box.
+# With MYELIN_BIN (or `myelin` on PATH) the whole pipeline
+# pipelines/info_content.yaml also runs on the same data (rest = the
+# reference series, one task run = the states; null: 10 permutations).
 set -e
 N=${1:-400}; M=${2:-10000}; TREF=${3:-2400}; K=${4:-3}; P=${5:-8}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -51,3 +54,18 @@ printf "  %-44s %10s s   speed-up %sx, max rel diff %s (on %s parcels, %s s)\n" 
   "sklearn KernelDensity (extrapolated from $P)" "$sk" \
   "$(echo "$sk $kde" | awk '{ printf "%.1f", $1 / $2 }')" "$(v diff_sklearn "$W/kde.txt")" "$P" \
   "$(v sklearn_kde_subset "$W/kde.txt")"
+
+BIN=${MYELIN_BIN:-$(command -v myelin || true)}
+if [ -n "$BIN" ]; then
+  "$PY" "$HERE/info_content_peer.py" mpk "$W" "$N" "$M" "$TREF"
+  t0=$(date +%s.%N)
+  DEMO="$W" "$BIN" run "$SRC/pipelines/info_content.yaml" --quiet
+  t1=$(date +%s.%N)
+  echo
+  echo "pipeline (file_source -> info_content -> file_sink, + dataset connectome, null: 10)"
+  printf "  %-44s %10s s   (rest %s TRs + task %s TRs, %s parcels)\n" "myelin run pipelines/info_content.yaml" \
+    "$(echo "$t0 $t1" | awk '{ printf "%.2f", $2 - $1 }')" "$TREF" "$M" "$N"
+else
+  echo
+  echo "pipeline: skipped (set MYELIN_BIN to the myelin CLI of a build)"
+fi

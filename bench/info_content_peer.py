@@ -9,6 +9,8 @@
                           DIR/energy.bin from the C driver
   kde DIR N M TREF P      sklearn KernelDensity on the first P parcels,
                           extrapolated to N; compares with DIR/kde.bin
+  mpk DIR N M TREF        runs.mpk (rest = R, task = X, as <f4 `run` messages)
+                          and connectome.npy (= A) for the pipeline timing
 Prints "key value" lines.
 """
 import sys
@@ -100,7 +102,20 @@ def kde(d, n, m, tref, p):
     print(f"diff_sklearn {diff:.3e}")
 
 
+def mpk(d, n, m, tref):
+    import msgpack
+    A = load(d, "A.bin", (n, n))
+    np.save(f"{d}/connectome.npy", A)
+    labels = [f"p{k}" for k in range(n)]
+    with open(f"{d}/runs.mpk", "wb") as f:
+        for task, x in (("rest", load(d, "R.bin", (tref, n))), ("task", load(d, "X.bin", (m, n)))):
+            x = np.ascontiguousarray(x, dtype="<f4")
+            f.write(msgpack.packb({"kind": "run", "data": {"dtype": "<f4", "shape": list(x.shape), "data": x.tobytes()},
+                                   "tr": 0.72, "subject": "b", "task": task, "run": 1,
+                                   "geometry": {"atlas": "bench", "labels": labels}}, use_bin_type=True))
+
+
 if __name__ == "__main__":
     cmd, d = sys.argv[1], sys.argv[2]
     a = [int(v) for v in sys.argv[3:]]
-    {"gen": gen, "energy": energy, "kde": kde}[cmd](d, *a)
+    {"gen": gen, "energy": energy, "kde": kde, "mpk": mpk}[cmd](d, *a)
