@@ -99,6 +99,15 @@ START_TEST(atomic_abort) {
   ck_assert_ptr_nonnull(strstr(err, bad));
   ck_assert_ptr_nonnull(strstr(err, "No such file"));
   ck_assert_int_eq(myelin_atomic_commit(&f, 0, err, sizeof err), MYELIN_EINVAL);
+  /* a failing commit (the temporary vanished) reports the path and reason */
+  ck_assert_int_eq(myelin_atomic_open(&f, path, err, sizeof err), 0);
+  fputs("data", f.fp);
+  ck_assert_int_eq(unlink(f.tmp_path), 0);
+  ck_assert_int_eq(myelin_atomic_commit(&f, 0, err, sizeof err), MYELIN_EIO);
+  ck_assert_ptr_nonnull(strstr(err, path));
+  ck_assert_ptr_nonnull(strstr(err, "No such file"));
+  ck_assert(!exists(path));
+  ck_assert_ptr_null(f.tmp_path);
   rmdir(dir);
   free(bad);
   free(tmp);

@@ -227,6 +227,17 @@ START_TEST(tensor_bad) {
   b = myelin_builder_new("tensor");
   ck_assert_ptr_null(myelin_build_tensor(b, "x", MYELIN_DTYPE_INVALID, 1, dims));
   myelin_builder_free(b);
+  /* over the 4 GiB bin32 limit, and overflowing products: refused, nothing allocated */
+  b = myelin_builder_new("tensor");
+  int64_t huge[1] = {(int64_t)1 << 40};
+  ck_assert_ptr_null(myelin_build_tensor(b, "x", MYELIN_F4, 1, huge));
+  ck_assert_int_eq(myelin_builder_status(b), MYELIN_ERANGE);
+  myelin_builder_free(b);
+  b = myelin_builder_new("tensor");
+  int64_t over[3] = {(int64_t)1 << 40, (int64_t)1 << 40, 16};
+  ck_assert_ptr_null(myelin_build_tensor(b, "x", MYELIN_F8, 3, over));
+  ck_assert_int_eq(myelin_builder_status(b), MYELIN_ERANGE);
+  myelin_builder_free(b);
   /* inconsistent tensor maps are rejected by the reader */
   b = myelin_builder_new("tensor");
   myelin_build_map_begin(b, "x");
@@ -570,6 +581,34 @@ static void *reader(void *arg) {
   return (void *)myelin_msg_root(m).o;
 }
 
+/* Threads asking at once for the same misaligned tensor share one copy. */
+static void *misaligned_reader(void *arg) {
+  const myelin_msg *m = arg;
+  myelin_tensor t;
+  if (myelin_msg_tensor(m, "data", &t) != 0 || (uintptr_t)t.data % 8) return NULL;
+  if (((const double *)t.data)[1] != -2.25) return NULL;
+  return (void *)t.data;
+}
+
+START_TEST(concurrent_side_copies) {
+  uint8_t buf[80];
+  memcpy(buf, "\x82\xa4kind\xa6tensor\xa4" "data\x83\xa5" "dtype\xa3<f8\xa5shape\x91\x03\xa4" "data\xc4\x18", 44);
+  const double vals[3] = {1.5, -2.25, 1e300};
+  memcpy(buf + 44, vals, sizeof vals);
+  for (int round = 0; round < 20; round++) {
+    myelin_msg *m;
+    ck_assert_int_eq(myelin_msg_decode(buf, 68, 0, &m, NULL, NULL, 0), 0);
+    pthread_t th[4];
+    void *ptrs[4];
+    for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, misaligned_reader, m);
+    for (int i = 0; i < 4; i++) pthread_join(th[i], &ptrs[i]);
+    ck_assert_ptr_nonnull(ptrs[0]);
+    for (int i = 1; i < 4; i++) ck_assert_ptr_eq(ptrs[i], ptrs[0]);
+    myelin_msg_unref(m);
+  }
+}
+END_TEST
+
 START_TEST(concurrent_readers) {
   for (int round = 0; round < 20; round++) {
     myelin_msg *m = build_all();
@@ -749,6 +788,7 @@ Suite *msg_suite(void) {
   tcase_add_test(tc, long_kind_and_big_message);
   tcase_add_test(tc, deep_copy_and_context);
   tcase_add_test(tc, concurrent_readers);
+  tcase_add_test(tc, concurrent_side_copies);
   tcase_add_test(tc, strerror_all);
   tcase_add_test(tc, python_reads_ours);
   tcase_add_test(tc, we_read_python);
