@@ -112,12 +112,13 @@ int loihi_nir_write(const char *path, const loihi_net *n, double dt, char *err, 
 
 /* ---- bit-accurate simulator ---------------------------------------------- */
 typedef struct loihi_slayer {
-  int n_in, n_out;
-  int32_t *wt;  /* [n_in * n_out] effective weights, transposed */
+  int n_in, n_out, ld; /* ld: row stride, n_out rounded up to 128 */
+  int avx2;            /* use the AVX2 accumulation path */
+  int16_t *wt;         /* [n_in * ld] effective weights, transposed */
   int weight_exp;
   int64_t du, dv, vth, bias_scalar; /* DU, DV, VTH = vThMant << 6 */
   int64_t *bias;                    /* [n_out] bias << 6, or NULL */
-  int32_t *acc, *pending;           /* synaptic sums: this step, last step */
+  int32_t *acc, *pending;           /* [ld] synaptic sums: this step, last step */
   int64_t *u, *v;
   uint32_t *spk;                    /* indices spiking this step */
   int n_spk;
