@@ -1,0 +1,48 @@
+/*
+ * fmri_discover.h — finding fMRI runs: single files, globs, BIDS folders and
+ * archives of any of those; BIDS entities from file names; TR from JSON
+ * sidecars. Plain C (libarchive for archives), no framework types.
+ */
+#ifndef MYELIN_FMRI_DISCOVER_H
+#define MYELIN_FMRI_DISCOVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct fmri_item {
+  char *path;  /* file path, or entry path inside `archive` */
+  char *sub, *ses, *task, *run, *space; /* BIDS entity values, "" when absent */
+  double tr;   /* seconds from the JSON sidecar; 0 = unknown (use the header) */
+} fmri_item;
+
+typedef struct fmri_list {
+  fmri_item *v;
+  size_t n, cap;
+  char *archive; /* the archive holding every item, or NULL for plain files */
+} fmri_list;
+
+/* 1 for .tar, .tar.gz, .tgz, .tar.bz2, .tar.xz, .zip names. */
+int fmri_is_archive(const char *path);
+/*
+ * Lists the runs under `path`: a .nii/.nii.gz file; a glob; a folder (BIDS:
+ * every *_bold.nii[.gz] below it, or when there is none every .nii[.gz]);
+ * or an archive of any of those (entries read in place, nothing extracted).
+ * Items are sorted by path. Returns 0, or -1 with a message in err (no
+ * match is an error naming the path).
+ */
+int fmri_discover(const char *path, fmri_list *out, char *err, size_t errlen);
+void fmri_list_free(fmri_list *l);
+
+/* Parses sub-/ses-/task-/run-/space- entities from a file name (any folder
+ * part is ignored). Strings are malloc'ed into it (free with the list). */
+int fmri_entities(const char *name, fmri_item *it);
+/* The "RepetitionTime" number of a BIDS JSON sidecar; 0 when absent. */
+double fmri_json_tr(const char *text, size_t len);
+/* Reads one entry of an archive into memory (malloc'ed). */
+int fmri_archive_read(const char *archive, const char *entry, uint8_t **buf, size_t *len, char *err,
+                      size_t errlen);
+/* 1 when `value` passes a filter list (empty list = all). Subjects compare
+ * with or without "sub-"; numeric runs compare as numbers ("01" == "1"). */
+int fmri_filter_match(const char *value, const char *const *allowed, size_t n, const char *prefix);
+
+#endif

@@ -1,0 +1,822 @@
+/*
+ * fmri_source — the fMRI loader: NIfTI files, globs, BIDS folders, archives
+ * and live scanner folders → `run` or `volume` messages (DESIGN.md §4).
+ *
+ * Stored data (`path`). fmri_discover() lists the runs (BIDS entities from
+ * the names, TR from JSON sidecars), the subject/task/run/space filters pick
+ * some, and each is read with nifti.c straight into a [T, V] float matrix:
+ * V follows a "selection" — the voxels kept, listed in C order over (x, y, z)
+ * (geometry.voxels) together with their offsets in the file's Fortran-order
+ * volume, so reading is one gather per volume. The selection comes from the
+ * mask (none / a NIfTI mask / auto = non-constant voxels, decided per run
+ * after reading) and the atlas (labelled voxels, later averaged per parcel).
+ * Then trim, detrend and zscore, then one `run` message, or one `volume` per
+ * TR (streamed volume by volume when nothing needs the whole run).
+ * `pace: realtime` waits out each TR (or each run's duration) before emitting.
+ *
+ * Live data (`watch`). A myelin_watch on the stage's libuv loop reports each
+ * complete volume file once, in name order; each becomes `volume` messages
+ * (t = the file's modification time) with the mask or atlas applied. The
+ * grid is fixed by the first file. The stream ends after `count` volumes,
+ * after `idle_timeout` seconds without a new one, or when the run stops.
+ *
+ * Memory: one run at a time (plus the mask/atlas tables).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <uv.h>
+
+#include "fmri_discover.h"
+#include "fmri_kernels.h"
+#include "myelin/myelin.h"
+#include "myelin/watch.h"
+#include "nifti.h"
+
+enum { MASK_NONE, MASK_AUTO, MASK_FILE };
+
+/* Voxels kept from a grid: C-order indices and Fortran-order file offsets;
+ * with an atlas also each voxel's parcel index. */
+typedef struct selection {
+  size_t n;
+  uint32_t *cidx;
+  uint32_t *fidx;
+  int32_t *parcel;
+} selection;
+
+typedef struct grid {
+  int64_t dims[3];
+  double affine[4][4];
+} grid;
+
+typedef struct fs_state {
+  const myelin_host *host;
+  myelin_stage *st;
+  const myelin_params *p;
+  int emit_volume, realtime, zscore, detrend;
+  int64_t trim, count;
+  double tr_param, idle_timeout;
+  int mask_mode;
+  /* mask file: keep flags in C order over its grid */
+  uint8_t *mask;
+  grid mask_grid;
+  char *mask_path;
+  /* atlas: parcel index per voxel (C order, -1 = none) */
+  int32_t *atlas;
+  grid atlas_grid;
+  char *atlas_path;
+  size_t nparcels;
+  int32_t *parcel_values;
+  char **parcel_names;
+  uint64_t seq;
+  double pace_next; /* monotonic seconds when the next message may go */
+  /* live mode */
+  myelin_watch *watch;
+  uv_timer_t idle;
+  int idle_active;
+  int have_grid;
+  grid live_grid;
+  selection live_sel;
+  uint64_t live_index;
+  char live_subject[128], live_task[128], live_run[64];
+  int failed;
+} fs_state;
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+static double mono_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Sleeps until the pacing deadline (realtime), polling stopping(). */
+static int pace_wait(fs_state *s, double step) {
+  if (!s->realtime) return 0;
+  double now = mono_now();
+  if (s->pace_next == 0) s->pace_next = now;
+  while (now < s->pace_next) {
+    if (s->host->stopping(s->st)) return MYELIN_ESTOP;
+    double left = s->pace_next - now;
+    if (left > 0.05) left = 0.05;
+    struct timespec ts = {(time_t)left, (long)((left - (double)(time_t)left) * 1e9)};
+    nanosleep(&ts, NULL);
+    now = mono_now();
+  }
+  s->pace_next += step;
+  return 0;
+}
+
+static void selection_free(selection *sel) {
+  free(sel->cidx);
+  free(sel->fidx);
+  free(sel->parcel);
+  memset(sel, 0, sizeof *sel);
+}
+
+static int same_dims(const int64_t a[3], const int64_t b[3]) {
+  return a[0] == b[0] && a[1] == b[1] && a[2] == b[2];
+}
+
+static void header_grid(const nifti_header *h, grid *g) {
+  for (int i = 0; i < 3; i++) g->dims[i] = h->dim[i + 1];
+  nifti_affine(h, g->affine);
+}
+
+/* Reads a 3-D image (first volume) as floats in C order over its grid. */
+static int read_image_corder(fs_state *s, const char *path, float **out, grid *g) {
+  char err[768];
+  nifti_reader r;
+  if (nifti_open_file(&r, path, err, sizeof err)) return s->host->error(s->st, "%s", err);
+  header_grid(&r.h, g);
+  size_t n = r.h.nvox;
+  uint32_t *f = malloc(n * sizeof *f), *c = malloc(n * sizeof *c);
+  float *v = malloc(n * sizeof *v);
+  int rc = 0;
+  if (!f || !c || !v) rc = s->host->error(s->st, "%s: out of memory", path);
+  if (!rc) {
+    for (size_t i = 0; i < n; i++) c[i] = (uint32_t)i;
+    nifti_corder_to_forder(c, n, g->dims, f);
+    if (nifti_read_volumes(&r, 1, f, n, v, n, err, sizeof err)) rc = s->host->error(s->st, "%s", err);
+  }
+  nifti_close(&r);
+  free(f);
+  free(c);
+  if (rc) free(v);
+  else *out = v;
+  return rc;
+}
+
+/* ---- mask and atlas ---------------------------------------------------------- */
+
+static int load_mask(fs_state *s, const char *path) {
+  float *v;
+  if (read_image_corder(s, path, &v, &s->mask_grid)) return MYELIN_EINVAL;
+  size_t n = (size_t)(s->mask_grid.dims[0] * s->mask_grid.dims[1] * s->mask_grid.dims[2]);
+  s->mask = malloc(n ? n : 1);
+  if (!s->mask) {
+    free(v);
+    return s->host->error(s->st, "%s: out of memory", path);
+  }
+  size_t kept = 0;
+  for (size_t i = 0; i < n; i++) kept += (s->mask[i] = v[i] != 0 && !isnan(v[i]));
+  free(v);
+  if (!kept) return s->host->error(s->st, "mask %s keeps no voxel (all zero)", path);
+  return 0;
+}
+
+static int cmp_i32(const void *a, const void *b) {
+  int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* Label names from a TSV ("index<TAB>name" per line; a header line and
+ * extra columns are ignored). */
+static void load_label_names(fs_state *s, const char *tsv) {
+  FILE *f = fopen(tsv, "r");
+  if (!f) {
+    s->host->log(s->st, MYELIN_LOG_WARN, "atlas_labels %s: cannot open; using label numbers", tsv);
+    return;
+  }
+  char line[1024];
+  while (fgets(line, sizeof line, f)) {
+    char *end;
+    long v = strtol(line, &end, 10);
+    if (end == line || (*end != '\t' && *end != ',' && *end != ' ')) continue;
+    char *name = end + 1;
+    name[strcspn(name, "\t,\r\n")] = 0;
+    for (size_t k = 0; k < s->nparcels; k++)
+      if (s->parcel_values[k] == v && *name) {
+        free(s->parcel_names[k]);
+        s->parcel_names[k] = strdup(name);
+      }
+  }
+  fclose(f);
+}
+
+static int load_atlas(fs_state *s, const char *path, const char *tsv) {
+  float *v;
+  if (read_image_corder(s, path, &v, &s->atlas_grid)) return MYELIN_EINVAL;
+  size_t n = (size_t)(s->atlas_grid.dims[0] * s->atlas_grid.dims[1] * s->atlas_grid.dims[2]);
+  int32_t *lab = malloc(n * sizeof *lab), *uniq = malloc(n * sizeof *uniq);
+  s->atlas = malloc(n * sizeof *s->atlas);
+  if (!lab || !uniq || !s->atlas) {
+    free(v);
+    free(lab);
+    free(uniq);
+    return s->host->error(s->st, "%s: out of memory", path);
+  }
+  size_t nu = 0;
+  for (size_t i = 0; i < n; i++) {
+    lab[i] = isfinite(v[i]) ? (int32_t)lrintf(v[i]) : 0;
+    if (lab[i] > 0) uniq[nu++] = lab[i];
+  }
+  free(v);
+  qsort(uniq, nu, sizeof *uniq, cmp_i32);
+  size_t np = 0;
+  for (size_t i = 0; i < nu; i++)
+    if (np == 0 || uniq[i] != uniq[np - 1]) uniq[np++] = uniq[i];
+  if (np == 0) {
+    free(lab);
+    free(uniq);
+    return s->host->error(s->st, "atlas %s has no label > 0", path);
+  }
+  s->nparcels = np;
+  s->parcel_values = uniq;
+  s->parcel_names = calloc(np, sizeof *s->parcel_names);
+  if (!s->parcel_names) {
+    free(lab);
+    return s->host->error(s->st, "%s: out of memory", path);
+  }
+  for (size_t k = 0; k < np; k++) {
+    char num[24];
+    snprintf(num, sizeof num, "%d", (int)uniq[k]);
+    s->parcel_names[k] = strdup(num);
+  }
+  for (size_t i = 0; i < n; i++) {
+    s->atlas[i] = -1;
+    if (lab[i] > 0) {
+      int32_t *hit = bsearch(&lab[i], uniq, np, sizeof *uniq, cmp_i32);
+      s->atlas[i] = (int32_t)(hit - uniq);
+    }
+  }
+  free(lab);
+  if (tsv && *tsv) load_label_names(s, tsv);
+  return 0;
+}
+
+static int check_grid(fs_state *s, const char *name, const grid *g, const char *what, const char *wpath,
+                      const grid *w) {
+  if (same_dims(g->dims, w->dims)) return 0;
+  return s->host->error(s->st, "%s: grid %lldx%lldx%lld does not match %s %s (%lldx%lldx%lld)", name,
+                        (long long)g->dims[0], (long long)g->dims[1], (long long)g->dims[2], what,
+                        wpath, (long long)w->dims[0], (long long)w->dims[1], (long long)w->dims[2]);
+}
+
+/* The voxels to read from a run on grid g (every voxel for mask none/auto). */
+static int make_selection(fs_state *s, const char *name, const grid *g, selection *sel) {
+  memset(sel, 0, sizeof *sel);
+  if (s->mask && check_grid(s, name, g, "mask", s->mask_path, &s->mask_grid)) return MYELIN_EINVAL;
+  if (s->atlas && check_grid(s, name, g, "atlas", s->atlas_path, &s->atlas_grid)) return MYELIN_EINVAL;
+  size_t n = (size_t)(g->dims[0] * g->dims[1] * g->dims[2]);
+  sel->cidx = malloc(n * sizeof *sel->cidx);
+  sel->fidx = malloc(n * sizeof *sel->fidx);
+  if (s->atlas) sel->parcel = malloc(n * sizeof *sel->parcel);
+  if (!sel->cidx || !sel->fidx || (s->atlas && !sel->parcel)) {
+    selection_free(sel);
+    return s->host->error(s->st, "%s: out of memory", name);
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (s->mask && !s->mask[i]) continue;
+    if (s->atlas && s->atlas[i] < 0) continue;
+    if (s->atlas) sel->parcel[k] = s->atlas[i];
+    sel->cidx[k++] = (uint32_t)i;
+  }
+  sel->n = k;
+  nifti_corder_to_forder(sel->cidx, k, g->dims, sel->fidx);
+  if (k == 0) {
+    selection_free(sel);
+    return s->host->error(s->st, "%s: the mask and atlas leave no voxel", name);
+  }
+  return 0;
+}
+
+/* ---- message building -------------------------------------------------------- */
+
+static void build_run_value(myelin_builder *b, const char *run) {
+  char *end;
+  long v = strtol(run, &end, 10);
+  if (*run && *end == 0) myelin_build_int(b, "run", v);
+  else if (*run) myelin_build_str(b, "run", run);
+  else myelin_build_int(b, "run", 1);
+}
+
+static void build_labels(const fs_state *s, myelin_builder *b, const char *key) {
+  myelin_build_array_begin(b, key);
+  for (size_t k = 0; k < s->nparcels; k++) myelin_build_str(b, NULL, s->parcel_names[k]);
+  myelin_build_array_end(b);
+}
+
+/* geometry: dims, affine and voxels, or dims, affine, atlas, labels, values. */
+static void build_geometry(const fs_state *s, myelin_builder *b, const grid *g, const uint32_t *voxels,
+                           size_t n) {
+  myelin_build_map_begin(b, "geometry");
+  myelin_build_array_begin(b, "dims");
+  for (int i = 0; i < 3; i++) myelin_build_int(b, NULL, g->dims[i]);
+  myelin_build_array_end(b);
+  const int64_t a_shape[2] = {4, 4};
+  myelin_build_tensor_copy(b, "affine", MYELIN_F8, 2, a_shape, &g->affine[0][0]);
+  if (s->atlas) {
+    myelin_build_str(b, "atlas", s->atlas_path);
+    build_labels(s, b, "labels");
+    const int64_t p_shape[1] = {(int64_t)s->nparcels};
+    myelin_build_tensor_copy(b, "values", MYELIN_I4, 1, p_shape, s->parcel_values);
+  } else {
+    const int64_t v_shape[1] = {(int64_t)n};
+    myelin_build_tensor_copy(b, "voxels", MYELIN_U4, 1, v_shape, voxels);
+  }
+  myelin_build_map_end(b);
+}
+
+typedef struct run_info {
+  const char *subject, *task, *run;
+  double tr;
+  const grid *g;
+  const uint32_t *voxels; /* C-order indices of the V columns (voxel mode) */
+  size_t nvox;
+} run_info;
+
+static void build_context(myelin_builder *b, const run_info *ri) {
+  myelin_build_str(b, "subject", ri->subject);
+  myelin_build_str(b, "task", ri->task);
+  build_run_value(b, ri->run);
+  myelin_build_float(b, "tr", ri->tr);
+}
+
+static int emit_msg(fs_state *s, myelin_builder *b) {
+  myelin_msg *m = myelin_builder_finish(b);
+  if (!m) return s->host->error(s->st, "cannot build message (out of memory)");
+  return s->host->emit(s->st, 0, m);
+}
+
+static int emit_run(fs_state *s, const run_info *ri, const float *X, size_t T, size_t V) {
+  myelin_builder *b = myelin_builder_new("run");
+  if (!b) return s->host->error(s->st, "out of memory");
+  myelin_build_uint(b, "seq", s->seq++);
+  build_context(b, ri);
+  const int64_t shape[2] = {(int64_t)T, (int64_t)V};
+  myelin_build_tensor_copy(b, "data", MYELIN_F4, 2, shape, X);
+  if (s->atlas) build_labels(s, b, "labels");
+  build_geometry(s, b, ri->g, ri->voxels, ri->nvox);
+  return emit_msg(s, b);
+}
+
+static int emit_volume(fs_state *s, const run_info *ri, const float *x, size_t V, uint64_t index, double t) {
+  myelin_builder *b = myelin_builder_new("volume");
+  if (!b) return s->host->error(s->st, "out of memory");
+  myelin_build_uint(b, "seq", s->seq++);
+  myelin_build_float(b, "t", t);
+  myelin_build_uint(b, "index", index);
+  build_context(b, ri);
+  const int64_t shape[1] = {(int64_t)V};
+  myelin_build_tensor_copy(b, "data", MYELIN_F4, 1, shape, x);
+  build_geometry(s, b, ri->g, ri->voxels, ri->nvox);
+  return emit_msg(s, b);
+}
+
+/* ---- stored runs --------------------------------------------------------------- */
+
+static int item_selected(const fs_state *s, const fmri_item *it) {
+  static const char *const keys[4] = {"subject", "task", "run", "space"};
+  const char *vals[4] = {it->sub, it->task, it->run, it->space};
+  for (int k = 0; k < 4; k++) {
+    size_t n = myelin_param_len(s->p, keys[k]);
+    const char *allowed[64];
+    if (n > 64) n = 64;
+    for (size_t i = 0; i < n; i++) allowed[i] = myelin_param_str_at(s->p, keys[k], i);
+    if (!fmri_filter_match(vals[k], allowed, n, k == 0 ? "sub-" : NULL)) return 0;
+  }
+  return 1;
+}
+
+/* The subject label: the BIDS entity, else the file name without extension. */
+static void subject_of(const fmri_item *it, char *buf, size_t n) {
+  if (it->sub[0]) {
+    snprintf(buf, n, "%s", it->sub);
+    return;
+  }
+  const char *b = strrchr(it->path, '/');
+  snprintf(buf, n, "%s", b ? b + 1 : it->path);
+  buf[strcspn(buf, ".")] = 0;
+}
+
+static double run_tr(fs_state *s, const fmri_item *it, const nifti_header *h) {
+  if (s->tr_param > 0) return s->tr_param;
+  if (it && it->tr > 0) return it->tr;
+  return nifti_tr_seconds(h);
+}
+
+/* Volume by volume, for emit: volume when nothing needs the whole run. */
+static int stream_volumes(fs_state *s, nifti_reader *r, const selection *sel, const run_info *ri, size_t T) {
+  char err[768];
+  float *x = malloc((sel->n ? sel->n : 1) * sizeof *x);
+  if (!x) return s->host->error(s->st, "%s: out of memory", r->name);
+  int rc = 0;
+  for (size_t t = 0; t < T && !rc; t++) {
+    if (s->host->stopping(s->st)) break;
+    if (nifti_read_volumes(r, 1, sel->fidx, sel->n, x, sel->n, err, sizeof err)) {
+      rc = s->host->error(s->st, "%s", err);
+      break;
+    }
+    if ((rc = pace_wait(s, ri->tr)) != 0) break;
+    rc = emit_volume(s, ri, x, sel->n, t, (double)t * ri->tr);
+  }
+  free(x);
+  return rc == MYELIN_ESTOP ? 0 : rc;
+}
+
+/* Whole run into X [T, V]; then auto mask / parcel means / detrend / zscore. */
+static int process_run(fs_state *s, nifti_reader *r, selection *sel, const run_info *base, size_t T) {
+  char err[768];
+  size_t V = sel->n;
+  float *X = malloc((T * V > 0 ? T * V : 1) * sizeof *X);
+  if (!X) return s->host->error(s->st, "%s: out of memory for %zu x %zu floats", r->name, T, V);
+  if (nifti_read_volumes(r, T, sel->fidx, V, X, V, err, sizeof err)) {
+    free(X);
+    return s->host->error(s->st, "%s", err);
+  }
+  run_info ri = *base;
+  ri.voxels = sel->cidx;
+  ri.nvox = V;
+  if (s->mask_mode == MASK_AUTO) {
+    uint8_t *keep = malloc(V ? V : 1);
+    if (!keep) {
+      free(X);
+      return s->host->error(s->st, "out of memory");
+    }
+    fmri_nonconstant(X, T, V, keep);
+    size_t k = 0;
+    for (size_t v = 0; v < V; v++)
+      if (keep[v]) sel->cidx[k++] = sel->cidx[v];
+    V = fmri_compact_columns(X, T, V, keep);
+    free(keep);
+    ri.nvox = V;
+    if (V == 0) {
+      free(X);
+      return s->host->error(s->st, "%s: mask auto: every voxel is constant over time", r->name);
+    }
+  }
+  if (s->atlas) {
+    float *P = malloc((T * s->nparcels > 0 ? T * s->nparcels : 1) * sizeof *P);
+    if (!P || fmri_parcel_means(X, T, V, sel->parcel, s->nparcels, P)) {
+      free(P);
+      free(X);
+      return s->host->error(s->st, "out of memory");
+    }
+    free(X);
+    X = P;
+    V = s->nparcels;
+  }
+  if (fmri_detrend(X, T, V, s->detrend) || (s->zscore && fmri_zscore(X, T, V))) {
+    free(X);
+    return s->host->error(s->st, "out of memory");
+  }
+  int rc = 0;
+  if (!s->emit_volume) {
+    rc = pace_wait(s, ri.tr * (double)T);
+    if (!rc) rc = emit_run(s, &ri, X, T, V);
+  } else {
+    for (size_t t = 0; t < T && !rc && !s->host->stopping(s->st); t++) {
+      rc = pace_wait(s, ri.tr);
+      if (!rc) rc = emit_volume(s, &ri, X + t * V, V, t, (double)t * ri.tr);
+    }
+  }
+  free(X);
+  return rc == MYELIN_ESTOP ? 0 : rc;
+}
+
+static int load_item(fs_state *s, const fmri_list *l, const fmri_item *it) {
+  char err[768];
+  nifti_reader r;
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  int rc;
+  if (l->archive) {
+    if (fmri_archive_read(l->archive, it->path, &buf, &len, err, sizeof err))
+      return s->host->error(s->st, "%s", err);
+    char name[1200];
+    snprintf(name, sizeof name, "%s:%s", l->archive, it->path);
+    rc = nifti_open_mem(&r, buf, len, name, err, sizeof err);
+  } else {
+    rc = nifti_open_file(&r, it->path, err, sizeof err);
+  }
+  if (rc) {
+    free(buf);
+    return s->host->error(s->st, "%s", err);
+  }
+  grid g;
+  header_grid(&r.h, &g);
+  selection sel;
+  char subject[256];
+  subject_of(it, subject, sizeof subject);
+  run_info ri = {subject, it->task, it->run, run_tr(s, it, &r.h), &g, NULL, 0};
+  size_t T0 = r.h.nvols;
+  if ((size_t)s->trim >= T0) {
+    rc = s->host->error(s->st, "%s: trim %lld removes every volume (the run has %zu)", r.name,
+                        (long long)s->trim, T0);
+  } else if ((rc = make_selection(s, r.name, &g, &sel)) == 0) {
+    uint32_t none = 0;
+    float sink = 0;
+    if (s->trim && nifti_read_volumes(&r, (size_t)s->trim, &none, 0, &sink, 0, err, sizeof err))
+      rc = s->host->error(s->st, "%s", err);
+    size_t T = T0 - (size_t)s->trim;
+    ri.voxels = sel.cidx;
+    ri.nvox = sel.n;
+    if (!rc && s->emit_volume && s->mask_mode != MASK_AUTO && !s->atlas && s->detrend < 0 && !s->zscore)
+      rc = stream_volumes(s, &r, &sel, &ri, T);
+    else if (!rc)
+      rc = process_run(s, &r, &sel, &ri, T);
+    selection_free(&sel);
+  }
+  nifti_close(&r);
+  free(buf);
+  return rc;
+}
+
+static int start_stored(fs_state *s) {
+  char err[1024];
+  fmri_list l;
+  const char *path = myelin_param_str(s->p, "path");
+  if (fmri_discover(path, &l, err, sizeof err)) return s->host->error(s->st, "%s", err);
+  size_t used = 0;
+  int rc = 0;
+  for (size_t i = 0; i < l.n && !rc; i++) {
+    if (s->host->stopping(s->st)) break;
+    if (!item_selected(s, &l.v[i])) continue;
+    used++;
+    rc = load_item(s, &l, &l.v[i]);
+  }
+  if (!rc && used == 0)
+    rc = s->host->error(s->st, "%s: %zu run(s) found, none matches the subject/task/run/space filters", path,
+                        l.n);
+  fmri_list_free(&l);
+  return rc;
+}
+
+/* ---- live folder ------------------------------------------------------------------ */
+
+static void idle_closed(uv_handle_t *h) { (void)h; }
+
+static void live_end(fs_state *s) {
+  if (s->watch) myelin_watch_close(s->watch);
+  s->watch = NULL;
+  if (s->idle_active) {
+    uv_close((uv_handle_t *)&s->idle, idle_closed);
+    s->idle_active = 0;
+  }
+}
+
+static void on_idle(uv_timer_t *t) {
+  fs_state *s = t->data;
+  s->host->log(s->st, MYELIN_LOG_INFO, "no new volume for %g s: ending the stream", s->idle_timeout);
+  live_end(s);
+}
+
+static int live_first(fs_state *s, const nifti_reader *r, const char *name) {
+  header_grid(&r->h, &s->live_grid);
+  if (make_selection(s, r->name, &s->live_grid, &s->live_sel)) return MYELIN_EINVAL;
+  fmri_item it;
+  memset(&it, 0, sizeof it);
+  if (fmri_entities(name, &it) == 0) {
+    const char *sub = myelin_param_len(s->p, "subject") ? myelin_param_str_at(s->p, "subject", 0) : it.sub;
+    const char *task = myelin_param_len(s->p, "task") ? myelin_param_str_at(s->p, "task", 0) : it.task;
+    const char *run = myelin_param_len(s->p, "run") ? myelin_param_str_at(s->p, "run", 0) : it.run;
+    if (!strncmp(sub, "sub-", 4)) sub += 4;
+    snprintf(s->live_subject, sizeof s->live_subject, "%s", *sub ? sub : "live");
+    snprintf(s->live_task, sizeof s->live_task, "%s", task);
+    snprintf(s->live_run, sizeof s->live_run, "%s", run);
+  }
+  free(it.sub);
+  free(it.ses);
+  free(it.task);
+  free(it.run);
+  free(it.space);
+  s->have_grid = 1;
+  return 0;
+}
+
+static int live_file(fs_state *s, const char *path, const char *name) {
+  char err[768];
+  nifti_reader r;
+  if (nifti_open_file(&r, path, err, sizeof err)) return s->host->error(s->st, "%s", err);
+  int rc = 0;
+  grid g;
+  header_grid(&r.h, &g);
+  if (!s->have_grid) rc = live_first(s, &r, name);
+  else if (!same_dims(g.dims, s->live_grid.dims))
+    rc = s->host->error(s->st, "%s: grid %lldx%lldx%lld differs from the first volume's", path,
+                        (long long)g.dims[0], (long long)g.dims[1], (long long)g.dims[2]);
+  struct stat st;
+  double t0 = stat(path, &st) == 0 ? (double)st.st_mtim.tv_sec + 1e-9 * (double)st.st_mtim.tv_nsec : 0;
+  double tr = run_tr(s, NULL, &r.h);
+  run_info ri = {s->live_subject, s->live_task, s->live_run, tr, &s->live_grid, s->live_sel.cidx,
+                 s->live_sel.n};
+  float *x = rc ? NULL : malloc(s->live_sel.n * sizeof *x);
+  if (!rc && !x) rc = s->host->error(s->st, "out of memory");
+  float *P = NULL;
+  if (!rc && s->atlas && !(P = malloc(s->nparcels * sizeof *P))) rc = s->host->error(s->st, "out of memory");
+  for (size_t v = 0; !rc && v < r.h.nvols; v++) {
+    if (nifti_read_volumes(&r, 1, s->live_sel.fidx, s->live_sel.n, x, s->live_sel.n, err, sizeof err)) {
+      rc = s->host->error(s->st, "%s", err);
+      break;
+    }
+    const float *out = x;
+    size_t V = s->live_sel.n;
+    if (s->atlas) {
+      fmri_parcel_means(x, 1, s->live_sel.n, s->live_sel.parcel, s->nparcels, P);
+      out = P;
+      V = s->nparcels;
+    }
+    rc = emit_volume(s, &ri, out, V, s->live_index++, t0 + (double)v * tr);
+    if (s->count > 0 && s->live_index >= (uint64_t)s->count) break;
+  }
+  free(x);
+  free(P);
+  nifti_close(&r);
+  return rc;
+}
+
+static void on_live_file(myelin_watch *w, const char *path, const char *name, void *arg) {
+  fs_state *s = arg;
+  (void)w;
+  if (s->failed) return;
+  if (live_file(s, path, name) != 0) {
+    s->failed = 1; /* the error is recorded: the run exits 1 */
+    live_end(s);
+    return;
+  }
+  s->host->counter_add(s->st, "volumes", 1);
+  if ((s->count > 0 && s->live_index >= (uint64_t)s->count) || s->host->stopping(s->st)) {
+    live_end(s);
+    return;
+  }
+  if (s->idle_active) uv_timer_again(&s->idle);
+}
+
+static int start_live(fs_state *s) {
+  char err[1024];
+  uv_loop_t *loop = s->host->loop(s->st);
+  if (!loop) return s->host->error(s->st, "no event loop for watch mode");
+  myelin_watch_opts o = {
+      .dir = myelin_param_str(s->p, "watch"),
+      .pattern = myelin_param_str(s->p, "pattern"),
+      .settle_ms = (unsigned)myelin_param_int(s->p, "settle_ms"),
+      .skip_existing = !myelin_param_bool(s->p, "existing"),
+  };
+  if (myelin_watch_start(loop, &o, on_live_file, s, &s->watch, err, sizeof err))
+    return s->host->error(s->st, "%s", err);
+  if (s->idle_timeout > 0) {
+    uint64_t ms = (uint64_t)(s->idle_timeout * 1000.0);
+    uv_timer_init(loop, &s->idle);
+    s->idle.data = s;
+    uv_timer_start(&s->idle, on_idle, ms, ms);
+    s->idle_active = 1;
+  }
+  return 0;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------- */
+
+static int fs_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
+  const char *path = myelin_param_str(p, "path"), *watch = myelin_param_str(p, "watch");
+  int live = watch && *watch;
+  int rc = 0;
+  if (live == (path && *path))
+    rc = myelin_validate_error(ctx, live ? "watch" : "path",
+                               "set exactly one of path (stored runs) and watch (a live folder)");
+  const char *mask = myelin_param_str(p, "mask");
+  if (live && myelin_param_is_set(p, "emit") && strcmp(myelin_param_str(p, "emit"), "run") == 0)
+    rc = myelin_validate_error(ctx, "emit", "watch mode emits volumes (emit: volume)");
+  if (live && strcmp(mask, "auto") == 0)
+    rc = myelin_validate_error(ctx, "mask", "mask: auto needs whole runs; use a mask file with watch");
+  if (live && (myelin_param_int(p, "detrend") >= 0 || myelin_param_bool(p, "zscore")))
+    rc = myelin_validate_error(ctx, live && myelin_param_bool(p, "zscore") ? "zscore" : "detrend",
+                               "detrend and zscore need whole runs; not available with watch");
+  const char *atlas = myelin_param_str(p, "atlas");
+  if (atlas && *atlas && strcmp(mask, "auto") == 0)
+    rc = myelin_validate_error(ctx, "mask", "mask: auto cannot be combined with an atlas");
+  int volumes = live || strcmp(myelin_param_str(p, "emit"), "volume") == 0;
+  myelin_validate_set_output_kinds(ctx, "out", volumes ? "volume" : "run");
+  return rc;
+}
+
+static int fs_init(const myelin_host *host, myelin_stage *st, const myelin_params *p, void **state) {
+  fs_state *s = calloc(1, sizeof *s);
+  if (!s) return MYELIN_ENOMEM;
+  *state = s;
+  s->host = host;
+  s->st = st;
+  s->p = p;
+  const char *watch = myelin_param_str(p, "watch");
+  s->emit_volume = (watch && *watch) || strcmp(myelin_param_str(p, "emit"), "volume") == 0;
+  s->realtime = strcmp(myelin_param_str(p, "pace"), "realtime") == 0;
+  s->zscore = myelin_param_bool(p, "zscore");
+  s->detrend = (int)myelin_param_int(p, "detrend");
+  s->trim = myelin_param_int(p, "trim");
+  s->count = myelin_param_int(p, "count");
+  s->tr_param = myelin_param_float(p, "tr");
+  s->idle_timeout = myelin_param_float(p, "idle_timeout");
+  const char *mask = myelin_param_str(p, "mask");
+  s->mask_mode = strcmp(mask, "none") == 0 || !*mask ? MASK_NONE : strcmp(mask, "auto") == 0 ? MASK_AUTO : MASK_FILE;
+  if (s->mask_mode == MASK_FILE) {
+    s->mask_path = strdup(mask);
+    if (!s->mask_path) return MYELIN_ENOMEM;
+    if (load_mask(s, mask)) return MYELIN_EINVAL;
+  }
+  const char *atlas = myelin_param_str(p, "atlas");
+  if (atlas && *atlas) {
+    s->atlas_path = strdup(atlas);
+    if (!s->atlas_path) return MYELIN_ENOMEM;
+    if (load_atlas(s, atlas, myelin_param_str(p, "atlas_labels"))) return MYELIN_EINVAL;
+  }
+  return 0;
+}
+
+static int fs_start(void *state) {
+  fs_state *s = state;
+  const char *watch = myelin_param_str(s->p, "watch");
+  return watch && *watch ? start_live(s) : start_stored(s);
+}
+
+static void fs_stop(void *state) { live_end(state); }
+
+static void fs_fini(void *state) {
+  fs_state *s = state;
+  if (!s) return;
+  selection_free(&s->live_sel);
+  free(s->mask);
+  free(s->mask_path);
+  free(s->atlas);
+  free(s->atlas_path);
+  free(s->parcel_values);
+  for (size_t k = 0; k < s->nparcels && s->parcel_names; k++) free(s->parcel_names[k]);
+  free(s->parcel_names);
+  free(s);
+}
+
+/* ---- descriptor -------------------------------------------------------------------- */
+
+static const myelin_param_def fs_params[] = {
+    {.name = "path", .type = MYELIN_PARAM_PATH, .def = "",
+     .doc = "A .nii/.nii.gz file, a glob, a BIDS dataset folder (sub-*/[ses-*/]func/*_bold.nii[.gz]) or a "
+            ".tar/.tar.gz/.zip archive of any of those (read in place)."},
+    {.name = "watch", .type = MYELIN_PARAM_PATH, .def = "",
+     .doc = "Live mode: a folder where a scanner writes one 3-D volume file per TR; each complete file is "
+            "emitted once, in name order. Exclusive with path."},
+    {.name = "pattern", .type = MYELIN_PARAM_STRING, .def = "'*.nii*'",
+     .doc = "Watch mode: glob on file names (dot-files are always ignored)."},
+    {.name = "settle_ms", .type = MYELIN_PARAM_INT, .def = "200", .has_range = 1, .min = 1, .max = 600000,
+     .unit = "ms", .doc = "Watch mode: a file is complete when its size is stable this long (or renamed in)."},
+    {.name = "existing", .type = MYELIN_PARAM_BOOL, .def = "true",
+     .doc = "Watch mode: also emit volumes already in the folder at start."},
+    {.name = "count", .type = MYELIN_PARAM_INT, .def = "0", .has_range = 1, .min = 0, .max = 1e12,
+     .unit = "volumes", .doc = "Watch mode: end the stream after this many volumes (0 = no limit)."},
+    {.name = "idle_timeout", .type = MYELIN_PARAM_FLOAT, .def = "0", .has_range = 1, .min = 0, .max = 1e9,
+     .unit = "s", .doc = "Watch mode: end the stream after this long without a new volume (0 = never)."},
+    {.name = "subject", .type = MYELIN_PARAM_STRING_LIST, .def = "[]",
+     .doc = "Keep these subjects (\"01\" or \"sub-01\"); empty = all. In watch mode the first one labels the data."},
+    {.name = "task", .type = MYELIN_PARAM_STRING_LIST, .def = "[]", .doc = "Keep these tasks; empty = all."},
+    {.name = "run", .type = MYELIN_PARAM_STRING_LIST, .def = "[]",
+     .doc = "Keep these runs (numbers compare as numbers); empty = all."},
+    {.name = "space", .type = MYELIN_PARAM_STRING_LIST, .def = "[]",
+     .doc = "Keep these spaces (the BIDS space- entity, e.g. MNI152NLin2009cAsym); empty = all."},
+    {.name = "mask", .type = MYELIN_PARAM_STRING, .def = "none",
+     .doc = "none (every voxel), auto (voxels whose time series is not constant), or a NIfTI mask path "
+            "(non-zero voxels kept; same grid as the runs)."},
+    {.name = "atlas", .type = MYELIN_PARAM_PATH, .def = "",
+     .doc = "A NIfTI label image on the runs' grid: emit parcel-mean time series (one column per label > 0, "
+            "ascending) with `labels`."},
+    {.name = "atlas_labels", .type = MYELIN_PARAM_PATH, .def = "",
+     .doc = "TSV of label names (\"index<TAB>name\" per line, a header line is skipped)."},
+    {.name = "trim", .type = MYELIN_PARAM_INT, .def = "0", .has_range = 1, .min = 0, .max = 1e9,
+     .unit = "TRs", .doc = "Drop the first k volumes of each run (scanner warm-up)."},
+    {.name = "detrend", .type = MYELIN_PARAM_INT, .def = "-1", .has_range = 1, .min = -1, .max = 10,
+     .doc = "Remove a polynomial trend of this order per voxel (0 = mean, 1 = linear, ...; -1 = off)."},
+    {.name = "zscore", .type = MYELIN_PARAM_BOOL, .def = "false",
+     .doc = "z-score every voxel/parcel over time (population std; constant series become 0)."},
+    {.name = "emit", .type = MYELIN_PARAM_ENUM, .def = "run", .choices = "run|volume",
+     .doc = "run: one `run` message [T, V] per run; volume: one `volume` [V] per TR."},
+    {.name = "pace", .type = MYELIN_PARAM_ENUM, .def = "asap", .choices = "asap|realtime",
+     .doc = "realtime replays stored runs at their TR (one volume per TR, or a run per its duration)."},
+    {.name = "tr", .type = MYELIN_PARAM_FLOAT, .def = "0", .has_range = 1, .min = 0, .max = 1e4, .unit = "s",
+     .doc = "Repetition time override; 0 = the JSON sidecar's RepetitionTime, else the header's pixdim[4]."},
+    {0}};
+
+static const myelin_port_def fs_outputs[] = {
+    {.name = "out", .kinds = "run|volume",
+     .doc = "`run` {data <f4 [T, V], tr, subject, task, run, geometry, labels?} or `volume` {data <f4 [V], "
+            "index, t, tr, subject, task, run, geometry}"},
+    {0}};
+
+static const myelin_plugin_desc fs_desc = {
+    MYELIN_DESC_HEADER,
+    .name = "fmri_source",
+    .version = "1.0.0",
+    .summary = "fMRI loader: NIfTI-1/2, BIDS folders, archives, masks, atlases, live scanner folders",
+    .doc = "Voxel order in V is flat C order over (x, y, z): index = (x*ny + y)*nz + z, listed in "
+           "geometry.voxels. Data equal nibabel's get_fdata() (scl_slope/scl_inter applied) and the affine "
+           "is nibabel's (sform, else qform, else pixdim).",
+    .params = fs_params,
+    .outputs = fs_outputs,
+    .validate = fs_validate,
+    .init = fs_init,
+    .start = fs_start,
+    .stop = fs_stop,
+    .fini = fs_fini,
+};
+
+MYELIN_PLUGIN(fs_desc)
