@@ -177,20 +177,47 @@ void ridge_model_free(ridge_model *m) {
   free(m->U);
   free(m->s);
   free(m->Vt);
+  free(m->Xc);
   memset(m, 0, sizeof *m);
+}
+
+/* Thin SVD of the centered design A [n, p] (destroyed), n > p. */
+static int model_svd(ridge_model *m, double *A) {
+  size_t n = m->n, p = m->p, r = m->r;
+  m->Vt = dalloc(r * p);
+  if (!m->Vt) return -1;
+  return LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'S', (lapack_int)n, (lapack_int)p, A, (lapack_int)p,
+                        m->s, m->U, (lapack_int)r, m->Vt, (lapack_int)p) == 0
+             ? 0
+             : -2;
+}
+
+/* Eigendecomposition of the Gram matrix A A^T (A [n, p] kept as Xc), n <= p.
+ * Eigenvalues below n * eps * max are the null space (the intercept's
+ * direction among them): s = 0 there. */
+static int model_gram(ridge_model *m, double *A) {
+  size_t n = m->n, p = m->p;
+  m->Xc = A;
+  cblas_dsyrk(CblasRowMajor, CblasLower, CblasNoTrans, (int)n, (int)p, 1.0, A, (int)p, 0.0, m->U,
+              (int)n);
+  if (LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'L', (lapack_int)n, m->U, (lapack_int)n, m->s) != 0)
+    return -2;
+  double top = n ? m->s[n - 1] : 0, tiny = (double)n * DBL_EPSILON * top;
+  for (size_t k = 0; k < n; k++) m->s[k] = m->s[k] > tiny ? sqrt(m->s[k]) : 0.0;
+  return 0;
 }
 
 int ridge_model_fit(ridge_model *m, const double *X, size_t n, size_t p, int intercept,
                     char *err, size_t errlen) {
   memset(m, 0, sizeof *m);
-  size_t r = n < p ? n : p;
+  int gram = n <= p;
+  size_t r = gram ? n : p;
   m->n = n, m->p = p, m->r = r, m->intercept = intercept;
   m->xmean = calloc(p ? p : 1, sizeof(double));
   m->U = dalloc(n * r);
   m->s = dalloc(r);
-  m->Vt = dalloc(r * p);
   double *A = dalloc(n * p);
-  if (!m->xmean || !m->U || !m->s || !m->Vt || !A) {
+  if (!m->xmean || !m->U || !m->s || !A) {
     free(A);
     ridge_model_free(m);
     seterr(err, errlen, "out of memory for a %zu x %zu design", n, p);
@@ -203,14 +230,13 @@ int ridge_model_fit(ridge_model *m, const double *X, size_t n, size_t p, int int
   }
   for (size_t i = 0; i < n; i++)
     for (size_t j = 0; j < p; j++) A[i * p + j] = X[i * p + j] - m->xmean[j];
-  lapack_int info = r ? LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'S', (lapack_int)n, (lapack_int)p, A,
-                                       (lapack_int)p, m->s, m->U, (lapack_int)r, m->Vt,
-                                       (lapack_int)p)
-                      : 0;
-  free(A);
-  if (info != 0) {
+  int rc = 0;
+  if (r) rc = gram ? model_gram(m, A) : model_svd(m, A);
+  if (!gram || rc == -1) free(A);
+  if (rc != 0) {
     ridge_model_free(m);
-    seterr(err, errlen, "SVD of the %zu x %zu design failed (LAPACK info %d)", n, p, (int)info);
+    seterr(err, errlen, "%s of the %zu x %zu design failed",
+           rc == -1 ? "out of memory: decomposition" : gram ? "eigendecomposition" : "SVD", n, p);
     return -1;
   }
   return 0;
@@ -263,19 +289,31 @@ void ridge_loo_sse(const double *R, size_t n, const double *Y, size_t nv, size_t
     for (size_t j = 0; j < nv; j++) sse[j] += work[i * nv + j] * work[i * nv + j];
 }
 
+static double shrink(double s, double alpha) { return s > 0 ? s / (s * s + alpha) : 0.0; }
+
 void ridge_test_proj(const ridge_model *m, const double *Xtest, size_t nt, double *P) {
-  size_t p = m->p, r = m->r;
+  size_t n = m->n, p = m->p, r = m->r;
   double *Xc = dalloc(nt * p);
-  if (!Xc) return;
+  double *A = m->Xc ? dalloc(nt * n) : NULL;
+  if (!Xc || (m->Xc && !A)) {
+    free(Xc), free(A);
+    return;
+  }
   for (size_t i = 0; i < nt; i++)
     for (size_t j = 0; j < p; j++) Xc[i * p + j] = Xtest[i * p + j] - m->xmean[j];
-  if (nt && r && p)
+  if (nt && r && p && m->Vt) {
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nt, (int)r, (int)p, 1.0, Xc,
                 (int)p, m->Vt, (int)p, 0.0, P, (int)r);
-  free(Xc);
+  } else if (nt && r && p) { /* V = Xc^T U diag(1/s) */
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nt, (int)n, (int)p, 1.0, Xc,
+                (int)p, m->Xc, (int)p, 0.0, A, (int)n);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nt, (int)r, (int)n, 1.0, A,
+                (int)n, m->U, (int)r, 0.0, P, (int)r);
+    for (size_t i = 0; i < nt; i++)
+      for (size_t k = 0; k < r; k++) P[i * r + k] = m->s[k] > 0 ? P[i * r + k] / m->s[k] : 0.0;
+  }
+  free(Xc), free(A);
 }
-
-static double shrink(double s, double alpha) { return s > 0 ? s / (s * s + alpha) : 0.0; }
 
 void ridge_predict_op(const ridge_model *m, const double *P, size_t nt, double alpha, double *M) {
   size_t n = m->n, r = m->r;
@@ -292,15 +330,27 @@ void ridge_predict_op(const ridge_model *m, const double *P, size_t nt, double a
 
 void ridge_weights(const ridge_model *m, double alpha, const double *Y, size_t nv, double *w) {
   size_t n = m->n, r = m->r, p = m->p;
-  double *Z = dalloc(r * nv);
-  if (!Z) return;
+  double *Z = dalloc(r * nv), *Vs = m->Xc ? dalloc(p * r) : NULL;
+  if (!Z || (m->Xc && !Vs)) {
+    free(Z), free(Vs);
+    return;
+  }
   cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)r, (int)nv, (int)n, 1.0, m->U,
               (int)r, Y, (int)nv, 0.0, Z, (int)nv);
   for (size_t k = 0; k < r; k++)
     for (size_t j = 0; j < nv; j++) Z[k * nv + j] *= shrink(m->s[k], alpha);
-  cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)p, (int)nv, (int)r, 1.0, m->Vt,
-              (int)p, Z, (int)nv, 0.0, w, (int)nv);
-  free(Z);
+  if (m->Vt) {
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)p, (int)nv, (int)r, 1.0, m->Vt,
+                (int)p, Z, (int)nv, 0.0, w, (int)nv);
+  } else { /* V = Xc^T U diag(1/s) */
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)p, (int)r, (int)n, 1.0, m->Xc,
+                (int)p, m->U, (int)r, 0.0, Vs, (int)r);
+    for (size_t j = 0; j < p; j++)
+      for (size_t k = 0; k < r; k++) Vs[j * r + k] = m->s[k] > 0 ? Vs[j * r + k] / m->s[k] : 0.0;
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)p, (int)nv, (int)r, 1.0, Vs,
+                (int)r, Z, (int)nv, 0.0, w, (int)nv);
+  }
+  free(Z), free(Vs);
 }
 
 int ridge_closed_form(const double *X, const double *y, size_t n, size_t p, double alpha,

@@ -47,17 +47,22 @@ void ridge_col_stats(const double *A, size_t n, size_t p, size_t lda, int method
  * constant. Two-pass, float64. */
 double ridge_pearson(const double *a, size_t sa, const double *b, size_t sb, size_t n);
 
-/* One training design, decomposed once: X - mean = U diag(s) Vt. */
+/* One training design, decomposed once: Xc = X - mean = U diag(s) V^T.
+ * Tall designs (n > p) keep Vt from a thin SVD (dgesdd); wide ones (n <= p,
+ * the usual fMRI case) get U and s from the eigendecomposition of the Gram
+ * matrix Xc Xc^T (dsyevd, as sklearn's gcv_mode="eigen") and keep Xc
+ * instead of Vt, since V = Xc^T U diag(1/s) is never needed explicitly. */
 typedef struct ridge_model {
-  size_t n, p, r;       /* samples, features, r = min(n, p) */
+  size_t n, p, r;       /* samples, features, rank slots: min(n, p) or n */
   int intercept;        /* X was centered; the intercept is not penalized */
   double *xmean;        /* [p] (zeros without intercept) */
   double *U;            /* [n, r] */
-  double *s;            /* [r] */
-  double *Vt;           /* [r, p] */
+  double *s;            /* [r]; 0 for the null space */
+  double *Vt;           /* [r, p] (SVD path) or NULL */
+  double *Xc;           /* [n, p] (Gram path) or NULL */
 } ridge_model;
 
-/* SVD of X [n, p] (centered first when intercept). Returns 0, or -1 when
+/* Decomposes X [n, p] (centered first when intercept). Returns 0, or -1 when
  * out of memory / LAPACK failed (err gets a reason). */
 int ridge_model_fit(ridge_model *m, const double *X, size_t n, size_t p, int intercept,
                     char *err, size_t errlen);
@@ -74,7 +79,7 @@ int ridge_loo_factor(const ridge_model *m, double alpha, double *R);
 void ridge_loo_sse(const double *R, size_t n, const double *Y, size_t nv, size_t ldy,
                    double *work, double *sse);
 
-/* P = (Xtest - xmean) Vt^T, [nt, r]: computed once per training design. */
+/* P = (Xtest - xmean) V, [nt, r]: computed once per training design. */
 void ridge_test_proj(const ridge_model *m, const double *Xtest, size_t nt, double *P);
 /* M [nt, n] with yhat_test = M y_centered (+ training mean of y). */
 void ridge_predict_op(const ridge_model *m, const double *P, size_t nt, double alpha, double *M);
