@@ -18,11 +18,11 @@
  * no further decomposition.
  *
  * Ordering. Runs are held (referenced, not copied) until their subject's
- * reference run has arrived. The plugin API does not say whether an optional
- * input is connected, so when `energy` is not none runs are also held until a
- * connectome arrives; if none arrives by end of stream, the held runs are
- * emitted at flush without energies. `energy: none` never waits. A newer
- * connectome replaces the older one for runs processed after it.
+ * reference run has arrived. validate() requires the `connectome` input to
+ * be connected unless `energy: none`, so with energy on, runs are also held
+ * until a connectome arrives; if the connectome stream ends empty, the held
+ * runs are emitted at flush without energies. A newer connectome replaces
+ * the older one for runs processed after it.
  *
  * Outputs: `map` per run {stat: "info", data [T], regional [N], per_parcel
  * [T, N] (per_parcel: true), energy [T], energy_null [T], units, context,
@@ -611,6 +611,15 @@ static int ic_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
   if (strcmp(energy, "weninger") == 0 && strcmp(myelin_param_str(p, "S"), "identity") == 0)
     bad |= myelin_validate_error(ctx, "S", "S: identity (optimal control) needs energy: nctpy; the paper's "
                                            "energy is minimum-energy control");
+  if (!myelin_validate_input_kinds(ctx, "connectome")) {
+    if (strcmp(energy, "none") != 0)
+      bad |= myelin_validate_error(ctx, "energy",
+                                   "energy: %s needs a structural connectome: connect the `connectome` input "
+                                   "(a tensor [N, N], e.g. dataset with whole: true) or set energy: none",
+                                   energy);
+    if (myelin_param_bool(p, "controllability"))
+      bad |= myelin_validate_error(ctx, "controllability", "controllability: true needs the `connectome` input");
+  }
   if (strcmp(energy, "none") != 0 && myelin_param_is_set(p, "rho") &&
       strcmp(myelin_param_str(p, "S"), "identity") != 0)
     bad |= myelin_validate_error(ctx, "rho", "rho only matters with S: identity");

@@ -377,6 +377,25 @@ START_TEST(pipeline_end_to_end) {
   ck_assert_msg(mt_run(cmd, &out) == 0, "%s\n%s", cmd, out);
   free(cmd);
   free(out);
+  /* without a connectome, energy must be switched off explicitly */
+  char *yaml = mt_strf("%s/noconn.yaml", dir);
+  mt_write(yaml, "name: noconn\nstages:\n"
+                 "  - {id: runs, plugin: file_source, params: {path: runs.mpk}}\n"
+                 "  - {id: info, plugin: info_content, inputs: {run: [runs]}}\n"
+                 "  - {id: save, plugin: file_sink, inputs: [info.map], params: {path: noconn.mpk}}\n");
+  cmd = mt_strf("cd %s && %s validate %s", dir, mt_env("MYELIN_BIN", "myelin"), yaml);
+  ck_assert_int_eq(mt_run(cmd, &out), 2);
+  ck_assert_msg(strstr(out, "noconn.yaml:4:") && strstr(out, "energy: none"), "%s", out);
+  free(cmd);
+  free(out);
+  cmd = mt_strf("cd %s && %s run %s --set info.energy=none --quiet", dir, mt_env("MYELIN_BIN", "myelin"), yaml);
+  ck_assert_msg(mt_run(cmd, &out) == 0, "%s", out);
+  char *mpk = mt_strf("%s/noconn.mpk", dir);
+  ck_assert_int_gt(mt_file_size(mpk), 1000);
+  free(mpk);
+  free(cmd);
+  free(out);
+  free(yaml);
   cmd = mt_strf("%s %s/examples/info_content_demo/check_demo.py %s",
                 mt_env("MYELIN_PYTHON", "/usr/bin/python3"), src, dir);
   ck_assert_msg(mt_run(cmd, &out) == 0, "%s", out);
