@@ -244,6 +244,18 @@ START_TEST(errors) {
   ck_assert_msg(strstr(myelin_harness_error(h), "never got a reference") != NULL, "%s", myelin_harness_error(h));
   myelin_harness_free(h);
 
+  /* a run without data, a connectome with a NaN */
+  h = harness("{}");
+  b = myelin_builder_new("run");
+  myelin_build_str(b, "subject", "s1");
+  myelin_build_str(b, "task", "rest");
+  ck_assert_int_ne(myelin_harness_push(h, "run", myelin_builder_finish(b)), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "field 'data' is missing") != NULL, "%s", myelin_harness_error(h));
+  double An[4] = {0, 1, NAN, 0};
+  ck_assert_int_ne(myelin_harness_push(h, "connectome", conn_msg(2, An)), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "entry [1, 0]") != NULL, "%s", myelin_harness_error(h));
+  myelin_harness_free(h);
+
   /* a non-square connectome */
   h = harness("{}");
   double A[6] = {0};
