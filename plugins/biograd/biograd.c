@@ -48,6 +48,7 @@ typedef struct bgp {
   bg_net *net;
   char checkpoint[4096];
   int64_t epochs_limit, sleep_every, probe_max;
+  int want_predictions;
   /* epochs */
   int64_t cur_epoch;   /* epoch field of the samples being trained, -1 = none yet */
   int64_t epochs_done; /* completed (evaluated) epochs, counting resumed ones */
@@ -58,7 +59,9 @@ typedef struct bgp {
   double ep_seconds;
   /* data */
   bg_store test, probe;
-  uint32_t *ptr, *unit; /* CSR scratch */
+  uint32_t *ptr, *unit;   /* CSR of the message being processed */
+  uint32_t *eptr, *eunit; /* CSR of stored samples under evaluation (never the above:
+                             an epoch ends while a train message is decoded) */
   size_t unit_cap;
 } bgp;
 
@@ -100,12 +103,12 @@ static bg_raster store_get(bgp *g, const bg_store *s, size_t i) {
   const uint8_t *b = s->bits + i * s->stride;
   uint32_t k = 0;
   for (int t = 0; t < T; t++) {
-    g->ptr[t] = k;
+    g->eptr[t] = k;
     for (int j = 0; j < n; j++)
-      if (b[(size_t)t * row + j / 8] & (1u << (j % 8))) g->unit[k++] = (uint32_t)j;
+      if (b[(size_t)t * row + j / 8] & (1u << (j % 8))) g->eunit[k++] = (uint32_t)j;
   }
-  g->ptr[T] = k;
-  bg_raster r = {n, T, g->ptr, g->unit};
+  g->eptr[T] = k;
+  bg_raster r = {n, T, g->eptr, g->eunit};
   return r;
 }
 
@@ -187,6 +190,7 @@ static int msg_label(bgp *g, const myelin_msg *m, const char *port, int32_t *lab
 static int checkpoint_save(bgp *g) {
   if (!g->checkpoint[0]) return 0;
   char err[512], key[32];
+  if (myelin_mkdirs_for(g->checkpoint, err, sizeof err) != 0) return g->host->error(g->st, "checkpoint: %s", err);
   myelin_npz_writer *w = myelin_npz_open(g->checkpoint, err, sizeof err);
   if (!w) return g->host->error(g->st, "checkpoint: %s", err);
   int L = g->cfg.nlayers, rc = 0;
@@ -280,6 +284,9 @@ static int make_net(bgp *g, const bg_raster *r) {
   g->cfg.steps = r->steps;
   g->net = bg_net_new(&g->cfg, err, sizeof err);
   if (!g->net) return g->host->error(g->st, "cannot build the network: %s", err);
+  g->eptr = malloc(sizeof(uint32_t) * (size_t)(r->steps + 1));
+  g->eunit = malloc(sizeof(uint32_t) * (size_t)r->steps * (size_t)r->n);
+  if (!g->eptr || !g->eunit) return g->host->error(g->st, "out of memory");
   size_t stride = (size_t)r->steps * (size_t)((r->n + 7) / 8);
   if (g->test.count > 0 && g->test.stride != stride)
     return g->host->error(g->st, "train samples (n %d, steps %d) differ in shape from the test samples", r->n,
@@ -326,24 +333,20 @@ static double probe_angles(bgp *g, double *per_layer) {
   return mean;
 }
 
-static int emit_predictions(bgp *g, const int32_t *pred, int64_t epoch) {
-  size_t n = g->test.count;
-  myelin_builder *b = myelin_builder_new("tensor");
+/* One `predictions` message (schemas/predictions.yaml) for test sample i. */
+static int emit_prediction(bgp *g, size_t i, int pred, int64_t epoch) {
+  myelin_builder *b = myelin_builder_new("predictions");
   if (!b) return MYELIN_ENOMEM;
-  myelin_build_str(b, "name", "predictions");
+  int64_t shape[1] = {g->cfg.sizes[g->cfg.nlayers]};
+  myelin_build_tensor_copy(b, "data", MYELIN_I4, 1, shape, bg_output_counts(g->net));
+  myelin_build_int(b, "prediction", pred);
+  myelin_build_int(b, "label", g->test.label[i]);
+  myelin_build_int(b, "index", g->test.index[i]);
+  myelin_build_str(b, "split", "test");
   myelin_build_int(b, "epoch", epoch);
-  int64_t shape[2] = {(int64_t)n, 3};
-  int32_t *d = myelin_build_tensor(b, "data", MYELIN_I4, 2, shape);
-  if (d)
-    for (size_t i = 0; i < n; i++) {
-      d[3 * i] = (int32_t)g->test.index[i];
-      d[3 * i + 1] = g->test.label[i];
-      d[3 * i + 2] = pred[i];
-    }
   myelin_msg *m = myelin_builder_finish(b);
-  if (!m) return g->host->error(g->st, "cannot build the predictions message");
-  int rc = g->host->emit(g->st, 2, m);
-  return rc == MYELIN_ESTOP ? 0 : rc;
+  if (!m) return g->host->error(g->st, "cannot build a predictions message");
+  return g->host->emit(g->st, 2, m);
 }
 
 /* Evaluates the epoch that just ended, emits metrics, saves the checkpoint. */
@@ -354,10 +357,16 @@ static int end_epoch(bgp *g) {
   int32_t *pred = calloc(nt ? nt : 1, sizeof *pred);
   if (!pred) return g->host->error(g->st, "out of memory");
   int64_t correct = 0;
-  for (size_t i = 0; i < nt; i++) {
+  int rc = 0;
+  for (size_t i = 0; i < nt && rc == 0; i++) {
     bg_raster r = store_get(g, &g->test, i);
     pred[i] = bg_sample(g->net, &r, -1, 0);
     correct += pred[i] == g->test.label[i];
+    if (g->want_predictions) rc = emit_prediction(g, i, pred[i], g->cur_epoch);
+  }
+  if (rc) {
+    free(pred);
+    return rc == MYELIN_ESTOP ? 0 : rc;
   }
   double per[BG_MAX_LAYERS] = {0};
   double angle = probe_angles(g, per);
@@ -371,8 +380,8 @@ static int end_epoch(bgp *g) {
   myelin_build_float(b, "test_acc", nt ? (double)correct / (double)nt : 0.0);
   if (angle >= 0) myelin_build_float(b, "grad_angle", angle);
   myelin_build_float(b, "samples_per_s", g->ep_seconds > 0 ? (double)g->ep_seen / g->ep_seconds : 0.0);
-  myelin_build_int(b, "train_samples", g->ep_seen);
-  myelin_build_int(b, "test_samples", (int64_t)nt);
+  myelin_build_float(b, "train_samples", (double)g->ep_seen);
+  myelin_build_float(b, "test_samples", (double)nt);
   myelin_build_float(b, "train_seconds", g->ep_seconds);
   for (int l = 0; l + 1 < g->cfg.nlayers; l++) {
     char key[32];
@@ -391,8 +400,7 @@ static int end_epoch(bgp *g) {
                (long long)epoch, g->ep_seen ? (double)g->ep_correct / (double)g->ep_seen : 0.0,
                nt ? (double)correct / (double)nt : 0.0, nt, angle,
                g->ep_seconds > 0 ? (double)g->ep_seen / g->ep_seconds : 0.0);
-  int rc = g->host->emit(g->st, 1, m);
-  if (rc == 0) rc = emit_predictions(g, pred, epoch);
+  rc = g->host->emit(g->st, 1, m);
   free(pred);
   if (rc == MYELIN_ESTOP) return 0;
   if (rc) return rc;
@@ -531,6 +539,8 @@ static void bgp_fini(void *state) {
   store_free(&g->probe);
   free(g->ptr);
   free(g->unit);
+  free(g->eptr);
+  free(g->eunit);
   free(g);
 }
 
@@ -576,6 +586,7 @@ static int bgp_init(const myelin_host *host, myelin_stage *st, const myelin_para
   g->epochs_limit = myelin_param_int(p, "epochs");
   g->sleep_every = myelin_param_int(p, "sleep_every");
   g->probe_max = myelin_param_int(p, "probe");
+  g->want_predictions = myelin_param_bool(p, "predictions");
   g->cur_epoch = -1;
   const char *ck = myelin_param_str(p, "checkpoint");
   if (ck && *ck) {
@@ -615,6 +626,8 @@ static const myelin_param_def bgp_params[] = {
      "Worker threads (0 = all cores). Results are bit-identical for any count."},
     {"checkpoint", MYELIN_PARAM_PATH, "", 0, 0, 0, NULL, NULL,
      "An .npz saved after each epoch; when it exists at start, training resumes from it."},
+    {"predictions", MYELIN_PARAM_BOOL, "false", 0, 0, 0, NULL, NULL,
+     "Emit one `predictions` message per test sample at each evaluation."},
     {"probe", MYELIN_PARAM_INT, "64", 1, 0, 100000, NULL, "samples",
      "Train samples (the first ones) on which grad_angle is measured each epoch (0 = off)."},
     {0}};
@@ -627,8 +640,8 @@ static const myelin_port_def bgp_inputs[] = {
 static const myelin_port_def bgp_outputs[] = {
     {.name = "network", .kinds = "network", .doc = "the trained cuba_lif network (after the last epoch)"},
     {.name = "metrics", .kinds = "metrics", .doc = "per epoch: train_acc, test_acc, grad_angle, samples_per_s"},
-    {.name = "predictions", .kinds = "tensor", .optional = 1,
-     .doc = "per epoch: <i4 [N, 3] (index, label, predicted) of the test split"},
+    {.name = "predictions", .kinds = "predictions", .optional = 1,
+     .doc = "with param predictions: per test sample and epoch, output spike counts and the predicted class"},
     {0}};
 
 static const myelin_plugin_desc bgp_desc = {

@@ -43,6 +43,9 @@
 
 #define BG_PAR_MIN 128 /* layers narrower than this run on one thread */
 #define BG_INIT_GAIN 0.4f /* W ~ U(+-gain/sqrt(fan_in)) */
+#ifndef BG_MATCHING
+#define BG_MATCHING 1
+#endif
 #ifndef BG_WIN_MARGIN
 #define BG_WIN_MARGIN 0.25f /* surrogate window widened by this x (vth - c0) per side */
 #endif
@@ -417,6 +420,8 @@ static int predict(const bg_net *net) {
   return best;
 }
 
+const int32_t *bg_output_counts(const bg_net *net) { return net->cnt[net->cfg.nlayers - 1]; }
+
 static void forward(bg_net *net, const bg_raster *in) {
   const bg_config *cfg = &net->cfg;
   int T = cfg->steps;
@@ -446,7 +451,7 @@ static void feedback(bg_net *net, int label) {
   int no = cfg->sizes[L];
   for (int k = 0; k < no; k++) {
     float e = (k == label ? 1.0f : 0.0f) - (float)net->cnt[L - 1][k] / (float)T;
-    float d = e * kappa * (float)net->gcnt[L - 1][k] / (float)T;
+    float d = BG_MATCHING ? e : e * kappa * (float)net->gcnt[L - 1][k] / (float)T;
     net->q[L - 1][k] = (float)bg_error_spikes(d, T) / (float)T;
     net->delta[L - 1][k] = net->q[L - 1][k];
   }
@@ -572,7 +577,10 @@ int bg_rate_grad(const bg_config *cfg, float *const *wt, float *const *b, const 
     for (int k = 1; k < no; k++)
       if (y[k] > y[best]) best = k;
     correct += best == labels[r];
-    for (int k = 0; k < no; k++) D[L][(size_t)r * no + k] *= y[k] - (k == labels[r] ? 1.0f : 0.0f);
+    for (int k = 0; k < no; k++) {
+      float d = y[k] - (k == labels[r] ? 1.0f : 0.0f);
+      D[L][(size_t)r * no + k] = BG_MATCHING ? d : D[L][(size_t)r * no + k] * d;
+    }
   }
   /* backward first (weights untouched), then the gradients: acc_w may alias wt */
   for (int l = L - 1; l > 0; l--) { /* D[l] = (D[l+1] W) * f'(z_l), W = wt^T */

@@ -93,6 +93,9 @@ int bg_error_spikes(float d, int steps);
  * lowest index). */
 int bg_sample(bg_net *net, const bg_raster *in, int label, int learn);
 
+/* Output spike counts of the last sample run ([classes]). */
+const int32_t *bg_output_counts(const bg_net *net);
+
 /* Like bg_sample with learning, but ADDS the would-be update of every weight
  * matrix (scaled by lr, same layout as weight_t) into acc[l] instead of
  * applying it. Used to measure the angle to the exact gradient. */

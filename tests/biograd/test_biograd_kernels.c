@@ -89,8 +89,22 @@ START_TEST(rate_neuron_matches_scipy) {
 }
 END_TEST
 
+/* Antiderivative of bg_rate in x (vth 0.5, cdecay 0.5, vdecay 0.75; noise sd
+ * s = 0.25 in units a = (C - c0)/w): (1-cd) w [H(a) - H(a-1)],
+ * H(a) = ((a^2 + s^2) Phi(a/s) + a s phi(a/s)) / 2 = integral of E[max(a + s e, 0)]. */
+static double rate_integral(double x) {
+  const double cd = 0.5, c0 = 0.125, w = 0.375, s = 0.25;
+  double a = (x / (1 - cd) - c0) / w;
+#define H(u) (0.5 * (((u) * (u) + s * s) * 0.5 * erfc(-(u) / s / sqrt(2.0)) + (u) * s * exp(-0.5 * (u) * (u) / (s * s)) / sqrt(2 * M_PI)))
+  double v = (1 - cd) * w * (H(a) - H(a - 1));
+#undef H
+  return v;
+}
+
+/* The matching loss of the output neuron: sum_k integral (f(z) - y_k) dz, whose
+ * gradient in z_k is r_k - y_k. */
 static double rate_loss(const bg_config *c, float *const *wt, float *const *b, const float *x, int y) {
-  float h[8], o[4];
+  float h[8];
   for (int i = 0; i < c->sizes[1]; i++) {
     float z = b[0][i];
     for (int j = 0; j < c->sizes[0]; j++) z += x[j] * wt[0][j * c->sizes[1] + i];
@@ -98,13 +112,20 @@ static double rate_loss(const bg_config *c, float *const *wt, float *const *b, c
   }
   double L = 0;
   for (int k = 0; k < c->sizes[2]; k++) {
-    float z = b[1][k];
+    double z = b[1][k];
     for (int i = 0; i < c->sizes[1]; i++) z += h[i] * wt[1][i * c->sizes[2] + k];
-    o[k] = bg_rate(z, c->cdecay, c->vdecay, c->vth);
-    L += 0.5 * (o[k] - (k == y)) * (o[k] - (k == y));
+    L += rate_integral(z) - (k == y) * z;
   }
   return L;
 }
+
+START_TEST(rate_integral_matches_rate) {
+  for (double x = -0.1; x < 0.4; x += 0.05) {
+    double fd = (rate_integral(x + 1e-4) - rate_integral(x - 1e-4)) / 2e-4;
+    ck_assert_double_eq_tol(fd, bg_rate((float)x, 0.5f, 0.75f, 0.5f), 1e-4);
+  }
+}
+END_TEST
 
 START_TEST(rate_gradient_finite_differences) {
   bg_config c = small_config(5, 4, 3, 1);
@@ -306,6 +327,7 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, lif_closed_form_rate);
   tcase_add_test(tc, rate_neuron_matches_scipy);
+  tcase_add_test(tc, rate_integral_matches_rate);
   tcase_add_test(tc, rate_gradient_finite_differences);
   tcase_add_test(tc, update_angle_below_90_and_shrinks_with_sleep);
   tcase_add_test(tc, sleep_aligns_feedback);

@@ -1,0 +1,294 @@
+/*
+ * test_biograd_plugin.c — the biograd stage through the harness and the CLI:
+ * epochs and metrics, the network message, checkpoint -> resume bit-identity,
+ * clear errors on bad spikes messages, and a `myelin run` pipeline.
+ *
+ * Data: a 600-sample slice of sklearn's 8x8 digits, rate-coded by the test's
+ * own seeded encoder into `spikes` messages (the spike_encoder plugin is not
+ * needed).
+ */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bg_testdata.h"
+#include "myelin/harness.h"
+#include "myelin/myelin.h"
+#include "testutil.h"
+
+/* rows 0..1199 of the csv: every 4th is a test sample, the others train */
+#define NTRAIN 900
+#define NTEST 300
+static int train_row(int i) { return i / 3 * 4 + 1 + i % 3; }
+static int test_row(int i) { return 4 * i; }
+
+static bg_digits digits;
+static int have_digits;
+
+static void load_digits(void) {
+  have_digits = access(BG_DIGITS_PATH, R_OK) == 0 && bg_digits_load(BG_DIGITS_PATH, &digits) == 0;
+}
+
+/* The spikes message of digit row `row`, encoded with a seed fixed by (row, epoch). */
+static myelin_msg *spikes_msg(int row, int epoch, const char *split) {
+  uint64_t rng[4];
+  bg_rng_seed(rng, (uint64_t)row * 1000003u + (uint64_t)epoch);
+  uint32_t ptr[33], unit[32 * 64], step[32 * 64];
+  bg_encode_rate(digits.x + 64 * row, 64, 32, rng, ptr, unit);
+  for (int t = 0; t < 32; t++)
+    for (uint32_t e = ptr[t]; e < ptr[t + 1]; e++) step[e] = (uint32_t)t;
+  myelin_builder *b = myelin_builder_new("spikes");
+  myelin_build_uint(b, "n", 64);
+  myelin_build_uint(b, "steps", 32);
+  myelin_build_float(b, "dt", 0.001);
+  int64_t shape[1] = {ptr[32]};
+  myelin_build_tensor_copy(b, "step", MYELIN_U4, 1, shape, step);
+  myelin_build_tensor_copy(b, "unit", MYELIN_U4, 1, shape, unit);
+  myelin_build_int(b, "label", digits.y[row]);
+  myelin_build_int(b, "index", row);
+  myelin_build_str(b, "split", split);
+  myelin_build_int(b, "epoch", epoch);
+  myelin_msg *m = myelin_builder_finish(b);
+  ck_assert_ptr_nonnull(m);
+  return m;
+}
+
+static myelin_harness *harness(const char *params) {
+  char err[512];
+  myelin_harness *h = myelin_harness_new("biograd", params, err, sizeof err);
+  ck_assert_msg(h != NULL, "harness: %s", err);
+  return h;
+}
+
+/* Pushes `epochs` epochs of train data (test split first) and flushes. */
+static void feed(myelin_harness *h, int epochs) {
+  for (int i = 0; i < NTEST; i++) ck_assert_int_eq(myelin_harness_push(h, "test", spikes_msg(test_row(i), 0, "test")), 0);
+  for (int ep = 0; ep < epochs; ep++)
+    for (int i = 0; i < NTRAIN; i++) {
+      int rc = myelin_harness_push(h, "train", spikes_msg(train_row(i), ep, "train"));
+      ck_assert_msg(rc == 0, "push: %s", myelin_harness_error(h));
+    }
+  ck_assert_msg(myelin_harness_eos(h) == 0, "flush: %s", myelin_harness_error(h));
+}
+
+static double metric(myelin_msg *m, const char *name) {
+  double v = NAN;
+  myelin_obj o = myelin_obj_get(myelin_msg_get(m, "values"), name);
+  ck_assert_msg(myelin_obj_float(o, &v) == 0, "metric %s missing", name);
+  return v;
+}
+
+START_TEST(epochs_metrics_network) {
+  if (!have_digits) return;
+  myelin_harness *h = harness("{hidden: [100], lr: 0.01, threads: 2, sleep_every: 200, predictions: true}");
+  feed(h, 4);
+  ck_assert_int_eq(myelin_harness_count(h, "metrics"), 4);
+  for (size_t e = 0; e < 4; e++) {
+    myelin_msg *m = myelin_harness_output(h, "metrics", e);
+    int64_t ep;
+    ck_assert_int_eq(myelin_msg_int(m, "epoch", &ep), 0);
+    ck_assert_int_eq(ep, (int64_t)e);
+    double ga = metric(m, "grad_angle");
+    ck_assert_msg(ga > 0 && ga < 90, "grad_angle %g", ga);
+    ck_assert(metric(m, "samples_per_s") > 0);
+    ck_assert_double_eq(metric(m, "train_samples"), NTRAIN);
+    ck_assert_double_eq(metric(m, "test_samples"), NTEST);
+    fprintf(stderr, "epoch %zu: train_acc %.3f test_acc %.3f grad_angle %.1f\n", e, metric(m, "train_acc"), metric(m, "test_acc"), ga);
+    ck_assert(metric(m, "train_acc") > 0.3);
+  }
+  double acc = metric(myelin_harness_output(h, "metrics", 3), "test_acc");
+  fprintf(stderr, "plugin: digits test_acc after 4 epochs of %d: %.3f\n", NTRAIN, acc);
+  ck_assert_msg(acc >= 0.9, "test_acc after 4 epochs of %d digits: %g", NTRAIN, acc);
+  ck_assert_int_eq(myelin_harness_count(h, "predictions"), 4 * NTEST);
+  myelin_msg *p = myelin_harness_output(h, "predictions", 3 * NTEST + 7);
+  int64_t idx, pred;
+  ck_assert_int_eq(myelin_msg_int(p, "index", &idx), 0);
+  ck_assert_int_eq(idx, test_row(7));
+  ck_assert_int_eq(myelin_msg_int(p, "prediction", &pred), 0);
+  ck_assert(pred >= 0 && pred < 10);
+
+  ck_assert_int_eq(myelin_harness_count(h, "network"), 1);
+  myelin_msg *net = myelin_harness_output(h, "network", 0);
+  ck_assert_str_eq(myelin_msg_kind(net), "network");
+  char model[32];
+  ck_assert_int_eq(myelin_msg_str(net, "model", model, sizeof model), 0);
+  ck_assert_str_eq(model, "cuba_lif");
+  double vth;
+  ck_assert_int_eq(myelin_obj_float(myelin_obj_get(myelin_msg_get(net, "neuron"), "vth"), &vth), 0);
+  ck_assert_double_eq(vth, 0.5);
+  myelin_obj layers = myelin_msg_get(net, "layers");
+  ck_assert_int_eq(myelin_obj_len(layers), 2);
+  myelin_tensor w, b, f;
+  ck_assert_int_eq(myelin_obj_tensor(myelin_obj_get(myelin_obj_at(layers, 0), "weight"), &w), 0);
+  ck_assert_int_eq(w.shape[0], 100);
+  ck_assert_int_eq(w.shape[1], 64);
+  ck_assert_int_eq(myelin_obj_tensor(myelin_obj_get(myelin_obj_at(layers, 1), "bias"), &b), 0);
+  ck_assert_int_eq(b.shape[0], 10);
+  myelin_obj fb = myelin_obj_get(myelin_msg_get(net, "feedback"), "weights");
+  ck_assert_int_eq(myelin_obj_len(fb), 1);
+  ck_assert_int_eq(myelin_obj_tensor(myelin_obj_at(fb, 0), &f), 0);
+  ck_assert_int_eq(f.shape[0], 100);
+  ck_assert_int_eq(f.shape[1], 10);
+  myelin_harness_free(h);
+}
+END_TEST
+
+static myelin_msg *train_network(const char *params, int epochs) {
+  myelin_harness *h = harness(params);
+  feed(h, epochs);
+  ck_assert_int_eq(myelin_harness_count(h, "network"), 1);
+  myelin_msg *m = myelin_msg_ref(myelin_harness_output(h, "network", 0));
+  myelin_harness_free(h);
+  return m;
+}
+
+START_TEST(checkpoint_resume_bit_identical) {
+  if (!have_digits) return;
+  char *dir = mt_tmpdir();
+  char *ck = mt_strf("%s/ck.npz", dir);
+  myelin_msg *full = train_network("{hidden: [50], threads: 1, sleep_every: 300, probe: 8}", 2);
+  char *p1 = mt_strf("{hidden: [50], threads: 2, sleep_every: 300, probe: 8, epochs: 1, checkpoint: %s}", ck);
+  myelin_msg *half = train_network(p1, 2);
+  ck_assert_msg(mt_file_size(ck) > 0, "no checkpoint at %s", ck);
+  char *p2 = mt_strf("{hidden: [50], threads: 3, sleep_every: 300, probe: 8, epochs: 2, checkpoint: %s}", ck);
+  myelin_msg *resumed = train_network(p2, 2);
+  size_t la, lb, lc;
+  const uint8_t *a = myelin_msg_bytes(full, &la), *b = myelin_msg_bytes(resumed, &lb);
+  const uint8_t *c = myelin_msg_bytes(half, &lc);
+  ck_assert_uint_eq(la, lb);
+  ck_assert_msg(memcmp(a, b, la) == 0, "resumed network differs from the uninterrupted one");
+  ck_assert_msg(la != lc || memcmp(a, c, la) != 0, "one epoch and two epochs gave the same network");
+  /* a checkpoint of another architecture is refused with its path named */
+  char *p3 = mt_strf("{hidden: [40], checkpoint: %s}", ck);
+  myelin_harness *h = harness(p3);
+  ck_assert_int_ne(myelin_harness_push(h, "train", spikes_msg(0, 0, "train")), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "ck.npz") != NULL, "error: %s", myelin_harness_error(h));
+  myelin_harness_free(h);
+  myelin_msg_unref(full), myelin_msg_unref(half), myelin_msg_unref(resumed);
+  free(p1), free(p2), free(p3), free(ck), free(dir);
+}
+END_TEST
+
+START_TEST(bad_messages_are_named) {
+  myelin_harness *h = harness("{hidden: [8]}");
+  myelin_builder *b = myelin_builder_new("spikes");
+  myelin_build_uint(b, "n", 4);
+  myelin_build_uint(b, "steps", 2);
+  myelin_build_int(b, "label", 1);
+  ck_assert_int_ne(myelin_harness_push(h, "train", myelin_builder_finish(b)), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "'step'") != NULL, "%s", myelin_harness_error(h));
+
+  uint32_t st[2] = {1, 0}, un[2] = {0, 1};
+  int64_t shape[1] = {2};
+  b = myelin_builder_new("spikes");
+  myelin_build_uint(b, "n", 4);
+  myelin_build_uint(b, "steps", 2);
+  myelin_build_tensor_copy(b, "step", MYELIN_U4, 1, shape, st);
+  myelin_build_tensor_copy(b, "unit", MYELIN_U4, 1, shape, un);
+  myelin_build_int(b, "label", 1);
+  ck_assert_int_ne(myelin_harness_push(h, "train", myelin_builder_finish(b)), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "sorted") != NULL, "%s", myelin_harness_error(h));
+
+  st[0] = 0, st[1] = 1, un[1] = 9;
+  b = myelin_builder_new("spikes");
+  myelin_build_uint(b, "n", 4);
+  myelin_build_uint(b, "steps", 2);
+  myelin_build_tensor_copy(b, "step", MYELIN_U4, 1, shape, st);
+  myelin_build_tensor_copy(b, "unit", MYELIN_U4, 1, shape, un);
+  myelin_build_int(b, "label", 1);
+  ck_assert_int_ne(myelin_harness_push(h, "train", myelin_builder_finish(b)), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "unit 9") != NULL, "%s", myelin_harness_error(h));
+
+  un[1] = 2;
+  b = myelin_builder_new("spikes");
+  myelin_build_uint(b, "n", 4);
+  myelin_build_uint(b, "steps", 2);
+  myelin_build_tensor_copy(b, "step", MYELIN_U4, 1, shape, st);
+  myelin_build_tensor_copy(b, "unit", MYELIN_U4, 1, shape, un);
+  myelin_build_int(b, "label", 12);
+  ck_assert_int_ne(myelin_harness_push(h, "train", myelin_builder_finish(b)), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "label 12") != NULL, "%s", myelin_harness_error(h));
+  myelin_harness_free(h);
+
+  char err[512];
+  ck_assert_ptr_null(myelin_harness_new("biograd", "{hidden: [0]}", err, sizeof err));
+  ck_assert_ptr_null(myelin_harness_new("biograd", "{checkpoint: /etc/passwd/ck.npz}", err, sizeof err));
+}
+END_TEST
+
+static void write_stream(const char *path, int (*row)(int), int count, int epochs, const char *split) {
+  FILE *f = fopen(path, "wb");
+  ck_assert_ptr_nonnull(f);
+  for (int ep = 0; ep < epochs; ep++)
+    for (int i = 0; i < count; i++) {
+      myelin_msg *m = spikes_msg(row(i), ep, split);
+      size_t len;
+      const uint8_t *bytes = myelin_msg_bytes(m, &len);
+      ck_assert_uint_eq(fwrite(bytes, 1, len, f), len);
+      myelin_msg_unref(m);
+    }
+  fclose(f);
+}
+
+START_TEST(cli_pipeline) {
+  if (!have_digits) return;
+  const char *bin = mt_env("MYELIN_BIN", NULL);
+  if (!bin || access(bin, X_OK) != 0) return;
+  char *dir = mt_tmpdir();
+  char *tr = mt_strf("%s/train.mpk", dir), *te = mt_strf("%s/test.mpk", dir);
+  write_stream(tr, train_row, NTRAIN, 2, "train");
+  write_stream(te, test_row, NTEST, 1, "test");
+  char *yaml = mt_strf("name: biograd-cli\n"
+                       "stages:\n"
+                       "  - {id: tr, plugin: file_source, params: {path: %s}}\n"
+                       "  - {id: te, plugin: file_source, params: {path: %s}}\n"
+                       "  - id: learn\n"
+                       "    plugin: biograd\n"
+                       "    inputs: {train: [tr], test: [te]}\n"
+                       "    params: {hidden: [64], threads: 2}\n"
+                       "  - {id: net, plugin: file_sink, inputs: [learn.network], params: {path: %s/net.mpk}}\n"
+                       "  - {id: met, plugin: file_sink, inputs: [learn.metrics], params: {path: %s/metrics.mpk}}\n",
+                       tr, te, dir, dir);
+  char *pipe = mt_strf("%s/p.yaml", dir);
+  mt_write(pipe, yaml);
+  char *out = NULL;
+  char *cmd = mt_strf("%s run %s --quiet", bin, pipe);
+  int rc = mt_run(cmd, &out);
+  ck_assert_msg(rc == 0, "myelin run -> %d: %s", rc, out);
+  free(out), free(cmd);
+  cmd = mt_strf("%s cat %s/metrics.mpk --json", bin, dir);
+  rc = mt_run(cmd, &out);
+  ck_assert_int_eq(rc, 0);
+  ck_assert_msg(strstr(out, "test_acc") && strstr(out, "grad_angle"), "%s", out);
+  free(out), free(cmd);
+  char *net = mt_strf("%s/net.mpk", dir);
+  ck_assert(mt_file_size(net) > 64 * 64 * 4);
+  /* an unknown param is a pipeline error (exit 2) naming the line */
+  cmd = mt_strf("%s validate %s --set learn.hiden=[3]", bin, pipe);
+  rc = mt_run(cmd, &out);
+  ck_assert_int_eq(rc, 2);
+  free(out), free(cmd);
+  free(net), free(pipe), free(yaml), free(tr), free(te), free(dir);
+}
+END_TEST
+
+int main(void) {
+  load_digits();
+  if (!have_digits) fprintf(stderr, "skip: %s not available\n", BG_DIGITS_PATH);
+  Suite *s = suite_create("biograd_plugin");
+  TCase *tc = tcase_create("plugin");
+  tcase_set_timeout(tc, 300);
+  tcase_add_test(tc, epochs_metrics_network);
+  tcase_add_test(tc, checkpoint_resume_bit_identical);
+  tcase_add_test(tc, bad_messages_are_named);
+  tcase_add_test(tc, cli_pipeline);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  bg_digits_free(&digits);
+  return failed ? 1 : 0;
+}
