@@ -12,10 +12,13 @@
  *  - each unit's probability is turned once per sample into an integer
  *    threshold p * 2^32 (2^32 itself for p = 1, so "always" is exact), and a
  *    spike is `uniform < threshold` — no float work in the inner loop;
- *  - pairs whose two units are both zero are skipped (about half of a
- *    Fashion-MNIST image is background);
- *  - events are written branch-free (always store, advance by the
- *    comparison), with capacity reserved per step.
+ *  - on x86-64 CPUs with AVX-512 (checked at run time) a step is computed 16
+ *    units at a time: 8 hashes with native 64-bit vector multiplies, one
+ *    unsigned compare, one compress-store of the firing units; elsewhere a
+ *    scalar loop over the active pairs writes events branch-free (always
+ *    store, advance by the comparison). Both paths give identical events;
+ *  - pairs (or blocks of 16 units) that are all zero are skipped — about half
+ *    of a Fashion-MNIST image is background.
  */
 #include "encode.h"
 
@@ -68,19 +71,31 @@ uint32_t spk_uniform32(uint64_t key, uint32_t step, uint32_t unit) {
 
 void spk_rate_scratch_free(spk_rate_scratch *s) {
   free(s->thr);
+  free(s->tm1);
+  free(s->nz);
   free(s->active);
+  int scalar = s->scalar_only;
   memset(s, 0, sizeof *s);
+  s->scalar_only = scalar;
 }
 
+/* Sizes every per-unit array for `units` rounded up to a block of 16. */
 static int scratch_reserve(spk_rate_scratch *s, size_t units) {
-  if (units <= s->cap) return 0;
-  uint64_t *t = realloc(s->thr, units * sizeof *t);
+  size_t cap = (units + 15) / 16 * 16;
+  if (cap <= s->cap) return 0;
+  uint64_t *t = realloc(s->thr, cap * sizeof *t);
   if (!t) return -1;
   s->thr = t;
-  uint32_t *a = realloc(s->active, (units / 2) * sizeof *a);
+  uint32_t *m = realloc(s->tm1, cap * sizeof *m);
+  if (!m) return -1;
+  s->tm1 = m;
+  uint16_t *z = realloc(s->nz, cap / 16 * sizeof *z);
+  if (!z) return -1;
+  s->nz = z;
+  uint32_t *a = realloc(s->active, cap / 2 * sizeof *a);
   if (!a) return -1;
   s->active = a;
-  s->cap = units;
+  s->cap = cap;
   return 0;
 }
 
@@ -91,42 +106,109 @@ static inline uint64_t prob_threshold(float x, double gain) {
   return (uint64_t)(p * 4294967296.0);
 }
 
-/* Fills thresholds for 2*pairs units (a padding unit gets 0) and the list of
- * pairs with any non-zero threshold; returns how many. */
+/* Per unit: thr = p * 2^32 and tm1 = thr - 1 (u < thr <=> u <= thr - 1, which
+ * fits 32 bits even for p = 1); per block of 16 units a mask of thr != 0;
+ * the list of pairs with any thr != 0. Units past n are padding (thr 0). */
 static size_t rate_prepare(const float *x, size_t n, double gain, spk_rate_scratch *s) {
-  size_t pairs = (n + 1) / 2, na = 0;
-  for (size_t i = 0; i < n; i++) s->thr[i] = prob_threshold(x[i], gain);
-  if (n & 1) s->thr[n] = 0;
-  for (size_t p = 0; p < pairs; p++) {
+  size_t padded = (n + 15) / 16 * 16, na = 0;
+  for (size_t i = 0; i < padded; i++) {
+    uint64_t t = i < n ? prob_threshold(x[i], gain) : 0;
+    s->thr[i] = t;
+    s->tm1[i] = (uint32_t)(t - (t != 0));
+  }
+  for (size_t b = 0; b < padded / 16; b++) {
+    uint16_t m = 0;
+    for (int j = 0; j < 16; j++) m |= (uint16_t)((s->thr[16 * b + j] != 0) << j);
+    s->nz[b] = m;
+  }
+  for (size_t p = 0; p < (n + 1) / 2; p++) {
     s->active[na] = (uint32_t)p;
     na += (s->thr[2 * p] | s->thr[2 * p + 1]) != 0;
   }
   return na;
 }
 
+/* One step, scalar: hash each active pair, compare both halves, write the
+ * events branch-free (always store, advance by the comparison). */
+static size_t rate_step_scalar(const spk_rate_scratch *s, size_t na, uint64_t base, uint32_t t,
+                               uint32_t *os, uint32_t *ou, size_t e) {
+  const uint64_t *thr = s->thr;
+  for (size_t j = 0; j < na; j++) {
+    uint32_t p = s->active[j];
+    uint64_t h = fmix64(base + (uint64_t)p * SPK_GAMMA);
+    os[e] = t;
+    ou[e] = 2 * p;
+    e += (h & 0xffffffffULL) < thr[2 * p];
+    os[e] = t;
+    ou[e] = 2 * p + 1;
+    e += (h >> 32) < thr[2 * p + 1];
+  }
+  return e;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define SPK_HAVE_AVX512 1
+
+/* One step, AVX-512: 8 pairs = 16 units per iteration. The 8 hashes viewed
+ * as 16 little-endian u32 are exactly the uniforms of units 16b..16b+15 in
+ * order (low half = even unit), so one unsigned compare against tm1 gives the
+ * spike mask, and a compress-store writes the firing unit numbers in order.
+ * Blocks whose 16 units are all zero are skipped. */
+__attribute__((target("avx512f,avx512dq,popcnt"))) static size_t
+rate_step_avx512(const spk_rate_scratch *s, size_t blocks, uint64_t base, uint32_t t, uint32_t *os,
+                 uint32_t *ou, size_t e) {
+  const __m512i lane_g = _mm512_mullo_epi64(_mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0),
+                                            _mm512_set1_epi64((long long)SPK_GAMMA));
+  const __m512i c1 = _mm512_set1_epi64((long long)0xbf58476d1ce4e5b9ULL);
+  const __m512i c2 = _mm512_set1_epi64((long long)0x94d049bb133111ebULL);
+  const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  const __m512i tv = _mm512_set1_epi32((int)t);
+  for (size_t b = 0; b < blocks; b++) {
+    __mmask16 nz = s->nz[b];
+    if (!nz) continue;
+    __m512i z = _mm512_add_epi64(_mm512_set1_epi64((long long)(base + 8 * b * SPK_GAMMA)), lane_g);
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)), c1);
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)), c2);
+    z = _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
+    __m512i lim = _mm512_loadu_si512((const void *)(s->tm1 + 16 * b));
+    __mmask16 k = _mm512_mask_cmple_epu32_mask(nz, z, lim);
+    __m512i units = _mm512_add_epi32(iota, _mm512_set1_epi32((int)(16 * b)));
+    _mm512_mask_compressstoreu_epi32(ou + e, k, units);
+    _mm512_storeu_si512((void *)(os + e), tv); /* 16 slots reserved; the first popcount count */
+    e += (size_t)_mm_popcnt_u32(k);
+  }
+  return e;
+}
+#endif
+
+static int cpu_has_avx512(void) {
+#ifdef SPK_HAVE_AVX512
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+#else
+  return 0;
+#endif
+}
+
 int spk_rate(const float *x, size_t n, uint32_t steps, double gain, uint64_t key,
              spk_rate_scratch *s, spk_events *out) {
   if (n == 0) return 0;
-  if (scratch_reserve(s, 2 * ((n + 1) / 2)) != 0) return -1;
-  size_t na = rate_prepare(x, n, gain, s);
-  const uint64_t *thr = s->thr;
-  const uint32_t *act = s->active;
+  if (scratch_reserve(s, n) != 0) return -1;
+  size_t na = rate_prepare(x, n, gain, s), blocks = (n + 15) / 16;
+  int wide = !s->scalar_only && cpu_has_avx512();
   for (uint32_t t = 0; t < steps; t++) {
-    if (spk_events_reserve(out, out->n + 2 * na) != 0) return -1;
-    uint32_t *os = out->step, *ou = out->unit;
-    size_t e = out->n;
+    /* at most 2 events per active pair, plus 16 slots for the vector stores */
+    if (spk_events_reserve(out, out->n + 2 * na + 16) != 0) return -1;
     uint64_t base = key + ((uint64_t)t << 32) * SPK_GAMMA;
-    for (size_t j = 0; j < na; j++) {
-      uint32_t p = act[j];
-      uint64_t h = fmix64(base + (uint64_t)p * SPK_GAMMA);
-      os[e] = t;
-      ou[e] = 2 * p;
-      e += (h & 0xffffffffULL) < thr[2 * p];
-      os[e] = t;
-      ou[e] = 2 * p + 1;
-      e += (h >> 32) < thr[2 * p + 1];
+#ifdef SPK_HAVE_AVX512
+    if (wide) {
+      out->n = rate_step_avx512(s, blocks, base, t, out->step, out->unit, out->n);
+      continue;
     }
-    out->n = e;
+#endif
+    (void)wide;
+    (void)blocks;
+    out->n = rate_step_scalar(s, na, base, t, out->step, out->unit, out->n);
   }
   return 0;
 }

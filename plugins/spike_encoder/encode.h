@@ -48,11 +48,16 @@ uint64_t spk_key(uint64_t seed, uint64_t epoch, uint64_t index);
  * spike iff spk_uniform32(...) < clamp(gain*x, 0, 1) * 2^32. */
 uint32_t spk_uniform32(uint64_t key, uint32_t step, uint32_t unit);
 
-/* Scratch for spk_rate (thresholds and active pairs); reuse across calls. */
+/* Scratch for spk_rate (per-unit thresholds, masks, active pairs); reuse
+ * across calls. Zero-initialize. scalar_only = 1 disables the AVX-512 path
+ * (tests compare both; results are identical). */
 typedef struct spk_rate_scratch {
-  uint64_t *thr;     /* [2*pairs]: p * 2^32 */
-  uint32_t *active;  /* pair indices with a non-zero probability */
-  size_t cap;        /* units allocated */
+  uint64_t *thr;    /* p * 2^32 per unit */
+  uint32_t *tm1;    /* thr - 1 (0 when thr = 0) */
+  uint16_t *nz;     /* per block of 16 units: bit j = unit has p > 0 */
+  uint32_t *active; /* pairs with a non-zero probability */
+  size_t cap;       /* units allocated (multiple of 16) */
+  int scalar_only;
 } spk_rate_scratch;
 void spk_rate_scratch_free(spk_rate_scratch *s);
 

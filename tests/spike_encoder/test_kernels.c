@@ -148,10 +148,42 @@ START_TEST(rate_matches_python_reference) {
                               {3, 2}, {3, 6}, {3, 8}, {3, 9}, {3, 10}, {3, 11}};
   spk_rate_scratch s = {0};
   spk_events ev = {0};
-  ck_assert_int_eq(spk_rate(x, 12, 4, 1.0, spk_key(3, 2, 11), &s, &ev), 0);
-  assert_events(&ev, want, sizeof want / sizeof want[0]);
+  for (int scalar = 0; scalar < 2; scalar++) {
+    s.scalar_only = scalar;
+    ev.n = 0;
+    ck_assert_int_eq(spk_rate(x, 12, 4, 1.0, spk_key(3, 2, 11), &s, &ev), 0);
+    assert_events(&ev, want, sizeof want / sizeof want[0]);
+  }
   spk_events_free(&ev);
   spk_rate_scratch_free(&s);
+}
+END_TEST
+
+/* The vector path (AVX-512 when the CPU has it) and the scalar path give the
+ * same events for any length, including p = 0, p = 1, negative and NaN. */
+START_TEST(rate_vector_and_scalar_paths_agree) {
+  float x[301];
+  uint64_t r = 7;
+  for (size_t n = 1; n <= 301; n += (n < 40 ? 1 : 37)) {
+    for (size_t i = 0; i < n; i++) {
+      r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+      unsigned k = (unsigned)(r >> 59);
+      x[i] = k < 8 ? 0.0f : k < 10 ? 1.0f : k == 10 ? -0.5f : k == 11 ? NAN : k == 12 ? 1.5f
+                                          : (float)((r >> 20) & 0xffff) / 65536.0f;
+    }
+    spk_rate_scratch fast = {0}, slow = {.scalar_only = 1};
+    spk_events a = {0}, b = {0};
+    ck_assert_int_eq(spk_rate(x, n, 12, 1.0, spk_key(1, 2, n), &fast, &a), 0);
+    ck_assert_int_eq(spk_rate(x, n, 12, 1.0, spk_key(1, 2, n), &slow, &b), 0);
+    ck_assert_msg(a.n == b.n, "n=%zu: %zu vs %zu events", n, a.n, b.n);
+    ck_assert_int_eq(memcmp(a.step, b.step, a.n * 4), 0);
+    ck_assert_int_eq(memcmp(a.unit, b.unit, a.n * 4), 0);
+    assert_sorted(&a);
+    spk_events_free(&a);
+    spk_events_free(&b);
+    spk_rate_scratch_free(&fast);
+    spk_rate_scratch_free(&slow);
+  }
 }
 END_TEST
 
@@ -243,6 +275,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, rate_same_with_one_or_two_threads);
   tcase_add_test(tc, rate_key_changes_draws);
   tcase_add_test(tc, rate_matches_python_reference);
+  tcase_add_test(tc, rate_vector_and_scalar_paths_agree);
   tcase_add_test(tc, latency_hand_computed);
   tcase_add_test(tc, regular_hand_computed);
   tcase_add_test(tc, delta_reconstructs_sine);
