@@ -1,0 +1,261 @@
+/*
+ * test_nifti_sink.c — geometry round trip: fmri_source → nifti_sink → NIfTI
+ * read back (with nifti.c, and with nibabel when Debian's python3 has it),
+ * maps on voxel and atlas geometry, volume collection, path templates, fill,
+ * and the same through `myelin run` on a pipeline file.
+ */
+#include <math.h>
+
+#include "myelin/harness.h"
+#include "myelin/myelin.h"
+#include "nifti.h"
+#include "testutil.h"
+
+#define NB_DATA "/usr/lib/python3/dist-packages/nibabel/tests/data"
+
+static myelin_harness *harness(const char *plugin, const char *params) {
+  char err[1024];
+  myelin_harness *h = myelin_harness_new(plugin, params, err, sizeof err);
+  ck_assert_msg(h != NULL, "%s: %s", plugin, err);
+  return h;
+}
+
+static float *read_back(const char *path, nifti_header *h) {
+  char err[512];
+  nifti_reader r;
+  ck_assert_msg(nifti_open_file(&r, path, err, sizeof err) == 0, "%s", err);
+  *h = r.h;
+  float *d = malloc(r.h.nvox * r.h.nvols * sizeof *d);
+  ck_assert_int_eq(nifti_read_volumes(&r, r.h.nvols, NULL, r.h.nvox, d, r.h.nvox, err, sizeof err), 0);
+  nifti_close(&r);
+  return d;
+}
+
+START_TEST(run_round_trip_through_the_grid) {
+  if (access(NB_DATA "/functional.nii", R_OK) != 0) return;
+  char *dir = mt_tmpdir();
+  myelin_harness *src = harness("fmri_source", "{path: " NB_DATA "/functional.nii, mask: auto}");
+  ck_assert_int_eq(myelin_harness_start(src), 0);
+  myelin_harness_eos(src);
+  myelin_msg *run = myelin_harness_output(src, "out", 0);
+  ck_assert_ptr_nonnull(run);
+  char *params = mt_strf("{path: '%s/{subject}_run{run}.nii.gz'}", dir);
+  myelin_harness *sink = harness("nifti_sink", params);
+  ck_assert_int_eq(myelin_harness_push(sink, NULL, myelin_msg_ref(run)), 0);
+  ck_assert_int_eq(myelin_harness_eos(sink), 0);
+  char *out = mt_strf("%s/functional_run1.nii.gz", dir);
+  nifti_header h;
+  float *img = read_back(out, &h);
+  ck_assert_int_eq(h.dim[1], 17);
+  ck_assert_int_eq(h.dim[3], 3);
+  ck_assert_int_eq(h.nvols, 20);
+  ck_assert_double_eq_tol(nifti_tr_seconds(&h), 2.0, 1e-6);
+  /* every kept voxel carries its values; the others are 0 */
+  myelin_tensor d, vx;
+  ck_assert_int_eq(myelin_msg_tensor(run, "data", &d), 0);
+  ck_assert_int_eq(myelin_obj_tensor(myelin_obj_get(myelin_msg_get(run, "geometry"), "voxels"), &vx), 0);
+  size_t V = (size_t)d.shape[1], nvox = h.nvox;
+  int64_t dims[3] = {17, 21, 3};
+  uint32_t *f = malloc(V * sizeof *f);
+  nifti_corder_to_forder(vx.data, V, dims, f);
+  size_t nonzero = 0;
+  for (size_t i = 0; i < nvox * 20; i++) nonzero += img[i] != 0;
+  ck_assert_uint_eq(nonzero, V * 20);
+  for (size_t t = 0; t < 20; t++)
+    for (size_t k = 0; k < V; k += 17)
+      ck_assert_float_eq(img[t * nvox + f[k]], ((const float *)d.data)[t * V + k]);
+  /* the affine is the source's */
+  double a[4][4];
+  nifti_affine(&h, a);
+  ck_assert_double_eq(a[0][0], -4.0);
+  ck_assert_double_eq(a[0][3], 32.0);
+  ck_assert_double_eq(a[1][3], -40.0);
+  ck_assert_double_eq(a[2][2], 8.0);
+  if (mt_python_has("nibabel numpy")) {
+    char *cmd = mt_strf("%s -c \"import nibabel as nb, numpy as np; a = nb.load('%s'); b = nb.load('" NB_DATA
+                        "/functional.nii'); assert np.allclose(a.affine, b.affine), a.affine; "
+                        "x = a.get_fdata(); y = b.get_fdata(dtype=np.float32); m = x[..., 0] != 0; "
+                        "assert m.sum() == %zu; assert np.allclose(x[m], y[m], rtol=1e-6)\"",
+                        mt_env("MYELIN_PYTHON", "/usr/bin/python3"), out, V);
+    char *o = NULL;
+    ck_assert_msg(mt_run(cmd, &o) == 0, "nibabel check failed: %s", o);
+    free(o);
+    free(cmd);
+  }
+  free(f);
+  free(img);
+  free(out);
+  myelin_harness_free(sink);
+  myelin_harness_free(src);
+  free(params);
+  free(dir);
+}
+END_TEST
+
+/* A hand-built map on an atlas: parcel values paint their voxels. */
+START_TEST(map_on_atlas_and_voxels) {
+  char *dir = mt_tmpdir();
+  char *atlas = mt_strf("%s/atlas.nii", dir);
+  int64_t dims[4] = {3, 2, 2, 1};
+  float lab[12];
+  for (int i = 0; i < 12; i++) lab[i] = (float)(i % 3 == 0 ? 0 : (i % 3 == 1 ? 5 : 9));
+  double aff[16] = {2, 0, 0, -3, 0, 2, 0, -2, 0, 0, 2, -1, 0, 0, 0, 1};
+  FILE *fp = fopen(atlas, "wb");
+  char err[256];
+  ck_assert_int_eq(nifti_write_f32(fp, dims, aff, 0, lab, 0, err, sizeof err), 0);
+  fclose(fp);
+
+  myelin_builder *b = myelin_builder_new("map");
+  myelin_build_str(b, "stat", "isc");
+  int64_t shape[2] = {2, 2}; /* 2 subjects x 2 parcels */
+  float v[4] = {0.5f, 0.25f, -1.0f, 3.0f};
+  myelin_build_tensor_copy(b, "data", MYELIN_F4, 2, shape, v);
+  myelin_build_map_begin(b, "geometry");
+  myelin_build_str(b, "atlas", atlas);
+  myelin_build_array_begin(b, "labels");
+  myelin_build_str(b, NULL, "five");
+  myelin_build_str(b, NULL, "nine");
+  myelin_build_array_end(b);
+  myelin_build_map_end(b);
+  myelin_msg *m = myelin_builder_finish(b);
+  ck_assert_ptr_nonnull(m);
+  char *params = mt_strf("{path: '%s/{stat}_{seq}.nii', fill: nan}", dir);
+  myelin_harness *sink = harness("nifti_sink", params);
+  ck_assert_int_eq(myelin_harness_push(sink, NULL, m), 0);
+
+  /* a voxel map [V] with 2 voxels on a 3x2x2 grid */
+  b = myelin_builder_new("map");
+  myelin_build_str(b, "stat", "r");
+  int64_t s1[1] = {2};
+  float v2[2] = {7.0f, 8.0f};
+  myelin_build_tensor_copy(b, "data", MYELIN_F4, 1, s1, v2);
+  myelin_build_map_begin(b, "geometry");
+  myelin_build_array_begin(b, "dims");
+  myelin_build_int(b, NULL, 3);
+  myelin_build_int(b, NULL, 2);
+  myelin_build_int(b, NULL, 2);
+  myelin_build_array_end(b);
+  int64_t as[2] = {4, 4};
+  myelin_build_tensor_copy(b, "affine", MYELIN_F8, 2, as, aff);
+  int64_t vs[1] = {2};
+  uint32_t vox[2] = {(uint32_t)nifti_corder(2, 1, 0, 2, 2), (uint32_t)nifti_corder(0, 0, 1, 2, 2)};
+  myelin_build_tensor_copy(b, "voxels", MYELIN_U4, 1, vs, vox);
+  myelin_build_map_end(b);
+  ck_assert_int_eq(myelin_harness_push(sink, NULL, myelin_builder_finish(b)), 0);
+  ck_assert_int_eq(myelin_harness_eos(sink), 0);
+
+  nifti_header h;
+  char *p0 = mt_strf("%s/isc_0.nii", dir);
+  float *img = read_back(p0, &h);
+  ck_assert_int_eq(h.nvols, 2);
+  for (int r = 0; r < 2; r++)
+    for (int i = 0; i < 12; i++) {
+      float got = img[r * 12 + i];
+      if (lab[i] == 0) ck_assert(isnan(got));
+      else ck_assert_float_eq(got, v[r * 2 + (lab[i] == 5 ? 0 : 1)]);
+    }
+  double a[4][4];
+  nifti_affine(&h, a);
+  ck_assert_double_eq_tol(a[0][3], -3.0, 1e-6);
+  free(img);
+  char *p1 = mt_strf("%s/r_1.nii", dir);
+  img = read_back(p1, &h);
+  ck_assert_int_eq(h.nvols, 1);
+  ck_assert_float_eq(img[nifti_forder(2, 1, 0, 3, 2)], 7.0f);
+  ck_assert_float_eq(img[nifti_forder(0, 0, 1, 3, 2)], 8.0f);
+  ck_assert(isnan(img[0]));
+  free(img);
+  myelin_harness_free(sink);
+  free(p0);
+  free(p1);
+  free(params);
+  free(atlas);
+  free(dir);
+}
+END_TEST
+
+START_TEST(volumes_collected_per_run) {
+  if (access(NB_DATA "/functional.nii", R_OK) != 0) return;
+  char *dir = mt_tmpdir();
+  myelin_harness *src = harness("fmri_source", "{path: " NB_DATA "/functional.nii, emit: volume, trim: 15}");
+  ck_assert_int_eq(myelin_harness_start(src), 0);
+  ck_assert_uint_eq(myelin_harness_count(src, "out"), 5);
+  char *params = mt_strf("{path: '%s/vol_{subject}.nii'}", dir);
+  myelin_harness *sink = harness("nifti_sink", params);
+  for (size_t i = 0; i < 5; i++)
+    ck_assert_int_eq(myelin_harness_push(sink, NULL, myelin_msg_ref(myelin_harness_output(src, "out", i))), 0);
+  ck_assert_int_eq(myelin_harness_eos(sink), 0);
+  char *out = mt_strf("%s/vol_functional.nii", dir);
+  nifti_header h;
+  float *img = read_back(out, &h);
+  ck_assert_int_eq(h.nvols, 5);
+  /* volume 4 of the file is TR 19 of the source: nibabel [16, 20, 2, 19] */
+  ck_assert_float_eq_tol(img[4 * h.nvox + nifti_forder(16, 20, 2, 17, 21)], 3129.341064453125f, 1e-3);
+  free(img);
+  free(out);
+  myelin_harness_free(sink);
+  myelin_harness_free(src);
+  free(params);
+  free(dir);
+}
+END_TEST
+
+START_TEST(pipeline_file_end_to_end) {
+  const char *bin = mt_env("MYELIN_BIN", "myelin");
+  if (access(bin, X_OK) != 0 || access(NB_DATA "/example4d.nii.gz", R_OK) != 0) return;
+  char *dir = mt_tmpdir();
+  char *yaml = mt_strf("%s/p.yaml", dir);
+  char *text = mt_strf("name: fmri-roundtrip\nstages:\n"
+                       "  - {id: src, plugin: fmri_source, params: {path: " NB_DATA "/example4d.nii.gz, mask: auto}}\n"
+                       "  - {id: out, plugin: nifti_sink, inputs: [src], params: {path: '%s/out/{subject}.nii.gz'}}\n",
+                       dir);
+  mt_write(yaml, text);
+  char *cmd = mt_strf("%s run %s", bin, yaml);
+  char *o = NULL;
+  ck_assert_msg(mt_run(cmd, &o) == 0, "myelin run failed: %s", o);
+  free(o);
+  char *out = mt_strf("%s/out/example4d.nii.gz", dir);
+  ck_assert_int_gt(mt_file_size(out), 0);
+  if (mt_python_has("nibabel numpy")) {
+    char *py = mt_strf("%s -c \"import nibabel as nb, numpy as np; a = nb.load('%s'); b = nb.load('" NB_DATA
+                       "/example4d.nii.gz'); assert np.allclose(a.affine, b.affine, atol=1e-5), (a.affine, b.affine); "
+                       "assert a.shape == b.shape; x = a.get_fdata(); y = b.get_fdata(); m = x.std(-1) > 0; "
+                       "assert np.allclose(x[m], y[m])\"",
+                       mt_env("MYELIN_PYTHON", "/usr/bin/python3"), out);
+    ck_assert_msg(mt_run(py, &o) == 0, "nibabel check failed: %s", o);
+    free(o);
+    free(py);
+  }
+  /* a bad path is reported with the param, before anything runs */
+  char *bad = mt_strf("%s/bad.yaml", dir);
+  mt_write(bad, "name: bad\nstages:\n  - {id: src, plugin: fmri_source, params: {path: x.nii}}\n"
+                "  - {id: out, plugin: nifti_sink, inputs: [src], params: {path: out.png}}\n");
+  free(cmd);
+  cmd = mt_strf("%s validate %s", bin, bad);
+  ck_assert_int_eq(mt_run(cmd, &o), 2);
+  ck_assert_msg(strstr(o, ".nii") != NULL, "%s", o);
+  free(o);
+  free(bad);
+  free(out);
+  free(cmd);
+  free(text);
+  free(yaml);
+  free(dir);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("nifti_sink");
+  TCase *tc = tcase_create("core");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, run_round_trip_through_the_grid);
+  tcase_add_test(tc, map_on_atlas_and_voxels);
+  tcase_add_test(tc, volumes_collected_per_run);
+  tcase_add_test(tc, pipeline_file_end_to_end);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? 1 : 0;
+}
