@@ -9,7 +9,7 @@ pkgs=(build-essential cmake pkg-config clang
       libopenblas-dev liblapacke-dev libhdf5-dev check libsubunit-dev
       dataset-fashion-mnist python3 python3-numpy python3-scipy python3-sklearn
       python3-nibabel python3-h5py python3-msgpack)
-if [ "${MYELIN_BENCH_DEPS:-0}" = 1 ]; then pkgs+=(gstreamer1.0-tools); fi
+if [ "${MYELIN_BENCH_DEPS:-0}" = 1 ]; then pkgs+=(gstreamer1.0-tools gstreamer1.0-plugins-base); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
