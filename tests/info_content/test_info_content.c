@@ -17,6 +17,7 @@
 #include <myelin/msg.h>
 #include <myelin/npy.h>
 
+#include "ic_kernels.h"
 #include "testutil.h"
 
 enum { N = 5 };
@@ -370,6 +371,49 @@ START_TEST(raw_options) {
 }
 END_TEST
 
+/* energy_null with one permutation equals the energy on the explicitly
+ * relabelled connectome (symmetric: permuted eigenvectors; directed:
+ * permuted Gramian and e^{AT}). */
+START_TEST(null_is_relabelled_connectome) {
+  double A[N * N], Ap[N * N];
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < N; j++) A[i * N + j] = i == j ? 0 : ((i + 2) * (j + 1) % 7) / 7.0 + (i < j ? 0.1 : 0);
+  int perm[N];
+  unsigned long long seed = 42;
+  ic_rand_perm(N, perm, &seed);
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < N; j++) Ap[i * N + j] = A[perm[i] * N + perm[j]];
+  const char *models[3] = {"nctpy", "weninger", "nctpy, x0: previous"};
+  for (int sym = 0; sym < 2; sym++) {
+    if (sym) { /* mirror the upper triangle, relabel again */
+      for (int i = 0; i < N; i++)
+        for (int j = 0; j < i; j++) A[i * N + j] = A[j * N + i];
+      for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++) Ap[i * N + j] = A[perm[i] * N + perm[j]];
+    }
+    for (int v = 0; v < 3; v++) {
+      /* weninger symmetrises from the upper triangle first and relabels the
+       * symmetrised matrix (as the paper's randomMatrix on get_dCM's output),
+       * which is not the upper triangle of a relabelled directed matrix */
+      if (!sym && v == 1) continue;
+      char *p1 = mt_strf("{energy: %s, null: 1, seed: 42}", models[v]), *p2 = mt_strf("{energy: %s}", models[v]);
+      myelin_harness *h1 = harness(p1), *h2 = harness(p2);
+      myelin_harness_push(h1, "connectome", conn_msg(N, A));
+      myelin_harness_push(h2, "connectome", conn_msg(N, Ap));
+      ck_assert_int_eq(myelin_harness_push(h1, "run", rest_msg()), 0);
+      ck_assert_int_eq(myelin_harness_push(h2, "run", rest_msg()), 0);
+      const double *nul = field(myelin_harness_output(h1, "map", 0), "energy_null", 60);
+      const double *e = field(myelin_harness_output(h2, "map", 0), "energy", 60);
+      for (int t = 0; t < 60; t++) NEAR(nul[t], e[t], 1e-9);
+      myelin_harness_free(h1);
+      myelin_harness_free(h2);
+      free(p1);
+      free(p2);
+    }
+  }
+}
+END_TEST
+
 /* The demo pipeline end to end: the example script writes the data, the
  * pipeline runs through `myelin run`, Python reads the outputs. */
 START_TEST(pipeline_end_to_end) {
@@ -432,6 +476,7 @@ int main(void) {
   tcase_add_test(tc, per_subject_reference);
   tcase_add_test(tc, directed_connectome);
   tcase_add_test(tc, raw_options);
+  tcase_add_test(tc, null_is_relabelled_connectome);
   tcase_add_test(tc, pipeline_end_to_end);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
