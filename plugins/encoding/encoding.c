@@ -1,0 +1,577 @@
+/*
+ * encoding — ridge encoding models: stimulus features + fMRI runs -> maps of
+ * Pearson r (Caucheteux, Gramfort & King 2021; sklearn RidgeCV semantics).
+ *
+ * Two input ports. `features` takes `features` messages (dense [T, F] at the
+ * TR, or word events `onset` [W] + `data` [W, F] summed into TR bins) or
+ * plain `tensor` messages ([T, F] or [T]); `brain` takes `run` messages.
+ * Features are matched to runs by `task`; a features message without `task`
+ * serves every run whose task has no features of its own.
+ *
+ * Flow. A run whose task already has features is computed at once; other
+ * runs are kept (a reference to the message, no copy) until their features
+ * arrive, or until end of stream, where the task-less features serve them.
+ * With `average_subjects`, runs are summed per task instead and one map of
+ * the average subject is computed per task at end of stream.
+ *
+ * Per run: features -> [T, F] float64 (binning events with bin =
+ * floor(onset / tr) + offset), FIR delays -> [T, D*F] (zero or wrap padding,
+ * the latter being np.roll as in the paper's code), then ridge_encode() in
+ * ridge.c does the cross-validation: contiguous outer folds, z-scored X and
+ * scaled y fitted on each training fold, one SVD (or Gram eigendecomposition)
+ * per fold, alpha per voxel by exact leave-one-out or inner folds, Pearson r
+ * on the held-out fold. The map carries `data` [V] (fold-mean r), `alpha`
+ * [V] (the median over folds of the chosen alphas), `r_folds` [K, V],
+ * `alpha_folds` [K, V], the run's `geometry` and context.
+ *
+ * All numerics are in ridge.c; this file only routes messages, checks shapes
+ * and builds outputs. Threads: OpenBLAS's, inside the BLAS/LAPACK calls.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "myelin/plugin.h"
+#include "ridge.h"
+
+#define MAX_ALPHAS 64
+#define MAX_DELAYS 64
+
+enum { PORT_FEATURES = 0, PORT_BRAIN = 1 };
+
+/* Features of one task (task NULL: any task). */
+typedef struct feat {
+  char *task;
+  myelin_msg *msg;
+} feat;
+
+/* average_subjects: the running sum of one task's runs. */
+typedef struct avg {
+  char *task;
+  size_t T, V, count;
+  double *sum;       /* [T, V] */
+  myelin_msg *first; /* geometry, tr */
+  char **subjects;
+} avg;
+
+typedef struct enc_state {
+  const myelin_host *host;
+  myelin_stage *st;
+  ridge_opts opts;
+  double alphas[MAX_ALPHAS];
+  int delays[MAX_DELAYS];
+  size_t n_delays;
+  int wrap;
+  double tr;
+  long offset;
+  int average;
+  feat *feats;
+  size_t nfeat;
+  myelin_msg **pending;
+  size_t npend;
+  avg *avgs;
+  size_t navg;
+} enc_state;
+
+/* ---- small helpers -------------------------------------------------------- */
+
+/* The message's `key` as a malloc'ed string (str or int), NULL if absent. */
+static char *msg_text(const myelin_msg *m, const char *key) {
+  myelin_obj o = myelin_msg_get(m, key);
+  size_t len;
+  const char *s = myelin_obj_str(o, &len);
+  if (s) return strndup(s, len);
+  int64_t v;
+  if (myelin_obj_int(o, &v) == 0) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%lld", (long long)v);
+    return strdup(buf);
+  }
+  return NULL;
+}
+
+static int same(const char *a, const char *b) { return a && b && strcmp(a, b) == 0; }
+
+/* Copies any real tensor into a new float64 array. */
+static double *tensor_f64(const myelin_tensor *t) {
+  double *out = malloc((t->count ? t->count : 1) * sizeof *out);
+  if (!out) return NULL;
+  for (size_t i = 0; i < t->count; i++) {
+    switch (t->dtype) {
+    case MYELIN_F4: out[i] = ((const float *)t->data)[i]; break;
+    case MYELIN_F8: out[i] = ((const double *)t->data)[i]; break;
+    case MYELIN_I1: out[i] = ((const int8_t *)t->data)[i]; break;
+    case MYELIN_I2: out[i] = ((const int16_t *)t->data)[i]; break;
+    case MYELIN_I4: out[i] = ((const int32_t *)t->data)[i]; break;
+    case MYELIN_I8: out[i] = (double)((const int64_t *)t->data)[i]; break;
+    case MYELIN_U1: case MYELIN_B1: out[i] = ((const uint8_t *)t->data)[i]; break;
+    case MYELIN_U2: out[i] = ((const uint16_t *)t->data)[i]; break;
+    case MYELIN_U4: out[i] = ((const uint32_t *)t->data)[i]; break;
+    case MYELIN_U8: out[i] = (double)((const uint64_t *)t->data)[i]; break;
+    default: free(out); return NULL;
+    }
+  }
+  return out;
+}
+
+static const char *or_any(const char *task) { return task ? task : "(any)"; }
+
+/* ---- features -> design matrix --------------------------------------------- */
+
+/* Builds the [T, F] feature matrix of a run of T volumes every run_tr s. */
+static int features_matrix(enc_state *s, const myelin_msg *fm, size_t T, double run_tr,
+                           double **out, size_t *F) {
+  const char *task = myelin_msg_kind(fm);
+  myelin_tensor d, on;
+  if (myelin_msg_tensor(fm, "data", &d) != 0 || d.ndim < 1 || d.ndim > 2)
+    return s->host->error(s->st, "%s message: `data` must be a tensor [T, F] or [T] "
+                          "(or [W, F] with `onset`)", task);
+  size_t rows = (size_t)d.shape[0], cols = d.ndim == 2 ? (size_t)d.shape[1] : 1;
+  if (cols == 0) return s->host->error(s->st, "%s message: `data` has no feature columns", task);
+  double *x = tensor_f64(&d);
+  if (!x) return s->host->error(s->st, "%s message: `data` has dtype %s, or out of memory", task,
+                                myelin_dtype_name(d.dtype));
+  *F = cols;
+  if (myelin_msg_tensor(fm, "onset", &on) != 0) { /* dense, already at the TR */
+    if (rows != T) {
+      free(x);
+      return s->host->error(s->st, "features have %zu rows but the run has %zu volumes "
+                            "(give word events with `onset`, or features at the run's TR)", rows, T);
+    }
+    *out = x;
+    return 0;
+  }
+  if (on.ndim != 1 || (size_t)on.shape[0] != rows) {
+    free(x);
+    return s->host->error(s->st, "features: `onset` must be [W] with W = %zu rows of `data`", rows);
+  }
+  double tr = s->tr, mtr;
+  if (!(tr > 0) && myelin_msg_float(fm, "tr", &mtr) == 0 && mtr > 0) tr = mtr;
+  if (!(tr > 0)) tr = run_tr;
+  double *onset = tensor_f64(&on), *bins = malloc((T * cols + 1) * sizeof *bins);
+  if (!onset || !bins || !(tr > 0)) {
+    free(x), free(onset), free(bins);
+    return s->host->error(s->st, "features: cannot bin word events (tr %g s; out of memory?)", tr);
+  }
+  size_t dropped = ridge_bin_events(onset, x, rows, cols, tr, s->offset, T, bins);
+  if (dropped)
+    s->host->log(s->st, MYELIN_LOG_INFO, "%zu of %zu word events fall outside the run's %zu TRs",
+                 dropped, rows, T);
+  free(x), free(onset);
+  *out = bins;
+  return 0;
+}
+
+/* ---- one encoding model ----------------------------------------------------- */
+
+static int cmp_int(const void *a, const void *b) {
+  int x = *(const int *)a, y = *(const int *)b;
+  return (x > y) - (x < y);
+}
+
+/* Builds and emits the map of one run (or of the average subject). */
+static int emit_map(enc_state *s, const myelin_msg *ctx, const avg *g, const double *r,
+                    const int *idx, size_t V) {
+  size_t K = s->opts.folds;
+  myelin_builder *b = myelin_builder_new("map");
+  if (!b) return s->host->error(s->st, "out of memory");
+  myelin_build_str(b, "stat", "r");
+  if (g) {
+    myelin_build_str(b, "subject", "average");
+    myelin_build_str(b, "task", g->task);
+    myelin_build_array_begin(b, "subjects");
+    for (size_t i = 0; i < g->count; i++) myelin_build_str(b, NULL, g->subjects[i]);
+    myelin_build_array_end(b);
+  } else {
+    myelin_build_context(b, ctx);
+  }
+  int64_t vshape[1] = {(int64_t)V}, kshape[2] = {(int64_t)K, (int64_t)V};
+  double *mean = myelin_build_tensor(b, "data", MYELIN_F8, 1, vshape);
+  for (size_t v = 0; mean && v < V; v++) {
+    double m = 0;
+    for (size_t f = 0; f < K; f++) m += r[f * V + v];
+    mean[v] = m / (double)K;
+  }
+  double *alpha = myelin_build_tensor(b, "alpha", MYELIN_F8, 1, vshape);
+  int *col = malloc(K * sizeof *col);
+  if (!col) alpha = NULL, myelin_builder_free(b), b = NULL;
+  for (size_t v = 0; alpha && v < V; v++) {
+    for (size_t f = 0; f < K; f++) col[f] = idx[f * V + v];
+    qsort(col, K, sizeof *col, cmp_int);
+    alpha[v] = s->opts.alphas[col[(K - 1) / 2]];
+  }
+  free(col);
+  if (!b) return s->host->error(s->st, "out of memory");
+  myelin_build_tensor_copy(b, "r_folds", MYELIN_F8, 2, kshape, r);
+  double *af = myelin_build_tensor(b, "alpha_folds", MYELIN_F8, 2, kshape);
+  for (size_t i = 0; af && i < K * V; i++) af[i] = s->opts.alphas[idx[i]];
+  myelin_obj geo = myelin_msg_get(ctx, "geometry");
+  if (myelin_obj_exists(geo)) myelin_build_obj(b, "geometry", geo);
+  myelin_msg *out = myelin_builder_finish(b);
+  if (!out) return s->host->error(s->st, "could not build the map (out of memory?)");
+  int rc = s->host->emit(s->st, 0, out);
+  return rc == MYELIN_ESTOP ? 0 : rc;
+}
+
+/* Encodes Y [T, V] (float32) with the features of fm. */
+static int encode(enc_state *s, const myelin_msg *fm, const myelin_msg *ctx, const avg *g,
+                  const float *Y, size_t T, size_t V, double tr, const char *who) {
+  double *feats = NULL, *X = NULL, *r = NULL;
+  int *idx = NULL;
+  size_t F = 0;
+  int rc = features_matrix(s, fm, T, tr, &feats, &F);
+  if (rc) return rc;
+  size_t P = s->n_delays * F;
+  X = malloc(T * P * sizeof *X);
+  r = malloc((s->opts.folds * V + 1) * sizeof *r);
+  idx = malloc((s->opts.folds * V + 1) * sizeof *idx);
+  if (!X || !r || !idx) {
+    rc = s->host->error(s->st, "out of memory for %s (T = %zu, features = %zu, V = %zu)", who, T,
+                        P, V);
+  } else {
+    ridge_delay(feats, T, F, s->delays, s->n_delays, s->wrap, X);
+    char err[256];
+    if (ridge_encode(X, T, P, Y, V, V, &s->opts, r, idx, err, sizeof err) != 0)
+      rc = s->host->error(s->st, "%s: %s", who, err);
+    else
+      rc = emit_map(s, ctx, g, r, idx, V);
+    s->host->counter_add(s->st, "maps", rc == 0);
+  }
+  free(feats), free(X), free(r), free(idx);
+  return rc;
+}
+
+/* Checks a run message and hands out its data [T, V] as float32 (a copy
+ * when the run is float64: *owned is then set and must be freed). */
+static int run_data(enc_state *s, const myelin_msg *m, const float **Y, float **owned, size_t *T,
+                    size_t *V, double *tr, char *who, size_t wholen) {
+  char *sub = msg_text(m, "subject"), *task = msg_text(m, "task"), *run = msg_text(m, "run");
+  snprintf(who, wholen, "run (subject %s, task %s, run %s)", sub ? sub : "?", task ? task : "?",
+           run ? run : "?");
+  free(sub), free(task), free(run);
+  myelin_tensor d;
+  *owned = NULL;
+  if (myelin_msg_tensor(m, "data", &d) != 0 || d.ndim != 2 ||
+      (d.dtype != MYELIN_F4 && d.dtype != MYELIN_F8))
+    return s->host->error(s->st, "%s: `data` must be a float tensor [T, V]", who);
+  *T = (size_t)d.shape[0], *V = (size_t)d.shape[1];
+  if (myelin_msg_float(m, "tr", tr) != 0) *tr = 0;
+  if (d.dtype == MYELIN_F4) {
+    *Y = d.data;
+  } else {
+    *owned = malloc((d.count ? d.count : 1) * sizeof(float));
+    if (!*owned) return s->host->error(s->st, "%s: out of memory", who);
+    for (size_t i = 0; i < d.count; i++) (*owned)[i] = (float)((const double *)d.data)[i];
+    *Y = *owned;
+  }
+  for (size_t i = 0; i < d.count; i++)
+    if (!isfinite((*Y)[i])) {
+      free(*owned);
+      return s->host->error(s->st, "%s: non-finite value at volume %zu, voxel %zu (mask or "
+                            "clean the data first)", who, i / *V, i % *V);
+    }
+  return 0;
+}
+
+/* ---- routing ---------------------------------------------------------------- */
+
+static const feat *find_feat(const enc_state *s, const char *task, int allow_any) {
+  for (size_t i = 0; i < s->nfeat; i++)
+    if (same(s->feats[i].task, task)) return &s->feats[i];
+  if (allow_any)
+    for (size_t i = 0; i < s->nfeat; i++)
+      if (!s->feats[i].task) return &s->feats[i];
+  return NULL;
+}
+
+static int encode_run(enc_state *s, const myelin_msg *run, const feat *f) {
+  const float *Y;
+  float *owned;
+  size_t T, V;
+  double tr;
+  char who[256];
+  int rc = run_data(s, run, &Y, &owned, &T, &V, &tr, who, sizeof who);
+  if (rc) return rc;
+  rc = encode(s, f->msg, run, NULL, Y, T, V, tr, who);
+  free(owned);
+  return rc;
+}
+
+/* Adds a run to its task's average. */
+static int add_to_average(enc_state *s, const myelin_msg *run) {
+  const float *Y;
+  float *owned;
+  size_t T, V;
+  double tr;
+  char who[256];
+  int rc = run_data(s, run, &Y, &owned, &T, &V, &tr, who, sizeof who);
+  if (rc) return rc;
+  char *task = msg_text(run, "task");
+  avg *g = NULL;
+  for (size_t i = 0; i < s->navg; i++)
+    if (same(s->avgs[i].task, task) || (!task && !s->avgs[i].task)) g = &s->avgs[i];
+  if (!g) {
+    avg *na = realloc(s->avgs, (s->navg + 1) * sizeof *na);
+    if (!na) rc = s->host->error(s->st, "out of memory");
+    else {
+      s->avgs = na;
+      g = &s->avgs[s->navg++];
+      memset(g, 0, sizeof *g);
+      g->task = task, task = NULL;
+      g->T = T, g->V = V;
+      g->sum = calloc(T * V + 1, sizeof *g->sum);
+      g->first = myelin_msg_ref((myelin_msg *)run);
+      if (!g->sum) rc = s->host->error(s->st, "out of memory for the average of %zu x %zu", T, V);
+    }
+  } else if (g->T != T || g->V != V) {
+    rc = s->host->error(s->st, "%s: shape [%zu, %zu] differs from the task's first run [%zu, %zu]; "
+                        "average_subjects needs equal shapes", who, T, V, g->T, g->V);
+  }
+  char **subs = rc ? NULL : realloc(g->subjects, (g->count + 1) * sizeof *subs);
+  if (!rc && !subs) rc = s->host->error(s->st, "out of memory");
+  if (!rc) {
+    g->subjects = subs;
+    char *sub = msg_text(run, "subject");
+    g->subjects[g->count++] = sub ? sub : strdup("?");
+    for (size_t i = 0; i < T * V; i++) g->sum[i] += Y[i];
+  }
+  free(task), free(owned);
+  return rc;
+}
+
+static int on_features(enc_state *s, myelin_msg *m) {
+  char *task = msg_text(m, "task");
+  for (size_t i = 0; i < s->nfeat; i++)
+    if (same(s->feats[i].task, task) || (!task && !s->feats[i].task)) {
+      int rc = s->host->error(s->st, "features for task %s arrived twice (one features message per "
+                              "task; concatenate them upstream)", or_any(task));
+      free(task);
+      return rc;
+    }
+  feat *nf = realloc(s->feats, (s->nfeat + 1) * sizeof *nf);
+  if (!nf) {
+    free(task);
+    return s->host->error(s->st, "out of memory");
+  }
+  s->feats = nf;
+  s->feats[s->nfeat++] = (feat){task, myelin_msg_ref(m)};
+  if (!task || s->average) return 0;
+  /* Runs of this task waiting for their features. */
+  size_t keep = 0;
+  int rc = 0;
+  for (size_t i = 0; i < s->npend; i++) {
+    char *t = msg_text(s->pending[i], "task");
+    if (rc == 0 && same(t, task)) {
+      rc = encode_run(s, s->pending[i], &s->feats[s->nfeat - 1]);
+      myelin_msg_unref(s->pending[i]);
+    } else {
+      s->pending[keep++] = s->pending[i];
+    }
+    free(t);
+  }
+  s->npend = keep;
+  return rc;
+}
+
+static int on_run(enc_state *s, myelin_msg *m) {
+  if (s->average) return add_to_average(s, m);
+  char *task = msg_text(m, "task");
+  const feat *f = task ? find_feat(s, task, 0) : NULL;
+  free(task);
+  if (f) return encode_run(s, m, f);
+  myelin_msg **np = realloc(s->pending, (s->npend + 1) * sizeof *np);
+  if (!np) return s->host->error(s->st, "out of memory");
+  s->pending = np;
+  s->pending[s->npend++] = myelin_msg_ref(m);
+  return 0;
+}
+
+static int enc_process(void *state, int port, myelin_msg *m) {
+  enc_state *s = state;
+  const char *kind = myelin_msg_kind(m);
+  if (port == PORT_FEATURES) {
+    if (strcmp(kind, "features") && strcmp(kind, "tensor"))
+      return s->host->error(s->st, "port features: expected a features or tensor message, got %s", kind);
+    return on_features(s, m);
+  }
+  if (strcmp(kind, "run")) return s->host->error(s->st, "port brain: expected a run message, got %s", kind);
+  return on_run(s, m);
+}
+
+static int flush_average(enc_state *s, avg *g) {
+  const feat *f = find_feat(s, g->task, 1);
+  if (!f) return s->host->error(s->st, "no features arrived for task %s", or_any(g->task));
+  size_t n = g->T * g->V;
+  float *Y = malloc((n ? n : 1) * sizeof *Y);
+  if (!Y) return s->host->error(s->st, "out of memory");
+  for (size_t i = 0; i < n; i++) Y[i] = (float)(g->sum[i] / (double)g->count);
+  double tr = 0;
+  if (myelin_msg_float(g->first, "tr", &tr) != 0) tr = 0;
+  char who[256];
+  snprintf(who, sizeof who, "average of %zu runs (task %s)", g->count, or_any(g->task));
+  int rc = encode(s, f->msg, g->first, g, Y, g->T, g->V, tr, who);
+  free(Y);
+  return rc;
+}
+
+static int enc_flush(void *state) {
+  enc_state *s = state;
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < s->navg; i++) rc = flush_average(s, &s->avgs[i]);
+  for (size_t i = 0; rc == 0 && i < s->npend; i++) {
+    char *task = msg_text(s->pending[i], "task");
+    const feat *f = find_feat(s, task, 1);
+    rc = f ? encode_run(s, s->pending[i], f)
+           : s->host->error(s->st, "no features arrived for task %s (runs are matched to features "
+                            "by `task`; a features message without `task` serves every run)",
+                            or_any(task));
+    free(task);
+  }
+  return rc;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------- */
+
+/* inner: "gcv" -> 0, an integer k >= 2 -> k, anything else -> -1. */
+static int parse_inner(const char *s) {
+  if (!s || !strcmp(s, "gcv") || !strcmp(s, "loo")) return 0;
+  char *end;
+  long k = strtol(s, &end, 10);
+  return (*end == 0 && end != s && k >= 2 && k <= 1000) ? (int)k : -1;
+}
+
+static int check_lists(const myelin_params *p, char *msg, size_t n, const char **param) {
+  size_t na = myelin_param_len(p, "alphas"), nd = myelin_param_len(p, "delays");
+  *param = "alphas";
+  if (na == 0 || na > MAX_ALPHAS) return snprintf(msg, n, "alphas: give 1 to %d values", MAX_ALPHAS), -1;
+  for (size_t i = 0; i < na; i++)
+    if (!(myelin_param_float_at(p, "alphas", i) > 0))
+      return snprintf(msg, n, "alphas[%zu] = %g: every alpha must be > 0", i,
+                      myelin_param_float_at(p, "alphas", i)), -1;
+  *param = "delays";
+  if (nd == 0 || nd > MAX_DELAYS) return snprintf(msg, n, "delays: give 1 to %d lags", MAX_DELAYS), -1;
+  *param = "inner";
+  if (parse_inner(myelin_param_str(p, "inner")) < 0)
+    return snprintf(msg, n, "inner: expected gcv or an integer number of folds >= 2, got '%s'",
+                    myelin_param_str(p, "inner")), -1;
+  return 0;
+}
+
+static int enc_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
+  char msg[256];
+  const char *param;
+  if (check_lists(p, msg, sizeof msg, &param) != 0)
+    return myelin_validate_error(ctx, param, "%s", msg);
+  return 0;
+}
+
+static void enc_fini(void *state) {
+  enc_state *s = state;
+  if (!s) return;
+  for (size_t i = 0; i < s->nfeat; i++) free(s->feats[i].task), myelin_msg_unref(s->feats[i].msg);
+  for (size_t i = 0; i < s->npend; i++) myelin_msg_unref(s->pending[i]);
+  for (size_t i = 0; i < s->navg; i++) {
+    avg *g = &s->avgs[i];
+    for (size_t j = 0; j < g->count; j++) free(g->subjects[j]);
+    free(g->subjects), free(g->sum), free(g->task);
+    myelin_msg_unref(g->first);
+  }
+  free(s->feats), free(s->pending), free(s->avgs);
+  free(s);
+}
+
+static int enc_init(const myelin_host *host, myelin_stage *st, const myelin_params *p,
+                    void **state) {
+  char msg[256];
+  const char *param;
+  if (check_lists(p, msg, sizeof msg, &param) != 0) return host->error(st, "%s", msg);
+  enc_state *s = calloc(1, sizeof *s);
+  if (!s) return MYELIN_ENOMEM;
+  *state = s;
+  s->host = host, s->st = st;
+  size_t na = myelin_param_len(p, "alphas");
+  for (size_t i = 0; i < na; i++) s->alphas[i] = myelin_param_float_at(p, "alphas", i);
+  s->n_delays = myelin_param_len(p, "delays");
+  for (size_t i = 0; i < s->n_delays; i++) s->delays[i] = (int)myelin_param_int_at(p, "delays", i);
+  s->wrap = !strcmp(myelin_param_str(p, "pad"), "wrap");
+  s->tr = myelin_param_float(p, "tr");
+  s->offset = (long)myelin_param_int(p, "offset");
+  s->average = myelin_param_bool(p, "average_subjects");
+  const char *sy = myelin_param_str(p, "scale_y");
+  s->opts = (ridge_opts){
+      .alphas = s->alphas,
+      .n_alphas = na,
+      .alpha_per_target = myelin_param_bool(p, "alpha_per_target"),
+      .inner = parse_inner(myelin_param_str(p, "inner")),
+      .folds = (size_t)myelin_param_int(p, "folds"),
+      .standardize = myelin_param_bool(p, "standardize"),
+      .scale_y = !strcmp(sy, "zscore") ? RIDGE_SCALE_ZSCORE
+                 : !strcmp(sy, "robust") ? RIDGE_SCALE_ROBUST : RIDGE_SCALE_NONE,
+      .intercept = myelin_param_bool(p, "fit_intercept"),
+      .block = (size_t)myelin_param_int(p, "block")};
+  return 0;
+}
+
+static const myelin_param_def enc_params[] = {
+    {"delays", MYELIN_PARAM_INT_LIST, "[0, 1, 2, 3, 4]", 1, -1000, 1000, NULL, "TRs",
+     "FIR lags: the design holds the features shifted by each lag (row t sees features of t - lag)."},
+    {"pad", MYELIN_PARAM_ENUM, "zero", 0, 0, 0, "zero|wrap", NULL,
+     "Rows shifted in from outside the run: zero, or wrap around (np.roll, as the paper's code)."},
+    {"tr", MYELIN_PARAM_FLOAT, "0", 1, 0, 1e6, NULL, "s",
+     "Bin width for word events (bin = floor(onset / tr) + offset); 0 = the features message's `tr`, "
+     "else the run's `tr`."},
+    {"offset", MYELIN_PARAM_INT, "0", 1, -1e6, 1e6, NULL, "TRs", "Added to every word event's bin."},
+    {"standardize", MYELIN_PARAM_BOOL, "true", 0, 0, 0, NULL, NULL,
+     "Z-score each feature column on the training rows of each fold (StandardScaler)."},
+    {"scale_y", MYELIN_PARAM_ENUM, "zscore", 0, 0, 0, "zscore|robust|none", NULL,
+     "Scale each voxel on the training rows of each fold: zscore (mean/std), robust (median/IQR) or "
+     "none. Pearson r and per-voxel alphas do not depend on it; a shared alpha does."},
+    {"alphas", MYELIN_PARAM_FLOAT_LIST,
+     "[0.1, 1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000]", 0, 0, 0, NULL, NULL,
+     "Ridge penalties tried, in order (ties go to the earlier one); default logspace(-1, 8, 10)."},
+    {"alpha_per_target", MYELIN_PARAM_BOOL, "true", 0, 0, 0, NULL, NULL,
+     "Choose the alpha of each voxel separately (true) or one alpha for all voxels (false)."},
+    {"inner", MYELIN_PARAM_STRING, "gcv", 0, 0, 0, NULL, NULL,
+     "Alpha selection on the training rows: gcv = exact leave-one-out (sklearn RidgeCV, cv=None), or "
+     "an integer k = k contiguous inner folds scored by R^2 (RidgeCV(cv=KFold(k)))."},
+    {"folds", MYELIN_PARAM_INT, "5", 1, 2, 1000, NULL, "folds",
+     "Contiguous outer folds (sklearn KFold without shuffle); r is averaged over folds."},
+    {"fit_intercept", MYELIN_PARAM_BOOL, "true", 0, 0, 0, NULL, NULL,
+     "Fit an unpenalized intercept (center X and y on the training rows)."},
+    {"block", MYELIN_PARAM_INT, "2048", 1, 1, 1e7, NULL, "voxels",
+     "Voxels per block: bounds scratch memory to about 3 x T x block doubles."},
+    {"average_subjects", MYELIN_PARAM_BOOL, "false", 0, 0, 0, NULL, NULL,
+     "Average the runs of each task over subjects (equal shapes needed) and emit one map for the "
+     "average subject at end of stream, instead of one map per run."},
+    {0}};
+
+static const myelin_port_def enc_inputs[] = {
+    {.name = "features", .kinds = "features|tensor",
+     .doc = "stimulus features per task: [T, F] at the TR, or word events (onset + data)"},
+    {.name = "brain", .kinds = "run", .doc = "fMRI runs [T, V], matched to features by task"},
+    {0}};
+static const myelin_port_def enc_outputs[] = {
+    {.name = "map", .kinds = "map",
+     .doc = "stat r: data [V] fold-mean Pearson r, alpha [V], r_folds [K, V], alpha_folds [K, V], geometry"},
+    {0}};
+
+static const myelin_plugin_desc enc_desc = {
+    MYELIN_DESC_HEADER,
+    .name = "encoding",
+    .version = "1.0.0",
+    .summary = "ridge encoding models (RidgeCV semantics): features + runs -> maps of Pearson r",
+    .doc = "Per run: FIR-delayed features, contiguous outer folds, z-scored X, alpha per voxel by exact "
+           "leave-one-out (one SVD per fold) or inner folds, Pearson r of the held-out predictions. "
+           "See plugins/encoding/README.md.",
+    .params = enc_params,
+    .inputs = enc_inputs,
+    .outputs = enc_outputs,
+    .validate = enc_validate,
+    .init = enc_init,
+    .process = enc_process,
+    .flush = enc_flush,
+    .fini = enc_fini,
+};
+
+MYELIN_PLUGIN(enc_desc)
