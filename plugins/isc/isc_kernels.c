@@ -43,7 +43,9 @@
 
 #include <cblas.h>
 
+#ifndef LOO_BLOCK
 #define LOO_BLOCK 32
+#endif
 #define PAIR_BLOCK 16
 
 size_t isc_npairs(size_t S) { return S * (S - 1) / 2; }
