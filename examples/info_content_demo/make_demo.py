@@ -2,7 +2,7 @@
 """Write the info_content demo: a random symmetric connectome and parcel time
 series for one rest run and two task runs with different variance.
 
-    /usr/bin/python3 examples/info_content_demo/make_demo.py [DIR] [--parcels N] [--trs T] [--seed S]
+    /usr/bin/python3 examples/info_content_demo/make_demo.py [DIR] [--parcels N] [--trs T] [--seed S] [--bids]
 
 DIR (default out/info_content_demo) receives
     connectome.npy  float64 [N, N], symmetric, non-negative, zero diagonal
@@ -11,6 +11,15 @@ DIR (default out/info_content_demo) receives
                     data <f4 [T, N], tr 0.72, in that order (the task run
                     arrives first, so the stage has to hold it).
 Then: DEMO=DIR myelin run pipelines/info_content.yaml
+
+With --bids the same three runs are also written as a BIDS folder of NIfTI
+images for fmri_source, with a parcellation:
+    bids/sub-demo/func/sub-demo_task-{social,rest,gambling}_run-1_bold.nii.gz
+    bids/task-*_bold.json (RepetitionTime), atlas.nii.gz, atlas_labels.tsv
+Every voxel of parcel k holds parcel k's series plus small voxel noise that
+averages out exactly (zero mean per parcel and TR), so fmri_source's parcel
+means reproduce runs.mpk up to float32 rounding.
+Then: DEMO=DIR myelin run examples/info_content_demo/bids.yaml
 """
 import argparse
 import os
@@ -44,12 +53,44 @@ def series(rng, A, t, scale):
     return (scale * x + 10.0).astype(np.float32)  # an offset the stage demeans away
 
 
+def write_bids(d, runs, n, rng):
+    import json
+    import nibabel as nib
+    vox = 8  # voxels per parcel, along z
+    nx = int(np.ceil(np.sqrt(n)))
+    shape = (nx, nx, vox)
+    atlas = np.zeros(shape, np.int16)
+    for k in range(n):
+        atlas[k // nx, k % nx, :] = k + 1
+    affine = np.diag([3.0, 3.0, 3.0, 1.0])
+    affine[:3, 3] = [-30.0, -30.0, -12.0]
+    nib.save(nib.Nifti1Image(atlas, affine), os.path.join(d, "atlas.nii.gz"))
+    with open(os.path.join(d, "atlas_labels.tsv"), "w") as f:
+        f.write("index\tname\n" + "".join(f"{k + 1}\tparcel{k:03d}\n" for k in range(n)))
+    func = os.path.join(d, "bids", "sub-demo", "func")
+    os.makedirs(func, exist_ok=True)
+    with open(os.path.join(d, "bids", "dataset_description.json"), "w") as f:
+        json.dump({"Name": "myelin info_content demo", "BIDSVersion": "1.8.0"}, f)
+    for task, run, x in runs:
+        t = x.shape[0]
+        img = np.zeros(shape + (t,), np.float32)
+        noise = rng.standard_normal((vox, t)) * 0.05
+        noise -= noise.mean(0)  # zero mean over a parcel's voxels
+        for k in range(n):
+            img[k // nx, k % nx, :, :] = x[:, k][None, :] + noise
+        name = f"sub-demo_task-{task}_run-{run}_bold"
+        nib.save(nib.Nifti1Image(img, affine), os.path.join(func, name + ".nii.gz"))
+        with open(os.path.join(d, "bids", f"task-{task}_bold.json"), "w") as f:
+            json.dump({"RepetitionTime": 0.72, "TaskName": task}, f)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dir", nargs="?", default="out/info_content_demo")
     ap.add_argument("--parcels", type=int, default=100)
     ap.add_argument("--trs", type=int, default=400)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--bids", action="store_true", help="also write a BIDS/NIfTI copy with an atlas")
     a = ap.parse_args()
     rng = np.random.default_rng(a.seed)
     os.makedirs(a.dir, exist_ok=True)
@@ -57,12 +98,18 @@ def main():
     np.save(os.path.join(a.dir, "connectome.npy"), A)
     labels = [f"parcel{k:03d}" for k in range(a.parcels)]
     runs = [("social", 1, 2.5), ("rest", 1, 1.0), ("gambling", 1, 0.6)]
+    written = []
     with open(os.path.join(a.dir, "runs.mpk"), "wb") as f:
         for seq, (task, run, scale) in enumerate(runs):
-            msg = {"kind": "run", "seq": seq, "data": tensor(series(rng, A, a.trs, scale)), "tr": 0.72,
+            x = series(rng, A, a.trs, scale)
+            written.append((task, run, x))
+            msg = {"kind": "run", "seq": seq, "data": tensor(x), "tr": 0.72,
                    "subject": "demo", "task": task, "run": run,
                    "geometry": {"atlas": "demo-ring", "labels": labels}, "labels": labels}
             f.write(msgpack.packb(msg, use_bin_type=True))
+    if a.bids:
+        write_bids(a.dir, written, a.parcels, rng)
+        print(f"wrote {a.dir}/bids (NIfTI runs), {a.dir}/atlas.nii.gz, {a.dir}/atlas_labels.tsv")
     print(f"wrote {a.dir}/connectome.npy ({a.parcels} x {a.parcels}) and {a.dir}/runs.mpk "
           f"(social, rest, gambling; {a.trs} TRs)")
 

@@ -462,6 +462,33 @@ START_TEST(pipeline_end_to_end) {
 }
 END_TEST
 
+/* The same demo as NIfTI/BIDS through fmri_source with an atlas. */
+START_TEST(bids_end_to_end) {
+  if (!mt_python_has("numpy msgpack nibabel")) {
+    fprintf(stderr, "skipped: %s lacks numpy/msgpack/nibabel\n", mt_env("MYELIN_PYTHON", "/usr/bin/python3"));
+    return;
+  }
+  const char *src = mt_env("MYELIN_SOURCE_DIR", "."), *py = mt_env("MYELIN_PYTHON", "/usr/bin/python3");
+  char *dir = mt_tmpdir(), *out = NULL;
+  char *cmd = mt_strf("%s %s/examples/info_content_demo/make_demo.py %s --parcels 16 --trs 120 --bids", py, src, dir);
+  ck_assert_msg(mt_run(cmd, &out) == 0, "%s", out);
+  free(cmd);
+  free(out);
+  cmd = mt_strf("DEMO=%s %s run %s/examples/info_content_demo/bids.yaml --quiet --check-messages", dir,
+                mt_env("MYELIN_BIN", "myelin"), src);
+  ck_assert_msg(mt_run(cmd, &out) == 0, "%s\n%s", cmd, out);
+  free(cmd);
+  free(out);
+  cmd = mt_strf("%s %s/examples/info_content_demo/check_demo.py %s --bids", py, src, dir);
+  ck_assert_msg(mt_run(cmd, &out) == 0, "%s", out);
+  ck_assert_msg(strstr(out, "ok") != NULL, "%s", out);
+  free(cmd);
+  free(out);
+  rm_rf(dir);
+  free(dir);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("info_content");
   TCase *tc = tcase_create("plugin");
@@ -478,6 +505,7 @@ int main(void) {
   tcase_add_test(tc, raw_options);
   tcase_add_test(tc, null_is_relabelled_connectome);
   tcase_add_test(tc, pipeline_end_to_end);
+  tcase_add_test(tc, bids_end_to_end);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
