@@ -344,6 +344,50 @@ START_TEST(errors_are_clear) {
 }
 END_TEST
 
+/* End to end through the CLI: the demo BIDS dataset -> pipelines/isc.yaml
+ * (fmri_source -> isc -> nifti_sink + npy_sink) -> the planted box shows. */
+START_TEST(pipeline_end_to_end) {
+  if (!mt_python_has("numpy")) {
+    fprintf(stderr, "isc e2e: skipped (no numpy for %s)\n", mt_env("MYELIN_PYTHON", "/usr/bin/python3"));
+    return;
+  }
+  const char *py = mt_env("MYELIN_PYTHON", "/usr/bin/python3");
+  const char *src = mt_env("MYELIN_SOURCE_DIR", ".");
+  const char *bin = mt_env("MYELIN_BIN", "myelin");
+  char *dir = mt_tmpdir(), *out = NULL;
+  char *cmd = mt_strf("%s %s/examples/isc_demo/make_demo.py %s --subjects 6 --trs 80", py, src, dir);
+  ck_assert_msg(mt_run(cmd, &out) == 0, "make_demo: %s", out);
+  free(cmd);
+  free(out);
+  cmd = mt_strf("ISC_DEMO=%s %s validate %s/pipelines/isc.yaml", dir, bin, src);
+  ck_assert_msg(mt_run(cmd, &out) == 0, "validate: %s", out);
+  free(cmd);
+  free(out);
+  cmd = mt_strf("ISC_DEMO=%s %s run --quiet %s/pipelines/isc.yaml", dir, bin, src);
+  ck_assert_msg(mt_run(cmd, &out) == 0, "run: %s", out);
+  free(cmd);
+  free(out);
+  char *nii = mt_strf("%s/isc/isc_story.nii.gz", dir);
+  ck_assert_msg(mt_file_size(nii) > 0, "no %s", nii);
+  cmd = mt_strf("%s %s/examples/isc_demo/check_demo.py %s", py, src, dir);
+  int rc = mt_run(cmd, &out);
+  ck_assert_msg(rc == 0 && strstr(out, "planted region recovered"), "check_demo: %s", out);
+  free(cmd);
+  free(out);
+  /* a bad param is reported against the file, exit code 2 */
+  cmd = mt_strf("ISC_DEMO=%s %s run %s/pipelines/isc.yaml --set isc.tolerate_nans=sometimes", dir, bin, src);
+  rc = mt_run(cmd, &out);
+  ck_assert_msg(rc == 2 && strstr(out, "tolerate_nans"), "bad param: rc %d: %s", rc, out);
+  free(cmd);
+  free(out);
+  free(nii);
+  cmd = mt_strf("rm -rf %s", dir);
+  mt_run(cmd, NULL);
+  free(cmd);
+  free(dir);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("isc_plugin");
   TCase *tc = tcase_create("plugin");
@@ -356,6 +400,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, reference_mode);
   tcase_add_test(tc, statistics_and_isfc);
   tcase_add_test(tc, errors_are_clear);
+  tcase_add_test(tc, pipeline_end_to_end);
   suite_add_tcase(s, tc);
   return s;
 }
