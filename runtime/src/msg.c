@@ -168,7 +168,7 @@ enum { V_SCALAR, V_ARRAY, V_MAP, V_BAD };
 /* Reads the header of the value at p. *hlen = header bytes, *skip = payload
  * bytes after the header, *n = entries for arrays/maps. Returns V_* or, when
  * fewer than *hlen bytes are available, sets *hlen and returns -1. */
-static int value_head(const uint8_t *p, size_t avail, size_t *hlen, uint64_t *skip, uint64_t *n) {
+static inline int value_head(const uint8_t *p, size_t avail, size_t *hlen, uint64_t *skip, uint64_t *n) {
   uint8_t b = p[0];
   *skip = 0;
   *n = 0;
@@ -226,17 +226,34 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...) {
   va_end(ap);
 }
 
-int myelin_msgpack_measure(const void *buf, size_t len, size_t max_bytes, size_t *used,
-                           char *err, size_t errlen) {
-  const uint8_t *p = buf;
+/* 1 when p[0..avail) starts with the str "kind" (any str encoding). */
+static inline int is_kind_key(const uint8_t *p, size_t avail) {
+  if (avail >= 5 && p[0] == 0xa4) return memcmp(p + 1, "kind", 4) == 0;
+  if (avail >= 6 && p[0] == 0xd9 && p[1] == 4) return memcmp(p + 2, "kind", 4) == 0;
+  if (avail >= 7 && p[0] == 0xda && be16(p + 1) == 4) return memcmp(p + 3, "kind", 4) == 0;
+  if (avail >= 9 && p[0] == 0xdb && be32(p + 1) == 4) return memcmp(p + 5, "kind", 4) == 0;
+  return 0;
+}
+
+/* The length scanner behind measure and decode. When kind_off is not NULL
+ * and the value is a map, also records the offset of the value of its first
+ * "kind" key (SIZE_MAX if none), so decoding needs one pass only. */
+static int scan(const uint8_t *p, size_t len, size_t max_bytes, size_t *used, size_t *kind_off,
+                char *err, size_t errlen) {
   uint64_t left[MYELIN_MAX_DEPTH];
-  int depth = 0;
+  uint64_t root_items = 0;
+  int depth = 0, kind_next = 0;
   size_t pos = 0;
   if (max_bytes == 0) max_bytes = MYELIN_DEFAULT_MAX_MESSAGE;
   if (used) *used = 0;
+  if (kind_off) *kind_off = SIZE_MAX;
   if (!p && len) return set_err(err, errlen, "NULL buffer"), MYELIN_EINVAL;
   for (;;) {
     if (pos >= len) goto again;
+    if (depth == 1 && root_items) { /* an entry of the root map */
+      if (((root_items - left[0]) & 1) == 0) kind_next = is_kind_key(p + pos, len - pos);
+      else if (kind_next && *kind_off == SIZE_MAX) *kind_off = pos, kind_next = 0;
+    }
     size_t hlen;
     uint64_t skip, n;
     int t = value_head(p + pos, len - pos, &hlen, &skip, &n);
@@ -257,7 +274,9 @@ int myelin_msgpack_measure(const void *buf, size_t len, size_t max_bytes, size_t
         return MYELIN_ERANGE;
       }
       if (n > 0) {
-        left[depth++] = t == V_MAP ? 2 * n : n;
+        left[depth] = t == V_MAP ? 2 * n : n;
+        if (depth == 0 && t == V_MAP && kind_off) root_items = left[0];
+        depth++;
         pos = (size_t)end;
         continue;
       }
@@ -274,6 +293,11 @@ again:
   return MYELIN_EAGAIN;
 }
 
+int myelin_msgpack_measure(const void *buf, size_t len, size_t max_bytes, size_t *used,
+                           char *err, size_t errlen) {
+  return scan(buf, len, max_bytes, used, NULL, err, errlen);
+}
+
 /* A str at p (known complete). Returns 1 and sets *s and *n, 0 if not a str. */
 static int str_at(const uint8_t *p, const uint8_t **s, size_t *n) {
   uint8_t b = p[0];
@@ -284,48 +308,26 @@ static int str_at(const uint8_t *p, const uint8_t **s, size_t *n) {
   return 0;
 }
 
-/* Finds the root "kind" of a measured message of total bytes. */
-static int find_kind(const uint8_t *p, size_t total, const uint8_t **kind, size_t *kind_len,
-                     char *err, size_t errlen) {
-  size_t hlen;
-  uint64_t skip, n;
-  if (value_head(p, total, &hlen, &skip, &n) != V_MAP) {
-    set_err(err, errlen, "byte 0: message is not a msgpack map (type byte 0x%02x)", p[0]);
-    return MYELIN_EFORMAT;
-  }
-  size_t pos = hlen, used;
-  for (uint64_t i = 0; i < n; i++) {
-    const uint8_t *s;
-    size_t sn;
-    int is_kind = str_at(p + pos, &s, &sn) && sn == 4 && memcmp(s, "kind", 4) == 0;
-    myelin_msgpack_measure(p + pos, total - pos, total, &used, NULL, 0);
-    pos += used;
-    if (is_kind) {
-      if (!str_at(p + pos, kind, kind_len)) {
-        set_err(err, errlen, "byte %zu: field 'kind' is not a string", pos);
-        return MYELIN_EFORMAT;
-      }
-      return 0;
-    }
-    myelin_msgpack_measure(p + pos, total - pos, total, &used, NULL, 0);
-    pos += used;
-  }
-  set_err(err, errlen, "message has no 'kind' field");
-  return MYELIN_EFORMAT;
-}
-
 int myelin_msg_decode(const void *buf, size_t len, size_t max_bytes, myelin_msg **out,
                       size_t *used, char *err, size_t errlen) {
   size_t total;
   if (out) *out = NULL;
   if (used) *used = 0;
   if (!out) return set_err(err, errlen, "NULL output"), MYELIN_EINVAL;
-  int rc = myelin_msgpack_measure(buf, len, max_bytes, &total, err, errlen);
+  size_t kind_off;
+  int rc = scan(buf, len, max_bytes, &total, &kind_off, err, errlen);
   if (rc) return rc;
-  const uint8_t *kind;
+  const uint8_t *p = buf, *kind;
   size_t kind_len;
-  rc = find_kind(buf, total, &kind, &kind_len, err, errlen);
-  if (rc) return rc;
+  if (!((p[0] >= 0x80 && p[0] <= 0x8f) || p[0] == 0xde || p[0] == 0xdf)) {
+    set_err(err, errlen, "byte 0: message is not a msgpack map (type byte 0x%02x)", p[0]);
+    return MYELIN_EFORMAT;
+  }
+  if (kind_off == SIZE_MAX) return set_err(err, errlen, "message has no 'kind' field"), MYELIN_EFORMAT;
+  if (!str_at(p + kind_off, &kind, &kind_len)) {
+    set_err(err, errlen, "byte %zu: field 'kind' is not a string", kind_off);
+    return MYELIN_EFORMAT;
+  }
   void *raw = malloc(HDR + total + ALIGN - 1);
   if (!raw) return set_err(err, errlen, "out of memory (%zu bytes)", total), MYELIN_ENOMEM;
   myelin_msg *m = (myelin_msg *)align_up(raw);

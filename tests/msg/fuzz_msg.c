@@ -3,8 +3,8 @@
  *
  * Decodes every message at the front of the input, walks the whole object
  * tree (every scalar reader, every tensor), deep-copies the root into a new
- * message and decodes that copy again: it must decode and hold the same
- * number of root fields. Build: cmake -DMYELIN_FUZZ=ON -DCMAKE_C_COMPILER=clang
+ * message and decodes that copy again; checks that the cached kind is the
+ * root "kind" the object view sees. Build: cmake -DMYELIN_FUZZ=ON -DCMAKE_C_COMPILER=clang
  * then ./bin/fuzz_msg [corpus/].
  */
 #include <stdint.h>
@@ -58,6 +58,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (used == 0 || used > size - off) abort();
     myelin_obj root = myelin_msg_root(m);
     if (myelin_obj_type_of(root) != MYELIN_OBJ_MAP) abort();
+    /* the kind cached by the scanner is the one the object view sees */
+    size_t kl;
+    const char *ks = myelin_obj_str(myelin_obj_get(root, "kind"), &kl);
+    const char *kind = myelin_msg_kind(m);
+    if (!ks || memcmp(ks, kind, kl) != 0 || kind[kl] != 0) abort();
     walk(root, 1);
     myelin_builder *b = myelin_builder_new(myelin_msg_kind(m));
     for (size_t k = 0; k < myelin_obj_len(root); k++) {

@@ -341,6 +341,19 @@ START_TEST(garbage) {
   const char nokind[] = "\x81\xa1" "a\x01";
   ck_assert_int_eq(myelin_msg_decode(nokind, 4, 0, &d, &used, err, sizeof err), MYELIN_EFORMAT);
   ck_assert_ptr_nonnull(strstr(err, "kind"));
+  /* non-minimal encodings of the "kind" key and value are fine */
+  const char str16kind[] = "\x82\xa1" "a\x01\xda\x00\x04kind\xdb\x00\x00\x00\x02xy";
+  ck_assert_int_eq(myelin_msg_decode(str16kind, sizeof str16kind - 1, 0, &d, &used, err, sizeof err), 0);
+  ck_assert_str_eq(myelin_msg_kind(d), "xy");
+  myelin_msg_unref(d);
+  /* a "kind" nested deeper does not count */
+  const char nested_kind[] = "\x81\xa1m\x81\xa4kind\xa1x";
+  ck_assert_int_eq(myelin_msg_decode(nested_kind, sizeof nested_kind - 1, 0, &d, &used, err, sizeof err), MYELIN_EFORMAT);
+  /* a "kind" value is not taken for a key */
+  const char value_kind[] = "\x82\xa1k\xa4kind\xa4kind\xa2ok";
+  ck_assert_int_eq(myelin_msg_decode(value_kind, sizeof value_kind - 1, 0, &d, &used, err, sizeof err), 0);
+  ck_assert_str_eq(myelin_msg_kind(d), "ok");
+  myelin_msg_unref(d);
   const char intkind[] = "\x81\xa4kind\x05";
   ck_assert_int_eq(myelin_msg_decode(intkind, 7, 0, &d, &used, err, sizeof err), MYELIN_EFORMAT);
   ck_assert_ptr_nonnull(strstr(err, "kind"));
