@@ -106,21 +106,12 @@ static inline uint64_t prob_threshold(float x, double gain) {
   return (uint64_t)(p * 4294967296.0);
 }
 
-/* Per unit: thr = p * 2^32 and tm1 = thr - 1 (u < thr <=> u <= thr - 1, which
- * fits 32 bits even for p = 1); per block of 16 units a mask of thr != 0;
- * the list of pairs with any thr != 0. Units past n are padding (thr 0). */
-static size_t rate_prepare(const float *x, size_t n, double gain, spk_rate_scratch *s) {
-  size_t padded = (n + 15) / 16 * 16, na = 0;
-  for (size_t i = 0; i < padded; i++) {
-    uint64_t t = i < n ? prob_threshold(x[i], gain) : 0;
-    s->thr[i] = t;
-    s->tm1[i] = (uint32_t)(t - (t != 0));
-  }
-  for (size_t b = 0; b < padded / 16; b++) {
-    uint16_t m = 0;
-    for (int j = 0; j < 16; j++) m |= (uint16_t)((s->thr[16 * b + j] != 0) << j);
-    s->nz[b] = m;
-  }
+/* Scalar path: thr = p * 2^32 per unit (a padding unit gets 0) and the list
+ * of pairs with any thr != 0; returns how many. */
+static size_t rate_prepare_scalar(const float *x, size_t n, double gain, spk_rate_scratch *s) {
+  size_t na = 0;
+  for (size_t i = 0; i < n; i++) s->thr[i] = prob_threshold(x[i], gain);
+  if (n & 1) s->thr[n] = 0;
   for (size_t p = 0; p < (n + 1) / 2; p++) {
     s->active[na] = (uint32_t)p;
     na += (s->thr[2 * p] | s->thr[2 * p + 1]) != 0;
@@ -146,9 +137,42 @@ static size_t rate_step_scalar(const spk_rate_scratch *s, size_t na, uint64_t ba
   return e;
 }
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(SPK_NO_SIMD)
 #include <immintrin.h>
 #define SPK_HAVE_AVX512 1
+
+/* Vector path: per unit tm1 = thr - 1 (u < thr <=> u <= thr - 1, which fits
+ * 32 bits even for p = 1; 0 when thr = 0) and per block of 16 units a mask
+ * of thr != 0, with the scalar path's arithmetic (double p = gain * x,
+ * truncated p * 2^32). Returns the number of units with thr != 0. */
+__attribute__((target("avx512f,avx512dq,popcnt"))) static size_t
+rate_prepare_avx512(const float *x, size_t n, double gain, spk_rate_scratch *s) {
+  const __m512d g = _mm512_set1_pd(gain), two32 = _mm512_set1_pd(4294967296.0);
+  const __m512d zero = _mm512_setzero_pd(), one = _mm512_set1_pd(1.0);
+  const __m512i full_thr = _mm512_set1_epi64(1LL << 32), ones = _mm512_set1_epi64(1);
+  size_t nnz = 0;
+  for (size_t b = 0; b < (n + 15) / 16; b++) {
+    size_t left = n - 16 * b;
+    __mmask16 in = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+    __m512 xf = _mm512_maskz_loadu_ps(in, x + 16 * b);
+    unsigned nz = 0;
+    for (int h = 0; h < 2; h++) {
+      __m256 xh = h ? _mm512_extractf32x8_ps(xf, 1) : _mm512_castps512_ps256(xf);
+      __m512d p = _mm512_mul_pd(_mm512_cvtps_pd(xh), g);
+      __mmask8 pos = _mm512_cmp_pd_mask(p, zero, _CMP_GT_OQ); /* false for NaN */
+      __mmask8 full = _mm512_cmp_pd_mask(p, one, _CMP_GE_OQ);
+      __m512i t = _mm512_maskz_cvttpd_epu64((__mmask8)(pos & ~full), _mm512_mul_pd(p, two32));
+      t = _mm512_mask_mov_epi64(t, full, full_thr);
+      __mmask8 nzq = _mm512_test_epi64_mask(t, t);
+      t = _mm512_mask_sub_epi64(t, nzq, t, ones);
+      _mm256_storeu_si256((__m256i *)(void *)(s->tm1 + 16 * b + 8 * h), _mm512_cvtepi64_epi32(t));
+      nz |= (unsigned)nzq << (8 * h);
+    }
+    s->nz[b] = (uint16_t)nz;
+    nnz += (size_t)_mm_popcnt_u32(nz);
+  }
+  return nnz;
+}
 
 /* One step, AVX-512: 8 pairs = 16 units per iteration. The 8 hashes viewed
  * as 16 little-endian u32 are exactly the uniforms of units 16b..16b+15 in
@@ -180,34 +204,32 @@ rate_step_avx512(const spk_rate_scratch *s, size_t blocks, uint64_t base, uint32
   }
   return e;
 }
-#endif
 
 static int cpu_has_avx512(void) {
-#ifdef SPK_HAVE_AVX512
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
-#else
-  return 0;
-#endif
 }
+#endif
 
 int spk_rate(const float *x, size_t n, uint32_t steps, double gain, uint64_t key,
              spk_rate_scratch *s, spk_events *out) {
   if (n == 0) return 0;
   if (scratch_reserve(s, n) != 0) return -1;
-  size_t na = rate_prepare(x, n, gain, s), blocks = (n + 15) / 16;
-  int wide = !s->scalar_only && cpu_has_avx512();
-  for (uint32_t t = 0; t < steps; t++) {
-    /* at most 2 events per active pair, plus 16 slots for the vector stores */
-    if (spk_events_reserve(out, out->n + 2 * na + 16) != 0) return -1;
-    uint64_t base = key + ((uint64_t)t << 32) * SPK_GAMMA;
 #ifdef SPK_HAVE_AVX512
-    if (wide) {
+  if (!s->scalar_only && cpu_has_avx512()) {
+    size_t nnz = rate_prepare_avx512(x, n, gain, s), blocks = (n + 15) / 16;
+    for (uint32_t t = 0; t < steps; t++) {
+      /* at most one event per non-zero unit, plus 16 slots for the vector stores */
+      if (spk_events_reserve(out, out->n + nnz + 16) != 0) return -1;
+      uint64_t base = key + ((uint64_t)t << 32) * SPK_GAMMA;
       out->n = rate_step_avx512(s, blocks, base, t, out->step, out->unit, out->n);
-      continue;
     }
+    return 0;
+  }
 #endif
-    (void)wide;
-    (void)blocks;
+  size_t na = rate_prepare_scalar(x, n, gain, s);
+  for (uint32_t t = 0; t < steps; t++) {
+    if (spk_events_reserve(out, out->n + 2 * na) != 0) return -1;
+    uint64_t base = key + ((uint64_t)t << 32) * SPK_GAMMA;
     out->n = rate_step_scalar(s, na, base, t, out->step, out->unit, out->n);
   }
   return 0;

@@ -116,24 +116,35 @@ static int grow(void **p, size_t *cap, size_t n, size_t es) {
   return 0;
 }
 
+#define CONVERT(T)                                                                           \
+  do {                                                                                       \
+    const T *src = (const T *)t->data + first;                                               \
+    for (size_t i = 0; i < n; i++) out[i] = (float)src[i];                                   \
+  } while (0)
+
 /* Converts n elements starting at element `first` of t to float. */
 static void to_float(const myelin_tensor *t, size_t first, size_t n, float *out) {
-  const void *d = t->data;
-  for (size_t i = 0; i < n; i++) {
-    size_t k = first + i;
-    switch (t->dtype) {
-    case MYELIN_F4: out[i] = ((const float *)d)[k]; break;
-    case MYELIN_F8: out[i] = (float)((const double *)d)[k]; break;
-    case MYELIN_I1: out[i] = ((const int8_t *)d)[k]; break;
-    case MYELIN_I2: out[i] = ((const int16_t *)d)[k]; break;
-    case MYELIN_I4: out[i] = (float)((const int32_t *)d)[k]; break;
-    case MYELIN_I8: out[i] = (float)((const int64_t *)d)[k]; break;
-    case MYELIN_U2: out[i] = ((const uint16_t *)d)[k]; break;
-    case MYELIN_U4: out[i] = (float)((const uint32_t *)d)[k]; break;
-    case MYELIN_U8: out[i] = (float)((const uint64_t *)d)[k]; break;
-    default: out[i] = ((const uint8_t *)d)[k]; break; /* u1, b1 */
-    }
+  switch (t->dtype) {
+  case MYELIN_F4: memcpy(out, (const float *)t->data + first, n * sizeof *out); break;
+  case MYELIN_F8: CONVERT(double); break;
+  case MYELIN_I1: CONVERT(int8_t); break;
+  case MYELIN_I2: CONVERT(int16_t); break;
+  case MYELIN_I4: CONVERT(int32_t); break;
+  case MYELIN_I8: CONVERT(int64_t); break;
+  case MYELIN_U2: CONVERT(uint16_t); break;
+  case MYELIN_U4: CONVERT(uint32_t); break;
+  case MYELIN_U8: CONVERT(uint64_t); break;
+  default: CONVERT(uint8_t); break; /* u1, b1 */
   }
+}
+
+/* The input row as floats: in place for <f4 (payloads are aligned), else
+ * converted into the scratch buffer. NULL when out of memory. */
+static const float *input_floats(scratch *s, const myelin_tensor *t, size_t first, size_t n) {
+  if (t->dtype == MYELIN_F4) return (const float *)t->data + first;
+  if (grow((void **)&s->xf, &s->xcap, n, sizeof *s->xf)) return NULL;
+  to_float(t, first, n, s->xf);
+  return s->xf;
 }
 
 /* ---- one sample ---------------------------------------------------------------- */
@@ -200,11 +211,10 @@ static const char *const batch_context[] = {"subject", "task", "run", "split", "
 static void *run_batch_job(void *arg) {
   batch_job *j = arg;
   scratch *s = j->s;
-  if (grow((void **)&s->xf, &s->xcap, j->row_len, sizeof *s->xf)) { j->failed = 1; return NULL; }
   for (size_t r = j->first; r < j->first + j->count; r++) {
-    to_float(j->x, r * j->row_len, j->row_len, s->xf);
+    const float *xf = input_floats(s, j->x, r * j->row_len, j->row_len);
     myelin_builder *b = NULL;
-    if (encode_sample(j->e, s, s->xf, j->row_len, j->epoch, j->index0 + r) != 0 ||
+    if (!xf || encode_sample(j->e, s, xf, j->row_len, j->epoch, j->index0 + r) != 0 ||
         !(b = myelin_builder_new("spikes"))) {
       j->failed = 1;
       return NULL;
@@ -348,11 +358,10 @@ static int enc_process(void *state, int port, myelin_msg *msg) {
     index = received;
   if (e->batch && x.ndim >= 2 && e->method != M_DELTA) return process_batch(e, msg, &x, epoch);
   scratch *s = &e->sc[0];
-  if (grow((void **)&s->xf, &s->xcap, x.count, sizeof *s->xf))
-    return e->host->error(e->st, "out of memory for %zu inputs", x.count);
-  to_float(&x, 0, x.count, s->xf);
-  if (e->method == M_DELTA) return process_delta(e, msg, &x, s->xf);
-  if (encode_sample(e, s, s->xf, x.count, epoch, index) != 0)
+  const float *xf = input_floats(s, &x, 0, x.count);
+  if (!xf) return e->host->error(e->st, "out of memory for %zu inputs", x.count);
+  if (e->method == M_DELTA) return process_delta(e, msg, &x, xf);
+  if (encode_sample(e, s, xf, x.count, epoch, index) != 0)
     return e->host->error(e->st, "out of memory while encoding %zu inputs", x.count);
   return emit_events(e, msg, &s->ev, x.count, e->steps);
 }
