@@ -386,6 +386,43 @@ START_TEST(plugin_shuffle_epochs_limit_scale) {
 }
 END_TEST
 
+START_TEST(plugin_streamed_epochs_and_truncation) {
+  char *img = mt_strf("%s/img.idx.gz", tmp), *lab = mt_strf("%s/lab.idx.gz", tmp);
+  write_small(img, lab, 1);
+  char *params = mt_strf("{path: %s, labels: %s, epochs: 2, limit: 3}", img, lab);
+  myelin_harness *h = start_dataset(params);
+  ck_assert_uint_eq(myelin_harness_count(h, "out"), 6);
+  for (int i = 0; i < 6; i++) {
+    myelin_msg *m = myelin_harness_output(h, "out", (size_t)i);
+    ck_assert_int_eq(msg_i(m, "index"), i % 3);
+    ck_assert_int_eq(msg_i(m, "epoch"), i / 3);
+    ck_assert_int_eq(msg_i(m, "seq"), i);
+    myelin_tensor x;
+    ck_assert_int_eq(myelin_msg_tensor(m, "x", &x), 0);
+    ck_assert_uint_eq(((const uint8_t *)x.data)[0], 10 * (i % 3));
+  }
+  myelin_harness_free(h);
+  free(params);
+  /* a streamed file that ends early fails at run time, naming the row */
+  char *tr = mt_strf("%s/trunc.idx", tmp);
+  uint8_t px[27] = {0};
+  write_idx(tr, 0, 0x08, 3, (const uint32_t[]){5, 3, 2}, px, sizeof px);
+  params = mt_strf("{path: %s}", tr);
+  char err[1024];
+  h = myelin_harness_new("dataset", params, err, sizeof err);
+  ck_assert_msg(h != NULL, "%s", err);
+  ck_assert_int_ne(myelin_harness_start(h), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "row 4") && strstr(myelin_harness_error(h), tr), "%s",
+                myelin_harness_error(h));
+  ck_assert_uint_eq(myelin_harness_count(h, "out"), 4);
+  myelin_harness_free(h);
+  free(params);
+  free(tr);
+  free(img);
+  free(lab);
+}
+END_TEST
+
 START_TEST(plugin_whole_tensor) {
   char *img = mt_strf("%s/img.idx", tmp), *lab = mt_strf("%s/lab.idx", tmp);
   write_small(img, lab, 0);
@@ -501,6 +538,7 @@ static Suite *suite(void) {
   tcase_set_timeout(tp, 120);
   tcase_add_test(tp, plugin_samples_in_order);
   tcase_add_test(tp, plugin_shuffle_epochs_limit_scale);
+  tcase_add_test(tp, plugin_streamed_epochs_and_truncation);
   tcase_add_test(tp, plugin_whole_tensor);
   tcase_add_test(tp, plugin_npy_npz_csv);
   tcase_add_test(tp, plugin_digits_csv);
