@@ -65,6 +65,10 @@ if [ -n "$BIN" ]; then
   echo "pipeline (file_source -> info_content -> file_sink, + dataset connectome, null: 10)"
   printf "  %-44s %10s s   (rest %s TRs + task %s TRs, %s parcels)\n" "myelin run pipelines/info_content.yaml" \
     "$(echo "$t0 $t1" | awk '{ printf "%.2f", $2 - $1 }')" "$TREF" "$M" "$N"
+  t0=$(date +%s.%N)
+  DEMO="$W" "$BIN" run "$SRC/pipelines/info_content.yaml" --quiet --set info.threads=2
+  t1=$(date +%s.%N)
+  printf "  %-44s %10s s\n" "  the same with --set info.threads=2" "$(echo "$t0 $t1" | awk '{ printf "%.2f", $2 - $1 }')"
 else
   echo
   echo "pipeline: skipped (set MYELIN_BIN to the myelin CLI of a build)"

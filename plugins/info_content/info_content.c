@@ -31,6 +31,7 @@
  * horizon), average_discrete [N], modal [N] (symmetric connectomes)}.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,7 @@
 enum { PORT_RUN = 0, PORT_CONNECTOME = 1 };
 enum { OUT_MAP = 0, OUT_CONTROL = 1 };
 enum { ENERGY_NONE, ENERGY_WENINGER, ENERGY_NCTPY };
+enum { IC_MAX_THREADS = 64 };
 
 /* A subject's reference: per parcel limits, bandwidth and sorted values. */
 typedef struct ic_ref {
@@ -72,7 +74,7 @@ typedef struct ic_state {
   char ref_task[128];
   double bandwidth; /* 0 = silverman */
   double clip_sd, c, horizon, rho;
-  int bits, demean, energy, S_identity, x0_prev, steps, null, per_parcel, control;
+  int bits, demean, energy, S_identity, x0_prev, steps, null, per_parcel, control, threads;
   unsigned long long seed;
   /* references */
   ic_ref *refs;
@@ -418,23 +420,69 @@ typedef struct run_out {
   double *state, *regional, *energy, *null;
 } run_out;
 
+/* Parcels [k0, k1) of a run: demean, clip, surprisal into S (parcel-major).
+ * Workers touch disjoint parcel rows only. */
+typedef struct kde_job {
+  const ic_ref *r;
+  double *P, *S;
+  size_t t;
+  int k0, k1, demean, failed;
+} kde_job;
+
+static void *kde_worker(void *arg) {
+  kde_job *j = arg;
+  double *work = malloc((j->r->t ? j->r->t : 1) * sizeof *work);
+  if (!work) {
+    j->failed = 1;
+    return NULL;
+  }
+  for (int k = j->k0; k < j->k1; k++) {
+    double *x = j->P + (size_t)k * j->t;
+    if (j->demean) {
+      double m = ic_mean(x, j->t);
+      for (size_t i = 0; i < j->t; i++) x[i] -= m;
+    }
+    ic_clip(x, j->t, j->r->lo[k], j->r->hi[k]);
+    ic_kde_surprisal(j->r->sorted + (size_t)k * j->r->t, j->r->t, j->r->h[k], x, j->t,
+                     j->S + (size_t)k * j->t, work);
+  }
+  free(work);
+  return NULL;
+}
+
+/* Runs the KDE over all parcels on s->threads threads (the stage thread
+ * takes the first share). Returns 0 or -1 (memory / thread creation). */
+static int kde_parallel(ic_state *s, const ic_ref *r, double *P, double *S, size_t t, int n) {
+  int nt = s->threads < n ? s->threads : n;
+  if (nt < 1) nt = 1;
+  kde_job jobs[IC_MAX_THREADS];
+  pthread_t tid[IC_MAX_THREADS];
+  int started[IC_MAX_THREADS] = {0}, failed = 0;
+  for (int i = 0; i < nt; i++) {
+    jobs[i] = (kde_job){r, P, S, t, (int)((long long)n * i / nt), (int)((long long)n * (i + 1) / nt), s->demean, 0};
+    if (i > 0) started[i] = pthread_create(&tid[i], NULL, kde_worker, &jobs[i]) == 0;
+  }
+  for (int i = 1; i < nt; i++)
+    if (!started[i]) kde_worker(&jobs[i]); /* could not start: do it here */
+  kde_worker(&jobs[0]);
+  for (int i = 0; i < nt; i++) {
+    if (i > 0 && started[i]) pthread_join(tid[i], NULL);
+    failed |= jobs[i].failed;
+  }
+  return failed ? -1 : 0;
+}
+
 static int score_run(ic_state *s, const ic_ref *r, double *P, size_t t, int n, double *X,
                      run_out *o) {
-  double *work = malloc(r->t * sizeof *work), *col = malloc(t * sizeof *col);
-  if (!work || !col) {
-    free(work);
-    free(col);
+  size_t tn = t * (size_t)n;
+  double *S = malloc((tn ? tn : 1) * sizeof *S);
+  if (!S || kde_parallel(s, r, P, S, t, n) != 0) {
+    free(S);
     return s->host->error(s->st, "out of memory");
   }
   double unit = s->bits ? 1.0 / M_LN2 : 1.0;
   for (int k = 0; k < n; k++) {
-    double *x = P + (size_t)k * t;
-    if (s->demean) {
-      double m = ic_mean(x, t);
-      for (size_t i = 0; i < t; i++) x[i] -= m;
-    }
-    ic_clip(x, t, r->lo[k], r->hi[k]);
-    ic_kde_surprisal(r->sorted + (size_t)k * r->t, r->t, r->h[k], x, t, col, work);
+    const double *x = P + (size_t)k * t, *col = S + (size_t)k * t;
     double sum = 0;
     for (size_t i = 0; i < t; i++) {
       double v = col[i] * unit;
@@ -449,8 +497,7 @@ static int score_run(ic_state *s, const ic_ref *r, double *P, size_t t, int n, d
     for (int k = 0; k < n; k++) sum += o->pp[i * n + k];
     o->state[i] = sum;
   }
-  free(work);
-  free(col);
+  free(S);
   return 0;
 }
 
@@ -683,6 +730,7 @@ static int ic_init(const myelin_host *host, myelin_stage *st, const myelin_param
   s->seed = (unsigned long long)myelin_param_int(p, "seed");
   s->per_parcel = myelin_param_bool(p, "per_parcel");
   s->control = myelin_param_bool(p, "controllability");
+  s->threads = (int)myelin_param_int(p, "threads");
   const char *ref = myelin_param_str(p, "reference");
   if (ref && *ref) {
     int rc = load_file_ref(s, ref);
@@ -784,6 +832,8 @@ static const myelin_param_def ic_params[] = {
     {"controllability", MYELIN_PARAM_BOOL, "false", 0, 0, 0, NULL, NULL,
      "Emit average (continuous and discrete) and modal controllability per connectome on "
      "`controllability`."},
+    {"threads", MYELIN_PARAM_INT, "1", 1, 1, IC_MAX_THREADS, NULL, "threads",
+     "Threads for the density step (parcels are split among them; the stage thread is one)."},
     {NULL, 0, NULL, 0, 0, 0, NULL, NULL, NULL}};
 
 static const myelin_port_def ic_inputs[] = {

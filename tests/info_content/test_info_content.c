@@ -101,7 +101,7 @@ static const double TASK_NCT[4] = {6.745859802285156, 9.915724563779136, 11.0912
 /* Task before rest before connectome: nothing leaves until both arrive,
  * then the runs come out in arrival order with the paper's numbers. */
 START_TEST(held_until_ready_weninger) {
-  myelin_harness *h = harness("{per_parcel: true}");
+  myelin_harness *h = harness("{per_parcel: true, threads: 3}"); /* 5 parcels over 3 threads */
   ck_assert_int_eq(myelin_harness_push(h, "run", task_msg()), 0);
   ck_assert_int_eq(myelin_harness_push(h, "run", rest_msg()), 0);
   ck_assert_uint_eq(myelin_harness_count(h, "map"), 0);
@@ -414,6 +414,27 @@ START_TEST(null_is_relabelled_connectome) {
 }
 END_TEST
 
+/* Splitting parcels over threads changes nothing, bit for bit. */
+START_TEST(threads_identical) {
+  myelin_harness *h1 = harness("{energy: none, per_parcel: true}");
+  myelin_harness *h4 = harness("{energy: none, per_parcel: true, threads: 4}");
+  myelin_harness *h9 = harness("{energy: none, per_parcel: true, threads: 9}"); /* more threads than parcels */
+  myelin_harness *hs[3] = {h1, h4, h9};
+  for (int i = 0; i < 3; i++) {
+    ck_assert_int_eq(myelin_harness_push(hs[i], "run", rest_msg()), 0);
+    ck_assert_int_eq(myelin_harness_push(hs[i], "run", task_msg()), 0);
+  }
+  for (int i = 1; i < 3; i++)
+    for (size_t m = 0; m < 2; m++) {
+      size_t t = m ? 40 : 60;
+      const double *a = field(myelin_harness_output(h1, "map", m), "per_parcel", t * N);
+      const double *b = field(myelin_harness_output(hs[i], "map", m), "per_parcel", t * N);
+      ck_assert(memcmp(a, b, t * N * sizeof *a) == 0);
+    }
+  for (int i = 0; i < 3; i++) myelin_harness_free(hs[i]);
+}
+END_TEST
+
 /* The demo pipeline end to end: the example script writes the data, the
  * pipeline runs through `myelin run`, Python reads the outputs. */
 START_TEST(pipeline_end_to_end) {
@@ -504,6 +525,7 @@ int main(void) {
   tcase_add_test(tc, directed_connectome);
   tcase_add_test(tc, raw_options);
   tcase_add_test(tc, null_is_relabelled_connectome);
+  tcase_add_test(tc, threads_identical);
   tcase_add_test(tc, pipeline_end_to_end);
   tcase_add_test(tc, bids_end_to_end);
   suite_add_tcase(s, tc);
