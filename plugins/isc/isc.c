@@ -844,10 +844,23 @@ static char *resolve_path(const myelin_host *host, myelin_stage *st, const char 
   return full;
 }
 
+static int init_state(isc_state *s, const myelin_host *host, myelin_stage *st, const myelin_params *p);
+
+/* fini only runs after a successful init: a failing init frees its state. */
 static int isc_init(const myelin_host *host, myelin_stage *st, const myelin_params *p, void **state) {
   isc_state *s = calloc(1, sizeof *s);
   if (!s) return MYELIN_ENOMEM;
+  int rc = init_state(s, host, st, p);
+  if (rc) {
+    isc_fini(s);
+    *state = NULL;
+    return rc;
+  }
   *state = s;
+  return 0;
+}
+
+static int init_state(isc_state *s, const myelin_host *host, myelin_stage *st, const myelin_params *p) {
   s->host = host;
   s->st = st;
   s->subjects = (size_t)myelin_param_int(p, "subjects");
