@@ -694,12 +694,26 @@ static int fs_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
   return rc;
 }
 
+static void fs_fini(void *state);
+
+static int fs_init_state(fs_state *s, const myelin_params *p);
+
+/* fini only runs after a successful init: a failed init frees here. */
 static int fs_init(const myelin_host *host, myelin_stage *st, const myelin_params *p, void **state) {
   fs_state *s = calloc(1, sizeof *s);
   if (!s) return MYELIN_ENOMEM;
-  *state = s;
   s->host = host;
   s->st = st;
+  int rc = fs_init_state(s, p);
+  if (rc) {
+    fs_fini(s);
+    return rc;
+  }
+  *state = s;
+  return 0;
+}
+
+static int fs_init_state(fs_state *s, const myelin_params *p) {
   s->p = p;
   const char *watch = myelin_param_str(p, "watch");
   s->emit_volume = (watch && *watch) || strcmp(myelin_param_str(p, "emit"), "volume") == 0;

@@ -111,8 +111,12 @@ static int fo_init(const myelin_host *host, myelin_stage *st, const myelin_param
   s->max_bytes = (size_t)myelin_param_int(p, "max_bytes");
   struct stat sb;
   const char *dir = myelin_param_str(p, "path");
-  if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-    return host->error(st, "path %s: not a folder (%s)", dir, errno ? strerror(errno) : "not a directory");
+  if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+    int rc = host->error(st, "path %s: not a folder (%s)", dir, errno ? strerror(errno) : "not a directory");
+    free(s); /* fini only runs after a successful init */
+    *state = NULL;
+    return rc;
+  }
   return 0;
 }
 

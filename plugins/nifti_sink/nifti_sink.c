@@ -437,13 +437,22 @@ static int ns_init(const myelin_host *host, myelin_stage *st, const myelin_param
   s->host = host;
   s->st = st;
   s->path_tmpl = strdup(myelin_param_str(p, "path"));
-  if (!s->path_tmpl) return MYELIN_ENOMEM;
+  if (!s->path_tmpl) {
+    free(s);
+    *state = NULL;
+    return MYELIN_ENOMEM;
+  }
   s->fill_nan = strcmp(myelin_param_str(p, "fill"), "nan") == 0;
   s->do_fsync = myelin_param_bool(p, "fsync");
   if (!strchr(s->path_tmpl, '{')) { /* a fixed folder can be checked now */
     char err[1024];
-    if (myelin_mkdirs_for(s->path_tmpl, err, sizeof err) || myelin_check_writable(s->path_tmpl, err, sizeof err))
-      return host->error(st, "%s", err);
+    if (myelin_mkdirs_for(s->path_tmpl, err, sizeof err) || myelin_check_writable(s->path_tmpl, err, sizeof err)) {
+      int rc = host->error(st, "%s", err);
+      free(s->path_tmpl);
+      free(s); /* fini only runs after a successful init */
+      *state = NULL;
+      return rc;
+    }
   }
   return 0;
 }

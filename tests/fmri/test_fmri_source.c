@@ -588,6 +588,10 @@ START_TEST(bad_inputs_are_errors) {
   ck_assert_msg(strstr(msg, "/nonexistent/x.nii.gz") != NULL, "%s", msg);
   ck_assert(source_fails("{path: x.nii, watch: /tmp}", msg, sizeof msg));
   ck_assert_msg(strstr(msg, "exactly one") != NULL, "%s", msg);
+  ck_assert(source_fails("{path: x.nii, mask: /nonexistent/mask.nii}", msg, sizeof msg));
+  ck_assert_msg(strstr(msg, "/nonexistent/mask.nii") != NULL, "%s", msg);
+  ck_assert(source_fails("{path: x.nii, atlas: /nonexistent/atlas.nii.gz}", msg, sizeof msg));
+  ck_assert_msg(strstr(msg, "/nonexistent/atlas.nii.gz") != NULL, "%s", msg);
   ck_assert(source_fails("{watch: /tmp, mask: auto}", msg, sizeof msg));
   ck_assert_msg(strstr(msg, "auto") != NULL, "%s", msg);
   char *dir = mt_tmpdir();
