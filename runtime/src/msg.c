@@ -354,10 +354,17 @@ static const msgpack_object *msg_tree(const myelin_msg *cm) {
   myelin_msg *m = (myelin_msg *)cm; /* the cache is internal, logically const */
   msgpack_unpacked *p = atomic_load_explicit(&m->parsed, memory_order_acquire);
   if (p) return &p->data;
+  /* A zone sized to the message (msgpack_unpack_next would take 8 KiB even
+   * for a 100-byte message, which adds up in stages that hold many). Objects
+   * are 24 bytes and most take a few bytes on the wire; the zone grows if not. */
   msgpack_unpacked up;
   msgpack_unpacked_init(&up);
+  size_t chunk = m->len < 4096 ? 256 + 2 * m->len : 8192;
+  up.zone = msgpack_zone_new(chunk);
+  if (!up.zone) return NULL;
   size_t off = 0;
-  msgpack_unpack_return r = msgpack_unpack_next(&up, (const char *)m->bytes, m->len, &off);
+  msgpack_unpack_return r =
+      msgpack_unpack((const char *)m->bytes, m->len, &off, up.zone, &up.data);
   if (r != MSGPACK_UNPACK_SUCCESS && r != MSGPACK_UNPACK_EXTRA_BYTES) {
     msgpack_unpacked_destroy(&up);
     return NULL;
