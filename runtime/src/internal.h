@@ -42,6 +42,10 @@ int plugin_find(const char *name, char *const *extra_dirs, size_t n_extra, char 
 /* Every folder searched, in order (malloc'ed list of malloc'ed strings). */
 size_t plugin_search_dirs(char *const *extra_dirs, size_t n_extra, char ***dirs);
 
+/* The folder of message schemas: MYELIN_SCHEMA_DIR, the install's
+ * share/myelin/schemas, else the source tree's schemas/. */
+const char *schema_dir(void);
+
 int port_index(const myelin_port_def *ports, const char *name);
 size_t port_count(const myelin_port_def *ports);
 size_t param_count(const myelin_param_def *defs);

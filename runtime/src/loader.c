@@ -183,3 +183,13 @@ int kinds_compatible(const char *have, const char *want) {
   }
   return 0;
 }
+
+const char *schema_dir(void) {
+  static char dir[PATH_MAX]; /* computed once */
+  const char *env = getenv("MYELIN_SCHEMA_DIR");
+  if (env && *env) return env;
+  if (dir[0]) return dir;
+  snprintf(dir, sizeof dir, "%s/../../../share/myelin/schemas", plugin_install_dir());
+  if (access(dir, R_OK) != 0) snprintf(dir, sizeof dir, "%s", MYELIN_SCHEMA_DIR_BUILD);
+  return dir;
+}

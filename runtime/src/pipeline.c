@@ -22,12 +22,14 @@
 #include <yaml.h>
 
 #include "internal.h"
+#include "schema.h"
 
 typedef struct ctx {
   const char *file;
   yaml_document_t *doc;
   myelin_diag *d;
   pipeline *p;
+  myelin_schemas *schemas; /* NULL when the schema folder is unreadable */
 } ctx;
 
 #define LINE(n) ((int)(n)->start_mark.line + 1)
@@ -335,7 +337,7 @@ static void check_stage(ctx *c, stage_def *st) {
 
 int harness_validate(stage_def *st, char *err, size_t errlen) {
   myelin_diag d = {0};
-  ctx c = {"params", NULL, &d, NULL};
+  ctx c = {"params", NULL, &d, NULL, NULL};
   size_t nin = port_count(st->lib.desc->inputs);
   myelin_validate_ctx v = {&c, st, calloc(nin ? nin : 1, sizeof(char *)), 0};
   if (!v.in_kinds) abort();
@@ -402,6 +404,23 @@ static void report_cycles(ctx *c) {
   free(indeg);
 }
 
+/* Every kind a plugin's ports declare must have a schema. */
+static void check_port_kinds(ctx *c, stage_def *st, yaml_node_t *pn, const myelin_port_def *ports) {
+  for (size_t i = 0; c->schemas && ports && ports[i].name; i++) {
+    const char *k = ports[i].kinds ? ports[i].kinds : "";
+    while (*k && strcmp(k, "*") != 0) {
+      const char *e = strchr(k, '|');
+      size_t n = e ? (size_t)(e - k) : strlen(k);
+      char kind[64];
+      snprintf(kind, sizeof kind, "%.*s", (int)n, k);
+      if (!myelin_schemas_has(c->schemas, kind))
+        err_at(c, pn, "plugin '%s': port '%s' declares message kind '%s', which has no schema in %s", st->plugin,
+               ports[i].name, kind, schema_dir());
+      k = e ? e + 1 : k + n;
+    }
+  }
+}
+
 static void load_plugin(ctx *c, stage_def *st, yaml_node_t *pn) {
   char path[PATH_MAX], err[2048];
   if (plugin_find(st->plugin, c->p->plugin_path, c->p->n_plugin_path, path, sizeof path, err,
@@ -421,6 +440,8 @@ static void load_plugin(ctx *c, stage_def *st, yaml_node_t *pn) {
   st->out_kinds = calloc(nout ? nout : 1, sizeof(char *));
   if (!st->out_kinds) abort();
   for (size_t i = 0; i < nout; i++) st->out_kinds[i] = xstrdup(st->lib.desc->outputs[i].kinds);
+  check_port_kinds(c, st, pn, st->lib.desc->inputs);
+  check_port_kinds(c, st, pn, st->lib.desc->outputs);
 }
 
 static void parse_top(ctx *c, yaml_node_t *root, yaml_node_t **stages_node) {
@@ -517,7 +538,8 @@ pipeline *pipeline_load(const char *file, const set_override *sets, size_t n_set
   }
   yaml_parser_delete(&parser);
   fclose(fp);
-  ctx c = {file, &doc, d, p};
+  char serr[512];
+  ctx c = {file, &doc, d, p, myelin_schemas_load(schema_dir(), serr, sizeof serr)};
   yaml_node_t *root = yaml_document_get_root_node(&doc);
   yaml_node_t *stages = NULL;
   if (!root || root->type != YAML_MAPPING_NODE) {
@@ -586,6 +608,7 @@ pipeline *pipeline_load(const char *file, const set_override *sets, size_t n_set
     free(order);
   }
   free(raw);
+  if (c.schemas) myelin_schemas_free(c.schemas);
   yaml_document_delete(&doc);
   if (d->n > before) {
     pipeline_free(p);

@@ -35,13 +35,7 @@
 #include <uv.h>
 
 #include "internal.h"
-#if __has_include("schema.h")
 #include "schema.h"
-#define HAVE_SCHEMAS 1
-#else /* the schema module is landing separately */
-typedef struct myelin_schemas myelin_schemas;
-#define HAVE_SCHEMAS 0
-#endif
 
 #define DEFAULT_CAPACITY 512
 #define DEFAULT_BYTES ((size_t)128 << 20)
@@ -270,7 +264,6 @@ static int h_emit(myelin_stage *st, int port, myelin_msg *m) {
     myelin_msg_unref(m);
     return MYELIN_ESTOP;
   }
-#if HAVE_SCHEMAS
   if (s->run->o.check_messages && s->run->schemas) {
     char err[512];
     if (myelin_schemas_check(s->run->schemas, m, err, sizeof err)) {
@@ -282,7 +275,6 @@ static int h_emit(myelin_stage *st, int port, myelin_msg *m) {
       return MYELIN_EINVAL;
     }
   }
-#endif
   atomic_fetch_add_explicit(&s->msgs_out, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&s->bytes_out, msg_len(m), memory_order_relaxed);
   outport *op = &s->outs[port];
@@ -602,14 +594,6 @@ void run_request_stop(void) {
   else request_stop(run);
 }
 
-static __attribute__((unused)) const char *schema_dir(void) {
-  static char dir[4096];
-  const char *env = getenv("MYELIN_SCHEMA_DIR");
-  if (env && *env) return env;
-  snprintf(dir, sizeof dir, "%s/../../../share/myelin/schemas", plugin_install_dir());
-  if (access(dir, R_OK) == 0) return dir;
-  return MYELIN_SCHEMA_DIR_BUILD;
-}
 
 static int setup(struct myelin_run *run) {
   pipeline *p = run->p;
@@ -647,7 +631,6 @@ int run_pipeline(pipeline *p, const run_opts *o) {
   struct myelin_run *run = &run_s;
   run->p = p;
   run->o = *o;
-#if HAVE_SCHEMAS
   if (o->check_messages) {
     char err[512];
     run->schemas = myelin_schemas_load(schema_dir(), err, sizeof err);
@@ -656,7 +639,6 @@ int run_pipeline(pipeline *p, const run_opts *o) {
       return 2;
     }
   }
-#endif
   int exit_code = 0;
   if (setup(run)) {
     fprintf(stderr, "error: out of memory setting up the pipeline\n");
@@ -735,8 +717,6 @@ teardown:
     pthread_mutex_destroy(&s->err_mu);
   }
   free(run->st);
-#if HAVE_SCHEMAS
   if (run->schemas) myelin_schemas_free(run->schemas);
-#endif
   return exit_code;
 }

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "myelin/msg.h"
 #include "testutil.h"
 
 static const char *bin(void) { return mt_env("MYELIN_BIN", "myelin"); }
@@ -254,6 +255,39 @@ START_TEST(bad_input_errors) {
 }
 END_TEST
 
+START_TEST(check_messages_flags_bad_fields) {
+  char *d = mt_tmpdir();
+  FILE *f = fopen(mt_strf("%s/m.mpk", d), "wb");
+  ck_assert_ptr_nonnull(f);
+  myelin_builder *b = myelin_builder_new("tensor");
+  int64_t shape[1] = {4};
+  float x[4] = {1, 2, 3, 4};
+  myelin_build_tensor_copy(b, "data", MYELIN_F4, 1, shape, x);
+  myelin_msg *ok = myelin_builder_finish(b);
+  b = myelin_builder_new("spikes"); /* no n, steps, dt, unit */
+  myelin_build_tensor_copy(b, "step", MYELIN_F4, 1, shape, x);
+  myelin_msg *bad = myelin_builder_finish(b);
+  size_t len;
+  const uint8_t *bytes = myelin_msg_bytes(ok, &len);
+  fwrite(bytes, 1, len, f);
+  bytes = myelin_msg_bytes(bad, &len);
+  fwrite(bytes, 1, len, f);
+  fclose(f);
+  myelin_msg_unref(ok);
+  myelin_msg_unref(bad);
+  char *p = write_pipeline(d, "c.yaml",
+                           mt_strf("name: c\nstages:\n"
+                                   "  - {id: src, plugin: file_source, params: {path: %s/m.mpk}}\n"
+                                   "  - {id: s, plugin: null_sink, inputs: [src]}\n", d));
+  char *out;
+  ck_assert_int_eq(run_cli(mt_strf("run %s", p), &out), 0); /* off by default */
+  free(out);
+  ck_assert_int_eq(run_cli(mt_strf("run %s --check-messages", p), &out), 1);
+  ck_assert_msg(strstr(out, "stage 'src' (file_source)") && strstr(out, "spikes") && strstr(out, "'n'"), "%s", out);
+  free(out);
+}
+END_TEST
+
 START_TEST(cli_plugins_and_inspect) {
   char *out;
   ck_assert_int_eq(run_cli("plugins", &out), 0);
@@ -287,6 +321,7 @@ int main(void) {
   tcase_add_test(tc, sigint_drains_and_keeps_file);
   tcase_add_test(tc, slow_sink_bounded_queue);
   tcase_add_test(tc, bad_input_errors);
+  tcase_add_test(tc, check_messages_flags_bad_fields);
   tcase_add_test(tc, cli_plugins_and_inspect);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
