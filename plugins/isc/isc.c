@@ -503,8 +503,18 @@ static void sgroup_free(sgroup *g) {
   free(g->task);
 }
 
+/* Row of pair (i, j) of appearance indices in the stream's pair order. */
+static size_t stream_pair_row(size_t i, size_t j, size_t S) {
+  if (i > j) {
+    size_t t = i;
+    i = j;
+    j = t;
+  }
+  return i * S - i * (i + 1) / 2 + (j - i - 1);
+}
+
 static int emit_stream(isc_state *s, sgroup *g) {
-  const size_t rows = isc_rows(g->S, 0), V = g->V, S = g->S;
+  const size_t S = g->S, V = g->V, rows = isc_rows(S, g->st.pairwise);
   double *out = malloc((2 * rows + 1) * V * sizeof *out + 1);
   size_t *order = malloc(S * sizeof *order);
   char **names = malloc(S * sizeof *names);
@@ -525,8 +535,14 @@ static int emit_stream(isc_state *s, sgroup *g) {
       order[j - 1] = tmp;
     }
   for (size_t i = 0; i < S; i++) names[i] = g->subjects[order[i]];
-  for (size_t r = 0; r < rows; r++) memcpy(out + r * V, raw + (rows == 1 ? 0 : order[r]) * V, V * sizeof *out);
-  myelin_builder *b = map_begin(g->first, group_keys, names, g->nsub, 0);
+  if (g->st.pairwise) {
+    for (size_t a = 0, r = 0; a < S; a++)
+      for (size_t c = a + 1; c < S; c++, r++)
+        memcpy(out + r * V, raw + stream_pair_row(order[a], order[c], S) * V, V * sizeof *out);
+  } else {
+    for (size_t r = 0; r < rows; r++) memcpy(out + r * V, raw + (rows == 1 ? 0 : order[r]) * V, V * sizeof *out);
+  }
+  myelin_builder *b = map_begin(g->first, group_keys, names, g->nsub, g->st.pairwise);
   free(order);
   free(names);
   if (!b) {
@@ -557,7 +573,7 @@ static sgroup *sgroup_find(isc_state *s, const char *task, size_t V, const myeli
   memset(g, 0, sizeof *g);
   g->task = strdup(task);
   g->subjects = calloc(s->subjects, sizeof *g->subjects);
-  if (!g->task || !g->subjects || isc_stream_init(&g->st, s->subjects, V) != 0) {
+  if (!g->task || !g->subjects || isc_stream_init(&g->st, s->subjects, V, s->pairwise) != 0) {
     free(g->task);
     free(g->subjects);
     isc_stream_free(&g->st);

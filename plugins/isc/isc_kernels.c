@@ -557,11 +557,21 @@ void isc_acc_corr(const isc_acc *a, double *r) {
   }
 }
 
-int isc_stream_init(isc_stream *st, size_t S, size_t V) {
+int isc_stream_init(isc_stream *st, size_t S, size_t V, int pairwise) {
   memset(st, 0, sizeof *st);
   if (S < 2) return ISC_EARG;
   st->S = S;
   st->V = V;
+  st->pairwise = pairwise && S > 2;
+  if (st->pairwise) {
+    st->pacc = calloc(isc_npairs(S), sizeof *st->pacc);
+    if (!st->pacc) return ISC_ENOMEM;
+    for (size_t q = 0; q < isc_npairs(S); q++)
+      if (isc_acc_init(&st->pacc[q], V)) {
+        isc_stream_free(st);
+        return ISC_ENOMEM;
+      }
+  }
   st->acc = calloc(S, sizeof *st->acc);
   st->sum = malloc((V ? V : 1) * sizeof *st->sum);
   st->y = malloc((V ? V : 1) * sizeof *st->y);
@@ -582,6 +592,9 @@ void isc_stream_free(isc_stream *st) {
   if (st->acc)
     for (size_t s = 0; s < st->S; s++) isc_acc_free(&st->acc[s]);
   free(st->acc);
+  if (st->pacc)
+    for (size_t q = 0; q < isc_npairs(st->S); q++) isc_acc_free(&st->pacc[q]);
+  free(st->pacc);
   free(st->sum);
   free(st->y);
   free(st->cnt);
@@ -612,15 +625,20 @@ void isc_stream_add(isc_stream *st, const double *const *vol) {
   }
   /* Rows past the first (S == 2) still need their NaN flags. */
   for (size_t s = rows; s < S; s++) isc_acc_add(&st->acc[s], vol[s], st->sum);
+  if (st->pairwise)
+    for (size_t i = 0, q = 0; i < S; i++)
+      for (size_t j = i + 1; j < S; j++, q++) isc_acc_add(&st->pacc[q], vol[i], vol[j]);
 }
 
 void isc_stream_result(const isc_stream *st, isc_nan_policy nan, double *out) {
-  const size_t S = st->S, V = st->V, rows = isc_rows(S, 0);
-  for (size_t s = 0; s < rows; s++) isc_acc_corr(&st->acc[s], out + s * V);
+  const size_t S = st->S, V = st->V, rows = isc_rows(S, st->pairwise);
+  for (size_t r = 0; r < rows; r++) isc_acc_corr(st->pairwise ? &st->pacc[r] : &st->acc[r], out + r * V);
+  /* pairwise ignores tolerate and applies only the threshold (as batch) */
+  isc_nan_policy pol = st->pairwise ? (isc_nan_policy){1, nan.min_fraction} : nan;
   for (size_t v = 0; v < V; v++) {
     size_t nclean = 0;
     for (size_t s = 0; s < S; s++) nclean += !isnan(st->acc[s].mx[v]);
-    if (voxel_masked(nclean, S, nan))
+    if (voxel_masked(nclean, S, pol))
       for (size_t s = 0; s < rows; s++) out[s * V + v] = NAN;
   }
 }

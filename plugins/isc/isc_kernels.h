@@ -90,21 +90,24 @@ void isc_acc_reset(isc_acc *a);
 void isc_acc_add(isc_acc *a, const double *x, const double *y);
 void isc_acc_corr(const isc_acc *a, double *r); /* [V]; NaN with < 2 points */
 
-/* Streaming leave-one-out ISC: one update per TR with every subject's volume,
- * O(S V) per TR; isc_stream_result equals isc_loo over the TRs seen. */
+/* Streaming ISC: one update per TR with every subject's volume. Leave-one-out
+ * costs O(S V) per TR and isc_stream_result equals isc_loo over the TRs seen;
+ * pairwise keeps one accumulator per pair (O(S^2 V)) and equals isc_pairwise. */
 typedef struct isc_stream {
   size_t S, V;
-  isc_acc *acc; /* [S] */
+  int pairwise;
+  isc_acc *acc;  /* [S]: leave-one-out rows (and every subject's NaN flags) */
+  isc_acc *pacc; /* [S(S-1)/2] when pairwise */
   double *sum;  /* [V] scratch */
   double *y;    /* [V] scratch */
   uint32_t *cnt;
 } isc_stream;
 
-int isc_stream_init(isc_stream *st, size_t S, size_t V);
+int isc_stream_init(isc_stream *st, size_t S, size_t V, int pairwise);
 void isc_stream_free(isc_stream *st);
 /* vol[s]: subject s's volume at this TR, [V]. */
 void isc_stream_add(isc_stream *st, const double *const *vol);
-/* out: [isc_rows(S, 0), V]. */
+/* out: [isc_rows(S, pairwise), V]. */
 void isc_stream_result(const isc_stream *st, isc_nan_policy nan, double *out);
 
 /* ---- statistics ----------------------------------------------------------- */

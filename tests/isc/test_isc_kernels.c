@@ -293,7 +293,10 @@ START_TEST(streaming_equals_batch) {
   for (int pass = 0; pass < 2; pass++) {
     if (pass == 1) fx.f[2][5 * V + 1] = NAN;
     isc_stream st;
-    ck_assert_int_eq(isc_stream_init(&st, S, V), 0);
+    ck_assert_int_eq(isc_stream_init(&st, S, V, 0), 0);
+    isc_stream pst;
+    ck_assert_int_eq(isc_stream_init(&pst, S, V, 1), 0);
+    double pbatch[10 * V], plive[10 * V];
     double vol[S][V];
     const double *pv[S];
     for (int s = 0; s < S; s++) pv[s] = vol[s];
@@ -302,17 +305,22 @@ START_TEST(streaming_equals_batch) {
       for (int s = 0; s < S; s++)
         for (int v = 0; v < V; v++) vol[s][v] = fx.f[s][t * V + v];
       isc_stream_add(&st, pv);
+      isc_stream_add(&pst, pv);
       if (t < 2) continue;
       isc_data part = fx.df;
       part.T = (size_t)t + 1;
       ck_assert_int_eq(isc_loo(&part, TOL, 1, batch), 0);
       isc_stream_result(&st, TOL, live);
       expect_close(live, batch, S * V, 1e-10, "stream vs batch");
+      ck_assert_int_eq(isc_pairwise(&part, TOL, 1, pbatch), 0);
+      isc_stream_result(&pst, TOL, plive);
+      expect_close(plive, pbatch, 10 * V, 1e-10, "pairwise stream vs batch");
     }
     isc_stream_result(&st, STRICT, live);
     ck_assert_int_eq(isc_loo(&fx.df, STRICT, 1, batch), 0);
     expect_close(live, batch, S * V, 1e-10, "stream vs batch strict");
     isc_stream_free(&st);
+    isc_stream_free(&pst);
   }
 }
 END_TEST

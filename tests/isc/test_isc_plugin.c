@@ -209,6 +209,19 @@ START_TEST(streaming_equals_batch) {
   const double *sm = tensor_of(last, "summary", &t, 1);
   for (int v = 0; v < V; v++) ck_assert_double_eq_tol(sm[v], mean[v], 1e-10);
   myelin_harness_free(h);
+
+  /* pairwise streaming, subjects arriving in reverse order */
+  h = harness("{subjects: 5, every: 40, pairwise: true}");
+  for (int tr = 0; tr < T; tr++)
+    for (int s = S - 1; s >= 0; s--) ck_assert_int_eq(myelin_harness_push(h, NULL, volume_msg(s, tr, "story")), 0);
+  ck_assert_int_eq(myelin_harness_eos(h), 0);
+  ck_assert_uint_eq(myelin_harness_count(h, "map"), 1);
+  d = tensor_of(myelin_harness_output(h, "map", 0), "data", &t, 2);
+  ck_assert_int_eq(t.shape[0], 10);
+  double pb[10 * V];
+  ck_assert_int_eq(isc_pairwise(&dd, (isc_nan_policy){1, -1}, 1, pb), 0);
+  for (int i = 0; i < 10 * V; i++) ck_assert_double_eq_tol(d[i], pb[i], 1e-10);
+  myelin_harness_free(h);
 }
 END_TEST
 
