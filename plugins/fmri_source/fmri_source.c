@@ -419,6 +419,32 @@ static int stream_volumes(fs_state *s, nifti_reader *r, const selection *sel, co
   return rc == MYELIN_ESTOP ? 0 : rc;
 }
 
+/* One `run` message whose [T, V] payload is filled in place: read straight
+ * from the file into the message, then detrend/zscore there (no copy). For
+ * runs whose V is known before reading (no auto mask, no atlas). */
+static int direct_run(fs_state *s, nifti_reader *r, const selection *sel, const run_info *ri, size_t T) {
+  char err[768];
+  size_t V = sel->n;
+  int rc = pace_wait(s, ri->tr * (double)T);
+  if (rc) return rc == MYELIN_ESTOP ? 0 : rc;
+  myelin_builder *b = myelin_builder_new("run");
+  if (!b) return s->host->error(s->st, "out of memory");
+  myelin_build_uint(b, "seq", s->seq++);
+  build_context(b, ri);
+  const int64_t shape[2] = {(int64_t)T, (int64_t)V};
+  float *X = myelin_build_tensor(b, "data", MYELIN_F4, 2, shape);
+  if (!X) rc = s->host->error(s->st, "%s: out of memory for %zu x %zu floats", r->name, T, V);
+  else if (nifti_read_volumes(r, T, sel->fidx, V, X, V, err, sizeof err)) rc = s->host->error(s->st, "%s", err);
+  else if (fmri_detrend(X, T, V, s->detrend) || (s->zscore && fmri_zscore(X, T, V)))
+    rc = s->host->error(s->st, "out of memory");
+  if (rc) {
+    myelin_builder_free(b);
+    return rc;
+  }
+  build_geometry(s, b, ri->g, sel->cidx, V);
+  return emit_msg(s, b);
+}
+
 /* Whole run into X [T, V]; then auto mask / parcel means / detrend / zscore. */
 static int process_run(fs_state *s, nifti_reader *r, selection *sel, const run_info *base, size_t T) {
   char err[768];
@@ -516,8 +542,11 @@ static int load_item(fs_state *s, const fmri_list *l, const fmri_item *it) {
     size_t T = T0 - (size_t)s->trim;
     ri.voxels = sel.cidx;
     ri.nvox = sel.n;
-    if (!rc && s->emit_volume && s->mask_mode != MASK_AUTO && !s->atlas && s->detrend < 0 && !s->zscore)
+    int simple = s->mask_mode != MASK_AUTO && !s->atlas;
+    if (!rc && simple && s->emit_volume && s->detrend < 0 && !s->zscore)
       rc = stream_volumes(s, &r, &sel, &ri, T);
+    else if (!rc && simple && !s->emit_volume)
+      rc = direct_run(s, &r, &sel, &ri, T);
     else if (!rc)
       rc = process_run(s, &r, &sel, &ri, T);
     selection_free(&sel);

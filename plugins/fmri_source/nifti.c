@@ -406,6 +406,7 @@ static int start_stream(nifti_reader *r, const uint8_t *in, size_t len, char *er
 
 /* Makes r's data source the bytes of buf (plain or gzip). */
 static int src_init(nifti_reader *r, const uint8_t *buf, size_t len, char *err, size_t errlen) {
+  size_t limit = r->whole_limit;
   if (!is_gzip(buf, len)) {
     r->data = buf;
     r->data_len = len;
@@ -414,7 +415,7 @@ static int src_init(nifti_reader *r, const uint8_t *buf, size_t len, char *err, 
   size_t isize = (size_t)buf[len - 4] | (size_t)buf[len - 3] << 8 | (size_t)buf[len - 2] << 16 |
                  (size_t)buf[len - 1] << 24;
 #ifdef NIFTI_HAVE_LIBDEFLATE
-  if (isize > 0 && isize <= NIFTI_WHOLE_INFLATE_LIMIT) {
+  if (isize > 0 && isize <= limit) {
     uint8_t *out = malloc(isize);
     if (!out) return fail(err, errlen, "%s: out of memory inflating %zu bytes", r->name, isize);
     size_t got = 0;
@@ -428,6 +429,7 @@ static int src_init(nifti_reader *r, const uint8_t *buf, size_t len, char *err, 
   }
 #else
   (void)isize; /* without libdeflate every .gz is streamed through zlib */
+  (void)limit;
 #endif
   return start_stream(r, buf, len, err, errlen);
 }
@@ -523,6 +525,7 @@ static void set_name(nifti_reader *r, const char *name) {
 int nifti_open_mem(nifti_reader *r, const void *buf, size_t len, const char *name, char *err,
                    size_t errlen) {
   memset(r, 0, sizeof *r);
+  r->whole_limit = NIFTI_WHOLE_INFLATE_LIMIT;
   set_name(r, name);
   if (len == 0) return fail(err, errlen, "%s: file is empty", r->name);
   if (src_init(r, buf, len, err, errlen) || read_header(r, err, errlen)) goto bad;
@@ -559,11 +562,13 @@ static char *image_path(const char *hdr) {
 
 static int open_pair_image(nifti_reader *r, const char *path, char *err, size_t errlen) {
   nifti_header h = r->h;
+  size_t limit = r->whole_limit;
   char *img = image_path(path);
   if (!img) return fail(err, errlen, "%s: out of memory", path);
   /* Drop the header's source and switch to the image's. */
   nifti_close(r);
   r->h = h;
+  r->whole_limit = limit;
   set_name(r, img);
   int rc = map_file(img, &r->map, &r->map_len, err, errlen);
   free(img);
@@ -574,7 +579,12 @@ static int open_pair_image(nifti_reader *r, const char *path, char *err, size_t 
 }
 
 int nifti_open_file(nifti_reader *r, const char *path, char *err, size_t errlen) {
+  return nifti_open_file_ex(r, path, NIFTI_WHOLE_INFLATE_LIMIT, err, errlen);
+}
+
+int nifti_open_file_ex(nifti_reader *r, const char *path, size_t whole_limit, char *err, size_t errlen) {
   memset(r, 0, sizeof *r);
+  r->whole_limit = whole_limit;
   set_name(r, path);
   if (map_file(path, &r->map, &r->map_len, err, errlen)) return -1;
   if (src_init(r, r->map, r->map_len, err, errlen) || read_header(r, err, errlen)) goto bad;

@@ -93,6 +93,7 @@ typedef struct nifti_reader {
   size_t vol_cap;
   size_t next_vol;
   int streaming;
+  size_t whole_limit;   /* inflate whole below this many bytes, else stream */
 } nifti_reader;
 
 /* Above this inflated size a .nii.gz is streamed instead of inflated whole. */
@@ -100,6 +101,10 @@ typedef struct nifti_reader {
 
 /* Opens a .nii / .nii.gz / .hdr(.gz) (+ .img(.gz)) file. */
 int nifti_open_file(nifti_reader *r, const char *path, char *err, size_t errlen);
+/* Same, choosing the inflate strategy: a .gz whose trailer promises at most
+ * whole_limit bytes is inflated in one go (libdeflate), a larger one is
+ * streamed through zlib a volume at a time (0 = always stream). */
+int nifti_open_file_ex(nifti_reader *r, const char *path, size_t whole_limit, char *err, size_t errlen);
 /* Opens a single-file NIfTI (.nii or gzip of it) held in memory. The buffer
  * is borrowed: keep it alive until nifti_close(). */
 int nifti_open_mem(nifti_reader *r, const void *buf, size_t len, const char *name, char *err,

@@ -319,6 +319,50 @@ START_TEST(writer_round_trip) {
 }
 END_TEST
 
+/* The streamed zlib path gives the same numbers as the one-shot inflate. */
+START_TEST(streamed_equals_whole) {
+  char *dir = mt_tmpdir();
+  char *path = mt_strf("%s/s.nii.gz", dir);
+  int64_t dims[4] = {7, 5, 3, 9};
+  size_t n = 7 * 5 * 3 * 9;
+  float *d = malloc(n * sizeof *d);
+  for (size_t i = 0; i < n; i++) d[i] = sinf((float)i) * 100.0f;
+  double aff[16] = {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1};
+  FILE *f = fopen(path, "wb");
+  char err[256];
+  ck_assert_int_eq(nifti_write_f32(f, dims, aff, 2.0, d, 1, err, sizeof err), 0);
+  fclose(f);
+  nifti_reader a, b;
+  ck_assert_int_eq(nifti_open_file_ex(&a, path, 0, err, sizeof err), 0);
+  ck_assert_int_eq(a.streaming, 1);
+  ck_assert_int_eq(nifti_open_file(&b, path, err, sizeof err), 0);
+  float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
+  size_t nv = 7 * 5 * 3;
+  for (int v = 0; v < 9; v++) { /* volume by volume, as fmri_source streams */
+    ck_assert_int_eq(nifti_read_volumes(&a, 1, NULL, nv, x + v * nv, nv, err, sizeof err), 0);
+  }
+  ck_assert_int_eq(nifti_read_volumes(&b, 9, NULL, nv, y, nv, err, sizeof err), 0);
+  ck_assert_mem_eq(x, d, n * sizeof *x);
+  ck_assert_mem_eq(y, d, n * sizeof *y);
+  ck_assert_int_ne(nifti_read_volumes(&a, 1, NULL, nv, x, nv, err, sizeof err), 0);
+  nifti_close(&a);
+  nifti_close(&b);
+  /* a truncated .gz is reported by the stream as truncated data */
+  long sz = mt_file_size(path);
+  ck_assert_int_eq(truncate(path, sz - 200), 0);
+  ck_assert_int_eq(nifti_open_file_ex(&a, path, 0, err, sizeof err), 0);
+  int rc = nifti_read_volumes(&a, 9, NULL, nv, x, nv, err, sizeof err);
+  ck_assert_int_ne(rc, 0);
+  ck_assert_msg(strstr(err, "truncated") && strstr(err, "s.nii.gz"), "%s", err);
+  nifti_close(&a);
+  free(x);
+  free(y);
+  free(d);
+  free(path);
+  free(dir);
+}
+END_TEST
+
 START_TEST(gather_and_corder) {
   int64_t dims[3] = {3, 4, 5};
   uint32_t c[3] = {0, (uint32_t)nifti_corder(2, 1, 3, 4, 5), 59};
@@ -353,6 +397,7 @@ int main(void) {
   tcase_add_test(tc, malformed_headers);
   tcase_add_test(tc, writer_round_trip);
   tcase_add_test(tc, gather_and_corder);
+  tcase_add_test(tc, streamed_equals_whole);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
