@@ -57,6 +57,8 @@ typedef struct field {
 
 struct spec {
   unsigned types;
+  unsigned dtypes; /* tensors: accepted dtypes, bit d for myelin_dtype d; 0 = any */
+  int ndim;        /* tensors: required number of dimensions, -1 = any */
   field *fields; /* map fields */
   size_t n_fields;
   spec *values; /* every value of a map */
@@ -159,6 +161,27 @@ static unsigned parse_types(loader *L, const yaml_node_t *n) {
 
 static spec *parse_spec(loader *L, yaml_node_t *n, int depth);
 
+static unsigned parse_dtype1(loader *L, const yaml_node_t *n) {
+  const char *s = scalar(n);
+  myelin_dtype d = s ? myelin_dtype_parse(s, strlen(s)) : MYELIN_DTYPE_INVALID;
+  if (d == MYELIN_DTYPE_INVALID) {
+    lerr(L, n, "unknown dtype '%s' (<f4 <f8 |i1 <i2 <i4 <i8 |u1 <u2 <u4 <u8 |b1)", s ? s : "");
+    return 0;
+  }
+  return 1u << d;
+}
+
+/* "<u4" or a list such as [<f4, <f8] -> bit set over myelin_dtype. ('|' is
+ * part of numpy's names, so it cannot join alternatives here.) */
+static unsigned parse_dtypes(loader *L, yaml_node_t *n) {
+  if (n->type != YAML_SEQUENCE_NODE) return parse_dtype1(L, n);
+  unsigned bits = 0;
+  for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top; i++)
+    bits |= parse_dtype1(L, node(L, *i));
+  if (!bits && !L->failed) lerr(L, n, "expected at least one dtype");
+  return bits;
+}
+
 /* Adds the fields of a {name: spec} mapping to s. */
 static void parse_fields(loader *L, spec *s, yaml_node_t *map, int required, int depth) {
   if (map->type != YAML_MAPPING_NODE) {
@@ -203,6 +226,7 @@ static spec *parse_spec(loader *L, yaml_node_t *n, int depth) {
   }
   spec *s = calloc(1, sizeof *s);
   if (!s) return lerr(L, n, "out of memory"), NULL;
+  s->ndim = -1;
   if (n->type == YAML_SCALAR_NODE) {
     s->types = parse_types(L, n);
   } else if (n->type == YAML_MAPPING_NODE) {
@@ -217,12 +241,24 @@ static spec *parse_spec(loader *L, yaml_node_t *n, int depth) {
       else if (!strcmp(key, "optional")) parse_fields(L, s, v, 0, depth);
       else if (!strcmp(key, "values")) s->values = parse_spec(L, v, depth + 1);
       else if (!strcmp(key, "items")) s->items = parse_spec(L, v, depth + 1);
-      else lerr(L, k, "unknown key '%s' (type, doc, required, optional, values, items)", key);
+      else if (!strcmp(key, "dtype")) s->dtypes = parse_dtypes(L, v);
+      else if (!strcmp(key, "ndim")) {
+        char *end = NULL;
+        const char *txt = scalar(v);
+        long d = txt ? strtol(txt, &end, 10) : -1;
+        if (!txt || !*txt || *end || d < 0 || d > MYELIN_MAX_NDIM)
+          lerr(L, v, "'ndim' must be an integer from 0 to %d", MYELIN_MAX_NDIM);
+        else s->ndim = (int)d;
+      } else
+        lerr(L, k, "unknown key '%s' (type, doc, required, optional, values, items, dtype, ndim)",
+             key);
     }
     if (!type) lerr(L, n, "a field given as a mapping needs a 'type'");
     else if ((s->n_fields || s->values) && !(s->types & T_MAP))
       lerr(L, n, "'required', 'optional' and 'values' apply to maps only");
     else if (s->items && !(s->types & T_LIST)) lerr(L, n, "'items' applies to lists only");
+    else if ((s->dtypes || s->ndim >= 0) && !(s->types & T_TENSOR))
+      lerr(L, n, "'dtype' and 'ndim' apply to tensors only");
   } else {
     lerr(L, n, "expected a type name or a mapping with 'type'");
   }
@@ -473,6 +509,24 @@ static int check_value(checker *C, const spec *s, myelin_obj o) {
                      "{dtype, shape, data} (unknown dtype, or shape not matching the data length)",
                   want);
     return cerr(C, "expected %s, got %s", want, got_name(o));
+  }
+  if (m == T_TENSOR && (s->dtypes || s->ndim >= 0)) {
+    myelin_tensor t;
+    myelin_obj_tensor(o, &t); /* valid: match() checked it */
+    if (s->dtypes && !(s->dtypes & (1u << t.dtype))) {
+      char want[96] = "";
+      for (int d = 1; d <= MYELIN_B1; d++)
+        if (s->dtypes & (1u << d)) {
+          size_t len = strlen(want);
+          snprintf(want + len, sizeof want - len, "%s%s", len ? " or " : "",
+                   myelin_dtype_name((myelin_dtype)d));
+        }
+      return cerr(C, "expected a tensor of dtype %s, got %s", want, myelin_dtype_name(t.dtype));
+    }
+    if (s->ndim >= 0 && t.ndim != s->ndim)
+      return cerr(C, "expected a tensor with %d dimension%s, got %d", s->ndim,
+                  s->ndim == 1 ? "" : "s", t.ndim);
+    return 0;
   }
   if (m == T_MAP) {
     int rc = check_fields(C, s, o);

@@ -12,8 +12,10 @@
  * A field's type is one of int, uint, float (ints accepted), str, bool,
  * tensor, map, list, bin, nil, any, or a union such as "int|str". A field may
  * also be a mapping with `type` plus nested `required`/`optional` (fields of a
- * map), `values` (the type of every value of a map) or `items` (the type of
- * every element of a list), and `doc`. Fields not listed are allowed.
+ * map), `values` (the type of every value of a map), `items` (the type of
+ * every element of a list), for tensors `dtype` ("<u4", or a list such as
+ * ["|u1", <f8]; quote names starting with "|" in YAML) and `ndim`, and `doc`.
+ * Fields not listed are allowed.
  */
 #ifndef MYELIN_SCHEMA_H
 #define MYELIN_SCHEMA_H

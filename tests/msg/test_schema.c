@@ -253,6 +253,33 @@ START_TEST(exact_messages) {
   myelin_schemas_check(S, m, err, sizeof err);
   ck_assert_str_eq(err, "metrics: field 'values.loss': expected float, got str");
   myelin_msg_unref(m);
+  /* tensor dtype and ndim constraints */
+  b = myelin_builder_new("spikes");
+  myelin_build_uint(b, "n", 2);
+  myelin_build_uint(b, "steps", 2);
+  myelin_build_float(b, "dt", 1);
+  int64_t e = 3;
+  myelin_build_tensor(b, "step", MYELIN_I4, 1, &e);
+  m = myelin_builder_finish(b);
+  myelin_schemas_check(S, m, err, sizeof err);
+  ck_assert_str_eq(err, "spikes: field 'step': expected a tensor of dtype <u4, got <i4");
+  myelin_msg_unref(m);
+  b = myelin_builder_new("volume");
+  tensor_f4(b, "data", 2, 1, 5);
+  m = myelin_builder_finish(b);
+  myelin_schemas_check(S, m, err, sizeof err);
+  ck_assert_str_eq(err, "volume: field 'data': expected a tensor with 1 dimension, got 2");
+  myelin_msg_unref(m);
+  b = myelin_builder_new("map");
+  myelin_build_str(b, "stat", "r");
+  tensor_f4(b, "data", 1, 5, 0);
+  myelin_build_map_begin(b, "geometry");
+  tensor_f4(b, "affine", 2, 4, 4); /* <f4 instead of <f8 */
+  myelin_build_map_end(b);
+  m = myelin_builder_finish(b);
+  myelin_schemas_check(S, m, err, sizeof err);
+  ck_assert_str_eq(err, "map: field 'geometry.affine': expected a tensor of dtype <f8, got <f4");
+  myelin_msg_unref(m);
   /* unknown kinds pass; extra fields pass */
   b = myelin_builder_new("my_custom_kind");
   m = myelin_builder_finish(b);
@@ -294,6 +321,9 @@ START_TEST(load_errors) {
   expect_load_error("kind: a\nrequired: {x: {type: int, items: int}}\n", ":2:15: error: 'items' applies to lists only");
   expect_load_error("kind: a\nrequired: {x: {values: int}}\n", ":2:15: error: a field given as a mapping needs a 'type'");
   expect_load_error("kind: a\nrequired: {x: int\n", ":3:1: error:"); /* YAML syntax */
+  expect_load_error("kind: a\nrequired: {x: {type: tensor, dtype: <f5}}\n", ":2:37: error: unknown dtype '<f5'");
+  expect_load_error("kind: a\nrequired: {x: {type: tensor, ndim: two}}\n", ":2:36: error: 'ndim' must be");
+  expect_load_error("kind: a\nrequired: {x: {type: str, ndim: 1}}\n", ":2:15: error: 'dtype' and 'ndim' apply to tensors only");
   /* duplicate kinds across files */
   char *dir = bad_dir("a.yaml", "kind: k\n");
   char *p2 = mt_strf("%s/b.yml", dir);
@@ -303,7 +333,8 @@ START_TEST(load_errors) {
   ck_assert_ptr_nonnull(strstr(err, "already defined"));
   /* a good nested schema with unions */
   mt_write(p2, "kind: k2\nrequired:\n  v: {type: map|nil, required: {a: int|str}, values: any}\n"
-               "  l: {type: list, items: {type: map, optional: {b: bool}}}\n");
+               "  l: {type: list, items: {type: map, optional: {b: bool}}}\n"
+               "optional:\n  t: {type: tensor, dtype: [\"|u1\", <f8], ndim: 0}\n");
   myelin_schemas *s = myelin_schemas_load(dir, err, sizeof err);
   ck_assert_msg(s != NULL, "%s", err);
   ck_assert_uint_eq(myelin_schemas_count(s), 2);
@@ -317,6 +348,24 @@ START_TEST(load_errors) {
   myelin_msg *m = myelin_builder_finish(b);
   ck_assert_int_eq(myelin_schemas_check(s, m, err, sizeof err), MYELIN_EFORMAT);
   ck_assert_str_eq(err, "k2: field 'l[0].b': expected bool, got int");
+  myelin_msg_unref(m);
+  b = myelin_builder_new("k2");
+  myelin_build_nil(b, "v");
+  myelin_build_array_begin(b, "l");
+  myelin_build_array_end(b);
+  int64_t none = 0;
+  myelin_build_tensor(b, "t", MYELIN_U1, 0, &none);
+  m = myelin_builder_finish(b);
+  ck_assert_msg(myelin_schemas_check(s, m, err, sizeof err) == 0, "%s", err);
+  myelin_msg_unref(m);
+  b = myelin_builder_new("k2");
+  myelin_build_nil(b, "v");
+  myelin_build_array_begin(b, "l");
+  myelin_build_array_end(b);
+  myelin_build_tensor(b, "t", MYELIN_F4, 0, &none);
+  m = myelin_builder_finish(b);
+  myelin_schemas_check(s, m, err, sizeof err);
+  ck_assert_str_eq(err, "k2: field 't': expected a tensor of dtype <f8 or |u1, got <f4");
   myelin_msg_unref(m);
   myelin_schemas_free(s);
   free(p2);
