@@ -5,7 +5,8 @@
 # into OUTDIR, then for every file under nibabel/tests/data and OUTDIR writes
 # NAME.f32 (get_fdata(dtype=float32) raveled in file order) and NAME.aff
 # (16 float64, nibabel's affine) and lists them in OUTDIR/list.txt as
-# "path<TAB>kind" where kind is data (full check) or header (no image file).
+# "path<TAB>kind" where kind is data (full check) or header (a .hdr without
+# its .img).
 import gzip, os, sys
 import numpy as np
 import nibabel as nb
@@ -46,6 +47,15 @@ def synth():
     name = os.path.join(out, 'synth_qform.nii')
     nb.save(img, name)
     files.append(name)
+    # .hdr/.img pairs (NIfTI-1 and -2, big-endian int16 with scaling)
+    for klass, tag in [(nb.Nifti1Pair, 'p1'), (nb.Nifti2Pair, 'p2')]:
+        hdr = klass.header_class(endianness='>')
+        hdr.set_data_dtype('i2')
+        img = klass(rng.integers(-500, 500, size=(4, 3, 5, 2)).astype('i2'), aff, header=hdr)
+        img.header.set_slope_inter(2.0, 1.0)
+        name = os.path.join(out, f'synth_pair_{tag}.hdr')
+        nb.save(img, name)
+        files.append(name)
     # multi-member gzip (streamed inflate)
     raw = open(os.path.join(data_dir, 'functional.nii'), 'rb').read()
     name = os.path.join(out, 'synth_multimember.nii.gz')
@@ -74,7 +84,7 @@ with open(os.path.join(out, 'list.txt'), 'w') as lst:
         ref = os.path.join(out, base)
         np.asarray(img.affine, '<f8').tofile(ref + '.aff')
         kind = 'header'
-        if not base.endswith('.hdr'):
+        if not base.endswith('.hdr') or os.path.exists(path[:-4] + '.img'):
             d = img.get_fdata(dtype=np.float32)
             np.asarray(d.ravel(order='F'), '<f4').tofile(ref + '.f32')
             kind = 'data'

@@ -115,8 +115,8 @@ START_TEST(conformance_with_nibabel) {
     files++;
   }
   fclose(f);
-  ck_assert_int_ge(files, 50);
-  ck_assert_int_ge(data_files, 48);
+  ck_assert_int_ge(files, 52);
+  ck_assert_int_ge(data_files, 50);
   free(list);
   free(cmd);
   free(dir);
