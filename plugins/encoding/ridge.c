@@ -278,6 +278,61 @@ int ridge_loo_factor(const ridge_model *m, double alpha, double *R) {
   return info == 0 ? 0 : -1;
 }
 
+/* h = diag(H) of ridge(alpha): c + sum_k U_ik^2 s_k^2 / (s_k^2 + alpha). */
+static void leverage(const ridge_model *m, double alpha, double *h) {
+  size_t n = m->n, r = m->r;
+  double c = m->intercept ? 1.0 / (double)n : 0.0;
+  for (size_t i = 0; i < n; i++) {
+    double acc = c;
+    for (size_t k = 0; k < r; k++) {
+      double s2 = m->s[k] * m->s[k], u = m->U[i * r + k];
+      acc += u * u * (s2 / (s2 + alpha));
+    }
+    h[i] = acc;
+  }
+}
+
+int ridge_loo_chol(const ridge_model *m, double alpha, double *L, double *f, double *dmin,
+                   double *dmax) {
+  size_t n = m->n;
+  if (m->r != n) return -1;
+  double *h = dalloc(n), *W = dalloc(n * n);
+  if (!h || !W) {
+    free(h), free(W);
+    return -1;
+  }
+  leverage(m, alpha, h);
+  *dmin = INFINITY, *dmax = 0;
+  for (size_t i = 0; i < n; i++) {
+    double d = 1.0 - h[i];
+    d = d > 1e-12 ? d : 1e-12;
+    *dmin = d < *dmin ? d : *dmin;
+    *dmax = d > *dmax ? d : *dmax;
+    for (size_t k = 0; k < n; k++) W[i * n + k] = m->U[i * n + k] / d;
+  }
+  for (size_t k = 0; k < n; k++) {
+    double s2 = m->s[k] * m->s[k];
+    f[k] = alpha / (s2 + alpha);
+  }
+  /* S = W^T W = U^T D^-2 U, then S = L L^T. */
+  cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, (int)n, (int)n, 1.0, W, (int)n, 0.0, L,
+              (int)n);
+  lapack_int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', (lapack_int)n, L, (lapack_int)n);
+  free(h), free(W);
+  return info == 0 ? 0 : -1;
+}
+
+void ridge_loo_sse_z(const double *L, const double *f, size_t n, const double *Z, size_t nv,
+                     size_t ldz, double *work, double *sse) {
+  for (size_t k = 0; k < n; k++)
+    for (size_t j = 0; j < nv; j++) work[k * nv + j] = f[k] * Z[k * ldz + j];
+  cblas_dtrmm(CblasRowMajor, CblasLeft, CblasLower, CblasTrans, CblasNonUnit, (int)n, (int)nv,
+              1.0, L, (int)n, work, (int)nv);
+  for (size_t j = 0; j < nv; j++) sse[j] = 0;
+  for (size_t k = 0; k < n; k++)
+    for (size_t j = 0; j < nv; j++) sse[j] += work[k * nv + j] * work[k * nv + j];
+}
+
 void ridge_loo_sse(const double *R, size_t n, const double *Y, size_t nv, size_t ldy,
                    double *work, double *sse) {
   if (Y != work)
@@ -477,6 +532,107 @@ static int select_loo(enc *e, const ridge_model *m) {
   return 0;
 }
 
+/* Scratch of the eigenbasis selection (one voxel block). */
+typedef struct zsel {
+  size_t n, na, B;
+  double *L, *f;            /* [na, n, n] Cholesky factors, [na, n] f */
+  double dmin[64], dmax[64];
+  double *lo, *sse;         /* [na, B] lower bounds, exact SSE (NAN = not computed) */
+  double *sub, *out;        /* [n, B] gathered columns, [B] */
+  size_t *cols;             /* [B] */
+  int *star;                /* [B] round-1 alpha */
+} zsel;
+
+/* Exact SSE of alpha a for the block's columns listed in z->cols[0..c). */
+static void zsel_eval(zsel *z, size_t a, const double *Z, size_t nv, size_t c, double *work) {
+  if (!c) return;
+  size_t n = z->n;
+  for (size_t k = 0; k < n; k++)
+    for (size_t t = 0; t < c; t++) z->sub[k * c + t] = Z[k * nv + z->cols[t]];
+  ridge_loo_sse_z(z->L + a * n * n, z->f + a * n, n, z->sub, c, c, work, z->out);
+  for (size_t t = 0; t < c; t++) z->sse[a * z->B + z->cols[t]] = z->out[t];
+}
+
+/* One block: bounds for every alpha, the exact SSE of the most promising
+ * alpha, then of every alpha whose lower bound does not exclude it. An alpha
+ * is skipped only when its error provably exceeds one already computed by a
+ * relative 1e-8, so the choice (ties to the first alpha) is the one a full
+ * evaluation would make. */
+static void zsel_block(enc *e, zsel *z, const double *Z, size_t v0, size_t nv) {
+  size_t n = z->n, na = z->na, B = z->B;
+  double *mid = z->out; /* [nv] reused before any evaluation */
+  for (size_t a = 0; a < na; a++) {
+    const double *f = z->f + a * n;
+    double *q = z->lo + a * B;
+    for (size_t j = 0; j < nv; j++) q[j] = 0, z->sse[a * B + j] = NAN;
+    for (size_t k = 0; k < n; k++) {
+      double f2 = f[k] * f[k];
+      for (size_t j = 0; j < nv; j++) q[j] += f2 * Z[k * nv + j] * Z[k * nv + j];
+    }
+    double il = 1.0 / (z->dmax[a] * z->dmax[a]), ih = 1.0 / (z->dmin[a] * z->dmin[a]);
+    for (size_t j = 0; j < nv; j++) {
+      double m = 0.5 * q[j] * (il + ih);
+      if (a == 0 || m < mid[j]) mid[j] = m, z->star[j] = (int)a;
+      q[j] *= il;
+    }
+  }
+  for (size_t a = 0; a < na; a++) { /* round 1 */
+    size_t c = 0;
+    for (size_t j = 0; j < nv; j++)
+      if (z->star[j] == (int)a) z->cols[c++] = j;
+    zsel_eval(z, a, Z, nv, c, e->blk);
+  }
+  for (size_t a = 0; a < na; a++) { /* round 2 */
+    size_t c = 0;
+    for (size_t j = 0; j < nv; j++)
+      if (z->star[j] != (int)a && z->lo[a * B + j] <= z->sse[(size_t)z->star[j] * B + j] * (1 + 1e-8))
+        z->cols[c++] = j;
+    zsel_eval(z, a, Z, nv, c, e->blk);
+  }
+  for (size_t j = 0; j < nv; j++) {
+    int best = -1;
+    for (size_t a = 0; a < na; a++) {
+      double x = z->sse[a * B + j];
+      if (!isnan(x) && (best < 0 || x < z->sse[(size_t)best * B + j])) best = (int)a;
+    }
+    e->pick[v0 + j] = best;
+  }
+}
+
+static void zsel_free(zsel *z) {
+  free(z->L), free(z->f), free(z->lo), free(z->sse), free(z->sub), free(z->out);
+  free(z->cols), free(z->star);
+}
+
+/* Exact leave-one-out, one alpha per voxel, in the eigenbasis (Gram path). */
+static int select_loo_z(enc *e, const ridge_model *m) {
+  const ridge_opts *o = e->o;
+  size_t n = e->n, na = o->n_alphas, B = o->block;
+  zsel z = {.n = n, .na = na, .B = B};
+  z.L = dalloc(na * n * n), z.f = dalloc(na * n), z.lo = dalloc(na * B), z.sse = dalloc(na * B);
+  z.sub = dalloc(n * B), z.out = dalloc(B);
+  z.cols = malloc(B * sizeof *z.cols), z.star = malloc(B * sizeof *z.star);
+  int rc = 0;
+  if (!z.L || !z.f || !z.lo || !z.sse || !z.sub || !z.out || !z.cols || !z.star) {
+    seterr(e->err, e->errlen, "out of memory (%zu alphas x %zu^2 factors)", na, n);
+    rc = -1;
+  }
+  for (size_t a = 0; rc == 0 && a < na; a++)
+    if (ridge_loo_chol(m, o->alphas[a], z.L + a * n * n, z.f + a * n, &z.dmin[a], &z.dmax[a])) {
+      seterr(e->err, e->errlen, "leave-one-out factorization failed (alpha %g)", o->alphas[a]);
+      rc = -1;
+    }
+  for (size_t v0 = 0; rc == 0 && v0 < e->V; v0 += B) {
+    size_t nv = e->V - v0 < B ? e->V - v0 : B;
+    load_cols(e, e->rows, n, v0, NULL, nv, 1, e->blk);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)nv, (int)n, 1.0, m->U,
+                (int)n, e->blk, (int)nv, 0.0, e->blk2, (int)nv);
+    zsel_block(e, &z, e->blk2, v0, nv);
+  }
+  zsel_free(&z);
+  return rc;
+}
+
 /* r2_score of one column with sklearn's force_finite rule. */
 static double r2_col(const double *yt, const double *yh, size_t n, size_t ld) {
   double m = 0, sse = 0, sst = 0;
@@ -601,7 +757,9 @@ static int run_fold(enc *e, size_t f, double *r, int *alpha_idx) {
   fit_y_scaling(e);
   ridge_model m;
   if (ridge_model_fit(&m, e->Xtr, e->n, e->P, o->intercept, e->err, e->errlen) != 0) return -1;
-  int rc = o->inner ? select_inner(e) : select_loo(e, &m);
+  /* The eigenbasis path needs a complete basis and n_alphas factors of n^2. */
+  int zpath = m.r == m.n && o->alpha_per_target && o->n_alphas * e->n * e->n <= ((size_t)1 << 27);
+  int rc = o->inner ? select_inner(e) : zpath ? select_loo_z(e, &m) : select_loo(e, &m);
   if (rc == 0) {
     score_test(e, &m, r);
     memcpy(alpha_idx, e->pick, e->V * sizeof *alpha_idx);

@@ -73,3 +73,9 @@ if __name__ == "__main__":
     show("gcv, alpha_per_target=True", *encode(X, Y, alpha_per_target=True))
     show("gcv, alpha_per_target=False", *encode(X, Y))
     show("cv=KFold(3), alpha_per_target=False", *encode(X, Y, cv=KFold(3)))
+    # Wide design (80 > 48 training rows: sklearn's gcv_mode "eigen"): FIR
+    # delays 0..9 of X, zero padded (row t holds X[t - d] in columns d*8..).
+    Xw = np.zeros((N, 10 * P))
+    for d in range(10):
+        Xw[d:, d * P:(d + 1) * P] = X[: N - d]
+    show("wide (delays 0..9), gcv, alpha_per_target=True", *encode(Xw, Y, alpha_per_target=True))

@@ -61,6 +61,36 @@ START_TEST(test_sklearn_gcv_per_target) {
 }
 END_TEST
 
+START_TEST(test_sklearn_gcv_wide) {
+  /* 80 delayed features > 48 training rows: the Gram / eigenbasis path. */
+  static const double R_MEAN[K] = {0.77453845754948836, 0.48553040828867228,
+                                   0.22592473699511309, -0.35878927520846404,
+                                   -0.27653539178900932};
+  static const int PICK[FOLDS][K] = {
+      {2, 3, 2, 9, 4}, {1, 1, 2, 9, 4}, {0, 1, 3, 9, 9}, {1, 0, 4, 9, 9}, {1, 2, 3, 9, 2}};
+  static double Xw[N * 10 * P];
+  int d[10];
+  for (int i = 0; i < 10; i++) d[i] = i;
+  ridge_delay(X, N, P, d, 10, 0, Xw);
+  ridge_opts o = default_opts();
+  double r[FOLDS * K];
+  int idx[FOLDS * K];
+  char err[256] = "";
+  for (int blk = 1; blk <= 8; blk += 7) { /* blocks of 1 and 8 voxels */
+    o.block = (size_t)blk;
+    ck_assert_msg(ridge_encode(Xw, N, 10 * P, Y, K, K, &o, r, idx, err, sizeof err) == 0, "%s", err);
+    for (int k = 0; k < K; k++) {
+      double m = 0;
+      for (int f = 0; f < FOLDS; f++) {
+        ck_assert_int_eq(idx[f * K + k], PICK[f][k]);
+        m += r[f * K + k] / FOLDS;
+      }
+      ck_assert_msg(fabs(m - R_MEAN[k]) < 1e-6, "target %d: %.12f vs %.12f", k, m, R_MEAN[k]);
+    }
+  }
+}
+END_TEST
+
 START_TEST(test_sklearn_gcv_shared_alpha) {
   static const double R_MEAN[K] = {0.97362365067030043, 0.88431796933532447,
                                    0.24676903902225061, -0.077344459661894266,
@@ -164,10 +194,26 @@ static void check_loo(size_t n) {
   for (int a = 0; a < NA; a += 3) {
     ck_assert_int_eq(ridge_loo_factor(&m, ALPHAS[a], R), 0);
     ridge_loo_sse(R, n, yc, K, K, work, sse);
+    double sz[K], f[N], dmin, dmax, Z[N * K], L[N * N];
+    if (m.r == n) { /* eigenbasis form: z = U^T y, same errors, bounded by ||f z|| */
+      ck_assert_int_eq(ridge_loo_chol(&m, ALPHAS[a], L, f, &dmin, &dmax), 0);
+      for (size_t k2 = 0; k2 < n; k2++)
+        for (int t = 0; t < K; t++) {
+          Z[k2 * K + t] = 0;
+          for (size_t i = 0; i < n; i++) Z[k2 * K + t] += m.U[i * n + k2] * yc[i * K + t];
+        }
+      ridge_loo_sse_z(L, f, n, Z, K, K, work, sz);
+    }
     for (int k = 0; k < K; k++) {
       double b = brute_loo_sse(n, k, ALPHAS[a]);
       ck_assert_msg(fabs(sse[k] - b) <= 1e-9 * b, "n %zu alpha %g target %d: %.15g vs %.15g", n,
                     ALPHAS[a], k, sse[k], b);
+      if (m.r != n) continue;
+      ck_assert_msg(fabs(sz[k] - b) <= 1e-9 * b, "eigenbasis n %zu alpha %g target %d: %.15g vs %.15g",
+                    n, ALPHAS[a], k, sz[k], b);
+      double q = 0;
+      for (size_t k2 = 0; k2 < n; k2++) q += f[k2] * f[k2] * Z[k2 * K + k] * Z[k2 * K + k];
+      ck_assert(q / (dmax * dmax) <= b * (1 + 1e-9) && b <= q / (dmin * dmin) * (1 + 1e-9));
     }
   }
   ridge_model_free(&m);
@@ -292,6 +338,7 @@ static Suite *suite(void) {
   tcase_add_checked_fixture(tc, make_data, NULL);
   tcase_add_test(tc, test_data_construction);
   tcase_add_test(tc, test_sklearn_gcv_per_target);
+  tcase_add_test(tc, test_sklearn_gcv_wide);
   tcase_add_test(tc, test_sklearn_gcv_shared_alpha);
   tcase_add_test(tc, test_sklearn_inner_kfold);
   tcase_add_test(tc, test_closed_form_equals_svd);
