@@ -4,6 +4,8 @@
 #   ours:  bench/msg_bench.c (build+unref, measure, decode, decode+read)
 #   peers: msgpack-c's own packer/unpacker (same binary), and Python's
 #          msgpack (C extension) packing/unpacking the same message.
+#   io:    myelin_read_file on a gzip file beside Python's gzip.open().read()
+#          (GZ=path, default: Fashion-MNIST training images, 26 MB -> 47 MB).
 #
 # Usage: bench/msg.sh [BUILD_DIR] [ITERATIONS]
 # Builds msg_bench against BUILD_DIR's libmyelin when it exists, otherwise
@@ -13,6 +15,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(dirname "$here")
 build=${1:-}
 n=${2:-2000000}
+gz=${GZ:-/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz}
+[ -r "$gz" ] || gz=""
 out=$(mktemp -d /tmp/myelin-msgbench-XXXXXX)
 trap 'rm -rf "$out"' EXIT
 cflags="-std=c11 -D_GNU_SOURCE -O2 -I$src/runtime/include $(pkg-config --cflags msgpack)"
@@ -21,10 +25,10 @@ if [ -n "$build" ] && [ -e "$build/lib/libmyelin.so" ]; then
      -lmyelin $(pkg-config --libs msgpack)
 else
   cc $cflags "$here/msg_bench.c" "$src/runtime/src/msg.c" "$src/runtime/src/error.c" \
-     -o "$out/msg_bench" $(pkg-config --libs msgpack) -lpthread
+     "$src/runtime/src/io.c" -o "$out/msg_bench" $(pkg-config --libs msgpack zlib) -lpthread
 fi
 echo "== myelin message core ($n iterations; 64-byte |u1 tensor + kind, seq, t) =="
-"$out/msg_bench" "$n"
+"$out/msg_bench" "$n" $gz
 
 py=${MYELIN_PYTHON:-/usr/bin/python3}
 if "$py" -c 'import msgpack' 2>/dev/null; then
@@ -49,6 +53,16 @@ for i in range(n):
 dt = time.perf_counter() - t0
 print("%-28s %8.1f ns/msg  %7.2f M msg/s" % ("python unpackb + read", 1e9 * dt / n, n / dt / 1e6))
 PY
+  if [ -n "$gz" ]; then
+    "$py" - "$gz" <<'PY'
+import gzip, sys, time
+for r in range(3):
+    t0 = time.perf_counter()
+    d = gzip.open(sys.argv[1], "rb").read()
+    dt = time.perf_counter() - t0
+    print("python gzip.open().read(): %d bytes in %.1f ms (%.0f MB/s inflated)" % (len(d), 1e3 * dt, len(d) / dt / 1e6))
+PY
+  fi
 else
   echo "(peer skipped: $py has no msgpack module)"
 fi

@@ -7,7 +7,10 @@
  *   decode+read   decode the bytes, read seq and the tensor, unref.
  *   measure       the length scanner alone.
  *
- * Usage: msg_bench [iterations]   (default 2,000,000)
+ *   read_file     (with a second argument) myelin_read_file on a .gz file:
+ *                 whole-file read + zlib inflate, as dataset does for IDX.
+ *
+ * Usage: msg_bench [iterations] [file.gz]   (default 2,000,000)
  */
 #include <msgpack.h>
 #include <stdio.h>
@@ -15,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "myelin/io.h"
 #include "myelin/msg.h"
 
 static double now(void) {
@@ -124,5 +128,22 @@ int main(int argc, char **argv) {
   report("msgpack-c unpack_next (peer)", nd, now() - t0);
   printf("message size %zu bytes (sink %zu)\n", len, (size_t)sink);
   myelin_msg_unref(m);
+
+  if (argc > 2) {
+    for (int r = 0; r < 3; r++) {
+      uint8_t *data;
+      size_t n_bytes;
+      char err[256];
+      t0 = now();
+      if (myelin_read_file(argv[2], 0, &data, &n_bytes, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+      }
+      double dt = now() - t0;
+      printf("read_file %s: %zu bytes in %.1f ms (%.0f MB/s inflated)\n", argv[2], n_bytes,
+             1e3 * dt, (double)n_bytes / dt / 1e6);
+      free(data);
+    }
+  }
   return 0;
 }
