@@ -19,13 +19,16 @@
  * Decoding. myelin_msgpack_measure() is a hand-written iterative scanner: it
  * walks headers only, enforcing max_bytes and MYELIN_MAX_DEPTH before anything
  * is allocated, and tells apart a valid prefix (EAGAIN) from garbage (EFORMAT,
- * with the byte offset). myelin_msg_decode() then copies the bytes into a new
- * block and caches the NUL-terminated "kind".
+ * with the byte offset). In the same pass it notes where the root "kind"
+ * value is, so myelin_msg_decode() needs one scan, one allocation and one copy
+ * into a new block, and caches the NUL-terminated kind in the header.
  *
  * Reading. The msgpack-c object tree (whose str/bin objects point into the
  * message bytes) is built lazily on the first read and published with a
  * compare-and-swap, so readers on several threads need no lock and messages
  * that are never read (e.g. gen_source -> null_sink) never pay for parsing.
+ * The parse zone is sized to the message, so a stage holding many small
+ * messages does not hold 8 KiB of tree for each.
  * A tensor payload that is misaligned for its element size (possible only in
  * bytes produced elsewhere) is copied once into an aligned side buffer kept in
  * a mutex-protected list owned by the message.
