@@ -178,7 +178,7 @@ static int labels_from_text(const char *path, const char *text, size_t len, int6
       char *q;
       double d = strtod(tmp, &q);
       while (*q == ' ' || *q == '\t' || *q == '\r') q++;
-      if (q == tmp || *q || d != floor(d)) {
+      if (q == tmp || *q || d != floor(d) || fabs(d) > 9e15) {
         free(v);
         return fail(err, errlen, MYELIN_EFORMAT, "%s:%zu: label '%s' is not an integer", path, line, tmp);
       }
@@ -441,7 +441,7 @@ static int csv_to_table(const csv_parse *c, long label_col, ds_table *t, char *e
     float *xo = x + r * xcols;
     for (size_t j = 0; j < c->cols; j++) {
       if ((long)j == label_col) {
-        if (row[j] != floor(row[j])) {
+        if (row[j] != floor(row[j]) || fabs(row[j]) > 9e15) {
           free(x);
           free(y);
           return fail(err, errlen, MYELIN_EFORMAT, "%s: data row %zu: label %g is not an integer",
@@ -464,6 +464,23 @@ static int csv_to_table(const csv_parse *c, long label_col, ds_table *t, char *e
   return 0;
 }
 
+int ds_parse_csv(const char *what, const char *text, size_t len, int label_column, ds_table *t,
+                 char *err, size_t errlen) {
+  memset(t, 0, sizeof *t);
+  csv_parse c = {.path = what};
+  int rc = csv_collect(&c, text, len, err, errlen);
+  long col = -1;
+  if (!rc && label_column != DS_NO_LABEL_COLUMN) {
+    col = label_column < 0 ? (long)c.cols + label_column : label_column;
+    if (col < 0 || (size_t)col >= c.cols)
+      rc = fail(err, errlen, MYELIN_ERANGE, "%s: label_column %d is outside the %zu columns", what,
+                label_column, c.cols);
+  }
+  if (!rc) rc = csv_to_table(&c, col, t, err, errlen);
+  free(c.vals);
+  return rc;
+}
+
 int ds_load_csv(const char *path, int label_column, const char *labels_path, ds_table *t, char *err,
                 size_t errlen) {
   memset(t, 0, sizeof *t);
@@ -471,18 +488,8 @@ int ds_load_csv(const char *path, int label_column, const char *labels_path, ds_
   size_t len;
   int rc = myelin_read_file(path, 0, &buf, &len, err, errlen);
   if (rc) return rc;
-  csv_parse c = {.path = path};
-  rc = csv_collect(&c, (const char *)buf, len, err, errlen);
+  rc = ds_parse_csv(path, (const char *)buf, len, label_column, t, err, errlen);
   free(buf);
-  long col = -1;
-  if (!rc && label_column != DS_NO_LABEL_COLUMN) {
-    col = label_column < 0 ? (long)c.cols + label_column : label_column;
-    if (col < 0 || (size_t)col >= c.cols)
-      rc = fail(err, errlen, MYELIN_ERANGE, "%s: label_column %d is outside the %zu columns", path,
-                label_column, c.cols);
-  }
-  if (!rc) rc = csv_to_table(&c, col, t, err, errlen);
-  free(c.vals);
   if (!rc && labels_path && *labels_path) {
     free(t->y);
     t->y = NULL;

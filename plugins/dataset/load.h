@@ -52,6 +52,9 @@ int ds_load_npz(const char *path, const char *x_key, const char *y_key, int y_re
 #define DS_NO_LABEL_COLUMN INT32_MIN
 int ds_load_csv(const char *path, int label_column, const char *labels_path, ds_table *t, char *err,
                 size_t errlen);
+/* The CSV parser on text in memory; `what` names it in errors. */
+int ds_parse_csv(const char *what, const char *text, size_t len, int label_column, ds_table *t,
+                 char *err, size_t errlen);
 
 /* Reads just a labels file (IDX, .npy or one integer per text line). */
 int ds_load_labels(const char *path, int64_t **y, size_t *n, char *err, size_t errlen);

@@ -250,7 +250,7 @@ int spk_latency(const float *x, size_t n, uint32_t steps, double threshold, spk_
     at[i] = UINT32_MAX;
     if (!((double)x[i] > threshold)) continue;
     double s = floor((1.0 - (double)x[i] / mx) * (double)(steps - 1) + 0.5);
-    if (s < 0) s = 0;
+    if (!(s >= 0)) s = 0; /* also NaN (inf / inf) */
     if (s > steps - 1) s = steps - 1;
     at[i] = (uint32_t)s;
     count[at[i] + 1]++;

@@ -201,6 +201,12 @@ START_TEST(latency_hand_computed) {
   ev.n = 0;
   spk_latency(h, 3, 5, 0.0, &ev);
   assert_events(&ev, want2, 3);
+  /* non-finite inputs: NaN never spikes, inf is the max (step 0), finite ones land last */
+  const float nf[3] = {NAN, INFINITY, 0.5f};
+  const uint32_t want3[][2] = {{0, 1}, {4, 2}};
+  ev.n = 0;
+  spk_latency(nf, 3, 5, 0.0, &ev);
+  assert_events(&ev, want3, 2);
   /* nothing positive: no spikes */
   const float z[2] = {0.0f, -1.0f};
   ev.n = 0;
