@@ -195,8 +195,15 @@ static myelin_builder *map_begin(const myelin_msg *first, const char *const *key
   for (size_t i = 0; i < nsub; i++) myelin_build_str(b, NULL, subjects[i]);
   myelin_build_array_end(b);
   myelin_build_bool(b, "pairwise", pairwise);
+  /* `geometry` is required by the map schema: an empty map when the input
+   * had none (nifti_sink then reports it cannot place the map). */
   myelin_obj geo = myelin_msg_get(first, "geometry");
-  if (myelin_obj_exists(geo)) myelin_build_obj(b, "geometry", geo);
+  if (myelin_obj_type_of(geo) == MYELIN_OBJ_MAP) {
+    myelin_build_obj(b, "geometry", geo);
+  } else {
+    myelin_build_map_begin(b, "geometry");
+    myelin_build_map_end(b);
+  }
   return b;
 }
 

@@ -153,6 +153,23 @@ START_TEST(tasks_are_separate_groups) {
   tensor_of(myelin_harness_output(h, "map", 1), "data", &t, 2);
   ck_assert_int_eq(t.shape[0], 3);
   myelin_harness_free(h);
+
+  /* runs without geometry still give a schema-valid map (empty geometry) */
+  h = harness("{}");
+  for (int s = 0; s < 3; s++) {
+    myelin_builder *b = myelin_builder_new("run");
+    myelin_build_int(b, "subject", s);
+    double d[T * V];
+    for (int i = 0; i < T * V; i++) d[i] = gen(i / V, i % V, s);
+    int64_t shp[2] = {T, V};
+    myelin_build_tensor_copy(b, "data", MYELIN_F8, 2, shp, d);
+    ck_assert_int_eq(myelin_harness_push(h, NULL, myelin_builder_finish(b)), 0);
+  }
+  ck_assert_int_eq(myelin_harness_eos(h), 0);
+  myelin_msg *m = myelin_harness_output(h, "map", 0);
+  ck_assert_int_eq(myelin_obj_type_of(myelin_msg_get(m, "geometry")), MYELIN_OBJ_MAP);
+  ck_assert(myelin_obj_str_eq(myelin_obj_at(myelin_msg_get(m, "subjects"), 2), "2"));
+  myelin_harness_free(h);
 }
 END_TEST
 
@@ -258,6 +275,29 @@ START_TEST(reference_mode) {
   ck_assert_int_ne(myelin_harness_push(h, NULL, volume_msg(0, T, "story")), 0);
   ck_assert_ptr_nonnull(strstr(myelin_harness_error(h), "ref.npy"));
   myelin_harness_free(h);
+
+  /* the same reference as the first message of an .mpk; a whole run input */
+  char *mpk = mt_strf("%s/ref.mpk", dir);
+  myelin_builder *b = myelin_builder_new("tensor");
+  myelin_build_tensor_copy(b, "data", MYELIN_F4, 2, shp, ref);
+  myelin_msg *rm = myelin_builder_finish(b);
+  size_t len = 0;
+  const uint8_t *bytes = myelin_msg_bytes(rm, &len);
+  FILE *f = fopen(mpk, "wb");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_uint_eq(fwrite(bytes, 1, len, f), len);
+  fclose(f);
+  myelin_msg_unref(rm);
+  char *p2 = mt_strf("{reference: '%s'}", mpk);
+  h = harness(p2);
+  myelin_msg *run = run_msg(0, "story", -1, 0);
+  ck_assert_int_eq(myelin_harness_push(h, NULL, run), 0);
+  ck_assert_uint_eq(myelin_harness_count(h, "map"), 1);
+  d = tensor_of(myelin_harness_output(h, "map", 0), "data", &t, 2);
+  for (int v = 0; v < V; v++) ck_assert_double_eq_tol(d[v], want[v], 1e-6); /* f8 run vs f4 live */
+  myelin_harness_free(h);
+  free(p2);
+  free(mpk);
   free(params);
   free(path);
   free(dir);
@@ -376,7 +416,7 @@ START_TEST(pipeline_end_to_end) {
   ck_assert_msg(mt_run(cmd, &out) == 0, "validate: %s", out);
   free(cmd);
   free(out);
-  cmd = mt_strf("ISC_DEMO=%s %s run --quiet %s/pipelines/isc.yaml", dir, bin, src);
+  cmd = mt_strf("ISC_DEMO=%s %s run --quiet --check-messages %s/pipelines/isc.yaml", dir, bin, src);
   ck_assert_msg(mt_run(cmd, &out) == 0, "run: %s", out);
   free(cmd);
   free(out);
