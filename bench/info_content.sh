@@ -34,41 +34,52 @@ echo "info_content bench: N=$N parcels, M=$M states, TREF=$TREF reference TRs ($
 "$PY" "$HERE/info_content_peer.py" energy "$W" "$N" "$M" "$K" > "$W/energy.txt"
 "$PY" "$HERE/info_content_peer.py" kde "$W" "$N" "$M" "$TREF" "$P" > "$W/kde.txt"
 
-v() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
-dec=$(v energy_decompose "$W/ours.txt"); sts=$(v energy_states "$W/ours.txt"); kde=$(v kde "$W/ours.txt")
-ours_e=$(echo "$dec $sts" | awk '{ printf "%.4f", $1 + $2 }')
-np_e=$(v numpy_closed_form "$W/energy.txt"); pap=$(v paper_per_state_extrapolated "$W/energy.txt")
-sk=$(v sklearn_kde_extrapolated "$W/kde.txt")
+v() { awk -v k="$1" -v c="${3:-2}" '$1 == k { print $c }' "$2"; }   # column 2 wall, 3 cpu
+ratio() { echo "$1 $2" | awk '{ printf "%.1f", $1 / $2 }'; }
+add() { echo "$1 $2" | awk '{ printf "%.4f", $1 + $2 }'; }
+O="$W/ours.txt"; E="$W/energy.txt"; K_="$W/kde.txt"
+ow=$(add "$(v energy_decompose "$O")" "$(v energy_states "$O")")
+oc=$(add "$(v energy_decompose "$O" 3)" "$(v energy_states "$O" 3)")
+kw=$(v kde "$O"); kc=$(v kde "$O" 3)
+row() { printf "  %-46s %10s %10s   %s\n" "$1" "$2" "$3" "$4"; }
+echo
+echo "Times in seconds, wall and process CPU (the box is shared: CPU time is the"
+echo "steadier figure; speed-ups are CPU / CPU)."
 echo
 echo "minimum control energy, $M states (paper convention: c = 0.001, T = 10, mean u^2 over 1001 x N)"
-printf "  %-44s %10s s   (decompose %s s, states %s s)\n" "myelin (dsyevr + one GEMM)" "$ours_e" "$dec" "$sts"
-printf "  %-44s %10s s   speed-up %sx, max rel diff %s\n" "numpy closed form" "$np_e" \
-  "$(echo "$np_e $ours_e" | awk '{ printf "%.1f", $1 / $2 }')" "$(v diff_closed_form "$W/energy.txt")"
-printf "  %-44s %10s s   speed-up %sx, max rel diff %s (on %s states)\n" \
-  "paper per-state expm (extrapolated from $K)" "$pap" \
-  "$(echo "$pap $ours_e" | awk '{ printf "%.0f", $1 / $2 }')" "$(v diff_paper_method "$W/energy.txt")" "$K"
+row "" "wall" "cpu" ""
+row "myelin (dsyevr + one GEMM)" "$ow" "$oc" "(decompose $(v energy_decompose "$O" 3) + states $(v energy_states "$O" 3) cpu)"
+row "numpy closed form" "$(v numpy_closed_form "$E")" "$(v numpy_closed_form "$E" 3)" \
+  "speed-up $(ratio "$(v numpy_closed_form "$E" 3)" "$oc")x, max rel diff $(v diff_closed_form "$E")"
+row "paper per-state expm (extrapolated from $K)" "$(v paper_per_state_extrapolated "$E")" \
+  "$(v paper_per_state_extrapolated "$E" 3)" \
+  "speed-up $(ratio "$(v paper_per_state_extrapolated "$E" 3)" "$oc")x, max rel diff $(v diff_paper_method "$E") (on $K states)"
 echo
 echo "KDE information content, $N parcels x $TREF reference x $M states"
-printf "  %-44s %10s s\n" "myelin (sorted window, vectorised exp)" "$kde"
-printf "  %-44s %10s s   speed-up %sx, max rel diff %s (on %s parcels, %s s)\n" \
-  "sklearn KernelDensity (extrapolated from $P)" "$sk" \
-  "$(echo "$sk $kde" | awk '{ printf "%.1f", $1 / $2 }')" "$(v diff_sklearn "$W/kde.txt")" "$P" \
-  "$(v sklearn_kde_subset "$W/kde.txt")"
+row "myelin (sorted window, vectorised exp)" "$kw" "$kc" ""
+row "sklearn KernelDensity (extrapolated from $P)" "$(v sklearn_kde_extrapolated "$K_")" \
+  "$(v sklearn_kde_extrapolated "$K_" 3)" \
+  "speed-up $(ratio "$(v sklearn_kde_extrapolated "$K_" 3)" "$kc")x, max rel diff $(v diff_sklearn "$K_") (on $P parcels)"
 
 BIN=${MYELIN_BIN:-$(command -v myelin || true)}
 if [ -n "$BIN" ]; then
   "$PY" "$HERE/info_content_peer.py" mpk "$W" "$N" "$M" "$TREF"
-  t0=$(date +%s.%N)
-  DEMO="$W" "$BIN" run "$SRC/pipelines/info_content.yaml" --quiet
-  t1=$(date +%s.%N)
   echo
-  echo "pipeline (file_source -> info_content -> file_sink, + dataset connectome, null: 10)"
-  printf "  %-44s %10s s   (rest %s TRs + task %s TRs, %s parcels)\n" "myelin run pipelines/info_content.yaml" \
-    "$(echo "$t0 $t1" | awk '{ printf "%.2f", $2 - $1 }')" "$TREF" "$M" "$N"
-  t0=$(date +%s.%N)
-  DEMO="$W" "$BIN" run "$SRC/pipelines/info_content.yaml" --quiet --set info.threads=2
-  t1=$(date +%s.%N)
-  printf "  %-44s %10s s\n" "  the same with --set info.threads=2" "$(echo "$t0 $t1" | awk '{ printf "%.2f", $2 - $1 }')"
+  echo "pipeline (file_source -> info_content -> file_sink, + dataset connectome, null: 10;"
+  echo "rest $TREF TRs + task $M TRs, $N parcels)"
+  for th in 1 2; do
+    if [ -x /usr/bin/time ]; then
+      DEMO="$W" /usr/bin/time -f "%e %U %S" -o "$W/time.txt" "$BIN" run "$SRC/pipelines/info_content.yaml" \
+        --quiet --set info.threads=$th
+      row "myelin run (threads: $th)" "$(awk '{ print $1 }' "$W/time.txt")" \
+        "$(awk '{ printf "%.2f", $2 + $3 }' "$W/time.txt")" ""
+    else
+      t0=$(date +%s.%N)
+      DEMO="$W" "$BIN" run "$SRC/pipelines/info_content.yaml" --quiet --set info.threads=$th
+      t1=$(date +%s.%N)
+      row "myelin run (threads: $th)" "$(echo "$t0 $t1" | awk '{ printf "%.2f", $2 - $1 }')" "-" ""
+    fi
+  done
 else
   echo
   echo "pipeline: skipped (set MYELIN_BIN to the myelin CLI of a build)"

@@ -3,7 +3,7 @@
  * data written by info_content_peer.py (raw little-endian float64 files):
  *   A.bin [N, N], X.bin [M, N] states, R.bin [Tref, N] reference series.
  * Writes energy.bin [M] (the paper's mean u^2) and kde.bin [M, N]
- * (surprisal in nats), and prints one "name seconds" line per phase.
+ * (surprisal in nats), and prints "name wall_seconds cpu_seconds" per phase.
  *
  *   info_content_driver DIR N M TREF
  */
@@ -13,11 +13,13 @@
 
 #include "ic_kernels.h"
 
-static double now(void) {
+static double clock_s(clockid_t id) {
   struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
+  clock_gettime(id, &t);
   return t.tv_sec + 1e-9 * t.tv_nsec;
 }
+static double now(void) { return clock_s(CLOCK_MONOTONIC); }
+static double cpu(void) { return clock_s(CLOCK_PROCESS_CPUTIME_ID); }
 
 static double *load(const char *dir, const char *name, size_t count) {
   char path[4096];
@@ -55,7 +57,7 @@ int main(int argc, char **argv) {
   double *R = load(dir, "R.bin", tr * n);
 
   /* energy: prepare, one eigendecomposition, one GEMM */
-  double t0 = now();
+  double t0 = now(), c0 = cpu();
   double *w = malloc(n * sizeof *w), *V = malloc((size_t)n * n * sizeof *V), *lam = malloc(n * sizeof *lam);
   double *q = malloc(3 * (size_t)n * sizeof *q), *Y = malloc(m * n * sizeof *Y), *E = malloc(m * sizeof *E);
   ic_prepare_weninger(n, A);
@@ -63,16 +65,16 @@ int main(int argc, char **argv) {
   double s = ic_scale_weninger(w, n, 0.001);
   for (int k = 0; k < n; k++) lam[k] = w[k] / s - 1.0;
   ic_quad_weninger(lam, n, 10.0, 1000, q);
-  double t1 = now();
+  double t1 = now(), c1 = cpu();
   ic_energy_states(n, V, q, X, m, 0, Y, E);
-  double t2 = now();
-  printf("energy_decompose %.6f\nenergy_states %.6f\n", t1 - t0, t2 - t1);
+  double t2 = now(), c2 = cpu();
+  printf("energy_decompose %.6f %.6f\nenergy_states %.6f %.6f\n", t1 - t0, c1 - c0, t2 - t1, c2 - c1);
   save(dir, "energy.bin", E, m);
 
   /* KDE: per parcel sort + bandwidth, then every state */
   double *ref = malloc(tr * sizeof *ref), *x = malloc(m * sizeof *x), *out = malloc(m * sizeof *out);
   double *work = malloc(tr * sizeof *work), *K = malloc(m * n * sizeof *K);
-  double t3 = now();
+  double t3 = now(), c3 = cpu();
   for (int k = 0; k < n; k++) {
     for (size_t i = 0; i < tr; i++) ref[i] = R[i * n + k];
     double h = ic_silverman(ref, tr);
@@ -81,8 +83,8 @@ int main(int argc, char **argv) {
     ic_kde_surprisal(ref, tr, h, x, m, out, work);
     for (size_t i = 0; i < m; i++) K[i * n + k] = out[i];
   }
-  double t4 = now();
-  printf("kde %.6f\n", t4 - t3);
+  double t4 = now(), c4 = cpu();
+  printf("kde %.6f %.6f\n", t4 - t3, c4 - c3);
   save(dir, "kde.bin", K, m * n);
   return 0;
 }

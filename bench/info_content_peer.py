@@ -11,7 +11,7 @@
                           extrapolated to N; compares with DIR/kde.bin
   mpk DIR N M TREF        runs.mpk (rest = R, task = X, as <f4 `run` messages)
                           and connectome.npy (= A) for the pipeline timing
-Prints "key value" lines.
+Prints "key value [cpu_value]" lines (wall-clock and process CPU seconds).
 """
 import sys
 import time
@@ -50,7 +50,7 @@ def energy(d, n, m, k):
     X = load(d, "X.bin", (m, n))
     ours = np.fromfile(f"{d}/energy.bin", dtype="<f8")
     # numpy/scipy closed form (same mathematics as the C kernels)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     Ap = paper_prepare(A)
     w, V = np.linalg.eigh(Ap)
     lam = w / (w[np.argmax(np.abs(w))] * 1.001) - 1
@@ -58,11 +58,11 @@ def energy(d, n, m, k):
     r = np.exp(-2 * lam * T / st)
     gain = (lam / np.sinh(lam * T)) ** 2 * (1 - r ** (st + 1)) / (1 - r) / (n * (st + 1))
     closed = ((X @ V) ** 2 * gain).sum(1)
-    t1 = time.perf_counter()
-    print(f"numpy_closed_form {t1 - t0:.6f}")
+    t1, c1 = time.perf_counter(), time.process_time()
+    print(f"numpy_closed_form {t1 - t0:.6f} {c1 - c0:.6f}")
     print(f"diff_closed_form {np.max(np.abs(ours - closed) / np.abs(closed)):.3e}")
     # the paper's per-state method (min_cont_nrj.m in scipy), on k states
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     per = []
     for j in range(k):
         An = Ap / (w[np.argmax(np.abs(w))] * 1.001) - np.eye(n)
@@ -76,10 +76,10 @@ def energy(d, n, m, k):
             v = Et @ v
             acc += np.sum((0.5 * v[n:]) ** 2)
         per.append(acc / (n * (st + 1)))
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     per = np.array(per)
-    print(f"paper_per_state_each {(t1 - t0) / k:.6f}")
-    print(f"paper_per_state_extrapolated {(t1 - t0) / k * m:.3f}")
+    print(f"paper_per_state_each {(t1 - t0) / k:.6f} {(c1 - c0) / k:.6f}")
+    print(f"paper_per_state_extrapolated {(t1 - t0) / k * m:.3f} {(c1 - c0) / k * m:.3f}")
     print(f"diff_paper_method {np.max(np.abs(ours[:k] - per) / np.abs(per)):.3e}")
 
 
@@ -88,17 +88,17 @@ def kde(d, n, m, tref, p):
     X = load(d, "X.bin", (m, n))
     R = load(d, "R.bin", (tref, n))
     ours = np.fromfile(f"{d}/kde.bin", dtype="<f8").reshape(m, n)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     diff = 0.0
     for k in range(p):
         h = 1.06 * R[:, k].std() * tref ** -0.2
         model = KernelDensity(bandwidth=h, kernel="gaussian").fit(R[:, [k]])
         ic = -model.score_samples(X[:, [k]])
         diff = max(diff, np.max(np.abs(ours[:, k] - ic) / np.abs(ic)))
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     print(f"sklearn_kde_parcels {p}")
-    print(f"sklearn_kde_subset {t1 - t0:.3f}")
-    print(f"sklearn_kde_extrapolated {(t1 - t0) / p * n:.3f}")
+    print(f"sklearn_kde_subset {t1 - t0:.3f} {c1 - c0:.3f}")
+    print(f"sklearn_kde_extrapolated {(t1 - t0) / p * n:.3f} {(c1 - c0) / p * n:.3f}")
     print(f"diff_sklearn {diff:.3e}")
 
 
