@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Checks the ISC demo's outputs: the Fisher-mean map must show the planted box.
 
-    /usr/bin/python3 examples/isc_demo/check_demo.py OUT
+    /usr/bin/python3 examples/isc_demo/check_demo.py OUT          (pipelines/isc.yaml)
+    /usr/bin/python3 examples/isc_demo/check_demo.py OUT --live   (pipelines/isc_live.yaml)
 
 Reads OUT/isc/isc_story.npy (npy_sink: the `summary` field, [V]) and, when
 present, OUT/isc/isc_story.nii.gz (nifti_sink: one ISC volume per subject),
@@ -14,8 +15,38 @@ import sys
 import numpy as np
 
 
+def loo(d):
+    """Leave-one-out ISC of d [T, V, S] (numpy, float64)."""
+    out = []
+    for s in range(d.shape[2]):
+        x = d[:, :, s]
+        y = np.delete(d, s, axis=2).mean(axis=2)
+        x = x - x.mean(0)
+        y = y - y.mean(0)
+        out.append((x * y).sum(0) / np.sqrt((x * x).sum(0) * (y * y).sum(0)))
+    return np.array(out)
+
+
+def check_live(out):
+    """isc_live.mpk: one map per 20 TRs; the last equals batch ISC of the
+    four subjects' NIfTI data."""
+    import msgpack
+    import nibabel as nib
+    maps = list(msgpack.Unpacker(open(os.path.join(out, "isc_live.mpk"), "rb"), raw=False))
+    last = maps[-1]
+    data = np.frombuffer(last["data"]["data"], last["data"]["dtype"]).reshape(last["data"]["shape"])
+    subs = last["subjects"]
+    d = np.stack([nib.load(os.path.join(out, "bids", "sub-%s" % s, "func", "sub-%s_task-story_bold.nii.gz" % s))
+                  .get_fdata(dtype=np.float32).reshape(-1, last["trs"]).T for s in subs], axis=2).astype(np.float64)
+    diff = np.nanmax(np.abs(data - loo(d)))
+    print("streamed maps: %d, TRs in the last: %d, max |streamed - batch numpy| = %.3g" % (len(maps), last["trs"], diff))
+    sys.exit(0 if diff < 1e-6 and len(maps) == last["trs"] // 20 else 1)
+
+
 def main():
     out = sys.argv[1]
+    if "--live" in sys.argv[2:]:
+        check_live(out)
     truth = np.load(os.path.join(out, "truth.npy"))
     m = np.load(os.path.join(out, "isc", "isc_story.npy"))
     inside = truth.ravel() == 1
