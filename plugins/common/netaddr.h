@@ -1,5 +1,5 @@
 /*
- * netaddr.h — "host:port" parsing shared by tcp_source and tcp_sink
+ * netaddr.h — "host:port" parsing and validation shared by tcp_source and tcp_sink
  * (header-only; both plugins compile it in).
  *
  * "9000" and ":9000" mean 127.0.0.1:9000 (loopback by default: a stage never
@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+
+#include "myelin/plugin.h"
 
 static inline int netaddr_parse(const char *spec, struct sockaddr_storage *ss, socklen_t *len, char *err,
                                 size_t errlen) {
@@ -55,6 +57,19 @@ static inline int netaddr_parse(const char *spec, struct sockaddr_storage *ss, s
 /* Exactly one of listen/connect/unix must be given. */
 static inline int netaddr_mode(const char *listen_s, const char *connect_s, const char *unix_s) {
   return (*listen_s != 0) + (*connect_s != 0) + (*unix_s != 0);
+}
+
+/* validate() of the socket plugins: one mode, and a parsable address. */
+static inline int netaddr_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
+  const char *l = myelin_param_str(p, "listen"), *c = myelin_param_str(p, "connect"), *u = myelin_param_str(p, "unix");
+  int n = netaddr_mode(l, c, u);
+  if (n != 1) return myelin_validate_error(ctx, NULL, "give exactly one of listen, connect or unix (got %d)", n);
+  struct sockaddr_storage ss;
+  socklen_t len;
+  char err[256];
+  if (*l && netaddr_parse(l, &ss, &len, err, sizeof err)) return myelin_validate_error(ctx, "listen", "%s", err);
+  if (*c && netaddr_parse(c, &ss, &len, err, sizeof err)) return myelin_validate_error(ctx, "connect", "%s", err);
+  return 0;
 }
 
 #endif

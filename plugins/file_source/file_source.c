@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../common/clock.h"
 #include "myelin/plugin.h"
 
 typedef struct fsrc {
@@ -47,20 +48,6 @@ static int fs_init(const myelin_host *host, myelin_stage *st, const myelin_param
   return 0;
 }
 
-static double mono(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void sleep_until(double t) {
-  struct timespec ts;
-  ts.tv_sec = (time_t)t;
-  ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
-  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
-  }
-}
-
 typedef struct pacer {
   int have_base;
   double t_first, wall_first;
@@ -72,13 +59,13 @@ static void pace(fsrc *s, pacer *pc, const myelin_msg *m) {
   if (!pc->have_base) {
     pc->have_base = 1;
     pc->t_first = t;
-    pc->wall_first = mono();
+    pc->wall_first = clock_mono();
     return;
   }
   double due = pc->wall_first + (t - pc->t_first) / s->speed;
   /* sleep in slices so an interrupt is seen within 100 ms */
-  while (due - mono() > 0.1 && !s->host->stopping(s->st)) sleep_until(mono() + 0.1);
-  if (!s->host->stopping(s->st)) sleep_until(due);
+  while (due - clock_mono() > 0.1 && !s->host->stopping(s->st)) clock_sleep_until(clock_mono() + 0.1);
+  if (!s->host->stopping(s->st)) clock_sleep_until(due);
 }
 
 /* One pass over the file; returns 0 at a clean end, 1 when stopped, <0 on error. */

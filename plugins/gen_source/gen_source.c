@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../common/clock.h"
 #include "myelin/plugin.h"
 
 typedef struct gen {
@@ -38,30 +39,17 @@ static int gen_init(const myelin_host *host, myelin_stage *st, const myelin_para
   return 0;
 }
 
-static double mono(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void sleep_until(double t) {
-  struct timespec ts;
-  ts.tv_sec = (time_t)t;
-  ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
-  clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
-}
-
 static int gen_start(void *state) {
   gen *g = state;
-  double t0 = mono();
+  double t0 = clock_mono();
   int64_t shape[1] = {(int64_t)g->bytes};
   myelin_msg *shared = NULL;
   for (uint64_t seq = 0; g->count == 0 || seq < g->count; seq++) {
     if (g->host->stopping(g->st)) break;
-    double t = mono() - t0;
+    double t = clock_mono() - t0;
     if (g->rate > 0) {
       double due = (double)seq / g->rate;
-      if (due > t) sleep_until(t0 + due);
+      if (due > t) clock_sleep_until(t0 + due);
       t = due;
     }
     if (shared) {

@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../net_common/netaddr.h"
+#include "../common/netaddr.h"
 #include "myelin/plugin.h"
 
 enum { MODE_LISTEN, MODE_CONNECT, MODE_UNIX };
@@ -126,17 +126,7 @@ static int tk_flush(void *state) {
   return 0;
 }
 
-static int tk_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
-  const char *l = myelin_param_str(p, "listen"), *c = myelin_param_str(p, "connect"), *u = myelin_param_str(p, "unix");
-  int n = netaddr_mode(l, c, u);
-  if (n != 1) return myelin_validate_error(ctx, NULL, "give exactly one of listen, connect or unix (got %d)", n);
-  struct sockaddr_storage ss;
-  socklen_t len;
-  char err[256];
-  if (*l && netaddr_parse(l, &ss, &len, err, sizeof err)) return myelin_validate_error(ctx, "listen", "%s", err);
-  if (*c && netaddr_parse(c, &ss, &len, err, sizeof err)) return myelin_validate_error(ctx, "connect", "%s", err);
-  return 0;
-}
+static int tk_validate(const myelin_params *p, myelin_validate_ctx *ctx) { return netaddr_validate(p, ctx); }
 
 static int tk_init(const myelin_host *host, myelin_stage *st, const myelin_params *p, void **state) {
   tsink *s = calloc(1, sizeof *s);

@@ -25,7 +25,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "../net_common/netaddr.h"
+#include "../common/netaddr.h"
 #include "myelin/plugin.h"
 
 #define READ_CHUNK 65536
@@ -279,18 +279,7 @@ static int ts_flush(void *state) {
   return 0;
 }
 
-static int ts_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
-  const char *l = myelin_param_str(p, "listen"), *c = myelin_param_str(p, "connect"), *u = myelin_param_str(p, "unix");
-  int n = netaddr_mode(l, c, u);
-  if (n != 1)
-    return myelin_validate_error(ctx, NULL, "give exactly one of listen, connect or unix (got %d)", n);
-  struct sockaddr_storage ss;
-  socklen_t len;
-  char err[256];
-  if (*l && netaddr_parse(l, &ss, &len, err, sizeof err)) return myelin_validate_error(ctx, "listen", "%s", err);
-  if (*c && netaddr_parse(c, &ss, &len, err, sizeof err)) return myelin_validate_error(ctx, "connect", "%s", err);
-  return 0;
-}
+static int ts_validate(const myelin_params *p, myelin_validate_ctx *ctx) { return netaddr_validate(p, ctx); }
 
 static int ts_init(const myelin_host *host, myelin_stage *st, const myelin_params *p, void **state) {
   tsrc *s = calloc(1, sizeof *s);
