@@ -108,9 +108,12 @@ static void conn_free(ic_conn *c) {
   memset(c, 0, sizeof *c);
 }
 
-/* The run's subject ("" when absent). */
+/* The run's subject as text (a string or an integer; "" when absent). */
 static void msg_subject(const myelin_msg *m, char *buf, size_t n) {
-  if (myelin_msg_str(m, "subject", buf, n) != 0) buf[0] = 0;
+  int64_t v;
+  if (myelin_msg_str(m, "subject", buf, n) == 0) return;
+  if (myelin_msg_int(m, "subject", &v) == 0) snprintf(buf, n, "%lld", (long long)v);
+  else buf[0] = 0;
 }
 
 /* A [T, N] (or [N, N]) float tensor as doubles, row-major. */
@@ -203,14 +206,12 @@ static int ref_add_run(ic_state *s, const myelin_msg *m, const char *subject) {
   myelin_tensor t;
   int rc = read_matrix(s, m, "reference run", &t);
   if (rc) return rc;
-  double *X = tensor_doubles(&t);
   ic_ref *grown = realloc(s->refs, (s->n_refs + 1) * sizeof *grown);
-  if (!X || !grown) {
-    free(X);
-    return s->host->error(s->st, "out of memory");
-  }
+  if (!grown) return s->host->error(s->st, "out of memory");
   s->refs = grown;
-  char label[200];
+  double *X = tensor_doubles(&t);
+  if (!X) return s->host->error(s->st, "out of memory");
+  char label[320];
   snprintf(label, sizeof label, "reference run (subject '%s', task '%s')", subject, s->ref_task);
   ic_ref *r = &s->refs[s->n_refs];
   rc = ref_build(s, X, (size_t)t.shape[0], (int)t.shape[1], label, r);

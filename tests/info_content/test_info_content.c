@@ -320,6 +320,26 @@ START_TEST(per_subject_reference) {
   const double want[3] = {7.4823657207300851, 7.3777249368057785, 7.3563498773232574};
   for (int i = 0; i < 3; i++) NEAR(d[i], want[i], 1e-10);
   myelin_harness_free(h);
+
+  /* integer subjects are told apart too */
+  h = harness("{energy: none}");
+  myelin_builder *b = myelin_builder_new("run");
+  float *x = grid(60, 1.0, 0);
+  int64_t shape[2] = {60, N};
+  myelin_build_tensor_copy(b, "data", MYELIN_F4, 2, shape, x);
+  myelin_build_int(b, "subject", 1);
+  myelin_build_str(b, "task", "rest");
+  ck_assert_int_eq(myelin_harness_push(h, "run", myelin_builder_finish(b)), 0);
+  b = myelin_builder_new("run");
+  myelin_build_tensor_copy(b, "data", MYELIN_F4, 2, shape, x);
+  myelin_build_int(b, "subject", 2);
+  myelin_build_str(b, "task", "social");
+  ck_assert_int_eq(myelin_harness_push(h, "run", myelin_builder_finish(b)), 0);
+  ck_assert_uint_eq(myelin_harness_count(h, "map"), 1);
+  ck_assert_int_ne(myelin_harness_eos(h), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "subject '2'") != NULL, "%s", myelin_harness_error(h));
+  free(x);
+  myelin_harness_free(h);
 }
 END_TEST
 
