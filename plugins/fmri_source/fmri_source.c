@@ -38,12 +38,12 @@
 
 enum { MASK_NONE, MASK_AUTO, MASK_FILE };
 
-/* Voxels kept from a grid: C-order indices and Fortran-order file offsets;
+/* Voxels kept from a grid: C-order indices (all = every voxel, in order);
  * with an atlas also each voxel's parcel index. */
 typedef struct selection {
   size_t n;
+  int all;
   uint32_t *cidx;
-  uint32_t *fidx;
   int32_t *parcel;
 } selection;
 
@@ -110,9 +110,10 @@ static int pace_wait(fs_state *s, double step) {
   return 0;
 }
 
+#define SEL_IDX(sel) ((sel)->all ? NULL : (sel)->cidx)
+
 static void selection_free(selection *sel) {
   free(sel->cidx);
-  free(sel->fidx);
   free(sel->parcel);
   memset(sel, 0, sizeof *sel);
 }
@@ -133,18 +134,11 @@ static int read_image_corder(fs_state *s, const char *path, float **out, grid *g
   if (nifti_open_file(&r, path, err, sizeof err)) return s->host->error(s->st, "%s", err);
   header_grid(&r.h, g);
   size_t n = r.h.nvox;
-  uint32_t *f = malloc(n * sizeof *f), *c = malloc(n * sizeof *c);
   float *v = malloc(n * sizeof *v);
   int rc = 0;
-  if (!f || !c || !v) rc = s->host->error(s->st, "%s: out of memory", path);
-  if (!rc) {
-    for (size_t i = 0; i < n; i++) c[i] = (uint32_t)i;
-    nifti_corder_to_forder(c, n, g->dims, f);
-    if (nifti_read_volumes(&r, 1, f, n, v, n, err, sizeof err)) rc = s->host->error(s->st, "%s", err);
-  }
+  if (!v) rc = s->host->error(s->st, "%s: out of memory", path);
+  else if (nifti_read_volumes_c(&r, 1, NULL, n, v, n, err, sizeof err)) rc = s->host->error(s->st, "%s", err);
   nifti_close(&r);
-  free(f);
-  free(c);
   if (rc) free(v);
   else *out = v;
   return rc;
@@ -263,9 +257,8 @@ static int make_selection(fs_state *s, const char *name, const grid *g, selectio
   if (s->atlas && check_grid(s, name, g, "atlas", s->atlas_path, &s->atlas_grid)) return MYELIN_EINVAL;
   size_t n = (size_t)(g->dims[0] * g->dims[1] * g->dims[2]);
   sel->cidx = malloc(n * sizeof *sel->cidx);
-  sel->fidx = malloc(n * sizeof *sel->fidx);
   if (s->atlas) sel->parcel = malloc(n * sizeof *sel->parcel);
-  if (!sel->cidx || !sel->fidx || (s->atlas && !sel->parcel)) {
+  if (!sel->cidx || (s->atlas && !sel->parcel)) {
     selection_free(sel);
     return s->host->error(s->st, "%s: out of memory", name);
   }
@@ -277,7 +270,7 @@ static int make_selection(fs_state *s, const char *name, const grid *g, selectio
     sel->cidx[k++] = (uint32_t)i;
   }
   sel->n = k;
-  nifti_corder_to_forder(sel->cidx, k, g->dims, sel->fidx);
+  sel->all = k == n;
   if (k == 0) {
     selection_free(sel);
     return s->host->error(s->st, "%s: the mask and atlas leave no voxel", name);
@@ -408,7 +401,7 @@ static int stream_volumes(fs_state *s, nifti_reader *r, const selection *sel, co
   int rc = 0;
   for (size_t t = 0; t < T && !rc; t++) {
     if (s->host->stopping(s->st)) break;
-    if (nifti_read_volumes(r, 1, sel->fidx, sel->n, x, sel->n, err, sizeof err)) {
+    if (nifti_read_volumes_c(r, 1, SEL_IDX(sel), sel->n, x, sel->n, err, sizeof err)) {
       rc = s->host->error(s->st, "%s", err);
       break;
     }
@@ -434,7 +427,7 @@ static int direct_run(fs_state *s, nifti_reader *r, const selection *sel, const 
   const int64_t shape[2] = {(int64_t)T, (int64_t)V};
   float *X = myelin_build_tensor(b, "data", MYELIN_F4, 2, shape);
   if (!X) rc = s->host->error(s->st, "%s: out of memory for %zu x %zu floats", r->name, T, V);
-  else if (nifti_read_volumes(r, T, sel->fidx, V, X, V, err, sizeof err)) rc = s->host->error(s->st, "%s", err);
+  else if (nifti_read_volumes_c(r, T, SEL_IDX(sel), V, X, V, err, sizeof err)) rc = s->host->error(s->st, "%s", err);
   else if (fmri_detrend(X, T, V, s->detrend) || (s->zscore && fmri_zscore(X, T, V)))
     rc = s->host->error(s->st, "out of memory");
   if (rc) {
@@ -451,7 +444,7 @@ static int process_run(fs_state *s, nifti_reader *r, selection *sel, const run_i
   size_t V = sel->n;
   float *X = malloc((T * V > 0 ? T * V : 1) * sizeof *X);
   if (!X) return s->host->error(s->st, "%s: out of memory for %zu x %zu floats", r->name, T, V);
-  if (nifti_read_volumes(r, T, sel->fidx, V, X, V, err, sizeof err)) {
+  if (nifti_read_volumes_c(r, T, SEL_IDX(sel), V, X, V, err, sizeof err)) {
     free(X);
     return s->host->error(s->st, "%s", err);
   }
@@ -639,7 +632,7 @@ static int live_file(fs_state *s, const char *path, const char *name) {
   float *P = NULL;
   if (!rc && s->atlas && !(P = malloc(s->nparcels * sizeof *P))) rc = s->host->error(s->st, "out of memory");
   for (size_t v = 0; !rc && v < r.h.nvols; v++) {
-    if (nifti_read_volumes(&r, 1, s->live_sel.fidx, s->live_sel.n, x, s->live_sel.n, err, sizeof err)) {
+    if (nifti_read_volumes_c(&r, 1, SEL_IDX(&s->live_sel), s->live_sel.n, x, s->live_sel.n, err, sizeof err)) {
       rc = s->host->error(s->st, "%s", err);
       break;
     }

@@ -607,6 +607,7 @@ void nifti_close(nifti_reader *r) {
   }
   free(r->owned);
   free(r->vol);
+  free(r->scratch);
   if (r->map) munmap(r->map, r->map_len);
   nifti_header h = r->h;
   char name[sizeof r->name];
@@ -713,6 +714,55 @@ int nifti_read_volumes(nifti_reader *r, size_t nvols, const uint32_t *idx, size_
                   r->next_vol + 1, h->nvols, got, vbytes);
     cv(p, idx, n, out + v * stride, h->slope, h->inter);
     r->next_vol++;
+  }
+  return 0;
+}
+
+/* File order (x fastest) to C order (z fastest) for one volume: for each y
+ * a 2-D transpose between [z][x] and [x][z], in B x B tiles so both sides
+ * stay in cache. */
+static void forder_to_corder(const float *f, float *c, size_t nx, size_t ny, size_t nz) {
+  enum { B = 16 };
+  for (size_t y = 0; y < ny; y++)
+    for (size_t z0 = 0; z0 < nz; z0 += B)
+      for (size_t x0 = 0; x0 < nx; x0 += B) {
+        size_t z1 = z0 + B < nz ? z0 + B : nz, x1 = x0 + B < nx ? x0 + B : nx;
+        for (size_t x = x0; x < x1; x++) {
+          float *dst = c + (x * ny + y) * nz;
+          const float *src = f + y * nx + x;
+          for (size_t z = z0; z < z1; z++) dst[z] = src[z * nx * ny];
+        }
+      }
+}
+
+int nifti_read_volumes_c(nifti_reader *r, size_t nvols, const uint32_t *cidx, size_t n, float *out,
+                         size_t stride, char *err, size_t errlen) {
+  const nifti_header *h = &r->h;
+  size_t nvox = h->nvox;
+  if (!cidx && n != nvox) return fail(err, errlen, "%s: voxel count mismatch", r->name);
+  if (cidx)
+    for (size_t i = 0; i < n; i++)
+      if (cidx[i] >= nvox) return fail(err, errlen, "%s: voxel index %u outside the image", r->name, cidx[i]);
+  if (r->scratch_n < nvox) {
+    free(r->scratch);
+    r->scratch = malloc(2 * nvox * sizeof *r->scratch);
+    if (!r->scratch) {
+      r->scratch_n = 0;
+      return fail(err, errlen, "%s: out of memory", r->name);
+    }
+    r->scratch_n = nvox;
+  }
+  float *fbuf = r->scratch, *cbuf = r->scratch + nvox;
+  size_t nx = (size_t)h->dim[1], ny = (size_t)h->dim[2], nz = (size_t)h->dim[3];
+  for (size_t v = 0; v < nvols; v++) {
+    if (nifti_read_volumes(r, 1, NULL, nvox, fbuf, nvox, err, errlen)) return -1;
+    float *row = out + v * stride;
+    if (!cidx) {
+      forder_to_corder(fbuf, row, nx, ny, nz);
+    } else {
+      forder_to_corder(fbuf, cbuf, nx, ny, nz);
+      for (size_t k = 0; k < n; k++) row[k] = cbuf[cidx[k]];
+    }
   }
   return 0;
 }

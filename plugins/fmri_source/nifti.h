@@ -94,6 +94,8 @@ typedef struct nifti_reader {
   size_t next_vol;
   int streaming;
   size_t whole_limit;   /* inflate whole below this many bytes, else stream */
+  float *scratch;       /* two volumes of floats for nifti_read_volumes_c */
+  size_t scratch_n;
 } nifti_reader;
 
 /* Above this inflated size a .nii.gz is streamed instead of inflated whole. */
@@ -117,6 +119,12 @@ int nifti_open_mem(nifti_reader *r, const void *buf, size_t len, const char *nam
  */
 int nifti_read_volumes(nifti_reader *r, size_t nvols, const uint32_t *idx, size_t n, float *out,
                        size_t stride, char *err, size_t errlen);
+/* Same, but columns are voxels in C order over (x, y, z) — myelin's order:
+ * cidx lists C-order indices ((x*ny + y)*nz + z), NULL = every voxel in C
+ * order. Each volume is converted in file order, then transposed in cache
+ * tiles, then gathered: several times faster than a strided gather. */
+int nifti_read_volumes_c(nifti_reader *r, size_t nvols, const uint32_t *cidx, size_t n, float *out,
+                         size_t stride, char *err, size_t errlen);
 void nifti_close(nifti_reader *r);
 
 /* File offset of voxel (x, y, z) in a volume, and the C-order index myelin

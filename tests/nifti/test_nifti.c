@@ -388,6 +388,50 @@ START_TEST(gather_and_corder) {
 }
 END_TEST
 
+/* The tiled C-order reader equals the strided gather, on odd sizes. */
+START_TEST(corder_reader_equals_gather) {
+  char *dir = mt_tmpdir();
+  char *path = mt_strf("%s/c.nii", dir);
+  int64_t dims[4] = {37, 19, 23, 3};
+  size_t nv = 37 * 19 * 23, n = nv * 3;
+  float *d = malloc(n * sizeof *d);
+  for (size_t i = 0; i < n; i++) d[i] = (float)i;
+  double aff[16] = {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1};
+  FILE *f = fopen(path, "wb");
+  char err[256];
+  ck_assert_int_eq(nifti_write_f32(f, dims, aff, 1.0, d, 0, err, sizeof err), 0);
+  fclose(f);
+  uint32_t *c = malloc(nv * sizeof *c), *fo = malloc(nv * sizeof *fo), sub[4] = {5, 0, 999, (uint32_t)nv - 1};
+  for (size_t i = 0; i < nv; i++) c[i] = (uint32_t)i;
+  int64_t g[3] = {37, 19, 23};
+  nifti_corder_to_forder(c, nv, g, fo);
+  float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y), xs[12], ys[12];
+  nifti_reader a, b;
+  ck_assert_int_eq(nifti_open_file(&a, path, err, sizeof err), 0);
+  ck_assert_int_eq(nifti_open_file(&b, path, err, sizeof err), 0);
+  ck_assert_int_eq(nifti_read_volumes_c(&a, 2, NULL, nv, x, nv, err, sizeof err), 0);
+  ck_assert_int_eq(nifti_read_volumes(&b, 2, fo, nv, y, nv, err, sizeof err), 0);
+  ck_assert_mem_eq(x, y, 2 * nv * sizeof *x);
+  ck_assert_float_eq(x[nifti_corder(36, 18, 22, 19, 23)], (float)nifti_forder(36, 18, 22, 37, 19));
+  uint32_t fsub[4];
+  for (int k = 0; k < 4; k++) fsub[k] = fo[sub[k]];
+  ck_assert_int_eq(nifti_read_volumes_c(&a, 1, sub, 4, xs, 4, err, sizeof err), 0);
+  ck_assert_int_eq(nifti_read_volumes(&b, 1, fsub, 4, ys, 4, err, sizeof err), 0);
+  ck_assert_mem_eq(xs, ys, 4 * sizeof *xs);
+  uint32_t bad = (uint32_t)nv;
+  ck_assert_int_ne(nifti_read_volumes_c(&a, 1, &bad, 1, xs, 1, err, sizeof err), 0);
+  nifti_close(&a);
+  nifti_close(&b);
+  free(x);
+  free(y);
+  free(c);
+  free(fo);
+  free(d);
+  free(path);
+  free(dir);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("nifti");
   TCase *tc = tcase_create("core");
@@ -398,6 +442,7 @@ int main(void) {
   tcase_add_test(tc, writer_round_trip);
   tcase_add_test(tc, gather_and_corder);
   tcase_add_test(tc, streamed_equals_whole);
+  tcase_add_test(tc, corder_reader_equals_gather);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
