@@ -169,6 +169,9 @@ static int read_data(isc_state *s, const myelin_msg *m, int want_ndim, myelin_te
                           "%s message from subject '%s': `data` must be a <f4 or <f8 tensor with %d "
                           "dimension(s), got %s with %d",
                           myelin_msg_kind(m), subject, want_ndim, myelin_dtype_name(t->dtype), t->ndim);
+  if (want_ndim == 2 && t->shape[0] < 2)
+    return s->host->error(s->st, "run from subject '%s': `data` has %" PRId64 " TR(s); correlation needs at least 2",
+                          subject, t->shape[0]);
   return 0;
 }
 
@@ -285,6 +288,13 @@ static int emit_isfc(isc_state *s, group *g, const isc_data *d) {
                           "isfc: task '%s' has %zu voxels, a %zu x %zu matrix per subject; reduce to "
                           "parcels or raise isfc_max_voxels (%zu)",
                           g->task, V, V, V, s->isfc_max);
+  size_t out_rows = s->summary != ISC_SUMMARY_NONE ? 1 : rows;
+  if ((double)out_rows * (double)V * (double)V * 8.0 > (double)MYELIN_DEFAULT_MAX_MESSAGE)
+    return s->host->error(s->st,
+                          "isfc: task '%s' gives %zu matrices of %zu x %zu float64 (%.0f MB), over the %zu MB "
+                          "message limit; set summary: mean or median, or use parcels",
+                          g->task, out_rows, V, V, (double)out_rows * (double)V * (double)V * 8e-6,
+                          (size_t)(MYELIN_DEFAULT_MAX_MESSAGE >> 20));
   double *m = malloc(rows * V * V * sizeof *m);
   double *sm = s->summary != ISC_SUMMARY_NONE ? malloc(V * V * sizeof *sm) : NULL;
   if (!m || (s->summary != ISC_SUMMARY_NONE && !sm)) {

@@ -377,6 +377,15 @@ START_TEST(errors_are_clear) {
   myelin_harness_free(h);
 
   h = harness("{}");
+  b = myelin_builder_new("run");
+  myelin_build_str(b, "subject", "01");
+  int64_t one[2] = {1, V};
+  myelin_build_tensor_copy(b, "data", MYELIN_F8, 2, one, d);
+  ck_assert_int_ne(myelin_harness_push(h, NULL, myelin_builder_finish(b)), 0);
+  ck_assert_ptr_nonnull(strstr(myelin_harness_error(h), "at least 2"));
+  myelin_harness_free(h);
+
+  h = harness("{}");
   ck_assert_int_eq(myelin_harness_push(h, NULL, run_msg(0, "story", -1, 0)), 0);
   ck_assert_int_ne(myelin_harness_eos(h), 0);
   ck_assert_ptr_nonnull(strstr(myelin_harness_error(h), "at least 2 subjects"));
