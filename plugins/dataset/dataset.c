@@ -165,22 +165,24 @@ static int ds_init(const myelin_host *host, myelin_stage *st, const myelin_param
   return 0;
 }
 
-/* Writes row r as a tensor field: raw dtype, or scaled to <f4. */
-static void read_value(double *v, myelin_dtype dt, const void *p, size_t i) {
+/* Element i of a row of any dtype, as double. */
+static double value_at(myelin_dtype dt, const void *p, size_t i) {
   switch (dt) {
-  case MYELIN_F4: *v = ((const float *)p)[i]; break;
-  case MYELIN_F8: *v = ((const double *)p)[i]; break;
-  case MYELIN_I1: *v = ((const int8_t *)p)[i]; break;
-  case MYELIN_I2: *v = ((const int16_t *)p)[i]; break;
-  case MYELIN_I4: *v = ((const int32_t *)p)[i]; break;
-  case MYELIN_I8: *v = (double)((const int64_t *)p)[i]; break;
-  case MYELIN_U2: *v = ((const uint16_t *)p)[i]; break;
-  case MYELIN_U4: *v = ((const uint32_t *)p)[i]; break;
-  case MYELIN_U8: *v = (double)((const uint64_t *)p)[i]; break;
-  default: *v = ((const uint8_t *)p)[i]; break;
+  case MYELIN_F4: return ((const float *)p)[i];
+  case MYELIN_F8: return ((const double *)p)[i];
+  case MYELIN_I1: return ((const int8_t *)p)[i];
+  case MYELIN_I2: return ((const int16_t *)p)[i];
+  case MYELIN_I4: return ((const int32_t *)p)[i];
+  case MYELIN_I8: return (double)((const int64_t *)p)[i];
+  case MYELIN_U2: return ((const uint16_t *)p)[i];
+  case MYELIN_U4: return ((const uint32_t *)p)[i];
+  case MYELIN_U8: return (double)((const uint64_t *)p)[i];
+  default: return ((const uint8_t *)p)[i]; /* u1, b1 */
   }
 }
 
+/* Writes rows as one tensor field: the file's dtype, or value * scale as <f4
+ * (computed in double, rounded once, like numpy's (x * scale).astype('<f4')). */
 static void build_rows(dataset *d, myelin_builder *b, const char *key, int ndim, const int64_t *shape,
                        const uint8_t *const *rows, size_t nrows) {
   size_t rb = d->table.row_bytes, es = myelin_dtype_size(d->table.dtype);
@@ -196,11 +198,8 @@ static void build_rows(dataset *d, myelin_builder *b, const char *key, int ndim,
       for (size_t i = 0; i < per; i++) out[r * per + i] = (float)(rows[r][i] * d->scale);
       continue;
     }
-    for (size_t i = 0; i < per; i++) {
-      double v;
-      read_value(&v, d->table.dtype, rows[r], i);
-      out[r * per + i] = (float)(v * d->scale);
-    }
+    for (size_t i = 0; i < per; i++)
+      out[r * per + i] = (float)(value_at(d->table.dtype, rows[r], i) * d->scale);
   }
 }
 
