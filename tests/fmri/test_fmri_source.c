@@ -551,7 +551,7 @@ START_TEST(live_folder_volumes) {
   write_nifti(mask, 1, f_mask, NULL);
   pthread_t th;
   ck_assert_int_eq(pthread_create(&th, NULL, live_writer, &c), 0);
-  char *params = mt_strf("{watch: %s, pattern: 'sub-*.nii', settle_ms: 250, count: %d, idle_timeout: 30, "
+  char *params = mt_strf("{watch: %s, pattern: 'sub-*.nii', settle_ms: 1000, count: %d, idle_timeout: 30, "
                          "mask: %s}", c.dir, c.n, mask);
   myelin_harness *h = run_source(params);
   pthread_join(th, NULL);

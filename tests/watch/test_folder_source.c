@@ -54,7 +54,7 @@ START_TEST(files_once_complete_in_order) {
   char *dir = mt_tmpdir();
   char *old = mt_strf("%s/a_old.bin", dir);
   mt_write(old, "already here");
-  char *params = mt_strf("{path: %s, pattern: 'f*.bin', settle_ms: 200, count: %d, idle_timeout: 30, "
+  char *params = mt_strf("{path: %s, pattern: 'f*.bin', settle_ms: 1000, count: %d, idle_timeout: 30, "
                          "existing: false}", dir, N);
   char err[512];
   myelin_harness *h = myelin_harness_new("folder_source", params, err, sizeof err);

@@ -128,7 +128,7 @@ static void files_in_pieces(int nfiles, int poll_only) {
   free(notes);
   pthread_t th;
   ck_assert_int_eq(pthread_create(&th, NULL, writer, c.dir), 0);
-  myelin_watch_opts o = {.dir = c.dir, .pattern = "vol*.dat", .settle_ms = 300, .poll_only = poll_only};
+  myelin_watch_opts o = {.dir = c.dir, .pattern = "vol*.dat", .settle_ms = 1000, .poll_only = poll_only};
   run_watch(&c, &o, 120000);
   pthread_join(th, NULL);
   ck_assert_int_eq(c.count, nfiles);
