@@ -406,7 +406,7 @@ static int stream_volumes(fs_state *s, nifti_reader *r, const selection *sel, co
       break;
     }
     if ((rc = pace_wait(s, ri->tr)) != 0) break;
-    rc = emit_volume(s, ri, x, sel->n, t, (double)t * ri->tr);
+    rc = emit_volume(s, ri, x, sel->n, t, (double)(t + (size_t)s->trim) * ri->tr);
   }
   free(x);
   return rc == MYELIN_ESTOP ? 0 : rc;
@@ -491,7 +491,7 @@ static int process_run(fs_state *s, nifti_reader *r, selection *sel, const run_i
   } else {
     for (size_t t = 0; t < T && !rc && !s->host->stopping(s->st); t++) {
       rc = pace_wait(s, ri.tr);
-      if (!rc) rc = emit_volume(s, &ri, X + t * V, V, t, (double)t * ri.tr);
+      if (!rc) rc = emit_volume(s, &ri, X + t * V, V, t, (double)(t + (size_t)s->trim) * ri.tr);
     }
   }
   free(X);

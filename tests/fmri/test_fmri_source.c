@@ -466,6 +466,18 @@ START_TEST(volumes_detrend_and_realtime_pace) {
   }
   myelin_harness_free(h);
   free(params);
+  /* with trim, t is the acquisition time: (index + trim) * tr */
+  params = mt_strf("{path: %s, emit: volume, trim: 2, tr: 1.5}", run);
+  h = run_source(params);
+  ck_assert_uint_eq(myelin_harness_count(h, "out"), NT - 2);
+  double t0;
+  int64_t i0;
+  ck_assert_int_eq(myelin_msg_float(myelin_harness_output(h, "out", 0), "t", &t0), 0);
+  ck_assert_int_eq(myelin_msg_int(myelin_harness_output(h, "out", 0), "index", &i0), 0);
+  ck_assert_double_eq_tol(t0, 3.0, 1e-9);
+  ck_assert_int_eq(i0, 0);
+  myelin_harness_free(h);
+  free(params);
   /* linear detrend of a linear-in-t series leaves ~0 */
   params = mt_strf("{path: %s, detrend: 1}", run);
   h = run_source(params);
