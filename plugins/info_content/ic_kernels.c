@@ -22,8 +22,10 @@
  *                 u_k(t) = e^{-lam t} lam / sinh(lam T) (b_k - e^{lam T} a_k),
  *                 and its samples on the grid form a geometric series
  *   optimal control (state penalty s I, weight rho): 2x2 Hamiltonian per
- *                 mode, e^{Mt} = cosh(mu t) I + sinh(mu t)/mu M,
- *                 mu^2 = lam^2 + s/rho, and u^2 integrates in closed form.
+ *                 mode with eigenvalues +-mu, mu^2 = lam^2 + s/rho; x(t) is
+ *                 a combination of e^{-mu t} and e^{-mu (T - t)} fixed by
+ *                 x(0), x(T), u = x' - lam x, and u^2 integrates in closed
+ *                 form (cosh/sinh products for mu T < 1).
  * Each is a quadratic form in the modal coordinates (a, b) of x0 and xf, so
  * the energies of m states are one GEMM (Y = X V) plus O(m n).
  * A non-symmetric A has no such basis: its Gramian comes from Van Loan's
@@ -236,7 +238,15 @@ double ic_gramian_weight(double lam, double T) {
 
 void ic_quad_min_energy(const double *lam, int n, double T, double *q) {
   for (int k = 0; k < n; k++) {
-    double g = ic_gramian_weight(lam[k], T), e = exp(lam[k] * T);
+    double l = lam[k];
+    if (l > 0) { /* unstable mode: divide through by e^{2 lam T} first */
+      double d = -expm1(-2 * l * T);
+      q[3 * k] = 2 * l / d;
+      q[3 * k + 1] = -2 * l * exp(-l * T) / d;
+      q[3 * k + 2] = 2 * l * exp(-2 * l * T) / d;
+      continue;
+    }
+    double g = ic_gramian_weight(l, T), e = exp(l * T);
     q[3 * k] = e * e / g;
     q[3 * k + 1] = -e / g;
     q[3 * k + 2] = 1.0 / g;
@@ -249,12 +259,22 @@ static double lam_over_sinh(double lam, double T) {
   return x < 1e-300 ? 1.0 / T : fabs(lam) / sinh(x);
 }
 
+/* (lam / sinh(lam T))^2 sum_{i=0..steps} e^{-2 lam T i / steps}. For lam < 0
+ * both factors are formed already divided by e^{2 |lam| T}, so a long horizon
+ * neither overflows the sum nor underflows the ratio. */
+static double weninger_gain(double l, double T, int steps) {
+  double a = -2.0 * l * T / steps;
+  if (l < 0) {
+    double x = -l * T, d = -expm1(-2 * x);
+    return 4 * l * l * -expm1(-a * (steps + 1.0)) / (d * d * -expm1(-a));
+  }
+  double r = lam_over_sinh(l, T);
+  return r * r * (a == 0.0 ? steps + 1.0 : expm1(a * (steps + 1.0)) / expm1(a));
+}
+
 void ic_quad_weninger(const double *lam, int n, double T, int steps, double *q) {
   for (int k = 0; k < n; k++) {
-    double r = lam_over_sinh(lam[k], T);
-    double a = -2.0 * lam[k] * T / steps;
-    double geom = a == 0.0 ? steps + 1.0 : expm1(a * (steps + 1.0)) / expm1(a);
-    double wt = r * r * geom / ((double)n * (steps + 1.0));
+    double wt = weninger_gain(lam[k], T, steps) / ((double)n * (steps + 1.0));
     double e = exp(lam[k] * T);
     q[3 * k] = wt * e * e;
     q[3 * k + 1] = -wt * e;
@@ -275,18 +295,37 @@ static double sinh_excess(double x) {
 
 static double sinhc(double x) { return x < 1e-8 ? 1.0 : sinh(x) / x; }
 
+/* Small mu T: integrate cosh/sinh products directly (no growth to fear). */
+static void quad_optimal_short(double l, double T, double rho, double s, double *q) {
+  double mu = sqrt(l * l + s / rho), x = mu * T;
+  double ch = cosh(x), sh = T * sinhc(x); /* sinh(mu T) / mu */
+  double icc = T * (0.5 + 0.5 * sinhc(2 * x));
+  double ics = 0.5 * T * T * sinhc(x) * sinhc(x);
+  double iss = T * T * T * sinh_excess(x);
+  double idd = icc - 2 * l * ics + l * l * iss, isd = ics - l * iss;
+  double e11 = ch + l * sh, g = s / rho, f = e11 / sh;
+  q[0] = g * g * iss - 2 * g * f * isd + f * f * idd;
+  q[1] = (g * isd - f * idd) / sh;
+  q[2] = idd / (sh * sh);
+}
+
+/* mu T >= 1: x(t) = P e^{-mu t} + Q e^{-mu (T - t)} with x(0) = a, x(T) = b,
+ * and u = x' - lam x, in decaying exponentials only (the cosh/sinh form
+ * cancels catastrophically once e^{2 mu T} outgrows 1e16). */
+static void quad_optimal_long(double l, double T, double rho, double s, double *q) {
+  double mu = sqrt(l * l + s / rho), E = exp(-mu * T), den = -expm1(-2 * mu * T);
+  double k1 = -(mu + l) / den, k2 = (mu - l) / den;
+  double i1 = den / (2 * mu), i12 = T * E;
+  q[0] = i1 * (k1 * k1 + k2 * k2 * E * E) - 2 * i12 * k1 * k2 * E;
+  q[1] = -i1 * E * (k1 * k1 + k2 * k2) + i12 * k1 * k2 * (1 + E * E);
+  q[2] = i1 * (k1 * k1 * E * E + k2 * k2) - 2 * i12 * k1 * k2 * E;
+}
+
 void ic_quad_optimal(const double *lam, int n, double T, double rho, double s, double *q) {
   for (int k = 0; k < n; k++) {
-    double l = lam[k], mu = sqrt(l * l + s / rho), x = mu * T;
-    double ch = cosh(x), sh = T * sinhc(x); /* sinh(mu T) / mu */
-    double icc = T * (0.5 + 0.5 * sinhc(2 * x));
-    double ics = 0.5 * T * T * sinhc(x) * sinhc(x);
-    double iss = T * T * T * sinh_excess(x);
-    double idd = icc - 2 * l * ics + l * l * iss, isd = ics - l * iss;
-    double e11 = ch + l * sh, g = s / rho, f = e11 / sh;
-    q[3 * k] = g * g * iss - 2 * g * f * isd + f * f * idd;
-    q[3 * k + 1] = (g * isd - f * idd) / sh;
-    q[3 * k + 2] = idd / (sh * sh);
+    double mu = sqrt(lam[k] * lam[k] + s / rho);
+    if (mu * T < 1.0) quad_optimal_short(lam[k], T, rho, s, q + 3 * k);
+    else quad_optimal_long(lam[k], T, rho, s, q + 3 * k);
   }
 }
 

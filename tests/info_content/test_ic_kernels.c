@@ -144,6 +144,20 @@ START_TEST(optimal_control) {
   ic_quad_optimal(lam, 3, 1.0, 3.0, 0.0, q);
   ic_quad_min_energy(lam, 3, 1.0, qm);
   for (int i = 0; i < 9; i++) NEAR(q[i], qm[i], 1e-12);
+  /* short (mu T < 1) and long horizons against 60-digit quadrature (mpmath);
+   * the long one once lost every digit of q00 to cosh/sinh cancellation */
+  const double cases[4][4] = {{-0.3, 0.8, 1, 1}, {-1.5, 10, 1, 1}, {0.3, 5, 2, 1}, {-1e-9, 0.5, 1e6, 1}};
+  const double wantq[4][3] = {{0.98386459345998323, -1.2294982057025905, 1.5838645934599833},
+                              {0.025425539619385144, -1.9332308562286582e-07, 3.025425539619385},
+                              {0.74536035714334292, -0.072803466036941142, 0.14536035714334289},
+                              {1.9999999990000028, -1.9999999999999976, 2.0000000010000027}};
+  for (int i = 0; i < 4; i++) {
+    double qq[3];
+    ic_quad_optimal(&cases[i][0], 1, cases[i][1], cases[i][2], cases[i][3], qq);
+    for (int j = 0; j < 3; j++)
+      ck_assert_msg(fabs(qq[j] - wantq[i][j]) <= 1e-11 * fabs(wantq[i][j]) + 1e-20, "case %d q%d = %.17g, want %.17g",
+                    i, j, qq[j], wantq[i][j]);
+  }
   double l0 = 0.0, q0[3], m0[3]; /* the lam = mu = 0 limit */
   ic_quad_optimal(&l0, 1, 2.0, 1.0, 0.0, q0);
   ic_quad_min_energy(&l0, 1, 2.0, m0);
@@ -169,6 +183,19 @@ START_TEST(weninger_paper) {
    * paper's expm simulation gives 0.395924703873 (its own rounding, 1e-8) */
   ic_energy_states(3, V, q, X, 2, 1, Y, out);
   NEAR(out[1], 0.39592470040471617, 1e-10);
+  /* gains stay finite and exact over long horizons (mpmath, 50 digits):
+   * n = 3 modes, so q11 = gain / (3 * 1001) */
+  double lw[3] = {-2.0, -0.7, -0.7}, qw[9];
+  ic_quad_weninger(lw, 3, 400.0, 1000, qw);
+  NEAR(qw[2], 0.0066758327060771408, 1e-12);
+  ic_quad_weninger(lw, 3, 3.0, 1000, qw);
+  NEAR(qw[5], 0.15810757477182022, 1e-12);
+  double lu = 0.5, qu[3]; /* an unstable mode, e^{2000} */
+  ic_quad_min_energy(&lu, 1, 2000.0, qu);
+  ck_assert(isfinite(qu[0]) && isfinite(qu[1]) && isfinite(qu[2]));
+  NEAR(qu[0], 1.0, 1e-15);
+  NEAR(qu[1], 0.0, 1e-15);
+  NEAR(qu[2], 0.0, 1e-15);
   /* a non-bipartite graph picks its Perron root */
   double tri[9] = {0, 1, 1, 1, 0, 1, 1, 1, 0};
   ck_assert_int_eq(ic_eigh(3, tri, w, V), 0);
