@@ -249,6 +249,38 @@ START_TEST(bids_discovery_and_filters) {
 }
 END_TEST
 
+/* BIDS sessions (sub-07/ses-pre/func ...), and plain .nii next to .nii.gz */
+START_TEST(bids_sessions) {
+  char *root = mt_tmpdir();
+  for (int ses = 0; ses < 2; ses++) {
+    char *func = mt_strf("%s/sub-07/ses-%s/func", root, ses ? "post" : "pre");
+    mkdirs(func);
+    subrun sr = {7, ses + 1};
+    char *p = mt_strf("%s/sub-07_ses-%s_task-rest_run-%d_bold.nii%s", func, ses ? "post" : "pre", ses + 1,
+                      ses ? "" : ".gz");
+    write_nifti(p, NT, f_run, &sr);
+    free(p);
+    free(func);
+  }
+  char *params = mt_strf("{path: %s, task: [rest], emit: volume}", root);
+  myelin_harness *h = run_source(params);
+  ck_assert_uint_eq(myelin_harness_count(h, "out"), 2 * NT);
+  myelin_msg *m = myelin_harness_output(h, "out", 1); /* ses-post sorts first: its TR 1 */
+  int64_t run;
+  ck_assert_int_eq(myelin_msg_int(m, "run", &run), 0);
+  ck_assert_int_eq(run, 2);
+  myelin_tensor x;
+  ck_assert_int_eq(myelin_msg_tensor(m, "data", &x), 0);
+  ck_assert_float_eq_tol(((const float *)x.data)[nifti_corder(1, 2, 0, NY, NZ)], val(7, 2, 1, 2, 0, 1), 1e-3);
+  double tr;
+  ck_assert_int_eq(myelin_msg_float(m, "tr", &tr), 0);
+  ck_assert_double_eq_tol(tr, 2.0, 1e-6); /* no sidecar: the header's pixdim[4] */
+  myelin_harness_free(h);
+  free(params);
+  free(root);
+}
+END_TEST
+
 /* Packs every file under root into an archive (format "tar.gz" or "zip"). */
 static void pack(const char *root, const char *out, int zip) {
   struct archive *a = archive_write_new();
@@ -630,6 +662,7 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, single_file_matches_nibabel);
   tcase_add_test(tc, bids_discovery_and_filters);
+  tcase_add_test(tc, bids_sessions);
   tcase_add_test(tc, archives_read_in_place);
   tcase_add_test(tc, mask_file_auto_and_atlas);
   tcase_add_test(tc, volumes_detrend_and_realtime_pace);
