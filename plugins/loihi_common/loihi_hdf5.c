@@ -289,23 +289,29 @@ static int read_dense(hid_t lg, loihi_layer *L, char *err, size_t errlen) {
 static int read_layers(hid_t f, loihi_net *out, char *err, size_t errlen) {
   hid_t lay = exists(f, "layer") ? H5Gopen2(f, "layer", H5P_DEFAULT) : -1;
   if (lay < 0) return ERR("no /layer group (not a netx file)");
-  H5G_info_t gi;
-  int rc = 0;
-  if (H5Gget_info(lay, &gi) < 0 || gi.nlinks < 1 || gi.nlinks > LOIHI_MAX_LAYERS) {
-    H5Gclose(lay);
-    return ERR("/layer must hold 1 to %d layers", LOIHI_MAX_LAYERS);
+  /* count layers by probing "0", "1", ... (what netx does with len() and
+   * f'{i}'); cheaper on a damaged file than walking the group's B-tree */
+  int rc = 0, nl = 0;
+  char probe[16];
+  for (; nl <= LOIHI_MAX_LAYERS; nl++) {
+    snprintf(probe, sizeof probe, "%d", nl);
+    if (!exists(lay, probe)) break;
   }
-  out->layers = calloc((size_t)gi.nlinks, sizeof(loihi_layer));
+  if (nl < 1 || nl > LOIHI_MAX_LAYERS) {
+    H5Gclose(lay);
+    return ERR("/layer must hold layers named 0, 1, ... (1 to %d)", LOIHI_MAX_LAYERS);
+  }
+  out->layers = calloc((size_t)nl, sizeof(loihi_layer));
   if (!out->layers) {
     H5Gclose(lay);
     return ERR("out of memory");
   }
-  for (hsize_t i = 0; i < gi.nlinks && rc == 0; i++) {
+  for (int i = 0; i < nl && rc == 0; i++) {
     char name[32], type[64] = "", sub[400] = "";
-    snprintf(name, sizeof name, "%llu", (unsigned long long)i);
-    hid_t lg = exists(lay, name) ? H5Gopen2(lay, name, H5P_DEFAULT) : -1;
+    snprintf(name, sizeof name, "%d", i);
+    hid_t lg = H5Gopen2(lay, name, H5P_DEFAULT);
     if (lg < 0) {
-      rc = ERR("/layer/%s missing (layers must be named 0, 1, ...)", name);
+      rc = ERR("/layer/%s is not a group", name);
       break;
     }
     if (read_str(lg, "type", type, sizeof type) != 0) {
