@@ -64,9 +64,9 @@ void ic_clip_limits(const double *ref, size_t n, double k, double *lo, double *h
     if (ref[i] < mn) mn = ref[i];
     if (ref[i] > mx) mx = ref[i];
   }
-  double sd = ic_sd(ref, n);
-  *lo = fmax(mn, -k * sd);
-  *hi = fmin(mx, k * sd);
+  double m = ic_mean(ref, n), sd = ic_sd(ref, n);
+  *lo = fmax(mn, m - k * sd);
+  *hi = fmin(mx, m + k * sd);
 }
 
 void ic_clip(double *x, size_t n, double lo, double hi) {

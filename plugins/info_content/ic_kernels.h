@@ -31,7 +31,8 @@ double ic_mean(const double *x, size_t n);
 double ic_sd(const double *x, size_t n); /* population sd (ddof 0) */
 /* Silverman's rule of thumb 1.06 sd n^(-1/5) (sd with ddof 0). */
 double ic_silverman(const double *x, size_t n);
-/* Clip limits of the reference: [max(min, -k sd), min(max, k sd)] (data demeaned). */
+/* Clip limits of the reference: [max(min, mean - k sd), min(max, mean + k sd)];
+ * for demeaned data the paper's [max(min, -k sd), min(max, k sd)]. */
 void ic_clip_limits(const double *ref, size_t n, double k, double *lo, double *hi);
 void ic_clip(double *x, size_t n, double lo, double hi);
 void ic_sort(double *x, size_t n);

@@ -79,18 +79,24 @@ START_TEST(kde_window_exact) {
 END_TEST
 
 START_TEST(clip_limits) {
-  double ref[5] = {-1, -0.5, 0, 0.5, 10}; /* sd = 4.0620..., max 10 > 4 sd? no */
+  double ref[5] = {-2.8, -2.3, -1.8, -1.3, 8.2}; /* demeaned; sd = 4.1304 */
   double lo, hi;
-  ic_clip_limits(ref, 5, 4.0, &lo, &hi);
-  NEAR(lo, -1.0, 1e-15);
-  NEAR(hi, 10.0, 1e-15);
+  ic_clip_limits(ref, 5, 4.0, &lo, &hi); /* 4 sd is beyond both extremes */
+  NEAR(lo, -2.8, 1e-15);
+  NEAR(hi, 8.2, 1e-15);
   ic_clip_limits(ref, 5, 1.0, &lo, &hi);
   double sd = ic_sd(ref, 5);
-  NEAR(lo, -1.0, 1e-15);
-  NEAR(hi, sd, 1e-15);
+  NEAR(sd, 4.1303752856126765, 1e-14);
+  NEAR(lo, -2.8, 1e-15);
+  NEAR(hi, sd, 1e-14); /* the paper's min(max, k sd) */
+  double shifted[5], lo2, hi2; /* not demeaned: the same limits around the mean */
+  for (int i = 0; i < 5; i++) shifted[i] = ref[i] + 100.0;
+  ic_clip_limits(shifted, 5, 1.0, &lo2, &hi2);
+  NEAR(lo2, lo + 100.0, 1e-13);
+  NEAR(hi2, hi + 100.0, 1e-13);
   double x[3] = {-5, 0.3, 50};
   ic_clip(x, 3, lo, hi);
-  NEAR(x[0], -1.0, 0);
+  NEAR(x[0], -2.8, 0);
   NEAR(x[1], 0.3, 0);
   NEAR(x[2], sd, 0);
 }
