@@ -35,6 +35,7 @@
 #include "isc_kernels.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -369,9 +370,38 @@ int isc_pairwise(const isc_data *d, isc_nan_policy nan, int nthreads, double *ou
 
 /* ---- summaries ------------------------------------------------------------- */
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
+/* Quickselect: reorders v so that v[k] is the k-th smallest, everything
+ * before it <= and everything after it >=. O(n); no NaN allowed. */
+static double select_kth(double *v, size_t n, size_t k) {
+  /* Wirth's algorithm, signed indices */
+  ptrdiff_t l = 0, m = (ptrdiff_t)n - 1, kk = (ptrdiff_t)k;
+  while (l < m) {
+    double x = v[kk];
+    ptrdiff_t i = l, j = m;
+    do {
+      while (v[i] < x) i++;
+      while (x < v[j]) j--;
+      if (i <= j) {
+        double t = v[i];
+        v[i] = v[j];
+        v[j] = t;
+        i++;
+        j--;
+      }
+    } while (i <= j);
+    if (j < kk) l = i;
+    if (kk < i) m = j;
+  }
+  return v[kk];
+}
+
+/* v[k] and v[k + 1] of the sorted order (k + 1 < n). */
+static void select_pair(double *v, size_t n, size_t k, double *a, double *b) {
+  *a = select_kth(v, n, k);
+  double m = v[k + 1];
+  for (size_t i = k + 2; i < n; i++)
+    if (v[i] < m) m = v[i];
+  *b = m;
 }
 
 /* Summary of n values (NaN ignored); v may be reordered. */
@@ -391,8 +421,10 @@ static double summary_of(double *v, size_t n, isc_summary_kind kind) {
   for (size_t i = 0; i < n; i++)
     if (!isnan(v[i])) v[m++] = v[i];
   if (m == 0) return NAN;
-  qsort(v, m, sizeof *v, cmp_double);
-  return (m & 1) ? v[m / 2] : 0.5 * (v[m / 2 - 1] + v[m / 2]);
+  if (m & 1) return select_kth(v, m, m / 2);
+  double a, b;
+  select_pair(v, m, m / 2 - 1, &a, &b);
+  return 0.5 * (a + b);
 }
 
 void isc_summarize(const double *iscs, size_t rows, size_t V, isc_summary_kind kind, double *out) {
@@ -707,12 +739,12 @@ double isc_percentile(double *v, size_t n, double q) {
   if (n == 0) return NAN;
   for (size_t i = 0; i < n; i++)
     if (isnan(v[i])) return NAN;
-  qsort(v, n, sizeof *v, cmp_double);
   double pos = q / 100.0 * (double)(n - 1);
   size_t lo = (size_t)floor(pos);
-  if (lo >= n - 1) return v[n - 1];
-  double frac = pos - (double)lo;
-  return v[lo] + (v[lo + 1] - v[lo]) * frac;
+  if (lo >= n - 1) return select_kth(v, n, n - 1);
+  double frac = pos - (double)lo, a, b;
+  select_pair(v, n, lo, &a, &b);
+  return a + (b - a) * frac;
 }
 
 /* ---- resampling of ISC values ------------------------------------------------ */
@@ -734,17 +766,33 @@ typedef struct resample_ctx {
   double *observed, *ci, *p, *dist;
 } resample_ctx;
 
-/* Summary statistic of one bootstrap or sign-flip draw at voxel v. */
-static double resample_one(const resample_ctx *c, size_t i, size_t v, double *buf) {
-  const size_t S = c->S, V = c->V;
+/* Summary of values already Fisher-transformed for MEAN (z = arctanh r):
+ * tanh(nanmean z); MEDIAN takes plain r. */
+static double summary_pre(double *v, size_t n, isc_summary_kind kind) {
+  if (kind != ISC_SUMMARY_MEAN) return summary_of(v, n, kind);
+  double acc = 0;
+  size_t cnt = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!isnan(v[i])) {
+      acc += v[i];
+      cnt++;
+    }
+  return cnt ? tanh(acc / (double)cnt) : NAN;
+}
+
+/* Summary statistic of one bootstrap or sign-flip draw at one voxel whose
+ * rows are col[] (arctanh'ed once per voxel for MEAN: arctanh is odd, so
+ * sign flips commute with it). */
+static double resample_one(const resample_ctx *c, size_t i, const double *col, double *buf) {
+  const size_t S = c->S;
   size_t m = 0;
   if (c->samples) {
     const uint32_t *smp = c->samples + i * S;
     if (!c->pairwise || S == 2) {
       if (S == 2) {
-        buf[m++] = smp[0] != smp[1] ? c->iscs[v] : NAN;
+        buf[m++] = smp[0] != smp[1] ? col[0] : NAN;
       } else {
-        for (size_t a = 0; a < S; a++) buf[m++] = c->iscs[smp[a] * V + v];
+        for (size_t a = 0; a < S; a++) buf[m++] = col[smp[a]];
       }
     } else {
       for (size_t a = 0; a < S; a++)
@@ -759,7 +807,7 @@ static double resample_one(const resample_ctx *c, size_t i, size_t v, double *bu
             ia = ib;
             ib = tmp;
           }
-          buf[m++] = c->iscs[pair_index(ia, ib, S) * V + v];
+          buf[m++] = col[pair_index(ia, ib, S)];
         }
     }
   } else {
@@ -768,22 +816,26 @@ static double resample_one(const resample_ctx *c, size_t i, size_t v, double *bu
       size_t q = 0;
       for (size_t a = 0; a < S; a++)
         for (size_t b = a + 1; b < S && q < c->rows; b++, q++)
-          buf[m++] = c->iscs[q * V + v] * (double)(sg[a] * sg[b]);
+          buf[m++] = col[q] * (double)(sg[a] * sg[b]);
     } else {
-      for (size_t a = 0; a < S; a++) buf[m++] = c->iscs[a * V + v] * (double)sg[a];
+      for (size_t a = 0; a < S; a++) buf[m++] = col[a] * (double)sg[a];
     }
   }
-  return summary_of(buf, m, c->kind);
+  return summary_pre(buf, m, c->kind);
 }
 
 static int resample_range(void *vctx, size_t v0, size_t v1, void *scratch) {
   const resample_ctx *c = vctx;
-  double *null = scratch, *buf = null + c->n, *col = buf + c->S * c->S;
+  double *null = scratch, *buf = null + c->n, *col = buf + c->S * c->S, *zc = col + c->rows;
   for (size_t v = v0; v < v1; v++) {
-    for (size_t r = 0; r < c->rows; r++) col[r] = c->iscs[r * c->V + v];
+    for (size_t r = 0; r < c->rows; r++) {
+      double val = c->iscs[r * c->V + v];
+      col[r] = val;
+      zc[r] = c->kind == ISC_SUMMARY_MEAN ? atanh(val) : val;
+    }
     double obs = summary_of(col, c->rows, c->kind);
     c->observed[v] = obs;
-    for (size_t i = 0; i < c->n; i++) null[i] = resample_one(c, i, v, buf);
+    for (size_t i = 0; i < c->n; i++) null[i] = resample_one(c, i, zc, buf);
     if (c->dist)
       for (size_t i = 0; i < c->n; i++) c->dist[i * c->V + v] = null[i];
     if (c->samples) {
@@ -804,7 +856,7 @@ static int resample_range(void *vctx, size_t v0, size_t v1, void *scratch) {
 }
 
 static int resample_run(resample_ctx *c, int nthreads) {
-  size_t scratch = (c->n + c->S * c->S + c->rows + 1) * sizeof(double);
+  size_t scratch = (c->n + c->S * c->S + 2 * c->rows + 1) * sizeof(double);
   return run_parallel(nthreads, c->V, 64, scratch, resample_range, c);
 }
 

@@ -125,7 +125,7 @@ double isc_rng_unit(isc_rng *r);                /* uniform in [0, 1) */
  * least as extreme as observed (side), then (count + 1) / (n + 1), or
  * count / n when exact. NaN observed gives NaN. */
 double isc_p_from_null(double observed, const double *null, size_t n, isc_side side, int exact);
-/* numpy.percentile (linear); NaN when any value is NaN. Sorts v in place. */
+/* numpy.percentile (linear); NaN when any value is NaN. Reorders v. */
 double isc_percentile(double *v, size_t n, double q);
 
 /* Bootstrap over subjects (BrainIAK bootstrap_isc). samples: [n, S] subject

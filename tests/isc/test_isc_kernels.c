@@ -384,6 +384,51 @@ START_TEST(bad_arguments) {
 }
 END_TEST
 
+static int cmp_d(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Median and percentiles use quickselect; check them against sorting on
+ * many sizes, with ties and NaN. */
+START_TEST(select_matches_sorting) {
+  isc_rng r;
+  isc_rng_seed(&r, 11);
+  double v[301], w[301], sorted[301], out;
+  for (int trial = 0; trial < 2000; trial++) {
+    size_t n = 1 + isc_rng_below(&r, 300);
+    size_t nn = 0;
+    for (size_t i = 0; i < n; i++) {
+      double x = (double)isc_rng_below(&r, 7) - 3.0; /* many ties */
+      if (trial % 3) x += isc_rng_unit(&r);
+      if (isc_rng_below(&r, 10) == 0) x = NAN;
+      v[i] = x;
+      if (!isnan(x)) sorted[nn++] = x;
+    }
+    qsort(sorted, nn, sizeof *sorted, cmp_d);
+    isc_summarize(v, n, 1, ISC_SUMMARY_MEDIAN, &out);
+    if (nn == 0) {
+      ck_assert(isnan(out));
+      continue;
+    }
+    double med = (nn & 1) ? sorted[nn / 2] : 0.5 * (sorted[nn / 2 - 1] + sorted[nn / 2]);
+    ck_assert_double_eq(out, med);
+    double q = 100.0 * isc_rng_unit(&r);
+    memcpy(w, sorted, nn * sizeof *w);
+    for (size_t i = nn; i-- > 1;) { /* shuffle */
+      size_t j = isc_rng_below(&r, (uint32_t)(i + 1));
+      double t = w[i];
+      w[i] = w[j];
+      w[j] = t;
+    }
+    double pos = q / 100.0 * (double)(nn - 1);
+    size_t lo = (size_t)floor(pos);
+    double want = lo >= nn - 1 ? sorted[nn - 1] : sorted[lo] + (sorted[lo + 1] - sorted[lo]) * (pos - (double)lo);
+    ck_assert_double_eq_tol(isc_percentile(w, nn, q), want, 1e-15);
+  }
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("isc_kernels");
   TCase *tc = tcase_create("core");
@@ -403,6 +448,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, streaming_equals_batch);
   tcase_add_test(tc, threads_and_blocks_agree);
   tcase_add_test(tc, bad_arguments);
+  tcase_add_test(tc, select_matches_sorting);
   suite_add_tcase(s, tc);
   return s;
 }
