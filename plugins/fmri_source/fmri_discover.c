@@ -1,10 +1,10 @@
 /*
  * fmri_discover.c — where the runs are (see fmri_discover.h).
  *
- * Folders are walked with nftw; archives are listed with libarchive and each
- * wanted entry is later read by reopening the archive and streaming to that
- * entry (archives are sequential: this keeps memory at one run at a time at
- * the price of re-reading the archive's prefix per run). Sidecars follow the
+ * Folders are walked with nftw. Archives are sequential, so they are read
+ * twice in all: one pass lists the images and reads the JSON sidecars, a
+ * second (fmri_archive_each) hands each wanted image to the caller in entry
+ * order, one in memory at a time. Sidecars follow the
  * BIDS inheritance rule in its common forms: NAME.json beside the image, else
  * task-T_bold.json or sub-S_task-T_bold.json in any folder above it (or at
  * the archive's top level). Only "RepetitionTime" is read, by a small scan
@@ -332,6 +332,29 @@ int fmri_archive_read(const char *archive, const char *entry, uint8_t **buf, siz
     dfail(err, errlen, "%s: %s", archive, archive_error_string(a));
   else if (rc && r == ARCHIVE_EOF)
     dfail(err, errlen, "%s: no entry %s", archive, entry);
+  archive_read_free(a);
+  return rc;
+}
+
+int fmri_archive_each(const char *archive, fmri_entry_want want, fmri_entry_fn fn, void *arg, char *err,
+                      size_t errlen) {
+  struct archive *a = archive_open(archive, err, errlen);
+  if (!a) return -1;
+  struct archive_entry *e;
+  int rc = 0, r;
+  while (!rc && (r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+    const char *name = archive_entry_pathname(e);
+    if (!name || archive_entry_filetype(e) != AE_IFREG || !want(arg, name)) continue;
+    uint8_t *buf;
+    size_t len;
+    if (read_entry(a, name, &buf, &len, err, errlen)) {
+      rc = -1;
+      break;
+    }
+    rc = fn(arg, name, buf, len);
+    free(buf);
+  }
+  if (!rc && r != ARCHIVE_EOF) rc = dfail(err, errlen, "%s: %s", archive, archive_error_string(a));
   archive_read_free(a);
   return rc;
 }

@@ -41,6 +41,14 @@ double fmri_json_tr(const char *text, size_t len);
 /* Reads one entry of an archive into memory (malloc'ed). */
 int fmri_archive_read(const char *archive, const char *entry, uint8_t **buf, size_t *len, char *err,
                       size_t errlen);
+/* One pass over an archive in entry order: for each regular entry for which
+ * want(arg, name) returns 1, reads it into memory and calls fn(arg, name,
+ * buf, len) (buf is freed after fn returns). fn returning non-zero stops the
+ * walk and is returned. Returns 0, that value, or -1 with err set. */
+typedef int (*fmri_entry_want)(void *arg, const char *entry);
+typedef int (*fmri_entry_fn)(void *arg, const char *entry, const uint8_t *buf, size_t len);
+int fmri_archive_each(const char *archive, fmri_entry_want want, fmri_entry_fn fn, void *arg, char *err,
+                      size_t errlen);
 /* 1 when `value` passes a filter list (empty list = all). Subjects compare
  * with or without "sub-"; numeric runs compare as numbers ("01" == "1"). */
 int fmri_filter_match(const char *value, const char *const *allowed, size_t n, const char *prefix);

@@ -498,25 +498,19 @@ static int process_run(fs_state *s, nifti_reader *r, selection *sel, const run_i
   return rc == MYELIN_ESTOP ? 0 : rc;
 }
 
-static int load_item(fs_state *s, const fmri_list *l, const fmri_item *it) {
+/* One run: from its file, or from buf (an archive entry) when buf != NULL. */
+static int load_item(fs_state *s, const fmri_item *it, const char *archive, const uint8_t *buf, size_t len) {
   char err[768];
   nifti_reader r;
-  uint8_t *buf = NULL;
-  size_t len = 0;
   int rc;
-  if (l->archive) {
-    if (fmri_archive_read(l->archive, it->path, &buf, &len, err, sizeof err))
-      return s->host->error(s->st, "%s", err);
+  if (buf) {
     char name[1200];
-    snprintf(name, sizeof name, "%s:%s", l->archive, it->path);
+    snprintf(name, sizeof name, "%s:%s", archive, it->path);
     rc = nifti_open_mem(&r, buf, len, name, err, sizeof err);
   } else {
     rc = nifti_open_file(&r, it->path, err, sizeof err);
   }
-  if (rc) {
-    free(buf);
-    return s->host->error(s->st, "%s", err);
-  }
+  if (rc) return s->host->error(s->st, "%s", err);
   grid g;
   header_grid(&r.h, &g);
   selection sel;
@@ -545,7 +539,46 @@ static int load_item(fs_state *s, const fmri_list *l, const fmri_item *it) {
     selection_free(&sel);
   }
   nifti_close(&r);
-  free(buf);
+  return rc;
+}
+
+typedef struct archive_walk {
+  fs_state *s;
+  const fmri_list *l;
+  size_t used;
+} archive_walk;
+
+static const fmri_item *find_item(const fmri_list *l, const char *path) {
+  size_t lo = 0, hi = l->n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    int c = strcmp(l->v[mid].path, path);
+    if (c == 0) return &l->v[mid];
+    if (c < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return NULL;
+}
+
+static int walk_want(void *arg, const char *entry) {
+  archive_walk *w = arg;
+  const fmri_item *it = find_item(w->l, entry);
+  return it && item_selected(w->s, it) && !w->s->host->stopping(w->s->st);
+}
+
+static int walk_run(void *arg, const char *entry, const uint8_t *buf, size_t len) {
+  archive_walk *w = arg;
+  w->used++;
+  return load_item(w->s, find_item(w->l, entry), w->l->archive, buf, len);
+}
+
+/* Archive runs come in entry order, in a single pass. */
+static int load_archive(fs_state *s, const fmri_list *l, size_t *used) {
+  archive_walk w = {s, l, 0};
+  char err[1024] = ""; /* set only by the archive walk itself */
+  int rc = fmri_archive_each(l->archive, walk_want, walk_run, &w, err, sizeof err);
+  *used = w.used;
+  if (rc == -1 && err[0]) return s->host->error(s->st, "%s", err);
   return rc;
 }
 
@@ -556,11 +589,12 @@ static int start_stored(fs_state *s) {
   if (fmri_discover(path, &l, err, sizeof err)) return s->host->error(s->st, "%s", err);
   size_t used = 0;
   int rc = 0;
-  for (size_t i = 0; i < l.n && !rc; i++) {
+  if (l.archive) rc = load_archive(s, &l, &used);
+  for (size_t i = 0; i < l.n && !rc && !l.archive; i++) {
     if (s->host->stopping(s->st)) break;
     if (!item_selected(s, &l.v[i])) continue;
     used++;
-    rc = load_item(s, &l, &l.v[i]);
+    rc = load_item(s, &l.v[i], NULL, NULL, 0);
   }
   if (!rc && used == 0)
     rc = s->host->error(s->st, "%s: %zu run(s) found, none matches the subject/task/run/space filters", path,
