@@ -3,6 +3,7 @@
 
     /usr/bin/python3 examples/isc_demo/check_demo.py OUT          (pipelines/isc.yaml)
     /usr/bin/python3 examples/isc_demo/check_demo.py OUT --live   (pipelines/isc_live.yaml)
+    /usr/bin/python3 examples/isc_demo/check_demo.py OUT --feedback (pipelines/isc_feedback.yaml)
 
 Reads OUT/isc/isc_story.npy (npy_sink: the `summary` field, [V]) and, when
 present, OUT/isc/isc_story.nii.gz (nifti_sink: one ISC volume per subject),
@@ -43,10 +44,32 @@ def check_live(out):
     sys.exit(0 if diff < 1e-6 and len(maps) == last["trs"] // 20 else 1)
 
 
+def check_feedback(out):
+    """feedback.mpk: one map per 10 TRs; the last is corr(sub-01, reference)."""
+    import msgpack
+    import nibabel as nib
+    maps = list(msgpack.Unpacker(open(os.path.join(out, "feedback.mpk"), "rb"), raw=False))
+    last = maps[-1]
+    r = np.frombuffer(last["data"]["data"], last["data"]["dtype"]).reshape(last["data"]["shape"])[0]
+    ref = np.load(os.path.join(out, "reference.npy")).astype(np.float64)
+    x = nib.load(os.path.join(out, "bids", "sub-01", "func", "sub-01_task-story_bold.nii.gz")) \
+        .get_fdata(dtype=np.float32).reshape(-1, ref.shape[0]).T.astype(np.float64)
+    x = x - x.mean(0)
+    y = ref - ref.mean(0)
+    want = (x * y).sum(0) / np.sqrt((x * x).sum(0) * (y * y).sum(0))
+    truth = np.load(os.path.join(out, "truth.npy")).ravel() == 1
+    diff = np.max(np.abs(r - want))
+    print("feedback maps: %d, last after %d TRs; max |myelin - numpy| = %.3g; box r %.3f, rest %.3f"
+          % (len(maps), last["trs"], diff, r[truth].mean(), r[~truth].mean()))
+    sys.exit(0 if diff < 1e-6 and r[truth].min() > 0.3 and len(maps) == last["trs"] // 10 else 1)
+
+
 def main():
     out = sys.argv[1]
     if "--live" in sys.argv[2:]:
         check_live(out)
+    if "--feedback" in sys.argv[2:]:
+        check_feedback(out)
     truth = np.load(os.path.join(out, "truth.npy"))
     m = np.load(os.path.join(out, "isc", "isc_story.npy"))
     inside = truth.ravel() == 1

@@ -9,8 +9,10 @@ Every subject "hears the same story": a stimulus-driven time course (a random
 on/off sequence convolved with a canonical HRF) is added inside a planted 4x4x3
 box of voxels, with subject-specific gain and noise everywhere. ISC should be
 high inside the box and near zero elsewhere. OUT/truth.npy marks the box
-(1 inside, 0 outside) on the grid; OUT/runs.mpk also holds the same runs as
-`run` messages (for file_source, when no NIfTI loader is at hand).
+(1 inside, 0 outside) on the grid; OUT/reference.npy is the mean time series
+[T, V] of subjects 02.. (the group reference of pipelines/isc_feedback.yaml);
+OUT/runs.mpk also holds the same runs as `run` messages (for file_source, when
+no NIfTI loader is at hand).
 
 Needs numpy; NIfTI files are written with nibabel when available, otherwise
 with a small struct-packed NIfTI-1 writer (gzip).
@@ -106,6 +108,13 @@ def main():
         with open(os.path.join(func, name + ".json"), "w") as f:
             json.dump({"RepetitionTime": TR, "TaskName": "story"}, f)
         runs.append((sub, vol.astype(np.float32)))
+
+    # The "group time series recorded earlier" for neurofeedback (reference
+    # mode): the mean of every subject but the first, [T, V] float32, voxels
+    # in C order as fmri_source emits them.
+    V = int(np.prod(DIMS))
+    group = np.mean([vol.reshape(V, a.trs).T for _, vol in runs[1:]], axis=0)
+    np.save(os.path.join(a.out, "reference.npy"), group.astype(np.float32))
 
     try:
         import msgpack

@@ -448,6 +448,18 @@ START_TEST(pipeline_end_to_end) {
     free(cmd);
     free(out);
   }
+  /* reference mode: one live subject against the recorded group series */
+  cmd = mt_strf("ISC_DEMO=%s %s run --quiet --check-messages %s/pipelines/isc_feedback.yaml", dir, bin, src);
+  ck_assert_msg(mt_run(cmd, &out) == 0, "run feedback: %s", out);
+  free(cmd);
+  free(out);
+  if (mt_python_has("numpy nibabel msgpack")) {
+    cmd = mt_strf("%s %s/examples/isc_demo/check_demo.py %s --feedback", py, src, dir);
+    rc = mt_run(cmd, &out);
+    ck_assert_msg(rc == 0, "check_demo --feedback: %s", out);
+    free(cmd);
+    free(out);
+  }
   /* a bad param is reported against the file, exit code 2 */
   cmd = mt_strf("ISC_DEMO=%s %s run %s/pipelines/isc.yaml --set isc.tolerate_nans=sometimes", dir, bin, src);
   rc = mt_run(cmd, &out);
