@@ -115,14 +115,19 @@ static void fsync_dir(const char *path) {
 int myelin_atomic_commit(myelin_atomic_file *f, int do_fsync, char *err, size_t errlen) {
   if (!f || !f->fp || !f->tmp_path)
     return io_err(err, errlen, "atomic commit of a file that is not open"), MYELIN_EINVAL;
-  int e = 0;
-  if (fflush(f->fp) != 0 || ferror(f->fp)) e = errno ? errno : EIO;
+  int e = 0, renaming = 0;
+  errno = 0;
+  if (fflush(f->fp) != 0) e = errno ? errno : EIO;
+  else if (ferror(f->fp)) e = EIO; /* an earlier write failed; its errno is gone */
   if (!e && do_fsync && fsync(fileno(f->fp)) != 0) e = errno;
   if (fclose(f->fp) != 0 && !e) e = errno;
   f->fp = NULL;
-  if (!e && rename(f->tmp_path, f->path) != 0) e = errno;
+  if (!e && rename(f->tmp_path, f->path) != 0) e = errno, renaming = 1;
   if (e) {
-    io_err(err, errlen, "%s: write failed: %s", f->path, strerror(e));
+    if (renaming)
+      io_err(err, errlen, "%s: cannot rename %s into place: %s", f->path, f->tmp_path, strerror(e));
+    else
+      io_err(err, errlen, "%s: write failed: %s", f->path, strerror(e));
     unlink(f->tmp_path);
     atomic_clear(f);
     return code_of(e) == MYELIN_ENOMEM ? MYELIN_ENOMEM : MYELIN_EIO;

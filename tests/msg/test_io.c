@@ -108,6 +108,16 @@ START_TEST(atomic_abort) {
   ck_assert_ptr_nonnull(strstr(err, "No such file"));
   ck_assert(!exists(path));
   ck_assert_ptr_null(f.tmp_path);
+  /* a write that fails (the descriptor is gone): reported, temporary removed */
+  ck_assert_int_eq(myelin_atomic_open(&f, path, err, sizeof err), 0);
+  char *tmp2 = strdup(f.tmp_path);
+  close(fileno(f.fp));
+  fputs("data that cannot be written", f.fp);
+  ck_assert_int_eq(myelin_atomic_commit(&f, 0, err, sizeof err), MYELIN_EIO);
+  ck_assert_msg(strstr(err, "write failed") && strstr(err, path), "%s", err);
+  ck_assert(!exists(tmp2));
+  ck_assert(!exists(path));
+  free(tmp2);
   rmdir(dir);
   free(bad);
   free(tmp);
