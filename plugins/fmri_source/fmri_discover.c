@@ -315,27 +315,6 @@ static int read_entry(struct archive *a, const char *name, uint8_t **buf, size_t
   return 0;
 }
 
-int fmri_archive_read(const char *archive, const char *entry, uint8_t **buf, size_t *len, char *err,
-                      size_t errlen) {
-  struct archive *a = archive_open(archive, err, errlen);
-  if (!a) return -1;
-  struct archive_entry *e;
-  int rc = -1, r;
-  while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
-    const char *name = archive_entry_pathname(e);
-    if (name && strcmp(name, entry) == 0) {
-      rc = read_entry(a, entry, buf, len, err, errlen);
-      break;
-    }
-  }
-  if (r != ARCHIVE_OK && r != ARCHIVE_EOF)
-    dfail(err, errlen, "%s: %s", archive, archive_error_string(a));
-  else if (rc && r == ARCHIVE_EOF)
-    dfail(err, errlen, "%s: no entry %s", archive, entry);
-  archive_read_free(a);
-  return rc;
-}
-
 int fmri_archive_each(const char *archive, fmri_entry_want want, fmri_entry_fn fn, void *arg, char *err,
                       size_t errlen) {
   struct archive *a = archive_open(archive, err, errlen);

@@ -38,9 +38,6 @@ void fmri_list_free(fmri_list *l);
 int fmri_entities(const char *name, fmri_item *it);
 /* The "RepetitionTime" number of a BIDS JSON sidecar; 0 when absent. */
 double fmri_json_tr(const char *text, size_t len);
-/* Reads one entry of an archive into memory (malloc'ed). */
-int fmri_archive_read(const char *archive, const char *entry, uint8_t **buf, size_t *len, char *err,
-                      size_t errlen);
 /* One pass over an archive in entry order: for each regular entry for which
  * want(arg, name) returns 1, reads it into memory and calls fn(arg, name,
  * buf, len) (buf is freed after fn returns). fn returning non-zero stops the

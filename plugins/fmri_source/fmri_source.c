@@ -518,6 +518,9 @@ static int load_item(fs_state *s, const fmri_item *it, const char *archive, cons
   subject_of(it, subject, sizeof subject);
   run_info ri = {subject, it->task, it->run, run_tr(s, it, &r.h), &g, NULL, 0};
   size_t T0 = r.h.nvols;
+  if (ri.tr <= 0 && T0 > 1)
+    s->host->log(s->st, MYELIN_LOG_WARN, "%s: no repetition time (no sidecar, pixdim[4] = 0): tr = 0; set `tr`",
+                 r.name);
   if ((size_t)s->trim >= T0) {
     rc = s->host->error(s->st, "%s: trim %lld removes every volume (the run has %zu)", r.name,
                         (long long)s->trim, T0);
