@@ -219,9 +219,9 @@ static int read_all(int fd, const char *path, size_t size_hint, size_t max_raw, 
   if (!buf) return io_err(err, errlen, "%s: out of memory", path), MYELIN_ENOMEM;
   for (;;) {
     if (n == cap) {
-      if (max_raw && cap >= max_raw + 1) {
+      if (max_raw && cap > max_raw) {
         free(buf);
-        io_err(err, errlen, "%s: larger than the limit of %zu bytes", path, max_raw);
+        io_err(err, errlen, "%s: larger than the limit (%zu bytes read)", path, n);
         return MYELIN_ERANGE;
       }
       size_t ncap = cap * 2;
@@ -269,10 +269,18 @@ int myelin_read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *
     return MYELIN_EIO;
   }
   size_t hint = S_ISREG(st.st_mode) ? (size_t)st.st_size : 0;
+  /* With a limit, even compressed input cannot be much larger than it
+   * (deflate expands incompressible data by well under 1/64). */
+  size_t max_raw = max_bytes ? max_bytes + max_bytes / 64 + 4096 : 0;
+  if (max_raw && max_raw < max_bytes) max_raw = SIZE_MAX;
+  if (max_raw && hint > max_raw) {
+    close(fd);
+    io_err(err, errlen, "%s: %zu bytes, over the limit of %zu bytes", path, hint, max_bytes);
+    return MYELIN_ERANGE;
+  }
   uint8_t *raw;
   size_t n;
-  /* the raw (maybe compressed) size is bounded only for plain files, below */
-  int rc = read_all(fd, path, hint, 0, &raw, &n, err, errlen);
+  int rc = read_all(fd, path, hint, max_raw, &raw, &n, err, errlen);
   close(fd);
   if (rc) return rc;
   if (n >= 2 && raw[0] == 0x1f && raw[1] == 0x8b) {

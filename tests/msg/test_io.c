@@ -231,7 +231,13 @@ START_TEST(read_gzip) {
   ck_assert_ptr_nonnull(strstr(err, "No such file"));
   ck_assert_int_eq(myelin_read_file(dir, 0, &data, &len, err, sizeof err), MYELIN_EIO);
   ck_assert_ptr_nonnull(strstr(err, "directory"));
+  /* a limit refuses a big file before reading it (plain or compressed) */
+  mt_write(plain, "");
+  ck_assert_int_eq(truncate(plain, 1 << 20), 0);
+  ck_assert_int_eq(myelin_read_file(plain, 1000, &data, &len, err, sizeof err), MYELIN_ERANGE);
+  ck_assert_ptr_nonnull(strstr(err, "over the limit"));
   /* non-regular file (size unknown up front) */
+  ck_assert_int_eq(myelin_read_file("/proc/self/maps", 10, &data, &len, err, sizeof err), MYELIN_ERANGE);
   ck_assert_int_eq(myelin_read_file("/proc/self/status", 0, &data, &len, err, sizeof err), 0);
   ck_assert_ptr_nonnull(strstr((char *)data, "Name:"));
   free(data);
