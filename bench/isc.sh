@@ -42,3 +42,6 @@ printf "  %-36s %9s s   extra memory %s (%sx input)\n" "numpy brainiak.isc seman
 echo "  speed-up $(echo "$np $ours" | awk '{ printf "%.1f", $1 / $2 }')x (target >= 5x); extra memory target <= 1.2x input"
 echo "  max |myelin - numpy| of the Fisher mean map: $(v max_abs_diff "$W/diff.txt") (numpy works in float32)"
 echo "  planted voxels mean ISC $(v planted_mean "$W/diff.txt"), noise voxels $(v noise_mean "$W/diff.txt")"
+echo
+echo "streaming leave-one-out (volume input): $(v stream_ms_per_tr "$W/ours.txt") ms per complete TR of $S subjects x $V voxels"
+echo "  (TR budget of a scanner: ~1000-2000 ms); a map: $(v stream_result_ms "$W/ours.txt") ms"
