@@ -415,7 +415,9 @@ static int src_init(nifti_reader *r, const uint8_t *buf, size_t len, char *err, 
   size_t isize = (size_t)buf[len - 4] | (size_t)buf[len - 3] << 8 | (size_t)buf[len - 2] << 16 |
                  (size_t)buf[len - 1] << 24;
 #ifdef NIFTI_HAVE_LIBDEFLATE
-  if (isize > 0 && isize <= limit) {
+  /* deflate cannot expand more than ~1032:1, so a larger ISIZE is a lie (or
+   * several members): do not allocate for it, stream instead */
+  if (isize > 0 && isize <= limit && isize / 1032 <= len) {
     uint8_t *out = malloc(isize);
     if (!out) return fail(err, errlen, "%s: out of memory inflating %zu bytes", r->name, isize);
     size_t got = 0;
