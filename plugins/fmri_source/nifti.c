@@ -511,8 +511,13 @@ static int read_header(nifti_reader *r, char *err, size_t errlen) {
 }
 
 static int check_size(nifti_reader *r, char *err, size_t errlen) {
-  if (r->streaming) return 0; /* checked volume by volume */
   size_t need = r->h.nvox * r->h.nvols * (size_t)r->h.bytes_per_voxel;
+  if (r->streaming) { /* checked volume by volume; here only deflate's bound */
+    if (need / 1032 > r->zin_len)
+      return fail(err, errlen, "%s: truncated data: %zu compressed bytes cannot hold the %zu the header needs",
+                  r->name, r->zin_len, need);
+    return 0;
+  }
   size_t have = r->data_len - r->pos;
   if (have < need)
     return fail(err, errlen, "%s: truncated data: %zu bytes after vox_offset %lld, the header needs %zu",
