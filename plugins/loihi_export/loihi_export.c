@@ -412,10 +412,24 @@ static int ex_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
   return 0;
 }
 
+static void ex_fini(void *state);
+
+static int ex_init_state(exstate *s, const myelin_host *host, myelin_stage *st, const myelin_params *p);
+
+/* fini is only called when init succeeded, so a failing init frees here. */
 static int ex_init(const myelin_host *host, myelin_stage *st, const myelin_params *p, void **state) {
   exstate *s = calloc(1, sizeof *s);
   if (!s) return host->error(st, "out of memory");
+  int rc = ex_init_state(s, host, st, p);
+  if (rc) {
+    ex_fini(s);
+    s = NULL;
+  }
   *state = s;
+  return rc;
+}
+
+static int ex_init_state(exstate *s, const myelin_host *host, myelin_stage *st, const myelin_params *p) {
   s->host = host;
   s->st = st;
   s->prefix = strdup(myelin_param_str(p, "path"));

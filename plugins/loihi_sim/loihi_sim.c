@@ -157,6 +157,8 @@ static int on_network(simstate *s, const myelin_msg *m) {
 
 /* ---- lifecycle ----------------------------------------------------------- */
 
+static void sim_fini(void *state);
+
 static int sim_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
   const char *net = myelin_param_str(p, "net");
   int connected = myelin_validate_input_kinds(ctx, "network") != NULL;
@@ -175,15 +177,22 @@ static int sim_init(const myelin_host *host, myelin_stage *st, const myelin_para
   s->max_pending = myelin_param_int(p, "max_pending");
   *state = s;
   const char *path = myelin_param_str(p, "net");
+  int rc = 0;
   if (path && *path) {
     char err[600];
     loihi_net net;
-    if (loihi_netx_read(path, &net, err, sizeof err) != 0) return host->error(st, "net: %s", err);
-    int rc = set_net(s, &net);
-    loihi_net_free(&net);
-    if (rc) return rc;
+    if (loihi_netx_read(path, &net, err, sizeof err) != 0) {
+      rc = host->error(st, "net: %s", err);
+    } else {
+      rc = set_net(s, &net);
+      loihi_net_free(&net);
+    }
   }
-  return 0;
+  if (rc) { /* fini is only called when init succeeded */
+    sim_fini(s);
+    *state = NULL;
+  }
+  return rc;
 }
 
 static int sim_process(void *state, int port, myelin_msg *msg) {

@@ -587,6 +587,185 @@ START_TEST(test_export_errors) {
 }
 END_TEST
 
+
+/* ---- through `myelin run` ------------------------------------------------ */
+
+static int have_plugins(const char *names) {
+  const char *dir = getenv("MYELIN_PLUGIN_PATH");
+  const char *bin = getenv("MYELIN_BIN");
+  if (!dir || !bin || access(bin, X_OK) != 0) return 0;
+  char *list = strdup(names);
+  int ok = 1;
+  for (char *tok = strtok(list, " "); tok && ok; tok = strtok(NULL, " ")) {
+    char *so = mt_strf("%s/%s.so", dir, tok);
+    ok = access(so, R_OK) == 0;
+    free(so);
+  }
+  free(list);
+  return ok;
+}
+
+/* Decodes every message of an .mpk file; returns the count, *last = the last one. */
+static size_t read_mpk(const char *path, myelin_msg **last) {
+  FILE *f = fopen(path, "rb");
+  ck_assert_msg(f != NULL, "cannot open %s", path);
+  fseek(f, 0, SEEK_END);
+  long len = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  uint8_t *buf = malloc((size_t)len + 1);
+  ck_assert_int_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
+  fclose(f);
+  size_t off = 0, n = 0;
+  *last = NULL;
+  while (off < (size_t)len) {
+    myelin_msg *m;
+    size_t used;
+    char err[256];
+    ck_assert_int_eq(myelin_msg_decode(buf + off, (size_t)len - off, 0, &m, &used, err, sizeof err), 0);
+    myelin_msg_unref(*last);
+    *last = m;
+    off += used;
+    n++;
+  }
+  free(buf);
+  return n;
+}
+
+START_TEST(test_cli_sim_pipeline) {
+  if (!have_plugins("dataset spike_encoder file_sink loihi_sim")) return;
+  char *dir = mt_tmpdir();
+  char *net = fixture("netx/trained_mnist_network.net");
+  char *yaml = mt_strf(
+      "name: loihi-sim-e2e\n"
+      "stages:\n"
+      "  - id: test\n"
+      "    plugin: dataset\n"
+      "    params: {format: idx, path: /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz,\n"
+      "             labels: /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz,\n"
+      "             split: test, limit: 100, scale: 0.00392156862745098}\n"
+      "  - {id: enc, plugin: spike_encoder, inputs: [test], params: {method: regular, steps: 32}}\n"
+      "  - {id: sim, plugin: loihi_sim, inputs: {spikes: [enc]}, params: {net: '%s'}}\n"
+      "  - {id: preds, plugin: file_sink, inputs: [sim.predictions], params: {path: '%s/preds.mpk'}}\n"
+      "  - {id: metrics, plugin: file_sink, inputs: [sim.metrics], params: {path: '%s/metrics.mpk'}}\n",
+      net, dir, dir);
+  char *pf = mt_strf("%s/p.yaml", dir);
+  mt_write(pf, yaml);
+  if (access("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz", R_OK) != 0) return;
+  char *cmd = mt_strf("%s run %s --quiet", getenv("MYELIN_BIN"), pf), *out = NULL;
+  int rc = mt_run(cmd, &out);
+  ck_assert_msg(rc == 0, "myelin run failed (%d): %s", rc, out);
+  char *pp = mt_strf("%s/preds.mpk", dir), *mp = mt_strf("%s/metrics.mpk", dir);
+  myelin_msg *last;
+  ck_assert_uint_eq(read_mpk(pp, &last), 100);
+  int64_t idx, pred;
+  ck_assert_int_eq(myelin_msg_int(last, "index", &idx), 0);
+  ck_assert_int_eq(idx, 99);
+  ck_assert_int_eq(myelin_msg_int(last, "prediction", &pred), 0);
+  ck_assert(pred >= 0 && pred < 10);
+  myelin_msg_unref(last);
+  ck_assert_uint_eq(read_mpk(mp, &last), 1);
+  ck_assert(metric(last, "samples") == 100);
+  ck_assert(metric(last, "accuracy") >= 0 && metric(last, "accuracy") <= 1);
+  myelin_msg_unref(last);
+  /* validate: a loihi_sim with neither net nor network is a file error */
+  char *bad = mt_strf("%s/bad.yaml", dir);
+  mt_write(bad,
+           "name: bad\nstages:\n"
+           "  - {id: src, plugin: file_source, params: {path: x.mpk}}\n"
+           "  - {id: sim, plugin: loihi_sim, inputs: {spikes: [src]}}\n");
+  free(cmd);
+  free(out);
+  cmd = mt_strf("%s validate %s", getenv("MYELIN_BIN"), bad);
+  rc = mt_run(cmd, &out);
+  if (have_plugins("file_source")) {
+    ck_assert_msg(rc == 2, "validate gave %d: %s", rc, out);
+    ck_assert_msg(strstr(out, "bad.yaml:") && strstr(out, "net"), "%s", out);
+  }
+  free(bad);
+  free(cmd);
+  free(out);
+  free(pp);
+  free(mp);
+  free(pf);
+  free(yaml);
+  free(net);
+  free(dir);
+}
+END_TEST
+
+/* BioGrad trains, loihi_export writes the files and reports the float and
+ * quantized test accuracy side by side (small sizes: a smoke test). */
+START_TEST(test_cli_biograd_export_pipeline) {
+  if (!have_plugins("dataset spike_encoder file_sink biograd loihi_export")) return;
+  if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0) return;
+  char *dir = mt_tmpdir();
+  const char *d = "/usr/share/datasets/fashion-mnist";
+  char *yaml = mt_strf(
+      "name: biograd-loihi-e2e\n"
+      "stages:\n"
+      "  - id: train\n"
+      "    plugin: dataset\n"
+      "    params: {format: idx, path: %s/train-images-idx3-ubyte.gz, labels: %s/train-labels-idx1-ubyte.gz,\n"
+      "             split: train, limit: 1000, shuffle: true, seed: 1, scale: 0.00392156862745098}\n"
+      "  - id: test\n"
+      "    plugin: dataset\n"
+      "    params: {format: idx, path: %s/t10k-images-idx3-ubyte.gz, labels: %s/t10k-labels-idx1-ubyte.gz,\n"
+      "             split: test, limit: 200, scale: 0.00392156862745098}\n"
+      "  - {id: enc_train, plugin: spike_encoder, inputs: [train], params: {method: rate, steps: 16}}\n"
+      "  - {id: enc_test, plugin: spike_encoder, inputs: [test], params: {method: rate, steps: 16}}\n"
+      "  - {id: learn, plugin: biograd, inputs: {train: [enc_train], test: [enc_test]}, params: {hidden: [32]}}\n"
+      "  - id: export\n"
+      "    plugin: loihi_export\n"
+      "    inputs: {network: [learn.network], test: [enc_test]}\n"
+      "    params: {path: '%s/wrong/prefix', pipeline: '%s/bg.yaml'}\n"
+      "  - {id: m, plugin: file_sink, inputs: [export.metrics], params: {path: '%s/export.mpk'}}\n",
+      d, d, d, d, dir, dir, dir);
+  char *pf = mt_strf("%s/bg.yaml", dir);
+  mt_write(pf, yaml);
+  char *cmd = mt_strf("%s run %s --quiet --set export.path=%s/out/fmnist", getenv("MYELIN_BIN"), pf, dir);
+  char *out = NULL;
+  int rc = mt_run(cmd, &out);
+  ck_assert_msg(rc == 0, "myelin run failed (%d): %s", rc, out);
+  char *mp = mt_strf("%s/export.mpk", dir);
+  myelin_msg *m;
+  ck_assert_uint_eq(read_mpk(mp, &m), 1);
+  double fa = metric(m, "float_accuracy"), qa = metric(m, "quantized_accuracy");
+  ck_assert_msg(fa >= 0 && fa <= 1 && qa >= 0 && qa <= 1, "float %g quantized %g", fa, qa);
+  ck_assert(metric(m, "test_samples") == 200);
+  myelin_msg_unref(m);
+  char *netp = mt_strf("%s/out/fmnist.net", dir), *tgz = mt_strf("%s/out/fmnist.tar.gz", dir);
+  ck_assert_int_gt(mt_file_size(netp), 0);
+  ck_assert_int_gt(mt_file_size(tgz), 0);
+  loihi_net q;
+  char err[512];
+  ck_assert_msg(loihi_netx_read(netp, &q, err, sizeof err) == 0, "%s", err);
+  ck_assert_int_eq(q.n_layers, 2);
+  ck_assert_int_eq(q.layers[0].n_in, 784);
+  ck_assert_int_eq(q.layers[0].n_out, 32);
+  ck_assert_int_eq(q.layers[1].n_out, 10);
+  ck_assert_int_eq(q.layers[0].i_decay, 2048); /* biograd's cdecay 0.5 */
+  ck_assert_int_eq(q.layers[0].v_decay, 1024); /* vdecay 0.75 */
+  loihi_net_free(&q);
+  /* the manifest records the source pipeline's text */
+  free(cmd);
+  free(out);
+  cmd = mt_strf("tar -xzf %s -O manifest.json", tgz);
+  ck_assert_int_eq(mt_run(cmd, &out), 0);
+  ck_assert_msg(strstr(out, "biograd-loihi-e2e") && strstr(out, "\"quantized_accuracy\""), "%s", out);
+  char *wrong = mt_strf("%s/wrong/prefix.net", dir);
+  ck_assert_int_eq(mt_file_size(wrong), -1); /* --set won over the file */
+  free(wrong);
+  free(cmd);
+  free(out);
+  free(netp);
+  free(tgz);
+  free(mp);
+  free(pf);
+  free(yaml);
+  free(dir);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("loihi_plugins");
   TCase *tc = tcase_create("plugins");
@@ -597,6 +776,8 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_export_files_and_layout);
   tcase_add_test(tc, test_export_accuracies);
   tcase_add_test(tc, test_export_errors);
+  tcase_add_test(tc, test_cli_sim_pipeline);
+  tcase_add_test(tc, test_cli_biograd_export_pipeline);
   suite_add_tcase(s, tc);
   return s;
 }
