@@ -320,7 +320,7 @@ static double probe_angles(bgp *g, double *per_layer) {
       bg_sample_update(g->net, &r, labels[i], u);
       for (uint32_t e = 0; e < r.ptr[r.steps]; e++) rates[i * n0 + r.unit[e]] += 1.0f / (float)r.steps;
     }
-    bg_rate_grad(&g->cfg, wt, b, rates, labels, (int)m, g->cfg.lr, gr, NULL);
+    bg_rate_grad(&g->cfg, wt, b, rates, labels, (int)m, 1.0f, gr, NULL);
     mean = 0;
     for (int l = 0; l < L; l++) {
       per_layer[l] = bg_angle_deg(u[l], gr[l], (size_t)g->cfg.sizes[l] * g->cfg.sizes[l + 1]);
@@ -576,6 +576,7 @@ static int bgp_init(const myelin_host *host, myelin_stage *st, const myelin_para
   c->cdecay = (float)myelin_param_float(p, "cdecay");
   c->vdecay = (float)myelin_param_float(p, "vdecay");
   c->lr = (float)myelin_param_float(p, "lr");
+  c->lr_out = (float)myelin_param_float(p, "lr_out");
   c->feedback_lr = (float)myelin_param_float(p, "feedback_lr");
   c->sleep_steps = (int)myelin_param_int(p, "sleep_steps");
   c->sleep_rate = (float)myelin_param_float(p, "sleep_rate");
@@ -607,8 +608,10 @@ static const myelin_param_def bgp_params[] = {
     {"classes", MYELIN_PARAM_INT, "10", 1, 2, 65536, NULL, "units", "Output neurons, one per class label."},
     {"steps", MYELIN_PARAM_INT, "0", 1, 0, 100000, NULL, "steps",
      "Time steps per sample; 0 takes them from the first spikes message (others must match)."},
-    {"lr", MYELIN_PARAM_FLOAT, "0.005", 1, 0, 10, NULL, NULL,
-     "Learning rate of W and b (online, once per sample)."},
+    {"lr", MYELIN_PARAM_FLOAT, "0.001", 1, 0, 10, NULL, NULL,
+     "Learning rate of the hidden layers' W and b (online, once per sample)."},
+    {"lr_out", MYELIN_PARAM_FLOAT, "0.0001", 1, 0, 10, NULL, NULL,
+     "Learning rate of the output layer (smaller: its error is O(1) and its fan-in large)."},
     {"epochs", MYELIN_PARAM_INT, "0", 1, 0, 1000000, NULL, "epochs",
      "Stop training after this many epochs of the train stream (0 = all it sends); counts resumed epochs."},
     {"sleep_every", MYELIN_PARAM_INT, "1000", 1, 0, 1000000000, NULL, "samples",

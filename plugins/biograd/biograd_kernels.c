@@ -43,15 +43,8 @@
 
 #define BG_PAR_MIN 128 /* layers narrower than this run on one thread */
 #define BG_INIT_GAIN 0.4f /* W ~ U(+-gain/sqrt(fan_in)) */
-#ifndef BG_MATCHING
-#define BG_MATCHING 1
-#endif
-#ifndef BG_WIN_MARGIN
 #define BG_WIN_MARGIN 0.25f /* surrogate window widened by this x (vth - c0) per side */
-#endif
-#ifndef BG_OUT_BIAS
-#define BG_OUT_BIAS 0.5f /* output bias, as a fraction of the hidden one */
-#endif
+#define BG_OUT_BIAS 0.5f /* initial output bias, as a fraction of the hidden one */
 
 /* ---- thread pool ----------------------------------------------------------- */
 
@@ -447,11 +440,11 @@ static void feedback(bg_net *net, int label) {
   const bg_config *cfg = &net->cfg;
   int L = cfg->nlayers, T = cfg->steps;
   float kappa = 1.0f / ((cfg->vth - rheobase(cfg->vdecay, cfg->vth)) * (1.0f - cfg->cdecay));
-  /* output: error neurons gated by the output soma's pseudo-derivative */
+  /* output: error neurons compare output spikes with the label */
   int no = cfg->sizes[L];
   for (int k = 0; k < no; k++) {
     float e = (k == label ? 1.0f : 0.0f) - (float)net->cnt[L - 1][k] / (float)T;
-    float d = BG_MATCHING ? e : e * kappa * (float)net->gcnt[L - 1][k] / (float)T;
+    float d = e; /* matching loss: no output derivative (README, eq. 6) */
     net->q[L - 1][k] = (float)bg_error_spikes(d, T) / (float)T;
     net->delta[L - 1][k] = net->q[L - 1][k];
   }
@@ -470,6 +463,11 @@ static void feedback(bg_net *net, int label) {
   }
 }
 
+/* Hidden layers learn at lr, the output layer at lr_out: the output error is
+ * O(1) and its fan-in large, so one sample moves an output neuron's drive by
+ * ~lr_out * |p|^2, which must stay well below the width of its rate window. */
+static float layer_lr(const bg_config *c, int l) { return l == c->nlayers - 1 ? c->lr_out : c->lr; }
+
 /* ---- updates ------------------------------------------------------------------------------ */
 
 typedef struct upd_arg {
@@ -480,7 +478,7 @@ typedef struct upd_arg {
 static void update_job(bg_net *net, int lo, int hi, void *p) {
   const upd_arg *a = p;
   int l = a->l, ni = net->cfg.sizes[l], no = net->cfg.sizes[l + 1];
-  float lr = net->cfg.lr;
+  float lr = layer_lr(&net->cfg, l);
   float *W = a->acc ? a->acc : net->wt[l];
   const float *pre = net->pre[l], *d = net->delta[l] + lo;
   for (int j = 0; j < ni; j++)
@@ -548,7 +546,7 @@ void bg_sleep(bg_net *net) {
 /* ---- rate-equivalent network -------------------------------------------------------------- */
 
 int bg_rate_grad(const bg_config *cfg, float *const *wt, float *const *b, const float *x,
-                 const int *labels, int m, float lr, float *const *acc_w, float *const *acc_b) {
+                 const int *labels, int m, float scale, float *const *acc_w, float *const *acc_b) {
   int L = cfg->nlayers, correct = 0;
   float *R[BG_MAX_LAYERS + 1] = {0}, *D[BG_MAX_LAYERS + 1] = {0};
   int ok = 1;
@@ -578,8 +576,7 @@ int bg_rate_grad(const bg_config *cfg, float *const *wt, float *const *b, const 
       if (y[k] > y[best]) best = k;
     correct += best == labels[r];
     for (int k = 0; k < no; k++) {
-      float d = y[k] - (k == labels[r] ? 1.0f : 0.0f);
-      D[L][(size_t)r * no + k] = BG_MATCHING ? d : D[L][(size_t)r * no + k] * d;
+      D[L][(size_t)r * no + k] = y[k] - (k == labels[r] ? 1.0f : 0.0f);
     }
   }
   /* backward first (weights untouched), then the gradients: acc_w may alias wt */
@@ -594,12 +591,13 @@ int bg_rate_grad(const bg_config *cfg, float *const *wt, float *const *b, const 
   }
   for (int l = 0; l < L; l++) {
     int ni = cfg->sizes[l], nn = cfg->sizes[l + 1];
+    float eta = scale * layer_lr(cfg, l);
     if (acc_w && acc_w[l])
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ni, nn, m, -lr, R[l], ni, D[l + 1], nn, 1.0f,
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ni, nn, m, -eta, R[l], ni, D[l + 1], nn, 1.0f,
                   acc_w[l], nn);
     if (acc_b && acc_b[l])
       for (int r = 0; r < m; r++)
-        for (int i = 0; i < nn; i++) acc_b[l][i] -= lr * D[l + 1][(size_t)r * nn + i];
+        for (int i = 0; i < nn; i++) acc_b[l][i] -= eta * D[l + 1][(size_t)r * nn + i];
   }
 out:
   for (int l = 1; l <= L; l++) free(R[l]), free(D[l]);

@@ -41,7 +41,8 @@ typedef struct bg_config {
   int sizes[BG_MAX_LAYERS + 1];    /* n_0 (inputs) .. n_L (classes) */
   int steps;                       /* T */
   float vth, cdecay, vdecay;       /* CUBA LIF */
-  float lr;                        /* learning rate of W and b */
+  float lr;                        /* learning rate of hidden W and b */
+  float lr_out;                    /* learning rate of the output layer */
   float feedback_lr;               /* sleep-phase rate of B */
   int sleep_steps;                 /* steps per sleep phase */
   float sleep_rate;                /* spike probability per step in sleep */
@@ -97,7 +98,7 @@ int bg_sample(bg_net *net, const bg_raster *in, int label, int learn);
 const int32_t *bg_output_counts(const bg_net *net);
 
 /* Like bg_sample with learning, but ADDS the would-be update of every weight
- * matrix (scaled by lr, same layout as weight_t) into acc[l] instead of
+ * matrix (with its learning rate, same layout as weight_t) into acc[l] instead of
  * applying it. Used to measure the angle to the exact gradient. */
 int bg_sample_update(bg_net *net, const bg_raster *in, int label, float *const *acc);
 
@@ -109,13 +110,16 @@ void bg_sleep(bg_net *net);
 
 /* ---- rate-equivalent network (exact gradients, the backprop yardstick) ---- */
 
-/* Exact gradient of 1/2 ||r_L - onehot(label)||^2 summed over a batch of m
- * samples x [m x n_0] (input rates), for the rate-equivalent network with the
- * given transposed weights/biases. Adds -lr * dL/dW into acc_w[l] (layout of
- * weight_t) and -lr * dL/db into acc_b[l] (may be NULL). Returns the number
- * of correct predictions (argmax r_L, ties to the lowest index). */
+/* Exact gradient, summed over a batch of m samples x [m x n_0] (input
+ * rates), of the rate-equivalent network with the given transposed
+ * weights/biases under the matching loss of its output neurons,
+ * L = sum_k integral_0^{z_k} (f(u) - y_k) du (so dL/dz_k = r_k - y_k).
+ * Adds -scale * eta_l * dL/dW into acc_w[l] (layout of weight_t) and likewise
+ * into acc_b[l] (may be NULL), eta_l = lr or lr_out of cfg: scale 1 is one
+ * SGD step (acc = wt is allowed). Returns the number of correct predictions
+ * (argmax r_L, ties to the lowest index). */
 int bg_rate_grad(const bg_config *cfg, float *const *wt, float *const *b, const float *x,
-                 const int *labels, int m, float lr, float *const *acc_w, float *const *acc_b);
+                 const int *labels, int m, float scale, float *const *acc_w, float *const *acc_b);
 
 /* Angle in degrees between two vectors (90 if either is zero). */
 double bg_angle_deg(const float *a, const float *b, size_t n);

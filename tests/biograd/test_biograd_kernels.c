@@ -16,7 +16,7 @@
 
 static bg_config small_config(int n0, int n1, int n2, int threads) {
   bg_config c = {.nlayers = 2, .sizes = {n0, n1, n2}, .steps = 32, .vth = 0.5f, .cdecay = 0.5f,
-                 .vdecay = 0.75f, .lr = 0.005f, .feedback_lr = 1.0f, .sleep_steps = 256,
+                 .vdecay = 0.75f, .lr = 0.005f, .lr_out = 0.005f, .feedback_lr = 1.0f, .sleep_steps = 256,
                  .sleep_rate = 0.2f, .threads = threads, .seed = 1};
   return c;
 }
@@ -129,6 +129,7 @@ END_TEST
 
 START_TEST(rate_gradient_finite_differences) {
   bg_config c = small_config(5, 4, 3, 1);
+  c.lr = c.lr_out = 1.0f; /* scale 1 then adds exactly -dL/dW */
   char err[128];
   bg_net *net = bg_net_new(&c, err, sizeof err);
   ck_assert_ptr_nonnull(net);
@@ -170,7 +171,7 @@ static double probe_angle(bg_net *net, const float *X, const int *Y, int m, uint
     bg_sample_update(net, &r, Y[s], u);
     memset(rates, 0, sizeof(float) * c->sizes[0]);
     for (uint32_t e = 0; e < ptr[c->steps]; e++) rates[unit[e]] += 1.0f / c->steps;
-    bg_rate_grad(c, wt, b, rates, &Y[s], 1, c->lr, g, NULL);
+    bg_rate_grad(c, wt, b, rates, &Y[s], 1, 1.0f, g, NULL);
   }
   ang[0] = bg_angle_deg(u[0], g[0], n0);
   ang[1] = bg_angle_deg(u[1], g[1], n1);

@@ -82,7 +82,7 @@ static double metric(myelin_msg *m, const char *name) {
 
 START_TEST(epochs_metrics_network) {
   if (!have_digits) return;
-  myelin_harness *h = harness("{hidden: [100], lr: 0.01, threads: 2, sleep_every: 200, predictions: true}");
+  myelin_harness *h = harness("{hidden: [100], lr: 0.01, lr_out: 0.01, threads: 2, sleep_every: 200, predictions: true}");
   feed(h, 4);
   ck_assert_int_eq(myelin_harness_count(h, "metrics"), 4);
   for (size_t e = 0; e < 4; e++) {
@@ -148,11 +148,11 @@ START_TEST(checkpoint_resume_bit_identical) {
   if (!have_digits) return;
   char *dir = mt_tmpdir();
   char *ck = mt_strf("%s/ck.npz", dir);
-  myelin_msg *full = train_network("{hidden: [50], threads: 1, sleep_every: 300, probe: 8}", 2);
-  char *p1 = mt_strf("{hidden: [50], threads: 2, sleep_every: 300, probe: 8, epochs: 1, checkpoint: %s}", ck);
+  myelin_msg *full = train_network("{hidden: [50], lr: 0.005, lr_out: 0.005, threads: 1, sleep_every: 300, probe: 8}", 2);
+  char *p1 = mt_strf("{hidden: [50], lr: 0.005, lr_out: 0.005, threads: 2, sleep_every: 300, probe: 8, epochs: 1, checkpoint: %s}", ck);
   myelin_msg *half = train_network(p1, 2);
   ck_assert_msg(mt_file_size(ck) > 0, "no checkpoint at %s", ck);
-  char *p2 = mt_strf("{hidden: [50], threads: 3, sleep_every: 300, probe: 8, epochs: 2, checkpoint: %s}", ck);
+  char *p2 = mt_strf("{hidden: [50], lr: 0.005, lr_out: 0.005, threads: 3, sleep_every: 300, probe: 8, epochs: 2, checkpoint: %s}", ck);
   myelin_msg *resumed = train_network(p2, 2);
   size_t la, lb, lc;
   const uint8_t *a = myelin_msg_bytes(full, &la), *b = myelin_msg_bytes(resumed, &lb);
@@ -247,7 +247,7 @@ START_TEST(cli_pipeline) {
                        "  - id: learn\n"
                        "    plugin: biograd\n"
                        "    inputs: {train: [tr], test: [te]}\n"
-                       "    params: {hidden: [64], threads: 2}\n"
+                       "    params: {hidden: [64], lr: 0.005, lr_out: 0.005, threads: 2}\n"
                        "  - {id: net, plugin: file_sink, inputs: [learn.network], params: {path: %s/net.mpk}}\n"
                        "  - {id: met, plugin: file_sink, inputs: [learn.metrics], params: {path: %s/metrics.mpk}}\n",
                        tr, te, dir, dir);
