@@ -626,6 +626,68 @@ START_TEST(live_folder_volumes) {
 }
 END_TEST
 
+/* The shipped pipelines, as users run them: pipelines/fmri_to_nifti.yaml on
+ * a run, and pipelines/fmri_live.yaml on a folder, ended once by its idle
+ * timeout and once by SIGINT (exit 130 after a clean drain: the collected
+ * volumes are still written). */
+START_TEST(shipped_pipelines) {
+  const char *bin = mt_env("MYELIN_BIN", "myelin"), *src = mt_env("MYELIN_SOURCE_DIR", ".");
+  char *yaml = mt_strf("%s/pipelines/fmri_live.yaml", src);
+  if (access(bin, X_OK) != 0 || access(yaml, R_OK) != 0) {
+    free(yaml);
+    return;
+  }
+  char *root = make_bids();
+  char *out = mt_strf("%s/out", root), *o = NULL;
+  char *cmd = mt_strf("FMRI=%s/sub-01/func/sub-01_task-story_run-2_bold.nii.gz OUT=%s %s run --quiet "
+                      "%s/pipelines/fmri_to_nifti.yaml", root, out, bin, src);
+  ck_assert_msg(mt_run(cmd, &o) == 0, "%s", o);
+  free(o);
+  free(cmd);
+  char *clean = mt_strf("%s/01_task-story_run-2_clean.nii.gz", out);
+  ck_assert_int_gt(mt_file_size(clean), 0);
+
+  char *in = mt_strf("%s/incoming", root);
+  mkdirs(in);
+  for (int t = 0; t < 4; t++) {
+    char *p = mt_strf("%s/sub-05_task-rt_vol%02d.nii", in, t);
+    subrun sr = {5, 1};
+    write_nifti(p, 1, f_run, &sr); /* 3-D volumes (T = 1) */
+    free(p);
+  }
+  cmd = mt_strf("WATCH=%s OUT=%s/live %s run --quiet %s --set scanner.idle_timeout=1.5 "
+                "--set scanner.settle_ms=100", in, root, bin, yaml);
+  ck_assert_msg(mt_run(cmd, &o) == 0, "%s", o);
+  free(o);
+  free(cmd);
+  char *live = mt_strf("%s/live/05_live.nii.gz", root);
+  nifti_reader r;
+  char err[512];
+  ck_assert_msg(nifti_open_file(&r, live, err, sizeof err) == 0, "%s", err);
+  ck_assert_int_eq(r.h.nvols, 4);
+  nifti_close(&r);
+  free(live);
+
+  cmd = mt_strf("WATCH=%s OUT=%s/live2 %s run --quiet %s --set scanner.idle_timeout=0 "
+                "--set scanner.settle_ms=100 & pid=$!; sleep 2; kill -INT $pid; wait $pid; echo rc=$?",
+                in, root, bin, yaml);
+  ck_assert_int_eq(mt_run(cmd, &o), 0);
+  ck_assert_msg(strstr(o, "rc=130") != NULL, "SIGINT should end the run with 130: %s", o);
+  free(o);
+  free(cmd);
+  live = mt_strf("%s/live2/05_live.nii.gz", root);
+  ck_assert_msg(nifti_open_file(&r, live, err, sizeof err) == 0, "%s", err);
+  ck_assert_int_eq(r.h.nvols, 4);
+  nifti_close(&r);
+  free(live);
+  free(in);
+  free(clean);
+  free(out);
+  free(root);
+  free(yaml);
+}
+END_TEST
+
 START_TEST(bad_inputs_are_errors) {
   char msg[1024];
   ck_assert(source_fails("{path: /nonexistent/x.nii.gz}", msg, sizeof msg));
@@ -667,6 +729,7 @@ int main(void) {
   tcase_add_test(tc, mask_file_auto_and_atlas);
   tcase_add_test(tc, volumes_detrend_and_realtime_pace);
   tcase_add_test(tc, live_folder_volumes);
+  tcase_add_test(tc, shipped_pipelines);
   tcase_add_test(tc, bad_inputs_are_errors);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
