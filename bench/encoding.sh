@@ -27,12 +27,16 @@ ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -I"$src/plugins/encoding" "$here/encoding_r
   $(pkg-config --cflags --libs openblas lapacke) -lm
 
 "$py" "$here/encoding_make.py" "$work" "$T" "$F" "$V"
-ours=$("$work/encoding_run" "$work" "$T" "$P" "$V")
-peer=$("$py" "$here/encoding_sklearn.py" "$work" "$T" "$P" "$V")
-printf 'data: T=%s, F=%s x 5 delays = %s, V=%s, 10 alphas, 5 folds; %s threads\n' \
-  "$T" "$F" "$P" "$V" "${OPENBLAS_NUM_THREADS:-all}"
-printf '%-44s %9.2f s\n' "myelin ridge_encode (SVD + LOO QR/TRMM)" "$ours"
-printf '%-44s %9.2f s\n' "sklearn StandardScaler + RidgeCV per fold" "$peer"
-printf 'speed-up: %.2fx (target >= 3x)\n' "$(echo "$peer/$ours" | bc -l)"
+# shellcheck disable=SC2046
+set -- $("$work/encoding_run" "$work" "$T" "$P" "$V")
+ours=$1 ours_cpu=$2
+set -- $("$py" "$here/encoding_sklearn.py" "$work" "$T" "$P" "$V")
+peer=$1 peer_cpu=$2
+printf 'data: T=%s, F=%s x 5 delays = %s, V=%s, 10 alphas, 5 folds; %s BLAS threads; load %s\n' \
+  "$T" "$((P / 5))" "$P" "$V" "${OPENBLAS_NUM_THREADS:-all}" "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-44s %9.2f s wall %9.2f s cpu\n' "myelin ridge_encode" "$ours" "$ours_cpu"
+printf '%-44s %9.2f s wall %9.2f s cpu\n' "sklearn StandardScaler + RidgeCV per fold" "$peer" "$peer_cpu"
+printf 'speed-up: %.2fx wall, %.2fx cpu (target >= 3x)\n' "$(echo "$peer/$ours" | bc -l)" \
+  "$(echo "$peer_cpu/$ours_cpu" | bc -l)"
 "$py" "$here/encoding_compare.py" "$work" "$V"
 echo "(target: r maps equal to 1e-5)"

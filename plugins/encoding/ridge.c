@@ -292,8 +292,7 @@ static void leverage(const ridge_model *m, double alpha, double *h) {
   }
 }
 
-int ridge_loo_chol(const ridge_model *m, double alpha, double *L, double *f, double *dmin,
-                   double *dmax) {
+int ridge_loo_chol(const ridge_model *m, double alpha, double *R, double *f, double *d) {
   size_t n = m->n;
   if (m->r != n) return -1;
   double *h = dalloc(n), *W = dalloc(n * n);
@@ -302,35 +301,36 @@ int ridge_loo_chol(const ridge_model *m, double alpha, double *L, double *f, dou
     return -1;
   }
   leverage(m, alpha, h);
-  *dmin = INFINITY, *dmax = 0;
   for (size_t i = 0; i < n; i++) {
-    double d = 1.0 - h[i];
-    d = d > 1e-12 ? d : 1e-12;
-    *dmin = d < *dmin ? d : *dmin;
-    *dmax = d > *dmax ? d : *dmax;
-    for (size_t k = 0; k < n; k++) W[i * n + k] = m->U[i * n + k] / d;
+    d[i] = 1.0 - h[i] > 1e-12 ? 1.0 - h[i] : 1e-12;
+    for (size_t k = 0; k < n; k++) W[i * n + k] = m->U[i * n + k] / d[i];
   }
   for (size_t k = 0; k < n; k++) {
     double s2 = m->s[k] * m->s[k];
     f[k] = alpha / (s2 + alpha);
   }
-  /* S = W^T W = U^T D^-2 U, then S = L L^T. */
-  cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, (int)n, (int)n, 1.0, W, (int)n, 0.0, L,
+  /* S = W^T W = U^T D^-2 U, then S = R^T R with R upper (row-major). */
+  cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)n, (int)n, 1.0, W, (int)n, 0.0, R,
               (int)n);
-  lapack_int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', (lapack_int)n, L, (lapack_int)n);
+  lapack_int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', (lapack_int)n, R, (lapack_int)n);
   free(h), free(W);
   return info == 0 ? 0 : -1;
 }
 
-void ridge_loo_sse_z(const double *L, const double *f, size_t n, const double *Z, size_t nv,
+/* sse[j] = ||R W[:, j]||^2, W [n, nv] overwritten. */
+static void tri_sse(const double *R, size_t n, double *W, size_t nv, double *sse) {
+  cblas_dtrmm(CblasRowMajor, CblasLeft, CblasUpper, CblasNoTrans, CblasNonUnit, (int)n, (int)nv,
+              1.0, R, (int)n, W, (int)nv);
+  for (size_t j = 0; j < nv; j++) sse[j] = 0;
+  for (size_t k = 0; k < n; k++)
+    for (size_t j = 0; j < nv; j++) sse[j] += W[k * nv + j] * W[k * nv + j];
+}
+
+void ridge_loo_sse_z(const double *R, const double *f, size_t n, const double *Z, size_t nv,
                      size_t ldz, double *work, double *sse) {
   for (size_t k = 0; k < n; k++)
     for (size_t j = 0; j < nv; j++) work[k * nv + j] = f[k] * Z[k * ldz + j];
-  cblas_dtrmm(CblasRowMajor, CblasLeft, CblasLower, CblasTrans, CblasNonUnit, (int)n, (int)nv,
-              1.0, L, (int)n, work, (int)nv);
-  for (size_t j = 0; j < nv; j++) sse[j] = 0;
-  for (size_t k = 0; k < n; k++)
-    for (size_t j = 0; j < nv; j++) sse[j] += work[k * nv + j] * work[k * nv + j];
+  tri_sse(R, n, work, nv, sse);
 }
 
 void ridge_loo_sse(const double *R, size_t n, const double *Y, size_t nv, size_t ldy,
@@ -532,25 +532,89 @@ static int select_loo(enc *e, const ridge_model *m) {
   return 0;
 }
 
-/* Scratch of the eigenbasis selection (one voxel block). */
+/* Scratch of the eigenbasis selection. The rows whose 1 - h lies farthest
+ * from the median ("outliers", no = n / 32 of them: rows near the run's edges
+ * where delayed features are padded, typically) are summed exactly; the
+ * bounds use the range of 1 - h over the other rows only, which keeps them
+ * tight. */
 typedef struct zsel {
-  size_t n, na, B;
-  double *L, *f;            /* [na, n, n] Cholesky factors, [na, n] f */
-  double dmin[64], dmax[64];
+  size_t n, na, B, no;
+  double *L, *f;            /* [na, n, n] Cholesky factors R (upper), [na, n] f */
+  double *UO, *wO;          /* [na, no, n] rows U[o, :] * f, [na, no] 1 / d_o^2 */
+  double il[64], ih[64];    /* 1 / dmax^2, 1 / dmin^2 over the other rows */
   double *lo, *sse;         /* [na, B] lower bounds, exact SSE (NAN = not computed) */
-  double *sub, *out;        /* [n, B] gathered columns, [B] */
+  double *out, *RO;         /* [B], [no, B] */
   size_t *cols;             /* [B] */
   int *star;                /* [B] round-1 alpha */
 } zsel;
+
+static int cmp_dev(const void *a, const void *b) {
+  double x = ((const double *)a)[0], y = ((const double *)b)[0];
+  return (x < y) - (x > y); /* descending deviation */
+}
+
+/* Splits the rows of alpha a into outliers and bulk (see zsel). pairs is
+ * scratch [2 n]. */
+static void zsel_split(zsel *z, const ridge_model *m, size_t a, const double *d, double *pairs) {
+  size_t n = z->n, no = z->no;
+  for (size_t i = 0; i < n; i++) pairs[2 * i] = d[i], pairs[2 * i + 1] = 0;
+  qsort(pairs, n, 2 * sizeof *pairs, cmp_dev); /* by d, descending */
+  double med = pairs[2 * (n / 2)];
+  for (size_t i = 0; i < n; i++) pairs[2 * i] = fabs(log(d[i] / med)), pairs[2 * i + 1] = (double)i;
+  qsort(pairs, n, 2 * sizeof *pairs, cmp_dev);
+  const double *f = z->f + a * n;
+  double dmin = INFINITY, dmax = 0;
+  for (size_t t = 0; t < n; t++) {
+    size_t i = (size_t)pairs[2 * t + 1];
+    if (t < no) {
+      for (size_t k = 0; k < n; k++) z->UO[(a * no + t) * n + k] = m->U[i * n + k] * f[k];
+      z->wO[a * no + t] = 1.0 / (d[i] * d[i]);
+    } else {
+      dmin = d[i] < dmin ? d[i] : dmin;
+      dmax = d[i] > dmax ? d[i] : dmax;
+    }
+  }
+  z->il[a] = no < n ? 1.0 / (dmax * dmax) : 0;
+  z->ih[a] = no < n ? 1.0 / (dmin * dmin) : 0;
+}
 
 /* Exact SSE of alpha a for the block's columns listed in z->cols[0..c). */
 static void zsel_eval(zsel *z, size_t a, const double *Z, size_t nv, size_t c, double *work) {
   if (!c) return;
   size_t n = z->n;
+  const double *f = z->f + a * n;
   for (size_t k = 0; k < n; k++)
-    for (size_t t = 0; t < c; t++) z->sub[k * c + t] = Z[k * nv + z->cols[t]];
-  ridge_loo_sse_z(z->L + a * n * n, z->f + a * n, n, z->sub, c, c, work, z->out);
+    for (size_t t = 0; t < c; t++) work[k * c + t] = f[k] * Z[k * nv + z->cols[t]];
+  tri_sse(z->L + a * n * n, n, work, c, z->out);
   for (size_t t = 0; t < c; t++) z->sse[a * z->B + z->cols[t]] = z->out[t];
+}
+
+/* lo[j] (and the midpoint of the bounds, into mid) of alpha a. With r =
+ * U (f z): SSE = sum_o r_o^2 / d_o^2 + sum_bulk r_i^2 / d_i^2, the bulk sum
+ * lying between ||r_bulk||^2 / dmax^2 and ||r_bulk||^2 / dmin^2. */
+static void zsel_bounds(zsel *z, size_t a, const double *Z, size_t nv, double *lo, double *mid) {
+  size_t n = z->n, no = z->no;
+  const double *f = z->f + a * n;
+  double *q = z->out; /* ||r||^2 = ||f z||^2 */
+  for (size_t j = 0; j < nv; j++) q[j] = 0;
+  for (size_t k = 0; k < n; k++) {
+    double f2 = f[k] * f[k];
+    for (size_t j = 0; j < nv; j++) q[j] += f2 * Z[k * nv + j] * Z[k * nv + j];
+  }
+  if (no)
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)no, (int)nv, (int)n, 1.0,
+                z->UO + a * no * n, (int)n, Z, (int)nv, 0.0, z->RO, (int)nv);
+  for (size_t j = 0; j < nv; j++) {
+    double so = 0, sw = 0;
+    for (size_t t = 0; t < no; t++) {
+      double r2 = z->RO[t * nv + j] * z->RO[t * nv + j];
+      so += r2;
+      sw += r2 * z->wO[a * no + t];
+    }
+    double bulk = q[j] - so > 0 ? q[j] - so : 0;
+    lo[j] = sw + bulk * z->il[a];
+    mid[j] = sw + 0.5 * bulk * (z->il[a] + z->ih[a]);
+  }
 }
 
 /* One block: bounds for every alpha, the exact SSE of the most promising
@@ -559,23 +623,15 @@ static void zsel_eval(zsel *z, size_t a, const double *Z, size_t nv, size_t c, d
  * relative 1e-8, so the choice (ties to the first alpha) is the one a full
  * evaluation would make. */
 static void zsel_block(enc *e, zsel *z, const double *Z, size_t v0, size_t nv) {
-  size_t n = z->n, na = z->na, B = z->B;
-  double *mid = z->out; /* [nv] reused before any evaluation */
+  size_t na = z->na, B = z->B;
+  double *best = e->best + v0; /* midpoints, then unused */
   for (size_t a = 0; a < na; a++) {
-    const double *f = z->f + a * n;
-    double *q = z->lo + a * B;
-    for (size_t j = 0; j < nv; j++) q[j] = 0, z->sse[a * B + j] = NAN;
-    for (size_t k = 0; k < n; k++) {
-      double f2 = f[k] * f[k];
-      for (size_t j = 0; j < nv; j++) q[j] += f2 * Z[k * nv + j] * Z[k * nv + j];
-    }
-    double il = 1.0 / (z->dmax[a] * z->dmax[a]), ih = 1.0 / (z->dmin[a] * z->dmin[a]);
-    for (size_t j = 0; j < nv; j++) {
-      double m = 0.5 * q[j] * (il + ih);
-      if (a == 0 || m < mid[j]) mid[j] = m, z->star[j] = (int)a;
-      q[j] *= il;
-    }
+    double *mid = z->sse + a * B; /* borrowed until the evaluations start */
+    zsel_bounds(z, a, Z, nv, z->lo + a * B, mid);
+    for (size_t j = 0; j < nv; j++)
+      if (a == 0 || mid[j] < best[j]) best[j] = mid[j], z->star[j] = (int)a;
   }
+  for (size_t i = 0; i < na * B; i++) z->sse[i] = NAN;
   for (size_t a = 0; a < na; a++) { /* round 1 */
     size_t c = 0;
     for (size_t j = 0; j < nv; j++)
@@ -590,38 +646,43 @@ static void zsel_block(enc *e, zsel *z, const double *Z, size_t v0, size_t nv) {
     zsel_eval(z, a, Z, nv, c, e->blk);
   }
   for (size_t j = 0; j < nv; j++) {
-    int best = -1;
+    int pick = -1;
     for (size_t a = 0; a < na; a++) {
       double x = z->sse[a * B + j];
-      if (!isnan(x) && (best < 0 || x < z->sse[(size_t)best * B + j])) best = (int)a;
+      if (!isnan(x) && (pick < 0 || x < z->sse[(size_t)pick * B + j])) pick = (int)a;
     }
-    e->pick[v0 + j] = best;
+    e->pick[v0 + j] = pick;
   }
 }
 
 static void zsel_free(zsel *z) {
-  free(z->L), free(z->f), free(z->lo), free(z->sse), free(z->sub), free(z->out);
-  free(z->cols), free(z->star);
+  free(z->L), free(z->f), free(z->UO), free(z->wO), free(z->lo), free(z->sse), free(z->out);
+  free(z->RO), free(z->cols), free(z->star);
 }
 
 /* Exact leave-one-out, one alpha per voxel, in the eigenbasis (Gram path). */
 static int select_loo_z(enc *e, const ridge_model *m) {
   const ridge_opts *o = e->o;
-  size_t n = e->n, na = o->n_alphas, B = o->block;
-  zsel z = {.n = n, .na = na, .B = B};
+  size_t n = e->n, na = o->n_alphas, B = o->block, no = n / 32;
+  zsel z = {.n = n, .na = na, .B = B, .no = no};
   z.L = dalloc(na * n * n), z.f = dalloc(na * n), z.lo = dalloc(na * B), z.sse = dalloc(na * B);
-  z.sub = dalloc(n * B), z.out = dalloc(B);
+  z.UO = dalloc(na * no * n), z.wO = dalloc(na * no), z.out = dalloc(B), z.RO = dalloc(no * B);
   z.cols = malloc(B * sizeof *z.cols), z.star = malloc(B * sizeof *z.star);
+  double *d = dalloc(n), *pairs = dalloc(2 * n);
   int rc = 0;
-  if (!z.L || !z.f || !z.lo || !z.sse || !z.sub || !z.out || !z.cols || !z.star) {
+  if (!z.L || !z.f || !z.lo || !z.sse || !z.UO || !z.wO || !z.out || !z.RO || !z.cols ||
+      !z.star || !d || !pairs) {
     seterr(e->err, e->errlen, "out of memory (%zu alphas x %zu^2 factors)", na, n);
     rc = -1;
   }
-  for (size_t a = 0; rc == 0 && a < na; a++)
-    if (ridge_loo_chol(m, o->alphas[a], z.L + a * n * n, z.f + a * n, &z.dmin[a], &z.dmax[a])) {
+  for (size_t a = 0; rc == 0 && a < na; a++) {
+    if (ridge_loo_chol(m, o->alphas[a], z.L + a * n * n, z.f + a * n, d)) {
       seterr(e->err, e->errlen, "leave-one-out factorization failed (alpha %g)", o->alphas[a]);
       rc = -1;
+    } else {
+      zsel_split(&z, m, a, d, pairs);
     }
+  }
   for (size_t v0 = 0; rc == 0 && v0 < e->V; v0 += B) {
     size_t nv = e->V - v0 < B ? e->V - v0 : B;
     load_cols(e, e->rows, n, v0, NULL, nv, 1, e->blk);
@@ -630,6 +691,7 @@ static int select_loo_z(enc *e, const ridge_model *m) {
     zsel_block(e, &z, e->blk2, v0, nv);
   }
   zsel_free(&z);
+  free(d), free(pairs);
   return rc;
 }
 

@@ -78,13 +78,13 @@ int ridge_loo_factor(const ridge_model *m, double alpha, double *R);
 /* Gram path (U is a complete basis, m->r == m->n): the same errors in the
  * eigenbasis. With z = U^T y, r = (I - H) y = U (f z), f = alpha / (s^2 +
  * alpha), so SSE = (f z)^T S (f z) with S = U^T D^-2 U, D = diag(1 - h).
- * Writes the lower Cholesky factor L of S [n, n] (S is as well conditioned as
- * D^2: no loss of accuracy), f [n] and the range of D, which bounds SSE
- * between ||f z||^2 / dmax^2 and ||f z||^2 / dmin^2. Returns 0 or -1. */
-int ridge_loo_chol(const ridge_model *m, double alpha, double *L, double *f, double *dmin,
-                   double *dmax);
-/* sse[j] = ||L^T (f Z[:, j])||^2 for Z [n, nv] (row stride ldz); work [n, nv]. */
-void ridge_loo_sse_z(const double *L, const double *f, size_t n, const double *Z, size_t nv,
+ * Writes the upper Cholesky factor R of S = R^T R [n, n] (lower part is
+ * scratch; S is as well conditioned as D^2: no loss of accuracy), f [n] and
+ * d = diag(D) [n]; SSE lies between ||f z||^2 / max(d)^2 and
+ * ||f z||^2 / min(d)^2. Returns 0 or -1. */
+int ridge_loo_chol(const ridge_model *m, double alpha, double *R, double *f, double *d);
+/* sse[j] = ||R (f Z[:, j])||^2 for Z [n, nv] (row stride ldz); work [n, nv]. */
+void ridge_loo_sse_z(const double *R, const double *f, size_t n, const double *Z, size_t nv,
                      size_t ldz, double *work, double *sse);
 
 /* sse[j] = ||R Y[:, j]||^2 for Y [n, nv] (row stride ldy); work is [n, nv]. */
