@@ -520,16 +520,6 @@ static void sgroup_free(sgroup *g) {
   free(g->task);
 }
 
-/* Row of pair (i, j) of appearance indices in the stream's pair order. */
-static size_t stream_pair_row(size_t i, size_t j, size_t S) {
-  if (i > j) {
-    size_t t = i;
-    i = j;
-    j = t;
-  }
-  return i * S - i * (i + 1) / 2 + (j - i - 1);
-}
-
 static int emit_stream(isc_state *s, sgroup *g) {
   const size_t S = g->S, V = g->V, rows = isc_rows(S, g->st.pairwise);
   double *out = malloc((2 * rows + 1) * V * sizeof *out + 1);
@@ -555,7 +545,7 @@ static int emit_stream(isc_state *s, sgroup *g) {
   if (g->st.pairwise) {
     for (size_t a = 0, r = 0; a < S; a++)
       for (size_t c = a + 1; c < S; c++, r++)
-        memcpy(out + r * V, raw + stream_pair_row(order[a], order[c], S) * V, V * sizeof *out);
+        memcpy(out + r * V, raw + isc_pair_index(order[a], order[c], S) * V, V * sizeof *out);
   } else {
     for (size_t r = 0; r < rows; r++) memcpy(out + r * V, raw + (rows == 1 ? 0 : order[r]) * V, V * sizeof *out);
   }

@@ -51,6 +51,15 @@
 
 size_t isc_npairs(size_t S) { return S * (S - 1) / 2; }
 
+size_t isc_pair_index(size_t i, size_t j, size_t S) {
+  if (i > j) {
+    size_t t = i;
+    i = j;
+    j = t;
+  }
+  return i * S - i * (i + 1) / 2 + (j - i - 1);
+}
+
 size_t isc_rows(size_t S, int pairwise) {
   if (S == 2) return 1;
   return pairwise ? isc_npairs(S) : S;
@@ -749,10 +758,7 @@ double isc_percentile(double *v, size_t n, double q) {
 
 /* ---- resampling of ISC values ------------------------------------------------ */
 
-static size_t pair_index(size_t i, size_t j, size_t S) {
-  /* i < j, squareform order */
-  return i * S - i * (i + 1) / 2 + (j - i - 1);
-}
+
 
 typedef struct resample_ctx {
   const double *iscs;
@@ -802,12 +808,7 @@ static double resample_one(const resample_ctx *c, size_t i, const double *col, d
             buf[m++] = NAN; /* same subject twice: censored */
             continue;
           }
-          if (ia > ib) {
-            size_t tmp = ia;
-            ia = ib;
-            ib = tmp;
-          }
-          buf[m++] = col[pair_index(ia, ib, S)];
+          buf[m++] = col[isc_pair_index(ia, ib, S)];
         }
     }
   } else {

@@ -47,6 +47,8 @@ typedef struct isc_data {
 
 /* Number of pairs S(S-1)/2. */
 size_t isc_npairs(size_t S);
+/* Row of pair {i, j} (i != j, either order) in squareform order. */
+size_t isc_pair_index(size_t i, size_t j, size_t S);
 /* Rows of an ISC result: 1 when S == 2, S (leave-one-out) or npairs. */
 size_t isc_rows(size_t S, int pairwise);
 
