@@ -14,7 +14,8 @@
  *  - streaming (`volume` input, several subjects interleaved): volumes are
  *    parked until every one of the `subjects` subjects has delivered a TR,
  *    then the TR updates each subject's leave-one-out accumulators in
- *    O(V * S) (isc_stream); a map is emitted every `every` TRs and at the end.
+ *    O(V * S) (or every pair's, pairwise) (isc_stream); a map is emitted
+ *    every `every` TRs and at the end. Rows follow subject labels, as batch.
  *  - reference (`reference: file`): each subject's volumes (or whole runs)
  *    are correlated TR by TR with a group time series recorded earlier, for
  *    neurofeedback. One accumulator per subject.
@@ -39,7 +40,8 @@
 enum { STATS_NONE, STATS_BOOTSTRAP, STATS_PERMUTATION, STATS_PHASESHIFT, STATS_TIMESHIFT };
 #define MAX_PENDING_BYTES ((size_t)1 << 30)
 
-/* A batch group: the runs of one (task, run), in arrival order. */
+/* A batch group: the runs of one (task, run), sorted by subject label
+ * before computing. */
 typedef struct group {
   char *task, *run;
   myelin_msg **msgs;
