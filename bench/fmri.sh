@@ -13,7 +13,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(dirname "$here")
 py=${MYELIN_PYTHON:-/usr/bin/python3}
-reps=${1:-3}
+reps=${1:-5}
 work=$(mktemp -d /tmp/myelin-bench-fmri.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 

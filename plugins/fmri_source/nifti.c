@@ -725,51 +725,63 @@ int nifti_read_volumes(nifti_reader *r, size_t nvols, const uint32_t *idx, size_
   return 0;
 }
 
-/* File order (x fastest) to C order (z fastest) for one volume: for each y
- * a 2-D transpose between [z][x] and [x][z], in B x B tiles so both sides
- * stay in cache. */
-static void forder_to_corder(const float *f, float *c, size_t nx, size_t ny, size_t nz) {
+/* One raw volume (file order: x fastest) converted straight into C order
+ * (z fastest). For each y and each run of up to B z-planes, every x is one
+ * gather of B voxels nx*ny apart — the conversion kernel with a fixed
+ * stride pattern — written as B contiguous floats. The B source rows stay
+ * in cache while x sweeps, so memory is read and written about once. */
+static void convert_corder(const nifti_reader *r, conv_fn cv, const uint8_t *src, float *dst) {
   enum { B = 16 };
+  const nifti_header *h = &r->h;
+  size_t nx = (size_t)h->dim[1], ny = (size_t)h->dim[2], nz = (size_t)h->dim[3];
+  size_t bpv = (size_t)h->bytes_per_voxel;
+  uint32_t pattern[B];
+  for (size_t k = 0; k < B; k++) pattern[k] = (uint32_t)(k * nx * ny);
   for (size_t y = 0; y < ny; y++)
-    for (size_t z0 = 0; z0 < nz; z0 += B)
-      for (size_t x0 = 0; x0 < nx; x0 += B) {
-        size_t z1 = z0 + B < nz ? z0 + B : nz, x1 = x0 + B < nx ? x0 + B : nx;
-        for (size_t x = x0; x < x1; x++) {
-          float *dst = c + (x * ny + y) * nz;
-          const float *src = f + y * nx + x;
-          for (size_t z = z0; z < z1; z++) dst[z] = src[z * nx * ny];
-        }
-      }
+    for (size_t z0 = 0; z0 < nz; z0 += B) {
+      size_t zn = nz - z0 < B ? nz - z0 : B;
+      const uint8_t *base = src + (z0 * nx * ny + y * nx) * bpv;
+      for (size_t x = 0; x < nx; x++)
+        cv(base + x * bpv, pattern, zn, dst + (x * ny + y) * nz + z0, h->slope, h->inter);
+    }
 }
 
 int nifti_read_volumes_c(nifti_reader *r, size_t nvols, const uint32_t *cidx, size_t n, float *out,
                          size_t stride, char *err, size_t errlen) {
   const nifti_header *h = &r->h;
   size_t nvox = h->nvox;
+  if (r->next_vol + nvols > h->nvols)
+    return fail(err, errlen, "%s: asked for volume %zu of %zu", r->name, r->next_vol + nvols, h->nvols);
   if (!cidx && n != nvox) return fail(err, errlen, "%s: voxel count mismatch", r->name);
   if (cidx)
     for (size_t i = 0; i < n; i++)
       if (cidx[i] >= nvox) return fail(err, errlen, "%s: voxel index %u outside the image", r->name, cidx[i]);
-  if (r->scratch_n < nvox) {
+  conv_fn cv = pick_conv(h->datatype, h->swapped);
+  if (!cv) return fail(err, errlen, "%s: datatype %d not supported", r->name, h->datatype);
+  if (cidx && r->scratch_n < nvox) {
     free(r->scratch);
-    r->scratch = malloc(2 * nvox * sizeof *r->scratch);
+    r->scratch = malloc(nvox * sizeof *r->scratch);
     if (!r->scratch) {
       r->scratch_n = 0;
       return fail(err, errlen, "%s: out of memory", r->name);
     }
     r->scratch_n = nvox;
   }
-  float *fbuf = r->scratch, *cbuf = r->scratch + nvox;
-  size_t nx = (size_t)h->dim[1], ny = (size_t)h->dim[2], nz = (size_t)h->dim[3];
+  size_t vbytes = nvox * (size_t)h->bytes_per_voxel;
   for (size_t v = 0; v < nvols; v++) {
-    if (nifti_read_volumes(r, 1, NULL, nvox, fbuf, nvox, err, errlen)) return -1;
+    size_t got;
+    const uint8_t *p = src_next(r, vbytes, &got);
+    if (!p)
+      return fail(err, errlen, "%s: truncated data: volume %zu of %zu has %zu of %zu bytes", r->name,
+                  r->next_vol + 1, h->nvols, got, vbytes);
     float *row = out + v * stride;
     if (!cidx) {
-      forder_to_corder(fbuf, row, nx, ny, nz);
+      convert_corder(r, cv, p, row);
     } else {
-      forder_to_corder(fbuf, cbuf, nx, ny, nz);
-      for (size_t k = 0; k < n; k++) row[k] = cbuf[cidx[k]];
+      convert_corder(r, cv, p, r->scratch);
+      for (size_t k = 0; k < n; k++) row[k] = r->scratch[cidx[k]];
     }
+    r->next_vol++;
   }
   return 0;
 }

@@ -94,7 +94,7 @@ typedef struct nifti_reader {
   size_t next_vol;
   int streaming;
   size_t whole_limit;   /* inflate whole below this many bytes, else stream */
-  float *scratch;       /* two volumes of floats for nifti_read_volumes_c */
+  float *scratch;       /* one C-order volume for nifti_read_volumes_c */
   size_t scratch_n;
 } nifti_reader;
 
@@ -121,8 +121,9 @@ int nifti_read_volumes(nifti_reader *r, size_t nvols, const uint32_t *idx, size_
                        size_t stride, char *err, size_t errlen);
 /* Same, but columns are voxels in C order over (x, y, z) — myelin's order:
  * cidx lists C-order indices ((x*ny + y)*nz + z), NULL = every voxel in C
- * order. Each volume is converted in file order, then transposed in cache
- * tiles, then gathered: several times faster than a strided gather. */
+ * order. Each volume is converted straight into C order in cache-sized
+ * tiles (then gathered when cidx is given): several times faster than a
+ * strided gather. */
 int nifti_read_volumes_c(nifti_reader *r, size_t nvols, const uint32_t *cidx, size_t n, float *out,
                          size_t stride, char *err, size_t errlen);
 void nifti_close(nifti_reader *r);
