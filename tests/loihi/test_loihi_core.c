@@ -2,7 +2,7 @@
  * test_loihi_core.c — the Loihi kernels alone (no runtime): bit-accurate
  * simulation against Lava's own ground truth, hand-computed traces, netx's
  * weight optimization, the netx reader on real lava-dl files, and the
- * quantizer.
+ * quantizer. (Links libmyelin only for npy.h.)
  *
  * Reference numbers were computed with Debian's /usr/bin/python3 + numpy
  * (a direct transcription of Lava's PyLifModelBitAcc / PyDenseModelBitAcc
@@ -12,44 +12,32 @@
 #include <stdint.h>
 #include <zlib.h>
 
+#include <myelin/npy.h>
+
 #include "loihi.h"
 #include "testutil.h"
 
 static const char *shared_dir(void) { return mt_env("MYELIN_SHARED_DIR", "/work/shared"); }
 
-/* Minimal .npy reader for the fixtures ('<f8' or '<i8', C order, v1/v2). */
+/* Loads a fixture .npy (through myelin's npy.h) as doubles. */
 static double *load_npy(const char *rel, int64_t *d0, int64_t *d1) {
   char *path = mt_strf("%s/fixtures/%s", shared_dir(), rel);
-  FILE *f = fopen(path, "rb");
-  ck_assert_msg(f != NULL, "cannot open %s", path);
-  unsigned char pre[12];
-  ck_assert_uint_eq(fread(pre, 1, 10, f), 10);
-  ck_assert(memcmp(pre, "\x93NUMPY", 6) == 0);
-  size_t hl = pre[6] == 1 ? (size_t)(pre[8] | pre[9] << 8) : 0;
-  if (pre[6] != 1) {
-    ck_assert_uint_eq(fread(pre + 10, 1, 2, f), 2);
-    hl = (size_t)(pre[8] | pre[9] << 8 | pre[10] << 16 | pre[11] << 24);
+  myelin_array a;
+  char err[256];
+  ck_assert_msg(myelin_npy_read(path, &a, err, sizeof err) == 0, "%s", err);
+  ck_assert_int_eq(a.ndim, 2);
+  *d0 = a.shape[0];
+  *d1 = a.shape[1];
+  double *out = malloc(a.count * sizeof(double));
+  for (size_t i = 0; i < a.count; i++) {
+    if (a.dtype == MYELIN_F8)
+      out[i] = ((const double *)a.data)[i];
+    else if (a.dtype == MYELIN_I8)
+      out[i] = (double)((const int64_t *)a.data)[i];
+    else
+      ck_abort_msg("%s: unexpected dtype", path);
   }
-  char *hdr = calloc(1, hl + 1);
-  ck_assert_uint_eq(fread(hdr, 1, hl, f), hl);
-  int is_int = strstr(hdr, "'<i8'") != NULL;
-  ck_assert(is_int || strstr(hdr, "'<f8'"));
-  ck_assert(strstr(hdr, "'fortran_order': False"));
-  char *sh = strstr(hdr, "'shape': (");
-  ck_assert_ptr_nonnull(sh);
-  ck_assert_int_eq(sscanf(sh, "'shape': (%ld, %ld)", d0, d1), 2);
-  size_t n = (size_t)(*d0 * *d1);
-  double *out = malloc(n * sizeof(double));
-  if (is_int) {
-    int64_t *tmp = malloc(n * 8);
-    ck_assert_uint_eq(fread(tmp, 8, n, f), n);
-    for (size_t i = 0; i < n; i++) out[i] = (double)tmp[i];
-    free(tmp);
-  } else {
-    ck_assert_uint_eq(fread(out, 8, n, f), n);
-  }
-  fclose(f);
-  free(hdr);
+  myelin_array_free(&a);
   free(path);
   return out;
 }
