@@ -558,6 +558,13 @@ static int bgp_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
   return rc;
 }
 
+/* fini is not called when init fails: free what init made. */
+static int init_fail(bgp *g, void **state, int rc) {
+  free(g);
+  *state = NULL;
+  return rc;
+}
+
 static int bgp_init(const myelin_host *host, myelin_stage *st, const myelin_params *p, void **state) {
   bgp *g = calloc(1, sizeof *g);
   if (!g) return MYELIN_ENOMEM;
@@ -566,7 +573,7 @@ static int bgp_init(const myelin_host *host, myelin_stage *st, const myelin_para
   g->p = p;
   *state = g;
   size_t nh = myelin_param_len(p, "hidden");
-  if (nh + 1 > BG_MAX_LAYERS) return host->error(st, "hidden: at most %d hidden layers", BG_MAX_LAYERS - 1);
+  if (nh + 1 > BG_MAX_LAYERS) return init_fail(g, state, host->error(st, "hidden: at most %d hidden layers", BG_MAX_LAYERS - 1));
   bg_config *c = &g->cfg;
   c->nlayers = (int)nh + 1;
   for (size_t i = 0; i < nh; i++) c->sizes[i + 1] = (int)myelin_param_int_at(p, "hidden", i);
@@ -591,11 +598,11 @@ static int bgp_init(const myelin_host *host, myelin_stage *st, const myelin_para
   g->cur_epoch = -1;
   const char *ck = myelin_param_str(p, "checkpoint");
   if (ck && *ck) {
-    if (strlen(ck) >= sizeof g->checkpoint) return host->error(st, "checkpoint: path too long");
+    if (strlen(ck) >= sizeof g->checkpoint) return init_fail(g, state, host->error(st, "checkpoint: path too long"));
     snprintf(g->checkpoint, sizeof g->checkpoint, "%s", ck);
     char err[512];
     if (myelin_check_writable(g->checkpoint, err, sizeof err) != 0)
-      return host->error(st, "checkpoint: %s", err);
+      return init_fail(g, state, host->error(st, "checkpoint: %s", err));
   }
   return 0;
 }
