@@ -539,11 +539,11 @@ static int select_loo(enc *e, const ridge_model *m) {
  * tight. */
 typedef struct zsel {
   size_t n, na, B, no;
-  double *L, *f;            /* [na, n, n] Cholesky factors R (upper), [na, n] f */
+  double *L, *f, *f2;       /* [na, n, n] Cholesky factors R (upper), [na, n] f, f^2 */
   double *UO, *wO;          /* [na, no, n] rows U[o, :] * f, [na, no] 1 / d_o^2 */
   double il[64], ih[64];    /* 1 / dmax^2, 1 / dmin^2 over the other rows */
   double *lo, *sse;         /* [na, B] lower bounds, exact SSE (NAN = not computed) */
-  double *out, *RO;         /* [B], [no, B] */
+  double *out, *RO;         /* [B], [na, no, B] */
   size_t *cols;             /* [B] */
   int *star;                /* [B] round-1 alpha */
 } zsel;
@@ -589,31 +589,33 @@ static void zsel_eval(zsel *z, size_t a, const double *Z, size_t nv, size_t c, d
   for (size_t t = 0; t < c; t++) z->sse[a * z->B + z->cols[t]] = z->out[t];
 }
 
-/* lo[j] (and the midpoint of the bounds, into mid) of alpha a. With r =
- * U (f z): SSE = sum_o r_o^2 / d_o^2 + sum_bulk r_i^2 / d_i^2, the bulk sum
- * lying between ||r_bulk||^2 / dmax^2 and ||r_bulk||^2 / dmin^2. */
-static void zsel_bounds(zsel *z, size_t a, const double *Z, size_t nv, double *lo, double *mid) {
-  size_t n = z->n, no = z->no;
-  const double *f = z->f + a * n;
-  double *q = z->out; /* ||r||^2 = ||f z||^2 */
-  for (size_t j = 0; j < nv; j++) q[j] = 0;
-  for (size_t k = 0; k < n; k++) {
-    double f2 = f[k] * f[k];
-    for (size_t j = 0; j < nv; j++) q[j] += f2 * Z[k * nv + j] * Z[k * nv + j];
-  }
+/* Lower bounds z->lo [na, B] and midpoints mid [na, B] of every alpha for
+ * the block Z [n, nv]; sq is scratch [n, nv]. With r = U (f z): SSE =
+ * sum_o r_o^2 / d_o^2 + sum_bulk r_i^2 / d_i^2, the bulk sum lying between
+ * ||r_bulk||^2 / dmax^2 and ||r_bulk||^2 / dmin^2; ||r||^2 = sum_k f_k^2
+ * z_k^2 for all alphas is one GEMM (F^2) (Z * Z), the outlier rows another. */
+static void zsel_bounds(zsel *z, const double *Z, size_t nv, double *sq, double *mid) {
+  size_t n = z->n, no = z->no, na = z->na, B = z->B;
+  for (size_t i = 0; i < n * nv; i++) sq[i] = Z[i] * Z[i];
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)na, (int)nv, (int)n, 1.0, z->f2,
+              (int)n, sq, (int)nv, 0.0, z->lo, (int)B);
   if (no)
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)no, (int)nv, (int)n, 1.0,
-                z->UO + a * no * n, (int)n, Z, (int)nv, 0.0, z->RO, (int)nv);
-  for (size_t j = 0; j < nv; j++) {
-    double so = 0, sw = 0;
-    for (size_t t = 0; t < no; t++) {
-      double r2 = z->RO[t * nv + j] * z->RO[t * nv + j];
-      so += r2;
-      sw += r2 * z->wO[a * no + t];
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(na * no), (int)nv, (int)n, 1.0,
+                z->UO, (int)n, Z, (int)nv, 0.0, z->RO, (int)nv);
+  for (size_t a = 0; a < na; a++) {
+    double *lo = z->lo + a * B, *md = mid + a * B;
+    const double *ro = z->RO + a * no * nv, *w = z->wO + a * no;
+    for (size_t j = 0; j < nv; j++) {
+      double so = 0, sw = 0;
+      for (size_t t = 0; t < no; t++) {
+        double r2 = ro[t * nv + j] * ro[t * nv + j];
+        so += r2;
+        sw += r2 * w[t];
+      }
+      double bulk = lo[j] - so > 0 ? lo[j] - so : 0;
+      lo[j] = sw + bulk * z->il[a];
+      md[j] = sw + 0.5 * bulk * (z->il[a] + z->ih[a]);
     }
-    double bulk = q[j] - so > 0 ? q[j] - so : 0;
-    lo[j] = sw + bulk * z->il[a];
-    mid[j] = sw + 0.5 * bulk * (z->il[a] + z->ih[a]);
   }
 }
 
@@ -624,13 +626,11 @@ static void zsel_bounds(zsel *z, size_t a, const double *Z, size_t nv, double *l
  * evaluation would make. */
 static void zsel_block(enc *e, zsel *z, const double *Z, size_t v0, size_t nv) {
   size_t na = z->na, B = z->B;
-  double *best = e->best + v0; /* midpoints, then unused */
-  for (size_t a = 0; a < na; a++) {
-    double *mid = z->sse + a * B; /* borrowed until the evaluations start */
-    zsel_bounds(z, a, Z, nv, z->lo + a * B, mid);
+  double *best = e->best + v0, *mid = z->sse; /* sse: borrowed until the evaluations */
+  zsel_bounds(z, Z, nv, e->blk, mid);
+  for (size_t a = 0; a < na; a++)
     for (size_t j = 0; j < nv; j++)
-      if (a == 0 || mid[j] < best[j]) best[j] = mid[j], z->star[j] = (int)a;
-  }
+      if (a == 0 || mid[a * B + j] < best[j]) best[j] = mid[a * B + j], z->star[j] = (int)a;
   for (size_t i = 0; i < na * B; i++) z->sse[i] = NAN;
   for (size_t a = 0; a < na; a++) { /* round 1 */
     size_t c = 0;
@@ -655,22 +655,49 @@ static void zsel_block(enc *e, zsel *z, const double *Z, size_t v0, size_t nv) {
   }
 }
 
+/* Held-out r of the block's voxels, in the eigenbasis: yhat = P diag(s /
+ * (s^2 + alpha)) z with P = Xtest V, one GEMM per alpha picked in the block. */
+static void zsel_score(enc *e, const ridge_model *m, zsel *z, const double *Z, size_t v0,
+                       size_t nv, double *r) {
+  size_t n = z->n, nt = e->t1 - e->t0;
+  double *G = e->blk, *yh = e->blk2 + n * nv, *yt = yh + nt * nv;
+  for (size_t a = 0; a < z->na; a++) {
+    size_t c = 0;
+    for (size_t j = 0; j < nv; j++)
+      if (e->pick[v0 + j] == (int)a) z->cols[c++] = j;
+    if (!c) continue;
+    for (size_t k = 0; k < n; k++) {
+      double g = shrink(m->s[k], e->o->alphas[a]);
+      for (size_t t = 0; t < c; t++) G[k * c + t] = g * Z[k * nv + z->cols[t]];
+    }
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nt, (int)c, (int)n, 1.0, e->Pt,
+                (int)n, G, (int)c, 0.0, yh, (int)c);
+    for (size_t i = 0; i < nt; i++) {
+      const float *y = e->Y + (e->t0 + i) * e->ldy + v0;
+      for (size_t t = 0; t < c; t++) yt[i * c + t] = y[z->cols[t]];
+    }
+    for (size_t t = 0; t < c; t++) r[v0 + z->cols[t]] = ridge_pearson(yt + t, c, yh + t, c, nt);
+  }
+}
+
 static void zsel_free(zsel *z) {
-  free(z->L), free(z->f), free(z->UO), free(z->wO), free(z->lo), free(z->sse), free(z->out);
+  free(z->L), free(z->f), free(z->f2), free(z->UO), free(z->wO), free(z->lo), free(z->sse), free(z->out);
   free(z->RO), free(z->cols), free(z->star);
 }
 
-/* Exact leave-one-out, one alpha per voxel, in the eigenbasis (Gram path). */
-static int select_loo_z(enc *e, const ridge_model *m) {
+/* Exact leave-one-out, one alpha per voxel, in the eigenbasis (Gram path),
+ * and the held-out r of each block right after its alphas are known. */
+static int select_loo_z(enc *e, const ridge_model *m, double *r) {
   const ridge_opts *o = e->o;
   size_t n = e->n, na = o->n_alphas, B = o->block, no = n / 32;
   zsel z = {.n = n, .na = na, .B = B, .no = no};
   z.L = dalloc(na * n * n), z.f = dalloc(na * n), z.lo = dalloc(na * B), z.sse = dalloc(na * B);
-  z.UO = dalloc(na * no * n), z.wO = dalloc(na * no), z.out = dalloc(B), z.RO = dalloc(no * B);
+  z.UO = dalloc(na * no * n), z.wO = dalloc(na * no), z.out = dalloc(B);
+  z.RO = dalloc(na * no * B), z.f2 = dalloc(na * n);
   z.cols = malloc(B * sizeof *z.cols), z.star = malloc(B * sizeof *z.star);
   double *d = dalloc(n), *pairs = dalloc(2 * n);
   int rc = 0;
-  if (!z.L || !z.f || !z.lo || !z.sse || !z.UO || !z.wO || !z.out || !z.RO || !z.cols ||
+  if (!z.L || !z.f || !z.lo || !z.sse || !z.UO || !z.wO || !z.out || !z.RO || !z.f2 || !z.cols ||
       !z.star || !d || !pairs) {
     seterr(e->err, e->errlen, "out of memory (%zu alphas x %zu^2 factors)", na, n);
     rc = -1;
@@ -681,14 +708,17 @@ static int select_loo_z(enc *e, const ridge_model *m) {
       rc = -1;
     } else {
       zsel_split(&z, m, a, d, pairs);
+      for (size_t k = 0; k < n; k++) z.f2[a * n + k] = z.f[a * n + k] * z.f[a * n + k];
     }
   }
+  if (rc == 0) ridge_test_proj(m, e->Xte, e->t1 - e->t0, e->Pt);
   for (size_t v0 = 0; rc == 0 && v0 < e->V; v0 += B) {
     size_t nv = e->V - v0 < B ? e->V - v0 : B;
     load_cols(e, e->rows, n, v0, NULL, nv, 1, e->blk);
     cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)nv, (int)n, 1.0, m->U,
                 (int)n, e->blk, (int)nv, 0.0, e->blk2, (int)nv);
     zsel_block(e, &z, e->blk2, v0, nv);
+    zsel_score(e, m, &z, e->blk2, v0, nv, r);
   }
   zsel_free(&z);
   free(d), free(pairs);
@@ -821,9 +851,10 @@ static int run_fold(enc *e, size_t f, double *r, int *alpha_idx) {
   if (ridge_model_fit(&m, e->Xtr, e->n, e->P, o->intercept, e->err, e->errlen) != 0) return -1;
   /* The eigenbasis path needs a complete basis and n_alphas factors of n^2. */
   int zpath = m.r == m.n && o->alpha_per_target && o->n_alphas * e->n * e->n <= ((size_t)1 << 27);
-  int rc = o->inner ? select_inner(e) : zpath ? select_loo_z(e, &m) : select_loo(e, &m);
+  zpath = zpath && !o->inner;
+  int rc = o->inner ? select_inner(e) : zpath ? select_loo_z(e, &m, r) : select_loo(e, &m);
   if (rc == 0) {
-    score_test(e, &m, r);
+    if (!zpath) score_test(e, &m, r);
     memcpy(alpha_idx, e->pick, e->V * sizeof *alpha_idx);
   }
   ridge_model_free(&m);
