@@ -626,6 +626,42 @@ START_TEST(live_folder_volumes) {
 }
 END_TEST
 
+/* Live volumes through an atlas: parcel means per volume, on the fly. */
+START_TEST(live_folder_atlas) {
+  live_ctx c = {mt_tmpdir(), 3};
+  char *root = mt_tmpdir();
+  char *atlas = mt_strf("%s/atlas.nii", root);
+  write_nifti(atlas, 1, f_atlas, NULL);
+  pthread_t th;
+  ck_assert_int_eq(pthread_create(&th, NULL, live_writer, &c), 0);
+  char *params = mt_strf("{watch: %s, pattern: 'sub-*.nii', settle_ms: 1000, count: %d, idle_timeout: 30, "
+                         "atlas: %s, subject: [live7]}", c.dir, c.n, atlas);
+  myelin_harness *h = run_source(params);
+  pthread_join(th, NULL);
+  ck_assert_uint_eq(myelin_harness_count(h, "out"), (size_t)c.n);
+  for (int t = 0; t < c.n; t++) {
+    myelin_msg *m = myelin_harness_output(h, "out", (size_t)t);
+    char s[32];
+    str_field(m, "subject", s, sizeof s);
+    ck_assert_str_eq(s, "live7");
+    myelin_tensor x;
+    ck_assert_int_eq(myelin_msg_tensor(m, "data", &x), 0);
+    ck_assert_uint_eq(x.count, 2);
+    double s7 = 0;
+    int n7 = 0;
+    for (int xx = 2; xx < NX; xx++)
+      for (int z = 0; z < NZ; z++) s7 += val(3, 1, xx, 0, z, t), n7++;
+    ck_assert_float_eq_tol(((const float *)x.data)[1], s7 / n7, 1e-3);
+    ck_assert(myelin_obj_str_eq(myelin_obj_get(myelin_msg_get(m, "geometry"), "atlas"), atlas));
+  }
+  myelin_harness_free(h);
+  free(params);
+  free(atlas);
+  free(root);
+  free(c.dir);
+}
+END_TEST
+
 /* The shipped pipelines, as users run them: pipelines/fmri_to_nifti.yaml on
  * a run, and pipelines/fmri_live.yaml on a folder, ended once by its idle
  * timeout and once by SIGINT (exit 130 after a clean drain: the collected
@@ -729,6 +765,7 @@ int main(void) {
   tcase_add_test(tc, mask_file_auto_and_atlas);
   tcase_add_test(tc, volumes_detrend_and_realtime_pace);
   tcase_add_test(tc, live_folder_volumes);
+  tcase_add_test(tc, live_folder_atlas);
   tcase_add_test(tc, shipped_pipelines);
   tcase_add_test(tc, bad_inputs_are_errors);
   suite_add_tcase(s, tc);
