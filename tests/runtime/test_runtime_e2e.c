@@ -135,6 +135,18 @@ START_TEST(wrong_abi_refused) {
   ck_assert_int_eq(run_cli(mt_strf("validate %s", f), &out), 2);
   ck_assert_msg(strstr(out, "bad_abi.so: plugin ABI 2.0 is not compatible with this myelin (ABI 1.0)"), "%s", out);
   free(out);
+  /* a shared object without the entry symbol, and a file that is not one */
+  char *g = write_pipeline(d, "noentry.yaml",
+                           mt_strf("name: n\nplugin_path: [%s, %s]\nstages:\n"
+                                   "  - {id: gen, plugin: gen_source}\n"
+                                   "  - {id: a, plugin: no_entry, inputs: [gen]}\n"
+                                   "  - {id: b, plugin: junk, inputs: [gen]}\n",
+                                   tp, d));
+  mt_write(mt_strf("%s/junk.so", d), "this is not an ELF file");
+  ck_assert_int_eq(run_cli(mt_strf("validate %s", g), &out), 2);
+  ck_assert_msg(strstr(out, "no_entry.so: not a myelin plugin: no 'myelin_plugin_entry' symbol"), "%s", out);
+  ck_assert_msg(strstr(out, "junk.so: cannot load plugin"), "%s", out);
+  free(out);
 }
 END_TEST
 
