@@ -29,6 +29,7 @@ WORK=$(mktemp -d /tmp/myelin-bench-XXXXXX)
 trap 'rm -rf "$WORK"' EXIT INT TERM
 
 echo "# spike_encoder rate coding, Fashion-MNIST train (60,000 x 784 px), $STEPS steps, $(nproc) cores"
+echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine inflates wall time)"
 cc -O2 -std=c11 -D_GNU_SOURCE -I"$SRC/plugins/spike_encoder" "$SRC/bench/spike_encoder_kernel.c" \
    "$SRC/plugins/spike_encoder/encode.c" -lz -lm -lpthread -o "$WORK/kernel"
 "$WORK/kernel" "$IMAGES" $STEPS 1
@@ -42,11 +43,14 @@ stages:
   - {id: enc, plugin: spike_encoder, inputs: [data], params: {method: rate, steps: $STEPS$3}}
   - {id: sink, plugin: null_sink, inputs: [enc]}
 YAML
-  "$BUILD/bin/myelin" run "$WORK/p.yaml" --stats > "$WORK/stats.txt" 2>&1
+  /usr/bin/time -f "cpu %U %S" -o "$WORK/cpu.txt" "$BUILD/bin/myelin" run "$WORK/p.yaml" --stats \
+    > "$WORK/stats.txt" 2>&1
   wall=$(sed -n 's/^wall time: \([0-9.]*\) s.*/\1/p' "$WORK/stats.txt")
   n=$(awk '$1 == "sink" {print $3}' "$WORK/stats.txt")
-  awk -v l="$1" -v w="$wall" -v n="$n" \
-    'BEGIN {printf "pipeline %s images=%d seconds=%.3f images_per_s=%.0f\n", l, n, w, n / w}'
+  cpu=$(awk '$1 == "cpu" {print $2 + $3}' "$WORK/cpu.txt")
+  awk -v l="$1" -v w="$wall" -v n="$n" -v c="$cpu" \
+    'BEGIN {printf "pipeline %s images=%d seconds=%.3f images_per_s=%.0f cpu_seconds=%.2f images_per_cpu_s=%.0f\n",
+            l, n, w, n / w, c, n / c}'
 }
 if [ -x "$BUILD/bin/myelin" ]; then
   run_pipeline "batch(2 threads)" ", whole: true" ", batch: true, threads: 2"
