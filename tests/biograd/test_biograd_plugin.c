@@ -274,6 +274,30 @@ START_TEST(cli_pipeline) {
 }
 END_TEST
 
+/* The shipped pipeline stays valid (when the plugins it names are built). */
+START_TEST(shipped_pipeline_validates) {
+  const char *bin = mt_env("MYELIN_BIN", NULL), *src = mt_env("MYELIN_SOURCE_DIR", NULL);
+  const char *pp = mt_env("MYELIN_PLUGIN_PATH", "");
+  if (!bin || !src || access(bin, X_OK) != 0) return;
+  const char *need[] = {"dataset", "spike_encoder", "loihi_export", "file_sink"};
+  for (size_t i = 0; i < 4; i++) {
+    char *so = mt_strf("%s/%s.so", pp, need[i]);
+    int ok = access(so, R_OK) == 0;
+    free(so);
+    if (!ok) return;
+  }
+  char *out = NULL;
+  char *cmd = mt_strf("%s validate %s/pipelines/fashion_mnist_biograd.yaml", bin, src);
+  int rc = mt_run(cmd, &out);
+  ck_assert_msg(rc == 0, "%s -> %d: %s", cmd, rc, out);
+  free(out), free(cmd);
+  cmd = mt_strf("%s validate %s/pipelines/fashion_mnist_biograd.yaml --set learn.hidden=[500,500] --set train.limit=0", bin, src);
+  rc = mt_run(cmd, &out);
+  ck_assert_msg(rc == 0, "%s -> %d: %s", cmd, rc, out);
+  free(out), free(cmd);
+}
+END_TEST
+
 int main(void) {
   load_digits();
   if (!have_digits) fprintf(stderr, "skip: %s not available\n", BG_DIGITS_PATH);
@@ -284,6 +308,7 @@ int main(void) {
   tcase_add_test(tc, checkpoint_resume_bit_identical);
   tcase_add_test(tc, bad_messages_are_named);
   tcase_add_test(tc, cli_pipeline);
+  tcase_add_test(tc, shipped_pipeline_validates);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
