@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "loihi_msg.h"
 
@@ -110,6 +111,18 @@ int loihi_spikes_view(const myelin_msg *m, loihi_spikes *s, char *err, size_t er
   s->n_events = st.count;
   s->has_label = myelin_msg_int(m, "label", &s->label) == 0;
   return 0;
+}
+
+char *loihi_resolve_path(const char *path, const char *dir) {
+  if (!path) return NULL;
+  if (path[0] == '/' || !*path || access(path, F_OK) == 0 || !dir || !*dir) return strdup(path);
+  size_t n = strlen(dir) + strlen(path) + 2;
+  char *joined = malloc(n);
+  if (!joined) return NULL;
+  snprintf(joined, n, "%s/%s", dir, path);
+  if (access(joined, F_OK) == 0) return joined;
+  free(joined);
+  return strdup(path);
 }
 
 /* ---- store --------------------------------------------------------------- */

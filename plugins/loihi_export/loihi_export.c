@@ -433,7 +433,7 @@ static int ex_init_state(exstate *s, const myelin_host *host, myelin_stage *st, 
   s->host = host;
   s->st = st;
   s->prefix = strdup(myelin_param_str(p, "path"));
-  s->pipeline = strdup(myelin_param_str(p, "pipeline"));
+  s->pipeline = loihi_resolve_path(myelin_param_str(p, "pipeline"), host->pipeline_dir(st));
   s->dt = myelin_param_float(p, "dt");
   s->bundle = myelin_param_bool(p, "bundle");
   s->max_pending = myelin_param_int(p, "max_pending");
@@ -495,7 +495,8 @@ static const myelin_param_def ex_params[] = {
     {.name = "bundle", .type = MYELIN_PARAM_BOOL, .def = "true",
      .doc = "Also write PREFIX.tar.gz with both files, manifest.json and README.txt."},
     {.name = "pipeline", .type = MYELIN_PARAM_PATH, .def = "",
-     .doc = "Pipeline file to record in manifest.json as the network's source (text embedded)."},
+     .doc = "Pipeline file to record in manifest.json as the network's source (text embedded); "
+            "a relative path missing from the working directory is looked up next to the pipeline file."},
     {.name = "max_pending", .type = MYELIN_PARAM_INT, .def = "20000", .has_range = 1, .min = 0,
      .max = 10000000, .unit = "samples",
      .doc = "Test samples held (compactly) until the network arrives; more is an error."},

@@ -176,7 +176,7 @@ static int sim_init(const myelin_host *host, myelin_stage *st, const myelin_para
   s->st = st;
   s->max_pending = myelin_param_int(p, "max_pending");
   *state = s;
-  const char *path = myelin_param_str(p, "net");
+  char *path = loihi_resolve_path(myelin_param_str(p, "net"), host->pipeline_dir(st));
   int rc = 0;
   if (path && *path) {
     char err[600];
@@ -188,6 +188,7 @@ static int sim_init(const myelin_host *host, myelin_stage *st, const myelin_para
       loihi_net_free(&net);
     }
   }
+  free(path);
   if (rc) { /* fini is only called when init succeeded */
     sim_fini(s);
     *state = NULL;
@@ -237,7 +238,8 @@ static void sim_fini(void *state) {
 
 static const myelin_param_def sim_params[] = {
     {.name = "net", .type = MYELIN_PARAM_PATH, .def = "",
-     .doc = "lava-dl netx HDF5 file (dense CUBA layers) to simulate. Leave empty to take the "
+     .doc = "lava-dl netx HDF5 file (dense CUBA layers) to simulate; a relative path missing from "
+            "the working directory is looked up next to the pipeline file. Leave empty to take the "
             "network from the 'network' input instead (quantized like loihi_export)."},
     {.name = "max_pending", .type = MYELIN_PARAM_INT, .def = "20000", .has_range = 1, .min = 0,
      .max = 10000000, .unit = "samples",

@@ -644,12 +644,16 @@ START_TEST(test_cli_sim_pipeline) {
       "             labels: /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz,\n"
       "             split: test, limit: 100, scale: 0.00392156862745098}\n"
       "  - {id: enc, plugin: spike_encoder, inputs: [test], params: {method: regular, steps: 32}}\n"
-      "  - {id: sim, plugin: loihi_sim, inputs: {spikes: [enc]}, params: {net: '%s'}}\n"
+      "  - {id: sim, plugin: loihi_sim, inputs: {spikes: [enc]}, params: {net: m.net}}\n"
       "  - {id: preds, plugin: file_sink, inputs: [sim.predictions], params: {path: '%s/preds.mpk'}}\n"
       "  - {id: metrics, plugin: file_sink, inputs: [sim.metrics], params: {path: '%s/metrics.mpk'}}\n",
-      net, dir, dir);
+      dir, dir);
   char *pf = mt_strf("%s/p.yaml", dir);
   mt_write(pf, yaml);
+  /* a relative net path is found next to the pipeline file */
+  char *cp = mt_strf("cp '%s' '%s/m.net'", net, dir);
+  ck_assert_int_eq(mt_run(cp, NULL), 0);
+  free(cp);
   if (access("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz", R_OK) != 0) return;
   char *cmd = mt_strf("%s run %s --quiet", getenv("MYELIN_BIN"), pf), *out = NULL;
   int rc = mt_run(cmd, &out);
