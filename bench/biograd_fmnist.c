@@ -124,6 +124,11 @@ int main(int argc, char **argv) {
       }
     }
     if (bp) train_s = now_s() - t0;
+    if (getenv("LR_DECAY")) { /* the plugin's lr_decay: rates x LR_DECAY after each epoch */
+      float f = (float)atof(getenv("LR_DECAY"));
+      c.lr *= f, c.lr_out *= f;
+      bg_set_rates(net, c.lr, c.lr_out);
+    }
     int tc = 0;
     if (bp) {
       tc = bg_rate_grad(&c, wt, b, xte, yte, nte, 0, NULL, NULL);

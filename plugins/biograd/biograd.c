@@ -49,6 +49,7 @@ typedef struct bgp {
   char checkpoint[4096];
   int64_t epochs_limit, sleep_every, probe_max;
   int want_predictions;
+  double lr_decay;
   /* epochs */
   int64_t cur_epoch;   /* epoch field of the samples being trained, -1 = none yet */
   int64_t epochs_done; /* completed (evaluated) epochs, counting resumed ones */
@@ -276,6 +277,13 @@ static int checkpoint_load(bgp *g) {
   return 0;
 }
 
+/* Learning rates of the coming epoch: lr * lr_decay^epochs_done. */
+static void apply_rates(bgp *g) {
+  double f = 1.0;
+  for (int64_t e = 0; e < g->epochs_done; e++) f *= g->lr_decay;
+  bg_set_rates(g->net, (float)(g->cfg.lr * f), (float)(g->cfg.lr_out * f));
+}
+
 /* ---- network creation -------------------------------------------------------------- */
 
 static int make_net(bgp *g, const bg_raster *r) {
@@ -292,7 +300,9 @@ static int make_net(bgp *g, const bg_raster *r) {
     return g->host->error(g->st, "train samples (n %d, steps %d) differ in shape from the test samples", r->n,
                           r->steps);
   g->test.stride = g->probe.stride = stride;
-  return checkpoint_load(g);
+  int rc = checkpoint_load(g);
+  if (rc == 0) apply_rates(g);
+  return rc;
 }
 
 /* ---- evaluation and output ------------------------------------------------------------ */
@@ -405,6 +415,7 @@ static int end_epoch(bgp *g) {
   if (rc == MYELIN_ESTOP) return 0;
   if (rc) return rc;
   g->epochs_done++;
+  apply_rates(g);
   g->ep_seen = g->ep_correct = 0;
   g->ep_seconds = 0;
   return checkpoint_save(g);
@@ -595,6 +606,7 @@ static int bgp_init(const myelin_host *host, myelin_stage *st, const myelin_para
   g->sleep_every = myelin_param_int(p, "sleep_every");
   g->probe_max = myelin_param_int(p, "probe");
   g->want_predictions = myelin_param_bool(p, "predictions");
+  g->lr_decay = myelin_param_float(p, "lr_decay");
   g->cur_epoch = -1;
   const char *ck = myelin_param_str(p, "checkpoint");
   if (ck && *ck) {
@@ -617,6 +629,8 @@ static const myelin_param_def bgp_params[] = {
      "Time steps per sample; 0 takes them from the first spikes message (others must match)."},
     {"lr", MYELIN_PARAM_FLOAT, "0.001", 1, 0, 10, NULL, NULL,
      "Learning rate of the hidden layers' W and b (online, once per sample)."},
+    {"lr_decay", MYELIN_PARAM_FLOAT, "1", 1, 0, 1, NULL, NULL,
+     "Both learning rates are multiplied by this after every epoch (1 = constant)."},
     {"lr_out", MYELIN_PARAM_FLOAT, "0.0001", 1, 0, 10, NULL, NULL,
      "Learning rate of the output layer (smaller: its error is O(1) and its fan-in large)."},
     {"epochs", MYELIN_PARAM_INT, "0", 1, 0, 1000000, NULL, "epochs",

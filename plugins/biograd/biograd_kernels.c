@@ -263,6 +263,10 @@ static void *zalloc(size_t n) {
 }
 
 const bg_config *bg_net_config(const bg_net *net) { return &net->cfg; }
+void bg_set_rates(bg_net *net, float lr, float lr_out) {
+  net->cfg.lr = lr;
+  net->cfg.lr_out = lr_out;
+}
 float *bg_weight_t(bg_net *net, int l) { return net->wt[l]; }
 float *bg_bias(bg_net *net, int l) { return net->b[l]; }
 float *bg_feedback(bg_net *net, int l) { return l < net->cfg.nlayers - 1 ? net->fb[l] : NULL; }

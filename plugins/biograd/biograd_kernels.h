@@ -58,6 +58,8 @@ typedef struct bg_net bg_net;
 bg_net *bg_net_new(const bg_config *cfg, char *err, size_t errlen);
 void bg_net_free(bg_net *net);
 const bg_config *bg_net_config(const bg_net *net);
+/* Changes the learning rates (e.g. a per-epoch decay). */
+void bg_set_rates(bg_net *net, float lr, float lr_out);
 
 /* Parameter arrays (owned by the net; read or overwrite in place).
  * weight_t(l): [sizes[l] x sizes[l+1]] (transposed W_{l+1}); bias(l): [sizes[l+1]];
