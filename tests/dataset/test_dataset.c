@@ -472,6 +472,17 @@ START_TEST(plugin_npy_npz_csv) {
     myelin_harness_free(h);
     free((char *)params[k]);
   }
+  /* an explicitly named labels array must exist; the default one may be absent */
+  char *nolab = mt_strf("{format: npz, path: %s, x_key: feat, y_key: nope}", z);
+  char herr0[1024] = "";
+  ck_assert_ptr_null(myelin_harness_new("dataset", nolab, herr0, sizeof herr0));
+  ck_assert_msg(strstr(herr0, "'nope'") && strstr(herr0, z), "%s", herr0);
+  free(nolab);
+  nolab = mt_strf("{path: %s, x_key: feat}", z);
+  myelin_harness *h0 = start_dataset(nolab);
+  ck_assert_int_ne(myelin_msg_int(myelin_harness_output(h0, "out", 0), "label", &(int64_t){0}), 0);
+  myelin_harness_free(h0);
+  free(nolab);
   /* labels of the wrong length are refused at init, naming both files */
   char *y2 = mt_strf("%s/y2.npy", tmp);
   ck_assert_int_eq(myelin_npy_write(y2, MYELIN_I4, 1, (const int64_t[]){2}, yv, err, sizeof err), 0);
