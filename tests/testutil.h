@@ -22,12 +22,25 @@ static inline const char *mt_env(const char *name, const char *fallback) {
   return (v && *v) ? v : fallback;
 }
 
-/* A fresh temporary folder (static buffer per call site is the caller's). */
+/* Strings handed out by mt_strf/mt_tmpdir live until the test process
+ * exits: they are kept reachable here so LeakSanitizer does not count them. */
+static void **mt_kept;
+static size_t mt_nkept, mt_capkept;
+static inline void *mt_keep(void *p) {
+  if (mt_nkept == mt_capkept) {
+    mt_capkept = mt_capkept ? 2 * mt_capkept : 256;
+    mt_kept = realloc(mt_kept, mt_capkept * sizeof *mt_kept);
+  }
+  mt_kept[mt_nkept++] = p;
+  return p;
+}
+
+/* A fresh temporary folder. */
 static inline char *mt_tmpdir(void) {
   char tmpl[] = "/tmp/myelin-test-XXXXXX";
   char *d = mkdtemp(tmpl);
   ck_assert_msg(d != NULL, "mkdtemp failed");
-  return strdup(d);
+  return mt_keep(strdup(d));
 }
 
 static inline char *mt_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -38,7 +51,7 @@ static inline char *mt_strf(const char *fmt, ...) {
   if (vasprintf(&s, fmt, ap) < 0) s = NULL;
   va_end(ap);
   ck_assert_ptr_nonnull(s);
-  return s;
+  return mt_keep(s);
 }
 
 /* Runs a shell command; stdout+stderr captured into *out (malloc'ed, may be
@@ -46,7 +59,6 @@ static inline char *mt_strf(const char *fmt, ...) {
 static inline int mt_run(const char *cmd, char **out) {
   char *full = mt_strf("( %s ) 2>&1", cmd);
   FILE *p = popen(full, "r");
-  free(full);
   ck_assert_ptr_nonnull(p);
   size_t cap = 4096, len = 0;
   char *buf = malloc(cap);
