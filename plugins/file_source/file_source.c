@@ -96,7 +96,11 @@ static int one_pass(fsrc *s, uint64_t *count) {
     char err[256];
     int r = myelin_msg_decode(buf + off, len - off, 0, &m, &used, err, sizeof err);
     if (r == MYELIN_EAGAIN && !eof) {
-      if (len - off == cap) {
+      memmove(buf, buf + off, len - off); /* keep the partial message at the front */
+      base += off;
+      len -= off;
+      off = 0;
+      if (len == cap) { /* a message larger than the buffer */
         uint8_t *nb = realloc(buf, cap * 2);
         if (!nb) {
           rc = s->host->error(s->st, "%s: out of memory for a message over %zu bytes", s->path, cap);

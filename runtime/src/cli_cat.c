@@ -181,12 +181,15 @@ int cmd_cat(int argc, char **argv) {
         rc = 1;
         break;
       }
-      if (len - off == cap) { /* a message larger than the buffer */
+      memmove(buf, buf + off, len - off); /* keep the partial message at the front */
+      base += off;
+      len -= off;
+      off = 0;
+      if (len == cap) { /* a message larger than the buffer */
         cap *= 2;
         buf = realloc(buf, cap);
         if (!buf) abort();
       }
-      eof = 0;
       size_t n = fread(buf + len, 1, cap - len, f);
       len += n;
       if (n == 0) eof = 1;

@@ -49,6 +49,22 @@ START_TEST(record_replay_identical) {
                              "  - {id: p, plugin: passthrough, inputs: [src]}\n"
                              "  - {id: sink, plugin: file_sink, inputs: [p], params: {path: \"${OUT}/b.mpk\"}}\n");
   setenv("OUT", d, 1);
+  /* messages larger than the readers' 1 MiB buffers, at unaligned offsets */
+  char *big = write_pipeline(d, "big.yaml",
+                             "name: big\nstages:\n"
+                             "  - {id: gen, plugin: gen_source, params: {count: 9, bytes: 700000}}\n"
+                             "  - {id: sink, plugin: file_sink, inputs: [gen], params: {path: \"${OUT}/big.mpk\"}}\n");
+  char *bigrep = write_pipeline(d, "bigrep.yaml",
+                                "name: bigrep\nstages:\n"
+                                "  - {id: src, plugin: file_source, params: {path: \"${OUT}/big.mpk\"}}\n"
+                                "  - {id: sink, plugin: file_sink, inputs: [src], params: {path: \"${OUT}/big2.mpk\"}}\n");
+  ck_assert_int_eq(run_cli(mt_strf("run %s --quiet", big), NULL), 0);
+  ck_assert_int_eq(run_cli(mt_strf("run %s --quiet", bigrep), NULL), 0);
+  ck_assert_int_eq(mt_run(mt_strf("cmp %s/big.mpk %s/big2.mpk", d, d), NULL), 0);
+  char *bigcat;
+  ck_assert_int_eq(run_cli(mt_strf("cat %s/big2.mpk", d), &bigcat), 0);
+  ck_assert_int_eq(count_lines(bigcat), 9);
+  free(bigcat);
   char *out;
   char *a = mt_strf("run %s --quiet", rec);
   ck_assert_int_eq(run_cli(a, &out), 0);
