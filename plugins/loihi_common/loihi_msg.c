@@ -96,7 +96,8 @@ int loihi_fnet_from_msg(const myelin_msg *m, loihi_fnet *f, char *err, size_t er
 int loihi_spikes_view(const myelin_msg *m, loihi_spikes *s, char *err, size_t errlen) {
   memset(s, 0, sizeof *s);
   myelin_tensor st, un;
-  if (myelin_msg_int(m, "n", &s->n) != 0 || s->n < 1) return ERR("spikes: 'n' missing or < 1");
+  if (myelin_msg_int(m, "n", &s->n) != 0 || s->n < 1 || s->n > LOIHI_MAX_UNITS)
+    return ERR("spikes: 'n' missing or outside [1, %d]", LOIHI_MAX_UNITS);
   if (myelin_msg_int(m, "steps", &s->steps) != 0 || s->steps < 1 || s->steps > (1 << 24))
     return ERR("spikes: 'steps' missing or out of range");
   if (myelin_msg_float(m, "dt", &s->dt) != 0) s->dt = 0;
