@@ -229,6 +229,54 @@ START_TEST(test_sim_network_input_and_pending) {
 }
 END_TEST
 
+/* Sparse samples held before the network use the CSR form of the store
+ * (1000 inputs x 10 steps, 6 events with one duplicate); dense ones the
+ * bitmap. Both must give what the kernel gives on the original events. */
+START_TEST(test_sim_pending_store_forms) {
+  const int n_in = 1000, n_out = 4;
+  float *w = calloc((size_t)n_in * n_out, sizeof(float));
+  for (int j = 0; j < n_out; j++)
+    for (int i = 0; i < n_in; i++) w[j * n_in + i] = (float)(((i * 7 + j * 13) % 11) - 4) * 0.05f;
+  loihi_flayer fl = {.n_in = n_in, .n_out = n_out, .weight = w};
+  snprintf(fl.name, sizeof fl.name, "fc");
+  loihi_fnet f = {.n_layers = 1, .layers = &fl, .vth = 0.3, .cdecay = 0.5, .vdecay = 0.75};
+  char err[512];
+  loihi_net q;
+  loihi_sim sim;
+  ck_assert_int_eq(loihi_quantize(&f, &q, NULL, err, sizeof err), 0);
+  ck_assert_int_eq(loihi_sim_init(&sim, &q, err, sizeof err), 0);
+  uint32_t sst[6] = {0, 1, 1, 1, 4, 9}, sun[6] = {3, 100, 999, 999, 3, 500};
+  static uint32_t dst[10 * 1000], dun[10 * 1000];
+  size_t dn = 0;
+  for (uint32_t t = 0; t < 10; t++)
+    for (uint32_t i = 0; i < 1000; i += 1 + (t % 3)) {
+      dst[dn] = t;
+      dun[dn++] = i;
+    }
+  int32_t e_sparse[4], e_dense[4];
+  ck_assert_int_eq(loihi_sim_sample(&sim, sst, sun, 6, 10, e_sparse, err, sizeof err), 0);
+  ck_assert_int_eq(loihi_sim_sample(&sim, dst, dun, dn, 10, e_dense, err, sizeof err), 0);
+  ck_assert_int_gt(e_dense[0] + e_dense[1] + e_dense[2] + e_dense[3], 0);
+  myelin_harness *h = myelin_harness_new("loihi_sim", "{}", err, sizeof err);
+  ck_assert_msg(h != NULL, "%s", err);
+  ck_assert_int_eq(myelin_harness_push(h, "spikes", spikes_msg(n_in, 10, sst, sun, 6, 1, 0)), 0);
+  ck_assert_int_eq(myelin_harness_push(h, "spikes", spikes_msg(n_in, 10, dst, dun, dn, 2, 1)), 0);
+  ck_assert_uint_eq(myelin_harness_count(h, "predictions"), 0);
+  ck_assert_int_eq(myelin_harness_push(h, "network", network_msg(&f)), 0);
+  ck_assert_uint_eq(myelin_harness_count(h, "predictions"), 2);
+  myelin_tensor t;
+  ck_assert_int_eq(myelin_msg_tensor(myelin_harness_output(h, "predictions", 0), "data", &t), 0);
+  ck_assert_int_eq(memcmp(t.data, e_sparse, sizeof e_sparse), 0);
+  ck_assert_int_eq(myelin_msg_tensor(myelin_harness_output(h, "predictions", 1), "data", &t), 0);
+  ck_assert_int_eq(memcmp(t.data, e_dense, sizeof e_dense), 0);
+  ck_assert_int_eq(myelin_harness_eos(h), 0);
+  myelin_harness_free(h);
+  loihi_sim_free(&sim);
+  loihi_net_free(&q);
+  free(w);
+}
+END_TEST
+
 START_TEST(test_sim_errors) {
   char err[512];
   /* a missing or non-netx file fails before anything runs, naming it */
@@ -776,6 +824,7 @@ static Suite *suite(void) {
   tcase_set_timeout(tc, 300);
   tcase_add_test(tc, test_sim_netx_fixture_predictions);
   tcase_add_test(tc, test_sim_network_input_and_pending);
+  tcase_add_test(tc, test_sim_pending_store_forms);
   tcase_add_test(tc, test_sim_errors);
   tcase_add_test(tc, test_export_files_and_layout);
   tcase_add_test(tc, test_export_accuracies);
