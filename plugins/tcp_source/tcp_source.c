@@ -27,8 +27,7 @@
 
 #include "../common/netaddr.h"
 #include "myelin/plugin.h"
-
-#define READ_CHUNK 65536
+#include "tcp_stream.h"
 
 typedef union anystream {
   uv_handle_t handle;
@@ -40,8 +39,7 @@ typedef union anystream {
 typedef struct conn {
   struct tsrc *src;
   anystream h;
-  uint8_t *buf;
-  size_t len, cap, off;
+  tcp_stream in;
   uint64_t id;
   struct conn *next;
 } conn;
@@ -76,7 +74,7 @@ static void conn_closed(uv_handle_t *h) {
       *pp = c->next;
       break;
     }
-  free(c->buf);
+  tcp_stream_free(&c->in);
   free(c);
   if (s->stopping) return;
   if (s->mode == MODE_CONNECT) {
@@ -95,26 +93,9 @@ static void conn_close(conn *c) {
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
   (void)suggested;
   conn *c = h->data;
-  if (c->off > 0 && c->off == c->len) c->off = c->len = 0;
-  if (c->cap - c->len < READ_CHUNK && c->off > 0) { /* compact */
-    memmove(c->buf, c->buf + c->off, c->len - c->off);
-    c->len -= c->off;
-    c->off = 0;
-  }
-  if (c->cap - c->len < READ_CHUNK) {
-    size_t ncap = c->cap ? c->cap * 2 : 4 * READ_CHUNK;
-    while (ncap - c->len < READ_CHUNK) ncap *= 2;
-    uint8_t *nb = realloc(c->buf, ncap);
-    if (!nb) {
-      b->base = NULL;
-      b->len = 0;
-      return; /* libuv reports UV_ENOBUFS to on_read */
-    }
-    c->buf = nb;
-    c->cap = ncap;
-  }
-  b->base = (char *)c->buf + c->len;
-  b->len = c->cap - c->len;
+  size_t avail = 0;
+  b->base = (char *)tcp_stream_space(&c->in, &avail);
+  b->len = avail; /* NULL, 0 on out-of-memory: libuv reports UV_ENOBUFS to on_read */
 }
 
 static void reject(conn *c, const char *why) {
@@ -127,37 +108,33 @@ static void reject(conn *c, const char *why) {
   conn_close(c);
 }
 
+static int on_message(void *ctx, myelin_msg *m) {
+  tsrc *s = ctx;
+  s->msgs++;
+  if (s->host->emit(s->st, 0, m) == MYELIN_ESTOP) {
+    s->stopping = 1;
+    server_close(s);
+    return 1;
+  }
+  return s->stopping;
+}
+
 static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *b) {
   (void)b;
   conn *c = h->data;
   tsrc *s = c->src;
   if (n < 0) {
+    size_t pending = tcp_stream_pending(&c->in);
     if (n != UV_EOF) s->host->log(s->st, MYELIN_LOG_WARN, "connection %llu: %s", (unsigned long long)c->id, uv_strerror((int)n));
-    else if (c->len > c->off)
+    else if (pending)
       s->host->log(s->st, MYELIN_LOG_WARN, "connection %llu closed in the middle of a message (%zu bytes dropped)",
-                   (unsigned long long)c->id, c->len - c->off);
+                   (unsigned long long)c->id, pending);
     conn_close(c);
     return;
   }
-  c->len += (size_t)n;
-  while (c->off < c->len && !s->stopping) {
-    myelin_msg *m = NULL;
-    size_t used = 0;
-    char err[256];
-    int rc = myelin_msg_decode(c->buf + c->off, c->len - c->off, s->max_bytes, &m, &used, err, sizeof err);
-    if (rc == MYELIN_EAGAIN) break;
-    if (rc < 0) {
-      reject(c, err);
-      return;
-    }
-    c->off += used;
-    s->msgs++;
-    if (s->host->emit(s->st, 0, m) == MYELIN_ESTOP) {
-      s->stopping = 1;
-      server_close(s);
-      return;
-    }
-  }
+  if (s->stopping) return;
+  char err[256];
+  if (tcp_stream_feed(&c->in, (size_t)n, s->max_bytes, on_message, s, err, sizeof err) < 0) reject(c, err);
 }
 
 static conn *conn_new(tsrc *s) {
@@ -305,7 +282,7 @@ static void ts_fini(void *state) {
   while (s->conns) {
     conn *c = s->conns;
     s->conns = c->next;
-    free(c->buf);
+    tcp_stream_free(&c->in);
     free(c);
   }
   if (s->mode == MODE_UNIX && s->addr_s) unlink(s->addr_s);

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# bench/fuzz.sh SECONDS [BUILD_DIR] — runs every libFuzzer target for SECONDS each.
+#
+# Builds BUILD_DIR (default ./build-fuzz) with -DMYELIN_FUZZ=ON and clang if
+# needed, then runs fuzz_<target> for msg pipeline nifti dataset npy netx tcp
+# on a working copy of tests/fuzz/corpus/<target>/ (the committed seeds stay
+# as they are; new units go to BUILD_DIR/fuzz-work/<target>/ and are reused
+# by the next run). Crashes, leaks and timeouts land in
+# BUILD_DIR/fuzz-artifacts/<target>/. Prints one line per target: executions,
+# exec/s, corpus size, findings. Exit 1 when any target found something.
+#   FUZZ_JOBS=2        targets run two at a time (default 1)
+#   FUZZ_TARGETS="msg tcp"   a subset
+#   FUZZ_NICE=10       nice level (default 10)
+set -uo pipefail
+secs=${1:?usage: bench/fuzz.sh SECONDS [BUILD_DIR]}
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${2:-$root/build-fuzz}
+targets=${FUZZ_TARGETS:-msg pipeline nifti dataset npy netx tcp}
+jobs=${FUZZ_JOBS:-1}
+nicelvl=${FUZZ_NICE:-10}
+cc=${CC_FUZZ:-$(command -v clang || true)}
+[ -n "$cc" ] || { echo "fuzz.sh: clang not found" >&2; exit 2; }
+
+if [ ! -f "$build/CMakeCache.txt" ]; then
+  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMYELIN_FUZZ=ON \
+    -DCMAKE_C_COMPILER="$cc" -DMYELIN_ONLY= >/dev/null || exit 2
+fi
+cmake --build "$build" --target $(for t in $targets; do printf 'fuzz_%s ' "$t"; done) -j"$(nproc)" >/dev/null \
+  || { echo "fuzz.sh: build failed" >&2; exit 2; }
+
+run_one() { # target -> writes $build/fuzz-logs/<t>.log
+  local t=$1 work=$build/fuzz-work/$t art=$build/fuzz-artifacts/$t
+  mkdir -p "$work" "$art" "$build/fuzz-logs"
+  local opts=(-max_total_time="$secs" -print_final_stats=1 -timeout=20 -rss_limit_mb=2048
+              -artifact_prefix="$art/" -close_fd_mask=3)
+  local asan=detect_leaks=1
+  case $t in
+    pipeline) opts+=(-max_len=4096) ;;
+    netx) asan=$asan:allocator_may_return_null=1 ;;
+    tcp|msg) opts+=(-max_len=8192) ;;
+  esac
+  ASAN_OPTIONS=$asan UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    nice -n "$nicelvl" "$build/bin/fuzz_$t" "${opts[@]}" "$work" "$root/tests/fuzz/corpus/$t" \
+    >"$build/fuzz-logs/$t.log" 2>&1
+  echo $? >"$build/fuzz-logs/$t.rc"
+}
+
+pids=()
+for t in $targets; do
+  run_one "$t" &
+  pids+=($!)
+  if [ ${#pids[@]} -ge "$jobs" ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
+done
+wait
+
+status=0
+printf '%-10s %12s %10s %8s %9s  %s\n' target execs exec/s corpus findings note
+for t in $targets; do
+  log=$build/fuzz-logs/$t.log
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+  rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+  units=$(find "$build/fuzz-work/$t" -type f | wc -l)
+  found=$(find "$build/fuzz-artifacts/$t" -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l)
+  rc=$(cat "$build/fuzz-logs/$t.rc" 2>/dev/null || echo '?')
+  note=""
+  if [ "$rc" != 0 ]; then
+    note="rc $rc: $(grep -m1 -E 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error|fuzz_[a-z]*:' "$log" | cut -c1-100)"
+    status=1
+  fi
+  [ "$found" -gt 0 ] && status=1
+  printf '%-10s %12s %10s %8s %9s  %s\n' "$t" "${execs:-?}" "${rate:-?}" "$units" "$found" "$note"
+done
+echo "(logs: $build/fuzz-logs/, findings: $build/fuzz-artifacts/)"
+exit $status

@@ -1,0 +1,114 @@
+#!/usr/bin/python3
+"""Writes the seed corpora of the fuzz targets into tests/fuzz/corpus/<target>/.
+
+Run with Debian's /usr/bin/python3 (numpy, msgpack, nibabel); the output is
+committed, so this only documents and reproduces the seeds. Seeds are small
+(a few KB) valid inputs plus a few near-misses; libFuzzer mutates from them.
+"""
+import gzip, io, os, shutil, struct, sys
+import msgpack, numpy as np
+
+here = os.path.dirname(os.path.abspath(__file__))
+root = os.path.dirname(os.path.dirname(here))
+corpus = os.path.join(here, "corpus")
+
+
+def put(target, name, data):
+    d = os.path.join(corpus, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def tensor(a):
+    return {"dtype": a.dtype.str, "shape": list(a.shape), "data": a.tobytes()}
+
+
+def messages():
+    r = np.random.default_rng(1)
+    yield "tensor", {"kind": "tensor", "seq": 0, "t": 0.5, "data": tensor(np.arange(6, dtype="<f4").reshape(2, 3))}
+    yield "sample", {"kind": "sample", "seq": 1, "x": tensor(r.random((4, 4)).astype("<f8")), "label": 3,
+                     "index": 7, "split": "train", "epoch": 0}
+    yield "spikes", {"kind": "spikes", "n": 4, "steps": 8, "dt": 0.001, "step": tensor(np.array([0, 1, 5], "<u4")),
+                     "unit": tensor(np.array([2, 0, 3], "<u4")), "label": 1}
+    yield "network", {"kind": "network", "model": "cuba_lif", "neuron": {"vth": 1.0, "cdecay": 0.5, "vdecay": 0.25},
+                      "steps": 4, "layers": [{"name": "fc1", "weight": tensor(np.ones((2, 3), "<f4")),
+                                              "bias": tensor(np.zeros(2, "<f4"))}]}
+    yield "metrics", {"kind": "metrics", "values": {"acc": 0.5, "loss": 1.25}, "stage": "learn", "epoch": 2}
+    yield "volume", {"kind": "volume", "data": tensor(np.ones(5, "<f4")), "index": 0, "tr": 2.0, "subject": "01",
+                     "task": "x", "run": 1, "geometry": {"dims": [2, 2, 2], "affine": tensor(np.eye(4)),
+                                                         "voxels": tensor(np.array([0, 1, 2, 3, 7], "<u4"))}}
+    yield "dtypes", {"kind": "tensor", "a": tensor(np.array([1, -2], "<i2")), "b": tensor(np.array([1], "|u1")),
+                     "c": tensor(np.array([True, False])), "d": tensor(np.array(3, "<i8")),
+                     "e": tensor(np.zeros((0, 3), "<u2"))}
+    yield "nested", {"kind": "x", "a": [[[[{"b": [1, -1, None, True, 1.5, "s", b"\x00"]}]]]]}
+
+
+def main():
+    # seeds are (re)written in place; crash-* regression inputs are kept
+    msgs = list(messages())
+    for name, m in msgs:
+        b = msgpack.packb(m, use_bin_type=True)
+        put("msg", name, b)
+        put("msg", name + "_cut", b[: len(b) // 2])
+    # tcp: byte 0 = max_bytes choice (>=0x80: default), byte 1 = chunk seed, then the stream
+    stream = b"".join(msgpack.packb(m, use_bin_type=True) for _, m in msgs)
+    put("tcp", "all_default", b"\x80\x01" + stream)
+    put("tcp", "all_small_limit", b"\x10\x07" + stream)
+    put("tcp", "garbage_after", b"\x80\x02" + stream[:200] + b"\xc1\xff\x00garbage")
+    put("tcp", "truncated", b"\x80\x03" + stream[:-5])
+    put("tcp", "claims_huge_bin", b"\x80\x04" + msgpack.packb({"kind": "t"}) + b"\x81\xa4kind\xc6\xff\xff\xff\xf0")
+    # pipeline files: the shipped ones and small ones touching the core plugins
+    for f in sorted(os.listdir(os.path.join(root, "pipelines"))):
+        if f.endswith(".yaml"):
+            shutil.copy(os.path.join(root, "pipelines", f), os.path.join(corpus, "pipeline", f)) \
+                if os.path.isdir(os.path.join(corpus, "pipeline")) else put("pipeline", f, open(os.path.join(root, "pipelines", f), "rb").read())
+    put("pipeline", "core.yaml", b"""name: core
+stages:
+  - {id: gen, plugin: gen_source, params: {count: 10, bytes: 16, fill: true}}
+  - {id: pass, plugin: passthrough, inputs: [gen]}
+  - {id: sink, plugin: file_sink, inputs: [pass], params: {path: "${TMPDIR:-/tmp}/x.mpk"}, queue: {capacity: 4}}
+""")
+    put("pipeline", "errors.yaml", b"""name: bad
+stages:
+  - {id: a, plugin: gen_source, params: {count: -1, nope: 2}}
+  - {id: a, plugin: no_such_plugin, inputs: [b.out]}
+  - {id: b, plugin: passthrough, inputs: [c]}
+  - {id: c, plugin: passthrough, inputs: {in: [b]}}
+""")
+    put("pipeline", "anchors.yaml", b"name: &n x\nstages: [&s {id: a, plugin: null_sink, inputs: [*s]}]\n")
+    # npy
+    for name, a in [("f4", np.arange(6, dtype="<f4").reshape(2, 3)), ("i8", np.array([1, -1], "<i8")),
+                    ("b1", np.array([True])), ("u1_3d", np.zeros((2, 1, 2), "|u1")), ("scalar", np.array(2.5)),
+                    ("fortran", np.asfortranarray(np.ones((2, 2), "<f8"))), ("empty", np.zeros((0,), "<u2"))]:
+        buf = io.BytesIO()
+        np.save(buf, a)
+        put("npy", name + ".npy", buf.getvalue())
+    # dataset: IDX (plain, gz) and CSV
+    imgs = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    idx = struct.pack(">BBBB", 0, 0, 8, 3) + struct.pack(">III", 2, 3, 3) + imgs.tobytes()
+    put("dataset", "images.idx", idx)
+    put("dataset", "labels.idx", struct.pack(">BBBBI", 0, 0, 8, 1, 3) + bytes([1, 2, 3]))
+    put("dataset", "floats.idx", struct.pack(">BBBBII", 0, 0, 0x0D, 2, 1, 2) + struct.pack(">ff", 1.5, -2))
+    put("dataset", "images.idx.gz", gzip.compress(idx, mtime=0))
+    put("dataset", "table.csv", b"a,b,label\n1,2.5,0\n3,-4e-3,1\n")
+    put("dataset", "plain.csv", b"1 2 3\n4 5 6\n")
+    # nifti: tiny images
+    import nibabel as nib
+    for name, shape, dt in [("3d", (2, 3, 2), np.float32), ("4d", (2, 2, 2, 3), np.int16), ("u8", (3, 1, 1, 2), np.uint8)]:
+        img = nib.Nifti1Image(np.arange(np.prod(shape)).reshape(shape).astype(dt), np.diag([2.0, 2.0, 2.0, 1.0]))
+        img.header.set_xyzt_units("mm", "sec")
+        if len(shape) == 4:
+            img.header["pixdim"][4] = 1.5
+        b = img.to_bytes()
+        put("nifti", name + ".nii", b)
+        put("nifti", name + ".nii.gz", gzip.compress(b, mtime=0))
+    img2 = nib.Nifti2Image(np.ones((2, 2, 2), np.float64), np.eye(4))
+    put("nifti", "nifti2.nii", img2.to_bytes())
+    # netx: the fixture network
+    shutil.copy("/work/shared/fixtures/netx/tiny.net", os.path.join(corpus, "netx", "tiny.net")) \
+        if os.path.isdir(os.path.join(corpus, "netx")) else put("netx", "tiny.net", open("/work/shared/fixtures/netx/tiny.net", "rb").read())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
