@@ -292,14 +292,11 @@ static void leverage(const ridge_model *m, double alpha, double *h) {
   }
 }
 
-int ridge_loo_chol(const ridge_model *m, double alpha, double *R, double *f, double *d) {
+/* W = D^-1 U [n, n], f and d of alpha (the Gram path's leave-one-out). */
+static int loo_prepare(const ridge_model *m, double alpha, double *W, double *f, double *d) {
   size_t n = m->n;
-  if (m->r != n) return -1;
-  double *h = dalloc(n), *W = dalloc(n * n);
-  if (!h || !W) {
-    free(h), free(W);
-    return -1;
-  }
+  double *h = dalloc(n);
+  if (!h) return -1;
   leverage(m, alpha, h);
   for (size_t i = 0; i < n; i++) {
     d[i] = 1.0 - h[i] > 1e-12 ? 1.0 - h[i] : 1e-12;
@@ -309,12 +306,28 @@ int ridge_loo_chol(const ridge_model *m, double alpha, double *R, double *f, dou
     double s2 = m->s[k] * m->s[k];
     f[k] = alpha / (s2 + alpha);
   }
-  /* S = W^T W = U^T D^-2 U, then S = R^T R with R upper (row-major). */
-  cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)n, (int)n, 1.0, W, (int)n, 0.0, R,
+  free(h);
+  return 0;
+}
+
+/* R [n, n] upper with R^T R = W^T W. A row-major upper triangle is LAPACK's
+ * column-major lower one, so dpotrf needs no transposition. W and R may be
+ * the same buffer; tmp is scratch [n, n]. */
+static int loo_factor(const double *W, size_t n, double *tmp, double *R) {
+  cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)n, (int)n, 1.0, W, (int)n, 0.0, tmp,
               (int)n);
-  lapack_int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', (lapack_int)n, R, (lapack_int)n);
-  free(h), free(W);
+  lapack_int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', (lapack_int)n, tmp, (lapack_int)n);
+  memcpy(R, tmp, n * n * sizeof *R);
   return info == 0 ? 0 : -1;
+}
+
+int ridge_loo_chol(const ridge_model *m, double alpha, double *R, double *f, double *d) {
+  size_t n = m->n;
+  if (m->r != n) return -1;
+  double *W = dalloc(n * n), *tmp = dalloc(n * n);
+  int rc = W && tmp && loo_prepare(m, alpha, W, f, d) == 0 ? loo_factor(W, n, tmp, R) : -1;
+  free(W), free(tmp);
+  return rc;
 }
 
 /* sse[j] = ||R W[:, j]||^2, W [n, nv] overwritten. */
@@ -538,8 +551,12 @@ static int select_loo(enc *e, const ridge_model *m) {
  * bounds use the range of 1 - h over the other rows only, which keeps them
  * tight. */
 typedef struct zsel {
-  size_t n, na, B, no;
-  double *L, *f, *f2;       /* [na, n, n] Cholesky factors R (upper), [na, n] f, f^2 */
+  size_t n, na, B, no, factor_after;
+  double *L, *f, *f2;       /* [na, n, n] D^-1 U, or its Cholesky factor R once
+                               factored[a]; [na, n] f, f^2 */
+  int factored[64];
+  size_t evals[64];         /* voxels evaluated per alpha so far */
+  double *tmp;              /* [n, n] */
   double *UO, *wO;          /* [na, no, n] rows U[o, :] * f, [na, no] 1 / d_o^2 */
   double il[64], ih[64];    /* 1 / dmax^2, 1 / dmin^2 over the other rows */
   double *lo, *sse;         /* [na, B] lower bounds, exact SSE (NAN = not computed) */
@@ -578,15 +595,35 @@ static void zsel_split(zsel *z, const ridge_model *m, size_t a, const double *d,
   z->ih[a] = no < n ? 1.0 / (dmin * dmin) : 0;
 }
 
-/* Exact SSE of alpha a for the block's columns listed in z->cols[0..c). */
-static void zsel_eval(zsel *z, size_t a, const double *Z, size_t nv, size_t c, double *work) {
-  if (!c) return;
+/* Exact SSE of alpha a for the block's columns listed in z->cols[0..c):
+ * ||D^-1 U (f z)||^2 by a GEMM (2 n^2 per voxel) until this alpha has used
+ * as many voxels as its Cholesky factorization costs (4n/3), then ||R (f z)||^2
+ * by a triangular multiply (n^2 per voxel): rent, then buy. work and work2
+ * are [n, c]. Returns -1 if the factorization fails. */
+static int zsel_eval(zsel *z, size_t a, const double *Z, size_t nv, size_t c, double *work,
+                     double *work2) {
+  if (!c) return 0;
   size_t n = z->n;
   const double *f = z->f + a * n;
+  double *M = z->L + a * n * n;
   for (size_t k = 0; k < n; k++)
     for (size_t t = 0; t < c; t++) work[k * c + t] = f[k] * Z[k * nv + z->cols[t]];
-  tri_sse(z->L + a * n * n, n, work, c, z->out);
+  z->evals[a] += c;
+  if (!z->factored[a] && z->evals[a] >= z->factor_after) {
+    if (loo_factor(M, n, z->tmp, M) != 0) return -1;
+    z->factored[a] = 1;
+  }
+  if (z->factored[a]) {
+    tri_sse(M, n, work, c, z->out);
+  } else {
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)c, (int)n, 1.0, M, (int)n,
+                work, (int)c, 0.0, work2, (int)c);
+    for (size_t t = 0; t < c; t++) z->out[t] = 0;
+    for (size_t k = 0; k < n; k++)
+      for (size_t t = 0; t < c; t++) z->out[t] += work2[k * c + t] * work2[k * c + t];
+  }
   for (size_t t = 0; t < c; t++) z->sse[a * z->B + z->cols[t]] = z->out[t];
+  return 0;
 }
 
 /* Lower bounds z->lo [na, B] and midpoints mid [na, B] of every alpha for
@@ -624,7 +661,7 @@ static void zsel_bounds(zsel *z, const double *Z, size_t nv, double *sq, double 
  * is skipped only when its error provably exceeds one already computed by a
  * relative 1e-8, so the choice (ties to the first alpha) is the one a full
  * evaluation would make. */
-static void zsel_block(enc *e, zsel *z, const double *Z, size_t v0, size_t nv) {
+static int zsel_block(enc *e, zsel *z, const double *Z, size_t v0, size_t nv) {
   size_t na = z->na, B = z->B;
   double *best = e->best + v0, *mid = z->sse; /* sse: borrowed until the evaluations */
   zsel_bounds(z, Z, nv, e->blk, mid);
@@ -636,14 +673,14 @@ static void zsel_block(enc *e, zsel *z, const double *Z, size_t v0, size_t nv) {
     size_t c = 0;
     for (size_t j = 0; j < nv; j++)
       if (z->star[j] == (int)a) z->cols[c++] = j;
-    zsel_eval(z, a, Z, nv, c, e->blk);
+    if (zsel_eval(z, a, Z, nv, c, e->blk, e->blk2 + z->n * nv)) return -1;
   }
   for (size_t a = 0; a < na; a++) { /* round 2 */
     size_t c = 0;
     for (size_t j = 0; j < nv; j++)
       if (z->star[j] != (int)a && z->lo[a * B + j] <= z->sse[(size_t)z->star[j] * B + j] * (1 + 1e-8))
         z->cols[c++] = j;
-    zsel_eval(z, a, Z, nv, c, e->blk);
+    if (zsel_eval(z, a, Z, nv, c, e->blk, e->blk2 + z->n * nv)) return -1;
   }
   for (size_t j = 0; j < nv; j++) {
     int pick = -1;
@@ -653,6 +690,7 @@ static void zsel_block(enc *e, zsel *z, const double *Z, size_t v0, size_t nv) {
     }
     e->pick[v0 + j] = pick;
   }
+  return 0;
 }
 
 /* Held-out r of the block's voxels, in the eigenbasis: yhat = P diag(s /
@@ -682,7 +720,7 @@ static void zsel_score(enc *e, const ridge_model *m, zsel *z, const double *Z, s
 
 static void zsel_free(zsel *z) {
   free(z->L), free(z->f), free(z->f2), free(z->UO), free(z->wO), free(z->lo), free(z->sse), free(z->out);
-  free(z->RO), free(z->cols), free(z->star);
+  free(z->RO), free(z->cols), free(z->star), free(z->tmp);
 }
 
 /* Exact leave-one-out, one alpha per voxel, in the eigenbasis (Gram path),
@@ -690,21 +728,22 @@ static void zsel_free(zsel *z) {
 static int select_loo_z(enc *e, const ridge_model *m, double *r) {
   const ridge_opts *o = e->o;
   size_t n = e->n, na = o->n_alphas, B = o->block, no = n / 32;
-  zsel z = {.n = n, .na = na, .B = B, .no = no};
+  zsel z = {.n = n, .na = na, .B = B, .no = no,
+            .factor_after = o->factor_after ? o->factor_after : (4 * n + 2) / 3};
   z.L = dalloc(na * n * n), z.f = dalloc(na * n), z.lo = dalloc(na * B), z.sse = dalloc(na * B);
   z.UO = dalloc(na * no * n), z.wO = dalloc(na * no), z.out = dalloc(B);
-  z.RO = dalloc(na * no * B), z.f2 = dalloc(na * n);
+  z.RO = dalloc(na * no * B), z.f2 = dalloc(na * n), z.tmp = dalloc(n * n);
   z.cols = malloc(B * sizeof *z.cols), z.star = malloc(B * sizeof *z.star);
   double *d = dalloc(n), *pairs = dalloc(2 * n);
   int rc = 0;
-  if (!z.L || !z.f || !z.lo || !z.sse || !z.UO || !z.wO || !z.out || !z.RO || !z.f2 || !z.cols ||
+  if (!z.L || !z.f || !z.lo || !z.sse || !z.UO || !z.wO || !z.out || !z.RO || !z.f2 || !z.tmp || !z.cols ||
       !z.star || !d || !pairs) {
     seterr(e->err, e->errlen, "out of memory (%zu alphas x %zu^2 factors)", na, n);
     rc = -1;
   }
   for (size_t a = 0; rc == 0 && a < na; a++) {
-    if (ridge_loo_chol(m, o->alphas[a], z.L + a * n * n, z.f + a * n, d)) {
-      seterr(e->err, e->errlen, "leave-one-out factorization failed (alpha %g)", o->alphas[a]);
+    if (loo_prepare(m, o->alphas[a], z.L + a * n * n, z.f + a * n, d)) {
+      seterr(e->err, e->errlen, "out of memory (leverage)");
       rc = -1;
     } else {
       zsel_split(&z, m, a, d, pairs);
@@ -717,7 +756,11 @@ static int select_loo_z(enc *e, const ridge_model *m, double *r) {
     load_cols(e, e->rows, n, v0, NULL, nv, 1, e->blk);
     cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)nv, (int)n, 1.0, m->U,
                 (int)n, e->blk, (int)nv, 0.0, e->blk2, (int)nv);
-    zsel_block(e, &z, e->blk2, v0, nv);
+    if (zsel_block(e, &z, e->blk2, v0, nv) != 0) {
+      seterr(e->err, e->errlen, "leave-one-out factorization failed");
+      rc = -1;
+      break;
+    }
     zsel_score(e, m, &z, e->blk2, v0, nv, r);
   }
   zsel_free(&z);

@@ -114,6 +114,8 @@ typedef struct ridge_opts {
   int scale_y;          /* RIDGE_SCALE_*, fitted on each training fold */
   int intercept;
   size_t block;         /* voxels per block (memory bound) */
+  size_t factor_after;  /* eigenbasis path: Cholesky-factor an alpha after this
+                           many voxel evaluations (0 = 4n/3, the break-even) */
 } ridge_opts;
 
 /*
