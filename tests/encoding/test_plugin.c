@@ -245,6 +245,26 @@ START_TEST(test_demo_pipeline) {
   ck_assert_ptr_nonnull(strstr(out, "planted voxels recovered"));
   free(out), free(cmd);
   out = NULL;
+  /* Features already at the TR, from an .npy through `dataset` (a tensor
+   * message without task serves every subject). */
+  char *yaml = mt_strf("%s/npy.yaml", dir);
+  char *text = mt_strf(
+      "name: encoding-npy\n"
+      "stages:\n"
+      "  - {id: feats, plugin: dataset, params: {path: %s/features_tr.npy, whole: true}}\n"
+      "  - {id: brain, plugin: fmri_source, params: {path: %s/bids, mask: auto}}\n"
+      "  - id: encode\n"
+      "    plugin: encoding\n"
+      "    inputs: {features: [feats], brain: [brain]}\n"
+      "  - {id: save, plugin: npy_sink, inputs: [encode], params: {path: \"%s/encoding/r_{subject}.npy\"}}\n",
+      dir, dir, dir);
+  mt_write(yaml, text);
+  cmd = mt_strf("rm -rf %s/encoding && %s run %s --quiet && %s %s/examples/encoding_demo/check_demo.py %s",
+                dir, mt_env("MYELIN_BIN", "myelin"), yaml, py, src, dir);
+  rc = mt_run(cmd, &out);
+  ck_assert_msg(rc == 0, "npy features pipeline failed (%d):\n%s", rc, out);
+  free(out), free(cmd), free(yaml), free(text);
+  out = NULL;
   cmd = mt_strf("rm -rf %s", dir);
   mt_run(cmd, NULL);
   free(cmd), free(dir);

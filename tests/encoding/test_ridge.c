@@ -227,8 +227,8 @@ START_TEST(test_loo_equals_brute_force) {
 }
 END_TEST
 
-START_TEST(test_constant_voxel) {
-  /* A constant voxel gets r = 0 and the first alpha; others are unchanged. */
+/* A constant voxel gets r = 0 and the first alpha; others are unchanged. */
+static void check_constant_voxel(const double *Xd, size_t p) {
   float Y2[N * (K + 1)];
   for (int i = 0; i < N; i++) {
     memcpy(Y2 + i * (K + 1), Y + i * K, sizeof(float) * K);
@@ -239,8 +239,8 @@ START_TEST(test_constant_voxel) {
   double r1[FOLDS * K], r2[FOLDS * (K + 1)];
   int i1[FOLDS * K], i2[FOLDS * (K + 1)];
   char err[128];
-  ck_assert_int_eq(ridge_encode(X, N, P, Y, K, K, &o, r1, i1, err, sizeof err), 0);
-  ck_assert_int_eq(ridge_encode(X, N, P, Y2, K + 1, K + 1, &o, r2, i2, err, sizeof err), 0);
+  ck_assert_int_eq(ridge_encode(Xd, N, p, Y, K, K, &o, r1, i1, err, sizeof err), 0);
+  ck_assert_int_eq(ridge_encode(Xd, N, p, Y2, K + 1, K + 1, &o, r2, i2, err, sizeof err), 0);
   for (int f = 0; f < FOLDS; f++) {
     ck_assert_double_eq(r2[f * (K + 1) + K], 0.0);
     ck_assert_int_eq(i2[f * (K + 1) + K], 0);
@@ -249,6 +249,15 @@ START_TEST(test_constant_voxel) {
       ck_assert_int_eq(i1[f * K + k], i2[f * (K + 1) + k]);
     }
   }
+}
+
+START_TEST(test_constant_voxel) {
+  static double Xw[N * 10 * P];
+  int d[10];
+  for (int i = 0; i < 10; i++) d[i] = i;
+  ridge_delay(X, N, P, d, 10, 0, Xw);
+  check_constant_voxel(X, P);       /* QR path */
+  check_constant_voxel(Xw, 10 * P); /* eigenbasis path */
 }
 END_TEST
 
