@@ -16,8 +16,10 @@ LIMIT=${LIMIT:-20000}
 EPOCHS=${EPOCHS:-3}
 THREADS=${THREADS:-1}
 ARCHS=${ARCHS:-"500"}
-LR=${LR:-0.001}
+LR=${LR:-0.002}
 LR_OUT=${LR_OUT:-0.0001}
+LR_DECAY=${LR_DECAY:-0.8}
+export LR_DECAY
 PY=${MYELIN_PYTHON:-/usr/bin/python3}
 [ -f "$data/train-images-idx3-ubyte.gz" ] || { echo "no Fashion-MNIST in $data (apt install dataset-fashion-mnist)"; exit 0; }
 
@@ -28,7 +30,7 @@ cc -O3 -std=c11 -D_GNU_SOURCE -I"$here/plugins/biograd" $(pkg-config --cflags op
   -o "$work/fmnist" $(pkg-config --libs openblas) -lz -lm -lpthread
 
 echo "# machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg) (shared machine: other jobs compete)"
-echo "# Fashion-MNIST, train limit ${LIMIT} (0 = 60000), ${EPOCHS} epochs, test 10000, 32 steps, lr ${LR}/${LR_OUT}"
+echo "# Fashion-MNIST, train limit ${LIMIT} (0 = 60000), ${EPOCHS} epochs, test 10000, 32 steps, lr ${LR}/${LR_OUT} x ${LR_DECAY} per epoch"
 
 echo "## training throughput, 784-500-10, 10000 samples, 32 steps"
 for t in 1 2; do
