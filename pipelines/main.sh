@@ -10,14 +10,15 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/.ci/deps.sh"
-cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMYELIN_BUILD_TESTS=OFF -DMYELIN_ONLY= >/dev/null
 cmake --build "$root/build" -j"$(nproc)" >/dev/null
 cd "$root"
 build/bin/myelin run pipelines/fashion_mnist_biograd.yaml --stats "$@"
 echo
 echo "== per-epoch metrics (out/fashion_mnist_biograd.metrics.mpk)"
 build/bin/myelin cat out/fashion_mnist_biograd.metrics.mpk --json |
-  sed -E 's/.*"epoch": ([0-9]+).*"train_acc": ([0-9.]+).*"test_acc": ([0-9.]+).*/epoch \1: train accuracy \2, test accuracy \3/'
+  sed -E 's/.*"epoch": ([0-9]+).*"train_acc": ([0-9.]+).*"test_acc": ([0-9.]+).*/\1 \2 \3/' |
+  awk '{printf "epoch %d: train accuracy %.4f, test accuracy %.4f\n", $1, $2, $3}'
 echo "== Loihi export: float vs quantized test accuracy (manifest.json in the bundle)"
 tar xzf out/fashion_mnist_biograd.tar.gz -O manifest.json | grep '"test"'
 ls -l out/fashion_mnist_biograd.*
