@@ -359,13 +359,13 @@ void ridge_loo_sse(const double *R, size_t n, const double *Y, size_t nv, size_t
 
 static double shrink(double s, double alpha) { return s > 0 ? s / (s * s + alpha) : 0.0; }
 
-void ridge_test_proj(const ridge_model *m, const double *Xtest, size_t nt, double *P) {
+int ridge_test_proj(const ridge_model *m, const double *Xtest, size_t nt, double *P) {
   size_t n = m->n, p = m->p, r = m->r;
   double *Xc = dalloc(nt * p);
   double *A = m->Xc ? dalloc(nt * n) : NULL;
   if (!Xc || (m->Xc && !A)) {
     free(Xc), free(A);
-    return;
+    return -1;
   }
   for (size_t i = 0; i < nt; i++)
     for (size_t j = 0; j < p; j++) Xc[i * p + j] = Xtest[i * p + j] - m->xmean[j];
@@ -381,12 +381,13 @@ void ridge_test_proj(const ridge_model *m, const double *Xtest, size_t nt, doubl
       for (size_t k = 0; k < r; k++) P[i * r + k] = m->s[k] > 0 ? P[i * r + k] / m->s[k] : 0.0;
   }
   free(Xc), free(A);
+  return 0;
 }
 
-void ridge_predict_op(const ridge_model *m, const double *P, size_t nt, double alpha, double *M) {
+int ridge_predict_op(const ridge_model *m, const double *P, size_t nt, double alpha, double *M) {
   size_t n = m->n, r = m->r;
   double *Pg = dalloc(nt * r);
-  if (!Pg) return;
+  if (!Pg) return -1;
   for (size_t i = 0; i < nt; i++)
     for (size_t k = 0; k < r; k++) Pg[i * r + k] = P[i * r + k] * shrink(m->s[k], alpha);
   if (nt && r)
@@ -394,14 +395,15 @@ void ridge_predict_op(const ridge_model *m, const double *P, size_t nt, double a
                 (int)r, m->U, (int)r, 0.0, M, (int)n);
   else memset(M, 0, nt * n * sizeof *M);
   free(Pg);
+  return 0;
 }
 
-void ridge_weights(const ridge_model *m, double alpha, const double *Y, size_t nv, double *w) {
+int ridge_weights(const ridge_model *m, double alpha, const double *Y, size_t nv, double *w) {
   size_t n = m->n, r = m->r, p = m->p;
   double *Z = dalloc(r * nv), *Vs = m->Xc ? dalloc(p * r) : NULL;
   if (!Z || (m->Xc && !Vs)) {
     free(Z), free(Vs);
-    return;
+    return -1;
   }
   cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)r, (int)nv, (int)n, 1.0, m->U,
               (int)r, Y, (int)nv, 0.0, Z, (int)nv);
@@ -419,6 +421,7 @@ void ridge_weights(const ridge_model *m, double alpha, const double *Y, size_t n
                 (int)r, Z, (int)nv, 0.0, w, (int)nv);
   }
   free(Z), free(Vs);
+  return 0;
 }
 
 int ridge_closed_form(const double *X, const double *y, size_t n, size_t p, double alpha,
@@ -456,6 +459,13 @@ typedef struct enc {
   char *err;
   size_t errlen;
 } enc;
+
+/* The [T, T] scratch *p, allocated on first use (only some paths need it). */
+static double *scratch_tt(enc *e, double **p) {
+  if (!*p) *p = dalloc(e->T * e->T);
+  if (!*p) seterr(e->err, e->errlen, "out of memory (%zu x %zu scratch)", e->T, e->T);
+  return *p;
+}
 
 /* blk[i, j] = (Y[rows[i], vox[j]] - off) * mul, vox = v0 + j or idx[j]. */
 static void load_cols(const enc *e, const size_t *rows, size_t n, size_t v0, const size_t *vox,
@@ -528,6 +538,7 @@ static void pick_global(enc *e, const double *total, int minimize) {
 static int select_loo(enc *e, const ridge_model *m) {
   const ridge_opts *o = e->o;
   double total[64] = {0};
+  if (!scratch_tt(e, &e->R)) return -1;
   for (size_t a = 0; a < o->n_alphas; a++) {
     if (ridge_loo_factor(m, o->alphas[a], e->R) != 0) {
       seterr(e->err, e->errlen, "leave-one-out factorization failed (alpha %g)", o->alphas[a]);
@@ -750,7 +761,10 @@ static int select_loo_z(enc *e, const ridge_model *m, double *r) {
       for (size_t k = 0; k < n; k++) z.f2[a * n + k] = z.f[a * n + k] * z.f[a * n + k];
     }
   }
-  if (rc == 0) ridge_test_proj(m, e->Xte, e->t1 - e->t0, e->Pt);
+  if (rc == 0 && ridge_test_proj(m, e->Xte, e->t1 - e->t0, e->Pt) != 0) {
+    seterr(e->err, e->errlen, "out of memory (predictions)");
+    rc = -1;
+  }
   for (size_t v0 = 0; rc == 0 && v0 < e->V; v0 += B) {
     size_t nv = e->V - v0 < B ? e->V - v0 : B;
     load_cols(e, e->rows, n, v0, NULL, nv, 1, e->blk);
@@ -802,11 +816,15 @@ static int inner_fold(enc *e, size_t k, size_t j) {
       memcpy(Xi + q++ * P, e->Xtr + i * P, P * sizeof *Xi);
     }
   ridge_model m;
-  int rc = ridge_model_fit(&m, Xi, ni, P, o->intercept, e->err, e->errlen);
+  int rc = ridge_model_fit(&m, Xi, ni, P, o->intercept, e->err, e->errlen), fitted = rc == 0;
   free(Xi);
-  if (rc == 0) ridge_test_proj(&m, e->Xtr + i0 * P, nt, e->Pt);
+  if (rc == 0 && (!scratch_tt(e, &e->M) || ridge_test_proj(&m, e->Xtr + i0 * P, nt, e->Pt) != 0))
+    rc = -1;
   for (size_t a = 0; rc == 0 && a < o->n_alphas; a++) {
-    ridge_predict_op(&m, e->Pt, nt, o->alphas[a], e->M);
+    if (ridge_predict_op(&m, e->Pt, nt, o->alphas[a], e->M) != 0) {
+      rc = -1;
+      break;
+    }
     for (size_t v0 = 0; v0 < e->V; v0 += B) {
       size_t nv = e->V - v0 < B ? e->V - v0 : B;
       load_cols(e, rows, ni, v0, NULL, nv, 0, e->blk);
@@ -828,7 +846,8 @@ static int inner_fold(enc *e, size_t k, size_t j) {
         e->score[a * e->V + v0 + c] += r2_col(yt + c, yh + c, nt, nv) / (double)k;
     }
   }
-  if (rc == 0) ridge_model_free(&m);
+  if (fitted) ridge_model_free(&m);
+  if (fitted && rc) seterr(e->err, e->errlen, "out of memory (inner folds)");
   free(rows), free(mean);
   return rc;
 }
@@ -856,19 +875,26 @@ static int select_inner(enc *e) {
 }
 
 /* Held-out Pearson r of every voxel, one alpha group at a time. */
-static void score_test(enc *e, const ridge_model *m, double *r) {
+static int score_test(enc *e, const ridge_model *m, double *r) {
   const ridge_opts *o = e->o;
   size_t nt = e->t1 - e->t0, B = o->block;
   size_t *trows = malloc(nt * sizeof *trows);
-  if (!trows) return;
+  if (!trows || !scratch_tt(e, &e->M) || ridge_test_proj(m, e->Xte, nt, e->Pt) != 0) {
+    free(trows);
+    seterr(e->err, e->errlen, "out of memory (predictions)");
+    return -1;
+  }
   for (size_t i = 0; i < nt; i++) trows[i] = e->t0 + i;
-  ridge_test_proj(m, e->Xte, nt, e->Pt);
   for (size_t a = 0; a < o->n_alphas; a++) {
     size_t ng = 0;
     for (size_t v = 0; v < e->V; v++)
       if (e->pick[v] == (int)a) e->idx[ng++] = v;
     if (!ng) continue;
-    ridge_predict_op(m, e->Pt, nt, o->alphas[a], e->M);
+    if (ridge_predict_op(m, e->Pt, nt, o->alphas[a], e->M) != 0) {
+      free(trows);
+      seterr(e->err, e->errlen, "out of memory (predictions)");
+      return -1;
+    }
     for (size_t g0 = 0; g0 < ng; g0 += B) {
       size_t nv = ng - g0 < B ? ng - g0 : B;
       double *yh = e->blk2, *yt = e->blk2 + nt * nv;
@@ -880,6 +906,7 @@ static void score_test(enc *e, const ridge_model *m, double *r) {
     }
   }
   free(trows);
+  return 0;
 }
 
 static int run_fold(enc *e, size_t f, double *r, int *alpha_idx) {
@@ -897,7 +924,7 @@ static int run_fold(enc *e, size_t f, double *r, int *alpha_idx) {
   zpath = zpath && !o->inner;
   int rc = o->inner ? select_inner(e) : zpath ? select_loo_z(e, &m, r) : select_loo(e, &m);
   if (rc == 0) {
-    if (!zpath) score_test(e, &m, r);
+    if (!zpath) rc = score_test(e, &m, r);
     memcpy(alpha_idx, e->pick, e->V * sizeof *alpha_idx);
   }
   ridge_model_free(&m);
@@ -929,21 +956,19 @@ int ridge_encode(const double *X, size_t T, size_t P, const float *Y, size_t V, 
   if (nsc < 2 * B) nsc = 2 * B;
   e.rows = malloc(T * sizeof *e.rows);
   e.Xtr = malloc(T * P * sizeof(double));
-  e.Xte = malloc(T * P * sizeof(double));
+  e.Xte = malloc((T / o->folds + 1) * P * sizeof(double));
   e.off = malloc((V + 1) * sizeof(double));
   e.mul = malloc((V + 1) * sizeof(double));
   e.xc = malloc(P * sizeof(double));
   e.xs = malloc(P * sizeof(double));
   e.blk = malloc(big * B * sizeof(double));
   e.blk2 = malloc(2 * big * B * sizeof(double));
-  e.R = malloc(T * T * sizeof(double));
-  e.M = malloc(T * T * sizeof(double));
   e.Pt = malloc((T * r + 1) * sizeof(double));
   e.best = malloc((V + 1) * sizeof(double));
   e.score = malloc(nsc * sizeof(double));
   e.pick = calloc(V + 1, sizeof(int));
   e.idx = malloc((V + 1) * sizeof(size_t));
-  if (!e.rows || !e.Xtr || !e.Xte || !e.off || !e.mul || !e.xc || !e.xs || !e.blk || !e.blk2 || !e.R || !e.M ||
+  if (!e.rows || !e.Xtr || !e.Xte || !e.off || !e.mul || !e.xc || !e.xs || !e.blk || !e.blk2 ||
       !e.Pt || !e.best || !e.score || !e.pick || !e.idx) {
     enc_free(&e);
     seterr(err, errlen, "out of memory (T = %zu, P = %zu, V = %zu, block = %zu)", T, P, V, B);

@@ -91,12 +91,13 @@ void ridge_loo_sse_z(const double *R, const double *f, size_t n, const double *Z
 void ridge_loo_sse(const double *R, size_t n, const double *Y, size_t nv, size_t ldy,
                    double *work, double *sse);
 
-/* P = (Xtest - xmean) V, [nt, r]: computed once per training design. */
-void ridge_test_proj(const ridge_model *m, const double *Xtest, size_t nt, double *P);
+/* P = (Xtest - xmean) V, [nt, r]: computed once per training design.
+ * This and the next two return 0, or -1 when out of memory. */
+int ridge_test_proj(const ridge_model *m, const double *Xtest, size_t nt, double *P);
 /* M [nt, n] with yhat_test = M y_centered (+ training mean of y). */
-void ridge_predict_op(const ridge_model *m, const double *P, size_t nt, double alpha, double *M);
+int ridge_predict_op(const ridge_model *m, const double *P, size_t nt, double alpha, double *M);
 /* Primal weights w [p, nv] = V diag(s / (s^2 + alpha)) U^T Y. */
-void ridge_weights(const ridge_model *m, double alpha, const double *Y, size_t nv, double *w);
+int ridge_weights(const ridge_model *m, double alpha, const double *Y, size_t nv, double *w);
 
 /* Reference: w [p] solving (X^T X + alpha I) w = X^T y by Cholesky (no
  * intercept: pass centered data). Returns 0 or -1. For tests. */

@@ -140,7 +140,7 @@ static void check_closed_form(size_t n) {
   ck_assert(n > P ? m.Vt != NULL : m.Xc != NULL); /* thin SVD vs Gram path */
   for (int a = 0; a < 6; a++) {
     ck_assert_int_eq(ridge_closed_form(Xc, yc, n, P, ALPHAS[a], w1), 0);
-    ridge_weights(&m, ALPHAS[a], yc, 1, w2);
+    ck_assert_int_eq(ridge_weights(&m, ALPHAS[a], yc, 1, w2), 0);
     for (int j = 0; j < P; j++)
       ck_assert_msg(fabs(w1[j] - w2[j]) <= 1e-9 * (1 + fabs(w1[j])), "n %zu alpha %g w[%d]: %g vs %g",
                     n, ALPHAS[a], j, w1[j], w2[j]);
