@@ -32,8 +32,11 @@ static int fk_init(const myelin_host *host, myelin_stage *st, const myelin_param
   *state = s;
   char err[512];
   const char *path = myelin_param_str(p, "path");
-  if (myelin_mkdirs_for(path, err, sizeof err) || myelin_atomic_open(&s->af, path, err, sizeof err))
+  if (myelin_mkdirs_for(path, err, sizeof err) || myelin_atomic_open(&s->af, path, err, sizeof err)) {
+    free(s); /* fini runs only after a successful init */
+    *state = NULL;
     return host->error(st, "%s", err);
+  }
   s->open = 1;
   return 0;
 }

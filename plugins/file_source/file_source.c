@@ -44,7 +44,12 @@ static int fs_init(const myelin_host *host, myelin_stage *st, const myelin_param
   s->loop = myelin_param_bool(p, "loop");
   *state = s;
   s->f = fopen(s->path, "rb");
-  if (!s->f) return host->error(st, "%s: cannot open: %s", s->path, strerror(errno));
+  if (!s->f) {
+    int e = errno;
+    free(s); /* fini runs only after a successful init */
+    *state = NULL;
+    return host->error(st, "%s: cannot open: %s", myelin_param_str(p, "path"), strerror(e));
+  }
   return 0;
 }
 
@@ -120,6 +125,10 @@ static int one_pass(fsrc *s, uint64_t *count) {
       rc = 2;
       break;
     }
+    if (r == MYELIN_ENOMEM) { /* not the file's fault: the run fails, nothing is committed */
+      rc = s->host->error(s->st, "%s: out of memory reading the message at byte offset %" PRIu64, s->path, base + off);
+      break;
+    }
     if (r < 0) {
       s->host->error(s->st, "%s: corrupt message at byte offset %" PRIu64 ": %s; the %" PRIu64 " messages before it were delivered",
                      s->path, base + off, err, *count);
@@ -143,7 +152,8 @@ static int fs_start(void *state) {
   uint64_t count = 0;
   for (;;) {
     int rc = one_pass(s, &count);
-    if (rc != 0 || !s->loop) break; /* errors were reported through host->error */
+    if (rc < 0) return rc; /* out of memory: the run fails without committing outputs */
+    if (rc != 0 || !s->loop) break; /* a corrupt tail was reported through host->error */
     if (count == 0) break;           /* an empty file would loop forever */
     rewind(s->f);
   }

@@ -140,14 +140,22 @@ static int tk_init(const myelin_host *host, myelin_stage *st, const myelin_param
   s->addr_s = *l ? l : *c ? c : u;
   s->backoff_max_ms = (uint64_t)myelin_param_int(p, "backoff_max_ms");
   char err[256];
-  if (s->mode != MODE_UNIX && netaddr_parse(s->addr_s, &s->addr, &s->addr_len, err, sizeof err))
+  if (s->mode != MODE_UNIX && netaddr_parse(s->addr_s, &s->addr, &s->addr_len, err, sizeof err)) {
+    free(s); /* fini runs only after a successful init */
+    *state = NULL;
     return host->error(st, "%s", err);
+  }
   if (s->mode == MODE_LISTEN) {
     s->lfd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *)&s->addr, s->addr_len) || listen(s->lfd, 4))
-      return host->error(st, "cannot listen on %s: %s", s->addr_s, strerror(errno));
+    if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *)&s->addr, s->addr_len) || listen(s->lfd, 4)) {
+      int e = errno;
+      if (s->lfd >= 0) close(s->lfd);
+      free(s);
+      *state = NULL;
+      return host->error(st, "cannot listen on %s: %s", myelin_param_str(p, "listen"), strerror(e));
+    }
   }
   return 0;
 }

@@ -271,8 +271,11 @@ static int ts_init(const myelin_host *host, myelin_stage *st, const myelin_param
   s->eos_on_disconnect = myelin_param_bool(p, "eos_on_disconnect");
   s->backoff_max_ms = (uint64_t)myelin_param_int(p, "backoff_max_ms");
   char err[256];
-  if (s->mode != MODE_UNIX && netaddr_parse(s->addr_s, &s->addr, &s->addr_len, err, sizeof err))
+  if (s->mode != MODE_UNIX && netaddr_parse(s->addr_s, &s->addr, &s->addr_len, err, sizeof err)) {
+    free(s); /* fini runs only after a successful init */
+    *state = NULL;
     return host->error(st, "%s", err);
+  }
   return 0;
 }
 

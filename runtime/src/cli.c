@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "fault.h"
 #include "internal.h"
 
 static void usage(FILE *f) {
@@ -104,6 +105,7 @@ static int cmd_run(int argc, char **argv, int validate_only) {
   if (!p) {
     diag_print(&d, stderr);
     fprintf(stderr, "%zu error%s\n", d.n, d.n == 1 ? "" : "s");
+    if (diag_out_of_memory(&d)) rc = 1; /* not the file's fault: a runtime failure */
     diag_free(&d);
     goto out;
   }

@@ -116,7 +116,8 @@ static void hh_counter_add(myelin_stage *st, const char *name, int64_t delta) {
   hcounter *nc = realloc(h->counters, (h->n_counters + 1) * sizeof *nc);
   if (!nc) return;
   h->counters = nc;
-  h->counters[h->n_counters++] = (hcounter){xstrdup(name), delta};
+  char *nm = xstrdup(name);
+  if (nm) h->counters[h->n_counters++] = (hcounter){nm, delta};
 }
 
 static void *hh_alloc(myelin_stage *st, size_t n) {
@@ -155,6 +156,11 @@ static const myelin_host harness_host = {
 static int set_params(myelin_harness *h, const char *yaml_text, char *err, size_t errlen) {
   myelin_diag d = {0};
   h->params = params_new(h->lib.desc->params, &d, h->lib.path);
+  if (!h->params) {
+    diag_free(&d);
+    snprintf(err, errlen, "out of memory");
+    return MYELIN_ENOMEM;
+  }
   if (yaml_text && *yaml_text) {
     yaml_parser_t parser;
     yaml_document_t doc;
@@ -233,9 +239,12 @@ myelin_harness *myelin_harness_new(const char *plugin, const char *params_yaml, 
     st.params = h->params;
     size_t nout = h->n_outs;
     st.out_kinds = calloc(nout ? nout : 1, sizeof(char *));
-    for (size_t i = 0; i < nout; i++) st.out_kinds[i] = xstrdup(h->lib.desc->outputs[i].kinds);
-    int rc = harness_validate(&st, err, errlen);
-    for (size_t i = 0; i < nout; i++) free(st.out_kinds[i]);
+    int rc = st.out_kinds ? 0 : MYELIN_ENOMEM;
+    for (size_t i = 0; !rc && i < nout; i++)
+      if (!(st.out_kinds[i] = xstrdup(h->lib.desc->outputs[i].kinds))) rc = MYELIN_ENOMEM;
+    if (rc) snprintf(err, errlen, "out of memory");
+    else rc = harness_validate(&st, err, errlen);
+    for (size_t i = 0; st.out_kinds && i < nout; i++) free(st.out_kinds[i]);
     free(st.out_kinds);
     if (rc) {
       myelin_harness_free(h);

@@ -37,30 +37,39 @@ const char *plugin_install_dir(void) {
   return dir;
 }
 
+/* Appends a copy of dir; 0 or MYELIN_ENOMEM. */
+static int dirs_push(char ***dirs, size_t *n, size_t *cap, const char *dir) {
+  if (*n == *cap) {
+    size_t ncap = *cap ? *cap * 2 : 8;
+    char **nd = realloc(*dirs, ncap * sizeof *nd);
+    if (!nd) return MYELIN_ENOMEM;
+    *dirs = nd;
+    *cap = ncap;
+  }
+  if (!((*dirs)[*n] = xstrdup(dir))) return MYELIN_ENOMEM;
+  (*n)++;
+  return 0;
+}
+
 size_t plugin_search_dirs(char *const *extra, size_t n_extra, char ***out) {
-  size_t cap = 8 + n_extra, n = 0;
-  char **dirs = calloc(cap, sizeof *dirs);
-  if (!dirs) abort();
-  dirs[n++] = xstrdup(plugin_install_dir());
+  size_t cap = 0, n = 0;
+  char **dirs = NULL;
+  int rc = dirs_push(&dirs, &n, &cap, plugin_install_dir());
   const char *env = getenv("MYELIN_PLUGIN_PATH");
-  if (env && *env) {
+  if (!rc && env && *env) {
     char *copy = xstrdup(env), *save = NULL;
-    for (char *tok = strtok_r(copy, ":", &save); tok; tok = strtok_r(NULL, ":", &save)) {
-      if (n == cap) {
-        cap *= 2;
-        dirs = realloc(dirs, cap * sizeof *dirs);
-        if (!dirs) abort();
-      }
-      dirs[n++] = xstrdup(tok);
-    }
+    if (!copy) rc = MYELIN_ENOMEM;
+    for (char *tok = copy ? strtok_r(copy, ":", &save) : NULL; tok && !rc; tok = strtok_r(NULL, ":", &save))
+      rc = dirs_push(&dirs, &n, &cap, tok);
     free(copy);
   }
-  if (n + n_extra > cap) {
-    cap = n + n_extra;
-    dirs = realloc(dirs, cap * sizeof *dirs);
-    if (!dirs) abort();
+  for (size_t i = 0; i < n_extra && !rc; i++) rc = dirs_push(&dirs, &n, &cap, extra[i]);
+  if (rc) { /* out of memory: an empty list, reported by the caller */
+    for (size_t i = 0; i < n; i++) free(dirs[i]);
+    free(dirs);
+    *out = NULL;
+    return 0;
   }
-  for (size_t i = 0; i < n_extra; i++) dirs[n++] = xstrdup(extra[i]);
   *out = dirs;
   return n;
 }
@@ -73,6 +82,10 @@ int plugin_find(const char *name, char *const *extra, size_t n_extra, char *path
   }
   char **dirs;
   size_t nd = plugin_search_dirs(extra, n_extra, &dirs);
+  if (nd == 0) { /* there is always the install dir: out of memory */
+    if (err) snprintf(err, errlen, "looking for plugin '%s': out of memory", name);
+    return MYELIN_ENOMEM;
+  }
   int rc = MYELIN_ENOENT;
   for (size_t i = 0; i < nd && rc; i++) {
     snprintf(path, n, "%s/%s.so", dirs[i], name);
@@ -124,7 +137,11 @@ int plugin_open(const char *path, plugin_lib *out, char *err, size_t errlen) {
     dlclose(dl);
     return MYELIN_EABI;
   }
-  out->path = xstrdup(path);
+  if (!(out->path = xstrdup(path))) {
+    snprintf(err, errlen, "%s: out of memory", path);
+    dlclose(dl);
+    return MYELIN_ENOMEM;
+  }
   out->dl = dl;
   out->desc = d;
   return 0;

@@ -36,7 +36,7 @@ static const char *type_name(myelin_param_type t) {
 
 static void pval_clear(pval *v) {
   free(v->text);
-  for (size_t i = 0; i < v->n; i++) free(v->items[i]);
+  for (size_t i = 0; v->items && i < v->n; i++) free(v->items[i]);
   free(v->items);
   free(v->ints);
   free(v->floats);
@@ -144,15 +144,21 @@ static int set_from_scalars(const myelin_param_def *def, pval *v, char **items, 
     if (is_seq || n != 1)
       return snprintf(why, wn, "expected a single %s, got a list", type_name(def->type)), -1;
     if (scalar_value(def, def->type, items[0], &nv, 0, why, wn)) return -1;
-    nv.text = xstrdup(items[0]);
+    if (!(nv.text = xstrdup(items[0]))) return snprintf(why, wn, "out of memory"), -1;
   } else {
     nv.n = n;
     nv.items = calloc(n ? n : 1, sizeof *nv.items);
     nv.ints = calloc(n ? n : 1, sizeof *nv.ints);
     nv.floats = calloc(n ? n : 1, sizeof *nv.floats);
-    if (!nv.items || !nv.ints || !nv.floats) abort();
+    if (!nv.items || !nv.ints || !nv.floats) {
+      pval_clear(&nv);
+      return snprintf(why, wn, "out of memory"), -1;
+    }
     for (size_t i = 0; i < n; i++) {
-      nv.items[i] = xstrdup(items[i]);
+      if (!(nv.items[i] = xstrdup(items[i]))) {
+        pval_clear(&nv);
+        return snprintf(why, wn, "out of memory"), -1;
+      }
       if (scalar_value(def, def->type, items[i], &nv, i, why, wn)) {
         size_t off = strlen(why);
         snprintf(why + off, wn - off, " (item %zu)", i);
@@ -160,7 +166,10 @@ static int set_from_scalars(const myelin_param_def *def, pval *v, char **items, 
         return -1;
       }
     }
-    nv.text = xstrdup(n ? items[0] : "");
+    if (!(nv.text = xstrdup(n ? items[0] : ""))) {
+      pval_clear(&nv);
+      return snprintf(why, wn, "out of memory"), -1;
+    }
   }
   nv.is_set = v->is_set;
   nv.line = v->line;
@@ -173,8 +182,8 @@ static int set_from_scalars(const myelin_param_def *def, pval *v, char **items, 
 char *expand_env(const char *s, char **bad) {
   size_t cap = strlen(s) + 64, n = 0;
   char *out = malloc(cap);
-  if (!out) abort();
   *bad = NULL;
+  if (!out) return NULL; /* out of memory: NULL with *bad NULL */
   for (const char *p = s; *p;) {
     const char *val = NULL;
     size_t vlen = 0, adv = 1;
@@ -185,6 +194,10 @@ char *expand_env(const char *s, char **bad) {
         const char *colon = strstr(p + 2, ":-");
         size_t nlen = (colon && colon < end) ? (size_t)(colon - p - 2) : (size_t)(end - p - 2);
         tmpname = strndup(p + 2, nlen);
+        if (!tmpname) {
+          free(out);
+          return NULL;
+        }
         const char *env = getenv(tmpname);
         if (env) val = env, vlen = strlen(env);
         else if (colon && colon < end) val = colon + 2, vlen = (size_t)(end - colon - 2);
@@ -199,8 +212,13 @@ char *expand_env(const char *s, char **bad) {
     if (!val) val = p, vlen = 1;
     if (n + vlen + 1 > cap) {
       cap = (n + vlen + 1) * 2;
-      out = realloc(out, cap);
-      if (!out) abort();
+      char *no = realloc(out, cap);
+      if (!no) {
+        free(out);
+        free(tmpname);
+        return NULL;
+      }
+      out = no;
     }
     memcpy(out + n, val, vlen);
     n += vlen;
@@ -235,7 +253,7 @@ static int node_scalars(yaml_document_t *doc, yaml_node_t *node, char ***items, 
     *is_seq = 1;
     nk = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
     kids = calloc(nk ? nk : 1, sizeof *kids);
-    if (!kids) abort();
+    if (!kids) return snprintf(why, wn, "out of memory"), -1;
     for (size_t i = 0; i < nk; i++)
       kids[i] = yaml_document_get_node(doc, node->data.sequence.items.start[i]);
   } else {
@@ -243,7 +261,10 @@ static int node_scalars(yaml_document_t *doc, yaml_node_t *node, char ***items, 
     return -1;
   }
   char **out = calloc(nk ? nk : 1, sizeof *out);
-  if (!out) abort();
+  if (!out) {
+    if (kids != single) free(kids);
+    return snprintf(why, wn, "out of memory"), -1;
+  }
   int rc = 0;
   for (size_t i = 0; i < nk; i++) {
     if (!kids[i] || kids[i]->type != YAML_SCALAR_NODE) {
@@ -253,6 +274,11 @@ static int node_scalars(yaml_document_t *doc, yaml_node_t *node, char ***items, 
     }
     char *bad = NULL;
     out[i] = expand_env((const char *)kids[i]->data.scalar.value, &bad);
+    if (!out[i] && !bad) {
+      snprintf(why, wn, "out of memory");
+      rc = -1;
+      break;
+    }
     if (!out[i]) {
       snprintf(why, wn, "environment variable '%s' is not set (use ${%s:-default})", bad, bad);
       free(bad);
@@ -339,11 +365,14 @@ int params_set_text(myelin_params *p, int idx, const char *text, myelin_diag *d,
 
 myelin_params *params_new(const myelin_param_def *defs, myelin_diag *d, const char *file) {
   myelin_params *p = calloc(1, sizeof *p);
-  if (!p) abort();
+  if (!p) return diag_add(d, file, 0, 0, "out of memory"), NULL;
   p->defs = defs;
   p->n = param_count(defs);
   p->v = calloc(p->n ? p->n : 1, sizeof *p->v);
-  if (!p->v) abort();
+  if (!p->v) {
+    free(p);
+    return diag_add(d, file, 0, 0, "out of memory"), NULL;
+  }
   for (size_t i = 0; i < p->n; i++) {
     if (!defs[i].def) continue; /* required: checked by the pipeline */
     char where[256];

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "fault.h"
 #include "internal.h"
 #include "schema.h"
 
@@ -58,7 +59,8 @@ static char *scalar_expanded(ctx *c, yaml_node_t *n, const char *what) {
   }
   char *bad = NULL;
   char *r = expand_env(s, &bad);
-  if (!r) {
+  if (!r && !bad) err_at(c, n, "out of memory");
+  else if (!r) {
     err_at(c, n, "environment variable '%s' is not set (use ${%s:-default})", bad, bad);
     free(bad);
   }
@@ -198,9 +200,15 @@ static int resolve_ref(ctx *c, yaml_node_t *n, const char *ref, int *from, int *
   return -1;
 }
 
-static void add_input(stage_def *st, int port, int from, int from_port, yaml_node_t *n) {
-  st->inputs = realloc(st->inputs, (st->n_inputs + 1) * sizeof *st->inputs);
-  if (!st->inputs) abort();
+static void oom_at(ctx *c, yaml_node_t *n) { err_at(c, n, "out of memory"); }
+
+static void add_input(ctx *c, stage_def *st, int port, int from, int from_port, yaml_node_t *n) {
+  input_ref *in = realloc(st->inputs, (st->n_inputs + 1) * sizeof *st->inputs);
+  if (!in) {
+    oom_at(c, n);
+    return;
+  }
+  st->inputs = in;
   st->inputs[st->n_inputs++] = (input_ref){port, from, from_port, LINE(n), COL(n)};
 }
 
@@ -211,14 +219,17 @@ static void parse_input_list(ctx *c, stage_def *st, int port, yaml_node_t *list)
   if (list->type == YAML_SEQUENCE_NODE) {
     n = (size_t)(list->data.sequence.items.top - list->data.sequence.items.start);
     items = malloc((n ? n : 1) * sizeof *items);
-    if (!items) abort();
+    if (!items) {
+    oom_at(c, list);
+    return;
+  }
     for (size_t i = 0; i < n; i++) items[i] = node_at(c, list->data.sequence.items.start[i]);
   }
   for (size_t i = 0; i < n; i++) {
     char *ref = scalar_expanded(c, items[i], "an input");
     int from, fp;
     if (ref && resolve_ref(c, items[i], ref, &from, &fp) == 0)
-      add_input(st, port, from, fp, items[i]);
+      add_input(c, st, port, from, fp, items[i]);
     free(ref);
   }
   if (items != single) free(items);
@@ -268,8 +279,13 @@ const char *myelin_validate_input_kinds(const myelin_validate_ctx *v, const char
 void myelin_validate_set_output_kinds(myelin_validate_ctx *v, const char *port, const char *kinds) {
   int i = port_index(v->st->lib.desc->outputs, port);
   if (i < 0) return;
+  char *k = xstrdup(kinds);
+  if (!k) {
+    oom_at(v->c, NULL);
+    return;
+  }
   free(v->st->out_kinds[i]);
-  v->st->out_kinds[i] = xstrdup(kinds);
+  v->st->out_kinds[i] = k;
 }
 
 int myelin_validate_error(myelin_validate_ctx *v, const char *param, const char *fmt, ...) {
@@ -288,17 +304,21 @@ int myelin_validate_error(myelin_validate_ctx *v, const char *param, const char 
            param ? "param '" : "", param ? param : "", param ? "': " : "");
   /* append msg to the line just added */
   char **last = &v->c->d->lines[v->c->d->n - 1];
-  char *joined = xasprintf("%s%s", *last, msg);
-  free(*last);
-  *last = joined;
+  char *joined = diag_out_of_memory(v->c->d) ? NULL : xasprintf("%s%s", *last, msg);
+  if (joined) {
+    free(*last);
+    *last = joined;
+  } else if (!diag_out_of_memory(v->c->d)) {
+    oom_at(v->c, NULL);
+  }
   v->failed = 1;
   return MYELIN_EINVAL;
 }
 
-static char *join_kinds(char *acc, const char *k) {
+static char *join_kinds(ctx *c, char *acc, const char *k) {
   if (!k) return acc;
-  if (!acc) return xstrdup(k);
-  char *r = xasprintf("%s|%s", acc, k);
+  char *r = acc ? xasprintf("%s|%s", acc, k) : xstrdup(k);
+  if (!r) return oom_at(c, NULL), acc;
   free(acc);
   return r;
 }
@@ -308,7 +328,10 @@ static void check_stage(ctx *c, stage_def *st) {
   const myelin_plugin_desc *d = st->lib.desc;
   size_t nin = port_count(d->inputs);
   myelin_validate_ctx v = {c, st, calloc(nin ? nin : 1, sizeof(char *)), 0};
-  if (!v.in_kinds) abort();
+  if (!v.in_kinds) {
+    oom_at(c, NULL);
+    return;
+  }
   for (size_t i = 0; i < st->n_inputs; i++) {
     input_ref *r = &st->inputs[i];
     stage_def *u = &c->p->stages[r->from];
@@ -319,13 +342,13 @@ static void check_stage(ctx *c, stage_def *st) {
                "port kind mismatch: input '%s' of stage '%s' (%s) takes %s, but '%s.%s' emits %s",
                d->inputs[r->port].name, st->id, st->plugin, want, u->id,
                u->lib.desc->outputs[r->from_port].name, have);
-    v.in_kinds[r->port] = join_kinds(v.in_kinds[r->port], have);
+    v.in_kinds[r->port] = join_kinds(c, v.in_kinds[r->port], have);
   }
   for (size_t i = 0; i < nin; i++)
     if (!v.in_kinds[i] && !d->inputs[i].optional)
       diag_add(c->d, c->file, st->line, st->col, "stage '%s' (%s): required input '%s' is not connected",
                st->id, st->plugin, d->inputs[i].name);
-  if (d->validate) {
+  if (d->validate && !diag_out_of_memory(c->d)) {
     int rc = d->validate(st->params, &v);
     if (rc < 0 && !v.failed)
       diag_add(c->d, c->file, st->line, st->col, "stage '%s' (%s): invalid configuration (%s)",
@@ -340,10 +363,13 @@ int harness_validate(stage_def *st, char *err, size_t errlen) {
   ctx c = {"params", NULL, &d, NULL, NULL};
   size_t nin = port_count(st->lib.desc->inputs);
   myelin_validate_ctx v = {&c, st, calloc(nin ? nin : 1, sizeof(char *)), 0};
-  if (!v.in_kinds) abort();
-  for (size_t i = 0; i < nin; i++) v.in_kinds[i] = xstrdup(st->lib.desc->inputs[i].kinds);
-  int rc = st->lib.desc->validate(st->params, &v);
-  if (rc < 0 && !v.failed) diag_add(&d, "params", 0, 0, "invalid configuration (%s)", myelin_strerror(rc));
+  if (!v.in_kinds) return snprintf(err, errlen, "out of memory"), MYELIN_ENOMEM;
+  int rc = 0;
+  for (size_t i = 0; i < nin; i++)
+    if (!(v.in_kinds[i] = xstrdup(st->lib.desc->inputs[i].kinds))) rc = MYELIN_ENOMEM;
+  if (rc == 0) rc = st->lib.desc->validate(st->params, &v);
+  if (rc < 0 && !v.failed)
+    diag_add(&d, "params", 0, 0, "%s", rc == MYELIN_ENOMEM ? "out of memory" : myelin_strerror(rc));
   size_t off = 0;
   for (size_t i = 0; i < d.n && off < errlen; i++)
     off += (size_t)snprintf(err + off, errlen - off, "%s%s", i ? "\n" : "", d.lines[i]);
@@ -357,10 +383,13 @@ int harness_validate(stage_def *st, char *err, size_t errlen) {
 int pipeline_topo(const pipeline *p, size_t *order) {
   size_t n = p->n, k = 0;
   size_t *indeg = calloc(n ? n : 1, sizeof *indeg);
-  if (!indeg) abort();
-  for (size_t i = 0; i < n; i++) indeg[i] = p->stages[i].n_inputs;
   int *done = calloc(n ? n : 1, sizeof *done);
-  if (!done) abort();
+  if (!indeg || !done) {
+    free(indeg);
+    free(done);
+    return MYELIN_ENOMEM;
+  }
+  for (size_t i = 0; i < n; i++) indeg[i] = p->stages[i].n_inputs;
   for (int progress = 1; progress;) {
     progress = 0;
     for (size_t i = 0; i < n; i++) {
@@ -384,7 +413,12 @@ static void report_cycles(ctx *c) {
   pipeline *p = c->p;
   int *placed = calloc(p->n, sizeof *placed);
   size_t *indeg = calloc(p->n, sizeof *indeg);
-  if (!placed || !indeg) abort();
+  if (!placed || !indeg) {
+    free(placed);
+    free(indeg);
+    oom_at(c, NULL);
+    return;
+  }
   for (size_t i = 0; i < p->n; i++) indeg[i] = p->stages[i].n_inputs;
   for (int prog = 1; prog;) {
     prog = 0;
@@ -438,8 +472,15 @@ static void load_plugin(ctx *c, stage_def *st, yaml_node_t *pn) {
   diag_free(&dd);
   size_t nout = port_count(st->lib.desc->outputs);
   st->out_kinds = calloc(nout ? nout : 1, sizeof(char *));
-  if (!st->out_kinds) abort();
-  for (size_t i = 0; i < nout; i++) st->out_kinds[i] = xstrdup(st->lib.desc->outputs[i].kinds);
+  if (!st->out_kinds) {
+    oom_at(c, pn);
+    return;
+  }
+  for (size_t i = 0; i < nout; i++)
+    if (!(st->out_kinds[i] = xstrdup(st->lib.desc->outputs[i].kinds))) {
+    oom_at(c, pn);
+    return;
+  }
   check_port_kinds(c, st, pn, st->lib.desc->inputs);
   check_port_kinds(c, st, pn, st->lib.desc->outputs);
 }
@@ -465,15 +506,24 @@ static void parse_top(ctx *c, yaml_node_t *root, yaml_node_t **stages_node) {
         ids = v->data.sequence.items.start;
         n = (size_t)(v->data.sequence.items.top - ids);
       }
+      free(p->plugin_path); /* a repeated key: the last one wins */
       p->plugin_path = calloc(n ? n : 1, sizeof(char *));
-      if (!p->plugin_path) abort();
+      p->n_plugin_path = 0;
+      if (!p->plugin_path) {
+        oom_at(c, v);
+        continue;
+      }
       for (size_t i = 0; i < n; i++) {
         yaml_node_t *it = ids ? node_at(c, ids[i]) : one[0];
         char *dir = scalar_expanded(c, it, "plugin_path entry");
         if (!dir) continue;
-        p->plugin_path[p->n_plugin_path++] =
-            dir[0] == '/' ? dir : xasprintf("%s/%s", p->dir, dir);
+        char *full = dir[0] == '/' ? dir : xasprintf("%s/%s", p->dir, dir);
         if (dir[0] != '/') free(dir);
+        if (!full) {
+          oom_at(c, it);
+          continue;
+        }
+        p->plugin_path[p->n_plugin_path++] = full;
       }
     } else {
       err_at(c, k, "unknown top-level key '%s' (expected name, description, plugin_path, stages)", key);
@@ -512,11 +562,14 @@ pipeline *pipeline_load(const char *file, const set_override *sets, size_t n_set
     return NULL;
   }
   pipeline *p = calloc(1, sizeof *p);
-  if (!p) abort();
-  p->file = xstrdup(file);
   char tmp[PATH_MAX];
   snprintf(tmp, sizeof tmp, "%s", file);
-  p->dir = xstrdup(dirname(tmp));
+  if (!p || !(p->file = xstrdup(file)) || !(p->dir = xstrdup(dirname(tmp)))) {
+    diag_add(d, file, 0, 0, "out of memory");
+    fclose(fp);
+    pipeline_free(p);
+    return NULL;
+  }
   yaml_parser_t parser;
   yaml_document_t doc;
   yaml_parser_initialize(&parser);
@@ -540,6 +593,7 @@ pipeline *pipeline_load(const char *file, const set_override *sets, size_t n_set
   fclose(fp);
   char serr[512];
   ctx c = {file, &doc, d, p, myelin_schemas_load(schema_dir(), serr, sizeof serr)};
+  if (!c.schemas && strstr(serr, "out of memory")) diag_add(d, file, 0, 0, "loading message schemas: out of memory");
   yaml_node_t *root = yaml_document_get_root_node(&doc);
   yaml_node_t *stages = NULL;
   if (!root || root->type != YAML_MAPPING_NODE) {
@@ -558,8 +612,10 @@ pipeline *pipeline_load(const char *file, const set_override *sets, size_t n_set
     p->n = (size_t)(stages->data.sequence.items.top - stages->data.sequence.items.start);
     p->stages = calloc(p->n ? p->n : 1, sizeof *p->stages);
     raw = calloc(p->n ? p->n : 1, sizeof *raw);
-    if (!p->stages || !raw) abort();
-    if (p->n == 0) err_at(&c, stages, "the pipeline has no stages");
+    if (!p->stages || !raw) {
+      oom_at(&c, stages);
+      p->n = 0;
+    } else if (p->n == 0) err_at(&c, stages, "the pipeline has no stages");
     for (size_t i = 0; i < p->n; i++) {
       yaml_node_t *sn = node_at(&c, stages->data.sequence.items.start[i]);
       stage_def *st = &p->stages[i];
@@ -595,15 +651,16 @@ pipeline *pipeline_load(const char *file, const set_override *sets, size_t n_set
   }
   if (p->n) {
     size_t *order = malloc(p->n * sizeof *order);
-    if (!order) abort();
-    if (pipeline_topo(p, order)) report_cycles(&c);
+    int trc = order ? pipeline_topo(p, order) : MYELIN_ENOMEM;
+    if (trc == MYELIN_ENOMEM) oom_at(&c, NULL);
+    else if (trc) report_cycles(&c);
     else
       for (size_t i = 0; i < p->n; i++) {
         stage_def *st = &p->stages[order[i]];
         int ready = st->lib.desc != NULL;
         for (size_t e = 0; ready && e < st->n_inputs; e++)
           ready = p->stages[st->inputs[e].from].lib.desc != NULL;
-        if (ready) check_stage(&c, st);
+        if (ready && !diag_out_of_memory(d)) check_stage(&c, st);
       }
     free(order);
   }

@@ -101,6 +101,7 @@ typedef struct rstage {
   _Atomic uint64_t msgs_in, bytes_in, msgs_out, bytes_out, busy_ns;
   uint64_t t_start, t_end;
   char *error;
+  char error_fallback[512]; /* the message when it could not be copied (out of memory) */
   pthread_mutex_t err_mu;
 } rstage;
 
@@ -243,7 +244,8 @@ static void request_abort(struct myelin_run *run) {
 
 static void stage_fail(rstage *s, const char *msg) {
   pthread_mutex_lock(&s->err_mu);
-  if (!s->error) s->error = xstrdup(msg);
+  if (!s->error && !(s->error = xstrdup(msg)) && !s->error_fallback[0])
+    snprintf(s->error_fallback, sizeof s->error_fallback, "%.500s", msg);
   pthread_mutex_unlock(&s->err_mu);
   atomic_store(&s->run->failed, 1);
   request_abort(s->run);
@@ -317,7 +319,7 @@ static int h_error(myelin_stage *st, const char *fmt, ...) {
   va_end(ap);
   pthread_mutex_lock(&s->err_mu);
   free(s->error);
-  s->error = xstrdup(msg);
+  if (!(s->error = xstrdup(msg))) snprintf(s->error_fallback, sizeof s->error_fallback, "%.500s", msg);
   pthread_mutex_unlock(&s->err_mu);
   return MYELIN_EINVAL;
 }
@@ -423,7 +425,7 @@ static const myelin_host host_table = {
 
 /* ---- stage threads ------------------------------------------------------- */
 static const char *stage_error(rstage *s, int rc) {
-  return s->error ? s->error : myelin_strerror(rc);
+  return s->error ? s->error : s->error_fallback[0] ? s->error_fallback : myelin_strerror(rc);
 }
 
 static void fail_rc(rstage *s, const char *what, int rc) {
@@ -618,8 +620,9 @@ static int setup(struct myelin_run *run) {
     for (size_t e = 0; e < p->stages[i].n_inputs; e++) {
       input_ref *r = &p->stages[i].inputs[e];
       outport *op = &run->st[r->from].outs[r->from_port];
-      op->edges = realloc(op->edges, (op->n + 1) * sizeof *op->edges);
-      if (!op->edges) return MYELIN_ENOMEM;
+      edge *ne = realloc(op->edges, (op->n + 1) * sizeof *op->edges);
+      if (!ne) return MYELIN_ENOMEM;
+      op->edges = ne;
       op->edges[op->n++] = (edge){&run->st[i], r->port};
     }
   return 0;
@@ -646,8 +649,12 @@ int run_pipeline(pipeline *p, const run_opts *o) {
     goto teardown;
   }
   size_t *order = malloc(p->n * sizeof *order);
-  if (!order) abort();
-  pipeline_topo(p, order);
+  if (!order || pipeline_topo(p, order)) {
+    fprintf(stderr, "error: out of memory setting up the pipeline\n");
+    free(order);
+    exit_code = 1;
+    goto teardown;
+  }
   for (size_t k = 0; k < p->n; k++) {
     rstage *s = &run->st[order[k]];
     int rc = s->desc->init(&host_table, (myelin_stage *)s, s->def->params, &s->state);
@@ -711,7 +718,7 @@ teardown:
   for (size_t i = 0; run->st && i < run->n; i++) {
     rstage *s = &run->st[i];
     inbox_destroy(&s->in);
-    for (size_t j = 0; j < s->n_outs; j++) free(s->outs[j].edges);
+    for (size_t j = 0; s->outs && j < s->n_outs; j++) free(s->outs[j].edges);
     free(s->outs);
     free(s->error);
     pthread_mutex_destroy(&s->err_mu);

@@ -9,13 +9,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "fault.h"
 #include "internal.h"
 
+/* Out of memory never aborts: these return NULL and callers report it. */
 char *xstrdup(const char *s) {
   if (!s) return NULL;
-  char *r = strdup(s);
-  if (!r) abort(); /* the runtime's own tiny strings: OOM here is fatal */
-  return r;
+  return strdup(s);
 }
 
 char *xasprintf(const char *fmt, ...) {
@@ -24,8 +24,7 @@ char *xasprintf(const char *fmt, ...) {
   char *s = NULL;
   int n = vasprintf(&s, fmt, ap);
   va_end(ap);
-  if (n < 0) abort();
-  return s;
+  return n < 0 ? NULL : s;
 }
 
 uint64_t now_ns(void) {
@@ -34,18 +33,54 @@ uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/*
+ * Diagnostics survive out-of-memory: the list always keeps one free slot, so
+ * when a line cannot be formatted or the list cannot grow, the static line
+ * DIAG_OOM goes into that slot (once) and the caller still sees an error.
+ * A list whose very first allocation failed points at a static one-line list.
+ */
+static char diag_oom_text[] = "error: out of memory";
+static char *diag_oom_list[1] = {diag_oom_text};
+
+static void diag_put_oom(myelin_diag *d) {
+  if (d->lines == diag_oom_list) return;
+  if (d->n && d->lines[d->n - 1] == diag_oom_text) return;
+  if (!d->lines) {
+    d->lines = diag_oom_list;
+    d->n = d->cap = 1;
+  } else if (d->n < d->cap) {
+    d->lines[d->n++] = diag_oom_text;
+  }
+}
+
+int diag_out_of_memory(const myelin_diag *d) {
+  for (size_t i = 0; i < d->n; i++)
+    if (d->lines[i] == diag_oom_text || strstr(d->lines[i], "out of memory")) return 1;
+  return 0;
+}
+
 void diag_vadd(myelin_diag *d, const char *file, int line, int col, const char *fmt, va_list ap) {
   char msg[1024];
   vsnprintf(msg, sizeof msg, fmt, ap);
+  if (d->lines == diag_oom_list) return;
+  if (d->n + 1 >= d->cap) { /* keep one slot free for the out-of-memory line */
+    size_t ncap = d->cap ? d->cap * 2 : 8;
+    char **nl = realloc(d->lines, ncap * sizeof *nl);
+    if (!nl) {
+      diag_put_oom(d);
+      return;
+    }
+    d->lines = nl;
+    d->cap = ncap;
+  }
   char *s;
   if (line > 0)
     s = xasprintf("%s:%d:%d: error: %s", file ? file : "<input>", line, col > 0 ? col : 1, msg);
   else
     s = xasprintf("%s: error: %s", file ? file : "<input>", msg);
-  if (d->n == d->cap) {
-    d->cap = d->cap ? d->cap * 2 : 8;
-    d->lines = realloc(d->lines, d->cap * sizeof *d->lines);
-    if (!d->lines) abort();
+  if (!s) {
+    diag_put_oom(d);
+    return;
   }
   d->lines[d->n++] = s;
 }
@@ -62,8 +97,9 @@ void diag_print(const myelin_diag *d, void *fp) {
 }
 
 void diag_free(myelin_diag *d) {
-  for (size_t i = 0; i < d->n; i++) free(d->lines[i]);
-  free(d->lines);
+  for (size_t i = 0; i < d->n; i++)
+    if (d->lines[i] != diag_oom_text) free(d->lines[i]);
+  if (d->lines != diag_oom_list) free(d->lines);
   d->lines = NULL;
   d->n = d->cap = 0;
 }
