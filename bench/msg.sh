@@ -7,6 +7,9 @@
 #   io:    myelin_read_file on a gzip file beside Python's gzip.open().read()
 #          (GZ=path, default: Fashion-MNIST training images, 26 MB -> 47 MB).
 #
+# All figures are CPU time of the timing thread (CLOCK_THREAD_CPUTIME_ID in C,
+# time.process_time() in Python), so a busy shared machine distorts them less.
+#
 # Usage: bench/msg.sh [BUILD_DIR] [ITERATIONS]
 # Builds msg_bench against BUILD_DIR's libmyelin when it exists, otherwise
 # compiles the message core sources directly.
@@ -40,26 +43,26 @@ payload = bytes(range(64))
 def build(i):
     return msgpack.packb({"kind": "tensor", "seq": i, "t": i * 1e-3,
                           "data": {"dtype": "|u1", "shape": [64], "data": payload}})
-t0 = time.perf_counter()
+t0 = time.process_time()
 for i in range(n):
     build(i)
-dt = time.perf_counter() - t0
+dt = time.process_time() - t0
 print("%-28s %8.1f ns/msg  %7.2f M msg/s" % ("python packb (dict->bytes)", 1e9 * dt / n, n / dt / 1e6))
 b = build(12345)
-t0 = time.perf_counter()
+t0 = time.process_time()
 for i in range(n):
     m = msgpack.unpackb(b)
     m["seq"]; m["data"]["data"]
-dt = time.perf_counter() - t0
+dt = time.process_time() - t0
 print("%-28s %8.1f ns/msg  %7.2f M msg/s" % ("python unpackb + read", 1e9 * dt / n, n / dt / 1e6))
 PY
   if [ -n "$gz" ]; then
     "$py" - "$gz" <<'PY'
 import gzip, sys, time
 for r in range(3):
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     d = gzip.open(sys.argv[1], "rb").read()
-    dt = time.perf_counter() - t0
+    dt = time.process_time() - t0
     print("python gzip.open().read(): %d bytes in %.1f ms (%.0f MB/s inflated)" % (len(d), 1e3 * dt, len(d) / dt / 1e6))
 PY
   fi
