@@ -492,9 +492,11 @@ static void parse_top(ctx *c, yaml_node_t *root, yaml_node_t **stages_node) {
     const char *key = scalar(k);
     if (!key) {
       err_at(c, k, "top-level keys must be plain names");
-    } else if (!strcmp(key, "name")) {
+    } else if (!strcmp(key, "name")) { /* a repeated key: the last one wins */
+      free(p->name);
       p->name = scalar_expanded(c, v, "name");
     } else if (!strcmp(key, "description")) {
+      free(p->description);
       p->description = scalar_expanded(c, v, "description");
     } else if (!strcmp(key, "stages")) {
       *stages_node = v;
@@ -506,7 +508,8 @@ static void parse_top(ctx *c, yaml_node_t *root, yaml_node_t **stages_node) {
         ids = v->data.sequence.items.start;
         n = (size_t)(v->data.sequence.items.top - ids);
       }
-      free(p->plugin_path); /* a repeated key: the last one wins */
+      for (size_t i = 0; i < p->n_plugin_path; i++) free(p->plugin_path[i]); /* a repeated key: the last wins */
+      free(p->plugin_path);
       p->plugin_path = calloc(n ? n : 1, sizeof(char *));
       p->n_plugin_path = 0;
       if (!p->plugin_path) {
