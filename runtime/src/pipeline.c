@@ -19,11 +19,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #include "fault.h"
 #include "internal.h"
 #include "schema.h"
+
+/* Limits of a pipeline file (docs/limits.md), each checked before the memory
+ * it bounds is committed: the file is read up to the size limit, the stage
+ * list is counted before stages are allocated, input lists before they grow,
+ * and a queue's capacity before its ring is allocated at run time. */
+#define MAX_PIPELINE_FILE_BYTES ((size_t)1 << 20) /* 1 MiB of YAML */
+#define MAX_STAGES 1024
+#define MAX_INPUTS 1024 /* upstream references of one stage, all ports together */
+#define MAX_QUEUE_CAPACITY ((long long)1 << 20) /* messages per edge queue */
 
 typedef struct ctx {
   const char *file;
@@ -117,6 +127,8 @@ static void parse_queue(ctx *c, stage_def *st, yaml_node_t *q) {
     char *end;
     long long x = strtoll(val, &end, 10);
     if (*end || x < 1) err_at(c, v, "queue %s must be a positive integer, got '%s'", key, val);
+    else if (!strcmp(key, "capacity") && x > MAX_QUEUE_CAPACITY)
+      err_at(c, v, "queue capacity %lld is over the limit of %lld messages", x, MAX_QUEUE_CAPACITY);
     else if (!strcmp(key, "capacity")) st->queue_capacity = (size_t)x;
     else if (!strcmp(key, "bytes")) st->queue_bytes = (size_t)x;
     else err_at(c, k, "unknown queue key '%s' (expected capacity, bytes)", key);
@@ -218,6 +230,11 @@ static void parse_input_list(ctx *c, stage_def *st, int port, yaml_node_t *list)
   size_t n = 1;
   if (list->type == YAML_SEQUENCE_NODE) {
     n = (size_t)(list->data.sequence.items.top - list->data.sequence.items.start);
+    if (n > MAX_INPUTS - st->n_inputs) {
+      err_at(c, list, "stage '%s' lists %zu more inputs; the limit is %d per stage", st->id ? st->id : "?", n,
+             MAX_INPUTS);
+      return;
+    }
     items = malloc((n ? n : 1) * sizeof *items);
     if (!items) {
     oom_at(c, list);
@@ -573,10 +590,27 @@ pipeline *pipeline_load(const char *file, const set_override *sets, size_t n_set
     pipeline_free(p);
     return NULL;
   }
+  /* read at most one byte over the limit (pipes and special files too) */
+  struct stat sb;
+  size_t want = MAX_PIPELINE_FILE_BYTES + 1;
+  if (fstat(fileno(fp), &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size < want)
+    want = (size_t)sb.st_size + 1;
+  unsigned char *text = malloc(want);
+  size_t text_len = text ? fread(text, 1, want, fp) : 0;
+  int read_err = text ? ferror(fp) : 0;
+  fclose(fp);
+  if (!text || read_err || text_len > MAX_PIPELINE_FILE_BYTES) {
+    if (!text) diag_add(d, file, 0, 0, "out of memory");
+    else if (read_err) diag_add(d, file, 0, 0, "cannot read pipeline file");
+    else diag_add(d, file, 0, 0, "pipeline file is over the limit of %zu bytes", MAX_PIPELINE_FILE_BYTES);
+    free(text);
+    pipeline_free(p);
+    return NULL;
+  }
   yaml_parser_t parser;
   yaml_document_t doc;
   yaml_parser_initialize(&parser);
-  yaml_parser_set_input_file(&parser, fp);
+  yaml_parser_set_input_string(&parser, text, text_len);
   size_t before = d->n;
   if (!yaml_parser_load(&parser, &doc)) {
     yaml_mark_t m = parser.problem_mark;
@@ -588,12 +622,12 @@ pipeline *pipeline_load(const char *file, const set_override *sets, size_t n_set
       diag_add(d, file, (int)m.line + 1, (int)m.column + 1, "YAML syntax: %s",
                parser.problem ? parser.problem : "invalid YAML");
     yaml_parser_delete(&parser);
-    fclose(fp);
+    free(text);
     pipeline_free(p);
     return NULL;
   }
   yaml_parser_delete(&parser);
-  fclose(fp);
+  free(text);
   char serr[512];
   ctx c = {file, &doc, d, p, myelin_schemas_load(schema_dir(), serr, sizeof serr)};
   if (!c.schemas && strstr(serr, "out of memory")) diag_add(d, file, 0, 0, "loading message schemas: out of memory");
@@ -613,12 +647,17 @@ pipeline *pipeline_load(const char *file, const set_override *sets, size_t n_set
   raw_stage *raw = NULL;
   if (stages) {
     p->n = (size_t)(stages->data.sequence.items.top - stages->data.sequence.items.start);
+    int too_many = p->n > MAX_STAGES;
+    if (too_many) {
+      err_at(&c, stages, "the pipeline has %zu stages; the limit is %d", p->n, MAX_STAGES);
+      p->n = 0;
+    }
     p->stages = calloc(p->n ? p->n : 1, sizeof *p->stages);
     raw = calloc(p->n ? p->n : 1, sizeof *raw);
     if (!p->stages || !raw) {
       oom_at(&c, stages);
       p->n = 0;
-    } else if (p->n == 0) err_at(&c, stages, "the pipeline has no stages");
+    } else if (p->n == 0 && !too_many) err_at(&c, stages, "the pipeline has no stages");
     for (size_t i = 0; i < p->n; i++) {
       yaml_node_t *sn = node_at(&c, stages->data.sequence.items.start[i]);
       stage_def *st = &p->stages[i];
