@@ -84,6 +84,11 @@ stages:
         buf = io.BytesIO()
         np.save(buf, a)
         put("npy", name + ".npy", buf.getvalue())
+    # npz: stored and deflated archives
+    for name, fn in [("stored.npz", np.savez), ("deflated.npz", np.savez_compressed)]:
+        buf = io.BytesIO()
+        fn(buf, x=np.arange(6, dtype="<f4").reshape(2, 3), y=np.array([1, 0], "<i8"))
+        put("npz", name, buf.getvalue())
     # dataset: IDX (plain, gz) and CSV
     imgs = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
     idx = struct.pack(">BBBB", 0, 0, 8, 3) + struct.pack(">III", 2, 3, 3) + imgs.tobytes()
