@@ -70,7 +70,13 @@ static void pace(fsrc *s, pacer *pc, const myelin_msg *m) {
   double due = pc->wall_first + (t - pc->t_first) / s->speed;
   /* sleep in slices so an interrupt is seen within 100 ms */
   while (due - clock_mono() > 0.1 && !s->host->stopping(s->st)) clock_sleep_until(clock_mono() + 0.1);
-  if (!s->host->stopping(s->st)) clock_sleep_until(due);
+  if (s->host->stopping(s->st)) return;
+  /* sleep to just short of the deadline, then spin: the wake-up latency of a
+   * sleep (tens to hundreds of microseconds on a busy machine) would
+   * otherwise become the pacing error */
+  if (due - clock_mono() > 0.0005) clock_sleep_until(due - 0.0003);
+  while (clock_mono() < due) {
+  }
 }
 
 /* One pass over the file; returns 0 at a clean end, 1 when stopped, <0 on error. */

@@ -236,7 +236,9 @@ START_TEST(realtime_replay_timing) {
   char *p = strstr(out, "st.median_error_us = ");
   ck_assert_msg(p != NULL, "%s", out);
   long med = atol(p + strlen("st.median_error_us = "));
-  ck_assert_msg(med < 1000, "median pacing error %ld us\n%s", med, out);
+  /* the target is < 1 ms; sanitizer builds run several times slower */
+  long limit = getenv("MYELIN_SANITIZED") ? 3000 : 1000;
+  ck_assert_msg(med < limit, "median pacing error %ld us (limit %ld)\n%s", med, limit, out);
   p = strstr(out, "st.span_ms = ");
   long span = atol(p + strlen("st.span_ms = "));
   ck_assert_msg(span > 450 && span < 600, "399 gaps of 2.5 ms at speed 2 should span ~499 ms, got %ld\n%s", span, out);
