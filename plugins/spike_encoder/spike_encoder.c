@@ -206,6 +206,21 @@ typedef struct batch_job {
   int failed;
 } batch_job;
 
+/* Row r of a labels tensor of an integer dtype. */
+static int64_t label_at(const myelin_tensor *t, size_t r) {
+  const void *d = t->data;
+  switch (t->dtype) {
+  case MYELIN_I8: return ((const int64_t *)d)[r];
+  case MYELIN_I4: return ((const int32_t *)d)[r];
+  case MYELIN_I2: return ((const int16_t *)d)[r];
+  case MYELIN_I1: return ((const int8_t *)d)[r];
+  case MYELIN_U8: return (int64_t)((const uint64_t *)d)[r];
+  case MYELIN_U4: return ((const uint32_t *)d)[r];
+  case MYELIN_U2: return ((const uint16_t *)d)[r];
+  default: return ((const uint8_t *)d)[r]; /* u1, b1 */
+  }
+}
+
 static const char *const batch_context[] = {"subject", "task", "run", "split", "epoch", "t", NULL};
 
 static void *run_batch_job(void *arg) {
@@ -222,13 +237,7 @@ static void *run_batch_job(void *arg) {
     build_events(b, j->e, &s->ev, j->row_len, j->e->steps, j->seq0 + r);
     myelin_build_fields(b, j->src, batch_context);
     myelin_build_uint(b, "index", j->index0 + r);
-    if (j->labels) {
-      int64_t lab = 0;
-      if (j->labels->dtype == MYELIN_I8) lab = ((const int64_t *)j->labels->data)[r];
-      else if (j->labels->dtype == MYELIN_I4) lab = ((const int32_t *)j->labels->data)[r];
-      else if (j->labels->dtype == MYELIN_U1) lab = ((const uint8_t *)j->labels->data)[r];
-      myelin_build_int(b, "label", lab);
-    }
+    if (j->labels) myelin_build_int(b, "label", label_at(j->labels, r));
     if (!(j->out[r - j->first] = myelin_builder_finish(b))) { j->failed = 1; return NULL; }
   }
   return NULL;
@@ -263,7 +272,8 @@ static int process_batch(encoder *e, const myelin_msg *src, const myelin_tensor 
   size_t rows = (size_t)x->shape[0], row_len = rows ? x->count / rows : 0;
   myelin_tensor labels;
   int has_labels = myelin_msg_tensor(src, "labels", &labels) == 0 && labels.ndim == 1 &&
-                   (size_t)labels.shape[0] == rows;
+                   (size_t)labels.shape[0] == rows && labels.dtype != MYELIN_F4 &&
+                   labels.dtype != MYELIN_F8;
   uint64_t index0 = 0;
   myelin_msg_uint(src, "index", &index0);
   batch_job proto = {.e = e, .src = src, .x = x, .labels = has_labels ? &labels : NULL,
