@@ -565,7 +565,7 @@ typedef struct zsel {
   size_t n, na, B, no, factor_after;
   double *L, *f, *f2;       /* [na, n, n] D^-1 U, or its Cholesky factor R once
                                factored[a]; [na, n] f, f^2 */
-  int factored[64];
+  int factored[64], planned, plan[64];
   size_t evals[64];         /* voxels evaluated per alpha so far */
   double *tmp;              /* [n, n] */
   double *UO, *wO;          /* [na, no, n] rows U[o, :] * f, [na, no] 1 / d_o^2 */
@@ -609,7 +609,8 @@ static void zsel_split(zsel *z, const ridge_model *m, size_t a, const double *d,
 /* Exact SSE of alpha a for the block's columns listed in z->cols[0..c):
  * ||D^-1 U (f z)||^2 by a GEMM (2 n^2 per voxel) until this alpha has used
  * as many voxels as its Cholesky factorization costs (4n/3), then ||R (f z)||^2
- * by a triangular multiply (n^2 per voxel): rent, then buy. work and work2
+ * by a triangular multiply (n^2 per voxel): rent, then buy — or buy at once
+ * when the first block predicts that many evaluations (zsel_plan). work and work2
  * are [n, c]. Returns -1 if the factorization fails. */
 static int zsel_eval(zsel *z, size_t a, const double *Z, size_t nv, size_t c, double *work,
                      double *work2) {
@@ -620,7 +621,7 @@ static int zsel_eval(zsel *z, size_t a, const double *Z, size_t nv, size_t c, do
   for (size_t k = 0; k < n; k++)
     for (size_t t = 0; t < c; t++) work[k * c + t] = f[k] * Z[k * nv + z->cols[t]];
   z->evals[a] += c;
-  if (!z->factored[a] && z->evals[a] >= z->factor_after) {
+  if (!z->factored[a] && (z->plan[a] || z->evals[a] >= z->factor_after)) {
     if (loo_factor(M, n, z->tmp, M) != 0) return -1;
     z->factored[a] = 1;
   }
@@ -672,6 +673,24 @@ static void zsel_bounds(zsel *z, const double *Z, size_t nv, double *sq, double 
  * is skipped only when its error provably exceeds one already computed by a
  * relative 1e-8, so the choice (ties to the first alpha) is the one a full
  * evaluation would make. */
+/* From the first block's bounds, the alphas that will be evaluated for at
+ * least factor_after voxels over the whole run get their factorization up
+ * front: an alpha is a candidate where its lower bound is below the upper
+ * bound of the voxel's round-1 alpha. */
+static void zsel_plan(enc *e, zsel *z, size_t nv, const double *mid) {
+  size_t na = z->na, B = z->B;
+  z->planned = 1;
+  for (size_t a = 0; a < na; a++) {
+    size_t cnt = 0;
+    for (size_t j = 0; j < nv; j++) {
+      size_t s = (size_t)z->star[j];
+      double hi = 2 * mid[s * B + j] - z->lo[s * B + j];
+      cnt += s == a || z->lo[a * B + j] <= hi;
+    }
+    z->plan[a] = (double)cnt * (double)e->V / (double)nv >= (double)z->factor_after;
+  }
+}
+
 static int zsel_block(enc *e, zsel *z, const double *Z, size_t v0, size_t nv) {
   size_t na = z->na, B = z->B;
   double *best = e->best + v0, *mid = z->sse; /* sse: borrowed until the evaluations */
@@ -679,6 +698,7 @@ static int zsel_block(enc *e, zsel *z, const double *Z, size_t v0, size_t nv) {
   for (size_t a = 0; a < na; a++)
     for (size_t j = 0; j < nv; j++)
       if (a == 0 || mid[a * B + j] < best[j]) best[j] = mid[a * B + j], z->star[j] = (int)a;
+  if (!z->planned) zsel_plan(e, z, nv, mid);
   for (size_t i = 0; i < na * B; i++) z->sse[i] = NAN;
   for (size_t a = 0; a < na; a++) { /* round 1 */
     size_t c = 0;
