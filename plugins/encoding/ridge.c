@@ -7,23 +7,40 @@
  * chosen by exact leave-one-out error — predict the held-out rows and score
  * each voxel by Pearson r.
  *
- * Design. One SVD per training fold, X - mean = U S V^T (LAPACKE dgesdd).
- * With d = s^2 / (s^2 + alpha) the hat matrix is H = 11^T/n + U diag(d) U^T
- * (the intercept is not penalized), and the leave-one-out errors of a
- * centered target y are e = D (I - H) y with D = diag(1 / (1 - h)), h =
- * diag(H) — exactly what sklearn's _RidgeGCV computes as c / diag(G^-1).
- * sklearn forms e for every alpha with a dense n x n product per voxel
- * block (2 n^2 flops per voxel and alpha). Here, per alpha, B = D (I - H) is
- * reduced once to its QR factor R (n^3-ish work, independent of V), and
- * ||e||^2 = ||R y||^2 is one triangular multiply (n^2 flops per voxel and
- * alpha): half the work on the term that dominates when V >> n. Test
- * predictions never form weights: yhat = M y with M = Xtest V diag(s / (s^2
- * + alpha)) U^T [nt, n], applied per group of voxels sharing an alpha.
+ * Design. One decomposition per training fold: Xc = X - mean = U S V^T, by
+ * the eigendecomposition of the Gram matrix Xc Xc^T (dsyevd) when the design
+ * is wide (n <= p, as sklearn's gcv_mode "eigen"), else a thin SVD
+ * (dgesdd). With d = s^2 / (s^2 + alpha) the hat matrix is H = 11^T/n +
+ * U diag(d) U^T (the intercept is not penalized), and the leave-one-out
+ * errors of a centered target y are e = D^-1 (I - H) y with D = diag(1 - h),
+ * h = diag(H) — exactly what sklearn's _RidgeGCV computes as c / diag(G^-1),
+ * with a dense n x n product per alpha and voxel (2 n^2 flops), which is
+ * the term that dominates when V >> n. Two ways to do less:
+ *
+ *  - Eigenbasis path (wide designs, one alpha per voxel; select_loo_z).
+ *    With z = U^T y (one GEMM per voxel block), (I - H) y = U (f z), f = 1 -
+ *    d, so SSE(alpha) = (f z)^T S (f z), S = U^T D^-2 U. S is as well
+ *    conditioned as D (the ill-conditioning stays in the diagonal f), so its
+ *    Cholesky factor R is accurate and SSE = ||R (f z)||^2 costs n^2 flops.
+ *    Most alphas need not be computed at all: ||f z||^2 for every alpha is
+ *    one small GEMM, and SSE lies within ||r_bulk||^2 / [max d^2, min d^2]
+ *    plus the exactly summed rows of most extreme leverage. The alpha with
+ *    the best midpoint is computed first, others only where their lower
+ *    bound does not rule them out (zsel_block). An alpha is evaluated by a
+ *    GEMM with D^-1 U until its factorization pays off (zsel_eval).
+ *    Held-out predictions reuse z: yhat = Xtest V diag(s / (s^2 + alpha)) z.
+ *  - QR path (tall designs, or one alpha for all voxels; select_loo). Per
+ *    alpha, B = D^-1 (I - H) is reduced once to its QR factor R and ||e||^2
+ *    = ||R y||^2 is one triangular multiply. Predictions apply M = Xtest V
+ *    diag(s / (s^2 + alpha)) U^T [nt, n] to each group of voxels sharing an
+ *    alpha; weights are never formed.
  *
  * Memory is bounded by o->block: the training targets are converted to
  * centered float64 one voxel block at a time (cheap next to the multiply),
- * so nothing of size T x V is ever allocated besides the caller's input.
- * Every heavy operation is a BLAS-3 call on OpenBLAS's threads (all cores).
+ * so nothing of size T x V is ever allocated besides the caller's input;
+ * the eigenbasis path also keeps n_alphas factors of n x n (it is not used
+ * beyond 1 GiB of them). Every heavy operation is a BLAS-3 call on
+ * OpenBLAS's threads (all cores).
  *
  * Ties: alphas are tried in the caller's order and a later alpha replaces
  * the best only when strictly better, as in sklearn (the first wins).
