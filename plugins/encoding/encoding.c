@@ -222,6 +222,12 @@ static int encode(enc_state *s, const myelin_msg *fm, const myelin_msg *ctx, con
   size_t F = 0;
   int rc = features_matrix(s, fm, T, tr, &feats, &F);
   if (rc) return rc;
+  for (size_t i = 0; i < T * F; i++)
+    if (!isfinite(feats[i])) {
+      free(feats);
+      return s->host->error(s->st, "features for %s: non-finite value at TR %zu, feature %zu",
+                            who, i / F, i % F);
+    }
   size_t P = s->n_delays * F;
   X = malloc(T * P * sizeof *X);
   r = malloc((s->opts.folds * V + 1) * sizeof *r);

@@ -201,6 +201,16 @@ START_TEST(test_bad_input) {
   ck_assert_ptr_nonnull(strstr(myelin_harness_error(h), "volume 7, voxel 2"));
   myelin_harness_free(h);
 
+  /* Non-finite features are named too. */
+  double saved = X[3 * P + 1];
+  X[3 * P + 1] = INFINITY;
+  h = harness(NULL);
+  ck_assert_int_eq(myelin_harness_push(h, "features", features_msg("features", "story", N, 0)), 0);
+  X[3 * P + 1] = saved;
+  ck_assert_int_ne(myelin_harness_push(h, "brain", run_msg("01", "story", NULL)), 0);
+  ck_assert_ptr_nonnull(strstr(myelin_harness_error(h), "TR 3, feature 1"));
+  myelin_harness_free(h);
+
   h = harness("{folds: 100}");
   ck_assert_int_eq(myelin_harness_push(h, "features", features_msg("features", "story", N, 0)), 0);
   ck_assert_int_ne(myelin_harness_push(h, "brain", run_msg("01", "story", NULL)), 0);
