@@ -92,6 +92,15 @@ static int choice_ok(const char *choices, const char *s) {
   return 0;
 }
 
+/* A float param's integer view, saturated (a plain cast of 1e79 or NaN is
+ * undefined behaviour). */
+static int64_t float_to_int(double f) {
+  if (isnan(f)) return 0;
+  if (f >= 9223372036854775807.0) return INT64_MAX;
+  if (f <= -9223372036854775808.0) return INT64_MIN;
+  return (int64_t)f;
+}
+
 /* Converts one scalar for element type `t` into v (scalars) or list slot i. */
 static int scalar_value(const myelin_param_def *def, myelin_param_type t, const char *s, pval *v,
                         size_t i, char *why, size_t wn) {
@@ -117,8 +126,8 @@ static int scalar_value(const myelin_param_def *def, myelin_param_type t, const 
     if (parse_float(s, &fv)) return snprintf(why, wn, "expected a number, got '%s'", s), -1;
     if (def->has_range && (fv < def->min || fv > def->max || isnan(fv)))
       return snprintf(why, wn, "%g is out of range [%g, %g]", fv, def->min, def->max), -1;
-    if (t == MYELIN_PARAM_FLOAT) v->f = fv, v->i = (int64_t)fv;
-    else v->floats[i] = fv, v->ints[i] = (int64_t)fv;
+    if (t == MYELIN_PARAM_FLOAT) v->f = fv, v->i = float_to_int(fv);
+    else v->floats[i] = fv, v->ints[i] = float_to_int(fv);
     return 0;
   case MYELIN_PARAM_ENUM:
     if (!choice_ok(def->choices, s))
