@@ -29,7 +29,9 @@
  *    bound does not rule them out (zsel_block). An alpha is evaluated by a
  *    GEMM with D^-1 U until its factorization pays off (zsel_eval).
  *    Held-out predictions reuse z: yhat = Xtest V diag(s / (s^2 + alpha)) z.
- *  - QR path (tall designs, or one alpha for all voxels; select_loo). Per
+ *  - Tall designs (n > p; select_loo_tall): the residual y - U (d z) costs
+ *    2 n p < n^2 per voxel and alpha, as in sklearn's svd mode.
+ *  - QR path (wide designs with one alpha for all voxels; select_loo). Per
  *    alpha, B = D^-1 (I - H) is reduced once to its QR factor R and ||e||^2
  *    = ||R y||^2 is one triangular multiply. Predictions apply M = Xtest V
  *    diag(s / (s^2 + alpha)) U^T [nt, n] to each group of voxels sharing an
@@ -741,28 +743,29 @@ static int zsel_block(enc *e, zsel *z, const double *Z, size_t v0, size_t nv) {
   return 0;
 }
 
-/* Held-out r of the block's voxels, in the eigenbasis: yhat = P diag(s /
- * (s^2 + alpha)) z with P = Xtest V, one GEMM per alpha picked in the block. */
-static void zsel_score(enc *e, const ridge_model *m, zsel *z, const double *Z, size_t v0,
-                       size_t nv, double *r) {
-  size_t n = z->n, nt = e->t1 - e->t0;
-  double *G = e->blk, *yh = e->blk2 + n * nv, *yt = yh + nt * nv;
-  for (size_t a = 0; a < z->na; a++) {
+/* Held-out r of the block's voxels from z = U^T y [r, nv]: yhat = P diag(s /
+ * (s^2 + alpha)) z with P = Xtest V (e->Pt [nt, r]), one GEMM per alpha
+ * picked in the block. cols is scratch [nv]. */
+static void score_block_z(enc *e, const ridge_model *m, const double *Z, size_t v0, size_t nv,
+                          size_t *cols, double *r) {
+  size_t rk = m->r, nt = e->t1 - e->t0;
+  double *G = e->blk, *yh = e->blk2 + rk * nv, *yt = yh + nt * nv;
+  for (size_t a = 0; a < e->o->n_alphas; a++) {
     size_t c = 0;
     for (size_t j = 0; j < nv; j++)
-      if (e->pick[v0 + j] == (int)a) z->cols[c++] = j;
+      if (e->pick[v0 + j] == (int)a) cols[c++] = j;
     if (!c) continue;
-    for (size_t k = 0; k < n; k++) {
+    for (size_t k = 0; k < rk; k++) {
       double g = shrink(m->s[k], e->o->alphas[a]);
-      for (size_t t = 0; t < c; t++) G[k * c + t] = g * Z[k * nv + z->cols[t]];
+      for (size_t t = 0; t < c; t++) G[k * c + t] = g * Z[k * nv + cols[t]];
     }
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nt, (int)c, (int)n, 1.0, e->Pt,
-                (int)n, G, (int)c, 0.0, yh, (int)c);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nt, (int)c, (int)rk, 1.0, e->Pt,
+                (int)rk, G, (int)c, 0.0, yh, (int)c);
     for (size_t i = 0; i < nt; i++) {
       const float *y = e->Y + (e->t0 + i) * e->ldy + v0;
-      for (size_t t = 0; t < c; t++) yt[i * c + t] = y[z->cols[t]];
+      for (size_t t = 0; t < c; t++) yt[i * c + t] = y[cols[t]];
     }
-    for (size_t t = 0; t < c; t++) r[v0 + z->cols[t]] = ridge_pearson(yt + t, c, yh + t, c, nt);
+    for (size_t t = 0; t < c; t++) r[v0 + cols[t]] = ridge_pearson(yt + t, c, yh + t, c, nt);
   }
 }
 
@@ -812,10 +815,56 @@ static int select_loo_z(enc *e, const ridge_model *m, double *r) {
       rc = -1;
       break;
     }
-    zsel_score(e, m, &z, e->blk2, v0, nv, r);
+    score_block_z(e, m, e->blk2, v0, nv, z.cols, r);
   }
   zsel_free(&z);
   free(d), free(pairs);
+  return rc;
+}
+
+/* Tall designs (n > p, U thin): the residual of each alpha formed directly,
+ * r = y - U (d z) (2 n p flops per voxel and alpha, as sklearn's svd mode),
+ * then SSE = sum_i r_i^2 / (1 - h_i)^2. With one alpha per voxel the block
+ * is scored right away from z; with a shared alpha, totals are kept and
+ * score_test runs afterwards. r may be NULL then. */
+static int select_loo_tall(enc *e, const ridge_model *m, double *r) {
+  const ridge_opts *o = e->o;
+  size_t n = e->n, rk = m->r, na = o->n_alphas, B = o->block;
+  double total[64] = {0}, *h = dalloc(n), *Ud = dalloc(n * rk), *sse = dalloc(B);
+  size_t *cols = malloc(B * sizeof *cols);
+  int rc = 0;
+  if (!h || !Ud || !sse || !cols || (r && ridge_test_proj(m, e->Xte, e->t1 - e->t0, e->Pt))) {
+    seterr(e->err, e->errlen, "out of memory (leave-one-out)");
+    rc = -1;
+  }
+  for (size_t v0 = 0; rc == 0 && v0 < e->V; v0 += B) {
+    size_t nv = e->V - v0 < B ? e->V - v0 : B;
+    double *Yc = e->blk, *Z = e->blk2, *res = e->blk2 + rk * nv;
+    load_cols(e, e->rows, n, v0, NULL, nv, 1, Yc);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)rk, (int)nv, (int)n, 1.0, m->U,
+                (int)rk, Yc, (int)nv, 0.0, Z, (int)nv);
+    for (size_t a = 0; a < na; a++) {
+      leverage(m, o->alphas[a], h);
+      for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < rk; k++) {
+          double s2 = m->s[k] * m->s[k];
+          Ud[i * rk + k] = m->U[i * rk + k] * (s2 / (s2 + o->alphas[a]));
+        }
+      memcpy(res, Yc, n * nv * sizeof *res);
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)nv, (int)rk, -1.0, Ud,
+                  (int)rk, Z, (int)nv, 1.0, res, (int)nv);
+      for (size_t j = 0; j < nv; j++) sse[j] = 0;
+      for (size_t i = 0; i < n; i++) {
+        double g = 1.0 - h[i] > 1e-12 ? 1.0 / (1.0 - h[i]) : 1e12;
+        for (size_t j = 0; j < nv; j++) sse[j] += (res[i * nv + j] * g) * (res[i * nv + j] * g);
+      }
+      if (o->alpha_per_target) keep_best(e, a, v0, nv, sse, 1);
+      else for (size_t j = 0; j < nv; j++) total[a] += sse[j];
+    }
+    if (o->alpha_per_target) score_block_z(e, m, Z, v0, nv, cols, r);
+  }
+  if (rc == 0 && !o->alpha_per_target) pick_global(e, total, 1);
+  free(h), free(Ud), free(sse), free(cols);
   return rc;
 }
 
@@ -959,9 +1008,13 @@ static int run_fold(enc *e, size_t f, double *r, int *alpha_idx) {
   /* The eigenbasis path needs a complete basis and n_alphas factors of n^2. */
   int zpath = m.r == m.n && o->alpha_per_target && o->n_alphas * e->n * e->n <= ((size_t)1 << 27);
   zpath = zpath && !o->inner;
-  int rc = o->inner ? select_inner(e) : zpath ? select_loo_z(e, &m, r) : select_loo(e, &m);
+  int tall = !o->inner && m.r < m.n, scored = zpath || (tall && o->alpha_per_target);
+  int rc = o->inner ? select_inner(e)
+           : zpath  ? select_loo_z(e, &m, r)
+           : tall   ? select_loo_tall(e, &m, o->alpha_per_target ? r : NULL)
+                    : select_loo(e, &m);
   if (rc == 0) {
-    if (!zpath) rc = score_test(e, &m, r);
+    if (!scored) rc = score_test(e, &m, r);
     memcpy(alpha_idx, e->pick, e->V * sizeof *alpha_idx);
   }
   ridge_model_free(&m);

@@ -79,3 +79,4 @@ if __name__ == "__main__":
     for d in range(10):
         Xw[d:, d * P:(d + 1) * P] = X[: N - d]
     show("wide (delays 0..9), gcv, alpha_per_target=True", *encode(Xw, Y, alpha_per_target=True))
+    show("wide (delays 0..9), gcv, alpha_per_target=False", *encode(Xw, Y))

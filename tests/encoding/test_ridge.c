@@ -92,6 +92,34 @@ START_TEST(test_sklearn_gcv_wide) {
 }
 END_TEST
 
+START_TEST(test_sklearn_gcv_wide_shared_alpha) {
+  /* Wide design, one alpha for all targets: the QR path. */
+  static const double R_MEAN[K] = {0.63656326485199388, 0.29441624428849011,
+                                   0.18354784604544863, -0.36989110429152089,
+                                   -0.27103678291227662};
+  static const int PICK[FOLDS][K] = {
+      {4, 4, 4, 4, 4}, {4, 4, 4, 4, 4}, {9, 9, 9, 9, 9}, {9, 9, 9, 9, 9}, {3, 3, 3, 3, 3}};
+  static double Xw[N * 10 * P];
+  int d[10];
+  for (int i = 0; i < 10; i++) d[i] = i;
+  ridge_delay(X, N, P, d, 10, 0, Xw);
+  ridge_opts o = default_opts();
+  o.alpha_per_target = 0;
+  double r[FOLDS * K];
+  int idx[FOLDS * K];
+  char err[256] = "";
+  ck_assert_msg(ridge_encode(Xw, N, 10 * P, Y, K, K, &o, r, idx, err, sizeof err) == 0, "%s", err);
+  for (int k = 0; k < K; k++) {
+    double m = 0;
+    for (int f = 0; f < FOLDS; f++) {
+      ck_assert_int_eq(idx[f * K + k], PICK[f][k]);
+      m += r[f * K + k] / FOLDS;
+    }
+    ck_assert_msg(fabs(m - R_MEAN[k]) < 1e-6, "target %d: %.12f vs %.12f", k, m, R_MEAN[k]);
+  }
+}
+END_TEST
+
 START_TEST(test_sklearn_gcv_shared_alpha) {
   static const double R_MEAN[K] = {0.97362365067030043, 0.88431796933532447,
                                    0.24676903902225061, -0.077344459661894266,
@@ -351,6 +379,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_sklearn_gcv_per_target);
   tcase_add_test(tc, test_sklearn_gcv_wide);
   tcase_add_test(tc, test_sklearn_gcv_shared_alpha);
+  tcase_add_test(tc, test_sklearn_gcv_wide_shared_alpha);
   tcase_add_test(tc, test_sklearn_inner_kfold);
   tcase_add_test(tc, test_closed_form_equals_svd);
   tcase_add_test(tc, test_loo_equals_brute_force);
