@@ -122,15 +122,15 @@ static const char *or_any(const char *task) { return task ? task : "(any)"; }
 /* Builds the [T, F] feature matrix of a run of T volumes every run_tr s. */
 static int features_matrix(enc_state *s, const myelin_msg *fm, size_t T, double run_tr,
                            double **out, size_t *F) {
-  const char *task = myelin_msg_kind(fm);
+  const char *kind = myelin_msg_kind(fm);
   myelin_tensor d, on;
   if (myelin_msg_tensor(fm, "data", &d) != 0 || d.ndim < 1 || d.ndim > 2)
     return s->host->error(s->st, "%s message: `data` must be a tensor [T, F] or [T] "
-                          "(or [W, F] with `onset`)", task);
+                          "(or [W, F] with `onset`)", kind);
   size_t rows = (size_t)d.shape[0], cols = d.ndim == 2 ? (size_t)d.shape[1] : 1;
-  if (cols == 0) return s->host->error(s->st, "%s message: `data` has no feature columns", task);
+  if (cols == 0) return s->host->error(s->st, "%s message: `data` has no feature columns", kind);
   double *x = tensor_f64(&d);
-  if (!x) return s->host->error(s->st, "%s message: `data` has dtype %s, or out of memory", task,
+  if (!x) return s->host->error(s->st, "%s message: `data` has dtype %s, or out of memory", kind,
                                 myelin_dtype_name(d.dtype));
   *F = cols;
   if (myelin_msg_tensor(fm, "onset", &on) != 0) { /* dense, already at the TR */
@@ -172,7 +172,7 @@ static int cmp_int(const void *a, const void *b) {
 
 /* Builds and emits the map of one run (or of the average subject). */
 static int emit_map(enc_state *s, const myelin_msg *ctx, const avg *g, const double *r,
-                    const int *idx, size_t V) {
+                    const int *idx, size_t V, const char *who) {
   size_t K = s->opts.folds;
   myelin_builder *b = myelin_builder_new("map");
   if (!b) return s->host->error(s->st, "out of memory");
@@ -187,12 +187,16 @@ static int emit_map(enc_state *s, const myelin_msg *ctx, const avg *g, const dou
     myelin_build_context(b, ctx);
   }
   int64_t vshape[1] = {(int64_t)V}, kshape[2] = {(int64_t)K, (int64_t)V};
-  double *mean = myelin_build_tensor(b, "data", MYELIN_F8, 1, vshape);
+  double *mean = myelin_build_tensor(b, "data", MYELIN_F8, 1, vshape), avg_r = 0, max_r = -1;
   for (size_t v = 0; mean && v < V; v++) {
     double m = 0;
     for (size_t f = 0; f < K; f++) m += r[f * V + v];
     mean[v] = m / (double)K;
+    avg_r += mean[v] / (double)V;
+    max_r = mean[v] > max_r ? mean[v] : max_r;
   }
+  s->host->log(s->st, MYELIN_LOG_INFO, "%s: r over %zu voxels: mean %.4f, max %.4f", who, V, avg_r,
+               max_r);
   double *alpha = myelin_build_tensor(b, "alpha", MYELIN_F8, 1, vshape);
   int *col = malloc(K * sizeof *col);
   if (!col) alpha = NULL, myelin_builder_free(b), b = NULL;
@@ -241,7 +245,7 @@ static int encode(enc_state *s, const myelin_msg *fm, const myelin_msg *ctx, con
     if (ridge_encode(X, T, P, Y, V, V, &s->opts, r, idx, err, sizeof err) != 0)
       rc = s->host->error(s->st, "%s: %s", who, err);
     else
-      rc = emit_map(s, ctx, g, r, idx, V);
+      rc = emit_map(s, ctx, g, r, idx, V, who);
     s->host->counter_add(s->st, "maps", rc == 0);
   }
   free(feats), free(X), free(r), free(idx);
