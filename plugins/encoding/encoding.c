@@ -134,6 +134,11 @@ static int features_matrix(enc_state *s, const myelin_msg *fm, size_t T, double 
                                 myelin_dtype_name(d.dtype));
   *F = cols;
   if (myelin_msg_tensor(fm, "onset", &on) != 0) { /* dense, already at the TR */
+    double ftr;
+    if (myelin_msg_float(fm, "tr", &ftr) == 0 && ftr > 0 && run_tr > 0 &&
+        fabs(ftr - run_tr) > 1e-6 * run_tr)
+      s->host->log(s->st, MYELIN_LOG_WARN, "features sampled every %g s, run every %g s: rows are "
+                   "taken as TRs of the run", ftr, run_tr);
     if (rows != T) {
       free(x);
       return s->host->error(s->st, "features have %zu rows but the run has %zu volumes "
