@@ -317,17 +317,8 @@ int myelin_validate_error(myelin_validate_ctx *v, const char *param, const char 
     line = v->st->params->v[idx].line;
     col = v->st->params->v[idx].col;
   }
-  diag_add(v->c->d, v->c->file, line, col, "stage '%s' (%s): %s%s%s", v->st->id, v->st->plugin,
-           param ? "param '" : "", param ? param : "", param ? "': " : "");
-  /* append msg to the line just added */
-  char **last = &v->c->d->lines[v->c->d->n - 1];
-  char *joined = diag_out_of_memory(v->c->d) ? NULL : xasprintf("%s%s", *last, msg);
-  if (joined) {
-    free(*last);
-    *last = joined;
-  } else if (!diag_out_of_memory(v->c->d)) {
-    oom_at(v->c, NULL);
-  }
+  diag_add(v->c->d, v->c->file, line, col, "stage '%s' (%s): %s%s%s%s", v->st->id, v->st->plugin,
+           param ? "param '" : "", param ? param : "", param ? "': " : "", msg);
   v->failed = 1;
   return MYELIN_EINVAL;
 }
