@@ -158,7 +158,11 @@ int cmd_cat(int argc, char **argv) {
   uint64_t base = 0, count = 0; /* file offset of buf[0] */
   uint8_t *buf = malloc(cap);
   int rc = 0, eof = 0;
-  if (!buf) abort();
+  if (!buf) {
+    fprintf(stderr, "%s: out of memory\n", path);
+    if (f != stdin) fclose(f);
+    return 1;
+  }
   while (1) {
     if (!eof && len - off < cap / 2) {
       memmove(buf, buf + off, len - off);
@@ -186,9 +190,15 @@ int cmd_cat(int argc, char **argv) {
       len -= off;
       off = 0;
       if (len == cap) { /* a message larger than the buffer */
+        uint8_t *nb = realloc(buf, cap * 2);
+        if (!nb) {
+          fprintf(stderr, "%s: out of memory for a message over %zu bytes at byte offset %" PRIu64 "\n", path, cap,
+                  base + off);
+          rc = 1;
+          break;
+        }
+        buf = nb;
         cap *= 2;
-        buf = realloc(buf, cap);
-        if (!buf) abort();
       }
       size_t n = fread(buf + len, 1, cap - len, f);
       len += n;
