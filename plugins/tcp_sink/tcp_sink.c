@@ -76,8 +76,9 @@ static int ensure_connected(tsink *s) {
       rc = connect(fd, (struct sockaddr *)&s->addr, s->addr_len);
     }
     if (rc == 0) {
-      int one = 1;
+      int one = 1, big = 4 << 20;
       if (s->mode != MODE_UNIX) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big); /* fewer wake-ups for large tensors */
       s->fd = fd;
       break;
     }

@@ -160,6 +160,8 @@ static void on_connection(uv_stream_t *server, int status) {
     return;
   }
   if (s->mode != MODE_UNIX) uv_tcp_nodelay(&c->h.tcp, 1);
+  int big = 4 << 20; /* fewer wake-ups for large tensors */
+  uv_recv_buffer_size(&c->h.handle, &big);
   s->had_producer = 1;
   s->connections++;
   s->host->counter_add(s->st, "connections", 1);
