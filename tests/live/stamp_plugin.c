@@ -1,8 +1,10 @@
 /*
  * stamp — a test-only sink measuring real-time pacing: for each message it
- * compares the wall time since the first message with (t - t_first) / speed
- * and reports the median absolute error in microseconds as the counter
- * `median_error_us` (and `span_ms`, the wall time from first to last).
+ * compares the wall-clock gap since the previous message with the recorded
+ * gap (t - t_prev) / speed, and reports the median absolute error of these
+ * inter-message gaps in microseconds as the counter `median_error_us` (and
+ * `span_ms`, the wall time from first to last). Gaps, not times since the
+ * first message, so a late first delivery does not bias every sample.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -13,7 +15,7 @@
 typedef struct stamp {
   const myelin_host *host;
   myelin_stage *st;
-  double speed, t0, w0, wlast;
+  double speed, t0, w0, wlast, tprev;
   double *err;
   size_t n, cap;
 } stamp;
@@ -39,15 +41,19 @@ static int st_process(void *state, int port, myelin_msg *m) {
   stamp *s = state;
   double now = mono(), t;
   if (myelin_msg_float(m, "t", &t)) return s->host->error(s->st, "message without t");
-  if (s->n == 0 && s->cap == 0) s->t0 = t, s->w0 = now;
+  if (s->cap == 0) { /* first message: the reference point */
+    s->t0 = s->tprev = t;
+    s->w0 = s->wlast = now;
+  }
   if (s->n == s->cap) {
     s->cap = s->cap ? 2 * s->cap : 1024;
     double *ne = realloc(s->err, s->cap * sizeof *ne);
     if (!ne) return MYELIN_ENOMEM;
     s->err = ne;
   }
-  s->err[s->n++] = fabs((now - s->w0) - (t - s->t0) / s->speed);
+  if (now != s->w0) s->err[s->n++] = fabs((now - s->wlast) - (t - s->tprev) / s->speed);
   s->wlast = now;
+  s->tprev = t;
   return 0;
 }
 
