@@ -589,6 +589,9 @@ typedef struct zsel {
   double *tmp;              /* [n, n] */
   double *UO, *wO;          /* [na, no, n] rows U[o, :] * f, [na, no] 1 / d_o^2 */
   double il[64], ih[64];    /* 1 / dmax^2, 1 / dmin^2 over the other rows */
+  double *dl, *h2;          /* [na, n] w_i - wbar (w = 1 / d^2), (1 - f_k)^2 */
+  double wbar[64], mdel[64]; /* mid-range of w and max |w_i - wbar| */
+  double *A, *Vn;           /* [na, B] sum_i dl_i y_i^2, ||v||^2 */
   double *lo, *sse;         /* [na, B] lower bounds, exact SSE (NAN = not computed) */
   double *out, *RO;         /* [B], [na, no, B] */
   size_t *cols;             /* [B] */
@@ -658,40 +661,55 @@ static int zsel_eval(zsel *z, size_t a, const double *Z, size_t nv, size_t c, do
 }
 
 /* Lower bounds z->lo [na, B] and midpoints mid [na, B] of every alpha for
- * the block Z [n, nv]; sq is scratch [n, nv]. With r = U (f z): SSE =
- * sum_o r_o^2 / d_o^2 + sum_bulk r_i^2 / d_i^2, the bulk sum lying between
- * ||r_bulk||^2 / dmax^2 and ||r_bulk||^2 / dmin^2; ||r||^2 = sum_k f_k^2
- * z_k^2 for all alphas is one GEMM (F^2) (Z * Z), the outlier rows another. */
-static void zsel_bounds(zsel *z, const double *Z, size_t nv, double *sq, double *mid) {
+ * the block: Y [n, nv] the centered targets (squared in place), Z = U^T Y,
+ * sqz scratch [n, nv]. Two rigorous enclosures of SSE = sum_i w_i r_i^2,
+ * r = U (f z) = y - v, v = U ((1 - f) z), w = 1 / d^2, intersected:
+ *  - leverage range: the rows of most extreme w summed exactly, the others
+ *    within ||r_bulk||^2 [min w, max w] (tight for small alphas);
+ *  - expansion around y: with w = wbar + dl, SSE = wbar ||r||^2 +
+ *    sum dl y^2 - 2 sum dl y v + sum dl v^2, the last two within
+ *    max|dl| (2 ||y|| ||v|| + ||v||^2) (tight for large alphas, v small).
+ * ||r||^2, ||v||^2 and sum dl y^2 for all alphas are three small GEMMs, the
+ * outlier rows a fourth. */
+static void zsel_bounds(zsel *z, double *Y, const double *Z, size_t nv, double *sqz, double *mid) {
   size_t n = z->n, no = z->no, na = z->na, B = z->B;
-  for (size_t i = 0; i < n * nv; i++) sq[i] = Z[i] * Z[i];
+  for (size_t i = 0; i < n * nv; i++) sqz[i] = Z[i] * Z[i], Y[i] *= Y[i];
   cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)na, (int)nv, (int)n, 1.0, z->f2,
-              (int)n, sq, (int)nv, 0.0, z->lo, (int)B);
+              (int)n, sqz, (int)nv, 0.0, z->lo, (int)B);
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)na, (int)nv, (int)n, 1.0, z->h2,
+              (int)n, sqz, (int)nv, 0.0, z->Vn, (int)B);
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)na, (int)nv, (int)n, 1.0, z->dl,
+              (int)n, Y, (int)nv, 0.0, z->A, (int)B);
   if (no)
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(na * no), (int)nv, (int)n, 1.0,
                 z->UO, (int)n, Z, (int)nv, 0.0, z->RO, (int)nv);
+  double *yy = z->out; /* ||y||^2 = ||z||^2 (U is a complete basis) */
+  for (size_t j = 0; j < nv; j++) yy[j] = 0;
+  for (size_t k = 0; k < n; k++)
+    for (size_t j = 0; j < nv; j++) yy[j] += sqz[k * nv + j];
   for (size_t a = 0; a < na; a++) {
     double *lo = z->lo + a * B, *md = mid + a * B;
     const double *ro = z->RO + a * no * nv, *w = z->wO + a * no;
     for (size_t j = 0; j < nv; j++) {
-      double so = 0, sw = 0;
+      double so = 0, sw = 0, q = lo[j], vv = z->Vn[a * B + j];
       for (size_t t = 0; t < no; t++) {
         double r2 = ro[t * nv + j] * ro[t * nv + j];
         so += r2;
         sw += r2 * w[t];
       }
-      double bulk = lo[j] - so > 0 ? lo[j] - so : 0;
-      lo[j] = sw + bulk * z->il[a];
-      md[j] = sw + 0.5 * bulk * (z->il[a] + z->ih[a]);
+      double bulk = q - so > 0 ? q - so : 0;
+      double l1 = sw + bulk * z->il[a], h1 = sw + bulk * z->ih[a];
+      double c = z->wbar[a] * q + z->A[a * B + j];
+      double err = z->mdel[a] * (2 * sqrt(yy[j] * vv) + vv);
+      double l2 = c - err, h2 = c + err;
+      double l = l1 > l2 ? l1 : l2, h = h1 < h2 ? h1 : h2;
+      if (h < l) h = l; /* rounding when both are tight */
+      lo[j] = l;
+      md[j] = 0.5 * (l + h);
     }
   }
 }
 
-/* One block: bounds for every alpha, the exact SSE of the most promising
- * alpha, then of every alpha whose lower bound does not exclude it. An alpha
- * is skipped only when its error provably exceeds one already computed by a
- * relative 1e-8, so the choice (ties to the first alpha) is the one a full
- * evaluation would make. */
 /* From the first block's bounds, the alphas that will be evaluated for at
  * least factor_after voxels over the whole run get their factorization up
  * front: an alpha is a candidate where its lower bound is below the upper
@@ -710,10 +728,15 @@ static void zsel_plan(enc *e, zsel *z, size_t nv, const double *mid) {
   }
 }
 
-static int zsel_block(enc *e, zsel *z, const double *Z, size_t v0, size_t nv) {
+/* One block: bounds for every alpha, the exact SSE of the most promising
+ * alpha, then of every alpha whose lower bound does not exclude it. An alpha
+ * is skipped only when its error provably exceeds one already computed by a
+ * relative 1e-8, so the choice (ties to the first alpha) is the one a full
+ * evaluation would make. Y (the centered targets) is destroyed. */
+static int zsel_block(enc *e, zsel *z, double *Y, const double *Z, size_t v0, size_t nv) {
   size_t na = z->na, B = z->B;
   double *best = e->best + v0, *mid = z->sse; /* sse: borrowed until the evaluations */
-  zsel_bounds(z, Z, nv, e->blk, mid);
+  zsel_bounds(z, Y, Z, nv, e->blk2 + z->n * nv, mid);
   for (size_t a = 0; a < na; a++)
     for (size_t j = 0; j < nv; j++)
       if (a == 0 || mid[a * B + j] < best[j]) best[j] = mid[a * B + j], z->star[j] = (int)a;
@@ -769,7 +792,28 @@ static void score_block_z(enc *e, const ridge_model *m, const double *Z, size_t 
   }
 }
 
+/* Per-alpha vectors of the bounds: f^2, (1 - f)^2 = (s^2 / (s^2 + alpha))^2,
+ * w - wbar. */
+static void zsel_expansion(zsel *z, const ridge_model *m, double alpha, size_t a, const double *d) {
+  size_t n = z->n;
+  double wmin = INFINITY, wmax = 0;
+  for (size_t i = 0; i < n; i++) {
+    double w = 1.0 / (d[i] * d[i]);
+    wmin = w < wmin ? w : wmin;
+    wmax = w > wmax ? w : wmax;
+  }
+  z->wbar[a] = 0.5 * (wmin + wmax);
+  z->mdel[a] = 0.5 * (wmax - wmin);
+  for (size_t i = 0; i < n; i++) z->dl[a * n + i] = 1.0 / (d[i] * d[i]) - z->wbar[a];
+  for (size_t k = 0; k < n; k++) {
+    double f = z->f[a * n + k], s2 = m->s[k] * m->s[k], g = s2 / (s2 + alpha);
+    z->f2[a * n + k] = f * f;
+    z->h2[a * n + k] = g * g;
+  }
+}
+
 static void zsel_free(zsel *z) {
+  free(z->dl), free(z->h2), free(z->A), free(z->Vn);
   free(z->L), free(z->f), free(z->f2), free(z->UO), free(z->wO), free(z->lo), free(z->sse), free(z->out);
   free(z->RO), free(z->cols), free(z->star), free(z->tmp);
 }
@@ -784,10 +828,11 @@ static int select_loo_z(enc *e, const ridge_model *m, double *r) {
   z.L = dalloc(na * n * n), z.f = dalloc(na * n), z.lo = dalloc(na * B), z.sse = dalloc(na * B);
   z.UO = dalloc(na * no * n), z.wO = dalloc(na * no), z.out = dalloc(B);
   z.RO = dalloc(na * no * B), z.f2 = dalloc(na * n), z.tmp = dalloc(n * n);
+  z.dl = dalloc(na * n), z.h2 = dalloc(na * n), z.A = dalloc(na * B), z.Vn = dalloc(na * B);
   z.cols = malloc(B * sizeof *z.cols), z.star = malloc(B * sizeof *z.star);
   double *d = dalloc(n), *pairs = dalloc(2 * n);
   int rc = 0;
-  if (!z.L || !z.f || !z.lo || !z.sse || !z.UO || !z.wO || !z.out || !z.RO || !z.f2 || !z.tmp || !z.cols ||
+  if (!z.L || !z.f || !z.lo || !z.sse || !z.UO || !z.wO || !z.out || !z.RO || !z.f2 || !z.tmp || !z.dl || !z.h2 || !z.A || !z.Vn || !z.cols ||
       !z.star || !d || !pairs) {
     seterr(e->err, e->errlen, "out of memory (%zu alphas x %zu^2 factors)", na, n);
     rc = -1;
@@ -798,7 +843,7 @@ static int select_loo_z(enc *e, const ridge_model *m, double *r) {
       rc = -1;
     } else {
       zsel_split(&z, m, a, d, pairs);
-      for (size_t k = 0; k < n; k++) z.f2[a * n + k] = z.f[a * n + k] * z.f[a * n + k];
+      zsel_expansion(&z, m, o->alphas[a], a, d);
     }
   }
   if (rc == 0 && ridge_test_proj(m, e->Xte, e->t1 - e->t0, e->Pt) != 0) {
@@ -810,7 +855,7 @@ static int select_loo_z(enc *e, const ridge_model *m, double *r) {
     load_cols(e, e->rows, n, v0, NULL, nv, 1, e->blk);
     cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)nv, (int)n, 1.0, m->U,
                 (int)n, e->blk, (int)nv, 0.0, e->blk2, (int)nv);
-    if (zsel_block(e, &z, e->blk2, v0, nv) != 0) {
+    if (zsel_block(e, &z, e->blk, e->blk2, v0, nv) != 0) {
       seterr(e->err, e->errlen, "leave-one-out factorization failed");
       rc = -1;
       break;
