@@ -22,11 +22,10 @@
  *    d, so SSE(alpha) = (f z)^T S (f z), S = U^T D^-2 U. S is as well
  *    conditioned as D (the ill-conditioning stays in the diagonal f), so its
  *    Cholesky factor R is accurate and SSE = ||R (f z)||^2 costs n^2 flops.
- *    Most alphas need not be computed at all: ||f z||^2 for every alpha is
- *    one small GEMM, and SSE lies within ||r_bulk||^2 / [max d^2, min d^2]
- *    plus the exactly summed rows of most extreme leverage. The alpha with
- *    the best midpoint is computed first, others only where their lower
- *    bound does not rule them out (zsel_block). An alpha is evaluated by a
+ *    Most alphas need not be computed at all: a few small GEMMs give, for
+ *    every alpha, rigorous bounds on SSE (zsel_bounds). The alpha with the
+ *    best midpoint is computed first, others only where their lower bound
+ *    does not rule them out (zsel_block). An alpha is evaluated by a
  *    GEMM with D^-1 U until its factorization pays off (zsel_eval).
  *    Held-out predictions reuse z: yhat = Xtest V diag(s / (s^2 + alpha)) z.
  *  - Tall designs (n > p; select_loo_tall): the residual y - U (d z) costs
