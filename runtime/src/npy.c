@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "myelin/io.h"
 
@@ -188,8 +189,8 @@ static int parse_prefix(const uint8_t *b, size_t len, size_t *hlen, size_t *hoff
   return 0;
 }
 
-/* Fills a's shape fields from h and allocates its aligned data buffer. */
-static int array_alloc(myelin_array *a, const npy_header *h, const char *what, char *err, size_t errlen) {
+/* Fills a's shape fields from h (count, nbytes; no allocation yet). */
+static int array_shape(myelin_array *a, const npy_header *h, const char *what, char *err, size_t errlen) {
   memset(a, 0, sizeof *a);
   size_t count = 1, es = myelin_dtype_size(h->dtype);
   for (int i = 0; i < h->ndim; i++) {
@@ -203,6 +204,13 @@ static int array_alloc(myelin_array *a, const npy_header *h, const char *what, c
   a->ndim = h->ndim;
   a->count = count;
   a->nbytes = count * es;
+  return 0;
+}
+
+/* Allocates a's 64-byte-aligned data buffer — only once the caller has
+ * checked that the input really holds a->nbytes bytes, so a header claiming
+ * a huge shape cannot make us allocate what the file does not contain. */
+static int array_alloc(myelin_array *a, const char *what, char *err, size_t errlen) {
   size_t alloc = (a->nbytes + 63) / 64 * 64;
   if (posix_memalign(&a->data, 64, alloc ? alloc : 64) != 0) {
     a->data = NULL;
@@ -232,12 +240,15 @@ static int parse_named(const void *buf, size_t len, myelin_array *out, const cha
   if (hoff + hlen > len) return fail(err, errlen, MYELIN_EFORMAT, "%s: truncated header", what);
   rc = parse_header_dict((const char *)b + hoff, hlen, &h, what, err, errlen);
   if (rc) return rc;
-  if ((rc = array_alloc(out, &h, what, err, errlen))) return rc;
+  if ((rc = array_shape(out, &h, what, err, errlen))) return rc;
   if (len - hoff - hlen < out->nbytes) {
-    size_t have = len - hoff - hlen;
-    myelin_array_free(out);
-    return fail(err, errlen, MYELIN_EFORMAT, "%s: truncated data (%zu of %zu bytes)", what, have,
-                out->nbytes);
+    size_t have = len - hoff - hlen, want = out->nbytes;
+    memset(out, 0, sizeof *out);
+    return fail(err, errlen, MYELIN_EFORMAT, "%s: truncated data (%zu of %zu bytes)", what, have, want);
+  }
+  if ((rc = array_alloc(out, what, err, errlen))) {
+    memset(out, 0, sizeof *out);
+    return rc;
   }
   memcpy(out->data, b + hoff + hlen, out->nbytes);
   if (h.swap) swap_bytes(out->data, out->count, myelin_dtype_size(out->dtype));
@@ -270,7 +281,19 @@ int myelin_npy_read(const char *path, myelin_array *out, char *err, size_t errle
     goto done;
   }
   if ((rc = parse_header_dict(text, hlen, &h, path, err, errlen))) goto done;
-  if ((rc = array_alloc(out, &h, path, err, errlen))) goto done;
+  if ((rc = array_shape(out, &h, path, err, errlen))) goto done;
+  struct stat sb;
+  if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode) &&
+      (uint64_t)sb.st_size - (hoff + hlen) < out->nbytes) {
+    rc = fail(err, errlen, MYELIN_EFORMAT, "%s: truncated data (%llu of %zu bytes)", path,
+              (unsigned long long)((uint64_t)sb.st_size - (hoff + hlen)), out->nbytes);
+    memset(out, 0, sizeof *out);
+    goto done;
+  }
+  if ((rc = array_alloc(out, path, err, errlen))) {
+    memset(out, 0, sizeof *out);
+    goto done;
+  }
   got = fread(out->data, 1, out->nbytes, f);
   if (got != out->nbytes) {
     rc = fail(err, errlen, MYELIN_EFORMAT, "%s: truncated data (%zu of %zu bytes)", path, got,
