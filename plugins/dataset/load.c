@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "myelin/io.h"
@@ -536,6 +537,16 @@ ds_idx_stream *ds_idx_stream_open(const char *path, ds_idx_info *info, char *err
     got += gzread(s->gz, hdr + 4, 4u * hdr[3]);
   int hl = ds_idx_header(hdr, got > 0 ? (size_t)got : 0, &s->info, path, err, errlen);
   if (hl < 0) {
+    ds_idx_stream_close(s);
+    return NULL;
+  }
+  /* A row must fit in what the file can hold (gzip inflates at most ~1032x),
+   * so a header claiming huge rows fails here, before the row buffer exists. */
+  struct stat sb;
+  if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) &&
+      s->info.row_bytes / 1100 > (uint64_t)sb.st_size) {
+    fail(err, errlen, MYELIN_EFORMAT, "%s: truncated: header says rows of %zu bytes, the file has %lld",
+         path, s->info.row_bytes, (long long)sb.st_size);
     ds_idx_stream_close(s);
     return NULL;
   }

@@ -142,6 +142,15 @@ START_TEST(idx_errors_name_the_file) {
   ck_assert_int_lt(ds_idx_stream_next(s, row, err, sizeof err), 0);
   ck_assert_msg(strstr(err, tr) && strstr(err, "row 4"), "%s", err);
   ds_idx_stream_close(s);
+  /* a header claiming rows far larger than the file is refused before any
+   * row buffer is allocated */
+  char *huge = mt_strf("%s/huge.idx", tmp);
+  write_idx(huge, 0, 0x08, 3, (const uint32_t[]){3, 1u << 20, 1u << 19}, px, sizeof px);
+  ck_assert_ptr_null(ds_idx_stream_open(huge, &info, err, sizeof err));
+  ck_assert_msg(strstr(err, huge) && strstr(err, "truncated"), "%s", err);
+  ck_assert_int_ne(ds_load_idx(huge, NULL, &t, err, sizeof err), 0);
+  ck_assert_msg(strstr(err, "truncated") != NULL, "%s", err);
+  free(huge);
   /* label count differs from row count */
   char *img = mt_strf("%s/img.idx", tmp), *lab = mt_strf("%s/lab.idx", tmp);
   write_small(img, lab, 0);
