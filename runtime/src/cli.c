@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -170,7 +171,17 @@ static int cmd_plugins(void) {
   return 0;
 }
 
+/* Messages of tens of kilobytes are allocated on one stage's thread and
+ * freed on another's; glibc's defaults then trim and regrow the heap, or
+ * mmap/munmap each block, many thousand times a second. Memory stays bounded
+ * by the queues, so keep freed memory for reuse instead. */
+static void tune_allocator(void) {
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+}
+
 int main(int argc, char **argv) {
+  tune_allocator();
   if (argc < 2) {
     usage(stderr);
     return 2;
