@@ -11,8 +11,8 @@
  *                keeps its local traces: spike count n_i (presynaptic side of
  *                the next layer's eligibility) and the number of steps its
  *                soma current sat in the surrogate window (pseudo-derivative).
- *   2. feedback  error neurons turn (label - output rate) gated by the output
- *                soma into signed spike counts; apical compartments of layer
+ *   2. feedback  error neurons turn (label - output spike rate) into signed
+ *                spike counts (exactly: T times it is an integer); apical compartments of layer
  *                l sum B_l times the error spikes of layer l+1; hidden neurons
  *                in turn emit error spikes for the layer below.
  *   3. update    W_l += lr * delta_l (x) p_{l-1}, only rows j with p_j > 0.
