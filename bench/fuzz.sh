@@ -11,6 +11,8 @@
 #   FUZZ_JOBS=2        targets run two at a time (default 1)
 #   FUZZ_TARGETS="msg tcp"   a subset
 #   FUZZ_NICE=10       nice level (default 10)
+#   FUZZ_ARGS="..."    extra libFuzzer flags, e.g. "-fork=1 -ignore_crashes=1"
+#                      to keep going past a known finding (tests/fuzz/pending/)
 set -uo pipefail
 secs=${1:?usage: bench/fuzz.sh SECONDS [BUILD_DIR]}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,6 +36,8 @@ run_one() { # target -> writes $build/fuzz-logs/<t>.log
   local opts=(-max_total_time="$secs" -print_final_stats=1 -timeout=20 -rss_limit_mb=2048
               -artifact_prefix="$art/" -close_fd_mask=3)
   local asan=detect_leaks=1
+  # shellcheck disable=SC2206
+  opts+=(${FUZZ_ARGS:-})
   case $t in
     pipeline) opts+=(-max_len=4096) ;;
     netx) asan=$asan:allocator_may_return_null=1 ;;
@@ -45,11 +49,11 @@ run_one() { # target -> writes $build/fuzz-logs/<t>.log
   echo $? >"$build/fuzz-logs/$t.rc"
 }
 
-pids=()
+running=0
 for t in $targets; do
   run_one "$t" &
-  pids+=($!)
-  if [ ${#pids[@]} -ge "$jobs" ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
+  running=$((running + 1))
+  if [ "$running" -ge "$jobs" ]; then wait -n; running=$((running - 1)); fi
 done
 wait
 
@@ -58,6 +62,7 @@ printf '%-10s %12s %10s %8s %9s  %s\n' target execs exec/s corpus findings note
 for t in $targets; do
   log=$build/fuzz-logs/$t.log
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+  [ -n "$execs" ] || execs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#') # fork mode / stopped early
   rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
   units=$(find "$build/fuzz-work/$t" -type f | wc -l)
   found=$(find "$build/fuzz-artifacts/$t" -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l)
