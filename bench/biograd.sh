@@ -18,7 +18,7 @@ THREADS=${THREADS:-1}
 ARCHS=${ARCHS:-"500"}
 LR=${LR:-0.002}
 LR_OUT=${LR_OUT:-0.0001}
-LR_DECAY=${LR_DECAY:-0.85}
+LR_DECAY=${LR_DECAY:-0.9}
 export LR_DECAY
 PY=${MYELIN_PYTHON:-/usr/bin/python3}
 [ -f "$data/train-images-idx3-ubyte.gz" ] || { echo "no Fashion-MNIST in $data (apt install dataset-fashion-mnist)"; exit 0; }

@@ -629,7 +629,7 @@ static const myelin_param_def bgp_params[] = {
      "Time steps per sample; 0 takes them from the first spikes message (others must match)."},
     {"lr", MYELIN_PARAM_FLOAT, "0.002", 1, 0, 10, NULL, NULL,
      "Learning rate of the hidden layers' W and b (online, once per sample)."},
-    {"lr_decay", MYELIN_PARAM_FLOAT, "0.85", 1, 0, 1, NULL, NULL,
+    {"lr_decay", MYELIN_PARAM_FLOAT, "0.9", 1, 0, 1, NULL, NULL,
      "Both learning rates are multiplied by this after every epoch (1 = constant)."},
     {"lr_out", MYELIN_PARAM_FLOAT, "0.0001", 1, 0, 10, NULL, NULL,
      "Learning rate of the output layer (smaller: its error is O(1) and its fan-in large)."},
