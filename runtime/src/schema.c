@@ -196,7 +196,7 @@ static void parse_fields(loader *L, spec *s, yaml_node_t *map, int required, int
       return;
     }
     for (size_t i = 0; i < s->n_fields; i++)
-      if (strcmp(s->fields[i].name, name) == 0) {
+      if (s->fields[i].name && strcmp(s->fields[i].name, name) == 0) {
         lerr(L, k, "field '%s' is listed twice", name);
         return;
       }
@@ -339,22 +339,31 @@ myelin_schemas *myelin_schemas_load(const char *dir, char *err, size_t errlen) {
   char **names = NULL;
   size_t n = 0;
   struct dirent *e;
+  int listed = 1; /* 0 when memory ran out while listing: never drop files silently */
   while ((e = readdir(d))) {
     if (!is_yaml_name(e->d_name)) continue;
     char **nn = realloc(names, (n + 1) * sizeof *nn);
-    if (!nn) break;
+    if (!nn) {
+      listed = 0;
+      break;
+    }
     names = nn;
-    if ((names[n] = strdup(e->d_name))) n++;
+    if (!(names[n] = strdup(e->d_name))) {
+      listed = 0;
+      break;
+    }
+    n++;
   }
   closedir(d);
   if (n) qsort(names, n, sizeof *names, cmp_str);
   myelin_schemas *s = calloc(1, sizeof *s);
   if (s) s->k = calloc(n ? n : 1, sizeof *s->k);
-  int rc = (!s || !s->k) ? MYELIN_ENOMEM : 0;
-  if (rc) snprintf(err, errlen, "out of memory");
+  int rc = (!s || !s->k || !listed) ? MYELIN_ENOMEM : 0;
+  if (rc) snprintf(err, errlen, "%s: out of memory while loading schemas", dir);
   for (size_t i = 0; i < n && !rc; i++) {
     char *path = NULL;
     if (asprintf(&path, "%s/%s", dir, names[i]) < 0) {
+      snprintf(err, errlen, "%s: out of memory while loading schemas", dir);
       rc = MYELIN_ENOMEM;
       break;
     }
