@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "../common/clock.h"
+#include "myelin/io.h"
 #include "myelin/plugin.h"
 
 typedef struct fsrc {
@@ -31,6 +32,7 @@ typedef struct fsrc {
   int realtime, loop;
   double speed;
   FILE *f;
+  myelin_reader *rd;
 } fsrc;
 
 static int fs_init(const myelin_host *host, myelin_stage *st, const myelin_params *p, void **state) {
@@ -49,6 +51,13 @@ static int fs_init(const myelin_host *host, myelin_stage *st, const myelin_param
     free(s); /* fini runs only after a successful init */
     *state = NULL;
     return host->error(st, "%s: cannot open: %s", myelin_param_str(p, "path"), strerror(e));
+  }
+  s->rd = myelin_reader_new(s->f, 0);
+  if (!s->rd) {
+    fclose(s->f);
+    free(s);
+    *state = NULL;
+    return host->error(st, "%s: out of memory", myelin_param_str(p, "path"));
   }
   return 0;
 }
@@ -79,78 +88,27 @@ static void pace(fsrc *s, pacer *pc, const myelin_msg *m) {
   }
 }
 
-/* One pass over the file; returns 0 at a clean end, 1 when stopped, <0 on error. */
+/* One pass over the file; returns 0 at a clean end, 1 when stopped, 2 after
+ * a reported corrupt tail, <0 on error (out of memory). */
 static int one_pass(fsrc *s, uint64_t *count) {
-  size_t cap = 1 << 20, len = 0, off = 0;
-  uint64_t base = 0;
-  uint8_t *buf = malloc(cap);
-  if (!buf) return s->host->error(s->st, "out of memory");
-  int eof = 0, rc = 0;
   pacer pc = {0};
-  while (1) {
-    if (s->host->stopping(s->st)) {
-      rc = 1;
-      break;
-    }
-    if (!eof && len - off < cap / 4) {
-      memmove(buf, buf + off, len - off);
-      base += off;
-      len -= off;
-      off = 0;
-      size_t n = fread(buf + len, 1, cap - len, s->f);
-      len += n;
-      if (n == 0) eof = 1;
-    }
-    if (off == len && eof) break;
-    myelin_msg *m = NULL;
-    size_t used = 0;
-    char err[256];
-    int r = myelin_msg_decode(buf + off, len - off, 0, &m, &used, err, sizeof err);
-    if (r == MYELIN_EAGAIN && !eof) {
-      memmove(buf, buf + off, len - off); /* keep the partial message at the front */
-      base += off;
-      len -= off;
-      off = 0;
-      if (len == cap) { /* a message larger than the buffer */
-        uint8_t *nb = realloc(buf, cap * 2);
-        if (!nb) {
-          rc = s->host->error(s->st, "%s: out of memory for a message over %zu bytes", s->path, cap);
-          break;
-        }
-        buf = nb;
-        cap *= 2;
-      }
-      size_t n = fread(buf + len, 1, cap - len, s->f);
-      len += n;
-      if (n == 0) eof = 1;
-      continue;
-    }
-    if (r == MYELIN_EAGAIN) {
-      s->host->error(s->st, "%s: truncated message at byte offset %" PRIu64 " (%zu trailing bytes); the %" PRIu64 " messages before it were delivered",
-                     s->path, base + off, len - off, *count);
-      rc = 2;
-      break;
-    }
-    if (r == MYELIN_ENOMEM) { /* not the file's fault: the run fails, nothing is committed */
-      rc = s->host->error(s->st, "%s: out of memory reading the message at byte offset %" PRIu64, s->path, base + off);
-      break;
-    }
+  char err[512];
+  myelin_reader_rewind(s->rd);
+  for (;;) {
+    if (s->host->stopping(s->st)) return 1;
+    myelin_msg *m;
+    int r = myelin_reader_next(s->rd, &m, err, sizeof err);
+    if (r == 0) return 0;
+    if (r == MYELIN_ENOMEM) /* not the file's fault: the run fails, nothing is committed */
+      return s->host->error(s->st, "%s: %s", s->path, err);
     if (r < 0) {
-      s->host->error(s->st, "%s: corrupt message at byte offset %" PRIu64 ": %s; the %" PRIu64 " messages before it were delivered",
-                     s->path, base + off, err, *count);
-      rc = 2;
-      break;
+      s->host->error(s->st, "%s: %s; the %" PRIu64 " messages before it were delivered", s->path, err, *count);
+      return 2;
     }
     pace(s, &pc, m);
-    off += used;
     (*count)++;
-    if (s->host->emit(s->st, 0, m) == MYELIN_ESTOP) {
-      rc = 1;
-      break;
-    }
+    if (s->host->emit(s->st, 0, m) == MYELIN_ESTOP) return 1;
   }
-  free(buf);
-  return rc;
 }
 
 static int fs_start(void *state) {
@@ -161,7 +119,6 @@ static int fs_start(void *state) {
     if (rc < 0) return rc; /* out of memory: the run fails without committing outputs */
     if (rc != 0 || !s->loop) break; /* a corrupt tail was reported through host->error */
     if (count == 0) break;           /* an empty file would loop forever */
-    rewind(s->f);
   }
   s->host->counter_add(s->st, "messages", (int64_t)count);
   return 0;
@@ -169,6 +126,7 @@ static int fs_start(void *state) {
 
 static void fs_fini(void *state) {
   fsrc *s = state;
+  myelin_reader_free(s->rd);
   if (s->f) fclose(s->f);
   free(s);
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "myelin/io.h"
 #include "internal.h"
 
 static int is_tensor(myelin_obj o) {
@@ -154,68 +155,29 @@ int cmd_cat(int argc, char **argv) {
     perror(path);
     return 1;
   }
-  size_t cap = 1 << 20, len = 0, off = 0;
-  uint64_t base = 0, count = 0; /* file offset of buf[0] */
-  uint8_t *buf = malloc(cap);
-  int rc = 0, eof = 0;
-  if (!buf) {
+  myelin_reader *rd = myelin_reader_new(f, 0);
+  if (!rd) {
     fprintf(stderr, "%s: out of memory\n", path);
     if (f != stdin) fclose(f);
     return 1;
   }
-  while (1) {
-    if (!eof && len - off < cap / 2) {
-      memmove(buf, buf + off, len - off);
-      base += off;
-      len -= off;
-      off = 0;
-      size_t n = fread(buf + len, 1, cap - len, f);
-      len += n;
-      if (n == 0) eof = 1;
-    }
-    if (off == len && eof) break;
-    myelin_msg *m = NULL;
-    size_t used = 0;
-    char err[256];
-    int r = myelin_msg_decode(buf + off, len - off, 0, &m, &used, err, sizeof err);
-    if (r == MYELIN_EAGAIN) {
-      if (eof) {
-        fprintf(stderr, "%s: truncated message at byte offset %" PRIu64 " (%zu bytes left after %" PRIu64 " good messages)\n",
-                path, base + off, len - off, count);
-        rc = 1;
-        break;
-      }
-      memmove(buf, buf + off, len - off); /* keep the partial message at the front */
-      base += off;
-      len -= off;
-      off = 0;
-      if (len == cap) { /* a message larger than the buffer */
-        uint8_t *nb = realloc(buf, cap * 2);
-        if (!nb) {
-          fprintf(stderr, "%s: out of memory for a message over %zu bytes at byte offset %" PRIu64 "\n", path, cap,
-                  base + off);
-          rc = 1;
-          break;
-        }
-        buf = nb;
-        cap *= 2;
-      }
-      size_t n = fread(buf + len, 1, cap - len, f);
-      len += n;
-      if (n == 0) eof = 1;
-      continue;
-    }
+  uint64_t count = 0;
+  int rc = 0;
+  for (;;) {
+    myelin_msg *m;
+    char err[512];
+    int r = myelin_reader_next(rd, &m, err, sizeof err);
+    if (r == 0) break;
     if (r < 0) {
-      fprintf(stderr, "%s: corrupt message at byte offset %" PRIu64 ": %s\n", path, base + off, err);
+      fprintf(stderr, "%s: %s (after %" PRIu64 " good messages)\n", path, err, count);
       rc = 1;
       break;
     }
     print_msg(m, json);
     myelin_msg_unref(m);
-    off += used;
     count++;
   }
-  free(buf);
+  myelin_reader_free(rd);
   if (f != stdin) fclose(f);
   return rc;
 }

@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include "error.h"
+#include "msg.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -47,6 +48,19 @@ int myelin_read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *
 /* Inflates a gzip or zlib buffer in memory. */
 int myelin_gunzip(const uint8_t *in, size_t in_len, size_t max_bytes, uint8_t **out,
                   size_t *out_len, char *err, size_t errlen);
+
+/* Stream files (.mpk: concatenated messages), read one message at a time in
+ * constant memory. myelin_reader_next returns 1 with a new message in *out
+ * (the caller unrefs it), 0 at a clean end of file, or a negative code:
+ * MYELIN_EFORMAT for a truncated or corrupt message, MYELIN_ERANGE for one
+ * over max_bytes (0 = the default limit) or too deeply nested, MYELIN_ENOMEM;
+ * err then names the byte offset. The FILE stays the caller's. */
+typedef struct myelin_reader myelin_reader;
+myelin_reader *myelin_reader_new(FILE *f, size_t max_bytes);
+int myelin_reader_next(myelin_reader *r, myelin_msg **out, char *err, size_t errlen);
+uint64_t myelin_reader_offset(const myelin_reader *r); /* byte offset of the next message */
+void myelin_reader_rewind(myelin_reader *r);
+void myelin_reader_free(myelin_reader *r);
 
 #ifdef __cplusplus
 }
