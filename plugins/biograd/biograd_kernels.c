@@ -43,6 +43,7 @@
 
 #define BG_PAR_MIN 128 /* layers narrower than this run on one thread */
 #define BG_INIT_GAIN 0.4f /* W ~ U(+-gain/sqrt(fan_in)) */
+#define BG_ERROR_QUANTA 8 /* a hidden error spike carries 1/8: bursts resolve small deltas */
 #define BG_WIN_MARGIN 0.25f /* surrogate window widened by this x (vth - c0) per side */
 #define BG_OUT_BIAS 0.5f /* initial output bias, as a fraction of the hidden one */
 
@@ -462,7 +463,7 @@ static void feedback(bg_net *net, int label) {
       for (int k = 0; k < nb; k++) a += row[k] * qa[k];
       float d = a * kappa * (float)net->gcnt[l][i] / (float)T;
       net->delta[l][i] = d;
-      net->q[l][i] = (float)bg_error_spikes(d, T) / (float)T;
+      net->q[l][i] = (float)bg_error_spikes(d, T * BG_ERROR_QUANTA) / (float)(T * BG_ERROR_QUANTA);
     }
   }
 }
