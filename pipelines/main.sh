@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The main job: installs what is missing, builds myelin, and runs the BioGrad
 # pipeline on Debian's Fashion-MNIST with a short default budget
-# (pipelines/fashion_mnist_biograd.yaml: 10,000 training images x 3 epochs,
-# the whole test split evaluated after each), then exports the network for
+# (pipelines/fashion_mnist_biograd.yaml: 5,000 training images x 16 epochs,
+# the whole test split evaluated after each; about 90 s), then exports the network for
 # Loihi. Results land in out/: the netx (.net) and NIR (.nir) files, a .tar.gz
 # bundle with a manifest, and the per-epoch metrics (.metrics.mpk).
 # Extra arguments go to `myelin run`; the full run is one --set away:
-#   bash pipelines/main.sh --set train.limit=0 --set train.epochs=10
+#   bash pipelines/main.sh --set train.limit=0
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/.ci/deps.sh"
