@@ -102,6 +102,9 @@ void loihi_effective_weights(const int32_t *w, size_t n, int32_t *eff, int *weig
 /* ---- netx HDF5 (lava-dl) ------------------------------------------------- */
 int loihi_netx_read(const char *path, loihi_net *out, char *err, size_t errlen);
 /* The same from a file image in memory (fuzzing, tests). */
+/* loihi_netx_read in a forked child: a file that crashes libhdf5 becomes an
+ * error, not a crash (loihi_isolate.c). For user-supplied files. */
+int loihi_netx_read_isolated(const char *path, loihi_net *out, char *err, size_t errlen);
 int loihi_netx_read_mem(const void *buf, size_t len, loihi_net *out, char *err, size_t errlen);
 int loihi_netx_write(const char *path, const loihi_net *n, char *err, size_t errlen);
 

@@ -181,7 +181,7 @@ static int sim_init(const myelin_host *host, myelin_stage *st, const myelin_para
   if (path && *path) {
     char err[600];
     loihi_net net;
-    if (loihi_netx_read(path, &net, err, sizeof err) != 0) {
+    if (loihi_netx_read_isolated(path, &net, err, sizeof err) != 0) {
       rc = host->error(st, "net: %s", err);
     } else {
       rc = set_net(s, &net);
