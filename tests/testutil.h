@@ -103,4 +103,13 @@ static inline int mt_python_has(const char *modules) {
   return rc == 0;
 }
 
+/* Runs a suite and returns main()'s exit status (0 when every test passed). */
+static inline int mt_run_suite(Suite *s) {
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? 1 : 0;
+}
+
 #endif

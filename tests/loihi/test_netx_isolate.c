@@ -52,9 +52,5 @@ int main(void) {
   tcase_add_test(tc, damaged_files_are_errors);
   tcase_add_test(tc, good_file_same_as_direct);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return mt_run_suite(s);
 }

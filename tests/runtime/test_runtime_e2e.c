@@ -352,9 +352,5 @@ int main(void) {
   tcase_add_test(tc, check_messages_flags_bad_fields);
   tcase_add_test(tc, cli_plugins_and_inspect);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return mt_run_suite(s);
 }

@@ -116,9 +116,5 @@ int main(void) {
   tcase_add_test(tc, suggestions_and_kinds);
   tcase_add_test(tc, harness_core_plugins);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return mt_run_suite(s);
 }
