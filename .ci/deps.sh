@@ -4,7 +4,7 @@
 # packages, and /usr/bin/python3 with numpy/scipy/sklearn/nibabel/h5py/msgpack
 # for reference checks. Bench peers: gstreamer1.0-tools.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config clang
+pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libuv1-dev libmsgpack-dev libarchive-dev libyaml-dev zlib1g-dev libdeflate-dev
       libopenblas-dev liblapacke-dev libhdf5-dev check libsubunit-dev
       dataset-fashion-mnist python3 python3-numpy python3-scipy python3-sklearn
