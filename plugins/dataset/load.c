@@ -33,18 +33,6 @@
 #include "myelin/io.h"
 #include "myelin/npy.h"
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return code;
-}
-
 void ds_table_free(ds_table *t) {
   free(t->x);
   free(t->y);
@@ -83,14 +71,14 @@ int ds_idx_header(const uint8_t *b, size_t len, ds_idx_info *info, const char *w
                   size_t errlen) {
   memset(info, 0, sizeof *info);
   if (len < 4 || b[0] != 0 || b[1] != 0 || idx_dtype(b[2]) == MYELIN_DTYPE_INVALID)
-    return fail(err, errlen, MYELIN_EFORMAT, "%s: not an IDX file (bad magic %02x %02x %02x %02x)",
+    return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: not an IDX file (bad magic %02x %02x %02x %02x)",
                 what, len > 0 ? b[0] : 0, len > 1 ? b[1] : 0, len > 2 ? b[2] : 0, len > 3 ? b[3] : 0);
   int ndim = b[3];
   if (ndim < 1 || ndim > MYELIN_MAX_NDIM)
-    return fail(err, errlen, MYELIN_EFORMAT, "%s: IDX header has %d dimensions (1..%d allowed)",
+    return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: IDX header has %d dimensions (1..%d allowed)",
                 what, ndim, MYELIN_MAX_NDIM);
   if (len < 4 + 4 * (size_t)ndim)
-    return fail(err, errlen, MYELIN_EFORMAT, "%s: truncated IDX header", what);
+    return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: truncated IDX header", what);
   info->dtype = idx_dtype(b[2]);
   info->ndim = ndim;
   size_t row = myelin_dtype_size(info->dtype);
@@ -100,7 +88,7 @@ int ds_idx_header(const uint8_t *b, size_t len, ds_idx_info *info, const char *w
     info->shape[i] = v;
     if (i > 0) {
       if (v && row > ((size_t)1 << 40) / v)
-        return fail(err, errlen, MYELIN_EFORMAT, "%s: IDX row size too large", what);
+        return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: IDX row size too large", what);
       row *= v;
     }
   }
@@ -127,7 +115,7 @@ static int load_idx_buffer(const char *path, uint8_t *buf, size_t len, ds_idx_in
   if (hl < 0) return hl;
   size_t have = len - (size_t)hl;
   if (info->row_bytes && info->rows > have / info->row_bytes)
-    return fail(err, errlen, MYELIN_EFORMAT,
+    return myelin_errorf(err, errlen, MYELIN_EFORMAT,
                 "%s: truncated: header says %zu rows of %zu bytes, data ends within row %zu", path,
                 info->rows, info->row_bytes, have / info->row_bytes);
   size_t nbytes = info->rows * info->row_bytes;
@@ -152,10 +140,10 @@ static int to_labels(const void *data, myelin_dtype dt, size_t n, int64_t *y, co
     case MYELIN_U8: y[i] = (int64_t)((const uint64_t *)data)[i]; continue;
     case MYELIN_F4: v = ((const float *)data)[i]; break;
     case MYELIN_F8: v = ((const double *)data)[i]; break;
-    default: return fail(err, errlen, MYELIN_ETYPE, "%s: labels have an unsupported dtype", what);
+    default: return myelin_errorf(err, errlen, MYELIN_ETYPE, "%s: labels have an unsupported dtype", what);
     }
     if (v != floor(v) || fabs(v) > 9e15)
-      return fail(err, errlen, MYELIN_EFORMAT, "%s: label %zu (%g) is not an integer", what, i, v);
+      return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: label %zu (%g) is not an integer", what, i, v);
     y[i] = (int64_t)v;
   }
   return 0;
@@ -165,7 +153,7 @@ static int labels_from_text(const char *path, const char *text, size_t len, int6
                             char *err, size_t errlen) {
   size_t cap = 1024, cnt = 0, line = 1;
   int64_t *v = malloc(cap * sizeof *v);
-  if (!v) return fail(err, errlen, MYELIN_ENOMEM, "%s: out of memory", path);
+  if (!v) return myelin_errorf(err, errlen, MYELIN_ENOMEM, "%s: out of memory", path);
   const char *p = text, *end = text + len;
   while (p < end) {
     const char *eol = memchr(p, '\n', (size_t)(end - p));
@@ -181,11 +169,11 @@ static int labels_from_text(const char *path, const char *text, size_t len, int6
       while (*q == ' ' || *q == '\t' || *q == '\r') q++;
       if (q == tmp || *q || d != floor(d) || fabs(d) > 9e15) {
         free(v);
-        return fail(err, errlen, MYELIN_EFORMAT, "%s:%zu: label '%s' is not an integer", path, line, tmp);
+        return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s:%zu: label '%s' is not an integer", path, line, tmp);
       }
       if (cnt == cap) {
         int64_t *nv = realloc(v, (cap *= 2) * sizeof *nv);
-        if (!nv) { free(v); return fail(err, errlen, MYELIN_ENOMEM, "%s: out of memory", path); }
+        if (!nv) { free(v); return myelin_errorf(err, errlen, MYELIN_ENOMEM, "%s: out of memory", path); }
         v = nv;
       }
       v[cnt++] = (int64_t)d;
@@ -207,11 +195,11 @@ int ds_load_labels(const char *path, int64_t **y, size_t *n, char *err, size_t e
     if ((rc = myelin_npy_read(path, &a, err, errlen))) return rc;
     if (a.ndim != 1) {
       myelin_array_free(&a);
-      return fail(err, errlen, MYELIN_EFORMAT, "%s: labels must be a 1-D array, not %d-D", path, a.ndim);
+      return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: labels must be a 1-D array, not %d-D", path, a.ndim);
     }
     *y = malloc((a.count ? a.count : 1) * sizeof **y);
     rc = *y ? to_labels(a.data, a.dtype, a.count, *y, path, err, errlen)
-            : fail(err, errlen, MYELIN_ENOMEM, "%s: out of memory", path);
+            : myelin_errorf(err, errlen, MYELIN_ENOMEM, "%s: out of memory", path);
     *n = a.count;
     myelin_array_free(&a);
     if (rc) { free(*y); *y = NULL; }
@@ -224,11 +212,11 @@ int ds_load_labels(const char *path, int64_t **y, size_t *n, char *err, size_t e
     ds_idx_info info;
     rc = load_idx_buffer(path, buf, len, &info, err, errlen);
     if (!rc && info.ndim != 1)
-      rc = fail(err, errlen, MYELIN_EFORMAT, "%s: labels must be a 1-D IDX file, not %d-D", path, info.ndim);
+      rc = myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: labels must be a 1-D IDX file, not %d-D", path, info.ndim);
     if (!rc) {
       *y = malloc((info.rows ? info.rows : 1) * sizeof **y);
       rc = *y ? to_labels(buf, info.dtype, info.rows, *y, path, err, errlen)
-              : fail(err, errlen, MYELIN_ENOMEM, "%s: out of memory", path);
+              : myelin_errorf(err, errlen, MYELIN_ENOMEM, "%s: out of memory", path);
       *n = info.rows;
     }
   } else {
@@ -246,7 +234,7 @@ static int attach_labels(ds_table *t, const char *path, const char *labels_path,
   int rc = ds_load_labels(labels_path, &t->y, &n, err, errlen);
   if (rc) return rc;
   if (n != t->rows)
-    return fail(err, errlen, MYELIN_EFORMAT, "shape mismatch: %s has %zu rows but %s has %zu labels",
+    return myelin_errorf(err, errlen, MYELIN_EFORMAT, "shape mismatch: %s has %zu rows but %s has %zu labels",
                 path, t->rows, labels_path, n);
   return 0;
 }
@@ -272,7 +260,7 @@ int ds_load_idx(const char *path, const char *labels_path, ds_table *t, char *er
 static int table_from_array(ds_table *t, myelin_array *a, const char *what, char *err, size_t errlen) {
   if (a->ndim < 1) {
     myelin_array_free(a);
-    return fail(err, errlen, MYELIN_EFORMAT, "%s: a 0-d array has no rows", what);
+    return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: a 0-d array has no rows", what);
   }
   t->dtype = a->dtype;
   t->ndim = a->ndim;
@@ -303,14 +291,14 @@ int ds_load_npz(const char *path, const char *x_key, const char *y_key, int y_re
   rc = myelin_npz_read(path, y_key, &a, err, errlen);
   if (rc == MYELIN_ENOENT && !y_required) return 0;
   if (!rc && a.ndim != 1)
-    rc = fail(err, errlen, MYELIN_EFORMAT, "%s: labels '%s' must be 1-D, not %d-D", path, y_key, a.ndim);
+    rc = myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: labels '%s' must be 1-D, not %d-D", path, y_key, a.ndim);
   if (!rc && a.count != t->rows)
-    rc = fail(err, errlen, MYELIN_EFORMAT, "%s: shape mismatch: '%s' has %zu rows but '%s' has %zu labels",
+    rc = myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: shape mismatch: '%s' has %zu rows but '%s' has %zu labels",
               path, x_key, t->rows, y_key, a.count);
   if (!rc) {
     t->y = malloc((a.count ? a.count : 1) * sizeof *t->y);
     rc = t->y ? to_labels(a.data, a.dtype, a.count, t->y, path, err, errlen)
-              : fail(err, errlen, MYELIN_ENOMEM, "%s: out of memory", path);
+              : myelin_errorf(err, errlen, MYELIN_ENOMEM, "%s: out of memory", path);
   }
   if (a.data) myelin_array_free(&a);
   if (rc) ds_table_free(t);
@@ -396,25 +384,25 @@ static int csv_collect(csv_parse *c, const char *text, size_t len, char *err, si
       long k0 = parse_fields(l, c->delim, NULL, 0, &bad);
       c->cols = k0 > 0 ? (size_t)k0 : 1;
       if (!(row = malloc(c->cols * sizeof *row)))
-        return fail(err, errlen, MYELIN_ENOMEM, "%s: out of memory", c->path);
+        return myelin_errorf(err, errlen, MYELIN_ENOMEM, "%s: out of memory", c->path);
     }
     long k = parse_fields(l, c->delim, row, c->cols, &bad);
     if (k < 0) {
       int fl = 0;
       while (bad + fl < l.end && bad[fl] != c->delim && fl < 40) fl++;
       free(row);
-      return fail(err, errlen, MYELIN_EFORMAT, "%s:%zu: field %ld ('%.*s') is not a number", c->path,
+      return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s:%zu: field %ld ('%.*s') is not a number", c->path,
                   c->line_no, -k, fl, bad);
     }
     if ((size_t)k != c->cols) {
       free(row);
-      return fail(err, errlen, MYELIN_EFORMAT, "%s:%zu: expected %zu columns, found %ld", c->path,
+      return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s:%zu: expected %zu columns, found %ld", c->path,
                   c->line_no, c->cols, k);
     }
     if ((c->rows + 1) * c->cols > c->cap) {
       size_t nc = c->cap ? c->cap * 2 : 1024 * c->cols;
       double *nv = realloc(c->vals, nc * sizeof *nv);
-      if (!nv) { free(row); return fail(err, errlen, MYELIN_ENOMEM, "%s: out of memory", c->path); }
+      if (!nv) { free(row); return myelin_errorf(err, errlen, MYELIN_ENOMEM, "%s: out of memory", c->path); }
       c->vals = nv;
       c->cap = nc;
     }
@@ -422,20 +410,20 @@ static int csv_collect(csv_parse *c, const char *text, size_t len, char *err, si
     c->rows++;
   }
   free(row);
-  if (c->rows == 0) return fail(err, errlen, MYELIN_EFORMAT, "%s: no data rows", c->path);
+  if (c->rows == 0) return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: no data rows", c->path);
   return 0;
 }
 
 /* Moves the parsed values into t: x as <f4 without the label column. */
 static int csv_to_table(const csv_parse *c, long label_col, ds_table *t, char *err, size_t errlen) {
   size_t xcols = c->cols - (label_col >= 0 ? 1 : 0);
-  if (xcols == 0) return fail(err, errlen, MYELIN_EFORMAT, "%s: no feature columns besides the label", c->path);
+  if (xcols == 0) return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: no feature columns besides the label", c->path);
   float *x = malloc(c->rows * xcols * sizeof *x);
   int64_t *y = label_col >= 0 ? malloc(c->rows * sizeof *y) : NULL;
   if (!x || (label_col >= 0 && !y)) {
     free(x);
     free(y);
-    return fail(err, errlen, MYELIN_ENOMEM, "%s: out of memory", c->path);
+    return myelin_errorf(err, errlen, MYELIN_ENOMEM, "%s: out of memory", c->path);
   }
   for (size_t r = 0; r < c->rows; r++) {
     const double *row = c->vals + r * c->cols;
@@ -445,7 +433,7 @@ static int csv_to_table(const csv_parse *c, long label_col, ds_table *t, char *e
         if (row[j] != floor(row[j]) || fabs(row[j]) > 9e15) {
           free(x);
           free(y);
-          return fail(err, errlen, MYELIN_EFORMAT, "%s: data row %zu: label %g is not an integer",
+          return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: data row %zu: label %g is not an integer",
                       c->path, r + 1, row[j]);
         }
         y[r] = (int64_t)row[j];
@@ -474,7 +462,7 @@ int ds_parse_csv(const char *what, const char *text, size_t len, int label_colum
   if (!rc && label_column != DS_NO_LABEL_COLUMN) {
     col = label_column < 0 ? (long)c.cols + label_column : label_column;
     if (col < 0 || (size_t)col >= c.cols)
-      rc = fail(err, errlen, MYELIN_ERANGE, "%s: label_column %d is outside the %zu columns", what,
+      rc = myelin_errorf(err, errlen, MYELIN_ERANGE, "%s: label_column %d is outside the %zu columns", what,
                 label_column, c.cols);
   }
   if (!rc) rc = csv_to_table(&c, col, t, err, errlen);
@@ -520,12 +508,12 @@ ds_idx_stream *ds_idx_stream_open(const char *path, ds_idx_info *info, char *err
   ds_idx_stream *s = calloc(1, sizeof *s);
   if (!s || !(s->path = strdup(path))) {
     free(s);
-    fail(err, errlen, MYELIN_ENOMEM, "%s: out of memory", path);
+    myelin_errorf(err, errlen, MYELIN_ENOMEM, "%s: out of memory", path);
     return NULL;
   }
   s->gz = gzopen(path, "rb");
   if (!s->gz) {
-    fail(err, errlen, errno == ENOENT ? MYELIN_ENOENT : MYELIN_EIO, "%s: %s", path,
+    myelin_errorf(err, errlen, errno == ENOENT ? MYELIN_ENOENT : MYELIN_EIO, "%s: %s", path,
          errno ? strerror(errno) : "cannot open");
     ds_idx_stream_close(s);
     return NULL;
@@ -545,7 +533,7 @@ ds_idx_stream *ds_idx_stream_open(const char *path, ds_idx_info *info, char *err
   struct stat sb;
   if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) &&
       s->info.row_bytes / 1100 > (uint64_t)sb.st_size) {
-    fail(err, errlen, MYELIN_EFORMAT, "%s: truncated: header says rows of %zu bytes, the file has %lld",
+    myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: truncated: header says rows of %zu bytes, the file has %lld",
          path, s->info.row_bytes, (long long)sb.st_size);
     ds_idx_stream_close(s);
     return NULL;
@@ -561,7 +549,7 @@ int ds_idx_stream_next(ds_idx_stream *s, void *buf, char *err, size_t errlen) {
   if (got < 0 || (size_t)got != s->info.row_bytes) {
     int zerr;
     const char *zmsg = gzerror(s->gz, &zerr);
-    return fail(err, errlen, MYELIN_EFORMAT, "%s: truncated: file ends within row %zu of %zu%s%s",
+    return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: truncated: file ends within row %zu of %zu%s%s",
                 s->path, s->next_row, s->info.rows, zerr ? ": " : "", zerr ? zmsg : "");
   }
   size_t es = myelin_dtype_size(s->info.dtype);
@@ -572,7 +560,7 @@ int ds_idx_stream_next(ds_idx_stream *s, void *buf, char *err, size_t errlen) {
 
 int ds_idx_stream_rewind(ds_idx_stream *s, char *err, size_t errlen) {
   if (gzrewind(s->gz) != 0 || gzseek(s->gz, (z_off_t)s->header_len, SEEK_SET) < 0)
-    return fail(err, errlen, MYELIN_EIO, "%s: cannot rewind", s->path);
+    return myelin_errorf(err, errlen, MYELIN_EIO, "%s: cannot rewind", s->path);
   s->next_row = 0;
   return 0;
 }

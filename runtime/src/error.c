@@ -5,6 +5,9 @@
  * generic. Context (which file, which field) travels separately in the err
  * buffers and host->error() messages, so these strings never need to change.
  */
+#include <stdarg.h>
+#include <stdio.h>
+
 #include "myelin/error.h"
 
 const char *myelin_strerror(int code) {
@@ -22,4 +25,14 @@ const char *myelin_strerror(int code) {
   case MYELIN_EFORMAT: return "malformed data";
   default: return code > 0 ? "success" : "unknown error";
   }
+}
+
+int myelin_errorf(char *err, size_t errlen, int code, const char *fmt, ...) {
+  if (err && errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return code;
 }

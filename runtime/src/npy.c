@@ -39,18 +39,6 @@
 #define NPY_MAX_HEADER (1 << 20) /* a sane bound on the dict text */
 #define NPZ_FIXED_MTIME 315532800 /* 1980-01-01: the zip epoch, reproducible */
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return code;
-}
-
 void myelin_array_free(myelin_array *a) {
   if (!a) return;
   free(a->data);
@@ -129,42 +117,42 @@ static int parse_header_dict(const char *s, size_t len, npy_header *h, const cha
   int have_descr = 0, have_shape = 0;
   memset(h, 0, sizeof *h);
   p = skip_ws(p, end);
-  if (p >= end || *p != '{') return fail(err, errlen, MYELIN_EFORMAT, "%s: header is not a dict", what);
+  if (p >= end || *p != '{') return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: header is not a dict", what);
   p++;
   for (;;) {
     p = skip_ws(p, end);
     if (p < end && *p == '}') break;
     char key[32], val[32];
     p = scan_quoted(p, end, key, sizeof key);
-    if (!p) return fail(err, errlen, MYELIN_EFORMAT, "%s: malformed header key", what);
+    if (!p) return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: malformed header key", what);
     p = skip_ws(p, end);
-    if (p >= end || *p != ':') return fail(err, errlen, MYELIN_EFORMAT, "%s: malformed header", what);
+    if (p >= end || *p != ':') return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: malformed header", what);
     p = skip_ws(p + 1, end);
     if (strcmp(key, "descr") == 0) {
       p = scan_quoted(p, end, val, sizeof val);
       if (!p || parse_descr(val, h) != 0)
-        return fail(err, errlen, MYELIN_EFORMAT, "%s: unsupported dtype in header (descr must be "
+        return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: unsupported dtype in header (descr must be "
                     "a simple numeric or bool type)", what);
       have_descr = 1;
     } else if (strcmp(key, "fortran_order") == 0) {
       if (end - p >= 4 && memcmp(p, "True", 4) == 0) { h->fortran = 1; p += 4; }
       else if (end - p >= 5 && memcmp(p, "False", 5) == 0) p += 5;
-      else return fail(err, errlen, MYELIN_EFORMAT, "%s: fortran_order is not True/False", what);
+      else return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: fortran_order is not True/False", what);
     } else if (strcmp(key, "shape") == 0) {
       p = scan_shape(p, end, h);
-      if (!p) return fail(err, errlen, MYELIN_EFORMAT, "%s: malformed shape (or more than %d dims)",
+      if (!p) return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: malformed shape (or more than %d dims)",
                           what, MYELIN_MAX_NDIM);
       have_shape = 1;
     } else {
-      return fail(err, errlen, MYELIN_EFORMAT, "%s: unknown header key '%s'", what, key);
+      return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: unknown header key '%s'", what, key);
     }
     p = skip_ws(p, end);
     if (p < end && *p == ',') p++;
   }
   if (!have_descr || !have_shape)
-    return fail(err, errlen, MYELIN_EFORMAT, "%s: header lacks %s", what, have_descr ? "shape" : "descr");
+    return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: header lacks %s", what, have_descr ? "shape" : "descr");
   if (h->fortran)
-    return fail(err, errlen, MYELIN_EFORMAT, "%s: Fortran-order arrays are not supported "
+    return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: Fortran-order arrays are not supported "
                 "(save with np.ascontiguousarray)", what);
   return 0;
 }
@@ -173,19 +161,19 @@ static int parse_header_dict(const char *s, size_t len, npy_header *h, const cha
 static int parse_prefix(const uint8_t *b, size_t len, size_t *hlen, size_t *hoff, const char *what,
                         char *err, size_t errlen) {
   if (len < NPY_PREFIX || memcmp(b, NPY_MAGIC, 6) != 0)
-    return fail(err, errlen, MYELIN_EFORMAT, "%s: not a .npy file (bad magic)", what);
+    return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: not a .npy file (bad magic)", what);
   int major = b[6];
   if (major == 1) {
     *hlen = (size_t)b[8] | (size_t)b[9] << 8;
     *hoff = 10;
   } else if (major == 2 || major == 3) {
-    if (len < 12) return fail(err, errlen, MYELIN_EFORMAT, "%s: truncated header", what);
+    if (len < 12) return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: truncated header", what);
     *hlen = (size_t)b[8] | (size_t)b[9] << 8 | (size_t)b[10] << 16 | (size_t)b[11] << 24;
     *hoff = 12;
   } else {
-    return fail(err, errlen, MYELIN_EFORMAT, "%s: unsupported .npy version %d.%d", what, major, b[7]);
+    return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: unsupported .npy version %d.%d", what, major, b[7]);
   }
-  if (*hlen > NPY_MAX_HEADER) return fail(err, errlen, MYELIN_EFORMAT, "%s: header too long", what);
+  if (*hlen > NPY_MAX_HEADER) return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: header too long", what);
   return 0;
 }
 
@@ -196,7 +184,7 @@ static int array_shape(myelin_array *a, const npy_header *h, const char *what, c
   for (int i = 0; i < h->ndim; i++) {
     uint64_t d = (uint64_t)h->shape[i];
     if (d != 0 && count > SIZE_MAX / es / d)
-      return fail(err, errlen, MYELIN_ERANGE, "%s: shape too large", what);
+      return myelin_errorf(err, errlen, MYELIN_ERANGE, "%s: shape too large", what);
     count *= d;
     a->shape[i] = h->shape[i];
   }
@@ -214,7 +202,7 @@ static int array_alloc(myelin_array *a, const char *what, char *err, size_t errl
   size_t alloc = (a->nbytes + 63) / 64 * 64;
   if (posix_memalign(&a->data, 64, alloc ? alloc : 64) != 0) {
     a->data = NULL;
-    return fail(err, errlen, MYELIN_ENOMEM, "%s: out of memory for %zu bytes", what, a->nbytes);
+    return myelin_errorf(err, errlen, MYELIN_ENOMEM, "%s: out of memory for %zu bytes", what, a->nbytes);
   }
   return 0;
 }
@@ -237,14 +225,14 @@ static int parse_named(const void *buf, size_t len, myelin_array *out, const cha
   memset(out, 0, sizeof *out);
   int rc = parse_prefix(b, len, &hlen, &hoff, what, err, errlen);
   if (rc) return rc;
-  if (hoff + hlen > len) return fail(err, errlen, MYELIN_EFORMAT, "%s: truncated header", what);
+  if (hoff + hlen > len) return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: truncated header", what);
   rc = parse_header_dict((const char *)b + hoff, hlen, &h, what, err, errlen);
   if (rc) return rc;
   if ((rc = array_shape(out, &h, what, err, errlen))) return rc;
   if (len - hoff - hlen < out->nbytes) {
     size_t have = len - hoff - hlen, want = out->nbytes;
     memset(out, 0, sizeof *out);
-    return fail(err, errlen, MYELIN_EFORMAT, "%s: truncated data (%zu of %zu bytes)", what, have, want);
+    return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: truncated data (%zu of %zu bytes)", what, have, want);
   }
   if ((rc = array_alloc(out, what, err, errlen))) {
     memset(out, 0, sizeof *out);
@@ -265,7 +253,7 @@ int myelin_npy_read(const char *path, myelin_array *out, char *err, size_t errle
   memset(out, 0, sizeof *out);
   FILE *f = fopen(path, "rb");
   if (!f)
-    return fail(err, errlen, errno == ENOENT ? MYELIN_ENOENT : MYELIN_EIO, "%s: %s", path,
+    return myelin_errorf(err, errlen, errno == ENOENT ? MYELIN_ENOENT : MYELIN_EIO, "%s: %s", path,
                 strerror(errno));
   uint8_t pre[12];
   size_t got = fread(pre, 1, sizeof pre, f);
@@ -275,9 +263,9 @@ int myelin_npy_read(const char *path, myelin_array *out, char *err, size_t errle
   int rc = parse_prefix(pre, got, &hlen, &hoff, path, err, errlen);
   if (rc) goto done;
   text = malloc(hlen + 1);
-  if (!text) { rc = fail(err, errlen, MYELIN_ENOMEM, "%s: out of memory", path); goto done; }
+  if (!text) { rc = myelin_errorf(err, errlen, MYELIN_ENOMEM, "%s: out of memory", path); goto done; }
   if (fseek(f, (long)hoff, SEEK_SET) != 0 || fread(text, 1, hlen, f) != hlen) {
-    rc = fail(err, errlen, MYELIN_EFORMAT, "%s: truncated header", path);
+    rc = myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: truncated header", path);
     goto done;
   }
   if ((rc = parse_header_dict(text, hlen, &h, path, err, errlen))) goto done;
@@ -285,7 +273,7 @@ int myelin_npy_read(const char *path, myelin_array *out, char *err, size_t errle
   struct stat sb;
   if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode) &&
       (uint64_t)sb.st_size - (hoff + hlen) < out->nbytes) {
-    rc = fail(err, errlen, MYELIN_EFORMAT, "%s: truncated data (%llu of %zu bytes)", path,
+    rc = myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: truncated data (%llu of %zu bytes)", path,
               (unsigned long long)((uint64_t)sb.st_size - (hoff + hlen)), out->nbytes);
     memset(out, 0, sizeof *out);
     goto done;
@@ -296,7 +284,7 @@ int myelin_npy_read(const char *path, myelin_array *out, char *err, size_t errle
   }
   got = fread(out->data, 1, out->nbytes, f);
   if (got != out->nbytes) {
-    rc = fail(err, errlen, MYELIN_EFORMAT, "%s: truncated data (%zu of %zu bytes)", path, got,
+    rc = myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: truncated data (%zu of %zu bytes)", path, got,
               out->nbytes);
     myelin_array_free(out);
     goto done;
@@ -344,7 +332,7 @@ int myelin_npy_write(const char *path, myelin_dtype dtype, int ndim, const int64
                      const void *data, char *err, size_t errlen) {
   uint8_t hdr[1024];
   int hl = myelin_npy_header(dtype, ndim, shape, hdr, sizeof hdr);
-  if (hl < 0) return fail(err, errlen, hl, "%s: invalid dtype or shape for .npy", path);
+  if (hl < 0) return myelin_errorf(err, errlen, hl, "%s: invalid dtype or shape for .npy", path);
   myelin_atomic_file f;
   memset(&f, 0, sizeof f);
   int rc = myelin_atomic_open(&f, path, err, errlen);
@@ -352,7 +340,7 @@ int myelin_npy_write(const char *path, myelin_dtype dtype, int ndim, const int64
   size_t nb = array_nbytes(dtype, ndim, shape);
   if (fwrite(hdr, 1, (size_t)hl, f.fp) != (size_t)hl || (nb && fwrite(data, 1, nb, f.fp) != nb)) {
     myelin_atomic_abort(&f);
-    return fail(err, errlen, MYELIN_EIO, "%s: write failed: %s", path, strerror(errno));
+    return myelin_errorf(err, errlen, MYELIN_EIO, "%s: write failed: %s", path, strerror(errno));
   }
   return myelin_atomic_commit(&f, 0, err, errlen);
 }
@@ -361,11 +349,11 @@ int myelin_npy_write(const char *path, myelin_dtype dtype, int ndim, const int64
 
 static struct archive *npz_open_read(const char *path, char *err, size_t errlen, int *rc) {
   struct archive *a = archive_read_new();
-  if (!a) { *rc = fail(err, errlen, MYELIN_ENOMEM, "%s: out of memory", path); return NULL; }
+  if (!a) { *rc = myelin_errorf(err, errlen, MYELIN_ENOMEM, "%s: out of memory", path); return NULL; }
   archive_read_support_format_zip(a);
   if (archive_read_open_filename(a, path, 1 << 16) != ARCHIVE_OK) {
     int missing = archive_errno(a) == ENOENT;
-    *rc = fail(err, errlen, missing ? MYELIN_ENOENT : MYELIN_EFORMAT, "%s: %s", path,
+    *rc = myelin_errorf(err, errlen, missing ? MYELIN_ENOENT : MYELIN_EFORMAT, "%s: %s", path,
                missing ? "no such file" : archive_error_string(a));
     archive_read_free(a);
     return NULL;
@@ -378,17 +366,17 @@ static int npz_slurp(struct archive *a, const char *what, uint8_t **out, size_t 
                      size_t errlen) {
   size_t cap = 1 << 16, n = 0;
   uint8_t *buf = malloc(cap);
-  if (!buf) return fail(err, errlen, MYELIN_ENOMEM, "%s: out of memory", what);
+  if (!buf) return myelin_errorf(err, errlen, MYELIN_ENOMEM, "%s: out of memory", what);
   for (;;) {
     if (n == cap) {
       uint8_t *nb = realloc(buf, cap *= 2);
-      if (!nb) { free(buf); return fail(err, errlen, MYELIN_ENOMEM, "%s: out of memory", what); }
+      if (!nb) { free(buf); return myelin_errorf(err, errlen, MYELIN_ENOMEM, "%s: out of memory", what); }
       buf = nb;
     }
     la_ssize_t r = archive_read_data(a, buf + n, cap - n);
     if (r < 0) {
       free(buf);
-      return fail(err, errlen, MYELIN_EFORMAT, "%s: %s", what, archive_error_string(a));
+      return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: %s", what, archive_error_string(a));
     }
     if (r == 0) break;
     n += (size_t)r;
@@ -411,7 +399,7 @@ int myelin_npz_read(const char *path, const char *key, myelin_array *out, char *
   struct archive *a = npz_open_read(path, err, errlen, &rc);
   if (!a) return rc;
   struct archive_entry *e;
-  rc = fail(err, errlen, MYELIN_ENOENT, "%s: no array named '%s' in the archive", path, key);
+  rc = myelin_errorf(err, errlen, MYELIN_ENOENT, "%s: no array named '%s' in the archive", path, key);
   int r;
   while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
     const char *name = archive_entry_pathname(e);
@@ -428,7 +416,7 @@ int myelin_npz_read(const char *path, const char *key, myelin_array *out, char *
     break;
   }
   if (r != ARCHIVE_OK && r != ARCHIVE_EOF)
-    rc = fail(err, errlen, MYELIN_EFORMAT, "%s: %s", path, archive_error_string(a));
+    rc = myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: %s", path, archive_error_string(a));
   archive_read_free(a);
   return rc;
 }
@@ -458,9 +446,9 @@ int myelin_npz_list(const char *path, char ***names, char *err, size_t errlen) {
     list[++n] = NULL;
   }
   if (!list || r == ARCHIVE_OK) {
-    rc = fail(err, errlen, MYELIN_ENOMEM, "%s: out of memory", path);
+    rc = myelin_errorf(err, errlen, MYELIN_ENOMEM, "%s: out of memory", path);
   } else if (r != ARCHIVE_EOF) {
-    rc = fail(err, errlen, MYELIN_EFORMAT, "%s: %s", path, archive_error_string(a));
+    rc = myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: %s", path, archive_error_string(a));
   }
   archive_read_free(a);
   if (rc) {
@@ -492,7 +480,7 @@ void myelin_npz_abort(myelin_npz_writer *w) {
 
 myelin_npz_writer *myelin_npz_open(const char *path, char *err, size_t errlen) {
   myelin_npz_writer *w = calloc(1, sizeof *w);
-  if (!w) { fail(err, errlen, MYELIN_ENOMEM, "%s: out of memory", path); return NULL; }
+  if (!w) { myelin_errorf(err, errlen, MYELIN_ENOMEM, "%s: out of memory", path); return NULL; }
   if (myelin_atomic_open(&w->file, path, err, errlen) != 0) {
     free(w);
     return NULL;
@@ -502,7 +490,7 @@ myelin_npz_writer *myelin_npz_open(const char *path, char *err, size_t errlen) {
       archive_write_zip_set_compression_store(w->a) != ARCHIVE_OK ||
       archive_write_set_bytes_in_last_block(w->a, 1) != ARCHIVE_OK ||
       archive_write_open_FILE(w->a, w->file.fp) != ARCHIVE_OK) {
-    fail(err, errlen, MYELIN_EIO, "%s: cannot start zip archive: %s", path,
+    myelin_errorf(err, errlen, MYELIN_EIO, "%s: cannot start zip archive: %s", path,
          w->a ? archive_error_string(w->a) : "out of memory");
     myelin_npz_abort(w);
     return NULL;
@@ -513,15 +501,15 @@ myelin_npz_writer *myelin_npz_open(const char *path, char *err, size_t errlen) {
 static int npz_remember_key(myelin_npz_writer *w, const char *key, char *err, size_t errlen) {
   for (size_t i = 0; i < w->nkeys; i++)
     if (strcmp(w->keys[i], key) == 0)
-      return fail(err, errlen, MYELIN_EINVAL, "%s: duplicate array name '%s'", w->file.path, key);
+      return myelin_errorf(err, errlen, MYELIN_EINVAL, "%s: duplicate array name '%s'", w->file.path, key);
   if (w->nkeys == w->cap) {
     size_t nc = w->cap ? w->cap * 2 : 16;
     char **nk = realloc(w->keys, nc * sizeof *nk);
-    if (!nk) return fail(err, errlen, MYELIN_ENOMEM, "out of memory");
+    if (!nk) return myelin_errorf(err, errlen, MYELIN_ENOMEM, "out of memory");
     w->keys = nk;
     w->cap = nc;
   }
-  if (!(w->keys[w->nkeys] = strdup(key))) return fail(err, errlen, MYELIN_ENOMEM, "out of memory");
+  if (!(w->keys[w->nkeys] = strdup(key))) return myelin_errorf(err, errlen, MYELIN_ENOMEM, "out of memory");
   w->nkeys++;
   return 0;
 }
@@ -530,12 +518,12 @@ int myelin_npz_add(myelin_npz_writer *w, const char *key, myelin_dtype dtype, in
                    const int64_t *shape, const void *data, char *err, size_t errlen) {
   uint8_t hdr[1024];
   int hl = myelin_npy_header(dtype, ndim, shape, hdr, sizeof hdr);
-  if (hl < 0) return fail(err, errlen, hl, "%s[%s]: invalid dtype or shape", w->file.path, key);
+  if (hl < 0) return myelin_errorf(err, errlen, hl, "%s[%s]: invalid dtype or shape", w->file.path, key);
   size_t kl = strlen(key);
   if (kl >= 4 && strcmp(key + kl - 4, ".npy") == 0) kl -= 4;
   char name[1024];
   if (kl == 0 || kl + 5 > sizeof name)
-    return fail(err, errlen, MYELIN_EINVAL, "%s: bad array name '%s'", w->file.path, key);
+    return myelin_errorf(err, errlen, MYELIN_EINVAL, "%s: bad array name '%s'", w->file.path, key);
   memcpy(name, key, kl);
   name[kl] = 0;
   int rc = npz_remember_key(w, name, err, errlen);
@@ -543,7 +531,7 @@ int myelin_npz_add(myelin_npz_writer *w, const char *key, myelin_dtype dtype, in
   strcat(name, ".npy");
   size_t nb = array_nbytes(dtype, ndim, shape);
   struct archive_entry *e = archive_entry_new();
-  if (!e) return fail(err, errlen, MYELIN_ENOMEM, "out of memory");
+  if (!e) return myelin_errorf(err, errlen, MYELIN_ENOMEM, "out of memory");
   archive_entry_set_pathname(e, name);
   archive_entry_set_filetype(e, AE_IFREG);
   archive_entry_set_perm(e, 0644);
@@ -554,7 +542,7 @@ int myelin_npz_add(myelin_npz_writer *w, const char *key, myelin_dtype dtype, in
       archive_write_data(w->a, hdr, (size_t)hl) != hl ||
       (nb && archive_write_data(w->a, data, nb) != (la_ssize_t)nb) ||
       archive_write_finish_entry(w->a) != ARCHIVE_OK)
-    rc = fail(err, errlen, MYELIN_EIO, "%s[%s]: write failed: %s", w->file.path, name,
+    rc = myelin_errorf(err, errlen, MYELIN_EIO, "%s[%s]: write failed: %s", w->file.path, name,
               archive_error_string(w->a));
   archive_entry_free(e);
   return rc;
@@ -563,7 +551,7 @@ int myelin_npz_add(myelin_npz_writer *w, const char *key, myelin_dtype dtype, in
 int myelin_npz_close(myelin_npz_writer *w, char *err, size_t errlen) {
   if (!w) return MYELIN_EINVAL;
   if (archive_write_close(w->a) != ARCHIVE_OK) {
-    int rc = fail(err, errlen, MYELIN_EIO, "%s: %s", w->file.path, archive_error_string(w->a));
+    int rc = myelin_errorf(err, errlen, MYELIN_EIO, "%s: %s", w->file.path, archive_error_string(w->a));
     myelin_npz_abort(w);
     return rc;
   }

@@ -69,18 +69,6 @@ struct myelin_watch {
   uint64_t count;
 };
 
-static int werr(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int werr(char *err, size_t errlen, int code, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return code;
-}
-
 /* ---- the sorted name set of reported files ------------------------------ */
 
 static size_t lower_bound(char **v, size_t n, const char *name) {
@@ -333,13 +321,13 @@ static int skip_existing(myelin_watch *w) {
 int myelin_watch_start(struct uv_loop_s *loop, const myelin_watch_opts *o, myelin_watch_cb cb,
                        void *arg, myelin_watch **out, char *err, size_t errlen) {
   *out = NULL;
-  if (!loop || !o || !o->dir || !cb) return werr(err, errlen, MYELIN_EINVAL, "watch: missing argument");
+  if (!loop || !o || !o->dir || !cb) return myelin_errorf(err, errlen, MYELIN_EINVAL, "watch: missing argument");
   struct stat st;
   if (stat(o->dir, &st) != 0)
-    return werr(err, errlen, MYELIN_ENOENT, "%s: cannot watch: %s", o->dir, strerror(errno));
-  if (!S_ISDIR(st.st_mode)) return werr(err, errlen, MYELIN_EINVAL, "%s: cannot watch: not a folder", o->dir);
+    return myelin_errorf(err, errlen, MYELIN_ENOENT, "%s: cannot watch: %s", o->dir, strerror(errno));
+  if (!S_ISDIR(st.st_mode)) return myelin_errorf(err, errlen, MYELIN_EINVAL, "%s: cannot watch: not a folder", o->dir);
   myelin_watch *w = calloc(1, sizeof *w);
-  if (!w) return werr(err, errlen, MYELIN_ENOMEM, "watch: out of memory");
+  if (!w) return myelin_errorf(err, errlen, MYELIN_ENOMEM, "watch: out of memory");
   w->loop = loop;
   w->dir = strdup(o->dir);
   w->pattern = strdup(o->pattern && *o->pattern ? o->pattern : "*");
@@ -348,7 +336,7 @@ int myelin_watch_start(struct uv_loop_s *loop, const myelin_watch_opts *o, myeli
   w->arg = arg;
   if (!w->dir || !w->pattern || (o->skip_existing && skip_existing(w))) {
     free_watch(w);
-    return werr(err, errlen, MYELIN_ENOMEM, "watch: out of memory");
+    return myelin_errorf(err, errlen, MYELIN_ENOMEM, "watch: out of memory");
   }
   unsigned poll = o->poll_ms ? o->poll_ms : w->settle_ms / 4;
   if (poll < 10) poll = 10;

@@ -10,6 +10,8 @@
 #ifndef MYELIN_ERROR_H
 #define MYELIN_ERROR_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -29,6 +31,11 @@ enum {
 };
 
 const char *myelin_strerror(int code);
+
+/* Formats a message into err (when err is not NULL) and returns code, so
+ * error paths read `return myelin_errorf(err, errlen, MYELIN_EIO, "%s: ...", path);`. */
+int myelin_errorf(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #ifdef __cplusplus
 }
