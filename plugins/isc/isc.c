@@ -144,21 +144,6 @@ static isc_side parse_side(const char *s) {
   return ISC_SIDE_RIGHT;
 }
 
-/* A context field (string or integer) as text; "" when absent. */
-static void field_text(const myelin_msg *m, const char *key, char *buf, size_t n) {
-  myelin_obj o = myelin_msg_get(m, key);
-  int64_t iv;
-  double fv;
-  buf[0] = 0;
-  if (myelin_obj_type_of(o) == MYELIN_OBJ_STR) {
-    if (myelin_obj_str_copy(o, buf, n) != 0) buf[0] = 0;
-  } else if (myelin_obj_int(o, &iv) == 0) {
-    snprintf(buf, n, "%" PRId64, iv);
-  } else if (myelin_obj_float(o, &fv) == 0) {
-    snprintf(buf, n, "%g", fv);
-  }
-}
-
 /* The data tensor of a run ([T, V]) or volume ([V]). */
 static int read_data(isc_state *s, const myelin_msg *m, int want_ndim, myelin_tensor *t,
                      const char *subject) {
@@ -462,9 +447,9 @@ static group *group_find(isc_state *s, const char *task, const char *run) {
 
 static int process_run(isc_state *s, myelin_msg *m) {
   char subject[256], task[256], run[64];
-  field_text(m, "subject", subject, sizeof subject);
-  field_text(m, "task", task, sizeof task);
-  field_text(m, "run", run, sizeof run);
+  myelin_msg_text(m, "subject", subject, sizeof subject);
+  myelin_msg_text(m, "task", task, sizeof task);
+  myelin_msg_text(m, "run", run, sizeof run);
   myelin_tensor t;
   int rc = read_data(s, m, 2, &t, subject);
   if (rc) return rc;
@@ -797,8 +782,8 @@ static int isc_process(void *state, int port, myelin_msg *m) {
   if (!is_run && strcmp(kind, "volume"))
     return s->host->error(s->st, "expected `run` or `volume` messages, got `%s`", kind);
   char subject[256], task[256];
-  field_text(m, "subject", subject, sizeof subject);
-  field_text(m, "task", task, sizeof task);
+  myelin_msg_text(m, "subject", subject, sizeof subject);
+  myelin_msg_text(m, "task", task, sizeof task);
   if (!is_run && !subject[0])
     return s->host->error(s->st, "volume message without a `subject` field (task '%s')", task);
   if (is_run && !s->ref) return process_run(s, m);

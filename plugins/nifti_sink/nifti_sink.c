@@ -57,20 +57,6 @@ typedef struct ns_state {
 
 /* ---- path templates ------------------------------------------------------ */
 
-static void field_text(const myelin_msg *m, const char *key, char *buf, size_t n) {
-  myelin_obj o = myelin_msg_get(m, key);
-  int64_t iv;
-  double fv;
-  buf[0] = 0;
-  if (myelin_obj_type_of(o) == MYELIN_OBJ_STR) {
-    if (myelin_obj_str_copy(o, buf, n) != 0) buf[0] = 0;
-  } else if (myelin_obj_int(o, &iv) == 0) {
-    snprintf(buf, n, "%lld", (long long)iv);
-  } else if (myelin_obj_float(o, &fv) == 0) {
-    snprintf(buf, n, "%g", fv);
-  }
-}
-
 static const char *const tmpl_keys[] = {"subject", "task", "run", "stat", "seq", NULL};
 
 /* Expands {key} from m; seq falls back to the sink's file counter. */
@@ -83,7 +69,7 @@ static int expand_path(const ns_state *s, const myelin_msg *m, char *out, size_t
       for (int k = 0; tmpl_keys[k]; k++) {
         size_t kl = strlen(tmpl_keys[k]);
         if (!strncmp(p + 1, tmpl_keys[k], kl) && p[1 + kl] == '}') {
-          field_text(m, tmpl_keys[k], val, sizeof val);
+          myelin_msg_text(m, tmpl_keys[k], val, sizeof val);
           if (!val[0] && !strcmp(tmpl_keys[k], "seq")) snprintf(val, sizeof val, "%llu", (unsigned long long)s->files);
           if (!val[0]) snprintf(val, sizeof val, "none");
           for (char *c = val; *c; c++)
@@ -382,9 +368,9 @@ static int flush_volumes(ns_state *s) {
 
 static int add_volume(ns_state *s, myelin_msg *m) {
   char key[512], sub[160], task[160], run[160];
-  field_text(m, "subject", sub, sizeof sub);
-  field_text(m, "task", task, sizeof task);
-  field_text(m, "run", run, sizeof run);
+  myelin_msg_text(m, "subject", sub, sizeof sub);
+  myelin_msg_text(m, "task", task, sizeof task);
+  myelin_msg_text(m, "run", run, sizeof run);
   snprintf(key, sizeof key, "%s\x1f%s\x1f%s", sub, task, run);
   myelin_tensor t;
   if (myelin_msg_tensor(m, "data", &t) != 0 || t.ndim != 1)

@@ -1027,3 +1027,18 @@ void myelin_build_fields(myelin_builder *b, const myelin_msg *src, const char *c
 void myelin_build_context(myelin_builder *b, const myelin_msg *src) {
   myelin_build_fields(b, src, myelin_context_keys);
 }
+
+void myelin_msg_text(const myelin_msg *m, const char *key, char *buf, size_t n) {
+  myelin_obj o = myelin_msg_get(m, key);
+  int64_t iv;
+  double fv;
+  if (!n) return;
+  buf[0] = 0;
+  if (myelin_obj_type_of(o) == MYELIN_OBJ_STR) {
+    if (myelin_obj_str_copy(o, buf, n) != 0) buf[0] = 0;
+  } else if (myelin_obj_int(o, &iv) == 0) {
+    snprintf(buf, n, "%lld", (long long)iv);
+  } else if (myelin_obj_float(o, &fv) == 0) {
+    snprintf(buf, n, "%g", fv);
+  }
+}

@@ -156,6 +156,10 @@ int myelin_msg_uint(const myelin_msg *m, const char *key, uint64_t *out);
 int myelin_msg_float(const myelin_msg *m, const char *key, double *out);
 int myelin_msg_str(const myelin_msg *m, const char *key, char *buf, size_t n);
 int myelin_msg_tensor(const myelin_msg *m, const char *key, myelin_tensor *t);
+/* A root field that is a string, integer or float, as text ("%g" for
+ * floats) into buf; "" when absent or of another type. For path templates
+ * and grouping keys ({subject}, {run}, ...). */
+void myelin_msg_text(const myelin_msg *m, const char *key, char *buf, size_t n);
 
 /* ---- building ------------------------------------------------------------ */
 typedef struct myelin_builder myelin_builder;
