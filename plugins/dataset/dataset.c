@@ -32,6 +32,7 @@ typedef struct dataset {
   myelin_stage *st;
   ds_format format;
   const char *path, *split;
+  char *path_buf, *labels; /* input paths, resolved (myelin_input_path) */
   int shuffle, whole, has_scale;
   double scale;
   uint64_t seed;
@@ -54,6 +55,8 @@ static void ds_fini(void *state) {
   free(d->stream_y);
   free(d->rowbuf);
   free(d->order);
+  free(d->path_buf);
+  free(d->labels);
   free(d);
 }
 
@@ -110,7 +113,7 @@ static int open_stream(dataset *d, const char *labels, char *err, size_t errlen)
 }
 
 static int load(dataset *d, const myelin_params *p, char *err, size_t errlen) {
-  const char *labels = myelin_param_str(p, "labels");
+  const char *labels = d->labels;
   switch (d->format) {
   case DS_IDX:
     if (!d->shuffle && !d->whole) return open_stream(d, labels, err, errlen);
@@ -131,7 +134,10 @@ static int load(dataset *d, const myelin_params *p, char *err, size_t errlen) {
 /* Loads everything the run needs; on failure the state is freed here, since
  * fini only runs after a successful init. */
 static int ds_setup(dataset *d, const myelin_params *p) {
-  d->path = myelin_param_str(p, "path");
+  const char *dir = d->host->pipeline_dir ? d->host->pipeline_dir(d->st) : NULL;
+  d->path = d->path_buf = myelin_input_path(myelin_param_str(p, "path"), dir);
+  d->labels = myelin_input_path(myelin_param_str(p, "labels"), dir);
+  if (!d->path_buf || !d->labels) return d->host->error(d->st, "out of memory");
   d->split = myelin_param_str(p, "split");
   d->format = format_of(myelin_param_str(p, "format"), d->path);
   d->shuffle = myelin_param_bool(p, "shuffle");

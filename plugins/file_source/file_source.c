@@ -28,7 +28,7 @@
 typedef struct fsrc {
   const myelin_host *host;
   myelin_stage *st;
-  const char *path;
+  char *path; /* resolved (myelin_input_path) */
   int realtime, loop;
   double speed;
   FILE *f;
@@ -40,7 +40,11 @@ static int fs_init(const myelin_host *host, myelin_stage *st, const myelin_param
   if (!s) return MYELIN_ENOMEM;
   s->host = host;
   s->st = st;
-  s->path = myelin_param_str(p, "path");
+  s->path = myelin_input_path(myelin_param_str(p, "path"), host->pipeline_dir ? host->pipeline_dir(st) : NULL);
+  if (!s->path) {
+    free(s);
+    return host->error(st, "out of memory");
+  }
   s->realtime = !strcmp(myelin_param_str(p, "pace"), "realtime");
   s->speed = myelin_param_float(p, "speed");
   s->loop = myelin_param_bool(p, "loop");
@@ -48,6 +52,7 @@ static int fs_init(const myelin_host *host, myelin_stage *st, const myelin_param
   s->f = fopen(s->path, "rb");
   if (!s->f) {
     int e = errno;
+    free(s->path);
     free(s); /* fini runs only after a successful init */
     *state = NULL;
     return host->error(st, "%s: cannot open: %s", myelin_param_str(p, "path"), strerror(e));
@@ -55,6 +60,7 @@ static int fs_init(const myelin_host *host, myelin_stage *st, const myelin_param
   s->rd = myelin_reader_new(s->f, 0);
   if (!s->rd) {
     fclose(s->f);
+    free(s->path);
     free(s);
     *state = NULL;
     return host->error(st, "%s: out of memory", myelin_param_str(p, "path"));
@@ -128,6 +134,7 @@ static void fs_fini(void *state) {
   fsrc *s = state;
   myelin_reader_free(s->rd);
   if (s->f) fclose(s->f);
+  free(s->path);
   free(s);
 }
 

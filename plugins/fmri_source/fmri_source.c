@@ -64,6 +64,7 @@ typedef struct fs_state {
   uint8_t *mask;
   grid mask_grid;
   char *mask_path;
+  char *path, *watch_dir, *labels_path; /* input paths, resolved (myelin_input_path) */
   /* atlas: parcel index per voxel (C order, -1 = none) */
   int32_t *atlas;
   grid atlas_grid;
@@ -588,7 +589,7 @@ static int load_archive(fs_state *s, const fmri_list *l, size_t *used) {
 static int start_stored(fs_state *s) {
   char err[1024];
   fmri_list l;
-  const char *path = myelin_param_str(s->p, "path");
+  const char *path = s->path;
   if (fmri_discover(path, &l, err, sizeof err)) return s->host->error(s->st, "%s", err);
   size_t used = 0;
   int rc = 0;
@@ -711,7 +712,7 @@ static int start_live(fs_state *s) {
   uv_loop_t *loop = s->host->loop(s->st);
   if (!loop) return s->host->error(s->st, "no event loop for watch mode");
   myelin_watch_opts o = {
-      .dir = myelin_param_str(s->p, "watch"),
+      .dir = s->watch_dir,
       .pattern = myelin_param_str(s->p, "pattern"),
       .settle_ms = (unsigned)myelin_param_int(s->p, "settle_ms"),
       .skip_existing = !myelin_param_bool(s->p, "existing"),
@@ -772,9 +773,19 @@ static int fs_init(const myelin_host *host, myelin_stage *st, const myelin_param
   return 0;
 }
 
+/* A relative input path that is not found from the working directory is
+ * looked up next to the pipeline file (myelin_input_path). */
+static char *input_path(fs_state *s, const char *path) {
+  return myelin_input_path(path, s->host->pipeline_dir ? s->host->pipeline_dir(s->st) : NULL);
+}
+
 static int fs_init_state(fs_state *s, const myelin_params *p) {
   s->p = p;
   const char *watch = myelin_param_str(p, "watch");
+  s->path = input_path(s, myelin_param_str(p, "path"));
+  s->watch_dir = input_path(s, watch);
+  s->labels_path = input_path(s, myelin_param_str(p, "atlas_labels"));
+  if (!s->path || !s->watch_dir || !s->labels_path) return MYELIN_ENOMEM;
   s->emit_volume = (watch && *watch) || strcmp(myelin_param_str(p, "emit"), "volume") == 0;
   s->realtime = strcmp(myelin_param_str(p, "pace"), "realtime") == 0;
   s->zscore = myelin_param_bool(p, "zscore");
@@ -786,15 +797,15 @@ static int fs_init_state(fs_state *s, const myelin_params *p) {
   const char *mask = myelin_param_str(p, "mask");
   s->mask_mode = strcmp(mask, "none") == 0 || !*mask ? MASK_NONE : strcmp(mask, "auto") == 0 ? MASK_AUTO : MASK_FILE;
   if (s->mask_mode == MASK_FILE) {
-    s->mask_path = strdup(mask);
+    s->mask_path = input_path(s, mask);
     if (!s->mask_path) return MYELIN_ENOMEM;
-    if (load_mask(s, mask)) return MYELIN_EINVAL;
+    if (load_mask(s, s->mask_path)) return MYELIN_EINVAL;
   }
   const char *atlas = myelin_param_str(p, "atlas");
   if (atlas && *atlas) {
-    s->atlas_path = strdup(atlas);
+    s->atlas_path = input_path(s, atlas);
     if (!s->atlas_path) return MYELIN_ENOMEM;
-    if (load_atlas(s, atlas, myelin_param_str(p, "atlas_labels"))) return MYELIN_EINVAL;
+    if (load_atlas(s, s->atlas_path, s->labels_path)) return MYELIN_EINVAL;
   }
   return 0;
 }
@@ -813,6 +824,9 @@ static void fs_fini(void *state) {
   selection_free(&s->live_sel);
   free(s->mask);
   free(s->mask_path);
+  free(s->path);
+  free(s->watch_dir);
+  free(s->labels_path);
   free(s->atlas);
   free(s->atlas_path);
   free(s->parcel_values);

@@ -24,6 +24,7 @@ typedef struct fo_state {
   const myelin_host *host;
   myelin_stage *st;
   const myelin_params *p;
+  char *dir; /* path, resolved (myelin_input_path) */
   myelin_watch *watch;
   uv_timer_t idle;
   int idle_active;
@@ -110,9 +111,12 @@ static int fo_init(const myelin_host *host, myelin_stage *st, const myelin_param
   s->count = myelin_param_int(p, "count");
   s->max_bytes = (size_t)myelin_param_int(p, "max_bytes");
   struct stat sb;
-  const char *dir = myelin_param_str(p, "path");
-  if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-    int rc = host->error(st, "path %s: not a folder (%s)", dir, errno ? strerror(errno) : "not a directory");
+  const char *dir = s->dir = myelin_input_path(myelin_param_str(p, "path"), host->pipeline_dir ? host->pipeline_dir(st) : NULL);
+  errno = 0;
+  if (!dir || stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+    int rc = dir ? host->error(st, "path %s: not a folder (%s)", dir, errno ? strerror(errno) : "not a directory")
+                 : host->error(st, "out of memory");
+    free(s->dir);
     free(s); /* fini only runs after a successful init */
     *state = NULL;
     return rc;
@@ -125,7 +129,7 @@ static int fo_start(void *state) {
   uv_loop_t *loop = s->host->loop(s->st);
   if (!loop) return s->host->error(s->st, "no event loop");
   myelin_watch_opts o = {
-      .dir = myelin_param_str(s->p, "path"),
+      .dir = s->dir,
       .pattern = myelin_param_str(s->p, "pattern"),
       .settle_ms = (unsigned)myelin_param_int(s->p, "settle_ms"),
       .skip_existing = !myelin_param_bool(s->p, "existing"),
@@ -147,7 +151,11 @@ static int fo_start(void *state) {
 
 static void fo_stop(void *state) { fo_end(state); }
 
-static void fo_fini(void *state) { free(state); }
+static void fo_fini(void *state) {
+  fo_state *s = state;
+  if (s) free(s->dir);
+  free(s);
+}
 
 static const myelin_param_def fo_params[] = {
     {.name = "path", .type = MYELIN_PARAM_PATH, .doc = "The folder to watch (must exist)."},

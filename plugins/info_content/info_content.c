@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <myelin/io.h>
 #include <myelin/npy.h>
 #include <myelin/plugin.h>
 
@@ -734,7 +735,9 @@ static int ic_init(const myelin_host *host, myelin_stage *st, const myelin_param
   s->threads = (int)myelin_param_int(p, "threads");
   const char *ref = myelin_param_str(p, "reference");
   if (ref && *ref) {
-    int rc = load_file_ref(s, ref);
+    char *path = myelin_input_path(ref, host->pipeline_dir ? host->pipeline_dir(st) : NULL);
+    int rc = path ? load_file_ref(s, path) : host->error(st, "out of memory");
+    free(path);
     if (rc) {
       ic_fini(s);
       return rc;

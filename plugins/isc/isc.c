@@ -838,22 +838,6 @@ static void isc_fini(void *state) {
   free(s);
 }
 
-/* Resolves a relative reference path against the pipeline file's folder when
- * it does not exist as given. */
-static char *resolve_path(const myelin_host *host, myelin_stage *st, const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (f || path[0] == '/') {
-    if (f) fclose(f);
-    return strdup(path);
-  }
-  const char *dir = host->pipeline_dir ? host->pipeline_dir(st) : NULL;
-  if (!dir || !*dir) return strdup(path);
-  size_t n = strlen(dir) + strlen(path) + 2;
-  char *full = malloc(n);
-  if (full) snprintf(full, n, "%s/%s", dir, path);
-  return full;
-}
-
 static int init_state(isc_state *s, const myelin_host *host, myelin_stage *st, const myelin_params *p);
 
 /* fini only runs after a successful init: a failing init frees its state. */
@@ -892,7 +876,7 @@ static int init_state(isc_state *s, const myelin_host *host, myelin_stage *st, c
     return host->error(st, "stats: %s needs summary: mean or median", stats_name(s->stats));
   const char *ref = myelin_param_str(p, "reference");
   if (ref && *ref) {
-    s->ref_path = resolve_path(host, st, ref);
+    s->ref_path = myelin_input_path(ref, host->pipeline_dir ? host->pipeline_dir(st) : NULL);
     if (!s->ref_path) return host->error(st, "out of memory");
     int rc = load_reference(s, s->ref_path);
     if (rc) return rc;

@@ -114,18 +114,6 @@ int loihi_spikes_view(const myelin_msg *m, loihi_spikes *s, char *err, size_t er
   return 0;
 }
 
-char *loihi_resolve_path(const char *path, const char *dir) {
-  if (!path) return NULL;
-  if (path[0] == '/' || !*path || access(path, F_OK) == 0 || !dir || !*dir) return strdup(path);
-  size_t n = strlen(dir) + strlen(path) + 2;
-  char *joined = malloc(n);
-  if (!joined) return NULL;
-  snprintf(joined, n, "%s/%s", dir, path);
-  if (access(joined, F_OK) == 0) return joined;
-  free(joined);
-  return strdup(path);
-}
-
 /* ---- store --------------------------------------------------------------- */
 
 static size_t bitmap_bytes(int64_t n, int64_t steps) { return (size_t)((n * steps + 7) / 8); }

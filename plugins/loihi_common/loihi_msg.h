@@ -34,10 +34,6 @@ typedef struct loihi_spikes {
 
 int loihi_spikes_view(const myelin_msg *m, loihi_spikes *s, char *err, size_t errlen);
 
-/* A relative path that does not exist from the working directory is tried
- * relative to the pipeline file's folder (dir, may be NULL). Returns a
- * malloc'ed path (the input unchanged when neither exists), NULL on OOM. */
-char *loihi_resolve_path(const char *path, const char *dir);
 
 /* ---- pending samples ----------------------------------------------------- */
 typedef struct loihi_sample {

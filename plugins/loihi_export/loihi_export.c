@@ -433,7 +433,7 @@ static int ex_init_state(exstate *s, const myelin_host *host, myelin_stage *st, 
   s->host = host;
   s->st = st;
   s->prefix = strdup(myelin_param_str(p, "path"));
-  s->pipeline = loihi_resolve_path(myelin_param_str(p, "pipeline"), host->pipeline_dir(st));
+  s->pipeline = myelin_input_path(myelin_param_str(p, "pipeline"), host->pipeline_dir(st));
   s->dt = myelin_param_float(p, "dt");
   s->bundle = myelin_param_bool(p, "bundle");
   s->max_pending = myelin_param_int(p, "max_pending");

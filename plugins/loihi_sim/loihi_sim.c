@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <myelin/io.h>
 #include <myelin/plugin.h>
 
 #include "loihi.h"
@@ -176,7 +177,7 @@ static int sim_init(const myelin_host *host, myelin_stage *st, const myelin_para
   s->st = st;
   s->max_pending = myelin_param_int(p, "max_pending");
   *state = s;
-  char *path = loihi_resolve_path(myelin_param_str(p, "net"), host->pipeline_dir(st));
+  char *path = myelin_input_path(myelin_param_str(p, "net"), host->pipeline_dir(st));
   int rc = 0;
   if (path && *path) {
     char err[600];

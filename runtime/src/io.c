@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -169,6 +170,28 @@ int myelin_mkdirs_for(const char *path, char *err, size_t errlen) {
   }
   free(dir);
   return rc;
+}
+
+/* Whether path names something: a file or folder, or for a glob pattern at
+ * least one match. */
+static int path_found(const char *path) {
+  if (!strpbrk(path, "*?[")) return access(path, F_OK) == 0;
+  glob_t g;
+  int found = glob(path, 0, NULL, &g) == 0 && g.gl_pathc > 0;
+  globfree(&g);
+  return found;
+}
+
+char *myelin_input_path(const char *path, const char *dir) {
+  if (!path) return NULL;
+  if (path[0] == '/' || !*path || path_found(path) || !dir || !*dir) return strdup(path);
+  size_t n = strlen(dir) + strlen(path) + 2;
+  char *joined = malloc(n);
+  if (!joined) return NULL;
+  snprintf(joined, n, "%s/%s", dir, path);
+  if (path_found(joined)) return joined;
+  free(joined);
+  return strdup(path);
 }
 
 int myelin_check_writable(const char *path, char *err, size_t errlen) {

@@ -2,7 +2,8 @@
  * test_e2e.c — dataset, spike_encoder and npy_sink inside real pipelines run
  * by the `myelin` CLI: the Fashion-MNIST demo pipeline, sklearn's digits CSV
  * written back to .npy/.npz and compared by numpy, and a bad input reported
- * with exit code 1 and the file named.
+ * with exit code 1 and the file named; relative inputs found next to the
+ * pipeline file.
  */
 #include "testutil.h"
 
@@ -93,6 +94,29 @@ START_TEST(bad_input_exit_code_and_message) {
 }
 END_TEST
 
+/* A relative input path is found next to the pipeline file when the run
+ * starts elsewhere; a missing one is reported as written. */
+START_TEST(inputs_next_to_pipeline_file) {
+  char *proj = mt_strf("%s/proj", tmp);
+  ck_assert_int_eq(mt_run(mt_strf("mkdir -p %s/data", proj), NULL), 0);
+  mt_write(mt_strf("%s/data/rows.csv", proj), "1,2,0\n3,4,1\n5,6,0\n");
+  char *yaml = mt_strf("%s/p.yaml", proj);
+  mt_write(yaml, mt_strf("name: near\nstages:\n"
+                         "  - {id: d, plugin: dataset, params: {format: csv, path: data/rows.csv, whole: true}}\n"
+                         "  - {id: s, plugin: npy_sink, inputs: [d], params: {path: '%s/out.npy'}}\n", tmp));
+  char *out;
+  ck_assert_msg(mt_run(mt_strf("cd / && %s run %s --quiet", bin(), yaml), &out) == 0, "%s", out);
+  free(out);
+  ck_assert_int_gt(mt_file_size(mt_strf("%s/out.npy", tmp)), 6 * 4);
+  mt_write(yaml, "name: near\nstages:\n"
+                 "  - {id: d, plugin: dataset, params: {format: csv, path: data/missing.csv}}\n"
+                 "  - {id: s, plugin: null_sink, inputs: [d]}\n");
+  ck_assert_int_eq(mt_run(mt_strf("cd / && %s run %s --quiet", bin(), yaml), &out), 1);
+  ck_assert_msg(strstr(out, "data/missing.csv") && !strstr(out, "proj/data/missing.csv"), "%s", out);
+  free(out);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("dataset_e2e");
   TCase *tc = tcase_create("e2e");
@@ -101,6 +125,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, fashion_mnist_demo_pipeline);
   tcase_add_test(tc, digits_to_npy_and_npz);
   tcase_add_test(tc, bad_input_exit_code_and_message);
+  tcase_add_test(tc, inputs_next_to_pipeline_file);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -1,7 +1,8 @@
 /*
  * test_io.c — io.h: atomic files (never visible under the final name before
  * commit; abort unlinks), folders, writability checks, whole-file reads with
- * gzip (single and multi-member, truncated, size limits), zlib buffers.
+ * gzip (single and multi-member, truncated, size limits), zlib buffers, and
+ * input paths looked up next to the pipeline file.
  */
 #include <dirent.h>
 #include <stdlib.h>
@@ -168,6 +169,44 @@ START_TEST(folders) {
 }
 END_TEST
 
+START_TEST(input_paths) {
+  char *dir = mt_tmpdir(), *cwd = mt_tmpdir();
+  char here[4096];
+  ck_assert_ptr_nonnull(getcwd(here, sizeof here));
+  ck_assert_int_eq(chdir(cwd), 0);
+  mt_write(mt_strf("%s/near.npy", dir), "x"); /* only next to the pipeline file */
+  mt_write(mt_strf("%s/both.npy", dir), "x");
+  mt_write("both.npy", "x"); /* also in the working directory: that one wins */
+  char *p = myelin_input_path("near.npy", dir);
+  ck_assert_str_eq(p, mt_strf("%s/near.npy", dir));
+  free(p);
+  p = myelin_input_path("both.npy", dir);
+  ck_assert_str_eq(p, "both.npy");
+  free(p);
+  p = myelin_input_path("ne*.npy", dir); /* a glob: matched next to the pipeline file */
+  ck_assert_str_eq(p, mt_strf("%s/ne*.npy", dir));
+  free(p);
+  p = myelin_input_path("bo?h.npy", dir); /* matched in the working directory */
+  ck_assert_str_eq(p, "bo?h.npy");
+  free(p);
+  p = myelin_input_path("missing.npy", dir); /* neither: as written, for the error */
+  ck_assert_str_eq(p, "missing.npy");
+  free(p);
+  p = myelin_input_path("/abs/x.npy", dir);
+  ck_assert_str_eq(p, "/abs/x.npy");
+  free(p);
+  p = myelin_input_path("", dir);
+  ck_assert_str_eq(p, "");
+  free(p);
+  p = myelin_input_path("near.npy", NULL); /* no pipeline file (harness) */
+  ck_assert_str_eq(p, "near.npy");
+  free(p);
+  ck_assert_ptr_null(myelin_input_path(NULL, dir));
+  ck_assert_int_eq(chdir(here), 0);
+  ck_assert_int_eq(mt_run(mt_strf("rm -rf %s %s", dir, cwd), NULL), 0);
+}
+END_TEST
+
 static void write_gz(const char *path, const char *mode, const void *p, size_t n) {
   gzFile g = gzopen(path, mode);
   ck_assert_ptr_nonnull(g);
@@ -290,6 +329,7 @@ int main(void) {
   tcase_add_test(tc, atomic_commit);
   tcase_add_test(tc, atomic_abort);
   tcase_add_test(tc, folders);
+  tcase_add_test(tc, input_paths);
   tcase_add_test(tc, read_gzip);
   tcase_add_test(tc, gunzip_buffers);
   tcase_add_test(tc, real_dataset_gz);

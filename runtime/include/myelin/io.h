@@ -41,6 +41,14 @@ int myelin_mkdirs_for(const char *path, char *err, size_t errlen);
 /* 0 when a file can be created in path's folder (checked before work starts). */
 int myelin_check_writable(const char *path, char *err, size_t errlen);
 
+/* Where an input file named in a pipeline file is: path as given when it is
+ * absolute, empty or exists (relative to the working directory; a glob
+ * pattern exists when it matches); otherwise dir/path when that exists (dir: host->pipeline_dir, the pipeline file's
+ * folder); otherwise path as given, so that the error names what the user
+ * wrote. Returns a malloc'ed string (NULL only when out of memory or path is
+ * NULL). */
+char *myelin_input_path(const char *path, const char *dir);
+
 /* Reads a whole file; gzip content (magic 1f 8b) is inflated. *out is
  * malloc'ed (caller frees). max_bytes bounds the (inflated) size, 0 = none. */
 int myelin_read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *len, char *err,
