@@ -5,14 +5,25 @@
  * Two input ports. `features` takes `features` messages (dense [T, F] at the
  * TR, or word events `onset` [W] + `data` [W, F] summed into TR bins) or
  * plain `tensor` messages ([T, F] or [T]); `brain` takes `run` messages.
- * Features are matched to runs by `task`; a features message without `task`
- * serves every run whose task has no features of its own.
  *
- * Flow. A run whose task already has features is computed at once; other
- * runs are kept (a reference to the message, no copy) until their features
- * arrive, or until end of stream, where the task-less features serve them.
- * With `average_subjects`, runs are summed per task instead and one map of
- * the average subject is computed per task at end of stream.
+ * Matching. A features message is keyed by its `task` and `run` (either may
+ * be absent; `run` needs `task`). A run takes, by precedence, the features of
+ * its (task, run), else of its task (no `run`), else the features without
+ * task. One features message per key; run numbers compare as text, except
+ * that digit strings ignore leading zeros ("01" matches the integer 1).
+ *
+ * Flow. A run whose (task, run) features have arrived is computed at once;
+ * so is a run served by its task-wide features, as long as no run-specific
+ * features of that task have arrived (else it waits until end of stream, when
+ * every run-specific message is known). Other runs are kept (a reference to
+ * the message, no copy) until their features arrive, or until end of stream,
+ * where the task-less features serve them. Arrival order never changes a
+ * result: a run-specific message for a (task, run) already computed with the
+ * task-wide features is refused (the `served` list remembers those keys).
+ * With `average_subjects`, runs are summed per (task, run) instead and maps
+ * of the average subject are computed at end of stream: one per (task, run)
+ * when the task has run-specific features, else one per task (its runs
+ * summed together, as repetitions of one stimulus).
  *
  * Per run: features -> [T, F] float64 (binning events with bin =
  * floor(onset / tr) + offset), FIR delays -> [T, D*F] (zero or wrap padding,
@@ -40,19 +51,26 @@
 
 enum { PORT_FEATURES = 0, PORT_BRAIN = 1 };
 
-/* Features of one task (task NULL: any task). */
+/* Features of one key: (task, run), (task, NULL) or (NULL, NULL) = any task. */
 typedef struct feat {
-  char *task;
+  char *task, *run;
   myelin_msg *msg;
 } feat;
 
-/* average_subjects: the running sum of one task's runs. */
+/* A (task, run) already computed with its task's task-wide features. */
+typedef struct served {
+  char *task, *run, *subject;
+} served;
+
+/* average_subjects: the running sum of one (task, run)'s runs. */
 typedef struct avg {
-  char *task;
+  char *task, *run;
   size_t T, V, count;
   double *sum;       /* [T, V] */
-  myelin_msg *first; /* geometry, tr */
+  myelin_msg *first; /* geometry, tr, run */
   char **subjects;
+  int whole_task;    /* flush: other runs of the task were merged into this one */
+  int done;          /* flush: emitted, or merged into another */
 } avg;
 
 typedef struct enc_state {
@@ -68,6 +86,8 @@ typedef struct enc_state {
   int average;
   feat *feats;
   size_t nfeat;
+  served *served;
+  size_t nserved;
   myelin_msg **pending;
   size_t npend;
   avg *avgs;
@@ -93,6 +113,23 @@ static char *msg_text(const myelin_msg *m, const char *key) {
 
 static int same(const char *a, const char *b) { return a && b && strcmp(a, b) == 0; }
 
+/* Equal keys, absent (NULL) equal to absent. */
+static int same_key(const char *a, const char *b) { return (!a && !b) || same(a, b); }
+
+/* The message's `run` as a key: text, digit strings without leading zeros
+ * (BIDS "01" and the integer 1 are one run); NULL if absent or empty. */
+static char *run_key(const myelin_msg *m) {
+  char *r = msg_text(m, "run");
+  if (!r || !*r) return free(r), NULL;
+  size_t n = strlen(r);
+  if (strspn(r, "0123456789") == n) {
+    size_t z = strspn(r, "0");
+    if (z == n) z = n - 1;
+    memmove(r, r + z, n - z + 1);
+  }
+  return r;
+}
+
 /* Copies any real tensor into a new float64 array. */
 static double *tensor_f64(const myelin_tensor *t) {
   double *out = malloc((t->count ? t->count : 1) * sizeof *out);
@@ -116,6 +153,7 @@ static double *tensor_f64(const myelin_tensor *t) {
 }
 
 static const char *or_any(const char *task) { return task ? task : "(any)"; }
+static const char *or_q(const char *text) { return text ? text : "?"; }
 
 /* ---- features -> design matrix --------------------------------------------- */
 
@@ -184,7 +222,9 @@ static int emit_map(enc_state *s, const myelin_msg *ctx, const avg *g, const dou
   myelin_build_str(b, "stat", "r");
   if (g) {
     myelin_build_str(b, "subject", "average");
-    myelin_build_str(b, "task", g->task);
+    if (g->task) myelin_build_str(b, "task", g->task);
+    myelin_obj run = myelin_msg_get(g->first, "run");
+    if (!g->whole_task && myelin_obj_exists(run)) myelin_build_obj(b, "run", run);
     myelin_build_array_begin(b, "subjects");
     for (size_t i = 0; i < g->count; i++) myelin_build_str(b, NULL, g->subjects[i]);
     myelin_build_array_end(b);
@@ -291,13 +331,49 @@ static int run_data(enc_state *s, const myelin_msg *m, const float **Y, float **
 
 /* ---- routing ---------------------------------------------------------------- */
 
-static const feat *find_feat(const enc_state *s, const char *task, int allow_any) {
+/* The features stored under exactly this key. */
+static const feat *feat_exact(const enc_state *s, const char *task, const char *run) {
   for (size_t i = 0; i < s->nfeat; i++)
-    if (same(s->feats[i].task, task)) return &s->feats[i];
-  if (allow_any)
-    for (size_t i = 0; i < s->nfeat; i++)
-      if (!s->feats[i].task) return &s->feats[i];
+    if (same_key(s->feats[i].task, task) && same_key(s->feats[i].run, run)) return &s->feats[i];
   return NULL;
+}
+
+/* 1 if some features of this task carry a `run`. */
+static int task_has_run_feats(const enc_state *s, const char *task) {
+  for (size_t i = 0; i < s->nfeat; i++)
+    if (s->feats[i].run && same_key(s->feats[i].task, task)) return 1;
+  return 0;
+}
+
+/* The features of a run by precedence: (task, run) > (task) > (no task),
+ * the last only with allow_any (end of stream). */
+static const feat *best_feat(const enc_state *s, const char *task, const char *run, int allow_any) {
+  const feat *f = NULL;
+  if (task && run) f = feat_exact(s, task, run);
+  if (!f && task) f = feat_exact(s, task, NULL);
+  if (!f && allow_any) f = feat_exact(s, NULL, NULL);
+  return f;
+}
+
+/* The features a run may be computed with now, before end of stream: those
+ * of its (task, run), or its task-wide ones while no run-specific features
+ * of the task have arrived (a later one could still claim the run). */
+static const feat *ready_feat(const enc_state *s, const char *task, const char *run) {
+  if (!task) return NULL;
+  const feat *f = run ? feat_exact(s, task, run) : NULL;
+  if (!f && !task_has_run_feats(s, task)) f = feat_exact(s, task, NULL);
+  return f;
+}
+
+/* Remembers that (task, run) was computed with task-wide features. */
+static int remember_served(enc_state *s, const myelin_msg *run, const char *task, const char *rk) {
+  for (size_t i = 0; i < s->nserved; i++)
+    if (same(s->served[i].task, task) && same(s->served[i].run, rk)) return 0;
+  served *ns = realloc(s->served, (s->nserved + 1) * sizeof *ns);
+  if (!ns) return s->host->error(s->st, "out of memory");
+  s->served = ns;
+  s->served[s->nserved++] = (served){strdup(task), strdup(rk), msg_text(run, "subject")};
+  return 0;
 }
 
 static int encode_run(enc_state *s, const myelin_msg *run, const feat *f) {
@@ -313,7 +389,15 @@ static int encode_run(enc_state *s, const myelin_msg *run, const feat *f) {
   return rc;
 }
 
-/* Adds a run to its task's average. */
+/* Computes a run with f now, remembering runs served by task-wide features. */
+static int encode_now(enc_state *s, const myelin_msg *run, const char *task, const char *rk,
+                      const feat *f) {
+  int rc = encode_run(s, run, f);
+  if (rc == 0 && rk && !f->run && !s->average) rc = remember_served(s, run, task, rk);
+  return rc;
+}
+
+/* Adds a run to the average of its (task, run). */
 static int add_to_average(enc_state *s, const myelin_msg *run) {
   const float *Y;
   float *owned;
@@ -322,10 +406,10 @@ static int add_to_average(enc_state *s, const myelin_msg *run) {
   char who[256];
   int rc = run_data(s, run, &Y, &owned, &T, &V, &tr, who, sizeof who);
   if (rc) return rc;
-  char *task = msg_text(run, "task");
+  char *task = msg_text(run, "task"), *rk = run_key(run);
   avg *g = NULL;
   for (size_t i = 0; i < s->navg; i++)
-    if (same(s->avgs[i].task, task) || (!task && !s->avgs[i].task)) g = &s->avgs[i];
+    if (same_key(s->avgs[i].task, task) && same_key(s->avgs[i].run, rk)) g = &s->avgs[i];
   if (!g) {
     avg *na = realloc(s->avgs, (s->navg + 1) * sizeof *na);
     if (!na) rc = s->host->error(s->st, "out of memory");
@@ -334,14 +418,15 @@ static int add_to_average(enc_state *s, const myelin_msg *run) {
       g = &s->avgs[s->navg++];
       memset(g, 0, sizeof *g);
       g->task = task, task = NULL;
+      g->run = rk, rk = NULL;
       g->T = T, g->V = V;
       g->sum = calloc(T * V + 1, sizeof *g->sum);
       g->first = myelin_msg_ref((myelin_msg *)run);
       if (!g->sum) rc = s->host->error(s->st, "out of memory for the average of %zu x %zu", T, V);
     }
   } else if (g->T != T || g->V != V) {
-    rc = s->host->error(s->st, "%s: shape [%zu, %zu] differs from the task's first run [%zu, %zu]; "
-                        "average_subjects needs equal shapes", who, T, V, g->T, g->V);
+    rc = s->host->error(s->st, "%s: shape [%zu, %zu] differs from the first run of this task and "
+                        "run [%zu, %zu]; average_subjects needs equal shapes", who, T, V, g->T, g->V);
   }
   char **subs = rc ? NULL : realloc(g->subjects, (g->count + 1) * sizeof *subs);
   if (!rc && !subs) rc = s->host->error(s->st, "out of memory");
@@ -351,39 +436,58 @@ static int add_to_average(enc_state *s, const myelin_msg *run) {
     g->subjects[g->count++] = sub ? sub : strdup("?");
     for (size_t i = 0; i < T * V; i++) g->sum[i] += Y[i];
   }
-  free(task), free(owned);
+  free(task), free(rk), free(owned);
   return rc;
 }
 
+/* Refuses a second message for a key, or a run-specific message for a
+ * (task, run) already computed with the task-wide features. */
+static int check_new_key(enc_state *s, const char *task, const char *run) {
+  if (run && !task)
+    return s->host->error(s->st, "features message with `run` %s but no `task`: run-specific "
+                          "features must name their task", run);
+  if (feat_exact(s, task, run)) {
+    if (run)
+      return s->host->error(s->st, "features for task %s, run %s arrived twice (one features "
+                            "message per task and run)", task, run);
+    return s->host->error(s->st, "features for task %s (without `run`) arrived twice (one "
+                          "features message per task, or per task and run; concatenate them "
+                          "upstream)", or_any(task));
+  }
+  for (size_t i = 0; run && i < s->nserved; i++)
+    if (same(s->served[i].task, task) && same(s->served[i].run, run))
+      return s->host->error(s->st, "features for task %s, run %s arrived after that run (subject "
+                            "%s) was already computed with the task-wide features of task %s; "
+                            "send run-specific features before the task-wide ones or before the "
+                            "runs (see the encoding README, \"Arrival order\")",
+                            task, run, or_q(s->served[i].subject), task);
+  return 0;
+}
+
 static int on_features(enc_state *s, myelin_msg *m) {
-  char *task = msg_text(m, "task");
-  for (size_t i = 0; i < s->nfeat; i++)
-    if (same(s->feats[i].task, task) || (!task && !s->feats[i].task)) {
-      int rc = s->host->error(s->st, "features for task %s arrived twice (one features message per "
-                              "task; concatenate them upstream)", or_any(task));
-      free(task);
-      return rc;
-    }
-  feat *nf = realloc(s->feats, (s->nfeat + 1) * sizeof *nf);
-  if (!nf) {
-    free(task);
-    return s->host->error(s->st, "out of memory");
+  char *task = msg_text(m, "task"), *rk = run_key(m);
+  int rc = check_new_key(s, task, rk);
+  feat *nf = rc ? NULL : realloc(s->feats, (s->nfeat + 1) * sizeof *nf);
+  if (!rc && !nf) rc = s->host->error(s->st, "out of memory");
+  if (rc) {
+    free(task), free(rk);
+    return rc;
   }
   s->feats = nf;
-  s->feats[s->nfeat++] = (feat){task, myelin_msg_ref(m)};
+  s->feats[s->nfeat++] = (feat){task, rk, myelin_msg_ref(m)};
   if (!task || s->average) return 0;
-  /* Runs of this task waiting for their features. */
+  /* Runs of this task that may now be computed. */
   size_t keep = 0;
-  int rc = 0;
   for (size_t i = 0; i < s->npend; i++) {
-    char *t = msg_text(s->pending[i], "task");
-    if (rc == 0 && same(t, task)) {
-      rc = encode_run(s, s->pending[i], &s->feats[s->nfeat - 1]);
+    char *t = msg_text(s->pending[i], "task"), *r = run_key(s->pending[i]);
+    const feat *f = rc == 0 && same(t, task) ? ready_feat(s, t, r) : NULL;
+    if (f) {
+      rc = encode_now(s, s->pending[i], t, r, f);
       myelin_msg_unref(s->pending[i]);
     } else {
       s->pending[keep++] = s->pending[i];
     }
-    free(t);
+    free(t), free(r);
   }
   s->npend = keep;
   return rc;
@@ -391,15 +495,21 @@ static int on_features(enc_state *s, myelin_msg *m) {
 
 static int on_run(enc_state *s, myelin_msg *m) {
   if (s->average) return add_to_average(s, m);
-  char *task = msg_text(m, "task");
-  const feat *f = task ? find_feat(s, task, 0) : NULL;
-  free(task);
-  if (f) return encode_run(s, m, f);
-  myelin_msg **np = realloc(s->pending, (s->npend + 1) * sizeof *np);
-  if (!np) return s->host->error(s->st, "out of memory");
-  s->pending = np;
-  s->pending[s->npend++] = myelin_msg_ref(m);
-  return 0;
+  char *task = msg_text(m, "task"), *rk = run_key(m);
+  const feat *f = ready_feat(s, task, rk);
+  int rc = 0;
+  if (f) {
+    rc = encode_now(s, m, task, rk, f);
+  } else {
+    myelin_msg **np = realloc(s->pending, (s->npend + 1) * sizeof *np);
+    if (!np) rc = s->host->error(s->st, "out of memory");
+    else {
+      s->pending = np;
+      s->pending[s->npend++] = myelin_msg_ref(m);
+    }
+  }
+  free(task), free(rk);
+  return rc;
 }
 
 static int enc_process(void *state, int port, myelin_msg *m) {
@@ -414,18 +524,48 @@ static int enc_process(void *state, int port, myelin_msg *m) {
   return on_run(s, m);
 }
 
+/* Without run-specific features, a task's runs are one average: merges the
+ * later (task, run) sums of g's task into g. */
+static int merge_task_runs(enc_state *s, avg *g) {
+  g->whole_task = 1;
+  for (avg *o = g + 1; o < s->avgs + s->navg; o++) {
+    if (o->done || !same_key(o->task, g->task)) continue;
+    if (o->T != g->T || o->V != g->V)
+      return s->host->error(s->st, "average_subjects: runs %s and %s of task %s have different "
+                            "shapes [%zu, %zu] and [%zu, %zu]; without run-specific features the "
+                            "runs of a task are averaged together (give one features message per "
+                            "task and run to average each run separately)", or_q(g->run),
+                            or_q(o->run), or_any(g->task), g->T, g->V, o->T, o->V);
+    char **subs = realloc(g->subjects, (g->count + o->count) * sizeof *subs);
+    if (!subs) return s->host->error(s->st, "out of memory");
+    g->subjects = subs;
+    memcpy(g->subjects + g->count, o->subjects, o->count * sizeof *subs);
+    g->count += o->count, o->count = 0;
+    for (size_t i = 0; i < g->T * g->V; i++) g->sum[i] += o->sum[i];
+    o->done = 1;
+  }
+  return 0;
+}
+
 static int flush_average(enc_state *s, avg *g) {
-  const feat *f = find_feat(s, g->task, 1);
-  if (!f) return s->host->error(s->st, "no features arrived for task %s", or_any(g->task));
+  g->done = 1;
+  int per_run = g->task && task_has_run_feats(s, g->task);
+  int rc = per_run ? 0 : merge_task_runs(s, g);
+  if (rc) return rc;
+  const feat *f = best_feat(s, g->task, per_run ? g->run : NULL, 1);
+  char who[256];
+  if (per_run)
+    snprintf(who, sizeof who, "average of %zu runs (task %s, run %s)", g->count, g->task, or_q(g->run));
+  else
+    snprintf(who, sizeof who, "average of %zu runs (task %s)", g->count, or_any(g->task));
+  if (!f) return s->host->error(s->st, "no features arrived for the %s", who);
   size_t n = g->T * g->V;
   float *Y = malloc((n ? n : 1) * sizeof *Y);
   if (!Y) return s->host->error(s->st, "out of memory");
   for (size_t i = 0; i < n; i++) Y[i] = (float)(g->sum[i] / (double)g->count);
   double tr = 0;
   if (myelin_msg_float(g->first, "tr", &tr) != 0) tr = 0;
-  char who[256];
-  snprintf(who, sizeof who, "average of %zu runs (task %s)", g->count, or_any(g->task));
-  int rc = encode(s, f->msg, g->first, g, Y, g->T, g->V, tr, who);
+  rc = encode(s, f->msg, g->first, g, Y, g->T, g->V, tr, who);
   free(Y);
   return rc;
 }
@@ -433,15 +573,17 @@ static int flush_average(enc_state *s, avg *g) {
 static int enc_flush(void *state) {
   enc_state *s = state;
   int rc = 0;
-  for (size_t i = 0; rc == 0 && i < s->navg; i++) rc = flush_average(s, &s->avgs[i]);
+  for (size_t i = 0; rc == 0 && i < s->navg; i++)
+    if (!s->avgs[i].done) rc = flush_average(s, &s->avgs[i]);
   for (size_t i = 0; rc == 0 && i < s->npend; i++) {
-    char *task = msg_text(s->pending[i], "task");
-    const feat *f = find_feat(s, task, 1);
+    char *task = msg_text(s->pending[i], "task"), *rk = run_key(s->pending[i]);
+    char *sub = msg_text(s->pending[i], "subject");
+    const feat *f = best_feat(s, task, rk, 1);
     rc = f ? encode_run(s, s->pending[i], f)
-           : s->host->error(s->st, "no features arrived for task %s (runs are matched to features "
-                            "by `task`; a features message without `task` serves every run)",
-                            or_any(task));
-    free(task);
+           : s->host->error(s->st, "no features arrived for task %s, run %s (subject %s): runs "
+                            "take the features of their task and run, else of their task, else "
+                            "a features message without `task`", or_any(task), or_q(rk), or_q(sub));
+    free(task), free(rk), free(sub);
   }
   return rc;
 }
@@ -484,15 +626,18 @@ static int enc_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
 static void enc_fini(void *state) {
   enc_state *s = state;
   if (!s) return;
-  for (size_t i = 0; i < s->nfeat; i++) free(s->feats[i].task), myelin_msg_unref(s->feats[i].msg);
+  for (size_t i = 0; i < s->nfeat; i++)
+    free(s->feats[i].task), free(s->feats[i].run), myelin_msg_unref(s->feats[i].msg);
+  for (size_t i = 0; i < s->nserved; i++)
+    free(s->served[i].task), free(s->served[i].run), free(s->served[i].subject);
   for (size_t i = 0; i < s->npend; i++) myelin_msg_unref(s->pending[i]);
   for (size_t i = 0; i < s->navg; i++) {
     avg *g = &s->avgs[i];
     for (size_t j = 0; j < g->count; j++) free(g->subjects[j]);
-    free(g->subjects), free(g->sum), free(g->task);
+    free(g->subjects), free(g->sum), free(g->task), free(g->run);
     myelin_msg_unref(g->first);
   }
-  free(s->feats), free(s->pending), free(s->avgs);
+  free(s->feats), free(s->served), free(s->pending), free(s->avgs);
   free(s);
 }
 
@@ -563,8 +708,10 @@ static const myelin_param_def enc_params[] = {
 
 static const myelin_port_def enc_inputs[] = {
     {.name = "features", .kinds = "features|tensor",
-     .doc = "stimulus features per task: [T, F] at the TR, or word events (onset + data)"},
-    {.name = "brain", .kinds = "run", .doc = "fMRI runs [T, V], matched to features by task"},
+     .doc = "stimulus features per task, or per task and run (`run` field): [T, F] at the TR, or "
+            "word events (onset + data)"},
+    {.name = "brain", .kinds = "run",
+     .doc = "fMRI runs [T, V]; features by precedence: same task and run > same task > no task"},
     {0}};
 static const myelin_port_def enc_outputs[] = {
     {.name = "map", .kinds = "map",
