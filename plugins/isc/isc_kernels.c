@@ -22,15 +22,17 @@
  * every pair. ISFC is a matrix product per subject (or pair) of z-scored
  * [T, V] matrices: BLAS dgemm.
  *
- * Statistics follow BrainIAK: bootstrap and sign-flip permutation resample
- * the ISC values; the time-shift and phase-randomization nulls never
- * materialize shifted data. A circular shift of x by k turns sum_t x'_t y_t
- * into a lagged dot product; a phase randomization multiplies x's spectrum by
+ * Statistics follow BrainIAK: bootstrap, sign-flip permutation and the
+ * two-sample (group relabeling) permutation test resample the ISC values;
+ * the time-shift and phase-randomization nulls never materialize shifted
+ * data. A circular shift of x by k turns sum_t x'_t y_t into a lagged dot
+ * product; a phase randomization multiplies x's spectrum by
  * e^{i phi_f}, so sum_t x'_t y_t = (1/T) [2 sum_f Re(X_f conj(Y_f) e^{i phi_f})
  * + Nyquist term], from cross-spectra computed once per voxel. Both keep the
  * norm of x, so each resample costs O(T) (or O(T/2)) per subject and voxel.
  * Resampling draws are passed in (shifts, phases, samples, signs), so tests
- * can replay BrainIAK's exact draws; the plugin draws them from isc_rng.
+ * can replay BrainIAK's exact draws (group assignments too); the plugin
+ * draws them from isc_rng.
  */
 #include "isc_kernels.h"
 
@@ -729,18 +731,18 @@ double isc_rng_unit(isc_rng *r) { return (double)(isc_rng_next(r) >> 11) * 0x1.0
 
 /* ---- p-values and percentiles ----------------------------------------------- */
 
+/* 1 when null value d is at least as extreme as obs on this side (NaN: 0). */
+static int exceeds(double d, double obs, isc_side side) {
+  if (side == ISC_SIDE_TWO) return fabs(d) >= fabs(obs);
+  if (side == ISC_SIDE_LEFT) return d <= obs;
+  return d >= obs;
+}
+
 double isc_p_from_null(double observed, const double *null, size_t n, isc_side side, int exact) {
   if (isnan(observed) || n == 0) return NAN;
   size_t count = 0;
-  for (size_t i = 0; i < n; i++) {
-    double d = null[i];
-    if (side == ISC_SIDE_TWO)
-      count += fabs(d) >= fabs(observed);
-    else if (side == ISC_SIDE_LEFT)
-      count += d <= observed;
-    else
-      count += d >= observed;
-  }
+  for (size_t i = 0; i < n; i++)
+    count += (size_t)exceeds(null[i], observed, side);
   return exact ? (double)count / (double)n : (double)(count + 1) / (double)(n + 1);
 }
 
@@ -894,6 +896,192 @@ int8_t *isc_all_sign_flips(size_t S) {
   for (size_t i = 0; i < n; i++)
     for (size_t s = 0; s < S; s++) f[i * S + s] = ((i >> (S - 1 - s)) & 1) ? 1 : -1;
   return f;
+}
+
+/* ---- two-sample (group) permutation test --------------------------------------
+ *
+ * BrainIAK's permutation_isc with a two-group group_assignment. The statistic
+ * is summary(group A rows) - summary(group B rows); a leave-one-out row is its
+ * subject's, a pairwise row (i, j) is A's when both subjects are in A, B's
+ * when both are in B, and left out when it straddles the groups. The null
+ * relabels subjects (a permutation of the assignment) and recomputes the
+ * rows' membership. Which rows enter each group depends only on the
+ * assignment, not on the voxel, so a block of voxels shares one row list per
+ * resample. Rows are always taken in ascending order, and the observed value
+ * goes through the same code as the null, so a resample that selects the
+ * same rows gives the same bits (BrainIAK counts the identity in an exact
+ * test; so must we). Counts are kept per voxel: no null is stored unless
+ * `dist` is asked for. */
+
+typedef struct group_ctx {
+  const double *iscs;
+  size_t S, V, rows, n, nb;
+  int pairwise, exact;
+  isc_summary_kind kind;
+  const uint8_t *groups, *assign;
+  isc_side side;
+  double *observed, *p, *dist;
+} group_ctx;
+
+/* Rows of group A then group B under assignment a; returns the count of A's
+ * rows in *na and the total. */
+static size_t group_rows(const group_ctx *c, const uint8_t *a, uint32_t *idx, size_t *na) {
+  size_t m = 0;
+  for (int g = 0; g < 2; g++) {
+    if (!c->pairwise) {
+      for (size_t r = 0; r < c->S; r++)
+        if (a[r] == g) idx[m++] = (uint32_t)r;
+    } else {
+      size_t q = 0;
+      for (size_t i = 0; i < c->S; i++)
+        for (size_t j = i + 1; j < c->S; j++, q++)
+          if (a[i] == g && a[j] == g) idx[m++] = (uint32_t)q;
+    }
+    if (g == 0) *na = m;
+  }
+  return m;
+}
+
+/* summary(A) - summary(B) at voxel b of a block whose (pre-transformed)
+ * rows are zc[r * nb + b]. */
+static double group_diff(const group_ctx *c, const double *zc, size_t b, const uint32_t *idx, size_t na,
+                         size_t m, double *buf) {
+  for (size_t k = 0; k < m; k++)
+    buf[k] = zc[(size_t)idx[k] * c->nb + b];
+  double sa = summary_pre(buf, na, c->kind);
+  double sb = summary_pre(buf + na, m - na, c->kind);
+  return sa - sb;
+}
+
+static int group_range(void *vctx, size_t blk0, size_t blk1, void *scratch) {
+  const group_ctx *c = vctx;
+  const size_t nb = c->nb, rows = c->rows;
+  double *zc = scratch;         /* [rows, nb] */
+  double *buf = zc + rows * nb; /* [rows] */
+  double *obs = buf + rows;     /* [nb] */
+  size_t *count = (size_t *)(obs + nb);
+  uint32_t *idx = (uint32_t *)(count + nb);
+  for (size_t blk = blk0; blk < blk1; blk++) {
+    size_t v0 = blk * nb, w = c->V - v0 < nb ? c->V - v0 : nb;
+    for (size_t r = 0; r < rows; r++)
+      for (size_t b = 0; b < w; b++) {
+        double val = c->iscs[r * c->V + v0 + b];
+        zc[r * nb + b] = c->kind == ISC_SUMMARY_MEAN ? atanh(val) : val;
+      }
+    size_t na, m = group_rows(c, c->groups, idx, &na);
+    for (size_t b = 0; b < w; b++) {
+      obs[b] = group_diff(c, zc, b, idx, na, m, buf);
+      count[b] = 0;
+    }
+    for (size_t i = 0; i < c->n; i++) {
+      m = group_rows(c, c->assign + i * c->S, idx, &na);
+      for (size_t b = 0; b < w; b++) {
+        double d = group_diff(c, zc, b, idx, na, m, buf);
+        count[b] += (size_t)exceeds(d, obs[b], c->side);
+        if (c->dist) c->dist[i * c->V + v0 + b] = d;
+      }
+    }
+    for (size_t b = 0; b < w; b++) {
+      double n = (double)c->n, k = (double)count[b];
+      c->observed[v0 + b] = obs[b];
+      c->p[v0 + b] = isnan(obs[b]) ? NAN : c->exact ? k / n : (k + 1) / (n + 1);
+    }
+  }
+  return 0;
+}
+
+/* 1 when groups holds only 0/1 with both present (and enough subjects for
+ * a leave-one-out row each). */
+static int groups_ok(const uint8_t *g, size_t S) {
+  size_t n1 = 0;
+  for (size_t s = 0; s < S; s++) {
+    if (g[s] > 1) return 0;
+    n1 += g[s];
+  }
+  return n1 > 0 && n1 < S;
+}
+
+int isc_permutation_groups(const double *iscs, size_t S, size_t V, int pairwise, isc_summary_kind kind,
+                           const uint8_t *groups, const uint8_t *assign, size_t n, int exact, isc_side side,
+                           int nthreads, double *observed, double *p, double *dist) {
+  if (!iscs || !groups || !assign || !observed || !p || n == 0 || kind == ISC_SUMMARY_NONE ||
+      S < (pairwise ? 2u : 3u) || !groups_ok(groups, S))
+    return ISC_EARG;
+  size_t n1 = 0;
+  for (size_t s = 0; s < S; s++)
+    n1 += groups[s];
+  for (size_t i = 0; i < n; i++) {
+    size_t m1 = 0;
+    for (size_t s = 0; s < S; s++) {
+      if (assign[i * S + s] > 1) return ISC_EARG;
+      m1 += assign[i * S + s];
+    }
+    if (m1 != n1) return ISC_EARG; /* not a relabeling of groups */
+  }
+  const size_t rows = isc_rows(S, pairwise);
+  /* Voxels per block: up to 64, fewer when rows are many. */
+  size_t nb = 64;
+  while (nb > 1 && rows * nb > ((size_t)1 << 16))
+    nb /= 2;
+  group_ctx c = {.iscs = iscs,
+                 .S = S,
+                 .V = V,
+                 .rows = rows,
+                 .n = n,
+                 .nb = nb,
+                 .pairwise = pairwise,
+                 .exact = exact,
+                 .kind = kind,
+                 .groups = groups,
+                 .assign = assign,
+                 .side = side,
+                 .observed = observed,
+                 .p = p,
+                 .dist = dist};
+  size_t scratch = (rows * nb + rows + nb) * sizeof(double) + nb * sizeof(size_t) + rows * sizeof(uint32_t);
+  return run_parallel(nthreads, (V + nb - 1) / nb, 1, scratch, group_range, &c);
+}
+
+size_t isc_group_assignment_count(size_t S, size_t na) {
+  if (na > S) return 0;
+  if (na > S - na) na = S - na;
+  size_t c = 1;
+  for (size_t k = 1; k <= na; k++) {
+    /* c * (S - na + k) / k stays an integer; check the product first */
+    size_t f = S - na + k;
+    if (c > SIZE_MAX / f) return SIZE_MAX;
+    c = c * f / k;
+  }
+  return c;
+}
+
+uint8_t *isc_all_group_assignments(const uint8_t *groups, size_t S, size_t max, size_t *count) {
+  if (!groups || S == 0 || S > 64 || !count) return NULL;
+  size_t na = 0;
+  for (size_t s = 0; s < S; s++)
+    na += groups[s] == 0;
+  size_t n = isc_group_assignment_count(S, na);
+  if (n == 0 || n > max || n == SIZE_MAX) return NULL;
+  uint8_t *out = malloc(n * S);
+  size_t pos[64];
+  if (!out) return NULL;
+  for (size_t k = 0; k < na; k++)
+    pos[k] = k;
+  for (size_t i = 0; i < n; i++) {
+    /* group A at pos[0..na), lexicographic combinations */
+    memset(out + i * S, 1, S);
+    for (size_t k = 0; k < na; k++)
+      out[i * S + pos[k]] = 0;
+    size_t k = na;
+    while (k > 0 && pos[k - 1] == S - na + k - 1)
+      k--;
+    if (k == 0) break;
+    pos[k - 1]++;
+    for (size_t j = k; j < na; j++)
+      pos[j] = pos[j - 1] + 1;
+  }
+  *count = n;
+  return out;
 }
 
 /* ---- time-shift and phase-randomization nulls -------------------------------- */

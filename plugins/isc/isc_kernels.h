@@ -11,7 +11,7 @@
  * (scipy's squareform order).
  *
  * The semantics follow BrainIAK's brainiak.isc (isc, isfc, bootstrap_isc,
- * permutation_isc, timeshift_isc, phaseshift_isc); every difference is listed
+ * permutation_isc one- and two-sample, timeshift_isc, phaseshift_isc); every difference is listed
  * in plugins/isc/README.md. Return codes: 0, ISC_EARG (bad arguments) or
  * ISC_ENOMEM.
  */
@@ -146,6 +146,30 @@ int isc_permutation(const double *iscs, size_t S, size_t V, int pairwise, isc_su
                     double *observed, double *p, double *dist);
 /* Every flip vector in itertools.product([-1, 1], repeat=S) order; [2^S, S]. */
 int8_t *isc_all_sign_flips(size_t S);
+
+/* Two-sample permutation test (BrainIAK permutation_isc with a two-group
+ * group_assignment). groups: [S], 0 for group A (BrainIAK's first label in
+ * np.unique order) or 1 for B. observed = summary(A's rows) - summary(B's
+ * rows): a leave-one-out row belongs to its subject's group; a pairwise row
+ * (i, j) to A when both are in A, to B when both are in B, and to neither
+ * when it straddles the groups. assign: [n, S], each resample's group of
+ * every subject (a relabeling of groups, same group sizes: BrainIAK's
+ * shuffled assignment). exact: p = count / n over every distinct assignment
+ * (isc_all_group_assignments); else (count + 1) / (n + 1). Leave-one-out
+ * needs S >= 3 (S rows). ISC_EARG for values other than 0/1, a single group,
+ * or an assign row with other group sizes. */
+int isc_permutation_groups(const double *iscs, size_t S, size_t V, int pairwise, isc_summary_kind kind,
+                           const uint8_t *groups, const uint8_t *assign, size_t n, int exact, isc_side side,
+                           int nthreads, double *observed, double *p, double *dist);
+/* Distinct assignments of S subjects with na in group A: C(S, na)
+ * (SIZE_MAX when it overflows). */
+size_t isc_group_assignment_count(size_t S, size_t na);
+/* Every distinct assignment with the group sizes of groups, [count, S],
+ * group A's members in lexicographic order of combinations; NULL when there
+ * are more than max (or S > 64, or out of memory). Each stands for the
+ * nA! nB! permutations BrainIAK's exact test enumerates (S! in all), so
+ * count / C(S, nA) is its count / S!. */
+uint8_t *isc_all_group_assignments(const uint8_t *groups, size_t S, size_t max, size_t *count);
 
 /* Circular time-shift null (BrainIAK timeshift_isc). shifts: [n, S] in [0, T).
  * observed: the summary of ISC computed with `nan`; p: [V]. */

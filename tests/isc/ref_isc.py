@@ -2,8 +2,8 @@
 """Reference numbers for tests/isc/test_isc_kernels.c.
 
 Re-implements brainiak.isc's code paths with numpy/scipy (isc, isfc,
-bootstrap_isc, permutation_isc, timeshift_isc, phaseshift_isc) on the issue's
-test data, replaying fixed resampling draws so the C kernels can be compared
+bootstrap_isc, permutation_isc one- and two-sample, timeshift_isc,
+phaseshift_isc) on the issue's test data, replaying fixed resampling draws so the C kernels can be compared
 value by value. Run with Debian's /usr/bin/python3; prints C initializers.
 """
 import numpy as np
@@ -187,3 +187,141 @@ for pairwise, kind, tag in [(False, "median", "LOO_MEDIAN"), (True, "mean", "PAI
     dist = np.array(dist)
     carr("PSHIFT_%s_NULL0" % tag, dist[:, 0])
     carr("PSHIFT_%s_P" % tag, p_from_null(obs, dist, "right"))
+
+# ---- two-sample permutation test (permutation_isc with a group_assignment) ----
+# BrainIAK: group A is np.unique(labels)[0] and the statistic is summary(A) -
+# summary(B). Leave-one-out: a relabeling is assignment[perm]. Pairwise: a
+# block matrix (label inside a group, NaN across groups and on the diagonal)
+# is built in sorted-label order, its rows/columns permuted, unsorted and
+# squareform'ed into a selector of pair rows. Exact (all S! permutations)
+# when n_permutations >= S!; else Monte Carlo with BrainIAK's reseeding chain
+# (each iteration a new RandomState seeded by randint(0, 2**32 - 1)).
+import math
+import warnings
+
+MAX_SEED = 2 ** 32 - 1
+
+
+def pair_selector(assign, perm):
+    """Selector of pair rows for labels sorted, permuted by perm, unsorted."""
+    assign = np.asarray(assign)
+    labels = np.unique(assign)
+    srt = np.argsort(assign); unsrt = np.argsort(srt)
+    sizes = [int(np.sum(assign == l)) for l in labels]
+    n = len(assign)
+    block = np.full((n, n), np.nan)
+    block[:sizes[0], :sizes[0]] = labels[0]
+    block[sizes[0]:, sizes[0]:] = labels[1]
+    np.fill_diagonal(block, np.nan)
+    shuffled = block[perm, :][:, perm]
+    return squareform(shuffled[unsrt, :][:, unsrt], checks=False)
+
+
+def relabeled(assign, perm, pairwise):
+    """Each subject's label under a BrainIAK shuffle, as 0 (group A) / 1 (B)."""
+    assign = np.asarray(assign)
+    labels = np.unique(assign)
+    if pairwise:
+        srt = np.argsort(assign); unsrt = np.argsort(srt)
+        new = assign[srt][np.asarray(perm)[unsrt]]
+    else:
+        new = assign[np.asarray(perm)]
+    return (new == labels[1]).astype(np.uint8)
+
+
+def two_sample(iscs, assign, pairwise, kind, n_perm, side, seed):
+    assign = np.asarray(assign)
+    labels = np.unique(assign)
+    n = len(assign)
+
+    def stat(perm):
+        if pairwise:
+            sel = pair_selector(assign, perm)
+        else:
+            sel = assign[np.asarray(perm)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # all-NaN groups: nanmean/nanmedian warn, give NaN
+            return summ(iscs[sel == labels[0], :], kind) - summ(iscs[sel == labels[1], :], kind)
+
+    # observed: the assignment itself (pairwise: the unshuffled block matrix)
+    obs = stat(np.arange(n))
+    exact = n_perm >= math.factorial(n)
+    draws, dist = [], []
+    if exact:
+        perms = it.permutations(range(n))
+    else:
+        def chain():
+            rs = seed
+            for _ in range(n_perm):
+                prng = rs if isinstance(rs, np.random.RandomState) else np.random.RandomState(rs)
+                perm = prng.permutation(np.arange(n))
+                rs = np.random.RandomState(prng.randint(0, MAX_SEED, dtype=np.int64))
+                yield perm
+        perms = chain()
+    for perm in perms:
+        perm = np.asarray(perm)
+        draws.append(relabeled(assign, perm, pairwise))
+        # the 0/1 labels select the same rows as BrainIAK's selector
+        sel = pair_selector(assign, perm) if pairwise else assign[perm]
+        mine = np.asarray(draws[-1])
+        if pairwise:
+            ii, jj = np.triu_indices(n, 1)
+            want = np.where(mine[ii] != mine[jj], -1, mine[ii])
+            got = np.where(np.isnan(sel), -1, (sel == labels[1]).astype(int))
+            assert np.array_equal(want, got)
+        else:
+            assert np.array_equal(mine, (sel == labels[1]).astype(np.uint8))
+        dist.append(stat(perm))
+    dist = np.array(dist)
+    p = p_from_null(obs, dist, side, exact=exact)
+    p = np.where(np.isnan(obs), np.nan, p)  # README: NaN observed -> NaN p
+    return obs, p, dist, np.array(draws), exact
+
+
+def groups01(assign):
+    assign = np.asarray(assign)
+    return (assign == np.unique(assign)[1]).astype(np.uint8)
+
+
+G5 = [2, 1, 2, 1, 2]  # group A (label 1) = subjects 1 and 3
+iarr("G5", groups01(G5), "uint8_t")
+iscs_loo, iscs_pair = isc(D), isc(D, pairwise=True)
+for pairwise, kind, tag in [(False, "median", "LOO_MEDIAN"), (False, "mean", "LOO_MEAN"),
+                            (True, "mean", "PAIR_MEAN"), (True, "median", "PAIR_MEDIAN")]:
+    for side in ("right", "left", "two-sided"):
+        obs, p, dist, _, exact = two_sample(iscs_pair if pairwise else iscs_loo, G5, pairwise,
+                                            kind, 1000, side, None)
+        assert exact and len(dist) == 120
+        sfx = {"right": "R", "left": "L", "two-sided": "2"}[side]
+        if side == "right":
+            carr("GPERM_%s_OBS" % tag, obs)
+        carr("GPERM_%s_P%s" % (tag, sfx), p)
+
+# Monte Carlo (30 < 5! = 120), BrainIAK's draws replayed
+for pairwise, kind, side, seed, tag in [(False, "mean", "two-sided", 11, "LOO_MEAN"),
+                                        (True, "median", "right", 12, "PAIR_MEDIAN")]:
+    obs, p, dist, draws, exact = two_sample(iscs_pair if pairwise else iscs_loo, G5, pairwise,
+                                            kind, 30, side, seed)
+    assert not exact
+    iarr("GMC_%s_ASSIGN" % tag, draws, "uint8_t")
+    carr("GMC_%s_DIST" % tag, dist)
+    carr("GMC_%s_P" % tag, p)
+
+# 7 subjects (3 + 4), a group effect, NaN ISCs; exact over 7! = 5040
+prs = np.random.RandomState(5)
+G7 = [0, 1, 1, 0, 1, 0, 1]
+iarr("G7", groups01(G7), "uint8_t")
+L7 = prs.uniform(-0.2, 0.6, size=(7, 4)) + 0.3 * (np.array(G7) == 0)[:, None]
+L7[2, 1] = np.nan
+L7[[0, 3, 5], 3] = np.nan  # voxel 3: group A all NaN -> observed NaN
+P7 = prs.uniform(-0.2, 0.6, size=(21, 4))
+P7[4, 2] = np.nan
+carr("L7", L7)
+carr("P7", P7)
+for iscs7, pairwise, kind, side, tag in [(L7, False, "mean", "right", "LOO_MEAN"),
+                                         (L7, False, "median", "two-sided", "LOO_MEDIAN"),
+                                         (P7, True, "mean", "left", "PAIR_MEAN")]:
+    obs, p, dist, _, exact = two_sample(iscs7, G7, pairwise, kind, 6000, side, None)
+    assert exact and len(dist) == 5040
+    carr("G7_%s_OBS" % tag, obs)
+    carr("G7_%s_P" % tag, p)

@@ -7,7 +7,8 @@
  *   data[t, v, s] = sin(0.3(t+1)(v+1)) + cos(0.7(t+1)(s+1) + 0.5v)(0.5 + 0.5v)
  * (T = 40, V = 3, S = 5), cast to float32 as a `run` tensor would be. The
  * issue's own float64 numbers are checked with float64 input. Resampling
- * tests replay the exact draws the Python side used.
+ * tests replay the exact draws the Python side used (for the two-sample
+ * test, BrainIAK's label shuffles as each subject's group per resample).
  */
 #include <check.h>
 #include <math.h>
@@ -384,6 +385,195 @@ START_TEST(bad_arguments) {
 }
 END_TEST
 
+/* Two-sample test, exact: BrainIAK enumerates all 5! = 120 permutations of
+ * the labels; we enumerate the C(5, 2) = 10 distinct assignments, each
+ * standing for 2! 3! of them, so the p-values are the same rationals. */
+START_TEST(group_permutation_exact_replays_brainiak) {
+  size_t n = 0;
+  uint8_t *all = isc_all_group_assignments(G5, S, 1000, &n);
+  ck_assert_ptr_nonnull(all);
+  ck_assert_uint_eq(n, 10);
+  static const struct {
+    int pairwise;
+    isc_summary_kind kind;
+    const double *obs, *p[3];
+  } cases[] = {
+      {0,
+       ISC_SUMMARY_MEDIAN,
+       GPERM_LOO_MEDIAN_OBS,
+       {GPERM_LOO_MEDIAN_PR, GPERM_LOO_MEDIAN_PL, GPERM_LOO_MEDIAN_P2}},
+      {0, ISC_SUMMARY_MEAN, GPERM_LOO_MEAN_OBS, {GPERM_LOO_MEAN_PR, GPERM_LOO_MEAN_PL, GPERM_LOO_MEAN_P2}},
+      {1,
+       ISC_SUMMARY_MEAN,
+       GPERM_PAIR_MEAN_OBS,
+       {GPERM_PAIR_MEAN_PR, GPERM_PAIR_MEAN_PL, GPERM_PAIR_MEAN_P2}},
+      {1,
+       ISC_SUMMARY_MEDIAN,
+       GPERM_PAIR_MEDIAN_OBS,
+       {GPERM_PAIR_MEDIAN_PR, GPERM_PAIR_MEDIAN_PL, GPERM_PAIR_MEDIAN_P2}},
+  };
+  const isc_side sides[3] = {ISC_SIDE_RIGHT, ISC_SIDE_LEFT, ISC_SIDE_TWO};
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
+    for (int sd = 0; sd < 3; sd++) {
+      double obs[V], p[V];
+      const double *iscs = cases[k].pairwise ? REF_PAIR : REF_LOO;
+      ck_assert_int_eq(isc_permutation_groups(iscs, S, V, cases[k].pairwise, cases[k].kind, G5, all, n, 1,
+                                              sides[sd], 1 + sd, obs, p, NULL),
+                       0);
+      expect_close(obs, cases[k].obs, V, 1e-10, "group obs");
+      expect_close(p, cases[k].p[sd], V, 1e-15, "group exact p");
+    }
+  free(all);
+}
+END_TEST
+
+/* Monte Carlo: BrainIAK's own shuffles (its RandomState reseeding chain),
+ * replayed as each subject's group per resample. */
+START_TEST(group_permutation_resampled_replays_brainiak) {
+  double obs[V], p[V], dist[30 * V];
+  ck_assert_int_eq(isc_permutation_groups(REF_LOO, S, V, 0, ISC_SUMMARY_MEAN, G5, GMC_LOO_MEAN_ASSIGN, 30, 0,
+                                          ISC_SIDE_TWO, 2, obs, p, dist),
+                   0);
+  expect_close(obs, GPERM_LOO_MEAN_OBS, V, 1e-10, "mc loo obs");
+  expect_close(dist, GMC_LOO_MEAN_DIST, 30 * V, 1e-10, "mc loo null");
+  expect_close(p, GMC_LOO_MEAN_P, V, 1e-15, "mc loo p");
+  ck_assert_int_eq(isc_permutation_groups(REF_PAIR, S, V, 1, ISC_SUMMARY_MEDIAN, G5, GMC_PAIR_MEDIAN_ASSIGN,
+                                          30, 0, ISC_SIDE_RIGHT, 1, obs, p, dist),
+                   0);
+  expect_close(obs, GPERM_PAIR_MEDIAN_OBS, V, 1e-10, "mc pair obs");
+  expect_close(dist, GMC_PAIR_MEDIAN_DIST, 30 * V, 1e-10, "mc pair null");
+  expect_close(p, GMC_PAIR_MEDIAN_P, V, 1e-15, "mc pair p");
+}
+END_TEST
+
+/* Seven subjects (3 + 4) with a planted group effect and NaN ISCs; voxel 3
+ * has no ISC left in group A (observed NaN, p NaN). Exact over 7! = 5040
+ * on the Python side, C(7, 3) = 35 here. */
+START_TEST(group_permutation_nan_and_effect) {
+  size_t n = 0;
+  uint8_t *all = isc_all_group_assignments(G7, 7, 35, &n);
+  ck_assert_ptr_nonnull(all);
+  ck_assert_uint_eq(n, 35);
+  double obs[4], p[4];
+  ck_assert_int_eq(
+      isc_permutation_groups(L7, 7, 4, 0, ISC_SUMMARY_MEAN, G7, all, n, 1, ISC_SIDE_RIGHT, 1, obs, p, NULL),
+      0);
+  expect_close(obs, G7_LOO_MEAN_OBS, 4, 1e-10, "g7 loo mean obs");
+  expect_close(p, G7_LOO_MEAN_P, 4, 1e-15, "g7 loo mean p");
+  ck_assert_double_eq(p[0], 1.0 / 35); /* the planted effect: the most extreme assignment */
+  ck_assert_int_eq(
+      isc_permutation_groups(L7, 7, 4, 0, ISC_SUMMARY_MEDIAN, G7, all, n, 1, ISC_SIDE_TWO, 2, obs, p, NULL),
+      0);
+  expect_close(obs, G7_LOO_MEDIAN_OBS, 4, 1e-10, "g7 loo median obs");
+  expect_close(p, G7_LOO_MEDIAN_P, 4, 1e-15, "g7 loo median p");
+  ck_assert_int_eq(
+      isc_permutation_groups(P7, 7, 4, 1, ISC_SUMMARY_MEAN, G7, all, n, 1, ISC_SIDE_LEFT, 3, obs, p, NULL),
+      0);
+  expect_close(obs, G7_PAIR_MEAN_OBS, 4, 1e-10, "g7 pair mean obs");
+  expect_close(p, G7_PAIR_MEAN_P, 4, 1e-15, "g7 pair mean p");
+  free(all);
+}
+END_TEST
+
+/* Swapping the names of the groups negates the statistic and every null
+ * value; a two-sided p is unchanged. Threads and block edges do not change
+ * a bit (V = 203 spans several blocks with a ragged tail). */
+START_TEST(group_permutation_symmetry_and_threads) {
+  enum { SS = 9, VV = 203, NN = 64 };
+  const size_t rows = isc_npairs(SS);
+  double *iscs = malloc(rows * VV * sizeof *iscs);
+  uint8_t g[SS] = {0, 0, 1, 0, 1, 1, 0, 1, 1}, ng[SS], *as = malloc(NN * SS), *nas = malloc(NN * SS);
+  isc_rng r;
+  isc_rng_seed(&r, 17);
+  for (size_t i = 0; i < rows * VV; i++)
+    iscs[i] = 1.6 * isc_rng_unit(&r) - 0.8;
+  for (int s = 0; s < SS; s++)
+    ng[s] = (uint8_t)(1 - g[s]);
+  for (int i = 0; i < NN; i++) {
+    memcpy(as + i * SS, g, SS);
+    for (int k = SS - 1; k > 0; k--) { /* Fisher-Yates */
+      uint32_t j = isc_rng_below(&r, (uint32_t)k + 1);
+      uint8_t t = as[i * SS + k];
+      as[i * SS + k] = as[i * SS + j];
+      as[i * SS + j] = t;
+    }
+    for (int s = 0; s < SS; s++)
+      nas[i * SS + s] = (uint8_t)(1 - as[i * SS + s]);
+  }
+  double o1[VV], p1[VV], d1[NN * VV], o2[VV], p2[VV], d2[NN * VV];
+  for (int pairwise = 0; pairwise < 2; pairwise++)
+    for (int kind = ISC_SUMMARY_MEAN; kind <= ISC_SUMMARY_MEDIAN; kind++) {
+      ck_assert_int_eq(
+          isc_permutation_groups(iscs, SS, VV, pairwise, kind, g, as, NN, 0, ISC_SIDE_TWO, 1, o1, p1, d1), 0);
+      ck_assert_int_eq(
+          isc_permutation_groups(iscs, SS, VV, pairwise, kind, g, as, NN, 0, ISC_SIDE_TWO, 3, o2, p2, d2), 0);
+      ck_assert_int_eq(memcmp(p1, p2, sizeof p1), 0);
+      ck_assert_int_eq(memcmp(d1, d2, sizeof d1), 0);
+      ck_assert_int_eq(
+          isc_permutation_groups(iscs, SS, VV, pairwise, kind, ng, nas, NN, 0, ISC_SIDE_TWO, 2, o2, p2, d2),
+          0);
+      for (int v = 0; v < VV; v++) {
+        ck_assert_double_eq(o2[v], -o1[v]);
+        ck_assert_double_eq(p2[v], p1[v]);
+        ck_assert(p1[v] >= 1.0 / (NN + 1) && p1[v] <= 1.0);
+      }
+      for (int i = 0; i < NN * VV; i++)
+        ck_assert_double_eq(d2[i], -d1[i]);
+    }
+  free(iscs);
+  free(as);
+  free(nas);
+}
+END_TEST
+
+START_TEST(group_assignments_enumerate) {
+  ck_assert_uint_eq(isc_group_assignment_count(5, 2), 10);
+  ck_assert_uint_eq(isc_group_assignment_count(7, 4), 35);
+  ck_assert_uint_eq(isc_group_assignment_count(20, 10), 184756);
+  ck_assert_uint_eq(isc_group_assignment_count(60, 30), 118264581564861424ull);
+  ck_assert_uint_eq(isc_group_assignment_count(200, 100), SIZE_MAX);
+  ck_assert_uint_eq(isc_group_assignment_count(3, 4), 0);
+  const uint8_t g[8] = {1, 0, 1, 1, 0, 1, 0, 1};
+  size_t n = 0;
+  ck_assert_ptr_null(isc_all_group_assignments(g, 8, 55, &n));
+  uint8_t *all = isc_all_group_assignments(g, 8, 56, &n);
+  ck_assert_ptr_nonnull(all);
+  ck_assert_uint_eq(n, 56);
+  /* every one has 3 in group A, and all are distinct */
+  unsigned seen[256] = {0};
+  for (size_t i = 0; i < n; i++) {
+    unsigned code = 0, na = 0;
+    for (int s = 0; s < 8; s++) {
+      ck_assert_uint_le(all[i * 8 + s], 1);
+      na += all[i * 8 + s] == 0;
+      code = code * 2 + all[i * 8 + s];
+    }
+    ck_assert_uint_eq(na, 3);
+    ck_assert_uint_eq(seen[code]++, 0);
+  }
+  free(all);
+  /* bad arguments */
+  double obs[V], p[V];
+  const uint8_t three[S] = {0, 1, 2, 0, 1}, one[S] = {0, 0, 0, 0, 0}, skew[S] = {0, 0, 0, 1, 1};
+  ck_assert_int_eq(isc_permutation_groups(REF_LOO, S, V, 0, ISC_SUMMARY_MEAN, three, G5, 1, 0, ISC_SIDE_RIGHT,
+                                          1, obs, p, NULL),
+                   ISC_EARG);
+  ck_assert_int_eq(isc_permutation_groups(REF_LOO, S, V, 0, ISC_SUMMARY_MEAN, one, one, 1, 0, ISC_SIDE_RIGHT,
+                                          1, obs, p, NULL),
+                   ISC_EARG);
+  /* an assign row with 3 + 2 for a 2 + 3 assignment is not a relabeling */
+  ck_assert_int_eq(isc_permutation_groups(REF_LOO, S, V, 0, ISC_SUMMARY_MEAN, G5, skew, 1, 0, ISC_SIDE_RIGHT,
+                                          1, obs, p, NULL),
+                   ISC_EARG);
+  ck_assert_int_eq(isc_permutation_groups(REF_LOO, 2, V, 0, ISC_SUMMARY_MEAN, G5 + 1, G5 + 1, 1, 0,
+                                          ISC_SIDE_RIGHT, 1, obs, p, NULL),
+                   ISC_EARG);
+  ck_assert_int_eq(isc_permutation_groups(REF_LOO, S, V, 0, ISC_SUMMARY_NONE, G5, G5, 1, 0, ISC_SIDE_RIGHT, 1,
+                                          obs, p, NULL),
+                   ISC_EARG);
+}
+END_TEST
+
 static int cmp_d(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
@@ -449,6 +639,11 @@ static Suite *suite(void) {
   tcase_add_test(tc, threads_and_blocks_agree);
   tcase_add_test(tc, bad_arguments);
   tcase_add_test(tc, select_matches_sorting);
+  tcase_add_test(tc, group_permutation_exact_replays_brainiak);
+  tcase_add_test(tc, group_permutation_resampled_replays_brainiak);
+  tcase_add_test(tc, group_permutation_nan_and_effect);
+  tcase_add_test(tc, group_permutation_symmetry_and_threads);
+  tcase_add_test(tc, group_assignments_enumerate);
   suite_add_tcase(s, tc);
   return s;
 }
