@@ -373,6 +373,50 @@ START_TEST(test_average_runs_own_features) {
 }
 END_TEST
 
+START_TEST(test_pipeline_per_run) {
+  /* `myelin run`: file_source (one features message per run, "01" as text
+   * and 2 as an integer) + fmri_source (BIDS run-01, run-02 of one task, of
+   * different lengths) -> encoding -> npy_sink; runs_e2e.py plants each
+   * run's response on its own word events and checks the r maps. */
+  if (!mt_python_has("numpy nibabel msgpack")) {
+    fprintf(stderr, "skipping the per-run pipeline: no numpy/nibabel/msgpack for MYELIN_PYTHON\n");
+    return;
+  }
+  const char *py = mt_env("MYELIN_PYTHON", "/usr/bin/python3"), *bin = mt_env("MYELIN_BIN", "myelin");
+  char *script = mt_strf("%s/tests/encoding/runs_e2e.py", mt_env("MYELIN_SOURCE_DIR", "."));
+  static const struct {
+    const char *make, *params, *folder, *check;
+  } cases[] = {
+      {"", "", "encoding", "--expect right"},
+      {"", ", average_subjects: true", "avg", "--expect right --maps 2 --dir avg"},
+      {"--swap", "", "encoding", "--expect wrong"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    char *dir = mt_tmpdir(), *out = NULL;
+    char *yaml = mt_strf("%s/runs.yaml", dir);
+    mt_write(yaml, mt_strf(
+        "name: encoding-runs\n"
+        "stages:\n"
+        "  - {id: words, plugin: file_source, params: {path: %s/features.mpk}}\n"
+        "  - {id: brain, plugin: fmri_source, params: {path: %s/bids, mask: auto}}\n"
+        "  - id: encode\n"
+        "    plugin: encoding\n"
+        "    inputs: {features: [words], brain: [brain]}\n"
+        "    params: {delays: [0, 1, 2, 3]%s}\n"
+        "  - {id: save, plugin: npy_sink, inputs: [encode], "
+        "params: {path: \"%s/%s/r_{subject}_{run}.npy\"}}\n",
+        dir, dir, cases[i].params, dir, cases[i].folder));
+    char *cmd = mt_strf("%s %s make %s %s && %s run %s --quiet && %s %s check %s %s", py, script,
+                        dir, cases[i].make, bin, yaml, py, script, dir, cases[i].check);
+    int rc = mt_run(cmd, &out);
+    ck_assert_msg(rc == 0, "case %zu failed (%d):\n%s", i, rc, out);
+    ck_assert(strstr(out, "maps, pairing ") && strstr(out, ": as expected"));
+    free(out);
+    mt_run(mt_strf("rm -rf %s", dir), NULL);
+  }
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("encoding_runs");
   TCase *tc = tcase_create("runs");
@@ -384,6 +428,7 @@ int main(void) {
   tcase_add_test(tc, test_duplicate_keys);
   tcase_add_test(tc, test_arrival_order);
   tcase_add_test(tc, test_average_runs_own_features);
+  tcase_add_test(tc, test_pipeline_per_run);
   suite_add_tcase(s, tc);
   return mt_run_suite(s);
 }
