@@ -20,6 +20,12 @@
  *    are correlated TR by TR with a group time series recorded earlier, for
  *    neurofeedback. One accumulator per subject.
  *
+ * Statistics run on batch groups only. `stats: permutation` is the one-sample
+ * sign-flip test, or with `groups` (subject:group pairs, parsed once into a
+ * group_map) BrainIAK's two-sample test: each task's subjects are mapped to
+ * group A/B in row order at compute time, so a subject without a group is
+ * an error naming it before any work.
+ *
  * Numerics live in isc_kernels.c; this file only routes messages, checks
  * shapes and builds outputs. Resampling draws come from isc_rng seeded by
  * `seed`, on this thread, so results do not depend on the thread count.
@@ -27,6 +33,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +79,16 @@ typedef struct sgroup {
   myelin_msg *first; /* geometry and context source */
 } sgroup;
 
+/* The `groups` param: each subject's group for the two-sample permutation
+ * test. Subject labels are kept without a "sub-" prefix, so "sub-01" and
+ * "01" name the same subject (as fmri_source's `subject`). */
+typedef struct group_map {
+  char **sub;
+  uint8_t *g; /* 0: group A, 1: group B */
+  size_t n;
+  char *label[2]; /* A, B in BrainIAK's np.unique order */
+} group_map;
+
 /* Reference mode: one accumulator per live subject. */
 typedef struct rsubj {
   char *subject;
@@ -92,6 +110,7 @@ typedef struct isc_state {
   uint64_t seed, every;
   isc_side side;
   double ci;
+  group_map gm; /* empty: one-sample sign-flip test */
   /* reference time series [rT, rV], float64 */
   double *ref;
   size_t rT, rV;
@@ -142,6 +161,131 @@ static isc_side parse_side(const char *s) {
   if (!strcmp(s, "left")) return ISC_SIDE_LEFT;
   if (!strcmp(s, "two-sided")) return ISC_SIDE_TWO;
   return ISC_SIDE_RIGHT;
+}
+
+/* ---- the `groups` param ---------------------------------------------------- */
+
+static const char *strip_sub(const char *s) { return strncmp(s, "sub-", 4) ? s : s + 4; }
+
+static void group_map_free(group_map *m) {
+  for (size_t i = 0; i < m->n; i++)
+    free(m->sub[i]);
+  free(m->sub);
+  free(m->g);
+  free(m->label[0]);
+  free(m->label[1]);
+  memset(m, 0, sizeof *m);
+}
+
+/* Index of subject in m, or -1. */
+static ptrdiff_t group_map_find(const group_map *m, const char *subject) {
+  const char *key = strip_sub(subject);
+  for (size_t i = 0; i < m->n; i++)
+    if (!strcmp(m->sub[i], key)) return (ptrdiff_t)i;
+  return -1;
+}
+
+/* Group labels sort as np.unique sorts them: numbers as numbers (a list of
+ * ints), anything else as strings (code points: strcmp on UTF-8). */
+static int label_cmp(const char *a, const char *b) {
+  char *ea, *eb;
+  double x = strtod(a, &ea), y = strtod(b, &eb);
+  if (ea != a && !*ea && eb != b && !*eb && x != y) return x < y ? -1 : 1;
+  return strcmp(a, b);
+}
+
+static char *trim(char *t) {
+  while (*t == ' ' || *t == '\t')
+    t++;
+  size_t n = strlen(t);
+  while (n && (t[n - 1] == ' ' || t[n - 1] == '\t'))
+    t[--n] = 0;
+  return t;
+}
+
+/* Formats a `groups` error into why; returns -1. */
+static int group_fail(char *why, size_t wn, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int group_fail(char *why, size_t wn, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, wn, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+/* Adds one "subject:group" token; labels[] collects up to 3 distinct group
+ * names (a third is an error reported by the caller). */
+static int group_map_add(group_map *m, char *tok, size_t item, char *labels[3], size_t *nlab, char *why,
+                         size_t wn) {
+  char *colon = strrchr(tok, ':');
+  if (!colon)
+    return group_fail(why, wn, "groups: '%s' (item %zu) is not subject:group, e.g. sub-01:patients", tok, item);
+  *colon = 0;
+  char *sub = trim(tok), *grp = trim(colon + 1);
+  const char *key = strip_sub(sub);
+  if (!*key || !*grp)
+    return group_fail(why, wn, "groups: '%s:%s' (item %zu) needs a subject and a group, e.g. sub-01:patients", sub,
+                      grp, item);
+  size_t k = 0;
+  while (k < *nlab && strcmp(labels[k], grp)) k++;
+  if (k == *nlab) {
+    if (*nlab == 3) return 0; /* already too many: reported once */
+    if (!(labels[k] = strdup(grp))) return group_fail(why, wn, "out of memory");
+    (*nlab)++;
+  }
+  ptrdiff_t at = group_map_find(m, key);
+  if (at >= 0) {
+    if (m->g[at] == k) return 0;
+    return group_fail(why, wn, "groups: subject '%s' is in two groups, '%s' and '%s'", sub, labels[m->g[at]], grp);
+  }
+  char **ns = realloc(m->sub, (m->n + 1) * sizeof *ns);
+  if (ns) m->sub = ns;
+  uint8_t *ng = realloc(m->g, m->n + 1);
+  if (ng) m->g = ng;
+  if (!ns || !ng || !(m->sub[m->n] = strdup(key))) return group_fail(why, wn, "out of memory");
+  m->g[m->n++] = (uint8_t)k;
+  return 0;
+}
+
+/* Parses `groups` (a list of "subject:group" items, each may hold several
+ * separated by commas) into m: exactly two groups, A first. An empty list
+ * leaves m empty. */
+static int group_map_parse(const myelin_params *p, group_map *m, char *why, size_t wn) {
+  char *labels[3] = {NULL, NULL, NULL};
+  size_t nlab = 0, len = myelin_param_len(p, "groups");
+  int rc = 0;
+  memset(m, 0, sizeof *m);
+  for (size_t i = 0; i < len && rc == 0; i++) {
+    char *item = strdup(myelin_param_str_at(p, "groups", i));
+    if (!item) rc = group_fail(why, wn, "out of memory");
+    char *save = NULL;
+    for (char *tok = item ? strtok_r(item, ",", &save) : NULL; tok && rc == 0;
+         tok = strtok_r(NULL, ",", &save))
+      if (*trim(tok)) rc = group_map_add(m, tok, i, labels, &nlab, why, wn);
+    free(item);
+  }
+  if (rc == 0 && nlab == 3)
+    rc = group_fail(why, wn,
+                    "groups: more than two groups ('%s', '%s', '%s'); the two-sample test compares exactly two",
+                    labels[0], labels[1], labels[2]);
+  if (rc == 0 && nlab == 1)
+    rc = group_fail(why, wn,
+                    "groups: every subject is in group '%s'; the two-sample test needs two groups (leave groups "
+                    "empty for the one-sample sign-flip test)",
+                    labels[0]);
+  if (rc == 0 && nlab == 2) {
+    int swap = label_cmp(labels[0], labels[1]) > 0;
+    m->label[0] = labels[swap];
+    m->label[1] = labels[!swap];
+    labels[0] = labels[1] = NULL;
+    if (swap)
+      for (size_t i = 0; i < m->n; i++)
+        m->g[i] = (uint8_t)!m->g[i];
+  }
+  for (size_t k = 0; k < 3; k++)
+    free(labels[k]);
+  if (rc) group_map_free(m);
+  return rc ? -1 : 0;
 }
 
 /* The data tensor of a run ([T, V]) or volume ([V]). */
@@ -266,6 +410,98 @@ static const char *stats_name(int st) {
   }
 }
 
+/* Each subject's group (0: A, 1: B) for the two-sample test, in row order;
+ * an error naming the first subject without one, or a task whose subjects
+ * do not make two usable groups. */
+static int assign_groups(isc_state *s, const group *g, uint8_t *gr) {
+  const group_map *m = &s->gm;
+  size_t cnt[2] = {0, 0};
+  for (size_t i = 0; i < g->n; i++) {
+    ptrdiff_t k = group_map_find(m, g->subjects[i]);
+    if (k < 0)
+      return s->host->error(s->st,
+                            "groups: subject '%s' (task '%s') has no group; every subject needs one, e.g. "
+                            "%s:%s",
+                            g->subjects[i], g->task, g->subjects[i], m->label[0]);
+    gr[i] = m->g[k];
+    cnt[gr[i]]++;
+  }
+  for (int k = 0; k < 2; k++)
+    if (cnt[k] == 0)
+      return s->host->error(s->st,
+                            "groups: task '%s' has no subject of group '%s' (all %zu are in '%s'); the "
+                            "two-sample test needs both",
+                            g->task, m->label[k], g->n, m->label[!k]);
+  if (!s->pairwise && g->n < 3)
+    return s->host->error(
+        s->st, "groups: task '%s' has 2 subjects; the leave-one-out two-sample test needs at least 3",
+        g->task);
+  for (int k = 0; k < 2 && s->pairwise; k++)
+    if (cnt[k] < 2)
+      return s->host->error(s->st,
+                            "groups: group '%s' has one subject in task '%s'; the pairwise two-sample test "
+                            "compares within-group pairs, so each group needs at least 2",
+                            m->label[k], g->task);
+  if (m->n > g->n)
+    s->host->log(s->st, MYELIN_LOG_WARN, "groups: %zu listed subject(s) have no run in task '%s'; left out",
+                 m->n - g->n, g->task);
+  return 0;
+}
+
+/* The two-sample permutation test: exact over every distinct assignment
+ * when there are at most n_resamples of them, else n_resamples shuffles of
+ * the labels (Fisher-Yates on isc_rng). */
+static int run_group_test(isc_state *s, const isc_data *d, const uint8_t *gr, const double *iscs,
+                          double *observed, double *p, size_t *n_used) {
+  const size_t S = d->S, n = s->n_resamples;
+  size_t na = 0;
+  for (size_t i = 0; i < S; i++)
+    na += gr[i] == 0;
+  int exact = isc_group_assignment_count(S, na) <= n;
+  uint8_t *assign = NULL;
+  *n_used = n;
+  if (exact) {
+    assign = isc_all_group_assignments(gr, S, n, n_used);
+  } else if ((assign = malloc(n * S))) {
+    isc_rng rng;
+    isc_rng_seed(&rng, s->seed);
+    for (size_t i = 0; i < n; i++) {
+      uint8_t *a = assign + i * S;
+      memcpy(a, gr, S);
+      for (size_t k = S - 1; k > 0; k--) {
+        uint32_t j = isc_rng_below(&rng, (uint32_t)k + 1);
+        uint8_t t = a[k];
+        a[k] = a[j];
+        a[j] = t;
+      }
+    }
+  }
+  if (!assign) return ISC_ENOMEM;
+  int rc = isc_permutation_groups(iscs, S, d->V, s->pairwise, s->summary, gr, assign, *n_used, exact, s->side,
+                                  s->threads, observed, p, NULL);
+  free(assign);
+  return rc;
+}
+
+/* The two-sample fields of the output map. */
+static void build_group_fields(isc_state *s, myelin_builder *b, const group *g, const uint8_t *gr,
+                               const double *iscs, const double *diff, size_t V) {
+  myelin_build_array_begin(b, "group_labels");
+  myelin_build_str(b, NULL, s->gm.label[0]);
+  myelin_build_str(b, NULL, s->gm.label[1]);
+  myelin_build_array_end(b);
+  myelin_build_array_begin(b, "subject_groups");
+  for (size_t i = 0; i < g->n; i++)
+    myelin_build_str(b, NULL, s->gm.label[gr[i]]);
+  myelin_build_array_end(b);
+  int64_t vshape[1] = {(int64_t)V}, gshape[2] = {2, (int64_t)V};
+  myelin_build_tensor_copy(b, "difference", MYELIN_F8, 1, vshape, diff);
+  double *gs = myelin_build_tensor(b, "group_summary", MYELIN_F8, 2, gshape);
+  if (gs && isc_group_summaries(iscs, g->n, V, s->pairwise, s->summary, gr, gs) != ISC_OK)
+    for (size_t i = 0; i < 2 * V; i++)
+      gs[i] = NAN;
+}
+
 /* ---- batch: one group ---------------------------------------------------------- */
 
 static int emit_isfc(isc_state *s, group *g, const isc_data *d) {
@@ -351,8 +587,10 @@ static int compute_group(isc_state *s, group *g) {
   double *iscs = malloc((rows * V + 1) * sizeof *iscs);
   double *sum = malloc((3 * V + 1) * sizeof *sum);
   double *ci = malloc((2 * V + 1) * sizeof *ci);
+  const int two_sample = s->stats == STATS_PERMUTATION && s->gm.n > 0;
+  uint8_t *gr = malloc(S);
   int rc = 0;
-  if (!iscs || !sum || !ci) {
+  if (!iscs || !sum || !ci || !gr) {
     rc = s->host->error(s->st, "out of memory for a %zu x %zu ISC map", rows, V);
     goto done;
   }
@@ -364,8 +602,10 @@ static int compute_group(isc_state *s, group *g) {
   }
   size_t n_used = 0;
   if (s->summary != ISC_SUMMARY_NONE) isc_summarize(iscs, rows, V, s->summary, sum);
+  if (two_sample && (rc = assign_groups(s, g, gr)) != 0) goto done;
   if (s->stats != STATS_NONE) {
-    rc = run_stats(s, &d, iscs, obs, p, ci, &n_used);
+    rc = two_sample ? run_group_test(s, &d, gr, iscs, obs, p, &n_used)
+                    : run_stats(s, &d, iscs, obs, p, ci, &n_used);
     if (rc) {
       rc = s->host->error(s->st, "%s test failed for task '%s' (code %d)", stats_name(s->stats), g->task, rc);
       goto done;
@@ -393,6 +633,8 @@ static int compute_group(isc_state *s, group *g) {
     myelin_build_tensor_copy(b, "p", MYELIN_F8, 1, vshape, p);
     myelin_build_uint(b, "n_resamples", n_used);
     myelin_build_str(b, "side", s->side == ISC_SIDE_LEFT ? "left" : s->side == ISC_SIDE_TWO ? "two-sided" : "right");
+    if (s->stats == STATS_PERMUTATION) myelin_build_str(b, "test", two_sample ? "two-sample" : "one-sample");
+    if (two_sample) build_group_fields(s, b, g, gr, iscs, obs, V);
     if (s->stats == STATS_BOOTSTRAP) {
       int64_t cshape[2] = {2, (int64_t)V};
       myelin_build_tensor_copy(b, "ci", MYELIN_F8, 2, cshape, ci);
@@ -407,6 +649,7 @@ done:
   free(iscs);
   free(sum);
   free(ci);
+  free(gr);
   return rc;
 }
 
@@ -835,6 +1078,7 @@ static void isc_fini(void *state) {
   free(s->rsubj);
   free(s->ref);
   free(s->ref_path);
+  group_map_free(&s->gm);
   free(s);
 }
 
@@ -874,6 +1118,11 @@ static int init_state(isc_state *s, const myelin_host *host, myelin_stage *st, c
   s->threads = (int)myelin_param_int(p, "threads");
   if (s->stats != STATS_NONE && s->summary == ISC_SUMMARY_NONE)
     return host->error(st, "stats: %s needs summary: mean or median", stats_name(s->stats));
+  char why[512];
+  if (group_map_parse(p, &s->gm, why, sizeof why) != 0) return host->error(st, "%s", why);
+  if (s->gm.n && s->stats != STATS_PERMUTATION)
+    return host->error(st, "groups: the two-sample test needs stats: permutation (stats is %s)",
+                       stats_name(s->stats));
   const char *ref = myelin_param_str(p, "reference");
   if (ref && *ref) {
     s->ref_path = myelin_input_path(ref, host->pipeline_dir ? host->pipeline_dir(st) : NULL);
@@ -901,6 +1150,16 @@ static int isc_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
     rc = myelin_validate_error(ctx, "reference",
                                "reference mode correlates each subject with a recorded series; it does not "
                                "combine with stats, isfc or pairwise");
+  group_map gm;
+  char why[512];
+  if (group_map_parse(p, &gm, why, sizeof why) != 0) {
+    rc = myelin_validate_error(ctx, "groups", "%s", strncmp(why, "groups: ", 8) ? why : why + 8);
+  } else {
+    if (gm.n && stats != STATS_PERMUTATION)
+      rc = myelin_validate_error(ctx, "groups", "the two-sample test needs stats: permutation (stats is %s)",
+                                 myelin_param_str(p, "stats"));
+    group_map_free(&gm);
+  }
   if (myelin_param_int(p, "subjects") == 1)
     rc = myelin_validate_error(ctx, "subjects", "subjects: ISC needs at least 2 subjects (0 = wait for end of stream)");
   return rc;
@@ -919,24 +1178,39 @@ static const myelin_param_def isc_params[] = {
      "As BrainIAK: true = nanmean of the others; false = any NaN makes the voxel NaN; a fraction f in "
      "[0, 1] = voxels where fewer than f*S subjects are NaN-free become NaN."},
     {"isfc", MYELIN_PARAM_BOOL, "false", 0, 0, 0, NULL, NULL,
-     "Also emit the symmetrized ISFC matrix as a `tensor` on port `isfc`: [rows, V, V], or [V, V] with a summary."},
+     "Also emit the symmetrized ISFC matrix as a `tensor` on port `isfc`: [rows, V, V], or [V, V] with a "
+     "summary."},
     {"isfc_max_voxels", MYELIN_PARAM_INT, "4096", 1, 2, 65536, NULL, "voxels",
      "Refuse ISFC above this many voxels (the matrix is V x V per subject)."},
     {"stats", MYELIN_PARAM_ENUM, "none", 0, 0, 0, "none|bootstrap|permutation|phaseshift|timeshift", NULL,
-     "Group test on the summary statistic (needs summary: mean or median): subject bootstrap, one-sample "
-     "sign-flip permutation (exact when 2^S <= n_resamples), phase randomization or circular time shifts."},
+     "Group test on the summary statistic (needs summary: mean or median): subject bootstrap, permutation "
+     "(one-sample sign flips, exact when 2^S <= n_resamples; with `groups` the two-sample relabeling test, "
+     "exact "
+     "when C(S, size of A) <= n_resamples), phase randomization or circular time shifts."},
+    {"groups", MYELIN_PARAM_STRING_LIST, "[]", 0, 0, 0, NULL, NULL,
+     "Two-sample permutation test (stats: permutation): each subject's group as subject:group items, e.g. "
+     "[sub-01:patients, sub-02:controls, ...] or one string 'sub-01:patients,sub-02:controls,...' (sub- "
+     "optional). "
+     "Exactly two groups; every subject of a task needs one. p tests summary(A) - summary(B), A the first "
+     "group "
+     "in sorted order (numbers numerically). Pairwise: between-group pairs are left out. Empty: one-sample "
+     "sign-flip test."},
     {"n_resamples", MYELIN_PARAM_INT, "1000", 1, 1, 1e7, NULL, "resamples",
      "Bootstrap samples, permutations or shifts. Monte Carlo p = (count + 1) / (n + 1)."},
-    {"seed", MYELIN_PARAM_INT, "0", 1, 0, 9.2e18, NULL, NULL, "Seed of the resampling generator (results do not depend on threads)."},
+    {"seed", MYELIN_PARAM_INT, "0", 1, 0, 9.2e18, NULL, NULL,
+     "Seed of the resampling generator (results do not depend on threads)."},
     {"side", MYELIN_PARAM_ENUM, "right", 0, 0, 0, "right|left|two-sided", NULL,
-     "Tail of the test: right counts null >= observed, left null <= observed, two-sided |null| >= |observed|."},
-    {"ci", MYELIN_PARAM_FLOAT, "95", 1, 0, 100, NULL, "%", "Bootstrap confidence interval width, emitted as `ci` [2, V]."},
+     "Tail of the test: right counts null >= observed, left null <= observed, two-sided |null| >= "
+     "|observed|."},
+    {"ci", MYELIN_PARAM_FLOAT, "95", 1, 0, 100, NULL, "%",
+     "Bootstrap confidence interval width, emitted as `ci` [2, V]."},
     {"every", MYELIN_PARAM_INT, "1", 1, 1, 1e9, NULL, "TRs",
      "Streaming and reference modes: emit an updated map every this many complete TRs (and at the end)."},
     {"reference", MYELIN_PARAM_PATH, "", 0, 0, 0, NULL, NULL,
      "Reference mode: a group time series [T, V] (.npy, or .mpk whose first message has `data`) to "
      "correlate each live subject with, TR by TR (volume `index` selects the row)."},
-    {"threads", MYELIN_PARAM_INT, "0", 1, 0, 64, NULL, "threads", "Worker threads across voxels (0 = every CPU)."},
+    {"threads", MYELIN_PARAM_INT, "0", 1, 0, 64, NULL, "threads",
+     "Worker threads across voxels (0 = every CPU)."},
     {0}};
 
 static const myelin_port_def isc_inputs[] = {

@@ -1042,6 +1042,32 @@ int isc_permutation_groups(const double *iscs, size_t S, size_t V, int pairwise,
   return run_parallel(nthreads, (V + nb - 1) / nb, 1, scratch, group_range, &c);
 }
 
+int isc_group_summaries(const double *iscs, size_t S, size_t V, int pairwise, isc_summary_kind kind,
+                        const uint8_t *groups, double *out) {
+  if (!iscs || !groups || !out || kind == ISC_SUMMARY_NONE || S < (pairwise ? 2u : 3u) ||
+      !groups_ok(groups, S))
+    return ISC_EARG;
+  const size_t rows = isc_rows(S, pairwise);
+  group_ctx c = {.S = S, .pairwise = pairwise};
+  uint32_t *idx = malloc(rows * sizeof *idx);
+  double *buf = malloc(rows * sizeof *buf);
+  if (!idx || !buf) {
+    free(idx);
+    free(buf);
+    return ISC_ENOMEM;
+  }
+  size_t na, m = group_rows(&c, groups, idx, &na);
+  for (size_t v = 0; v < V; v++) {
+    for (size_t k = 0; k < m; k++)
+      buf[k] = iscs[(size_t)idx[k] * V + v];
+    out[v] = summary_of(buf, na, kind);
+    out[V + v] = summary_of(buf + na, m - na, kind);
+  }
+  free(idx);
+  free(buf);
+  return ISC_OK;
+}
+
 size_t isc_group_assignment_count(size_t S, size_t na) {
   if (na > S) return 0;
   if (na > S - na) na = S - na;

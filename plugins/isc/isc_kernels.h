@@ -161,6 +161,10 @@ int8_t *isc_all_sign_flips(size_t S);
 int isc_permutation_groups(const double *iscs, size_t S, size_t V, int pairwise, isc_summary_kind kind,
                            const uint8_t *groups, const uint8_t *assign, size_t n, int exact, isc_side side,
                            int nthreads, double *observed, double *p, double *dist);
+/* Each group's summary over its rows (as isc_permutation_groups assigns
+ * them): out [2, V], group A then B; observed = out[0] - out[1]. */
+int isc_group_summaries(const double *iscs, size_t S, size_t V, int pairwise, isc_summary_kind kind,
+                        const uint8_t *groups, double *out);
 /* Distinct assignments of S subjects with na in group A: C(S, na)
  * (SIZE_MAX when it overflows). */
 size_t isc_group_assignment_count(size_t S, size_t na);

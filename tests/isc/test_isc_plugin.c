@@ -1,6 +1,7 @@
 /*
  * test_isc_plugin.c — the isc stage through the harness: batch groups,
- * streaming volumes, reference mode, statistics, ISFC and error messages.
+ * streaming volumes, reference mode, statistics (the two-sample test with
+ * `groups` too), ISFC and error messages.
  * Data are the issue's
  *   data[t, v, s] = sin(0.3(t+1)(v+1)) + cos(0.7(t+1)(s+1) + 0.5v)(0.5 + 0.5v)
  * with T = 40, V = 3, S = 5, sent as <f8 runs so the issue's float64
@@ -406,6 +407,200 @@ START_TEST(errors_are_clear) {
 }
 END_TEST
 
+/* ---- two-sample permutation test (`groups`) ---------------------------------- */
+
+enum { GS = 6 };
+
+/* A planted group effect: subjects 01-03 (group "a") share a strong signal at
+ * voxels 0 and 1, 04-06 ("b") carry it weakly; voxel 2 is alike for all. */
+static double ggen(int t, int v, int s) {
+  double w = v == 2 ? 0.7 : (s < 3 ? 1.5 : 0.3);
+  return w * sin(0.37 * t + v) + 0.8 * sin(1.3 * (t + 1) * (s + 2) + 0.7 * v * (s + 1));
+}
+
+static myelin_msg *group_run(int s, const char *task) {
+  double d[T * V];
+  for (int i = 0; i < T * V; i++)
+    d[i] = ggen(i / V, i % V, s);
+  myelin_builder *b = myelin_builder_new("run");
+  char sub[16];
+  snprintf(sub, sizeof sub, "%02d", s + 1);
+  myelin_build_str(b, "subject", sub);
+  myelin_build_str(b, "task", task);
+  int64_t shp[2] = {T, V};
+  myelin_build_tensor_copy(b, "data", MYELIN_F8, 2, shp, d);
+  build_geometry(b);
+  return myelin_builder_finish(b);
+}
+
+/* Pushes the six subjects in a scrambled order and ends the stream. */
+static myelin_harness *group_harness(const char *params, int nsub) {
+  static const int order[GS] = {4, 0, 5, 2, 1, 3};
+  myelin_harness *h = harness(params);
+  for (int i = 0; i < GS; i++)
+    if (order[i] < nsub) ck_assert_int_eq(myelin_harness_push(h, NULL, group_run(order[i], "story")), 0);
+  return h;
+}
+
+/* The kernels run directly on the same data: what the stage must emit. */
+static void group_expect(int pairwise, isc_summary_kind kind, isc_side side, double *obs, double *p,
+                         size_t *n) {
+  static double x[GS][T * V];
+  const void *px[GS];
+  for (int s = 0; s < GS; s++) {
+    for (int i = 0; i < T * V; i++)
+      x[s][i] = ggen(i / V, i % V, s);
+    px[s] = x[s];
+  }
+  isc_data d = {.x = px, .f64 = 1, .S = GS, .T = T, .V = V};
+  double iscs[15 * V];
+  ck_assert_int_eq(pairwise ? isc_pairwise(&d, (isc_nan_policy){1, -1}, 1, iscs)
+                            : isc_loo(&d, (isc_nan_policy){1, -1}, 1, iscs),
+                   0);
+  const uint8_t g[GS] = {0, 0, 0, 1, 1, 1};
+  uint8_t *all = isc_all_group_assignments(g, GS, 1000, n);
+  ck_assert_ptr_nonnull(all);
+  ck_assert_int_eq(isc_permutation_groups(iscs, GS, V, pairwise, kind, g, all, *n, 1, side, 1, obs, p, NULL),
+                   0);
+  free(all);
+}
+
+static void expect_strs(myelin_msg *m, const char *key, const char *const *want, size_t n) {
+  myelin_obj o = myelin_msg_get(m, key);
+  ck_assert_uint_eq(myelin_obj_len(o), n);
+  for (size_t i = 0; i < n; i++)
+    ck_assert_msg(myelin_obj_str_eq(myelin_obj_at(o, i), want[i]), "%s[%zu] != %s", key, i, want[i]);
+}
+
+START_TEST(two_sample_permutation) {
+  /* both spellings: one comma-separated string and list items with sub- */
+  myelin_harness *h = group_harness(
+      "{summary: mean, stats: permutation, groups: ['01:a, 02:a,03:a', sub-04:b, sub-05:b, sub-06:b]}", GS);
+  ck_assert_int_eq(myelin_harness_eos(h), 0);
+  ck_assert_uint_eq(myelin_harness_count(h, "map"), 1);
+  myelin_msg *m = myelin_harness_output(h, "map", 0);
+  ck_assert(myelin_obj_str_eq(myelin_msg_get(m, "test"), "two-sample"));
+  static const char *const labels[2] = {"a", "b"}, *const subs[GS] = {"a", "a", "a", "b", "b", "b"};
+  expect_strs(m, "group_labels", labels, 2);
+  expect_strs(m, "subject_groups", subs, GS);
+  uint64_t n = 0;
+  ck_assert_int_eq(myelin_msg_uint(m, "n_resamples", &n), 0);
+  ck_assert_uint_eq(n, 20); /* C(6, 3) = 20 <= 1000: exact */
+  myelin_tensor t;
+  const double *p = tensor_of(m, "p", &t, 1);
+  const double *diff = tensor_of(m, "difference", &t, 1);
+  const double *gsum = tensor_of(m, "group_summary", &t, 2);
+  ck_assert_int_eq(t.shape[0], 2);
+  tensor_of(m, "summary", &t, 1);
+  double obs[V], want[V];
+  size_t nw = 0;
+  group_expect(0, ISC_SUMMARY_MEAN, ISC_SIDE_RIGHT, obs, want, &nw);
+  ck_assert_uint_eq(nw, 20);
+  for (int v = 0; v < V; v++) {
+    ck_assert_double_eq(p[v], want[v]);
+    ck_assert_double_eq(diff[v], obs[v]);
+    ck_assert_double_eq_tol(gsum[v] - gsum[V + v], diff[v], 1e-12);
+  }
+  /* the planted effect: group a's ISC above b's, the most extreme of 20 */
+  for (int v = 0; v < 2; v++) {
+    ck_assert(diff[v] > 0.2);
+    ck_assert_double_eq(p[v], 1.0 / 20);
+  }
+  ck_assert(p[2] > 0.1);
+  myelin_harness_free(h);
+
+  /* pairwise, median, left side, labels that sort numerically (10 > 9) */
+  h = group_harness("{pairwise: true, summary: median, stats: permutation, side: left, "
+                    "groups: '01:9,02:9,03:9,04:10,05:10,06:10'}",
+                    GS);
+  ck_assert_int_eq(myelin_harness_eos(h), 0);
+  m = myelin_harness_output(h, "map", 0);
+  static const char *const nlabels[2] = {"9", "10"};
+  expect_strs(m, "group_labels", nlabels, 2);
+  p = tensor_of(m, "p", &t, 1);
+  diff = tensor_of(m, "difference", &t, 1);
+  group_expect(1, ISC_SUMMARY_MEDIAN, ISC_SIDE_LEFT, obs, want, &nw);
+  for (int v = 0; v < V; v++) {
+    ck_assert_double_eq(p[v], want[v]);
+    ck_assert_double_eq(diff[v], obs[v]);
+  }
+  ck_assert_double_eq(p[0], 1.0); /* a's within-group ISC is the highest: nothing lies to its left */
+  myelin_harness_free(h);
+
+  /* fewer resamples than assignments: Monte Carlo, reproducible by seed */
+  double first[V];
+  for (int rep = 0; rep < 2; rep++) {
+    h = group_harness("{summary: mean, stats: permutation, n_resamples: 15, seed: 4, threads: 2, "
+                      "groups: [01:a, 02:a, 03:a, 04:b, 05:b, 06:b]}",
+                      GS);
+    ck_assert_int_eq(myelin_harness_eos(h), 0);
+    m = myelin_harness_output(h, "map", 0);
+    ck_assert_int_eq(myelin_msg_uint(m, "n_resamples", &n), 0);
+    ck_assert_uint_eq(n, 15);
+    p = tensor_of(m, "p", &t, 1);
+    for (int v = 0; v < V; v++) {
+      ck_assert(p[v] >= 1.0 / 16 && p[v] <= 1.0);
+      if (rep == 0)
+        first[v] = p[v];
+      else
+        ck_assert_double_eq(p[v], first[v]);
+    }
+    myelin_harness_free(h);
+  }
+
+  /* no groups: the one-sample test, unchanged (and says so) */
+  h = group_harness("{summary: mean, stats: permutation}", GS);
+  ck_assert_int_eq(myelin_harness_eos(h), 0);
+  m = myelin_harness_output(h, "map", 0);
+  ck_assert(myelin_obj_str_eq(myelin_msg_get(m, "test"), "one-sample"));
+  ck_assert(!myelin_obj_exists(myelin_msg_get(m, "difference")));
+  ck_assert_int_eq(myelin_msg_uint(m, "n_resamples", &n), 0);
+  ck_assert_uint_eq(n, 64);
+  myelin_harness_free(h);
+}
+END_TEST
+
+/* An init error whose message holds every fragment. */
+static void init_fails(const char *params, const char *frag1, const char *frag2) {
+  char err[512];
+  myelin_harness *h = myelin_harness_new("isc", params, err, sizeof err);
+  ck_assert_msg(h == NULL, "accepted %s", params);
+  ck_assert_msg(strstr(err, frag1) && strstr(err, frag2), "%s: %s", params, err);
+}
+
+START_TEST(two_sample_errors) {
+  init_fails("{summary: mean, stats: permutation, groups: '01:a,02:b,03:c'}", "groups",
+             "more than two groups");
+  init_fails("{summary: mean, stats: permutation, groups: '01:a,02:a'}", "groups", "two groups");
+  init_fails("{summary: mean, stats: permutation, groups: '01:a,02:b,01:b'}", "'01'", "two groups");
+  init_fails("{summary: mean, stats: permutation, groups: '01-a,02:b'}", "'01-a'", "subject:group");
+  init_fails("{summary: mean, stats: permutation, groups: '01:,02:b'}", "groups", "subject and a group");
+  init_fails("{summary: mean, stats: bootstrap, groups: '01:a,02:b'}", "groups", "stats: permutation");
+
+  /* a subject without a group: named, at compute time */
+  myelin_harness *h =
+      group_harness("{summary: mean, stats: permutation, groups: '01:a,02:a,03:a,04:b,05:b'}", GS);
+  ck_assert_int_ne(myelin_harness_eos(h), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "'06'") && strstr(myelin_harness_error(h), "no group"), "%s",
+                myelin_harness_error(h));
+  myelin_harness_free(h);
+
+  /* a task whose subjects are all in one group */
+  h = group_harness("{summary: mean, stats: permutation, groups: '01:a,02:a,03:a,04:b,05:b,06:b'}", 3);
+  ck_assert_int_ne(myelin_harness_eos(h), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "no subject of group 'b'"), "%s", myelin_harness_error(h));
+  myelin_harness_free(h);
+
+  /* pairwise: a group of one has no within-group pair */
+  h = group_harness(
+      "{pairwise: true, summary: mean, stats: permutation, groups: '01:a,02:a,03:a,04:b,05:a,06:a'}", GS);
+  ck_assert_int_ne(myelin_harness_eos(h), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "group 'b'") && strstr(myelin_harness_error(h), "at least 2"),
+                "%s", myelin_harness_error(h));
+  myelin_harness_free(h);
+}
+END_TEST
+
 /* End to end through the CLI: the demo BIDS dataset -> pipelines/isc.yaml
  * (fmri_source -> isc -> nifti_sink + npy_sink) -> the planted box shows. */
 START_TEST(pipeline_end_to_end) {
@@ -460,6 +655,40 @@ START_TEST(pipeline_end_to_end) {
     free(cmd);
     free(out);
   }
+  /* the two-sample test end to end: 3 + 3 subjects, exact over C(6, 3) = 20
+   * assignments, p checked against the map schema and written as .npy */
+  char *gy = mt_strf("%s/groups.yaml", dir);
+  mt_write(
+      gy,
+      mt_strf(
+          "name: isc-groups\n"
+          "stages:\n"
+          "  - {id: bold, plugin: fmri_source, params: {path: '%s/bids', detrend: 1}}\n"
+          "  - id: isc\n"
+          "    plugin: isc\n"
+          "    inputs: [bold]\n"
+          "    params: {summary: mean, stats: permutation, n_resamples: 100,\n"
+          "             groups: [sub-01:a, sub-02:a, sub-03:a, sub-04:b, sub-05:b, sub-06:b]}\n"
+          "  - {id: npy, plugin: npy_sink, inputs: [isc.map], params: {path: '%s/isc/p.npy', field: p}}\n",
+          dir, dir));
+  cmd = mt_strf("%s run --quiet --check-messages %s", bin, gy);
+  ck_assert_msg(mt_run(cmd, &out) == 0, "run groups: %s", out);
+  free(cmd);
+  free(out);
+  myelin_array pa;
+  char perr[256];
+  ck_assert_msg(myelin_npy_read(mt_strf("%s/isc/p.npy", dir), &pa, perr, sizeof perr) == 0, "%s", perr);
+  ck_assert_int_eq(pa.dtype, MYELIN_F8);
+  size_t finite = 0;
+  for (size_t i = 0; i < pa.count; i++) {
+    double pv = ((const double *)pa.data)[i];
+    if (isnan(pv)) continue;
+    finite++;
+    ck_assert_msg(pv >= 1.0 / 20 && pv <= 1.0 && fabs(pv * 20 - round(pv * 20)) < 1e-9, "p %g is not k/20",
+                  pv);
+  }
+  ck_assert_uint_gt(finite, 0);
+  myelin_array_free(&pa);
   /* a bad param is reported against the file, exit code 2 */
   cmd = mt_strf("ISC_DEMO=%s %s run %s/pipelines/isc.yaml --set isc.tolerate_nans=sometimes", dir, bin, src);
   rc = mt_run(cmd, &out);
@@ -486,6 +715,8 @@ static Suite *suite(void) {
   tcase_add_test(tc, reference_mode);
   tcase_add_test(tc, statistics_and_isfc);
   tcase_add_test(tc, errors_are_clear);
+  tcase_add_test(tc, two_sample_permutation);
+  tcase_add_test(tc, two_sample_errors);
   tcase_add_test(tc, pipeline_end_to_end);
   suite_add_tcase(s, tc);
   return s;
