@@ -69,8 +69,8 @@ typedef struct avg {
   double *sum;       /* [T, V] */
   myelin_msg *first; /* geometry, tr, run */
   char **subjects;
-  int whole_task;    /* flush: other runs of the task were merged into this one */
-  int done;          /* flush: emitted, or merged into another */
+  int whole_task; /* flush: other runs of the task were merged into this one */
+  int done;       /* flush: emitted, or merged into another */
 } avg;
 
 typedef struct enc_state {
@@ -702,8 +702,9 @@ static const myelin_param_def enc_params[] = {
     {"block", MYELIN_PARAM_INT, "2048", 1, 1, 1e7, NULL, "voxels",
      "Voxels per block: bounds scratch memory to about 3 x T x block doubles."},
     {"average_subjects", MYELIN_PARAM_BOOL, "false", 0, 0, 0, NULL, NULL,
-     "Average the runs of each task over subjects (equal shapes needed) and emit one map for the "
-     "average subject at end of stream, instead of one map per run."},
+     "Average runs over subjects and emit the maps of the average subject at end of stream, instead "
+     "of one map per run: one map per task and run when the task has run-specific features (each "
+     "run with its own features), else one per task (its runs summed, equal shapes needed)."},
     {0}};
 
 static const myelin_port_def enc_inputs[] = {
@@ -721,10 +722,12 @@ static const myelin_port_def enc_outputs[] = {
 static const myelin_plugin_desc enc_desc = {
     MYELIN_DESC_HEADER,
     .name = "encoding",
-    .version = "1.0.0",
+    .version = "1.1.0",
     .summary = "ridge encoding models (RidgeCV semantics): features + runs -> maps of Pearson r",
     .doc = "Per run: FIR-delayed features, contiguous outer folds, z-scored X, alpha per voxel by exact "
            "leave-one-out (one SVD per fold) or inner folds, Pearson r of the held-out predictions. "
+           "A run takes the features of its task and run, else of its task, else those without task; "
+           "a run-specific message for a run already computed with task-wide features is refused. "
            "See plugins/encoding/README.md.",
     .params = enc_params,
     .inputs = enc_inputs,
