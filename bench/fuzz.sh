@@ -6,11 +6,12 @@
 # on a working copy of tests/fuzz/corpus/<target>/ (the committed seeds stay
 # as they are; new units go to BUILD_DIR/fuzz-work/<target>/ and are reused
 # by the next run). Crashes, leaks and timeouts land in
-# BUILD_DIR/fuzz-artifacts/<target>/. Prints one line per target: executions,
-# exec/s, corpus size, findings of this run. Exit 1 when any target found
-# something, unless its stack matches tests/fuzz/pending/known-stacks.txt (a
-# reported bug in code owned elsewhere: printed as KNOWN), or it crashed inside
-# a library production isolates (printed as FOREIGN; see foreign_libs below).
+# BUILD_DIR/fuzz-artifacts/<target>/, each replayed alone afterwards (its log
+# beside it, <input>.log). Prints one line per target: executions, exec/s,
+# corpus size, findings of this run. Exit 1 when any finding is NEW: not
+# matching tests/fuzz/pending/known-stacks.txt (a reported bug in code owned
+# elsewhere: KNOWN) and not a crash inside a library production isolates
+# (FOREIGN; see foreign_libs below).
 #   FUZZ_JOBS=2        targets run two at a time (default 1)
 #   FUZZ_TARGETS="msg tcp"   a subset
 #   FUZZ_NICE=10       nice level (default 10)
@@ -33,24 +34,33 @@ fi
 cmake --build "$build" --target $(for t in $targets; do printf 'fuzz_%s ' "$t"; done) -j"$(nproc)" >/dev/null \
   || { echo "fuzz.sh: build failed" >&2; exit 2; }
 
+asan_opts() { # target -> ASAN_OPTIONS for fuzzing and for replaying a finding
+  case $1 in
+    # libhdf5 asks malloc for sizes read from damaged headers and copes with
+    # NULL; the cap makes any single request over 1 GiB fail, as the address-
+    # space cap of the production reader (loihi_isolate.c) does for larger ones.
+    # Our reader must cope with the NULL too.
+    netx) echo detect_leaks=1:allocator_may_return_null=1:max_allocation_size_mb=1024 ;;
+    *) echo detect_leaks=1 ;;
+  esac
+}
+
 run_one() { # target -> writes $build/fuzz-logs/<t>.log
   local t=$1 work=$build/fuzz-work/$t art=$build/fuzz-artifacts/$t
   mkdir -p "$work" "$art" "$build/fuzz-logs"
   local opts=(-max_total_time="$secs" -print_final_stats=1 -timeout=20 -rss_limit_mb=2048
               -artifact_prefix="$art/" -close_fd_mask=3)
-  local asan=detect_leaks=1
-  # shellcheck disable=SC2206
-  opts+=(${FUZZ_ARGS:-})
   case $t in
     pipeline) opts+=(-max_len=4096) ;;
-    # libhdf5 asks malloc for sizes read from damaged headers and copes with
-    # NULL; the cap makes any single request over 1 GiB fail, as the address-
-    # space cap of the production reader (loihi_isolate.c) does for larger ones.
-    # Our reader must cope with the NULL too.
-    netx) asan=$asan:allocator_may_return_null=1:max_allocation_size_mb=1024 ;;
+    # libhdf5 1.10 crashes on damaged local heaps within seconds
+    # (tests/fuzz/pending): fork mode saves each crash and goes on fuzzing,
+    # so the run is not spent re-finding it; every finding is replayed below.
+    netx) opts+=(-fork=1 -ignore_crashes=1 -ignore_ooms=1) ;;
     tcp|msg) opts+=(-max_len=8192) ;;
   esac
-  ASAN_OPTIONS=$asan UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  # shellcheck disable=SC2206
+  opts+=(${FUZZ_ARGS:-})
+  ASAN_OPTIONS=$(asan_opts "$t") UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     nice -n "$nicelvl" "$build/bin/fuzz_$t" "${opts[@]}" "$work" "$root/tests/fuzz/corpus/$t" \
     >"$build/fuzz-logs/$t.log" 2>&1
   echo $? >"$build/fuzz-logs/$t.rc"
@@ -96,23 +106,38 @@ for t in $targets; do
   [ -n "$execs" ] || execs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#') # fork mode / stopped early
   rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
   units=$(find "$build/fuzz-work/$t" -type f | wc -l)
-  found=$(find "$build/fuzz-artifacts/$t" -type f -newer "$stamp" \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l)
+  found=$(find "$build/fuzz-artifacts/$t" -type f -newer "$stamp" ! -name '*.log' \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l)
   rc=$(cat "$build/fuzz-logs/$t.rc" 2>/dev/null || echo '?')
-  note=""
-  if [ "$rc" != 0 ]; then
-    note="rc $rc: $(grep -m1 -E 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error|fuzz_[a-z]*:' "$log" | cut -c1-100)"
-  fi
-  # a finding whose stack matches tests/fuzz/pending/known-stacks.txt is a
-  # known bug in code owned elsewhere: reported, not failing the run
-  if [ "$found" -gt 0 ] || [ "$rc" != 0 ]; then
-    frame=$(foreign "$log")
-    if [ -s "$known" ] && grep -qE -f "$known" "$log"; then
-      note="KNOWN (tests/fuzz/pending): $note"
-    elif [ -n "$frame" ]; then
-      note="FOREIGN ($(echo "$frame" | grep -oE ' in [^ ]+' | head -1 | cut -c5-) in $(echo "$frame" | grep -oE "$foreign_libs" | head -1)): $note"
+  [ -n "$rate" ] || { [ -n "$execs" ] && rate=$((execs / secs)); }
+  # every finding is replayed alone (its log next to it, .log) and classed:
+  # KNOWN when the log matches tests/fuzz/pending/known-stacks.txt (a
+  # reported bug in code owned elsewhere), FOREIGN as described above,
+  # UNREPRODUCED for a memory or time limit hit once that replay does not hit
+  # again, else NEW, which fails the run (a crash that does not reproduce too)
+  nk=0 nf=0 nn=0 nu=0 note="" first_new=""
+  while IFS= read -r a; do
+    ASAN_OPTIONS=$(asan_opts "$t") UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+      "$build/bin/fuzz_$t" -rss_limit_mb=2048 -timeout=20 "$a" >"$a.log" 2>&1
+    if [ -s "$known" ] && grep -qE -f "$known" "$a.log"; then
+      nk=$((nk + 1))
+    elif [ -n "$(foreign "$a.log")" ]; then
+      nf=$((nf + 1))
+    elif ! grep -qE 'ERROR: |runtime error' "$a.log" && [[ $(basename "$a") == @(oom|timeout)-* ]]; then
+      nu=$((nu + 1)) # a resource limit hit once (machine load, memory held over from earlier inputs)
     else
-      status=1
+      nn=$((nn + 1))
+      [ -n "$first_new" ] || first_new="$(basename "$a"): $(grep -m1 -E 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error|fuzz_[a-z]*:' "$a.log" | cut -c1-90)"
     fi
+  done < <(find "$build/fuzz-artifacts/$t" -type f -newer "$stamp" ! -name '*.log' \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | sort)
+  [ "$nk" -gt 0 ] && note="$nk KNOWN (tests/fuzz/pending) "
+  [ "$nf" -gt 0 ] && note="$note$nf FOREIGN (inside ${foreign_libs%%(*}) "
+  [ "$nu" -gt 0 ] && note="$note$nu UNREPRODUCED oom/timeout "
+  if [ "$nn" -gt 0 ]; then
+    note="$note$nn NEW: $first_new"
+    status=1
+  elif [ "$rc" != 0 ] && [ "$found" -eq 0 ]; then # the fuzzer failed without leaving an input
+    note="rc $rc: $(grep -m1 -E 'ERROR|fuzz_[a-z]*:' "$log" | cut -c1-100)"
+    status=1
   fi
   printf '%-10s %12s %10s %8s %9s  %s\n' "$t" "${execs:-?}" "${rate:-?}" "$units" "$found" "$note"
 done
