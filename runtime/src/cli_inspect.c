@@ -11,21 +11,6 @@
 #include "cli.h"
 #include "internal.h"
 
-static const char *ptype(myelin_param_type t) {
-  switch (t) {
-  case MYELIN_PARAM_BOOL: return "bool";
-  case MYELIN_PARAM_INT: return "int";
-  case MYELIN_PARAM_FLOAT: return "float";
-  case MYELIN_PARAM_STRING: return "string";
-  case MYELIN_PARAM_ENUM: return "enum";
-  case MYELIN_PARAM_PATH: return "path";
-  case MYELIN_PARAM_INT_LIST: return "int list";
-  case MYELIN_PARAM_FLOAT_LIST: return "float list";
-  case MYELIN_PARAM_STRING_LIST: return "string list";
-  }
-  return "?";
-}
-
 void json_str(FILE *f, const char *s, size_t n) {
   fputc('"', f);
   for (size_t i = 0; s && i < n; i++) {
@@ -75,7 +60,7 @@ static void print_json(const myelin_plugin_desc *d, const char *path) {
     printf("%s{\"name\": ", i ? ", " : "");
     js(stdout, p->name);
     printf(", \"type\": ");
-    js(stdout, ptype(p->type));
+    js(stdout, param_type_name(p->type));
     printf(", \"default\": ");
     js(stdout, p->def);
     printf(", \"required\": %s", p->def ? "false" : "true");
@@ -123,7 +108,7 @@ static void print_text(const myelin_plugin_desc *d, const char *path) {
   if (!d->params || !d->params[0].name) printf("  (none)\n");
   for (size_t i = 0; d->params && d->params[i].name; i++) {
     const myelin_param_def *p = &d->params[i];
-    printf("  %-16s %-12s default: %s", p->name, ptype(p->type), p->def ? p->def : "(required)");
+    printf("  %-16s %-12s default: %s", p->name, param_type_name(p->type), p->def ? p->def : "(required)");
     if (p->has_range) printf("  range: [%g, %g]", p->min, p->max);
     if (p->choices) printf("  one of: %s", p->choices);
     if (p->unit) printf("  unit: %s", p->unit);

@@ -79,6 +79,8 @@ struct yaml_node_s;
 myelin_params *params_new(const myelin_param_def *defs, myelin_diag *d, const char *file);
 void params_free(myelin_params *p);
 int params_find(const myelin_params *p, const char *name);
+/* "int", "float list", ...: errors and `myelin inspect` name types alike. */
+const char *param_type_name(myelin_param_type t);
 /* Sets param `idx` from a YAML node; on error adds a diagnostic at the node. */
 int params_set_node(myelin_params *p, int idx, struct yaml_document_s *doc,
                     struct yaml_node_s *node, myelin_diag *d, const char *file);

@@ -19,7 +19,8 @@
 
 #include "internal.h"
 
-static const char *type_name(myelin_param_type t) {
+/* The type's name in errors and in `myelin inspect` (text and --json). */
+const char *param_type_name(myelin_param_type t) {
   switch (t) {
   case MYELIN_PARAM_BOOL: return "bool";
   case MYELIN_PARAM_INT: return "int";
@@ -27,9 +28,9 @@ static const char *type_name(myelin_param_type t) {
   case MYELIN_PARAM_STRING: return "string";
   case MYELIN_PARAM_ENUM: return "enum";
   case MYELIN_PARAM_PATH: return "path";
-  case MYELIN_PARAM_INT_LIST: return "list of int";
-  case MYELIN_PARAM_FLOAT_LIST: return "list of float";
-  case MYELIN_PARAM_STRING_LIST: return "list of string";
+  case MYELIN_PARAM_INT_LIST: return "int list";
+  case MYELIN_PARAM_FLOAT_LIST: return "float list";
+  case MYELIN_PARAM_STRING_LIST: return "string list";
   }
   return "?";
 }
@@ -151,7 +152,7 @@ static int set_from_scalars(const myelin_param_def *def, pval *v, char **items, 
   memset(&nv, 0, sizeof nv);
   if (!is_list(def->type)) {
     if (is_seq || n != 1)
-      return snprintf(why, wn, "expected a single %s, got a list", type_name(def->type)), -1;
+      return snprintf(why, wn, "expected a single %s, got a list", param_type_name(def->type)), -1;
     if (scalar_value(def, def->type, items[0], &nv, 0, why, wn)) return -1;
     if (!(nv.text = xstrdup(items[0]))) return snprintf(why, wn, "out of memory"), -1;
   } else {
@@ -325,7 +326,7 @@ int params_set_node(myelin_params *p, int idx, yaml_document_t *doc, yaml_node_t
     for (size_t i = 0; i < n; i++) free(items[i]);
     free(items);
   }
-  if (rc) diag_add(d, file, line, col, "param '%s' (%s): %s", def->name, type_name(def->type), why);
+  if (rc) diag_add(d, file, line, col, "param '%s' (%s): %s", def->name, param_type_name(def->type), why);
   return rc;
 }
 
