@@ -1112,22 +1112,26 @@ size_t isc_group_assignment_count(size_t S, size_t na) {
 }
 
 uint8_t *isc_all_group_assignments(const uint8_t *groups, size_t S, size_t max, size_t *count) {
-  if (!groups || S == 0 || S > 64 || !count) return NULL;
+  if (!groups || S == 0 || !count) return NULL;
   size_t na = 0;
   for (size_t s = 0; s < S; s++)
     na += groups[s] == 0;
   size_t n = isc_group_assignment_count(S, na);
-  if (n == 0 || n > max || n == SIZE_MAX) return NULL;
+  if (n == 0 || n > max || n == SIZE_MAX || n > SIZE_MAX / S) return NULL;
   uint8_t *out = malloc(n * S);
-  size_t pos[64];
-  if (!out) return NULL;
+  size_t *pos = malloc((na + 1) * sizeof *pos); /* group A's members, ascending */
+  if (!out || !pos) {
+    free(out);
+    free(pos);
+    return NULL;
+  }
   for (size_t k = 0; k < na; k++)
     pos[k] = k;
   for (size_t i = 0; i < n; i++) {
-    /* group A at pos[0..na), lexicographic combinations */
     memset(out + i * S, 1, S);
     for (size_t k = 0; k < na; k++)
       out[i * S + pos[k]] = 0;
+    /* next combination in lexicographic order */
     size_t k = na;
     while (k > 0 && pos[k - 1] == S - na + k - 1)
       k--;
@@ -1136,6 +1140,7 @@ uint8_t *isc_all_group_assignments(const uint8_t *groups, size_t S, size_t max, 
     for (size_t j = k; j < na; j++)
       pos[j] = pos[j - 1] + 1;
   }
+  free(pos);
   *count = n;
   return out;
 }

@@ -170,7 +170,7 @@ int isc_group_summaries(const double *iscs, size_t S, size_t V, int pairwise, is
 size_t isc_group_assignment_count(size_t S, size_t na);
 /* Every distinct assignment with the group sizes of groups, [count, S],
  * group A's members in lexicographic order of combinations; NULL when there
- * are more than max (or S > 64, or out of memory). Each stands for the
+ * are more than max (or out of memory). Each stands for the
  * nA! nB! permutations BrainIAK's exact test enumerates (S! in all), so
  * count / C(S, nA) is its count / S!. */
 uint8_t *isc_all_group_assignments(const uint8_t *groups, size_t S, size_t max, size_t *count);

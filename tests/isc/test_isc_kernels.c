@@ -552,6 +552,17 @@ START_TEST(group_assignments_enumerate) {
     ck_assert_uint_eq(seen[code]++, 0);
   }
   free(all);
+  /* many subjects, a group of one: S assignments, the one moving */
+  uint8_t big[70];
+  memset(big, 1, sizeof big);
+  big[69] = 0;
+  all = isc_all_group_assignments(big, 70, 1000, &n);
+  ck_assert_ptr_nonnull(all);
+  ck_assert_uint_eq(n, 70);
+  for (size_t i = 0; i < n; i++)
+    for (size_t s = 0; s < 70; s++)
+      ck_assert_uint_eq(all[i * 70 + s], s != i);
+  free(all);
   /* bad arguments */
   double obs[V], p[V];
   const uint8_t three[S] = {0, 1, 2, 0, 1}, one[S] = {0, 0, 0, 0, 0}, skew[S] = {0, 0, 0, 1, 1};
