@@ -24,7 +24,9 @@
  * sign-flip test, or with `groups` (subject:group pairs, parsed once into a
  * group_map) BrainIAK's two-sample test: each task's subjects are mapped to
  * group A/B in row order at compute time, so a subject without a group is
- * an error naming it before any work.
+ * an error naming it before any work. Leave-one-out ISC is then computed
+ * within each group (BrainIAK's usage: isc() per group, rows stacked);
+ * pairwise ISC over everyone, the test keeping within-group pairs.
  *
  * Numerics live in isc_kernels.c; this file only routes messages, checks
  * shapes and builds outputs. Resampling draws come from isc_rng seeded by
@@ -432,16 +434,18 @@ static int assign_groups(isc_state *s, const group *g, uint8_t *gr) {
                             "groups: task '%s' has no subject of group '%s' (all %zu are in '%s'); the "
                             "two-sample test needs both",
                             g->task, m->label[k], g->n, m->label[!k]);
-  if (!s->pairwise && g->n < 3)
-    return s->host->error(
-        s->st, "groups: task '%s' has 2 subjects; the leave-one-out two-sample test needs at least 3",
-        g->task);
-  for (int k = 0; k < 2 && s->pairwise; k++)
-    if (cnt[k] < 2)
+  for (int k = 0; k < 2; k++) {
+    if (s->pairwise && cnt[k] < 2)
       return s->host->error(s->st,
                             "groups: group '%s' has one subject in task '%s'; the pairwise two-sample test "
                             "compares within-group pairs, so each group needs at least 2",
                             m->label[k], g->task);
+    if (!s->pairwise && cnt[k] < 3)
+      return s->host->error(s->st,
+                            "groups: group '%s' has %zu subjects in task '%s'; leave-one-out ISC within a "
+                            "group needs at least 3 (or use pairwise: true)",
+                            m->label[k], cnt[k], g->task);
+  }
   if (m->n > g->n)
     s->host->log(s->st, MYELIN_LOG_WARN, "groups: %zu listed subject(s) have no run in task '%s'; left out",
                  m->n - g->n, g->task);
@@ -595,14 +599,19 @@ static int compute_group(isc_state *s, group *g) {
     goto done;
   }
   double *p = sum + V, *obs = p + V;
-  rc = s->pairwise ? isc_pairwise(&d, s->nan, s->threads, iscs) : isc_loo(&d, s->nan, s->threads, iscs);
+  if (two_sample && (rc = assign_groups(s, g, gr)) != 0) goto done;
+  /* two groups, leave-one-out: each subject against its own group's others */
+  if (s->pairwise)
+    rc = isc_pairwise(&d, s->nan, s->threads, iscs);
+  else
+    rc =
+        two_sample ? isc_loo_groups(&d, gr, s->nan, s->threads, iscs) : isc_loo(&d, s->nan, s->threads, iscs);
   if (rc) {
     rc = s->host->error(s->st, "ISC kernel failed for task '%s' (code %d)", g->task, rc);
     goto done;
   }
   size_t n_used = 0;
   if (s->summary != ISC_SUMMARY_NONE) isc_summarize(iscs, rows, V, s->summary, sum);
-  if (two_sample && (rc = assign_groups(s, g, gr)) != 0) goto done;
   if (s->stats != STATS_NONE) {
     rc = two_sample ? run_group_test(s, &d, gr, iscs, obs, p, &n_used)
                     : run_stats(s, &d, iscs, obs, p, ci, &n_used);
@@ -1193,8 +1202,8 @@ static const myelin_param_def isc_params[] = {
      "optional). "
      "Exactly two groups; every subject of a task needs one. p tests summary(A) - summary(B), A the first "
      "group "
-     "in sorted order (numbers numerically). Pairwise: between-group pairs are left out. Empty: one-sample "
-     "sign-flip test."},
+     "in sorted order (numbers numerically). Leave-one-out ISC is computed within each group; pairwise "
+     "leaves between-group pairs out of the test. Empty: one-sample sign-flip test."},
     {"n_resamples", MYELIN_PARAM_INT, "1000", 1, 1, 1e7, NULL, "resamples",
      "Bootstrap samples, permutations or shifts. Monte Carlo p = (count + 1) / (n + 1)."},
     {"seed", MYELIN_PARAM_INT, "0", 1, 0, 9.2e18, NULL, NULL,

@@ -1072,6 +1072,37 @@ int isc_permutation_groups(const double *iscs, size_t S, size_t V, int pairwise,
   return run_parallel(nthreads, (V + nb - 1) / nb, 1, scratch, group_range, &c);
 }
 
+int isc_loo_groups(const isc_data *d, const uint8_t *groups, isc_nan_policy nan, int nthreads, double *out) {
+  if (!data_ok(d) || !groups || !out) return ISC_EARG;
+  const size_t S = d->S, V = d->V;
+  size_t n1 = 0;
+  for (size_t s = 0; s < S; s++) {
+    if (groups[s] > 1) return ISC_EARG;
+    n1 += groups[s];
+  }
+  if (n1 < 3 || S - n1 < 3) return ISC_EARG; /* each group: one row per subject */
+  const void **xs = malloc(S * sizeof *xs);
+  size_t *who = malloc(S * sizeof *who);
+  double *tmp = malloc((S * V + 1) * sizeof *tmp);
+  int rc = (xs && who && tmp) ? ISC_OK : ISC_ENOMEM;
+  for (uint8_t g = 0; g < 2 && rc == ISC_OK; g++) {
+    size_t m = 0;
+    for (size_t s = 0; s < S; s++)
+      if (groups[s] == g) {
+        xs[m] = d->x[s];
+        who[m++] = s;
+      }
+    isc_data dg = {.x = xs, .f64 = d->f64, .S = m, .T = d->T, .V = V};
+    rc = isc_loo(&dg, nan, nthreads, tmp);
+    for (size_t j = 0; j < m && rc == ISC_OK; j++)
+      memcpy(out + who[j] * V, tmp + j * V, V * sizeof *out);
+  }
+  free(xs);
+  free(who);
+  free(tmp);
+  return rc;
+}
+
 int isc_group_summaries(const double *iscs, size_t S, size_t V, int pairwise, isc_summary_kind kind,
                         const uint8_t *groups, double *out) {
   if (!iscs || !groups || !out || kind == ISC_SUMMARY_NONE || S < (pairwise ? 2u : 3u) ||

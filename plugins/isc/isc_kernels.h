@@ -150,7 +150,8 @@ int8_t *isc_all_sign_flips(size_t S);
 /* Two-sample permutation test (BrainIAK permutation_isc with a two-group
  * group_assignment). groups: [S], 0 for group A (BrainIAK's first label in
  * np.unique order) or 1 for B. observed = summary(A's rows) - summary(B's
- * rows): a leave-one-out row belongs to its subject's group; a pairwise row
+ * rows): a leave-one-out row belongs to its subject's group (BrainIAK's
+ * leave-one-out input is ISC within each group: isc_loo_groups); a pairwise row
  * (i, j) to A when both are in A, to B when both are in B, and to neither
  * when it straddles the groups. assign: [n, S], each resample's group of
  * every subject (a relabeling of groups, same group sizes: BrainIAK's
@@ -161,6 +162,11 @@ int8_t *isc_all_sign_flips(size_t S);
 int isc_permutation_groups(const double *iscs, size_t S, size_t V, int pairwise, isc_summary_kind kind,
                            const uint8_t *groups, const uint8_t *assign, size_t n, int exact, isc_side side,
                            int nthreads, double *observed, double *p, double *dist);
+/* Leave-one-out ISC within each group, BrainIAK's input to its two-sample
+ * leave-one-out test (isc() on each group's data, rows stacked): row s is
+ * corr(x_s, mean of the other subjects of s's group), in subject order.
+ * groups: [S] of 0/1, each group at least 3 subjects. out: [S, V]. */
+int isc_loo_groups(const isc_data *d, const uint8_t *groups, isc_nan_policy nan, int nthreads, double *out);
 /* Each group's summary over its rows (as isc_permutation_groups assigns
  * them): out [2, V], group A then B; observed = out[0] - out[1]. */
 int isc_group_summaries(const double *iscs, size_t S, size_t V, int pairwise, isc_summary_kind kind,

@@ -325,3 +325,21 @@ for iscs7, pairwise, kind, side, tag in [(L7, False, "mean", "right", "LOO_MEAN"
     assert exact and len(dist) == 5040
     carr("G7_%s_OBS" % tag, obs)
     carr("G7_%s_P" % tag, p)
+
+# The whole leave-one-out two-sample path as BrainIAK's tests run it: isc()
+# on each group's data, rows stacked (here back in subject order, with the
+# assignment to match), then permutation_isc; 6 subjects, exact over 6!.
+t6 = np.arange(T)[:, None, None]; v6 = np.arange(V)[None, :, None]; s6 = np.arange(6)[None, None, :]
+D6 = (np.sin(0.3 * (t6 + 1) * (v6 + 1)) + np.cos(0.7 * (t6 + 1) * (s6 + 1) + 0.5 * v6) * (0.5 + 0.5 * v6))
+D6 = D6.astype(np.float32).astype(np.float64)
+G6 = [1, 2, 1, 2, 1, 2]
+iarr("G6", groups01(G6), "uint8_t")
+loo6 = np.full((6, V), np.nan)
+for lab in np.unique(G6):
+    members = np.flatnonzero(np.array(G6) == lab)
+    loo6[members] = isc(D6[:, :, members])
+carr("GLOO6_ISCS", loo6)
+obs, p, dist, _, exact = two_sample(loo6, G6, False, "mean", 1000, "two-sided", None)
+assert exact and len(dist) == 720
+carr("GLOO6_MEAN_OBS", obs)
+carr("GLOO6_MEAN_P", p)

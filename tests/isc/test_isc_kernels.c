@@ -475,6 +475,36 @@ START_TEST(group_permutation_nan_and_effect) {
 }
 END_TEST
 
+/* Leave-one-out as BrainIAK's two-sample test takes it: ISC within each
+ * group (isc() per group, stacked), then the test; 6 subjects in two
+ * interleaved groups of 3, float32 data, exact over 6! (Python) = C(6, 3). */
+START_TEST(group_loo_within_groups_replays_brainiak) {
+  static float x[6][T * V];
+  const void *px[6];
+  for (int s = 0; s < 6; s++) {
+    for (int i = 0; i < T * V; i++)
+      x[s][i] = (float)gen(i / V, i % V, s);
+    px[s] = x[s];
+  }
+  isc_data d = {.x = px, .f64 = 0, .S = 6, .T = T, .V = V};
+  double loo[6 * V], obs[V], p[V];
+  ck_assert_int_eq(isc_loo_groups(&d, G6, TOL, 2, loo), 0);
+  expect_close(loo, GLOO6_ISCS, 6 * V, 1e-12, "within-group loo");
+  size_t n = 0;
+  uint8_t *all = isc_all_group_assignments(G6, 6, 1000, &n);
+  ck_assert_uint_eq(n, 20);
+  ck_assert_int_eq(
+      isc_permutation_groups(loo, 6, V, 0, ISC_SUMMARY_MEAN, G6, all, n, 1, ISC_SIDE_TWO, 1, obs, p, NULL),
+      0);
+  expect_close(obs, GLOO6_MEAN_OBS, V, 1e-10, "within-group obs");
+  expect_close(p, GLOO6_MEAN_P, V, 1e-15, "within-group p");
+  free(all);
+  /* a group of 2 has no leave-one-out row per subject */
+  const uint8_t two[6] = {0, 0, 1, 1, 1, 1};
+  ck_assert_int_eq(isc_loo_groups(&d, two, TOL, 1, loo), ISC_EARG);
+}
+END_TEST
+
 /* Swapping the names of the groups negates the statistic and every null
  * value; a two-sided p is unchanged. Threads and block edges do not change
  * a bit (V = 203 spans several blocks with a ragged tail). */
@@ -653,6 +683,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, group_permutation_exact_replays_brainiak);
   tcase_add_test(tc, group_permutation_resampled_replays_brainiak);
   tcase_add_test(tc, group_permutation_nan_and_effect);
+  tcase_add_test(tc, group_loo_within_groups_replays_brainiak);
   tcase_add_test(tc, group_permutation_symmetry_and_threads);
   tcase_add_test(tc, group_assignments_enumerate);
   suite_add_tcase(s, tc);

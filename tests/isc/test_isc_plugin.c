@@ -454,10 +454,10 @@ static void group_expect(int pairwise, isc_summary_kind kind, isc_side side, dou
   }
   isc_data d = {.x = px, .f64 = 1, .S = GS, .T = T, .V = V};
   double iscs[15 * V];
-  ck_assert_int_eq(pairwise ? isc_pairwise(&d, (isc_nan_policy){1, -1}, 1, iscs)
-                            : isc_loo(&d, (isc_nan_policy){1, -1}, 1, iscs),
-                   0);
   const uint8_t g[GS] = {0, 0, 0, 1, 1, 1};
+  ck_assert_int_eq(pairwise ? isc_pairwise(&d, (isc_nan_policy){1, -1}, 1, iscs)
+                            : isc_loo_groups(&d, g, (isc_nan_policy){1, -1}, 1, iscs),
+                   0);
   uint8_t *all = isc_all_group_assignments(g, GS, 1000, n);
   ck_assert_ptr_nonnull(all);
   ck_assert_int_eq(isc_permutation_groups(iscs, GS, V, pairwise, kind, g, all, *n, 1, side, 1, obs, p, NULL),
@@ -589,6 +589,14 @@ START_TEST(two_sample_errors) {
   h = group_harness("{summary: mean, stats: permutation, groups: '01:a,02:a,03:a,04:b,05:b,06:b'}", 3);
   ck_assert_int_ne(myelin_harness_eos(h), 0);
   ck_assert_msg(strstr(myelin_harness_error(h), "no subject of group 'b'"), "%s", myelin_harness_error(h));
+  myelin_harness_free(h);
+
+  /* leave-one-out within a group of two: no row per subject */
+  h = group_harness("{summary: mean, stats: permutation, groups: '01:a,02:a,03:a,04:a,05:b,06:b'}", GS);
+  ck_assert_int_ne(myelin_harness_eos(h), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "group 'b' has 2 subjects") &&
+                    strstr(myelin_harness_error(h), "at least 3"),
+                "%s", myelin_harness_error(h));
   myelin_harness_free(h);
 
   /* pairwise: a group of one has no within-group pair */
