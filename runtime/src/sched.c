@@ -55,6 +55,7 @@ typedef struct inbox {
   size_t cap, head, count;
   size_t bytes, max_bytes;
   _Atomic size_t acount; /* count, readable without the lock (spinning) */
+  _Atomic size_t aeos;   /* end-of-stream items among them (host->pending) */
   size_t hiwater;
   int consumer_waiting, producers_waiting;
 } inbox;
@@ -93,6 +94,7 @@ typedef struct rstage {
   outport *outs;
   size_t n_outs;
   size_t n_upstream, eos_seen;
+  size_t batch_left; /* messages popped but not yet processed (host->pending) */
   uv_loop_t *loop;
   uv_async_t *stop_async;
   timer timers[MAX_TIMERS];
@@ -160,6 +162,7 @@ static int inbox_push(struct myelin_run *run, inbox *q, myelin_msg *m, int port)
   q->ring[(q->head + q->count) % q->cap] = (item){m, port};
   q->count++;
   q->bytes += len;
+  if (!m) atomic_fetch_add_explicit(&q->aeos, 1, memory_order_release);
   atomic_store_explicit(&q->acount, q->count, memory_order_release);
   if (q->count > q->hiwater) q->hiwater = q->count;
   if (q->consumer_waiting) pthread_cond_signal(&q->not_empty);
@@ -203,14 +206,16 @@ static int inbox_pop(struct myelin_run *run, inbox *q, item *out, size_t max, ui
     pthread_mutex_unlock(&q->mu);
     return -1;
   }
-  size_t n = q->count < max ? q->count : max;
+  size_t n = q->count < max ? q->count : max, eos = 0;
   for (size_t i = 0; i < n; i++) {
     out[i] = q->ring[q->head];
     q->bytes -= msg_len(out[i].msg);
+    eos += !out[i].msg;
     q->head = (q->head + 1) % q->cap;
   }
   q->count -= n;
   atomic_store_explicit(&q->acount, q->count, memory_order_release);
+  if (eos) atomic_fetch_sub_explicit(&q->aeos, eos, memory_order_release);
   if (q->producers_waiting) pthread_cond_broadcast(&q->not_full);
   pthread_mutex_unlock(&q->mu);
   return (int)n;
@@ -407,6 +412,18 @@ static void h_free(myelin_stage *st, void *p) {
 static const char *h_stage_id(myelin_stage *st) { return ((rstage *)st)->def->id; }
 static const char *h_pipeline_dir(myelin_stage *st) { return ((rstage *)st)->run->p->dir; }
 
+/* Messages popped in the current batch but not processed yet, plus those
+ * still queued. Only the stage's own thread pops, so between the two loads
+ * below the queue only grows: reading the item count before the end-of-
+ * stream count can under-count (a marker pushed in between), never
+ * over-count, which is what a batching stage needs. */
+static size_t h_pending(myelin_stage *st) {
+  rstage *s = (rstage *)st;
+  size_t queued = atomic_load_explicit(&s->in.acount, memory_order_acquire);
+  size_t eos = atomic_load_explicit(&s->in.aeos, memory_order_acquire);
+  return s->batch_left + (queued > eos ? queued - eos : 0);
+}
+
 static const myelin_host host_table = {
     .struct_size = sizeof(myelin_host),
     .emit = h_emit,
@@ -421,6 +438,7 @@ static const myelin_host host_table = {
     .free = h_free,
     .stage_id = h_stage_id,
     .pipeline_dir = h_pipeline_dir,
+    .pending = h_pending,
 };
 
 /* ---- stage threads ------------------------------------------------------- */
@@ -485,11 +503,14 @@ static int run_consumer(rstage *s) {
     int n = inbox_pop(s->run, &s->in, batch, BATCH, deadline);
     if (n < 0) return MYELIN_ESTOP;
     uint64_t t0 = now_ns();
+    s->batch_left = 0;
+    for (int i = 0; i < n; i++) s->batch_left += batch[i].msg != NULL;
     for (int i = 0; i < n; i++) {
       if (!batch[i].msg) {
         s->eos_seen++;
         continue;
       }
+      s->batch_left--;
       int rc = 0;
       if (!atomic_load(&s->run->aborting)) {
         atomic_fetch_add_explicit(&s->msgs_in, 1, memory_order_relaxed);

@@ -149,7 +149,7 @@ START_TEST(wrong_abi_refused) {
                                    tp));
   char *out;
   ck_assert_int_eq(run_cli(mt_strf("validate %s", f), &out), 2);
-  ck_assert_msg(strstr(out, "bad_abi.so: plugin ABI 2.0 is not compatible with this myelin (ABI 1.0)"), "%s", out);
+  ck_assert_msg(strstr(out, "bad_abi.so: plugin ABI 2.0 is not compatible with this myelin (ABI 1.1)"), "%s", out);
   free(out);
   /* a shared object without the entry symbol, and a file that is not one */
   char *g = write_pipeline(d, "noentry.yaml",

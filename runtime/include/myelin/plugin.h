@@ -58,7 +58,7 @@ extern "C" {
 #endif
 
 #define MYELIN_ABI_MAJOR 1
-#define MYELIN_ABI_MINOR 0
+#define MYELIN_ABI_MINOR 1
 #define MYELIN_ENTRY_SYMBOL "myelin_plugin_entry"
 
 /* ---- parameters ---------------------------------------------------------- */
@@ -153,6 +153,16 @@ typedef struct myelin_host {
   /* The stage's id in the pipeline file and the pipeline file's folder. */
   const char *(*stage_id)(myelin_stage *st);
   const char *(*pipeline_dir)(myelin_stage *st);
+  /* ---- ABI 1.1 ---- */
+  /* The number of input messages already queued for this stage that
+   * process() has not yet been called with (end-of-stream markers do not
+   * count); 0 when none. A hint, never an over-count: when it says > 0,
+   * process() will be called again without waiting for new input, so a
+   * stage may batch its output (hold bytes back) until it returns 0.
+   * Only meaningful on the stage's own thread (process/flush). Check
+   * `host->struct_size > offsetof(myelin_host, pending) && host->pending`
+   * before calling it: a 1.0 host does not have it. */
+  size_t (*pending)(myelin_stage *st);
 } myelin_host;
 
 /* ---- descriptor ---------------------------------------------------------- */
