@@ -6,6 +6,13 @@
  * at-most-once guarantee (in order, no duplicates); real-time replay keeps
  * the recorded timing (median error < 1 ms); the Python producer and
  * consumer stream through a running pipeline.
+ *
+ * Batching (tcp_sink 1.1, host->pending from ABI 1.1): 64 B messages from
+ * a fast source arrive in order and byte-identical with fewer send() calls
+ * than messages, and a small batch_bytes cap is respected; the consumer
+ * restart keeps the at-most-once guarantee with 64 B messages batched; the
+ * `pend` test sink checks inside a fan-in pipeline that pending() never
+ * over-counts (end-of-stream markers excluded) and is 0 in flush.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -13,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -116,6 +124,19 @@ static char *slurp(const char *path) {
   return out;
 }
 
+/* The value of counter `name` ("net.sends") in a --stats log; fails if absent. */
+static long long stat_of(const char *log, const char *name) {
+  const char *key = mt_strf("%s = ", name), *p = strstr(log, key);
+  ck_assert_msg(p != NULL, "no counter %s in\n%s", name, log);
+  return atoll(p + strlen(key));
+}
+
+static long long file_size(const char *path) {
+  struct stat sb;
+  ck_assert_int_eq(stat(path, &sb), 0);
+  return (long long)sb.st_size;
+}
+
 START_TEST(loopback_100k_in_order_identical) {
   char *d = mt_tmpdir();
   int port = test_port(1);
@@ -178,9 +199,10 @@ START_TEST(garbage_and_huge_length_rejected_others_continue) {
 }
 END_TEST
 
-START_TEST(consumer_restart_at_most_once) {
+/* A consumer killed mid-stream and a second one started: the sender sends
+ * COUNT messages of BYTES payload at RATE/s; returns the sender's log. */
+static char *restart_run(int port, int bytes, int count, int rate) {
   char *d = mt_tmpdir();
-  int port = test_port(3);
   char *c1 = mt_strf("%s/c1.yaml", d), *c2 = mt_strf("%s/c2.yaml", d), *snd = mt_strf("%s/s.yaml", d);
   mt_write(c1, mt_strf("name: c1\nstages:\n"
                        "  - {id: src, plugin: tcp_source, params: {listen: '127.0.0.1:%d'}}\n"
@@ -189,8 +211,9 @@ START_TEST(consumer_restart_at_most_once) {
                        "  - {id: src, plugin: tcp_source, params: {listen: '127.0.0.1:%d', eos_on_disconnect: true}}\n"
                        "  - {id: sink, plugin: file_sink, inputs: [src], params: {path: %s/two.mpk}}\n", port, d));
   mt_write(snd, mt_strf("name: s\nstages:\n"
-                        "  - {id: gen, plugin: gen_source, params: {count: 6000, bytes: 32, rate: 4000}}\n"
-                        "  - {id: net, plugin: tcp_sink, inputs: [gen], params: {connect: '127.0.0.1:%d'}}\n", port));
+                        "  - {id: gen, plugin: gen_source, params: {count: %d, bytes: %d, rate: %d}}\n"
+                        "  - {id: net, plugin: tcp_sink, inputs: [gen], params: {connect: '127.0.0.1:%d'}}\n",
+                        count, bytes, rate, port));
   pid_t a = spawn(c1, mt_strf("%s/c1.log", d));
   usleep(200000);
   pid_t s = spawn(snd, mt_strf("%s/s.log", d));
@@ -209,13 +232,93 @@ START_TEST(consumer_restart_at_most_once) {
   for (size_t i = 1; i < n2; i++) ck_assert_uint_eq(s2[i], s2[i - 1] + 1);
   ck_assert_uint_eq(s1[0], 0);
   ck_assert_uint_gt(s2[0], s1[n1 - 1]); /* at most once: nothing delivered twice */
-  ck_assert_uint_eq(s2[n2 - 1], 5999);  /* the stream resumed and completed */
-  ck_assert_uint_le(n1 + n2, 6000);
+  ck_assert_uint_eq(s2[n2 - 1], (uint64_t)count - 1); /* the stream resumed and completed */
+  ck_assert_uint_le(n1 + n2, (size_t)count);
   char *out = slurp(mt_strf("%s/s.log", d));
   ck_assert_msg(strstr(out, "net.reconnects = "), "%s", out);
-  free(out);
+  ck_assert_int_ge(stat_of(out, "net.reconnects"), 1);
   free(s1);
   free(s2);
+  return out;
+}
+
+START_TEST(consumer_restart_at_most_once) { free(restart_run(test_port(3), 32, 6000, 4000)); }
+END_TEST
+
+/* 64 B messages at 200,000/s: the sink batches (gen_source emits in bursts
+ * between its sleeps), so the consumer dies with a batch partly written. */
+START_TEST(consumer_restart_at_most_once_batched_64b) {
+  char *out = restart_run(test_port(6), 64, 200000, 200000);
+  long long msgs = stat_of(out, "net.messages"), sends = stat_of(out, "net.sends");
+  ck_assert_msg(sends < msgs, "batching inactive: %lld sends for %lld messages\n%s", sends, msgs, out);
+  free(out);
+}
+END_TEST
+
+/* 64 B messages as fast as the source goes: with pending() > 0 most of the
+ * time the sink gathers them, so there are far fewer send() calls than
+ * messages; the bytes arrive in order and identical. With batch_bytes 1000
+ * no batch is larger than that: at least size/1000 sends. */
+static void batched_relay(int port, const char *extra, long long *msgs, long long *sends, long long *bytes) {
+  char *d = mt_tmpdir();
+  char *recv = mt_strf("%s/recv.yaml", d), *send = mt_strf("%s/send.yaml", d);
+  mt_write(recv, mt_strf("name: r\nstages:\n"
+                         "  - {id: src, plugin: tcp_source, params: {listen: '127.0.0.1:%d', eos_on_disconnect: true}}\n"
+                         "  - {id: sink, plugin: file_sink, inputs: [src], params: {path: %s/recv.mpk}}\n", port, d));
+  mt_write(send, mt_strf("name: s\nstages:\n"
+                         "  - {id: gen, plugin: gen_source, params: {count: 200000, bytes: 64, fill: true}}\n"
+                         "  - {id: net, plugin: tcp_sink, inputs: [gen], params: {connect: '127.0.0.1:%d'%s}}\n"
+                         "  - {id: rec, plugin: file_sink, inputs: [gen], params: {path: %s/sent.mpk}}\n",
+                         port, extra, d));
+  pid_t r = spawn(recv, mt_strf("%s/recv.log", d));
+  pid_t s = spawn(send, mt_strf("%s/send.log", d));
+  ck_assert_int_eq(wait_exit(s, 120), 0);
+  ck_assert_int_eq(wait_exit(r, 60), 0);
+  ck_assert_int_eq(mt_run(mt_strf("cmp %s/sent.mpk %s/recv.mpk", d, d), NULL), 0);
+  uint64_t *seqs;
+  size_t n = read_seqs(mt_strf("%s/recv.mpk", d), &seqs);
+  ck_assert_uint_eq(n, 200000);
+  for (size_t i = 0; i < n; i++) ck_assert_uint_eq(seqs[i], i);
+  free(seqs);
+  char *out = slurp(mt_strf("%s/send.log", d));
+  *msgs = stat_of(out, "net.messages");
+  *sends = stat_of(out, "net.sends");
+  *bytes = file_size(mt_strf("%s/recv.mpk", d));
+  ck_assert_int_eq(stat_of(out, "net.reconnects"), 0);
+  free(out);
+}
+
+START_TEST(small_messages_batched_in_order_identical) {
+  long long msgs, sends, bytes;
+  batched_relay(test_port(7), "", &msgs, &sends, &bytes);
+  ck_assert_int_eq(msgs, 200000);
+  ck_assert_msg(sends * 4 < msgs, "batching barely active: %lld sends for %lld messages", sends, msgs);
+  batched_relay(test_port(8), ", batch_bytes: 1000", &msgs, &sends, &bytes);
+  ck_assert_int_eq(msgs, 200000);
+  ck_assert_msg(sends >= bytes / 1000, "%lld sends for %lld bytes: a batch exceeded batch_bytes 1000", sends, bytes);
+  ck_assert_msg(sends < msgs, "%lld sends for %lld messages", sends, msgs);
+}
+END_TEST
+
+/* pending() inside a running pipeline, fan-in from two sources of different
+ * lengths: the shorter one's end-of-stream marker sits in the queue among
+ * messages and must not be counted. */
+START_TEST(pending_never_overcounts) {
+  char *d = mt_tmpdir();
+  const char *tp = mt_env("MYELIN_TEST_PLUGINS", ".");
+  char *f = mt_strf("%s/p.yaml", d);
+  mt_write(f, mt_strf("name: p\nplugin_path: [%s]\nstages:\n"
+                      "  - {id: a, plugin: gen_source, params: {count: 60000, bytes: 16}}\n"
+                      "  - {id: b, plugin: gen_source, params: {count: 20000, bytes: 16}}\n"
+                      "  - {id: mid, plugin: passthrough, inputs: [a]}\n"
+                      "  - {id: pd, plugin: pend, inputs: [mid, b]}\n", tp));
+  char *out;
+  ck_assert_int_eq(mt_run(mt_strf("%s run %s --stats", bin(), f), &out), 0);
+  ck_assert_int_eq(stat_of(out, "pd.messages"), 80000);
+  ck_assert_msg(stat_of(out, "pd.violations") == 0, "pending() over-counted\n%s", out);
+  ck_assert_msg(stat_of(out, "pd.max_pending") > 0, "pending() never > 0 behind fast sources\n%s", out);
+  ck_assert_int_gt(stat_of(out, "pd.nonzero"), 0);
+  free(out);
 }
 END_TEST
 
@@ -296,6 +399,9 @@ int main(void) {
   tcase_add_test(tc, loopback_100k_in_order_identical);
   tcase_add_test(tc, garbage_and_huge_length_rejected_others_continue);
   tcase_add_test(tc, consumer_restart_at_most_once);
+  tcase_add_test(tc, consumer_restart_at_most_once_batched_64b);
+  tcase_add_test(tc, small_messages_batched_in_order_identical);
+  tcase_add_test(tc, pending_never_overcounts);
   tcase_add_test(tc, realtime_replay_timing);
   tcase_add_test(tc, python_producer_consumer);
   suite_add_tcase(s, tc);
