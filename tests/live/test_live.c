@@ -12,7 +12,8 @@
  * than messages, and a small batch_bytes cap is respected; the consumer
  * restart keeps the at-most-once guarantee with 64 B messages batched; the
  * `pend` test sink checks inside a fan-in pipeline that pending() never
- * over-counts (end-of-stream markers excluded) and is 0 in flush.
+ * over-counts (end-of-stream markers excluded) and is 0 in flush; in the
+ * harness (pending() 0) tcp_sink sends every message at once.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -26,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "myelin/harness.h"
 #include "myelin/msg.h"
 #include "testutil.h"
 
@@ -392,6 +394,53 @@ START_TEST(python_producer_consumer) {
 }
 END_TEST
 
+/* The harness hands messages over one by one (pending() is 0): every message
+ * is sent at once, whole; a bad batch_bytes is refused naming the param. */
+START_TEST(harness_sends_every_message) {
+  int port = test_port(9);
+  int lfd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ck_assert_int_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+  ck_assert_int_eq(listen(lfd, 1), 0);
+  char err[1024];
+  myelin_harness *h = myelin_harness_new("tcp_sink", mt_strf("{connect: '127.0.0.1:%d'}", port), err, sizeof err);
+  ck_assert_msg(h != NULL, "%s", err);
+  uint8_t want[64 * 200];
+  size_t wlen = 0;
+  for (uint64_t i = 0; i < 50; i++) {
+    myelin_builder *b = myelin_builder_new("tensor");
+    myelin_build_uint(b, "seq", i);
+    int64_t shape[1] = {16};
+    memset(myelin_build_tensor(b, "data", MYELIN_U1, 1, shape), (int)i, 16);
+    myelin_msg *m = myelin_builder_finish(b);
+    size_t len;
+    const uint8_t *bytes = myelin_msg_bytes(m, &len);
+    ck_assert_uint_le(wlen + len, sizeof want);
+    memcpy(want + wlen, bytes, len);
+    wlen += len;
+    ck_assert_int_eq(myelin_harness_push(h, NULL, m), 0);
+  }
+  ck_assert_int_eq(myelin_harness_eos(h), 0);
+  ck_assert_int_eq(myelin_harness_counter(h, "messages"), 50);
+  ck_assert_int_eq(myelin_harness_counter(h, "sends"), 50);
+  int fd = accept(lfd, NULL, NULL);
+  ck_assert_int_ge(fd, 0);
+  uint8_t got[sizeof want];
+  size_t glen = 0;
+  ssize_t k;
+  while (glen < sizeof got && (k = read(fd, got + glen, sizeof got - glen)) > 0) glen += (size_t)k;
+  ck_assert_uint_eq(glen, wlen);
+  ck_assert_int_eq(memcmp(got, want, wlen), 0);
+  close(fd);
+  close(lfd);
+  myelin_harness_free(h);
+  ck_assert_ptr_null(myelin_harness_new("tcp_sink", "{connect: '127.0.0.1:1', batch_bytes: -5}", err, sizeof err));
+  ck_assert_msg(strstr(err, "batch_bytes"), "%s", err);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("live");
   TCase *tc = tcase_create("sockets");
@@ -402,6 +451,7 @@ int main(void) {
   tcase_add_test(tc, consumer_restart_at_most_once_batched_64b);
   tcase_add_test(tc, small_messages_batched_in_order_identical);
   tcase_add_test(tc, pending_never_overcounts);
+  tcase_add_test(tc, harness_sends_every_message);
   tcase_add_test(tc, realtime_replay_timing);
   tcase_add_test(tc, python_producer_consumer);
   suite_add_tcase(s, tc);
