@@ -13,7 +13,8 @@
  * restart keeps the at-most-once guarantee with 64 B messages batched; the
  * `pend` test sink checks inside a fan-in pipeline that pending() never
  * over-counts (end-of-stream markers excluded) and is 0 in flush; in the
- * harness (pending() 0) tcp_sink sends every message at once.
+ * harness (pending() 0) tcp_sink sends every message at once; a plugin
+ * declaring ABI 1.0 still loads and runs.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -441,6 +442,25 @@ START_TEST(harness_sends_every_message) {
 }
 END_TEST
 
+/* A plugin built against ABI 1.0 keeps working with the 1.1 host. */
+START_TEST(abi_1_0_plugin_still_runs) {
+  char *d = mt_tmpdir();
+  const char *tp = mt_env("MYELIN_TEST_PLUGINS", ".");
+  char *f = mt_strf("%s/a.yaml", d);
+  mt_write(f, mt_strf("name: a\nplugin_path: [%s]\nstages:\n"
+                      "  - {id: gen, plugin: gen_source, params: {count: 1000, bytes: 8}}\n"
+                      "  - {id: old, plugin: abi10, inputs: [gen]}\n", tp));
+  char *out;
+  ck_assert_int_eq(mt_run(mt_strf("%s run %s --stats", bin(), f), &out), 0);
+  ck_assert_int_eq(stat_of(out, "old.messages"), 1000);
+  ck_assert_int_eq(stat_of(out, "old.host_size"), (long long)sizeof(myelin_host));
+  free(out);
+  ck_assert_int_eq(mt_run(mt_strf("MYELIN_PLUGIN_PATH=%s %s inspect abi10", tp, bin()), &out), 0);
+  ck_assert_msg(strstr(out, "(ABI 1.0)"), "%s", out);
+  free(out);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("live");
   TCase *tc = tcase_create("sockets");
@@ -452,6 +472,7 @@ int main(void) {
   tcase_add_test(tc, small_messages_batched_in_order_identical);
   tcase_add_test(tc, pending_never_overcounts);
   tcase_add_test(tc, harness_sends_every_message);
+  tcase_add_test(tc, abi_1_0_plugin_still_runs);
   tcase_add_test(tc, realtime_replay_timing);
   tcase_add_test(tc, python_producer_consumer);
   suite_add_tcase(s, tc);
