@@ -14,10 +14,14 @@
  * `pend` test sink checks inside a fan-in pipeline that pending() never
  * over-counts (end-of-stream markers excluded) and is 0 in flush; in the
  * harness (pending() 0) tcp_sink sends every message at once; a plugin
- * declaring ABI 1.0 still loads and runs.
+ * declaring ABI 1.0 still loads and runs. A consumer that stops reading
+ * while the sink is blocked in the middle of a batch, then resets the
+ * connection, gets only whole messages; the next connection starts with a
+ * whole message and goes on from there.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -442,6 +446,88 @@ START_TEST(harness_sends_every_message) {
 }
 END_TEST
 
+/* Decodes seq fields from buf[0..len); returns the count, *tail the bytes
+ * left undecoded at the end (a message cut short). */
+static size_t seqs_of(const uint8_t *buf, size_t len, uint64_t *seqs, size_t *tail) {
+  size_t off = 0, n = 0, used;
+  char err[256];
+  myelin_msg *m;
+  while (off < len && myelin_msg_decode(buf + off, len - off, 0, &m, &used, err, sizeof err) == 0) {
+    ck_assert_int_eq(myelin_msg_uint(m, "seq", &seqs[n]), 0);
+    n++;
+    off += used;
+    myelin_msg_unref(m);
+  }
+  *tail = len - off;
+  return n;
+}
+
+/* Reads until EOF (or `max` bytes, or 60 s without data). */
+static size_t read_upto(int fd, uint8_t *buf, size_t max) {
+  size_t len = 0;
+  while (len < max) {
+    struct pollfd pfd = {fd, POLLIN, 0};
+    ck_assert_msg(poll(&pfd, 1, 60000) == 1, "no data for 60 s");
+    ssize_t k = read(fd, buf + len, max - len);
+    if (k <= 0) break;
+    len += (size_t)k;
+  }
+  return len;
+}
+
+START_TEST(reset_mid_batch_resends_whole_message) {
+  char *d = mt_tmpdir();
+  int port = test_port(10), one = 1, count = 200000;
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ck_assert_int_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+  ck_assert_int_eq(listen(lfd, 1), 0);
+  char *snd = mt_strf("%s/s.yaml", d);
+  mt_write(snd, mt_strf("name: s\nstages:\n"
+                        "  - {id: gen, plugin: gen_source, params: {count: %d, bytes: 64}}\n"
+                        "  - {id: net, plugin: tcp_sink, inputs: [gen], params: {connect: '127.0.0.1:%d'}}\n",
+                        count, port));
+  pid_t s = spawn(snd, mt_strf("%s/s.log", d));
+  int c1 = accept(lfd, NULL, NULL);
+  ck_assert_int_ge(c1, 0);
+  usleep(500000); /* the sink fills both socket buffers and blocks inside a batch */
+  size_t cap = (size_t)count * 256;
+  uint8_t *b1 = malloc(cap), *b2 = malloc(cap);
+  size_t n1b = read_upto(c1, b1, 1 << 20);
+  ck_assert_uint_eq(n1b, 1 << 20);
+  struct linger lg = {1, 0}; /* close with a reset: unread data is discarded */
+  setsockopt(c1, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  close(c1);
+  int c2 = accept(lfd, NULL, NULL);
+  ck_assert_int_ge(c2, 0);
+  size_t n2b = read_upto(c2, b2, cap);
+  close(c2);
+  close(lfd);
+  ck_assert_int_eq(wait_exit(s, 60), 0);
+  uint64_t *s1 = malloc((size_t)count * sizeof *s1), *s2 = malloc((size_t)count * sizeof *s2);
+  size_t tail1, tail2;
+  size_t n1 = seqs_of(b1, n1b, s1, &tail1), n2 = seqs_of(b2, n2b, s2, &tail2);
+  ck_assert_uint_gt(n1, 100);
+  ck_assert_uint_lt(tail1, 256);   /* only the last message of the first 1 MiB is cut */
+  ck_assert_uint_eq(tail2, 0);     /* the new connection: whole messages from its first byte */
+  ck_assert_uint_gt(n2, 100);
+  for (size_t i = 0; i < n1; i++) ck_assert_uint_eq(s1[i], i);
+  for (size_t i = 1; i < n2; i++) ck_assert_uint_eq(s2[i], s2[i - 1] + 1); /* no gap within a connection */
+  ck_assert_uint_gt(s2[0], s1[n1 - 1]);                                   /* never twice */
+  ck_assert_uint_eq(s2[n2 - 1], (uint64_t)count - 1);
+  char *out = slurp(mt_strf("%s/s.log", d));
+  ck_assert_int_ge(stat_of(out, "net.reconnects"), 1);
+  ck_assert_int_lt(stat_of(out, "net.sends"), stat_of(out, "net.messages"));
+  free(out);
+  free(b1);
+  free(b2);
+  free(s1);
+  free(s2);
+}
+END_TEST
+
 /* A plugin built against ABI 1.0 keeps working with the 1.1 host. */
 START_TEST(abi_1_0_plugin_still_runs) {
   char *d = mt_tmpdir();
@@ -473,6 +559,7 @@ int main(void) {
   tcase_add_test(tc, pending_never_overcounts);
   tcase_add_test(tc, harness_sends_every_message);
   tcase_add_test(tc, abi_1_0_plugin_still_runs);
+  tcase_add_test(tc, reset_mid_batch_resends_whole_message);
   tcase_add_test(tc, realtime_replay_timing);
   tcase_add_test(tc, python_producer_consumer);
   suite_add_tcase(s, tc);
