@@ -35,7 +35,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +42,7 @@
 #include <strings.h>
 
 #include "isc_kernels.h"
+#include "myelin/error.h"
 #include "myelin/io.h"
 #include "myelin/npy.h"
 #include "myelin/plugin.h"
@@ -205,46 +205,36 @@ static char *trim(char *t) {
   return t;
 }
 
-/* Formats a `groups` error into why; returns -1. */
-static int group_fail(char *why, size_t wn, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int group_fail(char *why, size_t wn, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(why, wn, fmt, ap);
-  va_end(ap);
-  return -1;
-}
-
 /* Adds one "subject:group" token; labels[] collects up to 3 distinct group
  * names (a third is an error reported by the caller). */
 static int group_map_add(group_map *m, char *tok, size_t item, char *labels[3], size_t *nlab, char *why,
                          size_t wn) {
   char *colon = strrchr(tok, ':');
   if (!colon)
-    return group_fail(why, wn, "groups: '%s' (item %zu) is not subject:group, e.g. sub-01:patients", tok, item);
+    return myelin_errorf(why, wn, -1, "groups: '%s' (item %zu) is not subject:group, e.g. sub-01:patients", tok, item);
   *colon = 0;
   char *sub = trim(tok), *grp = trim(colon + 1);
   const char *key = strip_sub(sub);
   if (!*key || !*grp)
-    return group_fail(why, wn, "groups: '%s:%s' (item %zu) needs a subject and a group, e.g. sub-01:patients", sub,
+    return myelin_errorf(why, wn, -1, "groups: '%s:%s' (item %zu) needs a subject and a group, e.g. sub-01:patients", sub,
                       grp, item);
   size_t k = 0;
   while (k < *nlab && strcmp(labels[k], grp)) k++;
   if (k == *nlab) {
     if (*nlab == 3) return 0; /* already too many: reported once */
-    if (!(labels[k] = strdup(grp))) return group_fail(why, wn, "out of memory");
+    if (!(labels[k] = strdup(grp))) return myelin_errorf(why, wn, -1, "out of memory");
     (*nlab)++;
   }
   ptrdiff_t at = group_map_find(m, key);
   if (at >= 0) {
     if (m->g[at] == k) return 0;
-    return group_fail(why, wn, "groups: subject '%s' is in two groups, '%s' and '%s'", sub, labels[m->g[at]], grp);
+    return myelin_errorf(why, wn, -1, "groups: subject '%s' is in two groups, '%s' and '%s'", sub, labels[m->g[at]], grp);
   }
   char **ns = realloc(m->sub, (m->n + 1) * sizeof *ns);
   if (ns) m->sub = ns;
   uint8_t *ng = realloc(m->g, m->n + 1);
   if (ng) m->g = ng;
-  if (!ns || !ng || !(m->sub[m->n] = strdup(key))) return group_fail(why, wn, "out of memory");
+  if (!ns || !ng || !(m->sub[m->n] = strdup(key))) return myelin_errorf(why, wn, -1, "out of memory");
   m->g[m->n++] = (uint8_t)k;
   return 0;
 }
@@ -259,7 +249,7 @@ static int group_map_parse(const myelin_params *p, group_map *m, char *why, size
   memset(m, 0, sizeof *m);
   for (size_t i = 0; i < len && rc == 0; i++) {
     char *item = strdup(myelin_param_str_at(p, "groups", i));
-    if (!item) rc = group_fail(why, wn, "out of memory");
+    if (!item) rc = myelin_errorf(why, wn, -1, "out of memory");
     char *save = NULL;
     for (char *tok = item ? strtok_r(item, ",", &save) : NULL; tok && rc == 0;
          tok = strtok_r(NULL, ",", &save))
@@ -267,11 +257,11 @@ static int group_map_parse(const myelin_params *p, group_map *m, char *why, size
     free(item);
   }
   if (rc == 0 && nlab == 3)
-    rc = group_fail(why, wn,
+    rc = myelin_errorf(why, wn, -1,
                     "groups: more than two groups ('%s', '%s', '%s'); the two-sample test compares exactly two",
                     labels[0], labels[1], labels[2]);
   if (rc == 0 && nlab == 1)
-    rc = group_fail(why, wn,
+    rc = myelin_errorf(why, wn, -1,
                     "groups: every subject is in group '%s'; the two-sample test needs two groups (leave groups "
                     "empty for the one-sample sign-flip test)",
                     labels[0]);

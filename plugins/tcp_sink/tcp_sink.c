@@ -283,10 +283,9 @@ static const myelin_param_def tk_params[] = {
      .max = 67108864,
      .unit = "bytes",
      .doc =
-         "Outgoing buffer: while more input is already queued (host->pending), messages smaller than this "
-         "are "
-         "gathered and sent together; the buffer is sent as soon as nothing is queued, so a slow stream is "
-         "not delayed. Larger messages are sent directly. 0 sends every message on its own."},
+         "Outgoing buffer: while more input is already queued (host->pending), messages smaller than "
+         "this are gathered and sent together; the buffer is sent as soon as nothing is queued, so a "
+         "slow stream is not delayed. Larger messages are sent directly. 0 sends every message on its own."},
     {0}};
 
 static const myelin_port_def tk_inputs[] = {{.name = "in", .kinds = "*", .doc = "any message"}, {0}};
