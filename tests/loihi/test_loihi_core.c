@@ -14,6 +14,7 @@
 
 #include <myelin/npy.h>
 
+#include "fashion_data.h"
 #include "loihi.h"
 #include "testutil.h"
 
@@ -294,37 +295,6 @@ START_TEST(test_effective_weights) {
 }
 END_TEST
 
-static uint8_t *load_fashion_images(int count) {
-  char path[] = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
-  gzFile g = gzopen(path, "rb");
-  if (!g) return NULL;
-  uint8_t hdr[16];
-  uint8_t *img = malloc((size_t)count * 784);
-  int ok = gzread(g, hdr, 16) == 16 && gzread(g, img, (unsigned)(count * 784)) == count * 784;
-  gzclose(g);
-  if (!ok) {
-    free(img);
-    return NULL;
-  }
-  return img;
-}
-
-/* The netx tutorial's encoder: v += x, spike when v > 1, then v = 0. */
-static size_t encode_regular(const uint8_t *img, int steps, uint32_t *st, uint32_t *un) {
-  double v[784] = {0};
-  size_t n = 0;
-  for (int t = 0; t < steps; t++)
-    for (int i = 0; i < 784; i++) {
-      v[i] += img[i] / 255.0;
-      if (v[i] > 1) {
-        v[i] = 0;
-        st[n] = (uint32_t)t;
-        un[n++] = (uint32_t)i;
-      }
-    }
-  return n;
-}
-
 START_TEST(test_mnist_fixture_loads_and_runs) {
   char *path = mt_strf("%s/fixtures/netx/trained_mnist_network.net", shared_dir());
   loihi_net net;
@@ -348,7 +318,7 @@ START_TEST(test_mnist_fixture_loads_and_runs) {
     ck_assert_int_eq(s, sums[l]);
   }
   ck_assert(net.layers[2].weight[0] == 44 && net.layers[2].weight[3] == 28);
-  uint8_t *img = load_fashion_images(3);
+  uint8_t *img = fashion("t10k-images-idx3-ubyte.gz", 3, 16);
   if (img) {
     loihi_sim sim;
     ck_assert_int_eq(loihi_sim_init(&sim, &net, err, sizeof err), 0);

@@ -15,6 +15,7 @@
 
 #include <myelin/harness.h>
 
+#include "fashion_data.h"
 #include "loihi.h"
 #include "testutil.h"
 
@@ -87,38 +88,6 @@ static void fixture_as_float(loihi_fnet *f) {
   }
   loihi_net_free(&q);
   free(path);
-}
-
-static uint8_t *fashion(const char *file, int count, size_t skip) {
-  char *path = mt_strf("/usr/share/datasets/fashion-mnist/%s", file);
-  gzFile g = gzopen(path, "rb");
-  free(path);
-  if (!g) return NULL;
-  uint8_t hdr[16];
-  uint8_t *buf = malloc((size_t)count * (skip == 16 ? 784 : 1));
-  size_t n = (size_t)count * (skip == 16 ? 784 : 1);
-  int ok = gzread(g, hdr, (unsigned)skip) == (int)skip && gzread(g, buf, (unsigned)n) == (int)n;
-  gzclose(g);
-  if (!ok) {
-    free(buf);
-    return NULL;
-  }
-  return buf;
-}
-
-static size_t encode_regular(const uint8_t *img, int steps, uint32_t *st, uint32_t *un) {
-  double v[784] = {0};
-  size_t n = 0;
-  for (int t = 0; t < steps; t++)
-    for (int i = 0; i < 784; i++) {
-      v[i] += img[i] / 255.0;
-      if (v[i] > 1) {
-        v[i] = 0;
-        st[n] = (uint32_t)t;
-        un[n++] = (uint32_t)i;
-      }
-    }
-  return n;
 }
 
 static double metric(myelin_msg *m, const char *key) {
