@@ -3,11 +3,14 @@
  *
  *   myelin run FILE [--set ID.PARAM=VALUE]... [--stats] [--quiet] [--check-messages]
  *   myelin validate FILE [--set ...]
- *   myelin plugins
+ *   myelin plugins [--json]
  *   myelin inspect PLUGIN [--json]
  *   myelin cat FILE.mpk [--json]
  *   myelin new-plugin NAME [--dir D]
+ *   myelin --help | --version;  myelin CMD --help (or -h): CMD's options
  *
+ * Every command refuses an option it does not know (exit 2, with its usage
+ * line); the command table below is the one source of all help texts.
  * Exit codes (DESIGN.md section 6): 0 success; 1 runtime error; 2 invalid
  * command line or pipeline file; 130 interrupted after a clean drain.
  * Signals are taken by a dedicated sigwait thread (blocked everywhere
@@ -19,6 +22,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,15 +32,90 @@
 #include "fault.h"
 #include "internal.h"
 
+/* ---- help ---------------------------------------------------------------
+ * One table drives `myelin --help` (a line per command), `myelin CMD --help`
+ * (the command's options) and the usage line printed after a bad argument,
+ * so the three never disagree. */
+typedef struct cli_cmd {
+  const char *name;
+  const char *args;    /* what follows the name in the usage line */
+  const char *summary; /* one line for `myelin --help` */
+  const char *options; /* option lines for `myelin CMD --help` */
+} cli_cmd;
+
+#define HELP_OPT "  -h, --help              this help\n"
+
+static const cli_cmd commands[] = {
+    {"run", "FILE [--set ID.PARAM=VALUE]... [--stats] [--quiet] [--check-messages]",
+     "run a pipeline file until its sources end (Ctrl-C stops and drains)",
+     "  --set ID.PARAM=VALUE    override a stage's param (YAML scalar or list syntax); repeatable\n"
+     "  --stats                 print per-stage messages, bytes, rates and queue high-water marks at the "
+     "end\n"
+     "  --quiet                 no progress line and no info log lines\n"
+     "  --check-messages        check every emitted message against its kind's schema (error: exit "
+     "1)\n" HELP_OPT},
+    {"validate", "FILE [--set ID.PARAM=VALUE]...",
+     "check a pipeline file without running it: every error as FILE:LINE:COL (exit 0 or 2)",
+     "  --set ID.PARAM=VALUE    override a stage's param, as for run; repeatable\n" HELP_OPT},
+    {"plugins", "[--json]", "list the plugins on the search path: name, version, summary, file",
+     "  --json                  one JSON array of {name, version, summary, path, abi}\n" HELP_OPT},
+    {"inspect", "PLUGIN [--json]", "a plugin's params (type, default, range, doc) and ports",
+     "  --json                  the descriptor as one JSON object\n" HELP_OPT},
+    {"cat", "FILE.mpk [--json]", "print a stream file, one line per message, tensors summarized ('-': stdin)",
+     "  --json                  one JSON object per message (tensors as {dtype, shape})\n" HELP_OPT},
+    {"new-plugin", "NAME [--dir DIR]", "scaffold a plugin folder: source, Check test, CMakeLists.txt, README",
+     "  --dir DIR               create DIR/NAME (default: ./NAME)\n" HELP_OPT},
+    {NULL, NULL, NULL, NULL}};
+
+static const cli_cmd *find_cmd(const char *name) {
+  for (const cli_cmd *c = commands; c->name; c++)
+    if (!strcmp(c->name, name)) return c;
+  return NULL;
+}
+
+static int is_help(const char *arg) { return !strcmp(arg, "-h") || !strcmp(arg, "--help"); }
+
+int cli_help(const char *name) {
+  const cli_cmd *c = find_cmd(name);
+  printf("usage: myelin %s %s\n\n%s.\n\noptions:\n%s", c->name, c->args, c->summary, c->options);
+  return 0;
+}
+
+int cli_usage_error(const char *name, const char *fmt, ...) {
+  const cli_cmd *c = find_cmd(name);
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "myelin %s: ", name);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\nusage: myelin %s %s\n(myelin %s --help for the options)\n", c->name, c->args, c->name);
+  return 2;
+}
+
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: myelin run FILE [--set ID.PARAM=VALUE]... [--stats] [--quiet] [--check-messages]\n"
-          "       myelin validate FILE [--set ID.PARAM=VALUE]...\n"
-          "       myelin plugins\n"
-          "       myelin inspect PLUGIN [--json]\n"
-          "       myelin cat FILE.mpk [--json]\n"
-          "       myelin new-plugin NAME [--dir DIR]\n"
-          "       myelin --version\n");
+          "myelin %s: streaming dataflow pipelines (YAML stages, plugin .so files, msgpack messages)\n\n"
+          "usage: myelin COMMAND ARGS...  (myelin COMMAND --help: its options)\n\ncommands:\n",
+          MYELIN_CLI_VERSION);
+  for (const cli_cmd *c = commands; c->name; c++)
+    fprintf(f, "  %-12s %s\n", c->name, c->summary);
+  fprintf(f, "  %-12s %s\n", "--version", "the version and the plugin ABI it loads");
+  fprintf(f,
+          "\nenvironment:\n"
+          "  MYELIN_PLUGIN_PATH   folders (':'-separated) searched for plugins after the install folder\n"
+          "                       %s, before a pipeline's plugin_path\n"
+          "  MYELIN_SCHEMA_DIR    folder of message schemas (in use: %s)\n"
+          "  MYELIN_DEBUG         set: show the debug log lines of plugins\n"
+          "  ${VAR}, ${VAR:-default} in a pipeline file expand from the environment\n",
+          plugin_install_dir(), schema_dir());
+  if (myelin_fault_enabled())
+    fprintf(f, "  MYELIN_FAULT_ALLOC=N, MYELIN_FAULT_WRITE=N, MYELIN_FAULT_REPORT=1\n"
+               "                       fault injection (this build only): fail the Nth allocation / write\n");
+  fprintf(f, "\nexit codes:\n"
+             "  0    success\n"
+             "  1    runtime error (the message names the stage and plugin)\n"
+             "  2    invalid command line or pipeline file\n"
+             "  130  interrupted (SIGINT/SIGTERM) after a clean drain\n");
 }
 
 /* ---- run / validate ------------------------------------------------------ */
@@ -48,7 +127,10 @@ static int parse_set(const char *arg, set_override *s) {
   s->param = strndup(dot + 1, (size_t)(eq - dot - 1));
   s->value = eq + 1;
   s->arg = arg;
-  return 0;
+  if (s->stage && s->param) return 0;
+  free((char *)s->stage); /* out of memory */
+  free((char *)s->param);
+  return -1;
 }
 
 static void *signal_thread(void *arg) {
@@ -65,40 +147,45 @@ static void *signal_thread(void *arg) {
 }
 
 static int cmd_run(int argc, char **argv, int validate_only) {
+  const char *cmd = validate_only ? "validate" : "run";
   const char *file = NULL;
-  set_override *sets = calloc((size_t)argc, sizeof *sets);
+  set_override *sets = calloc((size_t)argc + 1, sizeof *sets);
   size_t n_sets = 0;
   run_opts o = {0};
   int rc = 2;
+  if (!sets) {
+    fprintf(stderr, "myelin %s: out of memory\n", cmd);
+    return 1;
+  }
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
-    if (!strcmp(a, "--set") && i + 1 < argc) {
-      if (parse_set(argv[++i], &sets[n_sets])) {
-        fprintf(stderr, "myelin: --set '%s': expected ID.PARAM=VALUE\n", argv[i]);
+    const char *set = !strcmp(a, "--set")        ? (i + 1 < argc ? argv[++i] : "")
+                      : !strncmp(a, "--set=", 6) ? a + 6
+                                                 : NULL;
+    if (set) {
+      if (parse_set(set, &sets[n_sets])) {
+        rc = cli_usage_error(cmd, "--set '%s': expected ID.PARAM=VALUE", set);
         goto out;
       }
       n_sets++;
-    } else if (!strncmp(a, "--set=", 6)) {
-      if (parse_set(a + 6, &sets[n_sets])) {
-        fprintf(stderr, "myelin: --set '%s': expected ID.PARAM=VALUE\n", a + 6);
-        goto out;
-      }
-      n_sets++;
-    } else if (!validate_only && !strcmp(a, "--stats")) o.stats = 1;
-    else if (!validate_only && !strcmp(a, "--quiet")) o.quiet = 1;
-    else if (!validate_only && !strcmp(a, "--check-messages")) o.check_messages = 1;
+    } else if (!validate_only && !strcmp(a, "--stats"))
+      o.stats = 1;
+    else if (!validate_only && !strcmp(a, "--quiet"))
+      o.quiet = 1;
+    else if (!validate_only && !strcmp(a, "--check-messages"))
+      o.check_messages = 1;
     else if (a[0] == '-' && a[1]) {
-      fprintf(stderr, "myelin: unknown option '%s'\n", a);
-      usage(stderr);
+      rc = cli_usage_error(cmd, "unknown option '%s'", a);
       goto out;
-    } else if (!file) file = a;
+    } else if (!file)
+      file = a;
     else {
-      fprintf(stderr, "myelin: unexpected argument '%s'\n", a);
+      rc = cli_usage_error(cmd, "unexpected argument '%s' (one pipeline file per command)", a);
       goto out;
     }
   }
   if (!file) {
-    usage(stderr);
+    rc = cli_usage_error(cmd, "no pipeline file given");
     goto out;
   }
   myelin_diag d = {0};
@@ -138,10 +225,33 @@ out:
 }
 
 /* ---- plugins ------------------------------------------------------------- */
-static int cmd_plugins(void) {
+static void plugin_json(const plugin_lib *lib, const char *path, int first) {
+  const myelin_plugin_desc *d = lib->desc;
+  printf("%s\n  {\"name\": ", first ? "" : ",");
+  json_str(stdout, d->name, strlen(d->name));
+  printf(", \"version\": ");
+  json_str(stdout, d->version ? d->version : "", d->version ? strlen(d->version) : 0);
+  printf(", \"summary\": ");
+  json_str(stdout, d->summary ? d->summary : "", d->summary ? strlen(d->summary) : 0);
+  printf(", \"path\": ");
+  json_str(stdout, path, strlen(path));
+  printf(", \"abi\": [%u, %u]}", d->abi_major, d->abi_minor);
+}
+
+static int cmd_plugins(int argc, char **argv) {
+  int json = 0;
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--json"))
+      json = 1;
+    else if (argv[i][0] == '-')
+      return cli_usage_error("plugins", "unknown option '%s'", argv[i]);
+    else
+      return cli_usage_error("plugins", "unexpected argument '%s'", argv[i]);
+  }
   char **dirs;
   size_t nd = plugin_search_dirs(NULL, 0, &dirs);
   int found = 0;
+  if (json) printf("[");
   for (size_t i = 0; i < nd; i++) {
     struct dirent **names;
     int n = scandir(dirs[i], &names, NULL, alphasort);
@@ -153,8 +263,11 @@ static int cmd_plugins(void) {
         snprintf(path, sizeof path, "%s/%s", dirs[i], nm);
         plugin_lib lib;
         if (plugin_open(path, &lib, err, sizeof err) == 0) {
-          printf("%-16s %-8s %s\n", lib.desc->name, lib.desc->version ? lib.desc->version : "?",
-                 lib.desc->summary ? lib.desc->summary : "");
+          if (json)
+            plugin_json(&lib, path, !found);
+          else
+            printf("%-16s %-8s %s\n", lib.desc->name, lib.desc->version ? lib.desc->version : "?",
+                   lib.desc->summary ? lib.desc->summary : "");
           plugin_close(&lib);
           found++;
         } else {
@@ -167,6 +280,7 @@ static int cmd_plugins(void) {
     free(dirs[i]);
   }
   free(dirs);
+  if (json) printf("%s]\n", found ? "\n" : "");
   if (!found) fprintf(stderr, "no plugins found\n");
   return 0;
 }
@@ -187,9 +301,11 @@ int main(int argc, char **argv) {
     return 2;
   }
   const char *cmd = argv[1];
+  for (int i = 2; find_cmd(cmd) && i < argc; i++) /* -h/--help anywhere: `myelin run FILE --help` */
+    if (is_help(argv[i])) return cli_help(cmd);
   if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2, 0);
   if (!strcmp(cmd, "validate")) return cmd_run(argc - 2, argv + 2, 1);
-  if (!strcmp(cmd, "plugins")) return cmd_plugins();
+  if (!strcmp(cmd, "plugins")) return cmd_plugins(argc - 2, argv + 2);
   if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
   if (!strcmp(cmd, "cat")) return cmd_cat(argc - 2, argv + 2);
   if (!strcmp(cmd, "new-plugin")) return cmd_new_plugin(argc - 2, argv + 2);
@@ -197,11 +313,15 @@ int main(int argc, char **argv) {
     printf("myelin %s (plugin ABI %d.%d)\n", MYELIN_CLI_VERSION, MYELIN_ABI_MAJOR, MYELIN_ABI_MINOR);
     return 0;
   }
-  if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
-    usage(stdout);
-    return 0;
+  if (is_help(cmd) || !strcmp(cmd, "help")) {
+    if (argc > 2 && find_cmd(argv[2])) return cli_help(argv[2]); /* myelin help CMD */
+    if (argc > 2)
+      cmd = argv[2];
+    else {
+      usage(stdout);
+      return 0;
+    }
   }
-  fprintf(stderr, "myelin: unknown command '%s'\n", cmd);
-  usage(stderr);
+  fprintf(stderr, "myelin: unknown command '%s' (myelin --help lists the commands)\n", cmd);
   return 2;
 }

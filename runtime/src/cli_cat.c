@@ -5,7 +5,8 @@
  * dtype[shape]; --json prints one JSON object per line with each tensor
  * shown as {"dtype": ..., "shape": [...]}, so `jq` works on stream files.
  * A truncated or corrupt file prints every good message first, then names
- * the byte offset where decoding failed, and exits 1.
+ * the byte offset where decoding failed, and exits 1. "-" reads stdin; any
+ * other argument starting with '-' is an option (unknown ones: exit 2).
  */
 #include <inttypes.h>
 #include <math.h>
@@ -42,29 +43,44 @@ static void print_value(FILE *f, myelin_obj o, int json, int depth) {
   size_t len;
   switch (myelin_obj_type_of(o)) {
   case MYELIN_OBJ_NONE:
-  case MYELIN_OBJ_NIL: fputs("null", f); return;
-  case MYELIN_OBJ_BOOL: myelin_obj_bool(o, &bv); fputs(bv ? "true" : "false", f); return;
+  case MYELIN_OBJ_NIL:
+    fputs("null", f);
+    return;
+  case MYELIN_OBJ_BOOL:
+    myelin_obj_bool(o, &bv);
+    fputs(bv ? "true" : "false", f);
+    return;
   case MYELIN_OBJ_INT:
-    if (myelin_obj_int(o, &iv) == 0) fprintf(f, "%" PRId64, iv);
-    else if (myelin_obj_uint(o, &uv) == 0) fprintf(f, "%" PRIu64, uv);
+    if (myelin_obj_int(o, &iv) == 0)
+      fprintf(f, "%" PRId64, iv);
+    else if (myelin_obj_uint(o, &uv) == 0)
+      fprintf(f, "%" PRIu64, uv);
     return;
   case MYELIN_OBJ_FLOAT:
     myelin_obj_float(o, &dv);
-    if (json && !isfinite(dv)) fputs("null", f);
-    else fprintf(f, "%.17g", dv);
+    if (json && !isfinite(dv))
+      fputs("null", f);
+    else
+      fprintf(f, "%.17g", dv);
     return;
   case MYELIN_OBJ_STR: {
     const char *s = myelin_obj_str(o, &len);
-    if (json || depth > 0) json_str(f, s, len);
-    else fwrite(s, 1, len, f);
+    if (json || depth > 0)
+      json_str(f, s, len);
+    else
+      fwrite(s, 1, len, f);
     return;
   }
   case MYELIN_OBJ_BIN:
     myelin_obj_bin(o, &len);
-    if (json) fprintf(f, "{\"bin\": %zu}", len);
-    else fprintf(f, "bin[%zu]", len);
+    if (json)
+      fprintf(f, "{\"bin\": %zu}", len);
+    else
+      fprintf(f, "bin[%zu]", len);
     return;
-  case MYELIN_OBJ_EXT: fputs(json ? "{\"ext\": true}" : "ext", f); return;
+  case MYELIN_OBJ_EXT:
+    fputs(json ? "{\"ext\": true}" : "ext", f);
+    return;
   case MYELIN_OBJ_ARRAY:
     fputc('[', f);
     for (size_t i = 0; i < myelin_obj_len(o); i++) {
@@ -98,7 +114,8 @@ static void print_value(FILE *f, myelin_obj o, int json, int depth) {
       if (i) fputs(json ? ", " : " ", f);
       myelin_obj k = myelin_obj_key_at(o, i);
       if (json) {
-        if (myelin_obj_type_of(k) == MYELIN_OBJ_STR) print_value(f, k, 1, depth + 1);
+        if (myelin_obj_type_of(k) == MYELIN_OBJ_STR)
+          print_value(f, k, 1, depth + 1);
         else {
           fputc('"', f);
           print_value(f, k, 0, depth + 1);
@@ -139,17 +156,17 @@ int cmd_cat(int argc, char **argv) {
   const char *path = NULL;
   int json = 0;
   for (int i = 0; i < argc; i++) {
-    if (!strcmp(argv[i], "--json")) json = 1;
-    else if (!path) path = argv[i];
-    else {
-      fprintf(stderr, "myelin cat: unexpected argument '%s'\n", argv[i]);
-      return 2;
-    }
+    const char *a = argv[i];
+    if (!strcmp(a, "--json"))
+      json = 1;
+    else if (a[0] == '-' && a[1]) /* "-" alone is stdin */
+      return cli_usage_error("cat", "unknown option '%s' (a file named so: ./%s)", a, a);
+    else if (!path)
+      path = a;
+    else
+      return cli_usage_error("cat", "unexpected argument '%s' (one file per command)", a);
   }
-  if (!path) {
-    fprintf(stderr, "usage: myelin cat FILE.mpk [--json]\n");
-    return 2;
-  }
+  if (!path) return cli_usage_error("cat", "no stream file given");
   FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
   if (!f) {
     perror(path);

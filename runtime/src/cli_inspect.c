@@ -15,18 +15,25 @@ void json_str(FILE *f, const char *s, size_t n) {
   fputc('"', f);
   for (size_t i = 0; s && i < n; i++) {
     unsigned char c = (unsigned char)s[i];
-    if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-    else if (c == '\n') fputs("\\n", f);
-    else if (c == '\t') fputs("\\t", f);
-    else if (c < 0x20) fprintf(f, "\\u%04x", c);
-    else fputc(c, f);
+    if (c == '"' || c == '\\')
+      fprintf(f, "\\%c", c);
+    else if (c == '\n')
+      fputs("\\n", f);
+    else if (c == '\t')
+      fputs("\\t", f);
+    else if (c < 0x20)
+      fprintf(f, "\\u%04x", c);
+    else
+      fputc(c, f);
   }
   fputc('"', f);
 }
 
 static void js(FILE *f, const char *s) {
-  if (!s) fputs("null", f);
-  else json_str(f, s, strlen(s));
+  if (!s)
+    fputs("null", f);
+  else
+    json_str(f, s, strlen(s));
 }
 
 static void json_ports(const myelin_port_def *ports) {
@@ -121,17 +128,17 @@ int cmd_inspect(int argc, char **argv) {
   const char *name = NULL;
   int json = 0;
   for (int i = 0; i < argc; i++) {
-    if (!strcmp(argv[i], "--json")) json = 1;
-    else if (!name) name = argv[i];
-    else {
-      fprintf(stderr, "myelin inspect: unexpected argument '%s'\n", argv[i]);
-      return 2;
-    }
+    const char *a = argv[i];
+    if (!strcmp(a, "--json"))
+      json = 1;
+    else if (a[0] == '-')
+      return cli_usage_error("inspect", "unknown option '%s'", a);
+    else if (!name)
+      name = a;
+    else
+      return cli_usage_error("inspect", "unexpected argument '%s' (one plugin per command)", a);
   }
-  if (!name) {
-    fprintf(stderr, "usage: myelin inspect PLUGIN [--json]\n");
-    return 2;
-  }
+  if (!name) return cli_usage_error("inspect", "no plugin name given (myelin plugins lists them)");
   char path[PATH_MAX], err[2048];
   plugin_lib lib;
   if (plugin_find(name, NULL, 0, path, sizeof path, err, sizeof err) ||
@@ -139,8 +146,10 @@ int cmd_inspect(int argc, char **argv) {
     fprintf(stderr, "myelin inspect: %s\n", err);
     return 2;
   }
-  if (json) print_json(lib.desc, path);
-  else print_text(lib.desc, path);
+  if (json)
+    print_json(lib.desc, path);
+  else
+    print_text(lib.desc, path);
   plugin_close(&lib);
   return 0;
 }

@@ -188,19 +188,24 @@ static int write_template(const char *dir, const char *file, const char *tmpl, c
 int cmd_new_plugin(int argc, char **argv) {
   const char *name = NULL, *dir = ".";
   for (int i = 0; i < argc; i++) {
-    if (!strcmp(argv[i], "--dir") && i + 1 < argc) dir = argv[++i];
-    else if (!name && argv[i][0] != '-') name = argv[i];
-    else {
-      fprintf(stderr, "usage: myelin new-plugin NAME [--dir DIR]\n");
-      return 2;
-    }
+    const char *a = argv[i];
+    if (!strcmp(a, "--dir") && i + 1 == argc)
+      return cli_usage_error("new-plugin", "--dir needs a folder");
+    else if (!strcmp(a, "--dir"))
+      dir = argv[++i];
+    else if (!strncmp(a, "--dir=", 6))
+      dir = a + 6;
+    else if (a[0] == '-')
+      return cli_usage_error("new-plugin", "unknown option '%s'", a);
+    else if (!name)
+      name = a;
+    else
+      return cli_usage_error("new-plugin", "unexpected argument '%s' (one plugin per command)", a);
   }
-  if (!name) {
-    fprintf(stderr, "usage: myelin new-plugin NAME [--dir DIR]\n");
-    return 2;
-  }
+  if (!name) return cli_usage_error("new-plugin", "no plugin name given");
   for (const char *p = name; *p; p++)
-    if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_') || !isalpha((unsigned char)name[0])) {
+    if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_') ||
+        !isalpha((unsigned char)name[0])) {
       fprintf(stderr, "myelin new-plugin: '%s': a plugin name is [a-z][a-z0-9_]*\n", name);
       return 2;
     }
