@@ -16,9 +16,7 @@
  * Signals are taken by a dedicated sigwait thread (blocked everywhere
  * else), so the stop request runs in ordinary thread context.
  */
-#include <dirent.h>
 #include <errno.h>
-#include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -222,67 +220,6 @@ out:
   }
   free(sets);
   return rc;
-}
-
-/* ---- plugins ------------------------------------------------------------- */
-static void plugin_json(const plugin_lib *lib, const char *path, int first) {
-  const myelin_plugin_desc *d = lib->desc;
-  printf("%s\n  {\"name\": ", first ? "" : ",");
-  json_str(stdout, d->name, strlen(d->name));
-  printf(", \"version\": ");
-  json_str(stdout, d->version ? d->version : "", d->version ? strlen(d->version) : 0);
-  printf(", \"summary\": ");
-  json_str(stdout, d->summary ? d->summary : "", d->summary ? strlen(d->summary) : 0);
-  printf(", \"path\": ");
-  json_str(stdout, path, strlen(path));
-  printf(", \"abi\": [%u, %u]}", d->abi_major, d->abi_minor);
-}
-
-static int cmd_plugins(int argc, char **argv) {
-  int json = 0;
-  for (int i = 0; i < argc; i++) {
-    if (!strcmp(argv[i], "--json"))
-      json = 1;
-    else if (argv[i][0] == '-')
-      return cli_usage_error("plugins", "unknown option '%s'", argv[i]);
-    else
-      return cli_usage_error("plugins", "unexpected argument '%s'", argv[i]);
-  }
-  char **dirs;
-  size_t nd = plugin_search_dirs(NULL, 0, &dirs);
-  int found = 0;
-  if (json) printf("[");
-  for (size_t i = 0; i < nd; i++) {
-    struct dirent **names;
-    int n = scandir(dirs[i], &names, NULL, alphasort);
-    for (int j = 0; j < n; j++) {
-      const char *nm = names[j]->d_name;
-      size_t l = strlen(nm);
-      if (l > 3 && !strcmp(nm + l - 3, ".so")) {
-        char path[PATH_MAX], err[1024];
-        snprintf(path, sizeof path, "%s/%s", dirs[i], nm);
-        plugin_lib lib;
-        if (plugin_open(path, &lib, err, sizeof err) == 0) {
-          if (json)
-            plugin_json(&lib, path, !found);
-          else
-            printf("%-16s %-8s %s\n", lib.desc->name, lib.desc->version ? lib.desc->version : "?",
-                   lib.desc->summary ? lib.desc->summary : "");
-          plugin_close(&lib);
-          found++;
-        } else {
-          fprintf(stderr, "warning: %s\n", err);
-        }
-      }
-      free(names[j]);
-    }
-    if (n >= 0) free(names);
-    free(dirs[i]);
-  }
-  free(dirs);
-  if (json) printf("%s]\n", found ? "\n" : "");
-  if (!found) fprintf(stderr, "no plugins found\n");
-  return 0;
 }
 
 /* Messages of tens of kilobytes are allocated on one stage's thread and

@@ -10,6 +10,7 @@ int cli_help(const char *cmd);
  * to --help on stderr; returns 2 (the exit code). */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+int cmd_plugins(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_cat(int argc, char **argv);
 int cmd_new_plugin(int argc, char **argv);

@@ -39,7 +39,8 @@ const char *plugin_install_dir(void);
  * .so path; MYELIN_ENOENT when not found (searched dirs listed in err). */
 int plugin_find(const char *name, char *const *extra_dirs, size_t n_extra, char *path, size_t n,
                 char *err, size_t errlen);
-/* Every folder searched, in order (malloc'ed list of malloc'ed strings). */
+/* Every folder searched, in order, each once (malloc'ed list of malloc'ed
+ * strings); [0] is the install folder. */
 size_t plugin_search_dirs(char *const *extra_dirs, size_t n_extra, char ***dirs);
 
 /* The folder of message schemas: MYELIN_SCHEMA_DIR, the install's

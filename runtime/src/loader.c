@@ -4,7 +4,9 @@
  * A plugin is found by name as NAME.so in, in order: the install folder (next
  * to libmyelin itself: LIBDIR/myelin/plugins, found with dladdr so the build
  * tree and any install prefix work without environment variables), each
- * folder of MYELIN_PLUGIN_PATH, then the pipeline file's plugin_path. The
+ * folder of MYELIN_PLUGIN_PATH, then the pipeline file's plugin_path; the
+ * first folder holding NAME.so wins (`myelin plugins` warns about the files
+ * it shadows), and a folder named twice is searched once. The
  * only symbol looked up is myelin_plugin_entry; the descriptor it returns is
  * checked for ABI major/minor and struct size before anything else is read,
  * so an incompatible plugin is refused with both versions named.
@@ -37,8 +39,19 @@ const char *plugin_install_dir(void) {
   return dir;
 }
 
-/* Appends a copy of dir; 0 or MYELIN_ENOMEM. */
+/* 1 when a and b name the same folder (the same path, or both resolve to it). */
+static int same_dir(const char *a, const char *b) {
+  if (!strcmp(a, b)) return 1;
+  char ra[PATH_MAX], rb[PATH_MAX];
+  return realpath(a, ra) && realpath(b, rb) && !strcmp(ra, rb);
+}
+
+/* Appends a copy of dir unless it is listed already (MYELIN_PLUGIN_PATH may
+ * name the install folder: searching it twice would only show every plugin
+ * as its own duplicate); 0 or MYELIN_ENOMEM. */
 static int dirs_push(char ***dirs, size_t *n, size_t *cap, const char *dir) {
+  for (size_t i = 0; i < *n; i++)
+    if (same_dir((*dirs)[i], dir)) return 0;
   if (*n == *cap) {
     size_t ncap = *cap ? *cap * 2 : 8;
     char **nd = realloc(*dirs, ncap * sizeof *nd);
@@ -63,9 +76,11 @@ size_t plugin_search_dirs(char *const *extra, size_t n_extra, char ***out) {
       rc = dirs_push(&dirs, &n, &cap, tok);
     free(copy);
   }
-  for (size_t i = 0; i < n_extra && !rc; i++) rc = dirs_push(&dirs, &n, &cap, extra[i]);
+  for (size_t i = 0; i < n_extra && !rc; i++)
+    rc = dirs_push(&dirs, &n, &cap, extra[i]);
   if (rc) { /* out of memory: an empty list, reported by the caller */
-    for (size_t i = 0; i < n; i++) free(dirs[i]);
+    for (size_t i = 0; i < n; i++)
+      free(dirs[i]);
     free(dirs);
     *out = NULL;
     return 0;
@@ -74,8 +89,8 @@ size_t plugin_search_dirs(char *const *extra, size_t n_extra, char ***out) {
   return n;
 }
 
-int plugin_find(const char *name, char *const *extra, size_t n_extra, char *path, size_t n,
-                char *err, size_t errlen) {
+int plugin_find(const char *name, char *const *extra, size_t n_extra, char *path, size_t n, char *err,
+                size_t errlen) {
   if (strchr(name, '/')) { /* an explicit path */
     snprintf(path, n, "%s", name);
     return access(path, R_OK) == 0 ? 0 : MYELIN_ENOENT;
@@ -97,7 +112,8 @@ int plugin_find(const char *name, char *const *extra, size_t n_extra, char *path
       off += (size_t)snprintf(err + off, errlen - off, " %s", dirs[i]);
     if (off < errlen) snprintf(err + off, errlen - off, ")");
   }
-  for (size_t i = 0; i < nd; i++) free(dirs[i]);
+  for (size_t i = 0; i < nd; i++)
+    free(dirs[i]);
   free(dirs);
   return rc;
 }
@@ -132,8 +148,8 @@ int plugin_open(const char *path, plugin_lib *out, char *err, size_t errlen) {
     return MYELIN_EABI;
   }
   if (d->struct_size < sizeof(myelin_plugin_desc) || !d->name || !d->init) {
-    snprintf(err, errlen, "%s: malformed plugin descriptor (size %u, expected %zu)", path,
-             d->struct_size, sizeof(myelin_plugin_desc));
+    snprintf(err, errlen, "%s: malformed plugin descriptor (size %u, expected %zu)", path, d->struct_size,
+             sizeof(myelin_plugin_desc));
     dlclose(dl);
     return MYELIN_EABI;
   }
@@ -164,13 +180,15 @@ int port_index(const myelin_port_def *ports, const char *name) {
 
 size_t port_count(const myelin_port_def *ports) {
   size_t n = 0;
-  while (ports && ports[n].name) n++;
+  while (ports && ports[n].name)
+    n++;
   return n;
 }
 
 size_t param_count(const myelin_param_def *defs) {
   size_t n = 0;
-  while (defs && defs[n].name) n++;
+  while (defs && defs[n].name)
+    n++;
   return n;
 }
 

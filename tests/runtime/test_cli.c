@@ -1,7 +1,8 @@
 /*
  * The `myelin` command line as a user meets it: every command's --help and
  * -h, unknown options refused with exit 2, `myelin --help` naming commands,
- * environment variables and exit codes, and `myelin plugins --json`.
+ * environment variables and exit codes; `myelin plugins` (and --json) showing
+ * each plugin's file, warning about shadowed duplicates and misnamed files.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -98,18 +99,74 @@ START_TEST(plugins_json) {
   ck_assert_int_eq(run_cli("plugins --json 2>/dev/null", &out), 0);
   ck_assert_msg(out[0] == '[', "%s", out);
   ck_assert_msg(strstr(out, "{\"name\": \"gen_source\", \"version\": \""), "%s", out);
-  ck_assert_msg(strstr(out, "gen_source.so\", \"abi\": ["), "%s", out);
+  ck_assert_msg(strstr(out, "/gen_source.so\", \"file_name\": \"gen_source\""), "no gen_source path");
   free(out);
   if (mt_python_has("json"))
     ck_assert_int_eq(
         run_cli("plugins --json 2>/dev/null | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); "
                 "g=[p for p in d if p[\"name\"]==\"gen_source\"]; "
-                "assert len(g)>=1 and g[0][\"path\"].endswith(\"/gen_source.so\"), g'",
+                "assert len(g)==1 and g[0][\"path\"].endswith(\"/gen_source.so\"), g'",
                 NULL),
         0);
   ck_assert_int_eq(run_cli("plugins extra", &out), 2);
   ck_assert_msg(strstr(out, "unexpected argument 'extra'"), "%s", out);
   free(out);
+}
+END_TEST
+
+/* Counts the occurrences of needle in s. */
+static int count(const char *s, const char *needle) {
+  int n = 0;
+  for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle))
+    n++;
+  return n;
+}
+
+START_TEST(plugins_files_and_duplicates) {
+  const char *install = mt_env("MYELIN_PLUGIN_PATH", "."); /* the build's plugin folder */
+  char *out;
+  /* each file once, with its path, even when MYELIN_PLUGIN_PATH names the install folder again */
+  ck_assert_int_eq(run_cli(mt_strf("plugins 2>&1 >/dev/null"), &out), 0);
+  ck_assert_msg(!strstr(out, "warning"), "%s", out);
+  free(out);
+  ck_assert_int_eq(run_cli("plugins", &out), 0);
+  char *gen = mt_strf("%s/gen_source.so", install);
+  ck_assert_msg(count(out, gen) == 1, "want '%s' once in:\n%s", gen, out);
+  free(out);
+  /* a second gen_source.so later on the path, and a file named unlike its descriptor */
+  char *d = mt_tmpdir();
+  ck_assert_int_eq(
+      mt_run(mt_strf("cp %s/gen_source.so %s/ && cp %s/null_sink.so %s/drop.so", install, d, install, d),
+             NULL),
+      0);
+  char *env = mt_strf("MYELIN_PLUGIN_PATH=%s:%s", install, d);
+  ck_assert_int_eq(mt_run(mt_strf("%s %s plugins 2>/dev/null", env, bin()), &out), 0);
+  char *shadowed = mt_strf("%s/gen_source.so (shadowed by %s/gen_source.so: not used)", d, install);
+  ck_assert_msg(strstr(out, shadowed), "missing '%s' in:\n%s", shadowed, out);
+  ck_assert_msg(strstr(out, mt_strf("%s/drop.so", d)), "%s", out);
+  free(out);
+  ck_assert_int_eq(mt_run(mt_strf("%s %s plugins 2>&1 >/dev/null", env, bin()), &out), 0);
+  char *w1 = mt_strf("warning: plugin 'gen_source': %s/gen_source.so (MYELIN_PLUGIN_PATH) is shadowed by "
+                     "%s/gen_source.so (the install folder), which is searched first",
+                     d, install);
+  char *w2 = mt_strf("warning: %s/drop.so: the descriptor names the plugin 'null_sink', not 'drop'", d);
+  ck_assert_msg(strstr(out, w1), "missing '%s' in:\n%s", w1, out);
+  ck_assert_msg(strstr(out, w2), "missing '%s' in:\n%s", w2, out);
+  ck_assert_int_eq(count(out, "warning"), 2);
+  free(out);
+  /* the loader agrees: the first gen_source.so on the path is the one a pipeline gets */
+  ck_assert_int_eq(mt_run(mt_strf("%s %s inspect gen_source", env, bin()), &out), 0);
+  ck_assert_msg(strstr(out, mt_strf("file: %s/gen_source.so", install)), "%s", out);
+  free(out);
+  if (mt_python_has("json"))
+    ck_assert_int_eq(
+        mt_run(mt_strf("%s %s plugins --json 2>/dev/null | /usr/bin/python3 -c 'import json,sys; "
+                       "d=json.load(sys.stdin); g=[p for p in d if p[\"file_name\"]==\"gen_source\"]; "
+                       "assert len(g)==2 and g[0][\"shadowed_by\"] is None and "
+                       "g[1][\"shadowed_by\"]==g[0][\"path\"], g'",
+                       env, bin()),
+               NULL),
+        0);
 }
 END_TEST
 
@@ -121,6 +178,7 @@ int main(void) {
   tcase_add_loop_test(tc, unknown_options_refused, 0, (int)N_COMMANDS);
   tcase_add_test(tc, top_level_help);
   tcase_add_test(tc, plugins_json);
+  tcase_add_test(tc, plugins_files_and_duplicates);
   suite_add_tcase(s, tc);
   return mt_run_suite(s);
 }
