@@ -26,7 +26,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(dirname "$here")
 py=${MYELIN_PYTHON:-/usr/bin/python3}
 N=${1:-2000}
-net=${MYELIN_SHARED_DIR:-$src/../shared}/fixtures/netx/trained_mnist_network.net
+net=$src/tests/data/netx/trained_mnist_network.net   # lava-dl's; tests/data/README.md
 data=/usr/share/datasets/fashion-mnist
 work=$(mktemp -d /tmp/myelin-bench-loihi.XXXXXX)
 trap 'rm -rf "$work"' EXIT

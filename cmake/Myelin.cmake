@@ -21,10 +21,12 @@ endfunction()
 # A Check suite run by ctest. The environment tells it where things are:
 #   MYELIN_BIN          the myelin CLI of this build
 #   MYELIN_PLUGIN_PATH  this build's plugin folder
-#   MYELIN_SOURCE_DIR   the source tree (pipelines/, tests/data, ...)
-#   MYELIN_SHARED_DIR   ../shared next to the source tree (fixtures)
+#   MYELIN_SOURCE_DIR   the source tree (pipelines/, tests/data/, ...)
 #   MYELIN_BUILD_DIR    the build tree
 #   MYELIN_PYTHON       /usr/bin/python3 (reference checks; skip if unusable)
+#   MYELIN_SKIP_FILE    BUILD/test-skips.txt: one `SKIP: suite:test: reason`
+#                       line per skipped check (tests/testutil.h, counted by
+#                       tests/run.sh)
 function(myelin_add_test name)
   cmake_parse_arguments(T "" "TIMEOUT" "SOURCES;LIBS;INCLUDES" ${ARGN})
   add_executable(test_${name} ${T_SOURCES})
@@ -34,7 +36,6 @@ function(myelin_add_test name)
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 300)
   endif()
-  get_filename_component(_shared ${CMAKE_SOURCE_DIR}/../shared ABSOLUTE)
   set_tests_properties(${name} PROPERTIES TIMEOUT ${T_TIMEOUT} ENVIRONMENT
-    "MYELIN_BIN=${CMAKE_BINARY_DIR}/bin/myelin;MYELIN_PLUGIN_PATH=${MYELIN_PLUGIN_OUTPUT_DIR};MYELIN_SOURCE_DIR=${CMAKE_SOURCE_DIR};MYELIN_SHARED_DIR=${_shared};MYELIN_BUILD_DIR=${CMAKE_BINARY_DIR};MYELIN_PYTHON=/usr/bin/python3;CK_DEFAULT_TIMEOUT=${T_TIMEOUT};LSAN_OPTIONS=suppressions=${CMAKE_SOURCE_DIR}/tests/lsan.supp:print_suppressions=0")
+    "MYELIN_BIN=${CMAKE_BINARY_DIR}/bin/myelin;MYELIN_PLUGIN_PATH=${MYELIN_PLUGIN_OUTPUT_DIR};MYELIN_SOURCE_DIR=${CMAKE_SOURCE_DIR};MYELIN_SKIP_FILE=${CMAKE_BINARY_DIR}/test-skips.txt;MYELIN_BUILD_DIR=${CMAKE_BINARY_DIR};MYELIN_PYTHON=/usr/bin/python3;CK_DEFAULT_TIMEOUT=${T_TIMEOUT};LSAN_OPTIONS=suppressions=${CMAKE_SOURCE_DIR}/tests/lsan.supp:print_suppressions=0")
 endfunction()

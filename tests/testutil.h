@@ -3,12 +3,20 @@
  *
  * Suites find the build through environment variables set by
  * myelin_add_test() in cmake/Myelin.cmake: MYELIN_BIN, MYELIN_PLUGIN_PATH,
- * MYELIN_SOURCE_DIR, MYELIN_SHARED_DIR, MYELIN_BUILD_DIR, MYELIN_PYTHON.
+ * MYELIN_SOURCE_DIR (test data in tests/data/), MYELIN_BUILD_DIR,
+ * MYELIN_PYTHON, MYELIN_SKIP_FILE.
+ *
+ * A check that cannot run here (a Debian data package or a Python module is
+ * missing) says so with MT_SKIP / MT_NEED_FILE / MT_NEED_PYTHON, never with a
+ * silent return: it prints `SKIP: <suite>:<test>: <reason>` and appends that
+ * line to $MYELIN_SKIP_FILE, which tests/run.sh counts. With CI=true or
+ * MYELIN_REQUIRE_ALL=1 (CI installs every dependency) a skip fails the test.
  */
 #ifndef MYELIN_TESTUTIL_H
 #define MYELIN_TESTUTIL_H
 
 #include <check.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +29,54 @@ static inline const char *mt_env(const char *name, const char *fallback) {
   const char *v = getenv(name);
   return (v && *v) ? v : fallback;
 }
+
+/* 1 when every dependency must be present: CI=true or MYELIN_REQUIRE_ALL=1. */
+static inline int mt_require_all(void) {
+  const char *ci = getenv("CI"), *all = getenv("MYELIN_REQUIRE_ALL");
+  return (ci && strcmp(ci, "true") == 0) || (all && strcmp(all, "1") == 0);
+}
+
+/* Records that the running check (or a part of it) did not run: prints
+ * `SKIP: <suite>:<test>: <reason>`, appends it to $MYELIN_SKIP_FILE, and
+ * fails the check when mt_require_all(). Use MT_SKIP to leave the check. */
+static inline void mt_skip_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline void mt_skip_note(const char *fmt, ...) {
+  char reason[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(reason, sizeof reason, fmt, ap);
+  va_end(ap);
+  char line[1400];
+  snprintf(line, sizeof line, "SKIP: %s:%s: %s\n", program_invocation_short_name, tcase_name(), reason);
+  fputs(line, stderr);
+  const char *file = getenv("MYELIN_SKIP_FILE");
+  FILE *f = file && *file ? fopen(file, "a") : NULL;
+  if (f) {
+    fputs(line, f);
+    fclose(f);
+  }
+  if (mt_require_all())
+    ck_abort_msg("%s:%s: skipped (%s), but CI=true / MYELIN_REQUIRE_ALL=1 requires every dependency",
+                 program_invocation_short_name, tcase_name(), reason);
+}
+
+/* Leaves the running check as skipped (see mt_skip_note). */
+#define MT_SKIP(...)                                                                                         \
+  do {                                                                                                       \
+    mt_skip_note(__VA_ARGS__);                                                                               \
+    return;                                                                                                  \
+  } while (0)
+
+/* 1 when path is readable; otherwise records a skip naming it and returns 0. */
+static inline int mt_have_file(const char *path, const char *why) {
+  if (access(path, R_OK) == 0) return 1;
+  mt_skip_note("%s not readable (%s)", path, why);
+  return 0;
+}
+#define MT_NEED_FILE(path, why)                                                                              \
+  do {                                                                                                       \
+    if (!mt_have_file(path, why)) return;                                                                    \
+  } while (0)
 
 /* Strings handed out by mt_strf/mt_tmpdir live until the test process
  * exits: they are kept reachable here so LeakSanitizer does not count them. */
@@ -90,7 +146,7 @@ static inline long mt_file_size(const char *path) {
 }
 
 /* 1 when MYELIN_PYTHON (default /usr/bin/python3) can import every module in
- * the space-separated list; suites skip their reference checks otherwise. */
+ * the space-separated list (no skip recorded: see mt_python_or_skip). */
 static inline int mt_python_has(const char *modules) {
   const char *py = mt_env("MYELIN_PYTHON", "/usr/bin/python3");
   if (access(py, X_OK) != 0) return 0;
@@ -102,6 +158,18 @@ static inline int mt_python_has(const char *modules) {
   free(mods);
   return rc == 0;
 }
+
+/* mt_python_has, recording a skip of `what` (a reference check, a demo)
+ * when the modules are missing. */
+static inline int mt_python_or_skip(const char *modules, const char *what) {
+  if (mt_python_has(modules)) return 1;
+  mt_skip_note("%s: %s cannot import %s", what, mt_env("MYELIN_PYTHON", "/usr/bin/python3"), modules);
+  return 0;
+}
+#define MT_NEED_PYTHON(modules, what)                                                                        \
+  do {                                                                                                       \
+    if (!mt_python_or_skip(modules, what)) return;                                                           \
+  } while (0)
 
 /* Runs a suite and returns main()'s exit status (0 when every test passed). */
 static inline int mt_run_suite(Suite *s) {

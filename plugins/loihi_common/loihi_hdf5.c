@@ -3,7 +3,7 @@
  * both HDF5, through libhdf5's C API.
  *
  * netx layout (lava-dl src/lava/lib/dl/netx/hdf5.py + utils.py NetDict),
- * matched item by item against shared/fixtures/netx/trained_mnist_network.net:
+ * matched item by item against tests/data/netx/trained_mnist_network.net:
  *   /layer/<i>/type          fixed 10-byte NULLPAD ASCII string, shape (1,)
  *   /layer/<i>/shape         int64 [out]
  *   /layer/<i>/inFeatures, outFeatures   int64 scalars

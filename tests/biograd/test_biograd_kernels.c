@@ -13,6 +13,7 @@
 
 #include "bg_testdata.h"
 #include "biograd_kernels.h"
+#include "testutil.h"
 
 static bg_config small_config(int n0, int n1, int n2, int threads) {
   bg_config c = {.nlayers = 2, .sizes = {n0, n1, n2}, .steps = 32, .vth = 0.5f, .cdecay = 0.5f,
@@ -280,10 +281,8 @@ END_TEST
 
 START_TEST(digits_64_100_10) {
   bg_digits d;
-  if (access(BG_DIGITS_PATH, R_OK) != 0 || bg_digits_load(BG_DIGITS_PATH, &d) != 0) {
-    fprintf(stderr, "skip: %s not available\n", BG_DIGITS_PATH);
-    return;
-  }
+  if (access(BG_DIGITS_PATH, R_OK) != 0 || bg_digits_load(BG_DIGITS_PATH, &d) != 0)
+    MT_SKIP("%s not available (python3-sklearn)", BG_DIGITS_PATH);
   ck_assert_int_eq(d.count, 1797);
   uint64_t rng[4];
   bg_rng_seed(rng, 7);

@@ -180,7 +180,7 @@ static void check_histogram(const ds_table *t, size_t want) {
 }
 
 START_TEST(fashion_mnist_loads) {
-  if (access(FMNIST "/train-images-idx3-ubyte.gz", R_OK) != 0) return; /* not installed: skip */
+  MT_NEED_FILE(FMNIST "/train-images-idx3-ubyte.gz", "dataset-fashion-mnist");
   ds_table t;
   char err[512];
   ck_assert_msg(ds_load_idx(FMNIST "/train-images-idx3-ubyte.gz", FMNIST "/train-labels-idx1-ubyte.gz",
@@ -198,7 +198,7 @@ START_TEST(fashion_mnist_loads) {
 END_TEST
 
 START_TEST(digits_csv_loads) {
-  if (access(DIGITS, R_OK) != 0) return;
+  MT_NEED_FILE(DIGITS, "python3-sklearn's digits");
   ds_table t;
   char err[512];
   ck_assert_msg(ds_load_csv(DIGITS, -1, NULL, &t, err, sizeof err) == 0, "%s", err);
@@ -513,7 +513,7 @@ START_TEST(plugin_npy_npz_csv) {
 END_TEST
 
 START_TEST(plugin_digits_csv) {
-  if (access(DIGITS, R_OK) != 0) return;
+  MT_NEED_FILE(DIGITS, "python3-sklearn's digits");
   myelin_harness *h = start_dataset("{format: csv, path: " DIGITS ", label_column: -1, limit: 10, "
                                     "scale: 0.0625}");
   ck_assert_uint_eq(myelin_harness_count(h, "out"), 10);
@@ -528,7 +528,7 @@ START_TEST(plugin_digits_csv) {
 END_TEST
 
 START_TEST(plugin_fashion_mnist_streams) {
-  if (access(FMNIST "/t10k-images-idx3-ubyte.gz", R_OK) != 0) return;
+  MT_NEED_FILE(FMNIST "/t10k-images-idx3-ubyte.gz", "dataset-fashion-mnist");
   myelin_harness *h = start_dataset("{path: " FMNIST "/t10k-images-idx3-ubyte.gz, labels: " FMNIST
                                     "/t10k-labels-idx1-ubyte.gz, split: test}");
   ck_assert_uint_eq(myelin_harness_count(h, "out"), 10000);

@@ -22,7 +22,7 @@ static void teardown(void) {
 static const char *bin(void) { return mt_env("MYELIN_BIN", "myelin"); }
 
 START_TEST(fashion_mnist_demo_pipeline) {
-  if (access(FMNIST "/t10k-images-idx3-ubyte.gz", R_OK) != 0) return;
+  MT_NEED_FILE(FMNIST "/t10k-images-idx3-ubyte.gz", "dataset-fashion-mnist");
   char *cmd = mt_strf("cd %s && LIMIT=50 OUT=%s %s run %s/pipelines/fashion_mnist_encode.yaml --quiet",
                       tmp, tmp, bin(), mt_env("MYELIN_SOURCE_DIR", ".")), *out;
   ck_assert_msg(mt_run(cmd, &out) == 0, "%s", out);
@@ -41,7 +41,7 @@ START_TEST(fashion_mnist_demo_pipeline) {
 END_TEST
 
 START_TEST(digits_to_npy_and_npz) {
-  if (access(DIGITS, R_OK) != 0) return;
+  MT_NEED_FILE(DIGITS, "python3-sklearn's digits");
   char *yaml = mt_strf("%s/digits.yaml", tmp);
   char *text = mt_strf(
       "name: digits-out\n"
@@ -58,7 +58,7 @@ START_TEST(digits_to_npy_and_npz) {
   free(cmd);
   char *npy = mt_strf("%s/out/digits.npy", tmp);
   ck_assert_int_gt(mt_file_size(npy), 1797 * 64 * 4);
-  if (mt_python_has("numpy")) {
+  if (mt_python_or_skip("numpy", "the Python reference check")) {
     char *py = mt_strf(
         "%s -c \"import numpy as np; d=np.loadtxt('%s', delimiter=','); a=np.load('%s'); "
         "assert a.dtype=='<f4' and a.shape==(1797,64) and (a==d[:,:64]).all(); "

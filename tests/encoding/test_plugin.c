@@ -241,10 +241,7 @@ START_TEST(test_inner_folds_param) {
 END_TEST
 
 START_TEST(test_demo_pipeline) {
-  if (!mt_python_has("numpy nibabel msgpack")) {
-    fprintf(stderr, "skipping the demo pipeline: no numpy/nibabel/msgpack for MYELIN_PYTHON\n");
-    return;
-  }
+  MT_NEED_PYTHON("numpy nibabel msgpack", "the demo generator");
   char *dir = mt_tmpdir(), *out = NULL;
   const char *src = mt_env("MYELIN_SOURCE_DIR", "."), *py = mt_env("MYELIN_PYTHON", "/usr/bin/python3");
   char *cmd = mt_strf("%s %s/examples/encoding_demo/make_demo.py %s --trs 200 && DEMO=%s %s run "

@@ -378,10 +378,7 @@ START_TEST(test_pipeline_per_run) {
    * and 2 as an integer) + fmri_source (BIDS run-01, run-02 of one task, of
    * different lengths) -> encoding -> npy_sink; runs_e2e.py plants each
    * run's response on its own word events and checks the r maps. */
-  if (!mt_python_has("numpy nibabel msgpack")) {
-    fprintf(stderr, "skipping the per-run pipeline: no numpy/nibabel/msgpack for MYELIN_PYTHON\n");
-    return;
-  }
+  MT_NEED_PYTHON("numpy nibabel msgpack", "runs_e2e.py");
   const char *py = mt_env("MYELIN_PYTHON", "/usr/bin/python3"), *bin = mt_env("MYELIN_BIN", "myelin");
   char *script = mt_strf("%s/tests/encoding/runs_e2e.py", mt_env("MYELIN_SOURCE_DIR", "."));
   static const struct {

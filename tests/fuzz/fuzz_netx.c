@@ -16,7 +16,7 @@
  * are suppressed by module name below so that LeakSanitizer keeps reporting
  * leaks of our own allocations.
  * Built with -DMYELIN_FUZZ=ON and clang (tests/loihi/CMakeLists.txt):
- *   ASAN_OPTIONS=allocator_may_return_null=1 ./bin/fuzz_netx corpus/ ../shared/fixtures/netx
+ *   ASAN_OPTIONS=allocator_may_return_null=1 ./bin/fuzz_netx corpus/ SRC/tests/data/netx
  * (libhdf5 asks malloc for sizes read from a damaged header and handles the
  * NULL; without that option ASan aborts on the request instead.)
  *

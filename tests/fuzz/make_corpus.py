@@ -110,9 +110,9 @@ stages:
         put("nifti", name + ".nii.gz", gzip.compress(b, mtime=0))
     img2 = nib.Nifti2Image(np.ones((2, 2, 2), np.float64), np.eye(4))
     put("nifti", "nifti2.nii", img2.to_bytes())
-    # netx: the fixture network
-    shutil.copy("/work/shared/fixtures/netx/tiny.net", os.path.join(corpus, "netx", "tiny.net")) \
-        if os.path.isdir(os.path.join(corpus, "netx")) else put("netx", "tiny.net", open("/work/shared/fixtures/netx/tiny.net", "rb").read())
+    # netx: lava-dl's tiny.net (tests/data/README.md)
+    with open(os.path.join(here, "..", "data", "netx", "tiny.net"), "rb") as f:
+        put("netx", "tiny.net", f.read())
 
 
 if __name__ == "__main__":

@@ -458,10 +458,7 @@ END_TEST
 /* The demo pipeline end to end: the example script writes the data, the
  * pipeline runs through `myelin run`, Python reads the outputs. */
 START_TEST(pipeline_end_to_end) {
-  if (!mt_python_has("numpy msgpack")) {
-    fprintf(stderr, "skipped: %s lacks numpy/msgpack\n", mt_env("MYELIN_PYTHON", "/usr/bin/python3"));
-    return;
-  }
+  MT_NEED_PYTHON("numpy msgpack", "the demo generator");
   const char *src = mt_env("MYELIN_SOURCE_DIR", ".");
   char *dir = mt_tmpdir(), *out = NULL;
   char *cmd = mt_strf("%s %s/examples/info_content_demo/make_demo.py %s --parcels 20 --trs 200",
@@ -505,10 +502,7 @@ END_TEST
 
 /* The same demo as NIfTI/BIDS through fmri_source with an atlas. */
 START_TEST(bids_end_to_end) {
-  if (!mt_python_has("numpy msgpack nibabel")) {
-    fprintf(stderr, "skipped: %s lacks numpy/msgpack/nibabel\n", mt_env("MYELIN_PYTHON", "/usr/bin/python3"));
-    return;
-  }
+  MT_NEED_PYTHON("numpy msgpack nibabel", "the BIDS demo generator");
   const char *src = mt_env("MYELIN_SOURCE_DIR", "."), *py = mt_env("MYELIN_PYTHON", "/usr/bin/python3");
   char *dir = mt_tmpdir(), *out = NULL;
   char *cmd = mt_strf("%s %s/examples/info_content_demo/make_demo.py %s --parcels 16 --trs 120 --bids", py, src, dir);

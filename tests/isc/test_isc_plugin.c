@@ -612,10 +612,7 @@ END_TEST
 /* End to end through the CLI: the demo BIDS dataset -> pipelines/isc.yaml
  * (fmri_source -> isc -> nifti_sink + npy_sink) -> the planted box shows. */
 START_TEST(pipeline_end_to_end) {
-  if (!mt_python_has("numpy")) {
-    fprintf(stderr, "isc e2e: skipped (no numpy for %s)\n", mt_env("MYELIN_PYTHON", "/usr/bin/python3"));
-    return;
-  }
+  MT_NEED_PYTHON("numpy", "the demo generator");
   const char *py = mt_env("MYELIN_PYTHON", "/usr/bin/python3");
   const char *src = mt_env("MYELIN_SOURCE_DIR", ".");
   const char *bin = mt_env("MYELIN_BIN", "myelin");
@@ -644,7 +641,7 @@ START_TEST(pipeline_end_to_end) {
   ck_assert_msg(mt_run(cmd, &out) == 0, "run live: %s", out);
   free(cmd);
   free(out);
-  if (mt_python_has("numpy nibabel msgpack")) {
+  if (mt_python_or_skip("numpy nibabel msgpack", "check_demo.py --live")) {
     cmd = mt_strf("%s %s/examples/isc_demo/check_demo.py %s --live", py, src, dir);
     rc = mt_run(cmd, &out);
     ck_assert_msg(rc == 0, "check_demo --live: %s", out);
@@ -656,7 +653,7 @@ START_TEST(pipeline_end_to_end) {
   ck_assert_msg(mt_run(cmd, &out) == 0, "run feedback: %s", out);
   free(cmd);
   free(out);
-  if (mt_python_has("numpy nibabel msgpack")) {
+  if (mt_python_or_skip("numpy nibabel msgpack", "check_demo.py --feedback")) {
     cmd = mt_strf("%s %s/examples/isc_demo/check_demo.py %s --feedback", py, src, dir);
     rc = mt_run(cmd, &out);
     ck_assert_msg(rc == 0, "check_demo --feedback: %s", out);

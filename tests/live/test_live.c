@@ -363,10 +363,7 @@ START_TEST(realtime_replay_timing) {
 END_TEST
 
 START_TEST(python_producer_consumer) {
-  if (!mt_python_has("msgpack numpy")) {
-    fprintf(stderr, "python_producer_consumer: skipped (no msgpack/numpy in /usr/bin/python3)\n");
-    return;
-  }
+  MT_NEED_PYTHON("msgpack numpy", "examples/python");
   char *d = mt_tmpdir();
   const char *src = mt_env("MYELIN_SOURCE_DIR", "..");
   const char *py = mt_env("MYELIN_PYTHON", "/usr/bin/python3");

@@ -311,7 +311,7 @@ END_TEST
 
 START_TEST(real_dataset_gz) {
   const char *p = "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz";
-  if (access(p, R_OK) != 0) return;
+  MT_NEED_FILE(p, "dataset-fashion-mnist");
   uint8_t *data;
   size_t len;
   char err[256];

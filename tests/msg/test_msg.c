@@ -654,7 +654,7 @@ static void write_bytes(const char *path, const myelin_msg *m, FILE *f) {
 }
 
 START_TEST(python_reads_ours) {
-  if (!mt_python_has("msgpack numpy")) return;
+  MT_NEED_PYTHON("msgpack numpy", "the Python interop check");
   char *dir = mt_tmpdir();
   char *path = mt_strf("%s/m.mpk", dir);
   FILE *f = fopen(path, "wb");
@@ -710,7 +710,7 @@ static uint8_t *slurp(const char *path, size_t *len) {
 }
 
 START_TEST(we_read_python) {
-  if (!mt_python_has("msgpack numpy")) return;
+  MT_NEED_PYTHON("msgpack numpy", "the Python interop check");
   char *dir = mt_tmpdir();
   char *path = mt_strf("%s/py.mpk", dir);
   char *py = mt_strf(

@@ -55,10 +55,7 @@ static void check_affine(const nifti_header *h, const double *ref, const char *p
 }
 
 START_TEST(conformance_with_nibabel) {
-  if (!mt_python_has("nibabel numpy")) {
-    fprintf(stderr, "skip: %s has no nibabel\n", mt_env("MYELIN_PYTHON", "/usr/bin/python3"));
-    return;
-  }
+  MT_NEED_PYTHON("nibabel numpy", "conformance with nibabel");
   char *dir = mt_tmpdir();
   char *cmd = mt_strf("%s %s/tests/nifti/nifti_ref.py %s", mt_env("MYELIN_PYTHON", "/usr/bin/python3"),
                       mt_env("MYELIN_SOURCE_DIR", "."), dir);
@@ -128,10 +125,8 @@ START_TEST(committed_reference_values) {
   char err[512];
   nifti_header h;
   float *d = read_all(NIB_DATA "/functional.nii", &h, err, sizeof err);
-  if (!d && access(NIB_DATA "/functional.nii", R_OK) != 0) {
-    fprintf(stderr, "skip: python3-nibabel test data not installed\n");
-    return;
-  }
+  if (!d && access(NIB_DATA "/functional.nii", R_OK) != 0)
+    MT_SKIP("%s not readable (python3-nibabel's test data)", NIB_DATA "/functional.nii");
   ck_assert_msg(d != NULL, "%s", err);
   /* (17, 21, 3, 20) int16 LE, slope 0.0754, inter 3100.76 */
   ck_assert_int_eq(h.dim[1], 17);
@@ -299,7 +294,7 @@ START_TEST(writer_round_trip) {
     h.sform_code = 0;
     nifti_affine(&h, a);
     for (int i = 0; i < 16; i++) ck_assert_double_eq_tol(a[i / 4][i % 4], aff[i / 4][i % 4], 1e-5);
-    if (mt_python_has("nibabel numpy")) {
+    if (mt_python_or_skip("nibabel numpy", "the Python reference check")) {
       char *cmd = mt_strf("%s -c \"import nibabel as nb, numpy as np; im = nb.load('%s'); "
                           "d = im.get_fdata(); assert d.shape == (4, 3, 2, 5), d.shape; "
                           "assert abs(d[3, 2, 1, 4] - (%zu * 0.5 - 7)) < 1e-6; "

@@ -32,7 +32,7 @@ static float *read_back(const char *path, nifti_header *h) {
 }
 
 START_TEST(run_round_trip_through_the_grid) {
-  if (access(NB_DATA "/functional.nii", R_OK) != 0) return;
+  MT_NEED_FILE(NB_DATA "/functional.nii", "python3-nibabel's test data");
   char *dir = mt_tmpdir();
   myelin_harness *src = harness("fmri_source", "{path: " NB_DATA "/functional.nii, mask: auto}");
   ck_assert_int_eq(myelin_harness_start(src), 0);
@@ -71,7 +71,7 @@ START_TEST(run_round_trip_through_the_grid) {
   ck_assert_double_eq(a[0][3], 32.0);
   ck_assert_double_eq(a[1][3], -40.0);
   ck_assert_double_eq(a[2][2], 8.0);
-  if (mt_python_has("nibabel numpy")) {
+  if (mt_python_or_skip("nibabel numpy", "the Python reference check")) {
     char *cmd = mt_strf("%s -c \"import nibabel as nb, numpy as np; a = nb.load('%s'); b = nb.load('" NB_DATA
                         "/functional.nii'); assert np.allclose(a.affine, b.affine), a.affine; "
                         "x = a.get_fdata(); y = b.get_fdata(dtype=np.float32); m = x[..., 0] != 0; "
@@ -175,7 +175,7 @@ START_TEST(map_on_atlas_and_voxels) {
 END_TEST
 
 START_TEST(volumes_collected_per_run) {
-  if (access(NB_DATA "/functional.nii", R_OK) != 0) return;
+  MT_NEED_FILE(NB_DATA "/functional.nii", "python3-nibabel's test data");
   char *dir = mt_tmpdir();
   myelin_harness *src = harness("fmri_source", "{path: " NB_DATA "/functional.nii, emit: volume, trim: 15}");
   ck_assert_int_eq(myelin_harness_start(src), 0);
@@ -202,7 +202,8 @@ END_TEST
 
 START_TEST(pipeline_file_end_to_end) {
   const char *bin = mt_env("MYELIN_BIN", "myelin");
-  if (access(bin, X_OK) != 0 || access(NB_DATA "/example4d.nii.gz", R_OK) != 0) return;
+  if (access(bin, X_OK) != 0) MT_SKIP("the CLI %s is not built", bin);
+  MT_NEED_FILE(NB_DATA "/example4d.nii.gz", "python3-nibabel's test data");
   char *dir = mt_tmpdir();
   char *yaml = mt_strf("%s/p.yaml", dir);
   char *text = mt_strf("name: fmri-roundtrip\nstages:\n"
@@ -216,7 +217,7 @@ START_TEST(pipeline_file_end_to_end) {
   free(o);
   char *out = mt_strf("%s/out/example4d.nii.gz", dir);
   ck_assert_int_gt(mt_file_size(out), 0);
-  if (mt_python_has("nibabel numpy")) {
+  if (mt_python_or_skip("nibabel numpy", "the Python reference check")) {
     char *py = mt_strf("%s -c \"import nibabel as nb, numpy as np; a = nb.load('%s'); b = nb.load('" NB_DATA
                        "/example4d.nii.gz'); assert np.allclose(a.affine, b.affine, atol=1e-5), (a.affine, b.affine); "
                        "assert a.shape == b.shape; x = a.get_fdata(); y = b.get_fdata(); m = x.std(-1) > 0; "

@@ -205,7 +205,7 @@ START_TEST(npz_write_read_list) {
 END_TEST
 
 START_TEST(numpy_interop) {
-  if (!mt_python_has("numpy")) return; /* reference interpreter unavailable: skip */
+  MT_NEED_PYTHON("numpy", "numpy interop");
   const char *py = mt_env("MYELIN_PYTHON", "/usr/bin/python3");
   /* numpy writes, we read */
   char *script = mt_strf(

@@ -9,7 +9,8 @@
 #define FMNIST "/usr/share/datasets/fashion-mnist"
 
 START_TEST(pipeline_matches_python_reference) {
-  if (access(FMNIST "/t10k-images-idx3-ubyte.gz", R_OK) != 0 || !mt_python_has("numpy msgpack")) return;
+  MT_NEED_FILE(FMNIST "/t10k-images-idx3-ubyte.gz", "dataset-fashion-mnist");
+  MT_NEED_PYTHON("numpy msgpack", "the numpy reference encoder");
   char *tmp = mt_tmpdir();
   const char *src = mt_env("MYELIN_SOURCE_DIR", ".");
   char *cmd = mt_strf("LIMIT=4 OUT=%s %s run %s/pipelines/fashion_mnist_encode.yaml --quiet", tmp,

@@ -96,7 +96,7 @@ START_TEST(errors_and_pipeline) {
     ck_assert_msg(strstr(err, "/nonexistent/in") != NULL, "%s", err);
   }
   const char *bin = mt_env("MYELIN_BIN", "myelin");
-  if (access(bin, X_OK) != 0) return;
+  if (access(bin, X_OK) != 0) MT_SKIP("the CLI %s is not built", bin);
   char *dir = mt_tmpdir();
   char *in = mt_strf("%s/in", dir);
   mkdir(in, 0755);
