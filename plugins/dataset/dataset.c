@@ -124,7 +124,11 @@ static int load(dataset *d, const myelin_params *p, char *err, size_t errlen) {
                        myelin_param_is_set(p, "y_key"), &d->table, err, errlen);
   default: {
     int col;
-    parse_label_column(myelin_param_str(p, "label_column"), &col);
+    if (parse_label_column(myelin_param_str(p, "label_column"), &col)) {
+      snprintf(err, errlen, "label_column must be an integer or none, not '%s'",
+               myelin_param_str(p, "label_column"));
+      return MYELIN_EINVAL;
+    }
     if (*labels && !myelin_param_is_set(p, "label_column")) col = DS_NO_LABEL_COLUMN;
     return ds_load_csv(d->path, col, labels, &d->table, err, errlen);
   }

@@ -160,6 +160,7 @@ static int parse_header_dict(const char *s, size_t len, npy_header *h, const cha
 /* Validates the fixed prefix; stores the header text length and its offset. */
 static int parse_prefix(const uint8_t *b, size_t len, size_t *hlen, size_t *hoff, const char *what,
                         char *err, size_t errlen) {
+  *hlen = *hoff = 0;
   if (len < NPY_PREFIX || memcmp(b, NPY_MAGIC, 6) != 0)
     return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: not a .npy file (bad magic)", what);
   int major = b[6];
