@@ -1252,13 +1252,24 @@ static int shift_range(void *vctx, size_t v0, size_t v1, void *scratch) {
     double obs = summary_of(colp, rows, c->kind);
     c->observed[v] = obs;
     size_t nclean = gather_voxel(c->d, v, g, clean);
-    if (nclean < S || isnan(obs)) {
-      c->p[v] = NAN; /* see README: nulls are not defined through NaN data */
+    /* Leave-one-out: BrainIAK's null correlates the shifted subject with the
+     * others' plain mean, so a NaN in subject k makes row k (its own NaN) and
+     * every other row (k is in their mean) NaN: the null is all NaN and p is
+     * NaN here (README). Pairwise: pairs with a NaN subject are NaN in the
+     * observed rows and in every resample (a shift or phase randomization
+     * keeps the NaN); the summary skips them, so the null of the other pairs
+     * is valid, as in BrainIAK. */
+    if ((loo && nclean < S) || isnan(obs)) {
+      c->p[v] = NAN;
       if (c->dist)
         for (size_t i = 0; i < c->n; i++) c->dist[i * V + v] = NAN;
       continue;
     }
     for (size_t s = 0; s < S; s++) {
+      if (!clean[s]) {
+        nx[s] = NAN;
+        continue;
+      }
       double m = 0;
       for (size_t t = 0; t < T; t++) m += g[s * T + t];
       m /= (double)T;
@@ -1283,9 +1294,11 @@ static int shift_range(void *vctx, size_t v0, size_t v1, void *scratch) {
     }
     if (c->phase)
       for (size_t s = 0; s < S; s++) {
+        if (!clean[s]) continue;
         dft_pos(c, xc + s * T, xre + s * F, xim + s * F, xnq + s);
         if (loo) dft_pos(c, yc + s * T, yre + s * F, yim + s * F, ynq + s);
       }
+    size_t finite = 0;
     for (size_t i = 0; i < c->n; i++) {
       size_t m = 0;
       if (loo) {
@@ -1311,6 +1324,10 @@ static int shift_range(void *vctx, size_t v0, size_t v1, void *scratch) {
       } else {
         for (size_t a = 0; a < S; a++)
           for (size_t b = a + 1; b < S && m < rows; b++) {
+            if (!clean[a] || !clean[b]) {
+              buf[m++] = NAN;
+              continue;
+            }
             double dot;
             if (!c->phase) {
               size_t ka = c->shifts[i * S + a], kb = c->shifts[i * S + b];
@@ -1333,8 +1350,10 @@ static int shift_range(void *vctx, size_t v0, size_t v1, void *scratch) {
       }
       null[i] = summary_of(buf, m, c->kind);
       if (c->dist) c->dist[i * V + v] = null[i];
+      finite += !isnan(null[i]);
     }
-    c->p[v] = isc_p_from_null(obs, null, c->n, c->side, 0);
+    /* An all-NaN null would give the floor 1/(n+1): report NaN instead. */
+    c->p[v] = finite ? isc_p_from_null(obs, null, c->n, c->side, 0) : NAN;
   }
   return 0;
 }

@@ -343,3 +343,55 @@ obs, p, dist, _, exact = two_sample(loo6, G6, False, "mean", 1000, "two-sided", 
 assert exact and len(dist) == 720
 carr("GLOO6_MEAN_OBS", obs)
 carr("GLOO6_MEAN_P", p)
+
+# ---- time-/phase-shift nulls with partial NaN (Dn2: voxel 1 subject 2;
+# voxel 2 subjects 0 and 3). Pairwise: BrainIAK's null is the summary of the
+# shifted data's pairwise ISC; pairs with a NaN subject are NaN in every
+# resample (a shift or a phase randomization keeps the NaN), the summary skips
+# them, and the null of the other pairs is valid. Leave-one-out: the others'
+# plain mean is NaN, the null is all NaN, and BrainIAK's formula would give the
+# floor 1/(n+1): we report NaN there (README), as for a NaN observed value.
+def p_or_nan(obs, dist, side):
+    p = p_from_null(obs, dist, side)
+    return np.where(np.isnan(obs) | np.all(np.isnan(dist), axis=0), np.nan, p)
+
+
+def tshift_null(d, sh, pairwise, kind, tol):
+    if pairwise:
+        sd = np.dstack([np.concatenate((d[-k:, :, i], d[:-k, :, i])) for i, k in enumerate(sh)])
+        return isc(sd, pairwise=True, summary=kind, tol=tol)[0]
+    vals = []
+    for i, k in enumerate(sh):
+        ss = np.concatenate((d[-k:, :, i], d[:-k, :, i]))
+        vals.append(isc(np.dstack((ss, np.mean(np.delete(d, i, 2), 2))), tol=tol)[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return summ(np.array(vals), kind)
+
+
+def pshift_null(d, ph, pairwise, kind, tol):
+    fd = fft(d, axis=0)
+    fd[pos, :, :] *= np.exp(1j * ph); fd[neg, :, :] *= np.exp(-1j * ph)
+    sd = np.real(ifft(fd, axis=0))
+    if pairwise:
+        return isc(sd, pairwise=True, summary=kind, tol=tol)[0]
+    vals = [isc(np.dstack((sd[:, :, i], np.mean(np.delete(d, i, 2), 2))), tol=tol)[0] for i in range(S)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return summ(np.array(vals), kind)
+
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # nanmean/nanmedian of all-NaN columns
+    for pairwise, kind, tol, tag in [(True, "median", True, "PAIR_MEDIAN"),
+                                     (True, "mean", 0.7, "PAIR_MEAN_F07"),
+                                     (False, "mean", True, "LOO_MEAN")]:
+        obs = isc(Dn2, pairwise=pairwise, summary=kind, tol=tol)[0]
+        dist = np.array([tshift_null(Dn2, sh, pairwise, kind, tol) for sh in shifts])
+        carr("TSHIFT_NAN_%s_OBS" % tag, obs)
+        carr("TSHIFT_NAN_%s_NULL1" % tag, dist[:, 1])
+        carr("TSHIFT_NAN_%s_P" % tag, p_or_nan(obs, dist, "right"))
+        obs = isc(Dn2, pairwise=pairwise, summary=kind, tol=tol)[0]
+        dist = np.array([pshift_null(Dn2, ph, pairwise, kind, tol) for ph in phases])
+        carr("PSHIFT_NAN_%s_NULL1" % tag, dist[:, 1])
+        carr("PSHIFT_NAN_%s_P" % tag, p_or_nan(obs, dist, "two-sided"))

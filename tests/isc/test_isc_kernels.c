@@ -262,6 +262,53 @@ START_TEST(phaseshift_replays_brainiak) {
 }
 END_TEST
 
+/* Partial NaN (voxel 1: subject 2 at one TR; voxel 2: subjects 0 and 3).
+ * Pairwise: BrainIAK's null is valid (pairs with a NaN subject drop out of
+ * every resample's summary) and p equals its p; before, every such voxel got
+ * p = NaN. Leave-one-out: BrainIAK's null is all NaN, we report p = NaN. */
+START_TEST(shift_nulls_with_partial_nan_match_brainiak) {
+  static fixture fx;
+  fixture_init(&fx, S);
+  fx.f[2][5 * V + 1] = NAN;
+  fx.f[0][7 * V + 2] = NAN;
+  fx.f[3][9 * V + 2] = NAN;
+  const isc_nan_policy F07 = {1, 0.7};
+  double obs[V], p[V], dist[40 * V], col[40];
+  struct {
+    int pairwise;
+    isc_summary_kind kind;
+    isc_nan_policy nan;
+    const double *tobs, *tnull, *tp, *pnull, *pp;
+  } cases[] = {
+      {1, ISC_SUMMARY_MEDIAN, TOL, TSHIFT_NAN_PAIR_MEDIAN_OBS, TSHIFT_NAN_PAIR_MEDIAN_NULL1,
+       TSHIFT_NAN_PAIR_MEDIAN_P, PSHIFT_NAN_PAIR_MEDIAN_NULL1, PSHIFT_NAN_PAIR_MEDIAN_P},
+      {1, ISC_SUMMARY_MEAN, F07, TSHIFT_NAN_PAIR_MEAN_F07_OBS, TSHIFT_NAN_PAIR_MEAN_F07_NULL1,
+       TSHIFT_NAN_PAIR_MEAN_F07_P, PSHIFT_NAN_PAIR_MEAN_F07_NULL1, PSHIFT_NAN_PAIR_MEAN_F07_P},
+      {0, ISC_SUMMARY_MEAN, TOL, TSHIFT_NAN_LOO_MEAN_OBS, TSHIFT_NAN_LOO_MEAN_NULL1, TSHIFT_NAN_LOO_MEAN_P,
+       PSHIFT_NAN_LOO_MEAN_NULL1, PSHIFT_NAN_LOO_MEAN_P},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    ck_assert_int_eq(isc_timeshift(&fx.df, cases[k].pairwise, cases[k].kind, cases[k].nan, SHIFTS, 40,
+                                   ISC_SIDE_RIGHT, 2, obs, p, dist),
+                     0);
+    for (int i = 0; i < 40; i++)
+      col[i] = dist[i * V + 1];
+    expect_close(obs, cases[k].tobs, V, 1e-12, "timeshift NaN obs");
+    expect_close(col, cases[k].tnull, 40, 1e-12, "timeshift NaN null, voxel 1");
+    expect_close(p, cases[k].tp, V, 1e-15, "timeshift NaN p");
+    ck_assert_int_eq(isc_phaseshift(&fx.df, cases[k].pairwise, cases[k].kind, cases[k].nan, PHASES, 40,
+                                    ISC_SIDE_TWO, 1, obs, p, dist),
+                     0);
+    for (int i = 0; i < 40; i++)
+      col[i] = dist[i * V + 1];
+    expect_close(col, cases[k].pnull, 40, 1e-10, "phaseshift NaN null, voxel 1");
+    expect_close(p, cases[k].pp, V, 1e-15, "phaseshift NaN p");
+  }
+  /* the pairwise p of voxel 1 (one NaN TR in one subject) is finite */
+  ck_assert(!isnan(TSHIFT_NAN_PAIR_MEDIAN_P[1]) && !isnan(PSHIFT_NAN_PAIR_MEDIAN_P[1]));
+}
+END_TEST
+
 START_TEST(p_value_floor) {
   /* Strong shared signal: every bootstrap draw is far from zero, so the
    * right-sided p reaches its floor 1/(n+1) and never 0. */
@@ -675,6 +722,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, exact_permutation_replays_brainiak);
   tcase_add_test(tc, timeshift_replays_brainiak);
   tcase_add_test(tc, phaseshift_replays_brainiak);
+  tcase_add_test(tc, shift_nulls_with_partial_nan_match_brainiak);
   tcase_add_test(tc, p_value_floor);
   tcase_add_test(tc, streaming_equals_batch);
   tcase_add_test(tc, threads_and_blocks_agree);
