@@ -5,8 +5,10 @@
  * (created in init, so an unwritable folder is reported before any work
  * starts) and renamed onto `path` only at end of stream: a file under the
  * final name is always complete. An interrupt drains the queues first, so
- * every message the sink accepted is in the file. After an error the
- * temporary file is removed.
+ * every message the sink accepted is in the file. After an error anywhere
+ * in the run (or a second interrupt) the stream never ends here: flush is
+ * not called and fini removes the temporary file. Whenever the run stopped
+ * early, fini says on stderr which of the two happened, naming the file.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +21,8 @@ typedef struct fsink {
   const myelin_host *host;
   myelin_stage *st;
   myelin_atomic_file af;
-  int fsync_on, open;
+  const char *path;
+  int fsync_on, open, committed;
   int64_t n, bytes;
 } fsink;
 
@@ -31,7 +34,7 @@ static int fk_init(const myelin_host *host, myelin_stage *st, const myelin_param
   s->fsync_on = myelin_param_bool(p, "fsync");
   *state = s;
   char err[512];
-  const char *path = myelin_param_str(p, "path");
+  const char *path = s->path = myelin_param_str(p, "path");
   if (myelin_mkdirs_for(path, err, sizeof err) || myelin_atomic_open(&s->af, path, err, sizeof err)) {
     free(s); /* fini runs only after a successful init */
     *state = NULL;
@@ -58,6 +61,7 @@ static int fk_flush(void *state) {
   char err[512];
   s->open = 0;
   if (myelin_atomic_commit(&s->af, s->fsync_on, err, sizeof err)) return s->host->error(s->st, "%s", err);
+  s->committed = 1;
   s->host->counter_add(s->st, "messages", s->n);
   s->host->counter_add(s->st, "bytes", s->bytes);
   return 0;
@@ -65,6 +69,12 @@ static int fk_flush(void *state) {
 
 static void fk_fini(void *state) {
   fsink *s = state;
+  if (!s->committed)
+    s->host->log(s->st, MYELIN_LOG_WARN,
+                 "discarded %s: the run stopped on an error or abort (%lld messages not kept)", s->path,
+                 (long long)s->n);
+  else if (s->host->stopping(s->st))
+    s->host->log(s->st, MYELIN_LOG_INFO, "kept %s: complete, %lld messages", s->path, (long long)s->n);
   if (s->open) myelin_atomic_abort(&s->af);
   free(s);
 }

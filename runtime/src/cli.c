@@ -13,10 +13,19 @@
  * line); the command table below is the one source of all help texts.
  * Exit codes (DESIGN.md section 6): 0 success; 1 runtime error; 2 invalid
  * command line or pipeline file; 130 interrupted after a clean drain.
- * Signals are taken by a dedicated sigwait thread (blocked everywhere
- * else), so the stop request runs in ordinary thread context.
+ * Signals (`run`): the very first thing main() does is block SIGINT and
+ * SIGTERM and install handlers that only write the signal's number to a
+ * pipe; a dedicated thread, the only one of ours with the signals
+ * unblocked, reads the pipe and turns it into a stop request in ordinary
+ * thread context. Every thread created later (stage threads, a library's
+ * pool started when a plugin is loaded) inherits the blocked mask, and a
+ * thread that unblocks them anyway only runs the handler: no thread can be
+ * killed by the default action. Signals within SIGNAL_SAME_NS of the first
+ * are the same request (a process-group Ctrl-C or `timeout -s INT` delivers
+ * two at once); a later one aborts.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -131,17 +140,64 @@ static int parse_set(const char *arg, set_override *s) {
   return -1;
 }
 
+/* ---- signals ------------------------------------------------------------- */
+#define SIGNAL_SAME_NS 1000000000ull /* a repeat within 1 s is the same request */
+
+static int sig_pipe[2] = {-1, -1};
+
+static void on_signal(int sig) { /* async-signal-safe: write(2) only */
+  int saved = errno;
+  unsigned char b = (unsigned char)sig;
+  if (write(sig_pipe[1], &b, 1) < 0) { /* pipe full: a request is already pending */
+  }
+  errno = saved;
+}
+
 static void *signal_thread(void *arg) {
   sigset_t *set = arg;
-  for (int count = 0;; count++) {
-    int sig;
-    if (sigwait(set, &sig)) continue;
-    if (count == 0)
-      fprintf(stderr, "\nmyelin: %s: stopping sources and draining (again to abort)\n",
-              sig == SIGINT ? "interrupt" : "terminate");
-    run_request_stop();
+  pthread_sigmask(SIG_UNBLOCK, set, NULL); /* process-directed signals land here */
+  uint64_t first = 0;
+  int aborted = 0;
+  for (;;) {
+    unsigned char b;
+    ssize_t n = read(sig_pipe[0], &b, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n != 1) return NULL;
+    const char *what = b == SIGINT ? "interrupt" : "terminate";
+    uint64_t now = now_ns();
+    if (!first) {
+      first = now;
+      fprintf(stderr, "\nmyelin: %s: stopping sources and draining (again, after a second, to abort)\n",
+              what);
+      run_request_stop();
+    } else if (now - first > SIGNAL_SAME_NS && !aborted) {
+      aborted = 1;
+      fprintf(stderr, "myelin: %s again: aborting; sinks discard their unfinished files\n", what);
+      run_request_abort();
+    } /* else: the same request delivered twice (process and process group) */
   }
   return NULL;
+}
+
+/* Blocks SIGINT/SIGTERM in this (the main) thread before anything else
+ * starts, installs the handlers and starts the signal thread. */
+static void signals_init(void) {
+  static sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  if (pipe2(sig_pipe, O_CLOEXEC) != 0) return; /* signals stay blocked: no stop, no kill */
+  fcntl(sig_pipe[1], F_SETFL, O_NONBLOCK);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESTART;
+  sigfillset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  pthread_t t;
+  if (pthread_create(&t, NULL, signal_thread, &set) == 0) pthread_detach(t);
 }
 
 static int cmd_run(int argc, char **argv, int validate_only) {
@@ -203,14 +259,6 @@ static int cmd_run(int argc, char **argv, int validate_only) {
     goto out;
   }
   o.progress = !o.quiet && isatty(2);
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, NULL);
-  pthread_t sig_t;
-  pthread_create(&sig_t, NULL, signal_thread, &set);
-  pthread_detach(sig_t);
   rc = run_pipeline(p, &o);
   pipeline_free(p);
 out:
@@ -232,6 +280,7 @@ static void tune_allocator(void) {
 }
 
 int main(int argc, char **argv) {
+  if (argc > 1 && !strcmp(argv[1], "run")) signals_init(); /* before any plugin loads */
   tune_allocator();
   if (argc < 2) {
     usage(stderr);

@@ -154,9 +154,13 @@ typedef struct run_opts {
 typedef struct myelin_run myelin_run;
 /* Runs the pipeline to completion. Returns the CLI exit code (0, 1, 130). */
 int run_pipeline(pipeline *p, const run_opts *o);
-/* Ask the current run to stop (first call) / abort (second call). Async-signal
- * safe: only sets flags and writes to a pipe. */
+/* Ask the current run to stop: sources stop, queues drain, sinks commit
+ * (exit 130). A request made before run_pipeline starts its stages makes it
+ * run nothing. Called from the CLI's signal thread, never from a handler. */
 void run_request_stop(void);
+/* Ask the current run to abort: nothing more is processed or flushed, sinks
+ * discard their unfinished files (exit 130, or 1 after an error). */
+void run_request_abort(void);
 
 /* ---- shared helpers ------------------------------------------------------ */
 char *xstrdup(const char *s);

@@ -608,15 +608,23 @@ static void draw_progress(struct myelin_run *run, double elapsed) {
   fflush(stderr);
 }
 
-static struct myelin_run *current_run; /* for the signal path only */
+/* The signal path: the CLI's signal thread calls these. A request that
+ * comes before the run exists is remembered and seen by run_pipeline. */
+static _Atomic(struct myelin_run *) current_run;
+static _Atomic int requested; /* 0 none, 1 stop, 2 abort */
 
 void run_request_stop(void) {
-  struct myelin_run *run = current_run;
-  if (!run) return;
-  if (atomic_load(&run->stopping)) request_abort(run);
-  else request_stop(run);
+  int none = 0;
+  atomic_compare_exchange_strong(&requested, &none, 1);
+  struct myelin_run *run = atomic_load(&current_run);
+  if (run) request_stop(run);
 }
 
+void run_request_abort(void) {
+  atomic_store(&requested, 2);
+  struct myelin_run *run = atomic_load(&current_run);
+  if (run) request_abort(run);
+}
 
 static int setup(struct myelin_run *run) {
   pipeline *p = run->p;
@@ -690,7 +698,15 @@ int run_pipeline(pipeline *p, const run_opts *o) {
   free(order);
   if (exit_code) goto teardown;
 
-  current_run = run;
+  atomic_store(&current_run, run);
+  if (atomic_load(&requested)) { /* interrupted while loading: run nothing, keep nothing */
+    atomic_store(&current_run, NULL);
+    atomic_store(&run->aborting, 1);
+    atomic_store(&run->stopping, 1);
+    fprintf(stderr, "myelin: interrupted before the run started: nothing was run\n");
+    exit_code = 130;
+    goto teardown;
+  }
   uint64_t t0 = now_ns();
   atomic_store(&run->live_threads, (int)p->n);
   for (size_t i = 0; i < p->n; i++) {
@@ -711,7 +727,7 @@ int run_pipeline(pipeline *p, const run_opts *o) {
   }
   for (size_t i = 0; i < p->n; i++)
     if (run->st[i].started) pthread_join(run->st[i].thread, NULL);
-  current_run = NULL;
+  atomic_store(&current_run, NULL);
   double wall = (double)(now_ns() - t0) / 1e9;
   if (drew) {
     draw_progress(run, wall);

@@ -1,0 +1,405 @@
+/*
+ * Stopping a run through the `myelin` CLI: signals, the sink rule, error
+ * order, --stats and --progress.
+ *
+ * - SIGINT reaches a pipeline whose plugin starts an OpenBLAS thread pool
+ *   when it is loaded (biograd, isc, encoding, info_content): the run drains
+ *   and exits 130 with complete outputs, whatever thread the kernel picks.
+ * - Two signals at once (a process-group Ctrl-C, `timeout -s INT`) are one
+ *   request; a second request more than a second later aborts and says what
+ *   it discarded.
+ * - The sink rule: a clean stop commits every sink's file, an error anywhere
+ *   (a failing stage, truncated input, --check-messages) discards them; each
+ *   sink says which on stderr.
+ * - The root cause of an error is printed first, without "stopping" noise.
+ * - --stats `busy` is time spent working; --progress prints plain lines.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "myelin/msg.h"
+#include "testutil.h"
+
+static const char *bin(void) { return mt_env("MYELIN_BIN", "myelin"); }
+
+static char *write_pipeline(const char *dir, const char *name, const char *text) {
+  char *path = mt_strf("%s/%s", dir, name);
+  mt_write(path, text);
+  return path;
+}
+
+static long count_lines(const char *s) {
+  long n = 0;
+  for (; *s; s++)
+    n += *s == '\n';
+  return n;
+}
+
+static char *slurp(const char *path) {
+  char *out;
+  ck_assert_int_eq(mt_run(mt_strf("cat %s", path), &out), 0);
+  return out;
+}
+
+/* Number of entries of dir whose name contains `part`. */
+static int count_named(const char *dir, const char *part) {
+  DIR *d = opendir(dir);
+  ck_assert_ptr_nonnull(d);
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)))
+    n += strstr(e->d_name, part) != NULL;
+  closedir(d);
+  return n;
+}
+
+/* Messages of a stream file (myelin cat parses it to the end), -1 if absent. */
+static long stream_count(const char *path) {
+  if (mt_file_size(path) < 0) return -1;
+  char *out;
+  char *cmd = mt_strf("%s cat %s", bin(), path);
+  int rc = mt_run(cmd, &out);
+  ck_assert_msg(rc == 0, "%s: %s", path, out);
+  long n = count_lines(out);
+  free(out);
+  return n;
+}
+
+static void write_stream(const char *path, myelin_msg **msgs, size_t n) {
+  FILE *f = fopen(path, "wb");
+  ck_assert_ptr_nonnull(f);
+  for (size_t i = 0; i < n; i++) {
+    ck_assert_ptr_nonnull(msgs[i]);
+    size_t len;
+    const uint8_t *b = myelin_msg_bytes(msgs[i], &len);
+    ck_assert_uint_eq(fwrite(b, 1, len, f), len);
+    myelin_msg_unref(msgs[i]);
+  }
+  ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Starts `myelin run FILE ARGS...` in its own process group, stderr to log,
+ * with an OpenBLAS pool of 4 threads even on a 2-core machine. */
+static pid_t spawn_run(const char *file, const char *log, const char *arg) {
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    setpgid(0, 0);
+    setenv("OPENBLAS_NUM_THREADS", "4", 1);
+    if (!freopen(log, "w", stderr) || !freopen("/dev/null", "w", stdout)) _exit(126);
+    execl(bin(), "myelin", "run", file, arg, (char *)NULL);
+    _exit(127);
+  }
+  setpgid(pid, pid); /* also here: no race with the child's own call */
+  return pid;
+}
+
+/* Waits until the run is past init (a sink's temporary file exists in dir),
+ * then `settle_ms` more. */
+static void wait_running(pid_t pid, const char *dir, int settle_ms) {
+  for (int i = 0; i < 3000 && count_named(dir, ".tmp-") == 0; i++) {
+    int st;
+    ck_assert_msg(waitpid(pid, &st, WNOHANG) == 0, "the run ended before it started");
+    usleep(10000);
+  }
+  ck_assert_msg(count_named(dir, ".tmp-") > 0, "no sink temporary file in %s", dir);
+  usleep((useconds_t)settle_ms * 1000);
+}
+
+/* Waits for pid (at most 60 s); returns the exit code, or -signal when a
+ * signal killed it (not 128+signal: 130 must mean a clean drain). */
+static int wait_exit(pid_t pid) {
+  int st;
+  for (int i = 0; i < 6000; i++) {
+    pid_t r = waitpid(pid, &st, WNOHANG);
+    if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+    usleep(10000);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, &st, 0);
+  ck_abort_msg("the run did not end within 60 s of the signal");
+  return -1;
+}
+
+/* ---- 1. SIGINT with an OpenBLAS pool in the process ---------------------- */
+
+/* `volume`/`run` geometry: V voxels along x. */
+static void build_geometry(myelin_builder *b, int V) {
+  myelin_build_map_begin(b, "geometry");
+  myelin_build_array_begin(b, "dims");
+  for (int i = 0; i < 3; i++)
+    myelin_build_int(b, NULL, i == 0 ? V : 1);
+  myelin_build_array_end(b);
+  double aff[16] = {2, 0, 0, -90, 0, 2, 0, -126, 0, 0, 2, -72, 0, 0, 0, 1};
+  int64_t as[2] = {4, 4};
+  myelin_build_tensor_copy(b, "affine", MYELIN_F8, 2, as, aff);
+  uint32_t vox[64];
+  for (int v = 0; v < V; v++)
+    vox[v] = (uint32_t)v;
+  int64_t vs[1] = {V};
+  myelin_build_tensor_copy(b, "voxels", MYELIN_U4, 1, vs, vox);
+  myelin_build_map_end(b);
+}
+
+static float wave(int t, int v, int s) {
+  return (float)(((t * (2 * v + 3) + 5 * v + 7 * s) % 17) - 8) * 0.125f + 0.01f * (float)((t * s) % 5);
+}
+
+static myelin_msg *run_msg(const char *subject, const char *task, int T, int V, int s, double t) {
+  float *x = malloc((size_t)T * (size_t)V * sizeof *x);
+  for (int i = 0; i < T; i++)
+    for (int v = 0; v < V; v++)
+      x[i * V + v] = wave(i, v, s);
+  myelin_builder *b = myelin_builder_new("run");
+  int64_t shape[2] = {T, V};
+  myelin_build_tensor_copy(b, "data", MYELIN_F4, 2, shape, x);
+  free(x);
+  myelin_build_float(b, "tr", 2.0);
+  myelin_build_float(b, "t", t);
+  myelin_build_str(b, "subject", subject);
+  myelin_build_str(b, "task", task);
+  myelin_build_int(b, "run", 1);
+  build_geometry(b, V);
+  return myelin_builder_finish(b);
+}
+
+/* The four plugins' pipelines: a realtime replay (~8 s) feeds the plugin,
+ * whose outputs go to file_sinks. Returns the pipeline file; *outs lists
+ * the output files (NULL-terminated). */
+static char *blas_pipeline(const char *plugin, const char *d, const char ***outs) {
+  static const char *one[] = {"out.mpk", NULL}, *two[] = {"net.mpk", "metrics.mpk", NULL};
+  *outs = one;
+  enum { N = 160 };
+  myelin_msg *m[N];
+  if (!strcmp(plugin, "biograd")) {
+    for (int i = 0; i < N; i++) {
+      uint32_t step[8], unit[8];
+      for (int e = 0; e < 8; e++)
+        step[e] = (uint32_t)e, unit[e] = (uint32_t)((i % 2) * 8 + e);
+      myelin_builder *b = myelin_builder_new("spikes");
+      myelin_build_uint(b, "n", 16);
+      myelin_build_uint(b, "steps", 8);
+      myelin_build_float(b, "dt", 0.001);
+      int64_t shape[1] = {8};
+      myelin_build_tensor_copy(b, "step", MYELIN_U4, 1, shape, step);
+      myelin_build_tensor_copy(b, "unit", MYELIN_U4, 1, shape, unit);
+      myelin_build_int(b, "label", i % 2);
+      myelin_build_int(b, "index", i % 20);
+      myelin_build_str(b, "split", "train");
+      myelin_build_int(b, "epoch", i / 20);
+      myelin_build_float(b, "t", 0.05 * i);
+      m[i] = myelin_builder_finish(b);
+    }
+    write_stream(mt_strf("%s/in.mpk", d), m, N);
+    *outs = two;
+    return write_pipeline(
+        d, "p.yaml",
+        mt_strf("name: sig-biograd\nstages:\n"
+                "  - {id: src, plugin: file_source, params: {path: %s/in.mpk, pace: realtime}}\n"
+                "  - {id: learn, plugin: biograd, inputs: {train: [src]},"
+                " params: {hidden: [16], classes: 2, sleep_every: 10}}\n"
+                "  - {id: net, plugin: file_sink, inputs: [learn.network], params: {path: %s/net.mpk}}\n"
+                "  - {id: met, plugin: file_sink, inputs: [learn.metrics], params: {path: %s/metrics.mpk}}\n",
+                d, d, d));
+  }
+  if (!strcmp(plugin, "isc")) { /* two subjects' volumes, interleaved */
+    for (int i = 0; i < N; i++) {
+      int t = i / 2, s = i % 2;
+      float x[12];
+      for (int v = 0; v < 12; v++)
+        x[v] = wave(t, v, s);
+      myelin_builder *b = myelin_builder_new("volume");
+      myelin_build_str(b, "subject", s ? "02" : "01");
+      myelin_build_str(b, "task", "story");
+      myelin_build_int(b, "index", t);
+      myelin_build_float(b, "tr", 2.0);
+      myelin_build_float(b, "t", 0.1 * t);
+      int64_t shp[1] = {12};
+      myelin_build_tensor_copy(b, "data", MYELIN_F4, 1, shp, x);
+      build_geometry(b, 12);
+      m[i] = myelin_builder_finish(b);
+    }
+    write_stream(mt_strf("%s/in.mpk", d), m, N);
+    return write_pipeline(
+        d, "p.yaml",
+        mt_strf("name: sig-isc\nstages:\n"
+                "  - {id: src, plugin: file_source, params: {path: %s/in.mpk, pace: realtime}}\n"
+                "  - {id: isc, plugin: isc, inputs: [src], params: {subjects: 2, every: 5}}\n"
+                "  - {id: save, plugin: file_sink, inputs: [isc.map], params: {path: %s/out.mpk}}\n",
+                d, d));
+  }
+  if (!strcmp(plugin, "info_content")) { /* a rest run, then task runs */
+    m[0] = run_msg("s1", "rest", 60, 5, 0, 0);
+    for (int i = 1; i < N / 4; i++)
+      m[i] = run_msg("s1", "social", 30, 5, i, 0.2 * i);
+    write_stream(mt_strf("%s/in.mpk", d), m, N / 4);
+    return write_pipeline(
+        d, "p.yaml",
+        mt_strf("name: sig-ic\nstages:\n"
+                "  - {id: src, plugin: file_source, params: {path: %s/in.mpk, pace: realtime}}\n"
+                "  - {id: info, plugin: info_content, inputs: {run: [src]}, params: {energy: none}}\n"
+                "  - {id: save, plugin: file_sink, inputs: [info.map], params: {path: %s/out.mpk}}\n",
+                d, d));
+  }
+  /* encoding: one features message, then runs of many subjects */
+  double X[60 * 3];
+  for (int i = 0; i < 60 * 3; i++)
+    X[i] = wave(i / 3, i % 3, 9);
+  myelin_builder *b = myelin_builder_new("features");
+  myelin_build_str(b, "task", "story");
+  int64_t xs[2] = {60, 3};
+  myelin_build_tensor_copy(b, "data", MYELIN_F8, 2, xs, X);
+  myelin_build_float(b, "tr", 2.0);
+  m[0] = myelin_builder_finish(b);
+  write_stream(mt_strf("%s/feat.mpk", d), m, 1);
+  for (int i = 0; i < N / 4; i++)
+    m[i] = run_msg(mt_strf("%02d", i), "story", 60, 5, i, 0.2 * i);
+  write_stream(mt_strf("%s/in.mpk", d), m, N / 4);
+  return write_pipeline(
+      d, "p.yaml",
+      mt_strf("name: sig-enc\nstages:\n"
+              "  - {id: feat, plugin: file_source, params: {path: %s/feat.mpk}}\n"
+              "  - {id: src, plugin: file_source, params: {path: %s/in.mpk, pace: realtime}}\n"
+              "  - {id: enc, plugin: encoding, inputs: {features: [feat], brain: [src]},"
+              " params: {delays: [0, 1], folds: 3, alphas: [1, 10]}}\n"
+              "  - {id: save, plugin: file_sink, inputs: [enc.map], params: {path: %s/out.mpk}}\n",
+              d, d, d));
+}
+
+static void sigint_blas(const char *plugin) {
+  char *d = mt_tmpdir();
+  const char **outs;
+  char *f = blas_pipeline(plugin, d, &outs);
+  char *log = mt_strf("%s/log.txt", d);
+  pid_t pid = spawn_run(f, log, "--stats");
+  wait_running(pid, d, 1500);
+  kill(pid, SIGINT);
+  int rc = wait_exit(pid);
+  char *err = slurp(log);
+  ck_assert_msg(rc == 130, "%s: exit %d, expected 130 after a clean drain; stderr:\n%s", plugin, rc, err);
+  ck_assert_msg(strstr(err, "wall time:"), "%s: no stats after the drain:\n%s", plugin, err);
+  ck_assert_msg(count_named(d, ".tmp-") == 0, "%s: a temporary file is left; stderr:\n%s", plugin, err);
+  for (const char **o = outs; *o; o++) {
+    long n = stream_count(mt_strf("%s/%s", d, *o));
+    ck_assert_msg(n >= 1, "%s: %s missing or empty (%ld); stderr:\n%s", plugin, *o, n, err);
+  }
+  /* the run was interrupted, not finished: the source stopped early */
+  ck_assert_msg(strstr(err, "interrupt"), "%s:\n%s", plugin, err);
+  free(err);
+}
+
+START_TEST(sigint_biograd) { sigint_blas("biograd"); }
+END_TEST
+START_TEST(sigint_isc) { sigint_blas("isc"); }
+END_TEST
+START_TEST(sigint_encoding) { sigint_blas("encoding"); }
+END_TEST
+START_TEST(sigint_info_content) { sigint_blas("info_content"); }
+END_TEST
+
+/* ---- 2. one request, however many copies -------------------------------- */
+
+static long stats_counter(const char *log, const char *name) {
+  const char *p = strstr(log, name);
+  ck_assert_msg(p != NULL, "no %s in:\n%s", name, log);
+  return atol(p + strlen(name));
+}
+
+/* Two signals at once, as a process-group Ctrl-C or `timeout -s INT` sends
+ * them (to the process, then to its group), a few milliseconds apart (with
+ * no gap the kernel merges them into one pending signal): the run drains and
+ * keeps every message the sink accepted, every time. */
+START_TEST(double_sigint_is_one_request) {
+  for (int i = 0; i < 6; i++) {
+    char *d = mt_tmpdir();
+    /* a drain of ~60 ms (64 queued messages, 1 ms each): the second copy
+     * arrives while it runs */
+    char *f = write_pipeline(
+        d, "live.yaml",
+        mt_strf("name: live\nplugin_path: [%s]\nstages:\n"
+                "  - {id: gen, plugin: gen_source, params: {count: 0, bytes: 200}}\n"
+                "  - {id: p, plugin: slow_sink, inputs: [gen], queue: {capacity: 64},"
+                " params: {delay_us: 1000}}\n"
+                "  - {id: sink, plugin: file_sink, inputs: [p], params: {path: %s/live.mpk}}\n",
+                mt_env("MYELIN_TEST_PLUGINS", "."), d));
+    char *log = mt_strf("%s/log.txt", d);
+    pid_t pid = spawn_run(f, log, "--stats");
+    wait_running(pid, d, 300);
+    useconds_t gap = (useconds_t)(i % 2 ? 2000 : 15000);
+    if (i % 3 == 0) { /* twice to the process */
+      kill(pid, SIGINT);
+      usleep(gap);
+      kill(pid, SIGINT);
+    } else if (i % 3 == 1) { /* timeout -s INT: the child, then its group */
+      kill(pid, SIGINT);
+      usleep(gap);
+      kill(-pid, SIGINT);
+    } else { /* twice to the group */
+      kill(-pid, SIGINT);
+      usleep(gap);
+      kill(-pid, SIGINT);
+    }
+    int rc = wait_exit(pid);
+    char *err = slurp(log);
+    ck_assert_msg(rc == 130, "round %d: exit %d; stderr:\n%s", i, rc, err);
+    ck_assert_msg(!strstr(err, "discarded") && !strstr(err, "aborting"), "round %d:\n%s", i, err);
+    long accepted = stats_counter(err, "sink.messages = ");
+    ck_assert_int_gt(accepted, 10);
+    ck_assert_int_eq(stream_count(mt_strf("%s/live.mpk", d)), accepted);
+    ck_assert_int_eq(count_named(d, ".tmp-"), 0);
+    free(err);
+  }
+}
+END_TEST
+
+/* A second request more than a second after the first aborts the drain:
+ * the sink discards its file and says so, naming it. */
+START_TEST(second_sigint_later_aborts) {
+  char *d = mt_tmpdir();
+  const char *tp = mt_env("MYELIN_TEST_PLUGINS", ".");
+  char *f = write_pipeline(
+      d, "slow.yaml",
+      mt_strf("name: slow\nplugin_path: [%s]\nstages:\n"
+              "  - {id: gen, plugin: gen_source, params: {count: 0, bytes: 100}}\n"
+              "  - {id: slow, plugin: slow_sink, inputs: [gen], queue: {capacity: 512},"
+              " params: {delay_us: 10000}}\n"
+              "  - {id: sink, plugin: file_sink, inputs: [slow], params: {path: %s/out.mpk}}\n",
+              tp, d));
+  char *log = mt_strf("%s/log.txt", d);
+  pid_t pid = spawn_run(f, log, "--quiet");
+  wait_running(pid, d, 500);
+  kill(pid, SIGINT);
+  usleep(1300000); /* the drain of ~500 queued messages takes ~5 s */
+  kill(pid, SIGINT);
+  int rc = wait_exit(pid);
+  char *err = slurp(log);
+  ck_assert_msg(rc == 130, "exit %d; stderr:\n%s", rc, err);
+  ck_assert_msg(strstr(err, "aborting"), "%s", err);
+  char *line = strstr(err, "warning: sink (file_sink): discarded ");
+  ck_assert_msg(line && strstr(line, mt_strf("%s/out.mpk", d)), "no discard line naming the file:\n%s", err);
+  ck_assert_int_eq(mt_file_size(mt_strf("%s/out.mpk", d)), -1);
+  ck_assert_int_eq(count_named(d, ".tmp-"), 0);
+  free(err);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("runtime_run");
+  TCase *tc = tcase_create("signals");
+  tcase_set_timeout(tc, 300);
+  tcase_add_test(tc, sigint_biograd);
+  tcase_add_test(tc, sigint_isc);
+  tcase_add_test(tc, sigint_encoding);
+  tcase_add_test(tc, sigint_info_content);
+  tcase_add_test(tc, double_sigint_is_one_request);
+  tcase_add_test(tc, second_sigint_later_aborts);
+  suite_add_tcase(s, tc);
+  return mt_run_suite(s);
+}
