@@ -128,15 +128,28 @@ typedef struct isc_state {
 
 /* ---- small helpers ------------------------------------------------------- */
 
+/* tolerate_nans as BrainIAK reads the Python value: a boolean; an int (its
+ * truthiness: 1 is True, 0 is False; other ints are refused here); a float in
+ * [0, 1], the fraction of subjects that must be NaN-free (0.0 is falsy, so
+ * the mean is then strict). The params layer hands over the YAML scalar's
+ * text, so `1` (int) and `1.0` (float) stay distinct: a number is a float
+ * when written with a decimal point or an exponent. */
+#define TOLERATE_NANS_EXPECTED                                                                               \
+  "expected true (or 1, as BrainIAK reads the int 1), false (or 0), or a fraction of subjects that must "    \
+  "be NaN-free written as a float in [0, 1] (e.g. 0.8; 1.0 = every subject)"
 static int parse_tolerate(const char *s, isc_nan_policy *out) {
-  if (!strcasecmp(s, "true") || !strcasecmp(s, "yes") || !strcasecmp(s, "on")) {
+  if (!strcasecmp(s, "true") || !strcasecmp(s, "yes") || !strcasecmp(s, "on") || !strcmp(s, "1") ||
+      !strcmp(s, "+1")) {
     *out = (isc_nan_policy){1, -1};
     return 0;
   }
-  if (!strcasecmp(s, "false") || !strcasecmp(s, "no") || !strcasecmp(s, "off")) {
+  if (!strcasecmp(s, "false") || !strcasecmp(s, "no") || !strcasecmp(s, "off") || !strcmp(s, "0") ||
+      !strcmp(s, "+0") || !strcmp(s, "-0")) {
     *out = (isc_nan_policy){0, -1};
     return 0;
   }
+  /* a float literal: digits, sign, '.', exponent; at least one '.' or 'e' */
+  if (!*s || s[strspn(s, "0123456789+-.eE")] != '\0' || !strpbrk(s, ".eE")) return -1;
   char *end;
   errno = 0;
   double f = strtod(s, &end);
@@ -1104,7 +1117,7 @@ static int init_state(isc_state *s, const myelin_host *host, myelin_stage *st, c
   s->pairwise = myelin_param_bool(p, "pairwise");
   s->summary = parse_summary(myelin_param_str(p, "summary"));
   if (parse_tolerate(myelin_param_str(p, "tolerate_nans"), &s->nan) != 0)
-    return host->error(st, "tolerate_nans: expected true, false or a fraction in [0, 1], got '%s'",
+    return host->error(st, "tolerate_nans: " TOLERATE_NANS_EXPECTED ", got '%s'",
                        myelin_param_str(p, "tolerate_nans"));
   s->isfc = myelin_param_bool(p, "isfc");
   s->isfc_max = (size_t)myelin_param_int(p, "isfc_max_voxels");
@@ -1136,7 +1149,7 @@ static int isc_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
   isc_nan_policy np;
   int rc = 0;
   if (parse_tolerate(myelin_param_str(p, "tolerate_nans"), &np) != 0)
-    rc = myelin_validate_error(ctx, "tolerate_nans", "expected true, false or a fraction in [0, 1], got '%s'",
+    rc = myelin_validate_error(ctx, "tolerate_nans", TOLERATE_NANS_EXPECTED ", got '%s'",
                                myelin_param_str(p, "tolerate_nans"));
   int stats = parse_stats(myelin_param_str(p, "stats"));
   if (stats != STATS_NONE && parse_summary(myelin_param_str(p, "summary")) == ISC_SUMMARY_NONE)
@@ -1174,8 +1187,9 @@ static const myelin_param_def isc_params[] = {
     {"summary", MYELIN_PARAM_ENUM, "none", 0, 0, 0, "none|mean|median", NULL,
      "Also emit `summary` [V]: mean is the Fisher-z mean tanh(mean(arctanh r)), median the nanmedian."},
     {"tolerate_nans", MYELIN_PARAM_STRING, "true", 0, 0, 0, NULL, NULL,
-     "As BrainIAK: true = nanmean of the others; false = any NaN makes the voxel NaN; a fraction f in "
-     "[0, 1] = voxels where fewer than f*S subjects are NaN-free become NaN."},
+     "As BrainIAK: true (or the int 1) = nanmean of the others; false (or 0) = any NaN makes the voxel "
+     "NaN; a float f in [0, 1], written with a decimal point (0.8, 1.0) = voxels where fewer than f*S "
+     "subjects are NaN-free become NaN (1.0: a voxel with a NaN in any subject; 0.0 is false)."},
     {"isfc", MYELIN_PARAM_BOOL, "false", 0, 0, 0, NULL, NULL,
      "Also emit the symmetrized ISFC matrix as a `tensor` on port `isfc`: [rows, V, V], or [V, V] with a "
      "summary."},

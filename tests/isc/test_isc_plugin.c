@@ -194,6 +194,43 @@ START_TEST(nan_gives_nan_exactly_there) {
 }
 END_TEST
 
+/* BrainIAK's reading of tolerate_nans: the int 1 is True (nanmean, no
+ * threshold), the float 1.0 the fraction 1.0 (every subject NaN-free, so the
+ * voxel with one NaN subject is NaN in every row); 0 and 0.0 are False. */
+START_TEST(tolerate_nans_int_one_is_true) {
+  static const struct {
+    const char *params;
+    int whole_voxel; /* 1: voxel 1 NaN in every row; 0: only row 2 */
+  } cases[] = {{"{tolerate_nans: 1}", 0},   {"{tolerate_nans: true}", 0}, {"{tolerate_nans: +1}", 0},
+               {"{tolerate_nans: 1.0}", 1}, {"{tolerate_nans: 1.}", 1},   {"{tolerate_nans: 1e0}", 1},
+               {"{tolerate_nans: 0}", 1},   {"{tolerate_nans: 0.0}", 1},  {"{tolerate_nans: 0.8}", 0},
+               {"{tolerate_nans: 0.81}", 1}};
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    myelin_harness *h = harness(cases[k].params);
+    for (int s = 0; s < S; s++)
+      ck_assert_int_eq(myelin_harness_push(h, NULL, run_msg(s, "story", s == 2 ? 5 : -1, 1)), 0);
+    ck_assert_int_eq(myelin_harness_eos(h), 0);
+    myelin_tensor t;
+    const double *d = tensor_of(myelin_harness_output(h, "map", 0), "data", &t, 2);
+    for (int i = 0; i < S * V; i++) {
+      int want = cases[k].whole_voxel ? i % V == 1 : i == 2 * V + 1;
+      ck_assert_msg(isnan(d[i]) == want, "%s: entry %d is %g", cases[k].params, i, d[i]);
+    }
+    myelin_harness_free(h);
+  }
+  /* other ints and out-of-range or non-numeric values are refused, naming
+   * the parameter and both spellings of one */
+  static const char *bad[] = {"{tolerate_nans: 2}",   "{tolerate_nans: -1}",  "{tolerate_nans: 1.5}",
+                              "{tolerate_nans: nan}", "{tolerate_nans: inf}", "{tolerate_nans: 0x1}",
+                              "{tolerate_nans: ''}"};
+  for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+    char err[512];
+    ck_assert_msg(myelin_harness_new("isc", bad[k], err, sizeof err) == NULL, "%s accepted", bad[k]);
+    ck_assert_msg(strstr(err, "tolerate_nans") && strstr(err, "1.0"), "%s: %s", bad[k], err);
+  }
+}
+END_TEST
+
 START_TEST(streaming_equals_batch) {
   myelin_harness *h = harness("{subjects: 5, every: 10, summary: mean}");
   /* interleaved, with subject 3 running one TR behind */
@@ -716,6 +753,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, batch_pairwise_and_early_group);
   tcase_add_test(tc, tasks_are_separate_groups);
   tcase_add_test(tc, nan_gives_nan_exactly_there);
+  tcase_add_test(tc, tolerate_nans_int_one_is_true);
   tcase_add_test(tc, streaming_equals_batch);
   tcase_add_test(tc, reference_mode);
   tcase_add_test(tc, statistics_and_isfc);
