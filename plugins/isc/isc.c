@@ -158,6 +158,12 @@ static int parse_tolerate(const char *s, isc_nan_policy *out) {
   return 0;
 }
 
+/* stats: bootstrap with two subjects has a degenerate null (isc_bootstrap). */
+#define BOOTSTRAP_TWO_SUBJECTS                                                                               \
+  "needs at least 3 subjects, got 2: the one ISC value resamples to itself or to NaN (a subject drawn "      \
+  "twice), so the null is 0 or NaN and every r > 0 would get p = 1/(n+1); use stats: timeshift, "            \
+  "phaseshift or permutation"
+
 static int parse_stats(const char *s) {
   if (!strcmp(s, "bootstrap")) return STATS_BOOTSTRAP;
   if (!strcmp(s, "permutation")) return STATS_PERMUTATION;
@@ -579,6 +585,9 @@ static int compute_group(isc_state *s, group *g) {
   if (S < 2)
     return s->host->error(s->st, "task '%s'%s%s: ISC needs at least 2 subjects, got %zu", g->task,
                           g->run[0] ? " run " : "", g->run, S);
+  if (s->stats == STATS_BOOTSTRAP && S < 3)
+    return s->host->error(s->st, "task '%s'%s%s: stats: bootstrap " BOOTSTRAP_TWO_SUBJECTS, g->task,
+                          g->run[0] ? " run " : "", g->run);
   myelin_tensor t0;
   myelin_msg_tensor(g->msgs[0], "data", &t0);
   const size_t T = (size_t)t0.shape[0], V = (size_t)t0.shape[1];
@@ -1172,6 +1181,8 @@ static int isc_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
                                  myelin_param_str(p, "stats"));
     group_map_free(&gm);
   }
+  if (stats == STATS_BOOTSTRAP && myelin_param_int(p, "subjects") == 2)
+    rc = myelin_validate_error(ctx, "stats", "stats: bootstrap " BOOTSTRAP_TWO_SUBJECTS " (subjects: 2)");
   if (myelin_param_int(p, "subjects") == 1)
     rc = myelin_validate_error(ctx, "subjects", "subjects: ISC needs at least 2 subjects (0 = wait for end of stream)");
   return rc;
@@ -1196,7 +1207,8 @@ static const myelin_param_def isc_params[] = {
     {"isfc_max_voxels", MYELIN_PARAM_INT, "4096", 1, 2, 65536, NULL, "voxels",
      "Refuse ISFC above this many voxels (the matrix is V x V per subject)."},
     {"stats", MYELIN_PARAM_ENUM, "none", 0, 0, 0, "none|bootstrap|permutation|phaseshift|timeshift", NULL,
-     "Group test on the summary statistic (needs summary: mean or median): subject bootstrap, permutation "
+     "Group test on the summary statistic (needs summary: mean or median): subject bootstrap (at least 3 "
+     "subjects), permutation "
      "(one-sample sign flips, exact when 2^S <= n_resamples; with `groups` the two-sample relabeling test, "
      "exact "
      "when C(S, size of A) <= n_resamples), phase randomization or circular time shifts."},

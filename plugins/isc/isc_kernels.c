@@ -866,8 +866,8 @@ static int resample_run(resample_ctx *c, int nthreads) {
 int isc_bootstrap(const double *iscs, size_t S, size_t V, int pairwise, isc_summary_kind kind,
                   const uint32_t *samples, size_t n, double ci_percent, isc_side side,
                   int nthreads, double *observed, double *ci, double *p, double *dist) {
-  if (!iscs || !samples || !observed || !p || S < 2 || n == 0 || kind == ISC_SUMMARY_NONE)
-    return ISC_EARG;
+  /* S == 2: the null is 0 or NaN (isc_kernels.h), so S >= 3 */
+  if (!iscs || !samples || !observed || !p || S < 3 || n == 0 || kind == ISC_SUMMARY_NONE) return ISC_EARG;
   for (size_t i = 0; i < n * S; i++)
     if (samples[i] >= S) return ISC_EARG;
   resample_ctx c = {.iscs = iscs, .S = S, .V = V, .rows = isc_rows(S, pairwise), .n = n,

@@ -134,7 +134,9 @@ double isc_percentile(double *v, size_t n, double q);
  * indices drawn with replacement. iscs: [rows, V] from isc_loo/isc_pairwise.
  * observed, p: [V]; ci: [2, V] (lower row, upper row), may be NULL. Every
  * resampling function also stores its null distribution in dist [n, V] when
- * dist is not NULL. */
+ * dist is not NULL. Needs S >= 3 (else ISC_EARG): with two subjects the one
+ * ISC value resamples to itself or to NaN (a subject drawn twice), the
+ * shifted null is 0 or NaN, and every r > 0 would get the floor p. */
 int isc_bootstrap(const double *iscs, size_t S, size_t V, int pairwise, isc_summary_kind kind,
                   const uint32_t *samples, size_t n, double ci_percent, isc_side side,
                   int nthreads, double *observed, double *ci, double *p, double *dist);

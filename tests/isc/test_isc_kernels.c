@@ -425,6 +425,15 @@ START_TEST(bad_arguments) {
   double obs[V], p[V];
   ck_assert_int_eq(isc_bootstrap(REF_LOO, S, V, 0, ISC_SUMMARY_MEAN, bad, 1, 95, ISC_SIDE_RIGHT, 1, obs,
                                  NULL, p, NULL), ISC_EARG);
+  /* Two subjects: one ISC value; a resample is that value (subjects 0 and 1
+   * drawn) or undefined (one subject drawn twice), so the shifted null is 0 or
+   * NaN and every r > 0 would get the floor p = 1/(n+1). Refused. */
+  const uint32_t two[3 * 2] = {0, 1, 0, 0, 1, 1};
+  double ci[2 * V];
+  for (int pw = 0; pw <= 1; pw++)
+    ck_assert_int_eq(
+        isc_bootstrap(REF_TWO, 2, V, pw, ISC_SUMMARY_MEAN, two, 3, 95, ISC_SIDE_RIGHT, 1, obs, ci, p, NULL),
+        ISC_EARG);
   uint32_t sh[S] = {0, 1, 2, 3, 40};
   ck_assert_int_eq(isc_timeshift(&fx.df, 0, ISC_SUMMARY_MEAN, TOL, sh, 1, ISC_SIDE_RIGHT, 1, obs, p,
                                  NULL), ISC_EARG);

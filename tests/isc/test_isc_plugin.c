@@ -423,6 +423,30 @@ START_TEST(errors_are_clear) {
   ck_assert_ptr_nonnull(strstr(myelin_harness_error(h), "at least 2"));
   myelin_harness_free(h);
 
+  /* stats: bootstrap with two subjects: refused (its null is 0 or NaN, so
+   * any r > 0 would read as p = 1/(n+1)), at validation when `subjects: 2`
+   * says so, else when the two-subject group is computed. */
+  ck_assert_ptr_null(
+      myelin_harness_new("isc", "{summary: mean, stats: bootstrap, subjects: 2}", err, sizeof err));
+  ck_assert_msg(strstr(err, "stats") && strstr(err, "bootstrap") && strstr(err, "at least 3 subjects"), "%s",
+                err);
+  h = harness("{summary: median, stats: bootstrap, pairwise: true}");
+  ck_assert_int_eq(myelin_harness_push(h, NULL, run_msg(0, "story", -1, 0)), 0);
+  ck_assert_int_eq(myelin_harness_push(h, NULL, run_msg(1, "story", -1, 0)), 0);
+  ck_assert_int_ne(myelin_harness_eos(h), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "bootstrap") && strstr(myelin_harness_error(h), "'story'") &&
+                    strstr(myelin_harness_error(h), "at least 3 subjects"),
+                "%s", myelin_harness_error(h));
+  ck_assert_ptr_null(myelin_harness_output(h, "map", 0));
+  myelin_harness_free(h);
+  /* the tests that are defined with two subjects still run */
+  h = harness("{summary: mean, stats: timeshift, n_resamples: 20}");
+  ck_assert_int_eq(myelin_harness_push(h, NULL, run_msg(0, "story", -1, 0)), 0);
+  ck_assert_int_eq(myelin_harness_push(h, NULL, run_msg(1, "story", -1, 0)), 0);
+  ck_assert_int_eq(myelin_harness_eos(h), 0);
+  ck_assert_ptr_nonnull(myelin_harness_output(h, "map", 0));
+  myelin_harness_free(h);
+
   h = harness("{}");
   ck_assert_int_eq(myelin_harness_push(h, NULL, run_msg(0, "story", -1, 0)), 0);
   ck_assert_int_ne(myelin_harness_eos(h), 0);
