@@ -89,6 +89,18 @@ int params_set_node(myelin_params *p, int idx, struct yaml_document_s *doc,
 int params_set_text(myelin_params *p, int idx, const char *text, myelin_diag *d, const char *where);
 /* The valid name closest to `name` (for "did you mean"), or NULL. */
 const char *params_suggest(const myelin_param_def *defs, const char *name);
+/* "Did you mean": offer each valid name to suggest_add; s.best is then the
+ * one closest to `name` by edit distance (case-insensitive; a name containing
+ * the other counts as close), or NULL when none is close enough to be a
+ * likely typo. suggest_add returns 1 when candidate became the best (copy it
+ * if it does not outlive s). */
+typedef struct suggest {
+  const char *name;
+  const char *best;
+  size_t dist;
+} suggest;
+void suggest_init(suggest *s, const char *name);
+int suggest_add(suggest *s, const char *candidate);
 /* Expands ${VAR} and ${VAR:-default}; NULL with *bad set to the variable name
  * (malloc'ed) when VAR is unset and has no default. */
 char *expand_env(const char *s, char **bad);
@@ -113,6 +125,7 @@ typedef struct stage_def {
   size_t queue_bytes;
   char **out_kinds; /* per output port, after validate() narrowed them */
   int params_line, params_col;
+  int inputs_unresolved; /* an input was reported already: no "not connected" errors after it */
 } stage_def;
 
 typedef struct pipeline {

@@ -89,6 +89,27 @@ size_t plugin_search_dirs(char *const *extra, size_t n_extra, char ***out) {
   return n;
 }
 
+/* The plugin file name (NAME of NAME.so) in dirs closest to name, for "did
+ * you mean"; near stays "" when none is close. */
+static void closest_plugin(const char *name, char *const *dirs, size_t nd, char *near, size_t n) {
+  suggest s;
+  suggest_init(&s, name);
+  for (size_t i = 0; i < nd; i++) {
+    DIR *dir = opendir(dirs[i]);
+    for (struct dirent *de = dir ? readdir(dir) : NULL; de; de = readdir(dir)) {
+      size_t l = strlen(de->d_name);
+      if (l <= 3 || strcmp(de->d_name + l - 3, ".so")) continue;
+      char base[NAME_MAX + 1];
+      snprintf(base, sizeof base, "%.*s", (int)(l - 3), de->d_name);
+      if (suggest_add(&s, base)) {
+        snprintf(near, n, "%s", base);
+        s.best = near; /* base goes out of scope */
+      }
+    }
+    if (dir) closedir(dir);
+  }
+}
+
 int plugin_find(const char *name, char *const *extra, size_t n_extra, char *path, size_t n, char *err,
                 size_t errlen) {
   if (strchr(name, '/')) { /* an explicit path */
@@ -107,7 +128,12 @@ int plugin_find(const char *name, char *const *extra, size_t n_extra, char *path
     if (access(path, R_OK) == 0) rc = 0;
   }
   if (rc && err) {
-    size_t off = (size_t)snprintf(err, errlen, "unknown plugin '%s' (searched:", name);
+    char near[NAME_MAX + 1] = "";
+    closest_plugin(name, dirs, nd, near, sizeof near);
+    size_t off = (size_t)snprintf(err, errlen, "unknown plugin '%s'", name);
+    if (near[0] && off < errlen)
+      off += (size_t)snprintf(err + off, errlen - off, "; did you mean '%s'?", near);
+    if (off < errlen) off += (size_t)snprintf(err + off, errlen - off, " (searched:");
     for (size_t i = 0; i < nd && off < errlen; i++)
       off += (size_t)snprintf(err + off, errlen - off, " %s", dirs[i]);
     if (off < errlen) snprintf(err + off, errlen - off, ")");

@@ -22,22 +22,32 @@
 /* The type's name in errors and in `myelin inspect` (text and --json). */
 const char *param_type_name(myelin_param_type t) {
   switch (t) {
-  case MYELIN_PARAM_BOOL: return "bool";
-  case MYELIN_PARAM_INT: return "int";
-  case MYELIN_PARAM_FLOAT: return "float";
-  case MYELIN_PARAM_STRING: return "string";
-  case MYELIN_PARAM_ENUM: return "enum";
-  case MYELIN_PARAM_PATH: return "path";
-  case MYELIN_PARAM_INT_LIST: return "int list";
-  case MYELIN_PARAM_FLOAT_LIST: return "float list";
-  case MYELIN_PARAM_STRING_LIST: return "string list";
+  case MYELIN_PARAM_BOOL:
+    return "bool";
+  case MYELIN_PARAM_INT:
+    return "int";
+  case MYELIN_PARAM_FLOAT:
+    return "float";
+  case MYELIN_PARAM_STRING:
+    return "string";
+  case MYELIN_PARAM_ENUM:
+    return "enum";
+  case MYELIN_PARAM_PATH:
+    return "path";
+  case MYELIN_PARAM_INT_LIST:
+    return "int list";
+  case MYELIN_PARAM_FLOAT_LIST:
+    return "float list";
+  case MYELIN_PARAM_STRING_LIST:
+    return "string list";
   }
   return "?";
 }
 
 static void pval_clear(pval *v) {
   free(v->text);
-  for (size_t i = 0; v->items && i < v->n; i++) free(v->items[i]);
+  for (size_t i = 0; v->items && i < v->n; i++)
+    free(v->items[i]);
   free(v->items);
   free(v->ints);
   free(v->floats);
@@ -103,8 +113,8 @@ static int64_t float_to_int(double f) {
 }
 
 /* Converts one scalar for element type `t` into v (scalars) or list slot i. */
-static int scalar_value(const myelin_param_def *def, myelin_param_type t, const char *s, pval *v,
-                        size_t i, char *why, size_t wn) {
+static int scalar_value(const myelin_param_def *def, myelin_param_type t, const char *s, pval *v, size_t i,
+                        char *why, size_t wn) {
   int64_t iv = 0;
   double fv = 0;
   int bv = 0;
@@ -117,18 +127,21 @@ static int scalar_value(const myelin_param_def *def, myelin_param_type t, const 
   case MYELIN_PARAM_INT_LIST:
     if (parse_int(s, &iv)) return snprintf(why, wn, "expected an integer, got '%s'", s), -1;
     if (def->has_range && ((double)iv < def->min || (double)iv > def->max))
-      return snprintf(why, wn, "%lld is out of range [%g, %g]", (long long)iv, def->min, def->max),
-             -1;
-    if (t == MYELIN_PARAM_INT) v->i = iv, v->f = (double)iv;
-    else v->ints[i] = iv, v->floats[i] = (double)iv;
+      return snprintf(why, wn, "%lld is out of range [%g, %g]", (long long)iv, def->min, def->max), -1;
+    if (t == MYELIN_PARAM_INT)
+      v->i = iv, v->f = (double)iv;
+    else
+      v->ints[i] = iv, v->floats[i] = (double)iv;
     return 0;
   case MYELIN_PARAM_FLOAT:
   case MYELIN_PARAM_FLOAT_LIST:
     if (parse_float(s, &fv)) return snprintf(why, wn, "expected a number, got '%s'", s), -1;
     if (def->has_range && (fv < def->min || fv > def->max || isnan(fv)))
       return snprintf(why, wn, "%g is out of range [%g, %g]", fv, def->min, def->max), -1;
-    if (t == MYELIN_PARAM_FLOAT) v->f = fv, v->i = float_to_int(fv);
-    else v->floats[i] = fv, v->ints[i] = float_to_int(fv);
+    if (t == MYELIN_PARAM_FLOAT)
+      v->f = fv, v->i = float_to_int(fv);
+    else
+      v->floats[i] = fv, v->ints[i] = float_to_int(fv);
     return 0;
   case MYELIN_PARAM_ENUM:
     if (!choice_ok(def->choices, s))
@@ -140,14 +153,12 @@ static int scalar_value(const myelin_param_def *def, myelin_param_type t, const 
 }
 
 static int is_list(myelin_param_type t) {
-  return t == MYELIN_PARAM_INT_LIST || t == MYELIN_PARAM_FLOAT_LIST ||
-         t == MYELIN_PARAM_STRING_LIST;
+  return t == MYELIN_PARAM_INT_LIST || t == MYELIN_PARAM_FLOAT_LIST || t == MYELIN_PARAM_STRING_LIST;
 }
 
-
 /* Sets v from a list of scalar strings (already env-expanded). */
-static int set_from_scalars(const myelin_param_def *def, pval *v, char **items, size_t n,
-                            int is_seq, char *why, size_t wn) {
+static int set_from_scalars(const myelin_param_def *def, pval *v, char **items, size_t n, int is_seq,
+                            char *why, size_t wn) {
   pval nv;
   memset(&nv, 0, sizeof nv);
   if (!is_list(def->type)) {
@@ -209,8 +220,10 @@ char *expand_env(const char *s, char **bad) {
           return NULL;
         }
         const char *env = getenv(tmpname);
-        if (env) val = env, vlen = strlen(env);
-        else if (colon && colon < end) val = colon + 2, vlen = (size_t)(end - colon - 2);
+        if (env)
+          val = env, vlen = strlen(env);
+        else if (colon && colon < end)
+          val = colon + 2, vlen = (size_t)(end - colon - 2);
         else {
           *bad = tmpname;
           free(out);
@@ -247,8 +260,8 @@ int params_find(const myelin_params *p, const char *name) {
 
 /* Collects the scalars of a node (a scalar, or a sequence of scalars),
  * expanding ${VAR}. Returns -1 with `why` set on a bad shape. */
-static int node_scalars(yaml_document_t *doc, yaml_node_t *node, char ***items, size_t *n,
-                        int *is_seq, char *why, size_t wn) {
+static int node_scalars(yaml_document_t *doc, yaml_node_t *node, char ***items, size_t *n, int *is_seq,
+                        char *why, size_t wn) {
   *items = NULL;
   *n = 0;
   *is_seq = 0;
@@ -299,7 +312,8 @@ static int node_scalars(yaml_document_t *doc, yaml_node_t *node, char ***items, 
   }
   if (kids != single) free(kids);
   if (rc) {
-    for (size_t i = 0; i < *n; i++) free(out[i]);
+    for (size_t i = 0; i < *n; i++)
+      free(out[i]);
     free(out);
     *n = 0;
     return -1;
@@ -308,8 +322,8 @@ static int node_scalars(yaml_document_t *doc, yaml_node_t *node, char ***items, 
   return 0;
 }
 
-int params_set_node(myelin_params *p, int idx, yaml_document_t *doc, yaml_node_t *node,
-                    myelin_diag *d, const char *file) {
+int params_set_node(myelin_params *p, int idx, yaml_document_t *doc, yaml_node_t *node, myelin_diag *d,
+                    const char *file) {
   char why[512] = "";
   char **items;
   size_t n;
@@ -323,7 +337,8 @@ int params_set_node(myelin_params *p, int idx, yaml_document_t *doc, yaml_node_t
     v->line = line;
     v->col = col;
     rc = set_from_scalars(def, v, items, n, is_seq, why, sizeof why);
-    for (size_t i = 0; i < n; i++) free(items[i]);
+    for (size_t i = 0; i < n; i++)
+      free(items[i]);
     free(items);
   }
   if (rc) diag_add(d, file, line, col, "param '%s' (%s): %s", def->name, param_type_name(def->type), why);
@@ -386,8 +401,7 @@ myelin_params *params_new(const myelin_param_def *defs, myelin_diag *d, const ch
   for (size_t i = 0; i < p->n; i++) {
     if (!defs[i].def) continue; /* required: checked by the pipeline */
     char where[256];
-    snprintf(where, sizeof where, "%s (default of param '%s')", file ? file : "plugin",
-             defs[i].name);
+    snprintf(where, sizeof where, "%s (default of param '%s')", file ? file : "plugin", defs[i].name);
     params_set_text(p, (int)i, defs[i].def, d, where);
     p->v[i].is_set = 0;
   }
@@ -396,42 +410,64 @@ myelin_params *params_new(const myelin_param_def *defs, myelin_diag *d, const ch
 
 void params_free(myelin_params *p) {
   if (!p) return;
-  for (size_t i = 0; i < p->n; i++) pval_clear(&p->v[i]);
+  for (size_t i = 0; i < p->n; i++)
+    pval_clear(&p->v[i]);
   free(p->v);
   free(p);
 }
 
+/* Edit distance, case-insensitive, where swapping two neighbours counts as
+ * one edit ("gne" -> "gen"): the optimal string alignment distance. */
 static size_t lev(const char *a, const char *b) {
   size_t la = strlen(a), lb = strlen(b);
   if (la > 63 || lb > 63) return 99;
-  size_t row[64];
-  for (size_t j = 0; j <= lb; j++) row[j] = j;
+  size_t rows[3][64], *pp = rows[0], *p = rows[1], *r = rows[2]; /* rows i-2, i-1, i */
+  for (size_t j = 0; j <= lb; j++)
+    p[j] = j;
   for (size_t i = 1; i <= la; i++) {
-    size_t prev = row[0];
-    row[0] = i;
+    r[0] = i;
+    int ai = tolower((unsigned char)a[i - 1]);
     for (size_t j = 1; j <= lb; j++) {
-      size_t cur = row[j];
-      size_t cost = tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 0 : 1;
-      size_t best = prev + cost;
-      if (row[j] + 1 < best) best = row[j] + 1;
-      if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-      row[j] = best;
-      prev = cur;
+      int bj = tolower((unsigned char)b[j - 1]);
+      size_t best = p[j - 1] + (ai != bj);
+      if (p[j] + 1 < best) best = p[j] + 1;
+      if (r[j - 1] + 1 < best) best = r[j - 1] + 1;
+      if (i > 1 && j > 1 && ai == tolower((unsigned char)b[j - 2]) &&
+          tolower((unsigned char)a[i - 2]) == bj && pp[j - 2] + 1 < best)
+        best = pp[j - 2] + 1;
+      r[j] = best;
     }
+    size_t *t = pp;
+    pp = p;
+    p = r;
+    r = t;
   }
-  return row[lb];
+  return p[lb];
+}
+
+void suggest_init(suggest *s, const char *name) {
+  s->name = name;
+  s->best = NULL;
+  s->dist = 99;
+}
+
+int suggest_add(suggest *s, const char *candidate) {
+  if (!candidate || !strcmp(candidate, s->name)) return 0;
+  size_t dd = lev(s->name, candidate);
+  if (strstr(candidate, s->name) || strstr(s->name, candidate)) dd = dd < 2 ? dd : 2;
+  size_t len = strlen(s->name);
+  if (dd >= s->dist || dd > (len < 4 ? 1 : len / 2)) return 0;
+  s->dist = dd;
+  s->best = candidate;
+  return 1;
 }
 
 const char *params_suggest(const myelin_param_def *defs, const char *name) {
-  const char *best = NULL;
-  size_t bd = 99;
-  for (size_t i = 0; defs && defs[i].name; i++) {
-    size_t dd = lev(name, defs[i].name);
-    if (strstr(defs[i].name, name) || strstr(name, defs[i].name)) dd = dd < 2 ? dd : 2;
-    if (dd < bd) bd = dd, best = defs[i].name;
-  }
-  size_t len = strlen(name);
-  return (best && bd <= (len < 4 ? 1 : len / 2)) ? best : NULL;
+  suggest s;
+  suggest_init(&s, name);
+  for (size_t i = 0; defs && defs[i].name; i++)
+    suggest_add(&s, defs[i].name);
+  return s.best;
 }
 
 /* ---- public getters ------------------------------------------------------ */

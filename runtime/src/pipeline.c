@@ -11,6 +11,12 @@
  * upstream stage and port; no cycles; port kinds compatible along every
  * edge; finally each plugin's own validate(), which may narrow the kinds its
  * outputs carry for the stages downstream.
+ *
+ * Names that do not resolve (keys, plugins, stages, ports, params) get the
+ * closest valid one as a "did you mean", and one mistake is one error: a
+ * stage fed by a stage whose plugin did not load, or whose own inputs had an
+ * error, is not also told that its inputs are unconnected, and its
+ * validate() sees such ports as connected with their declared kinds.
  */
 #include <errno.h>
 #include <libgen.h>
@@ -32,7 +38,7 @@
  * and a queue's capacity before its ring is allocated at run time. */
 #define MAX_PIPELINE_FILE_BYTES ((size_t)1 << 20) /* 1 MiB of YAML */
 #define MAX_STAGES 1024
-#define MAX_INPUTS 1024 /* upstream references of one stage, all ports together */
+#define MAX_INPUTS 1024                         /* upstream references of one stage, all ports together */
 #define MAX_QUEUE_CAPACITY ((long long)1 << 20) /* messages per edge queue */
 
 typedef struct ctx {
@@ -69,7 +75,8 @@ static char *scalar_expanded(ctx *c, yaml_node_t *n, const char *what) {
   }
   char *bad = NULL;
   char *r = expand_env(s, &bad);
-  if (!r && !bad) err_at(c, n, "out of memory");
+  if (!r && !bad)
+    err_at(c, n, "out of memory");
   else if (!r) {
     err_at(c, n, "environment variable '%s' is not set (use ${%s:-default})", bad, bad);
     free(bad);
@@ -77,9 +84,37 @@ static char *scalar_expanded(ctx *c, yaml_node_t *n, const char *what) {
   return r;
 }
 
+/* Writes "a, b, c": the names of ports, for error messages. */
+static const char *port_names(const myelin_port_def *ports, char *buf, size_t n) {
+  size_t off = 0;
+  buf[0] = 0;
+  for (size_t i = 0; ports && ports[i].name && off < n; i++)
+    off += (size_t)snprintf(buf + off, n - off, "%s%s", i ? ", " : "", ports[i].name);
+  return buf;
+}
+
+/* "; did you mean 'x'?" for the closest of a list of names, or "". */
+static const char *did_you_mean(const char *best, char *buf, size_t n) {
+  if (best)
+    snprintf(buf, n, "; did you mean '%s'?", best);
+  else
+    buf[0] = 0;
+  return buf;
+}
+
+/* The name of names[0..n) closest to name, or NULL. */
+static const char *closest_of(const char *name, const char *const *names, size_t n) {
+  suggest sg;
+  suggest_init(&sg, name);
+  for (size_t i = 0; i < n; i++)
+    suggest_add(&sg, names[i]);
+  return sg.best;
+}
+
 /* ---- stage parsing ------------------------------------------------------- */
 typedef struct raw_stage {
   yaml_node_t *node, *id, *plugin, *inputs, *params, *queue;
+  int unknown_key; /* reported; it may have been meant as `inputs` */
 } raw_stage;
 
 static void parse_stage_keys(ctx *c, yaml_node_t *sn, raw_stage *rs) {
@@ -96,13 +131,23 @@ static void parse_stage_keys(ctx *c, yaml_node_t *sn, raw_stage *rs) {
       err_at(c, k, "stage keys must be plain names");
       continue;
     }
-    if (!strcmp(key, "id")) rs->id = v;
-    else if (!strcmp(key, "plugin")) rs->plugin = v;
-    else if (!strcmp(key, "inputs")) rs->inputs = v;
-    else if (!strcmp(key, "params")) rs->params = v;
-    else if (!strcmp(key, "queue")) rs->queue = v;
-    else
-      err_at(c, k, "unknown stage key '%s' (expected id, plugin, inputs, params, queue)", key);
+    if (!strcmp(key, "id"))
+      rs->id = v;
+    else if (!strcmp(key, "plugin"))
+      rs->plugin = v;
+    else if (!strcmp(key, "inputs"))
+      rs->inputs = v;
+    else if (!strcmp(key, "params"))
+      rs->params = v;
+    else if (!strcmp(key, "queue"))
+      rs->queue = v;
+    else {
+      static const char *const keys[] = {"id", "plugin", "inputs", "params", "queue"};
+      char mean[256];
+      rs->unknown_key = 1;
+      err_at(c, k, "unknown stage key '%s'%s (expected id, plugin, inputs, params, queue)", key,
+             did_you_mean(closest_of(key, keys, sizeof keys / sizeof *keys), mean, sizeof mean));
+    }
   }
   if (!rs->id) err_at(c, sn, "stage has no 'id'");
   if (!rs->plugin) err_at(c, sn, "stage has no 'plugin'");
@@ -126,12 +171,16 @@ static void parse_queue(ctx *c, stage_def *st, yaml_node_t *q) {
     }
     char *end;
     long long x = strtoll(val, &end, 10);
-    if (*end || x < 1) err_at(c, v, "queue %s must be a positive integer, got '%s'", key, val);
+    if (*end || x < 1)
+      err_at(c, v, "queue %s must be a positive integer, got '%s'", key, val);
     else if (!strcmp(key, "capacity") && x > MAX_QUEUE_CAPACITY)
       err_at(c, v, "queue capacity %lld is over the limit of %lld messages", x, MAX_QUEUE_CAPACITY);
-    else if (!strcmp(key, "capacity")) st->queue_capacity = (size_t)x;
-    else if (!strcmp(key, "bytes")) st->queue_bytes = (size_t)x;
-    else err_at(c, k, "unknown queue key '%s' (expected capacity, bytes)", key);
+    else if (!strcmp(key, "capacity"))
+      st->queue_capacity = (size_t)x;
+    else if (!strcmp(key, "bytes"))
+      st->queue_bytes = (size_t)x;
+    else
+      err_at(c, k, "unknown queue key '%s' (expected capacity, bytes)", key);
     free(val);
   }
 }
@@ -158,58 +207,68 @@ static void parse_params(ctx *c, stage_def *st, yaml_node_t *pn) {
       if (sug)
         err_at(c, k, "unknown param '%s' for plugin '%s'; did you mean '%s'?", key, st->plugin, sug);
       else
-        err_at(c, k, "unknown param '%s' for plugin '%s' (see `myelin inspect %s`)", key,
-               st->plugin, st->plugin);
+        err_at(c, k, "unknown param '%s' for plugin '%s' (see `myelin inspect %s`)", key, st->plugin,
+               st->plugin);
       continue;
     }
     params_set_node(st->params, idx, c->doc, v, c->d, c->file);
   }
 }
 
-/* Resolves "id" or "id.port" to a stage and output port. */
+static stage_def *stage_by_id(pipeline *p, const char *id, size_t len) {
+  for (size_t i = 0; i < p->n; i++)
+    if (p->stages[i].id && strlen(p->stages[i].id) == len && !strncmp(p->stages[i].id, id, len))
+      return &p->stages[i];
+  return NULL;
+}
+
+/* Resolves "id" (that stage's first output port, as in GStreamer) or
+ * "id.port" to a stage and output port. Errors suggest the closest stage or
+ * port name; a reference to a stage whose plugin did not load fails
+ * silently, as that stage's error is the one to fix. */
 static int resolve_ref(ctx *c, yaml_node_t *n, const char *ref, int *from, int *from_port) {
   pipeline *p = c->p;
-  for (size_t i = 0; i < p->n; i++)
-    if (p->stages[i].id && !strcmp(p->stages[i].id, ref)) {
-      *from = (int)i;
-      const stage_def *u = &p->stages[i];
-      size_t nout = u->lib.desc ? port_count(u->lib.desc->outputs) : 0;
-      if (!u->lib.desc) return -1; /* already reported */
-      if (nout == 0) {
-        err_at(c, n, "input '%s': stage '%s' (%s) has no outputs", ref, u->id, u->plugin);
-        return -1;
-      }
-      if (nout > 1) {
-        err_at(c, n, "input '%s': stage '%s' has several outputs; name one as %s.PORT (one of:%s%s%s%s)",
-               ref, u->id, u->id, nout > 0 ? " " : "", u->lib.desc->outputs[0].name,
-               nout > 1 ? ", " : "", nout > 1 ? u->lib.desc->outputs[1].name : "");
-        return -1;
-      }
-      *from_port = 0;
-      return 0;
-    }
   const char *dot = strrchr(ref, '.');
-  if (dot) {
-    char *id = strndup(ref, (size_t)(dot - ref));
-    for (size_t i = 0; i < p->n; i++)
-      if (p->stages[i].id && !strcmp(p->stages[i].id, id)) {
-        free(id);
-        const stage_def *u = &p->stages[i];
-        if (!u->lib.desc) return -1;
-        int port = port_index(u->lib.desc->outputs, dot + 1);
-        if (port < 0) {
-          err_at(c, n, "input '%s': stage '%s' (%s) has no output port '%s'", ref, u->id,
-                 u->plugin, dot + 1);
-          return -1;
-        }
-        *from = (int)i;
-        *from_port = port;
-        return 0;
-      }
-    free(id);
+  stage_def *u = stage_by_id(p, ref, strlen(ref));
+  const char *port = NULL;
+  if (!u && dot) {
+    u = stage_by_id(p, ref, (size_t)(dot - ref));
+    port = dot + 1;
   }
-  err_at(c, n, "input '%s' names no stage of this pipeline", ref);
-  return -1;
+  char mean[256], ports[512];
+  if (!u) {
+    char id[256];
+    snprintf(id, sizeof id, "%.*s", (int)(dot ? dot - ref : (ptrdiff_t)strlen(ref)), ref);
+    suggest s;
+    suggest_init(&s, id);
+    for (size_t i = 0; i < p->n; i++)
+      suggest_add(&s, p->stages[i].id);
+    err_at(c, n, "input '%s' names no stage of this pipeline%s", ref,
+           did_you_mean(s.best, mean, sizeof mean));
+    return -1;
+  }
+  *from = (int)(u - p->stages);
+  if (!u->lib.desc) return -1; /* its plugin did not load: already reported */
+  const myelin_port_def *outs = u->lib.desc->outputs;
+  if (port_count(outs) == 0) {
+    err_at(c, n, "input '%s': stage '%s' (%s) is a sink and has no outputs", ref, u->id, u->plugin);
+    return -1;
+  }
+  if (!port) {
+    *from_port = 0;
+    return 0;
+  }
+  *from_port = port_index(outs, port);
+  if (*from_port < 0) {
+    suggest s;
+    suggest_init(&s, port);
+    for (size_t i = 0; outs[i].name; i++)
+      suggest_add(&s, outs[i].name);
+    err_at(c, n, "input '%s': stage '%s' (%s) has no output port '%s'%s (its outputs: %s)", ref, u->id,
+           u->plugin, port, did_you_mean(s.best, mean, sizeof mean), port_names(outs, ports, sizeof ports));
+    return -1;
+  }
+  return 0;
 }
 
 static void oom_at(ctx *c, yaml_node_t *n) { err_at(c, n, "out of memory"); }
@@ -237,25 +296,39 @@ static void parse_input_list(ctx *c, stage_def *st, int port, yaml_node_t *list)
     }
     items = malloc((n ? n : 1) * sizeof *items);
     if (!items) {
-    oom_at(c, list);
-    return;
-  }
-    for (size_t i = 0; i < n; i++) items[i] = node_at(c, list->data.sequence.items.start[i]);
+      oom_at(c, list);
+      return;
+    }
+    for (size_t i = 0; i < n; i++)
+      items[i] = node_at(c, list->data.sequence.items.start[i]);
   }
   for (size_t i = 0; i < n; i++) {
     char *ref = scalar_expanded(c, items[i], "an input");
     int from, fp;
     if (ref && resolve_ref(c, items[i], ref, &from, &fp) == 0)
       add_input(c, st, port, from, fp, items[i]);
+    else
+      st->inputs_unresolved = 1;
     free(ref);
   }
   if (items != single) free(items);
 }
 
+/* The input port a plain list feeds: the only input port, or the only
+ * required one (biograd's train, loihi_sim's spikes); -1 when ambiguous. */
+static int list_port(const myelin_port_def *inputs) {
+  int only = -1, n_required = 0;
+  for (int i = 0; inputs[i].name; i++)
+    if (!inputs[i].optional) n_required++, only = i;
+  if (port_count(inputs) == 1) return 0;
+  return n_required == 1 ? only : -1;
+}
+
 static void parse_inputs(ctx *c, stage_def *st, yaml_node_t *in) {
-  if (!st->lib.desc) return;
-  size_t nin = port_count(st->lib.desc->inputs);
-  if (!in) return;
+  if (!st->lib.desc || !in) return;
+  const myelin_port_def *inputs = st->lib.desc->inputs;
+  size_t nin = port_count(inputs);
+  char ports[512], mean[256];
   if (nin == 0) {
     err_at(c, in, "plugin '%s' is a source and takes no inputs", st->plugin);
     return;
@@ -264,20 +337,35 @@ static void parse_inputs(ctx *c, stage_def *st, yaml_node_t *in) {
     for (yaml_node_pair_t *pr = in->data.mapping.pairs.start; pr < in->data.mapping.pairs.top; pr++) {
       yaml_node_t *k = node_at(c, pr->key), *v = node_at(c, pr->value);
       const char *pname = scalar(k);
-      int port = pname ? port_index(st->lib.desc->inputs, pname) : -1;
+      int port = pname ? port_index(inputs, pname) : -1;
       if (port < 0) {
-        err_at(c, k, "plugin '%s' has no input port '%s'", st->plugin, pname ? pname : "?");
+        suggest s;
+        suggest_init(&s, pname ? pname : "");
+        for (size_t i = 0; pname && i < nin; i++)
+          suggest_add(&s, inputs[i].name);
+        err_at(c, k, "plugin '%s' has no input port '%s'%s (its inputs: %s)", st->plugin, pname ? pname : "?",
+               did_you_mean(s.best, mean, sizeof mean), port_names(inputs, ports, sizeof ports));
+        st->inputs_unresolved = 1;
         continue;
       }
       parse_input_list(c, st, port, v);
     }
-  } else if (nin > 1) {
-    err_at(c, in,
-           "plugin '%s' has %zu input ports: write inputs as a map, e.g. {%s: [...], %s: [...]}",
-           st->plugin, nin, st->lib.desc->inputs[0].name, st->lib.desc->inputs[1].name);
-  } else {
-    parse_input_list(c, st, 0, in);
+    return;
   }
+  int port = list_port(inputs);
+  if (port < 0) {
+    size_t n_required = 0;
+    for (size_t i = 0; i < nin; i++)
+      n_required += !inputs[i].optional;
+    err_at(c, in,
+           "plugin '%s' has %zu input ports (%s), %zu of them required: write inputs as a map, e.g. {%s: "
+           "[...], %s: [...]}",
+           st->plugin, nin, port_names(inputs, ports, sizeof ports), n_required, inputs[0].name,
+           inputs[1].name);
+    st->inputs_unresolved = 1;
+    return;
+  }
+  parse_input_list(c, st, port, in);
 }
 
 /* ---- validation context (public API for plugins' validate) --------------- */
@@ -345,24 +433,33 @@ static void check_stage(ctx *c, stage_def *st) {
     stage_def *u = &c->p->stages[r->from];
     const char *have = u->out_kinds[r->from_port];
     const char *want = d->inputs[r->port].kinds;
-    if (!kinds_compatible(have, want))
+    int ok = kinds_compatible(have, want);
+    if (!ok)
       diag_add(c->d, c->file, r->line, r->col,
                "port kind mismatch: input '%s' of stage '%s' (%s) takes %s, but '%s.%s' emits %s",
                d->inputs[r->port].name, st->id, st->plugin, want, u->id,
                u->lib.desc->outputs[r->from_port].name, have);
-    v.in_kinds[r->port] = join_kinds(c, v.in_kinds[r->port], have);
+    /* after a mismatch, validate() sees what the port takes, not a second error's worth of wrong kinds */
+    v.in_kinds[r->port] = join_kinds(c, v.in_kinds[r->port], ok ? have : want);
   }
-  for (size_t i = 0; i < nin; i++)
-    if (!v.in_kinds[i] && !d->inputs[i].optional)
+  /* A required port left open is one error; when the stage's inputs had
+   * errors already, none. Either way validate() then sees the port as
+   * connected, so it does not report the same cause again. */
+  for (size_t i = 0; i < nin; i++) {
+    if (v.in_kinds[i] || d->inputs[i].optional) continue;
+    if (!st->inputs_unresolved)
       diag_add(c->d, c->file, st->line, st->col, "stage '%s' (%s): required input '%s' is not connected",
                st->id, st->plugin, d->inputs[i].name);
+    v.in_kinds[i] = join_kinds(c, NULL, d->inputs[i].kinds);
+  }
   if (d->validate && !diag_out_of_memory(c->d)) {
     int rc = d->validate(st->params, &v);
     if (rc < 0 && !v.failed)
-      diag_add(c->d, c->file, st->line, st->col, "stage '%s' (%s): invalid configuration (%s)",
-               st->id, st->plugin, myelin_strerror(rc));
+      diag_add(c->d, c->file, st->line, st->col, "stage '%s' (%s): invalid configuration (%s)", st->id,
+               st->plugin, myelin_strerror(rc));
   }
-  for (size_t i = 0; i < nin; i++) free(v.in_kinds[i]);
+  for (size_t i = 0; i < nin; i++)
+    free(v.in_kinds[i]);
   free(v.in_kinds);
 }
 
@@ -382,7 +479,8 @@ int harness_validate(stage_def *st, char *err, size_t errlen) {
   for (size_t i = 0; i < d.n && off < errlen; i++)
     off += (size_t)snprintf(err + off, errlen - off, "%s%s", i ? "\n" : "", d.lines[i]);
   rc = d.n ? MYELIN_EINVAL : 0;
-  for (size_t i = 0; i < nin; i++) free(v.in_kinds[i]);
+  for (size_t i = 0; i < nin; i++)
+    free(v.in_kinds[i]);
   free(v.in_kinds);
   diag_free(&d);
   return rc;
@@ -397,7 +495,8 @@ int pipeline_topo(const pipeline *p, size_t *order) {
     free(done);
     return MYELIN_ENOMEM;
   }
-  for (size_t i = 0; i < n; i++) indeg[i] = p->stages[i].n_inputs;
+  for (size_t i = 0; i < n; i++)
+    indeg[i] = p->stages[i].n_inputs;
   for (int progress = 1; progress;) {
     progress = 0;
     for (size_t i = 0; i < n; i++) {
@@ -416,18 +515,21 @@ int pipeline_topo(const pipeline *p, size_t *order) {
 }
 
 /* Stages that cannot be placed in topological order are on, or downstream
- * of, a cycle: each is named. */
+ * of, a cycle. Walking upstream from any of them along unplaced stages ends
+ * on a cycle; each cycle is one error, at its first stage in file order,
+ * naming the stages around it in data-flow order ("a -> b -> a"). Stages
+ * only downstream of a cycle get no error of their own. */
 static void report_cycles(ctx *c) {
   pipeline *p = c->p;
-  int *placed = calloc(p->n, sizeof *placed);
-  size_t *indeg = calloc(p->n, sizeof *indeg);
-  if (!placed || !indeg) {
-    free(placed);
-    free(indeg);
+  int *placed = calloc(p->n, sizeof *placed), *reported = calloc(p->n, sizeof *reported);
+  size_t *indeg = calloc(p->n, sizeof *indeg), *path = calloc(p->n + 1, sizeof *path);
+  long *pos = calloc(p->n, sizeof *pos);
+  if (!placed || !reported || !indeg || !path || !pos) {
     oom_at(c, NULL);
-    return;
+    goto out;
   }
-  for (size_t i = 0; i < p->n; i++) indeg[i] = p->stages[i].n_inputs;
+  for (size_t i = 0; i < p->n; i++)
+    indeg[i] = p->stages[i].n_inputs;
   for (int prog = 1; prog;) {
     prog = 0;
     for (size_t i = 0; i < p->n; i++) {
@@ -438,12 +540,44 @@ static void report_cycles(ctx *c) {
           if (p->stages[j].inputs[e].from == (int)i) indeg[j]--;
     }
   }
-  for (size_t i = 0; i < p->n; i++)
-    if (!placed[i])
-      diag_add(c->d, c->file, p->stages[i].line, p->stages[i].col,
-               "stage '%s' is part of (or downstream of) a cycle of inputs", p->stages[i].id);
+  for (size_t i = 0; i < p->n; i++) {
+    if (placed[i] || reported[i]) continue;
+    for (size_t j = 0; j < p->n; j++)
+      pos[j] = -1;
+    size_t len = 0, cur = i;
+    while (pos[cur] < 0) { /* an unplaced stage always has an unplaced input */
+      pos[cur] = (long)len;
+      path[len++] = cur;
+      const stage_def *st = &p->stages[cur];
+      for (size_t e = 0; e < st->n_inputs; e++)
+        if (!placed[st->inputs[e].from]) {
+          cur = (size_t)st->inputs[e].from;
+          break;
+        }
+    }
+    size_t start = (size_t)pos[cur], first = start, fresh = 0; /* the cycle is path[start..len) */
+    for (size_t k = start; k < len; k++) {
+      fresh += !reported[path[k]];
+      if (path[k] < path[first]) first = k;
+    }
+    if (!fresh) continue;
+    char ring[1024];
+    size_t off = 0, n = len - start;
+    for (size_t k = 0; k <= n && off < sizeof ring; k++) { /* upstream walk reversed: data-flow order */
+      size_t idx = start + (first - start + n - k % n) % n;
+      reported[path[idx]] = 1;
+      off +=
+          (size_t)snprintf(ring + off, sizeof ring - off, "%s%s", k ? " -> " : "", p->stages[path[idx]].id);
+    }
+    const stage_def *f = &p->stages[path[first]];
+    diag_add(c->d, c->file, f->line, f->col, "stage '%s' is part of a cycle of inputs: %s", f->id, ring);
+  }
+out:
   free(placed);
+  free(reported);
   free(indeg);
+  free(path);
+  free(pos);
 }
 
 /* Every kind a plugin's ports declare must have a schema. */
@@ -456,8 +590,8 @@ static void check_port_kinds(ctx *c, stage_def *st, yaml_node_t *pn, const myeli
       char kind[64];
       snprintf(kind, sizeof kind, "%.*s", (int)n, k);
       if (!myelin_schemas_has(c->schemas, kind))
-        err_at(c, pn, "plugin '%s': port '%s' declares message kind '%s', which has no schema in %s", st->plugin,
-               ports[i].name, kind, schema_dir());
+        err_at(c, pn, "plugin '%s': port '%s' declares message kind '%s', which has no schema in %s",
+               st->plugin, ports[i].name, kind, schema_dir());
       k = e ? e + 1 : k + n;
     }
   }
@@ -465,8 +599,7 @@ static void check_port_kinds(ctx *c, stage_def *st, yaml_node_t *pn, const myeli
 
 static void load_plugin(ctx *c, stage_def *st, yaml_node_t *pn) {
   char path[PATH_MAX], err[2048];
-  if (plugin_find(st->plugin, c->p->plugin_path, c->p->n_plugin_path, path, sizeof path, err,
-                  sizeof err)) {
+  if (plugin_find(st->plugin, c->p->plugin_path, c->p->n_plugin_path, path, sizeof path, err, sizeof err)) {
     err_at(c, pn, "%s", err);
     return;
   }
@@ -476,7 +609,8 @@ static void load_plugin(ctx *c, stage_def *st, yaml_node_t *pn) {
   }
   myelin_diag dd = {0};
   st->params = params_new(st->lib.desc->params, &dd, st->lib.path);
-  for (size_t i = 0; i < dd.n; i++) err_at(c, pn, "bad plugin table: %s", dd.lines[i]);
+  for (size_t i = 0; i < dd.n; i++)
+    err_at(c, pn, "bad plugin table: %s", dd.lines[i]);
   diag_free(&dd);
   size_t nout = port_count(st->lib.desc->outputs);
   st->out_kinds = calloc(nout ? nout : 1, sizeof(char *));
@@ -486,9 +620,9 @@ static void load_plugin(ctx *c, stage_def *st, yaml_node_t *pn) {
   }
   for (size_t i = 0; i < nout; i++)
     if (!(st->out_kinds[i] = xstrdup(st->lib.desc->outputs[i].kinds))) {
-    oom_at(c, pn);
-    return;
-  }
+      oom_at(c, pn);
+      return;
+    }
   check_port_kinds(c, st, pn, st->lib.desc->inputs);
   check_port_kinds(c, st, pn, st->lib.desc->outputs);
 }
@@ -516,7 +650,8 @@ static void parse_top(ctx *c, yaml_node_t *root, yaml_node_t **stages_node) {
         ids = v->data.sequence.items.start;
         n = (size_t)(v->data.sequence.items.top - ids);
       }
-      for (size_t i = 0; i < p->n_plugin_path; i++) free(p->plugin_path[i]); /* a repeated key: the last wins */
+      for (size_t i = 0; i < p->n_plugin_path; i++)
+        free(p->plugin_path[i]); /* a repeated key: the last wins */
       free(p->plugin_path);
       p->plugin_path = calloc(n ? n : 1, sizeof(char *));
       p->n_plugin_path = 0;
@@ -537,7 +672,10 @@ static void parse_top(ctx *c, yaml_node_t *root, yaml_node_t **stages_node) {
         p->plugin_path[p->n_plugin_path++] = full;
       }
     } else {
-      err_at(c, k, "unknown top-level key '%s' (expected name, description, plugin_path, stages)", key);
+      static const char *const keys[] = {"name", "description", "plugin_path", "stages"};
+      char mean[256];
+      err_at(c, k, "unknown top-level key '%s'%s (expected name, description, plugin_path, stages)", key,
+             did_you_mean(closest_of(key, keys, sizeof keys / sizeof *keys), mean, sizeof mean));
     }
   }
 }
@@ -551,7 +689,13 @@ static void apply_sets(ctx *c, const set_override *sets, size_t n_sets) {
     for (size_t j = 0; j < c->p->n; j++)
       if (c->p->stages[j].id && !strcmp(c->p->stages[j].id, s->stage)) st = &c->p->stages[j];
     if (!st) {
-      diag_add(c->d, where, 0, 0, "no stage '%s' in %s", s->stage, c->file);
+      suggest sg;
+      suggest_init(&sg, s->stage);
+      for (size_t j = 0; j < c->p->n; j++)
+        suggest_add(&sg, c->p->stages[j].id);
+      char mean[256];
+      diag_add(c->d, where, 0, 0, "no stage '%s' in %s%s", s->stage, c->file,
+               did_you_mean(sg.best, mean, sizeof mean));
       continue;
     }
     if (!st->params) continue; /* plugin failed to load: already reported */
@@ -591,9 +735,12 @@ pipeline *pipeline_load(const char *file, const set_override *sets, size_t n_set
   int read_err = text ? ferror(fp) : 0;
   fclose(fp);
   if (!text || read_err || text_len > MAX_PIPELINE_FILE_BYTES) {
-    if (!text) diag_add(d, file, 0, 0, "out of memory");
-    else if (read_err) diag_add(d, file, 0, 0, "cannot read pipeline file");
-    else diag_add(d, file, 0, 0, "pipeline file is over the limit of %zu bytes", MAX_PIPELINE_FILE_BYTES);
+    if (!text)
+      diag_add(d, file, 0, 0, "out of memory");
+    else if (read_err)
+      diag_add(d, file, 0, 0, "cannot read pipeline file");
+    else
+      diag_add(d, file, 0, 0, "pipeline file is over the limit of %zu bytes", MAX_PIPELINE_FILE_BYTES);
     free(text);
     pipeline_free(p);
     return NULL;
@@ -606,7 +753,8 @@ pipeline *pipeline_load(const char *file, const set_override *sets, size_t n_set
   if (!yaml_parser_load(&parser, &doc)) {
     yaml_mark_t m = parser.problem_mark;
     if (parser.context)
-      diag_add(d, file, (int)m.line + 1, (int)m.column + 1, "YAML syntax: %s %s (which started at line %d, column %d)",
+      diag_add(d, file, (int)m.line + 1, (int)m.column + 1,
+               "YAML syntax: %s %s (which started at line %d, column %d)",
                parser.problem ? parser.problem : "invalid YAML", parser.context,
                (int)parser.context_mark.line + 1, (int)parser.context_mark.column + 1);
     else
@@ -621,7 +769,8 @@ pipeline *pipeline_load(const char *file, const set_override *sets, size_t n_set
   free(text);
   char serr[512];
   ctx c = {file, &doc, d, p, myelin_schemas_load(schema_dir(), serr, sizeof serr)};
-  if (!c.schemas && strstr(serr, "out of memory")) diag_add(d, file, 0, 0, "loading message schemas: out of memory");
+  if (!c.schemas && strstr(serr, "out of memory"))
+    diag_add(d, file, 0, 0, "loading message schemas: out of memory");
   yaml_node_t *root = yaml_document_get_root_node(&doc);
   yaml_node_t *stages = NULL;
   if (!root || root->type != YAML_MAPPING_NODE) {
@@ -648,19 +797,20 @@ pipeline *pipeline_load(const char *file, const set_override *sets, size_t n_set
     if (!p->stages || !raw) {
       oom_at(&c, stages);
       p->n = 0;
-    } else if (p->n == 0 && !too_many) err_at(&c, stages, "the pipeline has no stages");
+    } else if (p->n == 0 && !too_many)
+      err_at(&c, stages, "the pipeline has no stages");
     for (size_t i = 0; i < p->n; i++) {
       yaml_node_t *sn = node_at(&c, stages->data.sequence.items.start[i]);
       stage_def *st = &p->stages[i];
       st->line = LINE(sn);
       st->col = COL(sn);
       parse_stage_keys(&c, sn, &raw[i]);
+      st->inputs_unresolved = raw[i].unknown_key;
       if (raw[i].id) {
         st->id = scalar_expanded(&c, raw[i].id, "id");
         for (size_t j = 0; st->id && j < i; j++)
           if (p->stages[j].id && !strcmp(p->stages[j].id, st->id))
-            err_at(&c, raw[i].id, "duplicate stage id '%s' (first at line %d)", st->id,
-                   p->stages[j].line);
+            err_at(&c, raw[i].id, "duplicate stage id '%s' (first at line %d)", st->id, p->stages[j].line);
       }
       if (raw[i].plugin) {
         st->plugin = scalar_expanded(&c, raw[i].plugin, "plugin");
@@ -671,7 +821,8 @@ pipeline *pipeline_load(const char *file, const set_override *sets, size_t n_set
         parse_params(&c, st, raw[i].params);
       }
     }
-    for (size_t i = 0; i < p->n; i++) parse_inputs(&c, &p->stages[i], raw[i].inputs);
+    for (size_t i = 0; i < p->n; i++)
+      parse_inputs(&c, &p->stages[i], raw[i].inputs);
   }
   apply_sets(&c, sets, n_sets);
   /* required params */
@@ -685,8 +836,10 @@ pipeline *pipeline_load(const char *file, const set_override *sets, size_t n_set
   if (p->n) {
     size_t *order = malloc(p->n * sizeof *order);
     int trc = order ? pipeline_topo(p, order) : MYELIN_ENOMEM;
-    if (trc == MYELIN_ENOMEM) oom_at(&c, NULL);
-    else if (trc) report_cycles(&c);
+    if (trc == MYELIN_ENOMEM)
+      oom_at(&c, NULL);
+    else if (trc)
+      report_cycles(&c);
     else
       for (size_t i = 0; i < p->n; i++) {
         stage_def *st = &p->stages[order[i]];
@@ -712,7 +865,8 @@ void pipeline_free(pipeline *p) {
   for (size_t i = 0; i < p->n; i++) {
     stage_def *st = &p->stages[i];
     size_t nout = st->lib.desc ? port_count(st->lib.desc->outputs) : 0;
-    for (size_t j = 0; st->out_kinds && j < nout; j++) free(st->out_kinds[j]);
+    for (size_t j = 0; st->out_kinds && j < nout; j++)
+      free(st->out_kinds[j]);
     free(st->out_kinds);
     params_free(st->params);
     plugin_close(&st->lib);
@@ -720,7 +874,8 @@ void pipeline_free(pipeline *p) {
     free(st->id);
     free(st->plugin);
   }
-  for (size_t i = 0; i < p->n_plugin_path; i++) free(p->plugin_path[i]);
+  for (size_t i = 0; i < p->n_plugin_path; i++)
+    free(p->plugin_path[i]);
   free(p->plugin_path);
   free(p->stages);
   free(p->file);

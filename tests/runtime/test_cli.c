@@ -2,7 +2,10 @@
  * The `myelin` command line as a user meets it: every command's --help and
  * -h, unknown options refused with exit 2, `myelin --help` naming commands,
  * environment variables and exit codes; `myelin plugins` (and --json) showing
- * each plugin's file, warning about shadowed duplicates and misnamed files.
+ * each plugin's file, warning about shadowed duplicates and misnamed files;
+ * ports as GStreamer users expect them (list form for one required input, a
+ * bare id meaning the first output), errors that suggest the closest name,
+ * and one error per root cause.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +173,181 @@ START_TEST(plugins_files_and_duplicates) {
 }
 END_TEST
 
+/* Writes text to DIR/NAME and runs `myelin validate` on it (plus extra args). */
+static int validate(const char *dir, const char *name, const char *text, const char *extra, char **out,
+                    char **path) {
+  *path = mt_strf("%s/%s", dir, name);
+  mt_write(*path, text);
+  return run_cli(mt_strf("validate %s %s", *path, extra), out);
+}
+
+/* Asserts that out holds exactly one error, at FILE:LINE:COL, containing each needle. */
+static void one_error(const char *out, const char *file, int line, int col, const char *const *needles) {
+  ck_assert_msg(count(out, "error:") == 1 && strstr(out, "\n1 error\n"), "want exactly one error in:\n%s",
+                out);
+  const char *e = strstr(out, mt_strf("%s:%d:%d: error: ", file, line, col));
+  ck_assert_msg(e != NULL, "want the error at %s:%d:%d in:\n%s", file, line, col, out);
+  for (; *needles; needles++)
+    ck_assert_msg(strstr(e, *needles), "missing \"%s\" in:\n%s", *needles, out);
+}
+
+START_TEST(ports_list_form_and_first_output) {
+  char *d = mt_tmpdir(), *out, *f;
+  /* one required input port takes the list form (biograd's train, loihi_sim's spikes, loihi_export's
+   * network, info_content's run); a bare id of a stage with several outputs is its first output */
+  int rc = validate(d, "ports.yaml",
+                    "name: ports\nstages:\n"
+                    "  - {id: data, plugin: gen_source}\n"
+                    "  - {id: enc, plugin: spike_encoder, inputs: [data]}\n"
+                    "  - {id: learn, plugin: biograd, inputs: [enc]}\n"
+                    "  - {id: sim, plugin: loihi_sim, inputs: [enc], params: {net: x.net}}\n"
+                    "  - {id: exp, plugin: loihi_export, inputs: [learn], params: {path: out/x}}\n"
+                    "  - {id: m, plugin: null_sink, inputs: [sim]}\n"
+                    "  - {id: m2, plugin: null_sink, inputs: [learn.metrics, exp]}\n"
+                    "  - {id: bold, plugin: fmri_source, params: {path: x.nii.gz}}\n"
+                    "  - {id: info, plugin: info_content, inputs: [bold], params: {energy: none}}\n"
+                    "  - {id: m3, plugin: null_sink, inputs: [info]}\n",
+                    "", &out, &f);
+  ck_assert_msg(rc == 0, "%s", out);
+  free(out);
+  /* the bare id really is the first port: learn -> exp carries `network`, so a sink taking
+   * only `metrics` from it is a kind mismatch naming learn.network */
+  rc = validate(d, "first.yaml",
+                "name: first\nstages:\n"
+                "  - {id: data, plugin: gen_source}\n"
+                "  - {id: enc, plugin: spike_encoder, inputs: [data]}\n"
+                "  - {id: learn, plugin: biograd, inputs: [enc]}\n"
+                "  - {id: sim, plugin: loihi_sim, inputs: {spikes: [enc], network: [learn]}}\n",
+                "", &out, &f);
+  ck_assert_msg(rc == 0, "%s", out);
+  free(out);
+  /* two required ports: the list form is still an error, naming the ports */
+  rc = validate(d, "two.yaml",
+                "name: two\nstages:\n"
+                "  - {id: data, plugin: gen_source}\n"
+                "  - {id: e, plugin: encoding, inputs: [data]}\n",
+                "", &out, &f);
+  ck_assert_int_eq(rc, 2);
+  one_error(out, f, 4, 39,
+            (const char *const[]){"plugin 'encoding' has 2 input ports (features, brain), 2 of them required",
+                                  "{features: [...], brain: [...]}", NULL});
+  free(out);
+}
+END_TEST
+
+START_TEST(errors_suggest_names) {
+  char *d = mt_tmpdir(), *out, *f;
+  ck_assert_int_eq(validate(d, "plugin.yaml",
+                            "name: x\nstages:\n"
+                            "  - {id: gen, plugin: gen_sorce}\n",
+                            "", &out, &f),
+                   2);
+  one_error(out, f, 3, 23,
+            (const char *const[]){"unknown plugin 'gen_sorce'; did you mean 'gen_source'?", NULL});
+  free(out);
+  ck_assert_int_eq(validate(d, "stage.yaml",
+                            "name: x\nstages:\n"
+                            "  - {id: gen, plugin: gen_source}\n"
+                            "  - {id: s, plugin: null_sink, inputs: [gne]}\n",
+                            "", &out, &f),
+                   2);
+  one_error(out, f, 4, 41,
+            (const char *const[]){"input 'gne' names no stage of this pipeline; did you mean 'gen'?", NULL});
+  free(out);
+  ck_assert_int_eq(validate(d, "outport.yaml",
+                            "name: x\nstages:\n"
+                            "  - {id: gen, plugin: gen_source}\n"
+                            "  - {id: enc, plugin: spike_encoder, inputs: [gen]}\n"
+                            "  - {id: learn, plugin: biograd, inputs: [enc]}\n"
+                            "  - {id: s, plugin: null_sink, inputs: [learn.metric]}\n",
+                            "", &out, &f),
+                   2);
+  one_error(
+      out, f, 6, 41,
+      (const char *const[]){"input 'learn.metric': stage 'learn' (biograd) has no output port 'metric'; "
+                            "did you mean 'metrics'? (its outputs: network, metrics, predictions)",
+                            NULL});
+  free(out);
+  ck_assert_int_eq(validate(d, "inport.yaml",
+                            "name: x\nstages:\n"
+                            "  - {id: gen, plugin: gen_source}\n"
+                            "  - {id: enc, plugin: spike_encoder, inputs: [gen]}\n"
+                            "  - {id: learn, plugin: biograd, inputs: {trian: [enc]}}\n",
+                            "", &out, &f),
+                   2);
+  one_error(
+      out, f, 5, 43,
+      (const char *const[]){"plugin 'biograd' has no input port 'trian'; did you mean 'train'? (its inputs: "
+                            "train, test)",
+                            NULL});
+  free(out);
+  ck_assert_int_eq(validate(d, "key.yaml",
+                            "name: x\nstages:\n"
+                            "  - {id: gen, plugin: gen_source}\n"
+                            "  - {id: s, plugin: null_sink, input: [gen]}\n",
+                            "", &out, &f),
+                   2);
+  one_error(out, f, 4, 32, (const char *const[]){"unknown stage key 'input'; did you mean 'inputs'?", NULL});
+  free(out);
+  ck_assert_int_eq(validate(d, "set.yaml",
+                            "name: x\nstages:\n"
+                            "  - {id: gen, plugin: gen_source}\n"
+                            "  - {id: s, plugin: null_sink, inputs: [gen]}\n",
+                            "--set gne.count=3", &out, &f),
+                   2);
+  ck_assert_msg(strstr(out, "error: no stage 'gne' in ") && strstr(out, "did you mean 'gen'?"), "%s", out);
+  free(out);
+}
+END_TEST
+
+START_TEST(one_cause_one_error) {
+  char *d = mt_tmpdir(), *out, *f;
+  /* an unknown plugin: nothing about the stages fed by it */
+  ck_assert_int_eq(validate(d, "plugin.yaml",
+                            "name: x\nstages:\n"
+                            "  - {id: gen, plugin: no_such_source}\n"
+                            "  - {id: p, plugin: passthrough, inputs: [gen]}\n"
+                            "  - {id: p2, plugin: passthrough, inputs: [gen.out]}\n"
+                            "  - {id: s, plugin: null_sink, inputs: [p, p2]}\n",
+                            "", &out, &f),
+                   2);
+  one_error(out, f, 3, 23, (const char *const[]){"unknown plugin 'no_such_source'", NULL});
+  free(out);
+  /* a misspelt stage id: not also "required input is not connected", nor the plugin's own check */
+  ck_assert_int_eq(validate(d, "id.yaml",
+                            "name: x\nstages:\n"
+                            "  - {id: gen, plugin: gen_source}\n"
+                            "  - {id: enc, plugin: spike_encoder, inputs: [gen]}\n"
+                            "  - {id: learn, plugin: biograd, inputs: {train: [ecn]}}\n"
+                            "  - {id: s, plugin: null_sink, inputs: [learn.metrics]}\n",
+                            "", &out, &f),
+                   2);
+  one_error(out, f, 5, 51, (const char *const[]){"input 'ecn' names no stage", NULL});
+  free(out);
+  /* an input port left open: the runtime says so once (biograd's validate would say it again) */
+  ck_assert_int_eq(validate(d, "open.yaml",
+                            "name: x\nstages:\n"
+                            "  - {id: learn, plugin: biograd}\n"
+                            "  - {id: s, plugin: null_sink, inputs: [learn]}\n",
+                            "", &out, &f),
+                   2);
+  one_error(out, f, 3, 5, (const char *const[]){"required input 'train' is not connected", NULL});
+  free(out);
+  /* a cycle: one error naming its stages, none for the stage downstream of it */
+  ck_assert_int_eq(validate(d, "cycle.yaml",
+                            "name: x\nstages:\n"
+                            "  - {id: a, plugin: passthrough, inputs: [c]}\n"
+                            "  - {id: b, plugin: passthrough, inputs: [a]}\n"
+                            "  - {id: c, plugin: passthrough, inputs: [b]}\n"
+                            "  - {id: s, plugin: null_sink, inputs: [c]}\n",
+                            "", &out, &f),
+                   2);
+  one_error(out, f, 3, 5,
+            (const char *const[]){"stage 'a' is part of a cycle of inputs: a -> b -> c -> a", NULL});
+  free(out);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("runtime_cli");
   TCase *tc = tcase_create("cli");
@@ -179,6 +357,9 @@ int main(void) {
   tcase_add_test(tc, top_level_help);
   tcase_add_test(tc, plugins_json);
   tcase_add_test(tc, plugins_files_and_duplicates);
+  tcase_add_test(tc, ports_list_form_and_first_output);
+  tcase_add_test(tc, errors_suggest_names);
+  tcase_add_test(tc, one_cause_one_error);
   suite_add_tcase(s, tc);
   return mt_run_suite(s);
 }
