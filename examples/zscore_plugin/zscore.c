@@ -140,7 +140,8 @@ static int zs_process(void *state, int port, myelin_msg *m) {
   }
   myelin_msg *o = myelin_builder_finish(b);
   if (!o) return z->host->error(z->st, "cannot build the output message");
-  return z->host->emit(z->st, 0, o) == MYELIN_ESTOP ? 0 : 0;
+  rc = z->host->emit(z->st, 0, o);    /* takes ownership */
+  return rc == MYELIN_ESTOP ? 0 : rc; /* ESTOP: the run is aborting, just return */
 }
 
 static int zs_init(const myelin_host *host, myelin_stage *st, const myelin_params *p, void **state) {

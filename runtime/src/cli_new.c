@@ -8,16 +8,23 @@
  *   D/NAME/CMakeLists.txt   builds NAME.so and the test (ctest)
  *   D/NAME/README.md
  *
- * The templates below use @NAME@ for the plugin name.
+ * The templates below use @NAME@ for the plugin name and @PREFIX@ for the
+ * prefix of this myelin (its pkg-config file is PREFIX/lib/pkgconfig/myelin.pc,
+ * installed or in the build tree), so the folder builds against the myelin
+ * that made it with no PKG_CONFIG_PATH.
  */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "internal.h"
+#include "myelin/io.h"
 
 static const char plugin_c[] =
     "/*\n"
@@ -42,36 +49,47 @@ static const char plugin_c[] =
     "  *out = s;\n"
     "  return 0;\n"
     "}\n\n"
+    "/* Emits m on port 0 (emit takes ownership). MYELIN_ESTOP means the run is\n"
+    " * aborting and m was dropped: the stage just returns, without an error. */\n"
+    "static int forward(state *s, myelin_msg *m) {\n"
+    "  int rc = s->host->emit(s->st, 0, m);\n"
+    "  return rc == MYELIN_ESTOP ? 0 : rc;\n"
+    "}\n\n"
     "/* Called on the stage's thread for every input message (borrowed). */\n"
     "static int on_process(void *st_, int port, myelin_msg *m) {\n"
     "  (void)port;\n"
     "  state *s = st_;\n"
     "  myelin_tensor t;\n"
-    "  if (myelin_msg_tensor(m, \"data\", &t) != 0 || t.dtype != MYELIN_F4)\n"
-    "    return s->host->emit(s->st, 0, myelin_msg_ref(m)) == MYELIN_ESTOP ? 0 : 0;\n"
+    "  if (myelin_msg_tensor(m, \"data\", &t) != 0 || t.dtype != MYELIN_F4) return forward(s, "
+    "myelin_msg_ref(m));\n"
     "  myelin_builder *b = myelin_builder_new(myelin_msg_kind(m));\n"
     "  myelin_obj root = myelin_msg_root(m);\n"
     "  for (size_t i = 0; i < myelin_obj_len(root); i++) {\n"
     "    char key[128];\n"
-    "    if (myelin_obj_str_copy(myelin_obj_key_at(root, i), key, sizeof key) || !strcmp(key, \"kind\")) continue;\n"
+    "    if (myelin_obj_str_copy(myelin_obj_key_at(root, i), key, sizeof key) || !strcmp(key, \"kind\")) "
+    "continue;\n"
     "    if (!strcmp(key, \"data\")) {\n"
     "      float *out = myelin_build_tensor(b, key, MYELIN_F4, t.ndim, t.shape);\n"
-    "      for (size_t j = 0; out && j < t.count; j++) out[j] = (float)(s->gain * ((const float *)t.data)[j]);\n"
+    "      for (size_t j = 0; out && j < t.count; j++) out[j] = (float)(s->gain * ((const float "
+    "*)t.data)[j]);\n"
     "    } else {\n"
     "      myelin_build_obj(b, key, myelin_obj_value_at(root, i));\n"
     "    }\n"
     "  }\n"
     "  myelin_msg *o = myelin_builder_finish(b);\n"
     "  if (!o) return s->host->error(s->st, \"cannot build the output message\");\n"
-    "  return s->host->emit(s->st, 0, o) == MYELIN_ESTOP ? 0 : 0;\n"
+    "  return forward(s, o);\n"
     "}\n\n"
     "static void on_fini(void *st_) { free(st_); }\n\n"
     "static const myelin_param_def params[] = {\n"
-    "    {.name = \"gain\", .type = MYELIN_PARAM_FLOAT, .def = \"1.0\", .has_range = 1, .min = -1e9, .max = 1e9,\n"
+    "    {.name = \"gain\", .type = MYELIN_PARAM_FLOAT, .def = \"1.0\", .has_range = 1, .min = -1e9, .max = "
+    "1e9,\n"
     "     .doc = \"Factor applied to every element of a <f4 `data` tensor.\"},\n"
     "    {0}};\n"
-    "static const myelin_port_def inputs[] = {{.name = \"in\", .kinds = \"*\", .doc = \"any message\"}, {0}};\n"
-    "static const myelin_port_def outputs[] = {{.name = \"out\", .kinds = \"*\", .doc = \"scaled messages\"}, {0}};\n\n"
+    "static const myelin_port_def inputs[] = {{.name = \"in\", .kinds = \"*\", .doc = \"any message\"}, "
+    "{0}};\n"
+    "static const myelin_port_def outputs[] = {{.name = \"out\", .kinds = \"*\", .doc = \"scaled "
+    "messages\"}, {0}};\n\n"
     "static const myelin_plugin_desc desc = {\n"
     "    MYELIN_DESC_HEADER,\n"
     "    .name = \"@NAME@\",\n"
@@ -133,12 +151,16 @@ static const char cmake_txt[] =
     "cmake_minimum_required(VERSION 3.18)\n"
     "project(@NAME@ C)\n"
     "set(CMAKE_C_STANDARD 11)\n"
+    "# The myelin that scaffolded this folder; pkg-config looks there first.\n"
+    "# Another one: -DMYELIN_PREFIX=/its/prefix.\n"
+    "set(MYELIN_PREFIX \"@PREFIX@\" CACHE PATH \"prefix of the myelin to build against\")\n"
+    "list(APPEND CMAKE_PREFIX_PATH \"${MYELIN_PREFIX}\")\n"
     "find_package(PkgConfig REQUIRED)\n"
     "pkg_check_modules(MYELIN REQUIRED IMPORTED_TARGET myelin)\n"
     "pkg_check_modules(CHECK REQUIRED IMPORTED_TARGET check)\n"
     "add_library(@NAME@ MODULE @NAME@.c)\n"
     "set_target_properties(@NAME@ PROPERTIES PREFIX \"\" C_VISIBILITY_PRESET hidden)\n"
-    "target_compile_options(@NAME@ PRIVATE -Wall -Wextra -Werror)\n"
+    "target_compile_options(@NAME@ PRIVATE -Wall -Wextra)\n"
     "target_link_libraries(@NAME@ PRIVATE PkgConfig::MYELIN)\n"
     "enable_testing()\n"
     "add_executable(test_@NAME@ test_@NAME@.c)\n"
@@ -154,35 +176,65 @@ static const char readme_md[] =
     "Use it from a pipeline through `MYELIN_PLUGIN_PATH=$PWD/build`, and see its\n"
     "parameters with `myelin inspect @NAME@`.\n";
 
-static int write_template(const char *dir, const char *file, const char *tmpl, const char *name) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/%s", dir, file);
-  for (char *p = strstr(path, "@NAME@"); p; p = strstr(path, "@NAME@")) {
-    char rest[4096];
-    snprintf(rest, sizeof rest, "%s", p + 6);
-    snprintf(p, sizeof path - (size_t)(p - path), "%s%s", name, rest);
-  }
-  FILE *f = fopen(path, "wx");
-  if (!f) {
-    fprintf(stderr, "myelin new-plugin: %s: %s\n", path, strerror(errno));
-    return 1;
-  }
+/* Writes tmpl with @NAME@ and @PREFIX@ replaced. */
+static void put_template(FILE *f, const char *tmpl, const char *name, const char *prefix) {
   for (const char *p = tmpl; *p;) {
-    const char *q = strstr(p, "@NAME@");
+    const char *n = strstr(p, "@NAME@"), *x = strstr(p, "@PREFIX@");
+    const char *q = n && (!x || n < x) ? n : x;
     if (!q) {
       fputs(p, f);
       break;
     }
     fwrite(p, 1, (size_t)(q - p), f);
-    fputs(name, f);
-    p = q + 6;
+    fputs(q == n ? name : prefix, f);
+    p = q + (q == n ? 6 : 8);
   }
+}
+
+static int write_template(const char *dir, const char *file, const char *tmpl, const char *name,
+                          const char *prefix) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", dir, file);
+  FILE *f = fopen(path, "wx");
+  if (!f) {
+    fprintf(stderr, "myelin new-plugin: %s: %s\n", path, strerror(errno));
+    return 1;
+  }
+  put_template(f, tmpl, name, prefix);
   if (fclose(f)) {
     fprintf(stderr, "myelin new-plugin: %s: write failed\n", path);
     return 1;
   }
   printf("  %s\n", path);
   return 0;
+}
+
+/* This myelin's prefix: the plugin folder is PREFIX/lib/myelin/plugins in the
+ * install and in the build tree alike. "" when it is laid out otherwise. */
+static void own_prefix(char *out, size_t n) {
+  const char *dir = plugin_install_dir(), *tail = "/lib/myelin/plugins";
+  size_t len = strlen(dir), tl = strlen(tail);
+  out[0] = 0;
+  if (len > tl && strcmp(dir + len - tl, tail) == 0) snprintf(out, n, "%.*s", (int)(len - tl), dir);
+}
+
+/* Warns when an installed plugin (or one on MYELIN_PLUGIN_PATH) has this
+ * name: the loader takes the first NAME.so in search order, so the new one
+ * would not be the one a pipeline gets. */
+static void warn_shadowed(const char *name) {
+  char **dirs = NULL;
+  size_t n = plugin_search_dirs(NULL, 0, &dirs);
+  for (size_t i = 0; i < n; i++) {
+    char so[PATH_MAX];
+    snprintf(so, sizeof so, "%s/%s.so", dirs[i], name);
+    if (access(so, F_OK) == 0)
+      fprintf(stderr,
+              "myelin new-plugin: warning: a plugin named '%s' is already installed (%s);\n"
+              "  the loader finds that one first, so pipelines would not get yours: consider another name\n",
+              name, so);
+    free(dirs[i]);
+  }
+  free(dirs);
 }
 
 int cmd_new_plugin(int argc, char **argv) {
@@ -203,23 +255,36 @@ int cmd_new_plugin(int argc, char **argv) {
       return cli_usage_error("new-plugin", "unexpected argument '%s' (one plugin per command)", a);
   }
   if (!name) return cli_usage_error("new-plugin", "no plugin name given");
+  if (strlen(name) > 64) {
+    fprintf(stderr, "myelin new-plugin: '%.64s...': a plugin name has at most 64 characters\n", name);
+    return 2;
+  }
   for (const char *p = name; *p; p++)
     if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_') ||
         !isalpha((unsigned char)name[0])) {
       fprintf(stderr, "myelin new-plugin: '%s': a plugin name is [a-z][a-z0-9_]*\n", name);
       return 2;
     }
-  char folder[4096];
+  warn_shadowed(name);
+  char folder[4096], err[512], prefix[PATH_MAX];
   snprintf(folder, sizeof folder, "%s/%s", dir, name);
+  if (myelin_mkdirs_for(folder, err, sizeof err) != 0) { /* --dir D: created when missing */
+    fprintf(stderr, "myelin new-plugin: %s\n", err);
+    return 1;
+  }
   if (mkdir(folder, 0777) != 0) {
     fprintf(stderr, "myelin new-plugin: %s: %s\n", folder, strerror(errno));
     return errno == EEXIST ? 2 : 1;
   }
+  own_prefix(prefix, sizeof prefix);
   printf("created %s:\n", folder);
-  int rc = write_template(folder, "@NAME@.c", plugin_c, name) ||
-           write_template(folder, "test_@NAME@.c", test_c, name) ||
-           write_template(folder, "CMakeLists.txt", cmake_txt, name) ||
-           write_template(folder, "README.md", readme_md, name);
+  char source[300], test[300];
+  snprintf(source, sizeof source, "%s.c", name);
+  snprintf(test, sizeof test, "test_%s.c", name);
+  int rc = write_template(folder, source, plugin_c, name, prefix) ||
+           write_template(folder, test, test_c, name, prefix) ||
+           write_template(folder, "CMakeLists.txt", cmake_txt, name, prefix) ||
+           write_template(folder, "README.md", readme_md, name, prefix);
   if (!rc) printf("next: cd %s && cmake -S . -B build && cmake --build build && (cd build && ctest)\n", folder);
   return rc;
 }

@@ -250,7 +250,10 @@ const char *schema_dir(void) {
   const char *env = getenv("MYELIN_SCHEMA_DIR");
   if (env && *env) return env;
   if (dir[0]) return dir;
-  snprintf(dir, sizeof dir, "%s/../../../share/myelin/schemas", plugin_install_dir());
-  if (access(dir, R_OK) != 0) snprintf(dir, sizeof dir, "%s", MYELIN_SCHEMA_DIR_BUILD);
+  /* PREFIX/lib/myelin/plugins -> PREFIX/share/myelin/schemas (installed);
+   * the source tree's schemas/ for a build tree */
+  char rel[PATH_MAX];
+  snprintf(rel, sizeof rel, "%s/../../../share/myelin/schemas", plugin_install_dir());
+  if (!realpath(rel, dir)) snprintf(dir, sizeof dir, "%s", MYELIN_SCHEMA_DIR_BUILD);
   return dir;
 }

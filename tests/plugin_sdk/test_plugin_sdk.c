@@ -5,7 +5,8 @@
  *     run its pipeline through MYELIN_PLUGIN_PATH with the installed CLI,
  *     and check the z-scores in the output file;
  *  3. `myelin new-plugin` scaffolds a plugin that builds and passes its own
- *     harness test as generated.
+ *     harness test as generated;
+ *  4. pkg-config describes the install and the build tree correctly.
  * The installed `myelin` must find its own plugins with no variable set.
  */
 #include <stdlib.h>
@@ -26,23 +27,79 @@ static void install_prefix(void) {
   free(out);
 }
 
-/* Flags so an out-of-tree build links with a sanitized libmyelin. */
-static const char *extra_flags(void) {
-  return getenv("MYELIN_SANITIZED") ? "-DCMAKE_C_FLAGS='-fsanitize=address,undefined' "
-                                      "-DCMAKE_MODULE_LINKER_FLAGS='-fsanitize=address,undefined' "
-                                      "-DCMAKE_EXE_LINKER_FLAGS='-fsanitize=address,undefined'"
-                                    : "";
+/* Environment for an out-of-tree CMake build: -Werror (the scaffold and the
+ * example must compile warning-free), and the sanitizers when libmyelin has them. */
+static const char *sdk_env(void) {
+  return getenv("MYELIN_SANITIZED")
+             ? "CFLAGS='-Werror -fsanitize=address,undefined' LDFLAGS='-fsanitize=address,undefined'"
+             : "CFLAGS=-Werror";
 }
 
 START_TEST(installed_cli_finds_plugins) {
   install_prefix();
   char *out;
-  int rc = mt_run(mt_strf("env -u MYELIN_PLUGIN_PATH %s/bin/myelin plugins", prefix), &out);
+  /* from another folder, with nothing of the build tree in the environment */
+  int rc = mt_run(
+      mt_strf("cd / && env -u MYELIN_PLUGIN_PATH -u MYELIN_SCHEMA_DIR %s/bin/myelin plugins", prefix), &out);
   ck_assert_int_eq(rc, 0);
   ck_assert_msg(strstr(out, "gen_source") && strstr(out, "file_sink"), "%s", out);
+  ck_assert_msg(strstr(out, mt_strf("%s/lib/myelin/plugins/gen_source.so", prefix)),
+                "not the installed plugins:\n%s", out);
   free(out);
   ck_assert_int_ge(mt_file_size(mt_strf("%s/lib/pkgconfig/myelin.pc", prefix)), 1);
   ck_assert_int_ge(mt_file_size(mt_strf("%s/include/myelin/plugin.h", prefix)), 1);
+  ck_assert_int_ge(mt_file_size(mt_strf("%s/share/myelin/schemas/tensor.yaml", prefix)), 1);
+  /* the installed schemas, not the source tree's */
+  rc = mt_run(mt_strf("cd / && env -u MYELIN_SCHEMA_DIR %s/bin/myelin --help", prefix), &out);
+  ck_assert_int_eq(rc, 0);
+  ck_assert_msg(strstr(out, mt_strf("in use: %s/share/myelin/schemas", prefix)), "%s", out);
+  free(out);
+}
+END_TEST
+
+/* A plugin compiled by hand with `pkg-config --cflags --libs myelin` against
+ * the install, loaded by the installed CLI from another folder. */
+START_TEST(pkg_config_compiles_a_plugin) {
+  install_prefix();
+  char *w = mt_tmpdir(), *out;
+  const char *src = mt_env("MYELIN_SOURCE_DIR", "..");
+  const char *san = getenv("MYELIN_SANITIZED") ? "-fsanitize=address,undefined" : "";
+  int rc = mt_run(
+      mt_strf("export PKG_CONFIG_PATH=%s/lib/pkgconfig; cc -std=c11 -Wall -Wextra -Wpedantic -Werror %s "
+              "-shared -fPIC -o %s/zscore.so %s/examples/zscore_plugin/zscore.c "
+              "$(pkg-config --cflags --libs myelin) -lm",
+              prefix, san, w, src),
+      &out);
+  ck_assert_msg(rc == 0, "compile failed:\n%s", out);
+  free(out);
+  rc = mt_run(mt_strf("cd / && MYELIN_PLUGIN_PATH=%s %s/bin/myelin inspect zscore", w, prefix), &out);
+  ck_assert_msg(rc == 0 && strstr(out, "window"), "%s", out);
+  free(out);
+}
+END_TEST
+
+/* The build tree's pkg-config files describe the build tree (its headers are
+ * the source tree's runtime/include, its library is BUILD/lib). */
+START_TEST(build_tree_pkg_config) {
+  const char *build = mt_env("MYELIN_BUILD_DIR", "."), *src = mt_env("MYELIN_SOURCE_DIR", "..");
+  const char *dirs[] = {mt_strf("%s/lib/pkgconfig", build), build};
+  for (int i = 0; i < 2; i++) {
+    char *inc, *lib, *plug;
+    ck_assert_int_eq(
+        mt_run(mt_strf("PKG_CONFIG_PATH=%s pkg-config --variable=includedir myelin", dirs[i]), &inc), 0);
+    ck_assert_int_eq(mt_run(mt_strf("PKG_CONFIG_PATH=%s pkg-config --variable=libdir myelin", dirs[i]), &lib),
+                     0);
+    ck_assert_int_eq(
+        mt_run(mt_strf("PKG_CONFIG_PATH=%s pkg-config --variable=plugindir myelin", dirs[i]), &plug), 0);
+    inc[strcspn(inc, "\n")] = lib[strcspn(lib, "\n")] = plug[strcspn(plug, "\n")] = 0;
+    ck_assert_msg(mt_file_size(mt_strf("%s/myelin/plugin.h", inc)) > 0, "%s: includedir %s", dirs[i], inc);
+    ck_assert_msg(mt_file_size(mt_strf("%s/libmyelin.so", lib)) > 0, "%s: libdir %s", dirs[i], lib);
+    ck_assert_msg(mt_file_size(mt_strf("%s/gen_source.so", plug)) > 0, "%s: plugindir %s", dirs[i], plug);
+    ck_assert_msg(mt_file_size(mt_strf("%s/runtime/include/myelin/plugin.h", src)) > 0, "%s", src);
+    free(inc);
+    free(lib);
+    free(plug);
+  }
 }
 END_TEST
 
@@ -50,8 +107,9 @@ START_TEST(zscore_example_out_of_tree) {
   install_prefix();
   char *w = mt_tmpdir(), *out;
   const char *src = mt_env("MYELIN_SOURCE_DIR", "..");
-  int rc = mt_run(mt_strf("env -u MYELIN_PLUGIN_PATH PKG_CONFIG_PATH=%s/lib/pkgconfig cmake -S %s/examples/zscore_plugin -B %s/zb %s && cmake --build %s/zb",
-                          prefix, src, w, extra_flags(), w),
+  int rc = mt_run(mt_strf("env -u MYELIN_PLUGIN_PATH PKG_CONFIG_PATH=%s/lib/pkgconfig %s cmake -S "
+                          "%s/examples/zscore_plugin -B %s/zb && cmake --build %s/zb",
+                          prefix, sdk_env(), src, w, w),
                   &out);
   ck_assert_msg(rc == 0, "example build failed:\n%s", out);
   free(out);
@@ -91,26 +149,44 @@ START_TEST(zscore_example_out_of_tree) {
 }
 END_TEST
 
+/* `myelin new-plugin` into a --dir that does not exist yet; the scaffold
+ * builds (-Werror) and passes its test with no PKG_CONFIG_PATH: its
+ * CMakeLists.txt knows the prefix of the myelin that made it. */
 START_TEST(new_plugin_scaffold_builds_and_passes) {
   install_prefix();
   char *w = mt_tmpdir(), *out;
-  int rc = mt_run(mt_strf("%s/bin/myelin new-plugin my_gain --dir %s", prefix, w), &out);
+  int rc = mt_run(
+      mt_strf("env -u PKG_CONFIG_PATH %s/bin/myelin new-plugin my_gain --dir %s/new/sub", prefix, w), &out);
   ck_assert_msg(rc == 0, "%s", out);
+  ck_assert_msg(!strstr(out, "warning"), "%s", out);
   free(out);
-  rc = mt_run(mt_strf("cd %s/my_gain && PKG_CONFIG_PATH=%s/lib/pkgconfig cmake -S . -B build %s && cmake --build build && cd build && ctest --output-on-failure",
-                      w, prefix, extra_flags()),
+  char *c = NULL;
+  ck_assert_int_eq(mt_run(mt_strf("cat %s/new/sub/my_gain/my_gain.c", w), &c), 0);
+  ck_assert_msg(!strstr(c, "? 0 : 0"), "the template still has '== MYELIN_ESTOP ? 0 : 0'");
+  free(c);
+  rc = mt_run(mt_strf("cd %s/new/sub/my_gain && env -u PKG_CONFIG_PATH %s cmake -S . -B build && cmake "
+                      "--build build && cd build && ctest --output-on-failure",
+                      w, sdk_env()),
               &out);
   ck_assert_msg(rc == 0, "scaffold build/test failed:\n%s", out);
   ck_assert_ptr_nonnull(strstr(out, "100% tests passed"));
   free(out);
-  rc = mt_run(mt_strf("MYELIN_PLUGIN_PATH=%s/my_gain/build %s/bin/myelin inspect my_gain", w, prefix), &out);
+  rc = mt_run(mt_strf("MYELIN_PLUGIN_PATH=%s/new/sub/my_gain/build %s/bin/myelin inspect my_gain", w, prefix),
+              &out);
   ck_assert_msg(rc == 0 && strstr(out, "gain"), "%s", out);
   free(out);
   /* a second scaffold with the same name refuses to overwrite */
-  rc = mt_run(mt_strf("%s/bin/myelin new-plugin my_gain --dir %s", prefix, w), NULL);
+  rc = mt_run(mt_strf("%s/bin/myelin new-plugin my_gain --dir %s/new/sub", prefix, w), NULL);
   ck_assert_int_eq(rc, 2);
   rc = mt_run(mt_strf("%s/bin/myelin new-plugin Bad-Name --dir %s", prefix, w), NULL);
   ck_assert_int_eq(rc, 2);
+  /* the name of an installed plugin: scaffolded, with a warning naming it */
+  rc = mt_run(mt_strf("env -u MYELIN_PLUGIN_PATH %s/bin/myelin new-plugin gen_source --dir %s", prefix, w),
+              &out);
+  ck_assert_msg(rc == 0, "%s", out);
+  ck_assert_msg(strstr(out, "warning") && strstr(out, mt_strf("%s/lib/myelin/plugins/gen_source.so", prefix)),
+                "no shadowing warning:\n%s", out);
+  free(out);
 }
 END_TEST
 
@@ -119,6 +195,8 @@ int main(void) {
   TCase *tc = tcase_create("sdk");
   tcase_set_timeout(tc, 900);
   tcase_add_test(tc, installed_cli_finds_plugins);
+  tcase_add_test(tc, pkg_config_compiles_a_plugin);
+  tcase_add_test(tc, build_tree_pkg_config);
   tcase_add_test(tc, zscore_example_out_of_tree);
   tcase_add_test(tc, new_plugin_scaffold_builds_and_passes);
   suite_add_tcase(s, tc);
