@@ -15,7 +15,9 @@
  * one 4-D image when that key changes or at end of stream. Files are written
  * through myelin_atomic_open/commit: a half-written image never appears
  * under its final name. `path` expands {subject}, {task}, {run}, {stat} and
- * {seq} from each message.
+ * {seq} from each message. A second image expanding to a path already
+ * written in this run is an error naming both messages (myelin_pathset,
+ * io.h): results are never silently replaced.
  */
 #include <math.h>
 #include <stdio.h>
@@ -47,9 +49,12 @@ typedef struct ns_state {
   char *path_tmpl;
   int fill_nan, do_fsync;
   uint64_t files;
+  uint64_t received;      /* messages seen, numbering them in errors */
+  myelin_pathset written; /* paths written in this run */
   atlas_cache atlas;
   /* volumes being collected */
   myelin_msg *vol_first; /* geometry + context of the current group */
+  uint64_t vol_first_no; /* its message number */
   char vol_key[512];
   float *vol_rows;
   size_t vol_n, vol_cap, vol_V;
@@ -70,7 +75,8 @@ static int expand_path(const ns_state *s, const myelin_msg *m, char *out, size_t
         size_t kl = strlen(tmpl_keys[k]);
         if (!strncmp(p + 1, tmpl_keys[k], kl) && p[1 + kl] == '}') {
           myelin_msg_text(m, tmpl_keys[k], val, sizeof val);
-          if (!val[0] && !strcmp(tmpl_keys[k], "seq")) snprintf(val, sizeof val, "%llu", (unsigned long long)s->files);
+          if (!val[0] && !strcmp(tmpl_keys[k], "seq"))
+            snprintf(val, sizeof val, "%llu", (unsigned long long)s->files);
           if (!val[0]) snprintf(val, sizeof val, "none");
           for (char *c = val; *c; c++)
             if (*c == '/') *c = '_';
@@ -112,11 +118,15 @@ static int load_atlas(ns_state *s, const char *path) {
   float *v = malloc(n * sizeof *v);
   s->atlas.label = malloc(n * sizeof *s->atlas.label);
   int rc = 0;
-  if (!v || !s->atlas.label) rc = s->host->error(s->st, "out of memory");
-  else if (nifti_read_volumes(&r, 1, NULL, n, v, n, err, sizeof err)) rc = s->host->error(s->st, "%s", err);
+  if (!v || !s->atlas.label)
+    rc = s->host->error(s->st, "out of memory");
+  else if (nifti_read_volumes(&r, 1, NULL, n, v, n, err, sizeof err))
+    rc = s->host->error(s->st, "%s", err);
   if (!rc) {
-    for (size_t i = 0; i < n; i++) s->atlas.label[i] = isfinite(v[i]) ? (int32_t)lrintf(v[i]) : 0;
-    for (int i = 0; i < 3; i++) s->atlas.dims[i] = r.h.dim[i + 1];
+    for (size_t i = 0; i < n; i++)
+      s->atlas.label[i] = isfinite(v[i]) ? (int32_t)lrintf(v[i]) : 0;
+    for (int i = 0; i < 3; i++)
+      s->atlas.dims[i] = r.h.dim[i + 1];
     nifti_affine(&r.h, s->atlas.affine);
     s->atlas.path = strdup(path);
   }
@@ -146,9 +156,10 @@ static int atlas_columns(ns_state *s, myelin_obj g, size_t V, grid_out *go) {
       return s->host->error(s->st, "geometry.values has %zu entries, data has %zu columns", t.count, V);
     }
     for (size_t k = 0; k < V; k++)
-      vals[k] = t.dtype == MYELIN_I4 ? ((const int32_t *)t.data)[k]
+      vals[k] = t.dtype == MYELIN_I4   ? ((const int32_t *)t.data)[k]
                 : t.dtype == MYELIN_I8 ? (int32_t)((const int64_t *)t.data)[k]
-                : t.dtype == MYELIN_U4 ? (int32_t)((const uint32_t *)t.data)[k] : -1;
+                : t.dtype == MYELIN_U4 ? (int32_t)((const uint32_t *)t.data)[k]
+                                       : -1;
   } else {
     int32_t *u = malloc(n * sizeof *u);
     if (!u) {
@@ -164,7 +175,8 @@ static int atlas_columns(ns_state *s, myelin_obj g, size_t V, grid_out *go) {
     if (k != V) {
       free(u);
       free(vals);
-      return s->host->error(s->st, "atlas %s has %zu labels but the data has %zu columns", s->atlas.path, k, V);
+      return s->host->error(s->st, "atlas %s has %zu labels but the data has %zu columns", s->atlas.path, k,
+                            V);
     }
     memcpy(vals, u, V * sizeof *vals);
     free(u);
@@ -204,7 +216,8 @@ static int read_affine(ns_state *s, myelin_obj g, double a[4][4]) {
   myelin_tensor t;
   if (myelin_obj_tensor(myelin_obj_get(g, "affine"), &t) != 0) {
     memset(a, 0, 16 * sizeof(double));
-    for (int i = 0; i < 4; i++) a[i][i] = 1.0;
+    for (int i = 0; i < 4; i++)
+      a[i][i] = 1.0;
     s->host->log(s->st, MYELIN_LOG_WARN, "geometry has no affine: writing the identity");
     return 0;
   }
@@ -244,11 +257,12 @@ static int read_geometry(ns_state *s, const myelin_msg *m, size_t V, grid_out *g
   myelin_tensor t;
   if (myelin_obj_tensor(myelin_obj_get(g, "voxels"), &t) != 0) {
     if (V != n)
-      return s->host->error(s->st, "geometry has neither voxels nor atlas, and V = %zu is not the grid size %zu",
-                            V, n);
+      return s->host->error(
+          s->st, "geometry has neither voxels nor atlas, and V = %zu is not the grid size %zu", V, n);
     uint32_t *c = malloc(n * sizeof *c);
     if (!c) return s->host->error(s->st, "out of memory");
-    for (size_t i = 0; i < n; i++) c[i] = (uint32_t)i;
+    for (size_t i = 0; i < n; i++)
+      c[i] = (uint32_t)i;
     nifti_corder_to_forder(c, n, go->dims, go->fidx);
     free(c);
     return 0;
@@ -259,13 +273,16 @@ static int read_geometry(ns_state *s, const myelin_msg *m, size_t V, grid_out *g
   if (!c) return s->host->error(s->st, "out of memory");
   int rc = 0;
   for (size_t k = 0; k < V && !rc; k++) {
-    int64_t v = t.dtype == MYELIN_U4 ? ((const uint32_t *)t.data)[k]
+    int64_t v = t.dtype == MYELIN_U4   ? ((const uint32_t *)t.data)[k]
                 : t.dtype == MYELIN_I4 ? ((const int32_t *)t.data)[k]
                 : t.dtype == MYELIN_I8 ? ((const int64_t *)t.data)[k]
-                : t.dtype == MYELIN_U8 ? (int64_t)((const uint64_t *)t.data)[k] : -1;
+                : t.dtype == MYELIN_U8 ? (int64_t)((const uint64_t *)t.data)[k]
+                                       : -1;
     if (v < 0 || (size_t)v >= n)
-      rc = s->host->error(s->st, "geometry.voxels[%zu] = %lld is outside the %zu-voxel grid", k, (long long)v, n);
-    else c[k] = (uint32_t)v;
+      rc = s->host->error(s->st, "geometry.voxels[%zu] = %lld is outside the %zu-voxel grid", k, (long long)v,
+                          n);
+    else
+      c[k] = (uint32_t)v;
   }
   if (!rc) nifti_corder_to_forder(c, V, go->dims, go->fidx);
   free(c);
@@ -277,35 +294,49 @@ static int read_geometry(ns_state *s, const myelin_msg *m, size_t V, grid_out *g
 /* Element i of a tensor as float. */
 static float elem(const myelin_tensor *t, size_t i) {
   switch (t->dtype) {
-  case MYELIN_F4: return ((const float *)t->data)[i];
-  case MYELIN_F8: return (float)((const double *)t->data)[i];
-  case MYELIN_I1: return ((const int8_t *)t->data)[i];
-  case MYELIN_I2: return ((const int16_t *)t->data)[i];
-  case MYELIN_I4: return (float)((const int32_t *)t->data)[i];
-  case MYELIN_I8: return (float)((const int64_t *)t->data)[i];
-  case MYELIN_U1: case MYELIN_B1: return ((const uint8_t *)t->data)[i];
-  case MYELIN_U2: return ((const uint16_t *)t->data)[i];
-  case MYELIN_U4: return (float)((const uint32_t *)t->data)[i];
-  case MYELIN_U8: return (float)((const uint64_t *)t->data)[i];
-  default: return NAN;
+  case MYELIN_F4:
+    return ((const float *)t->data)[i];
+  case MYELIN_F8:
+    return (float)((const double *)t->data)[i];
+  case MYELIN_I1:
+    return ((const int8_t *)t->data)[i];
+  case MYELIN_I2:
+    return ((const int16_t *)t->data)[i];
+  case MYELIN_I4:
+    return (float)((const int32_t *)t->data)[i];
+  case MYELIN_I8:
+    return (float)((const int64_t *)t->data)[i];
+  case MYELIN_U1:
+  case MYELIN_B1:
+    return ((const uint8_t *)t->data)[i];
+  case MYELIN_U2:
+    return ((const uint16_t *)t->data)[i];
+  case MYELIN_U4:
+    return (float)((const uint32_t *)t->data)[i];
+  case MYELIN_U8:
+    return (float)((const uint64_t *)t->data)[i];
+  default:
+    return NAN;
   }
 }
 
 /* Scatters R rows of V columns (row r at rows + r * V, or from a tensor)
  * into R file-order volumes and writes the image. */
-static int write_image(ns_state *s, const myelin_msg *m, const grid_out *go, const myelin_tensor *t,
-                       const float *rows, size_t R, double tr) {
+static int write_image(ns_state *s, const myelin_msg *m, uint64_t msg_no, const grid_out *go,
+                       const myelin_tensor *t, const float *rows, size_t R, double tr) {
   size_t nvox = (size_t)(go->dims[0] * go->dims[1] * go->dims[2]);
   if (R > 32767) return s->host->error(s->st, "%zu rows do not fit a NIfTI-1 4th dimension", R);
   float *img = malloc((nvox * R > 0 ? nvox * R : 1) * sizeof *img);
   if (!img) return s->host->error(s->st, "out of memory for a %zu x %zu image", nvox, R);
   float fill = s->fill_nan ? NAN : 0.0f;
-  for (size_t i = 0; i < nvox * R; i++) img[i] = fill;
+  for (size_t i = 0; i < nvox * R; i++)
+    img[i] = fill;
   for (size_t r = 0; r < R; r++) {
     float *vol = img + r * nvox;
     size_t base = r * go->V;
     if (go->fidx) {
-      for (size_t k = 0; k < go->V; k++) vol[go->fidx[k]] = rows ? rows[base + k] : elem(t, base + k);
+      for (size_t k = 0; k < go->V; k++)
+        vol[go->fidx[k]] = rows ? rows[base + k] : elem(t, base + k);
     } else {
       for (size_t i = 0; i < nvox; i++) {
         int32_t k = go->col_of_voxel[i];
@@ -316,6 +347,11 @@ static int write_image(ns_state *s, const myelin_msg *m, const grid_out *go, con
   char path[4096], err[1024];
   int rc = 0;
   if (expand_path(s, m, path, sizeof path)) rc = s->host->error(s->st, "path too long");
+  int claim = rc ? 0 : myelin_pathset_claim(&s->written, path, msg_no, err, sizeof err);
+  if (claim == MYELIN_ENOMEM)
+    rc = s->host->error(s->st, "%s", err);
+  else if (claim)
+    rc = s->host->error(s->st, "%s; make the path unique with {subject} {task} {run} {stat} or {seq}", err);
   myelin_atomic_file f;
   memset(&f, 0, sizeof f);
   if (!rc && (myelin_mkdirs_for(path, err, sizeof err) || myelin_atomic_open(&f, path, err, sizeof err)))
@@ -334,7 +370,7 @@ static int write_image(ns_state *s, const myelin_msg *m, const grid_out *go, con
   return rc;
 }
 
-static int write_tensor_msg(ns_state *s, const myelin_msg *m) {
+static int write_tensor_msg(ns_state *s, const myelin_msg *m, uint64_t msg_no) {
   myelin_tensor t;
   if (myelin_msg_tensor(m, "data", &t) != 0 || t.ndim < 1)
     return s->host->error(s->st, "%s message without a data tensor", myelin_msg_kind(m));
@@ -345,7 +381,7 @@ static int write_tensor_msg(ns_state *s, const myelin_msg *m) {
   int rc = read_geometry(s, m, V, &go);
   double tr = 0;
   if (myelin_msg_float(m, "tr", &tr) != 0) tr = 0;
-  if (!rc) rc = write_image(s, m, &go, &t, NULL, R, tr);
+  if (!rc) rc = write_image(s, m, msg_no, &go, &t, NULL, R, tr);
   grid_free(&go);
   return rc;
 }
@@ -358,7 +394,7 @@ static int flush_volumes(ns_state *s) {
   int rc = read_geometry(s, s->vol_first, s->vol_V, &go);
   double tr = 0;
   if (myelin_msg_float(s->vol_first, "tr", &tr) != 0) tr = 0;
-  if (!rc) rc = write_image(s, s->vol_first, &go, NULL, s->vol_rows, s->vol_n, tr);
+  if (!rc) rc = write_image(s, s->vol_first, s->vol_first_no, &go, NULL, s->vol_rows, s->vol_n, tr);
   grid_free(&go);
   myelin_msg_unref(s->vol_first);
   s->vol_first = NULL;
@@ -366,7 +402,7 @@ static int flush_volumes(ns_state *s) {
   return rc;
 }
 
-static int add_volume(ns_state *s, myelin_msg *m) {
+static int add_volume(ns_state *s, myelin_msg *m, uint64_t msg_no) {
   char key[512], sub[160], task[160], run[160];
   myelin_msg_text(m, "subject", sub, sizeof sub);
   myelin_msg_text(m, "task", task, sizeof task);
@@ -381,6 +417,7 @@ static int add_volume(ns_state *s, myelin_msg *m) {
   }
   if (!s->vol_first) {
     s->vol_first = myelin_msg_ref(m);
+    s->vol_first_no = msg_no;
     snprintf(s->vol_key, sizeof s->vol_key, "%s", key);
     s->vol_V = t.count;
   }
@@ -392,7 +429,8 @@ static int add_volume(ns_state *s, myelin_msg *m) {
     s->vol_cap = nc;
   }
   float *row = s->vol_rows + s->vol_n * s->vol_V;
-  for (size_t k = 0; k < s->vol_V; k++) row[k] = elem(&t, k);
+  for (size_t k = 0; k < s->vol_V; k++)
+    row[k] = elem(&t, k);
   s->vol_n++;
   return 0;
 }
@@ -411,7 +449,8 @@ static int ns_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
       if (!strncmp(b + 1, tmpl_keys[k], kl) && b[1 + kl] == '}') ok = 1;
     }
     if (!ok)
-      return myelin_validate_error(ctx, "path", "unknown placeholder in path (use {subject} {task} {run} {stat} {seq})");
+      return myelin_validate_error(ctx, "path",
+                                   "unknown placeholder in path (use {subject} {task} {run} {stat} {seq})");
   }
   return 0;
 }
@@ -432,7 +471,8 @@ static int ns_init(const myelin_host *host, myelin_stage *st, const myelin_param
   s->do_fsync = myelin_param_bool(p, "fsync");
   if (!strchr(s->path_tmpl, '{')) { /* a fixed folder can be checked now */
     char err[1024];
-    if (myelin_mkdirs_for(s->path_tmpl, err, sizeof err) || myelin_check_writable(s->path_tmpl, err, sizeof err)) {
+    if (myelin_mkdirs_for(s->path_tmpl, err, sizeof err) ||
+        myelin_check_writable(s->path_tmpl, err, sizeof err)) {
       int rc = host->error(st, "%s", err);
       free(s->path_tmpl);
       free(s); /* fini only runs after a successful init */
@@ -447,12 +487,13 @@ static int ns_process(void *state, int port, myelin_msg *msg) {
   ns_state *s = state;
   (void)port;
   const char *kind = myelin_msg_kind(msg);
-  if (!strcmp(kind, "volume")) return add_volume(s, msg);
+  uint64_t msg_no = s->received++;
+  if (!strcmp(kind, "volume")) return add_volume(s, msg, msg_no);
   if (s->vol_first) {
     int rc = flush_volumes(s);
     if (rc) return rc;
   }
-  if (!strcmp(kind, "map") || !strcmp(kind, "run")) return write_tensor_msg(s, msg);
+  if (!strcmp(kind, "map") || !strcmp(kind, "run")) return write_tensor_msg(s, msg, msg_no);
   return s->host->error(s->st, "cannot write a '%s' message as NIfTI (map, run or volume)", kind);
 }
 
@@ -466,20 +507,29 @@ static void ns_fini(void *state) {
   free(s->atlas.path);
   free(s->atlas.label);
   free(s->path_tmpl);
+  myelin_pathset_free(&s->written);
   free(s);
 }
 
 static const myelin_param_def ns_params[] = {
-    {.name = "path", .type = MYELIN_PARAM_STRING,
+    {.name = "path",
+     .type = MYELIN_PARAM_STRING,
      .doc = "Output file, .nii or .nii.gz (gzip); {subject} {task} {run} {stat} {seq} expand from each "
             "message ({seq}: the message's seq, else the count of files written)."},
-    {.name = "fill", .type = MYELIN_PARAM_ENUM, .def = "zero", .choices = "zero|nan",
+    {.name = "fill",
+     .type = MYELIN_PARAM_ENUM,
+     .def = "zero",
+     .choices = "zero|nan",
      .doc = "Value of grid voxels the map does not cover."},
-    {.name = "fsync", .type = MYELIN_PARAM_BOOL, .def = "false", .doc = "fsync each file before renaming it into place."},
+    {.name = "fsync",
+     .type = MYELIN_PARAM_BOOL,
+     .def = "false",
+     .doc = "fsync each file before renaming it into place."},
     {0}};
 
 static const myelin_port_def ns_inputs[] = {
-    {.name = "in", .kinds = "map|run|volume",
+    {.name = "in",
+     .kinds = "map|run|volume",
      .doc = "maps (rows become volumes), runs [T, V], or volumes collected per subject/task/run"},
     {0}};
 

@@ -13,7 +13,7 @@
  * .npy: every message writes its own file, atomically (temporary name, then
  * rename). A second message expanding to a path already written in this run
  * is an error naming both messages — results are never silently replaced.
- * The set of written paths is a small open-addressing hash table.
+ * The written paths are kept in a myelin_pathset (io.h), shared with nifti_sink.
  *
  * .npz: the archive (one per distinct expanded path) stays open through the
  * run and is committed in flush; array names come from `key`
@@ -28,12 +28,6 @@
 
 #define PATH_MAX_LEN 4096
 
-typedef struct seen_set {
-  char **keys;
-  uint64_t *msg; /* which message wrote it */
-  size_t cap, n;
-} seen_set;
-
 typedef struct archive_slot {
   char *path;
   myelin_npz_writer *w;
@@ -45,67 +39,11 @@ typedef struct npy_sink {
   const char *path, *field, *key;
   int field_set, npz;
   uint64_t received;
-  seen_set seen;
+  myelin_pathset written;
   archive_slot *archives;
   size_t n_archives;
   char last_dir[PATH_MAX_LEN];
 } npy_sink;
-
-/* ---- written-path set ---------------------------------------------------------- */
-
-static uint64_t fnv1a(const char *s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ULL;
-  return h;
-}
-
-/* Returns the slot of s: keys[slot] is NULL when absent. */
-static size_t seen_slot(const seen_set *set, const char *s) {
-  size_t i = fnv1a(s) & (set->cap - 1);
-  while (set->keys[i] && strcmp(set->keys[i], s) != 0) i = (i + 1) & (set->cap - 1);
-  return i;
-}
-
-static int seen_grow(seen_set *set) {
-  size_t nc = set->cap ? set->cap * 2 : 256;
-  seen_set ns = {calloc(nc, sizeof(char *)), calloc(nc, sizeof(uint64_t)), nc, set->n};
-  if (!ns.keys || !ns.msg) {
-    free(ns.keys);
-    free(ns.msg);
-    return -1;
-  }
-  for (size_t i = 0; i < set->cap; i++) {
-    if (!set->keys[i]) continue;
-    size_t j = seen_slot(&ns, set->keys[i]);
-    ns.keys[j] = set->keys[i];
-    ns.msg[j] = set->msg[i];
-  }
-  free(set->keys);
-  free(set->msg);
-  *set = ns;
-  return 0;
-}
-
-/* 1 and *prev when already present, 0 when added, -1 out of memory. */
-static int seen_add(seen_set *set, const char *s, uint64_t msg, uint64_t *prev) {
-  if ((set->n + 1) * 2 > set->cap && seen_grow(set) != 0) return -1;
-  size_t i = seen_slot(set, s);
-  if (set->keys[i]) {
-    *prev = set->msg[i];
-    return 1;
-  }
-  if (!(set->keys[i] = strdup(s))) return -1;
-  set->msg[i] = msg;
-  set->n++;
-  return 0;
-}
-
-static void seen_free(seen_set *set) {
-  for (size_t i = 0; i < set->cap; i++) free(set->keys[i]);
-  free(set->keys);
-  free(set->msg);
-  memset(set, 0, sizeof *set);
-}
 
 /* ---- pattern expansion --------------------------------------------------------- */
 
@@ -154,8 +92,8 @@ static int put_field(out_buf *o, const myelin_msg *m, const char *name, int pad,
   return 0;
 }
 
-static int expand(const char *pattern, const myelin_msg *m, uint64_t fallback_seq, char *out,
-                  size_t cap, char *err, size_t errlen) {
+static int expand(const char *pattern, const myelin_msg *m, uint64_t fallback_seq, char *out, size_t cap,
+                  char *err, size_t errlen) {
   out_buf o = {out, 0, cap};
   out[0] = 0;
   for (const char *p = pattern; *p;) {
@@ -197,7 +135,7 @@ static void sink_fini(void *state) {
     free(s->archives[i].path);
   }
   free(s->archives);
-  seen_free(&s->seen);
+  myelin_pathset_free(&s->written);
   free(s);
 }
 
@@ -267,27 +205,33 @@ static myelin_npz_writer *archive_for(npy_sink *s, const char *path) {
     if (strcmp(s->archives[i].path, path) == 0) return s->archives[i].w;
   if (ensure_dir(s, path) != 0) return NULL;
   archive_slot *na = realloc(s->archives, (s->n_archives + 1) * sizeof *na);
-  if (!na) { s->host->error(s->st, "out of memory"); return NULL; }
+  if (!na) {
+    s->host->error(s->st, "out of memory");
+    return NULL;
+  }
   s->archives = na;
   char err[1024];
   myelin_npz_writer *w = myelin_npz_open(path, err, sizeof err);
-  if (!w) { s->host->error(s->st, "%s", err); return NULL; }
+  if (!w) {
+    s->host->error(s->st, "%s", err);
+    return NULL;
+  }
   char *copy = strdup(path);
-  if (!copy) { myelin_npz_abort(w); s->host->error(s->st, "out of memory"); return NULL; }
+  if (!copy) {
+    myelin_npz_abort(w);
+    s->host->error(s->st, "out of memory");
+    return NULL;
+  }
   s->archives[s->n_archives++] = (archive_slot){copy, w};
   return w;
 }
 
 static int write_npy(npy_sink *s, const char *path, const myelin_tensor *t, uint64_t msg_no) {
-  uint64_t prev;
-  int r = seen_add(&s->seen, path, msg_no, &prev);
-  if (r < 0) return s->host->error(s->st, "out of memory");
-  if (r > 0)
-    return s->host->error(s->st, "%s: written twice (messages %llu and %llu); make the path "
-                          "unique with {seq} or {index}", path, (unsigned long long)prev,
-                          (unsigned long long)msg_no);
-  if (ensure_dir(s, path) != 0) return MYELIN_EIO;
   char err[1024];
+  int r = myelin_pathset_claim(&s->written, path, msg_no, err, sizeof err);
+  if (r == MYELIN_ENOMEM) return s->host->error(s->st, "%s", err);
+  if (r != 0) return s->host->error(s->st, "%s; make the path unique with {seq} or {index}", err);
+  if (ensure_dir(s, path) != 0) return MYELIN_EIO;
   if (myelin_npy_write(path, t->dtype, t->ndim, t->shape, t->data, err, sizeof err) != 0)
     return s->host->error(s->st, "%s", err);
   return 0;
@@ -327,8 +271,10 @@ static int sink_flush(void *state) {
     char err[1024];
     myelin_npz_writer *w = s->archives[i].w;
     s->archives[i].w = NULL;
-    if (rc == 0 && myelin_npz_close(w, err, sizeof err) != 0) rc = s->host->error(s->st, "%s", err);
-    else if (rc != 0) myelin_npz_abort(w);
+    if (rc == 0 && myelin_npz_close(w, err, sizeof err) != 0)
+      rc = s->host->error(s->st, "%s", err);
+    else if (rc != 0)
+      myelin_npz_abort(w);
   }
   return rc;
 }
@@ -346,8 +292,8 @@ static const myelin_param_def sink_params[] = {
      "duplicates are an error."},
     {NULL, 0, NULL, 0, 0, 0, NULL, NULL, NULL}};
 
-static const myelin_port_def sink_inputs[] = {
-    {"in", "*", 0, "Any message carrying a tensor field."}, {NULL, NULL, 0, NULL}};
+static const myelin_port_def sink_inputs[] = {{"in", "*", 0, "Any message carrying a tensor field."},
+                                              {NULL, NULL, 0, NULL}};
 
 static const myelin_plugin_desc sink_desc = {
     MYELIN_DESC_HEADER,

@@ -59,7 +59,8 @@ START_TEST(run_round_trip_through_the_grid) {
   uint32_t *f = malloc(V * sizeof *f);
   nifti_corder_to_forder(vx.data, V, dims, f);
   size_t nonzero = 0;
-  for (size_t i = 0; i < nvox * 20; i++) nonzero += img[i] != 0;
+  for (size_t i = 0; i < nvox * 20; i++)
+    nonzero += img[i] != 0;
   ck_assert_uint_eq(nonzero, V * 20);
   for (size_t t = 0; t < 20; t++)
     for (size_t k = 0; k < V; k += 17)
@@ -98,7 +99,8 @@ START_TEST(map_on_atlas_and_voxels) {
   char *atlas = mt_strf("%s/atlas.nii", dir);
   int64_t dims[4] = {3, 2, 2, 1};
   float lab[12];
-  for (int i = 0; i < 12; i++) lab[i] = (float)(i % 3 == 0 ? 0 : (i % 3 == 1 ? 5 : 9));
+  for (int i = 0; i < 12; i++)
+    lab[i] = (float)(i % 3 == 0 ? 0 : (i % 3 == 1 ? 5 : 9));
   double aff[16] = {2, 0, 0, -3, 0, 2, 0, -2, 0, 0, 2, -1, 0, 0, 0, 1};
   FILE *fp = fopen(atlas, "wb");
   char err[256];
@@ -151,8 +153,10 @@ START_TEST(map_on_atlas_and_voxels) {
   for (int r = 0; r < 2; r++)
     for (int i = 0; i < 12; i++) {
       float got = img[r * 12 + i];
-      if (lab[i] == 0) ck_assert(isnan(got));
-      else ck_assert_float_eq(got, v[r * 2 + (lab[i] == 5 ? 0 : 1)]);
+      if (lab[i] == 0)
+        ck_assert(isnan(got));
+      else
+        ck_assert_float_eq(got, v[r * 2 + (lab[i] == 5 ? 0 : 1)]);
     }
   double a[4][4];
   nifti_affine(&h, a);
@@ -183,7 +187,8 @@ START_TEST(volumes_collected_per_run) {
   char *params = mt_strf("{path: '%s/vol_{subject}.nii'}", dir);
   myelin_harness *sink = harness("nifti_sink", params);
   for (size_t i = 0; i < 5; i++)
-    ck_assert_int_eq(myelin_harness_push(sink, NULL, myelin_msg_ref(myelin_harness_output(src, "out", i))), 0);
+    ck_assert_int_eq(myelin_harness_push(sink, NULL, myelin_msg_ref(myelin_harness_output(src, "out", i))),
+                     0);
   ck_assert_int_eq(myelin_harness_eos(sink), 0);
   char *out = mt_strf("%s/vol_functional.nii", dir);
   nifti_header h;
@@ -200,16 +205,87 @@ START_TEST(volumes_collected_per_run) {
 }
 END_TEST
 
+/* A one-voxel map on a 2x1x1 grid, value v, with `task` set. */
+static myelin_msg *voxel_map(const char *task, float v) {
+  myelin_builder *b = myelin_builder_new("map");
+  myelin_build_str(b, "stat", "isc");
+  myelin_build_str(b, "task", task);
+  int64_t s1[1] = {1};
+  myelin_build_tensor_copy(b, "data", MYELIN_F4, 1, s1, &v);
+  myelin_build_map_begin(b, "geometry");
+  myelin_build_array_begin(b, "dims");
+  myelin_build_int(b, NULL, 2);
+  myelin_build_int(b, NULL, 1);
+  myelin_build_int(b, NULL, 1);
+  myelin_build_array_end(b);
+  int64_t as[2] = {4, 4};
+  double aff[16] = {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1};
+  myelin_build_tensor_copy(b, "affine", MYELIN_F8, 2, as, aff);
+  uint32_t vox = 1;
+  myelin_build_tensor_copy(b, "voxels", MYELIN_U4, 1, s1, &vox);
+  myelin_build_map_end(b);
+  myelin_msg *m = myelin_builder_finish(b);
+  ck_assert_ptr_nonnull(m);
+  return m;
+}
+
+/* Several messages expanding to one path: an error naming both messages,
+ * and the first file stays as written (issue 15 item 4). */
+START_TEST(same_path_twice_is_an_error) {
+  char *dir = mt_tmpdir();
+  char *params = mt_strf("{path: '%s/{stat}_{task}.nii.gz'}", dir);
+  myelin_harness *sink = harness("nifti_sink", params);
+  ck_assert_int_eq(myelin_harness_push(sink, NULL, voxel_map("a", 1.5f)), 0);
+  ck_assert_int_eq(myelin_harness_push(sink, NULL, voxel_map("b", 2.5f)), 0);
+  ck_assert_int_ne(myelin_harness_push(sink, NULL, voxel_map("a", 9.0f)), 0);
+  const char *e = myelin_harness_error(sink);
+  ck_assert_msg(strstr(e, "isc_a.nii.gz: written twice (messages 0 and 2)") != NULL, "%s", e);
+  myelin_harness_free(sink);
+  char *p = mt_strf("%s/isc_a.nii.gz", dir);
+  nifti_header h;
+  float *img = read_back(p, &h);
+  ck_assert_float_eq(img[1], 1.5f);
+  free(img);
+  free(p);
+  free(params);
+
+  /* volume groups too: sub x, then y, then x again */
+  params = mt_strf("{path: '%s/vol_{subject}.nii'}", dir);
+  sink = harness("nifti_sink", params);
+  const char *subs[3] = {"x", "y", "x"};
+  int rc = 0;
+  for (int i = 0; i < 3 && rc == 0; i++) {
+    myelin_builder *b = myelin_builder_new("volume");
+    myelin_build_str(b, "subject", subs[i]);
+    myelin_msg *m = voxel_map("t", (float)i);
+    myelin_tensor d;
+    ck_assert_int_eq(myelin_msg_tensor(m, "data", &d), 0);
+    myelin_build_tensor_copy(b, "data", MYELIN_F4, 1, d.shape, d.data);
+    myelin_build_obj(b, "geometry", myelin_msg_get(m, "geometry"));
+    rc = myelin_harness_push(sink, NULL, myelin_builder_finish(b));
+    myelin_msg_unref(m);
+  }
+  if (rc == 0) rc = myelin_harness_eos(sink);
+  ck_assert_int_ne(rc, 0);
+  e = myelin_harness_error(sink);
+  ck_assert_msg(strstr(e, "vol_x.nii: written twice (messages 0 and 2)") != NULL, "%s", e);
+  myelin_harness_free(sink);
+  free(params);
+  free(dir);
+}
+END_TEST
+
 START_TEST(pipeline_file_end_to_end) {
   const char *bin = mt_env("MYELIN_BIN", "myelin");
   if (access(bin, X_OK) != 0) MT_SKIP("the CLI %s is not built", bin);
   MT_NEED_FILE(NB_DATA "/example4d.nii.gz", "python3-nibabel's test data");
   char *dir = mt_tmpdir();
   char *yaml = mt_strf("%s/p.yaml", dir);
-  char *text = mt_strf("name: fmri-roundtrip\nstages:\n"
-                       "  - {id: src, plugin: fmri_source, params: {path: " NB_DATA "/example4d.nii.gz, mask: auto}}\n"
-                       "  - {id: out, plugin: nifti_sink, inputs: [src], params: {path: '%s/out/{subject}.nii.gz'}}\n",
-                       dir);
+  char *text =
+      mt_strf("name: fmri-roundtrip\nstages:\n"
+              "  - {id: src, plugin: fmri_source, params: {path: " NB_DATA "/example4d.nii.gz, mask: auto}}\n"
+              "  - {id: out, plugin: nifti_sink, inputs: [src], params: {path: '%s/out/{subject}.nii.gz'}}\n",
+              dir);
   mt_write(yaml, text);
   char *cmd = mt_strf("%s run %s", bin, yaml);
   char *o = NULL;
@@ -218,11 +294,12 @@ START_TEST(pipeline_file_end_to_end) {
   char *out = mt_strf("%s/out/example4d.nii.gz", dir);
   ck_assert_int_gt(mt_file_size(out), 0);
   if (mt_python_or_skip("nibabel numpy", "the Python reference check")) {
-    char *py = mt_strf("%s -c \"import nibabel as nb, numpy as np; a = nb.load('%s'); b = nb.load('" NB_DATA
-                       "/example4d.nii.gz'); assert np.allclose(a.affine, b.affine, atol=1e-5), (a.affine, b.affine); "
-                       "assert a.shape == b.shape; x = a.get_fdata(); y = b.get_fdata(); m = x.std(-1) > 0; "
-                       "assert np.allclose(x[m], y[m])\"",
-                       mt_env("MYELIN_PYTHON", "/usr/bin/python3"), out);
+    char *py = mt_strf(
+        "%s -c \"import nibabel as nb, numpy as np; a = nb.load('%s'); b = nb.load('" NB_DATA
+        "/example4d.nii.gz'); assert np.allclose(a.affine, b.affine, atol=1e-5), (a.affine, b.affine); "
+        "assert a.shape == b.shape; x = a.get_fdata(); y = b.get_fdata(); m = x.std(-1) > 0; "
+        "assert np.allclose(x[m], y[m])\"",
+        mt_env("MYELIN_PYTHON", "/usr/bin/python3"), out);
     ck_assert_msg(mt_run(py, &o) == 0, "nibabel check failed: %s", o);
     free(o);
     free(py);
@@ -252,6 +329,7 @@ int main(void) {
   tcase_add_test(tc, run_round_trip_through_the_grid);
   tcase_add_test(tc, map_on_atlas_and_voxels);
   tcase_add_test(tc, volumes_collected_per_run);
+  tcase_add_test(tc, same_path_twice_is_an_error);
   tcase_add_test(tc, pipeline_file_end_to_end);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);

@@ -41,6 +41,20 @@ int myelin_mkdirs_for(const char *path, char *err, size_t errlen);
 /* 0 when a file can be created in path's folder (checked before work starts). */
 int myelin_check_writable(const char *path, char *err, size_t errlen);
 
+/* The output paths a sink has written in this run: a second message that
+ * expands to a path already written is an error naming both messages, never a
+ * silent overwrite. Start from a zeroed struct. myelin_pathset_claim returns 0
+ * and records (path, msg) when path is new; otherwise MYELIN_EINVAL with
+ * "PATH: written twice (messages A and B)" in err (A the earlier one), or
+ * MYELIN_ENOMEM. */
+typedef struct myelin_pathset {
+  char **keys;
+  uint64_t *msg; /* the message number that wrote each path */
+  size_t cap, n;
+} myelin_pathset;
+int myelin_pathset_claim(myelin_pathset *set, const char *path, uint64_t msg, char *err, size_t errlen);
+void myelin_pathset_free(myelin_pathset *set);
+
 /* Where an input file named in a pipeline file is: path as given when it is
  * absolute, empty or exists (relative to the working directory; a glob
  * pattern exists when it matches); otherwise dir/path when that exists (dir: host->pipeline_dir, the pipeline file's
