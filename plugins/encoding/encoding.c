@@ -263,9 +263,18 @@ static int emit_map(enc_state *s, const myelin_msg *ctx, const avg *g, const dou
   return rc == MYELIN_ESTOP ? 0 : rc;
 }
 
-/* Encodes Y [T, V] (float32) with the features of fm. */
-static int encode(enc_state *s, const myelin_msg *fm, const myelin_msg *ctx, const avg *g,
-                  const float *Y, size_t T, size_t V, double tr, const char *who) {
+/* Responses [T, V] in the run's own precision, read in place: float32 (f)
+ * or float64 (d), exactly one set. float64 stays float64 all the way. */
+typedef struct resp {
+  const float *f;
+  const double *d;
+} resp;
+
+static double resp_at(resp y, size_t i) { return y.d ? y.d[i] : (double)y.f[i]; }
+
+/* Encodes Y [T, V] with the features of fm. */
+static int encode(enc_state *s, const myelin_msg *fm, const myelin_msg *ctx, const avg *g, resp Y, size_t T,
+                  size_t V, double tr, const char *who) {
   double *feats = NULL, *X = NULL, *r = NULL;
   int *idx = NULL;
   size_t F = 0;
@@ -287,7 +296,9 @@ static int encode(enc_state *s, const myelin_msg *fm, const myelin_msg *ctx, con
   } else {
     ridge_delay(feats, T, F, s->delays, s->n_delays, s->wrap, X);
     char err[256];
-    if (ridge_encode(X, T, P, Y, V, V, &s->opts, r, idx, err, sizeof err) != 0)
+    int erc = Y.d ? ridge_encode_f64(X, T, P, Y.d, V, V, &s->opts, r, idx, err, sizeof err)
+                  : ridge_encode(X, T, P, Y.f, V, V, &s->opts, r, idx, err, sizeof err);
+    if (erc != 0)
       rc = s->host->error(s->st, "%s: %s", who, err);
     else
       rc = emit_map(s, ctx, g, r, idx, V, who);
@@ -297,32 +308,23 @@ static int encode(enc_state *s, const myelin_msg *fm, const myelin_msg *ctx, con
   return rc;
 }
 
-/* Checks a run message and hands out its data [T, V] as float32 (a copy
- * when the run is float64: *owned is then set and must be freed). */
-static int run_data(enc_state *s, const myelin_msg *m, const float **Y, float **owned, size_t *T,
-                    size_t *V, double *tr, char *who, size_t wholen) {
+/* Checks a run message and hands out its data [T, V] in place, float32 or
+ * float64 as it came. */
+static int run_data(enc_state *s, const myelin_msg *m, resp *Y, size_t *T, size_t *V, double *tr, char *who,
+                    size_t wholen) {
   char *sub = msg_text(m, "subject"), *task = msg_text(m, "task"), *run = msg_text(m, "run");
   snprintf(who, wholen, "run (subject %s, task %s, run %s)", sub ? sub : "?", task ? task : "?",
            run ? run : "?");
   free(sub), free(task), free(run);
   myelin_tensor d;
-  *owned = NULL;
   if (myelin_msg_tensor(m, "data", &d) != 0 || d.ndim != 2 ||
       (d.dtype != MYELIN_F4 && d.dtype != MYELIN_F8))
     return s->host->error(s->st, "%s: `data` must be a float tensor [T, V]", who);
   *T = (size_t)d.shape[0], *V = (size_t)d.shape[1];
   if (myelin_msg_float(m, "tr", tr) != 0) *tr = 0;
-  if (d.dtype == MYELIN_F4) {
-    *Y = d.data;
-  } else {
-    *owned = malloc((d.count ? d.count : 1) * sizeof(float));
-    if (!*owned) return s->host->error(s->st, "%s: out of memory", who);
-    for (size_t i = 0; i < d.count; i++) (*owned)[i] = (float)((const double *)d.data)[i];
-    *Y = *owned;
-  }
+  *Y = d.dtype == MYELIN_F4 ? (resp){.f = d.data} : (resp){.d = d.data};
   for (size_t i = 0; i < d.count; i++)
-    if (!isfinite((*Y)[i])) {
-      free(*owned);
+    if (!isfinite(resp_at(*Y, i))) {
       return s->host->error(s->st, "%s: non-finite value at volume %zu, voxel %zu (mask or "
                             "clean the data first)", who, i / *V, i % *V);
     }
@@ -377,16 +379,13 @@ static int remember_served(enc_state *s, const myelin_msg *run, const char *task
 }
 
 static int encode_run(enc_state *s, const myelin_msg *run, const feat *f) {
-  const float *Y;
-  float *owned;
+  resp Y;
   size_t T, V;
   double tr;
   char who[256];
-  int rc = run_data(s, run, &Y, &owned, &T, &V, &tr, who, sizeof who);
+  int rc = run_data(s, run, &Y, &T, &V, &tr, who, sizeof who);
   if (rc) return rc;
-  rc = encode(s, f->msg, run, NULL, Y, T, V, tr, who);
-  free(owned);
-  return rc;
+  return encode(s, f->msg, run, NULL, Y, T, V, tr, who);
 }
 
 /* Computes a run with f now, remembering runs served by task-wide features. */
@@ -399,12 +398,11 @@ static int encode_now(enc_state *s, const myelin_msg *run, const char *task, con
 
 /* Adds a run to the average of its (task, run). */
 static int add_to_average(enc_state *s, const myelin_msg *run) {
-  const float *Y;
-  float *owned;
+  resp Y;
   size_t T, V;
   double tr;
   char who[256];
-  int rc = run_data(s, run, &Y, &owned, &T, &V, &tr, who, sizeof who);
+  int rc = run_data(s, run, &Y, &T, &V, &tr, who, sizeof who);
   if (rc) return rc;
   char *task = msg_text(run, "task"), *rk = run_key(run);
   avg *g = NULL;
@@ -434,9 +432,10 @@ static int add_to_average(enc_state *s, const myelin_msg *run) {
     g->subjects = subs;
     char *sub = msg_text(run, "subject");
     g->subjects[g->count++] = sub ? sub : strdup("?");
-    for (size_t i = 0; i < T * V; i++) g->sum[i] += Y[i];
+    for (size_t i = 0; i < T * V; i++)
+      g->sum[i] += resp_at(Y, i);
   }
-  free(task), free(rk), free(owned);
+  free(task), free(rk);
   return rc;
 }
 
@@ -560,12 +559,13 @@ static int flush_average(enc_state *s, avg *g) {
     snprintf(who, sizeof who, "average of %zu runs (task %s)", g->count, or_any(g->task));
   if (!f) return s->host->error(s->st, "no features arrived for the %s", who);
   size_t n = g->T * g->V;
-  float *Y = malloc((n ? n : 1) * sizeof *Y);
+  double *Y = malloc((n ? n : 1) * sizeof *Y); /* the float64 mean, not rounded */
   if (!Y) return s->host->error(s->st, "out of memory");
-  for (size_t i = 0; i < n; i++) Y[i] = (float)(g->sum[i] / (double)g->count);
+  for (size_t i = 0; i < n; i++)
+    Y[i] = g->sum[i] / (double)g->count;
   double tr = 0;
   if (myelin_msg_float(g->first, "tr", &tr) != 0) tr = 0;
-  rc = encode(s, f->msg, g->first, g, Y, g->T, g->V, tr, who);
+  rc = encode(s, f->msg, g->first, g, (resp){.d = Y}, g->T, g->V, tr, who);
   free(Y);
   return rc;
 }

@@ -460,7 +460,8 @@ int ridge_closed_form(const double *X, const double *y, size_t n, size_t p, doub
 /* State of one ridge_encode call: inputs, the current fold, scratch. */
 typedef struct enc {
   const double *X;
-  const float *Y;
+  const float *Y;   /* float32 responses, or */
+  const double *Yd; /* float64 responses (exactly one is set) */
   size_t T, P, V, ldy;
   const ridge_opts *o;
   size_t *rows;       /* training rows of the outer fold [n] */
@@ -489,11 +490,19 @@ static double *scratch_tt(enc *e, double **p) {
 static void load_cols(const enc *e, const size_t *rows, size_t n, size_t v0, const size_t *vox,
                       size_t nv, int centered, double *blk) {
   for (size_t i = 0; i < n; i++) {
-    const float *y = e->Y + rows[i] * e->ldy;
     double *o = blk + i * nv;
-    for (size_t j = 0; j < nv; j++) {
-      size_t v = vox ? vox[j] : v0 + j;
-      o[j] = centered ? ((double)y[v] - e->off[v]) * e->mul[v] : (double)y[v];
+    if (e->Yd) {
+      const double *y = e->Yd + rows[i] * e->ldy;
+      for (size_t j = 0; j < nv; j++) {
+        size_t v = vox ? vox[j] : v0 + j;
+        o[j] = centered ? (y[v] - e->off[v]) * e->mul[v] : y[v];
+      }
+    } else {
+      const float *y = e->Y + rows[i] * e->ldy;
+      for (size_t j = 0; j < nv; j++) {
+        size_t v = vox ? vox[j] : v0 + j;
+        o[j] = centered ? ((double)y[v] - e->off[v]) * e->mul[v] : (double)y[v];
+      }
     }
   }
 }
@@ -784,8 +793,13 @@ static void score_block_z(enc *e, const ridge_model *m, const double *Z, size_t 
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nt, (int)c, (int)rk, 1.0, e->Pt,
                 (int)rk, G, (int)c, 0.0, yh, (int)c);
     for (size_t i = 0; i < nt; i++) {
-      const float *y = e->Y + (e->t0 + i) * e->ldy + v0;
-      for (size_t t = 0; t < c; t++) yt[i * c + t] = y[cols[t]];
+      size_t at = (e->t0 + i) * e->ldy + v0;
+      if (e->Yd)
+        for (size_t t = 0; t < c; t++)
+          yt[i * c + t] = e->Yd[at + cols[t]];
+      else
+        for (size_t t = 0; t < c; t++)
+          yt[i * c + t] = e->Y[at + cols[t]];
     }
     for (size_t t = 0; t < c; t++) r[v0 + cols[t]] = ridge_pearson(yt + t, c, yh + t, c, nt);
   }
@@ -1072,8 +1086,11 @@ static void enc_free(enc *e) {
   free(e->pick), free(e->idx);
 }
 
-int ridge_encode(const double *X, size_t T, size_t P, const float *Y, size_t V, size_t ldy,
-                 const ridge_opts *o, double *r_folds, int *alpha_idx, char *err, size_t errlen) {
+/* Y is float32 (Y) or float64 (Yd): read in its own precision, every sum in
+ * float64. */
+static int encode_any(const double *X, size_t T, size_t P, const float *Y, const double *Yd, size_t V,
+                      size_t ldy, const ridge_opts *o, double *r_folds, int *alpha_idx, char *err,
+                      size_t errlen) {
   if (o->folds < 2 || o->folds > T) {
     seterr(err, errlen, "folds: %zu outer folds need at least as many samples (T = %zu)",
            o->folds, T);
@@ -1083,8 +1100,8 @@ int ridge_encode(const double *X, size_t T, size_t P, const float *Y, size_t V, 
     seterr(err, errlen, "alphas: 1 to 64 values needed, block > 0 and at least one feature");
     return -1;
   }
-  enc e = {.X = X, .Y = Y, .T = T, .P = P, .V = V, .ldy = ldy, .o = o, .err = err,
-           .errlen = errlen};
+  enc e = {
+      .X = X, .Y = Y, .Yd = Yd, .T = T, .P = P, .V = V, .ldy = ldy, .o = o, .err = err, .errlen = errlen};
   size_t B = o->block, big = T, r = T < P ? T : P;
   size_t nsc = o->inner ? o->n_alphas * V : 0;
   if (nsc < 2 * B) nsc = 2 * B;
@@ -1113,4 +1130,14 @@ int ridge_encode(const double *X, size_t T, size_t P, const float *Y, size_t V, 
     rc = run_fold(&e, f, r_folds + f * V, alpha_idx + f * V);
   enc_free(&e);
   return rc;
+}
+
+int ridge_encode(const double *X, size_t T, size_t P, const float *Y, size_t V, size_t ldy,
+                 const ridge_opts *o, double *r_folds, int *alpha_idx, char *err, size_t errlen) {
+  return encode_any(X, T, P, Y, NULL, V, ldy, o, r_folds, alpha_idx, err, errlen);
+}
+
+int ridge_encode_f64(const double *X, size_t T, size_t P, const double *Y, size_t V, size_t ldy,
+                     const ridge_opts *o, double *r_folds, int *alpha_idx, char *err, size_t errlen) {
+  return encode_any(X, T, P, NULL, Y, V, ldy, o, r_folds, alpha_idx, err, errlen);
 }

@@ -9,6 +9,9 @@
  *   E [60, 5]  drawn row by row: E[i][k] = u.
  *   Y[i][k] = float32(5 + sum_j X[i][j] W[j][k] (in j order) + noise[k] E[i][k]),
  *   noise = {0.01, 0.1, 0.5, 1, 3}.
+ *   YILL[i][k] = 1e5 + 0.02 (sum_j X[i][j] W[j][k] (from 0, in j order)
+ *   + noise[k] E[i][k]), float64: ill-conditioned for float32 (spacing 2^-7
+ *   near 1e5).
  * Expected: 5 contiguous outer folds, StandardScaler + RidgeCV(alphas =
  * logspace(-1, 8, 10)) per fold, Pearson r on the held-out fold, mean over folds.
  */
@@ -27,6 +30,7 @@
 static double ALPHAS[NA];
 static double X[N * P];
 static float Y[N * K];
+static double YILL[N * K]; /* float64, offset 1e5, SD 0.001-0.017 */
 
 static void make_data(void) {
   uint64_t s = 12345;
@@ -45,6 +49,10 @@ static void make_data(void) {
       double acc = 5.0;
       for (int j = 0; j < P; j++) acc += X[i * P + j] * W[j * K + k];
       Y[i * K + k] = (float)(acc + noise[k] * E[i * K + k]);
+      double z = 0.0;
+      for (int j = 0; j < P; j++)
+        z += X[i * P + j] * W[j * K + k];
+      YILL[i * K + k] = 1e5 + 0.02 * (z + noise[k] * E[i * K + k]);
     }
   for (int a = 0; a < NA; a++) ALPHAS[a] = pow(10.0, -1.0 + a);
 }
@@ -54,6 +62,16 @@ static const double REF_R_GCV[K] = {0.99880583994974814, 0.90444277058829992,
                                     0.24676903902225061, -0.07989140618464316,
                                     0.030880731741734557};
 static const int REF_PICK_GCV[FOLDS][K] = {
+    {0, 1, 3, 4, 3}, {0, 1, 3, 4, 3}, {0, 1, 3, 9, 4}, {0, 1, 3, 3, 3}, {0, 1, 3, 9, 3}};
+
+/* The same on YILL (float64, sklearn on the float64 values; r of the
+ * prediction without its ~1e5 intercept, see ref_sklearn.py). Rounded to
+ * float32 first, sklearn gives r = {0.2099, 0.5339, 0.2537, -0.1474,
+ * 0.0110} and 10 of these 25 picks (what the stage computed before it kept
+ * float64 input in float64). */
+static const double REF_R_ILL[K] = {0.99880586605910637, 0.9044429404478308, 0.24676936374692579,
+                                    -0.079891306634371106, 0.030880777833771789};
+static const int REF_PICK_ILL[FOLDS][K] = {
     {0, 1, 3, 4, 3}, {0, 1, 3, 4, 3}, {0, 1, 3, 9, 4}, {0, 1, 3, 3, 3}, {0, 1, 3, 9, 3}};
 
 #endif

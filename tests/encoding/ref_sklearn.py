@@ -7,7 +7,8 @@ LCG s <- (1664525 s + 1013904223) mod 2^32, u = s / 2^32 - 0.5, s0 = 12345;
 X [60, 8] drawn row by row, x = u * (j + 1) + j for column j; W [8, 5] drawn
 row by row, w = 0.05 u; E [60, 5] drawn row by row; column k of Y is
 5 + sum_j X[i, j] W[j, k] (summed in j order) + noise[k] * E[i, k] with
-noise = 0.01, 0.1, 0.5, 1, 3, then rounded to float32.
+noise = 0.01, 0.1, 0.5, 1, 3, then rounded to float32. data_ill(): the
+float64 ill-conditioned responses (offset 1e5, SD ~0.02) of the same draws.
 """
 import numpy as np
 from sklearn.linear_model import RidgeCV
@@ -41,6 +42,24 @@ def data():
     return X, Y.astype(np.float32).astype(np.float64)
 
 
+def data_ill():
+    """Ill-conditioned float64 responses: YILL[i][k] = 1e5 + 0.02 * (sum_j
+    X[i, j] W[j, k] (from 0, in j order) + noise[k] E[i, k]), no rounding.
+    Rounded to float32 (spacing 2^-7 near 1e5), most of the signal is lost."""
+    g = lcg()
+    X = np.array([[next(g) * (j + 1) + j for j in range(P)] for _ in range(N)])
+    W = np.array([[0.05 * next(g) for _ in range(K)] for _ in range(P)])
+    E = np.array([[next(g) for _ in range(K)] for _ in range(N)])
+    Y = np.empty((N, K))
+    for i in range(N):
+        for k in range(K):
+            acc = 0.0
+            for j in range(P):
+                acc += X[i, j] * W[j, k]
+            Y[i, k] = 1e5 + 0.02 * (acc + NOISE[k] * E[i, k])
+    return X, Y
+
+
 def pearson(a, b):
     a = a - a.mean(0)
     b = b - b.mean(0)
@@ -50,12 +69,17 @@ def pearson(a, b):
     return np.where(den > 0, r, 0.0)
 
 
-def encode(X, Y, **kw):
+def encode(X, Y, centered=False, **kw):
+    """centered: score the prediction without its intercept (X_te coef_, same
+    r in exact arithmetic). predict() adds intercept_ (~1e5 for YILL) to a
+    part that is ~1e-9 at alpha = 1e8, which rounds it to a few ulps of 1e5
+    and moves r by up to 5e-4 in a fold; the centered prediction does not."""
     rs, picks = [], []
     for tr, te in KFold(5).split(X):
         sc = StandardScaler().fit(X[tr])
         m = RidgeCV(alphas=ALPHAS, **kw).fit(sc.transform(X[tr]), Y[tr])
-        rs.append(pearson(Y[te], m.predict(sc.transform(X[te]))))
+        pred = sc.transform(X[te]) @ m.coef_.T if centered else m.predict(sc.transform(X[te]))
+        rs.append(pearson(Y[te], pred))
         picks.append(np.searchsorted(ALPHAS, np.broadcast_to(m.alpha_, (K,))))
     return np.array(rs), np.array(picks)
 
@@ -80,3 +104,8 @@ if __name__ == "__main__":
         Xw[d:, d * P:(d + 1) * P] = X[: N - d]
     show("wide (delays 0..9), gcv, alpha_per_target=True", *encode(Xw, Y, alpha_per_target=True))
     show("wide (delays 0..9), gcv, alpha_per_target=False", *encode(Xw, Y))
+    Xi, Yi = data_ill()
+    show("float64 YILL, gcv, alpha_per_target=True, centered prediction",
+         *encode(Xi, Yi, centered=True, alpha_per_target=True))
+    show("float32(YILL): what rounding the input gives", *encode(Xi, Yi.astype(np.float32).astype(np.float64),
+                                                               alpha_per_target=True))
