@@ -84,52 +84,124 @@ static int host_is_little(void) {
 
 int nifti_datatype_size(int dt) {
   switch (dt) {
-  case NIFTI_UINT8: case NIFTI_INT8: return 1;
-  case NIFTI_INT16: case NIFTI_UINT16: return 2;
-  case NIFTI_INT32: case NIFTI_UINT32: case NIFTI_FLOAT32: return 4;
-  case NIFTI_INT64: case NIFTI_UINT64: case NIFTI_FLOAT64: return 8;
-  default: return 0;
+  case NIFTI_UINT8:
+  case NIFTI_INT8:
+    return 1;
+  case NIFTI_INT16:
+  case NIFTI_UINT16:
+    return 2;
+  case NIFTI_INT32:
+  case NIFTI_UINT32:
+  case NIFTI_FLOAT32:
+    return 4;
+  case NIFTI_INT64:
+  case NIFTI_UINT64:
+  case NIFTI_FLOAT64:
+    return 8;
+  default:
+    return 0;
   }
 }
 
 const char *nifti_datatype_name(int dt) {
   switch (dt) {
-  case NIFTI_UINT8: return "UINT8";
-  case NIFTI_INT16: return "INT16";
-  case NIFTI_INT32: return "INT32";
-  case NIFTI_FLOAT32: return "FLOAT32";
-  case NIFTI_COMPLEX64: return "COMPLEX64";
-  case NIFTI_FLOAT64: return "FLOAT64";
-  case NIFTI_RGB24: return "RGB24";
-  case NIFTI_INT8: return "INT8";
-  case NIFTI_UINT16: return "UINT16";
-  case NIFTI_UINT32: return "UINT32";
-  case NIFTI_INT64: return "INT64";
-  case NIFTI_UINT64: return "UINT64";
-  case NIFTI_FLOAT128: return "FLOAT128";
-  case NIFTI_COMPLEX128: return "COMPLEX128";
-  case NIFTI_COMPLEX256: return "COMPLEX256";
-  case NIFTI_RGBA32: return "RGBA32";
-  default: return "unknown";
+  case NIFTI_UINT8:
+    return "UINT8";
+  case NIFTI_INT16:
+    return "INT16";
+  case NIFTI_INT32:
+    return "INT32";
+  case NIFTI_FLOAT32:
+    return "FLOAT32";
+  case NIFTI_COMPLEX64:
+    return "COMPLEX64";
+  case NIFTI_FLOAT64:
+    return "FLOAT64";
+  case NIFTI_RGB24:
+    return "RGB24";
+  case NIFTI_INT8:
+    return "INT8";
+  case NIFTI_UINT16:
+    return "UINT16";
+  case NIFTI_UINT32:
+    return "UINT32";
+  case NIFTI_INT64:
+    return "INT64";
+  case NIFTI_UINT64:
+    return "UINT64";
+  case NIFTI_FLOAT128:
+    return "FLOAT128";
+  case NIFTI_COMPLEX128:
+    return "COMPLEX128";
+  case NIFTI_COMPLEX256:
+    return "COMPLEX256";
+  case NIFTI_RGBA32:
+    return "RGBA32";
+  default:
+    return "unknown";
   }
 }
 
 /* Field offsets of the two header versions. */
 typedef struct layout {
-  size_t dim, datatype, pixdim, vox_offset, scl_slope, scl_inter, qform_code, sform_code, quatern,
-      qoffset, srow, xyzt_units, toffset;
+  size_t dim, datatype, pixdim, vox_offset, scl_slope, scl_inter, qform_code, sform_code, quatern, qoffset,
+      srow, xyzt_units, toffset, intent_code;
   int wide; /* NIfTI-2: 64-bit ints and doubles */
 } layout;
 
-static const layout L1 = {40, 70, 76, 108, 112, 116, 252, 254, 256, 268, 280, 123, 136, 0};
-static const layout L2 = {16, 12, 104, 168, 176, 184, 344, 348, 352, 376, 400, 500, 216, 1};
+static const layout L1 = {40, 70, 76, 108, 112, 116, 252, 254, 256, 268, 280, 123, 136, 68, 0};
+static const layout L2 = {16, 12, 104, 168, 176, 184, 344, 348, 352, 376, 400, 500, 216, 504, 1};
+
+/* CIFTI-2 (grayordinates: surface vertices + subcortical voxels) travels in a
+ * NIfTI-2 container: its intent code (NIFTI_INTENT_CONNECTIVITY_*, 3000-3099)
+ * or a header extension with ecode 32 says so. Its data axes are not x, y, z,
+ * t, so reading it as a volume would silently mangle it: refuse it by name. */
+enum { NIFTI_ECODE_CIFTI = 32 };
+
+static const char *cifti_intent_name(int code) {
+  switch (code) {
+  case 3000:
+    return "NIFTI_INTENT_CONNECTIVITY_UNKNOWN";
+  case 3001:
+    return "NIFTI_INTENT_CONNECTIVITY_DENSE";
+  case 3002:
+    return "NIFTI_INTENT_CONNECTIVITY_DENSE_SERIES";
+  case 3003:
+    return "NIFTI_INTENT_CONNECTIVITY_PARCELLATED";
+  case 3004:
+    return "NIFTI_INTENT_CONNECTIVITY_PARCELLATED_SERIES";
+  case 3006:
+    return "NIFTI_INTENT_CONNECTIVITY_DENSE_SCALARS";
+  case 3007:
+    return "NIFTI_INTENT_CONNECTIVITY_DENSE_LABELS";
+  case 3008:
+    return "NIFTI_INTENT_CONNECTIVITY_PARCELLATED_SCALAR";
+  case 3009:
+    return "NIFTI_INTENT_CONNECTIVITY_PARCELLATED_DENSE";
+  case 3010:
+    return "NIFTI_INTENT_CONNECTIVITY_DENSE_PARCELLATED";
+  case 3011:
+    return "NIFTI_INTENT_CONNECTIVITY_PARCELLATED_PARCELLATED_SERIES";
+  case 3012:
+    return "NIFTI_INTENT_CONNECTIVITY_PARCELLATED_PARCELLATED_SCALAR";
+  default:
+    return "a CIFTI connectivity intent";
+  }
+}
+
+static int cifti_refused(const char *name, const char *why, char *err, size_t errlen) {
+  return fail(err, errlen,
+              "%s: a CIFTI-2 file (%s): CIFTI is not supported by this loader, which reads volumetric "
+              "NIfTI only",
+              name, why);
+}
 
 static double rd_real(hdr_in in, const layout *l, size_t off, int i) {
   return l->wide ? rd_f64(in, off + 8 * (size_t)i) : rd_f32(in, off + 4 * (size_t)i);
 }
 
-static int detect_version(const uint8_t *b, size_t len, const char *name, int *version,
-                          int *swap, char *err, size_t errlen) {
+static int detect_version(const uint8_t *b, size_t len, const char *name, int *version, int *swap, char *err,
+                          size_t errlen) {
   if (len < 348) return fail(err, errlen, "%s: file too short for a NIfTI header (%zu bytes)", name, len);
   int32_t le, be;
   le = (int32_t)((uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24);
@@ -186,7 +258,8 @@ static int parse_dims(hdr_in in, const layout *l, const char *name, nifti_header
       __builtin_mul_overflow(total, (size_t)h->bytes_per_voxel, &total) || total > (SIZE_MAX >> 2))
     return fail(err, errlen, "%s: header field dim: the image size overflows", name);
   if (nvox > UINT32_MAX)
-    return fail(err, errlen, "%s: header field dim: %zu voxels per volume is over the 2^32 limit", name, nvox);
+    return fail(err, errlen, "%s: header field dim: %zu voxels per volume is over the 2^32 limit", name,
+                nvox);
   h->nvox = nvox;
   h->nvols = nvols;
   return 0;
@@ -197,8 +270,10 @@ static int valid_xform(int code) { return code >= 0 && code <= 5; }
 static void fix_pixdim(nifti_header *h) {
   if (h->pixdim[0] != 1.0 && h->pixdim[0] != -1.0) h->pixdim[0] = 1.0; /* qfac */
   for (int i = 1; i <= 3; i++) {
-    if (h->pixdim[i] == 0.0) h->pixdim[i] = 1.0;
-    else if (h->pixdim[i] < 0) h->pixdim[i] = -h->pixdim[i];
+    if (h->pixdim[i] == 0.0)
+      h->pixdim[i] = 1.0;
+    else if (h->pixdim[i] < 0)
+      h->pixdim[i] = -h->pixdim[i];
   }
 }
 
@@ -224,10 +299,11 @@ static int parse_offset(hdr_in in, const layout *l, const char *name, nifti_head
   h->vox_offset = (int64_t)off;
   if (h->single_file) {
     int64_t min = (int64_t)h->header_bytes + 4;
-    if (h->vox_offset == 0) h->vox_offset = min;
+    if (h->vox_offset == 0)
+      h->vox_offset = min;
     else if (h->vox_offset < min)
-      return fail(err, errlen, "%s: header field vox_offset = %lld is inside the header (minimum %lld)",
-                  name, (long long)h->vox_offset, (long long)min);
+      return fail(err, errlen, "%s: header field vox_offset = %lld is inside the header (minimum %lld)", name,
+                  (long long)h->vox_offset, (long long)min);
   }
   return 0;
 }
@@ -243,13 +319,20 @@ int nifti_parse_header(const void *buf, size_t len, const char *name, nifti_head
   const layout *l = h->version == 1 ? &L1 : &L2;
   hdr_in in = {b, h->swapped};
   h->header_bytes = h->version == 1 ? 348 : 540;
+  h->intent_code = l->wide ? rd_i32(in, l->intent_code) : rd_i16(in, l->intent_code);
+  if (h->intent_code >= 3000 && h->intent_code <= 3099) {
+    char why[96];
+    snprintf(why, sizeof why, "intent_code %d, %s", h->intent_code, cifti_intent_name(h->intent_code));
+    return cifti_refused(name, why, err, errlen);
+  }
   h->datatype = rd_i16(in, l->datatype);
   h->bytes_per_voxel = nifti_datatype_size(h->datatype);
   if (!h->bytes_per_voxel)
-    return fail(err, errlen, "%s: header field datatype = %d (%s) is not a supported real scalar type",
-                name, h->datatype, nifti_datatype_name(h->datatype));
+    return fail(err, errlen, "%s: header field datatype = %d (%s) is not a supported real scalar type", name,
+                h->datatype, nifti_datatype_name(h->datatype));
   if (parse_dims(in, l, name, h, err, errlen)) return -1;
-  for (int i = 0; i < 8; i++) h->pixdim[i] = rd_real(in, l, l->pixdim, i);
+  for (int i = 0; i < 8; i++)
+    h->pixdim[i] = rd_real(in, l, l->pixdim, i);
   fix_pixdim(h);
   if (parse_offset(in, l, name, h, err, errlen)) return -1;
   if (parse_scaling(in, l, name, h, err, errlen)) return -1;
@@ -260,7 +343,8 @@ int nifti_parse_header(const void *buf, size_t len, const char *name, nifti_head
   for (int i = 0; i < 3; i++) {
     h->quatern[i] = rd_real(in, l, l->quatern, i);
     h->qoffset[i] = rd_real(in, l, l->qoffset, i);
-    for (int j = 0; j < 4; j++) h->srow[i][j] = rd_real(in, l, l->srow, i * 4 + j);
+    for (int j = 0; j < 4; j++)
+      h->srow[i][j] = rd_real(in, l, l->srow, i * 4 + j);
   }
   h->xyzt_units = l->wide ? rd_i32(in, l->xyzt_units) : b[l->xyzt_units];
   h->toffset = rd_real(in, l, l->toffset, 0);
@@ -271,7 +355,8 @@ int nifti_parse_header(const void *buf, size_t len, const char *name, nifti_head
 
 static void eye4(double a[4][4]) {
   memset(a, 0, 16 * sizeof(double));
-  for (int i = 0; i < 4; i++) a[i][i] = 1.0;
+  for (int i = 0; i < 4; i++)
+    a[i][i] = 1.0;
 }
 
 static void qform_affine(const nifti_header *h, double a[4][4]) {
@@ -293,7 +378,8 @@ static void qform_affine(const nifti_header *h, double a[4][4]) {
   double vox[3] = {h->pixdim[1], h->pixdim[2], h->pixdim[3] * h->pixdim[0]};
   eye4(a);
   for (int i = 0; i < 3; i++) {
-    for (int j = 0; j < 3; j++) a[i][j] = R[i][j] * vox[j];
+    for (int j = 0; j < 3; j++)
+      a[i][j] = R[i][j] * vox[j];
     a[i][3] = h->qoffset[i];
   }
 }
@@ -313,7 +399,8 @@ void nifti_affine(const nifti_header *h, double a[4][4]) {
   if (h->sform_code != 0) {
     eye4(a);
     for (int i = 0; i < 3; i++)
-      for (int j = 0; j < 4; j++) a[i][j] = h->srow[i][j];
+      for (int j = 0; j < 4; j++)
+        a[i][j] = h->srow[i][j];
   } else if (h->qform_code != 0) {
     qform_affine(h, a);
   } else {
@@ -326,9 +413,12 @@ double nifti_tr_seconds(const nifti_header *h) {
   double tr = h->pixdim[4];
   if (!isfinite(tr) || tr <= 0) return 0.0;
   switch (h->xyzt_units & 0x38) {
-  case 16: return tr / 1e3; /* msec */
-  case 24: return tr / 1e6; /* usec */
-  default: return tr;       /* sec or unknown */
+  case 16:
+    return tr / 1e3; /* msec */
+  case 24:
+    return tr / 1e6; /* usec */
+  default:
+    return tr; /* sec or unknown */
   }
 }
 
@@ -346,8 +436,7 @@ static int is_gzip(const uint8_t *b, size_t len) { return len >= 18 && b[0] == 0
 
 #ifdef NIFTI_HAVE_LIBDEFLATE
 /* One-shot gzip inflate of a whole member list into out[0..out_len). */
-static int inflate_whole(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len,
-                         size_t *got) {
+static int inflate_whole(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len, size_t *got) {
   struct libdeflate_decompressor *d = libdeflate_alloc_decompressor();
   if (!d) return -1;
   size_t used = 0;
@@ -449,7 +538,10 @@ static const uint8_t *src_next(nifti_reader *r, size_t n, size_t *got) {
   }
   if (r->vol_cap < n) {
     uint8_t *v = realloc(r->vol, n ? n : 1);
-    if (!v) { *got = 0; return NULL; }
+    if (!v) {
+      *got = 0;
+      return NULL;
+    }
     r->vol = v;
     r->vol_cap = n;
   }
@@ -491,6 +583,26 @@ static int map_file(const char *path, void **map, size_t *len, char *err, size_t
   return 0;
 }
 
+/* Walks the header extensions of a single file (between the header and
+ * vox_offset) and refuses a CIFTI one. Extensions that do not parse end the
+ * walk without an error: they are optional metadata that nibabel skips too. */
+static int check_extensions(nifti_reader *r, char *err, size_t errlen) {
+  size_t end = (size_t)r->h.vox_offset, got;
+  if (!r->h.single_file || end < r->pos + 4) return 0;
+  const uint8_t *p = src_next(r, 4, &got); /* extender: byte 0 != 0 when extensions follow */
+  if (!p || p[0] == 0) return 0;
+  while (r->pos + 8 <= end) {
+    if (!(p = src_next(r, 8, &got))) return 0;
+    hdr_in in = {p, r->h.swapped};
+    int32_t esize = rd_i32(in, 0), ecode = rd_i32(in, 4);
+    if (ecode == NIFTI_ECODE_CIFTI)
+      return cifti_refused(r->name, "header extension ecode 32, CIFTI", err, errlen);
+    if (esize < 16 || (size_t)esize - 8 > end - r->pos) return 0;
+    if (src_skip_to(r, r->pos + (size_t)esize - 8, err, errlen)) return -1;
+  }
+  return 0;
+}
+
 /* Header bytes from the current source, then seek to vox_offset. */
 static int read_header(nifti_reader *r, char *err, size_t errlen) {
   uint8_t hb[540];
@@ -507,15 +619,17 @@ static int read_header(nifti_reader *r, char *err, size_t errlen) {
     memcpy(hb + 348, p, 540 - 348);
     have = 540;
   }
-  return nifti_parse_header(hb, have, r->name, &r->h, err, errlen);
+  if (nifti_parse_header(hb, have, r->name, &r->h, err, errlen)) return -1;
+  return check_extensions(r, err, errlen);
 }
 
 static int check_size(nifti_reader *r, char *err, size_t errlen) {
   size_t need = r->h.nvox * r->h.nvols * (size_t)r->h.bytes_per_voxel;
   if (r->streaming) { /* checked volume by volume; here only deflate's bound */
     if (need / 1032 > r->zin_len)
-      return fail(err, errlen, "%s: truncated data: %zu compressed bytes cannot hold the %zu the header needs",
-                  r->name, r->zin_len, need);
+      return fail(err, errlen,
+                  "%s: truncated data: %zu compressed bytes cannot hold the %zu the header needs", r->name,
+                  r->zin_len, need);
     return 0;
   }
   size_t have = r->data_len - r->pos;
@@ -529,8 +643,7 @@ static void set_name(nifti_reader *r, const char *name) {
   snprintf(r->name, sizeof r->name, "%s", name ? name : "(memory)");
 }
 
-int nifti_open_mem(nifti_reader *r, const void *buf, size_t len, const char *name, char *err,
-                   size_t errlen) {
+int nifti_open_mem(nifti_reader *r, const void *buf, size_t len, const char *name, char *err, size_t errlen) {
   memset(r, 0, sizeof *r);
   r->whole_limit = NIFTI_WHOLE_INFLATE_LIMIT;
   set_name(r, name);
@@ -626,19 +739,19 @@ void nifti_close(nifti_reader *r) {
 
 /* ---- 4. conversion kernels ------------------------------------------------ */
 
-#define LOAD_FN(NAME, T, U, SZ, BSWAP, OUT)                                                  \
-  static inline OUT NAME##_0(const uint8_t *p) {                                             \
-    T v;                                                                                     \
-    memcpy(&v, p, SZ);                                                                       \
-    return (OUT)v;                                                                           \
-  }                                                                                          \
-  static inline OUT NAME##_1(const uint8_t *p) {                                             \
-    U u;                                                                                     \
-    memcpy(&u, p, SZ);                                                                       \
-    u = BSWAP(u);                                                                            \
-    T v;                                                                                     \
-    memcpy(&v, &u, SZ);                                                                      \
-    return (OUT)v;                                                                           \
+#define LOAD_FN(NAME, T, U, SZ, BSWAP, OUT)                                                                  \
+  static inline OUT NAME##_0(const uint8_t *p) {                                                             \
+    T v;                                                                                                     \
+    memcpy(&v, p, SZ);                                                                                       \
+    return (OUT)v;                                                                                           \
+  }                                                                                                          \
+  static inline OUT NAME##_1(const uint8_t *p) {                                                             \
+    U u;                                                                                                     \
+    memcpy(&u, p, SZ);                                                                                       \
+    u = BSWAP(u);                                                                                            \
+    T v;                                                                                                     \
+    memcpy(&v, &u, SZ);                                                                                      \
+    return (OUT)v;                                                                                           \
   }
 
 #define NOSWAP(x) (x)
@@ -654,19 +767,21 @@ LOAD_FN(ld_f4, float, uint32_t, 4, __builtin_bswap32, double)
 LOAD_FN(ld_f8, double, uint64_t, 8, __builtin_bswap64, double)
 
 /* One kernel per (type, byte order): gather idx (or all), optional scale. */
-#define CONV_FN(NAME, LD, SZ)                                                                \
-  static void NAME(const uint8_t *src, const uint32_t *idx, size_t n, float *dst, double s,  \
-                   double b) {                                                               \
-    int scale = !(s == 1.0 && b == 0.0);                                                     \
-    if (!idx && !scale)                                                                      \
-      for (size_t i = 0; i < n; i++) dst[i] = (float)LD(src + i * SZ);                       \
-    else if (!idx)                                                                           \
-      for (size_t i = 0; i < n; i++) dst[i] = (float)((double)LD(src + i * SZ) * s + b);     \
-    else if (!scale)                                                                         \
-      for (size_t i = 0; i < n; i++) dst[i] = (float)LD(src + (size_t)idx[i] * SZ);          \
-    else                                                                                     \
-      for (size_t i = 0; i < n; i++)                                                         \
-        dst[i] = (float)((double)LD(src + (size_t)idx[i] * SZ) * s + b);                     \
+#define CONV_FN(NAME, LD, SZ)                                                                                \
+  static void NAME(const uint8_t *src, const uint32_t *idx, size_t n, float *dst, double s, double b) {      \
+    int scale = !(s == 1.0 && b == 0.0);                                                                     \
+    if (!idx && !scale)                                                                                      \
+      for (size_t i = 0; i < n; i++)                                                                         \
+        dst[i] = (float)LD(src + i * SZ);                                                                    \
+    else if (!idx)                                                                                           \
+      for (size_t i = 0; i < n; i++)                                                                         \
+        dst[i] = (float)((double)LD(src + i * SZ) * s + b);                                                  \
+    else if (!scale)                                                                                         \
+      for (size_t i = 0; i < n; i++)                                                                         \
+        dst[i] = (float)LD(src + (size_t)idx[i] * SZ);                                                       \
+    else                                                                                                     \
+      for (size_t i = 0; i < n; i++)                                                                         \
+        dst[i] = (float)((double)LD(src + (size_t)idx[i] * SZ) * s + b);                                     \
   }
 
 #define CONV_PAIR(T, SZ) CONV_FN(cv_##T##_0, ld_##T##_0, SZ) CONV_FN(cv_##T##_1, ld_##T##_1, SZ)
@@ -686,17 +801,28 @@ typedef void (*conv_fn)(const uint8_t *, const uint32_t *, size_t, float *, doub
 static conv_fn pick_conv(int dt, int swap) {
 #define PICK(T) return swap ? cv_##T##_1 : cv_##T##_0
   switch (dt) {
-  case NIFTI_UINT8: PICK(u1);
-  case NIFTI_INT8: PICK(i1);
-  case NIFTI_INT16: PICK(i2);
-  case NIFTI_UINT16: PICK(u2);
-  case NIFTI_INT32: PICK(i4);
-  case NIFTI_UINT32: PICK(u4);
-  case NIFTI_INT64: PICK(i8);
-  case NIFTI_UINT64: PICK(u8);
-  case NIFTI_FLOAT32: PICK(f4);
-  case NIFTI_FLOAT64: PICK(f8);
-  default: return NULL;
+  case NIFTI_UINT8:
+    PICK(u1);
+  case NIFTI_INT8:
+    PICK(i1);
+  case NIFTI_INT16:
+    PICK(i2);
+  case NIFTI_UINT16:
+    PICK(u2);
+  case NIFTI_INT32:
+    PICK(i4);
+  case NIFTI_UINT32:
+    PICK(u4);
+  case NIFTI_INT64:
+    PICK(i8);
+  case NIFTI_UINT64:
+    PICK(u8);
+  case NIFTI_FLOAT32:
+    PICK(f4);
+  case NIFTI_FLOAT64:
+    PICK(f8);
+  default:
+    return NULL;
   }
 #undef PICK
 }
@@ -709,7 +835,8 @@ int nifti_read_volumes(nifti_reader *r, size_t nvols, const uint32_t *idx, size_
   if (!idx && n != h->nvox) return fail(err, errlen, "%s: voxel count mismatch", r->name);
   if (idx)
     for (size_t i = 0; i < n; i++)
-      if (idx[i] >= h->nvox) return fail(err, errlen, "%s: voxel index %u outside the image", r->name, idx[i]);
+      if (idx[i] >= h->nvox)
+        return fail(err, errlen, "%s: voxel index %u outside the image", r->name, idx[i]);
   conv_fn cv = pick_conv(h->datatype, h->swapped);
   if (!cv) return fail(err, errlen, "%s: datatype %d not supported", r->name, h->datatype);
   size_t vbytes = h->nvox * (size_t)h->bytes_per_voxel;
@@ -736,7 +863,8 @@ static void convert_corder(const nifti_reader *r, conv_fn cv, const uint8_t *src
   size_t nx = (size_t)h->dim[1], ny = (size_t)h->dim[2], nz = (size_t)h->dim[3];
   size_t bpv = (size_t)h->bytes_per_voxel;
   uint32_t pattern[B];
-  for (size_t k = 0; k < B; k++) pattern[k] = (uint32_t)(k * nx * ny);
+  for (size_t k = 0; k < B; k++)
+    pattern[k] = (uint32_t)(k * nx * ny);
   for (size_t y = 0; y < ny; y++)
     for (size_t z0 = 0; z0 < nz; z0 += B) {
       size_t zn = nz - z0 < B ? nz - z0 : B;
@@ -779,7 +907,8 @@ int nifti_read_volumes_c(nifti_reader *r, size_t nvols, const uint32_t *cidx, si
       convert_corder(r, cv, p, row);
     } else {
       convert_corder(r, cv, p, r->scratch);
-      for (size_t k = 0; k < n; k++) row[k] = r->scratch[cidx[k]];
+      for (size_t k = 0; k < n; k++)
+        row[k] = r->scratch[cidx[k]];
     }
     r->next_vol++;
   }
@@ -802,14 +931,16 @@ static int affine_to_quatern(double a[4][4], double zoom[3], double *qfac, doubl
   for (int j = 0; j < 3; j++) {
     zoom[j] = sqrt(a[0][j] * a[0][j] + a[1][j] * a[1][j] + a[2][j] * a[2][j]);
     if (zoom[j] == 0) return 0;
-    for (int i = 0; i < 3; i++) R[i][j] = a[i][j] / zoom[j];
+    for (int i = 0; i < 3; i++)
+      R[i][j] = a[i][j] / zoom[j];
   }
   double det = R[0][0] * (R[1][1] * R[2][2] - R[1][2] * R[2][1]) -
                R[0][1] * (R[1][0] * R[2][2] - R[1][2] * R[2][0]) +
                R[0][2] * (R[1][0] * R[2][1] - R[1][1] * R[2][0]);
   *qfac = det < 0 ? -1.0 : 1.0;
   if (det < 0)
-    for (int i = 0; i < 3; i++) R[i][2] = -R[i][2];
+    for (int i = 0; i < 3; i++)
+      R[i][2] = -R[i][2];
   for (int i = 0; i < 3; i++) /* orthogonality check: R^T R = I */
     for (int j = 0; j < 3; j++) {
       double d = R[0][i] * R[0][j] + R[1][i] * R[1][j] + R[2][i] * R[2][j];
@@ -840,7 +971,11 @@ static int affine_to_quatern(double a[4][4], double zoom[3], double *qfac, doubl
       y = 0.25 * (R[1][2] + R[2][1]) / z;
       w = 0.25 * (R[1][0] - R[0][1]) / z;
     }
-    if (w < 0) { x = -x; y = -y; z = -z; }
+    if (w < 0) {
+      x = -x;
+      y = -y;
+      z = -z;
+    }
   }
   q[0] = x;
   q[1] = y;
@@ -853,18 +988,23 @@ static void build_header(uint8_t hb[352], const int64_t dims[4], double a[4][4],
   put32(hb, 0, 348);
   int nd = dims[3] > 1 ? 4 : 3;
   put16(hb, 40, (int16_t)nd);
-  for (int i = 0; i < 4; i++) put16(hb, 42 + 2 * (size_t)i, (int16_t)(i < nd ? dims[i] : 1));
-  for (int i = 5; i < 8; i++) put16(hb, 40 + 2 * (size_t)i, 1);
+  for (int i = 0; i < 4; i++)
+    put16(hb, 42 + 2 * (size_t)i, (int16_t)(i < nd ? dims[i] : 1));
+  for (int i = 5; i < 8; i++)
+    put16(hb, 40 + 2 * (size_t)i, 1);
   put16(hb, 70, NIFTI_FLOAT32);
   put16(hb, 72, 32);
   double zoom[3], qfac = 1, q[3] = {0, 0, 0};
   int have_q = affine_to_quatern(a, zoom, &qfac, q);
   if (!have_q)
-    for (int j = 0; j < 3; j++) zoom[j] = sqrt(a[0][j] * a[0][j] + a[1][j] * a[1][j] + a[2][j] * a[2][j]);
+    for (int j = 0; j < 3; j++)
+      zoom[j] = sqrt(a[0][j] * a[0][j] + a[1][j] * a[1][j] + a[2][j] * a[2][j]);
   putf(hb, 76, qfac);
-  for (int j = 0; j < 3; j++) putf(hb, 80 + 4 * (size_t)j, zoom[j]);
+  for (int j = 0; j < 3; j++)
+    putf(hb, 80 + 4 * (size_t)j, zoom[j]);
   putf(hb, 92, tr > 0 ? tr : 1.0);
-  for (int j = 5; j < 8; j++) putf(hb, 76 + 4 * (size_t)j, 1.0);
+  for (int j = 5; j < 8; j++)
+    putf(hb, 76 + 4 * (size_t)j, 1.0);
   putf(hb, 108, 352);
   putf(hb, 112, 1.0); /* scl_slope */
   hb[123] = 2 | 8;    /* mm, sec */
@@ -876,12 +1016,12 @@ static void build_header(uint8_t hb[352], const int64_t dims[4], double a[4][4],
     putf(hb, 268 + 4 * (size_t)j, a[j][3]);
   }
   for (int i = 0; i < 3; i++)
-    for (int j = 0; j < 4; j++) putf(hb, 280 + 16 * (size_t)i + 4 * (size_t)j, a[i][j]);
+    for (int j = 0; j < 4; j++)
+      putf(hb, 280 + 16 * (size_t)i + 4 * (size_t)j, a[i][j]);
   memcpy(hb + 344, "n+1", 4);
 }
 
-static int write_gz(FILE *fp, const uint8_t *hb, const float *data, size_t n, char *err,
-                    size_t errlen) {
+static int write_gz(FILE *fp, const uint8_t *hb, const float *data, size_t n, char *err, size_t errlen) {
   z_stream zs;
   memset(&zs, 0, sizeof zs);
   if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
@@ -914,8 +1054,8 @@ static int write_gz(FILE *fp, const uint8_t *hb, const float *data, size_t n, ch
   return rc ? fail(err, errlen, "write failed: %s", strerror(errno)) : 0;
 }
 
-int nifti_write_f32(FILE *fp, const int64_t dims[4], const double *aff16, double tr,
-                    const float *data, int gz, char *err, size_t errlen) {
+int nifti_write_f32(FILE *fp, const int64_t dims[4], const double *aff16, double tr, const float *data,
+                    int gz, char *err, size_t errlen) {
   double aff[4][4];
   memcpy(aff, aff16, sizeof aff);
   for (int i = 0; i < 4; i++)

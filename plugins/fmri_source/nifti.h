@@ -22,6 +22,9 @@
  * promises a size below a limit, and streamed through zlib otherwise, so a
  * large run never needs its whole raw image in memory.
  *
+ * CIFTI-2 files (intent_code 3000-3099 or a header extension with ecode 32)
+ * are refused with an error saying so: they hold grayordinates, not volumes.
+ *
  * Every malformed input (bad sizeof_hdr or magic, dims <= 0, a size that
  * overflows, vox_offset past the end, truncated data) is an error naming the
  * file and the header field. Nothing here aborts.
@@ -35,37 +38,50 @@
 
 /* NIfTI datatype codes. */
 enum {
-  NIFTI_UINT8 = 2, NIFTI_INT16 = 4, NIFTI_INT32 = 8, NIFTI_FLOAT32 = 16, NIFTI_COMPLEX64 = 32,
-  NIFTI_FLOAT64 = 64, NIFTI_RGB24 = 128, NIFTI_INT8 = 256, NIFTI_UINT16 = 512,
-  NIFTI_UINT32 = 768, NIFTI_INT64 = 1024, NIFTI_UINT64 = 1280, NIFTI_FLOAT128 = 1536,
-  NIFTI_COMPLEX128 = 1792, NIFTI_COMPLEX256 = 2048, NIFTI_RGBA32 = 2304
+  NIFTI_UINT8 = 2,
+  NIFTI_INT16 = 4,
+  NIFTI_INT32 = 8,
+  NIFTI_FLOAT32 = 16,
+  NIFTI_COMPLEX64 = 32,
+  NIFTI_FLOAT64 = 64,
+  NIFTI_RGB24 = 128,
+  NIFTI_INT8 = 256,
+  NIFTI_UINT16 = 512,
+  NIFTI_UINT32 = 768,
+  NIFTI_INT64 = 1024,
+  NIFTI_UINT64 = 1280,
+  NIFTI_FLOAT128 = 1536,
+  NIFTI_COMPLEX128 = 1792,
+  NIFTI_COMPLEX256 = 2048,
+  NIFTI_RGBA32 = 2304
 };
 
 typedef struct nifti_header {
-  int version;          /* 1 or 2 */
-  int swapped;          /* file byte order differs from this machine's */
-  int single_file;      /* magic n+1 / n+2 (else a .hdr/.img pair) */
-  size_t header_bytes;  /* 348 or 540 */
-  int ndim;             /* dim[0], 1..7 */
-  int64_t dim[8];       /* dim[1..ndim] >= 1; dims past ndim are 1 */
-  double pixdim[8];     /* after nibabel's fixes */
+  int version;         /* 1 or 2 */
+  int swapped;         /* file byte order differs from this machine's */
+  int single_file;     /* magic n+1 / n+2 (else a .hdr/.img pair) */
+  size_t header_bytes; /* 348 or 540 */
+  int ndim;            /* dim[0], 1..7 */
+  int64_t dim[8];      /* dim[1..ndim] >= 1; dims past ndim are 1 */
+  double pixdim[8];    /* after nibabel's fixes */
   int datatype;
   int bytes_per_voxel;
-  int64_t vox_offset;   /* byte offset of the data (352 / 544 when 0 in a .nii) */
-  double slope, inter;  /* effective scaling: (1, 0) when none */
+  int64_t vox_offset;  /* byte offset of the data (352 / 544 when 0 in a .nii) */
+  double slope, inter; /* effective scaling: (1, 0) when none */
   int qform_code, sform_code;
-  double quatern[3];    /* b, c, d */
+  double quatern[3]; /* b, c, d */
   double qoffset[3];
   double srow[3][4];
   int xyzt_units;
   double toffset;
-  size_t nvox;          /* dim1 * dim2 * dim3 (one volume) */
-  size_t nvols;         /* product of dim4..dim7 */
+  int intent_code; /* CIFTI's 3000-3099 are refused */
+  size_t nvox;     /* dim1 * dim2 * dim3 (one volume) */
+  size_t nvols;    /* product of dim4..dim7 */
 } nifti_header;
 
 /* Parses a header held in buf[0..len). name is used in error messages. */
-int nifti_parse_header(const void *buf, size_t len, const char *name, nifti_header *h,
-                       char *err, size_t errlen);
+int nifti_parse_header(const void *buf, size_t len, const char *name, nifti_header *h, char *err,
+                       size_t errlen);
 /* The affine nibabel reports for this header (row-major 4x4). */
 void nifti_affine(const nifti_header *h, double aff[4][4]);
 /* pixdim[4] converted to seconds through xyzt_units (ms, us; unknown = s);
@@ -81,20 +97,20 @@ typedef struct nifti_reader {
   /* whole data section in memory (mapped, inflated or borrowed) */
   const uint8_t *data;
   size_t data_len;
-  size_t pos;           /* next byte to convert, relative to data */
-  void *map;            /* mmap'ed file */
+  size_t pos; /* next byte to convert, relative to data */
+  void *map;  /* mmap'ed file */
   size_t map_len;
-  uint8_t *owned;       /* malloc'ed inflated image */
+  uint8_t *owned; /* malloc'ed inflated image */
   /* streaming inflate (large .gz) */
-  void *zs;             /* z_stream * */
-  const uint8_t *zin;   /* compressed bytes (borrowed from the map or caller) */
+  void *zs;           /* z_stream * */
+  const uint8_t *zin; /* compressed bytes (borrowed from the map or caller) */
   size_t zin_len;
-  uint8_t *vol;         /* one raw volume for streaming */
+  uint8_t *vol; /* one raw volume for streaming */
   size_t vol_cap;
   size_t next_vol;
   int streaming;
-  size_t whole_limit;   /* inflate whole below this many bytes, else stream */
-  float *scratch;       /* one C-order volume for nifti_read_volumes_c */
+  size_t whole_limit; /* inflate whole below this many bytes, else stream */
+  float *scratch;     /* one C-order volume for nifti_read_volumes_c */
   size_t scratch_n;
 } nifti_reader;
 
@@ -109,8 +125,7 @@ int nifti_open_file(nifti_reader *r, const char *path, char *err, size_t errlen)
 int nifti_open_file_ex(nifti_reader *r, const char *path, size_t whole_limit, char *err, size_t errlen);
 /* Opens a single-file NIfTI (.nii or gzip of it) held in memory. The buffer
  * is borrowed: keep it alive until nifti_close(). */
-int nifti_open_mem(nifti_reader *r, const void *buf, size_t len, const char *name, char *err,
-                   size_t errlen);
+int nifti_open_mem(nifti_reader *r, const void *buf, size_t len, const char *name, char *err, size_t errlen);
 /*
  * Converts the next nvols volumes to float32 (scaled). Row v goes to
  * out + v * stride. idx (n entries) lists, for each output column, the
@@ -144,7 +159,7 @@ void nifti_corder_to_forder(const uint32_t *c, size_t n, const int64_t dims[3], 
  * the affine's 3x3 is a rotation times positive zooms, tr seconds as
  * pixdim[4]. data is in file order (x fastest, then y, z, t). gz selects
  * gzip. Writes to fp (the caller opened it, e.g. atomically). */
-int nifti_write_f32(FILE *fp, const int64_t dims[4], const double *aff16, double tr,
-                    const float *data, int gz, char *err, size_t errlen);
+int nifti_write_f32(FILE *fp, const int64_t dims[4], const double *aff16, double tr, const float *data,
+                    int gz, char *err, size_t errlen);
 
 #endif

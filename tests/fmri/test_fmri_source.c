@@ -38,13 +38,14 @@ static void write_nifti(const char *path, int nt, float (*f)(int, int, int, int,
   for (int t = 0; t < nt; t++)
     for (int z = 0; z < NZ; z++)
       for (int y = 0; y < NY; y++)
-        for (int x = 0; x < NX; x++) d[(size_t)t * NX * NY * NZ + nifti_forder(x, y, z, NX, NY)] = f(x, y, z, t, arg);
+        for (int x = 0; x < NX; x++)
+          d[(size_t)t * NX * NY * NZ + nifti_forder(x, y, z, NX, NY)] = f(x, y, z, t, arg);
   int64_t dims[4] = {NX, NY, NZ, nt};
   FILE *fp = fopen(path, "wb");
   ck_assert_msg(fp != NULL, "cannot write %s", path);
   char err[256];
-  ck_assert_msg(nifti_write_f32(fp, dims, AFF, 2.0, d, strstr(path, ".gz") != NULL, err, sizeof err) == 0, "%s",
-                err);
+  ck_assert_msg(nifti_write_f32(fp, dims, AFF, 2.0, d, strstr(path, ".gz") != NULL, err, sizeof err) == 0,
+                "%s", err);
   fclose(fp);
   free(d);
 }
@@ -150,8 +151,8 @@ static void check_full_run(const myelin_msg *m, int sub, int run, double tr, int
     for (int x = 0; x < NX; x++)
       for (int y = 0; y < NY; y++)
         for (int z = 0; z < NZ; z++)
-          ck_assert_float_eq_tol(d[t * V + (int64_t)nifti_corder(x, y, z, NY, NZ)], val(sub, run, x, y, z, t + trim),
-                                 1e-3);
+          ck_assert_float_eq_tol(d[t * V + (int64_t)nifti_corder(x, y, z, NY, NZ)],
+                                 val(sub, run, x, y, z, t + trim), 1e-3);
   double got_tr;
   ck_assert_int_eq(myelin_msg_float(m, "tr", &got_tr), 0);
   ck_assert_double_eq_tol(got_tr, tr, 1e-6);
@@ -177,7 +178,8 @@ static void check_full_run(const myelin_msg *m, int sub, int run, double tr, int
   myelin_tensor a, vx;
   ck_assert_int_eq(myelin_obj_tensor(myelin_obj_get(g, "affine"), &a), 0);
   ck_assert_int_eq(a.dtype, MYELIN_F8);
-  for (int i = 0; i < 16; i++) ck_assert_double_eq_tol(((const double *)a.data)[i], AFF[i], 1e-5);
+  for (int i = 0; i < 16; i++)
+    ck_assert_double_eq_tol(((const double *)a.data)[i], AFF[i], 1e-5);
   ck_assert_int_eq(myelin_obj_tensor(myelin_obj_get(g, "voxels"), &vx), 0);
   ck_assert_int_eq(vx.dtype, MYELIN_U4);
   ck_assert_uint_eq(vx.count, (size_t)V);
@@ -284,7 +286,8 @@ END_TEST
 /* Packs every file under root into an archive (format "tar.gz" or "zip"). */
 static void pack(const char *root, const char *out, int zip) {
   struct archive *a = archive_write_new();
-  if (zip) archive_write_set_format_zip(a);
+  if (zip)
+    archive_write_set_format_zip(a);
   else {
     archive_write_set_format_pax_restricted(a);
     archive_write_add_filter_gzip(a);
@@ -494,7 +497,8 @@ START_TEST(volumes_detrend_and_realtime_pace) {
     myelin_tensor x;
     ck_assert_int_eq(myelin_msg_tensor(m, "data", &x), 0);
     ck_assert_int_eq(x.ndim, 1);
-    ck_assert_float_eq_tol(((const float *)x.data)[nifti_corder(3, 2, 1, NY, NZ)], val(2, 1, 3, 2, 1, t), 1e-3);
+    ck_assert_float_eq_tol(((const float *)x.data)[nifti_corder(3, 2, 1, NY, NZ)], val(2, 1, 3, 2, 1, t),
+                           1e-3);
   }
   myelin_harness_free(h);
   free(params);
@@ -515,7 +519,8 @@ START_TEST(volumes_detrend_and_realtime_pace) {
   h = run_source(params);
   int64_t T, V;
   const float *d = tensor2(myelin_harness_output(h, "out", 0), &T, &V);
-  for (int64_t i = 0; i < T * V; i++) ck_assert_float_eq_tol(d[i], 0.0f, 2e-2);
+  for (int64_t i = 0; i < T * V; i++)
+    ck_assert_float_eq_tol(d[i], 0.0f, 2e-2);
   myelin_harness_free(h);
   free(params);
   free(run);
@@ -548,7 +553,8 @@ static void *live_writer(void *arg) {
     float *d = malloc(nvox * sizeof *d);
     for (int z = 0; z < NZ; z++)
       for (int y = 0; y < NY; y++)
-        for (int x = 0; x < NX; x++) d[nifti_forder(x, y, z, NX, NY)] = (float)val(sr.sub, sr.run, x, y, z, t);
+        for (int x = 0; x < NX; x++)
+          d[nifti_forder(x, y, z, NX, NY)] = (float)val(sr.sub, sr.run, x, y, z, t);
     int64_t dims[4] = {NX, NY, NZ, 1};
     FILE *fp = fopen(whole, "wb");
     char err[256];
@@ -596,7 +602,8 @@ START_TEST(live_folder_volumes) {
   pthread_t th;
   ck_assert_int_eq(pthread_create(&th, NULL, live_writer, &c), 0);
   char *params = mt_strf("{watch: %s, pattern: 'sub-*.nii', settle_ms: 1000, count: %d, idle_timeout: 30, "
-                         "mask: %s}", c.dir, c.n, mask);
+                         "mask: %s}",
+                         c.dir, c.n, mask);
   myelin_harness *h = run_source(params);
   pthread_join(th, NULL);
   ck_assert_uint_eq(myelin_harness_count(h, "out"), (size_t)c.n);
@@ -635,7 +642,8 @@ START_TEST(live_folder_atlas) {
   pthread_t th;
   ck_assert_int_eq(pthread_create(&th, NULL, live_writer, &c), 0);
   char *params = mt_strf("{watch: %s, pattern: 'sub-*.nii', settle_ms: 1000, count: %d, idle_timeout: 30, "
-                         "atlas: %s, subject: [live7]}", c.dir, c.n, atlas);
+                         "atlas: %s, subject: [live7]}",
+                         c.dir, c.n, atlas);
   myelin_harness *h = run_source(params);
   pthread_join(th, NULL);
   ck_assert_uint_eq(myelin_harness_count(h, "out"), (size_t)c.n);
@@ -650,7 +658,8 @@ START_TEST(live_folder_atlas) {
     double s7 = 0;
     int n7 = 0;
     for (int xx = 2; xx < NX; xx++)
-      for (int z = 0; z < NZ; z++) s7 += val(3, 1, xx, 0, z, t), n7++;
+      for (int z = 0; z < NZ; z++)
+        s7 += val(3, 1, xx, 0, z, t), n7++;
     ck_assert_float_eq_tol(((const float *)x.data)[1], s7 / n7, 1e-3);
     ck_assert(myelin_obj_str_eq(myelin_obj_get(myelin_msg_get(m, "geometry"), "atlas"), atlas));
   }
@@ -674,7 +683,8 @@ START_TEST(shipped_pipelines) {
   char *root = make_bids();
   char *out = mt_strf("%s/out", root), *o = NULL;
   char *cmd = mt_strf("FMRI=%s/sub-01/func/sub-01_task-story_run-2_bold.nii.gz OUT=%s %s run --quiet "
-                      "%s/pipelines/fmri_to_nifti.yaml", root, out, bin, src);
+                      "%s/pipelines/fmri_to_nifti.yaml",
+                      root, out, bin, src);
   ck_assert_msg(mt_run(cmd, &o) == 0, "%s", o);
   free(o);
   free(cmd);
@@ -690,7 +700,8 @@ START_TEST(shipped_pipelines) {
     free(p);
   }
   cmd = mt_strf("WATCH=%s OUT=%s/live %s run --quiet %s --set scanner.idle_timeout=1.5 "
-                "--set scanner.settle_ms=100", in, root, bin, yaml);
+                "--set scanner.settle_ms=100",
+                in, root, bin, yaml);
   ck_assert_msg(mt_run(cmd, &o) == 0, "%s", o);
   free(o);
   free(cmd);
@@ -752,6 +763,21 @@ START_TEST(bad_inputs_are_errors) {
 }
 END_TEST
 
+/* A CIFTI-2 file (nibabel's row_major.dconn.nii, committed in tests/data) is
+ * refused by name, not loaded as a (1,1,1,100) run. */
+START_TEST(cifti_is_refused) {
+  char *path = mt_strf("%s/tests/data/nibabel/row_major.dconn.nii", mt_env("MYELIN_SOURCE_DIR", "."));
+  ck_assert_msg(access(path, R_OK) == 0, "%s is missing", path);
+  char *params = mt_strf("{path: %s}", path), msg[1024];
+  ck_assert(source_fails(params, msg, sizeof msg));
+  ck_assert_msg(strstr(msg, "row_major.dconn.nii") && strstr(msg, "CIFTI is not supported") &&
+                    strstr(msg, "intent_code 3001"),
+                "%s", msg);
+  free(params);
+  free(path);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("fmri_source");
   TCase *tc = tcase_create("core");
@@ -766,6 +792,7 @@ int main(void) {
   tcase_add_test(tc, live_folder_atlas);
   tcase_add_test(tc, shipped_pipelines);
   tcase_add_test(tc, bad_inputs_are_errors);
+  tcase_add_test(tc, cifti_is_refused);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -84,7 +84,9 @@ with open(os.path.join(out, 'list.txt'), 'w') as lst:
         ref = os.path.join(out, base)
         np.asarray(img.affine, '<f8').tofile(ref + '.aff')
         kind = 'header'
-        if not base.endswith('.hdr') or os.path.exists(path[:-4] + '.img'):
+        if base.endswith('.dconn.nii'):
+            kind = 'cifti'  # a CIFTI-2 file: the reader must refuse it by name
+        elif not base.endswith('.hdr') or os.path.exists(path[:-4] + '.img'):
             d = img.get_fdata(dtype=np.float32)
             np.asarray(d.ravel(order='F'), '<f4').tofile(ref + '.f32')
             kind = 'data'

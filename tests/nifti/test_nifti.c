@@ -75,7 +75,11 @@ START_TEST(conformance_with_nibabel) {
     double *aff = slurp(affp, &alen);
     ck_assert_int_eq(alen, 16 * sizeof(double));
     nifti_header h;
-    if (strcmp(kind, "header") == 0) {
+    if (strcmp(kind, "cifti") == 0) {
+      nifti_reader r;
+      ck_assert_int_ne(nifti_open_file(&r, path, err, sizeof err), 0);
+      ck_assert_msg(strstr(err, path) && strstr(err, "CIFTI is not supported"), "%s", err);
+    } else if (strcmp(kind, "header") == 0) {
       /* A .hdr without its .img: the header must match, the data must be
        * reported missing by name. */
       void *hb = slurp(path, &dlen);
@@ -98,8 +102,8 @@ START_TEST(conformance_with_nibabel) {
           continue;
         }
         double tol = 1e-6 * (1.0 + fabs(want[i]));
-        ck_assert_msg(fabs((double)got[i] - want[i]) <= tol, "%s: value %zu = %.9g, nibabel %.9g", path,
-                      i, got[i], want[i]);
+        ck_assert_msg(fabs((double)got[i] - want[i]) <= tol, "%s: value %zu = %.9g, nibabel %.9g", path, i,
+                      got[i], want[i]);
       }
       check_affine(&h, aff, path);
       free(dp);
@@ -136,7 +140,8 @@ START_TEST(committed_reference_values) {
   ck_assert_float_eq_tol(d[5 * nvox + nifti_forder(8, 10, 1, nx, ny)], 3897.36083984375f, 1e-3);
   ck_assert_float_eq_tol(d[19 * nvox + nifti_forder(16, 20, 2, nx, ny)], 3129.341064453125f, 1e-3);
   double sum = 0;
-  for (size_t i = 0; i < nvox * 20; i++) sum += d[i];
+  for (size_t i = 0; i < nvox * 20; i++)
+    sum += d[i];
   ck_assert_double_eq_tol(sum, 77913290.40527344, 1.0);
   ck_assert_double_eq_tol(nifti_tr_seconds(&h), 2.0, 1e-9);
   double a[4][4];
@@ -266,13 +271,60 @@ START_TEST(malformed_headers) {
 }
 END_TEST
 
+/* CIFTI-2 is refused by name, whether its intent code or a header
+ * extension (ecode 32) says so; other extensions are skipped. */
+START_TEST(cifti_is_refused) {
+  size_t len;
+  uint8_t *b = make_file(&len);
+  int16_t intent = 3002;
+  memcpy(b + 68, &intent, 2);
+  expect_error(b, len, "CIFTI is not supported");
+  expect_error(b, len, "intent_code 3002, NIFTI_INTENT_CONNECTIVITY_DENSE_SERIES");
+  free(b);
+
+  /* extensions: a comment (ecode 6, 16 bytes), then optionally CIFTI (ecode 32, 32 bytes) */
+  for (int with_cifti = 0; with_cifti < 2; with_cifti++) {
+    uint8_t *base = make_file(&len);
+    size_t ext = 16 + (with_cifti ? 32 : 0), n = len + ext;
+    b = calloc(1, n);
+    memcpy(b, base, 348);
+    b[348] = 1; /* extender */
+    int32_t e1[2] = {16, 6}, e2[2] = {32, 32};
+    memcpy(b + 352, e1, 8);
+    memcpy(b + 360, "comment", 8);
+    if (with_cifti) {
+      memcpy(b + 368, e2, 8);
+      memcpy(b + 376, "<CIFTI Version=\"2\">", 19);
+    }
+    float off = (float)(352 + ext);
+    memcpy(b + 108, &off, 4);
+    memcpy(b + 352 + ext, base + 352, len - 352);
+    free(base);
+    if (with_cifti) {
+      expect_error(b, n, "CIFTI is not supported");
+      expect_error(b, n, "ecode 32");
+    } else {
+      nifti_reader r;
+      char err[512];
+      ck_assert_msg(nifti_open_mem(&r, b, n, "ext.nii", err, sizeof err) == 0, "%s", err);
+      float out[8];
+      ck_assert_int_eq(nifti_read_volumes(&r, 1, NULL, 8, out, 8, err, sizeof err), 0);
+      ck_assert_float_eq(out[7], 70.0f);
+      nifti_close(&r);
+    }
+    free(b);
+  }
+}
+END_TEST
+
 START_TEST(writer_round_trip) {
   char *dir = mt_tmpdir();
   int64_t dims[4] = {4, 3, 2, 5};
   double aff[4][4] = {{0, -2.5, 0, 10}, {3.0, 0, 0, -20}, {0, 0, 2.0, 5}, {0, 0, 0, 1}};
   size_t n = 4 * 3 * 2 * 5;
   float *data = malloc(n * sizeof(float));
-  for (size_t i = 0; i < n; i++) data[i] = (float)i * 0.5f - 7.0f;
+  for (size_t i = 0; i < n; i++)
+    data[i] = (float)i * 0.5f - 7.0f;
   for (int gz = 0; gz <= 1; gz++) {
     char *path = mt_strf("%s/out%s", dir, gz ? ".nii.gz" : ".nii");
     FILE *f = fopen(path, "wb");
@@ -288,19 +340,21 @@ START_TEST(writer_round_trip) {
     ck_assert_double_eq_tol(nifti_tr_seconds(&h), 1.5, 1e-6);
     double a[4][4];
     nifti_affine(&h, a);
-    for (int i = 0; i < 16; i++) ck_assert_double_eq_tol(a[i / 4][i % 4], aff[i / 4][i % 4], 1e-6);
+    for (int i = 0; i < 16; i++)
+      ck_assert_double_eq_tol(a[i / 4][i % 4], aff[i / 4][i % 4], 1e-6);
     /* the qform alone must give the same affine */
     ck_assert_int_eq(h.qform_code, 2);
     h.sform_code = 0;
     nifti_affine(&h, a);
-    for (int i = 0; i < 16; i++) ck_assert_double_eq_tol(a[i / 4][i % 4], aff[i / 4][i % 4], 1e-5);
+    for (int i = 0; i < 16; i++)
+      ck_assert_double_eq_tol(a[i / 4][i % 4], aff[i / 4][i % 4], 1e-5);
     if (mt_python_or_skip("nibabel numpy", "the Python reference check")) {
-      char *cmd = mt_strf("%s -c \"import nibabel as nb, numpy as np; im = nb.load('%s'); "
-                          "d = im.get_fdata(); assert d.shape == (4, 3, 2, 5), d.shape; "
-                          "assert abs(d[3, 2, 1, 4] - (%zu * 0.5 - 7)) < 1e-6; "
-                          "assert np.allclose(im.affine, [[0, -2.5, 0, 10], [3, 0, 0, -20], [0, 0, 2, 5], [0, 0, 0, 1]])\"",
-                          mt_env("MYELIN_PYTHON", "/usr/bin/python3"), path,
-                          (size_t)nifti_forder(3, 2, 1, 4, 3) + 4 * 24);
+      char *cmd = mt_strf(
+          "%s -c \"import nibabel as nb, numpy as np; im = nb.load('%s'); "
+          "d = im.get_fdata(); assert d.shape == (4, 3, 2, 5), d.shape; "
+          "assert abs(d[3, 2, 1, 4] - (%zu * 0.5 - 7)) < 1e-6; "
+          "assert np.allclose(im.affine, [[0, -2.5, 0, 10], [3, 0, 0, -20], [0, 0, 2, 5], [0, 0, 0, 1]])\"",
+          mt_env("MYELIN_PYTHON", "/usr/bin/python3"), path, (size_t)nifti_forder(3, 2, 1, 4, 3) + 4 * 24);
       char *out = NULL;
       ck_assert_msg(mt_run(cmd, &out) == 0, "nibabel rejects our file: %s", out);
       free(out);
@@ -321,7 +375,8 @@ START_TEST(streamed_equals_whole) {
   int64_t dims[4] = {7, 5, 3, 9};
   size_t n = 7 * 5 * 3 * 9;
   float *d = malloc(n * sizeof *d);
-  for (size_t i = 0; i < n; i++) d[i] = sinf((float)i) * 100.0f;
+  for (size_t i = 0; i < n; i++)
+    d[i] = sinf((float)i) * 100.0f;
   double aff[16] = {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1};
   FILE *f = fopen(path, "wb");
   char err[256];
@@ -390,14 +445,16 @@ START_TEST(corder_reader_equals_gather) {
   int64_t dims[4] = {37, 19, 23, 3};
   size_t nv = 37 * 19 * 23, n = nv * 3;
   float *d = malloc(n * sizeof *d);
-  for (size_t i = 0; i < n; i++) d[i] = (float)i;
+  for (size_t i = 0; i < n; i++)
+    d[i] = (float)i;
   double aff[16] = {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1};
   FILE *f = fopen(path, "wb");
   char err[256];
   ck_assert_int_eq(nifti_write_f32(f, dims, aff, 1.0, d, 0, err, sizeof err), 0);
   fclose(f);
   uint32_t *c = malloc(nv * sizeof *c), *fo = malloc(nv * sizeof *fo), sub[4] = {5, 0, 999, (uint32_t)nv - 1};
-  for (size_t i = 0; i < nv; i++) c[i] = (uint32_t)i;
+  for (size_t i = 0; i < nv; i++)
+    c[i] = (uint32_t)i;
   int64_t g[3] = {37, 19, 23};
   nifti_corder_to_forder(c, nv, g, fo);
   float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y), xs[12], ys[12];
@@ -409,7 +466,8 @@ START_TEST(corder_reader_equals_gather) {
   ck_assert_mem_eq(x, y, 2 * nv * sizeof *x);
   ck_assert_float_eq(x[nifti_corder(36, 18, 22, 19, 23)], (float)nifti_forder(36, 18, 22, 37, 19));
   uint32_t fsub[4];
-  for (int k = 0; k < 4; k++) fsub[k] = fo[sub[k]];
+  for (int k = 0; k < 4; k++)
+    fsub[k] = fo[sub[k]];
   ck_assert_int_eq(nifti_read_volumes_c(&a, 1, sub, 4, xs, 4, err, sizeof err), 0);
   ck_assert_int_eq(nifti_read_volumes(&b, 1, fsub, 4, ys, 4, err, sizeof err), 0);
   ck_assert_mem_eq(xs, ys, 4 * sizeof *xs);
@@ -434,6 +492,7 @@ int main(void) {
   tcase_add_test(tc, conformance_with_nibabel);
   tcase_add_test(tc, committed_reference_values);
   tcase_add_test(tc, malformed_headers);
+  tcase_add_test(tc, cifti_is_refused);
   tcase_add_test(tc, writer_round_trip);
   tcase_add_test(tc, gather_and_corder);
   tcase_add_test(tc, streamed_equals_whole);
