@@ -8,10 +8,10 @@
  * monotonic clock, so errors never accumulate); `speed` scales it. `loop`
  * restarts at the end of the file.
  *
- * A truncated or corrupt file is not fatal to what came before it: every
- * good message is delivered, the byte offset of the problem is reported as
- * the stage's error, and the stream ends normally so sinks still finalize
- * their files (the run then exits 1).
+ * A truncated or corrupt file is an error naming the byte offset of the
+ * problem and how many good messages came before it. Like any error it
+ * aborts the run (exit 1): sinks discard their unfinished files, so a
+ * partial input never produces output that looks complete.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -94,8 +94,8 @@ static void pace(fsrc *s, pacer *pc, const myelin_msg *m) {
   }
 }
 
-/* One pass over the file; returns 0 at a clean end, 1 when stopped, 2 after
- * a reported corrupt tail, <0 on error (out of memory). */
+/* One pass over the file; returns 0 at a clean end, 1 when stopped, <0 on
+ * error (a corrupt tail, out of memory). */
 static int one_pass(fsrc *s, uint64_t *count) {
   pacer pc = {0};
   char err[512];
@@ -105,12 +105,11 @@ static int one_pass(fsrc *s, uint64_t *count) {
     myelin_msg *m;
     int r = myelin_reader_next(s->rd, &m, err, sizeof err);
     if (r == 0) return 0;
-    if (r == MYELIN_ENOMEM) /* not the file's fault: the run fails, nothing is committed */
+    if (r == MYELIN_ENOMEM) /* not the file's fault */
       return s->host->error(s->st, "%s: %s", s->path, err);
-    if (r < 0) {
-      s->host->error(s->st, "%s: %s; the %" PRIu64 " messages before it were delivered", s->path, err, *count);
-      return 2;
-    }
+    if (r < 0)
+      return s->host->error(s->st, "%s: %s; the %" PRIu64 " messages before it were delivered", s->path, err,
+                            *count);
     pace(s, &pc, m);
     (*count)++;
     if (s->host->emit(s->st, 0, m) == MYELIN_ESTOP) return 1;
@@ -122,8 +121,8 @@ static int fs_start(void *state) {
   uint64_t count = 0;
   for (;;) {
     int rc = one_pass(s, &count);
-    if (rc < 0) return rc; /* out of memory: the run fails without committing outputs */
-    if (rc != 0 || !s->loop) break; /* a corrupt tail was reported through host->error */
+    if (rc < 0) return rc; /* the run fails without committing outputs */
+    if (rc != 0 || !s->loop) break;
     if (count == 0) break;           /* an empty file would loop forever */
   }
   s->host->counter_add(s->st, "messages", (int64_t)count);

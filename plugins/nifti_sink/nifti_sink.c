@@ -18,6 +18,11 @@
  * {seq} from each message. A second image expanding to a path already
  * written in this run is an error naming both messages (myelin_pathset,
  * io.h): results are never silently replaced.
+ *
+ * When the run stopped early (an interrupt, or an error anywhere), fini says
+ * on stderr what is left: the images written so far (each complete), and the
+ * volumes still being collected, which are discarded after an error or
+ * abort (a clean stop writes them in flush).
  */
 #include <math.h>
 #include <stdio.h>
@@ -502,6 +507,23 @@ static int ns_flush(void *state) { return flush_volumes(state); }
 static void ns_fini(void *state) {
   ns_state *s = state;
   if (!s) return;
+  if (s->host->stopping(s->st)) {
+    char path[4096] = "";
+    if (s->vol_first && expand_path(s, s->vol_first, path, sizeof path))
+      snprintf(path, sizeof path, "%s", s->path_tmpl);
+    if (s->vol_first)
+      s->host->log(
+          s->st, MYELIN_LOG_WARN,
+          "discarded %s: its %zu volume(s) were never written (the run stopped on an error or abort); "
+          "kept %llu image(s) %s written before, each complete",
+          path, s->vol_n, (unsigned long long)s->files, s->path_tmpl);
+    else if (s->files)
+      s->host->log(s->st, MYELIN_LOG_INFO, "kept %llu image(s) %s written before the stop, each complete",
+                   (unsigned long long)s->files, s->path_tmpl);
+    else
+      s->host->log(s->st, MYELIN_LOG_INFO, "wrote nothing to %s: no message arrived before the stop",
+                   s->path_tmpl);
+  }
   myelin_msg_unref(s->vol_first);
   free(s->vol_rows);
   free(s->atlas.path);

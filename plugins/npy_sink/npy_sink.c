@@ -19,6 +19,10 @@
  * run and is committed in flush; array names come from `key`
  * (default arr_{seq}), and a duplicate name is an error. Nothing is visible
  * under the final name before flush; an aborted run leaves no archive.
+ *
+ * When the run stopped early (an interrupt, or an error anywhere), fini says
+ * on stderr what is left: the .npy files written so far (each complete), or
+ * per archive whether it was committed or discarded.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +35,7 @@
 typedef struct archive_slot {
   char *path;
   myelin_npz_writer *w;
+  int committed;
 } archive_slot;
 
 typedef struct npy_sink {
@@ -38,7 +43,7 @@ typedef struct npy_sink {
   myelin_stage *st;
   const char *path, *field, *key;
   int field_set, npz;
-  uint64_t received;
+  uint64_t received, n_written;
   myelin_pathset written;
   archive_slot *archives;
   size_t n_archives;
@@ -130,7 +135,18 @@ static int ends_with(const char *s, const char *suf) {
 static void sink_fini(void *state) {
   npy_sink *s = state;
   if (!s) return;
+  int stopped = s->host->stopping(s->st);
+  if (stopped && (s->npz ? s->n_archives == 0 : s->n_written == 0))
+    s->host->log(s->st, MYELIN_LOG_INFO, "wrote nothing to %s: no array arrived before the stop", s->path);
+  else if (stopped && !s->npz)
+    s->host->log(s->st, MYELIN_LOG_INFO, "kept %llu file(s) %s written before the stop, each complete",
+                 (unsigned long long)s->n_written, s->path);
   for (size_t i = 0; i < s->n_archives; i++) {
+    if (!s->archives[i].committed)
+      s->host->log(s->st, MYELIN_LOG_WARN, "discarded %s: the run stopped on an error or abort",
+                   s->archives[i].path);
+    else if (stopped)
+      s->host->log(s->st, MYELIN_LOG_INFO, "kept %s: complete", s->archives[i].path);
     myelin_npz_abort(s->archives[i].w); /* committed ones were already removed */
     free(s->archives[i].path);
   }
@@ -222,7 +238,7 @@ static myelin_npz_writer *archive_for(npy_sink *s, const char *path) {
     s->host->error(s->st, "out of memory");
     return NULL;
   }
-  s->archives[s->n_archives++] = (archive_slot){copy, w};
+  s->archives[s->n_archives++] = (archive_slot){copy, w, 0};
   return w;
 }
 
@@ -234,6 +250,7 @@ static int write_npy(npy_sink *s, const char *path, const myelin_tensor *t, uint
   if (ensure_dir(s, path) != 0) return MYELIN_EIO;
   if (myelin_npy_write(path, t->dtype, t->ndim, t->shape, t->data, err, sizeof err) != 0)
     return s->host->error(s->st, "%s", err);
+  s->n_written++;
   return 0;
 }
 
@@ -275,6 +292,8 @@ static int sink_flush(void *state) {
       rc = s->host->error(s->st, "%s", err);
     else if (rc != 0)
       myelin_npz_abort(w);
+    else
+      s->archives[i].committed = 1;
   }
   return rc;
 }

@@ -14,12 +14,21 @@
  * message; a stage flushes once every upstream edge has sent it, then sends
  * it on. The run ends when every stage thread has returned.
  *
- * Stopping: the first SIGINT/SIGTERM sets `stopping`: synchronous sources see
- * host->stopping() and return; loop sources get their stop() callback on
- * their own loop through a uv_async; everything queued drains and sinks
- * flush (exit 130). An error in any stage, or a second signal, sets
- * `aborting`: every blocked push/pop returns at once, no stage flushes, and
- * fini() discards temporary files (exit 1, or 130).
+ * Stopping, one rule for every sink (README, docs/plugins.md):
+ *   - a clean stop (SIGINT/SIGTERM, run_request_stop) sets `stopping`:
+ *     synchronous sources see host->stopping() and return; loop sources get
+ *     their stop() callback on their own loop through a uv_async; everything
+ *     queued drains and every stage flushes, so sinks commit (exit 130);
+ *   - an error anywhere (a callback failing, or reporting through
+ *     host->error even if it then returns 0: a truncated input file, a
+ *     --check-messages violation) or a deliberate second signal sets
+ *     `aborting` (and `stopping`): every blocked push/pop returns at once,
+ *     no stage flushes any more, and each sink's fini() discards what it
+ *     had not committed (exit 1, or 130 for a signal).
+ * fini() runs either way; a sink calls host->stopping() there to learn that
+ * the run ended early and says on stderr whether it kept or discarded its
+ * file. A sink whose stream had ended and was committed before the error
+ * keeps its complete file.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -104,6 +113,7 @@ typedef struct rstage {
   uint64_t t_start, t_end;
   char *error;
   char error_fallback[512]; /* the message when it could not be copied (out of memory) */
+  _Atomic int reported;     /* host->error was called */
   pthread_mutex_t err_mu;
 } rstage;
 
@@ -326,6 +336,7 @@ static int h_error(myelin_stage *st, const char *fmt, ...) {
   free(s->error);
   if (!(s->error = xstrdup(msg))) snprintf(s->error_fallback, sizeof s->error_fallback, "%.500s", msg);
   pthread_mutex_unlock(&s->err_mu);
+  atomic_store(&s->reported, 1);
   return MYELIN_EINVAL;
 }
 
@@ -456,6 +467,16 @@ static void fail_rc(rstage *s, const char *what, int rc) {
   stage_fail(s, buf);
 }
 
+/* A callback returned 0 but reported an error through host->error: the
+ * stage fails all the same (the run aborts, sinks discard), so a plugin
+ * cannot choose between the two outcomes by its return value. */
+static int check_reported(rstage *s) {
+  if (!atomic_load(&s->reported)) return 0;
+  atomic_store(&s->run->failed, 1);
+  request_abort(s->run);
+  return MYELIN_EINVAL;
+}
+
 static uint64_t fire_due_timers(rstage *s) {
   uint64_t now = now_ns(), next = 0;
   for (int i = 0; i < MAX_TIMERS; i++) {
@@ -481,6 +502,7 @@ static int run_source(rstage *s) {
   uint64_t t0 = now_ns();
   int rc = s->desc->start ? s->desc->start(s->state) : 0;
   if (rc < 0) return fail_rc(s, "start", rc), rc;
+  if ((rc = check_reported(s))) return rc;
   if (s->loop) {
     s->stop_async = malloc(sizeof *s->stop_async);
     if (s->stop_async) {
@@ -492,8 +514,7 @@ static int run_source(rstage *s) {
     uv_run(s->loop, UV_RUN_DEFAULT);
   }
   atomic_fetch_add(&s->busy_ns, now_ns() - t0);
-  return 0; /* an error reported without failing start (e.g. a corrupt file
-               tail) lets the stream end cleanly; the run still exits 1 */
+  return check_reported(s); /* from a loop callback */
 }
 
 static int run_consumer(rstage *s) {
@@ -518,6 +539,7 @@ static int run_consumer(rstage *s) {
         rc = s->desc->process ? s->desc->process(s->state, batch[i].port, batch[i].msg) : 0;
       }
       myelin_msg_unref(batch[i].msg);
+      if (rc == 0) rc = check_reported(s);
       if (rc < 0) {
         for (int j = i + 1; j < n; j++) myelin_msg_unref(batch[j].msg);
         fail_rc(s, "process", rc);
@@ -539,6 +561,8 @@ static void *stage_main(void *arg) {
     rc = s->desc->flush(s->state);
     atomic_fetch_add(&s->busy_ns, now_ns() - t0);
     if (rc < 0) fail_rc(s, "flush", rc);
+    else
+      check_reported(s);
   }
   if (s->loop) { /* let handles closed in flush/stop finish */
     uv_run(s->loop, UV_RUN_NOWAIT);

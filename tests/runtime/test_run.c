@@ -287,6 +287,8 @@ static void sigint_blas(const char *plugin) {
   ck_assert_msg(strstr(err, "wall time:"), "%s: no stats after the drain:\n%s", plugin, err);
   ck_assert_msg(count_named(d, ".tmp-") == 0, "%s: a temporary file is left; stderr:\n%s", plugin, err);
   for (const char **o = outs; *o; o++) {
+    ck_assert_msg(strstr(err, mt_strf(" (file_sink): kept %s/%s: complete", d, *o)),
+                  "%s: no kept line for %s:\n%s", plugin, *o, err);
     long n = stream_count(mt_strf("%s/%s", d, *o));
     ck_assert_msg(n >= 1, "%s: %s missing or empty (%ld); stderr:\n%s", plugin, *o, n, err);
   }
@@ -390,6 +392,150 @@ START_TEST(second_sigint_later_aborts) {
 }
 END_TEST
 
+/* ---- 3. one rule for every sink on every stop ----------------------------- */
+
+/* n `volume` messages of one run (12 voxels), t 0.1 s apart; with `bad`, a
+ * last message that --check-messages refuses (a spikes message without n). */
+static void write_volumes(const char *path, int n, int bad) {
+  myelin_msg **m = calloc((size_t)n + 1, sizeof *m);
+  for (int i = 0; i < n; i++) {
+    float x[12];
+    for (int v = 0; v < 12; v++)
+      x[v] = wave(i, v, 1);
+    myelin_builder *b = myelin_builder_new("volume");
+    myelin_build_str(b, "subject", "01");
+    myelin_build_str(b, "task", "rest");
+    myelin_build_int(b, "run", 1);
+    myelin_build_int(b, "index", i);
+    myelin_build_float(b, "tr", 2.0);
+    myelin_build_float(b, "t", 0.1 * i);
+    int64_t shp[1] = {12};
+    myelin_build_tensor_copy(b, "data", MYELIN_F4, 1, shp, x);
+    build_geometry(b, 12);
+    m[i] = myelin_builder_finish(b);
+  }
+  if (bad) {
+    myelin_builder *b = myelin_builder_new("spikes");
+    uint32_t u[1] = {0};
+    int64_t shp[1] = {1};
+    myelin_build_tensor_copy(b, "step", MYELIN_U4, 1, shp, u);
+    m[n] = myelin_builder_finish(b);
+  }
+  write_stream(path, m, (size_t)n + (bad ? 1 : 0));
+  free(m);
+}
+
+/* file_source -> file_sink, npy_sink (.npz) and nifti_sink (collected
+ * volumes): three kinds of sink, one rule. */
+static char *three_sinks(const char *d, const char *in, const char *src_params) {
+  return write_pipeline(
+      d, "three.yaml",
+      mt_strf("name: three\nstages:\n"
+              "  - {id: src, plugin: file_source, params: {path: %s, %s}}\n"
+              "  - {id: rec, plugin: file_sink, inputs: [src], params: {path: %s/out/a.mpk}}\n"
+              "  - {id: arr, plugin: npy_sink, inputs: [src], params: {path: %s/out/v.npz}}\n"
+              "  - {id: img, plugin: nifti_sink, inputs: [src], params: {path: %s/out/v.nii}}\n",
+              in, src_params, d, d, d));
+}
+
+static void assert_all_discarded(const char *d, const char *err) {
+  const char *files[] = {"a.mpk", "v.npz", "v.nii"};
+  const char *sinks[] = {"rec (file_sink)", "arr (npy_sink)", "img (nifti_sink)"};
+  for (int i = 0; i < 3; i++) {
+    ck_assert_msg(mt_file_size(mt_strf("%s/out/%s", d, files[i])) == -1, "%s exists:\n%s", files[i], err);
+    char *line = strstr(err, mt_strf("warning: %s: discarded %s/out/%s", sinks[i], d, files[i]));
+    ck_assert_msg(line != NULL, "no discard line for %s:\n%s", files[i], err);
+  }
+  ck_assert_int_eq(count_named(mt_strf("%s/out", d), ".tmp-"), 0);
+}
+
+/* Truncated input and a --check-messages violation: both are errors, both
+ * abort, every sink discards and names its file. The replay is paced (1 s)
+ * so that every sink holds data when the error comes. */
+START_TEST(error_discards_every_sink) {
+  char *d = mt_tmpdir();
+  char *full = mt_strf("%s/full.mpk", d), *cut = mt_strf("%s/cut.mpk", d);
+  write_volumes(full, 40, 0);
+  ck_assert_int_eq(mt_run(mt_strf("head -c %ld %s > %s", mt_file_size(full) - 30, full, cut), NULL), 0);
+  char *out;
+  ck_assert_int_eq(mt_run(mt_strf("%s run %s", bin(), three_sinks(d, cut, "pace: realtime, speed: 4")), &out),
+                   1);
+  ck_assert_msg(strstr(out, "truncated message at byte offset"), "%s", out);
+  assert_all_discarded(d, out);
+  free(out);
+
+  char *bad = mt_strf("%s/bad.mpk", d);
+  write_volumes(bad, 40, 1);
+  ck_assert_int_eq(
+      mt_run(mt_strf("%s run %s --check-messages", bin(), three_sinks(d, bad, "pace: realtime, speed: 4")),
+             &out),
+      1);
+  ck_assert_msg(strstr(out, "--check-messages"), "%s", out);
+  assert_all_discarded(d, out);
+  free(out);
+
+  /* the same stream, complete and valid: every file, and no stop lines */
+  ck_assert_int_eq(
+      mt_run(mt_strf("%s run %s --check-messages", bin(), three_sinks(d, full, "pace: asap")), &out), 0);
+  ck_assert_msg(!strstr(out, "kept") && !strstr(out, "discarded"), "%s", out);
+  ck_assert_int_eq(stream_count(mt_strf("%s/out/a.mpk", d)), 40);
+  ck_assert_int_gt(mt_file_size(mt_strf("%s/out/v.npz", d)), 40 * 48);
+  ck_assert_int_gt(mt_file_size(mt_strf("%s/out/v.nii", d)), 40 * 48);
+  free(out);
+}
+END_TEST
+
+/* A failing stage in one branch aborts the run: the sink behind it and the
+ * sink of another branch both discard. */
+START_TEST(failing_stage_discards_other_branches) {
+  char *d = mt_tmpdir();
+  const char *tp = mt_env("MYELIN_TEST_PLUGINS", ".");
+  char *f =
+      write_pipeline(d, "f.yaml",
+                     mt_strf("name: f\nplugin_path: [%s]\nstages:\n"
+                             "  - {id: gen, plugin: gen_source, params: {count: 100000}}\n"
+                             "  - {id: boom, plugin: fail_after, inputs: [gen], params: {n: 500}}\n"
+                             "  - {id: s1, plugin: file_sink, inputs: [boom], params: {path: %s/one.mpk}}\n"
+                             "  - {id: s2, plugin: file_sink, inputs: [gen], params: {path: %s/two.mpk}}\n",
+                             tp, d, d));
+  char *out;
+  ck_assert_int_eq(mt_run(mt_strf("%s run %s", bin(), f), &out), 1);
+  ck_assert_msg(strstr(out, mt_strf("warning: s1 (file_sink): discarded %s/one.mpk", d)), "%s", out);
+  ck_assert_msg(strstr(out, mt_strf("warning: s2 (file_sink): discarded %s/two.mpk", d)), "%s", out);
+  ck_assert_int_eq(mt_file_size(mt_strf("%s/one.mpk", d)), -1);
+  ck_assert_int_eq(mt_file_size(mt_strf("%s/two.mpk", d)), -1);
+  ck_assert_int_eq(count_named(d, ".tmp-"), 0);
+  free(out);
+}
+END_TEST
+
+/* A clean stop: every sink commits, and says so naming its file. */
+START_TEST(interrupt_keeps_every_sink) {
+  char *d = mt_tmpdir();
+  char *in = mt_strf("%s/in.mpk", d);
+  write_volumes(in, 100, 0); /* 10 s of realtime replay */
+  char *log = mt_strf("%s/log.txt", d);
+  mt_run(mt_strf("mkdir -p %s/out", d), NULL);
+  pid_t pid = spawn_run(three_sinks(d, in, "pace: realtime"), log, "--stats");
+  wait_running(pid, mt_strf("%s/out", d), 1000);
+  kill(pid, SIGINT);
+  int rc = wait_exit(pid);
+  char *err = slurp(log);
+  ck_assert_msg(rc == 130, "exit %d:\n%s", rc, err);
+  long n = stats_counter(err, "rec.messages = ");
+  ck_assert_int_gt(n, 3);
+  ck_assert_int_lt(n, 100);
+  ck_assert_int_eq(stream_count(mt_strf("%s/out/a.mpk", d)), n);
+  ck_assert_msg(strstr(err, mt_strf("info: rec (file_sink): kept %s/out/a.mpk", d)), "%s", err);
+  ck_assert_msg(strstr(err, mt_strf("info: arr (npy_sink): kept %s/out/v.npz", d)), "%s", err);
+  ck_assert_msg(strstr(err, mt_strf("info: img (nifti_sink): kept 1 image(s) %s/out/v.nii", d)), "%s", err);
+  ck_assert_int_gt(mt_file_size(mt_strf("%s/out/v.npz", d)), n * 48);
+  ck_assert_int_gt(mt_file_size(mt_strf("%s/out/v.nii", d)), n * 48);
+  ck_assert_int_eq(count_named(mt_strf("%s/out", d), ".tmp-"), 0);
+  free(err);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("runtime_run");
   TCase *tc = tcase_create("signals");
@@ -400,6 +546,9 @@ int main(void) {
   tcase_add_test(tc, sigint_info_content);
   tcase_add_test(tc, double_sigint_is_one_request);
   tcase_add_test(tc, second_sigint_later_aborts);
+  tcase_add_test(tc, error_discards_every_sink);
+  tcase_add_test(tc, failing_stage_discards_other_branches);
+  tcase_add_test(tc, interrupt_keeps_every_sink);
   suite_add_tcase(s, tc);
   return mt_run_suite(s);
 }

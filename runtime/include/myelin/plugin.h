@@ -29,6 +29,15 @@
  *   fini      main thread, after every stage thread has joined. Free state.
  *             Called whenever init succeeded, even after errors.
  *
+ * Ending early. A clean stop (the first SIGINT/SIGTERM) stops the sources
+ * and drains the queues: every stage's flush still runs, so a sink commits
+ * its file there. An error anywhere in the run (any callback failing, or
+ * calling host->error at all, whatever it then returns) or a second signal
+ * aborts: flush is not called any more, and fini discards what was not
+ * committed. host->stopping() is 1 in fini whenever the run ended early; a
+ * sink then says on stderr, with host->log, whether it kept (info) or
+ * discarded (warning) its file, naming it.
+ *
  * One instance is never called concurrently with itself. Different
  * instances (and different plugins) run concurrently.
  *
@@ -133,10 +142,12 @@ typedef struct myelin_host {
    * dropped; return promptly). Any thread the stage runs on. */
   int (*emit)(myelin_stage *st, int port, myelin_msg *msg);
   void (*log)(myelin_stage *st, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-  /* Records the stage's error message; returns MYELIN_EINVAL. */
+  /* Records the stage's error message; returns MYELIN_EINVAL. The stage
+   * fails (the run aborts) even if the callback then returns 0. */
   int (*error)(myelin_stage *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
   /* 1 once the run has been asked to stop (SIGINT/SIGTERM or another stage's
-   * error). Synchronous sources poll it between messages. */
+   * error). Synchronous sources poll it between messages; sinks read it in
+   * fini to report what they kept. Any thread. */
   int (*stopping)(myelin_stage *st);
   /* The stage's own libuv loop, run on the stage's thread. */
   struct uv_loop_s *(*loop)(myelin_stage *st);
