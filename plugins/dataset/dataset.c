@@ -303,10 +303,10 @@ static int ds_start(void *state) {
 static const myelin_param_def ds_params[] = {
     {"format", MYELIN_PARAM_ENUM, "auto", 0, 0, 0, "auto|idx|npy|npz|csv", NULL,
      "File format; auto picks from the name: .npz, .npy, .csv/.txt(.gz), anything else IDX."},
-    {"path", MYELIN_PARAM_PATH, NULL, 0, 0, 0, NULL, NULL,
+    {"path", MYELIN_PARAM_INPUT_PATH, NULL, 0, 0, 0, NULL, NULL,
      "Data file: IDX images (plain or .gz), .npy, .npz, or numeric CSV (plain or .gz). "
      "Rows are the first axis."},
-    {"labels", MYELIN_PARAM_PATH, "", 0, 0, 0, NULL, NULL,
+    {"labels", MYELIN_PARAM_INPUT_PATH, "", 0, 0, 0, NULL, NULL,
      "Labels file for idx/npy/csv: IDX (e.g. train-labels-idx1-ubyte.gz), .npy, or one integer "
      "per line. Its length must equal the number of rows."},
     {"x_key", MYELIN_PARAM_STRING, "x", 0, 0, 0, NULL, NULL, "npz: name of the data array."},

@@ -138,7 +138,7 @@ static void fs_fini(void *state) {
 }
 
 static const myelin_param_def fs_params[] = {
-    {.name = "path", .type = MYELIN_PARAM_PATH, .doc = "The .mpk stream file to replay."},
+    {.name = "path", .type = MYELIN_PARAM_INPUT_PATH, .doc = "The .mpk stream file to replay."},
     {.name = "pace", .type = MYELIN_PARAM_ENUM, .def = "asap", .choices = "asap|realtime",
      .doc = "asap: as fast as downstream accepts; realtime: reproduce the recorded timing by `t`."},
     {.name = "speed", .type = MYELIN_PARAM_FLOAT, .def = "1.0", .has_range = 1, .min = 1e-6, .max = 1e6,

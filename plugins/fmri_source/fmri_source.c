@@ -838,10 +838,10 @@ static void fs_fini(void *state) {
 /* ---- descriptor -------------------------------------------------------------------- */
 
 static const myelin_param_def fs_params[] = {
-    {.name = "path", .type = MYELIN_PARAM_PATH, .def = "",
+    {.name = "path", .type = MYELIN_PARAM_INPUT_PATH, .def = "",
      .doc = "A .nii/.nii.gz file, a glob, a BIDS dataset folder (sub-*/[ses-*/]func/*_bold.nii[.gz]) or a "
             ".tar/.tar.gz/.zip archive of any of those (read in place)."},
-    {.name = "watch", .type = MYELIN_PARAM_PATH, .def = "",
+    {.name = "watch", .type = MYELIN_PARAM_INPUT_PATH, .def = "",
      .doc = "Live mode: a folder where a scanner writes one 3-D volume file per TR; each complete file is "
             "emitted once, in name order. Exclusive with path."},
     {.name = "pattern", .type = MYELIN_PARAM_STRING, .def = "'*.nii*'",
@@ -864,10 +864,10 @@ static const myelin_param_def fs_params[] = {
     {.name = "mask", .type = MYELIN_PARAM_STRING, .def = "none",
      .doc = "none (every voxel), auto (voxels whose time series is not constant), or a NIfTI mask path "
             "(non-zero voxels kept; same grid as the runs)."},
-    {.name = "atlas", .type = MYELIN_PARAM_PATH, .def = "",
+    {.name = "atlas", .type = MYELIN_PARAM_INPUT_PATH, .def = "",
      .doc = "A NIfTI label image on the runs' grid: emit parcel-mean time series (one column per label > 0, "
             "ascending) with `labels`."},
-    {.name = "atlas_labels", .type = MYELIN_PARAM_PATH, .def = "",
+    {.name = "atlas_labels", .type = MYELIN_PARAM_INPUT_PATH, .def = "",
      .doc = "TSV of label names (\"index<TAB>name\" per line, a header line is skipped)."},
     {.name = "trim", .type = MYELIN_PARAM_INT, .def = "0", .has_range = 1, .min = 0, .max = 1e9,
      .unit = "TRs", .doc = "Drop the first k volumes of each run (scanner warm-up)."},

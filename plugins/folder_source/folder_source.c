@@ -158,7 +158,7 @@ static void fo_fini(void *state) {
 }
 
 static const myelin_param_def fo_params[] = {
-    {.name = "path", .type = MYELIN_PARAM_PATH, .doc = "The folder to watch (must exist)."},
+    {.name = "path", .type = MYELIN_PARAM_INPUT_PATH, .doc = "The folder to watch (must exist)."},
     {.name = "pattern", .type = MYELIN_PARAM_STRING, .def = "'*'",
      .doc = "fnmatch glob on file names; names starting with '.' are always ignored (write there, then rename)."},
     {.name = "settle_ms", .type = MYELIN_PARAM_INT, .def = "500", .has_range = 1, .min = 1, .max = 3600000,

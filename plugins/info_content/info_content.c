@@ -804,7 +804,7 @@ static const myelin_param_def ic_params[] = {
     {"reference_task", MYELIN_PARAM_STRING, "rest", 0, 0, 0, NULL, NULL,
      "Task of the reference run (one per subject): its parcel distributions define the densities and "
      "clip limits. Runs of a subject are held until its reference run arrives."},
-    {"reference", MYELIN_PARAM_PATH, "", 0, 0, 0, NULL, NULL,
+    {"reference", MYELIN_PARAM_INPUT_PATH, "", 0, 0, 0, NULL, NULL,
      "A .npy file [T, N] used as the reference for every subject instead of a reference run."},
     {"bandwidth", MYELIN_PARAM_STRING, "silverman", 0, 0, 0, NULL, "data units",
      "Gaussian kernel bandwidth: 'silverman' (1.06 sd n^-1/5 per parcel, sd with ddof 0) or a number."},

@@ -1231,7 +1231,7 @@ static const myelin_param_def isc_params[] = {
      "Bootstrap confidence interval width, emitted as `ci` [2, V]."},
     {"every", MYELIN_PARAM_INT, "1", 1, 1, 1e9, NULL, "TRs",
      "Streaming and reference modes: emit an updated map every this many complete TRs (and at the end)."},
-    {"reference", MYELIN_PARAM_PATH, "", 0, 0, 0, NULL, NULL,
+    {"reference", MYELIN_PARAM_INPUT_PATH, "", 0, 0, 0, NULL, NULL,
      "Reference mode: a group time series [T, V] (.npy, or .mpk whose first message has `data`) to "
      "correlate each live subject with, TR by TR (volume `index` selects the row)."},
     {"threads", MYELIN_PARAM_INT, "0", 1, 0, 64, NULL, "threads",

@@ -494,7 +494,7 @@ static const myelin_param_def ex_params[] = {
      .unit = "s", .doc = "Seconds per time step, for the NIR time constants (tau = dt*4096/decay)."},
     {.name = "bundle", .type = MYELIN_PARAM_BOOL, .def = "true",
      .doc = "Also write PREFIX.tar.gz with both files, manifest.json and README.txt."},
-    {.name = "pipeline", .type = MYELIN_PARAM_PATH, .def = "",
+    {.name = "pipeline", .type = MYELIN_PARAM_INPUT_PATH, .def = "",
      .doc = "Pipeline file to record in manifest.json as the network's source (text embedded); "
             "a relative path missing from the working directory is looked up next to the pipeline file."},
     {.name = "max_pending", .type = MYELIN_PARAM_INT, .def = "20000", .has_range = 1, .min = 0,

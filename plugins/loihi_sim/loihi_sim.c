@@ -238,7 +238,7 @@ static void sim_fini(void *state) {
 /* ---- descriptor ---------------------------------------------------------- */
 
 static const myelin_param_def sim_params[] = {
-    {.name = "net", .type = MYELIN_PARAM_PATH, .def = "",
+    {.name = "net", .type = MYELIN_PARAM_INPUT_PATH, .def = "",
      .doc = "lava-dl netx HDF5 file (dense CUBA layers) to simulate; a relative path missing from "
             "the working directory is looked up next to the pipeline file. Leave empty to take the "
             "network from the 'network' input instead (quantized like loihi_export)."},

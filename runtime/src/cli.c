@@ -62,7 +62,7 @@ static const cli_cmd commands[] = {
      "  --check-messages        check every emitted message against its kind's schema (error: exit "
      "1)\n" HELP_OPT},
     {"validate", "FILE [--set ID.PARAM=VALUE]...",
-     "check a pipeline file without running it: every error as FILE:LINE:COL (exit 0 or 2)",
+     "check a pipeline file without running it: errors as FILE:LINE:COL (exit 2), missing inputs as warnings",
      "  --set ID.PARAM=VALUE    override a stage's param, as for run; repeatable\n" HELP_OPT},
     {"plugins", "[--json]", "list the plugins on the search path: name, version, summary, file",
      "  --json                  one JSON array of {name, version, summary, path, abi}\n" HELP_OPT},
@@ -252,10 +252,17 @@ static int cmd_run(int argc, char **argv, int validate_only) {
     goto out;
   }
   diag_free(&d);
-  if (validate_only) {
-    printf("%s: ok (%zu stages)\n", file, p->n);
+  if (validate_only) { /* input files that do not exist yet: warnings, the file is still valid */
+    myelin_diag w = {0};
+    pipeline_warn_inputs(p, &w);
+    diag_print(&w, stderr);
+    rc = diag_out_of_memory(&w) ? 1 : 0;
+    if (!rc && w.n)
+      printf("%s: ok (%zu stages, %zu warning%s)\n", file, p->n, w.n, w.n == 1 ? "" : "s");
+    else if (!rc)
+      printf("%s: ok (%zu stages)\n", file, p->n);
+    diag_free(&w);
     pipeline_free(p);
-    rc = 0;
     goto out;
   }
   o.progress = !o.quiet && isatty(2);

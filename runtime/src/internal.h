@@ -20,6 +20,9 @@ typedef struct myelin_diag {
 void diag_add(myelin_diag *d, const char *file, int line, int col, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 void diag_vadd(myelin_diag *d, const char *file, int line, int col, const char *fmt, va_list ap);
+/* The same as "FILE:LINE:COL: warning: msg" (keep warnings in their own list). */
+void diag_warn(myelin_diag *d, const char *file, int line, int col, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 void diag_print(const myelin_diag *d, void *fp /* FILE* */);
 void diag_free(myelin_diag *d);
 
@@ -150,6 +153,10 @@ typedef struct set_override {
  * goes to d; returns NULL when any error was found. */
 pipeline *pipeline_load(const char *file, const set_override *sets, size_t n_sets, myelin_diag *d);
 void pipeline_free(pipeline *p);
+/* Adds "FILE:LINE:COL: warning: ..." to w for each input path param
+ * (MYELIN_PARAM_INPUT_PATH) that matches nothing, resolved as
+ * myelin_input_path does: a warning, as files may appear before `run`. */
+void pipeline_warn_inputs(const pipeline *p, myelin_diag *w);
 /* Runs a plugin's validate() for a stage outside any pipeline (the test
  * harness), each input port assumed to carry its declared kinds. */
 int harness_validate(stage_def *st, char *err, size_t errlen);
@@ -176,6 +183,9 @@ void run_request_stop(void);
 void run_request_abort(void);
 
 /* ---- shared helpers ------------------------------------------------------ */
+/* 1 when path names a file or folder, or is a glob pattern with a match (io.c;
+ * myelin_input_path's test). */
+int io_path_found(const char *path);
 char *xstrdup(const char *s);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 uint64_t now_ns(void);

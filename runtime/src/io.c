@@ -20,6 +20,7 @@
  * Every error message names the path and the OS reason (strerror).
  */
 #include "myelin/io.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,8 +33,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-static void io_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static void io_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void io_err(char *err, size_t errlen, const char *fmt, ...) {
   if (!err || !errlen) return;
   va_list ap;
@@ -45,11 +45,15 @@ static void io_err(char *err, size_t errlen, const char *fmt, ...) {
 static int code_of(int e) {
   switch (e) {
   case ENOENT:
-  case ENOTDIR: return MYELIN_ENOENT;
-  case ENOMEM: return MYELIN_ENOMEM;
+  case ENOTDIR:
+    return MYELIN_ENOENT;
+  case ENOMEM:
+    return MYELIN_ENOMEM;
   case EINVAL:
-  case ENAMETOOLONG: return MYELIN_EINVAL;
-  default: return MYELIN_EIO;
+  case ENAMETOOLONG:
+    return MYELIN_EINVAL;
+  default:
+    return MYELIN_EIO;
   }
 }
 
@@ -118,8 +122,10 @@ int myelin_atomic_commit(myelin_atomic_file *f, int do_fsync, char *err, size_t 
     return io_err(err, errlen, "atomic commit of a file that is not open"), MYELIN_EINVAL;
   int e = 0, renaming = 0;
   errno = 0;
-  if (fflush(f->fp) != 0) e = errno ? errno : EIO;
-  else if (ferror(f->fp)) e = EIO; /* an earlier write failed; its errno is gone */
+  if (fflush(f->fp) != 0)
+    e = errno ? errno : EIO;
+  else if (ferror(f->fp))
+    e = EIO; /* an earlier write failed; its errno is gone */
   if (!e && do_fsync && fsync(fileno(f->fp)) != 0) e = errno;
   if (fclose(f->fp) != 0 && !e) e = errno;
   f->fp = NULL;
@@ -174,7 +180,7 @@ int myelin_mkdirs_for(const char *path, char *err, size_t errlen) {
 
 /* Whether path names something: a file or folder, or for a glob pattern at
  * least one match. */
-static int path_found(const char *path) {
+int io_path_found(const char *path) {
   if (!strpbrk(path, "*?[")) return access(path, F_OK) == 0;
   glob_t g;
   int found = glob(path, 0, NULL, &g) == 0 && g.gl_pathc > 0;
@@ -184,12 +190,12 @@ static int path_found(const char *path) {
 
 char *myelin_input_path(const char *path, const char *dir) {
   if (!path) return NULL;
-  if (path[0] == '/' || !*path || path_found(path) || !dir || !*dir) return strdup(path);
+  if (path[0] == '/' || !*path || io_path_found(path) || !dir || !*dir) return strdup(path);
   size_t n = strlen(dir) + strlen(path) + 2;
   char *joined = malloc(n);
   if (!joined) return NULL;
   snprintf(joined, n, "%s/%s", dir, path);
-  if (path_found(joined)) return joined;
+  if (io_path_found(joined)) return joined;
   free(joined);
   return strdup(path);
 }
@@ -235,8 +241,8 @@ int myelin_check_writable(const char *path, char *err, size_t errlen) {
 
 /* ---- whole-file reads ---------------------------------------------------- */
 
-static int read_all(int fd, const char *path, size_t size_hint, size_t max_raw, uint8_t **out,
-                    size_t *len, char *err, size_t errlen) {
+static int read_all(int fd, const char *path, size_t size_hint, size_t max_raw, uint8_t **out, size_t *len,
+                    char *err, size_t errlen) {
   size_t cap = size_hint ? size_hint + 1 : 65536, n = 0;
   uint8_t *buf = malloc(cap + 1);
   if (!buf) return io_err(err, errlen, "%s: out of memory", path), MYELIN_ENOMEM;
@@ -333,8 +339,8 @@ static size_t size_guess(const uint8_t *in, size_t in_len) {
   return in_len < SIZE_MAX / 4 ? in_len * 4 + 64 : in_len;
 }
 
-int myelin_gunzip(const uint8_t *in, size_t in_len, size_t max_bytes, uint8_t **out,
-                  size_t *out_len, char *err, size_t errlen) {
+int myelin_gunzip(const uint8_t *in, size_t in_len, size_t max_bytes, uint8_t **out, size_t *out_len,
+                  char *err, size_t errlen) {
   *out = NULL;
   *out_len = 0;
   if (!in && in_len) return io_err(err, errlen, "NULL input"), MYELIN_EINVAL;

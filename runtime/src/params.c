@@ -34,6 +34,8 @@ const char *param_type_name(myelin_param_type t) {
     return "enum";
   case MYELIN_PARAM_PATH:
     return "path";
+  case MYELIN_PARAM_INPUT_PATH:
+    return "input path";
   case MYELIN_PARAM_INT_LIST:
     return "int list";
   case MYELIN_PARAM_FLOAT_LIST:

@@ -29,6 +29,7 @@
 #include <yaml.h>
 
 #include "fault.h"
+#include "myelin/io.h"
 #include "internal.h"
 #include "schema.h"
 
@@ -858,6 +859,32 @@ pipeline *pipeline_load(const char *file, const set_override *sets, size_t n_set
     return NULL;
   }
   return p;
+}
+
+void pipeline_warn_inputs(const pipeline *p, myelin_diag *w) {
+  for (size_t i = 0; i < p->n; i++) {
+    const stage_def *st = &p->stages[i];
+    for (size_t j = 0; st->params && j < st->params->n; j++) {
+      const myelin_param_def *def = &st->params->defs[j];
+      const pval *v = &st->params->v[j];
+      if (def->type != MYELIN_PARAM_INPUT_PATH || !v->text || !*v->text) continue;
+      char *found = myelin_input_path(v->text, p->dir);
+      if (!found) {
+        diag_add(w, p->file, st->line, st->col, "out of memory");
+        return;
+      }
+      if (!io_path_found(found)) {
+        int here = v->line > 0; /* else: a default, or --set */
+        char where[PATH_MAX + 64] = "";
+        if (v->text[0] != '/')
+          snprintf(where, sizeof where, " (looked in the working directory and in %s)", p->dir);
+        diag_warn(w, p->file, here ? v->line : st->line, here ? v->col : st->col,
+                  "stage '%s' (%s): param '%s'%s: input '%s' matches no file yet%s", st->id, st->plugin,
+                  def->name, v->is_set && !here ? " (from --set)" : "", v->text, where);
+      }
+      free(found);
+    }
+  }
 }
 
 void pipeline_free(pipeline *p) {

@@ -59,7 +59,8 @@ int diag_out_of_memory(const myelin_diag *d) {
   return 0;
 }
 
-void diag_vadd(myelin_diag *d, const char *file, int line, int col, const char *fmt, va_list ap) {
+static void diag_vput(myelin_diag *d, const char *severity, const char *file, int line, int col,
+                      const char *fmt, va_list ap) {
   char msg[1024];
   vsnprintf(msg, sizeof msg, fmt, ap);
   if (d->lines == diag_oom_list) return;
@@ -75,14 +76,25 @@ void diag_vadd(myelin_diag *d, const char *file, int line, int col, const char *
   }
   char *s;
   if (line > 0)
-    s = xasprintf("%s:%d:%d: error: %s", file ? file : "<input>", line, col > 0 ? col : 1, msg);
+    s = xasprintf("%s:%d:%d: %s: %s", file ? file : "<input>", line, col > 0 ? col : 1, severity, msg);
   else
-    s = xasprintf("%s: error: %s", file ? file : "<input>", msg);
+    s = xasprintf("%s: %s: %s", file ? file : "<input>", severity, msg);
   if (!s) {
     diag_put_oom(d);
     return;
   }
   d->lines[d->n++] = s;
+}
+
+void diag_vadd(myelin_diag *d, const char *file, int line, int col, const char *fmt, va_list ap) {
+  diag_vput(d, "error", file, line, col, fmt, ap);
+}
+
+void diag_warn(myelin_diag *d, const char *file, int line, int col, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  diag_vput(d, "warning", file, line, col, fmt, ap);
+  va_end(ap);
 }
 
 void diag_add(myelin_diag *d, const char *file, int line, int col, const char *fmt, ...) {
@@ -93,7 +105,8 @@ void diag_add(myelin_diag *d, const char *file, int line, int col, const char *f
 }
 
 void diag_print(const myelin_diag *d, void *fp) {
-  for (size_t i = 0; i < d->n; i++) fprintf((FILE *)fp, "%s\n", d->lines[i]);
+  for (size_t i = 0; i < d->n; i++)
+    fprintf((FILE *)fp, "%s\n", d->lines[i]);
 }
 
 void diag_free(myelin_diag *d) {

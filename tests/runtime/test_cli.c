@@ -5,7 +5,8 @@
  * each plugin's file, warning about shadowed duplicates and misnamed files;
  * ports as GStreamer users expect them (list form for one required input, a
  * bare id meaning the first output), errors that suggest the closest name,
- * and one error per root cause.
+ * and one error per root cause; `validate` warning about input files that
+ * match nothing yet.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -348,6 +349,56 @@ START_TEST(one_cause_one_error) {
 }
 END_TEST
 
+START_TEST(validate_warns_missing_inputs) {
+  char *d = mt_tmpdir(), *out;
+  mt_write(mt_strf("%s/here.mpk", d), ""); /* next to the pipeline file */
+  ck_assert_int_eq(mt_run(mt_strf("mkdir -p %s/sub-01 && touch %s/sub-01/bold.nii.gz", d, d), NULL), 0);
+  char *f = mt_strf("%s/inputs.yaml", d);
+  mt_write(f, "name: inputs\nstages:\n"
+              "  - {id: src, plugin: file_source, params: {path: missing.mpk}}\n"
+              "  - {id: near, plugin: file_source, params: {path: here.mpk}}\n"
+              "  - {id: data, plugin: dataset, params: {path: /nonexistent/x.npy}}\n"
+              "  - {id: bold, plugin: fmri_source, params: {path: \"sub-*/bold.nii.gz\"}}\n"
+              "  - {id: none, plugin: fmri_source, params: {path: \"sub-*/nothing.nii.gz\"}}\n"
+              "  - {id: rec, plugin: file_sink, inputs: [src], params: {path: new/dir/out.mpk}}\n");
+  /* from another folder: relative inputs are looked up there, then next to the file */
+  const char *cmd = mt_strf("cd / && %s validate %s", bin(), f);
+  ck_assert_int_eq(mt_run(cmd, &out), 0);
+  ck_assert_msg(strstr(out, mt_strf("%s: ok (6 stages, 3 warnings)", f)), "%s", out);
+  const char *want[] = {mt_strf("%s:3:51: warning: stage 'src' (file_source): param 'path': input "
+                                "'missing.mpk' matches no file yet "
+                                "(looked in the working directory and in %s)",
+                                f, d),
+                        mt_strf("%s:5:48: warning: stage 'data' (dataset): param 'path': input "
+                                "'/nonexistent/x.npy' matches no file yet\n",
+                                f),
+                        mt_strf("%s:7:52: warning: stage 'none' (fmri_source): param 'path': input "
+                                "'sub-*/nothing.nii.gz' matches no "
+                                "file yet",
+                                f)};
+  for (size_t i = 0; i < 3; i++)
+    ck_assert_msg(strstr(out, want[i]), "missing '%s' in:\n%s", want[i], out);
+  ck_assert_int_eq(count(out, "warning:"), 3); /* not here.mpk, the matching glob, nor the output path */
+  ck_assert_msg(!strstr(out, "error"), "%s", out);
+  free(out);
+  /* a --set value has no node of its own: the warning points at the stage */
+  ck_assert_int_eq(mt_run(mt_strf("%s --set near.path=gone.mpk", cmd), &out), 0);
+  ck_assert_msg(
+      strstr(out, mt_strf("%s:4:5: warning: stage 'near' (file_source): param 'path' (from --set): input "
+                          "'gone.mpk' matches no file yet",
+                          f)),
+      "%s", out);
+  free(out);
+  /* inspect shows which params are inputs */
+  ck_assert_int_eq(run_cli("inspect file_source --json", &out), 0);
+  ck_assert_msg(strstr(out, "{\"name\": \"path\", \"type\": \"input path\""), "%s", out);
+  free(out);
+  ck_assert_int_eq(run_cli("inspect file_sink --json", &out), 0);
+  ck_assert_msg(strstr(out, "{\"name\": \"path\", \"type\": \"path\""), "%s", out);
+  free(out);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("runtime_cli");
   TCase *tc = tcase_create("cli");
@@ -360,6 +411,7 @@ int main(void) {
   tcase_add_test(tc, ports_list_form_and_first_output);
   tcase_add_test(tc, errors_suggest_names);
   tcase_add_test(tc, one_cause_one_error);
+  tcase_add_test(tc, validate_warns_missing_inputs);
   suite_add_tcase(s, tc);
   return mt_run_suite(s);
 }

@@ -67,7 +67,7 @@ extern "C" {
 #endif
 
 #define MYELIN_ABI_MAJOR 1
-#define MYELIN_ABI_MINOR 1
+#define MYELIN_ABI_MINOR 2
 #define MYELIN_ENTRY_SYMBOL "myelin_plugin_entry"
 
 /* ---- parameters ---------------------------------------------------------- */
@@ -80,7 +80,10 @@ typedef enum myelin_param_type {
   MYELIN_PARAM_PATH,        /* a file path; "" allowed when default is "" */
   MYELIN_PARAM_INT_LIST,    /* [1, 2, 3]; a single scalar is a list of one */
   MYELIN_PARAM_FLOAT_LIST,
-  MYELIN_PARAM_STRING_LIST
+  MYELIN_PARAM_STRING_LIST,
+  /* ---- ABI 1.2 ---- */
+  MYELIN_PARAM_INPUT_PATH   /* a PATH the stage reads (file, folder or glob): `myelin validate`
+                               warns when it matches nothing, resolved as myelin_input_path does */
 } myelin_param_type;
 
 typedef struct myelin_param_def {
