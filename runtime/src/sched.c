@@ -114,6 +114,7 @@ typedef struct rstage {
   char *error;
   char error_fallback[512]; /* the message when it could not be copied (out of memory) */
   _Atomic int reported;     /* host->error was called */
+  _Atomic unsigned fail_no; /* order of failure in the run (1 = the root cause), 0 = none */
   pthread_mutex_t err_mu;
 } rstage;
 
@@ -123,6 +124,7 @@ struct myelin_run {
   rstage *st;
   size_t n;
   _Atomic int stopping, aborting, failed;
+  _Atomic unsigned n_failed; /* numbers the failing stages in order */
   myelin_schemas *schemas;
   _Atomic int live_threads;
 };
@@ -257,13 +259,20 @@ static void request_abort(struct myelin_run *run) {
   for (size_t i = 0; i < run->n; i++) inbox_wake_all(&run->st[i].in);
 }
 
+/* Numbers the stage's failure (once), so the root cause prints first. */
+static void mark_failed(rstage *s) {
+  unsigned none = 0;
+  atomic_compare_exchange_strong(&s->fail_no, &none, atomic_fetch_add(&s->run->n_failed, 1) + 1);
+  atomic_store(&s->run->failed, 1);
+  request_abort(s->run);
+}
+
 static void stage_fail(rstage *s, const char *msg) {
   pthread_mutex_lock(&s->err_mu);
   if (!s->error && !(s->error = xstrdup(msg)) && !s->error_fallback[0])
     snprintf(s->error_fallback, sizeof s->error_fallback, "%.500s", msg);
   pthread_mutex_unlock(&s->err_mu);
-  atomic_store(&s->run->failed, 1);
-  request_abort(s->run);
+  mark_failed(s);
 }
 
 /* ---- host table ---------------------------------------------------------- */
@@ -458,6 +467,9 @@ static const char *stage_error(rstage *s, int rc) {
 }
 
 static void fail_rc(rstage *s, const char *what, int rc) {
+  /* MYELIN_ESTOP while the run aborts is the abort reaching this stage (an
+   * emit refused), a consequence of another stage's error: not an error */
+  if (rc == MYELIN_ESTOP && atomic_load(&s->run->aborting) && !atomic_load(&s->reported)) return;
   char buf[2300];
   pthread_mutex_lock(&s->err_mu);
   snprintf(buf, sizeof buf, "%s failed: %s", what, stage_error(s, rc));
@@ -472,8 +484,7 @@ static void fail_rc(rstage *s, const char *what, int rc) {
  * cannot choose between the two outcomes by its return value. */
 static int check_reported(rstage *s) {
   if (!atomic_load(&s->reported)) return 0;
-  atomic_store(&s->run->failed, 1);
-  request_abort(s->run);
+  mark_failed(s);
   return MYELIN_EINVAL;
 }
 
@@ -632,6 +643,21 @@ static void draw_progress(struct myelin_run *run, double elapsed) {
   fflush(stderr);
 }
 
+/* Errors in the order the stages failed: the root cause first, then the
+ * stages that failed on their own while the run aborted; an error recorded
+ * without a failure (none expected) last. */
+static void print_errors(struct myelin_run *run) {
+  unsigned last = atomic_load(&run->n_failed);
+  for (unsigned k = 1; k <= last + 1; k++)
+    for (size_t i = 0; i < run->n; i++) {
+      rstage *s = &run->st[i];
+      unsigned no = atomic_load(&s->fail_no);
+      const char *msg = s->error ? s->error : s->error_fallback;
+      if ((k <= last ? no != k : no != 0) || !msg[0]) continue;
+      fprintf(stderr, "error: stage '%s' (%s): %s\n", s->def->id, s->def->plugin, msg);
+    }
+}
+
 /* The signal path: the CLI's signal thread calls these. A request that
  * comes before the run exists is remembered and seen by run_pipeline. */
 static _Atomic(struct myelin_run *) current_run;
@@ -761,10 +787,7 @@ int run_pipeline(pipeline *p, const run_opts *o) {
   for (size_t i = 0; i < p->n; i++) any_error |= run->st[i].error != NULL;
   if (atomic_load(&run->failed) || any_error) {
     exit_code = 1;
-    for (size_t i = 0; i < p->n; i++)
-      if (run->st[i].error)
-        fprintf(stderr, "error: stage '%s' (%s): %s\n", run->st[i].def->id, run->st[i].def->plugin,
-                run->st[i].error);
+    print_errors(run);
   } else if (atomic_load(&run->aborting) || atomic_load(&run->stopping)) {
     exit_code = 130;
   }

@@ -2,7 +2,8 @@
  * Test-only plugins for the runtime suites, built into one .so per name
  * with -DTP_NAME=...: `slow_sink` (sleeps `delay_us` per message),
  * `fail_after` (passthrough that fails on message `n`), and `bad_abi`
- * (declares ABI major + 1, which the loader must refuse).
+ * (declares ABI major + 1, which the loader must refuse). Both forward
+ * every message and return what emit returned.
  */
 #include <stdlib.h>
 #include <unistd.h>
@@ -31,7 +32,9 @@ static int tp_process(void *state, int port, myelin_msg *m) {
   tp *s = state;
   if (s->delay) usleep((useconds_t)s->delay);
   if (s->n >= 0 && s->seen++ == s->n) return s->host->error(s->st, "planted failure at message %lld", (long long)s->n);
-  if (s->host->emit) return s->host->emit(s->st, 0, myelin_msg_ref(m)) == MYELIN_ESTOP ? 0 : 0;
+  /* emit's MYELIN_ESTOP (the run aborting) is passed on, as loihi_sim does:
+   * the runtime must not report it as this stage's error */
+  if (s->host->emit) return s->host->emit(s->st, 0, myelin_msg_ref(m));
   return 0;
 }
 

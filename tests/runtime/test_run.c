@@ -536,6 +536,36 @@ START_TEST(interrupt_keeps_every_sink) {
 }
 END_TEST
 
+/* ---- 17. the root cause first, no "stopping" noise ------------------------ */
+
+/* `boom` fails; `relay`, listed before it, is blocked in emit behind a slow
+ * stage at that moment and returns the MYELIN_ESTOP that the abort gives it.
+ * The first error line is boom's; no line reports "stopping". */
+START_TEST(root_cause_first) {
+  char *d = mt_tmpdir();
+  const char *tp = mt_env("MYELIN_TEST_PLUGINS", ".");
+  char *f = write_pipeline(d, "f.yaml",
+                           mt_strf("name: f\nplugin_path: [%s]\nstages:\n"
+                                   "  - {id: gen, plugin: gen_source, params: {count: 0}}\n"
+                                   "  - {id: relay, plugin: slow_sink, inputs: [gen]}\n"
+                                   "  - {id: slow, plugin: slow_sink, inputs: [relay], queue: {capacity: 2},"
+                                   " params: {delay_us: 2000}}\n"
+                                   "  - {id: gen2, plugin: gen_source, params: {count: 0, rate: 1000}}\n"
+                                   "  - {id: boom, plugin: fail_after, inputs: [gen2], params: {n: 100}}\n",
+                                   tp));
+  for (int round = 0; round < 3; round++) {
+    char *out;
+    ck_assert_int_eq(mt_run(mt_strf("%s run %s", bin(), f), &out), 1);
+    char *first = strstr(out, "error: ");
+    ck_assert_msg(
+        first && !strncmp(first, "error: stage 'boom' (fail_after): process failed: planted failure", 65),
+        "the root cause is not the first error:\n%s", out);
+    ck_assert_msg(!strstr(out, "stopping"), "a consequence of the abort reported as an error:\n%s", out);
+    free(out);
+  }
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("runtime_run");
   TCase *tc = tcase_create("signals");
@@ -549,6 +579,7 @@ int main(void) {
   tcase_add_test(tc, error_discards_every_sink);
   tcase_add_test(tc, failing_stage_discards_other_branches);
   tcase_add_test(tc, interrupt_keeps_every_sink);
+  tcase_add_test(tc, root_cause_first);
   suite_add_tcase(s, tc);
   return mt_run_suite(s);
 }
