@@ -17,8 +17,9 @@
 size_t fmri_nonconstant(const float *X, size_t T, size_t V, uint8_t *keep);
 
 /* Removes the least-squares polynomial trend of degree `order` (0 = mean,
- * 1 = linear, ...) from every column, in place. order >= T is clamped to
- * T - 1. Returns 0, or -1 when out of memory. */
+ * 1 = linear, ...) from every column, in place. When order >= T - 1 the
+ * polynomial fits every series exactly and X becomes exactly 0 (not rounding
+ * noise: the caller should warn). Returns 0, or -1 when out of memory. */
 int fmri_detrend(float *X, size_t T, size_t V, int order);
 
 /* z-scores every column in place (population std, ddof = 0, as
@@ -28,8 +29,7 @@ int fmri_zscore(float *X, size_t T, size_t V);
 /* Parcel means: out [T, P] = mean over voxels v with parcel[v] == p of
  * X[t, v]; parcel[v] < 0 skips the voxel. Parcels with no voxel are NaN.
  * Returns 0 or -1 (OOM). */
-int fmri_parcel_means(const float *X, size_t T, size_t V, const int32_t *parcel, size_t P,
-                      float *out);
+int fmri_parcel_means(const float *X, size_t T, size_t V, const int32_t *parcel, size_t P, float *out);
 
 /* Keeps the columns with keep[v] != 0, in place; returns the new V. */
 size_t fmri_compact_columns(float *X, size_t T, size_t V, const uint8_t *keep);

@@ -413,6 +413,24 @@ static int stream_volumes(fs_state *s, nifti_reader *r, const selection *sel, co
   return rc == MYELIN_ESTOP ? 0 : rc;
 }
 
+/* detrend, then zscore, X [T, V] in place. A detrend order >= T - 1 fits
+ * every series exactly: fmri_detrend returns zeros (which zscore keeps), and
+ * the user is told, since such an output carries no information. */
+static int clean_run(fs_state *s, const char *name, float *X, size_t T, size_t V) {
+  if (s->detrend >= 0 && (size_t)s->detrend + 1 >= T) {
+    char hint[64];
+    if (T >= 2) snprintf(hint, sizeof hint, "detrend <= %zu", T - 2);
+    else snprintf(hint, sizeof hint, "detrend: -1");
+    s->host->log(s->st, MYELIN_LOG_WARN,
+                 "%s: param detrend = %d with T = %zu volumes: a polynomial of order >= T-1 fits every "
+                 "series exactly, so the output is all zeros; use %s, or a run with more volumes",
+                 name, s->detrend, T, hint);
+  }
+  if (fmri_detrend(X, T, V, s->detrend) || (s->zscore && fmri_zscore(X, T, V)))
+    return s->host->error(s->st, "out of memory");
+  return 0;
+}
+
 /* One `run` message whose [T, V] payload is filled in place: read straight
  * from the file into the message, then detrend/zscore there (no copy). For
  * runs whose V is known before reading (no auto mask, no atlas). */
@@ -429,8 +447,7 @@ static int direct_run(fs_state *s, nifti_reader *r, const selection *sel, const 
   float *X = myelin_build_tensor(b, "data", MYELIN_F4, 2, shape);
   if (!X) rc = s->host->error(s->st, "%s: out of memory for %zu x %zu floats", r->name, T, V);
   else if (nifti_read_volumes_c(r, T, SEL_IDX(sel), V, X, V, err, sizeof err)) rc = s->host->error(s->st, "%s", err);
-  else if (fmri_detrend(X, T, V, s->detrend) || (s->zscore && fmri_zscore(X, T, V)))
-    rc = s->host->error(s->st, "out of memory");
+  else rc = clean_run(s, r->name, X, T, V);
   if (rc) {
     myelin_builder_free(b);
     return rc;
@@ -481,11 +498,11 @@ static int process_run(fs_state *s, nifti_reader *r, selection *sel, const run_i
     X = P;
     V = s->nparcels;
   }
-  if (fmri_detrend(X, T, V, s->detrend) || (s->zscore && fmri_zscore(X, T, V))) {
+  int rc = clean_run(s, r->name, X, T, V);
+  if (rc) {
     free(X);
-    return s->host->error(s->st, "out of memory");
+    return rc;
   }
-  int rc = 0;
   if (!s->emit_volume) {
     rc = pace_wait(s, ri.tr * (double)T);
     if (!rc) rc = emit_run(s, &ri, X, T, V);
@@ -872,7 +889,8 @@ static const myelin_param_def fs_params[] = {
     {.name = "trim", .type = MYELIN_PARAM_INT, .def = "0", .has_range = 1, .min = 0, .max = 1e9,
      .unit = "TRs", .doc = "Drop the first k volumes of each run (scanner warm-up)."},
     {.name = "detrend", .type = MYELIN_PARAM_INT, .def = "-1", .has_range = 1, .min = -1, .max = 10,
-     .doc = "Remove a polynomial trend of this order per voxel (0 = mean, 1 = linear, ...; -1 = off)."},
+     .doc = "Remove a polynomial trend of this order per voxel (0 = mean, 1 = linear, ...; -1 = off). "
+             "Needs order <= T-2: a higher order fits exactly, so the output is 0 (with a warning)."},
     {.name = "zscore", .type = MYELIN_PARAM_BOOL, .def = "false",
      .doc = "z-score every voxel/parcel over time (population std; constant series become 0)."},
     {.name = "emit", .type = MYELIN_PARAM_ENUM, .def = "run", .choices = "run|volume",

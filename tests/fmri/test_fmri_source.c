@@ -9,6 +9,7 @@
  *   val(sub, run, x, y, z, t) = 1000 sub + 100 run + x + 10 y + 0.5 z + 0.25 t,
  * so each check can compute the expected number by hand.
  */
+#include <dirent.h>
 #include <archive.h>
 #include <archive_entry.h>
 #include <math.h>
@@ -778,6 +779,82 @@ START_TEST(cifti_is_refused) {
 }
 END_TEST
 
+/* detrend with an order >= T - 1 fits every series exactly: the output is 0
+ * (not rounding noise z-scored to +-1) and stderr says why, naming the
+ * file, the param and T. The demo's default input has enough volumes for a
+ * meaningful output (issue 15 item 6). */
+static float *read_first_image(const char *dir, nifti_header *h) {
+  DIR *d = opendir(dir);
+  ck_assert_msg(d != NULL, "%s: no output folder", dir);
+  struct dirent *e;
+  char *path = NULL;
+  while ((e = readdir(d)))
+    if (strstr(e->d_name, ".nii.gz")) path = mt_strf("%s/%s", dir, e->d_name);
+  closedir(d);
+  ck_assert_msg(path != NULL, "%s: no image written", dir);
+  nifti_reader r;
+  char err[512];
+  ck_assert_msg(nifti_open_file(&r, path, err, sizeof err) == 0, "%s", err);
+  *h = r.h;
+  float *img = malloc(r.h.nvox * r.h.nvols * sizeof *img);
+  ck_assert_int_eq(nifti_read_volumes(&r, r.h.nvols, NULL, r.h.nvox, img, r.h.nvox, err, sizeof err), 0);
+  nifti_close(&r);
+  free(path);
+  return img;
+}
+
+START_TEST(detrend_order_too_high_warns) {
+  const char *bin = mt_env("MYELIN_BIN", "myelin"), *src = mt_env("MYELIN_SOURCE_DIR", ".");
+  if (access(bin, X_OK) != 0) MT_SKIP("the CLI %s is not built", bin);
+  char *dir = mt_tmpdir();
+  char *two = mt_strf("%s/sub-07_task-x_run-1_bold.nii.gz", dir), *o = NULL;
+  subrun sr = {7, 1};
+  write_nifti(two, 2, f_run, &sr);
+  char *cmd = mt_strf("FMRI=%s OUT=%s/out %s run %s/pipelines/fmri_to_nifti.yaml", two, dir, bin, src);
+  ck_assert_msg(mt_run(cmd, &o) == 0, "%s", o);
+  ck_assert_msg(strstr(o, "sub-07_task-x_run-1_bold.nii.gz: param detrend = 1 with T = 2 volumes") &&
+                    strstr(o, "warn"),
+                "%s", o);
+  free(o);
+  free(cmd);
+  char *out = mt_strf("%s/out", dir);
+  nifti_header h;
+  float *img = read_first_image(out, &h);
+  ck_assert_int_eq(h.nvols, 2);
+  for (size_t i = 0; i < h.nvox * 2; i++)
+    ck_assert_msg(img[i] == 0.0f, "voxel %zu = %g, not 0", i, img[i]);
+  free(img);
+  free(out);
+
+  /* the demo as shipped: no warning, a z-scored output */
+  if (mt_have_file("/usr/lib/python3/dist-packages/nibabel/tests/data/functional.nii",
+                   "python3-nibabel's test data")) {
+    cmd = mt_strf("OUT=%s/demo %s run %s/pipelines/fmri_to_nifti.yaml", dir, bin, src);
+    ck_assert_msg(mt_run(cmd, &o) == 0, "%s", o);
+    ck_assert_msg(strstr(o, "detrend") == NULL, "%s", o);
+    free(o);
+    free(cmd);
+    out = mt_strf("%s/demo", dir);
+    img = read_first_image(out, &h);
+    ck_assert_uint_ge(h.nvols, 10);
+    size_t kept = 0;
+    for (size_t v = 0; v < h.nvox; v++) {
+      double ss = 0;
+      for (size_t t = 0; t < h.nvols; t++)
+        ss += (double)img[t * h.nvox + v] * img[t * h.nvox + v];
+      if (ss == 0) continue; /* outside the auto mask */
+      kept++;
+      ck_assert_double_eq_tol(ss / (double)h.nvols, 1.0, 1e-3); /* unit variance */
+    }
+    ck_assert_uint_gt(kept, h.nvox / 4);
+    free(img);
+    free(out);
+  }
+  free(two);
+  free(dir);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("fmri_source");
   TCase *tc = tcase_create("core");
@@ -793,6 +870,7 @@ int main(void) {
   tcase_add_test(tc, shipped_pipelines);
   tcase_add_test(tc, bad_inputs_are_errors);
   tcase_add_test(tc, cifti_is_refused);
+  tcase_add_test(tc, detrend_order_too_high_warns);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
