@@ -53,7 +53,7 @@ def main():
     for m in maps:
         x = arr(runs[m["task"]]["data"]).astype(np.float64)
         x = np.clip(x - x.mean(0), lo, hi)
-        info, energy = arr(m["data"]), arr(m["energy"])
+        info, energy = arr(m["data"]), arr(m["energy_weninger"])
         if kdes is not None:
             want = np.stack([-kdes[k].score_samples(x[:, [k]]) for k in range(n)], 1).sum(1)
             err = np.max(np.abs(info - want) / np.abs(want))
@@ -62,7 +62,7 @@ def main():
         want_e = ((x @ V) ** 2 * gain).sum(1)
         err_e = np.max(np.abs(energy - want_e) / np.abs(want_e))
         bad += err_e > tol
-        null = arr(m["energy_null"]) if "energy_null" in m else np.full_like(energy, np.nan)
+        null = arr(m["energy_null_weninger"]) if "energy_null_weninger" in m else np.full_like(energy, np.nan)
         print(f"{m['task']:9s} mean info {info.mean():9.3f} nats   mean energy {energy.mean():.5f} "
               f"(null {null.mean():.5f})   max rel diff vs numpy {err_e:.1e}")
     if bad:

@@ -25,10 +25,11 @@
  * the older one for runs processed after it.
  *
  * Outputs: `map` per run {stat: "info", data [T], regional [N], per_parcel
- * [T, N] (per_parcel: true), energy [T], energy_null [T], units, context,
- * tr, geometry, labels}; `controllability` per connectome (controllability:
- * true) {stat: "controllability", data [N] average (continuous, over the
- * horizon), average_discrete [N], modal [N] (symmetric connectomes)}.
+ * [T, N] (per_parcel: true), energy_<model> [T], energy_null_<model> [T]
+ * (model weninger or nctpy: their units differ, so the names do), energy_model,
+ * energy_c, energy_horizon, units, context, tr, geometry, labels}; `controllability` per connectome
+ * (controllability: true) {stat: "controllability", data [N] average (continuous, over the horizon),
+ * average_discrete [N], modal [N] (symmetric connectomes)}.
  */
 #include <math.h>
 #include <pthread.h>
@@ -538,9 +539,16 @@ static int emit_map(ic_state *s, const myelin_msg *m, size_t t, int n, const run
   myelin_build_tensor_copy(b, "regional", MYELIN_F8, 1, sn, o->regional);
   if (s->per_parcel) myelin_build_tensor_copy(b, "per_parcel", MYELIN_F8, 2, stn, o->pp);
   if (with_energy) {
-    myelin_build_tensor_copy(b, "energy", MYELIN_F8, 1, st, o->energy);
-    if (s->null > 0) myelin_build_tensor_copy(b, "energy_null", MYELIN_F8, 1, st, o->null);
-    myelin_build_str(b, "energy_model", s->energy == ENERGY_WENINGER ? "weninger" : "nctpy");
+    /* One name per model: the paper's mean u^2 and nctpy's integral of u^T u
+     * differ in definition, c and horizon (README, "Energy units"). */
+    const int wen = s->energy == ENERGY_WENINGER;
+    myelin_build_tensor_copy(b, wen ? "energy_weninger" : "energy_nctpy", MYELIN_F8, 1, st, o->energy);
+    if (s->null > 0)
+      myelin_build_tensor_copy(b, wen ? "energy_null_weninger" : "energy_null_nctpy", MYELIN_F8, 1, st,
+                               o->null);
+    myelin_build_str(b, "energy_model", wen ? "weninger" : "nctpy");
+    myelin_build_float(b, "energy_c", s->c);
+    myelin_build_float(b, "energy_horizon", s->horizon);
   }
   myelin_msg *out = myelin_builder_finish(b);
   if (!out) return s->host->error(s->st, "could not build the output map message");
@@ -813,9 +821,12 @@ static const myelin_param_def ic_params[] = {
     {"units", MYELIN_PARAM_ENUM, "nats", 0, 0, 0, "nats|bits", NULL, "Units of information content."},
     {"demean", MYELIN_PARAM_BOOL, "true", 0, 0, 0, NULL, NULL, "Subtract each parcel's mean per run."},
     {"energy", MYELIN_PARAM_ENUM, "weninger", 0, 0, 0, "none|weninger|nctpy", NULL,
-     "Control energy with a connectome: weninger = the paper (A symmetrised, diagonal zeroed, "
-     "A/(lambda (1+c)) - I, mean u^2 on the sampled trajectory); nctpy = x^T W_T^-1 x with "
-     "A/(c + lambda_max) - I (or optimal control with S: identity); none = never wait for a connectome."},
+     "Control energy with a connectome, output as energy_<model> (the two differ in units): weninger = the "
+     "paper (A symmetrised, diagonal zeroed, A/(lambda (1+c)) - I, T = 10): mean of u^2 over the steps+1 "
+     "samples and N nodes (a power, ~ integral / (T N)); nctpy = integral of u^T u dt over [0, T] (T = 1), "
+     "x^T W_T^-1 x with A/(c + lambda_max) - I (or optimal control with S: identity). nctpy's "
+     "integrate_u(u).sum() (Simpson over dt = 0.001 samples) = 1000 x energy_nctpy; its "
+     "minimum_energy_fast(...).sum() = 1 x. none = never wait for a connectome."},
     {"c", MYELIN_PARAM_FLOAT, "0.001", 1, 0, 1e12, NULL, NULL,
      "Normalisation constant; defaults to 0.001 (weninger, multiplicative) or 1 (nctpy, additive)."},
     {"horizon", MYELIN_PARAM_FLOAT, "10", 1, 1e-9, 1e6, NULL, "model time",
@@ -829,7 +840,7 @@ static const myelin_param_def ic_params[] = {
     {"steps", MYELIN_PARAM_INT, "1000", 1, 1, 1e9, NULL, "steps",
      "weninger: the trajectory is sampled at steps + 1 points of [0, T] for mean(u^2)."},
     {"null", MYELIN_PARAM_INT, "0", 1, 0, 1e6, NULL, "permutations",
-     "Number of seeded random relabellings of the connectome averaged into energy_null (0 = none)."},
+     "Number of seeded random relabellings of the connectome averaged into energy_null_<model> (0 = none)."},
     {"seed", MYELIN_PARAM_INT, "0", 1, 0, 9.2e18, NULL, NULL, "Seed of the null permutations."},
     {"per_parcel", MYELIN_PARAM_BOOL, "false", 0, 0, 0, NULL, NULL,
      "Also output per_parcel [T, N], the information content of every parcel at every TR."},
@@ -846,7 +857,9 @@ static const myelin_port_def ic_inputs[] = {
     {NULL, NULL, 0, NULL}};
 
 static const myelin_port_def ic_outputs[] = {
-    {"map", "map", 0, "Per run: stat 'info', data [T], regional [N], optional per_parcel, energy, energy_null."},
+    {"map", "map", 0,
+     "Per run: stat 'info', data [T], regional [N], optional per_parcel, energy_weninger or energy_nctpy, "
+     "energy_null_<model>, energy_model, energy_c, energy_horizon."},
     {"controllability", "map", 0, "Per connectome: average and modal controllability [N]."},
     {NULL, NULL, 0, NULL}};
 

@@ -135,6 +135,29 @@ START_TEST(min_energy_nctpy) {
 }
 END_TEST
 
+/* Units against nctpy (tests/info_content/ref_nctpy_units.py): nctpy's
+ * integrate_u(u).sum() for the input of get_control_inputs (dt = 0.001,
+ * Simpson over samples) is 1000 x the integral of u^T u that energy: nctpy
+ * reports, for minimum-energy (S = 0) and optimal (S = I) control. */
+START_TEST(energy_units_vs_nctpy) {
+  double lam[3], V[9], q[9], Y[6], out[2];
+  path_nctpy(lam, V);
+  const double X[3][6] = {{0, 0, 0, 1, 0, 0}, {0, 0, 0, 1, 1, 1}, {1, 0, 0, 0, 0, 1}};
+  const double sum_min[3] = {2351.8086561252, 4570.0989664681, 2729.5888374872};
+  const double sum_opt[3] = {2366.0198799387, 4622.6472839754, 2757.6535586621};
+  for (int S = 0; S <= 1; S++) {
+    if (S)
+      ic_quad_optimal(lam, 3, 1.0, 1.0, 1.0, q);
+    else
+      ic_quad_min_energy(lam, 3, 1.0, q);
+    for (int k = 0; k < 3; k++) {
+      ic_energy_states(3, V, q, X[k], 2, 1, Y, out); /* x0 = first row, xf = second */
+      NEAR(1000.0 * out[1], (S ? sum_opt : sum_min)[k], 1e-12);
+    }
+  }
+}
+END_TEST
+
 START_TEST(optimal_control) {
   double lam[3], V[9], q[9], Y[6], out[2];
   double X2[6] = {1, 0, 0, 0, 0, 1};
@@ -313,6 +336,7 @@ int main(void) {
   tcase_add_test(tc, gramian_closed_form);
   tcase_add_test(tc, min_energy_nctpy);
   tcase_add_test(tc, optimal_control);
+  tcase_add_test(tc, energy_units_vs_nctpy);
   tcase_add_test(tc, weninger_paper);
   tcase_add_test(tc, controllability);
   tcase_add_test(tc, expm_and_vanloan);

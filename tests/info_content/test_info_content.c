@@ -118,7 +118,8 @@ START_TEST(held_until_ready_weninger) {
   ck_assert_int_eq(myelin_msg_str(re, "subject", buf, sizeof buf), 0);
   ck_assert_str_eq(buf, "s1");
 
-  const double *d = field(ta, "data", 40), *r = field(ta, "regional", N), *e = field(ta, "energy", 40);
+  const double *d = field(ta, "data", 40), *r = field(ta, "regional", N),
+               *e = field(ta, "energy_weninger", 40);
   const double *pp = field(ta, "per_parcel", 40 * N);
   for (int i = 0; i < 4; i++) NEAR(d[i], TASK_DATA[i], 1e-10);
   for (int i = 0; i < 4; i++) NEAR(e[i], TASK_WEN[i], 1e-9);
@@ -128,12 +129,12 @@ START_TEST(held_until_ready_weninger) {
     for (int k = 0; k < N; k++) s += pp[t * N + k];
     NEAR(s, d[t], 1e-12);
   }
-  d = field(re, "data", 60), r = field(re, "regional", N), e = field(re, "energy", 60);
+  d = field(re, "data", 60), r = field(re, "regional", N), e = field(re, "energy_weninger", 60);
   for (int i = 0; i < 4; i++) NEAR(d[i], REST_DATA[i], 1e-10);
   for (int i = 0; i < 4; i++) NEAR(e[i], REST_WEN[i], 1e-9);
   for (int k = 0; k < N; k++) NEAR(r[k], REST_REGIONAL[k], 1e-10);
   myelin_tensor t;
-  ck_assert_int_ne(myelin_msg_tensor(re, "energy_null", &t), 0); /* null: 0 */
+  ck_assert_int_ne(myelin_msg_tensor(re, "energy_null_weninger", &t), 0); /* null: 0 */
   myelin_harness_free(h);
 }
 END_TEST
@@ -145,11 +146,11 @@ START_TEST(nctpy_previous_and_null) {
   ck_assert_int_eq(myelin_harness_push(h, "run", rest_msg()), 0);
   ck_assert_int_eq(myelin_harness_push(h, "run", task_msg()), 0);
   ck_assert_uint_eq(myelin_harness_count(h, "map"), 2);
-  const double *e = field(myelin_harness_output(h, "map", 0), "energy", 60);
+  const double *e = field(myelin_harness_output(h, "map", 0), "energy_nctpy", 60);
   for (int i = 0; i < 4; i++) NEAR(e[i], REST_NCT[i], 1e-9);
-  e = field(myelin_harness_output(h, "map", 1), "energy", 40);
+  e = field(myelin_harness_output(h, "map", 1), "energy_nctpy", 40);
   for (int i = 0; i < 4; i++) NEAR(e[i], TASK_NCT[i], 1e-9);
-  const double *nul = field(myelin_harness_output(h, "map", 1), "energy_null", 40);
+  const double *nul = field(myelin_harness_output(h, "map", 1), "energy_null_nctpy", 40);
   double diff = 0;
   for (int i = 0; i < 40; i++) {
     ck_assert(isfinite(nul[i]) && nul[i] > 0);
@@ -162,10 +163,54 @@ START_TEST(nctpy_previous_and_null) {
   myelin_harness_push(h2, "connectome", conn5());
   myelin_harness_push(h2, "run", rest_msg());
   myelin_harness_push(h2, "run", task_msg());
-  const double *nul2 = field(myelin_harness_output(h2, "map", 1), "energy_null", 40);
+  const double *nul2 = field(myelin_harness_output(h2, "map", 1), "energy_null_nctpy", 40);
   for (int i = 0; i < 40; i++) ck_assert(nul2[i] == nul[i]);
   myelin_harness_free(h2);
   myelin_harness_free(h);
+}
+END_TEST
+
+/* The two energy models differ in definition, c and horizon, so they are
+ * reported under different names, with the model's c and horizon; no field
+ * is called plain `energy` (it meant one thing or the other before). The
+ * nctpy energy is the integral of u^T u dt: nctpy's integrate_u(u).sum() on
+ * the same transition is 1000 x it (ref_nctpy_units.py, test_ic_kernels.c). */
+START_TEST(energy_names_per_model) {
+  static const struct {
+    const char *params, *name, *null_name, *other, *model;
+    double c, horizon;
+    const double *want;
+  } cases[] = {
+      {"{energy: weninger, null: 1}", "energy_weninger", "energy_null_weninger", "energy_nctpy", "weninger",
+       0.001, 10, REST_WEN},
+      {"{energy: nctpy, x0: previous, null: 1}", "energy_nctpy", "energy_null_nctpy", "energy_weninger",
+       "nctpy", 1, 1, REST_NCT},
+      {"{energy: nctpy, x0: previous, c: 2, horizon: 3}", "energy_nctpy", NULL, "energy_weninger", "nctpy", 2,
+       3, NULL},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    myelin_harness *h = harness(cases[k].params);
+    ck_assert_int_eq(myelin_harness_push(h, "connectome", conn5()), 0);
+    ck_assert_int_eq(myelin_harness_push(h, "run", rest_msg()), 0);
+    const myelin_msg *m = myelin_harness_output(h, "map", 0);
+    const double *e = field(m, cases[k].name, 60);
+    for (int i = 0; cases[k].want && i < 4; i++)
+      NEAR(e[i], cases[k].want[i], 1e-9);
+    if (cases[k].null_name) (void)field(m, cases[k].null_name, 60);
+    myelin_tensor t;
+    ck_assert_int_ne(myelin_msg_tensor(m, "energy", &t), 0);
+    ck_assert_int_ne(myelin_msg_tensor(m, "energy_null", &t), 0);
+    ck_assert_int_ne(myelin_msg_tensor(m, cases[k].other, &t), 0);
+    char buf[32];
+    ck_assert_int_eq(myelin_msg_str(m, "energy_model", buf, sizeof buf), 0);
+    ck_assert_str_eq(buf, cases[k].model);
+    double c = -1, hor = -1;
+    ck_assert_int_eq(myelin_msg_float(m, "energy_c", &c), 0);
+    ck_assert_int_eq(myelin_msg_float(m, "energy_horizon", &hor), 0);
+    NEAR(c, cases[k].c, 1e-15);
+    NEAR(hor, cases[k].horizon, 1e-15);
+    myelin_harness_free(h);
+  }
 }
 END_TEST
 
@@ -277,7 +322,9 @@ START_TEST(flush_without_connectome) {
   ck_assert_int_eq(myelin_harness_eos(h), 0);
   ck_assert_uint_eq(myelin_harness_count(h, "map"), 1);
   myelin_tensor t;
-  ck_assert_int_ne(myelin_msg_tensor(myelin_harness_output(h, "map", 0), "energy", &t), 0);
+  ck_assert_int_ne(myelin_msg_tensor(myelin_harness_output(h, "map", 0), "energy_weninger", &t), 0);
+  ck_assert(myelin_obj_type_of(myelin_msg_get(myelin_harness_output(h, "map", 0), "energy_model")) ==
+            MYELIN_OBJ_NONE);
   myelin_harness_free(h);
 }
 END_TEST
@@ -352,12 +399,13 @@ START_TEST(directed_connectome) {
   const double want_nct[3] = {5.8299443777038169, 5.1558854549863007, 3.9907592461490959};
   const double want_wen[3] = {0.11324365431472964, 0.10178846751808877, 0.056473365969457935};
   const char *params[2] = {"{energy: nctpy}", "{energy: weninger}"};
+  const char *names[2] = {"energy_nctpy", "energy_weninger"};
   const double *want[2] = {want_nct, want_wen};
   for (int v = 0; v < 2; v++) {
     myelin_harness *h = harness(params[v]);
     ck_assert_int_eq(myelin_harness_push(h, "connectome", conn_msg(N, A)), 0);
     ck_assert_int_eq(myelin_harness_push(h, "run", rest_msg()), 0);
-    const double *e = field(myelin_harness_output(h, "map", 0), "energy", 60);
+    const double *e = field(myelin_harness_output(h, "map", 0), names[v], 60);
     for (int i = 0; i < 3; i++) NEAR(e[i], want[v][i], 1e-9);
     myelin_harness_free(h);
   }
@@ -422,8 +470,10 @@ START_TEST(null_is_relabelled_connectome) {
       myelin_harness_push(h2, "connectome", conn_msg(N, Ap));
       ck_assert_int_eq(myelin_harness_push(h1, "run", rest_msg()), 0);
       ck_assert_int_eq(myelin_harness_push(h2, "run", rest_msg()), 0);
-      const double *nul = field(myelin_harness_output(h1, "map", 0), "energy_null", 60);
-      const double *e = field(myelin_harness_output(h2, "map", 0), "energy", 60);
+      const char *ename = v == 1 ? "energy_weninger" : "energy_nctpy";
+      const char *nname = v == 1 ? "energy_null_weninger" : "energy_null_nctpy";
+      const double *nul = field(myelin_harness_output(h1, "map", 0), nname, 60);
+      const double *e = field(myelin_harness_output(h2, "map", 0), ename, 60);
       for (int t = 0; t < 60; t++) NEAR(nul[t], e[t], 1e-9);
       myelin_harness_free(h1);
       myelin_harness_free(h2);
@@ -530,6 +580,7 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, held_until_ready_weninger);
   tcase_add_test(tc, nctpy_previous_and_null);
+  tcase_add_test(tc, energy_names_per_model);
   tcase_add_test(tc, no_energy_bits);
   tcase_add_test(tc, reference_file);
   tcase_add_test(tc, errors);
