@@ -252,9 +252,9 @@ static int cmd_run(int argc, char **argv, int validate_only) {
     goto out;
   }
   diag_free(&d);
-  if (validate_only) { /* input files that do not exist yet: warnings, the file is still valid */
+  if (validate_only) { /* shadowed plugins, input files not there yet: warnings, the file is still valid */
     myelin_diag w = {0};
-    pipeline_warn_inputs(p, &w);
+    pipeline_warnings(p, &w);
     diag_print(&w, stderr);
     rc = diag_out_of_memory(&w) ? 1 : 0;
     if (!rc && w.n)
@@ -315,6 +315,11 @@ int main(int argc, char **argv) {
       return 0;
     }
   }
-  fprintf(stderr, "myelin: unknown command '%s' (myelin --help lists the commands)\n", cmd);
+  suggest sg;
+  suggest_init(&sg, cmd);
+  for (const cli_cmd *c = commands; c->name; c++)
+    suggest_add(&sg, c->name);
+  fprintf(stderr, "myelin: unknown command '%s'%s%s%s (myelin --help lists the commands)\n", cmd,
+          sg.best ? "; did you mean '" : "", sg.best ? sg.best : "", sg.best ? "'?" : "");
   return 2;
 }

@@ -11,6 +11,7 @@
  * the file name, everything else shows the descriptor's.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,7 @@ static int scan(listing *L) {
     struct dirent **names;
     int n = scandir(L->dirs[i], &names, NULL, alphasort);
     int rc = 0;
+    if (n < 0) fprintf(stderr, "warning: %s folder %s: %s\n", dir_role(i), L->dirs[i], strerror(errno));
     for (int j = 0; j < n; j++) {
       const char *nm = names[j]->d_name;
       size_t l = strlen(nm);

@@ -153,10 +153,12 @@ typedef struct set_override {
  * goes to d; returns NULL when any error was found. */
 pipeline *pipeline_load(const char *file, const set_override *sets, size_t n_sets, myelin_diag *d);
 void pipeline_free(pipeline *p);
-/* Adds "FILE:LINE:COL: warning: ..." to w for each input path param
- * (MYELIN_PARAM_INPUT_PATH) that matches nothing, resolved as
- * myelin_input_path does: a warning, as files may appear before `run`. */
-void pipeline_warn_inputs(const pipeline *p, myelin_diag *w);
+/* Adds "FILE:LINE:COL: warning: ..." to w (`myelin validate`) for each
+ * plugin found in several search folders (the later ones are not used), and
+ * for each input path param (MYELIN_PARAM_INPUT_PATH) that matches nothing,
+ * resolved as myelin_input_path does: a warning, as files may appear before
+ * `run`. */
+void pipeline_warnings(const pipeline *p, myelin_diag *w);
 /* Runs a plugin's validate() for a stage outside any pipeline (the test
  * harness), each input port assumed to carry its declared kinds. */
 int harness_validate(stage_def *st, char *err, size_t errlen);

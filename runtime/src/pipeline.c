@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "fault.h"
@@ -861,7 +862,7 @@ pipeline *pipeline_load(const char *file, const set_override *sets, size_t n_set
   return p;
 }
 
-void pipeline_warn_inputs(const pipeline *p, myelin_diag *w) {
+static void warn_inputs(const pipeline *p, myelin_diag *w) {
   for (size_t i = 0; i < p->n; i++) {
     const stage_def *st = &p->stages[i];
     for (size_t j = 0; st->params && j < st->params->n; j++) {
@@ -885,6 +886,43 @@ void pipeline_warn_inputs(const pipeline *p, myelin_diag *w) {
       free(found);
     }
   }
+}
+
+/* A plugin that several search folders hold: the first one is loaded, the
+ * others are not (a pipeline's own plugin_path comes last). One warning per
+ * plugin name, at the first stage using it. */
+static void warn_shadowed(const pipeline *p, myelin_diag *w) {
+  char **dirs;
+  size_t nd = plugin_search_dirs(p->plugin_path, p->n_plugin_path, &dirs);
+  for (size_t i = 0; i < p->n; i++) {
+    const stage_def *st = &p->stages[i];
+    int first_use = !strchr(st->plugin, '/');
+    for (size_t j = 0; first_use && j < i; j++)
+      first_use = strcmp(p->stages[j].plugin, st->plugin) != 0;
+    if (!first_use) continue;
+    const char *loaded = NULL;
+    for (size_t k = 0; k < nd; k++) {
+      char path[PATH_MAX];
+      snprintf(path, sizeof path, "%s/%s.so", dirs[k], st->plugin);
+      if (access(path, R_OK) != 0) continue;
+      if (!loaded)
+        loaded = dirs[k];
+      else
+        diag_warn(
+            w, p->file, st->line, st->col,
+            "stage '%s': plugin '%s' is loaded from %s; %s/%s.so is not used (search order: the install "
+            "folder, MYELIN_PLUGIN_PATH, then the file's plugin_path)",
+            st->id, st->plugin, loaded, dirs[k], st->plugin);
+    }
+  }
+  for (size_t k = 0; k < nd; k++)
+    free(dirs[k]);
+  free(dirs);
+}
+
+void pipeline_warnings(const pipeline *p, myelin_diag *w) {
+  warn_shadowed(p, w);
+  warn_inputs(p, w);
 }
 
 void pipeline_free(pipeline *p) {

@@ -89,6 +89,9 @@ START_TEST(top_level_help) {
   ck_assert_str_eq(out, out2);
   free(out);
   free(out2);
+  ck_assert_int_eq(run_cli("valdate x.yaml", &out), 2);
+  ck_assert_msg(strstr(out, "unknown command 'valdate'; did you mean 'validate'?"), "%s", out);
+  free(out);
   ck_assert_int_eq(run_cli("help frobnicate", &out), 2);
   ck_assert_msg(strstr(out, "unknown command 'frobnicate'"), "%s", out);
   free(out);
@@ -157,6 +160,12 @@ START_TEST(plugins_files_and_duplicates) {
   ck_assert_msg(strstr(out, w1), "missing '%s' in:\n%s", w1, out);
   ck_assert_msg(strstr(out, w2), "missing '%s' in:\n%s", w2, out);
   ck_assert_int_eq(count(out, "warning"), 2);
+  free(out);
+  /* a folder on the path that is not there */
+  ck_assert_int_eq(mt_run(mt_strf("MYELIN_PLUGIN_PATH=%s/nope %s plugins 2>&1 >/dev/null", d, bin()), &out),
+                   0);
+  ck_assert_msg(strstr(out, mt_strf("warning: MYELIN_PLUGIN_PATH folder %s/nope: No such file", d)), "%s",
+                out);
   free(out);
   /* the loader agrees: the first gen_source.so on the path is the one a pipeline gets */
   ck_assert_int_eq(mt_run(mt_strf("%s %s inspect gen_source", env, bin()), &out), 0);
@@ -388,6 +397,19 @@ START_TEST(validate_warns_missing_inputs) {
                           "'gone.mpk' matches no file yet",
                           f)),
       "%s", out);
+  free(out);
+  /* a plugin_path copy of an installed plugin is not the one loaded: validate says so */
+  ck_assert_int_eq(mt_run(mt_strf("cp %s/passthrough.so %s/", mt_env("MYELIN_PLUGIN_PATH", "."), d), NULL),
+                   0);
+  char *g = mt_strf("%s/shadow.yaml", d);
+  mt_write(g, "name: shadow\nplugin_path: [.]\nstages:\n"
+              "  - {id: gen, plugin: gen_source}\n"
+              "  - {id: p, plugin: passthrough, inputs: [gen]}\n"
+              "  - {id: p2, plugin: passthrough, inputs: [p]}\n");
+  ck_assert_int_eq(run_cli(mt_strf("validate %s", g), &out), 0);
+  char *w = strstr(out, mt_strf("%s:5:5: warning: stage 'p': plugin 'passthrough' is loaded from ", g));
+  ck_assert_msg(w && strstr(w, mt_strf("; %s/./passthrough.so is not used", d)), "%s", out);
+  ck_assert_int_eq(count(out, "warning:"), 1); /* once per plugin, not per stage */
   free(out);
   /* inspect shows which params are inputs */
   ck_assert_int_eq(run_cli("inspect file_source --json", &out), 0);
