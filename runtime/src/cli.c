@@ -1,7 +1,7 @@
 /*
  * cli.c — the `myelin` command.
  *
- *   myelin run FILE [--set ID.PARAM=VALUE]... [--stats] [--quiet] [--check-messages]
+ *   myelin run FILE [--set ID.PARAM=VALUE]... [--stats] [--progress[=S]] [--quiet] [--check-messages]
  *   myelin validate FILE [--set ...]
  *   myelin plugins [--json]
  *   myelin inspect PLUGIN [--json]
@@ -53,12 +53,13 @@ typedef struct cli_cmd {
 #define HELP_OPT "  -h, --help              this help\n"
 
 static const cli_cmd commands[] = {
-    {"run", "FILE [--set ID.PARAM=VALUE]... [--stats] [--quiet] [--check-messages]",
+    {"run", "FILE [--set ID.PARAM=VALUE]... [--stats] [--progress[=S]] [--quiet] [--check-messages]",
      "run a pipeline file until its sources end (Ctrl-C stops and drains)",
      "  --set ID.PARAM=VALUE    override a stage's param (YAML scalar or list syntax); repeatable\n"
-     "  --stats                 print per-stage messages, bytes, rates and queue high-water marks at the "
-     "end\n"
-     "  --quiet                 no progress line and no info log lines\n"
+     "  --stats                 print per-stage messages, bytes, rates, queue high-water marks and busy\n"
+     "                          (CPU time of the stage's thread / wall time) at the end\n"
+     "  --progress[=S]          a plain progress line on stderr every S seconds (default 5), TTY or not\n"
+     "  --quiet                 no TTY progress line and no info log lines\n"
      "  --check-messages        check every emitted message against its kind's schema (error: exit "
      "1)\n" HELP_OPT},
     {"validate", "FILE [--set ID.PARAM=VALUE]...",
@@ -224,7 +225,14 @@ static int cmd_run(int argc, char **argv, int validate_only) {
       n_sets++;
     } else if (!validate_only && !strcmp(a, "--stats"))
       o.stats = 1;
-    else if (!validate_only && !strcmp(a, "--quiet"))
+    else if (!validate_only && (!strcmp(a, "--progress") || !strncmp(a, "--progress=", 11))) {
+      char *end = NULL;
+      o.progress_every = a[10] ? strtod(a + 11, &end) : 5.0;
+      if (a[10] && (end == a + 11 || *end || !(o.progress_every > 0) || o.progress_every > 86400)) {
+        rc = cli_usage_error(cmd, "--progress=%s: expected seconds, e.g. --progress=5", a + 11);
+        goto out;
+      }
+    } else if (!validate_only && !strcmp(a, "--quiet"))
       o.quiet = 1;
     else if (!validate_only && !strcmp(a, "--check-messages"))
       o.check_messages = 1;
@@ -265,7 +273,7 @@ static int cmd_run(int argc, char **argv, int validate_only) {
     pipeline_free(p);
     goto out;
   }
-  o.progress = !o.quiet && isatty(2);
+  o.progress = !o.quiet && isatty(2); /* an explicit --progress prints even with --quiet */
   rc = run_pipeline(p, &o);
   pipeline_free(p);
 out:

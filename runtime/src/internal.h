@@ -170,7 +170,8 @@ typedef struct run_opts {
   int stats;
   int quiet;
   int check_messages;
-  int progress; /* draw progress on stderr */
+  int progress;          /* redraw a progress line on stderr (a TTY) */
+  double progress_every; /* > 0: a plain progress line every this many seconds */
 } run_opts;
 
 typedef struct myelin_run myelin_run;

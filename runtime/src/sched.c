@@ -109,7 +109,8 @@ typedef struct rstage {
   timer timers[MAX_TIMERS];
   counter counters[MAX_COUNTERS];
   _Atomic size_t n_counters;
-  _Atomic uint64_t msgs_in, bytes_in, msgs_out, bytes_out, busy_ns;
+  _Atomic uint64_t msgs_in, bytes_in, msgs_out, bytes_out;
+  _Atomic uint64_t cpu_ns; /* CPU time of the stage's thread (--stats busy) */
   uint64_t t_start, t_end;
   char *error;
   char error_fallback[512]; /* the message when it could not be copied (out of memory) */
@@ -510,7 +511,6 @@ static void send_eos(rstage *s) {
 }
 
 static int run_source(rstage *s) {
-  uint64_t t0 = now_ns();
   int rc = s->desc->start ? s->desc->start(s->state) : 0;
   if (rc < 0) return fail_rc(s, "start", rc), rc;
   if ((rc = check_reported(s))) return rc;
@@ -524,7 +524,6 @@ static int run_source(rstage *s) {
     }
     uv_run(s->loop, UV_RUN_DEFAULT);
   }
-  atomic_fetch_add(&s->busy_ns, now_ns() - t0);
   return check_reported(s); /* from a loop callback */
 }
 
@@ -534,7 +533,6 @@ static int run_consumer(rstage *s) {
     uint64_t deadline = fire_due_timers(s);
     int n = inbox_pop(s->run, &s->in, batch, BATCH, deadline);
     if (n < 0) return MYELIN_ESTOP;
-    uint64_t t0 = now_ns();
     s->batch_left = 0;
     for (int i = 0; i < n; i++) s->batch_left += batch[i].msg != NULL;
     for (int i = 0; i < n; i++) {
@@ -557,9 +555,16 @@ static int run_consumer(rstage *s) {
         return rc;
       }
     }
-    atomic_fetch_add_explicit(&s->busy_ns, now_ns() - t0, memory_order_relaxed);
   }
   return 0;
+}
+
+/* CPU time of the calling thread: what --stats calls busy. Time blocked on
+ * a queue, in the event loop's poll or asleep (pacing) is not in it. */
+static uint64_t thread_cpu_ns(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)) return 0;
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static void *stage_main(void *arg) {
@@ -568,9 +573,7 @@ static void *stage_main(void *arg) {
   int is_source = s->n_upstream == 0;
   int rc = is_source ? run_source(s) : run_consumer(s);
   if (rc == 0 && !atomic_load(&s->run->aborting) && s->desc->flush) {
-    uint64_t t0 = now_ns();
     rc = s->desc->flush(s->state);
-    atomic_fetch_add(&s->busy_ns, now_ns() - t0);
     if (rc < 0) fail_rc(s, "flush", rc);
     else
       check_reported(s);
@@ -579,6 +582,7 @@ static void *stage_main(void *arg) {
     uv_run(s->loop, UV_RUN_NOWAIT);
   }
   s->t_end = now_ns();
+  atomic_store(&s->cpu_ns, thread_cpu_ns());
   send_eos(s);
   atomic_fetch_sub(&s->run->live_threads, 1);
   return NULL;
@@ -622,13 +626,31 @@ static void print_stats(struct myelin_run *run, double wall) {
     else snprintf(q, sizeof q, "-");
     fprintf(stderr, "%-16s %-14s %12" PRIu64 " %12" PRIu64 " %10s %12.0f %7s %7.1f%%\n", s->def->id,
             s->def->plugin, in, out, bo, rate, q,
-            wall > 0 ? 100.0 * (double)atomic_load(&s->busy_ns) / 1e9 / wall : 0.0);
+            wall > 0 ? 100.0 * (double)atomic_load(&s->cpu_ns) / 1e9 / wall : 0.0);
     size_t nc = atomic_load(&s->n_counters);
     for (size_t c = 0; c < nc; c++)
       fprintf(stderr, "    %s.%s = %" PRId64 "\n", s->def->id, s->counters[c].name,
               atomic_load(&s->counters[c].value));
   }
   fprintf(stderr, "wall time: %.3f s\n", wall);
+}
+
+/* --progress: one plain line every o.progress_every seconds (any stderr,
+ * TTY or not): per stage the messages so far (in for stages with inputs,
+ * out for sources) and the rate since the previous line. */
+static void progress_line(struct myelin_run *run, double elapsed, double since, uint64_t *prev) {
+  char line[2048];
+  size_t off = (size_t)snprintf(line, sizeof line, "progress %.1f s:", elapsed);
+  for (size_t i = 0; i < run->n && off < sizeof line - 80; i++) {
+    rstage *s = &run->st[i];
+    uint64_t c = s->n_upstream ? atomic_load(&s->msgs_in) : atomic_load(&s->msgs_out);
+    off += (size_t)snprintf(line + off, sizeof line - off, "%s %s %" PRIu64 " %s (%.0f/s)", i ? "," : "",
+                            s->def->id, c, s->n_upstream ? "in" : "out",
+                            since > 0 ? (double)(c - prev[i]) / since : 0.0);
+    prev[i] = c;
+  }
+  fprintf(stderr, "%s\n", line);
+  fflush(stderr);
 }
 
 static void draw_progress(struct myelin_run *run, double elapsed) {
@@ -767,14 +789,23 @@ int run_pipeline(pipeline *p, const run_opts *o) {
       run->st[i].started = 1;
     }
   }
-  int drew = 0;
+  int drew = 0, tty = o->progress && !(o->progress_every > 0);
+  uint64_t *prev = calloc(p->n, sizeof *prev), last_line = t0, last_draw = t0;
   while (atomic_load(&run->live_threads) > 0) {
-    usleep(o->progress ? 200000 : 20000);
-    if (o->progress && atomic_load(&run->live_threads) > 0) {
-      draw_progress(run, (double)(now_ns() - t0) / 1e9);
+    usleep(20000);
+    uint64_t now = now_ns();
+    if (atomic_load(&run->live_threads) == 0) break;
+    if (tty && now - last_draw >= 200000000ull) {
+      draw_progress(run, (double)(now - t0) / 1e9);
       drew = 1;
+      last_draw = now;
+    }
+    if (o->progress_every > 0 && prev && (double)(now - last_line) / 1e9 >= o->progress_every) {
+      progress_line(run, (double)(now - t0) / 1e9, (double)(now - last_line) / 1e9, prev);
+      last_line = now;
     }
   }
+  free(prev);
   for (size_t i = 0; i < p->n; i++)
     if (run->st[i].started) pthread_join(run->st[i].thread, NULL);
   atomic_store(&current_run, NULL);

@@ -566,6 +566,81 @@ START_TEST(root_cause_first) {
 }
 END_TEST
 
+/* ---- 16. --stats busy, --progress --------------------------------------- */
+
+/* The busy column (percent) of stage `id` in a --stats table. */
+static double stats_busy(const char *log, const char *id) {
+  const char *row = log;
+  size_t n = strlen(id);
+  while (row && !(strncmp(row, id, n) == 0 && row[n] == ' ')) {
+    row = strchr(row, '\n');
+    if (row) row++;
+  }
+  ck_assert_msg(row != NULL, "no stats row for %s:\n%s", id, log);
+  const char *eol = strchr(row, '\n'), *pct = row;
+  for (const char *c = row; c < eol; c++)
+    if (*c == '%') pct = c;
+  ck_assert_msg(pct > row, "no busy column for %s:\n%s", id, log);
+  while (pct > row && pct[-1] != ' ')
+    pct--;
+  return atof(pct);
+}
+
+/* Idle stages (a tcp_source nobody connects to, a generator sleeping between
+ * 20 messages a second) are not busy; a generator that never waits is. */
+START_TEST(stats_busy_is_work) {
+  char *d = mt_tmpdir();
+  char *f =
+      write_pipeline(d, "b.yaml",
+                     mt_strf("name: b\nstages:\n"
+                             "  - {id: idle, plugin: tcp_source, params: {unix: %s/s.sock}}\n"
+                             "  - {id: s1, plugin: null_sink, inputs: [idle]}\n"
+                             "  - {id: paced, plugin: gen_source, params: {count: 0, rate: 20}}\n"
+                             "  - {id: s2, plugin: file_sink, inputs: [paced], params: {path: %s/p.mpk}}\n"
+                             "  - {id: flat, plugin: gen_source, params: {count: 300000, bytes: 64}}\n"
+                             "  - {id: s3, plugin: null_sink, inputs: [flat]}\n",
+                             d, d));
+  char *log = mt_strf("%s/log.txt", d);
+  pid_t pid = spawn_run(f, log, "--stats");
+  wait_running(pid, d, 1500);
+  kill(pid, SIGINT);
+  int rc = wait_exit(pid);
+  char *err = slurp(log);
+  ck_assert_msg(rc == 130, "exit %d:\n%s", rc, err);
+  ck_assert_msg(stats_busy(err, "idle") < 10, "an idle tcp_source is not busy:\n%s", err);
+  ck_assert_msg(stats_busy(err, "paced") < 10, "a source sleeping to pace itself is not busy:\n%s", err);
+  ck_assert_msg(stats_busy(err, "flat") > 1, "a generator that never waits is busy:\n%s", err);
+  free(err);
+}
+END_TEST
+
+/* --progress prints plain lines on a non-TTY stderr while the run goes on. */
+START_TEST(progress_lines) {
+  char *d = mt_tmpdir();
+  char *f = write_pipeline(d, "p.yaml",
+                           "name: p\nstages:\n"
+                           "  - {id: gen, plugin: gen_source, params: {count: 25, rate: 10}}\n"
+                           "  - {id: sink, plugin: null_sink, inputs: [gen]}\n");
+  char *out;
+  ck_assert_int_eq(mt_run(mt_strf("%s run %s --progress=0.5 2>&1 | cat", bin(), f), &out), 0);
+  long lines = 0, last = -1;
+  for (const char *l = strstr(out, "progress "); l; l = strstr(l + 1, "\nprogress ")) {
+    const char *g = strstr(l, ": gen ");
+    ck_assert_msg(g != NULL, "%s", out);
+    long c = atol(g + 6);
+    ck_assert_msg(c >= last && c <= 25, "%s", out);
+    ck_assert_msg(strstr(l, " out (") && strstr(l, "sink "), "%s", out);
+    last = c;
+    lines++;
+  }
+  ck_assert_msg(lines >= 3, "%ld progress lines in a 2.5 s run at --progress=0.5:\n%s", lines, out);
+  free(out);
+  ck_assert_int_eq(mt_run(mt_strf("%s run %s --progress=soon", bin(), f), &out), 2);
+  ck_assert_msg(strstr(out, "--progress=soon"), "%s", out);
+  free(out);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("runtime_run");
   TCase *tc = tcase_create("signals");
@@ -580,6 +655,8 @@ int main(void) {
   tcase_add_test(tc, failing_stage_discards_other_branches);
   tcase_add_test(tc, interrupt_keeps_every_sink);
   tcase_add_test(tc, root_cause_first);
+  tcase_add_test(tc, stats_busy_is_work);
+  tcase_add_test(tc, progress_lines);
   suite_add_tcase(s, tc);
   return mt_run_suite(s);
 }
