@@ -72,7 +72,7 @@ static const cli_cmd commands[] = {
     {"cat", "FILE.mpk [--json]", "print a stream file, one line per message, tensors summarized ('-': stdin)",
      "  --json                  one JSON object per message (tensors as {dtype, shape})\n" HELP_OPT},
     {"new-plugin", "NAME [--dir DIR]", "scaffold a plugin folder: source, Check test, CMakeLists.txt, README",
-     "  --dir DIR               create DIR/NAME (default: ./NAME)\n" HELP_OPT},
+     "  --dir DIR               create DIR/NAME, DIR too when missing (default: ./NAME)\n" HELP_OPT},
     {NULL, NULL, NULL, NULL}};
 
 static const cli_cmd *find_cmd(const char *name) {
