@@ -95,7 +95,7 @@ static const char *port_names(const myelin_port_def *ports, char *buf, size_t n)
   return buf;
 }
 
-/* "; did you mean 'x'?" for the closest of a list of names, or "". */
+/* "; did you mean 'BEST'?", or "" when there is no close name (best NULL). */
 static const char *did_you_mean(const char *best, char *buf, size_t n) {
   if (best)
     snprintf(buf, n, "; did you mean '%s'?", best);
