@@ -82,14 +82,14 @@ warnings() { # compile only, -Werror, each compiler x optimization level
     command -v $cc >/dev/null || { echo "$cc not installed"; bad+=" $cc"; rc=1; continue; }
     for bt in Debug RelWithDebInfo Release; do
       [ $cc = gcc ] && [ $bt = RelWithDebInfo ] && continue # the normal stage
-      local dir="$root/build-warn/$cc-$bt"
-      echo "-- $cc $bt"
+      local dir="$root/build-warn/$cc-$bt" t0=$SECONDS
       if ! configure "$dir" -DCMAKE_C_COMPILER=$cc -DCMAKE_BUILD_TYPE=$bt ||
         ! cmake --build "$dir" -j"$jobs" >"$dir.log" 2>&1; then
         grep -E 'error|warning' "$dir.log" | head -40
         bad+=" $cc-$bt"
         rc=1
       fi
+      echo "-- $cc $bt: $((SECONDS - t0)) s"
     done
   done
   [ -n "$bad" ] && stage_note=", failed:$bad"
