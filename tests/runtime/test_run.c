@@ -361,6 +361,32 @@ START_TEST(double_sigint_is_one_request) {
 }
 END_TEST
 
+/* The real thing: GNU `timeout -s INT` signals the child, then its whole
+ * process group. */
+START_TEST(timeout_s_int_keeps_file) {
+  for (int i = 0; i < 3; i++) {
+    char *d = mt_tmpdir();
+    char *f = write_pipeline(
+        d, "live.yaml",
+        mt_strf("name: live\nplugin_path: [%s]\nstages:\n"
+                "  - {id: gen, plugin: gen_source, params: {count: 0, bytes: 200}}\n"
+                "  - {id: p, plugin: slow_sink, inputs: [gen], queue: {capacity: 64},"
+                " params: {delay_us: 1000}}\n"
+                "  - {id: sink, plugin: file_sink, inputs: [p], params: {path: %s/live.mpk}}\n",
+                mt_env("MYELIN_TEST_PLUGINS", "."), d));
+    char *out;
+    int rc = mt_run(mt_strf("timeout --preserve-status -s INT 1 %s run %s --stats", bin(), f), &out);
+    ck_assert_msg(rc == 130, "round %d: exit %d:\n%s", i, rc, out);
+    ck_assert_msg(!strstr(out, "discarded") && !strstr(out, "aborting"), "round %d:\n%s", i, out);
+    long accepted = stats_counter(out, "sink.messages = ");
+    ck_assert_int_gt(accepted, 10);
+    ck_assert_int_eq(stream_count(mt_strf("%s/live.mpk", d)), accepted);
+    ck_assert_int_eq(count_named(d, ".tmp-"), 0);
+    free(out);
+  }
+}
+END_TEST
+
 /* A second request more than a second after the first aborts the drain:
  * the sink discards its file and says so, naming it. */
 START_TEST(second_sigint_later_aborts) {
@@ -650,6 +676,7 @@ int main(void) {
   tcase_add_test(tc, sigint_encoding);
   tcase_add_test(tc, sigint_info_content);
   tcase_add_test(tc, double_sigint_is_one_request);
+  tcase_add_test(tc, timeout_s_int_keeps_file);
   tcase_add_test(tc, second_sigint_later_aborts);
   tcase_add_test(tc, error_discards_every_sink);
   tcase_add_test(tc, failing_stage_discards_other_branches);
