@@ -12,8 +12,9 @@
  * realloc (re-aligning with a memmove in the rare case realloc changes the
  * alignment slack). myelin_builder_finish() turns the block into the message
  * in place: no copy, no parse. Maps and arrays are written with 32-bit headers
- * whose counts are patched when they close; tensor maps get a "_pad" bin entry
- * sized so that the payload of their "data" bin starts at a multiple of 64.
+ * whose counts are patched when they close. A tensor payload of 4 KiB or more
+ * starts at a multiple of 64 (a "_pad" bin entry in its map fills the gap);
+ * a smaller one at a multiple of 8, without any extra key (see put_tensor).
  * The first error is sticky: later calls are no-ops and finish returns NULL.
  *
  * Decoding. myelin_msgpack_measure() is a hand-written iterative scanner: it
@@ -898,6 +899,39 @@ static int tensor_nbytes(myelin_dtype dtype, int ndim, const int64_t *shape, siz
   return 0;
 }
 
+/* Tensor payload alignment. A payload of at least PAD_MIN bytes starts at a
+ * multiple of 64 (a cache line, the widest SIMD load): a "_pad" bin entry in
+ * the tensor map fills the gap, at most 70 bytes, under 2% of such a payload.
+ * Smaller payloads carry no "_pad" key (it would often outweigh the data):
+ * they start at a multiple of 8 — every dtype's element size, so they are
+ * still read in place — by choosing among valid msgpack encodings of the same
+ * values: the shape array header (fixarray/array16/array32), the "data" key
+ * (fixstr/str8/str16/str32) and the bin header (bin8/bin16/bin32). Some
+ * combination always ends on a multiple of 8. */
+#define PAD_MIN 4096
+#define SMALL_ALIGN 8
+
+static const uint8_t data_keys[4][10] = {{5, 0xa4, 'd', 'a', 't', 'a'},
+                                         {6, 0xd9, 4, 'd', 'a', 't', 'a'},
+                                         {7, 0xda, 0, 4, 'd', 'a', 't', 'a'},
+                                         {9, 0xdb, 0, 0, 0, 4, 'd', 'a', 't', 'a'}};
+
+/* Header encodings for a small payload at pos: the extra bytes of a wider
+ * shape array header (0, 2 or 4), the data key (index into data_keys) and the
+ * bin length width (1, 2 or 4) so that the payload lands on SMALL_ALIGN. */
+static void small_layout(size_t pos, size_t nbytes, int *extra, int *key, int *width) {
+  static const int widths[3] = {1, 2, 4};
+  for (int e = 0; e <= 4; e += 2)
+    for (int k = 0; k < 4; k++)
+      for (int w = 0; w < 3; w++) {
+        if ((w == 0 && nbytes > 0xff) || (w == 1 && nbytes > 0xffff)) continue;
+        if ((pos + (size_t)e + data_keys[k][0] + 1 + (size_t)widths[w]) % SMALL_ALIGN) continue;
+        *extra = e, *key = k, *width = widths[w];
+        return;
+      }
+  *extra = 0, *key = 0, *width = 4; /* not reached: some combination always fits */
+}
+
 /* Writes the tensor map at the current position (slot already opened). */
 static void *put_tensor(myelin_builder *b, myelin_dtype dtype, int ndim, const int64_t *shape,
                         size_t nbytes) {
@@ -906,22 +940,42 @@ static void *put_tensor(myelin_builder *b, myelin_dtype dtype, int ndim, const i
   put_raw(b, "\xa5" "dtype", 6);
   put_str(b, myelin_dtype_name(dtype), 3);
   put_raw(b, "\xa5" "shape", 6);
+  size_t shape_at = b->pos;
   put_byte(b, (uint8_t)(0x90 | ndim));
   for (int i = 0; i < ndim; i++) put_uint(b, (uint64_t)shape[i]);
-  /* "data" key (5) + bin32 header (5) must end on a multiple of 64. */
-  size_t mis = (b->pos + 10) % ALIGN;
-  if (mis) {
-    size_t k = (ALIGN - (b->pos + 7 + 10) % ALIGN) % ALIGN; /* after "_pad" key + bin8 hdr */
-    uint8_t *w = reserve(b, 7 + k);
-    if (!w) return NULL;
-    memcpy(w, "\xa4" "_pad" "\xc4", 6);
-    w[6] = (uint8_t)k;
-    memset(w + 7, 0, k);
-    b->pos += 7 + k;
-    bbuf(b)[map_at] = 0x84;
+  if (b->status) return NULL;
+  if (nbytes >= PAD_MIN) {
+    /* "data" key (5) + bin32 header (5) must end on a multiple of 64. */
+    size_t mis = (b->pos + 10) % ALIGN;
+    if (mis) {
+      size_t k = (ALIGN - (b->pos + 7 + 10) % ALIGN) % ALIGN; /* after "_pad" key + bin8 hdr */
+      uint8_t *w = reserve(b, 7 + k);
+      if (!w) return NULL;
+      memcpy(w, "\xa4" "_pad" "\xc4", 6);
+      w[6] = (uint8_t)k;
+      memset(w + 7, 0, k);
+      b->pos += 7 + k;
+      bbuf(b)[map_at] = 0x84;
+    }
+    put_raw(b, "\xa4" "data", 5);
+    put_len(b, 0xc6, 4, nbytes);
+  } else {
+    int extra, key, width;
+    small_layout(b->pos, nbytes, &extra, &key, &width);
+    if (extra) { /* widen the shape header: array16 (0xdc) or array32 (0xdd) */
+      if (!reserve(b, (size_t)extra)) return NULL;
+      uint8_t *a = bbuf(b) + shape_at;
+      memmove(a + 1 + extra, a + 1, b->pos - shape_at - 1);
+      a[0] = extra == 2 ? 0xdc : 0xdd;
+      if (extra == 2)
+        wr16(a + 1, (uint16_t)ndim);
+      else
+        wr32(a + 1, (uint32_t)ndim);
+      b->pos += (size_t)extra;
+    }
+    put_raw(b, data_keys[key] + 1, data_keys[key][0]);
+    put_len(b, (uint8_t)(width == 1 ? 0xc4 : width == 2 ? 0xc5 : 0xc6), width, nbytes);
   }
-  put_raw(b, "\xa4" "data", 5);
-  put_len(b, 0xc6, 4, nbytes);
   uint8_t *payload = reserve(b, nbytes);
   if (!payload) return NULL;
   b->pos += nbytes;

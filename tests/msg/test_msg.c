@@ -143,7 +143,10 @@ START_TEST(refcount) {
 END_TEST
 
 
-/* Several tensors separated by odd-sized fields: every payload 64-aligned. */
+/* Payload alignment the builder promises: 64 from 4 KiB up, else 8. */
+static uintptr_t want_align(size_t nbytes) { return nbytes >= 4096 ? 64 : 8; }
+
+/* Several tensors separated by odd-sized fields: every payload aligned. */
 static myelin_msg *build_tensors(void) {
   myelin_builder *b = myelin_builder_new("tensor");
   myelin_build_uint(b, "seq", 7);
@@ -155,8 +158,8 @@ static myelin_msg *build_tensors(void) {
     snprintf(key, sizeof key, "t%d", k);
     uint8_t *p = myelin_build_tensor(b, key, dts[k], 2, shape);
     ck_assert_ptr_nonnull(p);
-    ck_assert_uint_eq((uintptr_t)p % 64, 0);
     size_t nb = (size_t)shape[0] * (size_t)shape[1] * myelin_dtype_size(dts[k]);
+    ck_assert_uint_eq((uintptr_t)p % want_align(nb), 0);
     for (size_t i = 0; i < nb; i++) p[i] = dts[k] == MYELIN_B1 ? (uint8_t)(i & 1) : (uint8_t)(i * 7 + (size_t)k);
     snprintf(key, sizeof key, "s%d", k);
     myelin_build_strn(b, key, "abcdefghij", (size_t)k); /* shifts the next tensor */
@@ -182,7 +185,7 @@ static void check_tensors(const myelin_msg *m) {
     ck_assert_int_eq(t.shape[1], 3 + 2 * k);
     ck_assert_uint_eq(t.count, (size_t)((k + 1) * (3 + 2 * k)));
     ck_assert_uint_eq(t.nbytes, t.count * myelin_dtype_size(dts[k]));
-    ck_assert_uint_eq((uintptr_t)t.data % 64, 0);
+    ck_assert_uint_eq((uintptr_t)t.data % want_align(t.nbytes), 0);
     const uint8_t *p = t.data;
     for (size_t i = 0; i < t.nbytes; i++)
       ck_assert_uint_eq(p[i], dts[k] == MYELIN_B1 ? (uint8_t)(i & 1) : (uint8_t)(i * 7 + (size_t)k));
@@ -209,6 +212,82 @@ START_TEST(tensor_alignment) {
   ck_assert_int_eq(myelin_msg_decode(odd + 3, len, 0, &d, NULL, NULL, 0), 0);
   free(odd);
   check_tensors(d);
+  myelin_msg_unref(d);
+  myelin_msg_unref(m);
+}
+END_TEST
+
+/* Small tensors carry no "_pad" key (issue 15 item 20: it tripled small
+ * messages) and are still 8-byte aligned, at every offset, for every bin
+ * header width; a large one keeps its 64-byte alignment, also after a decode
+ * from an odd address. */
+static int has_pad(const myelin_msg *m) {
+  size_t len;
+  const uint8_t *p = myelin_msg_bytes(m, &len);
+  for (size_t i = 0; i + 4 <= len; i++)
+    if (!memcmp(p + i, "_pad", 4)) return 1;
+  return 0;
+}
+
+START_TEST(padding_only_for_large_tensors) {
+  static const size_t sizes[] = {0, 1, 8, 64, 255, 256, 1000, 4095};
+  for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++)
+    for (size_t shift = 0; shift < 64; shift++) {
+      myelin_builder *b = myelin_builder_new("tensor");
+      char fill[64];
+      memset(fill, 'x', sizeof fill);
+      myelin_build_strn(b, "s", fill, shift);
+      int64_t shape[2] = {1, (int64_t)sizes[si]};
+      uint8_t *p = myelin_build_tensor(b, "data", MYELIN_U1, 2, shape);
+      ck_assert_ptr_nonnull(p);
+      ck_assert_uint_eq((uintptr_t)p % 8, 0);
+      for (size_t i = 0; i < sizes[si]; i++) p[i] = (uint8_t)(i * 13 + shift);
+      myelin_msg *m = myelin_builder_finish(b);
+      ck_assert_ptr_nonnull(m);
+      ck_assert_msg(!has_pad(m), "size %zu shift %zu: _pad in a small message", sizes[si], shift);
+      size_t len;
+      const uint8_t *bytes = myelin_msg_bytes(m, &len);
+      myelin_msg *d;
+      ck_assert_int_eq(myelin_msg_decode(bytes, len, 0, &d, NULL, NULL, 0), 0);
+      myelin_tensor t;
+      ck_assert_int_eq(myelin_msg_tensor(d, "data", &t), 0);
+      ck_assert_uint_eq(t.nbytes, sizes[si]);
+      ck_assert_int_eq(t.ndim, 2);
+      ck_assert_int_eq(t.shape[1], (int64_t)sizes[si]);
+      ck_assert_uint_eq((uintptr_t)t.data % 8, 0);
+      for (size_t i = 0; i < sizes[si]; i++) ck_assert_uint_eq(((const uint8_t *)t.data)[i], (uint8_t)(i * 13 + shift));
+      myelin_msg_unref(d);
+      myelin_msg_unref(m);
+    }
+  /* 16 floats (64 B) in a tensor message: no padding at all */
+  myelin_builder *b = myelin_builder_new("tensor");
+  int64_t s16[1] = {16};
+  float v[16] = {0};
+  myelin_build_tensor_copy(b, "data", MYELIN_F4, 1, s16, v);
+  myelin_msg *m = myelin_builder_finish(b);
+  size_t len;
+  myelin_msg_bytes(m, &len);
+  ck_assert(!has_pad(m));
+  ck_assert_uint_le(len, 64 + 48);
+  myelin_msg_unref(m);
+  /* 4 KiB and more: 64-byte aligned, also decoded from an odd address */
+  b = myelin_builder_new("tensor");
+  myelin_build_str(b, "name", "odd");
+  int64_t big[1] = {1024};
+  float *p = myelin_build_tensor(b, "data", MYELIN_F4, 1, big);
+  ck_assert_uint_eq((uintptr_t)p % 64, 0);
+  for (int i = 0; i < 1024; i++) p[i] = (float)i;
+  m = myelin_builder_finish(b);
+  const uint8_t *bytes = myelin_msg_bytes(m, &len);
+  uint8_t *odd = malloc(len + 3);
+  memcpy(odd + 3, bytes, len);
+  myelin_msg *d;
+  ck_assert_int_eq(myelin_msg_decode(odd + 3, len, 0, &d, NULL, NULL, 0), 0);
+  free(odd);
+  myelin_tensor t;
+  ck_assert_int_eq(myelin_msg_tensor(d, "data", &t), 0);
+  ck_assert_uint_eq((uintptr_t)t.data % 64, 0);
+  ck_assert_float_eq(((const float *)t.data)[1023], 1023.0f);
   myelin_msg_unref(d);
   myelin_msg_unref(m);
 }
@@ -564,7 +643,7 @@ START_TEST(deep_copy_and_context) {
   myelin_tensor a, c;
   ck_assert_int_eq(myelin_msg_tensor(ts, "t2", &a), 0);
   ck_assert_int_eq(myelin_msg_tensor(m, "t2", &c), 0);
-  ck_assert_uint_eq((uintptr_t)c.data % 64, 0);
+  ck_assert_uint_eq((uintptr_t)c.data % want_align(c.nbytes), 0);
   ck_assert_uint_eq(a.nbytes, c.nbytes);
   ck_assert(memcmp(a.data, c.data, a.nbytes) == 0);
   /* context: only the keys present are copied */
@@ -797,6 +876,7 @@ Suite *msg_suite(void) {
   tcase_add_test(tc, depth_limit);
   tcase_add_test(tc, size_limit);
   tcase_add_test(tc, misaligned_payload);
+  tcase_add_test(tc, padding_only_for_large_tensors);
   tcase_add_test(tc, builder_errors);
   tcase_add_test(tc, long_kind_and_big_message);
   tcase_add_test(tc, deep_copy_and_context);

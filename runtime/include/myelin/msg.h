@@ -12,8 +12,10 @@
  *    message, so the pointer handed out is always safe to cast.
  *  - building: myelin_builder_new(kind) opens the root map; myelin_build_*
  *    append fields; myelin_builder_finish() returns the message. Tensor
- *    payloads are placed at 64-byte-aligned addresses (a "_pad" bin entry is
- *    inserted in the tensor map when needed; readers ignore unknown keys).
+ *    payloads of 4 KiB or more are placed at 64-byte-aligned addresses (a
+ *    "_pad" bin entry is inserted in the tensor map when needed; readers skip
+ *    it, schemas/README.md); smaller ones at 8-byte-aligned addresses, with no
+ *    extra key.
  *    Maps and arrays are written with 32-bit headers whose counts are patched
  *    on close, so no count is needed up front. Errors are sticky: after the
  *    first failure every build call is a no-op and finish returns NULL.
@@ -186,9 +188,9 @@ void myelin_build_map_end(myelin_builder *b);
 void myelin_build_array_begin(myelin_builder *b, const char *key);
 void myelin_build_array_end(myelin_builder *b);
 
-/* Writes a tensor map and returns its payload (64-byte aligned, nbytes
- * uninitialized) for the caller to fill; the pointer is valid until the next
- * call on this builder. NULL on error. */
+/* Writes a tensor map and returns its payload (nbytes uninitialized; 64-byte
+ * aligned from 4 KiB, else 8-byte aligned) for the caller to fill; the pointer
+ * is valid until the next call on this builder. NULL on error. */
 void *myelin_build_tensor(myelin_builder *b, const char *key, myelin_dtype dtype, int ndim,
                           const int64_t *shape);
 /* Same, copying the payload from src. */
