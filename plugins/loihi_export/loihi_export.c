@@ -44,7 +44,7 @@ typedef struct exstate {
   double dt;
   int bundle;
   int64_t max_pending;
-  int have_net;
+  int have_net, exported;
   loihi_fnet fnet;
   loihi_store test;
 } exstate;
@@ -471,12 +471,23 @@ static int ex_process(void *state, int port, myelin_msg *msg) {
 static int ex_flush(void *state) {
   exstate *s = state;
   if (!s->have_net) return s->host->error(s->st, "no network message arrived; nothing to export");
-  return export_all(s);
+  int rc = export_all(s);
+  s->exported = rc == 0;
+  return rc;
 }
 
 static void ex_fini(void *state) {
   exstate *s = state;
   if (!s) return;
+  if (s->host->stopping(s->st)) { /* the run ended early: say what is left (README) */
+    if (s->exported)
+      s->host->log(s->st, MYELIN_LOG_INFO, "kept %s.net, %s.nir%s: complete", s->prefix, s->prefix,
+                   s->bundle ? " and .tar.gz" : "");
+    else
+      s->host->log(s->st, MYELIN_LOG_WARN,
+                   "discarded %s.*: nothing exported (the run stopped on an error or abort%s)", s->prefix,
+                   s->have_net ? "" : " before a network arrived");
+  }
   if (s->have_net) loihi_fnet_free(&s->fnet);
   loihi_store_clear(&s->test);
   free(s->prefix);

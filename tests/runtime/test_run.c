@@ -206,8 +206,9 @@ static char *blas_pipeline(const char *plugin, const char *d, const char ***outs
                 "  - {id: learn, plugin: biograd, inputs: {train: [src]},"
                 " params: {hidden: [16], classes: 2, sleep_every: 10}}\n"
                 "  - {id: net, plugin: file_sink, inputs: [learn.network], params: {path: %s/net.mpk}}\n"
-                "  - {id: met, plugin: file_sink, inputs: [learn.metrics], params: {path: %s/metrics.mpk}}\n",
-                d, d, d));
+                "  - {id: met, plugin: file_sink, inputs: [learn.metrics], params: {path: %s/metrics.mpk}}\n"
+                "  - {id: export, plugin: loihi_export, inputs: [learn.network], params: {path: %s/net}}\n",
+                d, d, d, d));
   }
   if (!strcmp(plugin, "isc")) { /* two subjects' volumes, interleaved */
     for (int i = 0; i < N; i++) {
@@ -291,6 +292,13 @@ static void sigint_blas(const char *plugin) {
                   "%s: no kept line for %s:\n%s", plugin, *o, err);
     long n = stream_count(mt_strf("%s/%s", d, *o));
     ck_assert_msg(n >= 1, "%s: %s missing or empty (%ld); stderr:\n%s", plugin, *o, n, err);
+  }
+  if (!strcmp(plugin, "biograd")) { /* the network the learner emits at its end is exported */
+    ck_assert_msg(
+        strstr(err, mt_strf("info: export (loihi_export): kept %s/net.net, %s/net.nir and .tar.gz", d, d)),
+        "%s", err);
+    ck_assert_int_gt(mt_file_size(mt_strf("%s/net.net", d)), 0);
+    ck_assert_int_gt(mt_file_size(mt_strf("%s/net.tar.gz", d)), 0);
   }
   /* the run was interrupted, not finished: the source stopped early */
   ck_assert_msg(strstr(err, "interrupt"), "%s:\n%s", plugin, err);
