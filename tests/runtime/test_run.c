@@ -7,7 +7,8 @@
  *   and exits 130 with complete outputs, whatever thread the kernel picks.
  * - Two signals at once (a process-group Ctrl-C, `timeout -s INT`) are one
  *   request; a second request more than a second later aborts and says what
- *   it discarded.
+ *   it discarded. A request while the pipeline is still being set up runs
+ *   nothing and leaves earlier outputs alone.
  * - The sink rule: a clean stop commits every sink's file, an error anywhere
  *   (a failing stage, truncated input, --check-messages) discards them; each
  *   sink says which on stderr.
@@ -19,6 +20,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -395,6 +397,46 @@ START_TEST(timeout_s_int_keeps_file) {
 }
 END_TEST
 
+/* A request that comes while the pipeline is still being set up (here
+ * file_source's init blocks opening a FIFO nobody writes yet): nothing is
+ * run, no output replaces an earlier one, exit 130. */
+START_TEST(sigint_before_the_run_starts) {
+  char *d = mt_tmpdir();
+  char *fifo = mt_strf("%s/in.mpk", d), *done = mt_strf("%s/out.mpk", d);
+  ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+  mt_write(done, "an earlier result");
+  char *f = write_pipeline(d, "p.yaml",
+                           mt_strf("name: p\nstages:\n"
+                                   "  - {id: src, plugin: file_source, params: {path: %s}}\n"
+                                   "  - {id: sink, plugin: file_sink, inputs: [src], params: {path: %s}}\n",
+                                   fifo, done));
+  char *log = mt_strf("%s/log.txt", d);
+  pid_t pid = spawn_run(f, log, "--stats");
+  usleep(500000); /* loaded, blocked in init */
+  kill(pid, SIGINT);
+  usleep(200000);
+  myelin_builder *b = myelin_builder_new("tensor"); /* now let init go on */
+  myelin_build_int(b, "seq", 0);
+  myelin_msg *m = myelin_builder_finish(b);
+  FILE *w = fopen(fifo, "wb");
+  ck_assert_ptr_nonnull(w);
+  size_t len;
+  const uint8_t *bytes = myelin_msg_bytes(m, &len);
+  fwrite(bytes, 1, len, w);
+  fclose(w);
+  myelin_msg_unref(m);
+  int rc = wait_exit(pid);
+  char *err = slurp(log);
+  ck_assert_msg(rc == 130, "exit %d:\n%s", rc, err);
+  ck_assert_msg(strstr(err, "interrupted before the run started"), "%s", err);
+  char *kept = slurp(done);
+  ck_assert_str_eq(kept, "an earlier result");
+  free(kept);
+  ck_assert_int_eq(count_named(d, ".tmp-"), 0);
+  free(err);
+}
+END_TEST
+
 /* A second request more than a second after the first aborts the drain:
  * the sink discards its file and says so, naming it. */
 START_TEST(second_sigint_later_aborts) {
@@ -685,6 +727,7 @@ int main(void) {
   tcase_add_test(tc, sigint_info_content);
   tcase_add_test(tc, double_sigint_is_one_request);
   tcase_add_test(tc, timeout_s_int_keeps_file);
+  tcase_add_test(tc, sigint_before_the_run_starts);
   tcase_add_test(tc, second_sigint_later_aborts);
   tcase_add_test(tc, error_discards_every_sink);
   tcase_add_test(tc, failing_stage_discards_other_branches);
