@@ -262,8 +262,7 @@ static void request_abort(struct myelin_run *run) {
 
 /* Numbers the stage's failure (once), so the root cause prints first. */
 static void mark_failed(rstage *s) {
-  unsigned none = 0;
-  atomic_compare_exchange_strong(&s->fail_no, &none, atomic_fetch_add(&s->run->n_failed, 1) + 1);
+  if (!atomic_load(&s->fail_no)) atomic_store(&s->fail_no, atomic_fetch_add(&s->run->n_failed, 1) + 1);
   atomic_store(&s->run->failed, 1);
   request_abort(s->run);
 }
