@@ -2,7 +2,7 @@
  * Stopping a run through the `myelin` CLI: signals, the sink rule, error
  * order, --stats and --progress.
  *
- * - SIGINT reaches a pipeline whose plugin starts an OpenBLAS thread pool
+ * - SIGINT (or SIGTERM) reaches a pipeline whose plugin starts an OpenBLAS pool
  *   when it is loaded (biograd, isc, encoding, info_content): the run drains
  *   and exits 130 with complete outputs, whatever thread the kernel picks.
  * - Two signals at once (a process-group Ctrl-C, `timeout -s INT`) are one
@@ -276,14 +276,14 @@ static char *blas_pipeline(const char *plugin, const char *d, const char ***outs
               d, d, d));
 }
 
-static void sigint_blas(const char *plugin) {
+static void signal_blas(const char *plugin, int sig) {
   char *d = mt_tmpdir();
   const char **outs;
   char *f = blas_pipeline(plugin, d, &outs);
   char *log = mt_strf("%s/log.txt", d);
   pid_t pid = spawn_run(f, log, "--stats");
   wait_running(pid, d, 1500);
-  kill(pid, SIGINT);
+  kill(pid, sig);
   int rc = wait_exit(pid);
   char *err = slurp(log);
   ck_assert_msg(rc == 130, "%s: exit %d, expected 130 after a clean drain; stderr:\n%s", plugin, rc, err);
@@ -303,17 +303,20 @@ static void sigint_blas(const char *plugin) {
     ck_assert_int_gt(mt_file_size(mt_strf("%s/net.tar.gz", d)), 0);
   }
   /* the run was interrupted, not finished: the source stopped early */
-  ck_assert_msg(strstr(err, "interrupt"), "%s:\n%s", plugin, err);
+  ck_assert_msg(strstr(err, sig == SIGINT ? "myelin: interrupt: stopping" : "myelin: terminate: stopping"),
+                "%s:\n%s", plugin, err);
   free(err);
 }
 
-START_TEST(sigint_biograd) { sigint_blas("biograd"); }
+START_TEST(sigint_biograd) { signal_blas("biograd", SIGINT); }
 END_TEST
-START_TEST(sigint_isc) { sigint_blas("isc"); }
+START_TEST(sigint_isc) { signal_blas("isc", SIGINT); }
 END_TEST
-START_TEST(sigint_encoding) { sigint_blas("encoding"); }
+START_TEST(sigint_encoding) { signal_blas("encoding", SIGINT); }
 END_TEST
-START_TEST(sigint_info_content) { sigint_blas("info_content"); }
+START_TEST(sigint_info_content) { signal_blas("info_content", SIGINT); }
+END_TEST
+START_TEST(sigterm_isc) { signal_blas("isc", SIGTERM); }
 END_TEST
 
 /* ---- 2. one request, however many copies -------------------------------- */
@@ -725,6 +728,7 @@ int main(void) {
   tcase_add_test(tc, sigint_isc);
   tcase_add_test(tc, sigint_encoding);
   tcase_add_test(tc, sigint_info_content);
+  tcase_add_test(tc, sigterm_isc);
   tcase_add_test(tc, double_sigint_is_one_request);
   tcase_add_test(tc, timeout_s_int_keeps_file);
   tcase_add_test(tc, sigint_before_the_run_starts);
