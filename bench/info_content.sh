@@ -69,13 +69,13 @@ if [ -n "$BIN" ]; then
   echo "rest $TREF TRs + task $M TRs, $N parcels)"
   for th in 1 2; do
     if [ -x /usr/bin/time ]; then
-      DEMO="$W" /usr/bin/time -f "%e %U %S" -o "$W/time.txt" "$BIN" run "$SRC/pipelines/info_content.yaml" \
+      DATA="$W" OUT="$W" /usr/bin/time -f "%e %U %S" -o "$W/time.txt" "$BIN" run "$SRC/pipelines/info_content.yaml" \
         --quiet --set info.threads=$th
       row "myelin run (threads: $th)" "$(awk '{ print $1 }' "$W/time.txt")" \
         "$(awk '{ printf "%.2f", $2 + $3 }' "$W/time.txt")" ""
     else
       t0=$(date +%s.%N)
-      DEMO="$W" "$BIN" run "$SRC/pipelines/info_content.yaml" --quiet --set info.threads=$th
+      DATA="$W" OUT="$W" "$BIN" run "$SRC/pipelines/info_content.yaml" --quiet --set info.threads=$th
       t1=$(date +%s.%N)
       row "myelin run (threads: $th)" "$(echo "$t0 $t1" | awk '{ printf "%.2f", $2 - $1 }')" "-" ""
     fi

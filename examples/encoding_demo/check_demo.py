@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """Checks the encoding demo's outputs: r must be high in the planted box only.
 
-    /usr/bin/python3 examples/encoding_demo/check_demo.py OUT
+    /usr/bin/python3 examples/encoding_demo/check_demo.py DATA [OUT]
 
-Reads OUT/truth.npy and every OUT/encoding/r_*.npy written by
+Reads DATA/truth.npy (DATA: the demo folder make_demo.py wrote) and every
+OUT/encoding/r_*.npy (OUT: the output folder, default out) written by
 pipelines/encoding.yaml (npy_sink: the `data` field [V], voxels in flat C
 order over the grid: the demo has no constant voxel, so `mask: auto` keeps
 them all). Prints the mean r inside and outside the box per map and exits 1
@@ -17,8 +18,9 @@ import numpy as np
 
 
 def main():
-    out = sys.argv[1]
-    inside = np.load(os.path.join(out, "truth.npy")).ravel() == 1
+    data = sys.argv[1] if len(sys.argv) > 1 else "out/encoding_demo"
+    out = sys.argv[2] if len(sys.argv) > 2 else "out"
+    inside = np.load(os.path.join(data, "truth.npy")).ravel() == 1
     maps = sorted(glob.glob(os.path.join(out, "encoding", "r_*.npy")))
     ok = bool(maps)
     for path in maps:

@@ -1,11 +1,11 @@
 #!/usr/bin/python3
-"""Check the demo's output DIR/info.mpk against an independent computation:
+"""Check the demo's output OUT/info_content/info.mpk against an independent computation:
 sklearn's KernelDensity for the information content and the paper's energy
 by numpy (closed form on the eigendecomposition; see plugins/info_content/README.md).
 Exit 1 on any mismatch; prints the mean information and energy per task.
 
-    check_demo.py DIR           output of pipelines/info_content.yaml (tolerance 1e-9)
-    check_demo.py DIR --bids    output of examples/info_content_demo/bids.yaml: the
+    check_demo.py DATA [OUT]         output of pipelines/info_content.yaml (tolerance 1e-9)
+    check_demo.py DATA [OUT] --bids  output of examples/info_content_demo/bids.yaml: the
                                 runs went through NIfTI voxels and fmri_source's
                                 parcel means (float32), so tolerance 1e-5"""
 import sys
@@ -21,10 +21,11 @@ def arr(t):
 def main():
     args = [a for a in sys.argv[1:] if a != "--bids"]
     bids = "--bids" in sys.argv[1:]
-    d = args[0] if args else "out/info_content_demo"
+    d = args[0] if args else "out/info_content_demo"  # DATA: the demo folder make_demo.py wrote
+    o = (args[1] if len(args) > 1 else "out") + "/info_content"  # OUT: the pipeline's output folder
     tol = 1e-5 if bids else 1e-9
     runs = {m["task"]: m for m in msgpack.Unpacker(open(f"{d}/runs.mpk", "rb"), raw=False)}
-    maps = list(msgpack.Unpacker(open(f"{d}/info_bids.mpk" if bids else f"{d}/info.mpk", "rb"), raw=False))
+    maps = list(msgpack.Unpacker(open(f"{o}/info_bids.mpk" if bids else f"{o}/info.mpk", "rb"), raw=False))
     A = np.load(f"{d}/connectome.npy")
     order = ["gambling", "rest", "social"] if bids else ["social", "rest", "gambling"]
     assert [m["task"] for m in maps] == order, [m.get("task") for m in maps]

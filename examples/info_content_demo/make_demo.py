@@ -10,7 +10,7 @@ DIR (default out/info_content_demo) receives
                     (variance x2.5), "rest", task "gambling" (variance x0.6),
                     data <f4 [T, N], tr 0.72, in that order (the task run
                     arrives first, so the stage has to hold it).
-Then: DEMO=DIR myelin run pipelines/info_content.yaml
+Then: DATA=DIR myelin run pipelines/info_content.yaml   (results in OUT, default out)
 
 With --bids the same three runs are also written as a BIDS folder of NIfTI
 images for fmri_source, with a parcellation:
@@ -19,7 +19,7 @@ images for fmri_source, with a parcellation:
 Every voxel of parcel k holds parcel k's series plus small voxel noise that
 averages out exactly (zero mean per parcel and TR), so fmri_source's parcel
 means reproduce runs.mpk up to float32 rounding.
-Then: DEMO=DIR myelin run examples/info_content_demo/bids.yaml
+Then: DATA=DIR myelin run examples/info_content_demo/bids.yaml
 """
 import argparse
 import os

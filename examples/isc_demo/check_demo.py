@@ -1,14 +1,15 @@
 #!/usr/bin/python3
 """Checks the ISC demo's outputs: the Fisher-mean map must show the planted box.
 
-    /usr/bin/python3 examples/isc_demo/check_demo.py OUT          (pipelines/isc.yaml)
-    /usr/bin/python3 examples/isc_demo/check_demo.py OUT --live   (pipelines/isc_live.yaml)
-    /usr/bin/python3 examples/isc_demo/check_demo.py OUT --feedback (pipelines/isc_feedback.yaml)
+    /usr/bin/python3 examples/isc_demo/check_demo.py DATA [OUT]            (pipelines/isc.yaml)
+    /usr/bin/python3 examples/isc_demo/check_demo.py DATA [OUT] --live     (pipelines/isc_live.yaml)
+    /usr/bin/python3 examples/isc_demo/check_demo.py DATA [OUT] --feedback (pipelines/isc_feedback.yaml)
 
-Reads OUT/isc/isc_story.npy (npy_sink: the `summary` field, [V]) and, when
-present, OUT/isc/isc_story.nii.gz (nifti_sink: one ISC volume per subject),
-and OUT/truth.npy. Prints the
-mean ISC inside and outside the box and exits 1 unless the box stands out.
+DATA is the demo folder make_demo.py wrote (truth.npy, bids/, reference.npy),
+OUT the pipelines' output folder (default out). Reads OUT/isc/isc_story.npy
+(npy_sink: the `summary` field, [V]) and, when present, OUT/isc/isc_story.nii.gz
+(nifti_sink: one ISC volume per subject). Prints the mean ISC inside and
+outside the box and exits 1 unless the box stands out.
 """
 import os
 import sys
@@ -28,36 +29,36 @@ def loo(d):
     return np.array(out)
 
 
-def check_live(out):
+def check_live(demo, out):
     """isc_live.mpk: one map per 20 TRs; the last equals batch ISC of the
     four subjects' NIfTI data."""
     import msgpack
     import nibabel as nib
-    maps = list(msgpack.Unpacker(open(os.path.join(out, "isc_live.mpk"), "rb"), raw=False))
+    maps = list(msgpack.Unpacker(open(os.path.join(out, "isc", "isc_live.mpk"), "rb"), raw=False))
     last = maps[-1]
     data = np.frombuffer(last["data"]["data"], last["data"]["dtype"]).reshape(last["data"]["shape"])
     subs = last["subjects"]
-    d = np.stack([nib.load(os.path.join(out, "bids", "sub-%s" % s, "func", "sub-%s_task-story_bold.nii.gz" % s))
+    d = np.stack([nib.load(os.path.join(demo, "bids", "sub-%s" % s, "func", "sub-%s_task-story_bold.nii.gz" % s))
                   .get_fdata(dtype=np.float32).reshape(-1, last["trs"]).T for s in subs], axis=2).astype(np.float64)
     diff = np.nanmax(np.abs(data - loo(d)))
     print("streamed maps: %d, TRs in the last: %d, max |streamed - batch numpy| = %.3g" % (len(maps), last["trs"], diff))
     sys.exit(0 if diff < 1e-6 and len(maps) == last["trs"] // 20 else 1)
 
 
-def check_feedback(out):
+def check_feedback(demo, out):
     """feedback.mpk: one map per 10 TRs; the last is corr(sub-01, reference)."""
     import msgpack
     import nibabel as nib
-    maps = list(msgpack.Unpacker(open(os.path.join(out, "feedback.mpk"), "rb"), raw=False))
+    maps = list(msgpack.Unpacker(open(os.path.join(out, "isc", "feedback.mpk"), "rb"), raw=False))
     last = maps[-1]
     r = np.frombuffer(last["data"]["data"], last["data"]["dtype"]).reshape(last["data"]["shape"])[0]
-    ref = np.load(os.path.join(out, "reference.npy")).astype(np.float64)
-    x = nib.load(os.path.join(out, "bids", "sub-01", "func", "sub-01_task-story_bold.nii.gz")) \
+    ref = np.load(os.path.join(demo, "reference.npy")).astype(np.float64)
+    x = nib.load(os.path.join(demo, "bids", "sub-01", "func", "sub-01_task-story_bold.nii.gz")) \
         .get_fdata(dtype=np.float32).reshape(-1, ref.shape[0]).T.astype(np.float64)
     x = x - x.mean(0)
     y = ref - ref.mean(0)
     want = (x * y).sum(0) / np.sqrt((x * x).sum(0) * (y * y).sum(0))
-    truth = np.load(os.path.join(out, "truth.npy")).ravel() == 1
+    truth = np.load(os.path.join(demo, "truth.npy")).ravel() == 1
     diff = np.max(np.abs(r - want))
     print("feedback maps: %d, last after %d TRs; max |myelin - numpy| = %.3g; box r %.3f, rest %.3f"
           % (len(maps), last["trs"], diff, r[truth].mean(), r[~truth].mean()))
@@ -65,12 +66,14 @@ def check_feedback(out):
 
 
 def main():
-    out = sys.argv[1]
-    if "--live" in sys.argv[2:]:
-        check_live(out)
-    if "--feedback" in sys.argv[2:]:
-        check_feedback(out)
-    truth = np.load(os.path.join(out, "truth.npy"))
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    data = args[0] if args else "out/isc_demo"
+    out = args[1] if len(args) > 1 else "out"
+    if "--live" in sys.argv[1:]:
+        check_live(data, out)
+    if "--feedback" in sys.argv[1:]:
+        check_feedback(data, out)
+    truth = np.load(os.path.join(data, "truth.npy"))
     m = np.load(os.path.join(out, "isc", "isc_story.npy"))
     inside = truth.ravel() == 1
     print("ISC (Fisher mean) inside the planted box: %.3f (min %.3f)" % (m[inside].mean(), m[inside].min()))

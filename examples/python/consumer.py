@@ -3,13 +3,15 @@
 
 Listens on HOST:PORT; a pipeline stage `{plugin: tcp_sink, params: {connect:
 HOST:PORT}}` dials in and streams every message. Prints one line per message
-(kind, seq, tensor shapes) and, with --out, saves every tensor field of the
-first message of each kind as .npy. Needs only msgpack and numpy.
+(kind, seq, tensor shapes) and, with --out DIR, saves every tensor field of
+the first message of each kind as DIR/KIND_FIELD.npy. Needs only msgpack and
+numpy.
 
-    python3 examples/python/consumer.py --port 7701 --expect 200 &
+    python3 examples/python/consumer.py --port 7701 --expect 200 --out out/consumer &
     myelin run pipelines/live_tcp.yaml
 """
 import argparse
+import os
 import socket
 
 import msgpack
@@ -30,6 +32,7 @@ def main():
     ap.add_argument("--port", type=int, default=7701)
     ap.add_argument("--expect", type=int, default=0, help="stop after this many messages (0 = until closed)")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--out", help="save the tensors of the first message of each kind as OUT/KIND_FIELD.npy")
     args = ap.parse_args()
     srv = socket.create_server((args.host, args.port))
     conn, _ = srv.accept()
@@ -44,6 +47,11 @@ def main():
             count += 1
             kinds[m["kind"]] = kinds.get(m["kind"], 0) + 1
             shapes = {k: as_array(v).shape for k, v in m.items() if is_tensor(v)}
+            if args.out and kinds[m["kind"]] == 1:
+                os.makedirs(args.out, exist_ok=True)
+                for k, v in m.items():
+                    if is_tensor(v):
+                        np.save(os.path.join(args.out, "%s_%s.npy" % (m["kind"], k)), as_array(v))
             if not args.quiet:
                 print(m["kind"], m.get("seq"), shapes)
     conn.close()

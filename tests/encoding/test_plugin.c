@@ -283,9 +283,9 @@ START_TEST(test_demo_pipeline) {
   MT_NEED_PYTHON("numpy nibabel msgpack", "the demo generator");
   char *dir = mt_tmpdir(), *out = NULL;
   const char *src = mt_env("MYELIN_SOURCE_DIR", "."), *py = mt_env("MYELIN_PYTHON", "/usr/bin/python3");
-  char *cmd = mt_strf("%s %s/examples/encoding_demo/make_demo.py %s --trs 200 && DEMO=%s %s run "
-                      "%s/pipelines/encoding.yaml --quiet && %s %s/examples/encoding_demo/check_demo.py %s",
-                      py, src, dir, dir, mt_env("MYELIN_BIN", "myelin"), src, py, src, dir);
+  char *cmd = mt_strf("%s %s/examples/encoding_demo/make_demo.py %s --trs 200 && DATA=%s OUT=%s %s run "
+                      "%s/pipelines/encoding.yaml --quiet && %s %s/examples/encoding_demo/check_demo.py %s %s",
+                      py, src, dir, dir, dir, mt_env("MYELIN_BIN", "myelin"), src, py, src, dir, dir);
   int rc = mt_run(cmd, &out);
   ck_assert_msg(rc == 0, "demo failed (%d):\n%s", rc, out);
   ck_assert_ptr_nonnull(strstr(out, "planted voxels recovered"));
@@ -305,8 +305,8 @@ START_TEST(test_demo_pipeline) {
       "  - {id: save, plugin: npy_sink, inputs: [encode], params: {path: \"%s/encoding/r_{subject}.npy\"}}\n",
       dir, dir, dir);
   mt_write(yaml, text);
-  cmd = mt_strf("rm -rf %s/encoding && %s run %s --quiet && %s %s/examples/encoding_demo/check_demo.py %s",
-                dir, mt_env("MYELIN_BIN", "myelin"), yaml, py, src, dir);
+  cmd = mt_strf("rm -rf %s/encoding && %s run %s --quiet && %s %s/examples/encoding_demo/check_demo.py %s %s",
+                dir, mt_env("MYELIN_BIN", "myelin"), yaml, py, src, dir, dir);
   rc = mt_run(cmd, &out);
   ck_assert_msg(rc == 0, "npy features pipeline failed (%d):\n%s", rc, out);
   free(out), free(cmd), free(yaml), free(text);

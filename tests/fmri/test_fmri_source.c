@@ -683,13 +683,13 @@ START_TEST(shipped_pipelines) {
   ck_assert_msg(access(yaml, R_OK) == 0, "%s is missing", yaml);
   char *root = make_bids();
   char *out = mt_strf("%s/out", root), *o = NULL;
-  char *cmd = mt_strf("FMRI=%s/sub-01/func/sub-01_task-story_run-2_bold.nii.gz OUT=%s %s run --quiet "
+  char *cmd = mt_strf("DATA=%s/sub-01/func/sub-01_task-story_run-2_bold.nii.gz OUT=%s %s run --quiet "
                       "%s/pipelines/fmri_to_nifti.yaml",
                       root, out, bin, src);
   ck_assert_msg(mt_run(cmd, &o) == 0, "%s", o);
   free(o);
   free(cmd);
-  char *clean = mt_strf("%s/01_task-story_run-2_clean.nii.gz", out);
+  char *clean = mt_strf("%s/fmri/01_task-story_run-2_clean.nii.gz", out);
   ck_assert_int_gt(mt_file_size(clean), 0);
 
   char *in = mt_strf("%s/incoming", root);
@@ -700,7 +700,7 @@ START_TEST(shipped_pipelines) {
     write_nifti(p, 1, f_run, &sr); /* 3-D volumes (T = 1) */
     free(p);
   }
-  cmd = mt_strf("WATCH=%s OUT=%s/live %s run --quiet %s --set scanner.idle_timeout=1.5 "
+  cmd = mt_strf("WATCH=%s OUT=%s %s run --quiet %s --set scanner.idle_timeout=1.5 "
                 "--set scanner.settle_ms=100",
                 in, root, bin, yaml);
   ck_assert_msg(mt_run(cmd, &o) == 0, "%s", o);
@@ -714,14 +714,14 @@ START_TEST(shipped_pipelines) {
   nifti_close(&r);
   free(live);
 
-  cmd = mt_strf("WATCH=%s OUT=%s/live2 %s run --quiet %s --set scanner.idle_timeout=0 "
+  cmd = mt_strf("WATCH=%s OUT=%s/o2 %s run --quiet %s --set scanner.idle_timeout=0 "
                 "--set scanner.settle_ms=100 & pid=$!; sleep 2; kill -INT $pid; wait $pid; echo rc=$?",
                 in, root, bin, yaml);
   ck_assert_int_eq(mt_run(cmd, &o), 0);
   ck_assert_msg(strstr(o, "rc=130") != NULL, "SIGINT should end the run with 130: %s", o);
   free(o);
   free(cmd);
-  live = mt_strf("%s/live2/05_live.nii.gz", root);
+  live = mt_strf("%s/o2/live/05_live.nii.gz", root);
   ck_assert_msg(nifti_open_file(&r, live, err, sizeof err) == 0, "%s", err);
   ck_assert_int_eq(r.h.nvols, 4);
   nifti_close(&r);
@@ -810,14 +810,14 @@ START_TEST(detrend_order_too_high_warns) {
   char *two = mt_strf("%s/sub-07_task-x_run-1_bold.nii.gz", dir), *o = NULL;
   subrun sr = {7, 1};
   write_nifti(two, 2, f_run, &sr);
-  char *cmd = mt_strf("FMRI=%s OUT=%s/out %s run %s/pipelines/fmri_to_nifti.yaml", two, dir, bin, src);
+  char *cmd = mt_strf("DATA=%s OUT=%s/out %s run %s/pipelines/fmri_to_nifti.yaml", two, dir, bin, src);
   ck_assert_msg(mt_run(cmd, &o) == 0, "%s", o);
   ck_assert_msg(strstr(o, "sub-07_task-x_run-1_bold.nii.gz: param detrend = 1 with T = 2 volumes") &&
                     strstr(o, "warn"),
                 "%s", o);
   free(o);
   free(cmd);
-  char *out = mt_strf("%s/out", dir);
+  char *out = mt_strf("%s/out/fmri", dir);
   nifti_header h;
   float *img = read_first_image(out, &h);
   ck_assert_int_eq(h.nvols, 2);
@@ -834,7 +834,7 @@ START_TEST(detrend_order_too_high_warns) {
     ck_assert_msg(strstr(o, "detrend") == NULL, "%s", o);
     free(o);
     free(cmd);
-    out = mt_strf("%s/demo", dir);
+    out = mt_strf("%s/demo/fmri", dir);
     img = read_first_image(out, &h);
     ck_assert_uint_ge(h.nvols, 10);
     size_t kept = 0;

@@ -516,7 +516,7 @@ START_TEST(pipeline_end_to_end) {
   ck_assert_msg(mt_run(cmd, &out) == 0, "%s", out);
   free(cmd);
   free(out);
-  cmd = mt_strf("cd %s && DEMO=%s %s run %s/pipelines/info_content.yaml --quiet --check-messages", dir, dir,
+  cmd = mt_strf("cd %s && DATA=%s %s run %s/pipelines/info_content.yaml --quiet --check-messages", dir, dir,
                 mt_env("MYELIN_BIN", "myelin"), src);
   ck_assert_msg(mt_run(cmd, &out) == 0, "%s\n%s", cmd, out);
   free(cmd);
@@ -540,8 +540,9 @@ START_TEST(pipeline_end_to_end) {
   free(cmd);
   free(out);
   free(yaml);
-  cmd = mt_strf("%s %s/examples/info_content_demo/check_demo.py %s",
-                mt_env("MYELIN_PYTHON", "/usr/bin/python3"), src, dir);
+  /* OUT defaults to out/ in the working directory */
+  cmd = mt_strf("%s %s/examples/info_content_demo/check_demo.py %s %s/out",
+                mt_env("MYELIN_PYTHON", "/usr/bin/python3"), src, dir, dir);
   ck_assert_msg(mt_run(cmd, &out) == 0, "%s", out);
   free(cmd);
   free(out);
@@ -559,12 +560,12 @@ START_TEST(bids_end_to_end) {
   ck_assert_msg(mt_run(cmd, &out) == 0, "%s", out);
   free(cmd);
   free(out);
-  cmd = mt_strf("DEMO=%s %s run %s/examples/info_content_demo/bids.yaml --quiet --check-messages", dir,
-                mt_env("MYELIN_BIN", "myelin"), src);
+  cmd = mt_strf("DATA=%s OUT=%s %s run %s/examples/info_content_demo/bids.yaml --quiet --check-messages", dir,
+                dir, mt_env("MYELIN_BIN", "myelin"), src);
   ck_assert_msg(mt_run(cmd, &out) == 0, "%s\n%s", cmd, out);
   free(cmd);
   free(out);
-  cmd = mt_strf("%s %s/examples/info_content_demo/check_demo.py %s --bids", py, src, dir);
+  cmd = mt_strf("%s %s/examples/info_content_demo/check_demo.py %s %s --bids", py, src, dir, dir);
   ck_assert_msg(mt_run(cmd, &out) == 0, "%s", out);
   ck_assert_msg(strstr(out, "ok") != NULL, "%s", out);
   free(cmd);

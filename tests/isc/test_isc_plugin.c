@@ -678,48 +678,57 @@ START_TEST(pipeline_end_to_end) {
   const char *src = mt_env("MYELIN_SOURCE_DIR", ".");
   const char *bin = mt_env("MYELIN_BIN", "myelin");
   char *dir = mt_tmpdir(), *out = NULL;
-  char *cmd = mt_strf("%s %s/examples/isc_demo/make_demo.py %s --subjects 6 --trs 80", py, src, dir);
+  /* DATA (the demo folder) and OUT apart: the pipelines must write under OUT only */
+  char *data = mt_strf("%s/data", dir), *outd = mt_strf("%s/out", dir);
+  char *cmd = mt_strf("%s %s/examples/isc_demo/make_demo.py %s --subjects 6 --trs 80", py, src, data);
   ck_assert_msg(mt_run(cmd, &out) == 0, "make_demo: %s", out);
   free(cmd);
   free(out);
-  cmd = mt_strf("ISC_DEMO=%s %s validate %s/pipelines/isc.yaml", dir, bin, src);
+  cmd = mt_strf("DATA=%s OUT=%s %s validate %s/pipelines/isc.yaml", data, outd, bin, src);
   ck_assert_msg(mt_run(cmd, &out) == 0, "validate: %s", out);
   free(cmd);
   free(out);
-  cmd = mt_strf("ISC_DEMO=%s %s run --quiet --check-messages %s/pipelines/isc.yaml", dir, bin, src);
+  cmd = mt_strf("DATA=%s OUT=%s %s run --quiet --check-messages %s/pipelines/isc.yaml", data, outd, bin, src);
   ck_assert_msg(mt_run(cmd, &out) == 0, "run: %s", out);
   free(cmd);
   free(out);
-  char *nii = mt_strf("%s/isc/isc_story.nii.gz", dir);
+  char *nii = mt_strf("%s/isc/isc_story.nii.gz", outd);
   ck_assert_msg(mt_file_size(nii) > 0, "no %s", nii);
-  cmd = mt_strf("%s %s/examples/isc_demo/check_demo.py %s", py, src, dir);
+  cmd = mt_strf("%s %s/examples/isc_demo/check_demo.py %s %s", py, src, data, outd);
   int rc = mt_run(cmd, &out);
   ck_assert_msg(rc == 0 && strstr(out, "planted region recovered"), "check_demo: %s", out);
   free(cmd);
   free(out);
   /* streaming: four interleaved volume sources, equal to batch numpy ISC */
-  cmd = mt_strf("ISC_DEMO=%s %s run --quiet --check-messages %s/pipelines/isc_live.yaml", dir, bin, src);
+  cmd = mt_strf("DATA=%s OUT=%s %s run --quiet --check-messages %s/pipelines/isc_live.yaml", data, outd, bin, src);
   ck_assert_msg(mt_run(cmd, &out) == 0, "run live: %s", out);
   free(cmd);
   free(out);
   if (mt_python_or_skip("numpy nibabel msgpack", "check_demo.py --live")) {
-    cmd = mt_strf("%s %s/examples/isc_demo/check_demo.py %s --live", py, src, dir);
+    cmd = mt_strf("%s %s/examples/isc_demo/check_demo.py %s %s --live", py, src, data, outd);
     rc = mt_run(cmd, &out);
     ck_assert_msg(rc == 0, "check_demo --live: %s", out);
     free(cmd);
     free(out);
   }
   /* reference mode: one live subject against the recorded group series */
-  cmd = mt_strf("ISC_DEMO=%s %s run --quiet --check-messages %s/pipelines/isc_feedback.yaml", dir, bin, src);
+  cmd = mt_strf("DATA=%s OUT=%s %s run --quiet --check-messages %s/pipelines/isc_feedback.yaml", data, outd, bin, src);
   ck_assert_msg(mt_run(cmd, &out) == 0, "run feedback: %s", out);
   free(cmd);
   free(out);
   if (mt_python_or_skip("numpy nibabel msgpack", "check_demo.py --feedback")) {
-    cmd = mt_strf("%s %s/examples/isc_demo/check_demo.py %s --feedback", py, src, dir);
+    cmd = mt_strf("%s %s/examples/isc_demo/check_demo.py %s %s --feedback", py, src, data, outd);
     rc = mt_run(cmd, &out);
     ck_assert_msg(rc == 0, "check_demo --feedback: %s", out);
     free(cmd);
     free(out);
+  }
+  /* nothing was written into the input folder */
+  const char *outputs[] = {"isc", "isc_live.mpk", "feedback.mpk"};
+  for (size_t i = 0; i < 3; i++) {
+    char *q = mt_strf("%s/%s", data, outputs[i]);
+    ck_assert_msg(access(q, F_OK) != 0, "%s written into the input folder", q);
+    free(q);
   }
   /* the two-sample test end to end: 3 + 3 subjects, exact over C(6, 3) = 20
    * assignments, p checked against the map schema and written as .npy */
@@ -729,7 +738,7 @@ START_TEST(pipeline_end_to_end) {
       mt_strf(
           "name: isc-groups\n"
           "stages:\n"
-          "  - {id: bold, plugin: fmri_source, params: {path: '%s/bids', detrend: 1}}\n"
+          "  - {id: bold, plugin: fmri_source, params: {path: '%s/data/bids', detrend: 1}}\n"
           "  - id: isc\n"
           "    plugin: isc\n"
           "    inputs: [bold]\n"
@@ -756,12 +765,14 @@ START_TEST(pipeline_end_to_end) {
   ck_assert_uint_gt(finite, 0);
   myelin_array_free(&pa);
   /* a bad param is reported against the file, exit code 2 */
-  cmd = mt_strf("ISC_DEMO=%s %s run %s/pipelines/isc.yaml --set isc.tolerate_nans=sometimes", dir, bin, src);
+  cmd = mt_strf("DATA=%s %s run %s/pipelines/isc.yaml --set isc.tolerate_nans=sometimes", data, bin, src);
   rc = mt_run(cmd, &out);
   ck_assert_msg(rc == 2 && strstr(out, "tolerate_nans"), "bad param: rc %d: %s", rc, out);
   free(cmd);
   free(out);
   free(nii);
+  free(data);
+  free(outd);
   cmd = mt_strf("rm -rf %s", dir);
   mt_run(cmd, NULL);
   free(cmd);
