@@ -110,7 +110,8 @@ int loihi_netx_write(const char *path, const loihi_net *n, char *err, size_t err
 
 /* ---- NIR HDF5 (neuromorphs/NIR) ------------------------------------------ */
 #define LOIHI_NIR_VERSION "1.0.7"
-/* dt: seconds per step. */
+/* dt: seconds per step, stored as the graph's metadata `dt` (/node/metadata/dt).
+ * Numeric arrays are gzip-compressed (deflate 4, one chunk), as nir.write. */
 int loihi_nir_write(const char *path, const loihi_net *n, double dt, char *err, size_t errlen);
 
 /* ---- bit-accurate simulator ---------------------------------------------- */

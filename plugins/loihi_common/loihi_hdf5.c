@@ -418,15 +418,36 @@ int loihi_netx_read_mem(const void *buf, size_t len, loihi_net *out, char *err, 
 
 /* ---- writing ------------------------------------------------------------- */
 
-static int put(hid_t g, const char *name, hid_t ftype, hid_t mtype, int ndim, const hsize_t *dims,
-               const void *data) {
+/* gzip: one chunk, deflate level 4 (what nir.write's compression="gzip"
+ * gives through h5py); only for non-empty arrays (scalars cannot be
+ * chunked). The netx file stays uncompressed, as lava-dl's. */
+static int put_z(hid_t g, const char *name, hid_t ftype, hid_t mtype, int ndim, const hsize_t *dims,
+                 const void *data, int gzip) {
   hid_t sp = ndim == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(ndim, dims, NULL);
   if (sp < 0) return -1;
-  hid_t d = H5Dcreate2(g, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  hid_t dcpl = H5P_DEFAULT;
+  int nonempty = ndim > 0;
+  for (int k = 0; k < ndim; k++)
+    nonempty &= dims[k] > 0;
+  if (gzip && nonempty) {
+    dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (dcpl < 0 || H5Pset_chunk(dcpl, ndim, dims) < 0 || H5Pset_deflate(dcpl, 4) < 0) {
+      if (dcpl >= 0) H5Pclose(dcpl);
+      H5Sclose(sp);
+      return -1;
+    }
+  }
+  hid_t d = H5Dcreate2(g, name, ftype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
   int rc = d < 0 ? -1 : (H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0 ? -1 : 0);
   if (d >= 0) H5Dclose(d);
+  if (dcpl != H5P_DEFAULT) H5Pclose(dcpl);
   H5Sclose(sp);
   return rc;
+}
+
+static int put(hid_t g, const char *name, hid_t ftype, hid_t mtype, int ndim, const hsize_t *dims,
+               const void *data) {
+  return put_z(g, name, ftype, mtype, ndim, dims, data, 0);
 }
 
 static int put_i64(hid_t g, const char *name, int64_t v) {
@@ -525,7 +546,7 @@ int loihi_netx_write(const char *path, const loihi_net *n, char *err, size_t err
 
 static int put_f64_vec(hid_t g, const char *name, int n, const double *x) {
   hsize_t d = (hsize_t)n;
-  return put(g, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &d, x);
+  return put_z(g, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &d, x, 1);
 }
 
 static hid_t nir_node(hid_t nodes, const char *name, const char *type) {
@@ -541,7 +562,7 @@ static int nir_shape_node(hid_t nodes, const char *name, const char *type, int64
   hid_t g = nir_node(nodes, name, type);
   if (g < 0) return -1;
   hsize_t one = 1;
-  int rc = put(g, "shape", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &one, &n);
+  int rc = put_z(g, "shape", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &one, &n, 1);
   H5Gclose(g);
   return rc;
 }
@@ -557,12 +578,12 @@ static int nir_affine(hid_t nodes, int l, const loihi_layer *L) {
   hsize_t dw[2] = {(hsize_t)L->n_out, (hsize_t)L->n_in}, db = (hsize_t)L->n_out;
   int rc = w ? 0 : -1;
   for (size_t k = 0; w && k < nw; k++) w[k] = (float)L->weight[k] / 64.0f;
-  if (w) rc |= put(g, "weight", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dw, w);
+  if (w) rc |= put_z(g, "weight", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dw, w, 1);
   /* a constant bias b (added to v each step) equals, at steady state, a
    * current input of b * iDecay/4096 (exact when iDecay = 4096) */
   for (int j = 0; w && j < L->n_out; j++)
     w[j] = L->bias ? (float)(L->bias[j] / 64.0 * (double)L->i_decay / LOIHI_DECAY_UNITY) : 0.0f;
-  if (w) rc |= put(g, "bias", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &db, w);
+  if (w) rc |= put_z(g, "bias", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &db, w, 1);
   free(w);
   H5Gclose(g);
   return rc;
@@ -649,6 +670,11 @@ int loihi_nir_write(const char *path, const loihi_net *n, double dt, char *err, 
       rc |= nir_affine(nodes, l, &n->layers[l]) | nir_cubalif(nodes, l, &n->layers[l], dt);
     rc |= nir_shape_node(nodes, "output", "Output", n->layers[n->n_layers - 1].n_out);
     rc |= nir_edges(node, n->n_layers);
+    /* the graph's metadata (nir.NIRGraph(metadata=...), read back by
+     * nir.read): the seconds per step the time constants assume */
+    hid_t meta = H5Gcreate2(node, "metadata", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    rc |= meta < 0 ? -1 : put(meta, "dt", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 0, NULL, &dt);
+    if (meta >= 0) H5Gclose(meta);
   }
   if (nodes >= 0) H5Gclose(nodes);
   if (node >= 0) H5Gclose(node);

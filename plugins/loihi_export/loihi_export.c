@@ -262,7 +262,11 @@ static char *readme_text(const loihi_net *q, const results *r, double dt) {
           "NIR (neuromorphs/NIR; snnTorch, Norse, Spyx, Lava-NIR, SpiNNaker2, ...):\n"
           "    import nir\n"
           "    graph = nir.read('%s')   # nodes: input, fc<i> (Affine), lif<i> (CubaLIF), output\n"
-          "    # then e.g. snntorch.import_from_nir(graph) or norse.torch.from_nir(graph)\n\n"
+          "    dt = float(graph.metadata['dt'])   # seconds per step the time constants assume\n"
+          "    # snnTorch:  from snntorch.import_nir import import_from_nir\n"
+          "    #            net = import_from_nir(graph, dt=dt)   (its default dt is 1e-4)\n"
+          "    # Norse:     import norse.torch; net = norse.torch.from_nir(graph, dt=dt)\n"
+          "    # Importers must simulate at this dt (snnTorch checks r == tau_mem/dt).\n\n"
           "Units in the NIR file follow NIR's Lava examples: tau = dt*4096/decay,\n"
           "r = tau_mem/dt, w_in = tau_syn/dt, v_threshold = vThMant/64, weight = W/64.\n"
           "manifest.json lists layer sizes, quantization scales, the source pipeline and\n"
@@ -498,18 +502,37 @@ static void ex_fini(void *state) {
 /* ---- descriptor ---------------------------------------------------------- */
 
 static const myelin_param_def ex_params[] = {
-    {.name = "path", .type = MYELIN_PARAM_PATH, .def = NULL,
+    {.name = "path",
+     .type = MYELIN_PARAM_PATH,
+     .def = NULL,
      .doc = "Output prefix: writes PREFIX.net (lava-dl netx), PREFIX.nir (NIR) and PREFIX.tar.gz. "
             "Parent folders are created."},
-    {.name = "dt", .type = MYELIN_PARAM_FLOAT, .def = "0.001", .has_range = 1, .min = 1e-9, .max = 1e6,
-     .unit = "s", .doc = "Seconds per time step, for the NIR time constants (tau = dt*4096/decay)."},
-    {.name = "bundle", .type = MYELIN_PARAM_BOOL, .def = "true",
+    {.name = "dt",
+     .type = MYELIN_PARAM_FLOAT,
+     .def = "0.0001",
+     .has_range = 1,
+     .min = 1e-9,
+     .max = 1e6,
+     .unit = "s",
+     .doc = "Seconds per time step, for the NIR time constants (tau = dt*4096/decay, r = tau_mem/dt); stored "
+            "as the NIR graph's metadata dt. 1e-4 is what snnTorch's NIR importer and NIR's Lava example "
+            "assume (snnTorch rejects other values: 'r not supported in CubaLIF')."},
+    {.name = "bundle",
+     .type = MYELIN_PARAM_BOOL,
+     .def = "true",
      .doc = "Also write PREFIX.tar.gz with both files, manifest.json and README.txt."},
-    {.name = "pipeline", .type = MYELIN_PARAM_INPUT_PATH, .def = "",
+    {.name = "pipeline",
+     .type = MYELIN_PARAM_INPUT_PATH,
+     .def = "",
      .doc = "Pipeline file to record in manifest.json as the network's source (text embedded); "
             "a relative path missing from the working directory is looked up next to the pipeline file."},
-    {.name = "max_pending", .type = MYELIN_PARAM_INT, .def = "20000", .has_range = 1, .min = 0,
-     .max = 10000000, .unit = "samples",
+    {.name = "max_pending",
+     .type = MYELIN_PARAM_INT,
+     .def = "20000",
+     .has_range = 1,
+     .min = 0,
+     .max = 10000000,
+     .unit = "samples",
      .doc = "Test samples held (compactly) until the network arrives; more is an error."},
     {0}};
 

@@ -53,12 +53,16 @@ FIELDS = {
 with h5py.File(nir_path, "r") as f:
     assert isinstance(f["version"][()].decode("utf8"), str)
     node = f["node"]
-    assert set(node.keys()) == {"type", "nodes", "edges"}
+    assert set(node.keys()) == {"type", "nodes", "edges", "metadata"}
     assert node["type"][()] == b"NIRGraph"
+    dt = float(node["metadata"]["dt"][()])  # seconds per step (nir.NIRGraph metadata)
+    assert dt > 0
     sizes = {}
     for name, g in node["nodes"].items():
         t = g["type"][()].decode("utf8")
         assert set(g.keys()) == FIELDS[t], (name, set(g.keys()))
+        for k in FIELDS[t] - {"type"}:  # arrays gzip'd, as nir.write
+            assert g[k].compression == "gzip", (name, k, g[k].compression)
         if t == "Affine":
             sizes[name] = (g["weight"].shape[1], g["weight"].shape[0])
             assert g["bias"].shape == (g["weight"].shape[0],)
@@ -67,8 +71,8 @@ with h5py.File(nir_path, "r") as f:
             for k in FIELDS[t] - {"type"}:
                 assert g[k].shape == (n,), (name, k)
             sizes[name] = (n, n)
-            assert np.allclose(g["r"][()], g["tau_mem"][()] / 1e-3)
-            assert np.allclose(g["w_in"][()], g["tau_syn"][()] / 1e-3)
+            assert np.allclose(g["r"][()], g["tau_mem"][()] / dt)
+            assert np.allclose(g["w_in"][()], g["tau_syn"][()] / dt)
         else:
             n = int(g["shape"][()][0])
             sizes[name] = (n, n)

@@ -359,6 +359,39 @@ static const item *find(const items *it, const char *path) {
   return NULL;
 }
 
+/* The float64 scalar at path in an HDF5 file (NaN when absent). */
+static double h5_scalar(const char *file, const char *path) {
+  double v = NAN;
+  hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+  ck_assert_msg(f >= 0, "cannot open %s", file);
+  if (H5Lexists(f, "/node/metadata", H5P_DEFAULT) > 0 && H5Lexists(f, path, H5P_DEFAULT) > 0) {
+    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
+    if (H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) < 0) v = NAN;
+    H5Dclose(d);
+  }
+  H5Fclose(f);
+  return v;
+}
+
+/* 1 when the dataset at path is stored with the deflate (gzip) filter. */
+static int h5_gzipped(const char *file, const char *path) {
+  hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+  ck_assert_msg(f >= 0, "cannot open %s", file);
+  hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
+  ck_assert_msg(d >= 0, "%s: no %s", file, path);
+  hid_t pl = H5Dget_create_plist(d);
+  int z = 0;
+  for (int i = 0; i < H5Pget_nfilters(pl); i++) {
+    unsigned flags;
+    size_t nv = 0;
+    z |= H5Pget_filter2(pl, (unsigned)i, &flags, &nv, NULL, 0, NULL, NULL) == H5Z_FILTER_DEFLATE;
+  }
+  H5Pclose(pl);
+  H5Dclose(d);
+  H5Fclose(f);
+  return z;
+}
+
 static void same_item(const items *a, const char *pa, const items *b, const char *pb) {
   const item *x = find(a, pa), *y = find(b, pb);
   ck_assert_msg(x != NULL, "exported file lacks %s", pa);
@@ -511,7 +544,13 @@ START_TEST(test_export_files_and_layout) {
     ck_assert_int_eq(count_prefix(&nir, a), 3);
   }
   ck_assert_int_eq(count_prefix(&nir, "/node/nodes/input/"), 2);
-  ck_assert_int_eq(nir.n, 3 + 1 + 2 + 2 + 2 + 3 * (1 + 3 + 1 + 8) + 1);
+  /* + the graph metadata group and its dt */
+  ck_assert_int_eq(nir.n, 3 + 1 + 2 + 2 + 2 + 3 * (1 + 3 + 1 + 8) + 1 + 2);
+  ck_assert(find(&nir, "/node/metadata") && find(&nir, "/node/metadata/dt"));
+  ck_assert(h5_scalar(nirp, "/node/metadata/dt") == 0.001); /* run_export's dt */
+  /* arrays gzip'd as nir.write does; the netx file as lava-dl's (plain) */
+  ck_assert(h5_gzipped(nirp, "/node/nodes/fc0/weight") && h5_gzipped(nirp, "/node/nodes/lif2/tau_mem"));
+  ck_assert(!h5_gzipped(netp, "/layer/0/weight"));
 
   /* the bundle: both files, manifest.json, README.txt */
   struct archive *a = archive_read_new();
@@ -539,6 +578,10 @@ START_TEST(test_export_files_and_layout) {
     } else if (strcmp(name, "README.txt") == 0) {
       ck_assert_ptr_nonnull(strstr(buf, "netx.hdf5.Network(net_config='mnist.net')"));
       ck_assert_ptr_nonnull(strstr(buf, "nir.read('mnist.nir')"));
+      /* the importers' real entry points (snnTorch exports no top-level import_from_nir) */
+      ck_assert_ptr_nonnull(strstr(buf, "from snntorch.import_nir import import_from_nir"));
+      ck_assert_ptr_nonnull(strstr(buf, "graph.metadata['dt']"));
+      ck_assert_ptr_null(strstr(buf, "snntorch.import_from_nir("));
       seen |= 8;
     }
     free(buf);
@@ -823,6 +866,10 @@ START_TEST(test_cli_biograd_export_pipeline) {
   ck_assert_int_eq(q.layers[0].i_decay, 2048); /* biograd's cdecay 0.5 */
   ck_assert_int_eq(q.layers[0].v_decay, 1024); /* vdecay 0.75 */
   loihi_net_free(&q);
+  /* default dt: 1e-4 s, what snnTorch's NIR importer assumes, in the graph metadata */
+  char *nirp = mt_strf("%s/out/fmnist.nir", dir);
+  ck_assert(h5_scalar(nirp, "/node/metadata/dt") == 1e-4);
+  free(nirp);
   /* the manifest records the source pipeline's text */
   free(cmd);
   free(out);
