@@ -890,11 +890,39 @@ START_TEST(test_cli_biograd_export_pipeline) {
 }
 END_TEST
 
+/* The main job, pipelines/fashion_mnist_biograd.yaml, in miniature (--set
+ * shrinks the data and the network): its bundle's manifest records the
+ * pipeline (source.pipeline was null: the job did not name its file). */
+START_TEST(test_main_job_manifest_names_pipeline) {
+  need_plugins("dataset spike_encoder file_sink biograd loihi_export");
+  MT_NEED_FILE("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", "dataset-fashion-mnist");
+  char *dir = mt_tmpdir();
+  char *cmd =
+      mt_strf("cd %s && OUT=%s %s run %s/pipelines/fashion_mnist_biograd.yaml --quiet --set train.limit=100 "
+              "--set train.epochs=1 --set test.limit=20 --set 'learn.hidden=[8]'",
+              dir, dir, getenv("MYELIN_BIN"), mt_env("MYELIN_SOURCE_DIR", "."));
+  char *out = NULL;
+  int rc = mt_run(cmd, &out);
+  ck_assert_msg(rc == 0, "myelin run failed (%d): %s", rc, out);
+  free(out);
+  free(cmd);
+  cmd = mt_strf("tar -xzf %s/fashion_mnist_biograd.tar.gz -O manifest.json", dir);
+  ck_assert_int_eq(mt_run(cmd, &out), 0);
+  ck_assert_msg(strstr(out, "\"pipeline\": {\"path\": ") && strstr(out, "fashion_mnist_biograd.yaml") &&
+                    strstr(out, "name: fashion-mnist-biograd"),
+                "manifest.json lacks the source pipeline:\n%s", out);
+  free(out);
+  free(cmd);
+  free(dir);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("loihi_plugins");
   TCase *tc = tcase_create("plugins");
   tcase_set_timeout(tc, 300);
   tcase_add_test(tc, test_sim_netx_fixture_predictions);
+  tcase_add_test(tc, test_main_job_manifest_names_pipeline);
   tcase_add_test(tc, test_sim_network_input_and_pending);
   tcase_add_test(tc, test_sim_pending_store_forms);
   tcase_add_test(tc, test_sim_errors);
