@@ -202,7 +202,12 @@ static char *manifest_text(exstate *s, const loihi_net *q, const results *r) {
   fprintf(f, "],\n  \"layers\": [\n");
   for (int l = 0; l < q->n_layers; l++) {
     const loihi_layer *L = &q->layers[l];
-    fprintf(f, "    {\"name\": ");
+    /* one name per layer in all three files: the NIR nodes fc<l>/lif<l> of
+     * netx's /layer/<l>; the learner's own name is kept as source_name */
+    fprintf(
+        f,
+        "    {\"name\": \"fc%d\", \"netx\": \"/layer/%d\", \"nir\": [\"fc%d\", \"lif%d\"], \"source_name\": ",
+        l, l, l, l);
     json_str(f, s->fnet.layers[l].name);
     fprintf(f, ", \"in\": %d, \"out\": %d, \"scale\": %.17g, \"float_weight_absmax\": %.9g, "
                "\"weight_min\": %lld, \"weight_max\": %lld, \"iDecay\": %lld, \"vDecay\": %lld, "

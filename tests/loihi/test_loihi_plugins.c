@@ -574,6 +574,13 @@ START_TEST(test_export_files_and_layout) {
       ck_assert_ptr_nonnull(strstr(buf, "\"layer_sizes\": [784, 128, 64, 10]"));
       ck_assert_ptr_nonnull(strstr(buf, "\"scale\""));
       ck_assert_ptr_nonnull(strstr(buf, "\"source\""));
+      /* the same layer names as the NIR nodes and the netx groups, by index */
+      for (int l = 0; l < 3; l++) {
+        char *want = mt_strf("{\"name\": \"fc%d\", \"netx\": \"/layer/%d\", \"nir\": [\"fc%d\", \"lif%d\"], "
+                             "\"source_name\": \"dense%d\"",
+                             l, l, l, l, l);
+        ck_assert_msg(strstr(buf, want) != NULL, "manifest lacks %s:\n%s", want, buf);
+      }
       seen |= 4;
     } else if (strcmp(name, "README.txt") == 0) {
       ck_assert_ptr_nonnull(strstr(buf, "netx.hdf5.Network(net_config='mnist.net')"));
