@@ -209,7 +209,7 @@ static int cmd_run(int argc, char **argv, int validate_only) {
   run_opts o = {0};
   int rc = 2;
   if (!sets) {
-    fprintf(stderr, "myelin %s: out of memory\n", cmd);
+    fprintf(stderr, "myelin %s: error: out of memory\n", cmd);
     return 1;
   }
   for (int i = 0; i < argc; i++) {

@@ -174,7 +174,7 @@ int cmd_cat(int argc, char **argv) {
   }
   myelin_reader *rd = myelin_reader_new(f, 0);
   if (!rd) {
-    fprintf(stderr, "%s: out of memory\n", path);
+    fprintf(stderr, "%s: error: out of memory\n", path);
     if (f != stdin) fclose(f);
     return 1;
   }

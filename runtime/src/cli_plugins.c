@@ -149,7 +149,7 @@ int cmd_plugins(int argc, char **argv) {
     if (json) printf("%s]\n", L.n ? "\n" : "");
     if (!L.n) fprintf(stderr, "no plugins found\n");
   } else {
-    fprintf(stderr, "myelin plugins: out of memory\n");
+    fprintf(stderr, "myelin plugins: error: out of memory\n");
   }
   for (size_t i = 0; i < L.n; i++)
     plugin_close(&L.e[i].lib);
