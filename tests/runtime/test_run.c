@@ -327,6 +327,29 @@ static long stats_counter(const char *log, const char *name) {
   return atol(p + strlen(name));
 }
 
+/* gen_source -> slow_sink (1 ms a message, 64 queued) -> file_sink: a drain
+ * of ~60 ms, long enough for a second signal copy to arrive during it. */
+static char *live_pipeline(const char *d) {
+  return write_pipeline(
+      d, "live.yaml",
+      mt_strf("name: live\nplugin_path: [%s]\nstages:\n"
+              "  - {id: gen, plugin: gen_source, params: {count: 0, bytes: 200}}\n"
+              "  - {id: p, plugin: slow_sink, inputs: [gen], queue: {capacity: 64},"
+              " params: {delay_us: 1000}}\n"
+              "  - {id: sink, plugin: file_sink, inputs: [p], params: {path: %s/live.mpk}}\n",
+              mt_env("MYELIN_TEST_PLUGINS", "."), d));
+}
+
+/* The run drained: nothing discarded, and live.mpk holds exactly the
+ * messages the sink accepted (--stats), under its final name. */
+static void assert_live_kept(const char *d, const char *log, int round) {
+  ck_assert_msg(!strstr(log, "discarded") && !strstr(log, "aborting"), "round %d:\n%s", round, log);
+  long accepted = stats_counter(log, "sink.messages = ");
+  ck_assert_int_gt(accepted, 10);
+  ck_assert_int_eq(stream_count(mt_strf("%s/live.mpk", d)), accepted);
+  ck_assert_int_eq(count_named(d, ".tmp-"), 0);
+}
+
 /* Two signals at once, as a process-group Ctrl-C or `timeout -s INT` sends
  * them (to the process, then to its group), a few milliseconds apart (with
  * no gap the kernel merges them into one pending signal): the run drains and
@@ -334,16 +357,7 @@ static long stats_counter(const char *log, const char *name) {
 START_TEST(double_sigint_is_one_request) {
   for (int i = 0; i < 6; i++) {
     char *d = mt_tmpdir();
-    /* a drain of ~60 ms (64 queued messages, 1 ms each): the second copy
-     * arrives while it runs */
-    char *f = write_pipeline(
-        d, "live.yaml",
-        mt_strf("name: live\nplugin_path: [%s]\nstages:\n"
-                "  - {id: gen, plugin: gen_source, params: {count: 0, bytes: 200}}\n"
-                "  - {id: p, plugin: slow_sink, inputs: [gen], queue: {capacity: 64},"
-                " params: {delay_us: 1000}}\n"
-                "  - {id: sink, plugin: file_sink, inputs: [p], params: {path: %s/live.mpk}}\n",
-                mt_env("MYELIN_TEST_PLUGINS", "."), d));
+    char *f = live_pipeline(d);
     char *log = mt_strf("%s/log.txt", d);
     pid_t pid = spawn_run(f, log, "--stats");
     wait_running(pid, d, 300);
@@ -364,11 +378,7 @@ START_TEST(double_sigint_is_one_request) {
     int rc = wait_exit(pid);
     char *err = slurp(log);
     ck_assert_msg(rc == 130, "round %d: exit %d; stderr:\n%s", i, rc, err);
-    ck_assert_msg(!strstr(err, "discarded") && !strstr(err, "aborting"), "round %d:\n%s", i, err);
-    long accepted = stats_counter(err, "sink.messages = ");
-    ck_assert_int_gt(accepted, 10);
-    ck_assert_int_eq(stream_count(mt_strf("%s/live.mpk", d)), accepted);
-    ck_assert_int_eq(count_named(d, ".tmp-"), 0);
+    assert_live_kept(d, err, i);
     free(err);
   }
 }
@@ -379,22 +389,11 @@ END_TEST
 START_TEST(timeout_s_int_keeps_file) {
   for (int i = 0; i < 3; i++) {
     char *d = mt_tmpdir();
-    char *f = write_pipeline(
-        d, "live.yaml",
-        mt_strf("name: live\nplugin_path: [%s]\nstages:\n"
-                "  - {id: gen, plugin: gen_source, params: {count: 0, bytes: 200}}\n"
-                "  - {id: p, plugin: slow_sink, inputs: [gen], queue: {capacity: 64},"
-                " params: {delay_us: 1000}}\n"
-                "  - {id: sink, plugin: file_sink, inputs: [p], params: {path: %s/live.mpk}}\n",
-                mt_env("MYELIN_TEST_PLUGINS", "."), d));
+    char *f = live_pipeline(d);
     char *out;
     int rc = mt_run(mt_strf("timeout --preserve-status -s INT 1 %s run %s --stats", bin(), f), &out);
     ck_assert_msg(rc == 130, "round %d: exit %d:\n%s", i, rc, out);
-    ck_assert_msg(!strstr(out, "discarded") && !strstr(out, "aborting"), "round %d:\n%s", i, out);
-    long accepted = stats_counter(out, "sink.messages = ");
-    ck_assert_int_gt(accepted, 10);
-    ck_assert_int_eq(stream_count(mt_strf("%s/live.mpk", d)), accepted);
-    ck_assert_int_eq(count_named(d, ".tmp-"), 0);
+    assert_live_kept(d, out, i);
     free(out);
   }
 }
