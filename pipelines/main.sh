@@ -3,7 +3,7 @@
 # PREFIX (default /usr/local: `myelin`, its plugins, headers, schemas and
 # myelin.pc), and runs the BioGrad pipeline on Debian's Fashion-MNIST with a
 # short default budget (pipelines/fashion_mnist_biograd.yaml: 5,000 training
-# images x 16 epochs, the whole test split evaluated after each; about 90 s),
+# images x 16 epochs, the whole test split scored for each at the end; about 3 minutes on 2 cores),
 # then exports the network for Loihi. Results land in ${OUT:-out}/: the netx
 # (.net) and NIR (.nir) files, a .tar.gz bundle with a manifest, and the
 # per-epoch metrics (.metrics.mpk).
