@@ -24,22 +24,26 @@ static void unload_all(void) { myelin_schemas_free(S); }
 
 static void tensor_u4(myelin_builder *b, const char *key, int64_t n) {
   uint32_t *p = myelin_build_tensor(b, key, MYELIN_U4, 1, &n);
-  for (int64_t i = 0; i < n; i++) p[i] = (uint32_t)i;
+  for (int64_t i = 0; i < n; i++)
+    p[i] = (uint32_t)i;
 }
 static void tensor_f4(myelin_builder *b, const char *key, int ndim, int64_t d0, int64_t d1) {
   int64_t shape[2] = {d0, d1};
   float *p = myelin_build_tensor(b, key, MYELIN_F4, ndim, shape);
   size_t n = (size_t)d0 * (ndim > 1 ? (size_t)d1 : 1);
-  for (size_t i = 0; i < n; i++) p[i] = (float)i;
+  for (size_t i = 0; i < n; i++)
+    p[i] = (float)i;
 }
 static void geometry(myelin_builder *b) {
   myelin_build_map_begin(b, "geometry");
   myelin_build_array_begin(b, "dims");
-  for (int i = 0; i < 3; i++) myelin_build_int(b, NULL, 4);
+  for (int i = 0; i < 3; i++)
+    myelin_build_int(b, NULL, 4);
   myelin_build_array_end(b);
   int64_t s44[2] = {4, 4};
   double *a = myelin_build_tensor(b, "affine", MYELIN_F8, 2, s44);
-  for (int i = 0; i < 16; i++) a[i] = i % 5 == 0;
+  for (int i = 0; i < 16; i++)
+    a[i] = i % 5 == 0;
   tensor_u4(b, "voxels", 5);
   myelin_build_map_end(b);
 }
@@ -51,15 +55,25 @@ static void brain_ids(myelin_builder *b) {
 
 /* Builds a valid message of the kind; `skip` names a field to leave out and
  * `bad` a field to write as a string instead. */
+/* Two word times [t, t + 0.4] <f8 (the words kind). */
+static void times(myelin_builder *b, const char *key, double t) {
+  int64_t n = 2;
+  double *p = myelin_build_tensor(b, key, MYELIN_F8, 1, &n);
+  if (p) p[0] = t, p[1] = t + 0.4;
+}
+
 static myelin_msg *make(const char *kind, const char *skip, const char *bad) {
   myelin_builder *b = myelin_builder_new(kind);
   myelin_build_uint(b, "seq", 3);
   myelin_build_float(b, "t", 0.25);
-#define F(name, stmt)                                                                      \
-  do {                                                                                     \
-    if (skip && !strcmp(skip, name)) break;                                                \
-    if (bad && !strcmp(bad, name)) { myelin_build_str(b, name, "oops"); break; }          \
-    stmt;                                                                                  \
+#define F(name, stmt)                                                                                        \
+  do {                                                                                                       \
+    if (skip && !strcmp(skip, name)) break;                                                                  \
+    if (bad && !strcmp(bad, name)) {                                                                         \
+      myelin_build_str(b, name, "oops");                                                                     \
+      break;                                                                                                 \
+    }                                                                                                        \
+    stmt;                                                                                                    \
   } while (0)
   if (!strcmp(kind, "tensor")) {
     F("data", tensor_f4(b, "data", 2, 2, 3));
@@ -137,10 +151,22 @@ static myelin_msg *make(const char *kind, const char *skip, const char *bad) {
     F("data", {
       int64_t n = 10;
       int32_t *p = myelin_build_tensor(b, "data", MYELIN_I4, 1, &n);
-      for (int i = 0; i < 10; i++) p[i] = i;
+      for (int i = 0; i < 10; i++)
+        p[i] = i;
     });
     F("prediction", myelin_build_int(b, "prediction", 9));
     F("label", myelin_build_int(b, "label", 9));
+  } else if (!strcmp(kind, "words")) {
+    F("words", {
+      myelin_build_array_begin(b, "words");
+      myelin_build_str(b, NULL, "Once");
+      myelin_build_str(b, NULL, "upon");
+      myelin_build_array_end(b);
+    });
+    F("onset", times(b, "onset", 0.5));
+    F("offset", times(b, "offset", 0.9));
+    F("task", myelin_build_str(b, "task", "story"));
+    F("dropped", myelin_build_uint(b, "dropped", 1));
   }
 #undef F
   myelin_msg *m = myelin_builder_finish(b);
@@ -151,16 +177,19 @@ static myelin_msg *make(const char *kind, const char *skip, const char *bad) {
 static const struct {
   const char *kind, *required, *optional;
 } cases[] = {
-    {"tensor", "data", NULL},           {"sample", "x", "label"},
-    {"spikes", "step", "label"},        {"network", "layers", NULL},
-    {"metrics", "values", "epoch"},     {"run", "geometry", NULL},
-    {"volume", "index", NULL},          {"features", "tr", NULL},
-    {"map", "data", "subjects"},        {"predictions", "prediction", "label"},
+    {"tensor", "data", NULL},       {"sample", "x", "label"},
+    {"spikes", "step", "label"},    {"network", "layers", NULL},
+    {"metrics", "values", "epoch"}, {"run", "geometry", NULL},
+    {"volume", "index", NULL},      {"features", "tr", NULL},
+    {"map", "data", "subjects"},    {"predictions", "prediction", "label"},
+    {"words", "onset", "dropped"},
 };
+#define NCASES (sizeof cases / sizeof *cases)
 
 START_TEST(every_kind_loaded) {
-  ck_assert_uint_eq(myelin_schemas_count(S), 10);
-  for (size_t i = 0; i < 10; i++) ck_assert(myelin_schemas_has(S, cases[i].kind));
+  ck_assert_uint_eq(myelin_schemas_count(S), NCASES);
+  for (size_t i = 0; i < NCASES; i++)
+    ck_assert(myelin_schemas_has(S, cases[i].kind));
   for (size_t i = 0; i < myelin_schemas_count(S); i++)
     ck_assert_ptr_nonnull(myelin_schemas_kind_at(S, i));
   ck_assert_ptr_null(myelin_schemas_kind_at(S, 99));
@@ -240,7 +269,8 @@ START_TEST(exact_messages) {
   myelin_build_array_end(b);
   m = myelin_builder_finish(b);
   ck_assert_int_eq(myelin_schemas_check(S, m, err, sizeof err), MYELIN_EFORMAT);
-  ck_assert_msg(strstr(err, "network: field 'layers[1].weight': expected tensor, got a map") == err, "%s", err);
+  ck_assert_msg(strstr(err, "network: field 'layers[1].weight': expected tensor, got a map") == err, "%s",
+                err);
   myelin_msg_unref(m);
   /* metrics values must be numbers */
   b = myelin_builder_new("metrics");
@@ -318,12 +348,16 @@ START_TEST(load_errors) {
   expect_load_error("kind: a\nrequired: [x]\n", ":2:11: error: expected a mapping");
   expect_load_error("kind: a\nrequird: {x: int}\n", ":2:1: error: unknown key 'requird'");
   expect_load_error("doc: no kind\n", ":1:1: error: missing 'kind'");
-  expect_load_error("kind: a\nrequired: {x: {type: int, items: int}}\n", ":2:15: error: 'items' applies to lists only");
-  expect_load_error("kind: a\nrequired: {x: {values: int}}\n", ":2:15: error: a field given as a mapping needs a 'type'");
+  expect_load_error("kind: a\nrequired: {x: {type: int, items: int}}\n",
+                    ":2:15: error: 'items' applies to lists only");
+  expect_load_error("kind: a\nrequired: {x: {values: int}}\n",
+                    ":2:15: error: a field given as a mapping needs a 'type'");
   expect_load_error("kind: a\nrequired: {x: int\n", ":3:1: error:"); /* YAML syntax */
-  expect_load_error("kind: a\nrequired: {x: {type: tensor, dtype: <f5}}\n", ":2:37: error: unknown dtype '<f5'");
+  expect_load_error("kind: a\nrequired: {x: {type: tensor, dtype: <f5}}\n",
+                    ":2:37: error: unknown dtype '<f5'");
   expect_load_error("kind: a\nrequired: {x: {type: tensor, ndim: two}}\n", ":2:36: error: 'ndim' must be");
-  expect_load_error("kind: a\nrequired: {x: {type: str, ndim: 1}}\n", ":2:15: error: 'dtype' and 'ndim' apply to tensors only");
+  expect_load_error("kind: a\nrequired: {x: {type: str, ndim: 1}}\n",
+                    ":2:15: error: 'dtype' and 'ndim' apply to tensors only");
   /* duplicate kinds across files */
   char *dir = bad_dir("a.yaml", "kind: k\n");
   char *p2 = mt_strf("%s/b.yml", dir);
