@@ -2,10 +2,12 @@
  * nifti_sink — writes `map`, `run` and `volume` messages back to NIfTI
  * (.nii or .nii.gz) on the source's grid, so any viewer shows them.
  *
- * The grid comes from the message's `geometry` (DESIGN.md §4): dims and
+ * The grid comes from the message's `geometry` (schemas/geometry.md): dims and
  * affine, plus either `voxels` (C-order indices of the V columns) or an
  * `atlas` label image whose parcels (geometry.values, else the atlas's
- * labels > 0 in ascending order) receive the V values. Every row of the
+ * labels > 0 in ascending order) receive the V values. Surface, grayordinate
+ * and parcel geometries are refused with an error naming the sinks that
+ * write them (common/geometry.h). Every row of the
  * data (everything before the last axis) becomes one volume along the 4th
  * dimension: a map [S, V] of per-subject values is a 4-D image of S
  * volumes, a run [T, V] a 4-D image of T volumes with pixdim[4] = tr.
@@ -29,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/geometry.h"
 #include "myelin/myelin.h"
 #include "nifti.h"
 
@@ -247,6 +250,11 @@ static int read_geometry(ns_state *s, const myelin_msg *m, size_t V, grid_out *g
   if (myelin_obj_type_of(g) != MYELIN_OBJ_MAP)
     return s->host->error(s->st, "%s message without a geometry map: cannot place it on a grid",
                           myelin_msg_kind(m));
+  if (geom_model_of(g) != GEOM_VOLUME) {
+    char why[512];
+    geom_refusal(why, sizeof why, "nifti_sink", myelin_msg_kind(m), g);
+    return s->host->error(s->st, "%s", why);
+  }
   char atlas[4096];
   if (myelin_obj_str_copy(myelin_obj_get(g, "atlas"), atlas, sizeof atlas) == 0 && atlas[0]) {
     if (load_atlas(s, atlas)) return MYELIN_EINVAL;

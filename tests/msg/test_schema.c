@@ -318,6 +318,76 @@ START_TEST(exact_messages) {
 }
 END_TEST
 
+/* The surface / grayordinate / parcel geometry of schemas/geometry.md. */
+static myelin_msg *surface_map(int drop_offset, int vertices_i4) {
+  myelin_builder *b = myelin_builder_new("map");
+  myelin_build_str(b, "stat", "isc");
+  tensor_f4(b, "data", 1, 3, 0);
+  myelin_build_map_begin(b, "geometry");
+  myelin_build_str(b, "model", "grayordinates");
+  myelin_build_array_begin(b, "structures");
+  myelin_build_map_begin(b, NULL);
+  myelin_build_str(b, "name", "CIFTI_STRUCTURE_CORTEX_LEFT");
+  myelin_build_str(b, "type", "surface");
+  if (!drop_offset) myelin_build_int(b, "offset", 0);
+  myelin_build_int(b, "count", 2);
+  myelin_build_int(b, "nvert", 5);
+  int64_t n = 2;
+  myelin_build_tensor(b, "vertices", vertices_i4 ? MYELIN_I4 : MYELIN_U4, 1, &n);
+  myelin_build_map_end(b);
+  myelin_build_map_begin(b, NULL);
+  myelin_build_str(b, "name", "CIFTI_STRUCTURE_THALAMUS_LEFT");
+  myelin_build_str(b, "type", "volume");
+  myelin_build_int(b, "offset", 2);
+  myelin_build_int(b, "count", 1);
+  tensor_u4(b, "voxels", 1);
+  myelin_build_map_end(b);
+  myelin_build_array_end(b);
+  myelin_build_array_begin(b, "dims");
+  for (int i = 0; i < 3; i++)
+    myelin_build_int(b, NULL, 4);
+  myelin_build_array_end(b);
+  myelin_build_map_end(b);
+  return myelin_builder_finish(b);
+}
+
+START_TEST(surface_geometry) {
+  char err[512];
+  myelin_msg *m = surface_map(0, 0);
+  ck_assert_msg(myelin_schemas_check(S, m, err, sizeof err) == 0, "%s", err);
+  myelin_msg_unref(m);
+  m = surface_map(1, 0);
+  myelin_schemas_check(S, m, err, sizeof err);
+  ck_assert_str_eq(err, "map: field 'geometry.structures[0].offset': missing (required, int)");
+  myelin_msg_unref(m);
+  m = surface_map(0, 1);
+  myelin_schemas_check(S, m, err, sizeof err);
+  ck_assert_str_eq(err,
+                   "map: field 'geometry.structures[0].vertices': expected a tensor of dtype <u4, got <i4");
+  myelin_msg_unref(m);
+  /* parcels: vertices is a map of surface name -> <u4 */
+  myelin_builder *b = myelin_builder_new("map");
+  myelin_build_str(b, "stat", "r");
+  tensor_f4(b, "data", 1, 1, 0);
+  myelin_build_map_begin(b, "geometry");
+  myelin_build_str(b, "model", "parcels");
+  myelin_build_array_begin(b, "parcels");
+  myelin_build_map_begin(b, NULL);
+  myelin_build_str(b, "name", "V1");
+  myelin_build_map_begin(b, "vertices");
+  myelin_build_str(b, "CIFTI_STRUCTURE_CORTEX_LEFT", "0 1 2");
+  myelin_build_map_end(b);
+  myelin_build_map_end(b);
+  myelin_build_array_end(b);
+  myelin_build_map_end(b);
+  m = myelin_builder_finish(b);
+  myelin_schemas_check(S, m, err, sizeof err);
+  ck_assert_str_eq(
+      err, "map: field 'geometry.parcels[0].vertices.CIFTI_STRUCTURE_CORTEX_LEFT': expected tensor, got str");
+  myelin_msg_unref(m);
+}
+END_TEST
+
 /* ---- errors in schema files ---------------------------------------------- */
 
 static char *bad_dir(const char *name, const char *text) {
@@ -425,6 +495,7 @@ int main(void) {
   tcase_add_test(tc, every_kind_loaded);
   tcase_add_loop_test(tc, valid_and_invalid, 0, (int)(sizeof cases / sizeof cases[0]));
   tcase_add_test(tc, exact_messages);
+  tcase_add_test(tc, surface_geometry);
   tcase_add_test(tc, load_errors);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);

@@ -275,6 +275,63 @@ START_TEST(same_path_twice_is_an_error) {
 }
 END_TEST
 
+/* A map on surface vertices (or grayordinates, or CIFTI parcels) has no
+ * voxel grid: nifti_sink refuses it naming the sinks that write it
+ * (schemas/geometry.md), instead of a puzzling "geometry.dims" error. */
+static myelin_msg *surface_map(const char *model) {
+  myelin_builder *b = myelin_builder_new("map");
+  myelin_build_str(b, "stat", "isc");
+  int64_t shape[1] = {4};
+  float v[4] = {0.1f, 0.2f, 0.3f, 0.4f};
+  uint32_t vert[2] = {0, 1};
+  int64_t s2[1] = {2};
+  myelin_build_tensor_copy(b, "data", MYELIN_F4, 1, shape, v);
+  myelin_build_map_begin(b, "geometry");
+  myelin_build_str(b, "model", model);
+  myelin_build_array_begin(b, "structures");
+  for (int h = 0; h < 2; h++) {
+    myelin_build_map_begin(b, NULL);
+    myelin_build_str(b, "name", h ? "CIFTI_STRUCTURE_CORTEX_RIGHT" : "CIFTI_STRUCTURE_CORTEX_LEFT");
+    myelin_build_str(b, "type", "surface");
+    myelin_build_int(b, "offset", 2 * h);
+    myelin_build_int(b, "count", 2);
+    myelin_build_int(b, "nvert", 2);
+    myelin_build_tensor_copy(b, "vertices", MYELIN_U4, 1, s2, vert);
+    myelin_build_map_end(b);
+  }
+  myelin_build_array_end(b);
+  myelin_build_map_end(b);
+  myelin_msg *m = myelin_builder_finish(b);
+  ck_assert_ptr_nonnull(m);
+  return m;
+}
+
+START_TEST(surface_map_is_refused_naming_the_surface_sinks) {
+  char *dir = mt_tmpdir();
+  char *params = mt_strf("{path: '%s/{stat}.nii.gz'}", dir);
+  static const char *const models[3] = {"surface", "grayordinates", "parcels"};
+  for (int i = 0; i < 3; i++) {
+    myelin_harness *sink = harness("nifti_sink", params);
+    ck_assert_int_ne(myelin_harness_push(sink, NULL, surface_map(models[i])), 0);
+    const char *e = myelin_harness_error(sink);
+    ck_assert_msg(strstr(e, models[i]) && strstr(e, "nifti_sink cannot write it"), "%s", e);
+    ck_assert_msg(strstr(e, i == 0 ? "gifti_sink" : "cifti_sink") != NULL, "%s", e);
+    myelin_harness_free(sink);
+  }
+  /* an unknown model is named too */
+  myelin_harness *sink = harness("nifti_sink", params);
+  ck_assert_int_ne(myelin_harness_push(sink, NULL, surface_map("mesh3d")), 0);
+  ck_assert_msg(strstr(myelin_harness_error(sink), "unknown model 'mesh3d'") != NULL, "%s",
+                myelin_harness_error(sink));
+  myelin_harness_free(sink);
+  char *p = mt_strf("%s/isc.nii.gz", dir);
+  ck_assert_int_lt(mt_file_size(p), 0); /* nothing written */
+  free(p);
+  free(params);
+  free(dir);
+}
+END_TEST
+
 START_TEST(pipeline_file_end_to_end) {
   const char *bin = mt_env("MYELIN_BIN", "myelin");
   if (access(bin, X_OK) != 0) MT_SKIP("the CLI %s is not built", bin);
@@ -330,6 +387,7 @@ int main(void) {
   tcase_add_test(tc, map_on_atlas_and_voxels);
   tcase_add_test(tc, volumes_collected_per_run);
   tcase_add_test(tc, same_path_twice_is_an_error);
+  tcase_add_test(tc, surface_map_is_refused_naming_the_surface_sinks);
   tcase_add_test(tc, pipeline_file_end_to_end);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
