@@ -41,11 +41,11 @@
 #define BG_CLONES
 #endif
 
-#define BG_PAR_MIN 128 /* layers narrower than this run on one thread */
-#define BG_INIT_GAIN 0.4f /* W ~ U(+-gain/sqrt(fan_in)) */
-#define BG_ERROR_QUANTA 8 /* a hidden error spike carries 1/8: bursts resolve small deltas */
+#define BG_PAR_MIN 128      /* layers narrower than this run on one thread */
+#define BG_INIT_GAIN 0.4f   /* W ~ U(+-gain/sqrt(fan_in)) */
+#define BG_ERROR_QUANTA 8   /* a hidden error spike carries 1/8: bursts resolve small deltas */
 #define BG_WIN_MARGIN 0.25f /* surrogate window widened by this x (vth - c0) per side */
-#define BG_OUT_BIAS 0.5f /* initial output bias, as a fraction of the hidden one */
+#define BG_OUT_BIAS 0.5f    /* initial output bias, as a fraction of the hidden one */
 
 /* ---- thread pool ----------------------------------------------------------- */
 
@@ -72,15 +72,15 @@ struct bg_net {
   uint64_t rng[4];
   /* per-sample scratch */
   float *c[BG_MAX_LAYERS], *v[BG_MAX_LAYERS], *in[BG_MAX_LAYERS], *csum[BG_MAX_LAYERS];
-  uint8_t *s[BG_MAX_LAYERS];    /* last step's spikes */
-  uint8_t *spk[BG_MAX_LAYERS];  /* [T x n] spike raster of each layer */
-  int32_t *cnt[BG_MAX_LAYERS];  /* spike counts */
-  int32_t *gcnt[BG_MAX_LAYERS]; /* steps in the surrogate window */
-  float *delta[BG_MAX_LAYERS];  /* apical x pseudo-derivative */
-  float *q[BG_MAX_LAYERS];      /* error spikes / T sent to the layer below */
-  float *pre[BG_MAX_LAYERS];    /* presynaptic rates of each weight layer */
+  uint8_t *s[BG_MAX_LAYERS];                            /* last step's spikes */
+  uint8_t *spk[BG_MAX_LAYERS];                          /* [T x n] spike raster of each layer */
+  int32_t *cnt[BG_MAX_LAYERS];                          /* spike counts */
+  int32_t *gcnt[BG_MAX_LAYERS];                         /* steps in the surrogate window */
+  float *delta[BG_MAX_LAYERS];                          /* apical x pseudo-derivative */
+  float *q[BG_MAX_LAYERS];                              /* error spikes / T sent to the layer below */
+  float *pre[BG_MAX_LAYERS];                            /* presynaptic rates of each weight layer */
   uint32_t *hptr[BG_MAX_LAYERS], *hunit[BG_MAX_LAYERS]; /* CSR of hidden spikes */
-  int32_t *incnt;               /* input spike counts */
+  int32_t *incnt;                                       /* input spike counts */
   bg_pool pool;
 };
 
@@ -99,7 +99,8 @@ static void *pool_main(void *p) {
   uint64_t seen = pool->gen;
   pthread_cond_signal(&pool->done);
   for (;;) {
-    while (pool->gen == seen && !pool->quit) pthread_cond_wait(&pool->go, &pool->mu);
+    while (pool->gen == seen && !pool->quit)
+      pthread_cond_wait(&pool->go, &pool->mu);
     if (pool->quit) break;
     seen = pool->gen;
     bg_job_fn fn = pool->fn;
@@ -129,7 +130,8 @@ static int pool_start(bg_pool *pool, bg_net *net, int threads) {
     if (pthread_create(&pool->th[i], NULL, pool_main, pool) != 0) break;
     pool->n++;
   }
-  while (pool->pending < pool->n) pthread_cond_wait(&pool->done, &pool->mu);
+  while (pool->pending < pool->n)
+    pthread_cond_wait(&pool->done, &pool->mu);
   pool->pending = 0;
   pthread_mutex_unlock(&pool->mu);
   return 0;
@@ -140,7 +142,8 @@ static void pool_stop(bg_pool *pool) {
   pool->quit = 1;
   pthread_cond_broadcast(&pool->go);
   pthread_mutex_unlock(&pool->mu);
-  for (int i = 0; i < pool->n; i++) pthread_join(pool->th[i], NULL);
+  for (int i = 0; i < pool->n; i++)
+    pthread_join(pool->th[i], NULL);
   free(pool->th);
   pthread_mutex_destroy(&pool->mu);
   pthread_cond_destroy(&pool->go);
@@ -166,7 +169,8 @@ static void parallel(bg_net *net, int total, bg_job_fn fn, void *arg) {
   slice(total, pool->n + 1, 0, &lo, &hi);
   if (lo < hi) fn(net, lo, hi, arg);
   pthread_mutex_lock(&pool->mu);
-  while (pool->pending > 0) pthread_cond_wait(&pool->done, &pool->mu);
+  while (pool->pending > 0)
+    pthread_cond_wait(&pool->done, &pool->mu);
   pthread_mutex_unlock(&pool->mu);
 }
 
@@ -181,7 +185,8 @@ static uint64_t splitmix(uint64_t *x) {
 
 void bg_rng_seed(uint64_t s[4], uint64_t seed) {
   uint64_t x = seed;
-  for (int i = 0; i < 4; i++) s[i] = splitmix(&x);
+  for (int i = 0; i < 4; i++)
+    s[i] = splitmix(&x);
 }
 
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
@@ -201,8 +206,8 @@ float bg_rng_uniform(uint64_t s[4]) { return (float)(bg_rng_next(s) >> 40) * (1.
 
 /* ---- elementwise kernels ------------------------------------------------------- */
 
-void bg_lif_step(int n, float *c, float *v, uint8_t *s, const float *in, const float *b,
-                 float cdecay, float vdecay, float vth) {
+void bg_lif_step(int n, float *c, float *v, uint8_t *s, const float *in, const float *b, float cdecay,
+                 float vdecay, float vth) {
   for (int i = 0; i < n; i++) {
     float ci = cdecay * c[i] + (in ? in[i] : 0.0f) + (b ? b[i] : 0.0f);
     float vi = vdecay * v[i] * (float)(1 - s[i]) + ci;
@@ -245,12 +250,14 @@ int bg_error_spikes(float d, int steps) {
 
 /* acc[0..n) += row[0..n) — the event-driven inner loop. */
 BG_CLONES static void add_row(float *restrict acc, const float *restrict row, int n) {
-  for (int i = 0; i < n; i++) acc[i] += row[i];
+  for (int i = 0; i < n; i++)
+    acc[i] += row[i];
 }
 
 /* row[0..n) += a * x[0..n) — the rank-one update inner loop. */
 BG_CLONES static void axpy_row(float *restrict row, float a, const float *restrict x, int n) {
-  for (int i = 0; i < n; i++) row[i] += a * x[i];
+  for (int i = 0; i < n; i++)
+    row[i] += a * x[i];
 }
 
 /* ---- network ---------------------------------------------------------------------- */
@@ -317,16 +324,18 @@ bg_net *bg_net_new(const bg_config *cfg, char *err, size_t errlen) {
     net->pre[l] = zalloc(sizeof(float) * ni);
     net->hptr[l] = zalloc(sizeof(uint32_t) * (size_t)(T + 1));
     net->hunit[l] = zalloc(sizeof(uint32_t) * no * (size_t)T);
-    ok &= net->wt[l] && net->b[l] && net->c[l] && net->v[l] && net->in[l] && net->csum[l] &&
-          net->s[l] && net->spk[l] && net->cnt[l] && net->gcnt[l] && net->delta[l] && net->q[l] &&
-          net->pre[l] && net->hptr[l] && net->hunit[l];
+    ok &= net->wt[l] && net->b[l] && net->c[l] && net->v[l] && net->in[l] && net->csum[l] && net->s[l] &&
+          net->spk[l] && net->cnt[l] && net->gcnt[l] && net->delta[l] && net->q[l] && net->pre[l] &&
+          net->hptr[l] && net->hunit[l];
     if (!ok) break;
     /* small weights and a bias at the middle of the surrogate window keep
        most neurons in their linear range at the start (see README) */
     float a = BG_INIT_GAIN / sqrtf((float)ni);
     float mid = 0.5f * (cfg->vth + rheobase(cfg->vdecay, cfg->vth)) * (1.0f - cfg->cdecay);
-    for (size_t k = 0; k < ni * no; k++) net->wt[l][k] = a * (2.0f * bg_rng_uniform(init) - 1.0f);
-    for (size_t i = 0; i < no; i++) net->b[l][i] = l + 1 < L ? mid : BG_OUT_BIAS * mid;
+    for (size_t k = 0; k < ni * no; k++)
+      net->wt[l][k] = a * (2.0f * bg_rng_uniform(init) - 1.0f);
+    for (size_t i = 0; i < no; i++)
+      net->b[l][i] = l + 1 < L ? mid : BG_OUT_BIAS * mid;
   }
   for (int l = 0; l + 1 < L && ok; l++) {
     size_t na = (size_t)cfg->sizes[l + 1], nb = (size_t)cfg->sizes[l + 2];
@@ -334,7 +343,8 @@ bg_net *bg_net_new(const bg_config *cfg, char *err, size_t errlen) {
     ok &= net->fb[l] != NULL;
     if (!ok) break;
     float a = BG_INIT_GAIN / sqrtf((float)na);
-    for (size_t k = 0; k < na * nb; k++) net->fb[l][k] = a * (2.0f * bg_rng_uniform(init) - 1.0f);
+    for (size_t k = 0; k < na * nb; k++)
+      net->fb[l][k] = a * (2.0f * bg_rng_uniform(init) - 1.0f);
   }
   if (!ok || pool_start(&net->pool, net, net->cfg.threads) != 0) {
     snprintf(err, errlen, "out of memory");
@@ -384,7 +394,8 @@ static void forward_job(bg_net *net, int lo, int hi, void *p) {
   memset(g, 0, sizeof(int32_t) * (size_t)n);
   for (int t = 0; t < T; t++) {
     memset(in, 0, sizeof(float) * (size_t)n);
-    for (uint32_t e = a->ptr[t]; e < a->ptr[t + 1]; e++) add_row(in, wt + (size_t)a->unit[e] * no, n);
+    for (uint32_t e = a->ptr[t]; e < a->ptr[t + 1]; e++)
+      add_row(in, wt + (size_t)a->unit[e] * no, n);
     bg_lif_step(n, c, v, s, in, b, cfg->cdecay, cfg->vdecay, vth);
     uint8_t *row = net->spk[l] + (size_t)t * no + lo;
     for (int i = 0; i < n; i++) {
@@ -420,12 +431,21 @@ static int predict(const bg_net *net) {
 
 const int32_t *bg_output_counts(const bg_net *net) { return net->cnt[net->cfg.nlayers - 1]; }
 
+int64_t bg_layer_spikes(const bg_net *net, int l) {
+  int64_t k = 0;
+  for (int i = 0; i < net->cfg.sizes[l + 1]; i++)
+    k += net->cnt[l][i];
+  return k;
+}
+
 static void forward(bg_net *net, const bg_raster *in) {
   const bg_config *cfg = &net->cfg;
   int T = cfg->steps;
   memset(net->incnt, 0, sizeof(int32_t) * (size_t)cfg->sizes[0]);
-  for (uint32_t e = 0; e < in->ptr[T]; e++) net->incnt[in->unit[e]]++;
-  for (int j = 0; j < cfg->sizes[0]; j++) net->pre[0][j] = (float)net->incnt[j] / (float)T;
+  for (uint32_t e = 0; e < in->ptr[T]; e++)
+    net->incnt[in->unit[e]]++;
+  for (int j = 0; j < cfg->sizes[0]; j++)
+    net->pre[0][j] = (float)net->incnt[j] / (float)T;
   fwd_arg a = {0, in->ptr, in->unit};
   for (int l = 0; l < cfg->nlayers; l++) {
     a.l = l;
@@ -434,7 +454,8 @@ static void forward(bg_net *net, const bg_raster *in) {
       hidden_raster(net, l);
       a.ptr = net->hptr[l];
       a.unit = net->hunit[l];
-      for (int j = 0; j < cfg->sizes[l + 1]; j++) net->pre[l + 1][j] = (float)net->cnt[l][j] / (float)T;
+      for (int j = 0; j < cfg->sizes[l + 1]; j++)
+        net->pre[l + 1][j] = (float)net->cnt[l][j] / (float)T;
     }
   }
 }
@@ -460,7 +481,8 @@ static void feedback(bg_net *net, int label) {
     for (int i = 0; i < na; i++) {
       float a = 0.0f;
       const float *row = B + (size_t)i * nb;
-      for (int k = 0; k < nb; k++) a += row[k] * qa[k];
+      for (int k = 0; k < nb; k++)
+        a += row[k] * qa[k];
       float d = a * kappa * (float)net->gcnt[l][i] / (float)T;
       net->delta[l][i] = d;
       net->q[l][i] = (float)bg_error_spikes(d, T * BG_ERROR_QUANTA) / (float)(T * BG_ERROR_QUANTA);
@@ -489,7 +511,8 @@ static void update_job(bg_net *net, int lo, int hi, void *p) {
   for (int j = 0; j < ni; j++)
     if (pre[j] != 0.0f) axpy_row(W + (size_t)j * no + lo, lr * pre[j], d, hi - lo);
   if (!a->acc)
-    for (int i = lo; i < hi; i++) net->b[l][i] += lr * net->delta[l][i];
+    for (int i = lo; i < hi; i++)
+      net->b[l][i] += lr * net->delta[l][i];
 }
 
 int bg_sample(bg_net *net, const bg_raster *in, int label, int learn) {
@@ -536,22 +559,23 @@ void bg_sleep(bg_net *net) {
       Xc[k] = X[k] - rho;
     }
     /* y_t = W s_t: somatic drive of layer l+2 (its W^T is wt[l+1], [na x nb]) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, nb, na, 1.0f, X, na, net->wt[l + 1], nb,
-                0.0f, Y, nb);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, nb, na, 1.0f, X, na, net->wt[l + 1], nb, 0.0f,
+                Y, nb);
     /* B = (1 - eta rho(1-rho)) B + eta/S sum_t (s_t - rho) y_t^T */
     float eta = cfg->feedback_lr;
     float *B = net->fb[l];
-    for (size_t k = 0; k < (size_t)na * nb; k++) B[k] *= 1.0f - eta * rho * (1.0f - rho);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, na, nb, S, eta / (float)S, Xc, na, Y, nb,
-                1.0f, B, nb);
+    for (size_t k = 0; k < (size_t)na * nb; k++)
+      B[k] *= 1.0f - eta * rho * (1.0f - rho);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, na, nb, S, eta / (float)S, Xc, na, Y, nb, 1.0f, B,
+                nb);
     free(X), free(Xc), free(Y);
   }
 }
 
 /* ---- rate-equivalent network -------------------------------------------------------------- */
 
-int bg_rate_grad(const bg_config *cfg, float *const *wt, float *const *b, const float *x,
-                 const int *labels, int m, float scale, float *const *acc_w, float *const *acc_b) {
+int bg_rate_grad(const bg_config *cfg, float *const *wt, float *const *b, const float *x, const int *labels,
+                 int m, float scale, float *const *acc_w, float *const *acc_b) {
   int L = cfg->nlayers, correct = 0;
   float *R[BG_MAX_LAYERS + 1] = {0}, *D[BG_MAX_LAYERS + 1] = {0};
   int ok = 1;
@@ -564,7 +588,8 @@ int bg_rate_grad(const bg_config *cfg, float *const *wt, float *const *b, const 
   R[0] = (float *)x;
   for (int l = 0; l < L; l++) { /* pre-activations into D[l+1], rates into R[l+1] */
     int ni = cfg->sizes[l], no = cfg->sizes[l + 1];
-    for (int r = 0; r < m; r++) memcpy(D[l + 1] + (size_t)r * no, b[l], sizeof(float) * no);
+    for (int r = 0; r < m; r++)
+      memcpy(D[l + 1] + (size_t)r * no, b[l], sizeof(float) * no);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, no, ni, 1.0f, R[l], ni, wt[l], no, 1.0f,
                 D[l + 1], no);
     for (size_t k = 0; k < (size_t)m * no; k++) {
@@ -589,9 +614,10 @@ int bg_rate_grad(const bg_config *cfg, float *const *wt, float *const *b, const 
     int ni = cfg->sizes[l], nn = cfg->sizes[l + 1];
     float *tmp = malloc(sizeof(float) * (size_t)m * ni);
     if (!tmp) goto out;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, ni, nn, 1.0f, D[l + 1], nn, wt[l], nn, 0.0f,
-                tmp, ni);
-    for (size_t k = 0; k < (size_t)m * ni; k++) D[l][k] *= tmp[k];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, ni, nn, 1.0f, D[l + 1], nn, wt[l], nn, 0.0f, tmp,
+                ni);
+    for (size_t k = 0; k < (size_t)m * ni; k++)
+      D[l][k] *= tmp[k];
     free(tmp);
   }
   for (int l = 0; l < L; l++) {
@@ -602,10 +628,12 @@ int bg_rate_grad(const bg_config *cfg, float *const *wt, float *const *b, const 
                   acc_w[l], nn);
     if (acc_b && acc_b[l])
       for (int r = 0; r < m; r++)
-        for (int i = 0; i < nn; i++) acc_b[l][i] -= eta * D[l + 1][(size_t)r * nn + i];
+        for (int i = 0; i < nn; i++)
+          acc_b[l][i] -= eta * D[l + 1][(size_t)r * nn + i];
   }
 out:
-  for (int l = 1; l <= L; l++) free(R[l]), free(D[l]);
+  for (int l = 1; l <= L; l++)
+    free(R[l]), free(D[l]);
   return correct;
 }
 

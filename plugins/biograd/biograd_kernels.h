@@ -37,16 +37,16 @@ typedef struct bg_raster {
 } bg_raster;
 
 typedef struct bg_config {
-  int nlayers;                     /* weight layers L >= 1 */
-  int sizes[BG_MAX_LAYERS + 1];    /* n_0 (inputs) .. n_L (classes) */
-  int steps;                       /* T */
-  float vth, cdecay, vdecay;       /* CUBA LIF */
-  float lr;                        /* learning rate of hidden W and b */
-  float lr_out;                    /* learning rate of the output layer */
-  float feedback_lr;               /* sleep-phase rate of B */
-  int sleep_steps;                 /* steps per sleep phase */
-  float sleep_rate;                /* spike probability per step in sleep */
-  int threads;                     /* >= 1 */
+  int nlayers;                  /* weight layers L >= 1 */
+  int sizes[BG_MAX_LAYERS + 1]; /* n_0 (inputs) .. n_L (classes) */
+  int steps;                    /* T */
+  float vth, cdecay, vdecay;    /* CUBA LIF */
+  float lr;                     /* learning rate of hidden W and b */
+  float lr_out;                 /* learning rate of the output layer */
+  float feedback_lr;            /* sleep-phase rate of B */
+  int sleep_steps;              /* steps per sleep phase */
+  float sleep_rate;             /* spike probability per step in sleep */
+  int threads;                  /* >= 1 */
   uint64_t seed;
 } bg_config;
 
@@ -75,8 +75,8 @@ uint64_t *bg_rng_state(bg_net *net);
 
 /* One CUBA LIF step over n neurons: c = cd*c + in + b; v = vd*v*(1-s) + c;
  * s = v > vth. in and b may be NULL (zero). s holds 0/1 bytes. */
-void bg_lif_step(int n, float *c, float *v, uint8_t *s, const float *in, const float *b,
-                 float cdecay, float vdecay, float vth);
+void bg_lif_step(int n, float *c, float *v, uint8_t *s, const float *in, const float *b, float cdecay,
+                 float vdecay, float vth);
 
 /* Rate of the rate-equivalent neuron for drive x (input per step):
  * C = x/(1-cdecay), r = clamp((C - c0)/(vth - c0), 0, 1), c0 = vth(1-vdecay). */
@@ -98,6 +98,8 @@ int bg_sample(bg_net *net, const bg_raster *in, int label, int learn);
 
 /* Output spike counts of the last sample run ([classes]). */
 const int32_t *bg_output_counts(const bg_net *net);
+/* Spikes of weight layer l's neurons (layer l+1) in the last sample run. */
+int64_t bg_layer_spikes(const bg_net *net, int l);
 
 /* Like bg_sample with learning, but ADDS the would-be update of every weight
  * matrix (with its learning rate, same layout as weight_t) into acc[l] instead of
@@ -120,8 +122,8 @@ void bg_sleep(bg_net *net);
  * into acc_b[l] (may be NULL), eta_l = lr or lr_out of cfg: scale 1 is one
  * SGD step (acc = wt is allowed). Returns the number of correct predictions
  * (argmax r_L, ties to the lowest index). */
-int bg_rate_grad(const bg_config *cfg, float *const *wt, float *const *b, const float *x,
-                 const int *labels, int m, float scale, float *const *acc_w, float *const *acc_b);
+int bg_rate_grad(const bg_config *cfg, float *const *wt, float *const *b, const float *x, const int *labels,
+                 int m, float scale, float *const *acc_w, float *const *acc_b);
 
 /* Angle in degrees between two vectors (90 if either is zero). */
 double bg_angle_deg(const float *a, const float *b, size_t n);

@@ -13,12 +13,23 @@
 
 #include "bg_testdata.h"
 #include "biograd_kernels.h"
+#include "biograd_paper.h"
 #include "testutil.h"
 
 static bg_config small_config(int n0, int n1, int n2, int threads) {
-  bg_config c = {.nlayers = 2, .sizes = {n0, n1, n2}, .steps = 32, .vth = 0.5f, .cdecay = 0.5f,
-                 .vdecay = 0.75f, .lr = 0.005f, .lr_out = 0.005f, .feedback_lr = 1.0f, .sleep_steps = 256,
-                 .sleep_rate = 0.2f, .threads = threads, .seed = 1};
+  bg_config c = {.nlayers = 2,
+                 .sizes = {n0, n1, n2},
+                 .steps = 32,
+                 .vth = 0.5f,
+                 .cdecay = 0.5f,
+                 .vdecay = 0.75f,
+                 .lr = 0.005f,
+                 .lr_out = 0.005f,
+                 .feedback_lr = 1.0f,
+                 .sleep_steps = 256,
+                 .sleep_rate = 0.2f,
+                 .threads = threads,
+                 .seed = 1};
   return c;
 }
 
@@ -76,9 +87,9 @@ START_TEST(rate_neuron_matches_scipy) {
   /* reference: /usr/bin/python3, scipy.stats.norm, noise sd 0.25 (vth - c0) */
   const double x[] = {0.0, 0.05, 0.1, 0.156, 0.2, 0.3};
   const double r[] = {0.010598776636872946, 0.06992699443467087, 0.23000549677365786,
-                      0.4987273350503019, 0.715137948397173, 0.9816839537143389};
+                      0.4987273350503019,   0.715137948397173,   0.9816839537143389};
   const double d[] = {0.4864595814017825, 2.105882611734078, 4.199773138553,
-                      5.090648877921419, 4.561397811077428, 0.7629919454632598};
+                      5.090648877921419,  4.561397811077428, 0.7629919454632598};
   for (int i = 0; i < 6; i++) {
     ck_assert_double_eq_tol(bg_rate((float)x[i], 0.5f, 0.75f, 0.5f), r[i], 2e-6);
     ck_assert_double_eq_tol(bg_rate_slope((float)x[i], 0.5f, 0.75f, 0.5f), d[i], 2e-5);
@@ -96,7 +107,9 @@ END_TEST
 static double rate_integral(double x) {
   const double cd = 0.5, c0 = 0.125, w = 0.375, s = 0.25;
   double a = (x / (1 - cd) - c0) / w;
-#define H(u) (0.5 * (((u) * (u) + s * s) * 0.5 * erfc(-(u) / s / sqrt(2.0)) + (u) * s * exp(-0.5 * (u) * (u) / (s * s)) / sqrt(2 * M_PI)))
+#define H(u)                                                                                                 \
+  (0.5 * (((u) * (u) + s * s) * 0.5 * erfc(-(u) / s / sqrt(2.0)) +                                           \
+          (u)*s * exp(-0.5 * (u) * (u) / (s * s)) / sqrt(2 * M_PI)))
   double v = (1 - cd) * w * (H(a) - H(a - 1));
 #undef H
   return v;
@@ -108,13 +121,15 @@ static double rate_loss(const bg_config *c, float *const *wt, float *const *b, c
   float h[8];
   for (int i = 0; i < c->sizes[1]; i++) {
     float z = b[0][i];
-    for (int j = 0; j < c->sizes[0]; j++) z += x[j] * wt[0][j * c->sizes[1] + i];
+    for (int j = 0; j < c->sizes[0]; j++)
+      z += x[j] * wt[0][j * c->sizes[1] + i];
     h[i] = bg_rate(z, c->cdecay, c->vdecay, c->vth);
   }
   double L = 0;
   for (int k = 0; k < c->sizes[2]; k++) {
     double z = b[1][k];
-    for (int i = 0; i < c->sizes[1]; i++) z += h[i] * wt[1][i * c->sizes[2] + k];
+    for (int i = 0; i < c->sizes[1]; i++)
+      z += h[i] * wt[1][i * c->sizes[2] + k];
     L += rate_integral(z) - (k == y) * z;
   }
   return L;
@@ -148,8 +163,8 @@ START_TEST(rate_gradient_finite_differences) {
       double dn = rate_loss(&c, wt, b, x, y);
       wt[l][k] = s;
       double fd = -(up - dn) / 2e-3;
-      ck_assert_msg(fabs(fd - g[l][k]) < 1e-3 + 1e-2 * fabs(fd), "layer %d weight %d: fd %g analytic %g",
-                    l, k, fd, (double)g[l][k]);
+      ck_assert_msg(fabs(fd - g[l][k]) < 1e-3 + 1e-2 * fabs(fd), "layer %d weight %d: fd %g analytic %g", l,
+                    k, fd, (double)g[l][k]);
     }
   bg_net_free(net);
 }
@@ -161,7 +176,8 @@ static double probe_angle(bg_net *net, const float *X, const int *Y, int m, uint
   const bg_config *c = bg_net_config(net);
   size_t n0 = (size_t)c->sizes[0] * c->sizes[1], n1 = (size_t)c->sizes[1] * c->sizes[2];
   float *u[2] = {calloc(n0, 4), calloc(n1, 4)}, *g[2] = {calloc(n0, 4), calloc(n1, 4)};
-  uint32_t *ptr = malloc(sizeof(uint32_t) * (c->steps + 1)), *unit = malloc(sizeof(uint32_t) * c->steps * c->sizes[0]);
+  uint32_t *ptr = malloc(sizeof(uint32_t) * (c->steps + 1)),
+           *unit = malloc(sizeof(uint32_t) * c->steps * c->sizes[0]);
   float *rates = malloc(sizeof(float) * c->sizes[0]);
   uint64_t rng[4];
   bg_rng_seed(rng, seed);
@@ -171,7 +187,8 @@ static double probe_angle(bg_net *net, const float *X, const int *Y, int m, uint
     bg_raster r = {c->sizes[0], c->steps, ptr, unit};
     bg_sample_update(net, &r, Y[s], u);
     memset(rates, 0, sizeof(float) * c->sizes[0]);
-    for (uint32_t e = 0; e < ptr[c->steps]; e++) rates[unit[e]] += 1.0f / c->steps;
+    for (uint32_t e = 0; e < ptr[c->steps]; e++)
+      rates[unit[e]] += 1.0f / c->steps;
     bg_rate_grad(c, wt, b, rates, &Y[s], 1, 1.0f, g, NULL);
   }
   ang[0] = bg_angle_deg(u[0], g[0], n0);
@@ -187,7 +204,8 @@ static void random_task(int m, int n, float **X, int **Y, uint64_t seed) {
   *Y = malloc(sizeof(int) * (size_t)m);
   for (int s = 0; s < m; s++) {
     (*Y)[s] = (int)(bg_rng_next(rng) % 10);
-    for (int j = 0; j < n; j++) (*X)[(size_t)s * n + j] = bg_rng_uniform(rng) * 0.8f;
+    for (int j = 0; j < n; j++)
+      (*X)[(size_t)s * n + j] = bg_rng_uniform(rng) * 0.8f;
   }
 }
 
@@ -204,7 +222,8 @@ START_TEST(update_angle_below_90_and_shrinks_with_sleep) {
   double before = probe_angle(net, X, Y, 64, 9, a0);
   ck_assert_msg(before < 90.0, "initial update angle %g", before);
   ck_assert_msg(a0[1] < 45.0, "output layer angle %g", a0[1]);
-  for (int k = 0; k < 20; k++) bg_sleep(net);
+  for (int k = 0; k < 20; k++)
+    bg_sleep(net);
   double after = probe_angle(net, X, Y, 64, 9, a1);
   fprintf(stderr, "update angle: hidden %.1f -> %.1f, output %.1f -> %.1f deg\n", a0[0], a1[0], a0[1], a1[1]);
   ck_assert_msg(after < before - 5.0, "angle before sleep %g, after %g", before, after);
@@ -234,7 +253,8 @@ START_TEST(sleep_aligns_feedback) {
       prev = a;
     }
   }
-  fprintf(stderr, "B vs W^T after 30 sleeps: %.1f %.1f deg\n", bg_feedback_angle(net, 0), bg_feedback_angle(net, 1));
+  fprintf(stderr, "B vs W^T after 30 sleeps: %.1f %.1f deg\n", bg_feedback_angle(net, 0),
+          bg_feedback_angle(net, 1));
   ck_assert_msg(bg_feedback_angle(net, 0) < 35.0, "B1 vs W2^T: %g", bg_feedback_angle(net, 0));
   ck_assert_msg(bg_feedback_angle(net, 1) < 35.0, "B2 vs W3^T: %g", bg_feedback_angle(net, 1));
   bg_net_free(net);
@@ -321,6 +341,121 @@ START_TEST(digits_64_100_10) {
 }
 END_TEST
 
+/* ---- variant paper (biograd_paper.c) ------------------------------------------------------ */
+
+static bg_paper_config paper_config(void) {
+  bg_paper_config c = {.nlayers = 3,
+                       .sizes = {40, 24, 16, 6},
+                       .steps = 20,
+                       .vth = 0.3f,
+                       .vdecay = 0.3f,
+                       .grad_win = 0.3f,
+                       .grad_amp = 1.0f,
+                       .soft_start = 5,
+                       .lr = 0.01f,
+                       .lr_out = 0.01f,
+                       .sleep_steps = 50,
+                       .sleep_batch = 32,
+                       .sleep_lr = 1e-3f,
+                       .oja_power = 2.0f,
+                       .seed = 3};
+  return c;
+}
+
+static bg_raster random_raster(int n, int T, float rate, uint64_t seed, uint32_t *ptr, uint32_t *unit) {
+  uint64_t rng[4];
+  bg_rng_seed(rng, seed);
+  uint32_t k = 0;
+  for (int t = 0; t < T; t++) {
+    ptr[t] = k;
+    for (int j = 0; j < n; j++)
+      if (bg_rng_uniform(rng) < rate) unit[k++] = (uint32_t)j;
+  }
+  ptr[T] = k;
+  bg_raster r = {n, T, ptr, unit};
+  return r;
+}
+
+/* B_l starts as (W_L ... W_{l+1})^T, as in the authors' constructor. */
+START_TEST(paper_feedback_starts_aligned) {
+  char err[256];
+  bg_paper_config c = paper_config();
+  bg_paper *p = bg_paper_new(&c, err, sizeof err);
+  ck_assert_msg(p != NULL, "%s", err);
+  ck_assert(memcmp(bg_paper_feedback(p, 1), bg_paper_weight_t(p, 2), sizeof(float) * 16 * 6) == 0);
+  for (int l = 0; l < 2; l++)
+    ck_assert_msg(bg_paper_feedback_angle(p, l) < 0.05, "layer %d", l);
+  bg_paper_free(p);
+  /* no error step: refused, naming soft_start */
+  c.soft_start = c.steps;
+  ck_assert_ptr_null(bg_paper_new(&c, err, sizeof err));
+  ck_assert_msg(strstr(err, "soft_start") != NULL, "%s", err);
+}
+END_TEST
+
+/* An update is the mean over the batch: the same sample twice in one batch
+ * moves the weights as much as that sample alone (up to the rounding of the
+ * sums, accumulated in another order). */
+static void assert_close(const float *a, const float *b, size_t n, const char *what, int l) {
+  for (size_t k = 0; k < n; k++)
+    ck_assert_msg(fabsf(a[k] - b[k]) <= 1e-6f + 1e-5f * fabsf(b[k]), "%s %d [%zu]: %.9g vs %.9g", what, l, k,
+                  a[k], b[k]);
+}
+
+START_TEST(paper_batch_is_a_mean) {
+  char err[256];
+  bg_paper_config c = paper_config();
+  uint32_t ptr[21], unit[20 * 40];
+  bg_raster x = random_raster(40, 20, 0.4f, 9, ptr, unit);
+  bg_paper *a = bg_paper_new(&c, err, sizeof err), *b = bg_paper_new(&c, err, sizeof err);
+  ck_assert(a && b);
+  bg_paper_sample(a, &x, 2, 1);
+  bg_paper_sample(a, &x, 2, 1);
+  ck_assert_int_eq(bg_paper_pending(a), 2);
+  bg_paper_sample(b, &x, 2, 1);
+  bg_paper_apply(a);
+  bg_paper_apply(b);
+  ck_assert_int_eq(bg_paper_pending(a), 0);
+  int moved = 0;
+  for (int l = 0; l < 3; l++) {
+    size_t nw = (size_t)c.sizes[l] * c.sizes[l + 1];
+    assert_close(bg_paper_weight_t(a, l), bg_paper_weight_t(b, l), nw, "weight", l);
+    assert_close(bg_paper_bias(a, l), bg_paper_bias(b, l), (size_t)c.sizes[l + 1], "bias", l);
+    bg_paper *fresh = bg_paper_new(&c, err, sizeof err);
+    moved += memcmp(bg_paper_weight_t(fresh, l), bg_paper_weight_t(a, l), nw * sizeof(float)) != 0;
+    bg_paper_free(fresh);
+  }
+  ck_assert_int_eq(moved, 3); /* every layer learned */
+  bg_paper_free(a);
+  bg_paper_free(b);
+}
+END_TEST
+
+/* The sleep phase alone turns random feedback weights toward the forward
+ * chain (W_L ... W_{l+1})^T. */
+START_TEST(paper_sleep_aligns_feedback) {
+  char err[256];
+  bg_paper_config c = paper_config();
+  bg_paper *p = bg_paper_new(&c, err, sizeof err);
+  ck_assert(p != NULL);
+  uint64_t rng[4];
+  bg_rng_seed(rng, 5);
+  for (int l = 0; l < 2; l++)
+    for (int k = 0; k < c.sizes[l + 1] * 6; k++)
+      bg_paper_feedback(p, l)[k] = 0.1f * (2.0f * bg_rng_uniform(rng) - 1.0f);
+  double before[2] = {bg_paper_feedback_angle(p, 0), bg_paper_feedback_angle(p, 1)};
+  for (int i = 0; i < 60; i++)
+    ck_assert_int_eq(bg_paper_sleep(p, NULL, NULL), 0);
+  for (int l = 0; l < 2; l++) {
+    double after = bg_paper_feedback_angle(p, l);
+    fprintf(stderr, "paper sleep: feedback angle of hidden layer %d %.1f -> %.1f deg\n", l + 1, before[l],
+            after);
+    ck_assert_msg(after < before[l] - 20 && after < 60, "layer %d: %.1f -> %.1f", l, before[l], after);
+  }
+  bg_paper_free(p);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("biograd_kernels");
   TCase *tc = tcase_create("core");
@@ -333,6 +468,9 @@ int main(void) {
   tcase_add_test(tc, sleep_aligns_feedback);
   tcase_add_test(tc, same_bits_for_any_thread_count);
   tcase_add_test(tc, digits_64_100_10);
+  tcase_add_test(tc, paper_feedback_starts_aligned);
+  tcase_add_test(tc, paper_batch_is_a_mean);
+  tcase_add_test(tc, paper_sleep_aligns_feedback);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
