@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "events.h"
 #include "myelin/plugin.h"
 #include "ridge.h"
 
@@ -50,6 +51,7 @@
 #define MAX_DELAYS 64
 
 enum { PORT_FEATURES = 0, PORT_BRAIN = 1 };
+enum { EV_SUM = 0, EV_HRF = 1, EV_LANCZOS = 2 };
 
 /* Features of one key: (task, run), (task, NULL) or (NULL, NULL) = any task. */
 typedef struct feat {
@@ -83,6 +85,8 @@ typedef struct enc_state {
   int wrap;
   double tr;
   long offset;
+  int events; /* EV_SUM, EV_HRF, EV_LANCZOS */
+  double lanczos_window;
   int average;
   feat *feats;
   size_t nfeat;
@@ -197,7 +201,17 @@ static int features_matrix(enc_state *s, const myelin_msg *fm, size_t T, double 
     free(x), free(onset), free(bins);
     return s->host->error(s->st, "features: cannot bin word events (tr %g s; out of memory?)", tr);
   }
-  size_t dropped = ridge_bin_events(onset, x, rows, cols, tr, s->offset, T, bins);
+  size_t dropped = 0;
+  if (s->events == EV_SUM) {
+    dropped = ridge_bin_events(onset, x, rows, cols, tr, s->offset, T, bins);
+  } else {
+    if (s->events == EV_HRF) events_hrf(onset, x, rows, cols, tr, s->offset, T, bins);
+    else events_lanczos(onset, x, rows, cols, tr, s->offset, T, s->lanczos_window, 1.0, bins);
+    for (size_t w = 0; w < rows; w++) {
+      double b = onset[w] / tr + (double)s->offset;
+      dropped += !(b >= 0 && b < (double)T);
+    }
+  }
   if (dropped)
     s->host->log(s->st, MYELIN_LOG_INFO, "%zu of %zu word events fall outside the run's %zu TRs",
                  dropped, rows, T);
@@ -657,6 +671,9 @@ static int enc_init(const myelin_host *host, myelin_stage *st, const myelin_para
   s->wrap = !strcmp(myelin_param_str(p, "pad"), "wrap");
   s->tr = myelin_param_float(p, "tr");
   s->offset = (long)myelin_param_int(p, "offset");
+  const char *ev = myelin_param_str(p, "events");
+  s->events = !strcmp(ev, "hrf") ? EV_HRF : !strcmp(ev, "lanczos") ? EV_LANCZOS : EV_SUM;
+  s->lanczos_window = myelin_param_float(p, "lanczos_window");
   s->average = myelin_param_bool(p, "average_subjects");
   const char *sy = myelin_param_str(p, "scale_y");
   s->opts = (ridge_opts){
@@ -682,6 +699,11 @@ static const myelin_param_def enc_params[] = {
      "Bin width for word events (bin = floor(onset / tr) + offset); 0 = the features message's `tr`, "
      "else the run's `tr`."},
     {"offset", MYELIN_PARAM_INT, "0", 1, -1e6, 1e6, NULL, "TRs", "Added to every word event's bin."},
+    {"events", MYELIN_PARAM_ENUM, "sum", 0, 0, 0, "sum|hrf|lanczos", NULL,
+     "Word events to the TR grid: sum into bins; hrf = convolve with SPM's canonical HRF (unit area) sampled at "
+     "frame times (t - offset) * tr; lanczos = Lanczos resampling as Huth et al. 2016 (cutoff 1 / tr)."},
+    {"lanczos_window", MYELIN_PARAM_FLOAT, "3", 1, 1, 100, NULL, "lobes",
+     "events: lanczos: the kernel's half-width a (in TRs)."},
     {"standardize", MYELIN_PARAM_BOOL, "true", 0, 0, 0, NULL, NULL,
      "Z-score each feature column on the training rows of each fold (StandardScaler)."},
     {"scale_y", MYELIN_PARAM_ENUM, "zscore", 0, 0, 0, "zscore|robust|none", NULL,
