@@ -86,6 +86,7 @@ typedef struct enc_state {
   double tr;
   long offset;
   int events; /* EV_SUM, EV_HRF, EV_LANCZOS */
+  int split_layers;
   double lanczos_window;
   int average;
   feat *feats;
@@ -229,11 +230,12 @@ static int cmp_int(const void *a, const void *b) {
 
 /* Builds and emits the map of one run (or of the average subject). */
 static int emit_map(enc_state *s, const myelin_msg *ctx, const avg *g, const double *r,
-                    const int *idx, size_t V, const char *who) {
+                    const int *idx, size_t V, const char *who, int64_t layer) {
   size_t K = s->opts.folds;
   myelin_builder *b = myelin_builder_new("map");
   if (!b) return s->host->error(s->st, "out of memory");
   myelin_build_str(b, "stat", "r");
+  if (layer >= 0) myelin_build_int(b, "layer", layer);
   if (g) {
     myelin_build_str(b, "subject", "average");
     if (g->task) myelin_build_str(b, "task", g->task);
@@ -254,8 +256,9 @@ static int emit_map(enc_state *s, const myelin_msg *ctx, const avg *g, const dou
     avg_r += mean[v] / (double)V;
     max_r = mean[v] > max_r ? mean[v] : max_r;
   }
-  s->host->log(s->st, MYELIN_LOG_INFO, "%s: r over %zu voxels: mean %.4f, max %.4f", who, V, avg_r,
-               max_r);
+  char lt[32] = "";
+  if (layer >= 0) snprintf(lt, sizeof lt, ", layer %lld", (long long)layer);
+  s->host->log(s->st, MYELIN_LOG_INFO, "%s%s: r over %zu voxels: mean %.4f, max %.4f", who, lt, V, avg_r, max_r);
   double *alpha = myelin_build_tensor(b, "alpha", MYELIN_F8, 1, vshape);
   int *col = malloc(K * sizeof *col);
   if (!col) alpha = NULL, myelin_builder_free(b), b = NULL;
@@ -286,11 +289,58 @@ typedef struct resp {
 
 static double resp_at(resp y, size_t i) { return y.d ? y.d[i] : (double)y.f[i]; }
 
-/* Encodes Y [T, V] with the features of fm. */
+/* The features' layer blocks (split_layers): the `layers` list of an
+ * lm_features message, whose `data` holds len(layers) blocks of `n_embd`
+ * columns. 0 with *nl = 0 when not splitting. */
+static int layer_blocks(enc_state *s, const myelin_msg *fm, size_t F, int64_t *layers, size_t *nl) {
+  *nl = 0;
+  if (!s->split_layers) return 0;
+  myelin_obj l = myelin_msg_get(fm, "layers");
+  int64_t C;
+  size_t n = myelin_obj_len(l);
+  if (myelin_obj_type_of(l) != MYELIN_OBJ_ARRAY || n == 0 || n > 256 || myelin_msg_int(fm, "n_embd", &C) != 0 ||
+      C <= 0 || (size_t)C * n != F)
+    return s->host->error(s->st, "split_layers: the features message needs `layers` (a list, at most 256) and "
+                          "`n_embd` with len(layers) x n_embd = its %zu columns (lm_features writes them)", F);
+  for (size_t k = 0; k < n; k++)
+    if (myelin_obj_int(myelin_obj_at(l, k), &layers[k]) != 0)
+      return s->host->error(s->st, "split_layers: layers[%zu] is not an integer", k);
+  *nl = n;
+  return 0;
+}
+
+/* One encoding model of feats [T, F] (columns c0 .. c0 + Fb of a row of
+ * F), emitted with `layer` when layer >= 0. */
+static int encode_block(enc_state *s, const double *feats, size_t F, size_t c0, size_t Fb, const myelin_msg *ctx,
+                        const avg *g, resp Y, size_t T, size_t V, const char *who, int64_t layer) {
+  size_t P = s->n_delays * Fb;
+  double *block = malloc((T * Fb + 1) * sizeof *block), *X = malloc((T * P + 1) * sizeof *X);
+  double *r = malloc((s->opts.folds * V + 1) * sizeof *r);
+  int *idx = malloc((s->opts.folds * V + 1) * sizeof *idx);
+  int rc;
+  if (!block || !X || !r || !idx) {
+    rc = s->host->error(s->st, "out of memory for %s (T = %zu, features = %zu, V = %zu)", who, T, P, V);
+  } else {
+    for (size_t t = 0; t < T; t++) memcpy(block + t * Fb, feats + t * F + c0, Fb * sizeof *block);
+    ridge_delay(block, T, Fb, s->delays, s->n_delays, s->wrap, X);
+    char err[256];
+    int erc = Y.d ? ridge_encode_f64(X, T, P, Y.d, V, V, &s->opts, r, idx, err, sizeof err)
+                  : ridge_encode(X, T, P, Y.f, V, V, &s->opts, r, idx, err, sizeof err);
+    if (erc != 0)
+      rc = s->host->error(s->st, "%s: %s", who, err);
+    else
+      rc = emit_map(s, ctx, g, r, idx, V, who, layer);
+    s->host->counter_add(s->st, "maps", rc == 0);
+  }
+  free(block), free(X), free(r), free(idx);
+  return rc;
+}
+
+/* Encodes Y [T, V] with the features of fm (one model per layer block with
+ * split_layers). */
 static int encode(enc_state *s, const myelin_msg *fm, const myelin_msg *ctx, const avg *g, resp Y, size_t T,
                   size_t V, double tr, const char *who) {
-  double *feats = NULL, *X = NULL, *r = NULL;
-  int *idx = NULL;
+  double *feats = NULL;
   size_t F = 0;
   int rc = features_matrix(s, fm, T, tr, &feats, &F);
   if (rc) return rc;
@@ -300,25 +350,13 @@ static int encode(enc_state *s, const myelin_msg *fm, const myelin_msg *ctx, con
       return s->host->error(s->st, "features for %s: non-finite value at TR %zu, feature %zu",
                             who, i / F, i % F);
     }
-  size_t P = s->n_delays * F;
-  X = malloc(T * P * sizeof *X);
-  r = malloc((s->opts.folds * V + 1) * sizeof *r);
-  idx = malloc((s->opts.folds * V + 1) * sizeof *idx);
-  if (!X || !r || !idx) {
-    rc = s->host->error(s->st, "out of memory for %s (T = %zu, features = %zu, V = %zu)", who, T,
-                        P, V);
-  } else {
-    ridge_delay(feats, T, F, s->delays, s->n_delays, s->wrap, X);
-    char err[256];
-    int erc = Y.d ? ridge_encode_f64(X, T, P, Y.d, V, V, &s->opts, r, idx, err, sizeof err)
-                  : ridge_encode(X, T, P, Y.f, V, V, &s->opts, r, idx, err, sizeof err);
-    if (erc != 0)
-      rc = s->host->error(s->st, "%s: %s", who, err);
-    else
-      rc = emit_map(s, ctx, g, r, idx, V, who);
-    s->host->counter_add(s->st, "maps", rc == 0);
-  }
-  free(feats), free(X), free(r), free(idx);
+  int64_t layers[256];
+  size_t nl;
+  rc = layer_blocks(s, fm, F, layers, &nl);
+  if (!rc && nl == 0) rc = encode_block(s, feats, F, 0, F, ctx, g, Y, T, V, who, -1);
+  for (size_t k = 0; !rc && k < nl; k++)
+    rc = encode_block(s, feats, F, k * (F / nl), F / nl, ctx, g, Y, T, V, who, layers[k]);
+  free(feats);
   return rc;
 }
 
@@ -674,6 +712,7 @@ static int enc_init(const myelin_host *host, myelin_stage *st, const myelin_para
   const char *ev = myelin_param_str(p, "events");
   s->events = !strcmp(ev, "hrf") ? EV_HRF : !strcmp(ev, "lanczos") ? EV_LANCZOS : EV_SUM;
   s->lanczos_window = myelin_param_float(p, "lanczos_window");
+  s->split_layers = myelin_param_bool(p, "split_layers");
   s->average = myelin_param_bool(p, "average_subjects");
   const char *sy = myelin_param_str(p, "scale_y");
   s->opts = (ridge_opts){
@@ -702,6 +741,9 @@ static const myelin_param_def enc_params[] = {
     {"events", MYELIN_PARAM_ENUM, "sum", 0, 0, 0, "sum|hrf|lanczos", NULL,
      "Word events to the TR grid: sum into bins; hrf = convolve with SPM's canonical HRF (unit area) sampled at "
      "frame times (t - offset) * tr; lanczos = Lanczos resampling as Huth et al. 2016 (cutoff 1 / tr)."},
+    {"split_layers", MYELIN_PARAM_BOOL, "false", 0, 0, 0, NULL, NULL,
+     "One model per layer of lm_features' output (its `layers` and `n_embd` fields): one map per layer, with "
+     "`layer`, instead of one model of all columns."},
     {"lanczos_window", MYELIN_PARAM_FLOAT, "3", 1, 1, 100, NULL, "lobes",
      "events: lanczos: the kernel's half-width a (in TRs)."},
     {"standardize", MYELIN_PARAM_BOOL, "true", 0, 0, 0, NULL, NULL,

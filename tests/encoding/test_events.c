@@ -153,12 +153,92 @@ START_TEST(encoding_events_param) {
 }
 END_TEST
 
+/* split_layers: one model per layer block, each equal to that block alone. */
+START_TEST(encoding_split_layers) {
+  enum { L = 2 };
+  static double on[W], x[W * F * L], xb[L][W * F];
+  static float y[T * V];
+  uint64_t s = 5;
+  for (int w = 0; w < W; w++) {
+    on[w] = 1.0 + 2.5 * w;
+    for (int k = 0; k < L * F; k++) {
+      s = s * 6364136223846793005ull + 1442695040888963407ull;
+      x[w * L * F + k] = xb[k / F][w * F + k % F] = (double)(s >> 40) / (double)(1 << 24) - 0.5;
+    }
+  }
+  static double dense[T * F];
+  for (int t = 0; t < T * F; t++)
+    dense[t] = 0;
+  for (int w = 0; w < W; w++)
+    for (int f = 0; f < F; f++)
+      dense[(int)(on[w] / 2.0) * F + f] += xb[1][w * F + f]; /* layer block 1 drives */
+  for (int t = 0; t < T; t++)
+    for (int v = 0; v < V; v++) {
+      s = s * 6364136223846793005ull + 1442695040888963407ull;
+      y[t * V + v] = (float)(dense[t * F + v % F] + 0.1 * ((double)(s >> 40) / (double)(1 << 24) - 0.5));
+    }
+  myelin_builder *b = myelin_builder_new("features");
+  myelin_build_str(b, "task", "story");
+  myelin_build_float(b, "tr", 2.0);
+  int64_t ds[2] = {W, L * F}, os[1] = {W};
+  myelin_build_tensor_copy(b, "data", MYELIN_F8, 2, ds, x);
+  myelin_build_tensor_copy(b, "onset", MYELIN_F8, 1, os, on);
+  myelin_build_array_begin(b, "layers");
+  myelin_build_int(b, NULL, 3);
+  myelin_build_int(b, NULL, 7);
+  myelin_build_array_end(b);
+  myelin_build_int(b, "n_embd", F);
+  myelin_msg *fm = myelin_builder_finish(b);
+  char err[512];
+  myelin_harness *h =
+      myelin_harness_new("encoding", "{split_layers: true, delays: [0], folds: 4}", err, sizeof err);
+  ck_assert_msg(h != NULL, "%s", err);
+  ck_assert_int_eq(myelin_harness_push(h, "features", myelin_msg_ref(fm)), 0);
+  ck_assert_msg(myelin_harness_push(h, "brain", run_msg(y)) == 0, "%s", myelin_harness_error(h));
+  ck_assert_int_eq(myelin_harness_eos(h), 0);
+  ck_assert_uint_eq(myelin_harness_count(h, "map"), L);
+  for (int k = 0; k < L; k++) {
+    const myelin_msg *m = myelin_harness_output(h, "map", (size_t)k);
+    int64_t layer;
+    ck_assert_int_eq(myelin_msg_int(m, "layer", &layer), 0);
+    ck_assert_int_eq(layer, k ? 7 : 3);
+    myelin_tensor t;
+    ck_assert_int_eq(myelin_msg_tensor(m, "data", &t), 0);
+    double alone[V];
+    map_of("{delays: [0], folds: 4}", features(0, NULL, on, xb[k]), y, alone);
+    for (int v = 0; v < V; v++) {
+      double r = ((const double *)t.data)[v];
+      ck_assert_msg(fabs(r - alone[v]) < 1e-12, "layer block %d voxel %d: %g vs %g", k, v, r, alone[v]);
+      ck_assert_msg(k ? r > 0.8 : r < 0.5, "layer block %d voxel %d: r %g", k, v, r);
+    }
+  }
+  myelin_harness_free(h);
+  /* n_embd that does not divide the columns */
+  h = myelin_harness_new("encoding", "{split_layers: true, delays: [0], folds: 4}", err, sizeof err);
+  b = myelin_builder_new("features");
+  myelin_build_str(b, "task", "story");
+  myelin_build_tensor_copy(b, "data", MYELIN_F8, 2, ds, x);
+  myelin_build_tensor_copy(b, "onset", MYELIN_F8, 1, os, on);
+  myelin_build_array_begin(b, "layers");
+  myelin_build_int(b, NULL, 3);
+  myelin_build_array_end(b);
+  myelin_build_int(b, "n_embd", F);
+  ck_assert_int_eq(myelin_harness_push(h, "features", myelin_builder_finish(b)), 0);
+  ck_assert_int_ne(myelin_harness_push(h, "brain", run_msg(y)), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "len(layers) x n_embd = its 6 columns"), "%s",
+                myelin_harness_error(h));
+  myelin_harness_free(h);
+  myelin_msg_unref(fm);
+}
+END_TEST
+
 int main(void) {
   Suite *su = suite_create("encoding_events");
   TCase *tc = tcase_create("events");
   tcase_add_test(tc, hrf_hand_values);
   tcase_add_test(tc, kernels_match_scipy);
   tcase_add_test(tc, encoding_events_param);
+  tcase_add_test(tc, encoding_split_layers);
   suite_add_tcase(su, tc);
   return mt_run_suite(su);
 }
