@@ -23,13 +23,12 @@ enum { RIDGE_SCALE_NONE = 0, RIDGE_SCALE_ZSCORE = 1, RIDGE_SCALE_ROBUST = 2 };
 /* Sums row w of data[W, F] into out[bin, :] with bin = floor(onset[w] / tr)
  * + offset; out is [T, F] and is zeroed first. Returns how many events fell
  * outside [0, T) and were dropped. */
-size_t ridge_bin_events(const double *onset, const double *data, size_t W, size_t F, double tr,
-                        long offset, size_t T, double *out);
+size_t ridge_bin_events(const double *onset, const double *data, size_t W, size_t F, double tr, long offset,
+                        size_t T, double *out);
 
 /* out[t, j*F + f] = X[t - delays[j], f]; rows outside [0, T) are 0 (wrap = 0)
  * or taken modulo T (wrap = 1, numpy's np.roll). out is [T, nd*F]. */
-void ridge_delay(const double *X, size_t T, size_t F, const int *delays, size_t nd, int wrap,
-                 double *out);
+void ridge_delay(const double *X, size_t T, size_t F, const int *delays, size_t nd, int wrap, double *out);
 
 /* Fold i of k over n samples: [*start, *stop). The first n % k folds have
  * n / k + 1 samples, the others n / k (sklearn KFold without shuffle). */
@@ -40,8 +39,8 @@ void ridge_fold_bounds(size_t n, size_t k, size_t i, size_t *start, size_t *stop
  * sklearn's StandardScaler); ROBUST: median and q75 - q25 with linear
  * interpolation (scale 1 when ~0, as RobustScaler); NONE: 0 and 1.
  * work needs n doubles (ROBUST only). */
-void ridge_col_stats(const double *A, size_t n, size_t p, size_t lda, int method,
-                     double *center, double *scale, double *work);
+void ridge_col_stats(const double *A, size_t n, size_t p, size_t lda, int method, double *center,
+                     double *scale, double *work);
 
 /* Pearson correlation of a[i*sa] and b[i*sb], i < n; 0 when either is
  * constant. Two-pass, float64. */
@@ -53,19 +52,19 @@ double ridge_pearson(const double *a, size_t sa, const double *b, size_t sb, siz
  * matrix Xc Xc^T (dsyevd, as sklearn's gcv_mode="eigen") and keep Xc
  * instead of Vt, since V = Xc^T U diag(1/s) is never needed explicitly. */
 typedef struct ridge_model {
-  size_t n, p, r;       /* samples, features, rank slots: min(n, p) or n */
-  int intercept;        /* X was centered; the intercept is not penalized */
-  double *xmean;        /* [p] (zeros without intercept) */
-  double *U;            /* [n, r] */
-  double *s;            /* [r]; 0 for the null space */
-  double *Vt;           /* [r, p] (SVD path) or NULL */
-  double *Xc;           /* [n, p] (Gram path) or NULL */
+  size_t n, p, r; /* samples, features, rank slots: min(n, p) or n */
+  int intercept;  /* X was centered; the intercept is not penalized */
+  double *xmean;  /* [p] (zeros without intercept) */
+  double *U;      /* [n, r] */
+  double *s;      /* [r]; 0 for the null space */
+  double *Vt;     /* [r, p] (SVD path) or NULL */
+  double *Xc;     /* [n, p] (Gram path) or NULL */
 } ridge_model;
 
 /* Decomposes X [n, p] (centered first when intercept). Returns 0, or -1 when
  * out of memory / LAPACK failed (err gets a reason). */
-int ridge_model_fit(ridge_model *m, const double *X, size_t n, size_t p, int intercept,
-                    char *err, size_t errlen);
+int ridge_model_fit(ridge_model *m, const double *X, size_t n, size_t p, int intercept, char *err,
+                    size_t errlen);
 void ridge_model_free(ridge_model *m);
 
 /* Upper-triangular R [n, n] (lower part is scratch) such that for any
@@ -84,12 +83,12 @@ int ridge_loo_factor(const ridge_model *m, double alpha, double *R);
  * ||f z||^2 / min(d)^2. Returns 0 or -1. */
 int ridge_loo_chol(const ridge_model *m, double alpha, double *R, double *f, double *d);
 /* sse[j] = ||R (f Z[:, j])||^2 for Z [n, nv] (row stride ldz); work [n, nv]. */
-void ridge_loo_sse_z(const double *R, const double *f, size_t n, const double *Z, size_t nv,
-                     size_t ldz, double *work, double *sse);
+void ridge_loo_sse_z(const double *R, const double *f, size_t n, const double *Z, size_t nv, size_t ldz,
+                     double *work, double *sse);
 
 /* sse[j] = ||R Y[:, j]||^2 for Y [n, nv] (row stride ldy); work is [n, nv]. */
-void ridge_loo_sse(const double *R, size_t n, const double *Y, size_t nv, size_t ldy,
-                   double *work, double *sse);
+void ridge_loo_sse(const double *R, size_t n, const double *Y, size_t nv, size_t ldy, double *work,
+                   double *sse);
 
 /* P = (Xtest - xmean) V, [nt, r]: computed once per training design.
  * This and the next two return 0, or -1 when out of memory. */
@@ -101,8 +100,32 @@ int ridge_weights(const ridge_model *m, double alpha, const double *Y, size_t nv
 
 /* Reference: w [p] solving (X^T X + alpha I) w = X^T y by Cholesky (no
  * intercept: pass centered data). Returns 0 or -1. For tests. */
-int ridge_closed_form(const double *X, const double *y, size_t n, size_t p, double alpha,
-                      double *w);
+int ridge_closed_form(const double *X, const double *y, size_t n, size_t p, double alpha, double *w);
+
+/* Tall designs (U thin [n, r], n > r): leave-one-out SSE of na alphas for
+ * nv centered targets in batched GEMMs. The residual of alpha a is y - U
+ * diag(1 - f_a) U^T y = r0 + U (f_a z), with z = U^T y, r0 = y - U z and
+ * f_a = alpha / (s^2 + alpha); the alphas' scaled copies of Z sit side by
+ * side in one [r, na * c] operand, so U multiplies every alpha of c voxels
+ * in one GEMM (c = chunk, at most nv). sse[a * ldsse + j] = sum_i (g[a * n
+ * + i] (r0 + U f_a z)_ij)^2 with g = 1 / (1 - h) of alpha a.
+ * R0 [n, nv] and Z [r, nv] have row stride nv; f is [na, r], g [na, n];
+ * work holds (r + n) * na * chunk doubles. */
+void ridge_loo_sse_batch(const double *U, size_t n, size_t r, const double *R0, const double *Z, size_t nv,
+                         const double *f, const double *g, size_t na, size_t chunk, double *work, double *sse,
+                         size_t ldsse);
+
+/* Measurements of one ridge_encode call (ridge_opts.stats), summed over folds. */
+typedef struct ridge_stats {
+  double seconds; /* wall time of the per-alpha phase: after each fold's
+                     decomposition, the leave-one-out errors of the alphas
+                     and the held-out predictions of every voxel block
+                     (targets read from Y included) */
+  double flops;   /* floating-point operations of the BLAS/LAPACK calls of
+                     that phase (2 per multiply-add, n^3/3 per Cholesky) */
+} ridge_stats;
+
+enum { RIDGE_PATH_AUTO = 0, RIDGE_PATH_DIRECT = 1 };
 
 /* The cross-validated encoding model. */
 typedef struct ridge_opts {
@@ -114,9 +137,16 @@ typedef struct ridge_opts {
   int standardize;      /* z-score X on each training fold */
   int scale_y;          /* RIDGE_SCALE_*, fitted on each training fold */
   int intercept;
-  size_t block;         /* voxels per block (memory bound) */
-  size_t factor_after;  /* eigenbasis path: Cholesky-factor an alpha after this
-                           many voxel evaluations (0 = 4n/3, the break-even) */
+  size_t block;        /* voxels per block (memory bound) */
+  size_t factor_after; /* eigenbasis path: Cholesky-factor an alpha after this
+                          many voxel evaluations (0 = 4n/3, the break-even) */
+  int path;            /* RIDGE_PATH_AUTO: the eigenbasis path with pruning
+                          where it applies (one alpha per voxel, wide or
+                          near-square designs); RIDGE_PATH_DIRECT: every
+                          alpha of every voxel computed (tall: batched
+                          GEMMs; wide: QR factors). For tests and benches. */
+  ridge_stats *stats;  /* optional: the per-alpha phase's time and flops
+                          are added here */
 } ridge_opts;
 
 /*

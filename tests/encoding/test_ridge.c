@@ -15,27 +15,32 @@
 #include "ref_data.h"
 
 static ridge_opts default_opts(void) {
-  ridge_opts o = {.alphas = ALPHAS, .n_alphas = NA, .alpha_per_target = 1, .inner = 0,
-                  .folds = FOLDS, .standardize = 1, .scale_y = RIDGE_SCALE_NONE, .intercept = 1,
+  ridge_opts o = {.alphas = ALPHAS,
+                  .n_alphas = NA,
+                  .alpha_per_target = 1,
+                  .inner = 0,
+                  .folds = FOLDS,
+                  .standardize = 1,
+                  .scale_y = RIDGE_SCALE_NONE,
+                  .intercept = 1,
                   .block = 3};
   return o;
 }
 
-static void check_encode(const ridge_opts *o, const double *r_mean, const int pick[FOLDS][K],
-                         double tol) {
+static void check_encode(const ridge_opts *o, const double *r_mean, const int pick[FOLDS][K], double tol) {
   double r[FOLDS * K];
   int idx[FOLDS * K];
   char err[256] = "";
   ck_assert_msg(ridge_encode(X, N, P, Y, K, K, o, r, idx, err, sizeof err) == 0, "%s", err);
   for (int f = 0; f < FOLDS; f++)
     for (int k = 0; k < K; k++)
-      ck_assert_msg(idx[f * K + k] == pick[f][k], "fold %d target %d: alpha index %d, sklearn %d",
-                    f, k, idx[f * K + k], pick[f][k]);
+      ck_assert_msg(idx[f * K + k] == pick[f][k], "fold %d target %d: alpha index %d, sklearn %d", f, k,
+                    idx[f * K + k], pick[f][k]);
   for (int k = 0; k < K; k++) {
     double m = 0;
-    for (int f = 0; f < FOLDS; f++) m += r[f * K + k] / FOLDS;
-    ck_assert_msg(fabs(m - r_mean[k]) < tol, "target %d: r %.12f, sklearn %.12f", k, m,
-                  r_mean[k]);
+    for (int f = 0; f < FOLDS; f++)
+      m += r[f * K + k] / FOLDS;
+    ck_assert_msg(fabs(m - r_mean[k]) < tol, "target %d: r %.12f, sklearn %.12f", k, m, r_mean[k]);
   }
 }
 
@@ -85,14 +90,14 @@ END_TEST
 
 START_TEST(test_sklearn_gcv_wide) {
   /* 80 delayed features > 48 training rows: the Gram / eigenbasis path. */
-  static const double R_MEAN[K] = {0.77453845754948836, 0.48553040828867228,
-                                   0.22592473699511309, -0.35878927520846404,
-                                   -0.27653539178900932};
+  static const double R_MEAN[K] = {0.77453845754948836, 0.48553040828867228, 0.22592473699511309,
+                                   -0.35878927520846404, -0.27653539178900932};
   static const int PICK[FOLDS][K] = {
       {2, 3, 2, 9, 4}, {1, 1, 2, 9, 4}, {0, 1, 3, 9, 9}, {1, 0, 4, 9, 9}, {1, 2, 3, 9, 2}};
   static double Xw[N * 10 * P];
   int d[10];
-  for (int i = 0; i < 10; i++) d[i] = i;
+  for (int i = 0; i < 10; i++)
+    d[i] = i;
   ridge_delay(X, N, P, d, 10, 0, Xw);
   ridge_opts o = default_opts();
   double r[FOLDS * K];
@@ -116,14 +121,14 @@ END_TEST
 
 START_TEST(test_sklearn_gcv_wide_shared_alpha) {
   /* Wide design, one alpha for all targets: the QR path. */
-  static const double R_MEAN[K] = {0.63656326485199388, 0.29441624428849011,
-                                   0.18354784604544863, -0.36989110429152089,
-                                   -0.27103678291227662};
+  static const double R_MEAN[K] = {0.63656326485199388, 0.29441624428849011, 0.18354784604544863,
+                                   -0.36989110429152089, -0.27103678291227662};
   static const int PICK[FOLDS][K] = {
       {4, 4, 4, 4, 4}, {4, 4, 4, 4, 4}, {9, 9, 9, 9, 9}, {9, 9, 9, 9, 9}, {3, 3, 3, 3, 3}};
   static double Xw[N * 10 * P];
   int d[10];
-  for (int i = 0; i < 10; i++) d[i] = i;
+  for (int i = 0; i < 10; i++)
+    d[i] = i;
   ridge_delay(X, N, P, d, 10, 0, Xw);
   ridge_opts o = default_opts();
   o.alpha_per_target = 0;
@@ -143,9 +148,8 @@ START_TEST(test_sklearn_gcv_wide_shared_alpha) {
 END_TEST
 
 START_TEST(test_sklearn_gcv_shared_alpha) {
-  static const double R_MEAN[K] = {0.97362365067030043, 0.88431796933532447,
-                                   0.24676903902225061, -0.077344459661894266,
-                                   0.041532325402785397};
+  static const double R_MEAN[K] = {0.97362365067030043, 0.88431796933532447, 0.24676903902225061,
+                                   -0.077344459661894266, 0.041532325402785397};
   static const int PICK[FOLDS][K] = {
       {3, 3, 3, 3, 3}, {3, 3, 3, 3, 3}, {3, 3, 3, 3, 3}, {3, 3, 3, 3, 3}, {3, 3, 3, 3, 3}};
   ridge_opts o = default_opts();
@@ -156,9 +160,8 @@ END_TEST
 
 START_TEST(test_sklearn_inner_kfold) {
   /* RidgeCV(cv=KFold(3)) = GridSearchCV(Ridge) scored by r2, one alpha. */
-  static const double R_MEAN[K] = {0.99403527592346186, 0.90433297487392328,
-                                   0.24457982291455868, -0.054146822522110151,
-                                   0.028638179157523359};
+  static const double R_MEAN[K] = {0.99403527592346186, 0.90433297487392328, 0.24457982291455868,
+                                   -0.054146822522110151, 0.028638179157523359};
   static const int PICK[FOLDS][K] = {
       {2, 2, 2, 2, 2}, {2, 2, 2, 2, 2}, {2, 2, 2, 2, 2}, {2, 2, 2, 2, 2}, {2, 2, 2, 2, 2}};
   ridge_opts o = default_opts();
@@ -172,11 +175,13 @@ END_TEST
 static void centered(size_t n, int k, double *Xc, double *yc) {
   double mx[P] = {0}, my = 0;
   for (size_t i = 0; i < n; i++) {
-    for (int j = 0; j < P; j++) mx[j] += X[i * P + j] / (double)n;
+    for (int j = 0; j < P; j++)
+      mx[j] += X[i * P + j] / (double)n;
     my += Y[i * K + k] / (double)n;
   }
   for (size_t i = 0; i < n; i++) {
-    for (int j = 0; j < P; j++) Xc[i * P + j] = X[i * P + j] - mx[j];
+    for (int j = 0; j < P; j++)
+      Xc[i * P + j] = X[i * P + j] - mx[j];
     yc[i] = Y[i * K + k] - my;
   }
 }
@@ -192,8 +197,8 @@ static void check_closed_form(size_t n) {
     ck_assert_int_eq(ridge_closed_form(Xc, yc, n, P, ALPHAS[a], w1), 0);
     ck_assert_int_eq(ridge_weights(&m, ALPHAS[a], yc, 1, w2), 0);
     for (int j = 0; j < P; j++)
-      ck_assert_msg(fabs(w1[j] - w2[j]) <= 1e-9 * (1 + fabs(w1[j])), "n %zu alpha %g w[%d]: %g vs %g",
-                    n, ALPHAS[a], j, w1[j], w2[j]);
+      ck_assert_msg(fabs(w1[j] - w2[j]) <= 1e-9 * (1 + fabs(w1[j])), "n %zu alpha %g w[%d]: %g vs %g", n,
+                    ALPHAS[a], j, w1[j], w2[j]);
   }
   ridge_model_free(&m);
 }
@@ -216,16 +221,19 @@ static double brute_loo_sse(size_t n, int k, double alpha) {
       ys[q++] = Y[i * K + k];
     }
     for (size_t i = 0; i < q; i++) {
-      for (int j = 0; j < P; j++) mx[j] += Xs[i * P + j] / (double)q;
+      for (int j = 0; j < P; j++)
+        mx[j] += Xs[i * P + j] / (double)q;
       my += ys[i] / (double)q;
     }
     for (size_t i = 0; i < q; i++) {
-      for (int j = 0; j < P; j++) Xs[i * P + j] -= mx[j];
+      for (int j = 0; j < P; j++)
+        Xs[i * P + j] -= mx[j];
       ys[i] -= my;
     }
     ck_assert_int_eq(ridge_closed_form(Xs, ys, q, P, alpha, w), 0);
     double pred = my;
-    for (int j = 0; j < P; j++) pred += (X[out * P + j] - mx[j]) * w[j];
+    for (int j = 0; j < P; j++)
+      pred += (X[out * P + j] - mx[j]) * w[j];
     double e = Y[out * K + k] - pred;
     sse += e * e;
   }
@@ -238,7 +246,8 @@ static void check_loo(size_t n) {
   for (int k = 0; k < K; k++) {
     double col[N];
     centered(n, k, Xc, col);
-    for (size_t i = 0; i < n; i++) yc[i * K + k] = col[i];
+    for (size_t i = 0; i < n; i++)
+      yc[i * K + k] = col[i];
   }
   ridge_model m;
   ck_assert_int_eq(ridge_model_fit(&m, X, n, P, 1, err, sizeof err), 0);
@@ -248,25 +257,83 @@ static void check_loo(size_t n) {
     double sz[K], f[N], d[N], dmin = INFINITY, dmax = 0, Z[N * K], L[N * N];
     if (m.r == n) { /* eigenbasis form: z = U^T y, same errors, bounded by ||f z|| */
       ck_assert_int_eq(ridge_loo_chol(&m, ALPHAS[a], L, f, d), 0);
-      for (size_t i = 0; i < n; i++) dmin = fmin(dmin, d[i]), dmax = fmax(dmax, d[i]);
+      for (size_t i = 0; i < n; i++)
+        dmin = fmin(dmin, d[i]), dmax = fmax(dmax, d[i]);
       for (size_t k2 = 0; k2 < n; k2++)
         for (int t = 0; t < K; t++) {
           Z[k2 * K + t] = 0;
-          for (size_t i = 0; i < n; i++) Z[k2 * K + t] += m.U[i * n + k2] * yc[i * K + t];
+          for (size_t i = 0; i < n; i++)
+            Z[k2 * K + t] += m.U[i * n + k2] * yc[i * K + t];
         }
       ridge_loo_sse_z(L, f, n, Z, K, K, work, sz);
     }
     for (int k = 0; k < K; k++) {
       double b = brute_loo_sse(n, k, ALPHAS[a]);
-      ck_assert_msg(fabs(sse[k] - b) <= 1e-9 * b, "n %zu alpha %g target %d: %.15g vs %.15g", n,
-                    ALPHAS[a], k, sse[k], b);
+      ck_assert_msg(fabs(sse[k] - b) <= 1e-9 * b, "n %zu alpha %g target %d: %.15g vs %.15g", n, ALPHAS[a], k,
+                    sse[k], b);
       if (m.r != n) continue;
-      ck_assert_msg(fabs(sz[k] - b) <= 1e-9 * b, "eigenbasis n %zu alpha %g target %d: %.15g vs %.15g",
-                    n, ALPHAS[a], k, sz[k], b);
+      ck_assert_msg(fabs(sz[k] - b) <= 1e-9 * b, "eigenbasis n %zu alpha %g target %d: %.15g vs %.15g", n,
+                    ALPHAS[a], k, sz[k], b);
       double q = 0;
-      for (size_t k2 = 0; k2 < n; k2++) q += f[k2] * f[k2] * Z[k2 * K + k] * Z[k2 * K + k];
+      for (size_t k2 = 0; k2 < n; k2++)
+        q += f[k2] * f[k2] * Z[k2 * K + k] * Z[k2 * K + k];
       ck_assert(q / (dmax * dmax) <= b * (1 + 1e-9) && b <= q / (dmin * dmin) * (1 + 1e-9));
     }
+  }
+  ridge_model_free(&m);
+}
+
+/* Tall design: ridge_loo_sse_batch (every alpha of a voxel chunk in one
+ * GEMM) equals n brute-force refits, for chunks of 1, 2 and all targets. */
+static void check_loo_batch(size_t n) {
+  double Xc[N * P], yc[N * K], Z[P * K], R0[N * K], f[NA * P], g[NA * N];
+  double work[(P + N) * NA * K], sse[NA * K];
+  char err[128];
+  for (int k = 0; k < K; k++) {
+    double col[N];
+    centered(n, k, Xc, col);
+    for (size_t i = 0; i < n; i++)
+      yc[i * K + k] = col[i];
+  }
+  ridge_model m;
+  ck_assert_int_eq(ridge_model_fit(&m, X, n, P, 1, err, sizeof err), 0);
+  size_t r = m.r;
+  ck_assert_uint_lt(r, n);
+  for (size_t k2 = 0; k2 < r; k2++) /* Z = U^T y */
+    for (int t = 0; t < K; t++) {
+      Z[k2 * K + t] = 0;
+      for (size_t i = 0; i < n; i++)
+        Z[k2 * K + t] += m.U[i * r + k2] * yc[i * K + t];
+    }
+  for (size_t i = 0; i < n; i++) /* R0 = y - U z */
+    for (int t = 0; t < K; t++) {
+      R0[i * K + t] = yc[i * K + t];
+      for (size_t k2 = 0; k2 < r; k2++)
+        R0[i * K + t] -= m.U[i * r + k2] * Z[k2 * K + t];
+    }
+  for (int a = 0; a < NA; a++) {
+    for (size_t k2 = 0; k2 < r; k2++)
+      f[a * r + k2] = ALPHAS[a] / (m.s[k2] * m.s[k2] + ALPHAS[a]);
+    for (size_t i = 0; i < n; i++) { /* h = 1/n + sum_k U_ik^2 s_k^2 / (s_k^2 + alpha) */
+      double h = 1.0 / (double)n;
+      for (size_t k2 = 0; k2 < r; k2++)
+        h += m.U[i * r + k2] * m.U[i * r + k2] * (1 - f[a * r + k2]);
+      g[a * n + i] = 1 / (1 - h);
+    }
+  }
+  double brute[NA][K];
+  for (int a = 0; a < NA; a++)
+    for (int k = 0; k < K; k++)
+      brute[a][k] = brute_loo_sse(n, k, ALPHAS[a]);
+  for (size_t chunk = 1; chunk <= K; chunk = chunk == 2 ? K : chunk + 1) {
+    for (size_t i = 0; i < NA * K; i++)
+      sse[i] = -1;
+    ridge_loo_sse_batch(m.U, n, r, R0, Z, K, f, g, NA, chunk, work, sse, K);
+    for (int a = 0; a < NA; a++)
+      for (int k = 0; k < K; k++)
+        ck_assert_msg(fabs(sse[a * K + k] - brute[a][k]) <= 1e-9 * brute[a][k],
+                      "chunk %zu alpha %g target %d: %.15g vs %.15g", chunk, ALPHAS[a], k, sse[a * K + k],
+                      brute[a][k]);
   }
   ridge_model_free(&m);
 }
@@ -274,6 +341,37 @@ static void check_loo(size_t n) {
 START_TEST(test_loo_equals_brute_force) {
   check_loo(N); /* n > p */
   check_loo(7); /* n < p: the design is wider than tall */
+  check_loo_batch(N);
+  check_loo_batch(20);
+}
+END_TEST
+
+/* A near-square tall design (32 delayed features, 48 training rows) takes
+ * the eigenbasis path with pruning (Gram eigenvectors, s = 0 on the null
+ * space): the same alphas and r as computing every alpha (the batched tall
+ * path), and the per-alpha phase is measured. */
+START_TEST(test_tall_eigenbasis_equals_direct) {
+  static double Xw[N * 4 * P];
+  int d[4] = {0, 1, 2, 3};
+  ridge_delay(X, N, P, d, 4, 0, Xw);
+  double r1[FOLDS * K], r2[FOLDS * K];
+  int i1[FOLDS * K], i2[FOLDS * K];
+  char err[256] = "";
+  ridge_stats st1 = {0}, st2 = {0};
+  ridge_opts o = default_opts();
+  o.stats = &st1;
+  ck_assert_msg(ridge_encode(Xw, N, 4 * P, Y, K, K, &o, r1, i1, err, sizeof err) == 0, "%s", err);
+  o.path = RIDGE_PATH_DIRECT;
+  o.stats = &st2;
+  ck_assert_msg(ridge_encode(Xw, N, 4 * P, Y, K, K, &o, r2, i2, err, sizeof err) == 0, "%s", err);
+  for (int i = 0; i < FOLDS * K; i++) {
+    ck_assert_int_eq(i1[i], i2[i]);
+    ck_assert_msg(fabs(r1[i] - r2[i]) < 1e-10, "%d: %.15g vs %.15g", i, r1[i], r2[i]);
+  }
+  /* Direct: z, r0 and the 10 alphas, 2 n p per voxel each, plus predictions. */
+  double n = N - N / FOLDS, lo = 2.0 * n * 4 * P * K * (NA + 2) * FOLDS;
+  ck_assert_msg(st2.flops >= lo && st2.flops < 2 * lo, "flops %g (at least %g)", st2.flops, lo);
+  ck_assert(st1.flops > 0 && st1.seconds >= 0 && st2.seconds >= 0);
 }
 END_TEST
 
@@ -304,7 +402,8 @@ static void check_constant_voxel(const double *Xd, size_t p) {
 START_TEST(test_constant_voxel) {
   static double Xw[N * 10 * P];
   int d[10];
-  for (int i = 0; i < 10; i++) d[i] = i;
+  for (int i = 0; i < 10; i++)
+    d[i] = i;
   ridge_delay(X, N, P, d, 10, 0, Xw);
   check_constant_voxel(X, P);       /* QR path */
   check_constant_voxel(Xw, 10 * P); /* eigenbasis path */
@@ -339,11 +438,13 @@ START_TEST(test_bin_events) {
   size_t dropped = ridge_bin_events(onset, data, 6, 2, 1.5, 0, 5, out);
   const double e0[10] = {4, 6, 5, 6, 0, 0, 7, 8, 0, 0};
   ck_assert_uint_eq(dropped, 2);
-  for (int i = 0; i < 10; i++) ck_assert_double_eq(out[i], e0[i]);
+  for (int i = 0; i < 10; i++)
+    ck_assert_double_eq(out[i], e0[i]);
   dropped = ridge_bin_events(onset, data, 6, 2, 1.5, 1, 5, out); /* offset: one TR later */
   const double e1[10] = {100, 100, 4, 6, 5, 6, 0, 0, 7, 8};
   ck_assert_uint_eq(dropped, 1);
-  for (int i = 0; i < 10; i++) ck_assert_double_eq(out[i], e1[i]);
+  for (int i = 0; i < 10; i++)
+    ck_assert_double_eq(out[i], e1[i]);
 }
 END_TEST
 
@@ -368,9 +469,9 @@ START_TEST(test_pearson_and_stats) {
   double ctr[2], scl[2], work[4];
   const double A[4 * 2] = {1, 3, 2, 3, 3, 3, 10, 3};
   ridge_col_stats(A, 4, 2, 2, RIDGE_SCALE_ROBUST, ctr, scl, work);
-  ck_assert_double_eq(ctr[0], 2.5);          /* numpy median */
+  ck_assert_double_eq(ctr[0], 2.5);            /* numpy median */
   ck_assert_double_eq_tol(scl[0], 3.0, 1e-12); /* q75 4.75 - q25 1.75 */
-  ck_assert_double_eq(scl[1], 1.0);          /* constant column */
+  ck_assert_double_eq(scl[1], 1.0);            /* constant column */
   ridge_col_stats(A, 4, 2, 2, RIDGE_SCALE_ZSCORE, ctr, scl, NULL);
   ck_assert_double_eq(ctr[0], 4.0);
   ck_assert_double_eq_tol(scl[0], sqrt(12.5), 1e-12);
@@ -406,6 +507,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_sklearn_inner_kfold);
   tcase_add_test(tc, test_closed_form_equals_svd);
   tcase_add_test(tc, test_loo_equals_brute_force);
+  tcase_add_test(tc, test_tall_eigenbasis_equals_direct);
   tcase_add_test(tc, test_constant_voxel);
   tcase_add_test(tc, test_delay_zero_and_wrap);
   tcase_add_test(tc, test_bin_events);
