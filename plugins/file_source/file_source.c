@@ -40,7 +40,8 @@ static int fs_init(const myelin_host *host, myelin_stage *st, const myelin_param
   if (!s) return MYELIN_ENOMEM;
   s->host = host;
   s->st = st;
-  s->path = myelin_input_path(myelin_param_str(p, "path"), host->pipeline_dir ? host->pipeline_dir(st) : NULL);
+  s->path =
+      myelin_input_path(myelin_param_str(p, "path"), host->pipeline_dir ? host->pipeline_dir(st) : NULL);
   if (!s->path) {
     free(s);
     return host->error(st, "out of memory");
@@ -73,6 +74,11 @@ typedef struct pacer {
   double t_first, wall_first;
 } pacer;
 
+static int stopping(void *arg) {
+  fsrc *s = arg;
+  return s->host->stopping(s->st);
+}
+
 static void pace(fsrc *s, pacer *pc, const myelin_msg *m) {
   double t;
   if (!s->realtime || myelin_msg_float(m, "t", &t) != 0 || !isfinite(t)) return;
@@ -83,15 +89,7 @@ static void pace(fsrc *s, pacer *pc, const myelin_msg *m) {
     return;
   }
   double due = pc->wall_first + (t - pc->t_first) / s->speed;
-  /* sleep in slices so an interrupt is seen within 100 ms */
-  while (due - clock_mono() > 0.1 && !s->host->stopping(s->st)) clock_sleep_until(clock_mono() + 0.1);
-  if (s->host->stopping(s->st)) return;
-  /* sleep to just short of the deadline, then spin: the wake-up latency of a
-   * sleep (tens to hundreds of microseconds on a busy machine) would
-   * otherwise become the pacing error */
-  if (due - clock_mono() > 0.0005) clock_sleep_until(due - 0.0003);
-  while (clock_mono() < due) {
-  }
+  clock_pace_until(due, stopping, s);
 }
 
 /* One pass over the file; returns 0 at a clean end, 1 when stopped, <0 on
@@ -123,7 +121,7 @@ static int fs_start(void *state) {
     int rc = one_pass(s, &count);
     if (rc < 0) return rc; /* the run fails without committing outputs */
     if (rc != 0 || !s->loop) break;
-    if (count == 0) break;           /* an empty file would loop forever */
+    if (count == 0) break; /* an empty file would loop forever */
   }
   s->host->counter_add(s->st, "messages", (int64_t)count);
   return 0;
@@ -139,9 +137,17 @@ static void fs_fini(void *state) {
 
 static const myelin_param_def fs_params[] = {
     {.name = "path", .type = MYELIN_PARAM_INPUT_PATH, .doc = "The .mpk stream file to replay."},
-    {.name = "pace", .type = MYELIN_PARAM_ENUM, .def = "asap", .choices = "asap|realtime",
+    {.name = "pace",
+     .type = MYELIN_PARAM_ENUM,
+     .def = "asap",
+     .choices = "asap|realtime",
      .doc = "asap: as fast as downstream accepts; realtime: reproduce the recorded timing by `t`."},
-    {.name = "speed", .type = MYELIN_PARAM_FLOAT, .def = "1.0", .has_range = 1, .min = 1e-6, .max = 1e6,
+    {.name = "speed",
+     .type = MYELIN_PARAM_FLOAT,
+     .def = "1.0",
+     .has_range = 1,
+     .min = 1e-6,
+     .max = 1e6,
      .doc = "Realtime pacing factor: 2.0 replays twice as fast."},
     {.name = "loop", .type = MYELIN_PARAM_BOOL, .def = "false", .doc = "Start again at the end of the file."},
     {0}};
@@ -150,14 +156,10 @@ static const myelin_port_def fs_outputs[] = {
     {.name = "out", .kinds = "*", .doc = "the recorded messages, byte for byte"}, {0}};
 
 static const myelin_plugin_desc fs_desc = {
-    MYELIN_DESC_HEADER,
-    .name = "file_source",
-    .version = "1.0.0",
-    .summary = "replay a recorded .mpk stream file (asap or real time)",
-    .params = fs_params,
-    .outputs = fs_outputs,
-    .init = fs_init,
-    .start = fs_start,
+    MYELIN_DESC_HEADER,  .name = "file_source",
+    .version = "1.0.0",  .summary = "replay a recorded .mpk stream file (asap or real time)",
+    .params = fs_params, .outputs = fs_outputs,
+    .init = fs_init,     .start = fs_start,
     .fini = fs_fini,
 };
 

@@ -65,7 +65,7 @@ static void times(myelin_builder *b, const char *key, double t) {
 static myelin_msg *make(const char *kind, const char *skip, const char *bad) {
   myelin_builder *b = myelin_builder_new(kind);
   myelin_build_uint(b, "seq", 3);
-  myelin_build_float(b, "t", 0.25);
+  if (strcmp(kind, "events")) myelin_build_float(b, "t", 0.25); /* events: t is the timestamp tensor */
 #define F(name, stmt)                                                                                        \
   do {                                                                                                       \
     if (skip && !strcmp(skip, name)) break;                                                                  \
@@ -167,6 +167,19 @@ static myelin_msg *make(const char *kind, const char *skip, const char *bad) {
     F("offset", times(b, "offset", 0.9));
     F("task", myelin_build_str(b, "task", "story"));
     F("dropped", myelin_build_uint(b, "dropped", 1));
+  } else if (!strcmp(kind, "events")) {
+    int64_t n = 3;
+    F("sensor", {
+      myelin_build_array_begin(b, "sensor");
+      for (int i = 0; i < 3; i++)
+        myelin_build_uint(b, NULL, i == 2 ? 2 : 34);
+      myelin_build_array_end(b);
+    });
+    F("x", memset(myelin_build_tensor(b, "x", MYELIN_U2, 1, &n), 0, 6));
+    F("y", memset(myelin_build_tensor(b, "y", MYELIN_U2, 1, &n), 0, 6));
+    F("p", memset(myelin_build_tensor(b, "p", MYELIN_U1, 1, &n), 0, 3));
+    F("t", memset(myelin_build_tensor(b, "t", MYELIN_I8, 1, &n), 0, 24));
+    F("label", myelin_build_int(b, "label", 7));
   }
 #undef F
   myelin_msg *m = myelin_builder_finish(b);
@@ -182,7 +195,7 @@ static const struct {
     {"metrics", "values", "epoch"}, {"run", "geometry", NULL},
     {"volume", "index", NULL},      {"features", "tr", NULL},
     {"map", "data", "subjects"},    {"predictions", "prediction", "label"},
-    {"words", "onset", "dropped"},
+    {"words", "onset", "dropped"},  {"events", "t", "label"},
 };
 #define NCASES (sizeof cases / sizeof *cases)
 

@@ -1,0 +1,130 @@
+/*
+ * events.h — event-camera data shared by event_source, event_transform and
+ * to_frames (and their tests, fuzz targets and bench): the event arrays, the
+ * file-format decoders, the transforms with tonic's semantics, and the
+ * `events` message glue.
+ *
+ * Events are kept as four parallel arrays (x <u2, y <u2, p |u1, t <i8
+ * microseconds), the layout of the `events` message (schemas/events.md), so
+ * a decoded file becomes a message by four copies and a message is read in
+ * place.
+ *
+ * Decoders take a whole file image in memory and append to an ev_array. On a
+ * truncated or corrupt file they keep every event decoded before the fault
+ * (the good prefix) and return MYELIN_EFORMAT with a message naming the file
+ * and the byte offset of the fault. An event outside the sensor (when its
+ * size is known) is such a fault too, so downstream code may index frames
+ * with x, y, p without checking.
+ */
+#ifndef MYELIN_EVENTS_H
+#define MYELIN_EVENTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "myelin/msg.h"
+
+/* ---- event arrays -------------------------------------------------------- */
+typedef struct ev_array {
+  uint16_t *x, *y;
+  uint8_t *p;
+  int64_t *t;
+  size_t n, cap;
+} ev_array;
+
+/* Makes room for n more events. 0 or MYELIN_ENOMEM. */
+int ev_reserve(ev_array *a, size_t more);
+void ev_free(ev_array *a);
+
+/* [W, H, P]; 0 = unknown. */
+typedef struct ev_sensor {
+  uint32_t w, h, p;
+} ev_sensor;
+
+/* ---- file formats -------------------------------------------------------- */
+typedef enum ev_format {
+  EV_FMT_AUTO = 0,
+  EV_FMT_NMNIST, /* N-MNIST / N-Caltech101 .bin: 5-byte events */
+  EV_FMT_EVT2,   /* Prophesee EVT 2.0 .raw: 32-bit words */
+  EV_FMT_EVT3    /* Prophesee EVT 3.0 .raw: 16-bit words */
+} ev_format;
+
+/* "nmnist" -> EV_FMT_NMNIST ...; EV_FMT_AUTO for "auto"; -1 if unknown. */
+int ev_format_parse(const char *name);
+const char *ev_format_name(ev_format f);
+/* Picks the format of a file image: a Prophesee header naming EVT 2.0/3.0,
+ * else the name (.bin = N-MNIST, .raw = EVT 3.0). EV_FMT_AUTO if unsure. */
+ev_format ev_format_guess(const uint8_t *b, size_t len, const char *path);
+
+/* N-MNIST's sensor, the default when a .bin gives none. */
+#define EV_NMNIST_W 34
+#define EV_NMNIST_H 34
+
+/*
+ * Decodes a whole file image of format f, appending to out. `sensor` holds
+ * the size to check events against (from the user, or 0s); a header giving
+ * the size fills the zero fields (EVT raw files), and a format with a fixed
+ * default fills the rest (N-MNIST: 34x34x2; EVT: 2 polarities). `what`
+ * names the file in messages. Returns 0, or a negative code with err naming
+ * the byte offset; the events before the fault stay in out.
+ */
+int ev_decode(ev_format f, const uint8_t *b, size_t len, const char *what, ev_sensor *sensor, ev_array *out,
+              char *err, size_t errlen);
+
+/* The format-specific decoders behind ev_decode (same contract). */
+int ev_decode_nmnist(const uint8_t *b, size_t len, const char *what, ev_sensor *sensor, ev_array *out,
+                     char *err, size_t errlen);
+int ev_decode_evt2(const uint8_t *b, size_t len, const char *what, ev_sensor *sensor, ev_array *out,
+                   char *err, size_t errlen);
+int ev_decode_evt3(const uint8_t *b, size_t len, const char *what, ev_sensor *sensor, ev_array *out,
+                   char *err, size_t errlen);
+
+/* A Prophesee raw header ("% key value" lines up to "% end"): its length
+ * (0 when the file has none), the EVT version (2 or 3, 0 unknown) and the
+ * sensor size when given ("% geometry WxH", or "width=..;height=.." in
+ * "% format"). */
+size_t ev_raw_header(const uint8_t *b, size_t len, int *evt, ev_sensor *sensor);
+
+/* ---- transforms (tonic's semantics; see the README of event_transform) ---- */
+
+/* tonic's denoise (filter_time): keeps an event when one of its 4 neighbours
+ * fired within filter_time before it (the grid is the events' own extent).
+ * In place. 0 or MYELIN_ENOMEM. */
+int ev_denoise(ev_array *a, int64_t filter_time);
+/* tonic's crop: keeps the box [x0, x0+w) x [y0, y0+h), shifted to 0; the
+ * sensor becomes w x h. Negative origins (a box larger than the sensor)
+ * shift events right/down as tonic's CenterCrop padding does. */
+void ev_crop(ev_array *a, ev_sensor *s, int64_t x0, int64_t y0, uint32_t w, uint32_t h);
+/* tonic's Downsample: x*fx, y*fy, t*time_factor, truncated toward zero. */
+void ev_downsample(ev_array *a, ev_sensor *s, double fx, double fy, double time_factor);
+
+/* tonic's ToFrame / SliceByTime(Bins) slicing (no overlap): the [lo, hi)
+ * index range of every bin over events sorted by t. n_time_bins mode when
+ * n_bins > 0, else time_window mode (include_incomplete as tonic's). Returns
+ * the number of bins and fills lo/hi (malloc'ed, caller frees); 0 when out
+ * of memory or over EV_MAX_BINS. */
+#define EV_MAX_BINS ((size_t)1 << 24)
+size_t ev_frame_bins(const int64_t *t, size_t n, uint32_t n_bins, double time_window, int include_incomplete,
+                     size_t **lo, size_t **hi);
+
+/* ---- messages ------------------------------------------------------------ */
+/* A borrowed view of an `events` message. */
+typedef struct ev_view {
+  ev_sensor sensor;
+  size_t n;
+  const uint16_t *x, *y;
+  const uint8_t *p;
+  const int64_t *t;
+} ev_view;
+
+/* Reads an `events` message: the four tensors (same length, right dtypes)
+ * and `sensor` [W, H, P]; checks every event lies inside the sensor. */
+int ev_view_of(const myelin_msg *m, ev_view *v, char *err, size_t errlen);
+
+/* Starts an `events` message: `sensor` and the four tensors, copied from
+ * the n events at the given pointers. The caller adds the context and
+ * finishes it. NULL when out of memory. */
+myelin_builder *ev_build(const ev_sensor *s, const uint16_t *x, const uint16_t *y, const uint8_t *p,
+                         const int64_t *t, size_t n);
+
+#endif

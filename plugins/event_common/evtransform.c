@@ -1,0 +1,156 @@
+/*
+ * evtransform.c — transforms over event arrays with tonic's semantics
+ * (tonic.functional and tonic.slicers, read for their rules, written anew):
+ * denoise, crop, downsample, and the time slicing behind time windows and
+ * ToFrame. Plain functions over arrays, no messages: the plugins
+ * event_transform and to_frames are their glue.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "events.h"
+
+/* Moves event i to slot k (k <= i). */
+static inline void keep(ev_array *a, size_t k, size_t i) {
+  a->x[k] = a->x[i];
+  a->y[k] = a->y[i];
+  a->p[k] = a->p[i];
+  a->t[k] = a->t[i];
+}
+
+/*
+ * tonic's denoise: the grid spans the events' own extent (max x + 1 by
+ * max y + 1), every cell starts at filter_time, and an event first stamps
+ * its own cell with t + filter_time, then survives when a 4-neighbour inside
+ * the grid holds a stamp > t. (So before t = filter_time, cells never hit
+ * still count as recent: tonic's rule, kept.)
+ */
+int ev_denoise(ev_array *a, int64_t filter_time) {
+  if (a->n == 0) return 0;
+  size_t w = 0, h = 0;
+  for (size_t i = 0; i < a->n; i++) {
+    if (a->x[i] >= w) w = a->x[i] + 1u;
+    if (a->y[i] >= h) h = a->y[i] + 1u;
+  }
+  int64_t *mem = malloc(w * h * sizeof *mem);
+  if (!mem) return MYELIN_ENOMEM;
+  for (size_t i = 0; i < w * h; i++)
+    mem[i] = filter_time;
+  size_t k = 0;
+  for (size_t i = 0; i < a->n; i++) {
+    size_t x = a->x[i], y = a->y[i];
+    int64_t t = a->t[i];
+    int64_t *c = mem + y * w + x;
+    *c = t + filter_time;
+    if ((x > 0 && c[-1] > t) || (x + 1 < w && c[1] > t) || (y > 0 && c[-(ptrdiff_t)w] > t) ||
+        (y + 1 < h && c[w] > t))
+      keep(a, k++, i);
+  }
+  a->n = k;
+  free(mem);
+  return 0;
+}
+
+/*
+ * A box [x0, x0 + w) x [y0, y0 + h) of the sensor, shifted to the origin
+ * (tonic's CenterCrop with x0 = (W - w) // 2, y0 = (H - h) // 2). Origins
+ * may be negative (a box larger than the sensor): events then move right
+ * or down, as tonic's padding does.
+ */
+void ev_crop(ev_array *a, ev_sensor *s, int64_t x0, int64_t y0, uint32_t w, uint32_t h) {
+  int64_t lx = x0 > 0 ? x0 : 0, ly = y0 > 0 ? y0 : 0;
+  size_t k = 0;
+  for (size_t i = 0; i < a->n; i++) {
+    int64_t x = a->x[i], y = a->y[i];
+    if (x < lx || x >= lx + w || y < ly || y >= ly + h) continue;
+    keep(a, k, i);
+    a->x[k] = (uint16_t)(x - x0);
+    a->y[k] = (uint16_t)(y - y0);
+    k++;
+  }
+  a->n = k;
+  s->w = w;
+  s->h = h;
+}
+
+/*
+ * tonic's Downsample: t = t * time_factor, x = x * fx, y = y * fy, each
+ * truncated toward zero as numpy's assignment into an integer field does.
+ * No event is dropped; the sensor becomes the image of its last pixel + 1.
+ */
+void ev_downsample(ev_array *a, ev_sensor *s, double fx, double fy, double time_factor) {
+  for (size_t i = 0; i < a->n; i++) {
+    a->x[i] = (uint16_t)(a->x[i] * fx);
+    a->y[i] = (uint16_t)(a->y[i] * fy);
+    if (time_factor != 1.0) a->t[i] = (int64_t)((double)a->t[i] * time_factor);
+  }
+  if (s->w) s->w = (uint32_t)((s->w - 1) * fx) + 1;
+  if (s->h) s->h = (uint32_t)((s->h - 1) * fy) + 1;
+}
+
+/* First index i in [lo, n) with (double)t[i] >= v: numpy's searchsorted
+ * (side left) of a float bound in an integer array. */
+static size_t search(const int64_t *t, size_t lo, size_t n, double v) {
+  size_t hi = n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if ((double)t[mid] < v)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+/*
+ * tonic's slicers without overlap:
+ *  - n_time_bins (SliceByTimeBins): a window of (t_last - t_first) // n
+ *    (integer division), bins [t_first + i*w, t_first + (i+1)*w) for
+ *    i < n. Events at or after t_first + n*w fall in no bin.
+ *  - time_window (SliceByTime): n = floor((duration - w) / w) + 1 windows,
+ *    ceil with include_incomplete, at least 1, from t_first.
+ * No events: n_time_bins empty bins, or one empty window (ToFrame's rule).
+ * The bounds are computed in double, as numpy does.
+ */
+size_t ev_frame_bins(const int64_t *t, size_t n, uint32_t n_bins, double time_window, int include_incomplete,
+                     size_t **lo_out, size_t **hi_out) {
+  size_t bins;
+  double w = 0;
+  if (n_bins > 0) {
+    bins = n_bins;
+    if (n) w = (double)((t[n - 1] - t[0]) / (int64_t)n_bins);
+  } else if (n == 0) {
+    bins = 1;
+  } else {
+    w = time_window;
+    double q = ((double)(t[n - 1] - t[0]) - w) / w;
+    double c = include_incomplete ? ceil(q) : floor(q);
+    bins = c + 1 < 1 || !isfinite(c) ? 1 : (size_t)(c + 1);
+  }
+  if (bins > EV_MAX_BINS) {
+    *lo_out = *hi_out = NULL;
+    return 0;
+  }
+  size_t *lo = malloc(bins * sizeof *lo), *hi = malloc(bins * sizeof *hi);
+  if (!lo || !hi) {
+    free(lo);
+    free(hi);
+    *lo_out = *hi_out = NULL;
+    return 0;
+  }
+  size_t from = 0;
+  for (size_t i = 0; i < bins; i++) {
+    if (n == 0) {
+      lo[i] = hi[i] = 0;
+      continue;
+    }
+    double start = (double)i * w + (double)t[0];
+    lo[i] = search(t, from, n, start);
+    hi[i] = search(t, lo[i], n, start + w);
+    from = lo[i];
+  }
+  *lo_out = lo;
+  *hi_out = hi;
+  return bins;
+}

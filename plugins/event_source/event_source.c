@@ -1,0 +1,429 @@
+/*
+ * event_source.c — the `event_source` source: event-camera recordings out as
+ * `events` messages (schemas/events.md). The decoders are in
+ * plugins/event_common (evdecode.c); this file is the glue: which files,
+ * in which order, with which labels, chunked and paced how.
+ *
+ * `path` is one recording, or a dataset folder laid out as N-MNIST:
+ *
+ *     path/Train/0/00002.bin ... path/Train/9/...   path/Test/0/... ...
+ *
+ * `split: train` (or test) picks the Train (Test) subfolder, matched without
+ * case; the class folders below give the labels (their names when every
+ * name is an integer, as N-MNIST's digits are; otherwise their rank in
+ * name order). A folder of plain files gives unlabelled samples. Samples are
+ * numbered (`index`) in (class, file name) order, so a shuffled sample keeps
+ * its identity; shuffle, seed, epochs and limit behave as in `dataset` (the
+ * same permutation function, ds_permutation).
+ *
+ * Files are read one at a time, when their turn comes, so a 70,000-file
+ * dataset costs one file of memory. A truncated or corrupt file delivers its
+ * good prefix (the events decoded before the fault), then fails the run with
+ * the file and byte offset named.
+ *
+ * `chunk_us` splits a recording into messages of consecutive time windows
+ * (`chunk` counts windows, the last message has `last: true`); `pace:
+ * realtime` delivers each message when the wall clock reaches its last
+ * event's time, recordings played back to back, as a live camera would.
+ */
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../common/clock.h"
+#include "events.h"
+#include "load.h"
+#include "myelin/io.h"
+#include "myelin/myelin.h"
+
+typedef struct sample {
+  char *path;
+  int64_t label; /* -1: none */
+} sample;
+
+typedef struct evsrc {
+  const myelin_host *host;
+  myelin_stage *st;
+  ev_format format;
+  ev_sensor sensor; /* from the params; 0s = from each file */
+  const char *split;
+  sample *samples;
+  size_t n, cap, limit;
+  uint32_t *order;
+  int shuffle, realtime;
+  uint64_t seed, seq;
+  int64_t epochs, chunk_us;
+  double speed;
+  /* pacing: wall time of the run's time origin, and where the next
+   * recording starts on that time line (us) */
+  int paced;
+  double wall0;
+  int64_t line_us;
+  ev_array ev;
+} evsrc;
+
+static void es_fini(void *state) {
+  evsrc *s = state;
+  if (!s) return;
+  for (size_t i = 0; i < s->n; i++)
+    free(s->samples[i].path);
+  free(s->samples);
+  free(s->order);
+  ev_free(&s->ev);
+  free(s);
+}
+
+static int es_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
+  if (ev_format_parse(myelin_param_str(p, "format")) < 0)
+    return myelin_validate_error(ctx, "format", "unknown format '%s'", myelin_param_str(p, "format"));
+  size_t ns = myelin_param_len(p, "sensor");
+  if (ns != 0 && ns != 3)
+    return myelin_validate_error(ctx, "sensor", "sensor is [W, H, P] (3 integers) or [] (from the file)");
+  for (size_t i = 0; i < ns; i++) {
+    int64_t v = myelin_param_int_at(p, "sensor", i);
+    if (v < 1 || v > (i == 2 ? 256 : 65536))
+      return myelin_validate_error(ctx, "sensor", "sensor[%zu] = %lld is out of range", i, (long long)v);
+  }
+  return 0;
+}
+
+static int add_sample(evsrc *s, const char *path, int64_t label) {
+  if (s->n == s->cap) {
+    size_t cap = s->cap ? 2 * s->cap : 256;
+    sample *ns = realloc(s->samples, cap * sizeof *ns);
+    if (!ns) return MYELIN_ENOMEM;
+    s->samples = ns;
+    s->cap = cap;
+  }
+  char *c = strdup(path);
+  if (!c) return MYELIN_ENOMEM;
+  s->samples[s->n++] = (sample){c, label};
+  return 0;
+}
+
+static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* dir/name into out; 1 when it does not fit. */
+static int join(char *out, size_t n, const char *dir, const char *name) {
+  int k = snprintf(out, n, "%s/%s", dir, name);
+  return k < 0 || (size_t)k >= n;
+}
+
+static int is_dir(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* The sorted entry names of a folder (no hidden ones) that are folders
+ * (dirs = 1) or files (dirs = 0). */
+static int list_dir(const char *dir, int dirs, char ***out, size_t *n) {
+  *out = NULL;
+  *n = 0;
+  DIR *d = opendir(dir);
+  if (!d) return MYELIN_EIO;
+  size_t cap = 0;
+  struct dirent *e;
+  char path[4096];
+  int rc = 0;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    if (join(path, sizeof path, dir, e->d_name) || is_dir(path) != dirs) continue;
+    if (*n == cap) {
+      cap = cap ? 2 * cap : 64;
+      char **nl = realloc(*out, cap * sizeof *nl);
+      if (!nl) {
+        rc = MYELIN_ENOMEM;
+        break;
+      }
+      *out = nl;
+    }
+    if (!((*out)[*n] = strdup(e->d_name))) {
+      rc = MYELIN_ENOMEM;
+      break;
+    }
+    (*n)++;
+  }
+  closedir(d);
+  if (*n) qsort(*out, *n, sizeof **out, cmp_name);
+  return rc;
+}
+
+static void free_list(char **l, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    free(l[i]);
+  free(l);
+}
+
+/* Folder names as labels: their integer values when all are integers. */
+static int all_integers(char **names, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    char *end;
+    long v = strtol(names[i], &end, 10);
+    if (*end || v < 0 || end == names[i]) return 0;
+  }
+  return n > 0;
+}
+
+static int add_files(evsrc *s, const char *dir, int64_t label) {
+  char **files;
+  size_t nf;
+  int rc = list_dir(dir, 0, &files, &nf);
+  char path[4096];
+  for (size_t i = 0; !rc && i < nf; i++) {
+    rc = join(path, sizeof path, dir, files[i]) ? MYELIN_ERANGE : add_sample(s, path, label);
+  }
+  free_list(files, nf);
+  return rc;
+}
+
+static int scan_folder(evsrc *s, const char *root) {
+  char dir[4096];
+  if (strlen(root) >= sizeof dir) return s->host->error(s->st, "%s: path too long", root);
+  memcpy(dir, root, strlen(root) + 1);
+  char **subs;
+  size_t ns;
+  int rc = list_dir(dir, 1, &subs, &ns);
+  if (rc) return s->host->error(s->st, "%s: cannot list the folder", root);
+  /* a Train/Test level: pick the split */
+  const char *pick = NULL;
+  int has_split_dirs = 0;
+  for (size_t i = 0; i < ns; i++) {
+    if (!strcasecmp(subs[i], "train") || !strcasecmp(subs[i], "test")) has_split_dirs = 1;
+    if (*s->split && !strcasecmp(subs[i], s->split)) pick = subs[i];
+  }
+  if (has_split_dirs) {
+    if (!pick) {
+      free_list(subs, ns);
+      return s->host->error(s->st, "%s: holds Train/Test folders: set `split` to train or test%s", root,
+                            *s->split ? " (no folder matches the split given)" : "");
+    }
+    int long_path = join(dir, sizeof dir, root, pick);
+    free_list(subs, ns);
+    if (long_path) return s->host->error(s->st, "%s: path too long", root);
+    if ((rc = list_dir(dir, 1, &subs, &ns))) return s->host->error(s->st, "%s: cannot list the folder", dir);
+  }
+  if (ns == 0) {
+    rc = add_files(s, dir, -1);
+  } else {
+    int ints = all_integers(subs, ns);
+    if (ints) { /* numeric order: 2 before 10 */
+      for (size_t i = 1; i < ns; i++)
+        for (size_t j = i; j > 0 && atol(subs[j - 1]) > atol(subs[j]); j--) {
+          char *t = subs[j];
+          subs[j] = subs[j - 1];
+          subs[j - 1] = t;
+        }
+    }
+    char path[4096];
+    for (size_t i = 0; !rc && i < ns; i++) {
+      rc = join(path, sizeof path, dir, subs[i]) ? MYELIN_ERANGE
+                                                 : add_files(s, path, ints ? atol(subs[i]) : (int64_t)i);
+    }
+  }
+  free_list(subs, ns);
+  if (rc)
+    return s->host->error(s->st, "%s: cannot list the dataset (a path too long, or out of memory)", dir);
+  if (s->n == 0) return s->host->error(s->st, "%s: no event files found", dir);
+  return 0;
+}
+
+static int es_setup(evsrc *s, const myelin_params *p) {
+  const char *dir = s->host->pipeline_dir ? s->host->pipeline_dir(s->st) : NULL;
+  char *path = myelin_input_path(myelin_param_str(p, "path"), dir);
+  if (!path) return s->host->error(s->st, "out of memory");
+  int rc;
+  if (is_dir(path))
+    rc = scan_folder(s, path);
+  else if (access(path, R_OK) != 0)
+    rc = s->host->error(s->st, "%s: no such file or folder", path);
+  else
+    rc = add_sample(s, path, -1) ? s->host->error(s->st, "out of memory") : 0;
+  free(path);
+  if (rc) return rc;
+  int64_t limit = myelin_param_int(p, "limit");
+  s->limit = limit > 0 && (size_t)limit < s->n ? (size_t)limit : s->n;
+  s->order = malloc(s->limit * sizeof *s->order);
+  if (!s->order) return s->host->error(s->st, "out of memory");
+  return 0;
+}
+
+static int es_init(const myelin_host *host, myelin_stage *st, const myelin_params *p, void **state) {
+  evsrc *s = calloc(1, sizeof *s);
+  if (!s) return host->error(st, "out of memory");
+  s->host = host;
+  s->st = st;
+  s->format = (ev_format)ev_format_parse(myelin_param_str(p, "format"));
+  if (myelin_param_len(p, "sensor") == 3)
+    s->sensor = (ev_sensor){(uint32_t)myelin_param_int_at(p, "sensor", 0),
+                            (uint32_t)myelin_param_int_at(p, "sensor", 1),
+                            (uint32_t)myelin_param_int_at(p, "sensor", 2)};
+  s->split = myelin_param_str(p, "split");
+  s->shuffle = myelin_param_bool(p, "shuffle");
+  s->seed = (uint64_t)myelin_param_int(p, "seed");
+  s->epochs = myelin_param_int(p, "epochs");
+  s->chunk_us = myelin_param_int(p, "chunk_us");
+  s->realtime = !strcmp(myelin_param_str(p, "pace"), "realtime");
+  s->speed = myelin_param_float(p, "speed");
+  int rc = es_setup(s, p);
+  if (rc) {
+    es_fini(s);
+    return rc;
+  }
+  *state = s;
+  return 0;
+}
+
+static int stopping(void *arg) {
+  evsrc *s = arg;
+  return s->host->stopping(s->st);
+}
+
+/* Emits events [lo, hi) of the current recording as one message. */
+static int emit_chunk(evsrc *s, const ev_sensor *sensor, const sample *sm, size_t index, uint64_t epoch,
+                      size_t lo, size_t hi, uint64_t chunk, int last, int64_t t_first) {
+  ev_array *a = &s->ev;
+  if (s->realtime && hi > lo) {
+    if (!s->paced) {
+      s->paced = 1;
+      s->wall0 = clock_mono();
+    }
+    double due = s->wall0 + (double)(s->line_us + a->t[hi - 1] - t_first) * 1e-6 / s->speed;
+    if (clock_pace_until(due, stopping, s)) return 1;
+  }
+  myelin_builder *b = ev_build(sensor, a->x + lo, a->y + lo, a->p + lo, a->t + lo, hi - lo);
+  if (!b) return s->host->error(s->st, "out of memory");
+  myelin_build_uint(b, "seq", s->seq++);
+  if (sm->label >= 0) myelin_build_int(b, "label", sm->label);
+  myelin_build_uint(b, "index", index);
+  if (*s->split) myelin_build_str(b, "split", s->split);
+  myelin_build_uint(b, "epoch", epoch);
+  if (s->chunk_us > 0) {
+    myelin_build_uint(b, "chunk", chunk);
+    myelin_build_bool(b, "last", last);
+  }
+  myelin_msg *m = myelin_builder_finish(b);
+  if (!m) return s->host->error(s->st, "%s: cannot build a message (out of memory?)", sm->path);
+  s->host->counter_add(s->st, "events", (int64_t)(hi - lo));
+  return s->host->emit(s->st, 0, m) == MYELIN_ESTOP ? 1 : 0;
+}
+
+/* Emits the decoded recording, whole or in time windows. */
+static int emit_recording(evsrc *s, const ev_sensor *sensor, const sample *sm, size_t index, uint64_t epoch) {
+  ev_array *a = &s->ev;
+  int64_t t_first = a->n ? a->t[0] : 0;
+  int rc = 0;
+  if (s->chunk_us <= 0 || a->n == 0) {
+    rc = emit_chunk(s, sensor, sm, index, epoch, 0, a->n, 0, 1, t_first);
+  } else {
+    size_t lo = 0;
+    uint64_t chunk = 0;
+    while (!rc && lo < a->n) {
+      /* the window holding event lo, and the events in it */
+      int64_t since = a->t[lo] > t_first ? a->t[lo] - t_first : 0;
+      chunk = (uint64_t)(since / s->chunk_us);
+      int64_t end = t_first + (int64_t)(chunk + 1) * s->chunk_us;
+      size_t hi = lo;
+      while (hi < a->n && a->t[hi] < end)
+        hi++;
+      if (hi == lo) hi = lo + 1; /* a timestamp going back: keep it with the next window */
+      rc = emit_chunk(s, sensor, sm, index, epoch, lo, hi, chunk, hi == a->n, t_first);
+      lo = hi;
+    }
+  }
+  if (a->n) s->line_us += a->t[a->n - 1] - t_first;
+  return rc;
+}
+
+static int run_sample(evsrc *s, size_t index, uint64_t epoch) {
+  const sample *sm = &s->samples[index];
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  char err[1024];
+  if (myelin_read_file(sm->path, 0, &buf, &len, err, sizeof err)) return s->host->error(s->st, "%s", err);
+  ev_format f = s->format != EV_FMT_AUTO ? s->format : ev_format_guess(buf, len, sm->path);
+  ev_sensor sensor = s->sensor;
+  s->ev.n = 0;
+  int drc = ev_decode(f, buf, len, sm->path, &sensor, &s->ev, err, sizeof err);
+  free(buf);
+  if (drc == MYELIN_ENOMEM) return s->host->error(s->st, "%s", err);
+  int rc = emit_recording(s, &sensor, sm, index, epoch);
+  if (drc) {
+    if (rc < 0) return rc;
+    return s->host->error(s->st, "%s; the %zu events before it were delivered", err, s->ev.n);
+  }
+  return rc;
+}
+
+static int es_start(void *state) {
+  evsrc *s = state;
+  for (int64_t e = 0; e < s->epochs; e++) {
+    if (s->shuffle)
+      ds_permutation(s->seed, (uint64_t)e, s->order, s->limit);
+    else
+      for (size_t i = 0; i < s->limit; i++)
+        s->order[i] = (uint32_t)i;
+    for (size_t i = 0; i < s->limit; i++) {
+      if (s->host->stopping(s->st)) return 0;
+      int rc = run_sample(s, s->order[i], (uint64_t)e);
+      if (rc > 0) return 0; /* stopping: end the stream cleanly */
+      if (rc < 0) return rc;
+    }
+    s->host->counter_add(s->st, "epochs", 1);
+  }
+  return 0;
+}
+
+static const myelin_param_def es_params[] = {
+    {"format", MYELIN_PARAM_ENUM, "auto", 0, 0, 0, "auto|nmnist|evt2|evt3", NULL,
+     "File format: nmnist (N-MNIST/N-Caltech101 .bin), evt2 / evt3 (Prophesee .raw); auto reads a "
+     "Prophesee header, else the name (.bin = nmnist, .raw = evt3)."},
+    {"path", MYELIN_PARAM_INPUT_PATH, NULL, 0, 0, 0, NULL, NULL,
+     "One recording, or a dataset folder laid out as N-MNIST (Train|Test/<class>/<files>; labels from "
+     "the class folders), or a folder of recordings (unlabelled)."},
+    {"split", MYELIN_PARAM_STRING, "", 0, 0, 0, NULL, NULL,
+     "train or test: picks the Train/Test subfolder (any case) and is copied into each message."},
+    {"sensor", MYELIN_PARAM_INT_LIST, "[]", 0, 0, 0, NULL, NULL,
+     "[W, H, P]; [] = from the file (N-MNIST: 34x34x2; EVT: the header's geometry, else the largest "
+     "coordinates). Events outside it are a corrupt-file error."},
+    {"limit", MYELIN_PARAM_INT, "0", 1, 0, 4294967295.0, NULL, "recordings",
+     "Use only the first `limit` recordings (before shuffling); 0 = all."},
+    {"shuffle", MYELIN_PARAM_BOOL, "false", 0, 0, 0, NULL, NULL,
+     "Visit recordings in a seeded random order, a new one each epoch (as `dataset`)."},
+    {"seed", MYELIN_PARAM_INT, "0", 1, 0, 9.2e18, NULL, NULL, "Seed of the shuffle."},
+    {"epochs", MYELIN_PARAM_INT, "1", 1, 1, 1e9, NULL, "passes",
+     "Passes over the recordings; messages carry `epoch` (0-based)."},
+    {"chunk_us", MYELIN_PARAM_INT, "0", 1, 0, 9.2e18, NULL, "us",
+     "0: one message per recording; else one per time window of this length (empty windows are "
+     "skipped), with `chunk` (window number) and `last`."},
+    {"pace", MYELIN_PARAM_ENUM, "asap", 0, 0, 0, "asap|realtime", NULL,
+     "asap: as fast as downstream accepts; realtime: each message when the wall clock reaches its "
+     "last event's time (recordings back to back)."},
+    {"speed", MYELIN_PARAM_FLOAT, "1", 1, 1e-6, 1e6, NULL, NULL, "Replay speed factor for pace: realtime."},
+    {NULL, 0, NULL, 0, 0, 0, NULL, NULL, NULL}};
+
+static const myelin_port_def es_outputs[] = {
+    {"out", "events", 0,
+     "`events` {sensor, x, y, p, t, label, index, split, epoch, seq} per recording (or per chunk)."},
+    {NULL, NULL, 0, NULL}};
+
+static const myelin_plugin_desc es_desc = {
+    MYELIN_DESC_HEADER,
+    .name = "event_source",
+    .version = "1.0.0",
+    .summary = "Event-camera recordings (N-MNIST .bin, Prophesee EVT 2.0/3.0) as `events` messages",
+    .doc = "Reads N-MNIST binaries and Prophesee EVT 2.0 / 3.0 raw files, one recording or a dataset "
+           "folder laid out as N-MNIST (labels from the class folders, split/shuffle/epochs as "
+           "`dataset`). Files are decoded one at a time; a truncated or corrupt file delivers its good "
+           "prefix and fails naming the byte offset. `pace: realtime` replays by the timestamps.",
+    .params = es_params,
+    .outputs = es_outputs,
+    .validate = es_validate,
+    .init = es_init,
+    .start = es_start,
+    .fini = es_fini,
+};
+
+MYELIN_PLUGIN(es_desc)
