@@ -23,20 +23,21 @@ Also written:
 import argparse
 import json
 import os
+import sys
 
-import msgpack
 import nibabel as nib
 import numpy as np
+
+try:
+    import myelin
+except ImportError:  # not installed (pip install ./python): the repository's copy
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
+    import myelin
 
 TR = 1.5
 GRID = (8, 8, 6)
 F = 16
 HRF = [0.0, 0.6, 1.0, 0.6, 0.2]  # weights of delays 0..4 TRs
-
-
-def tensor(a):
-    a = np.ascontiguousarray(a)
-    return {"dtype": a.dtype.str, "shape": list(a.shape), "data": a.tobytes()}
 
 
 def main():
@@ -85,10 +86,9 @@ def main():
         with open(base + ".json", "w") as f:
             json.dump({"RepetitionTime": TR, "TaskName": "story"}, f)
 
-    msg = {"kind": "features", "task": "story", "tr": TR,
-           "onset": tensor(onset.astype("<f8")), "data": tensor(feats.astype("<f4"))}
-    with open(os.path.join(a.out, "features.mpk"), "wb") as f:
-        f.write(msgpack.packb(msg, use_bin_type=True))
+    myelin.write(os.path.join(a.out, "features.mpk"),
+                 [{"kind": "features", "task": "story", "tr": TR,
+                   "onset": onset.astype("<f8"), "data": feats.astype("<f4")}])
     np.save(os.path.join(a.out, "features_tr.npy"), binned)
     np.save(os.path.join(a.out, "truth.npy"), truth)
     print(f"wrote {a.subjects} runs of {T} TRs on a {GRID} grid, {n_words} words, "

@@ -8,14 +8,16 @@ Exit 1 on any mismatch; prints the mean information and energy per task.
     check_demo.py DATA [OUT] --bids  output of examples/info_content_demo/bids.yaml: the
                                 runs went through NIfTI voxels and fmri_source's
                                 parcel means (float32), so tolerance 1e-5"""
+import os
 import sys
 
-import msgpack
 import numpy as np
 
-
-def arr(t):
-    return np.frombuffer(t["data"], t["dtype"]).reshape(t["shape"])
+try:
+    import myelin
+except ImportError:  # not installed (pip install ./python): the repository's copy
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
+    import myelin
 
 
 def main():
@@ -24,12 +26,12 @@ def main():
     d = args[0] if args else "out/info_content_demo"  # DATA: the demo folder make_demo.py wrote
     o = (args[1] if len(args) > 1 else "out") + "/info_content"  # OUT: the pipeline's output folder
     tol = 1e-5 if bids else 1e-9
-    runs = {m["task"]: m for m in msgpack.Unpacker(open(f"{d}/runs.mpk", "rb"), raw=False)}
-    maps = list(msgpack.Unpacker(open(f"{o}/info_bids.mpk" if bids else f"{o}/info.mpk", "rb"), raw=False))
+    runs = {m["task"]: m for m in myelin.read(f"{d}/runs.mpk")}
+    maps = list(myelin.read(f"{o}/info_bids.mpk" if bids else f"{o}/info.mpk"))
     A = np.load(f"{d}/connectome.npy")
     order = ["gambling", "rest", "social"] if bids else ["social", "rest", "gambling"]
     assert [m["task"] for m in maps] == order, [m.get("task") for m in maps]
-    rest = arr(runs["rest"]["data"]).astype(np.float64)
+    rest = runs["rest"]["data"].astype(np.float64)
     rest = rest - rest.mean(0)
     lo = np.maximum(rest.min(0), -4 * rest.std(0))
     hi = np.minimum(rest.max(0), 4 * rest.std(0))
@@ -52,9 +54,9 @@ def main():
     gain = (lam / np.sinh(lam * T)) ** 2 * (1 - r ** (st + 1)) / (1 - r) / (n * (st + 1))
     bad = 0
     for m in maps:
-        x = arr(runs[m["task"]]["data"]).astype(np.float64)
+        x = runs[m["task"]]["data"].astype(np.float64)
         x = np.clip(x - x.mean(0), lo, hi)
-        info, energy = arr(m["data"]), arr(m["energy_weninger"])
+        info, energy = m["data"], m["energy_weninger"]
         if kdes is not None:
             want = np.stack([-kdes[k].score_samples(x[:, [k]]) for k in range(n)], 1).sum(1)
             err = np.max(np.abs(info - want) / np.abs(want))
@@ -63,7 +65,7 @@ def main():
         want_e = ((x @ V) ** 2 * gain).sum(1)
         err_e = np.max(np.abs(energy - want_e) / np.abs(want_e))
         bad += err_e > tol
-        null = arr(m["energy_null_weninger"]) if "energy_null_weninger" in m else np.full_like(energy, np.nan)
+        null = m["energy_null_weninger"] if "energy_null_weninger" in m else np.full_like(energy, np.nan)
         print(f"{m['task']:9s} mean info {info.mean():9.3f} nats   mean energy {energy.mean():.5f} "
               f"(null {null.mean():.5f})   max rel diff vs numpy {err_e:.1e}")
     if bad:

@@ -23,14 +23,15 @@ Then: DATA=DIR myelin run examples/info_content_demo/bids.yaml
 """
 import argparse
 import os
+import sys
 
-import msgpack
 import numpy as np
 
-
-def tensor(a):
-    a = np.ascontiguousarray(a)
-    return {"dtype": a.dtype.str, "shape": list(a.shape), "data": a.tobytes()}
+try:
+    import myelin
+except ImportError:  # not installed (pip install ./python): the repository's copy
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
+    import myelin
 
 
 def connectome(rng, n):
@@ -98,15 +99,11 @@ def main():
     np.save(os.path.join(a.dir, "connectome.npy"), A)
     labels = [f"parcel{k:03d}" for k in range(a.parcels)]
     runs = [("social", 1, 2.5), ("rest", 1, 1.0), ("gambling", 1, 0.6)]
-    written = []
-    with open(os.path.join(a.dir, "runs.mpk"), "wb") as f:
-        for seq, (task, run, scale) in enumerate(runs):
-            x = series(rng, A, a.trs, scale)
-            written.append((task, run, x))
-            msg = {"kind": "run", "seq": seq, "data": tensor(x), "tr": 0.72,
-                   "subject": "demo", "task": task, "run": run,
+    written = [(task, run, series(rng, A, a.trs, scale)) for task, run, scale in runs]
+    myelin.write(os.path.join(a.dir, "runs.mpk"),
+                 [{"kind": "run", "seq": seq, "data": x, "tr": 0.72, "subject": "demo", "task": task, "run": run,
                    "geometry": {"atlas": "demo-ring", "labels": labels}, "labels": labels}
-            f.write(msgpack.packb(msg, use_bin_type=True))
+                  for seq, (task, run, x) in enumerate(written)])
     if a.bids:
         write_bids(a.dir, written, a.parcels, rng)
         print(f"wrote {a.dir}/bids (NIfTI runs), {a.dir}/atlas.nii.gz, {a.dir}/atlas_labels.tsv")

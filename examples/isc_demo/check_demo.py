@@ -16,6 +16,12 @@ import sys
 
 import numpy as np
 
+try:
+    import myelin
+except ImportError:  # not installed (pip install ./python): the repository's copy
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
+    import myelin
+
 
 def loo(d):
     """Leave-one-out ISC of d [T, V, S] (numpy, float64)."""
@@ -32,11 +38,10 @@ def loo(d):
 def check_live(demo, out):
     """isc_live.mpk: one map per 20 TRs; the last equals batch ISC of the
     four subjects' NIfTI data."""
-    import msgpack
     import nibabel as nib
-    maps = list(msgpack.Unpacker(open(os.path.join(out, "isc", "isc_live.mpk"), "rb"), raw=False))
+    maps = list(myelin.read(os.path.join(out, "isc", "isc_live.mpk")))
     last = maps[-1]
-    data = np.frombuffer(last["data"]["data"], last["data"]["dtype"]).reshape(last["data"]["shape"])
+    data = last["data"]
     subs = last["subjects"]
     d = np.stack([nib.load(os.path.join(demo, "bids", "sub-%s" % s, "func", "sub-%s_task-story_bold.nii.gz" % s))
                   .get_fdata(dtype=np.float32).reshape(-1, last["trs"]).T for s in subs], axis=2).astype(np.float64)
@@ -47,11 +52,10 @@ def check_live(demo, out):
 
 def check_feedback(demo, out):
     """feedback.mpk: one map per 10 TRs; the last is corr(sub-01, reference)."""
-    import msgpack
     import nibabel as nib
-    maps = list(msgpack.Unpacker(open(os.path.join(out, "isc", "feedback.mpk"), "rb"), raw=False))
+    maps = list(myelin.read(os.path.join(out, "isc", "feedback.mpk")))
     last = maps[-1]
-    r = np.frombuffer(last["data"]["data"], last["data"]["dtype"]).reshape(last["data"]["shape"])[0]
+    r = last["data"][0]
     ref = np.load(os.path.join(demo, "reference.npy")).astype(np.float64)
     x = nib.load(os.path.join(demo, "bids", "sub-01", "func", "sub-01_task-story_bold.nii.gz")) \
         .get_fdata(dtype=np.float32).reshape(-1, ref.shape[0]).T.astype(np.float64)

@@ -12,16 +12,17 @@ high inside the box and near zero elsewhere. OUT/truth.npy marks the box
 (1 inside, 0 outside) on the grid; OUT/reference.npy is the mean time series
 [T, V] of subjects 02.. (the group reference of pipelines/isc_feedback.yaml);
 OUT/runs.mpk also holds the same runs as `run` messages (for file_source, when
-no NIfTI loader is at hand).
+no NIfTI loader is at hand), written with the myelin Python package (python/).
 
 Needs numpy; NIfTI files are written with nibabel when available, otherwise
-with a small struct-packed NIfTI-1 writer (gzip).
+with a small struct-packed NIfTI-1 writer (gzip); runs.mpk needs msgpack.
 """
 import argparse
 import gzip
 import json
 import os
 import struct
+import sys
 
 import numpy as np
 
@@ -72,6 +73,21 @@ def write_nifti(path, data, affine):
         f.write(np.asarray(data, dtype="<f4").tobytes(order="F"))
 
 
+def import_myelin():
+    """The myelin Python package (None without msgpack): installed, or the
+    repository's copy."""
+    try:
+        import msgpack  # noqa: F401  (the package needs it; runs.mpk is optional)
+    except ImportError:
+        return None
+    try:
+        import myelin
+    except ImportError:  # not installed (pip install ./python): the repository's copy
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
+        import myelin
+    return myelin
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
@@ -116,23 +132,13 @@ def main():
     group = np.mean([vol.reshape(V, a.trs).T for _, vol in runs[1:]], axis=0)
     np.save(os.path.join(a.out, "reference.npy"), group.astype(np.float32))
 
-    try:
-        import msgpack
-    except ImportError:
-        msgpack = None
-    if msgpack is not None:
-        V = int(np.prod(DIMS))
-        vox = np.arange(V, dtype="<u4")
-        with open(os.path.join(a.out, "runs.mpk"), "wb") as f:
-            for sub, vol in runs:
-                data = np.ascontiguousarray(vol.reshape(V, a.trs).T, dtype="<f4")  # [T, V], C-order voxels
-                msg = {"kind": "run", "subject": sub, "task": "story", "run": 1, "tr": TR,
-                       "data": {"dtype": "<f4", "shape": [a.trs, V], "data": data.tobytes()},
-                       "geometry": {"dims": list(DIMS),
-                                    "affine": {"dtype": "<f8", "shape": [4, 4],
-                                               "data": affine.astype("<f8").tobytes()},
-                                    "voxels": {"dtype": "<u4", "shape": [V], "data": vox.tobytes()}}}
-                f.write(msgpack.packb(msg, use_bin_type=True))
+    myelin = import_myelin()
+    if myelin is not None:
+        geometry = {"dims": list(DIMS), "affine": affine, "voxels": np.arange(V, dtype="<u4")}
+        myelin.write(os.path.join(a.out, "runs.mpk"),
+                     ({"kind": "run", "subject": sub, "task": "story", "run": 1, "tr": TR,
+                       "data": vol.reshape(V, a.trs).T.astype("<f4"),  # [T, V], C-order voxels
+                       "geometry": geometry} for sub, vol in runs))
     print("wrote %d subjects x %d TRs, grid %s, planted box %d voxels, under %s"
           % (a.subjects, a.trs, DIMS, int(truth.sum()), a.out))
 

@@ -4,8 +4,8 @@
 Listens on HOST:PORT; a pipeline stage `{plugin: tcp_sink, params: {connect:
 HOST:PORT}}` dials in and streams every message. Prints one line per message
 (kind, seq, tensor shapes) and, with --out DIR, saves every tensor field of
-the first message of each kind as DIR/KIND_FIELD.npy. Needs only msgpack and
-numpy.
+the first message of each kind as DIR/KIND_FIELD.npy. Uses the myelin Python
+package (python/; numpy and msgpack) to turn tensors into numpy arrays.
 
     python3 examples/python/consumer.py --port 7701 --expect 200 --out out/consumer &
     myelin run pipelines/live_tcp.yaml
@@ -13,17 +13,16 @@ numpy.
 import argparse
 import os
 import socket
+import sys
 
 import msgpack
 import numpy as np
 
-
-def as_array(t):
-    return np.frombuffer(t["data"], t["dtype"]).reshape(t["shape"])
-
-
-def is_tensor(v):
-    return isinstance(v, dict) and {"dtype", "shape", "data"} <= v.keys()
+try:
+    import myelin
+except ImportError:  # not installed (pip install ./python): the repository's copy
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
+    import myelin
 
 
 def main():
@@ -44,14 +43,15 @@ def main():
             break
         unpacker.feed(chunk)
         for m in unpacker:
+            m = myelin.arrays(m)  # tensors as numpy arrays
             count += 1
             kinds[m["kind"]] = kinds.get(m["kind"], 0) + 1
-            shapes = {k: as_array(v).shape for k, v in m.items() if is_tensor(v)}
+            shapes = {k: v.shape for k, v in m.items() if isinstance(v, np.ndarray)}
             if args.out and kinds[m["kind"]] == 1:
                 os.makedirs(args.out, exist_ok=True)
                 for k, v in m.items():
-                    if is_tensor(v):
-                        np.save(os.path.join(args.out, "%s_%s.npy" % (m["kind"], k)), as_array(v))
+                    if isinstance(v, np.ndarray):
+                        np.save(os.path.join(args.out, "%s_%s.npy" % (m["kind"], k)), v)
             if not args.quiet:
                 print(m["kind"], m.get("seq"), shapes)
     conn.close()
