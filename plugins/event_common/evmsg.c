@@ -70,6 +70,8 @@ myelin_builder *ev_build(const ev_sensor *s, const uint16_t *x, const uint16_t *
   myelin_build_uint(b, NULL, s->p);
   myelin_build_array_end(b);
   int64_t shape[1] = {(int64_t)n};
+  static const int64_t none[1] = {0}; /* a valid source for empty arrays (which may be NULL) */
+  if (n == 0) x = y = (const uint16_t *)none, p = (const uint8_t *)none, t = none;
   myelin_build_tensor_copy(b, "x", MYELIN_U2, 1, shape, x);
   myelin_build_tensor_copy(b, "y", MYELIN_U2, 1, shape, y);
   myelin_build_tensor_copy(b, "p", MYELIN_U1, 1, shape, p);

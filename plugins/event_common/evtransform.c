@@ -63,7 +63,7 @@ void ev_crop(ev_array *a, ev_sensor *s, int64_t x0, int64_t y0, uint32_t w, uint
   size_t k = 0;
   for (size_t i = 0; i < a->n; i++) {
     int64_t x = a->x[i], y = a->y[i];
-    if (x < lx || x >= lx + w || y < ly || y >= ly + h) continue;
+    if (x < lx || x >= lx + w || y < ly || y >= ly + h || x - x0 >= w || y - y0 >= h) continue;
     keep(a, k, i);
     a->x[k] = (uint16_t)(x - x0);
     a->y[k] = (uint16_t)(y - y0);

@@ -245,8 +245,9 @@ static int es_setup(evsrc *s, const myelin_params *p) {
   if (rc) return rc;
   int64_t limit = myelin_param_int(p, "limit");
   s->limit = limit > 0 && (size_t)limit < s->n ? (size_t)limit : s->n;
-  s->order = malloc(s->limit * sizeof *s->order);
-  if (!s->order) return s->host->error(s->st, "out of memory");
+  s->order = malloc((s->limit ? s->limit : 1) * sizeof *s->order);
+  /* the arrays always exist, so an empty recording's slices are never NULL + 0 */
+  if (!s->order || ev_reserve(&s->ev, 1)) return s->host->error(s->st, "out of memory");
   return 0;
 }
 
