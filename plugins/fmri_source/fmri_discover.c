@@ -8,7 +8,8 @@
  * BIDS inheritance rule in its common forms: NAME.json beside the image, else
  * task-T_bold.json or sub-S_task-T_bold.json in any folder above it (or at
  * the archive's top level). Only "RepetitionTime" is read, by a small scan
- * rather than a JSON parser.
+ * rather than a JSON parser. GIFTI hemispheres are paired by name after the
+ * listing (pair_hemispheres): one run per L + R pair.
  */
 #include "fmri_discover.h"
 
@@ -43,12 +44,20 @@ static const char *base_name(const char *p) {
   return s ? s + 1 : p;
 }
 
-static int is_nifti_name(const char *p) {
-  return ends_with(p, ".nii") || ends_with(p, ".nii.gz");
+static int is_nifti_name(const char *p) { return ends_with(p, ".nii") || ends_with(p, ".nii.gz"); }
+
+int fmri_is_gifti(const char *p) {
+  return ends_with(p, ".gii") || ends_with(p, ".gii.gz") || ends_with(p, ".gii.bz2") ||
+         ends_with(p, ".gii.xz");
+}
+
+/* Data on vertices (a folder walk skips meshes and label files). */
+static int is_surface_data_name(const char *p) {
+  return ends_with(p, ".func.gii") || ends_with(p, ".shape.gii");
 }
 
 static int is_bold_name(const char *p) {
-  return ends_with(p, "_bold.nii") || ends_with(p, "_bold.nii.gz");
+  return ends_with(p, "_bold.nii") || ends_with(p, "_bold.nii.gz") || ends_with(p, "_bold.func.gii");
 }
 
 int fmri_is_archive(const char *p) {
@@ -67,11 +76,11 @@ static char *dupn(const char *s, size_t n) {
 }
 
 int fmri_entities(const char *name, fmri_item *it) {
-  static const char *const keys[] = {"sub", "ses", "task", "run", "space"};
-  char **slots[] = {&it->sub, &it->ses, &it->task, &it->run, &it->space};
+  static const char *const keys[] = {"sub", "ses", "task", "run", "space", "hemi"};
+  char **slots[] = {&it->sub, &it->ses, &it->task, &it->run, &it->space, &it->hemi};
   const char *b = base_name(name);
   size_t blen = strcspn(b, ".");
-  for (int k = 0; k < 5; k++) {
+  for (int k = 0; k < 6; k++) {
     free(*slots[k]);
     *slots[k] = NULL;
   }
@@ -81,13 +90,13 @@ int fmri_entities(const char *name, fmri_item *it) {
     const char *dash = memchr(b + i, '-', seg);
     if (dash) {
       size_t klen = (size_t)(dash - (b + i));
-      for (int k = 0; k < 5; k++)
+      for (int k = 0; k < 6; k++)
         if (strlen(keys[k]) == klen && !memcmp(b + i, keys[k], klen) && !*slots[k])
           *slots[k] = dupn(dash + 1, seg - klen - 1);
     }
     i += seg + 1;
   }
-  for (int k = 0; k < 5; k++)
+  for (int k = 0; k < 6; k++)
     if (!*slots[k] && !(*slots[k] = dupn("", 0))) return -1;
   return 0;
 }
@@ -98,13 +107,16 @@ double fmri_json_tr(const char *text, size_t len) {
   for (size_t i = 0; i + k < len; i++) {
     if (memcmp(text + i, key, k) != 0) continue;
     size_t j = i + k;
-    while (j < len && isspace((unsigned char)text[j])) j++;
+    while (j < len && isspace((unsigned char)text[j]))
+      j++;
     if (j >= len || text[j] != ':') continue;
     j++;
-    while (j < len && isspace((unsigned char)text[j])) j++;
+    while (j < len && isspace((unsigned char)text[j]))
+      j++;
     char num[64];
     size_t n = 0;
-    while (j < len && n < sizeof num - 1 && strchr("0123456789+-.eE", text[j])) num[n++] = text[j++];
+    while (j < len && n < sizeof num - 1 && strchr("0123456789+-.eE", text[j]))
+      num[n++] = text[j++];
     num[n] = 0;
     char *end;
     double v = strtod(num, &end);
@@ -122,10 +134,17 @@ static double file_tr(const char *path) {
   return fmri_json_tr(buf, n);
 }
 
-/* NAME.json for NAME.nii[.gz]. */
+/* NAME.json for NAME.nii[.gz] and NAME.func.gii / NAME.shape.gii / NAME.gii. */
 static char *sidecar_name(const char *img) {
-  if (!is_nifti_name(img)) return NULL;
-  size_t n = strlen(img) - (ends_with(img, ".gz") ? 7 : 4);
+  size_t n = strlen(img);
+  if (is_nifti_name(img))
+    n -= ends_with(img, ".gz") ? 7 : 4;
+  else if (is_surface_data_name(img))
+    n -= 9;
+  else if (ends_with(img, ".gii"))
+    n -= 4;
+  else
+    return NULL;
   char *s = malloc(n + 6);
   if (!s) return NULL;
   memcpy(s, img, n);
@@ -181,16 +200,21 @@ static int list_add(fmri_list *l, const char *path) {
   return 0;
 }
 
+void fmri_item_free(fmri_item *it) {
+  free(it->path);
+  free(it->path2);
+  free(it->sub);
+  free(it->ses);
+  free(it->task);
+  free(it->run);
+  free(it->space);
+  free(it->hemi);
+  memset(it, 0, sizeof *it);
+}
+
 void fmri_list_free(fmri_list *l) {
-  for (size_t i = 0; i < l->n; i++) {
-    fmri_item *it = &l->v[i];
-    free(it->path);
-    free(it->sub);
-    free(it->ses);
-    free(it->task);
-    free(it->run);
-    free(it->space);
-  }
+  for (size_t i = 0; i < l->n; i++)
+    fmri_item_free(&l->v[i]);
   free(l->v);
   free(l->archive);
   memset(l, 0, sizeof *l);
@@ -203,23 +227,49 @@ static int cmp_item(const void *a, const void *b) {
 /* Keeps only *_bold images when there are any. */
 static void prefer_bold(fmri_list *l) {
   size_t nb = 0;
-  for (size_t i = 0; i < l->n; i++) nb += is_bold_name(l->v[i].path);
+  for (size_t i = 0; i < l->n; i++)
+    nb += is_bold_name(l->v[i].path);
   if (nb == 0 || nb == l->n) return;
   size_t j = 0;
   for (size_t i = 0; i < l->n; i++) {
-    if (is_bold_name(l->v[i].path)) {
+    if (is_bold_name(l->v[i].path))
       l->v[j++] = l->v[i];
-    } else {
-      fmri_item *it = &l->v[i];
-      free(it->path);
-      free(it->sub);
-      free(it->ses);
-      free(it->task);
-      free(it->run);
-      free(it->space);
-    }
+    else
+      fmri_item_free(&l->v[i]);
   }
   l->n = j;
+}
+
+/* The name with its hemi-L entity replaced by hemi-R (malloc'ed), or NULL. */
+static char *right_name(const char *left) {
+  const char *b = base_name(left);
+  const char *h = strstr(b, "hemi-L");
+  if (!h || (h != b && h[-1] != '_') || (h[6] != '_' && h[6] != '.')) return NULL;
+  char *r = strdup(left);
+  if (r) r[(size_t)(h - left) + 5] = 'R';
+  return r;
+}
+
+/* Sorted GIFTI items: each hemi-L file whose hemi-R twin is listed takes it
+ * as path2, and the twin leaves the list. */
+static int pair_hemispheres(fmri_list *l) {
+  for (size_t i = 0; i < l->n; i++) {
+    if (!fmri_is_gifti(l->v[i].path) || strcmp(l->v[i].hemi, "L")) continue;
+    char *r = right_name(l->v[i].path);
+    if (!r) continue;
+    for (size_t j = 0; j < l->n; j++)
+      if (!strcmp(l->v[j].path, r)) {
+        l->v[i].path2 = l->v[j].path;
+        l->v[j].path = NULL;
+        fmri_item_free(&l->v[j]);
+        memmove(&l->v[j], &l->v[j + 1], (l->n - j - 1) * sizeof *l->v);
+        l->n--;
+        if (j < i) i--;
+        break;
+      }
+    free(r);
+  }
+  return 0;
 }
 
 /* nftw has no user pointer: the walk state lives in this thread-local. */
@@ -229,7 +279,8 @@ static _Thread_local int walk_oom;
 static int walk_cb(const char *p, const struct stat *st, int type, struct FTW *ftw) {
   (void)st;
   (void)ftw;
-  if (type == FTW_F && is_nifti_name(p) && base_name(p)[0] != '.' && list_add(walk_list, p)) {
+  if (type == FTW_F && (is_nifti_name(p) || is_surface_data_name(p)) && base_name(p)[0] != '.' &&
+      list_add(walk_list, p)) {
     walk_oom = 1;
     return 1;
   }
@@ -244,7 +295,9 @@ static int discover_folder(const char *dir, fmri_list *l, char *err, size_t errl
   if (walk_oom) return dfail(err, errlen, "%s: out of memory", dir);
   prefer_bold(l);
   qsort(l->v, l->n, sizeof *l->v, cmp_item);
-  for (size_t i = 0; i < l->n; i++) l->v[i].tr = folder_sidecar_tr(&l->v[i], dir);
+  pair_hemispheres(l);
+  for (size_t i = 0; i < l->n; i++)
+    l->v[i].tr = folder_sidecar_tr(&l->v[i], dir);
   return 0;
 }
 
@@ -260,6 +313,7 @@ static int discover_glob(const char *pattern, fmri_list *l, char *err, size_t er
     }
   globfree(&g);
   qsort(l->v, l->n, sizeof *l->v, cmp_item);
+  pair_hemispheres(l);
   for (size_t i = 0; i < l->n; i++) {
     char *sc = sidecar_name(l->v[i].path);
     l->v[i].tr = sc ? file_tr(sc) : 0.0;
@@ -351,9 +405,12 @@ static double archive_sidecar_tr(const fmri_item *it, const sidecar *sc, size_t 
   int best_rank = 0; /* 3 exact, 2 sub+task, 1 task */
   for (size_t i = 0; i < nsc; i++) {
     int rank = 0;
-    if (exact && strcmp(sc[i].name, exact) == 0) rank = 3;
-    else if (nn && strcmp(base_name(sc[i].name), names[1]) == 0) rank = 2;
-    else if (nn && strcmp(base_name(sc[i].name), names[0]) == 0) rank = 1;
+    if (exact && strcmp(sc[i].name, exact) == 0)
+      rank = 3;
+    else if (nn && strcmp(base_name(sc[i].name), names[1]) == 0)
+      rank = 2;
+    else if (nn && strcmp(base_name(sc[i].name), names[0]) == 0)
+      rank = 1;
     if (rank > best_rank && sc[i].tr > 0) {
       best_rank = rank;
       best = sc[i].tr;
@@ -399,10 +456,12 @@ static int discover_archive(const char *path, fmri_list *l, char *err, size_t er
   if (!rc) {
     prefer_bold(l);
     qsort(l->v, l->n, sizeof *l->v, cmp_item);
-    for (size_t i = 0; i < l->n; i++) l->v[i].tr = archive_sidecar_tr(&l->v[i], sc, nsc);
+    for (size_t i = 0; i < l->n; i++)
+      l->v[i].tr = archive_sidecar_tr(&l->v[i], sc, nsc);
     if (!(l->archive = strdup(path))) rc = dfail(err, errlen, "out of memory");
   }
-  for (size_t i = 0; i < nsc; i++) free(sc[i].name);
+  for (size_t i = 0; i < nsc; i++)
+    free(sc[i].name);
   free(sc);
   return rc;
 }
@@ -412,19 +471,24 @@ int fmri_discover(const char *path, fmri_list *out, char *err, size_t errlen) {
   struct stat st;
   int rc;
   if (!path || !*path) return dfail(err, errlen, "no path given");
-  if (strpbrk(path, "*?[") && stat(path, &st) != 0) rc = discover_glob(path, out, err, errlen);
-  else if (stat(path, &st) != 0) return dfail(err, errlen, "%s: %s", path, strerror(errno));
-  else if (S_ISDIR(st.st_mode)) rc = discover_folder(path, out, err, errlen);
-  else if (fmri_is_archive(path)) rc = discover_archive(path, out, err, errlen);
+  if (strpbrk(path, "*?[") && stat(path, &st) != 0)
+    rc = discover_glob(path, out, err, errlen);
+  else if (stat(path, &st) != 0)
+    return dfail(err, errlen, "%s: %s", path, strerror(errno));
+  else if (S_ISDIR(st.st_mode))
+    rc = discover_folder(path, out, err, errlen);
+  else if (fmri_is_archive(path))
+    rc = discover_archive(path, out, err, errlen);
   else {
     rc = list_add(out, path) ? dfail(err, errlen, "out of memory") : 0;
     if (!rc) {
       char *sc = sidecar_name(path);
-      out->v[0].tr = sc && is_nifti_name(path) ? file_tr(sc) : 0.0;
+      out->v[0].tr = sc ? file_tr(sc) : 0.0;
       free(sc);
     }
   }
-  if (!rc && out->n == 0) rc = dfail(err, errlen, "%s: no .nii or .nii.gz file found", path);
+  if (!rc && out->n == 0)
+    rc = dfail(err, errlen, "%s: no .nii, .nii.gz, .func.gii or .shape.gii file found", path);
   if (rc) fmri_list_free(out);
   return rc;
 }

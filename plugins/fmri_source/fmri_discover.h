@@ -11,8 +11,9 @@
 
 typedef struct fmri_item {
   char *path;  /* file path, or entry path inside `archive` */
-  char *sub, *ses, *task, *run, *space; /* BIDS entity values, "" when absent */
-  double tr;   /* seconds from the JSON sidecar; 0 = unknown (use the header) */
+  char *path2; /* GIFTI: the right hemisphere paired with path (hemi-L), else NULL */
+  char *sub, *ses, *task, *run, *space, *hemi; /* BIDS entity values, "" when absent */
+  double tr; /* seconds from the JSON sidecar; 0 = unknown (use the header) */
 } fmri_item;
 
 typedef struct fmri_list {
@@ -21,19 +22,24 @@ typedef struct fmri_list {
   char *archive; /* the archive holding every item, or NULL for plain files */
 } fmri_list;
 
-/* 1 for .tar, .tar.gz, .tgz, .tar.bz2, .tar.xz, .zip names. */
+/* 1 for .tar, .tar.gz, .tar.bz2, .tar.xz, .zip names. */
 int fmri_is_archive(const char *path);
+/* 1 for GIFTI names (.gii, .gii.gz, .gii.bz2, .gii.xz). */
+int fmri_is_gifti(const char *path);
 /*
- * Lists the runs under `path`: a .nii/.nii.gz file; a glob; a folder (BIDS:
- * every *_bold.nii[.gz] below it, or when there is none every .nii[.gz]);
- * or an archive of any of those (entries read in place, nothing extracted).
- * Items are sorted by path. Returns 0, or -1 with a message in err (no
+ * Lists the runs under `path`: a .nii/.nii.gz or .gii file; a glob; a
+ * folder (BIDS: every *_bold.nii[.gz] and *_bold.func.gii below it, or when
+ * there is none every .nii[.gz], .func.gii and .shape.gii); or an archive of
+ * NIfTI files (entries read in place, nothing extracted). GIFTI files whose
+ * names differ only in hemi-L / hemi-R become one item (path = L, path2 =
+ * R). Items are sorted by path. Returns 0, or -1 with a message in err (no
  * match is an error naming the path).
  */
 int fmri_discover(const char *path, fmri_list *out, char *err, size_t errlen);
 void fmri_list_free(fmri_list *l);
+void fmri_item_free(fmri_item *it);
 
-/* Parses sub-/ses-/task-/run-/space- entities from a file name (any folder
+/* Parses sub-/ses-/task-/run-/space-/hemi- entities from a file name (any folder
  * part is ignored). Strings are malloc'ed into it (free with the list). */
 int fmri_entities(const char *name, fmri_item *it);
 /* The "RepetitionTime" number of a BIDS JSON sidecar; 0 when absent. */

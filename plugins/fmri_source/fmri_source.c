@@ -14,6 +14,12 @@
  * TR (streamed volume by volume when nothing needs the whole run).
  * `pace: realtime` waits out each TR (or each run's duration) before emitting.
  *
+ * Surface data (GIFTI, gifti.c): a .func.gii / .shape.gii file, or a BIDS
+ * hemi-L + hemi-R pair (paired by fmri_discover), is read whole into [T, V]
+ * (left vertices, then right) and emitted with `surface` geometry
+ * (schemas/geometry.md); trim, auto mask, detrend and zscore apply as for
+ * volumes.
+ *
  * Live data (`watch`). A myelin_watch on the stage's libuv loop reports each
  * complete volume file once, in name order; each becomes `volume` messages
  * (t = the file's modification time) with the mask or atlas applied. The
@@ -32,6 +38,7 @@
 
 #include "fmri_discover.h"
 #include "fmri_kernels.h"
+#include "gifti.h"
 #include "myelin/myelin.h"
 #include "myelin/watch.h"
 #include "nifti.h"
@@ -124,7 +131,8 @@ static int same_dims(const int64_t a[3], const int64_t b[3]) {
 }
 
 static void header_grid(const nifti_header *h, grid *g) {
-  for (int i = 0; i < 3; i++) g->dims[i] = h->dim[i + 1];
+  for (int i = 0; i < 3; i++)
+    g->dims[i] = h->dim[i + 1];
   nifti_affine(h, g->affine);
 }
 
@@ -137,11 +145,15 @@ static int read_image_corder(fs_state *s, const char *path, float **out, grid *g
   size_t n = r.h.nvox;
   float *v = malloc(n * sizeof *v);
   int rc = 0;
-  if (!v) rc = s->host->error(s->st, "%s: out of memory", path);
-  else if (nifti_read_volumes_c(&r, 1, NULL, n, v, n, err, sizeof err)) rc = s->host->error(s->st, "%s", err);
+  if (!v)
+    rc = s->host->error(s->st, "%s: out of memory", path);
+  else if (nifti_read_volumes_c(&r, 1, NULL, n, v, n, err, sizeof err))
+    rc = s->host->error(s->st, "%s", err);
   nifti_close(&r);
-  if (rc) free(v);
-  else *out = v;
+  if (rc)
+    free(v);
+  else
+    *out = v;
   return rc;
 }
 
@@ -157,7 +169,8 @@ static int load_mask(fs_state *s, const char *path) {
     return s->host->error(s->st, "%s: out of memory", path);
   }
   size_t kept = 0;
-  for (size_t i = 0; i < n; i++) kept += (s->mask[i] = v[i] != 0 && !isnan(v[i]));
+  for (size_t i = 0; i < n; i++)
+    kept += (s->mask[i] = v[i] != 0 && !isnan(v[i]));
   free(v);
   if (!kept) return s->host->error(s->st, "mask %s keeps no voxel (all zero)", path);
   return 0;
@@ -247,8 +260,8 @@ static int check_grid(fs_state *s, const char *name, const grid *g, const char *
                       const grid *w) {
   if (same_dims(g->dims, w->dims)) return 0;
   return s->host->error(s->st, "%s: grid %lldx%lldx%lld does not match %s %s (%lldx%lldx%lld)", name,
-                        (long long)g->dims[0], (long long)g->dims[1], (long long)g->dims[2], what,
-                        wpath, (long long)w->dims[0], (long long)w->dims[1], (long long)w->dims[2]);
+                        (long long)g->dims[0], (long long)g->dims[1], (long long)g->dims[2], what, wpath,
+                        (long long)w->dims[0], (long long)w->dims[1], (long long)w->dims[2]);
 }
 
 /* The voxels to read from a run on grid g (every voxel for mask none/auto). */
@@ -284,14 +297,18 @@ static int make_selection(fs_state *s, const char *name, const grid *g, selectio
 static void build_run_value(myelin_builder *b, const char *run) {
   char *end;
   long v = strtol(run, &end, 10);
-  if (*run && *end == 0) myelin_build_int(b, "run", v);
-  else if (*run) myelin_build_str(b, "run", run);
-  else myelin_build_int(b, "run", 1);
+  if (*run && *end == 0)
+    myelin_build_int(b, "run", v);
+  else if (*run)
+    myelin_build_str(b, "run", run);
+  else
+    myelin_build_int(b, "run", 1);
 }
 
 static void build_labels(const fs_state *s, myelin_builder *b, const char *key) {
   myelin_build_array_begin(b, key);
-  for (size_t k = 0; k < s->nparcels; k++) myelin_build_str(b, NULL, s->parcel_names[k]);
+  for (size_t k = 0; k < s->nparcels; k++)
+    myelin_build_str(b, NULL, s->parcel_names[k]);
   myelin_build_array_end(b);
 }
 
@@ -300,7 +317,8 @@ static void build_geometry(const fs_state *s, myelin_builder *b, const grid *g, 
                            size_t n) {
   myelin_build_map_begin(b, "geometry");
   myelin_build_array_begin(b, "dims");
-  for (int i = 0; i < 3; i++) myelin_build_int(b, NULL, g->dims[i]);
+  for (int i = 0; i < 3; i++)
+    myelin_build_int(b, NULL, g->dims[i]);
   myelin_build_array_end(b);
   const int64_t a_shape[2] = {4, 4};
   myelin_build_tensor_copy(b, "affine", MYELIN_F8, 2, a_shape, &g->affine[0][0]);
@@ -316,13 +334,59 @@ static void build_geometry(const fs_state *s, myelin_builder *b, const grid *g, 
   myelin_build_map_end(b);
 }
 
+/* Surface runs (GIFTI): one part per hemisphere file, its columns in order. */
+typedef struct surf_part {
+  char name[96]; /* CIFTI structure name, e.g. CIFTI_STRUCTURE_CORTEX_LEFT */
+  char hemi[4];  /* "L", "R" or "" */
+  size_t nvert;  /* vertices of the whole mesh */
+  size_t count;  /* columns kept (all, or the auto mask's) */
+  uint32_t *vertices;
+} surf_part;
+
+typedef struct surf_geom {
+  int n;
+  surf_part p[2];
+} surf_geom;
+
 typedef struct run_info {
   const char *subject, *task, *run;
   double tr;
   const grid *g;
   const uint32_t *voxels; /* C-order indices of the V columns (voxel mode) */
   size_t nvox;
+  const surf_geom *surf; /* surface runs: the vertices instead of g/voxels */
 } run_info;
+
+/* geometry {model: surface, structures: [...]} (schemas/geometry.md). */
+static void build_surface_geometry(myelin_builder *b, const surf_geom *sg) {
+  myelin_build_map_begin(b, "geometry");
+  myelin_build_str(b, "model", "surface");
+  myelin_build_array_begin(b, "structures");
+  size_t offset = 0;
+  for (int i = 0; i < sg->n; i++) {
+    const surf_part *p = &sg->p[i];
+    myelin_build_map_begin(b, NULL);
+    myelin_build_str(b, "name", p->name);
+    myelin_build_str(b, "type", "surface");
+    if (p->hemi[0]) myelin_build_str(b, "hemi", p->hemi);
+    myelin_build_int(b, "offset", (int64_t)offset);
+    myelin_build_int(b, "count", (int64_t)p->count);
+    myelin_build_int(b, "nvert", (int64_t)p->nvert);
+    const int64_t shape[1] = {(int64_t)p->count};
+    myelin_build_tensor_copy(b, "vertices", MYELIN_U4, 1, shape, p->vertices);
+    myelin_build_map_end(b);
+    offset += p->count;
+  }
+  myelin_build_array_end(b);
+  myelin_build_map_end(b);
+}
+
+static void build_run_geometry(const fs_state *s, myelin_builder *b, const run_info *ri) {
+  if (ri->surf)
+    build_surface_geometry(b, ri->surf);
+  else
+    build_geometry(s, b, ri->g, ri->voxels, ri->nvox);
+}
 
 static void build_context(myelin_builder *b, const run_info *ri) {
   myelin_build_str(b, "subject", ri->subject);
@@ -345,7 +409,7 @@ static int emit_run(fs_state *s, const run_info *ri, const float *X, size_t T, s
   const int64_t shape[2] = {(int64_t)T, (int64_t)V};
   myelin_build_tensor_copy(b, "data", MYELIN_F4, 2, shape, X);
   if (s->atlas) build_labels(s, b, "labels");
-  build_geometry(s, b, ri->g, ri->voxels, ri->nvox);
+  build_run_geometry(s, b, ri);
   return emit_msg(s, b);
 }
 
@@ -358,7 +422,7 @@ static int emit_volume(fs_state *s, const run_info *ri, const float *x, size_t V
   build_context(b, ri);
   const int64_t shape[1] = {(int64_t)V};
   myelin_build_tensor_copy(b, "data", MYELIN_F4, 1, shape, x);
-  build_geometry(s, b, ri->g, ri->voxels, ri->nvox);
+  build_run_geometry(s, b, ri);
   return emit_msg(s, b);
 }
 
@@ -371,7 +435,8 @@ static int item_selected(const fs_state *s, const fmri_item *it) {
     size_t n = myelin_param_len(s->p, keys[k]);
     const char *allowed[64];
     if (n > 64) n = 64;
-    for (size_t i = 0; i < n; i++) allowed[i] = myelin_param_str_at(s->p, keys[k], i);
+    for (size_t i = 0; i < n; i++)
+      allowed[i] = myelin_param_str_at(s->p, keys[k], i);
     if (!fmri_filter_match(vals[k], allowed, n, k == 0 ? "sub-" : NULL)) return 0;
   }
   return 1;
@@ -419,8 +484,10 @@ static int stream_volumes(fs_state *s, nifti_reader *r, const selection *sel, co
 static int clean_run(fs_state *s, const char *name, float *X, size_t T, size_t V) {
   if (s->detrend >= 0 && (size_t)s->detrend + 1 >= T) {
     char hint[64];
-    if (T >= 2) snprintf(hint, sizeof hint, "detrend <= %zu", T - 2);
-    else snprintf(hint, sizeof hint, "detrend: -1");
+    if (T >= 2)
+      snprintf(hint, sizeof hint, "detrend <= %zu", T - 2);
+    else
+      snprintf(hint, sizeof hint, "detrend: -1");
     s->host->log(s->st, MYELIN_LOG_WARN,
                  "%s: param detrend = %d with T = %zu volumes: a polynomial of order >= T-1 fits every "
                  "series exactly, so the output is all zeros; use %s, or a run with more volumes",
@@ -445,15 +512,33 @@ static int direct_run(fs_state *s, nifti_reader *r, const selection *sel, const 
   build_context(b, ri);
   const int64_t shape[2] = {(int64_t)T, (int64_t)V};
   float *X = myelin_build_tensor(b, "data", MYELIN_F4, 2, shape);
-  if (!X) rc = s->host->error(s->st, "%s: out of memory for %zu x %zu floats", r->name, T, V);
-  else if (nifti_read_volumes_c(r, T, SEL_IDX(sel), V, X, V, err, sizeof err)) rc = s->host->error(s->st, "%s", err);
-  else rc = clean_run(s, r->name, X, T, V);
+  if (!X)
+    rc = s->host->error(s->st, "%s: out of memory for %zu x %zu floats", r->name, T, V);
+  else if (nifti_read_volumes_c(r, T, SEL_IDX(sel), V, X, V, err, sizeof err))
+    rc = s->host->error(s->st, "%s", err);
+  else
+    rc = clean_run(s, r->name, X, T, V);
   if (rc) {
     myelin_builder_free(b);
     return rc;
   }
   build_geometry(s, b, ri->g, sel->cidx, V);
   return emit_msg(s, b);
+}
+
+/* A finished run X [T, V]: one `run`, or one `volume` per row (paced). */
+static int emit_matrix(fs_state *s, const run_info *ri, const float *X, size_t T, size_t V) {
+  int rc = 0;
+  if (!s->emit_volume) {
+    rc = pace_wait(s, ri->tr * (double)T);
+    if (!rc) rc = emit_run(s, ri, X, T, V);
+  } else {
+    for (size_t t = 0; t < T && !rc && !s->host->stopping(s->st); t++) {
+      rc = pace_wait(s, ri->tr);
+      if (!rc) rc = emit_volume(s, ri, X + t * V, V, t, (double)(t + (size_t)s->trim) * ri->tr);
+    }
+  }
+  return rc == MYELIN_ESTOP ? 0 : rc;
 }
 
 /* Whole run into X [T, V]; then auto mask / parcel means / detrend / zscore. */
@@ -499,21 +584,134 @@ static int process_run(fs_state *s, nifti_reader *r, selection *sel, const run_i
     V = s->nparcels;
   }
   int rc = clean_run(s, r->name, X, T, V);
-  if (rc) {
-    free(X);
-    return rc;
+  if (!rc) rc = emit_matrix(s, &ri, X, T, V);
+  free(X);
+  return rc;
+}
+
+/* ---- surface runs (GIFTI) ----------------------------------------------------------- */
+
+static void surf_geom_free(surf_geom *sg) {
+  for (int i = 0; i < sg->n; i++)
+    free(sg->p[i].vertices);
+  memset(sg, 0, sizeof *sg);
+}
+
+/* One hemisphere file: rows [T, V], its structure (AnatomicalStructurePrimary,
+ * else the hemi- entity) and the first array's TimeStep (seconds; 0 if none). */
+static int read_hemisphere(fs_state *s, const char *path, float **X, size_t *T, surf_part *part,
+                           double *step) {
+  char err[1024];
+  gifti_image g;
+  if (gifti_read_file(path, &g, err, sizeof err)) return s->host->error(s->st, "%s", err);
+  size_t V = 0;
+  int rc = gifti_rows_f32(&g, path, X, T, &V, err, sizeof err) ? s->host->error(s->st, "%s", err) : 0;
+  const char *prim = gifti_meta_get(&g.meta, "AnatomicalStructurePrimary");
+  if (!prim && g.narrays) prim = gifti_meta_get(&g.arrays[0].meta, "AnatomicalStructurePrimary");
+  fmri_item ent;
+  memset(&ent, 0, sizeof ent);
+  const char *hemi = fmri_entities(path, &ent) == 0 ? ent.hemi : "";
+  if (prim && *prim)
+    gifti_structure_to_cifti(prim, part->name, sizeof part->name);
+  else if (!strcmp(hemi, "L") || !strcmp(hemi, "R"))
+    snprintf(part->name, sizeof part->name, "CIFTI_STRUCTURE_CORTEX_%s", *hemi == 'L' ? "LEFT" : "RIGHT");
+  else
+    snprintf(part->name, sizeof part->name, "CIFTI_STRUCTURE_OTHER");
+  size_t nl = strlen(part->name);
+  if (nl > 5 && !strcmp(part->name + nl - 5, "_LEFT"))
+    snprintf(part->hemi, sizeof part->hemi, "L");
+  else if (nl > 6 && !strcmp(part->name + nl - 6, "_RIGHT"))
+    snprintf(part->hemi, sizeof part->hemi, "R");
+  else
+    snprintf(part->hemi, sizeof part->hemi, "%s", !strcmp(hemi, "L") || !strcmp(hemi, "R") ? hemi : "");
+  fmri_item_free(&ent);
+  const char *ts = g.narrays ? gifti_meta_get(&g.arrays[0].meta, "TimeStep") : NULL;
+  *step = ts ? strtod(ts, NULL) : 0;
+  if (!(*step > 0) || !isfinite(*step)) *step = 0;
+  gifti_free(&g);
+  if (rc) return rc;
+  part->nvert = part->count = V;
+  part->vertices = malloc((V ? V : 1) * sizeof *part->vertices);
+  if (!part->vertices) return s->host->error(s->st, "%s: out of memory", path);
+  for (size_t v = 0; v < V; v++)
+    part->vertices[v] = (uint32_t)v;
+  return 0;
+}
+
+/* The auto mask on a surface run: drops constant columns and their vertices;
+ * *V becomes the number kept. */
+static int surface_auto_mask(fs_state *s, const char *name, float *X, size_t T, size_t *V, surf_geom *sg) {
+  uint8_t *keep = malloc(*V ? *V : 1);
+  if (!keep) return s->host->error(s->st, "out of memory");
+  fmri_nonconstant(X, T, *V, keep);
+  size_t col = 0;
+  for (int i = 0; i < sg->n; i++) {
+    surf_part *p = &sg->p[i];
+    size_t k = 0;
+    for (size_t v = 0; v < p->count; v++, col++)
+      if (keep[col]) p->vertices[k++] = p->vertices[v];
+    p->count = k;
   }
-  if (!s->emit_volume) {
-    rc = pace_wait(s, ri.tr * (double)T);
-    if (!rc) rc = emit_run(s, &ri, X, T, V);
-  } else {
-    for (size_t t = 0; t < T && !rc && !s->host->stopping(s->st); t++) {
-      rc = pace_wait(s, ri.tr);
-      if (!rc) rc = emit_volume(s, &ri, X + t * V, V, t, (double)(t + (size_t)s->trim) * ri.tr);
+  *V = fmri_compact_columns(X, T, *V, keep);
+  free(keep);
+  if (*V == 0) return s->host->error(s->st, "%s: mask auto: every vertex is constant over time", name);
+  return 0;
+}
+
+/* A GIFTI run: one hemisphere file, or the L + R pair (it->path2) as one run
+ * whose columns are the left vertices, then the right ones. */
+static int load_gifti(fs_state *s, const fmri_item *it) {
+  const char *name = it->path;
+  if (s->mask_mode == MASK_FILE || s->atlas)
+    return s->host->error(s->st,
+                          "%s: a surface (GIFTI) run cannot take the NIfTI %s %s; use mask: none or auto",
+                          name, s->atlas ? "atlas" : "mask", s->atlas ? s->atlas_path : s->mask_path);
+  surf_geom sg;
+  memset(&sg, 0, sizeof sg);
+  float *H[2] = {NULL, NULL}, *X = NULL;
+  size_t T[2] = {0, 0};
+  double step[2] = {0, 0};
+  const char *paths[2] = {it->path, it->path2};
+  int rc = 0;
+  for (int h = 0; h < 2 && paths[h] && !rc; h++) {
+    sg.n = h + 1;
+    rc = read_hemisphere(s, paths[h], &H[h], &T[h], &sg.p[h], &step[h]);
+  }
+  if (!rc && sg.n == 2 && T[0] != T[1])
+    rc = s->host->error(s->st, "%s has %zu rows but %s has %zu: not a hemisphere pair of one run", paths[0],
+                        T[0], paths[1], T[1]);
+  if (!rc && sg.n == 2 && !strcmp(sg.p[0].name, sg.p[1].name))
+    rc = s->host->error(s->st, "%s and %s are both %s: not a left + right pair", paths[0], paths[1],
+                        sg.p[0].name);
+  size_t V = sg.n == 2 ? sg.p[0].count + sg.p[1].count : sg.p[0].count, T0 = T[0];
+  if (!rc && (size_t)s->trim >= T0)
+    rc = s->host->error(s->st, "%s: trim %lld removes every volume (the run has %zu)", name,
+                        (long long)s->trim, T0);
+  size_t Tn = rc ? 0 : T0 - (size_t)s->trim;
+  if (!rc && !(X = malloc((Tn * V > 0 ? Tn * V : 1) * sizeof *X)))
+    rc = s->host->error(s->st, "out of memory");
+  for (size_t t = 0; !rc && t < Tn; t++) {
+    size_t src = t + (size_t)s->trim, o = 0;
+    for (int h = 0; h < sg.n; h++) {
+      memcpy(X + t * V + o, H[h] + src * sg.p[h].count, sg.p[h].count * sizeof *X);
+      o += sg.p[h].count;
     }
   }
+  free(H[0]);
+  free(H[1]);
+  if (!rc && s->mask_mode == MASK_AUTO) rc = surface_auto_mask(s, name, X, Tn, &V, &sg);
+  char subject[256];
+  subject_of(it, subject, sizeof subject);
+  double tr = s->tr_param > 0 ? s->tr_param : it->tr > 0 ? it->tr : step[0];
+  if (!rc && tr <= 0 && Tn > 1)
+    s->host->log(s->st, MYELIN_LOG_WARN,
+                 "%s: no repetition time (no sidecar, no TimeStep metadata): tr = 0; set `tr`", name);
+  run_info ri = {subject, it->task, it->run, tr, NULL, NULL, 0, &sg};
+  if (!rc) rc = clean_run(s, name, X, Tn, V);
+  if (!rc) rc = emit_matrix(s, &ri, X, Tn, V);
   free(X);
-  return rc == MYELIN_ESTOP ? 0 : rc;
+  surf_geom_free(&sg);
+  return rc;
 }
 
 /* One run: from its file, or from buf (an archive entry) when buf != NULL. */
@@ -521,6 +719,7 @@ static int load_item(fs_state *s, const fmri_item *it, const char *archive, cons
   char err[768];
   nifti_reader r;
   int rc;
+  if (!buf && fmri_is_gifti(it->path)) return load_gifti(s, it);
   if (buf) {
     char name[1200];
     snprintf(name, sizeof name, "%s:%s", archive, it->path);
@@ -534,11 +733,11 @@ static int load_item(fs_state *s, const fmri_item *it, const char *archive, cons
   selection sel;
   char subject[256];
   subject_of(it, subject, sizeof subject);
-  run_info ri = {subject, it->task, it->run, run_tr(s, it, &r.h), &g, NULL, 0};
+  run_info ri = {subject, it->task, it->run, run_tr(s, it, &r.h), &g, NULL, 0, NULL};
   size_t T0 = r.h.nvols;
   if (ri.tr <= 0 && T0 > 1)
-    s->host->log(s->st, MYELIN_LOG_WARN, "%s: no repetition time (no sidecar, pixdim[4] = 0): tr = 0; set `tr`",
-                 r.name);
+    s->host->log(s->st, MYELIN_LOG_WARN,
+                 "%s: no repetition time (no sidecar, pixdim[4] = 0): tr = 0; set `tr`", r.name);
   if ((size_t)s->trim >= T0) {
     rc = s->host->error(s->st, "%s: trim %lld removes every volume (the run has %zu)", r.name,
                         (long long)s->trim, T0);
@@ -575,8 +774,10 @@ static const fmri_item *find_item(const fmri_list *l, const char *path) {
     size_t mid = lo + (hi - lo) / 2;
     int c = strcmp(l->v[mid].path, path);
     if (c == 0) return &l->v[mid];
-    if (c < 0) lo = mid + 1;
-    else hi = mid;
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return NULL;
 }
@@ -657,11 +858,7 @@ static int live_first(fs_state *s, const nifti_reader *r, const char *name) {
     snprintf(s->live_task, sizeof s->live_task, "%s", task);
     snprintf(s->live_run, sizeof s->live_run, "%s", run);
   }
-  free(it.sub);
-  free(it.ses);
-  free(it.task);
-  free(it.run);
-  free(it.space);
+  fmri_item_free(&it);
   s->have_grid = 1;
   return 0;
 }
@@ -673,21 +870,23 @@ static int live_file(fs_state *s, const char *path, const char *name) {
   int rc = 0;
   grid g;
   header_grid(&r.h, &g);
-  if (!s->have_grid) rc = live_first(s, &r, name);
+  if (!s->have_grid)
+    rc = live_first(s, &r, name);
   else if (!same_dims(g.dims, s->live_grid.dims))
     rc = s->host->error(s->st, "%s: grid %lldx%lldx%lld differs from the first volume's", path,
                         (long long)g.dims[0], (long long)g.dims[1], (long long)g.dims[2]);
   struct stat st;
   double t0 = stat(path, &st) == 0 ? (double)st.st_mtim.tv_sec + 1e-9 * (double)st.st_mtim.tv_nsec : 0;
   double tr = run_tr(s, NULL, &r.h);
-  run_info ri = {s->live_subject, s->live_task, s->live_run, tr, &s->live_grid, s->live_sel.cidx,
-                 s->live_sel.n};
+  run_info ri = {s->live_subject, s->live_task,     s->live_run,   tr,
+                 &s->live_grid,   s->live_sel.cidx, s->live_sel.n, NULL};
   float *x = rc ? NULL : malloc(s->live_sel.n * sizeof *x);
   if (!rc && !x) rc = s->host->error(s->st, "out of memory");
   float *P = NULL;
   if (!rc && s->atlas && !(P = malloc(s->nparcels * sizeof *P))) rc = s->host->error(s->st, "out of memory");
   for (size_t v = 0; !rc && v < r.h.nvols; v++) {
-    if (nifti_read_volumes_c(&r, 1, SEL_IDX(&s->live_sel), s->live_sel.n, x, s->live_sel.n, err, sizeof err)) {
+    if (nifti_read_volumes_c(&r, 1, SEL_IDX(&s->live_sel), s->live_sel.n, x, s->live_sel.n, err,
+                             sizeof err)) {
       rc = s->host->error(s->st, "%s", err);
       break;
     }
@@ -812,7 +1011,9 @@ static int fs_init_state(fs_state *s, const myelin_params *p) {
   s->tr_param = myelin_param_float(p, "tr");
   s->idle_timeout = myelin_param_float(p, "idle_timeout");
   const char *mask = myelin_param_str(p, "mask");
-  s->mask_mode = strcmp(mask, "none") == 0 || !*mask ? MASK_NONE : strcmp(mask, "auto") == 0 ? MASK_AUTO : MASK_FILE;
+  s->mask_mode = strcmp(mask, "none") == 0 || !*mask ? MASK_NONE
+                 : strcmp(mask, "auto") == 0         ? MASK_AUTO
+                                                     : MASK_FILE;
   if (s->mask_mode == MASK_FILE) {
     s->mask_path = input_path(s, mask);
     if (!s->mask_path) return MYELIN_ENOMEM;
@@ -847,7 +1048,8 @@ static void fs_fini(void *state) {
   free(s->atlas);
   free(s->atlas_path);
   free(s->parcel_values);
-  for (size_t k = 0; k < s->nparcels && s->parcel_names; k++) free(s->parcel_names[k]);
+  for (size_t k = 0; k < s->nparcels && s->parcel_names; k++)
+    free(s->parcel_names[k]);
   free(s->parcel_names);
   free(s);
 }
@@ -855,54 +1057,121 @@ static void fs_fini(void *state) {
 /* ---- descriptor -------------------------------------------------------------------- */
 
 static const myelin_param_def fs_params[] = {
-    {.name = "path", .type = MYELIN_PARAM_INPUT_PATH, .def = "",
-     .doc = "A .nii/.nii.gz file, a glob, a BIDS dataset folder (sub-*/[ses-*/]func/*_bold.nii[.gz]) or a "
-            ".tar/.tar.gz/.zip archive of any of those (read in place)."},
-    {.name = "watch", .type = MYELIN_PARAM_INPUT_PATH, .def = "",
+    {.name = "path",
+     .type = MYELIN_PARAM_INPUT_PATH,
+     .def = "",
+     .doc = "A .nii/.nii.gz or GIFTI .func.gii/.shape.gii file, a glob, a BIDS dataset folder "
+            "(sub-*/[ses-*/]func/*_bold.nii[.gz] or *_hemi-L/R_bold.func.gii: a hemisphere pair is one run) "
+            "or a "
+            ".tar/.tar.gz/.zip archive of NIfTI files (read in place)."},
+    {.name = "watch",
+     .type = MYELIN_PARAM_INPUT_PATH,
+     .def = "",
      .doc = "Live mode: a folder where a scanner writes one 3-D volume file per TR; each complete file is "
             "emitted once, in name order. Exclusive with path."},
-    {.name = "pattern", .type = MYELIN_PARAM_STRING, .def = "'*.nii*'",
+    {.name = "pattern",
+     .type = MYELIN_PARAM_STRING,
+     .def = "'*.nii*'",
      .doc = "Watch mode: glob on file names (dot-files are always ignored)."},
-    {.name = "settle_ms", .type = MYELIN_PARAM_INT, .def = "200", .has_range = 1, .min = 1, .max = 600000,
-     .unit = "ms", .doc = "Watch mode: a file is complete when its size is stable this long (or renamed in)."},
-    {.name = "existing", .type = MYELIN_PARAM_BOOL, .def = "true",
+    {.name = "settle_ms",
+     .type = MYELIN_PARAM_INT,
+     .def = "200",
+     .has_range = 1,
+     .min = 1,
+     .max = 600000,
+     .unit = "ms",
+     .doc = "Watch mode: a file is complete when its size is stable this long (or renamed in)."},
+    {.name = "existing",
+     .type = MYELIN_PARAM_BOOL,
+     .def = "true",
      .doc = "Watch mode: also emit volumes already in the folder at start."},
-    {.name = "count", .type = MYELIN_PARAM_INT, .def = "0", .has_range = 1, .min = 0, .max = 1e12,
-     .unit = "volumes", .doc = "Watch mode: end the stream after this many volumes (0 = no limit)."},
-    {.name = "idle_timeout", .type = MYELIN_PARAM_FLOAT, .def = "0", .has_range = 1, .min = 0, .max = 1e9,
-     .unit = "s", .doc = "Watch mode: end the stream after this long without a new volume (0 = never)."},
-    {.name = "subject", .type = MYELIN_PARAM_STRING_LIST, .def = "[]",
-     .doc = "Keep these subjects (\"01\" or \"sub-01\"); empty = all. In watch mode the first one labels the data."},
+    {.name = "count",
+     .type = MYELIN_PARAM_INT,
+     .def = "0",
+     .has_range = 1,
+     .min = 0,
+     .max = 1e12,
+     .unit = "volumes",
+     .doc = "Watch mode: end the stream after this many volumes (0 = no limit)."},
+    {.name = "idle_timeout",
+     .type = MYELIN_PARAM_FLOAT,
+     .def = "0",
+     .has_range = 1,
+     .min = 0,
+     .max = 1e9,
+     .unit = "s",
+     .doc = "Watch mode: end the stream after this long without a new volume (0 = never)."},
+    {.name = "subject",
+     .type = MYELIN_PARAM_STRING_LIST,
+     .def = "[]",
+     .doc = "Keep these subjects (\"01\" or \"sub-01\"); empty = all. In watch mode the first one labels the "
+            "data."},
     {.name = "task", .type = MYELIN_PARAM_STRING_LIST, .def = "[]", .doc = "Keep these tasks; empty = all."},
-    {.name = "run", .type = MYELIN_PARAM_STRING_LIST, .def = "[]",
+    {.name = "run",
+     .type = MYELIN_PARAM_STRING_LIST,
+     .def = "[]",
      .doc = "Keep these runs (numbers compare as numbers); empty = all."},
-    {.name = "space", .type = MYELIN_PARAM_STRING_LIST, .def = "[]",
+    {.name = "space",
+     .type = MYELIN_PARAM_STRING_LIST,
+     .def = "[]",
      .doc = "Keep these spaces (the BIDS space- entity, e.g. MNI152NLin2009cAsym); empty = all."},
-    {.name = "mask", .type = MYELIN_PARAM_STRING, .def = "none",
+    {.name = "mask",
+     .type = MYELIN_PARAM_STRING,
+     .def = "none",
      .doc = "none (every voxel), auto (voxels whose time series is not constant), or a NIfTI mask path "
             "(non-zero voxels kept; same grid as the runs)."},
-    {.name = "atlas", .type = MYELIN_PARAM_INPUT_PATH, .def = "",
+    {.name = "atlas",
+     .type = MYELIN_PARAM_INPUT_PATH,
+     .def = "",
      .doc = "A NIfTI label image on the runs' grid: emit parcel-mean time series (one column per label > 0, "
             "ascending) with `labels`."},
-    {.name = "atlas_labels", .type = MYELIN_PARAM_INPUT_PATH, .def = "",
+    {.name = "atlas_labels",
+     .type = MYELIN_PARAM_INPUT_PATH,
+     .def = "",
      .doc = "TSV of label names (\"index<TAB>name\" per line, a header line is skipped)."},
-    {.name = "trim", .type = MYELIN_PARAM_INT, .def = "0", .has_range = 1, .min = 0, .max = 1e9,
-     .unit = "TRs", .doc = "Drop the first k volumes of each run (scanner warm-up)."},
-    {.name = "detrend", .type = MYELIN_PARAM_INT, .def = "-1", .has_range = 1, .min = -1, .max = 10,
+    {.name = "trim",
+     .type = MYELIN_PARAM_INT,
+     .def = "0",
+     .has_range = 1,
+     .min = 0,
+     .max = 1e9,
+     .unit = "TRs",
+     .doc = "Drop the first k volumes of each run (scanner warm-up)."},
+    {.name = "detrend",
+     .type = MYELIN_PARAM_INT,
+     .def = "-1",
+     .has_range = 1,
+     .min = -1,
+     .max = 10,
      .doc = "Remove a polynomial trend of this order per voxel (0 = mean, 1 = linear, ...; -1 = off). "
-             "Needs order <= T-2: a higher order fits exactly, so the output is 0 (with a warning)."},
-    {.name = "zscore", .type = MYELIN_PARAM_BOOL, .def = "false",
+            "Needs order <= T-2: a higher order fits exactly, so the output is 0 (with a warning)."},
+    {.name = "zscore",
+     .type = MYELIN_PARAM_BOOL,
+     .def = "false",
      .doc = "z-score every voxel/parcel over time (population std; constant series become 0)."},
-    {.name = "emit", .type = MYELIN_PARAM_ENUM, .def = "run", .choices = "run|volume",
+    {.name = "emit",
+     .type = MYELIN_PARAM_ENUM,
+     .def = "run",
+     .choices = "run|volume",
      .doc = "run: one `run` message [T, V] per run; volume: one `volume` [V] per TR."},
-    {.name = "pace", .type = MYELIN_PARAM_ENUM, .def = "asap", .choices = "asap|realtime",
+    {.name = "pace",
+     .type = MYELIN_PARAM_ENUM,
+     .def = "asap",
+     .choices = "asap|realtime",
      .doc = "realtime replays stored runs at their TR (one volume per TR, or a run per its duration)."},
-    {.name = "tr", .type = MYELIN_PARAM_FLOAT, .def = "0", .has_range = 1, .min = 0, .max = 1e4, .unit = "s",
+    {.name = "tr",
+     .type = MYELIN_PARAM_FLOAT,
+     .def = "0",
+     .has_range = 1,
+     .min = 0,
+     .max = 1e4,
+     .unit = "s",
      .doc = "Repetition time override; 0 = the JSON sidecar's RepetitionTime, else the header's pixdim[4]."},
     {0}};
 
 static const myelin_port_def fs_outputs[] = {
-    {.name = "out", .kinds = "run|volume",
+    {.name = "out",
+     .kinds = "run|volume",
      .doc = "`run` {data <f4 [T, V], tr, subject, task, run, geometry, labels?} or `volume` {data <f4 [V], "
             "index, t, tr, subject, task, run, geometry}"},
     {0}};
@@ -911,7 +1180,8 @@ static const myelin_plugin_desc fs_desc = {
     MYELIN_DESC_HEADER,
     .name = "fmri_source",
     .version = "1.0.0",
-    .summary = "fMRI loader: NIfTI-1/2, BIDS folders, archives, masks, atlases, live scanner folders",
+    .summary = "fMRI loader: NIfTI-1/2, GIFTI surfaces, BIDS folders, archives, masks, atlases, live scanner "
+               "folders",
     .doc = "Voxel order in V is flat C order over (x, y, z): index = (x*ny + y)*nz + z, listed in "
            "geometry.voxels. Data equal nibabel's get_fdata() (scl_slope/scl_inter applied) and the affine "
            "is nibabel's (sform, else qform, else pixdim).",

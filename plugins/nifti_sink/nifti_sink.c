@@ -32,6 +32,8 @@
 #include <string.h>
 
 #include "../common/geometry.h"
+#include "../common/path_template.h"
+#include "../common/tensor_elem.h"
 #include "myelin/myelin.h"
 #include "nifti.h"
 
@@ -74,37 +76,7 @@ static const char *const tmpl_keys[] = {"subject", "task", "run", "stat", "seq",
 
 /* Expands {key} from m; seq falls back to the sink's file counter. */
 static int expand_path(const ns_state *s, const myelin_msg *m, char *out, size_t n) {
-  size_t o = 0;
-  for (const char *p = s->path_tmpl; *p;) {
-    char val[256] = "";
-    int matched = 0;
-    if (*p == '{') {
-      for (int k = 0; tmpl_keys[k]; k++) {
-        size_t kl = strlen(tmpl_keys[k]);
-        if (!strncmp(p + 1, tmpl_keys[k], kl) && p[1 + kl] == '}') {
-          myelin_msg_text(m, tmpl_keys[k], val, sizeof val);
-          if (!val[0] && !strcmp(tmpl_keys[k], "seq"))
-            snprintf(val, sizeof val, "%llu", (unsigned long long)s->files);
-          if (!val[0]) snprintf(val, sizeof val, "none");
-          for (char *c = val; *c; c++)
-            if (*c == '/') *c = '_';
-          p += kl + 2;
-          matched = 1;
-          break;
-        }
-      }
-    }
-    if (!matched) {
-      val[0] = *p++;
-      val[1] = 0;
-    }
-    size_t vl = strlen(val);
-    if (o + vl >= n) return -1;
-    memcpy(out + o, val, vl);
-    o += vl;
-  }
-  out[o] = 0;
-  return 0;
+  return path_template_expand(s->path_tmpl, tmpl_keys, m, NULL, NULL, (unsigned long long)s->files, out, n);
 }
 
 static int is_gz(const char *p) {
@@ -304,34 +276,7 @@ static int read_geometry(ns_state *s, const myelin_msg *m, size_t V, grid_out *g
 
 /* ---- writing ----------------------------------------------------------------------- */
 
-/* Element i of a tensor as float. */
-static float elem(const myelin_tensor *t, size_t i) {
-  switch (t->dtype) {
-  case MYELIN_F4:
-    return ((const float *)t->data)[i];
-  case MYELIN_F8:
-    return (float)((const double *)t->data)[i];
-  case MYELIN_I1:
-    return ((const int8_t *)t->data)[i];
-  case MYELIN_I2:
-    return ((const int16_t *)t->data)[i];
-  case MYELIN_I4:
-    return (float)((const int32_t *)t->data)[i];
-  case MYELIN_I8:
-    return (float)((const int64_t *)t->data)[i];
-  case MYELIN_U1:
-  case MYELIN_B1:
-    return ((const uint8_t *)t->data)[i];
-  case MYELIN_U2:
-    return ((const uint16_t *)t->data)[i];
-  case MYELIN_U4:
-    return (float)((const uint32_t *)t->data)[i];
-  case MYELIN_U8:
-    return (float)((const uint64_t *)t->data)[i];
-  default:
-    return NAN;
-  }
-}
+static float elem(const myelin_tensor *t, size_t i) { return tensor_elem_f32(t, i); }
 
 /* Scatters R rows of V columns (row r at rows + r * V, or from a tensor)
  * into R file-order volumes and writes the image. */
@@ -455,16 +400,9 @@ static int ns_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
   size_t n = strlen(path);
   if (!(n > 4 && !strcmp(path + n - 4, ".nii")) && !(n > 7 && !strcmp(path + n - 7, ".nii.gz")))
     return myelin_validate_error(ctx, "path", "path must end in .nii or .nii.gz");
-  for (const char *b = strchr(path, '{'); b; b = strchr(b + 1, '{')) {
-    int ok = 0;
-    for (int k = 0; tmpl_keys[k]; k++) {
-      size_t kl = strlen(tmpl_keys[k]);
-      if (!strncmp(b + 1, tmpl_keys[k], kl) && b[1 + kl] == '}') ok = 1;
-    }
-    if (!ok)
-      return myelin_validate_error(ctx, "path",
-                                   "unknown placeholder in path (use {subject} {task} {run} {stat} {seq})");
-  }
+  if (path_template_check(path, tmpl_keys, NULL))
+    return myelin_validate_error(ctx, "path",
+                                 "unknown placeholder in path (use {subject} {task} {run} {stat} {seq})");
   return 0;
 }
 
