@@ -194,11 +194,13 @@ static char *manifest_text(exstate *s, const loihi_net *q, const results *r) {
   json_str(f, base_name(r->path[0]));
   fprintf(f, ", \"nir\": ");
   json_str(f, base_name(r->path[1]));
-  fprintf(f, "},\n  \"nir_version\": \"%s\",\n  \"dt\": %.17g,\n  \"neuron\": {\"model\": \"CUBA\", "
-             "\"vth\": %.17g, \"cdecay\": %.17g, \"vdecay\": %.17g},\n  \"steps\": %d,\n",
+  fprintf(f,
+          "},\n  \"nir_version\": \"%s\",\n  \"dt\": %.17g,\n  \"neuron\": {\"model\": \"CUBA\", "
+          "\"vth\": %.17g, \"cdecay\": %.17g, \"vdecay\": %.17g},\n  \"steps\": %d,\n",
           LOIHI_NIR_VERSION, s->dt, s->fnet.vth, s->fnet.cdecay, s->fnet.vdecay, s->fnet.steps);
   fprintf(f, "  \"layer_sizes\": [%d", q->layers[0].n_in);
-  for (int l = 0; l < q->n_layers; l++) fprintf(f, ", %d", q->layers[l].n_out);
+  for (int l = 0; l < q->n_layers; l++)
+    fprintf(f, ", %d", q->layers[l].n_out);
   fprintf(f, "],\n  \"layers\": [\n");
   for (int l = 0; l < q->n_layers; l++) {
     const loihi_layer *L = &q->layers[l];
@@ -209,12 +211,13 @@ static char *manifest_text(exstate *s, const loihi_net *q, const results *r) {
         "    {\"name\": \"fc%d\", \"netx\": \"/layer/%d\", \"nir\": [\"fc%d\", \"lif%d\"], \"source_name\": ",
         l, l, l, l);
     json_str(f, s->fnet.layers[l].name);
-    fprintf(f, ", \"in\": %d, \"out\": %d, \"scale\": %.17g, \"float_weight_absmax\": %.9g, "
-               "\"weight_min\": %lld, \"weight_max\": %lld, \"iDecay\": %lld, \"vDecay\": %lld, "
-               "\"vThMant\": %lld, \"bias\": %s}%s\n",
+    fprintf(f,
+            ", \"in\": %d, \"out\": %d, \"scale\": %.17g, \"float_weight_absmax\": %.9g, "
+            "\"weight_min\": %lld, \"weight_max\": %lld, \"iDecay\": %lld, \"vDecay\": %lld, "
+            "\"vThMant\": %lld, \"bias\": %s}%s\n",
             L->n_in, L->n_out, r->info[l].scale, r->info[l].w_absmax, (long long)r->info[l].w_min,
-            (long long)r->info[l].w_max, (long long)L->i_decay, (long long)L->v_decay,
-            (long long)L->vth_mant, L->bias ? "true" : "false", l + 1 < q->n_layers ? "," : "");
+            (long long)r->info[l].w_max, (long long)L->i_decay, (long long)L->v_decay, (long long)L->vth_mant,
+            L->bias ? "true" : "false", l + 1 < q->n_layers ? "," : "");
   }
   fprintf(f, "  ],\n  \"quantization\": \"W = clamp(round(scale*w*32)*2, -256, 254); vThMant = "
              "trunc(scale*vth*64); bias = round(scale*b*64/(1-cdecay)); iDecay = round((1-cdecay)*4096); "
@@ -253,8 +256,10 @@ static char *readme_text(const loihi_net *q, const results *r, double dt) {
   const char *net = base_name(r->path[0]), *nir = base_name(r->path[1]);
   fprintf(f,
           "Dense CUBA-LIF spiking network exported by myelin's loihi_export.\n\n"
-          "Layers: %d inputs", q->layers[0].n_in);
-  for (int l = 0; l < q->n_layers; l++) fprintf(f, " -> %d", q->layers[l].n_out);
+          "Layers: %d inputs",
+          q->layers[0].n_in);
+  for (int l = 0; l < q->n_layers; l++)
+    fprintf(f, " -> %d", q->layers[l].n_out);
   fprintf(f,
           " (CUBA neurons, 8-bit weights, reset to 0).\n"
           "Input: binary spikes, one time step = %g s. Prediction = argmax of output spike\n"
@@ -268,12 +273,22 @@ static char *readme_text(const loihi_net *q, const results *r, double dt) {
           "    import nir\n"
           "    graph = nir.read('%s')   # nodes: input, fc<i> (Affine), lif<i> (CubaLIF), output\n"
           "    dt = float(graph.metadata['dt'])   # seconds per step the time constants assume\n"
-          "    # snnTorch:  from snntorch.import_nir import import_from_nir\n"
-          "    #            net = import_from_nir(graph, dt=dt)   (its default dt is 1e-4)\n"
-          "    # Norse:     import norse.torch; net = norse.torch.from_nir(graph, dt=dt)\n"
-          "    # Importers must simulate at this dt (snnTorch checks r == tau_mem/dt).\n\n"
+          "    # snnTorch (needs nirtorch):\n"
+          "    #   from snntorch.import_nir import import_from_nir\n"
+          "    #   net = import_from_nir(graph)   # no dt argument: it assumes dt = 1e-4\n"
+          "    #   out, state = net(x_t)          # once per time step, in order\n"
+          "    # It refuses a file whose r is not tau_mem/1e-4 (\"r not supported in\n"
+          "    # CubaLIF\"): export with dt = 1e-4 (the default) for snnTorch.\n"
+          "    # Norse:  import norse.torch; net = norse.torch.from_nir(graph, dt=dt)\n\n"
           "Units in the NIR file follow NIR's Lava examples: tau = dt*4096/decay,\n"
           "r = tau_mem/dt, w_in = tau_syn/dt, v_threshold = vThMant/64, weight = W/64.\n"
+          "Stepped at dt this is Loihi's CUBA neuron: current u = (1 - iDecay/4096) u +\n"
+          "W x/64 + b, voltage v = (1 - vDecay/4096) v + u, spike when v > vThMant/64,\n"
+          "then v = 0 (snnTorch's Synaptic neuron, threshold unscaled since\n"
+          "w_in*dt/tau_syn = 1). Spikes cross all layers in one step there; Loihi adds\n"
+          "a step per layer, so count its outputs over the input steps plus one per layer.\n"
+          "Loihi's bias is added to v; NIR's importers allow no v_leak, so it is written\n"
+          "as the Affine bias with the same steady state (first steps differ slightly).\n"
           "manifest.json lists layer sizes, quantization scales, the source pipeline and\n"
           "the float and quantized test accuracies.\n",
           dt, net, nir);
@@ -399,7 +414,8 @@ static int export_all(exstate *s) {
     }
     if ((rc = write_bundle(s, r.path[2], &r, manifest, readme))) goto done;
   }
-  for (int k = 0; k < 3; k++) r.bytes[k] = file_size(r.path[k], k < 2 || s->bundle);
+  for (int k = 0; k < 3; k++)
+    r.bytes[k] = file_size(r.path[k], k < 2 || s->bundle);
   if (r.tested)
     s->host->log(s->st, MYELIN_LOG_INFO, "test accuracy: float %.4f, quantized (Loihi) %.4f on %zu samples",
                  r.float_acc, r.quant_acc, r.test_samples);
@@ -543,12 +559,15 @@ static const myelin_param_def ex_params[] = {
 
 static const myelin_port_def ex_inputs[] = {
     {.name = "network", .kinds = "network", .doc = "Float CUBA-LIF network; the last one is exported."},
-    {.name = "test", .kinds = "spikes", .optional = 1,
+    {.name = "test",
+     .kinds = "spikes",
+     .optional = 1,
      .doc = "Labelled test spikes: float and quantized (bit-accurate) accuracy, side by side."},
     {0}};
 
 static const myelin_port_def ex_outputs[] = {
-    {.name = "metrics", .kinds = "metrics",
+    {.name = "metrics",
+     .kinds = "metrics",
      .doc = "values: float_accuracy, quantized_accuracy, test_samples, layers, *_bytes, scale_<l>; "
             "files: net, nir, bundle paths."},
     {0}};

@@ -92,7 +92,8 @@ static void fixture_as_float(loihi_fnet *f) {
     snprintf(L->name, sizeof L->name, "dense%d", l);
     size_t nw = (size_t)L->n_in * (size_t)L->n_out;
     L->weight = malloc(nw * sizeof(float));
-    for (size_t i = 0; i < nw; i++) L->weight[i] = (float)q.layers[l].weight[i] / 64.0f;
+    for (size_t i = 0; i < nw; i++)
+      L->weight[i] = (float)q.layers[l].weight[i] / 64.0f;
   }
   loihi_net_free(&q);
   free(path);
@@ -121,9 +122,8 @@ START_TEST(test_sim_netx_fixture_predictions) {
   ck_assert_int_eq(myelin_harness_eos(h), 0);
   ck_assert_uint_eq(myelin_harness_count(h, "predictions"), 3);
   /* numpy bit-accurate reference (see test_loihi_core.c) */
-  const int32_t ref[3][10] = {{0, 0, 31, 0, 0, 0, 0, 0, 0, 0},
-                              {0, 0, 0, 0, 0, 0, 31, 0, 0, 0},
-                              {0, 0, 0, 0, 0, 0, 27, 0, 29, 5}};
+  const int32_t ref[3][10] = {
+      {0, 0, 31, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 31, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 27, 0, 29, 5}};
   const int pred[3] = {2, 6, 8};
   for (int k = 0; k < 3; k++) {
     myelin_msg *m = myelin_harness_output(h, "predictions", (size_t)k);
@@ -132,7 +132,8 @@ START_TEST(test_sim_netx_fixture_predictions) {
     ck_assert_int_eq(myelin_msg_tensor(m, "data", &t), 0);
     ck_assert_int_eq(t.dtype, MYELIN_I4);
     ck_assert_int_eq(t.count, 10);
-    for (int j = 0; j < 10; j++) ck_assert_int_eq(((const int32_t *)t.data)[j], ref[k][j]);
+    for (int j = 0; j < 10; j++)
+      ck_assert_int_eq(((const int32_t *)t.data)[j], ref[k][j]);
     int64_t p, lab, idx;
     ck_assert_int_eq(myelin_msg_int(m, "prediction", &p), 0);
     ck_assert_int_eq(p, pred[k]);
@@ -213,7 +214,8 @@ START_TEST(test_sim_pending_store_forms) {
   const int n_in = 1000, n_out = 4;
   float *w = calloc((size_t)n_in * n_out, sizeof(float));
   for (int j = 0; j < n_out; j++)
-    for (int i = 0; i < n_in; i++) w[j * n_in + i] = (float)(((i * 7 + j * 13) % 11) - 4) * 0.05f;
+    for (int i = 0; i < n_in; i++)
+      w[j * n_in + i] = (float)(((i * 7 + j * 13) % 11) - 4) * 0.05f;
   loihi_flayer fl = {.n_in = n_in, .n_out = n_out, .weight = w};
   snprintf(fl.name, sizeof fl.name, "fc");
   loihi_fnet f = {.n_layers = 1, .layers = &fl, .vth = 0.3, .cdecay = 0.5, .vdecay = 0.75};
@@ -305,7 +307,7 @@ END_TEST
 
 typedef struct item {
   char path[160];
-  char desc[200];     /* class, size, string properties, attributes */
+  char desc[200]; /* class, size, string properties, attributes */
   char dims[64];
 } item;
 
@@ -336,8 +338,8 @@ static herr_t visit(hid_t obj, const char *name, const H5O_info_t *info, void *d
   hsize_t dd[4] = {0};
   H5Sget_simple_extent_dims(s, dd, NULL);
   snprintf(x->desc, sizeof x->desc,
-           "class=%d size=%zu vlen=%d cset=%d pad=%d sign=%d enum=%d ndims=%d attrs=%llu", cls, size,
-           vlen, cset, pad, sign, members, ndims, (unsigned long long)info->num_attrs);
+           "class=%d size=%zu vlen=%d cset=%d pad=%d sign=%d enum=%d ndims=%d attrs=%llu", cls, size, vlen,
+           cset, pad, sign, members, ndims, (unsigned long long)info->num_attrs);
   snprintf(x->dims, sizeof x->dims, "%llu,%llu", (unsigned long long)dd[0], (unsigned long long)dd[1]);
   H5Tclose(t);
   H5Sclose(s);
@@ -401,16 +403,18 @@ static void same_item(const items *a, const char *pa, const items *b, const char
 
 static int count_prefix(const items *it, const char *prefix) {
   int n = 0;
-  for (int i = 0; i < it->n; i++) n += strncmp(it->v[i].path, prefix, strlen(prefix)) == 0;
+  for (int i = 0; i < it->n; i++)
+    n += strncmp(it->v[i].path, prefix, strlen(prefix)) == 0;
   return n;
 }
 
 /* Runs loihi_export on a float network message with n_test labelled
  * Fashion test images (takes the message); returns the harness (caller
  * frees). */
-static myelin_harness *run_export_msg(const char *prefix, int n_test, myelin_msg *net) {
+/* dt: the param's YAML value, or NULL for the plugin's default (1e-4 s). */
+static myelin_harness *run_export_msg(const char *prefix, int n_test, myelin_msg *net, const char *dt) {
   char err[512];
-  char *params = mt_strf("{path: '%s', dt: 0.001}", prefix);
+  char *params = dt ? mt_strf("{path: '%s', dt: %s}", prefix, dt) : mt_strf("{path: '%s'}", prefix);
   myelin_harness *h = myelin_harness_new("loihi_export", params, err, sizeof err);
   ck_assert_msg(h != NULL, "%s", err);
   free(params);
@@ -430,7 +434,7 @@ static myelin_harness *run_export_msg(const char *prefix, int n_test, myelin_msg
 
 /* The same with the fixture-derived float net (layout tests). */
 static myelin_harness *run_export(const char *prefix, int n_test, loihi_fnet *f) {
-  return run_export_msg(prefix, n_test, network_msg(f));
+  return run_export_msg(prefix, n_test, network_msg(f), "0.001");
 }
 
 /* A 784-64-10 network trained here by BioGrad (the biograd plugin) on the
@@ -476,7 +480,8 @@ START_TEST(test_export_files_and_layout) {
   ck_assert_int_eq((long)metric(mm, "nir_bytes"), mt_file_size(nirp));
   ck_assert_int_eq((long)metric(mm, "bundle_bytes"), mt_file_size(tgz));
   char got[4200];
-  ck_assert_int_eq(myelin_obj_str_copy(myelin_obj_get(myelin_msg_get(mm, "files"), "net"), got, sizeof got), 0);
+  ck_assert_int_eq(myelin_obj_str_copy(myelin_obj_get(myelin_msg_get(mm, "files"), "net"), got, sizeof got),
+                   0);
   ck_assert_str_eq(got, netp);
 
   /* read back with libhdf5: identical integers to the quantizer's */
@@ -589,6 +594,11 @@ START_TEST(test_export_files_and_layout) {
       ck_assert_ptr_nonnull(strstr(buf, "from snntorch.import_nir import import_from_nir"));
       ck_assert_ptr_nonnull(strstr(buf, "graph.metadata['dt']"));
       ck_assert_ptr_null(strstr(buf, "snntorch.import_from_nir("));
+      /* snntorch/import_nir.py: import_from_nir(graph) takes no dt (1e-4 is
+       * fixed inside); norse.torch.from_nir(node, ..., dt=0.001) does */
+      ck_assert_ptr_nonnull(strstr(buf, "net = import_from_nir(graph)"));
+      ck_assert_ptr_null(strstr(buf, "import_from_nir(graph, dt"));
+      ck_assert_ptr_nonnull(strstr(buf, "norse.torch.from_nir(graph, dt=dt)"));
       seen |= 8;
     }
     free(buf);
@@ -599,8 +609,8 @@ START_TEST(test_export_files_and_layout) {
   /* independent reader: h5py, when Debian's python3-h5py is there */
   if (mt_python_or_skip("h5py numpy", "the h5py cross-check")) {
     char *script = mt_strf("%s/tests/loihi/check_export.py", mt_env("MYELIN_SOURCE_DIR", "."));
-    char *cmd = mt_strf("%s %s %s %s %s", mt_env("MYELIN_PYTHON", "/usr/bin/python3"), script, netp,
-                        nirp, ref_net);
+    char *cmd =
+        mt_strf("%s %s %s %s %s", mt_env("MYELIN_PYTHON", "/usr/bin/python3"), script, netp, nirp, ref_net);
     char *out = NULL;
     int rc = mt_run(cmd, &out);
     ck_assert_msg(rc == 0, "check_export.py failed: %s", out);
@@ -637,7 +647,7 @@ START_TEST(test_export_accuracies) {
   char *dir = mt_tmpdir();
   char *prefix = mt_strf("%s/acc", dir);
   const int n_test = 200;
-  myelin_harness *h = run_export_msg(prefix, n_test, net);
+  myelin_harness *h = run_export_msg(prefix, n_test, net, NULL); /* the default dt, as snnTorch's */
   myelin_msg *mm = myelin_harness_output(h, "metrics", 0);
   double fa = metric(mm, "float_accuracy"), qa = metric(mm, "quantized_accuracy");
   ck_assert(metric(mm, "test_samples") == n_test);
@@ -659,6 +669,37 @@ START_TEST(test_export_accuracies) {
   ck_assert_int_eq(myelin_harness_eos(s), 0);
   double sa = metric(myelin_harness_output(s, "metrics", 0), "accuracy");
   ck_assert_msg(fabs(sa - qa) < 1e-12, "loihi_sim on the file %g vs export %g", sa, qa);
+  /* the .nir, run as snnTorch's importer would (numpy restatement of its
+   * conversion, nir_import_sim.py), behaves as the .net under loihi_sim */
+  if (mt_python_or_skip("h5py numpy", "the NIR import simulation")) {
+    char *inp = mt_strf("%s/inputs.u8", dir), *labp = mt_strf("%s/labels.u8", dir);
+    char *cntp = mt_strf("%s/loihi_counts.i4", dir);
+    FILE *fi = fopen(inp, "wb"), *fl = fopen(labp, "wb"), *fc = fopen(cntp, "wb");
+    ck_assert(fi && fl && fc);
+    static uint8_t raster[32 * 784];
+    for (int k = 0; k < n_test; k++) {
+      memset(raster, 0, sizeof raster);
+      size_t n = encode_regular(img + 784 * k, 32, st, un);
+      for (size_t e = 0; e < n; e++)
+        raster[st[e] * 784 + un[e]] = 1;
+      ck_assert_uint_eq(fwrite(raster, 1, sizeof raster, fi), sizeof raster);
+      myelin_msg *pm = myelin_harness_output(s, "predictions", (size_t)k);
+      myelin_tensor t;
+      ck_assert_int_eq(myelin_msg_tensor(pm, "data", &t), 0);
+      ck_assert_int_eq(t.count, 10);
+      ck_assert_uint_eq(fwrite(t.data, sizeof(int32_t), 10, fc), 10);
+    }
+    ck_assert_uint_eq(fwrite(lab, 1, (size_t)n_test, fl), (size_t)n_test);
+    fclose(fi), fclose(fl), fclose(fc);
+    char *cmd = mt_strf("%s %s/tests/loihi/nir_import_sim.py %s.nir %s %s %s 32",
+                        mt_env("MYELIN_PYTHON", "/usr/bin/python3"), mt_env("MYELIN_SOURCE_DIR", "."), prefix,
+                        inp, labp, cntp);
+    char *out = NULL;
+    int rc = mt_run(cmd, &out);
+    ck_assert_msg(rc == 0 && strstr(out, "OK"), "nir_import_sim.py: %s", out);
+    fprintf(stderr, "%s", out);
+    free(out);
+  }
   myelin_harness_free(s);
   myelin_harness_free(h);
   free(img);
@@ -698,7 +739,6 @@ START_TEST(test_export_errors) {
   free(dir);
 }
 END_TEST
-
 
 /* ---- through `myelin run` ------------------------------------------------ */
 
@@ -790,10 +830,9 @@ START_TEST(test_cli_sim_pipeline) {
   myelin_msg_unref(last);
   /* validate: a loihi_sim with neither net nor network is a file error */
   char *bad = mt_strf("%s/bad.yaml", dir);
-  mt_write(bad,
-           "name: bad\nstages:\n"
-           "  - {id: src, plugin: file_source, params: {path: x.mpk}}\n"
-           "  - {id: sim, plugin: loihi_sim, inputs: {spikes: [src]}}\n");
+  mt_write(bad, "name: bad\nstages:\n"
+                "  - {id: src, plugin: file_source, params: {path: x.mpk}}\n"
+                "  - {id: sim, plugin: loihi_sim, inputs: {spikes: [src]}}\n");
   free(cmd);
   free(out);
   cmd = mt_strf("%s validate %s", getenv("MYELIN_BIN"), bad);
