@@ -2,14 +2,16 @@
 # Installs what myelin needs on Debian 12, only what is missing.
 # Build: compiler, cmake, libraries. Tests and demos: Check, Debian's data
 # packages, and /usr/bin/python3 with numpy/scipy/sklearn/nibabel/h5py/msgpack
-# for reference checks. Bench peers: gstreamer1.0-tools.
+# for reference checks. DICOM: libdcmtk-dev (fmri_source, through a C++ shim);
+# dcm2niix and python3-pydicom are the DICOM reference peers of tests/dicom.
+# Bench peers: gstreamer1.0-tools.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libuv1-dev libmsgpack-dev libarchive-dev libyaml-dev zlib1g-dev libdeflate-dev
       libopenblas-dev liblapacke-dev libhdf5-dev libxml2-dev check libsubunit-dev
       dataset-fashion-mnist python3 python3-numpy python3-scipy python3-sklearn
       python3-nibabel python3-h5py python3-msgpack python3-pip python3-setuptools python3-wheel
-      libjson-c-dev libpcre2-dev)
+      libjson-c-dev libpcre2-dev libdcmtk-dev dcm2niix python3-pydicom)
 # lm_features' tokenizer test compares with two npm packages (below): node
 # and npm from Debian unless a node is already there.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)

@@ -32,10 +32,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <glob.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <uv.h>
 
+#include "dicom.h"
 #include "fmri_discover.h"
 #include "fmri_kernels.h"
 #include "gifti.h"
@@ -44,6 +48,7 @@
 #include "nifti.h"
 
 enum { MASK_NONE, MASK_AUTO, MASK_FILE };
+enum { FMT_AUTO, FMT_NIFTI, FMT_DICOM };
 
 /* Voxels kept from a grid: C-order indices (all = every voxel, in order);
  * with an atlas also each voxel's parcel index. */
@@ -63,7 +68,7 @@ typedef struct fs_state {
   const myelin_host *host;
   myelin_stage *st;
   const myelin_params *p;
-  int emit_volume, realtime, zscore, detrend;
+  int emit_volume, realtime, zscore, detrend, format;
   int64_t trim, count;
   double tr_param, idle_timeout;
   int mask_mode;
@@ -354,7 +359,8 @@ typedef struct run_info {
   const grid *g;
   const uint32_t *voxels; /* C-order indices of the V columns (voxel mode) */
   size_t nvox;
-  const surf_geom *surf; /* surface runs: the vertices instead of g/voxels */
+  const surf_geom *surf;     /* surface runs: the vertices instead of g/voxels */
+  const double *slice_times; /* dims[2] seconds (DICOM), or NULL */
 } run_info;
 
 /* geometry {model: surface, structures: [...]} (schemas/geometry.md). */
@@ -393,6 +399,10 @@ static void build_context(myelin_builder *b, const run_info *ri) {
   myelin_build_str(b, "task", ri->task);
   build_run_value(b, ri->run);
   myelin_build_float(b, "tr", ri->tr);
+  if (ri->slice_times) {
+    const int64_t shape[1] = {ri->g->dims[2]};
+    myelin_build_tensor_copy(b, "slice_times", MYELIN_F8, 1, shape, ri->slice_times);
+  }
 }
 
 static int emit_msg(fs_state *s, myelin_builder *b) {
@@ -541,6 +551,9 @@ static int emit_matrix(fs_state *s, const run_info *ri, const float *X, size_t T
   return rc == MYELIN_ESTOP ? 0 : rc;
 }
 
+static int finish_run(fs_state *s, const char *name, float *X, selection *sel, const run_info *base,
+                      size_t T);
+
 /* Whole run into X [T, V]; then auto mask / parcel means / detrend / zscore. */
 static int process_run(fs_state *s, nifti_reader *r, selection *sel, const run_info *base, size_t T) {
   char err[768];
@@ -551,6 +564,14 @@ static int process_run(fs_state *s, nifti_reader *r, selection *sel, const run_i
     free(X);
     return s->host->error(s->st, "%s", err);
   }
+  return finish_run(s, r->name, X, sel, base, T);
+}
+
+/* X [T, sel->n] (taken over, freed here): auto mask, parcel means,
+ * detrend, zscore, then a `run` or T `volume` messages. */
+static int finish_run(fs_state *s, const char *name, float *X, selection *sel, const run_info *base,
+                      size_t T) {
+  size_t V = sel->n;
   run_info ri = *base;
   ri.voxels = sel->cidx;
   ri.nvox = V;
@@ -569,7 +590,7 @@ static int process_run(fs_state *s, nifti_reader *r, selection *sel, const run_i
     ri.nvox = V;
     if (V == 0) {
       free(X);
-      return s->host->error(s->st, "%s: mask auto: every voxel is constant over time", r->name);
+      return s->host->error(s->st, "%s: mask auto: every voxel is constant over time", name);
     }
   }
   if (s->atlas) {
@@ -583,7 +604,7 @@ static int process_run(fs_state *s, nifti_reader *r, selection *sel, const run_i
     X = P;
     V = s->nparcels;
   }
-  int rc = clean_run(s, r->name, X, T, V);
+  int rc = clean_run(s, name, X, T, V);
   if (!rc) rc = emit_matrix(s, &ri, X, T, V);
   free(X);
   return rc;
@@ -706,7 +727,7 @@ static int load_gifti(fs_state *s, const fmri_item *it) {
   if (!rc && tr <= 0 && Tn > 1)
     s->host->log(s->st, MYELIN_LOG_WARN,
                  "%s: no repetition time (no sidecar, no TimeStep metadata): tr = 0; set `tr`", name);
-  run_info ri = {subject, it->task, it->run, tr, NULL, NULL, 0, &sg};
+  run_info ri = {subject, it->task, it->run, tr, NULL, NULL, 0, &sg, NULL};
   if (!rc) rc = clean_run(s, name, X, Tn, V);
   if (!rc) rc = emit_matrix(s, &ri, X, Tn, V);
   free(X);
@@ -733,7 +754,7 @@ static int load_item(fs_state *s, const fmri_item *it, const char *archive, cons
   selection sel;
   char subject[256];
   subject_of(it, subject, sizeof subject);
-  run_info ri = {subject, it->task, it->run, run_tr(s, it, &r.h), &g, NULL, 0, NULL};
+  run_info ri = {subject, it->task, it->run, run_tr(s, it, &r.h), &g, NULL, 0, NULL, NULL};
   size_t T0 = r.h.nvols;
   if (ri.tr <= 0 && T0 > 1)
     s->host->log(s->st, MYELIN_LOG_WARN,
@@ -804,7 +825,246 @@ static int load_archive(fs_state *s, const fmri_list *l, size_t *used) {
   return rc;
 }
 
+/* ---- DICOM series (dicom.h) ------------------------------------------------------ */
+
+typedef struct dicom_files {
+  char **v;
+  size_t n;
+} dicom_files;
+
+static void dicom_files_free(dicom_files *f) {
+  for (size_t i = 0; i < f->n; i++)
+    free(f->v[i]);
+  free(f->v);
+  memset(f, 0, sizeof *f);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static int has_ext(const char *name, const char *ext) {
+  size_t n = strlen(name), e = strlen(ext);
+  return n > e && strcasecmp(name + n - e, ext) == 0;
+}
+
+static int is_nifti_name(const char *name) {
+  return has_ext(name, ".nii") || has_ext(name, ".nii.gz") || has_ext(name, ".hdr") ||
+         has_ext(name, ".hdr.gz");
+}
+
+/* A DICOM file by its name (.dcm, .ima) or by the DICM magic. */
+static int is_dicom_file(const char *path) {
+  return has_ext(path, ".dcm") || has_ext(path, ".ima") || dicom_sniff(path);
+}
+
+/* The DICOM files of `path`: the file itself, every non-dot regular file of
+ * a folder (not recursive), or a glob's matches; sorted by path. With
+ * `sniff`, only files that look like DICOM (for format auto). */
+static int dicom_list(const char *path, int sniff, dicom_files *out, char *err, size_t errlen) {
+  memset(out, 0, sizeof *out);
+  struct stat st;
+  size_t cap = 0;
+  glob_t g;
+  memset(&g, 0, sizeof g);
+  DIR *d = NULL;
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+    if (!(d = opendir(path))) {
+      snprintf(err, errlen, "%s: cannot open the folder", path);
+      return -1;
+    }
+  } else if (stat(path, &st) != 0 && glob(path, 0, NULL, &g) != 0) {
+    snprintf(err, errlen, "%s: no such file, folder or glob match", path);
+    return -1;
+  }
+  size_t i = 0;
+  for (;;) {
+    char *full = NULL;
+    if (d) {
+      struct dirent *e = readdir(d);
+      if (!e) break;
+      if (e->d_name[0] == '.') continue;
+      if (asprintf(&full, "%s/%s", path, e->d_name) < 0) full = NULL;
+    } else if (g.gl_pathc) {
+      if (i >= g.gl_pathc) break;
+      full = strdup(g.gl_pathv[i++]);
+    } else {
+      if (i++) break;
+      full = strdup(path);
+    }
+    if (!full) break;
+    struct stat fst;
+    if (stat(full, &fst) != 0 || !S_ISREG(fst.st_mode) || (sniff && !is_dicom_file(full))) {
+      free(full);
+      continue;
+    }
+    if (out->n == cap) {
+      cap = cap ? 2 * cap : 64;
+      char **nv = realloc(out->v, cap * sizeof *nv);
+      if (!nv) {
+        free(full);
+        break;
+      }
+      out->v = nv;
+    }
+    out->v[out->n++] = full;
+  }
+  if (d) closedir(d);
+  globfree(&g);
+  if (out->n == 0) {
+    snprintf(err, errlen, "%s: no DICOM file found", path);
+    return -1;
+  }
+  qsort(out->v, out->n, sizeof *out->v, cmp_str);
+  return 0;
+}
+
+/* format auto: a path is DICOM when it names a DICOM file, or a folder or
+ * glob holding DICOM files and no NIfTI file. */
+static int path_is_dicom(const char *path) {
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) return !is_nifti_name(path) && is_dicom_file(path);
+  char err[256];
+  dicom_files f;
+  if (dicom_list(path, 1, &f, err, sizeof err)) return 0;
+  dicom_files_free(&f);
+  fmri_list l;
+  if (fmri_discover(path, &l, err, sizeof err) == 0) {
+    fmri_list_free(&l);
+    return 0;
+  }
+  return 1;
+}
+
+/* Labels of a DICOM run: the first subject/task/run filter value, else the
+ * PatientID, the series description and the SeriesNumber. */
+static void dicom_labels(const fs_state *s, const dicom_image *im, char *sub, size_t ns, char *task,
+                         size_t nt, char *run, size_t nr) {
+  const char *p =
+      myelin_param_len(s->p, "subject") ? myelin_param_str_at(s->p, "subject", 0) : im->patient_id;
+  if (!strncmp(p, "sub-", 4)) p += 4;
+  snprintf(sub, ns, "%s", *p ? p : "dicom");
+  snprintf(task, nt, "%s",
+           myelin_param_len(s->p, "task") ? myelin_param_str_at(s->p, "task", 0) : im->description);
+  if (myelin_param_len(s->p, "run"))
+    snprintf(run, nr, "%s", myelin_param_str_at(s->p, "run", 0));
+  else if (im->series_number >= 0)
+    snprintf(run, nr, "%d", im->series_number);
+  else
+    snprintf(run, nr, "1");
+}
+
+static void series_grid(const dicom_series *ser, grid *g) {
+  memcpy(g->dims, ser->dims, sizeof g->dims);
+  memcpy(g->affine, ser->affine, sizeof g->affine);
+}
+
+/* Gathers the selected voxels of T volumes [T, V_all] into X [T, sel->n]. */
+static float *gather_volumes(const float *all, size_t T, size_t Vall, const selection *sel) {
+  float *X = malloc((T * sel->n > 0 ? T * sel->n : 1) * sizeof *X);
+  if (!X) return NULL;
+  for (size_t t = 0; t < T; t++)
+    for (size_t v = 0; v < sel->n; v++)
+      X[t * sel->n + v] = all[t * Vall + (sel->all ? v : sel->cidx[v])];
+  return X;
+}
+
+/* One series: read its files, assemble the volumes, then as a NIfTI run. */
+static int load_dicom_series(fs_state *s, char **paths, size_t n) {
+  char err[1024];
+  dicom_image *im = calloc(n, sizeof *im);
+  if (!im) return s->host->error(s->st, "out of memory");
+  int rc = 0;
+  size_t got = 0;
+  for (; got < n && !rc; got++)
+    if (dicom_read(paths[got], 1, &im[got], err, sizeof err)) rc = s->host->error(s->st, "%s", err);
+  if (rc) got--;
+  dicom_series ser;
+  memset(&ser, 0, sizeof ser);
+  if (!rc && dicom_assemble(im, n, &ser, err, sizeof err)) rc = s->host->error(s->st, "%s", err);
+  char sub[128], task[128], run[64];
+  if (!rc) dicom_labels(s, &im[0], sub, sizeof sub, task, sizeof task, run, sizeof run);
+  for (size_t i = 0; i < got; i++)
+    dicom_image_free(&im[i]);
+  free(im);
+  if (rc) {
+    dicom_series_free(&ser);
+    return rc;
+  }
+  grid g;
+  series_grid(&ser, &g);
+  selection sel;
+  double tr = s->tr_param > 0 ? s->tr_param : ser.tr;
+  run_info ri = {sub, task, run, tr, &g, NULL, 0, NULL, ser.slice_times};
+  size_t Vall = (size_t)(g.dims[0] * g.dims[1] * g.dims[2]);
+  if ((size_t)s->trim >= ser.T) {
+    rc = s->host->error(s->st, "%s: trim %lld removes every volume (the series has %zu)", paths[0],
+                        (long long)s->trim, ser.T);
+  } else if ((rc = make_selection(s, paths[0], &g, &sel)) == 0) {
+    size_t T = ser.T - (size_t)s->trim;
+    float *X = gather_volumes(ser.data + (size_t)s->trim * Vall, T, Vall, &sel);
+    ri.voxels = sel.cidx;
+    ri.nvox = sel.n;
+    if (!X)
+      rc = s->host->error(s->st, "%s: out of memory", paths[0]);
+    else
+      rc = finish_run(s, paths[0], X, &sel, &ri, T);
+    selection_free(&sel);
+  }
+  dicom_series_free(&ser);
+  return rc;
+}
+
+typedef struct series_key {
+  char uid[72];
+  int number;
+  size_t file;
+} series_key;
+
+static int cmp_series(const void *pa, const void *pb) {
+  const series_key *a = pa, *b = pb;
+  if (a->number != b->number) return a->number < b->number ? -1 : 1;
+  int c = strcmp(a->uid, b->uid);
+  if (c) return c;
+  return (a->file > b->file) - (a->file < b->file);
+}
+
+/* Stored DICOM: the files of `path` grouped by SeriesInstanceUID, one run
+ * per series in SeriesNumber order. */
+static int start_dicom(fs_state *s) {
+  char err[1024];
+  dicom_files f;
+  if (dicom_list(s->path, 0, &f, err, sizeof err)) return s->host->error(s->st, "%s", err);
+  series_key *k = calloc(f.n, sizeof *k);
+  char **paths = calloc(f.n, sizeof *paths);
+  int rc = 0;
+  if (!k || !paths) rc = s->host->error(s->st, "out of memory");
+  for (size_t i = 0; i < f.n && !rc; i++) {
+    dicom_image h;
+    if (dicom_read(f.v[i], 0, &h, err, sizeof err)) {
+      rc = s->host->error(s->st, "%s", err);
+      break;
+    }
+    snprintf(k[i].uid, sizeof k[i].uid, "%s", h.series_uid);
+    k[i].number = h.series_number;
+    k[i].file = i;
+    dicom_image_free(&h);
+  }
+  if (!rc) qsort(k, f.n, sizeof *k, cmp_series);
+  for (size_t i = 0; i < f.n && !rc && !s->host->stopping(s->st);) {
+    size_t j = i, m = 0;
+    while (j < f.n && strcmp(k[j].uid, k[i].uid) == 0)
+      paths[m++] = f.v[k[j++].file];
+    qsort(paths, m, sizeof *paths, cmp_str);
+    rc = load_dicom_series(s, paths, m);
+    i = j;
+  }
+  free(k);
+  free(paths);
+  dicom_files_free(&f);
+  return rc;
+}
+
 static int start_stored(fs_state *s) {
+  if (s->format == FMT_DICOM || (s->format == FMT_AUTO && path_is_dicom(s->path))) return start_dicom(s);
   char err[1024];
   fmri_list l;
   const char *path = s->path;
@@ -844,9 +1104,28 @@ static void on_idle(uv_timer_t *t) {
   live_end(s);
 }
 
-static int live_first(fs_state *s, const nifti_reader *r, const char *name) {
-  header_grid(&r->h, &s->live_grid);
-  if (make_selection(s, r->name, &s->live_grid, &s->live_sel)) return MYELIN_EINVAL;
+/* Live files: 0 = emitted; LIVE_BAD = the file is unusable (err says why:
+ * logged, skipped, the session goes on); < 0 = a fatal error (recorded). */
+enum { LIVE_BAD = 1 };
+
+/* The first good file fixes the grid, the selection and the labels. */
+static int live_first(fs_state *s, const grid *g, const char *path, const char *name, const dicom_image *im,
+                      char *err, size_t errlen) {
+  const grid *w = s->mask ? &s->mask_grid : s->atlas ? &s->atlas_grid : NULL;
+  if (w && !same_dims(g->dims, w->dims)) {
+    snprintf(err, errlen, "%s: grid %lldx%lldx%lld does not match the %s's (%lldx%lldx%lld)", path,
+             (long long)g->dims[0], (long long)g->dims[1], (long long)g->dims[2], s->mask ? "mask" : "atlas",
+             (long long)w->dims[0], (long long)w->dims[1], (long long)w->dims[2]);
+    return LIVE_BAD;
+  }
+  s->live_grid = *g;
+  if (make_selection(s, path, &s->live_grid, &s->live_sel)) return MYELIN_EINVAL;
+  if (im) {
+    dicom_labels(s, im, s->live_subject, sizeof s->live_subject, s->live_task, sizeof s->live_task,
+                 s->live_run, sizeof s->live_run);
+    s->have_grid = 1;
+    return 0;
+  }
   fmri_item it;
   memset(&it, 0, sizeof it);
   if (fmri_entities(name, &it) == 0) {
@@ -863,46 +1142,92 @@ static int live_first(fs_state *s, const nifti_reader *r, const char *name) {
   return 0;
 }
 
-static int live_file(fs_state *s, const char *path, const char *name) {
-  char err[768];
+/* A later file must be on the first file's grid. */
+static int live_check_grid(fs_state *s, const grid *g, const char *path, char *err, size_t errlen) {
+  if (same_dims(g->dims, s->live_grid.dims)) return 0;
+  snprintf(err, errlen, "%s: grid %lldx%lldx%lld differs from the first volume's (%lldx%lldx%lld)", path,
+           (long long)g->dims[0], (long long)g->dims[1], (long long)g->dims[2],
+           (long long)s->live_grid.dims[0], (long long)s->live_grid.dims[1], (long long)s->live_grid.dims[2]);
+  return LIVE_BAD;
+}
+
+static double file_mtime(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 ? (double)st.st_mtim.tv_sec + 1e-9 * (double)st.st_mtim.tv_nsec : 0;
+}
+
+/* Emits one volume x [all voxels of the live grid, C order]: the selection
+ * gathered, parcel means with an atlas. */
+static int live_emit(fs_state *s, const run_info *ri, const float *x, double t) {
+  size_t V = s->live_sel.n;
+  float *y = malloc((V ? V : 1) * sizeof *y), *P = NULL;
+  if (!y) return s->host->error(s->st, "out of memory");
+  for (size_t v = 0; v < V; v++)
+    y[v] = x[s->live_sel.all ? v : s->live_sel.cidx[v]];
+  const float *out = y;
+  if (s->atlas) {
+    if (!(P = malloc(s->nparcels * sizeof *P))) {
+      free(y);
+      return s->host->error(s->st, "out of memory");
+    }
+    fmri_parcel_means(y, 1, V, s->live_sel.parcel, s->nparcels, P);
+    out = P;
+    V = s->nparcels;
+  }
+  int rc = emit_volume(s, ri, out, V, s->live_index++, t);
+  free(y);
+  free(P);
+  return rc;
+}
+
+static int live_nifti(fs_state *s, const char *path, const char *name, char *err, size_t errlen) {
   nifti_reader r;
-  if (nifti_open_file(&r, path, err, sizeof err)) return s->host->error(s->st, "%s", err);
-  int rc = 0;
+  if (nifti_open_file(&r, path, err, errlen)) return LIVE_BAD;
   grid g;
   header_grid(&r.h, &g);
-  if (!s->have_grid)
-    rc = live_first(s, &r, name);
-  else if (!same_dims(g.dims, s->live_grid.dims))
-    rc = s->host->error(s->st, "%s: grid %lldx%lldx%lld differs from the first volume's", path,
-                        (long long)g.dims[0], (long long)g.dims[1], (long long)g.dims[2]);
-  struct stat st;
-  double t0 = stat(path, &st) == 0 ? (double)st.st_mtim.tv_sec + 1e-9 * (double)st.st_mtim.tv_nsec : 0;
-  double tr = run_tr(s, NULL, &r.h);
-  run_info ri = {s->live_subject, s->live_task,     s->live_run,   tr,
-                 &s->live_grid,   s->live_sel.cidx, s->live_sel.n, NULL};
-  float *x = rc ? NULL : malloc(s->live_sel.n * sizeof *x);
+  int rc = s->have_grid ? live_check_grid(s, &g, path, err, errlen)
+                        : live_first(s, &g, path, name, NULL, err, errlen);
+  size_t n = r.h.nvox, nv = r.h.nvols;
+  float *x = rc ? NULL : malloc((n ? n : 1) * nv * sizeof *x);
   if (!rc && !x) rc = s->host->error(s->st, "out of memory");
-  float *P = NULL;
-  if (!rc && s->atlas && !(P = malloc(s->nparcels * sizeof *P))) rc = s->host->error(s->st, "out of memory");
-  for (size_t v = 0; !rc && v < r.h.nvols; v++) {
-    if (nifti_read_volumes_c(&r, 1, SEL_IDX(&s->live_sel), s->live_sel.n, x, s->live_sel.n, err,
-                             sizeof err)) {
-      rc = s->host->error(s->st, "%s", err);
-      break;
-    }
-    const float *out = x;
-    size_t V = s->live_sel.n;
-    if (s->atlas) {
-      fmri_parcel_means(x, 1, s->live_sel.n, s->live_sel.parcel, s->nparcels, P);
-      out = P;
-      V = s->nparcels;
-    }
-    rc = emit_volume(s, &ri, out, V, s->live_index++, t0 + (double)v * tr);
+  /* Read every volume first: a truncated file emits nothing. */
+  if (!rc && nifti_read_volumes_c(&r, nv, NULL, n, x, n, err, errlen)) rc = LIVE_BAD;
+  double t0 = file_mtime(path), tr = s->tr_param > 0 ? s->tr_param : nifti_tr_seconds(&r.h);
+  nifti_close(&r);
+  run_info ri = {s->live_subject,  s->live_task,  s->live_run, tr,  &s->live_grid,
+                 s->live_sel.cidx, s->live_sel.n, NULL,        NULL};
+  for (size_t v = 0; !rc && v < nv; v++) {
+    rc = live_emit(s, &ri, x + v * n, t0 + (double)v * tr);
     if (s->count > 0 && s->live_index >= (uint64_t)s->count) break;
   }
   free(x);
-  free(P);
-  nifti_close(&r);
+  return rc;
+}
+
+/* A DICOM file holding whole volumes (a mosaic, or an enhanced image). */
+static int live_dicom(fs_state *s, const char *path, const char *name, char *err, size_t errlen) {
+  dicom_image im;
+  if (dicom_read(path, 1, &im, err, errlen)) return LIVE_BAD;
+  dicom_series ser;
+  int rc = dicom_assemble(&im, 1, &ser, err, errlen) ? LIVE_BAD : 0;
+  if (rc) {
+    dicom_image_free(&im);
+    return rc;
+  }
+  grid g;
+  series_grid(&ser, &g);
+  rc = s->have_grid ? live_check_grid(s, &g, path, err, errlen)
+                    : live_first(s, &g, path, name, &im, err, errlen);
+  dicom_image_free(&im);
+  double t0 = file_mtime(path), tr = s->tr_param > 0 ? s->tr_param : ser.tr;
+  run_info ri = {s->live_subject, s->live_task, s->live_run,    tr, &s->live_grid, s->live_sel.cidx,
+                 s->live_sel.n,   NULL,         ser.slice_times};
+  size_t Vall = (size_t)(g.dims[0] * g.dims[1] * g.dims[2]);
+  for (size_t t = 0; !rc && t < ser.T; t++) {
+    rc = live_emit(s, &ri, ser.data + t * Vall, t0 + (double)t * tr);
+    if (s->count > 0 && s->live_index >= (uint64_t)s->count) break;
+  }
+  dicom_series_free(&ser);
   return rc;
 }
 
@@ -910,26 +1235,41 @@ static void on_live_file(myelin_watch *w, const char *path, const char *name, vo
   fs_state *s = arg;
   (void)w;
   if (s->failed) return;
-  if (live_file(s, path, name) != 0) {
+  char err[1024] = "";
+  int dicom =
+      s->format == FMT_DICOM || (s->format == FMT_AUTO && !is_nifti_name(name) && is_dicom_file(path));
+  if (s->format == FMT_AUTO && !dicom && !is_nifti_name(name)) {
+    s->host->log(s->st, MYELIN_LOG_DEBUG, "%s: neither NIfTI nor DICOM: ignored", path);
+    return;
+  }
+  int rc = dicom ? live_dicom(s, path, name, err, sizeof err) : live_nifti(s, path, name, err, sizeof err);
+  if (rc < 0) {
     s->failed = 1; /* the error is recorded: the run exits 1 */
     live_end(s);
     return;
   }
-  s->host->counter_add(s->st, "volumes", 1);
+  if (rc == LIVE_BAD) {
+    s->host->log(s->st, MYELIN_LOG_WARN, "%s; file skipped, still watching", err);
+    s->host->counter_add(s->st, "skipped", 1);
+  } else {
+    s->host->counter_add(s->st, "volumes", 1);
+  }
   if ((s->count > 0 && s->live_index >= (uint64_t)s->count) || s->host->stopping(s->st)) {
     live_end(s);
     return;
   }
-  if (s->idle_active) uv_timer_again(&s->idle);
+  if (s->idle_active && rc == 0) uv_timer_again(&s->idle);
 }
 
 static int start_live(fs_state *s) {
   char err[1024];
   uv_loop_t *loop = s->host->loop(s->st);
   if (!loop) return s->host->error(s->st, "no event loop for watch mode");
+  const char *pattern = myelin_param_str(s->p, "pattern");
+  if (!*pattern) pattern = s->format == FMT_NIFTI ? "*.nii*" : "*";
   myelin_watch_opts o = {
       .dir = s->watch_dir,
-      .pattern = myelin_param_str(s->p, "pattern"),
+      .pattern = pattern,
       .settle_ms = (unsigned)myelin_param_int(s->p, "settle_ms"),
       .skip_existing = !myelin_param_bool(s->p, "existing"),
   };
@@ -1004,6 +1344,8 @@ static int fs_init_state(fs_state *s, const myelin_params *p) {
   if (!s->path || !s->watch_dir || !s->labels_path) return MYELIN_ENOMEM;
   s->emit_volume = (watch && *watch) || strcmp(myelin_param_str(p, "emit"), "volume") == 0;
   s->realtime = strcmp(myelin_param_str(p, "pace"), "realtime") == 0;
+  const char *fmt = myelin_param_str(p, "format");
+  s->format = strcmp(fmt, "dicom") == 0 ? FMT_DICOM : strcmp(fmt, "nifti") == 0 ? FMT_NIFTI : FMT_AUTO;
   s->zscore = myelin_param_bool(p, "zscore");
   s->detrend = (int)myelin_param_int(p, "detrend");
   s->trim = myelin_param_int(p, "trim");
@@ -1062,17 +1404,27 @@ static const myelin_param_def fs_params[] = {
      .def = "",
      .doc = "A .nii/.nii.gz or GIFTI .func.gii/.shape.gii file, a glob, a BIDS dataset folder "
             "(sub-*/[ses-*/]func/*_bold.nii[.gz] or *_hemi-L/R_bold.func.gii: a hemisphere pair is one run) "
-            "or a "
-            ".tar/.tar.gz/.zip archive of NIfTI files (read in place)."},
+            "or a .tar/.tar.gz/.zip archive of NIfTI files (read in place); or a DICOM file, series folder "
+            "or glob."},
     {.name = "watch",
      .type = MYELIN_PARAM_INPUT_PATH,
      .def = "",
-     .doc = "Live mode: a folder where a scanner writes one 3-D volume file per TR; each complete file is "
-            "emitted once, in name order. Exclusive with path."},
+     .doc = "Live mode: a folder where a scanner writes one volume file per TR (NIfTI, or a DICOM mosaic / "
+            "enhanced image); each complete file is emitted once, in name order; a bad file is logged and "
+            "skipped. Exclusive with path."},
+    {.name = "format",
+     .type = MYELIN_PARAM_ENUM,
+     .def = "auto",
+     .choices = "auto|nifti|dicom",
+     .doc =
+         "nifti, dicom (one series per SeriesInstanceUID: single-frame slices, Siemens mosaics, enhanced "
+         "multi-frame), or auto: DICOM when the path is a DICOM file or a folder/glob of DICOM files and no "
+         "NIfTI; in watch mode per file (.nii* = NIfTI, .dcm/.ima or the DICM magic = DICOM)."},
     {.name = "pattern",
      .type = MYELIN_PARAM_STRING,
-     .def = "'*.nii*'",
-     .doc = "Watch mode: glob on file names (dot-files are always ignored)."},
+     .def = "",
+     .doc = "Watch mode: glob on file names (dot-files are always ignored); empty = '*.nii*' with format "
+            "nifti, else '*' (with auto, files that are neither NIfTI nor DICOM are ignored)."},
     {.name = "settle_ms",
      .type = MYELIN_PARAM_INT,
      .def = "200",
@@ -1172,16 +1524,16 @@ static const myelin_param_def fs_params[] = {
 static const myelin_port_def fs_outputs[] = {
     {.name = "out",
      .kinds = "run|volume",
-     .doc = "`run` {data <f4 [T, V], tr, subject, task, run, geometry, labels?} or `volume` {data <f4 [V], "
-            "index, t, tr, subject, task, run, geometry}"},
+     .doc = "`run` {data <f4 [T, V], tr, subject, task, run, geometry, labels?, slice_times?} or `volume` "
+            "{data <f4 [V], index, t, tr, subject, task, run, geometry, slice_times?}"},
     {0}};
 
 static const myelin_plugin_desc fs_desc = {
     MYELIN_DESC_HEADER,
     .name = "fmri_source",
     .version = "1.0.0",
-    .summary = "fMRI loader: NIfTI-1/2, GIFTI surfaces, BIDS folders, archives, masks, atlases, live scanner "
-               "folders",
+    .summary = "fMRI loader: NIfTI-1/2, DICOM, GIFTI surfaces, BIDS folders, archives, masks, atlases, live "
+               "scanner folders",
     .doc = "Voxel order in V is flat C order over (x, y, z): index = (x*ny + y)*nz + z, listed in "
            "geometry.voxels. Data equal nibabel's get_fdata() (scl_slope/scl_inter applied) and the affine "
            "is nibabel's (sform, else qform, else pixdim).",

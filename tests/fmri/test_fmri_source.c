@@ -634,6 +634,30 @@ START_TEST(live_folder_volumes) {
 }
 END_TEST
 
+/* One corrupt file in a live folder is logged and skipped; the session
+ * goes on (it used to end the run with exit 1). Files already there. */
+START_TEST(live_folder_skips_a_bad_file) {
+  char *dir = mt_tmpdir();
+  subrun sr = {4, 1};
+  write_nifti(mt_strf("%s/vol001.nii", dir), 1, f_run, &sr);
+  mt_write(mt_strf("%s/vol002.nii", dir), "not a NIfTI header");
+  char *whole = mt_strf("%s/whole.tmp", dir);
+  write_nifti(whole, 1, f_run, &sr);
+  /* vol003: a truncated image (header complete, data cut) */
+  long len = mt_file_size(whole);
+  ck_assert_int_eq(truncate(whole, len - 40), 0);
+  ck_assert_int_eq(rename(whole, mt_strf("%s/vol003.nii", dir)), 0);
+  write_nifti(mt_strf("%s/vol004.nii", dir), 1, f_run, &sr);
+  myelin_harness *h = run_source(mt_strf("{watch: %s, settle_ms: 100, count: 2, idle_timeout: 10}", dir));
+  ck_assert_uint_eq(myelin_harness_count(h, "out"), 2);
+  ck_assert_int_eq(myelin_harness_counter(h, "skipped"), 2);
+  int64_t idx;
+  ck_assert_int_eq(myelin_msg_int(myelin_harness_output(h, "out", 1), "index", &idx), 0);
+  ck_assert_int_eq(idx, 1);
+  myelin_harness_free(h);
+}
+END_TEST
+
 /* Live volumes through an atlas: parcel means per volume, on the fly. */
 START_TEST(live_folder_atlas) {
   live_ctx c = {mt_tmpdir(), 3};
@@ -867,6 +891,7 @@ int main(void) {
   tcase_add_test(tc, volumes_detrend_and_realtime_pace);
   tcase_add_test(tc, live_folder_volumes);
   tcase_add_test(tc, live_folder_atlas);
+  tcase_add_test(tc, live_folder_skips_a_bad_file);
   tcase_add_test(tc, shipped_pipelines);
   tcase_add_test(tc, bad_inputs_are_errors);
   tcase_add_test(tc, cifti_is_refused);
