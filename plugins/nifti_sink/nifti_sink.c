@@ -16,7 +16,7 @@
  * `volume` messages are collected per (subject, task, run) and written as
  * one 4-D image when that key changes or at end of stream. Files are written
  * through myelin_atomic_open/commit: a half-written image never appears
- * under its final name. `path` expands {subject}, {task}, {run}, {stat} and
+ * under its final name. `path` expands {subject}, {task}, {run}, {stat}, {layer} and
  * {seq} from each message. A second image expanding to a path already
  * written in this run is an error naming both messages (myelin_pathset,
  * io.h): results are never silently replaced.
@@ -72,7 +72,7 @@ typedef struct ns_state {
 
 /* ---- path templates ------------------------------------------------------ */
 
-static const char *const tmpl_keys[] = {"subject", "task", "run", "stat", "seq", NULL};
+static const char *const tmpl_keys[] = {"subject", "task", "run", "stat", "layer", "seq", NULL};
 
 /* Expands {key} from m; seq falls back to the sink's file counter. */
 static int expand_path(const ns_state *s, const myelin_msg *m, char *out, size_t n) {
@@ -309,7 +309,7 @@ static int write_image(ns_state *s, const myelin_msg *m, uint64_t msg_no, const 
   if (claim == MYELIN_ENOMEM)
     rc = s->host->error(s->st, "%s", err);
   else if (claim)
-    rc = s->host->error(s->st, "%s; make the path unique with {subject} {task} {run} {stat} or {seq}", err);
+    rc = s->host->error(s->st, "%s; make the path unique with {subject} {task} {run} {stat} {layer} or {seq}", err);
   myelin_atomic_file f;
   memset(&f, 0, sizeof f);
   if (!rc && (myelin_mkdirs_for(path, err, sizeof err) || myelin_atomic_open(&f, path, err, sizeof err)))
@@ -402,7 +402,7 @@ static int ns_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
     return myelin_validate_error(ctx, "path", "path must end in .nii or .nii.gz");
   if (path_template_check(path, tmpl_keys, NULL))
     return myelin_validate_error(ctx, "path",
-                                 "unknown placeholder in path (use {subject} {task} {run} {stat} {seq})");
+                                 "unknown placeholder in path (use {subject} {task} {run} {stat} {layer} {seq})");
   return 0;
 }
 
@@ -482,7 +482,7 @@ static void ns_fini(void *state) {
 static const myelin_param_def ns_params[] = {
     {.name = "path",
      .type = MYELIN_PARAM_STRING,
-     .doc = "Output file, .nii or .nii.gz (gzip); {subject} {task} {run} {stat} {seq} expand from each "
+     .doc = "Output file, .nii or .nii.gz (gzip); {subject} {task} {run} {stat} {layer} {seq} expand from each "
             "message ({seq}: the message's seq, else the count of files written)."},
     {.name = "fill",
      .type = MYELIN_PARAM_ENUM,
