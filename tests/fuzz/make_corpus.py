@@ -44,7 +44,29 @@ def messages():
     yield "nested", {"kind": "x", "a": [[[[{"b": [1, -1, None, True, 1.5, "s", b"\x00"]}]]]]}
 
 
+def events_seeds():
+    """events: byte 0 = decoder (low 2 bits: auto, nmnist, evt2, evt3; bit 2: a 20x10 sensor)."""
+    def nm(x, y, p, t):
+        return bytes([x, y, (p << 7) | ((t >> 16) & 0x7F), (t >> 8) & 0xFF, t & 0xFF])
+    nmnist = nm(3, 5, 1, 100) + nm(33, 0, 0, 8000) + nm(0, 240, 0, 0) + nm(10, 33, 1, 50)
+    put("events", "nmnist.bin", b"\x01" + nmnist)
+    put("events", "nmnist_cut.bin", b"\x05" + nmnist[:-2])
+    w32 = lambda w: struct.pack("<I", w)
+    evt2 = b"% evt 2.0\n% format EVT2;height=480;width=640\n% end\n" + w32(0x8 << 28 | 100) + \
+        w32(1 << 28 | 7 << 22 | 5 << 11 | 6) + w32(0xA << 28 | 3) + w32(0 << 28 | 63 << 22 | 639 << 11 | 479)
+    put("events", "evt2.raw", b"\x00" + evt2)
+    put("events", "evt2_bare.raw", b"\x02" + evt2[evt2.index(b"% end\n") + 6:])
+    w16 = lambda w: struct.pack("<H", w)
+    words = [0x8FFF, 0x6010, 0x0000 | 7, 0x2000 | 1 << 11 | 9, 0x3000 | 2, 0x4801, 0x5003, 0xA005, 0x8001, 0x6002,
+             0x2000 | 19, 0x7000, 0xF000, 0xE000]
+    evt3 = b"% evt 3.0\n% geometry 20x10\n% end\n" + b"".join(w16(w) for w in words)
+    put("events", "evt3.raw", b"\x00" + evt3)
+    put("events", "evt3_small_sensor.raw", b"\x07" + evt3)
+    put("events", "evt3_odd.raw", b"\x03" + evt3[:-1])
+
+
 def main():
+    events_seeds()
     # seeds are (re)written in place; crash-* regression inputs are kept
     msgs = list(messages())
     for name, m in msgs:
