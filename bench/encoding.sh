@@ -90,7 +90,7 @@ shape() { # T F V
     w=$(med 1 "$f") c=$(med 2 "$f") ps=$(med 3 "$f") fl=$(med 4 "$f")
     printf '%-44s %8.2f s wall %8.2f s cpu  %.2fx sklearn wall, %.2fx cpu\n' "myelin ridge_encode ($p)" \
       "$w" "$c" "$(calc "$peer/$w")" "$(calc "$peer_cpu/$c")"
-    printf '  per-alpha phase: %.2f s, %.0f GFLOP, %.1f GFLOP/s = %.0f%% of DGEMM peak\n' "$ps" \
+    printf '  per-alpha phase: %.2f s, %.1f GFLOP, %.1f GFLOP/s = %.0f%% of DGEMM peak\n' "$ps" \
       "$(calc "$fl/1e9")" "$(calc "$fl/$ps/1e9")" "$(calc "100*$fl/$ps/1e9/$dpeak")"
   done
   printf '%-44s %8.2f s wall %8.2f s cpu\n' "sklearn StandardScaler + RidgeCV per fold" "$peer" "$peer_cpu"
