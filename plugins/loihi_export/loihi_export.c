@@ -55,6 +55,10 @@ typedef struct results {
   int tested;
   double float_acc, quant_acc;
   size_t test_samples;
+  /* activity of the quantized network (loihi_sim) over every test sample, and
+   * given no input: spikes per neuron per input step, synaptic events per sample */
+  int active;
+  double spikes_per_neuron_step, synops_per_sample, silent_spikes_per_neuron_step;
   loihi_qinfo *info;
 } results;
 
@@ -69,7 +73,8 @@ static int evaluate(exstate *s, const loihi_net *q, results *r) {
     loihi_fsim_free(&fs);
     return s->host->error(s->st, "%s", err);
   }
-  size_t cap = 0, labelled = 0, fc = 0, qc = 0;
+  size_t cap = 0, labelled = 0, fc = 0, qc = 0, samples = 0;
+  double spikes = 0, synops = 0, steps = 0;
   uint32_t *st = NULL, *un = NULL;
   int32_t *cf = calloc((size_t)is.n_out, sizeof(int32_t)), *ci = calloc((size_t)is.n_out, sizeof(int32_t));
   int rc = cf && ci ? 0 : s->host->error(s->st, "out of memory");
@@ -96,10 +101,25 @@ static int evaluate(exstate *s, const loihi_net *q, results *r) {
       rc = s->host->error(s->st, "test: %s", err);
       break;
     }
+    samples++;
+    spikes += (double)is.spikes;
+    synops += (double)is.synops;
+    steps += (double)x->steps;
     if (!x->has_label) continue;
     labelled++;
     fc += loihi_argmax(cf, fs.n_out) == x->label;
     qc += loihi_argmax(ci, is.n_out) == x->label;
+  }
+  double neurons = 0;
+  for (int l = 0; l < q->n_layers; l++)
+    neurons += q->layers[l].n_out;
+  if (rc == 0 && samples && neurons > 0) {
+    int T = (int)(steps / (double)samples + 0.5);
+    r->active = 1;
+    r->spikes_per_neuron_step = spikes / (steps * neurons);
+    r->synops_per_sample = synops / (double)samples;
+    if (loihi_sim_sample(&is, NULL, NULL, 0, T, ci, err, sizeof err) == 0)
+      r->silent_spikes_per_neuron_step = (double)is.spikes / ((double)T * neurons);
   }
   free(st);
   free(un);
@@ -227,6 +247,13 @@ static char *manifest_text(exstate *s, const loihi_net *q, const results *r) {
             r->test_samples, r->float_acc, r->quant_acc);
   else
     fprintf(f, "  \"test\": null,\n");
+  if (r->active)
+    fprintf(f,
+            "  \"activity\": {\"spikes_per_neuron_step\": %.6g, \"synops_per_sample\": %.6g, "
+            "\"silent_spikes_per_neuron_step\": %.6g},\n",
+            r->spikes_per_neuron_step, r->synops_per_sample, r->silent_spikes_per_neuron_step);
+  else
+    fprintf(f, "  \"activity\": null,\n");
   fprintf(f, "  \"source\": {\"stage\": ");
   json_str(f, s->host->stage_id(s->st));
   fprintf(f, ", \"pipeline_dir\": ");
@@ -359,6 +386,11 @@ static int emit_metrics(exstate *s, const loihi_net *q, const results *r) {
     myelin_build_float(b, "float_accuracy", r->float_acc);
     myelin_build_float(b, "quantized_accuracy", r->quant_acc);
     myelin_build_int(b, "test_samples", (int64_t)r->test_samples);
+  }
+  if (r->active) {
+    myelin_build_float(b, "spikes_per_neuron_step", r->spikes_per_neuron_step);
+    myelin_build_float(b, "synops_per_sample", r->synops_per_sample);
+    myelin_build_float(b, "silent_spikes_per_neuron_step", r->silent_spikes_per_neuron_step);
   }
   myelin_build_int(b, "layers", q->n_layers);
   for (int k = 0; k < 3; k++) {
@@ -568,7 +600,8 @@ static const myelin_port_def ex_inputs[] = {
 static const myelin_port_def ex_outputs[] = {
     {.name = "metrics",
      .kinds = "metrics",
-     .doc = "values: float_accuracy, quantized_accuracy, test_samples, layers, *_bytes, scale_<l>; "
+     .doc = "values: float_accuracy, quantized_accuracy, test_samples, activity (spikes_per_neuron_step, "
+            "synops_per_sample, silent_spikes_per_neuron_step), layers, *_bytes, scale_<l>; "
             "files: net, nir, bundle paths."},
     {0}};
 

@@ -654,6 +654,14 @@ START_TEST(test_export_accuracies) {
   ck_assert_msg(fa >= 0.6 && qa >= 0.6, "float %g, quantized %g: a trained network scores well above 0.1", fa,
                 qa);
   ck_assert_msg(fabs(fa - qa) <= 0.05, "float %g vs quantized %g", fa, qa);
+  /* activity of the quantized network: spikes per neuron and step, synaptic
+   * events per sample (at least the input spikes times the first layer's
+   * width), and what the network does with no input */
+  double spn = metric(mm, "spikes_per_neuron_step"), syn = metric(mm, "synops_per_sample");
+  double silent = metric(mm, "silent_spikes_per_neuron_step");
+  fprintf(stderr, "export activity: %.4f spikes/neuron/step, %.0f synops/sample, silent %.4f\n", spn, syn, silent);
+  ck_assert(spn > 0 && spn < 1 && silent >= 0 && silent < 1);
+  ck_assert(syn > 64.0 * 20);
   /* re-simulate the exported file with loihi_sim */
   char err[512];
   char *params = mt_strf("{net: '%s.net'}", prefix);
@@ -921,7 +929,9 @@ START_TEST(test_cli_biograd_export_pipeline) {
   free(out);
   cmd = mt_strf("tar -xzf %s -O manifest.json", tgz);
   ck_assert_int_eq(mt_run(cmd, &out), 0);
-  ck_assert_msg(strstr(out, "biograd-loihi-e2e") && strstr(out, "\"quantized_accuracy\""), "%s", out);
+  ck_assert_msg(strstr(out, "biograd-loihi-e2e") && strstr(out, "\"quantized_accuracy\"") &&
+                    strstr(out, "\"silent_spikes_per_neuron_step\""),
+                "%s", out);
   char *wrong = mt_strf("%s/wrong/prefix.net", dir);
   ck_assert_int_eq(mt_file_size(wrong), -1); /* --set won over the file */
   free(wrong);
