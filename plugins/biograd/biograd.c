@@ -325,6 +325,7 @@ static int load_params(bgp *g, const char *what, const char *path, int feedback_
                       net_fb(g, l));
     }
   }
+  if (!rc && g->pn) bg_paper_requantize(g->pn, strcmp(what, "init") == 0); /* a checkpoint keeps its grid */
   if (!rc && !have_fb && g->pn) bg_paper_align_feedback(g->pn);
   return rc;
 }
@@ -472,6 +473,7 @@ static size_t net_params(bgp *g, float *dst, int to_net) {
     }
     k += nw + nb;
   }
+  if (dst && to_net && g->pn) bg_paper_requantize(g->pn, 0); /* the 8-bit image of the restored weights */
   return k;
 }
 
@@ -689,7 +691,8 @@ static int emit_network(bgp *g) {
     myelin_build_str(b, "name", name);
     int64_t sw[2] = {no, ni}, sb[1] = {no};
     float *w = myelin_build_tensor(b, "weight", MYELIN_F4, 2, sw);
-    const float *wt = net_wt(g, l);
+    const float *wt =
+        g->pn ? bg_paper_inference_weight_t(g->pn, l) : net_wt(g, l); /* quantize: the 8-bit image */
     if (w)
       for (int i = 0; i < no; i++)
         for (int j = 0; j < ni; j++)
@@ -837,7 +840,7 @@ static int bgp_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
   int paper = strcmp(myelin_param_str(p, "variant"), "paper") == 0;
   if (!paper) {
     static const char *const paper_only[] = {"soft_start", "grad_win",    "grad_amp", "sleep_batch",
-                                             "oja_power",  "sleep_noise", "trace"};
+                                             "oja_power",  "sleep_noise", "trace",    "quantize"};
     for (size_t i = 0; i < sizeof paper_only / sizeof *paper_only; i++)
       if (myelin_param_is_set(p, paper_only[i]))
         rc = myelin_validate_error(ctx, paper_only[i], "%s belongs to variant paper (set variant: paper)",
@@ -907,6 +910,9 @@ static int bgp_init(const myelin_host *host, myelin_stage *st, const myelin_para
   c->sleep_rate = (float)myelin_param_float(p, "sleep_rate");
   c->seed = (uint64_t)myelin_param_int(p, "seed");
   g->paper = strcmp(myelin_param_str(p, "variant"), "paper") == 0;
+  const char *bm = myelin_param_str(p, "bias");
+  c->bias = strcmp(bm, "none") == 0 ? BG_BIAS_NONE : strcmp(bm, "output") == 0 ? BG_BIAS_OUTPUT : BG_BIAS_ALL;
+  g->pcfg.bias = c->bias;
   g->batch = myelin_param_int(p, "batch");
   if (g->batch <= 0) g->batch = g->paper ? 128 : 1;
   if (g->paper) { /* the authors' values where the user set nothing (README, variant paper) */
@@ -923,6 +929,7 @@ static int bgp_init(const myelin_host *host, myelin_stage *st, const myelin_para
     q->sleep_lr = (float)pick(p, 1, "feedback_lr", 1e-4 / 3.0);
     q->oja_power = (float)myelin_param_float(p, "oja_power");
     q->seed = c->seed;
+    q->quantize = myelin_param_bool(p, "quantize");
     c->lr = q->lr;
     c->lr_out = q->lr_out;
   }
@@ -976,6 +983,14 @@ static const myelin_param_def bgp_params[] = {
      "for step (plain LIF, per-synapse traces, softmax error, direct feedback, batches, sleep after each "
      "batch); "
      "params left unset take the paper's values (README table)."},
+    {"quantize", MYELIN_PARAM_BOOL, "false", 0, 0, 0, NULL, NULL,
+     "paper: the authors' quantized mode: shadow weights (and biases) on a 16-bit grid per layer, the "
+     "forward "
+     "pass and the exported network on 8 bits (max|w|/127 steps, Loihi's weight precision)."},
+    {"bias", MYELIN_PARAM_ENUM, "all", 0, 0, 0, "all|output|none", NULL,
+     "Layers with a learned bias: all, only the output layer (no bias drives a hidden layer: a network given "
+     "no "
+     "input stays silent, as Loihi's energy budget wants), or none (biases fixed at 0)."},
     {"batch", MYELIN_PARAM_INT, "0", 1, 0, 1000000, NULL, "samples",
      "Samples per weight update (mean of their updates); 0 = the variant's: 128 for paper, 1 (online) for "
      "myelin. "

@@ -335,7 +335,7 @@ bg_net *bg_net_new(const bg_config *cfg, char *err, size_t errlen) {
     for (size_t k = 0; k < ni * no; k++)
       net->wt[l][k] = a * (2.0f * bg_rng_uniform(init) - 1.0f);
     for (size_t i = 0; i < no; i++)
-      net->b[l][i] = l + 1 < L ? mid : BG_OUT_BIAS * mid;
+      net->b[l][i] = !bg_has_bias(cfg->bias, l, L) ? 0.0f : l + 1 < L ? mid : BG_OUT_BIAS * mid;
   }
   for (int l = 0; l + 1 < L && ok; l++) {
     size_t na = (size_t)cfg->sizes[l + 1], nb = (size_t)cfg->sizes[l + 2];
@@ -510,7 +510,7 @@ static void update_job(bg_net *net, int lo, int hi, void *p) {
   const float *pre = net->pre[l], *d = net->delta[l] + lo;
   for (int j = 0; j < ni; j++)
     if (pre[j] != 0.0f) axpy_row(W + (size_t)j * no + lo, lr * pre[j], d, hi - lo);
-  if (!a->acc)
+  if (!a->acc && bg_has_bias(net->cfg.bias, l, net->cfg.nlayers))
     for (int i = lo; i < hi; i++)
       net->b[l][i] += lr * net->delta[l][i];
 }

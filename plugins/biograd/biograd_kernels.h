@@ -36,6 +36,14 @@ typedef struct bg_raster {
   const uint32_t *unit; /* [ptr[steps]] unit indices, each < n */
 } bg_raster;
 
+/* Layers with a bias: all, only the output (no bias drives a hidden layer:
+ * silent without input, as Loihi's energy budget wants), or none. */
+enum { BG_BIAS_ALL = 0, BG_BIAS_OUTPUT = 1, BG_BIAS_NONE = 2 };
+/* 1 when weight layer l (of L) has a bias under mode `bias`. */
+static inline int bg_has_bias(int bias, int l, int L) {
+  return bias == BG_BIAS_ALL || (bias == BG_BIAS_OUTPUT && l == L - 1);
+}
+
 typedef struct bg_config {
   int nlayers;                  /* weight layers L >= 1 */
   int sizes[BG_MAX_LAYERS + 1]; /* n_0 (inputs) .. n_L (classes) */
@@ -47,6 +55,7 @@ typedef struct bg_config {
   int sleep_steps;              /* steps per sleep phase */
   float sleep_rate;             /* spike probability per step in sleep */
   int threads;                  /* >= 1 */
+  int bias;                     /* BG_BIAS_*: which layers have a (learned) bias */
   uint64_t seed;
 } bg_config;
 

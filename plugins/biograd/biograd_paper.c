@@ -40,6 +40,8 @@
 struct bg_paper {
   bg_paper_config cfg;
   float *wt[BG_MAX_LAYERS], *b[BG_MAX_LAYERS], *fb[BG_MAX_LAYERS];
+  float *wq[BG_MAX_LAYERS]; /* quantize: 8-bit inference image of wt */
+  float q16[BG_MAX_LAYERS]; /* quantize: shadow grid step per layer, 0 = not fixed yet */
   float *acc_w[BG_MAX_LAYERS], *acc_b[BG_MAX_LAYERS]; /* pending batch sums */
   int pending;
   uint64_t rng[4];
@@ -83,6 +85,43 @@ void bg_paper_set_rates(bg_paper *p, float lr, float lr_out) {
   p->cfg.lr_out = lr_out;
 }
 float *bg_paper_weight_t(bg_paper *p, int l) { return p->wt[l]; }
+const float *bg_paper_inference_weight_t(const bg_paper *p, int l) {
+  return p->cfg.quantize ? p->wq[l] : p->wt[l];
+}
+
+static float absmax(const float *x, size_t n) {
+  float m = 0.0f;
+  for (size_t k = 0; k < n; k++)
+    m = fabsf(x[k]) > m ? fabsf(x[k]) : m;
+  return m;
+}
+
+/* x = step * clamp(rint(x / step), -lim, lim) */
+static void to_grid(float *dst, const float *x, size_t n, float step, float lim) {
+  if (!(step > 0.0f)) {
+    if (dst != x) memcpy(dst, x, n * sizeof *dst);
+    return;
+  }
+  for (size_t k = 0; k < n; k++) {
+    float q = rintf(x[k] / step);
+    dst[k] = step * (q > lim ? lim : q < -lim ? -lim : q);
+  }
+}
+
+float bg_paper_shadow_step(const bg_paper *p, int l) { return p->cfg.quantize ? p->q16[l] : 0.0f; }
+
+void bg_paper_requantize(bg_paper *p, int new_grid) {
+  const bg_paper_config *c = &p->cfg;
+  if (!c->quantize) return;
+  for (int l = 0; l < c->nlayers; l++) {
+    size_t nw = (size_t)c->sizes[l] * c->sizes[l + 1], nb = (size_t)c->sizes[l + 1];
+    if (new_grid || p->q16[l] == 0.0f)
+      p->q16[l] = absmax(p->wt[l], nw) / 2047.0f; /* init on 12 of the 16 bits */
+    to_grid(p->wt[l], p->wt[l], nw, p->q16[l], 32767.0f);
+    to_grid(p->b[l], p->b[l], nb, p->q16[l], 32767.0f);
+    to_grid(p->wq[l], p->wt[l], nw, absmax(p->wt[l], nw) / 127.0f, 127.0f);
+  }
+}
 float *bg_paper_bias(bg_paper *p, int l) { return p->b[l]; }
 float *bg_paper_feedback(bg_paper *p, int l) { return l < p->cfg.nlayers - 1 ? p->fb[l] : NULL; }
 uint64_t *bg_paper_rng_state(bg_paper *p) { return p->rng; }
@@ -137,6 +176,7 @@ bg_paper *bg_paper_new(const bg_paper_config *cfg, char *err, size_t errlen) {
   for (int l = 0; l < L && ok; l++) {
     size_t ni = (size_t)cfg->sizes[l], no = (size_t)cfg->sizes[l + 1];
     p->wt[l] = zalloc(sizeof(float) * ni * no);
+    p->wq[l] = cfg->quantize ? zalloc(sizeof(float) * ni * no) : p->wt[l];
     p->acc_w[l] = zalloc(sizeof(float) * ni * no);
     p->b[l] = zalloc(sizeof(float) * no);
     p->acc_b[l] = zalloc(sizeof(float) * no);
@@ -152,15 +192,18 @@ bg_paper *bg_paper_new(const bg_paper_config *cfg, char *err, size_t errlen) {
     p->cnt[l] = zalloc(sizeof(int32_t) * no);
     p->hptr[l] = zalloc(sizeof(uint32_t) * (size_t)(T + 1));
     p->hunit[l] = zalloc(sizeof(uint32_t) * no * (size_t)T);
-    ok = p->wt[l] && p->acc_w[l] && p->b[l] && p->acc_b[l] && p->v[l] && p->in[l] && p->in2[l] && p->s[l] &&
-         p->spk[l] && p->G[l] && p->R[l] && p->gsum[l] && p->err[l] && p->cnt[l] && p->hptr[l] && p->hunit[l];
+    ok = p->wt[l] && p->wq[l] && p->acc_w[l] && p->b[l] && p->acc_b[l] && p->v[l] && p->in[l] && p->in2[l] &&
+         p->s[l] && p->spk[l] && p->G[l] && p->R[l] && p->gsum[l] && p->err[l] && p->cnt[l] && p->hptr[l] &&
+         p->hunit[l];
     if (!ok) break;
     /* torch.nn.Linear: weight and bias both U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
     float a = 1.0f / sqrtf((float)ni);
     for (size_t k = 0; k < ni * no; k++)
       p->wt[l][k] = a * (2.0f * bg_rng_uniform(init) - 1.0f);
-    for (size_t i = 0; i < no; i++)
-      p->b[l][i] = a * (2.0f * bg_rng_uniform(init) - 1.0f);
+    for (size_t i = 0; i < no; i++) { /* drawn in any case: the weights do not depend on the bias mode */
+      float bi = a * (2.0f * bg_rng_uniform(init) - 1.0f);
+      p->b[l][i] = bg_has_bias(cfg->bias, l, L) ? bi : 0.0f;
+    }
   }
   int nmax = 0;
   for (int l = 0; l < L; l++)
@@ -177,6 +220,7 @@ bg_paper *bg_paper_new(const bg_paper_config *cfg, char *err, size_t errlen) {
     bg_paper_free(p);
     return NULL;
   }
+  bg_paper_requantize(p, 1);
   bg_paper_align_feedback(p);
   return p;
 }
@@ -184,6 +228,7 @@ bg_paper *bg_paper_new(const bg_paper_config *cfg, char *err, size_t errlen) {
 void bg_paper_free(bg_paper *p) {
   if (!p) return;
   for (int l = 0; l < BG_MAX_LAYERS; l++) {
+    if (p->wq[l] != p->wt[l]) free(p->wq[l]);
     free(p->wt[l]), free(p->b[l]), free(p->fb[l]), free(p->acc_w[l]), free(p->acc_b[l]);
     free(p->v[l]), free(p->in[l]), free(p->in2[l]), free(p->s[l]), free(p->spk[l]), free(p->G[l]);
     free(p->R[l]), free(p->gsum[l]), free(p->err[l]), free(p->cnt[l]), free(p->hptr[l]), free(p->hunit[l]);
@@ -209,7 +254,7 @@ static void lif(int n, float *v, uint8_t *s, const float *c, float vdecay, float
 static void layer_forward(bg_paper *p, int l, const uint32_t *ptr, const uint32_t *unit, int learn) {
   const bg_paper_config *c = &p->cfg;
   int no = c->sizes[l + 1], T = c->steps;
-  const float *wt = p->wt[l], *b = p->b[l];
+  const float *wt = p->wq[l], *b = p->b[l];
   float *v = p->v[l], *in = p->in[l];
   uint8_t *s = p->s[l];
   int32_t *cnt = p->cnt[l];
@@ -372,11 +417,13 @@ void bg_paper_apply(bg_paper *p) {
     for (size_t k = 0; k < nw; k++)
       w[k] -= f * a[k];
     memset(a, 0, sizeof(float) * nw);
-    for (int i = 0; i < c->sizes[l + 1]; i++)
-      p->b[l][i] -= f * p->acc_b[l][i];
+    if (bg_has_bias(c->bias, l, c->nlayers))
+      for (int i = 0; i < c->sizes[l + 1]; i++)
+        p->b[l][i] -= f * p->acc_b[l][i];
     memset(p->acc_b[l], 0, sizeof(float) * (size_t)c->sizes[l + 1]);
   }
   p->pending = 0;
+  bg_paper_requantize(p, 0);
 }
 
 /* ---- sleep ------------------------------------------------------------------------------------ */
@@ -398,7 +445,7 @@ static void sleep_sample(bg_paper *p, int h, const uint8_t *pos, const uint8_t *
       htr[j] += (int32_t)xp[j] - (int32_t)xn[j];
     /* first layer above the noise: (W x+ + b) - (W x- + b), as the authors write it */
     int no = c->sizes[h + 1];
-    const float *wt = p->wt[h], *b = p->b[h];
+    const float *wt = p->wq[h], *b = p->b[h];
     float *ip = p->in[h], *ineg = p->in2[h];
     memset(ip, 0, sizeof(float) * (size_t)no);
     memset(ineg, 0, sizeof(float) * (size_t)no);
@@ -415,7 +462,7 @@ static void sleep_sample(bg_paper *p, int h, const uint8_t *pos, const uint8_t *
       float *in = p->in[l];
       memset(in, 0, sizeof(float) * (size_t)no);
       for (int j = 0; j < ni; j++)
-        if (p->s[l - 1][j]) add_row(in, p->wt[l] + (size_t)j * no, no);
+        if (p->s[l - 1][j]) add_row(in, p->wq[l] + (size_t)j * no, no);
       for (int i = 0; i < no; i++)
         in[i] = in[i] + p->b[l][i];
       lif(no, p->v[l], p->s[l], in, c->vdecay, c->vth);

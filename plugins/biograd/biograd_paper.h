@@ -40,6 +40,8 @@ typedef struct bg_paper_config {
   int sleep_batch;              /* noise samples per hidden layer and sleep phase */
   float sleep_lr, oja_power;    /* B += sleep_lr (corr - mean(o^oja_power) B) */
   uint64_t seed;                /* initial weights and sleep noise */
+  int bias;                     /* BG_BIAS_* (biograd_kernels.h): layers with a bias */
+  int quantize;                 /* 1: 16-bit shadow weights, 8-bit inference weights (README) */
 } bg_paper_config;
 
 typedef struct bg_paper bg_paper;
@@ -60,6 +62,19 @@ float *bg_paper_feedback(bg_paper *p, int l);
  * loading weights that came without feedback weights). */
 void bg_paper_align_feedback(bg_paper *p);
 uint64_t *bg_paper_rng_state(bg_paper *p); /* sleep noise generator (4 words) */
+/* The weights the forward pass uses: weight_t(l) itself, or with quantize its
+ * 8-bit image (what an export should carry). */
+const float *bg_paper_inference_weight_t(const bg_paper *p, int l);
+/* With quantize: puts the shadow weights and biases on their 16-bit grid
+ * (its step fixed at creation, or now when new_grid: the initial weights
+ * span 12 of the 16 bits, step max|w| / 2047, as in the authors' lab's
+ * quantized runs, so weights may grow 16x before they clamp) and refreshes
+ * the 8-bit inference weights (step max|w| / 127, round half to even). Runs
+ * after every update; call it with new_grid after loading initial weights.
+ * No-op without quantize. */
+void bg_paper_requantize(bg_paper *p, int new_grid);
+/* The 16-bit grid step of layer l's shadow weights (0 without quantize). */
+float bg_paper_shadow_step(const bg_paper *p, int l);
 
 /* Runs one sample (all layers, all steps). label < 0 or !learn: inference.
  * With learn, the sample's update is added to the pending batch (weights do

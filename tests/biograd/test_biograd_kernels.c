@@ -456,6 +456,96 @@ START_TEST(paper_sleep_aligns_feedback) {
 }
 END_TEST
 
+/* quantize: shadow weights and biases stay on a 16-bit grid per layer, the
+ * forward pass uses an 8-bit image of them (at most 255 distinct values). */
+static int on_grid(const float *x, size_t n, float step, float lim) {
+  for (size_t k = 0; k < n; k++) {
+    float q = x[k] / step;
+    if (fabsf(q - rintf(q)) > 1e-3f || fabsf(q) > lim + 0.5f) return 0;
+  }
+  return 1;
+}
+
+START_TEST(paper_quantized_weights) {
+  char err[256];
+  bg_paper_config c = paper_config();
+  c.quantize = 1;
+  bg_paper *p = bg_paper_new(&c, err, sizeof err);
+  ck_assert_msg(p != NULL, "%s", err);
+  float step16[3];
+  for (int l = 0; l < 3; l++) {
+    size_t nw = (size_t)c.sizes[l] * c.sizes[l + 1];
+    float m = 0.0f;
+    for (size_t k = 0; k < nw; k++)
+      m = fmaxf(m, fabsf(bg_paper_weight_t(p, l)[k]));
+    step16[l] = bg_paper_shadow_step(p, l); /* the initial weights span 12 bits: max|w| / 2047 */
+    ck_assert_msg(fabsf(step16[l] * 2047.0f / m - 1.0f) < 1e-3f, "layer %d step %g", l, step16[l]);
+  }
+  uint32_t ptr[21], unit[20 * 40];
+  for (int i = 0; i < 5; i++) {
+    bg_raster x = random_raster(40, 20, 0.4f, 20 + (uint64_t)i, ptr, unit);
+    bg_paper_sample(p, &x, i % 6, 1);
+    bg_paper_apply(p);
+  }
+  for (int l = 0; l < 3; l++) {
+    size_t nw = (size_t)c.sizes[l] * c.sizes[l + 1];
+    const float *w = bg_paper_weight_t(p, l), *q = bg_paper_inference_weight_t(p, l);
+    ck_assert_msg(on_grid(w, nw, step16[l], 32767.0f), "layer %d: shadow weights off the 16-bit grid", l);
+    ck_assert(on_grid(bg_paper_bias(p, l), (size_t)c.sizes[l + 1], step16[l], 32767.0f));
+    float m = 0.0f;
+    for (size_t k = 0; k < nw; k++)
+      m = fmaxf(m, fabsf(w[k]));
+    ck_assert_msg(on_grid(q, nw, m / 127.0f, 127.0f), "layer %d: inference weights off the 8-bit grid", l);
+    ck_assert(q != w);
+  }
+  bg_paper_free(p);
+  /* without quantize the forward pass uses the weights themselves */
+  c.quantize = 0;
+  p = bg_paper_new(&c, err, sizeof err);
+  ck_assert(bg_paper_inference_weight_t(p, 0) == bg_paper_weight_t(p, 0));
+  bg_paper_free(p);
+}
+END_TEST
+
+/* bias output / none: hidden biases are 0 and stay 0; the weights are those
+ * of bias all (same random stream). */
+START_TEST(paper_bias_modes) {
+  char err[256];
+  bg_paper_config c = paper_config();
+  bg_paper *all = bg_paper_new(&c, err, sizeof err);
+  c.bias = BG_BIAS_OUTPUT;
+  bg_paper *out = bg_paper_new(&c, err, sizeof err);
+  ck_assert(all && out);
+  ck_assert(memcmp(bg_paper_weight_t(all, 0), bg_paper_weight_t(out, 0), sizeof(float) * 40 * 24) == 0);
+  uint32_t ptr[21], unit[20 * 40];
+  bg_raster x = random_raster(40, 20, 0.4f, 4, ptr, unit);
+  bg_paper_sample(out, &x, 1, 1);
+  bg_paper_apply(out);
+  for (int l = 0; l < 2; l++)
+    for (int i = 0; i < c.sizes[l + 1]; i++)
+      ck_assert(bg_paper_bias(out, l)[i] == 0.0f);
+  int nonzero = 0;
+  for (int i = 0; i < 6; i++)
+    nonzero += bg_paper_bias(out, 2)[i] != 0.0f;
+  ck_assert_int_gt(nonzero, 0);
+  bg_paper_free(all);
+  bg_paper_free(out);
+  /* variant myelin likewise */
+  bg_config m = small_config(64, 32, 10, 1);
+  m.bias = BG_BIAS_NONE;
+  bg_net *net = bg_net_new(&m, err, sizeof err);
+  ck_assert(net != NULL);
+  for (int i = 0; i < 32; i++)
+    ck_assert(bg_bias(net, 0)[i] == 0.0f);
+  uint32_t p2[33], u2[32 * 64];
+  bg_raster y = random_raster(64, 32, 0.3f, 5, p2, u2);
+  bg_sample(net, &y, 3, 1);
+  for (int i = 0; i < 10; i++)
+    ck_assert(bg_bias(net, 1)[i] == 0.0f);
+  bg_net_free(net);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("biograd_kernels");
   TCase *tc = tcase_create("core");
@@ -471,6 +561,8 @@ int main(void) {
   tcase_add_test(tc, paper_feedback_starts_aligned);
   tcase_add_test(tc, paper_batch_is_a_mean);
   tcase_add_test(tc, paper_sleep_aligns_feedback);
+  tcase_add_test(tc, paper_quantized_weights);
+  tcase_add_test(tc, paper_bias_modes);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

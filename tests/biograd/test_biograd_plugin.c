@@ -355,6 +355,10 @@ START_TEST(shipped_pipeline_validates) {
   rc = mt_run(cmd, &out);
   ck_assert_msg(rc == 0, "%s -> %d: %s", cmd, rc, out);
   free(out), free(cmd);
+  cmd = mt_strf("%s validate %s/pipelines/fashion_mnist_biograd_loihi.yaml", bin, src);
+  rc = mt_run(cmd, &out);
+  ck_assert_msg(rc == 0, "%s -> %d: %s", cmd, rc, out);
+  free(out), free(cmd);
 }
 END_TEST
 
@@ -468,6 +472,35 @@ START_TEST(paper_trajectory_batches) {
 }
 END_TEST
 
+/* No bias drives a hidden layer (bias: output, or none as in the authors'
+ * quantized code), so the trained network given no input stays silent
+ * (<= 0.02 spikes per neuron per step), for both variants; the exported
+ * hidden biases are 0. */
+START_TEST(hidden_layers_silent_without_input) {
+  if (!have_digits) MT_SKIP("%s not available (python3-sklearn)", BG_DIGITS_PATH);
+  static const char *const params[] = {
+      "{hidden: [100], lr: 0.01, lr_out: 0.01, bias: output, threads: 1}",
+      "{variant: paper, hidden: [100], batch: 1, lr: 0.01, sleep_every: 100, bias: none}",
+      "{variant: paper, hidden: [100], batch: 1, lr: 0.003, sleep_every: 100, bias: none, quantize: true}"};
+  for (size_t k = 0; k < 3; k++) {
+    myelin_harness *h = harness(params[k]);
+    feed(h, 2);
+    myelin_msg *m = myelin_harness_output(h, "metrics", 1);
+    double silent = metric(m, "silent_spikes_per_neuron_step"), acc = metric(m, "test_acc");
+    fprintf(stderr, "%s: test_acc %.3f, silent-input activity %.4f\n", params[k], acc, silent);
+    ck_assert_msg(silent <= 0.02, "%s: silent-input activity %g", params[k], silent);
+    /* learning (chance 0.1): 0.94, 0.66, 0.73 in practice */
+    ck_assert_msg(acc >= 0.5, "%s: test_acc %g", params[k], acc);
+    myelin_tensor b;
+    myelin_obj layers = myelin_msg_get(myelin_harness_output(h, "network", 0), "layers");
+    ck_assert_int_eq(myelin_obj_tensor(myelin_obj_get(myelin_obj_at(layers, 0), "bias"), &b), 0);
+    for (size_t i = 0; i < b.count; i++)
+      ck_assert(((const float *)b.data)[i] == 0.0f);
+    myelin_harness_free(h);
+  }
+}
+END_TEST
+
 int main(void) {
   load_digits();
   Suite *s = suite_create("biograd_plugin");
@@ -481,6 +514,7 @@ int main(void) {
   tcase_add_test(tc, shipped_pipeline_validates);
   tcase_add_test(tc, paper_trains_digits);
   tcase_add_test(tc, paper_params_checked);
+  tcase_add_test(tc, hidden_layers_silent_without_input);
   tcase_add_test(tc, paper_trajectory_online);
   tcase_add_test(tc, paper_trajectory_batches);
   suite_add_tcase(s, tc);
