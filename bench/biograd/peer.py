@@ -3,7 +3,7 @@ images (pixels / 255, the spike probabilities BioGrad sees), same hidden sizes,
 ReLU + softmax cross-entropy, Adam on minibatches of 32: what a standard
 artificial network of that size reaches in the same number of epochs.
 
-usage: biograd_peer.py DATA_DIR HIDDEN(500 or 500,500) EPOCHS LIMIT
+usage: peer.py DATA_DIR HIDDEN(500 or 500,500) EPOCHS LIMIT
 """
 import gzip
 import sys

@@ -1,11 +1,11 @@
 /*
- * biograd_fmnist.c — bench driver for bench/biograd.sh: Fashion-MNIST
+ * bench/biograd/fmnist.c — bench driver for bench/biograd.sh: Fashion-MNIST
  * (Debian's dataset-fashion-mnist IDX files) trained either by BioGrad on
  * rate-coded spikes or, as the yardstick, by exact backprop on the
  * rate-equivalent network of the same architecture (same neuron, same loss,
  * same per-sample SGD, inputs = the spike probabilities the encoder uses).
  *
- *   biograd_fmnist MODE DIR HIDDEN EPOCHS LIMIT LR LR_OUT THREADS [STEPS] [SLEEP_EVERY]
+ *   fmnist MODE DIR HIDDEN EPOCHS LIMIT LR LR_OUT THREADS [STEPS] [SLEEP_EVERY]
  *     MODE  biograd | backprop      HIDDEN  "500" or "500,500"
  *     LIMIT train samples per epoch (0 = all 60000)
  *     LR, LR_OUT  hidden and output learning rates (per sample)
