@@ -122,7 +122,8 @@ typedef struct ridge_stats {
                      and the held-out predictions of every voxel block
                      (targets read from Y included) */
   double flops;   /* floating-point operations of the BLAS/LAPACK calls of
-                     that phase (2 per multiply-add, n^3/3 per Cholesky) */
+                     that phase (2 per multiply-add, n^3/3 per Cholesky);
+                     not counted with inner folds (o->inner) */
 } ridge_stats;
 
 enum { RIDGE_PATH_AUTO = 0, RIDGE_PATH_DIRECT = 1 };
