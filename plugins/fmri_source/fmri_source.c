@@ -20,6 +20,9 @@
  * (schemas/geometry.md); trim, auto mask, detrend and zscore apply as for
  * volumes.
  *
+ * CIFTI-2 (cifti.c, by file name): a .dtseries/.dscalar/.dlabel/.ptseries
+ * file is one run [rows, cols] with grayordinate or parcel geometry.
+ *
  * Live data (`watch`). A myelin_watch on the stage's libuv loop reports each
  * complete volume file once, in name order; each becomes `volume` messages
  * (t = the file's modification time) with the mask or atlas applied. The
@@ -39,6 +42,7 @@
 #include <time.h>
 #include <uv.h>
 
+#include "cifti.h"
 #include "dicom.h"
 #include "fmri_discover.h"
 #include "fmri_kernels.h"
@@ -361,6 +365,8 @@ typedef struct run_info {
   size_t nvox;
   const surf_geom *surf;     /* surface runs: the vertices instead of g/voxels */
   const double *slice_times; /* dims[2] seconds (DICOM), or NULL */
+  const cifti_axis *cifti;   /* CIFTI runs: the column axis (brain models or parcels) */
+  const uint8_t *cifti_keep; /* its columns kept by mask: auto (NULL = all) */
 } run_info;
 
 /* geometry {model: surface, structures: [...]} (schemas/geometry.md). */
@@ -387,8 +393,104 @@ static void build_surface_geometry(myelin_builder *b, const surf_geom *sg) {
   myelin_build_map_end(b);
 }
 
+static void build_grid(myelin_builder *b, const cifti_axis *a) {
+  if (!a->has_volume) return;
+  myelin_build_array_begin(b, "dims");
+  for (int i = 0; i < 3; i++)
+    myelin_build_int(b, NULL, a->vol_dims[i]);
+  myelin_build_array_end(b);
+  const int64_t a_shape[2] = {4, 4};
+  myelin_build_tensor_copy(b, "affine", MYELIN_F8, 2, a_shape, &a->affine[0][0]);
+}
+
+/* C-order index of voxel ijk in the axis's volume. */
+static uint32_t cifti_cindex(const cifti_axis *a, const int32_t *ijk) {
+  return (uint32_t)(((int64_t)ijk[0] * a->vol_dims[1] + ijk[1]) * a->vol_dims[2] + ijk[2]);
+}
+
+/* geometry of a CIFTI brain-model axis: {model: surface | grayordinates,
+ * structures, dims, affine}, keeping the columns keep[] marks. */
+static void build_brain_model_geometry(myelin_builder *b, const cifti_axis *a, const uint8_t *keep) {
+  int all_surface = 1;
+  for (size_t i = 0; i < a->nmodels; i++)
+    all_surface &= a->models[i].surface;
+  myelin_build_map_begin(b, "geometry");
+  myelin_build_str(b, "model", all_surface ? "surface" : "grayordinates");
+  myelin_build_array_begin(b, "structures");
+  size_t offset = 0;
+  for (size_t i = 0; i < a->nmodels; i++) {
+    const cifti_model *m = &a->models[i];
+    size_t kept = 0;
+    for (size_t k = 0; k < m->count; k++)
+      kept += !keep || keep[m->offset + k];
+    myelin_build_map_begin(b, NULL);
+    myelin_build_str(b, "name", m->structure);
+    myelin_build_str(b, "type", m->surface ? "surface" : "volume");
+    if (!strcmp(m->structure, "CIFTI_STRUCTURE_CORTEX_LEFT")) myelin_build_str(b, "hemi", "L");
+    if (!strcmp(m->structure, "CIFTI_STRUCTURE_CORTEX_RIGHT")) myelin_build_str(b, "hemi", "R");
+    myelin_build_int(b, "offset", (int64_t)offset);
+    myelin_build_int(b, "count", (int64_t)kept);
+    if (m->surface) myelin_build_int(b, "nvert", (int64_t)m->nvert);
+    const int64_t shape[1] = {(int64_t)kept};
+    uint32_t *idx = myelin_build_tensor(b, m->surface ? "vertices" : "voxels", MYELIN_U4, 1, shape);
+    for (size_t k = 0, o = 0; idx && k < m->count; k++)
+      if (!keep || keep[m->offset + k])
+        idx[o++] = m->surface ? m->vertices[k] : cifti_cindex(a, m->ijk + 3 * k);
+    myelin_build_map_end(b);
+    offset += kept;
+  }
+  myelin_build_array_end(b);
+  build_grid(b, a);
+  myelin_build_map_end(b);
+}
+
+/* geometry of a CIFTI parcel axis: {model: parcels, labels, surfaces,
+ * parcels: [{name, voxels, vertices: {structure: <u4>}}], dims, affine}. */
+static void build_parcel_geometry(myelin_builder *b, const cifti_axis *a) {
+  myelin_build_map_begin(b, "geometry");
+  myelin_build_str(b, "model", "parcels");
+  myelin_build_array_begin(b, "labels");
+  for (size_t i = 0; i < a->nparcels; i++)
+    myelin_build_str(b, NULL, a->parcels[i].name);
+  myelin_build_array_end(b);
+  myelin_build_array_begin(b, "surfaces");
+  for (size_t i = 0; i < a->nsurfaces; i++) {
+    myelin_build_map_begin(b, NULL);
+    myelin_build_str(b, "name", a->surfaces[i].structure);
+    myelin_build_int(b, "nvert", (int64_t)a->surfaces[i].nvert);
+    myelin_build_map_end(b);
+  }
+  myelin_build_array_end(b);
+  myelin_build_array_begin(b, "parcels");
+  for (size_t i = 0; i < a->nparcels; i++) {
+    const cifti_parcel *p = &a->parcels[i];
+    myelin_build_map_begin(b, NULL);
+    myelin_build_str(b, "name", p->name);
+    if (p->nvox) {
+      const int64_t shape[1] = {(int64_t)p->nvox};
+      uint32_t *idx = myelin_build_tensor(b, "voxels", MYELIN_U4, 1, shape);
+      for (size_t k = 0; idx && k < p->nvox; k++)
+        idx[k] = cifti_cindex(a, p->ijk + 3 * k);
+    }
+    myelin_build_map_begin(b, "vertices");
+    for (size_t k = 0; k < p->nsurf; k++) {
+      const int64_t shape[1] = {(int64_t)p->surf[k].n};
+      myelin_build_tensor_copy(b, p->surf[k].structure, MYELIN_U4, 1, shape, p->surf[k].vertices);
+    }
+    myelin_build_map_end(b);
+    myelin_build_map_end(b);
+  }
+  myelin_build_array_end(b);
+  build_grid(b, a);
+  myelin_build_map_end(b);
+}
+
 static void build_run_geometry(const fs_state *s, myelin_builder *b, const run_info *ri) {
-  if (ri->surf)
+  if (ri->cifti && ri->cifti->type == CIFTI_PARCELS)
+    build_parcel_geometry(b, ri->cifti);
+  else if (ri->cifti)
+    build_brain_model_geometry(b, ri->cifti, ri->cifti_keep);
+  else if (ri->surf)
     build_surface_geometry(b, ri->surf);
   else
     build_geometry(s, b, ri->g, ri->voxels, ri->nvox);
@@ -419,6 +521,12 @@ static int emit_run(fs_state *s, const run_info *ri, const float *X, size_t T, s
   const int64_t shape[2] = {(int64_t)T, (int64_t)V};
   myelin_build_tensor_copy(b, "data", MYELIN_F4, 2, shape, X);
   if (s->atlas) build_labels(s, b, "labels");
+  if (ri->cifti && ri->cifti->type == CIFTI_PARCELS) {
+    myelin_build_array_begin(b, "labels");
+    for (size_t i = 0; i < ri->cifti->nparcels; i++)
+      myelin_build_str(b, NULL, ri->cifti->parcels[i].name);
+    myelin_build_array_end(b);
+  }
   build_run_geometry(s, b, ri);
   return emit_msg(s, b);
 }
@@ -727,11 +835,68 @@ static int load_gifti(fs_state *s, const fmri_item *it) {
   if (!rc && tr <= 0 && Tn > 1)
     s->host->log(s->st, MYELIN_LOG_WARN,
                  "%s: no repetition time (no sidecar, no TimeStep metadata): tr = 0; set `tr`", name);
-  run_info ri = {subject, it->task, it->run, tr, NULL, NULL, 0, &sg, NULL};
+  run_info ri = {subject, it->task, it->run, tr, NULL, NULL, 0, &sg, NULL, NULL, NULL};
   if (!rc) rc = clean_run(s, name, X, Tn, V);
   if (!rc) rc = emit_matrix(s, &ri, X, Tn, V);
   free(X);
   surf_geom_free(&sg);
+  return rc;
+}
+
+/* ---- grayordinate and parcel runs (CIFTI-2) ------------------------------------------ */
+
+/* A CIFTI-2 file whose rows are a series, scalars or labels and whose
+ * columns are brain models (grayordinates) or parcels: one run [rows, cols]. */
+static int load_cifti(fs_state *s, const fmri_item *it) {
+  const char *name = it->path;
+  char err[1024];
+  if (s->mask_mode == MASK_FILE || s->atlas)
+    return s->host->error(s->st, "%s: a CIFTI-2 run cannot take the NIfTI %s %s; use mask: none or auto",
+                          name, s->atlas ? "atlas" : "mask", s->atlas ? s->atlas_path : s->mask_path);
+  cifti_file c;
+  if (cifti_read_file(name, &c, err, sizeof err)) return s->host->error(s->st, "%s", err);
+  const cifti_axis *rows = &c.axes[0], *cols = &c.axes[1];
+  int rc = 0;
+  if (rows->type == CIFTI_BRAIN_MODELS || rows->type == CIFTI_PARCELS)
+    rc = s->host->error(
+        s->st,
+        "%s: a connectome (%s x %s), not a run: fmri_source reads CIFTI files whose rows are a "
+        "series, scalars or labels (.dtseries, .dscalar, .dlabel, .ptseries, .pscalar)",
+        name, cifti_axis_type_name(rows->type), cifti_axis_type_name(cols->type));
+  else if (cols->type != CIFTI_BRAIN_MODELS && cols->type != CIFTI_PARCELS)
+    rc = s->host->error(s->st, "%s: columns are %s: a run needs brain models or parcels along dimension 1",
+                        name, cifti_axis_type_name(cols->type));
+  size_t T0 = c.rows, V = c.cols;
+  if (!rc && (size_t)s->trim >= T0)
+    rc = s->host->error(s->st, "%s: trim %lld removes every volume (the run has %zu)", name,
+                        (long long)s->trim, T0);
+  size_t T = rc ? 0 : T0 - (size_t)s->trim;
+  float *X = rc ? NULL : c.data + (size_t)s->trim * V;
+  uint8_t *keep = NULL;
+  if (!rc && s->mask_mode == MASK_AUTO) {
+    if (cols->type == CIFTI_PARCELS)
+      rc = s->host->error(s->st, "%s: mask: auto drops grayordinates, not parcels; use mask: none", name);
+    else if (!(keep = malloc(V ? V : 1)))
+      rc = s->host->error(s->st, "out of memory");
+    else {
+      fmri_nonconstant(X, T, V, keep);
+      if ((V = fmri_compact_columns(X, T, V, keep)) == 0)
+        rc = s->host->error(s->st, "%s: mask auto: every grayordinate is constant over time", name);
+    }
+  }
+  char subject[256];
+  subject_of(it, subject, sizeof subject);
+  double step =
+      rows->type == CIFTI_SERIES && !strcmp(rows->unit, "SECOND") ? rows->step * pow(10, rows->exponent) : 0;
+  double tr = s->tr_param > 0 ? s->tr_param : it->tr > 0 ? it->tr : step > 0 ? step : 0;
+  if (!rc && tr <= 0 && T > 1 && rows->type == CIFTI_SERIES)
+    s->host->log(s->st, MYELIN_LOG_WARN,
+                 "%s: no repetition time (no sidecar, no series step): tr = 0; set `tr`", name);
+  run_info ri = {subject, it->task, it->run, tr, NULL, NULL, 0, NULL, NULL, cols, keep};
+  if (!rc) rc = clean_run(s, name, X, T, V);
+  if (!rc) rc = emit_matrix(s, &ri, X, T, V);
+  free(keep);
+  cifti_free(&c);
   return rc;
 }
 
@@ -741,6 +906,7 @@ static int load_item(fs_state *s, const fmri_item *it, const char *archive, cons
   nifti_reader r;
   int rc;
   if (!buf && fmri_is_gifti(it->path)) return load_gifti(s, it);
+  if (!buf && cifti_is_cifti_name(it->path)) return load_cifti(s, it);
   if (buf) {
     char name[1200];
     snprintf(name, sizeof name, "%s:%s", archive, it->path);
@@ -754,7 +920,7 @@ static int load_item(fs_state *s, const fmri_item *it, const char *archive, cons
   selection sel;
   char subject[256];
   subject_of(it, subject, sizeof subject);
-  run_info ri = {subject, it->task, it->run, run_tr(s, it, &r.h), &g, NULL, 0, NULL, NULL};
+  run_info ri = {subject, it->task, it->run, run_tr(s, it, &r.h), &g, NULL, 0, NULL, NULL, NULL, NULL};
   size_t T0 = r.h.nvols;
   if (ri.tr <= 0 && T0 > 1)
     s->host->log(s->st, MYELIN_LOG_WARN,
@@ -993,7 +1159,7 @@ static int load_dicom_series(fs_state *s, char **paths, size_t n) {
   series_grid(&ser, &g);
   selection sel;
   double tr = s->tr_param > 0 ? s->tr_param : ser.tr;
-  run_info ri = {sub, task, run, tr, &g, NULL, 0, NULL, ser.slice_times};
+  run_info ri = {sub, task, run, tr, &g, NULL, 0, NULL, ser.slice_times, NULL, NULL};
   size_t Vall = (size_t)(g.dims[0] * g.dims[1] * g.dims[2]);
   if ((size_t)s->trim >= ser.T) {
     rc = s->host->error(s->st, "%s: trim %lld removes every volume (the series has %zu)", paths[0],
@@ -1194,8 +1360,8 @@ static int live_nifti(fs_state *s, const char *path, const char *name, char *err
   if (!rc && nifti_read_volumes_c(&r, nv, NULL, n, x, n, err, errlen)) rc = LIVE_BAD;
   double t0 = file_mtime(path), tr = s->tr_param > 0 ? s->tr_param : nifti_tr_seconds(&r.h);
   nifti_close(&r);
-  run_info ri = {s->live_subject,  s->live_task,  s->live_run, tr,  &s->live_grid,
-                 s->live_sel.cidx, s->live_sel.n, NULL,        NULL};
+  run_info ri = {s->live_subject, s->live_task, s->live_run, tr,   &s->live_grid, s->live_sel.cidx,
+                 s->live_sel.n,   NULL,         NULL,        NULL, NULL};
   for (size_t v = 0; !rc && v < nv; v++) {
     rc = live_emit(s, &ri, x + v * n, t0 + (double)v * tr);
     if (s->count > 0 && s->live_index >= (uint64_t)s->count) break;
@@ -1220,8 +1386,8 @@ static int live_dicom(fs_state *s, const char *path, const char *name, char *err
                     : live_first(s, &g, path, name, &im, err, errlen);
   dicom_image_free(&im);
   double t0 = file_mtime(path), tr = s->tr_param > 0 ? s->tr_param : ser.tr;
-  run_info ri = {s->live_subject, s->live_task, s->live_run,    tr, &s->live_grid, s->live_sel.cidx,
-                 s->live_sel.n,   NULL,         ser.slice_times};
+  run_info ri = {s->live_subject, s->live_task, s->live_run,     tr,   &s->live_grid, s->live_sel.cidx,
+                 s->live_sel.n,   NULL,         ser.slice_times, NULL, NULL};
   size_t Vall = (size_t)(g.dims[0] * g.dims[1] * g.dims[2]);
   for (size_t t = 0; !rc && t < ser.T; t++) {
     rc = live_emit(s, &ri, ser.data + t * Vall, t0 + (double)t * tr);

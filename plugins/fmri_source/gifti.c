@@ -35,6 +35,7 @@
 #endif
 
 #include "nifti.h"
+#include "xml_util.h"
 
 static int gfail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int gfail(char *err, size_t errlen, const char *fmt, ...) {
@@ -174,69 +175,15 @@ void gifti_free(gifti_image *g) {
   memset(g, 0, sizeof *g);
 }
 
-/* ---- tree helpers ------------------------------------------------------------------ */
-
-static int is_elem(const xmlNode *n, const char *name) {
-  return n->type == XML_ELEMENT_NODE && !strcmp((const char *)n->name, name);
-}
-
-/* The text of an element: its text and CDATA children concatenated (entity
- * references are not expanded). malloc'ed; *len set when len != NULL. */
-static char *node_text(const xmlNode *e, size_t *len) {
-  size_t total = 0;
-  for (const xmlNode *c = e->children; c; c = c->next)
-    if ((c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) && c->content)
-      total += strlen((const char *)c->content);
-  char *s = malloc(total + 1);
-  if (!s) return NULL;
-  size_t o = 0;
-  for (const xmlNode *c = e->children; c; c = c->next)
-    if ((c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) && c->content) {
-      size_t k = strlen((const char *)c->content);
-      memcpy(s + o, c->content, k);
-      o += k;
-    }
-  s[o] = 0;
-  if (len) *len = o;
-  return s;
-}
-
-/* Trimmed copy of a string (leading/trailing white space removed). */
-static char *trimmed(const char *s) {
-  while (isspace((unsigned char)*s))
-    s++;
-  size_t n = strlen(s);
-  while (n && isspace((unsigned char)s[n - 1]))
-    n--;
-  char *r = malloc(n + 1);
-  if (r) {
-    memcpy(r, s, n);
-    r[n] = 0;
-  }
-  return r;
-}
-
-/* Attribute value copied into buf (trimmed); 0 when present. */
-static int attr(const xmlNode *e, const char *name, char *buf, size_t n) {
-  xmlChar *v = xmlGetNoNsProp(e, (const xmlChar *)name);
-  if (!v) return -1;
-  char *t = trimmed((const char *)v);
-  xmlFree(v);
-  if (!t) return -1;
-  snprintf(buf, n, "%s", t);
-  free(t);
-  return 0;
-}
-
 static int parse_meta(const xmlNode *md, gifti_meta *m) {
   for (const xmlNode *e = md->children; e; e = e->next) {
-    if (!is_elem(e, "MD")) continue;
+    if (!xml_is(e, "MD")) continue;
     char *name = NULL, *value = NULL;
     for (const xmlNode *c = e->children; c; c = c->next) {
-      char **slot = is_elem(c, "Name") ? &name : is_elem(c, "Value") ? &value : NULL;
+      char **slot = xml_is(c, "Name") ? &name : xml_is(c, "Value") ? &value : NULL;
       if (!slot || *slot) continue;
-      char *raw = node_text(c, NULL); /* stripped, as nibabel does */
-      *slot = raw ? trimmed(raw) : NULL;
+      char *raw = xml_text(c, NULL); /* stripped, as nibabel does */
+      *slot = raw ? xml_trimmed(raw) : NULL;
       free(raw);
     }
     if (!name) name = calloc(1, 1);
@@ -257,11 +204,11 @@ static int parse_meta(const xmlNode *md, gifti_meta *m) {
 
 static int parse_labels(const xmlNode *lt, gifti_image *g, const char *name, char *err, size_t errlen) {
   for (const xmlNode *e = lt->children; e; e = e->next) {
-    if (!is_elem(e, "Label")) continue;
+    if (!xml_is(e, "Label")) continue;
     char buf[64];
     gifti_label l;
     memset(&l, 0, sizeof l);
-    if (attr(e, "Key", buf, sizeof buf) && attr(e, "Index", buf, sizeof buf))
+    if (xml_attr(e, "Key", buf, sizeof buf) && xml_attr(e, "Index", buf, sizeof buf))
       return gfail(err, errlen, "%s: LabelTable entry %zu has no Key attribute", name, g->nlabels);
     char *end;
     long k = strtol(buf, &end, 10);
@@ -271,12 +218,12 @@ static int parse_labels(const xmlNode *lt, gifti_image *g, const char *name, cha
     l.key = (int32_t)k;
     static const char *const rgba[4] = {"Red", "Green", "Blue", "Alpha"};
     for (int i = 0; i < 4; i++)
-      l.rgba[i] = attr(e, rgba[i], buf, sizeof buf) ? -1.0 : strtod(buf, NULL);
+      l.rgba[i] = xml_attr(e, rgba[i], buf, sizeof buf) ? -1.0 : strtod(buf, NULL);
     gifti_label *nl = realloc(g->labels, (g->nlabels + 1) * sizeof *nl);
     if (!nl) return gfail(err, errlen, "%s: out of memory", name);
     g->labels = nl;
-    char *raw = node_text(e, NULL);
-    l.name = raw ? trimmed(raw) : NULL;
+    char *raw = xml_text(e, NULL);
+    l.name = raw ? xml_trimmed(raw) : NULL;
     free(raw);
     if (!l.name) return gfail(err, errlen, "%s: out of memory", name);
     g->labels[g->nlabels++] = l;
@@ -287,15 +234,15 @@ static int parse_labels(const xmlNode *lt, gifti_image *g, const char *name, cha
 static void parse_xform(const xmlNode *x, gifti_array *a) {
   for (const xmlNode *c = x->children; c; c = c->next) {
     char *t = NULL;
-    if (is_elem(c, "DataSpace") || is_elem(c, "TransformedSpace") || is_elem(c, "MatrixData"))
-      t = node_text(c, NULL);
+    if (xml_is(c, "DataSpace") || xml_is(c, "TransformedSpace") || xml_is(c, "MatrixData"))
+      t = xml_text(c, NULL);
     if (!t) continue;
-    char *tt = trimmed(t);
+    char *tt = xml_trimmed(t);
     free(t);
     if (!tt) continue;
-    if (is_elem(c, "DataSpace"))
+    if (xml_is(c, "DataSpace"))
       snprintf(a->dataspace, sizeof a->dataspace, "%s", tt);
-    else if (is_elem(c, "TransformedSpace"))
+    else if (xml_is(c, "TransformedSpace"))
       snprintf(a->xformspace, sizeof a->xformspace, "%s", tt);
     else {
       char *p = tt;
@@ -527,7 +474,7 @@ static int read_external(gifti_array *a, const char *ext_dir, size_t bytes, cons
 /* 1 when ASCII text is a table of more than one row and column (what
  * numpy's loadtxt returns as a 2-D array). */
 static int text_is_2d(const xmlNode *data) {
-  char *t = data ? node_text(data, NULL) : NULL;
+  char *t = data ? xml_text(data, NULL) : NULL;
   if (!t) return 0;
   size_t rows = 0, cols = 0;
   for (char *line = t; *line;) {
@@ -551,7 +498,7 @@ static int decode_data(gifti_array *a, const xmlNode *data, const char *ext_dir,
   int size = nifti_datatype_size(a->datatype);
   size_t bytes = a->n * (size_t)size;
   size_t tlen = 0;
-  char *text = data ? node_text(data, &tlen) : calloc(1, 1);
+  char *text = data ? xml_text(data, &tlen) : calloc(1, 1);
   if (!text) return gfail(err, errlen, "%s: out of memory", where);
   int rc = 0;
   if (a->encoding == GIFTI_EXTBIN) {
@@ -607,14 +554,14 @@ static int parse_array(const xmlNode *e, gifti_array *a, size_t k, const char *n
                        char *err, size_t errlen) {
   char where[600], buf[512];
   snprintf(where, sizeof where, "%s: DataArray %zu", name, k);
-  if (attr(e, "Intent", a->intent, sizeof a->intent))
+  if (xml_attr(e, "Intent", a->intent, sizeof a->intent))
     snprintf(a->intent, sizeof a->intent, "NIFTI_INTENT_NONE");
   a->intent_code = gifti_intent_code(a->intent);
-  if (attr(e, "DataType", buf, sizeof buf)) return gfail(err, errlen, "%s: no DataType attribute", where);
+  if (xml_attr(e, "DataType", buf, sizeof buf)) return gfail(err, errlen, "%s: no DataType attribute", where);
   if ((a->datatype = datatype_code(buf)) < 0)
     return gfail(err, errlen, "%s: DataType = '%s' is not a supported type (NIFTI_TYPE_UINT8 ... FLOAT64)",
                  where, buf);
-  if (attr(e, "Dimensionality", buf, sizeof buf))
+  if (xml_attr(e, "Dimensionality", buf, sizeof buf))
     return gfail(err, errlen, "%s: no Dimensionality attribute", where);
   char *end;
   long nd = strtol(buf, &end, 10);
@@ -625,7 +572,7 @@ static int parse_array(const xmlNode *e, gifti_array *a, size_t k, const char *n
   for (int d = 0; d < a->ndim; d++) {
     char an[8];
     snprintf(an, sizeof an, "Dim%d", d);
-    if (attr(e, an, buf, sizeof buf)) return gfail(err, errlen, "%s: no %s attribute", where, an);
+    if (xml_attr(e, an, buf, sizeof buf)) return gfail(err, errlen, "%s: no %s attribute", where, an);
     long long v = strtoll(buf, &end, 10);
     if (end == buf || *end || v < 0 || v > INT32_MAX)
       return gfail(err, errlen, "%s: %s = '%s' is not a size", where, an, buf);
@@ -634,27 +581,27 @@ static int parse_array(const xmlNode *e, gifti_array *a, size_t k, const char *n
       return gfail(err, errlen, "%s: the Dim attributes' product overflows", where);
     a->n *= (size_t)v;
   }
-  if (attr(e, "Encoding", buf, sizeof buf)) return gfail(err, errlen, "%s: no Encoding attribute", where);
+  if (xml_attr(e, "Encoding", buf, sizeof buf)) return gfail(err, errlen, "%s: no Encoding attribute", where);
   if ((a->encoding = encoding_code(buf)) < 0)
     return gfail(err, errlen,
                  "%s: Encoding = '%s' is not ASCII, Base64Binary, GZipBase64Binary or ExternalFileBinary",
                  where, buf);
   a->big_endian = 0;
-  if (!attr(e, "Endian", buf, sizeof buf)) {
+  if (!xml_attr(e, "Endian", buf, sizeof buf)) {
     if (!strcmp(buf, "BigEndian") || !strcmp(buf, "GIFTI_ENDIAN_BIG"))
       a->big_endian = 1;
     else if (strcmp(buf, "LittleEndian") && strcmp(buf, "GIFTI_ENDIAN_LITTLE"))
       return gfail(err, errlen, "%s: Endian = '%s' is not BigEndian or LittleEndian", where, buf);
   }
-  if (!attr(e, "ArrayIndexingOrder", buf, sizeof buf)) {
+  if (!xml_attr(e, "ArrayIndexingOrder", buf, sizeof buf)) {
     if (!strcmp(buf, "ColumnMajorOrder"))
       a->column_major = 1;
     else if (strcmp(buf, "RowMajorOrder"))
       return gfail(err, errlen, "%s: ArrayIndexingOrder = '%s' is not RowMajorOrder or ColumnMajorOrder",
                    where, buf);
   }
-  attr(e, "ExternalFileName", a->ext_file, sizeof a->ext_file);
-  if (!attr(e, "ExternalFileOffset", buf, sizeof buf) && buf[0]) {
+  xml_attr(e, "ExternalFileName", a->ext_file, sizeof a->ext_file);
+  if (!xml_attr(e, "ExternalFileOffset", buf, sizeof buf) && buf[0]) {
     long long v = strtoll(buf, &end, 10);
     if (end == buf || *end || v < 0)
       return gfail(err, errlen, "%s: ExternalFileOffset = '%s' is not an offset", where, buf);
@@ -662,10 +609,10 @@ static int parse_array(const xmlNode *e, gifti_array *a, size_t k, const char *n
   }
   const xmlNode *data = NULL;
   for (const xmlNode *c = e->children; c; c = c->next) {
-    if (is_elem(c, "MetaData") && parse_meta(c, &a->meta))
+    if (xml_is(c, "MetaData") && parse_meta(c, &a->meta))
       return gfail(err, errlen, "%s: out of memory", where);
-    if (is_elem(c, "CoordinateSystemTransformMatrix")) parse_xform(c, a);
-    if (is_elem(c, "Data") && !data) data = c;
+    if (xml_is(c, "CoordinateSystemTransformMatrix")) parse_xform(c, a);
+    if (xml_is(c, "Data") && !data) data = c;
   }
   return decode_data(a, data, ext_dir, where, err, errlen);
 }
@@ -675,35 +622,21 @@ static int parse_array(const xmlNode *e, gifti_array *a, size_t k, const char *n
 int gifti_read_mem(const void *buf, size_t len, const char *name, const char *ext_dir, gifti_image *g,
                    char *err, size_t errlen) {
   memset(g, 0, sizeof *g);
-  if (len > INT_MAX)
-    return gfail(err, errlen, "%s: %zu bytes is larger than a GIFTI file can be read", name, len);
-  xmlParserCtxtPtr ctx = xmlNewParserCtxt();
-  if (!ctx) return gfail(err, errlen, "%s: out of memory", name);
-  xmlDocPtr doc =
-      xmlCtxtReadMemory(ctx, buf, (int)len, name, NULL,
-                        XML_PARSE_NONET | XML_PARSE_HUGE | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-  if (!doc) {
-    const xmlError *e = xmlCtxtGetLastError(ctx);
-    int rc = gfail(err, errlen, "%s:%d: not a well-formed XML file: %s", name, e ? e->line : 0,
-                   e && e->message ? e->message : "parse error");
-    size_t n = strlen(err);
-    if (n && err[n - 1] == '\n') err[n - 1] = 0;
-    xmlFreeParserCtxt(ctx);
-    return rc;
-  }
+  xmlDocPtr doc = xml_parse(buf, len, name, err, errlen);
+  if (!doc) return -1;
   int rc = 0;
   xmlNode *root = xmlDocGetRootElement(doc);
-  if (!root || !is_elem(root, "GIFTI")) {
+  if (!root || !xml_is(root, "GIFTI")) {
     rc = gfail(err, errlen, "%s: root element is <%s>, not <GIFTI>", name,
                root ? (const char *)root->name : "");
     goto done;
   }
-  attr(root, "Version", g->version, sizeof g->version);
+  xml_attr(root, "Version", g->version, sizeof g->version);
   size_t na = 0;
   for (const xmlNode *c = root->children; c; c = c->next)
-    na += is_elem(c, "DataArray");
+    na += xml_is(c, "DataArray");
   char nbuf[32];
-  if (!attr(root, "NumberOfDataArrays", nbuf, sizeof nbuf) && strtoull(nbuf, NULL, 10) != na) {
+  if (!xml_attr(root, "NumberOfDataArrays", nbuf, sizeof nbuf) && strtoull(nbuf, NULL, 10) != na) {
     rc = gfail(err, errlen, "%s: NumberOfDataArrays = %s but the file has %zu DataArray elements", name, nbuf,
                na);
     goto done;
@@ -714,18 +647,17 @@ int gifti_read_mem(const void *buf, size_t len, const char *name, const char *ex
     goto done;
   }
   for (const xmlNode *c = root->children; c && !rc; c = c->next) {
-    if (is_elem(c, "MetaData") && parse_meta(c, &g->meta))
+    if (xml_is(c, "MetaData") && parse_meta(c, &g->meta))
       rc = gfail(err, errlen, "%s: out of memory", name);
-    else if (is_elem(c, "LabelTable"))
+    else if (xml_is(c, "LabelTable"))
       rc = parse_labels(c, g, name, err, errlen);
-    else if (is_elem(c, "DataArray")) {
+    else if (xml_is(c, "DataArray")) {
       rc = parse_array(c, &g->arrays[g->narrays], g->narrays, name, ext_dir, err, errlen);
       g->narrays++;
     }
   }
 done:
   xmlFreeDoc(doc);
-  xmlFreeParserCtxt(ctx);
   if (rc) gifti_free(g);
   return rc;
 }

@@ -308,8 +308,21 @@ static int parse_offset(hdr_in in, const layout *l, const char *name, nifti_head
   return 0;
 }
 
+static int parse_header(const void *buf, size_t len, const char *name, int allow_cifti, nifti_header *h,
+                        char *err, size_t errlen);
+
 int nifti_parse_header(const void *buf, size_t len, const char *name, nifti_header *h, char *err,
                        size_t errlen) {
+  return parse_header(buf, len, name, 0, h, err, errlen);
+}
+
+int nifti_parse_header_cifti(const void *buf, size_t len, const char *name, nifti_header *h, char *err,
+                             size_t errlen) {
+  return parse_header(buf, len, name, 1, h, err, errlen);
+}
+
+static int parse_header(const void *buf, size_t len, const char *name, int allow_cifti, nifti_header *h,
+                        char *err, size_t errlen) {
   const uint8_t *b = buf;
   memset(h, 0, sizeof *h);
   if (detect_version(b, len, name, &h->version, &h->swapped, err, errlen)) return -1;
@@ -320,7 +333,7 @@ int nifti_parse_header(const void *buf, size_t len, const char *name, nifti_head
   hdr_in in = {b, h->swapped};
   h->header_bytes = h->version == 1 ? 348 : 540;
   h->intent_code = l->wide ? rd_i32(in, l->intent_code) : rd_i16(in, l->intent_code);
-  if (h->intent_code >= 3000 && h->intent_code <= 3099) {
+  if (!allow_cifti && h->intent_code >= 3000 && h->intent_code <= 3099) {
     char why[96];
     snprintf(why, sizeof why, "intent_code %d, %s", h->intent_code, cifti_intent_name(h->intent_code));
     return cifti_refused(name, why, err, errlen);
@@ -825,6 +838,14 @@ static conv_fn pick_conv(int dt, int swap) {
     return NULL;
   }
 #undef PICK
+}
+
+int nifti_convert_f32(const void *src, size_t n, int datatype, int swapped, double slope, double inter,
+                      float *dst) {
+  conv_fn cv = pick_conv(datatype, swapped);
+  if (!cv) return -1;
+  cv(src, NULL, n, dst, slope, inter);
+  return 0;
 }
 
 int nifti_read_volumes(nifti_reader *r, size_t nvols, const uint32_t *idx, size_t n, float *out,

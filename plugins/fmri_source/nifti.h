@@ -82,6 +82,15 @@ typedef struct nifti_header {
 /* Parses a header held in buf[0..len). name is used in error messages. */
 int nifti_parse_header(const void *buf, size_t len, const char *name, nifti_header *h, char *err,
                        size_t errlen);
+/* Same, but a CIFTI intent code (3000-3099) is accepted: for cifti.c, which
+ * reads the matrix behind it. */
+int nifti_parse_header_cifti(const void *buf, size_t len, const char *name, nifti_header *h, char *err,
+                             size_t errlen);
+/* n raw elements of a supported datatype (swapped: the other byte order)
+ * to float32, times slope plus inter as nibabel scales; -1 for an
+ * unsupported datatype. */
+int nifti_convert_f32(const void *src, size_t n, int datatype, int swapped, double slope, double inter,
+                      float *dst);
 /* The affine nibabel reports for this header (row-major 4x4). */
 void nifti_affine(const nifti_header *h, double aff[4][4]);
 /* pixdim[4] converted to seconds through xyzt_units (ms, us; unknown = s);

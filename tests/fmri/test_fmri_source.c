@@ -788,15 +788,16 @@ START_TEST(bad_inputs_are_errors) {
 }
 END_TEST
 
-/* A CIFTI-2 file (nibabel's row_major.dconn.nii, committed in tests/data) is
- * refused by name, not loaded as a (1,1,1,100) run. */
+/* A CIFTI-2 dense connectome (nibabel's row_major.dconn.nii, committed in
+ * tests/data) is read as CIFTI (not as a (1,1,1,100) volume run), and
+ * refused by name as a connectome: its rows are brain models, not TRs. */
 START_TEST(cifti_is_refused) {
   char *path = mt_strf("%s/tests/data/nibabel/row_major.dconn.nii", mt_env("MYELIN_SOURCE_DIR", "."));
   ck_assert_msg(access(path, R_OK) == 0, "%s is missing", path);
   char *params = mt_strf("{path: %s}", path), msg[1024];
   ck_assert(source_fails(params, msg, sizeof msg));
-  ck_assert_msg(strstr(msg, "row_major.dconn.nii") && strstr(msg, "CIFTI is not supported") &&
-                    strstr(msg, "intent_code 3001"),
+  ck_assert_msg(strstr(msg, "row_major.dconn.nii: a connectome (CIFTI_INDEX_TYPE_BRAIN_MODELS x "
+                            "CIFTI_INDEX_TYPE_BRAIN_MODELS), not a run"),
                 "%s", msg);
   free(params);
   free(path);

@@ -1,7 +1,8 @@
 /*
  * test_surface_io.c — surface runs end to end: fmri_source reading GIFTI
- * (single files, BIDS hemisphere pairs, sidecar TR, auto mask) and
- * gifti_sink writing maps back per hemisphere, read back by nibabel.
+ * (single files, BIDS hemisphere pairs, sidecar TR, auto mask) and CIFTI-2
+ * (.dtseries, .ptseries), gifti_sink and cifti_sink writing maps back, read
+ * back by nibabel.
  *
  * Fixtures are written with gifti.c's writer (its output is checked against
  * nibabel in test_gifti.c). Every value encodes where it came from,
@@ -11,6 +12,7 @@
 #include <math.h>
 
 #include "gifti.h"
+#include "myelin/npy.h"
 #include "myelin/harness.h"
 #include "myelin/myelin.h"
 #include "testutil.h"
@@ -327,6 +329,84 @@ START_TEST(sink_map_fill_and_refusals) {
 }
 END_TEST
 
+/* CIFTI-2 runs: a .dtseries (both cortices + subcortical voxels) and a
+ * .ptseries written by nibabel load with nibabel's data and geometry, and
+ * their maps go back through cifti_sink with the axes kept (nibabel compares
+ * the written brain-model / parcel axis with the source's). A dense
+ * connectome is not a run. */
+START_TEST(cifti_runs_and_cifti_sink) {
+  MT_NEED_PYTHON("nibabel numpy", "CIFTI-2 files written by nibabel");
+  const char *py = mt_env("MYELIN_PYTHON", "/usr/bin/python3");
+  char *dir = mt_tmpdir();
+  char *o = NULL;
+  ck_assert_msg(
+      mt_run(mt_strf("%s %s/tests/surface/cifti_ref.py %s", py, mt_env("MYELIN_SOURCE_DIR", "."), dir), &o) ==
+          0,
+      "reference script failed: %s", o);
+  free(o);
+  const char *files[2] = {"x.dtseries.nii", "x.ptseries.nii"}, *tags[2] = {"c0", "c4"};
+  const char *outs[2] = {"out.dscalar.nii", "out.pscalar.nii"};
+  for (int k = 0; k < 2; k++) {
+    myelin_harness *h = run_source(mt_strf("{path: %s/%s}", dir, files[k]));
+    myelin_msg *m = myelin_harness_output(h, "out", 0);
+    ck_assert_ptr_nonnull(m);
+    double tr = 0;
+    ck_assert_int_eq(myelin_msg_float(m, "tr", &tr), 0);
+    ck_assert_double_eq(tr, 0.72); /* the series step */
+    myelin_tensor d;
+    ck_assert_int_eq(myelin_msg_tensor(m, "data", &d), 0);
+    myelin_array ref;
+    char err[512];
+    ck_assert_msg(myelin_npy_read(mt_strf("%s/%s.npy", dir, tags[k]), &ref, err, sizeof err) == 0, "%s", err);
+    ck_assert(d.shape[0] == ref.shape[0] && d.shape[1] == ref.shape[1]);
+    ck_assert_msg(memcmp(d.data, ref.data, ref.nbytes) == 0, "%s: data differ from nibabel's", files[k]);
+    myelin_array_free(&ref);
+    myelin_obj g = myelin_msg_get(m, "geometry");
+    if (k == 0) {
+      ck_assert(myelin_obj_str_eq(myelin_obj_get(g, "model"), "grayordinates"));
+      myelin_obj st = myelin_obj_at(myelin_obj_get(g, "structures"), 2);
+      ck_assert(myelin_obj_str_eq(myelin_obj_get(st, "name"), "CIFTI_STRUCTURE_THALAMUS_LEFT"));
+      ck_assert(myelin_obj_str_eq(myelin_obj_get(st, "type"), "volume"));
+      myelin_tensor vx;
+      ck_assert_int_eq(myelin_obj_tensor(myelin_obj_get(st, "voxels"), &vx), 0);
+      /* thal[1:3, 2:4, 1:3] in a 6x5x4 grid: the first voxel is (1, 2, 1) */
+      ck_assert_uint_eq(((const uint32_t *)vx.data)[0], (1 * 5 + 2) * 4 + 1);
+    } else {
+      ck_assert(myelin_obj_str_eq(myelin_obj_get(g, "model"), "parcels"));
+      myelin_obj labels = myelin_msg_get(m, "labels");
+      ck_assert_uint_eq(myelin_obj_len(labels), 4);
+      ck_assert(myelin_obj_str_eq(myelin_obj_at(labels, 2), "thal+caud"));
+    }
+    /* back through cifti_sink */
+    char *out = mt_strf("%s/%s", dir, outs[k]);
+    myelin_harness *sink = harness("cifti_sink", mt_strf("{path: '%s'}", out));
+    ck_assert_msg(myelin_harness_push(sink, NULL, myelin_msg_ref(m)) == 0, "%s", myelin_harness_error(sink));
+    ck_assert_int_eq(myelin_harness_eos(sink), 0);
+    myelin_harness_free(sink);
+    char *cmd =
+        mt_strf("%s -c \"import nibabel as nb, numpy as np; a = nb.load('%s/%s'); b = nb.load('%s'); "
+                "assert b.get_fdata(dtype=np.float32).tobytes() == a.get_fdata(dtype=np.float32).tobytes(); "
+                "assert a.header.get_axis(1) == b.header.get_axis(1); "
+                "assert list(b.header.get_axis(0).name) == ['run %%d' %% i for i in range(7)]\"",
+                py, dir, files[k], out);
+    ck_assert_msg(mt_run(cmd, &o) == 0, "nibabel check of %s failed: %s", out, o);
+    free(o);
+    /* the wrong extension for the geometry is an error naming both */
+    sink = harness("cifti_sink", mt_strf("{path: '%s/wrong.%s'}", dir, k ? "dscalar.nii" : "pscalar.nii"));
+    ck_assert_int_ne(myelin_harness_push(sink, NULL, myelin_msg_ref(m)), 0);
+    ck_assert_msg(strstr(myelin_harness_error(sink), k ? "a parcels map is written as .pscalar.nii"
+                                                       : "a grayordinates map is written as .dscalar.nii"),
+                  "%s", myelin_harness_error(sink));
+    myelin_harness_free(sink);
+    myelin_harness_free(h);
+  }
+  myelin_harness *h = harness("fmri_source", mt_strf("{path: %s/x.dconn.nii}", dir));
+  ck_assert_int_ne(myelin_harness_start(h), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "x.dconn.nii: a connectome"), "%s", myelin_harness_error(h));
+  myelin_harness_free(h);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("surface_io");
   TCase *tc = tcase_create("surface_io");
@@ -337,6 +417,7 @@ int main(void) {
   tcase_add_test(tc, nifti_mask_on_surface_is_an_error);
   tcase_add_test(tc, sink_writes_one_file_per_hemisphere);
   tcase_add_test(tc, sink_map_fill_and_refusals);
+  tcase_add_test(tc, cifti_runs_and_cifti_sink);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
