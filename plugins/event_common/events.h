@@ -107,6 +107,20 @@ void ev_downsample(ev_array *a, ev_sensor *s, double fx, double fy, double time_
 size_t ev_frame_bins(const int64_t *t, size_t n, uint32_t n_bins, double time_window, int include_incomplete,
                      size_t **lo, size_t **hi);
 
+/* ToFrame's frames [T, P, H, W] over the bins, sparsely: for every bin b
+ * in order, the units u = (p*H + y)*W + x hit in it, ascending, each once
+ * (binary) or as often as it was hit (counts), into step[]/unit[]. Returns
+ * the number of (step, unit) pairs or MYELIN_ENOMEM. Scratch and output
+ * live in f (start zeroed; reused across calls). */
+typedef struct ev_frames {
+  uint32_t *cnt, *touched, *step, *unit;
+  uint64_t *bits;
+  size_t ncnt, cap_touched, cap_step, cap_unit;
+} ev_frames;
+int64_t ev_frames_sparse(ev_frames *f, const ev_sensor *s, const uint16_t *x, const uint16_t *y,
+                         const uint8_t *p, const size_t *lo, const size_t *hi, size_t bins, int binary);
+void ev_frames_free(ev_frames *f);
+
 /* ---- messages ------------------------------------------------------------ */
 /* A borrowed view of an `events` message. */
 typedef struct ev_view {

@@ -154,3 +154,99 @@ size_t ev_frame_bins(const int64_t *t, size_t n, uint32_t n_bins, double time_wi
   *hi_out = hi;
   return bins;
 }
+
+static int cmp_u32(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return (x > y) - (x < y);
+}
+
+static int grow(uint32_t **p, size_t *cap, size_t need) {
+  if (need <= *cap) return 0;
+  size_t c = *cap ? *cap : 1024;
+  while (c < need)
+    c *= 2;
+  uint32_t *np = realloc(*p, c * sizeof *np);
+  if (!np) return MYELIN_ENOMEM;
+  *p = np;
+  *cap = c;
+  return 0;
+}
+
+/*
+ * Per bin, the units hit are counted in a dense array of P*H*W counters,
+ * marked in a bitmap, and listed once in a touched list. They are read out
+ * in ascending order either by scanning the bitmap words between the
+ * lowest and highest unit hit (when the bin is dense for that span: one
+ * word covers 64 units) or by sorting the touched list (when it is sparse);
+ * counters and bits are cleared as they are read, so they stay zero between
+ * bins and calls. O(E + span/64) per bin, whatever the sensor size.
+ */
+static size_t emit_unit(ev_frames *f, size_t out, uint32_t b, uint32_t u, int binary) {
+  uint32_t c = binary ? 1 : f->cnt[u];
+  for (uint32_t r = 0; r < c; r++) {
+    f->step[out] = b;
+    f->unit[out++] = u;
+  }
+  f->cnt[u] = 0;
+  return out;
+}
+
+int64_t ev_frames_sparse(ev_frames *f, const ev_sensor *s, const uint16_t *x, const uint16_t *y,
+                         const uint8_t *p, const size_t *lo, const size_t *hi, size_t bins, int binary) {
+  size_t n = (size_t)s->w * s->h * s->p, W = s->w, H = s->h;
+  if (n > f->ncnt) {
+    free(f->cnt);
+    free(f->bits);
+    f->cnt = calloc(n, sizeof *f->cnt);
+    f->bits = calloc(n / 64 + 1, sizeof *f->bits);
+    f->ncnt = f->cnt && f->bits ? n : 0;
+    if (!f->ncnt) return MYELIN_ENOMEM;
+  }
+  if (grow(&f->step, &f->cap_step, 1) || grow(&f->unit, &f->cap_unit, 1)) return MYELIN_ENOMEM;
+  size_t out = 0;
+  for (size_t b = 0; b < bins; b++) {
+    if (grow(&f->touched, &f->cap_touched, hi[b] - lo[b] + 1)) return MYELIN_ENOMEM;
+    size_t nt = 0;
+    uint32_t umin = UINT32_MAX, umax = 0;
+    for (size_t e = lo[b]; e < hi[b]; e++) {
+      uint32_t u = (uint32_t)(((size_t)p[e] * H + y[e]) * W + x[e]);
+      if (f->cnt[u]++ == 0) {
+        f->touched[nt++] = u;
+        f->bits[u >> 6] |= (uint64_t)1 << (u & 63);
+        if (u < umin) umin = u;
+        if (u > umax) umax = u;
+      }
+    }
+    size_t add = binary ? nt : hi[b] - lo[b];
+    if (grow(&f->step, &f->cap_step, out + add) || grow(&f->unit, &f->cap_unit, out + add))
+      return MYELIN_ENOMEM;
+    if (!nt) continue;
+    size_t w0 = umin >> 6, w1 = umax >> 6;
+    if (nt * 8 >= w1 - w0 + 1) { /* dense: scan the bitmap */
+      for (size_t w = w0; w <= w1; w++) {
+        uint64_t m = f->bits[w];
+        f->bits[w] = 0;
+        while (m) {
+          out = emit_unit(f, out, (uint32_t)b, (uint32_t)(w * 64 + (size_t)__builtin_ctzll(m)), binary);
+          m &= m - 1;
+        }
+      }
+    } else { /* sparse: sort the few units hit */
+      qsort(f->touched, nt, sizeof *f->touched, cmp_u32);
+      for (size_t k = 0; k < nt; k++) {
+        f->bits[f->touched[k] >> 6] = 0;
+        out = emit_unit(f, out, (uint32_t)b, f->touched[k], binary);
+      }
+    }
+  }
+  return (int64_t)out;
+}
+
+void ev_frames_free(ev_frames *f) {
+  free(f->cnt);
+  free(f->bits);
+  free(f->touched);
+  free(f->step);
+  free(f->unit);
+  memset(f, 0, sizeof *f);
+}

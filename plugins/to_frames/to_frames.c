@@ -6,10 +6,7 @@
  * unit = (p * H + y) * W + x, n = P * H * W, steps = T, each (step, unit)
  * listed once per event (`counts`, tonic's sums) or once (`binary`), sorted
  * by step then unit as `spikes` requires. dt = the bin width in seconds.
- *
- * Per bin, the units hit are counted in a dense array of n counters and
- * listed in a touched list, which is sorted (distinct units only) and then
- * cleared: work is O(E log E) per message, independent of the sensor size.
+ * The kernel is ev_frames_sparse (plugins/event_common/evtransform.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -23,19 +20,13 @@ typedef struct tofr {
   uint32_t n_bins;
   double window;
   int incomplete, binary;
-  uint32_t *cnt; /* per unit, zero between bins */
-  size_t ncnt;
-  uint32_t *touched, *ostep, *ounit;
-  size_t cap_touched, cap_step, cap_unit;
+  ev_frames fr;
 } tofr;
 
 static void tf_fini(void *state) {
   tofr *s = state;
   if (!s) return;
-  free(s->cnt);
-  free(s->touched);
-  free(s->ostep);
-  free(s->ounit);
+  ev_frames_free(&s->fr);
   free(s);
 }
 
@@ -60,57 +51,6 @@ static int tf_init(const myelin_host *host, myelin_stage *st, const myelin_param
   return 0;
 }
 
-static int cmp_u32(const void *a, const void *b) {
-  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-  return (x > y) - (x < y);
-}
-
-static int grow(uint32_t **p, size_t *cap, size_t need) {
-  if (need <= *cap) return 0;
-  size_t c = *cap ? *cap : 1024;
-  while (c < need)
-    c *= 2;
-  uint32_t *np = realloc(*p, c * sizeof *np);
-  if (!np) return MYELIN_ENOMEM;
-  *p = np;
-  *cap = c;
-  return 0;
-}
-
-/* The sparse frames of one message into s->ostep/ounit; returns the count
- * of (step, unit) pairs, or a negative code. */
-static int64_t frames(tofr *s, const ev_view *v, const size_t *lo, const size_t *hi, size_t bins) {
-  size_t n = (size_t)v->sensor.w * v->sensor.h * v->sensor.p, W = v->sensor.w, H = v->sensor.h;
-  if (n > s->ncnt) {
-    free(s->cnt);
-    s->cnt = calloc(n, sizeof *s->cnt);
-    s->ncnt = s->cnt ? n : 0;
-    if (!s->cnt) return MYELIN_ENOMEM;
-  }
-  size_t out = 0;
-  for (size_t b = 0; b < bins; b++) {
-    if (grow(&s->touched, &s->cap_touched, hi[b] - lo[b])) return MYELIN_ENOMEM;
-    size_t nt = 0;
-    for (size_t e = lo[b]; e < hi[b]; e++) {
-      uint32_t u = (uint32_t)(((size_t)v->p[e] * H + v->y[e]) * W + v->x[e]);
-      if (s->cnt[u]++ == 0) s->touched[nt++] = u;
-    }
-    qsort(s->touched, nt, sizeof *s->touched, cmp_u32);
-    size_t add = s->binary ? nt : hi[b] - lo[b];
-    if (grow(&s->ostep, &s->cap_step, out + add) || grow(&s->ounit, &s->cap_unit, out + add))
-      return MYELIN_ENOMEM;
-    for (size_t k = 0; k < nt; k++) {
-      uint32_t u = s->touched[k], c = s->binary ? 1 : s->cnt[u];
-      for (uint32_t r = 0; r < c; r++) {
-        s->ostep[out] = (uint32_t)b;
-        s->ounit[out++] = u;
-      }
-      s->cnt[u] = 0;
-    }
-  }
-  return (int64_t)out;
-}
-
 static int tf_process(void *state, int port, myelin_msg *m) {
   (void)port;
   tofr *s = state;
@@ -129,9 +69,7 @@ static int tf_process(void *state, int port, myelin_msg *m) {
   size_t *lo, *hi;
   size_t bins = ev_frame_bins(v.t, v.n, s->n_bins, s->window, s->incomplete, &lo, &hi);
   if (!bins) return s->host->error(s->st, "out of memory, or more than %zu time bins", EV_MAX_BINS);
-  int64_t ne = grow(&s->ostep, &s->cap_step, 1) || grow(&s->ounit, &s->cap_unit, 1)
-                   ? MYELIN_ENOMEM
-                   : frames(s, &v, lo, hi, bins);
+  int64_t ne = ev_frames_sparse(&s->fr, &v.sensor, v.x, v.y, v.p, lo, hi, bins, s->binary);
   free(lo);
   free(hi);
   if (ne < 0) return s->host->error(s->st, "out of memory");
@@ -144,8 +82,8 @@ static int tf_process(void *state, int port, myelin_msg *m) {
   myelin_build_uint(b, "steps", bins);
   myelin_build_float(b, "dt", w * 1e-6);
   int64_t shape[1] = {ne};
-  myelin_build_tensor_copy(b, "step", MYELIN_U4, 1, shape, s->ostep);
-  myelin_build_tensor_copy(b, "unit", MYELIN_U4, 1, shape, s->ounit);
+  myelin_build_tensor_copy(b, "step", MYELIN_U4, 1, shape, s->fr.step);
+  myelin_build_tensor_copy(b, "unit", MYELIN_U4, 1, shape, s->fr.unit);
   myelin_build_context(b, m);
   myelin_msg *o = myelin_builder_finish(b);
   if (!o) return s->host->error(s->st, "cannot build a message (out of memory?)");

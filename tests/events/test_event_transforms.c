@@ -222,6 +222,9 @@ START_TEST(random_recordings_match_tonic_rules) {
   one_case(d, 3, nm, 3000, 100000, "to_frames", "{time_window: 5000, include_incomplete: true}",
            "\"op\": \"to_frames\", \"n_time_bins\": 0, \"time_window\": 5000, \"include_incomplete\": true");
   one_case(d, 4, nm, 1, 100, "to_frames", "{n_time_bins: 5}", mt_strf("%s, \"n_time_bins\": 5", tf));
+  /* a large sensor: few units per bin over a wide span (the sorted, not scanned, path) */
+  one_case(d, 11, (ev_sensor){1280, 720, 2}, 600, 100000, "to_frames", "{n_time_bins: 9}",
+           mt_strf("%s, \"n_time_bins\": 9, \"mode\": \"counts\"", tf));
   one_case(d, 5, nm, 3000, 300000, "event_transform", "{op: denoise, filter_time: 10000}",
            "\"op\": \"denoise\", \"filter_time\": 10000");
   one_case(d, 6, nm, 3000, 30000, "event_transform", "{op: denoise, filter_time: 2000}",
@@ -240,7 +243,7 @@ START_TEST(random_recordings_match_tonic_rules) {
                           mt_env("MYELIN_SOURCE_DIR", "."), d),
                   &out);
   ck_assert_msg(rc == 0, "%s", out);
-  ck_assert_msg(strstr(out, "case10: downsample ok"), "%s", out);
+  ck_assert_msg(strstr(out, "case10: downsample ok") && strstr(out, "case11: to_frames ok"), "%s", out);
   free(out);
   ck_assert_int_eq(mt_run(mt_strf("rm -rf %s", d), NULL), 0);
 }
