@@ -1,9 +1,12 @@
 /*
  * file_source — replays a stream file (.mpk: concatenated msgpack messages).
  *
- * Messages are decoded incrementally from a 1 MiB (growing) buffer, so files
- * of any size stream in constant memory, and re-emitted byte for byte: a
- * record → replay round trip is identical. `pace: realtime` reproduces the
+ * Messages come from myelin_reader (io.h), which maps a regular file: large
+ * messages point into the mapping (no copy; tensors aligned in place where
+ * file_sink aligned them) and keep their window mapped while they live;
+ * pipes are read into a sliding buffer. Files of any size stream in bounded
+ * memory, and messages are re-emitted byte for byte: a record → replay round
+ * trip is identical. `pace: realtime` reproduces the
  * recorded timing by each message's `t` field (absolute deadlines on the
  * monotonic clock, so errors never accumulate); `speed` scales it. `loop`
  * restarts at the end of the file.

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 void *__real_malloc(size_t n);
@@ -29,6 +30,7 @@ char *__real_strndup(const char *s, size_t n);
 int __real_vasprintf(char **out, const char *fmt, va_list ap);
 size_t __real_fwrite(const void *p, size_t s, size_t n, FILE *fp);
 ssize_t __real_write(int fd, const void *p, size_t n);
+ssize_t __real_writev(int fd, const struct iovec *iov, int n);
 
 void *__wrap_malloc(size_t n);
 void *__wrap_calloc(size_t n, size_t s);
@@ -39,6 +41,7 @@ int __wrap_vasprintf(char **out, const char *fmt, va_list ap);
 int __wrap_asprintf(char **out, const char *fmt, ...);
 size_t __wrap_fwrite(const void *p, size_t s, size_t n, FILE *fp);
 ssize_t __wrap_write(int fd, const void *p, size_t n);
+ssize_t __wrap_writev(int fd, const struct iovec *iov, int n);
 
 typedef struct fault_counter {
   const char *env;
@@ -102,6 +105,10 @@ size_t __wrap_fwrite(const void *p, size_t s, size_t n, FILE *fp) {
 ssize_t __wrap_write(int fd, const void *p, size_t n) {
   if (hit(&F.write)) return errno = ENOSPC, -1;
   return __real_write(fd, p, n);
+}
+ssize_t __wrap_writev(int fd, const struct iovec *iov, int n) {
+  if (hit(&F.write)) return errno = ENOSPC, -1;
+  return __real_writev(fd, iov, n);
 }
 
 __attribute__((destructor)) static void fault_report(void) {

@@ -3,10 +3,10 @@
  *
  * In such a build, libmyelin, the CLI and the core plugins are linked with
  * -Wl,--wrap for malloc, calloc, realloc, strdup, strndup, vasprintf,
- * fwrite and write, so every call they make goes through the hooks in
+ * fwrite, write and writev, so every call they make goes through the hooks in
  * fault.c. The environment picks the call that fails:
  *   MYELIN_FAULT_ALLOC=N   the Nth allocation returns NULL (errno ENOMEM)
- *   MYELIN_FAULT_WRITE=N   the Nth fwrite/write fails (ENOSPC: 0 items / -1)
+ *   MYELIN_FAULT_WRITE=N   the Nth fwrite/write/writev fails (ENOSPC: 0 items / -1)
  *   MYELIN_FAULT_REPORT=1  at exit, print "myelin-fault: allocs A writes W"
  *                          (how many calls a run makes: the range to walk)
  * Only that one call fails (later calls succeed again), so both the failure

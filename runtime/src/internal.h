@@ -6,6 +6,7 @@
 #define MYELIN_INTERNAL_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -184,6 +185,33 @@ void run_request_stop(void);
 /* Ask the current run to abort: nothing more is processed or flushed, sinks
  * discard their unfinished files (exit 130, or 1 after an error). */
 void run_request_abort(void);
+
+/* ---- messages over borrowed bytes (msg.c) -------------------------------- */
+/* Memory that messages may point into instead of owning a copy (a mapped
+ * window of a stream file, reader.c). Reference-counted: the creator holds
+ * one reference, each borrowing message another; release runs at zero. */
+typedef struct msg_backing {
+  atomic_uint refs;
+  void (*release)(struct msg_backing *b);
+} msg_backing;
+void msg_backing_init(msg_backing *b, void (*release)(msg_backing *b)); /* refs = 1 */
+void msg_backing_unref(msg_backing *b);                                 /* NULL is fine */
+/* myelin_msg_decode, except that a message of borrow_min bytes or more
+ * inside backing's memory is not copied: it points into buf and holds a
+ * reference on backing. backing NULL: always copy. */
+int msg_decode_in(const void *buf, size_t len, size_t max_bytes, msg_backing *backing, size_t borrow_min,
+                  myelin_msg **out, size_t *used, char *err, size_t errlen);
+/* A tensor payload aligned with a "_pad" entry: the pad's bin8 header is at
+ * byte `hdr` of the message (0xc4, k, then k zero bytes) and the payload
+ * starts `gap` bytes after the pad's end. A writer that re-sizes k to
+ * (64 - (file offset of hdr + 2 + gap) % 64) % 64 puts the payload on a
+ * multiple of 64 in the file. msg_pads stores the pads of m in byte order
+ * (up to max) and returns how many there are. */
+typedef struct msg_pad {
+  size_t hdr, gap;
+  uint8_t k;
+} msg_pad;
+size_t msg_pads(const myelin_msg *m, msg_pad *out, size_t max);
 
 /* ---- shared helpers ------------------------------------------------------ */
 /* 1 when path names a file or folder, or is a glob pattern with a match (io.c;

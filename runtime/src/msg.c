@@ -13,7 +13,8 @@
  * alignment slack). myelin_builder_finish() turns the block into the message
  * in place: no copy, no parse. Maps and arrays are written with 32-bit headers
  * whose counts are patched when they close. A tensor payload of 4 KiB or more
- * starts at a multiple of 64 (a "_pad" bin entry in its map fills the gap);
+ * starts at a multiple of 64 (a "_pad" bin entry in its map fills the gap,
+ * 0 to 63 bytes; always present, so msg_pads can re-align it elsewhere);
  * a smaller one at a multiple of 8, without any extra key (see put_tensor).
  * The first error is sticky: later calls are no-ops and finish returns NULL.
  *
@@ -22,7 +23,14 @@
  * is allocated, and tells apart a valid prefix (EAGAIN) from garbage (EFORMAT,
  * with the byte offset). In the same pass it notes where the root "kind"
  * value is, so myelin_msg_decode() needs one scan, one allocation and one copy
- * into a new block, and caches the NUL-terminated kind in the header.
+ * into a new block, and caches the NUL-terminated kind in the header. The
+ * copy starts at the phase (0..63 past the 64-byte boundary) its first
+ * "_pad" entry asks for: 0 for a builder's message, the file offset's phase
+ * for one that writer.c re-aligned in a stream file, so padded payloads are
+ * 64-byte aligned in the copy either way.
+ * msg_decode_in() may instead borrow the bytes: a large message read from a
+ * mapped stream file points into the mapping and holds a reference on it
+ * (msg_backing, reader.c); no copy at all.
  *
  * Reading. The msgpack-c object tree (whose str/bin objects point into the
  * message bytes) is built lazily on the first read and published with a
@@ -37,6 +45,7 @@
 #include "myelin/msg.h"
 
 #include <msgpack.h>
+#include "internal.h"
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -82,6 +91,7 @@ size_t myelin_dtype_size(myelin_dtype d) {
 
 #define KIND_INLINE 48
 #define ALIGN 64
+#define PAD_MIN 4096 /* tensor payloads from this size get a "_pad" entry and 64-byte alignment */
 
 typedef struct side_buf {
   struct side_buf *next;
@@ -98,6 +108,7 @@ struct myelin_msg {
   _Atomic(msgpack_unpacked *) parsed;
   pthread_mutex_t side_lock;
   side_buf *side;
+  msg_backing *backing; /* owns the bytes when they are not in this block (a mapped file) */
   char *kind;
   char kind_inline[KIND_INLINE];
 };
@@ -108,12 +119,15 @@ static inline uint8_t *align_up(void *p) {
   return (uint8_t *)(((uintptr_t)p + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1));
 }
 
-/* Fills the header of a block whose bytes are already in place. */
-static int msg_init(myelin_msg *m, void *raw, size_t len, const char *kind, size_t kind_len) {
+/* Fills the header of a message whose bytes are already in place: right
+ * after the header (bytes NULL) or elsewhere (borrowed from a backing). */
+static int msg_init(myelin_msg *m, void *raw, const uint8_t *bytes, size_t len, const char *kind,
+                    size_t kind_len) {
   atomic_init(&m->refs, 1);
   m->len = len;
-  m->bytes = (const uint8_t *)m + HDR;
+  m->bytes = bytes ? bytes : (const uint8_t *)m + HDR;
   m->raw = raw;
+  m->backing = NULL;
   atomic_init(&m->parsed, NULL);
   m->side_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
   m->side = NULL;
@@ -150,7 +164,19 @@ void myelin_msg_unref(myelin_msg *m) {
   }
   pthread_mutex_destroy(&m->side_lock);
   if (m->kind != m->kind_inline) free(m->kind);
+  msg_backing_unref(m->backing);
   free(m->raw);
+}
+
+void msg_backing_init(msg_backing *b, void (*release)(msg_backing *b)) {
+  atomic_init(&b->refs, 1);
+  b->release = release;
+}
+
+void msg_backing_unref(msg_backing *b) {
+  if (!b || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_release) != 1) return;
+  atomic_thread_fence(memory_order_acquire);
+  b->release(b);
 }
 
 const uint8_t *myelin_msg_bytes(const myelin_msg *m, size_t *len) {
@@ -312,8 +338,74 @@ static int str_at(const uint8_t *p, const uint8_t **s, size_t *n) {
   return 0;
 }
 
-int myelin_msg_decode(const void *buf, size_t len, size_t max_bytes, myelin_msg **out,
-                      size_t *used, char *err, size_t errlen) {
+/* ---- re-aligning padded payloads (internal.h) ---------------------------- */
+
+/* A "_pad" map key at p[pos] with a bin8 value and, as the next entry, a key
+ * whose value is a bin: fills *pad and returns 1. */
+static int pad_at(const uint8_t *p, size_t len, size_t pos, msg_pad *pad) {
+  if (len - pos < 7 || p[pos] != 0xa4 || memcmp(p + pos + 1, "_pad", 4) || p[pos + 5] != 0xc4) return 0;
+  size_t k = p[pos + 6], e = pos + 7 + k; /* end of the pad entry */
+  size_t hlen;
+  uint64_t skip, n;
+  if (e >= len || value_head(p + e, len - e, &hlen, &skip, &n) != V_SCALAR) return 0;
+  uint8_t kb = p[e];
+  if (!((kb >= 0xa0 && kb <= 0xbf) || (kb >= 0xd9 && kb <= 0xdb))) return 0; /* key: a str */
+  size_t q = e + hlen + (size_t)skip;
+  if (q >= len || p[q] < 0xc4 || p[q] > 0xc6) return 0; /* value: a bin */
+  size_t w = p[q] == 0xc4 ? 1 : p[q] == 0xc5 ? 2 : 4;
+  pad->hdr = pos + 5;
+  pad->k = (uint8_t)k;
+  pad->gap = q + 1 + w - e;
+  return 1;
+}
+
+/* The pads of the message p[0..len), in byte order, up to max; returns how
+ * many there are (or 1 at the first one, with first_only). */
+static size_t pads_scan(const uint8_t *p, size_t len, msg_pad *out, size_t max, int first_only) {
+  size_t pos = 0, n = 0;
+  uint64_t left[MYELIN_MAX_DEPTH];
+  int is_map[MYELIN_MAX_DEPTH], depth = 0;
+  if (len < PAD_MIN) return 0; /* the builder pads payloads of PAD_MIN bytes and more only */
+  while (pos < len) {
+    msg_pad pad;
+    if (depth && is_map[depth - 1] && (left[depth - 1] & 1) == 0 && pad_at(p, len, pos, &pad)) {
+      if (n < max) out[n] = pad;
+      if (++n && first_only) break;
+    }
+    size_t hlen;
+    uint64_t skip, cnt;
+    int t = value_head(p + pos, len - pos, &hlen, &skip, &cnt);
+    if (t < 0 || t == V_BAD || hlen + skip > len - pos) break; /* not in a decoded message */
+    pos += hlen + (size_t)skip;
+    if ((t == V_ARRAY || t == V_MAP) && cnt) {
+      if (depth == MYELIN_MAX_DEPTH) break;
+      left[depth] = t == V_MAP ? 2 * cnt : cnt;
+      is_map[depth++] = t == V_MAP;
+      continue;
+    }
+    while (depth > 0 && --left[depth - 1] == 0)
+      depth--;
+    if (depth == 0) break;
+  }
+  return n;
+}
+
+size_t msg_pads(const myelin_msg *m, msg_pad *out, size_t max) {
+  return pads_scan(m->bytes, m->len, out, max, 0);
+}
+
+/* Where (0..ALIGN-1 bytes past an aligned address) a copy of the message at
+ * p must start for its padded payloads to be 64-byte aligned: 0 for a
+ * builder's message, the file offset's phase for one a writer re-aligned in
+ * a stream file (writer.c). All pads of a message share the phase. */
+static size_t copy_phase(const uint8_t *p, size_t len) {
+  msg_pad pad;
+  if (!pads_scan(p, len, &pad, 1, 1)) return 0;
+  return (ALIGN - (pad.hdr + 2 + pad.k + pad.gap) % ALIGN) % ALIGN;
+}
+
+int msg_decode_in(const void *buf, size_t len, size_t max_bytes, msg_backing *backing, size_t borrow_min,
+                  myelin_msg **out, size_t *used, char *err, size_t errlen) {
   size_t total;
   if (out) *out = NULL;
   if (used) *used = 0;
@@ -332,17 +424,29 @@ int myelin_msg_decode(const void *buf, size_t len, size_t max_bytes, myelin_msg 
     set_err(err, errlen, "byte %zu: field 'kind' is not a string", kind_off);
     return MYELIN_EFORMAT;
   }
-  void *raw = malloc(HDR + total + ALIGN - 1);
+  int borrow = backing && total >= borrow_min;
+  size_t phase = borrow ? 0 : copy_phase(p, total);
+  void *raw = malloc(borrow ? sizeof(myelin_msg) : HDR + phase + total + ALIGN - 1);
   if (!raw) return set_err(err, errlen, "out of memory (%zu bytes)", total), MYELIN_ENOMEM;
-  myelin_msg *m = (myelin_msg *)align_up(raw);
-  memcpy((uint8_t *)m + HDR, buf, total);
-  if (msg_init(m, raw, total, (const char *)kind, kind_len)) {
+  myelin_msg *m = borrow ? raw : (myelin_msg *)align_up(raw);
+  uint8_t *bytes = borrow ? (uint8_t *)p : (uint8_t *)m + HDR + phase;
+  if (!borrow) memcpy(bytes, buf, total);
+  if (msg_init(m, raw, bytes, total, (const char *)kind, kind_len)) {
     free(raw);
     return set_err(err, errlen, "out of memory"), MYELIN_ENOMEM;
+  }
+  if (borrow) {
+    atomic_fetch_add_explicit(&backing->refs, 1, memory_order_relaxed);
+    m->backing = backing;
   }
   *out = m;
   if (used) *used = total;
   return 0;
+}
+
+int myelin_msg_decode(const void *buf, size_t len, size_t max_bytes, myelin_msg **out, size_t *used,
+                      char *err, size_t errlen) {
+  return msg_decode_in(buf, len, max_bytes, NULL, 0, out, used, err, errlen);
 }
 
 /* ---- object views -------------------------------------------------------- */
@@ -827,7 +931,7 @@ myelin_msg *myelin_builder_finish(myelin_builder *b) {
   uint8_t *buf = bbuf(b);
   wr32(buf + 1, (uint32_t)b->stack[0].count);
   myelin_msg *m = (myelin_msg *)(b->raw + b->base_off);
-  if (msg_init(m, b->raw, b->pos, (const char *)buf + b->kind_off, b->kind_len)) {
+  if (msg_init(m, b->raw, NULL, b->pos, (const char *)buf + b->kind_off, b->kind_len)) {
     myelin_builder_free(b);
     return NULL;
   }
@@ -908,7 +1012,6 @@ static int tensor_nbytes(myelin_dtype dtype, int ndim, const int64_t *shape, siz
  * values: the shape array header (fixarray/array16/array32), the "data" key
  * (fixstr/str8/str16/str32) and the bin header (bin8/bin16/bin32). Some
  * combination always ends on a multiple of 8. */
-#define PAD_MIN 4096
 #define SMALL_ALIGN 8
 
 static const uint8_t data_keys[4][10] = {{5, 0xa4, 'd', 'a', 't', 'a'},
@@ -945,18 +1048,22 @@ static void *put_tensor(myelin_builder *b, myelin_dtype dtype, int ndim, const i
   for (int i = 0; i < ndim; i++) put_uint(b, (uint64_t)shape[i]);
   if (b->status) return NULL;
   if (nbytes >= PAD_MIN) {
-    /* "data" key (5) + bin32 header (5) must end on a multiple of 64. */
-    size_t mis = (b->pos + 10) % ALIGN;
-    if (mis) {
-      size_t k = (ALIGN - (b->pos + 7 + 10) % ALIGN) % ALIGN; /* after "_pad" key + bin8 hdr */
-      uint8_t *w = reserve(b, 7 + k);
-      if (!w) return NULL;
-      memcpy(w, "\xa4" "_pad" "\xc4", 6);
-      w[6] = (uint8_t)k;
-      memset(w + 7, 0, k);
-      b->pos += 7 + k;
-      bbuf(b)[map_at] = 0x84;
-    }
+    /* "_pad" key + bin8 header (7) + k bytes + "data" key (5) + bin32
+     * header (5) end on a multiple of 64. The pad is written even when k is
+     * 0, so that a writer placing the message at another offset (file_sink,
+     * msg_pads) can re-size it and keep the payload aligned there. */
+    size_t k = (ALIGN - (b->pos + 7 + 10) % ALIGN) % ALIGN;
+    uint8_t *w = reserve(b, 7 + k);
+    if (!w) return NULL;
+    memcpy(w,
+           "\xa4"
+           "_pad"
+           "\xc4",
+           6);
+    w[6] = (uint8_t)k;
+    memset(w + 7, 0, k);
+    b->pos += 7 + k;
+    bbuf(b)[map_at] = 0x84;
     put_raw(b, "\xa4" "data", 5);
     put_len(b, 0xc6, 4, nbytes);
   } else {

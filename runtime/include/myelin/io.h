@@ -72,17 +72,41 @@ int myelin_gunzip(const uint8_t *in, size_t in_len, size_t max_bytes, uint8_t **
                   size_t *out_len, char *err, size_t errlen);
 
 /* Stream files (.mpk: concatenated messages), read one message at a time in
- * constant memory. myelin_reader_next returns 1 with a new message in *out
+ * bounded memory. myelin_reader_next returns 1 with a new message in *out
  * (the caller unrefs it), 0 at a clean end of file, or a negative code:
  * MYELIN_EFORMAT for a truncated or corrupt message, MYELIN_ERANGE for one
  * over max_bytes (0 = the default limit) or too deeply nested, MYELIN_ENOMEM;
- * err then names the byte offset. The FILE stays the caller's. */
+ * err then names the byte offset. The FILE stays the caller's (it may be
+ * closed before the messages are released).
+ * A regular file is mapped (mmap) in windows of 64 MiB or more: messages of
+ * 64 KiB and more point into the mapping (no copy; tensors that the writer
+ * aligned are aligned in place) and keep their window mapped as long as they
+ * live; smaller ones are copied. Pipes, FIFOs and other files are read() into
+ * a sliding buffer and every message is copied. A mapped file must not be
+ * truncated while it is read (the kernel then kills the process, SIGBUS). */
 typedef struct myelin_reader myelin_reader;
 myelin_reader *myelin_reader_new(FILE *f, size_t max_bytes);
 int myelin_reader_next(myelin_reader *r, myelin_msg **out, char *err, size_t errlen);
 uint64_t myelin_reader_offset(const myelin_reader *r); /* byte offset of the next message */
 void myelin_reader_rewind(myelin_reader *r);
 void myelin_reader_free(myelin_reader *r);
+
+/* Stream files written message by message (ABI 1.3), to fd from its current
+ * offset. Messages under 64 KiB are gathered in a 1 MiB buffer; larger ones
+ * are written from their own bytes by writev (no staging copy). Each tensor
+ * payload the builder padded ("_pad", msg.h) has its pad re-sized so that the
+ * payload starts on a multiple of 64 bytes of the file, where a mapping
+ * reader finds it aligned; readers skip "_pad", so only the pads' lengths can
+ * differ from myelin_msg_bytes. myelin_writer_put and _flush return 0 or a
+ * negative code (MYELIN_EIO, MYELIN_ENOMEM) with err naming the byte offset;
+ * flush writes what is gathered (call it before closing fd). The fd stays
+ * the caller's; myelin_writer_free does not flush. */
+typedef struct myelin_writer myelin_writer;
+myelin_writer *myelin_writer_new(int fd);
+int myelin_writer_put(myelin_writer *w, const myelin_msg *m, char *err, size_t errlen);
+int myelin_writer_flush(myelin_writer *w, char *err, size_t errlen);
+uint64_t myelin_writer_offset(const myelin_writer *w); /* bytes accepted: written or gathered */
+void myelin_writer_free(myelin_writer *w);
 
 #ifdef __cplusplus
 }

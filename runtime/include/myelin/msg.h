@@ -13,9 +13,10 @@
  *  - building: myelin_builder_new(kind) opens the root map; myelin_build_*
  *    append fields; myelin_builder_finish() returns the message. Tensor
  *    payloads of 4 KiB or more are placed at 64-byte-aligned addresses (a
- *    "_pad" bin entry is inserted in the tensor map when needed; readers skip
- *    it, schemas/README.md); smaller ones at 8-byte-aligned addresses, with no
- *    extra key.
+ *    "_pad" bin entry of 0 to 63 bytes precedes "data" in the tensor map;
+ *    readers skip it, schemas/README.md; a stream-file writer re-sizes it to
+ *    align the payload in the file, io.h); smaller ones at 8-byte-aligned
+ *    addresses, with no extra key.
  *    Maps and arrays are written with 32-bit headers whose counts are patched
  *    on close, so no count is needed up front. Errors are sticky: after the
  *    first failure every build call is a no-op and finish returns NULL.
@@ -85,7 +86,8 @@ const char *myelin_msg_kind(const myelin_msg *m);
 
 /*
  * Decode one message from the front of buf[0..len). On success stores a new
- * message (its own copy of the bytes) in *out and the bytes used in *used.
+ * message (its own copy of the bytes, placed so that padded payloads are
+ * 64-byte aligned) in *out and the bytes used in *used.
  * Returns MYELIN_EAGAIN when buf holds only a prefix of a valid message (read
  * more and call again), MYELIN_ERANGE when the message would exceed max_bytes
  * (0 = MYELIN_DEFAULT_MAX_MESSAGE) or MYELIN_MAX_DEPTH, MYELIN_EFORMAT when the

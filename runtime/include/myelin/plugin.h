@@ -67,7 +67,7 @@ extern "C" {
 #endif
 
 #define MYELIN_ABI_MAJOR 1
-#define MYELIN_ABI_MINOR 2
+#define MYELIN_ABI_MINOR 3
 #define MYELIN_ENTRY_SYMBOL "myelin_plugin_entry"
 
 /* ---- parameters ---------------------------------------------------------- */
