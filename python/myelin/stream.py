@@ -9,9 +9,13 @@ Reading turns every tensor map into a numpy array (read-only, a view of the
 message bytes) and so drops the ``_pad`` key that aligns large payloads.
 Writing does the reverse with the same layout as the runtime's message
 builder (runtime/src/msg.c, put_tensor): a payload of 4 KiB or more starts at
-a multiple of 64 bytes from the start of its message (a ``_pad`` bin fills the
-gap), a smaller one at a multiple of 8 (by the choice of header widths, no
-extra key), so stages read what Python wrote in place, as they read their own.
+a multiple of 64 bytes from the start of its message (a ``_pad`` bin of 0 to
+63 zeros fills the gap; always present), a smaller one at a multiple of 8 (by
+the choice of header widths, no extra key), so stages read what Python wrote
+in place, as they read their own. In a stream file the large payloads start
+on multiples of 64 bytes *of the file*, as file_sink writes them (it re-sizes
+each ``_pad``, runtime/src/writer.c): write() passes each message's file
+offset to pack(), so file_source maps the file and reads them in place.
 """
 import os
 import tempfile
@@ -135,7 +139,7 @@ def _small_layout(pos, nbytes):
     raise AssertionError("no layout")  # not reached: some combination always fits
 
 
-def _put_tensor(buf, a):
+def _put_tensor(buf, a, base):
     nbytes = a.nbytes
     if nbytes > 0xFFFFFFFF:
         raise ValueError("tensor of %d bytes: the limit is 4 GiB" % nbytes)
@@ -146,10 +150,9 @@ def _put_tensor(buf, a):
     for d in a.shape:
         buf += msgpack.packb(int(d))
     if nbytes >= PAD_MIN:
-        if (len(buf) + 10) % ALIGN:
-            k = (ALIGN - (len(buf) + 7 + 10) % ALIGN) % ALIGN
-            buf += b"\xa4_pad\xc4" + bytes([k]) + bytes(k)
-            buf[map_at] = 0x84
+        k = (ALIGN - (base + len(buf) + 7 + 10) % ALIGN) % ALIGN
+        buf += b"\xa4_pad\xc4" + bytes([k]) + bytes(k)
+        buf[map_at] = 0x84
         buf += b"\xa4data\xc6" + nbytes.to_bytes(4, "big")
     else:
         extra, key, width, code = _small_layout(len(buf), nbytes)
@@ -160,21 +163,21 @@ def _put_tensor(buf, a):
     buf += a.tobytes()
 
 
-def _put(buf, v, where):
+def _put(buf, v, where, base):
     if isinstance(v, np.ndarray):
-        _put_tensor(buf, _le_array(v, where))
+        _put_tensor(buf, _le_array(v, where), base)
     elif isinstance(v, dict):
         if is_tensor(v):  # a raw tensor map (from read(raw=True)): re-lay it out
-            _put_tensor(buf, _le_array(tensor_array(v), where))
+            _put_tensor(buf, _le_array(tensor_array(v), where), base)
             return
         _len_header(buf, len(v), 16, 0x80, 0xDE, 0xDF)
         for k, x in v.items():
             buf += msgpack.packb(k, use_bin_type=True)
-            _put(buf, x, "%s.%s" % (where, k))
+            _put(buf, x, "%s.%s" % (where, k), base)
     elif isinstance(v, (list, tuple)):
         _len_header(buf, len(v), 16, 0x90, 0xDC, 0xDD)
         for i, x in enumerate(v):
-            _put(buf, x, "%s[%d]" % (where, i))
+            _put(buf, x, "%s[%d]" % (where, i), base)
     elif isinstance(v, np.generic):
         buf += msgpack.packb(v.item(), use_bin_type=True)
     else:
@@ -184,12 +187,14 @@ def _put(buf, v, where):
             raise TypeError("%s: %s" % (where, e)) from None
 
 
-def pack(msg):
-    """One message as msgpack bytes, numpy arrays as aligned tensor maps."""
+def pack(msg, offset=0):
+    """One message as msgpack bytes, numpy arrays as aligned tensor maps.
+    offset: where the message will start in a stream file (large payloads
+    then start on multiples of 64 bytes of the file, as file_sink writes)."""
     if not isinstance(msg, dict) or not isinstance(msg.get("kind"), str):
         raise ValueError("a message is a dict with a string 'kind', not %r" % (type(msg).__name__,))
     buf = bytearray()
-    _put(buf, msg, msg["kind"])
+    _put(buf, msg, msg["kind"], offset)
     return bytes(buf)
 
 
@@ -200,8 +205,14 @@ def write(dest, msgs):
     object. Returns the number of messages."""
     if hasattr(dest, "write"):
         n = 0
+        try:
+            off = dest.tell()
+        except (OSError, AttributeError):
+            off = 0  # a pipe: no file offsets to align to
         for m in msgs:
-            dest.write(pack(m))
+            b = pack(m, off)
+            dest.write(b)
+            off += len(b)
             n += 1
         return n
     dest = os.fspath(dest)
