@@ -30,7 +30,7 @@
 # comparison needs.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
-data=${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}
+data=${DATA:-/usr/share/datasets/fashion-mnist}  # DATA, as the pipelines name it
 LIMIT=${LIMIT:-0}
 TEST_LIMIT=${TEST_LIMIT:-0}
 EPOCHS=${EPOCHS:-3}

@@ -4,7 +4,8 @@
  *   isc_driver DIR S T V THREADS REPS
  *
  * Reads DIR/data.f32 (float32 [S, T, V], as S run tensors), runs leave-one-out
- * ISC + the Fisher-z mean REPS times, prints the best wall time and the peak
+ * ISC + the Fisher-z mean REPS times, prints the best wall time (bench/isc.sh
+ * passes REPS=1 and takes the median over separate processes) and the peak
  * memory above the loaded input (VmHWM after resetting it through
  * /proc/self/clear_refs), and writes DIR/ours_mean.f64 for the diff. Then
  * times streaming: one isc_stream_add per TR (S volumes) over 50 TRs, and

@@ -2,7 +2,8 @@
  * isc_groups_driver.c — times isc_permutation_groups (the two-sample ISC
  * permutation test) on the ISCs and label shuffles bench/isc_groups_peer.py
  * wrote as raw files, and writes p and the observed difference back for
- * comparison with numpy. Best of `reps` runs.
+ * comparison with numpy. Best of `reps` runs (bench/isc_groups.sh passes 1
+ * and takes the median over separate processes, as for numpy).
  *
  *   isc_groups_driver DIR KIND(mean|median) SIDE(right|left|two-sided) THREADS REPS
  */

@@ -3,11 +3,21 @@
 
   isc_peer.py gen DIR S T V     writes DIR/data.f32: float32 [S, T, V], a shared
                                 signal in the first 10% of voxels plus noise
-  isc_peer.py run DIR S T V     numpy implementation of brainiak.isc.isc()
-                                (leave-one-out, tolerate_nans=True, then the
-                                Fisher-z mean of compute_summary_statistic),
-                                on the data laid out [T, V, S] as BrainIAK
-                                takes it; prints seconds and peak extra memory
+  isc_peer.py run DIR S T V     a VECTORIZED numpy transcription of
+                                brainiak.isc.isc() (leave-one-out,
+                                tolerate_nans=True, then the Fisher-z mean of
+                                compute_summary_statistic): the same maths, but
+                                np.delete + nanmean over the whole [T, V, S]
+                                array at once instead of BrainIAK's Python loop
+                                over voxels, so it is much faster than BrainIAK
+                                and needs far more memory; prints seconds and
+                                its own peak extra memory
+  isc_peer.py loop DIR S T V NV BrainIAK's own algorithm, transcribed: the
+                                masked copy of _threshold_nans, then the loop
+                                over voxels (per voxel: np.delete, nanmean and
+                                scipy.stats.pearsonr per subject), run on the
+                                first NV voxels; prints its measured peak extra
+                                memory and the loop time extrapolated to V
   isc_peer.py diff DIR V        max |ours - numpy| of the Fisher mean maps
 """
 import sys
@@ -64,6 +74,40 @@ def isc_loo(data):
     return np.tanh(np.nanmean(np.arctanh(out), axis=0))
 
 
+def brainiak_loop(d, S, T, V, NV):
+    from scipy.stats import pearsonr
+    raw = np.fromfile(d + "/data.f32", dtype=np.float32).reshape(S, T, V)
+    data = np.ascontiguousarray(np.moveaxis(raw, 0, 2))  # [T, V, S]
+    del raw
+    base = status("VmRSS")
+    reset_peak()
+    t0 = time.perf_counter()
+    # _threshold_nans(data, True): a boolean-masked copy of the whole array
+    nans = np.all(np.any(np.isnan(data), axis=0), axis=1)
+    mask = ~nans
+    data = data[:, mask, :]
+    t_mask = time.perf_counter() - t0
+    # isc(): the loop over voxels, leave-one-out with nanmean
+    nv = min(NV, data.shape[1])
+    t1 = time.perf_counter()
+    voxel_iscs = []
+    for v in np.arange(nv):
+        voxel_data = data[:, v, :].T
+        iscs = np.array([pearsonr(subject, np.nanmean(np.delete(voxel_data, s, axis=0), axis=0))[0]
+                         for s, subject in enumerate(voxel_data)])
+        voxel_iscs.append(iscs)
+    t_loop = time.perf_counter() - t1
+    iscs_stack = np.column_stack(voxel_iscs)
+    peak = status("VmHWM")
+    # the rest of the loop's results (V - nv lists of S floats and their
+    # stacked copies) are not held here: add them as arrays would take
+    rest = (data.shape[1] - nv) * S * 8 * 2
+    print("loop_seconds_extrapolated %.3f" % (t_mask + t_loop * data.shape[1] / nv))
+    print("loop_voxels_run %d" % nv)
+    print("loop_extra_bytes %d" % (max(0, peak - base) + rest))
+    return iscs_stack
+
+
 def run(d, S, T, V):
     raw = np.fromfile(d + "/data.f32", dtype=np.float32).reshape(S, T, V)
     data = np.ascontiguousarray(np.moveaxis(raw, 0, 2))  # [T, V, S]
@@ -95,4 +139,7 @@ if __name__ == "__main__":
         diff(d, int(sys.argv[3]))
     else:
         S, T, V = (int(a) for a in sys.argv[3:6])
-        {"gen": gen, "run": run}[cmd](d, S, T, V)
+        if cmd == "loop":
+            brainiak_loop(d, S, T, V, int(sys.argv[6]))
+        else:
+            {"gen": gen, "run": run}[cmd](d, S, T, V)

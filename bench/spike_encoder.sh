@@ -1,24 +1,29 @@
 #!/bin/sh
-# Rate-encode Fashion-MNIST's 60,000 training images at 32 steps and report
-# images/s (target: >= 50,000 images/s on 2 cores), beside numpy doing the
-# same work (bench/spike_encoder_peer.py).
+# Rate-encode Fashion-MNIST training images at 32 steps and report images/s
+# (target: >= 50,000 images/s on 2 cores), beside numpy doing the same work
+# (bench/spike_encoder_peer.py).
 #
-#   bench/spike_encoder.sh [BUILD_DIR]      (default: build)
+#   [DATA=/usr/share/datasets/fashion-mnist] bench/spike_encoder.sh [BUILD_DIR] [N] [RUNS]
 #
-# Figures:
-#   kernel   encode.c alone (bench/spike_encoder_kernel.c), 1 and 2 threads
-#   pipeline `myelin run`: dataset -> spike_encoder -> null_sink, both as one
-#            whole-array tensor split into rows by 2 encoder threads
-#            (batch: true) and as 60,000 sample messages (one encoder thread,
-#            dataset on another); wall time includes reading and gunzipping
-#            the IDX file and building every spikes message
-#   numpy    Bernoulli draws + per-image event lists, vectorized in blocks
-#            of 256 images (on the first 10,000 images; it is much slower)
+# Like with like: the kernel and numpy encode the same first N images
+# (default 60,000, all of them) with ONE thread each, and both are timed over
+# the same phase: encoding only, the images already loaded and scaled to
+# [0, 1] (each program's own clock around that loop). Each runs RUNS times
+# (default 3, alternating) and the median is printed; the ratio compares the
+# medians. Also printed, as myelin-only figures (no numpy counterpart):
+#   kernel   encode.c with 2 threads (same N, same phase)
+#   pipeline `myelin run`: dataset (limit N) -> spike_encoder -> null_sink,
+#            once as one whole-array tensor split into rows by 2 encoder
+#            threads (batch: true) and once as N sample messages; the
+#            scheduler's wall time (init to end of stream) includes reading
+#            and gunzipping the IDX file and building every spikes message
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(dirname "$HERE")
 BUILD=$(cd "${1:-$SRC/build}" && pwd)
-DATA=${FMNIST:-/usr/share/datasets/fashion-mnist}
+DATA=${DATA:-/usr/share/datasets/fashion-mnist}
+N=${2:-60000}
+RUNS=${3:-3}
 IMAGES=$DATA/train-images-idx3-ubyte.gz
 LABELS=$DATA/train-labels-idx1-ubyte.gz
 PY=${MYELIN_PYTHON:-/usr/bin/python3}
@@ -28,18 +33,17 @@ STEPS=32
 WORK=$(mktemp -d /tmp/myelin-bench-XXXXXX)
 trap 'rm -rf "$WORK"' EXIT INT TERM
 
-echo "# spike_encoder rate coding, Fashion-MNIST train (60,000 x 784 px), $STEPS steps, $(nproc) cores"
+echo "# spike_encoder rate coding, the first $N Fashion-MNIST training images (784 px), $STEPS steps, $(nproc) cores"
 echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine inflates wall time)"
 cc -O2 -std=c11 -D_GNU_SOURCE -I"$SRC/plugins/spike_encoder" "$SRC/bench/spike_encoder_kernel.c" \
    "$SRC/plugins/spike_encoder/encode.c" -lz -lm -lpthread -o "$WORK/kernel"
-"$WORK/kernel" "$IMAGES" $STEPS 1
-"$WORK/kernel" "$IMAGES" $STEPS 2
+"$WORK/kernel" "$IMAGES" $STEPS 2 "$N"
 
 run_pipeline() { # $1 label, $2 dataset params, $3 encoder params; env MALLOC_* passes through
   cat > "$WORK/p.yaml" <<YAML
 name: bench
 stages:
-  - {id: data, plugin: dataset, params: {path: $IMAGES, labels: $LABELS, scale: 0.00392156862745098$2}}
+  - {id: data, plugin: dataset, params: {path: $IMAGES, labels: $LABELS, limit: $N, scale: 0.00392156862745098$2}}
   - {id: enc, plugin: spike_encoder, inputs: [data], params: {method: rate, steps: $STEPS$3}}
   - {id: sink, plugin: null_sink, inputs: [enc]}
 YAML
@@ -67,7 +71,18 @@ else
 fi
 
 if "$PY" -c 'import numpy' 2>/dev/null; then
-  "$PY" "$SRC/bench/spike_encoder_peer.py" "$IMAGES" $STEPS 10000
+  : > "$WORK/k1.txt"; : > "$WORK/np.txt"
+  r=0
+  while [ $r -lt "$RUNS" ]; do
+    "$WORK/kernel" "$IMAGES" $STEPS 1 "$N" | tee -a "$WORK/k1.txt"
+    "$PY" "$SRC/bench/spike_encoder_peer.py" "$IMAGES" $STEPS "$N" | tee -a "$WORK/np.txt"
+    r=$((r + 1))
+  done
+  med() { sed -n 's/.* seconds=\([0-9.]*\) .*/\1/p' "$1" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+  k=$(med "$WORK/k1.txt"); p=$(med "$WORK/np.txt")
+  awk -v n="$N" -v k="$k" -v p="$p" -v r="$RUNS" 'BEGIN {
+    printf "like with like (1 thread each, encoding phase, %d images, median of %d): kernel %.3f s (%.0f images/s), numpy %.3f s (%.0f images/s): %.1fx\n",
+           n, r, k, n / k, p, n / p, p / k }'
 else
   echo "numpy peer skipped: $PY has no numpy"
 fi

@@ -55,10 +55,11 @@ static unsigned char *load_idx(const char *path, size_t *count, size_t *n) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 4) { fprintf(stderr, "usage: %s IMAGES.idx3.gz STEPS THREADS\n", argv[0]); return 2; }
+  if (argc < 4) { fprintf(stderr, "usage: %s IMAGES.idx3.gz STEPS THREADS [COUNT]\n", argv[0]); return 2; }
   size_t count, n;
   unsigned char *px = load_idx(argv[1], &count, &n);
   if (!px) { fprintf(stderr, "%s: cannot read IDX images\n", argv[1]); return 1; }
+  if (argc > 4 && strtoul(argv[4], NULL, 10) < count) count = strtoul(argv[4], NULL, 10); /* the first COUNT */
   unsigned steps = (unsigned)atoi(argv[2]);
   int threads = atoi(argv[3]);
   if (threads < 1 || threads > 64) threads = 1;
