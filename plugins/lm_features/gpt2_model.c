@@ -386,9 +386,10 @@ static void linear(const float *in, const float *W, const float *bias, float *ou
 
 static void activation(float *x, size_t n, int act) {
   if (act == GPT2_GELU_TANH) {
+    /* 0.5 x (1 + tanh(y)) = x sigmoid(2y): one expf instead of a tanhf (about a third of the cost here) */
     for (size_t i = 0; i < n; i++) {
       float v = x[i];
-      x[i] = 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+      x[i] = v / (1.0f + expf(-1.5957691216057308f * (v + 0.044715f * v * v * v)));
     }
   } else if (act == GPT2_GELU_ERF) {
     for (size_t i = 0; i < n; i++)
