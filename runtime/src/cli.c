@@ -6,6 +6,7 @@
  *   myelin plugins [--json]
  *   myelin inspect PLUGIN [--json]
  *   myelin cat FILE.mpk [--json]
+ *   myelin plot FILE -o OUT.png|.svg|.pdf [--type T] [--set PARAM=VALUE]...
  *   myelin new-plugin NAME [--dir D]
  *   myelin --help | --version;  myelin CMD --help (or -h): CMD's options
  *
@@ -71,6 +72,16 @@ static const cli_cmd commands[] = {
      "  --json                  the descriptor as one JSON object\n" HELP_OPT},
     {"cat", "FILE.mpk [--json]", "print a stream file, one line per message, tensors summarized ('-': stdin)",
      "  --json                  one JSON object per message (tensors as {dtype, shape})\n" HELP_OPT},
+    {"plot", "FILE -o OUT.png|.svg|.pdf [--type T] [--set PARAM=VALUE]... [--quiet]",
+     "draw a figure of a .mpk stream, a .nii(.gz) image or a .npy array (the figure plugin)",
+     "  -o, --output OUT        the figure: .png, .svg or .pdf\n"
+     "  --type T                auto (default: from the first message), map, curves, raster, matrix, series\n"
+     "  --set PARAM=VALUE       a param of the figure stage (myelin inspect figure), e.g. --set "
+     "threshold=0.3\n"
+     "                          --set view=mosaic --set background=anat.nii.gz; --set input.PARAM=VALUE "
+     "sets\n"
+     "                          the source's (file_source, fmri_source or dataset); repeatable\n"
+     "  --quiet                 no 'wrote OUT' line\n" HELP_OPT},
     {"new-plugin", "NAME [--dir DIR]", "scaffold a plugin folder: source, Check test, CMakeLists.txt, README",
      "  --dir DIR               create DIR/NAME, DIR too when missing (default: ./NAME)\n" HELP_OPT},
     {NULL, NULL, NULL, NULL}};
@@ -295,7 +306,8 @@ static void tune_allocator(void) {
 }
 
 int main(int argc, char **argv) {
-  if (argc > 1 && !strcmp(argv[1], "run")) signals_init(); /* before any plugin loads */
+  if (argc > 1 && (!strcmp(argv[1], "run") || !strcmp(argv[1], "plot")))
+    signals_init(); /* before any plugin loads */
   tune_allocator();
   if (argc < 2) {
     usage(stderr);
@@ -309,6 +321,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "plugins")) return cmd_plugins(argc - 2, argv + 2);
   if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
   if (!strcmp(cmd, "cat")) return cmd_cat(argc - 2, argv + 2);
+  if (!strcmp(cmd, "plot")) return cmd_plot(argc - 2, argv + 2);
   if (!strcmp(cmd, "new-plugin")) return cmd_new_plugin(argc - 2, argv + 2);
   if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
     printf("myelin %s (plugin ABI %d.%d)\n", MYELIN_CLI_VERSION, MYELIN_ABI_MAJOR, MYELIN_ABI_MINOR);

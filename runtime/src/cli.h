@@ -14,6 +14,7 @@ int cmd_plugins(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_cat(int argc, char **argv);
 int cmd_new_plugin(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 /* Writes s as a JSON string literal (quoted, escaped). */
 void json_str(FILE *f, const char *s, size_t n);
 #endif

@@ -153,6 +153,10 @@ typedef struct set_override {
 /* Parses, loads plugins, checks params, ports, kinds, cycles. Every problem
  * goes to d; returns NULL when any error was found. */
 pipeline *pipeline_load(const char *file, const set_override *sets, size_t n_sets, myelin_diag *d);
+/* The same for pipeline text held in memory (`myelin plot` builds one): name
+ * stands for the file in messages, dir for its folder. */
+pipeline *pipeline_load_text(const char *name, const char *dir, const char *text, const set_override *sets,
+                             size_t n_sets, myelin_diag *d);
 void pipeline_free(pipeline *p);
 /* Adds "FILE:LINE:COL: warning: ..." to w (`myelin validate`) for each
  * plugin found in several search folders (the later ones are not used), and

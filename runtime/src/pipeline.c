@@ -712,6 +712,9 @@ static void apply_sets(ctx *c, const set_override *sets, size_t n_sets) {
   }
 }
 
+static pipeline *pipeline_parse(pipeline *p, const unsigned char *text, size_t text_len,
+                                const set_override *sets, size_t n_sets, myelin_diag *d);
+
 pipeline *pipeline_load(const char *file, const set_override *sets, size_t n_sets, myelin_diag *d) {
   FILE *fp = fopen(file, "rb");
   if (!fp) {
@@ -747,6 +750,27 @@ pipeline *pipeline_load(const char *file, const set_override *sets, size_t n_set
     pipeline_free(p);
     return NULL;
   }
+  pipeline *out = pipeline_parse(p, text, text_len, sets, n_sets, d);
+  free(text);
+  return out;
+}
+
+pipeline *pipeline_load_text(const char *name, const char *dir, const char *text, const set_override *sets,
+                             size_t n_sets, myelin_diag *d) {
+  pipeline *p = calloc(1, sizeof *p);
+  if (!p || !(p->file = xstrdup(name)) || !(p->dir = xstrdup(dir))) {
+    diag_add(d, name, 0, 0, "out of memory");
+    pipeline_free(p);
+    return NULL;
+  }
+  return pipeline_parse(p, (const unsigned char *)text, strlen(text), sets, n_sets, d);
+}
+
+/* Parses text into p (file and dir set), then loads and checks it; frees p
+ * and returns NULL on any error. */
+static pipeline *pipeline_parse(pipeline *p, const unsigned char *text, size_t text_len,
+                                const set_override *sets, size_t n_sets, myelin_diag *d) {
+  const char *file = p->file;
   yaml_parser_t parser;
   yaml_document_t doc;
   yaml_parser_initialize(&parser);
@@ -763,12 +787,10 @@ pipeline *pipeline_load(const char *file, const set_override *sets, size_t n_set
       diag_add(d, file, (int)m.line + 1, (int)m.column + 1, "YAML syntax: %s",
                parser.problem ? parser.problem : "invalid YAML");
     yaml_parser_delete(&parser);
-    free(text);
     pipeline_free(p);
     return NULL;
   }
   yaml_parser_delete(&parser);
-  free(text);
   char serr[512];
   ctx c = {file, &doc, d, p, myelin_schemas_load(schema_dir(), serr, sizeof serr)};
   if (!c.schemas && strstr(serr, "out of memory"))

@@ -41,15 +41,19 @@ static char *sh_block(const char *doc, const char *marker) {
   size_t cap = 1 << 16, len = 0;
   char *out = mt_keep(calloc(1, cap));
   while (fgets(line, sizeof line, f) && state < 3) {
-    if (state == 0 && strstr(line, marker)) state = 1;
-    else if (state == 1 && strncmp(line, "```sh", 5) == 0) state = 2;
-    else if (state == 2 && strncmp(line, "```", 3) == 0) state = 3;
+    if (state == 0 && strstr(line, marker))
+      state = 1;
+    else if (state == 1 && strncmp(line, "```sh", 5) == 0)
+      state = 2;
+    else if (state == 2 && strncmp(line, "```", 3) == 0)
+      state = 3;
     else if (state == 2) {
       char *hash = strstr(line, " #");
       if (hash) *hash = 0;
       line[strcspn(line, "\n")] = 0;
       size_t n = strlen(line);
-      while (n && line[n - 1] == ' ') line[--n] = 0;
+      while (n && line[n - 1] == ' ')
+        line[--n] = 0;
       if (!n) continue;
       ck_assert(len + n + 2 < cap);
       memcpy(out + len, line, n);
@@ -96,12 +100,14 @@ static int have_plugins(const char *names) {
 
 static size_t count(const char *s, const char *needle) {
   size_t n = 0;
-  for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle)) n++;
+  for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle))
+    n++;
   return n;
 }
 
 START_TEST(readme_quick_start) {
-  const char *need = "dataset spike_encoder biograd file_sink loihi_export fmri_source isc nifti_sink npy_sink";
+  const char *need = "dataset spike_encoder biograd file_sink loihi_export fmri_source isc nifti_sink "
+                     "npy_sink file_source figure";
   if (!have_plugins(need)) MT_SKIP("this build lacks one of the plugins %s (MYELIN_ONLY)", need);
   install_prefix();
   const char *block = sh_block("README.md", "## Quick start");
@@ -112,7 +118,8 @@ START_TEST(readme_quick_start) {
   for (const char *p = block; *p;) {
     const char *e = strchr(p, '\n');
     len += (size_t)snprintf(script + len, cap - len, "%.*s%s\n", (int)(e - p), p,
-                            strncmp(p, "myelin run ", 11) == 0 ? " --set train.limit=300 --set test.limit=200" : "");
+                            strncmp(p, "myelin run ", 11) == 0 ? " --set train.limit=300 --set test.limit=200"
+                                                               : "");
     p = e + 1;
   }
   char *w = user_folder(), *out = NULL;
@@ -124,6 +131,9 @@ START_TEST(readme_quick_start) {
   ck_assert_msg(mt_file_size(mt_strf("%s/out/fashion_mnist_biograd.metrics.mpk", w)) > 0, "%s", out);
   ck_assert_msg(count(out, "{\"kind\": \"metrics\"") == 3, "not 3 epochs of metrics:\n%s", out);
   ck_assert_msg(strstr(out, "\"epoch\": 2") && !strstr(out, "\"epoch\": 3"), "%s", out);
+  /* the quick start's `myelin plot` of the same metrics */
+  ck_assert_msg(mt_file_size(mt_strf("%s/out/curves.png", w)) > 1000 && strstr(out, "wrote out/curves.png"),
+                "%s", out);
   free(out);
 }
 END_TEST

@@ -17,7 +17,7 @@ static const char *bin(void) { return mt_env("MYELIN_BIN", "myelin"); }
 
 static int run_cli(const char *args, char **out) { return mt_run(mt_strf("%s %s", bin(), args), out); }
 
-static const char *const commands[] = {"run", "validate", "plugins", "inspect", "cat", "new-plugin"};
+static const char *const commands[] = {"run", "validate", "plugins", "inspect", "cat", "plot", "new-plugin"};
 #define N_COMMANDS (sizeof commands / sizeof *commands)
 
 START_TEST(every_command_has_help) {
@@ -46,6 +46,10 @@ START_TEST(every_command_has_help) {
   if (!strcmp(cmd, "cat") || !strcmp(cmd, "inspect") || !strcmp(cmd, "plugins"))
     ck_assert_msg(strstr(out, "--json"), "%s", out);
   if (!strcmp(cmd, "new-plugin")) ck_assert_msg(strstr(out, "--dir DIR"), "%s", out);
+  if (!strcmp(cmd, "plot"))
+    ck_assert_msg(strstr(out, "-o, --output OUT") && strstr(out, "--type T") &&
+                      strstr(out, "--set PARAM=VALUE"),
+                  "%s", out);
   free(out);
   /* `myelin help CMD` says the same */
   char *out2;
