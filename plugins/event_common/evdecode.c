@@ -1,6 +1,6 @@
 /*
  * evdecode.c — event-camera file decoders: N-MNIST .bin, Prophesee EVT 2.0
- * and EVT 3.0 .raw. Each takes a whole file image and appends events to an
+ * and EVT 3.0 .raw, iniVation AEDAT 3.1. Each takes a whole file image and appends events to an
  * ev_array (events.h); formats are written from the public specs:
  *
  *  - N-MNIST (Orchard et al. 2015): 5 bytes per event, x, y, then
@@ -18,6 +18,16 @@
  *    x + i and advance the base by 12 / 8; EVT_TIME_LOW and EVT_TIME_HIGH set
  *    the 12 low and 12 high bits of a 24-bit timestamp. The timestamp loops
  *    every 2^24 us; a TIME_HIGH lower than the previous one counts a loop.
+ *
+ *  - AEDAT 3.1 (iniVation docs, libcaer's events/common.h and polarity.h):
+ *    "#!AER-DAT3.1" and "#" header lines up to "#!END-HEADER", then packets:
+ *    a 28-byte little-endian header (type i16, source i16, eventSize i32,
+ *    eventTSOffset i32, eventTSOverflow i32, eventCapacity i32, eventNumber
+ *    i32, eventValid i32) and eventCapacity events of eventSize bytes.
+ *    Polarity packets (type 1) hold 8-byte events: u32 data (bit 0 valid,
+ *    bit 1 polarity, y in bits 2..16, x in bits 17..31) and an i32
+ *    timestamp; the full time is overflow << 31 | timestamp. Invalid events
+ *    and other packet types are skipped.
  *
  * Both raw formats may start with an ASCII header of "% ..." lines (ended
  * by "% end" in recent files) that names the format and the sensor size.
@@ -59,7 +69,7 @@ void ev_free(ev_array *a) {
   memset(a, 0, sizeof *a);
 }
 
-static const char *const format_names[] = {"auto", "nmnist", "evt2", "evt3"};
+static const char *const format_names[] = {"auto", "nmnist", "evt2", "evt3", "aedat3"};
 
 int ev_format_parse(const char *name) {
   for (int i = 0; i < (int)(sizeof format_names / sizeof *format_names); i++)
@@ -139,6 +149,7 @@ size_t ev_raw_header(const uint8_t *b, size_t len, int *evt, ev_sensor *sensor) 
 }
 
 ev_format ev_format_guess(const uint8_t *b, size_t len, const char *path) {
+  if (len >= 10 && memcmp(b, "#!AER-DAT3", 10) == 0) return EV_FMT_AEDAT3;
   if (len && b[0] == '%') {
     int evt;
     ev_sensor s = {0, 0, 0};
@@ -365,6 +376,88 @@ done:
   return 0;
 }
 
+static uint32_t le32(const uint8_t *r) {
+  return (uint32_t)r[0] | (uint32_t)r[1] << 8 | (uint32_t)r[2] << 16 | (uint32_t)r[3] << 24;
+}
+
+int ev_decode_aedat3(const uint8_t *b, size_t len, const char *what, ev_sensor *s, ev_array *out, char *err,
+                     size_t errlen) {
+  if (len < 10 || memcmp(b, "#!AER-DAT3", 10) != 0)
+    return myelin_errorf(err, errlen, MYELIN_EFORMAT,
+                         "%s: byte offset 0: not an AEDAT 3 file (no #!AER-DAT3)", what);
+  size_t pos = 0, from = out->n;
+  for (;;) { /* the header: '#' lines, the last one #!END-HEADER */
+    const uint8_t *nl = memchr(b + pos, '\n', len - pos);
+    if (!nl)
+      return myelin_errorf(err, errlen, MYELIN_EFORMAT,
+                           "%s: truncated at byte offset %zu: the header has no "
+                           "#!END-HEADER line",
+                           what, len);
+    int end = (size_t)(nl - b) - pos >= 12 && memcmp(b + pos, "#!END-HEADER", 12) == 0;
+    pos = (size_t)(nl - b) + 1;
+    if (end) break;
+    if (pos < len && b[pos] != '#')
+      return myelin_errorf(err, errlen, MYELIN_EFORMAT,
+                           "%s: byte offset %zu: header line without '#' before "
+                           "#!END-HEADER",
+                           what, pos);
+  }
+  if (!s->p) s->p = 2;
+  int known = s->w && s->h;
+  const ev_sensor lim = {known ? s->w : 32768, known ? s->h : 32768, s->p};
+  int rc = 0;
+  while (pos < len && !rc) {
+    if (len - pos < 28) {
+      rc = truncated(what, pos, len - pos, 28, "packet header", err, errlen);
+      break;
+    }
+    const uint8_t *h = b + pos;
+    uint32_t type = (uint32_t)h[0] | (uint32_t)h[1] << 8, size = le32(h + 4), overflow = le32(h + 12);
+    uint32_t cap = le32(h + 16), number = le32(h + 20);
+    if (size == 0 || size > 65536 || cap > INT32_MAX || number > cap || (type == 1 && size < 8) ||
+        overflow > INT32_MAX) {
+      rc = myelin_errorf(
+          err, errlen, MYELIN_EFORMAT,
+          "%s: byte offset %zu: bad packet header (type %u, eventSize %u, capacity %u, number %u)", what, pos,
+          type, size, cap, number);
+      break;
+    }
+    size_t payload = (size_t)size * cap, have = len - pos - 28;
+    if (type == 1) {
+      size_t whole = (have < payload ? have : payload) / size, nev = number < whole ? number : whole;
+      if (ev_reserve(out, nev)) return myelin_errorf(err, errlen, MYELIN_ENOMEM, "%s: out of memory", what);
+      for (size_t i = 0; i < nev; i++) {
+        const uint8_t *e = h + 28 + i * size;
+        uint32_t d = le32(e), ts = le32(e + 4);
+        if (!(d & 1)) continue; /* invalidated */
+        uint32_t x = d >> 17, y = (d >> 2) & 0x7fff, p = (d >> 1) & 1;
+        if (x >= lim.w || y >= lim.h || p >= lim.p || ts > INT32_MAX) {
+          rc = ts > INT32_MAX
+                   ? myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: byte offset %zu: negative timestamp",
+                                   what, (size_t)(e - b) + 4)
+                   : outside(what, (size_t)(e - b), &lim, x, y, p, err, errlen);
+          break;
+        }
+        out->x[out->n] = (uint16_t)x;
+        out->y[out->n] = (uint16_t)y;
+        out->p[out->n] = (uint8_t)p;
+        out->t[out->n] = (int64_t)overflow << 31 | ts;
+        out->n++;
+      }
+    }
+    if (!rc && have < payload && have % size)
+      rc = truncated(what, pos + 28 + have / size * size, have % size, size, "event", err, errlen);
+    else if (!rc && have < payload)
+      rc = myelin_errorf(err, errlen, MYELIN_EFORMAT,
+                         "%s: truncated at byte offset %zu: the packet starting there holds %zu of its %zu "
+                         "bytes",
+                         what, pos, have, payload);
+    pos += 28 + payload;
+  }
+  if (!known) size_from_events(out, from, s);
+  return rc;
+}
+
 int ev_decode(ev_format f, const uint8_t *b, size_t len, const char *what, ev_sensor *sensor, ev_array *out,
               char *err, size_t errlen) {
   switch (f) {
@@ -374,10 +467,13 @@ int ev_decode(ev_format f, const uint8_t *b, size_t len, const char *what, ev_se
     return ev_decode_evt2(b, len, what, sensor, out, err, errlen);
   case EV_FMT_EVT3:
     return ev_decode_evt3(b, len, what, sensor, out, err, errlen);
+  case EV_FMT_AEDAT3:
+    return ev_decode_aedat3(b, len, what, sensor, out, err, errlen);
   default:
-    return myelin_errorf(err, errlen, MYELIN_EFORMAT,
-                         "%s: cannot tell the event format (no Prophesee header, not .bin or .raw); set "
-                         "`format`",
-                         what);
+    return myelin_errorf(
+        err, errlen, MYELIN_EFORMAT,
+        "%s: cannot tell the event format (no AEDAT 3 or Prophesee header, not .bin or .raw); set "
+        "`format`",
+        what);
   }
 }

@@ -378,9 +378,10 @@ static int es_start(void *state) {
 }
 
 static const myelin_param_def es_params[] = {
-    {"format", MYELIN_PARAM_ENUM, "auto", 0, 0, 0, "auto|nmnist|evt2|evt3", NULL,
-     "File format: nmnist (N-MNIST/N-Caltech101 .bin), evt2 / evt3 (Prophesee .raw); auto reads a "
-     "Prophesee header, else the name (.bin = nmnist, .raw = evt3)."},
+    {"format", MYELIN_PARAM_ENUM, "auto", 0, 0, 0, "auto|nmnist|evt2|evt3|aedat3", NULL,
+     "File format: nmnist (N-MNIST/N-Caltech101 .bin), evt2 / evt3 (Prophesee .raw), aedat3 "
+     "(iniVation AEDAT 3.1); auto reads an AEDAT or Prophesee header, else the name (.bin = nmnist, "
+     ".raw = evt3)."},
     {"path", MYELIN_PARAM_INPUT_PATH, NULL, 0, 0, 0, NULL, NULL,
      "One recording, or a dataset folder laid out as N-MNIST (Train|Test/<class>/<files>; labels from "
      "the class folders), or a folder of recordings (unlabelled)."},
@@ -414,8 +415,10 @@ static const myelin_plugin_desc es_desc = {
     MYELIN_DESC_HEADER,
     .name = "event_source",
     .version = "1.0.0",
-    .summary = "Event-camera recordings (N-MNIST .bin, Prophesee EVT 2.0/3.0) as `events` messages",
-    .doc = "Reads N-MNIST binaries and Prophesee EVT 2.0 / 3.0 raw files, one recording or a dataset "
+    .summary =
+        "Event-camera recordings (N-MNIST .bin, Prophesee EVT 2.0/3.0, AEDAT 3.1) as `events` messages",
+    .doc = "Reads N-MNIST binaries, Prophesee EVT 2.0 / 3.0 raw files and iniVation AEDAT 3.1, one recording "
+           "or a dataset "
            "folder laid out as N-MNIST (labels from the class folders, split/shuffle/epochs as "
            "`dataset`). Files are decoded one at a time; a truncated or corrupt file delivers its good "
            "prefix and fails naming the byte offset. `pace: realtime` replays by the timestamps.",

@@ -1,7 +1,7 @@
 /*
  * test_event_source.c — the event-camera decoders (plugins/event_common)
  * on files written here from the public format specs with known events
- * (N-MNIST .bin, Prophesee EVT 2.0 and EVT 3.0 .raw), truncated and corrupt
+ * (N-MNIST .bin, Prophesee EVT 2.0 and EVT 3.0 .raw, AEDAT 3.1), truncated and corrupt
  * files (byte offset named, good prefix kept), and the `event_source`
  * plugin through the harness: an N-MNIST-layout folder with labels, split,
  * shuffle (the `dataset` permutation), epochs, limit, chunking, and a
@@ -174,6 +174,74 @@ START_TEST(evt3_known_events_vectors_and_loop) {
 }
 END_TEST
 
+/* AEDAT 3.1 packet header: type, source, eventSize, tsOffset, tsOverflow, capacity, number, valid. */
+static size_t put_packet(uint8_t *b, uint16_t type, uint32_t size, uint32_t overflow, uint32_t cap,
+                         uint32_t number) {
+  put16(b, type);
+  put16(b + 2, 1);
+  put32(b + 4, size);
+  put32(b + 8, 4);
+  put32(b + 12, overflow);
+  put32(b + 16, cap);
+  put32(b + 20, number);
+  put32(b + 24, number);
+  return 28;
+}
+static size_t put_pol(uint8_t *b, uint32_t x, uint32_t y, uint32_t p, uint32_t valid, uint32_t ts) {
+  put32(b, x << 17 | y << 2 | p << 1 | valid);
+  put32(b + 4, ts);
+  return 8;
+}
+
+START_TEST(aedat31_known_events) {
+  static const char hdr[] = "#!AER-DAT3.1\r\n#Format: RAW\r\n#Source 1: DAVIS240C\r\n#!END-HEADER\r\n";
+  uint8_t b[512];
+  size_t n = strlen(hdr);
+  memcpy(b, hdr, n);
+  n += put_packet(b + n, 1, 8, 0, 4, 3); /* capacity 4, 3 events used */
+  n += put_pol(b + n, 239, 179, 1, 1, 100);
+  n += put_pol(b + n, 5, 6, 0, 0, 110); /* invalidated: skipped */
+  n += put_pol(b + n, 0, 0, 0, 1, 120);
+  n += put_pol(b + n, 9, 9, 1, 1, 999);  /* beyond eventNumber: unused capacity */
+  n += put_packet(b + n, 2, 4, 0, 2, 2); /* another event type (frames, IMU...): skipped */
+  put32(b + n, 0xdeadbeef);
+  put32(b + n + 4, 0xdeadbeef);
+  n += 8;
+  n += put_packet(b + n, 1, 8, 3, 2, 2); /* after 3 timestamp overflows */
+  n += put_pol(b + n, 7, 8, 0, 1, 5);
+  n += put_pol(b + n, 200, 100, 1, 1, 7);
+  kev want[] = {{239, 179, 1, 100},
+                {0, 0, 0, 120},
+                {7, 8, 0, ((int64_t)3 << 31) | 5},
+                {200, 100, 1, ((int64_t)3 << 31) | 7}};
+  ev_array a = {0};
+  ev_sensor s = {0, 0, 0};
+  char err[512];
+  ck_assert_uint_eq(ev_format_guess(b, n, "x.aedat"), EV_FMT_AEDAT3);
+  ck_assert_msg(ev_decode(EV_FMT_AEDAT3, b, n, "r.aedat", &s, &a, err, sizeof err) == 0, "%s", err);
+  check_events(&a, want, 4);
+  ck_assert(s.w == 240 && s.h == 180 && s.p == 2); /* no size in the file: the largest coordinates */
+  /* cut inside the last event: the 3 events before it stay */
+  a.n = 0;
+  s = (ev_sensor){240, 180, 2};
+  ck_assert_int_eq(ev_decode(EV_FMT_AEDAT3, b, n - 3, "r.aedat", &s, &a, err, sizeof err), MYELIN_EFORMAT);
+  check_events(&a, want, 3);
+  ck_assert_msg(strstr(err, mt_strf("byte offset %zu", n - 8)) && strstr(err, "5 of its 8"), "%s", err);
+  /* an event outside a given sensor, and a bad packet header */
+  a.n = 0;
+  s = (ev_sensor){128, 128, 2};
+  ck_assert_int_eq(ev_decode(EV_FMT_AEDAT3, b, n, "r.aedat", &s, &a, err, sizeof err), MYELIN_EFORMAT);
+  ck_assert_msg(strstr(err, mt_strf("byte offset %zu", strlen(hdr) + 28)) && strstr(err, "x=239"), "%s", err);
+  b[strlen(hdr) + 4] = 0; /* eventSize 0 */
+  a.n = 0;
+  s = (ev_sensor){0, 0, 0};
+  ck_assert_int_eq(ev_decode(EV_FMT_AEDAT3, b, n, "r.aedat", &s, &a, err, sizeof err), MYELIN_EFORMAT);
+  ck_assert_msg(strstr(err, mt_strf("byte offset %zu", strlen(hdr))) && strstr(err, "bad packet header"),
+                "%s", err);
+  ev_free(&a);
+}
+END_TEST
+
 /* ---- the plugin ----------------------------------------------------------- */
 
 /* dir/Train/<digit>/<k>.bin: sample k of class d has 1 + d + k events at
@@ -332,6 +400,7 @@ int main(void) {
   tcase_add_test(tc, nmnist_known_events_and_overflow);
   tcase_add_test(tc, evt2_known_events);
   tcase_add_test(tc, evt3_known_events_vectors_and_loop);
+  tcase_add_test(tc, aedat31_known_events);
   tcase_add_test(tc, folder_labels_split_shuffle_epochs);
   tcase_add_test(tc, chunks_by_time);
   tcase_add_test(tc, corrupt_file_delivers_prefix_and_names_offset);

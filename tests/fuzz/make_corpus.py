@@ -63,6 +63,14 @@ def events_seeds():
     put("events", "evt3.raw", b"\x00" + evt3)
     put("events", "evt3_small_sensor.raw", b"\x07" + evt3)
     put("events", "evt3_odd.raw", b"\x03" + evt3[:-1])
+    # AEDAT 3.1 (found by content with selector 0): a polarity packet, another type, a cut one
+    pk = lambda typ, size, ovf, cap, num: struct.pack("<hhiiiiii", typ, 1, size, 4, ovf, cap, num, num)
+    pol = lambda x, y, p, v, ts: struct.pack("<Ii", x << 17 | y << 2 | p << 1 | v, ts)
+    aedat = (b"#!AER-DAT3.1\r\n#Source 1: DVS128\r\n#!END-HEADER\r\n" + pk(1, 8, 0, 3, 2) + pol(5, 6, 1, 1, 10)
+             + pol(7, 3, 0, 0, 12) + pol(1, 1, 1, 1, 99) + pk(2, 4, 0, 1, 1) + b"\0\0\0\0" + pk(1, 8, 2, 2, 2)
+             + pol(19, 9, 0, 1, 3) + pol(4, 4, 1, 1, 4))
+    put("events", "aedat3.aedat", b"\x00" + aedat)
+    put("events", "aedat3_cut.aedat", b"\x04" + aedat[:-5])
 
 
 def main():
