@@ -407,6 +407,120 @@ START_TEST(cifti_runs_and_cifti_sink) {
 }
 END_TEST
 
+/* ISC runs unchanged on surface data and its map goes back to GIFTI with the
+ * geometry kept: 3 subjects' hemisphere pairs (a shared signal plus noise)
+ * -> `myelin run` fmri_source -> isc -> gifti_sink; numpy's leave-one-out
+ * ISC from the input files equals the written maps, per hemisphere. The
+ * same through a .ptseries (parcels) -> isc -> cifti_sink keeps the parcel
+ * axis (nibabel compares it with the source's). */
+START_TEST(isc_pipeline_on_surfaces) {
+  const char *bin = mt_env("MYELIN_BIN", "myelin");
+  if (access(bin, X_OK) != 0) MT_SKIP("the CLI %s is not built", bin);
+  MT_NEED_PYTHON("nibabel numpy", "the numpy ISC reference");
+  const char *py = mt_env("MYELIN_PYTHON", "/usr/bin/python3");
+  char *dir = mt_tmpdir();
+  uint64_t seed = 12345;
+  const size_t T = 40;
+  float shared[40];
+  for (size_t t = 0; t < T; t++)
+    shared[t] = (float)sin(0.7 * (double)t) + (float)cos(0.23 * (double)t * (double)t);
+  for (int sub = 1; sub <= 3; sub++) {
+    char *f = mt_strf("%s/bids/sub-0%d/func", dir, sub);
+    ck_assert_int_eq(mt_run(mt_strf("mkdir -p %s", f), NULL), 0);
+    for (int h = 0; h < 2; h++) {
+      size_t nv = h ? NR : NL;
+      float *rows = malloc(T * nv * sizeof *rows);
+      for (size_t t = 0; t < T; t++)
+        for (size_t v = 0; v < nv; v++) {
+          seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+          double noise = (double)(seed >> 11) / 9007199254740992.0 - 0.5;
+          rows[t * nv + v] = (float)((double)(v % 5) * 0.3 * shared[t] + 2.0 * noise);
+        }
+      FILE *fp = fopen(
+          mt_strf("%s/sub-0%d_task-story_space-fsaverage6_hemi-%c_bold.func.gii", f, sub, h ? 'R' : 'L'),
+          "wb");
+      char err[256];
+      ck_assert_int_eq(gifti_write_f32(fp, rows, T, nv, GIFTI_INTENT_TIME_SERIES,
+                                       h ? "CIFTI_STRUCTURE_CORTEX_RIGHT" : "CIFTI_STRUCTURE_CORTEX_LEFT",
+                                       NULL, NULL, err, sizeof err),
+                       0);
+      fclose(fp);
+      free(rows);
+    }
+  }
+  char *yaml = mt_strf("%s/isc.yaml", dir);
+  mt_write(yaml, mt_strf("name: surface-isc\nstages:\n"
+                         "  - {id: bold, plugin: fmri_source, params: {path: %s/bids, tr: 1.5}}\n"
+                         "  - {id: isc, plugin: isc, inputs: [bold]}\n"
+                         "  - {id: save, plugin: gifti_sink, inputs: [isc.map], "
+                         "params: {path: '%s/out/isc_{task}_hemi-{hemi}.func.gii'}}\n",
+                         dir, dir));
+  char *o = NULL;
+  ck_assert_msg(mt_run(mt_strf("%s run --check-messages %s", bin, yaml), &o) == 0, "myelin run failed: %s",
+                o);
+  free(o);
+  char *cmd =
+      mt_strf("%s -c \"\nimport nibabel as nb, numpy as np, glob\nfor h, s in (('L', 'CortexLeft'), ('R', "
+              "'CortexRight')):\n"
+              "    runs = [np.stack([a.data for a in nb.load(f).darrays]) for f in "
+              "sorted(glob.glob('%s/bids/sub-*/func/*hemi-' + h + '_bold.func.gii'))]\n"
+              "    want = []\n    for i, x in enumerate(runs):\n"
+              "        others = np.mean([r for j, r in enumerate(runs) if j != i], axis=0)\n"
+              "        xc, oc = x - x.mean(0), others - others.mean(0)\n"
+              "        want.append((xc * oc).sum(0) / np.sqrt((xc ** 2).sum(0) * (oc ** 2).sum(0)))\n"
+              "    g = nb.load('%s/out/isc_story_hemi-' + h + '.func.gii')\n"
+              "    got = np.stack([a.data for a in g.darrays])\n"
+              "    assert got.shape == (3, runs[0].shape[1]), got.shape\n"
+              "    assert np.allclose(got, np.array(want), atol=2e-5), abs(got - np.array(want)).max()\n"
+              "    assert g.meta['AnatomicalStructurePrimary'] == s and g.meta['stat'] == 'isc'\n"
+              "    assert [a.meta['Name'] for a in g.darrays] == ['01', '02', '03']\n\"",
+              py, dir, dir);
+  ck_assert_msg(mt_run(cmd, &o) == 0, "numpy ISC check failed: %s", o);
+  free(o);
+
+  /* parcels: three subjects' .ptseries (written by nibabel) -> isc -> cifti_sink */
+  ck_assert_msg(
+      mt_run(
+          mt_strf(
+              "%s -c \"\nimport numpy as np, nibabel as nb\nfrom nibabel import cifti2 as ci\n"
+              "rng = np.random.default_rng(3)\nvox = np.empty(3, dtype=object)\n"
+              "for i in range(3): vox[i] = np.zeros((0, 3), int)\n"
+              "pa = ci.ParcelsAxis(['A', 'B', 'C'], vox, [{'CIFTI_STRUCTURE_CORTEX_LEFT': np.array([0, 1])}, "
+              "{'CIFTI_STRUCTURE_CORTEX_LEFT': np.array([2])}, {'CIFTI_STRUCTURE_CORTEX_RIGHT': np.array([0, "
+              "4])}], "
+              "nvertices={'CIFTI_STRUCTURE_CORTEX_LEFT': 3, 'CIFTI_STRUCTURE_CORTEX_RIGHT': 5})\n"
+              "sh = np.sin(np.arange(30) * 0.5)[:, None]\n"
+              "for s in (1, 2, 3):\n"
+              "    d = (sh * [1, 0.5, 0] + rng.normal(size=(30, 3))).astype(np.float32)\n"
+              "    nb.save(ci.Cifti2Image(d, header=(ci.SeriesAxis(0, 0.8, 30), pa)), "
+              "'%s/sub-0%%d_task-story_bold.ptseries.nii' %% s)\n\"",
+              py, dir),
+          &o) == 0,
+      "writing .ptseries files failed: %s", o);
+  free(o);
+  char *yaml2 = mt_strf("%s/pisc.yaml", dir);
+  mt_write(
+      yaml2,
+      mt_strf("name: parcel-isc\nstages:\n"
+              "  - {id: bold, plugin: fmri_source, params: {path: '%s/sub-*_bold.ptseries.nii'}}\n"
+              "  - {id: isc, plugin: isc, inputs: [bold]}\n"
+              "  - {id: save, plugin: cifti_sink, inputs: [isc.map], params: {path: '%s/isc.pscalar.nii'}}\n",
+              dir, dir));
+  ck_assert_msg(mt_run(mt_strf("%s run --check-messages %s", bin, yaml2), &o) == 0, "myelin run failed: %s",
+                o);
+  free(o);
+  ck_assert_msg(
+      mt_run(mt_strf("%s -c \"import nibabel as nb; a = nb.load('%s/sub-01_task-story_bold.ptseries.nii'); "
+                     "b = nb.load('%s/isc.pscalar.nii'); assert b.shape == (3, 3), b.shape; "
+                     "assert a.header.get_axis(1) == b.header.get_axis(1); "
+                     "assert list(b.header.get_axis(0).name) == ['01', '02', '03']\"",
+                     py, dir, dir),
+             &o) == 0,
+      "nibabel check of the parcel ISC map failed: %s", o);
+  free(o);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("surface_io");
   TCase *tc = tcase_create("surface_io");
@@ -418,6 +532,7 @@ int main(void) {
   tcase_add_test(tc, sink_writes_one_file_per_hemisphere);
   tcase_add_test(tc, sink_map_fill_and_refusals);
   tcase_add_test(tc, cifti_runs_and_cifti_sink);
+  tcase_add_test(tc, isc_pipeline_on_surfaces);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
