@@ -247,6 +247,7 @@ int words_read_table(const char *text, size_t len, const table_opts *o, word_lis
   record r = {0}, hdr = {0};
   int rc = next_record(text, len, &pos, &line, o->sep, &hdr, err, errlen);
   if (rc <= 0) {
+    record_clear(&hdr);
     free(hdr.f);
     return rc < 0 ? -1 : fail(err, errlen, "1: the file is empty");
   }
