@@ -21,7 +21,7 @@ set -uo pipefail
 secs=${1:?usage: bench/fuzz.sh SECONDS [BUILD_DIR]}
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${2:-$root/build-fuzz}
-targets=${FUZZ_TARGETS:-msg pipeline nifti dataset npy npz netx tcp gifti cifti}
+targets=${FUZZ_TARGETS:-msg pipeline nifti dataset npy npz netx tcp gifti cifti words}
 jobs=${FUZZ_JOBS:-1}
 nicelvl=${FUZZ_NICE:-10}
 cc=${CC_FUZZ:-$(command -v clang || true)}
