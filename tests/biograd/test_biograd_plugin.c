@@ -181,6 +181,34 @@ START_TEST(checkpoint_resume_bit_identical) {
 }
 END_TEST
 
+/* Variant paper resumes bit-identically too (the sleep generator, the
+ * quantization grid and the batch flushed at the epoch's end), and a
+ * checkpoint of the other variant is refused. */
+START_TEST(paper_checkpoint_resume_bit_identical) {
+  if (!have_digits) MT_SKIP("%s not available (python3-sklearn)", BG_DIGITS_PATH);
+  char *dir = mt_tmpdir();
+  char *ck = mt_strf("%s/ck.npz", dir);
+  const char *base = "variant: paper, hidden: [30, 20], batch: 16, lr: 0.01, sleep_batch: 8, quantize: true";
+  char *p0 = mt_strf("{%s}", base);
+  myelin_msg *full = train_network(p0, 2);
+  char *p1 = mt_strf("{%s, epochs: 1, checkpoint: %s}", base, ck);
+  myelin_msg_unref(train_network(p1, 2));
+  char *p2 = mt_strf("{%s, epochs: 2, checkpoint: %s}", base, ck);
+  myelin_msg *resumed = train_network(p2, 2);
+  size_t la, lb;
+  const uint8_t *a = myelin_msg_bytes(full, &la), *b = myelin_msg_bytes(resumed, &lb);
+  ck_assert_uint_eq(la, lb);
+  ck_assert_msg(memcmp(a, b, la) == 0, "resumed network differs from the uninterrupted one");
+  char *p3 = mt_strf("{hidden: [30, 20], checkpoint: %s}", ck);
+  myelin_harness *h = harness(p3);
+  ck_assert_int_ne(myelin_harness_push(h, "train", spikes_msg(0, 0, "train")), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "variant"), "error: %s", myelin_harness_error(h));
+  myelin_harness_free(h);
+  myelin_msg_unref(full), myelin_msg_unref(resumed);
+  free(p0), free(p1), free(p2), free(p3), free(ck), free(dir);
+}
+END_TEST
+
 /* The test split may arrive before, during or after training (thread timing
  * decides in a pipeline): every epoch is scored on the whole split, so a seed
  * fixes every printed number (issue 15 item 7). Only the wall-clock metrics
@@ -514,6 +542,7 @@ int main(void) {
   tcase_add_test(tc, shipped_pipeline_validates);
   tcase_add_test(tc, paper_trains_digits);
   tcase_add_test(tc, paper_params_checked);
+  tcase_add_test(tc, paper_checkpoint_resume_bit_identical);
   tcase_add_test(tc, hidden_layers_silent_without_input);
   tcase_add_test(tc, paper_trajectory_online);
   tcase_add_test(tc, paper_trajectory_batches);
