@@ -8,7 +8,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libuv1-dev libmsgpack-dev libarchive-dev libyaml-dev zlib1g-dev libdeflate-dev
-      libopenblas-dev liblapacke-dev libhdf5-dev libxml2-dev check libsubunit-dev
+      libopenblas-dev liblapacke-dev libhdf5-dev libxml2-dev libmatio-dev check libsubunit-dev
       dataset-fashion-mnist python3 python3-numpy python3-scipy python3-sklearn
       python3-nibabel python3-h5py python3-msgpack python3-pip python3-setuptools python3-wheel
       libjson-c-dev libpcre2-dev libdcmtk-dev dcm2niix python3-pydicom
