@@ -2,10 +2,9 @@
  * cli.c — the `myelin` command.
  *
  *   myelin run FILE [--set ID.PARAM=VALUE]... [--stats] [--progress[=S]] [--quiet] [--check-messages]
- *   myelin validate FILE [--set ...]
- *   myelin plugins [--json]
- *   myelin inspect PLUGIN [--json]
+ * [--report DIR] myelin validate FILE [--set ...] myelin plugins [--json] myelin inspect PLUGIN [--json]
  *   myelin cat FILE.mpk [--json]
+ *   myelin graph FILE [--set ...]
  *   myelin plot FILE -o OUT.png|.svg|.pdf [--type T] [--set PARAM=VALUE]...
  *   myelin new-plugin NAME [--dir D]
  *   myelin --help | --version;  myelin CMD --help (or -h): CMD's options
@@ -54,7 +53,8 @@ typedef struct cli_cmd {
 #define HELP_OPT "  -h, --help              this help\n"
 
 static const cli_cmd commands[] = {
-    {"run", "FILE [--set ID.PARAM=VALUE]... [--stats] [--progress[=S]] [--quiet] [--check-messages]",
+    {"run",
+     "FILE [--set ID.PARAM=VALUE]... [--stats] [--progress[=S]] [--quiet] [--check-messages] [--report DIR]",
      "run a pipeline file until its sources end (Ctrl-C stops and drains)",
      "  --set ID.PARAM=VALUE    override a stage's param (YAML scalar or list syntax); repeatable\n"
      "  --stats                 print per-stage messages, bytes, rates, queue high-water marks and busy\n"
@@ -62,7 +62,11 @@ static const cli_cmd commands[] = {
      "  --progress[=S]          a plain progress line on stderr every S seconds (default 5), TTY or not\n"
      "  --quiet                 no TTY progress line and no info log lines\n"
      "  --check-messages        check every emitted message against its kind's schema (error: exit "
-     "1)\n" HELP_OPT},
+     "1)\n"
+     "  --report DIR            write DIR/report.html: the pipeline graph, per-stage statistics, the "
+     "figures\n"
+     "                          and files the stages wrote, the pipeline text and versions (one "
+     "file)\n" HELP_OPT},
     {"validate", "FILE [--set ID.PARAM=VALUE]...",
      "check a pipeline file without running it: errors as FILE:LINE:COL (exit 2), missing inputs as warnings",
      "  --set ID.PARAM=VALUE    override a stage's param, as for run; repeatable\n" HELP_OPT},
@@ -72,6 +76,9 @@ static const cli_cmd commands[] = {
      "  --json                  the descriptor as one JSON object\n" HELP_OPT},
     {"cat", "FILE.mpk [--json]", "print a stream file, one line per message, tensors summarized ('-': stdin)",
      "  --json                  one JSON object per message (tensors as {dtype, shape})\n" HELP_OPT},
+    {"graph", "FILE [--set ID.PARAM=VALUE]...",
+     "print a pipeline file as a Graphviz DOT graph (stages, ports, kinds)",
+     "  --set ID.PARAM=VALUE    override a stage's param, as for run; repeatable\n" HELP_OPT},
     {"plot", "FILE -o OUT.png|.svg|.pdf [--type T] [--set PARAM=VALUE]... [--quiet]",
      "draw a figure of a .mpk stream, a .nii(.gz) image or a .npy array (the figure plugin)",
      "  -o, --output OUT        the figure: .png, .svg or .pdf\n"
@@ -138,7 +145,7 @@ static void usage(FILE *f) {
 }
 
 /* ---- run / validate ------------------------------------------------------ */
-static int parse_set(const char *arg, set_override *s) {
+int cli_parse_set(const char *arg, set_override *s) {
   const char *eq = strchr(arg, '=');
   const char *dot = strchr(arg, '.');
   if (!eq || !dot || dot > eq || dot == arg || dot + 1 == eq) return -1;
@@ -218,6 +225,8 @@ static int cmd_run(int argc, char **argv, int validate_only) {
   set_override *sets = calloc((size_t)argc + 1, sizeof *sets);
   size_t n_sets = 0;
   run_opts o = {0};
+  run_stats rs = {0};
+  const char *report = NULL;
   int rc = 2;
   if (!sets) {
     fprintf(stderr, "myelin %s: error: out of memory\n", cmd);
@@ -229,7 +238,7 @@ static int cmd_run(int argc, char **argv, int validate_only) {
                       : !strncmp(a, "--set=", 6) ? a + 6
                                                  : NULL;
     if (set) {
-      if (parse_set(set, &sets[n_sets])) {
+      if (cli_parse_set(set, &sets[n_sets])) {
         rc = cli_usage_error(cmd, "--set '%s': expected ID.PARAM=VALUE", set);
         goto out;
       }
@@ -247,7 +256,13 @@ static int cmd_run(int argc, char **argv, int validate_only) {
       o.quiet = 1;
     else if (!validate_only && !strcmp(a, "--check-messages"))
       o.check_messages = 1;
-    else if (a[0] == '-' && a[1]) {
+    else if (!validate_only && (!strcmp(a, "--report") || !strncmp(a, "--report=", 9))) {
+      report = a[8] ? a + 9 : (i + 1 < argc ? argv[++i] : "");
+      if (!*report) {
+        rc = cli_usage_error(cmd, "--report needs a folder");
+        goto out;
+      }
+    } else if (a[0] == '-' && a[1]) {
       rc = cli_usage_error(cmd, "unknown option '%s'", a);
       goto out;
     } else if (!file)
@@ -285,7 +300,17 @@ static int cmd_run(int argc, char **argv, int validate_only) {
     goto out;
   }
   o.progress = !o.quiet && isatty(2); /* an explicit --progress prints even with --quiet */
+  if (report) o.collect = &rs;
   rc = run_pipeline(p, &o);
+  if (report) {
+    char err[1024];
+    if (report_write(p, &rs, rc, report, argc, argv, err, sizeof err)) {
+      fprintf(stderr, "myelin run: error: %s\n", err);
+      if (!rc) rc = 1;
+    } else if (!o.quiet)
+      fprintf(stderr, "report: %s/report.html\n", report);
+    run_stats_free(&rs);
+  }
   pipeline_free(p);
 out:
   for (size_t i = 0; i < n_sets; i++) {
@@ -322,6 +347,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
   if (!strcmp(cmd, "cat")) return cmd_cat(argc - 2, argv + 2);
   if (!strcmp(cmd, "plot")) return cmd_plot(argc - 2, argv + 2);
+  if (!strcmp(cmd, "graph")) return cmd_graph(argc - 2, argv + 2);
   if (!strcmp(cmd, "new-plugin")) return cmd_new_plugin(argc - 2, argv + 2);
   if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
     printf("myelin %s (plugin ABI %d.%d)\n", MYELIN_CLI_VERSION, MYELIN_ABI_MAJOR, MYELIN_ABI_MINOR);

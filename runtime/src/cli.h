@@ -15,6 +15,18 @@ int cmd_inspect(int argc, char **argv);
 int cmd_cat(int argc, char **argv);
 int cmd_new_plugin(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+int cmd_graph(int argc, char **argv);
+
+struct set_override;
+struct pipeline;
+struct run_stats;
+/* Parses --set's ID.PARAM=VALUE into s (stage and param malloc'ed); -1 if malformed. */
+int cli_parse_set(const char *arg, struct set_override *s);
+/* Writes DIR/report.html for a finished run (cli_report.c): the graph, the
+ * stage statistics, the figures and files its stages wrote, the pipeline
+ * text and versions. args: the `run` command's arguments. 0, or -1 with err. */
+int report_write(const struct pipeline *p, const struct run_stats *rs, int exit_code, const char *dir,
+                 int argc, char **argv, char *err, size_t errlen);
 /* Writes s as a JSON string literal (quoted, escaped). */
 void json_str(FILE *f, const char *s, size_t n);
 #endif

@@ -41,8 +41,8 @@ void plugin_close(plugin_lib *p);
 const char *plugin_install_dir(void);
 /* Search order: install dir, MYELIN_PLUGIN_PATH, then extra dirs. Writes the
  * .so path; MYELIN_ENOENT when not found (searched dirs listed in err). */
-int plugin_find(const char *name, char *const *extra_dirs, size_t n_extra, char *path, size_t n,
-                char *err, size_t errlen);
+int plugin_find(const char *name, char *const *extra_dirs, size_t n_extra, char *path, size_t n, char *err,
+                size_t errlen);
 /* Every folder searched, in order, each once (malloc'ed list of malloc'ed
  * strings); [0] is the install folder. */
 size_t plugin_search_dirs(char *const *extra_dirs, size_t n_extra, char ***dirs);
@@ -87,8 +87,8 @@ int params_find(const myelin_params *p, const char *name);
 /* "int", "float list", ...: errors and `myelin inspect` name types alike. */
 const char *param_type_name(myelin_param_type t);
 /* Sets param `idx` from a YAML node; on error adds a diagnostic at the node. */
-int params_set_node(myelin_params *p, int idx, struct yaml_document_s *doc,
-                    struct yaml_node_s *node, myelin_diag *d, const char *file);
+int params_set_node(myelin_params *p, int idx, struct yaml_document_s *doc, struct yaml_node_s *node,
+                    myelin_diag *d, const char *file);
 /* Sets a param from YAML text (--set VALUE, harness params). */
 int params_set_text(myelin_params *p, int idx, const char *text, myelin_diag *d, const char *where);
 /* The valid name closest to `name` (for "did you mean"), or NULL. */
@@ -171,7 +171,27 @@ int harness_validate(stage_def *st, char *err, size_t errlen);
 int pipeline_topo(const pipeline *p, size_t *order);
 
 /* ---- run ----------------------------------------------------------------- */
+/* What `--stats` prints, kept for a caller (the run report): per stage, in
+ * pipeline order. run_stats_free() releases it. */
+typedef struct stage_stats {
+  uint64_t msgs_in, msgs_out, bytes_out;
+  int has_inputs;
+  size_t queue_hiwater, queue_cap;
+  double busy; /* CPU time of the stage's thread / wall time */
+  size_t n_counters;
+  char (*counter_names)[48];
+  int64_t *counter_values;
+} stage_stats;
+
+typedef struct run_stats {
+  double wall; /* seconds */
+  size_t n;
+  stage_stats *st;
+} run_stats;
+void run_stats_free(run_stats *rs);
+
 typedef struct run_opts {
+  run_stats *collect; /* filled at the end of the run when not NULL */
   int stats;
   int quiet;
   int check_messages;

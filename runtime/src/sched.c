@@ -144,7 +144,8 @@ static int inbox_init(inbox *q, size_t cap, size_t max_bytes) {
 }
 
 static void inbox_destroy(inbox *q) {
-  for (size_t i = 0; i < q->count; i++) myelin_msg_unref(q->ring[(q->head + i) % q->cap].msg);
+  for (size_t i = 0; i < q->count; i++)
+    myelin_msg_unref(q->ring[(q->head + i) % q->cap].msg);
   free(q->ring);
   pthread_mutex_destroy(&q->mu);
   pthread_cond_destroy(&q->not_empty);
@@ -244,8 +245,10 @@ static void inbox_wake_all(inbox *q) {
 /* ---- failure and stop ---------------------------------------------------- */
 static void stop_async_cb(uv_async_t *a) {
   rstage *s = a->data;
-  if (s->desc->stop) s->desc->stop(s->state);
-  else uv_stop(s->loop);
+  if (s->desc->stop)
+    s->desc->stop(s->state);
+  else
+    uv_stop(s->loop);
 }
 
 static void request_stop(struct myelin_run *run) {
@@ -257,7 +260,8 @@ static void request_stop(struct myelin_run *run) {
 static void request_abort(struct myelin_run *run) {
   atomic_store(&run->aborting, 1);
   request_stop(run);
-  for (size_t i = 0; i < run->n; i++) inbox_wake_all(&run->st[i].in);
+  for (size_t i = 0; i < run->n; i++)
+    inbox_wake_all(&run->st[i].in);
 }
 
 /* Numbers the stage's failure (once), so the root cause prints first. */
@@ -318,8 +322,10 @@ static int h_emit(myelin_stage *st, int port, myelin_msg *m) {
 }
 
 static const char *level_name(int level) {
-  return level >= MYELIN_LOG_ERROR ? "error" : level == MYELIN_LOG_WARN ? "warning"
-                                           : level == MYELIN_LOG_INFO ? "info" : "debug";
+  return level >= MYELIN_LOG_ERROR  ? "error"
+         : level == MYELIN_LOG_WARN ? "warning"
+         : level == MYELIN_LOG_INFO ? "info"
+                                    : "debug";
 }
 
 static void h_log(myelin_stage *st, int level, const char *fmt, ...) {
@@ -494,8 +500,10 @@ static uint64_t fire_due_timers(rstage *s) {
     timer *t = &s->timers[i];
     if (!t->active || t->uvt) continue;
     if (t->next_ns <= now) {
-      if (t->repeat_ns) t->next_ns = now + t->repeat_ns;
-      else t->active = 0;
+      if (t->repeat_ns)
+        t->next_ns = now + t->repeat_ns;
+      else
+        t->active = 0;
       t->cb(s->state);
     }
     if (t->active && (!next || t->next_ns < next)) next = t->next_ns;
@@ -533,7 +541,8 @@ static int run_consumer(rstage *s) {
     int n = inbox_pop(s->run, &s->in, batch, BATCH, deadline);
     if (n < 0) return MYELIN_ESTOP;
     s->batch_left = 0;
-    for (int i = 0; i < n; i++) s->batch_left += batch[i].msg != NULL;
+    for (int i = 0; i < n; i++)
+      s->batch_left += batch[i].msg != NULL;
     for (int i = 0; i < n; i++) {
       if (!batch[i].msg) {
         s->eos_seen++;
@@ -549,7 +558,8 @@ static int run_consumer(rstage *s) {
       myelin_msg_unref(batch[i].msg);
       if (rc == 0) rc = check_reported(s);
       if (rc < 0) {
-        for (int j = i + 1; j < n; j++) myelin_msg_unref(batch[j].msg);
+        for (int j = i + 1; j < n; j++)
+          myelin_msg_unref(batch[j].msg);
         fail_rc(s, "process", rc);
         return rc;
       }
@@ -573,7 +583,8 @@ static void *stage_main(void *arg) {
   int rc = is_source ? run_source(s) : run_consumer(s);
   if (rc == 0 && !atomic_load(&s->run->aborting) && s->desc->flush) {
     rc = s->desc->flush(s->state);
-    if (rc < 0) fail_rc(s, "flush", rc);
+    if (rc < 0)
+      fail_rc(s, "flush", rc);
     else
       check_reported(s);
   }
@@ -601,19 +612,21 @@ static void free_loop(rstage *s) {
   free(s->loop);
   s->loop = NULL;
   free(s->stop_async);
-  for (int i = 0; i < MAX_TIMERS; i++) free(s->timers[i].uvt);
+  for (int i = 0; i < MAX_TIMERS; i++)
+    free(s->timers[i].uvt);
 }
 
 static void human_bytes(double b, char *buf, size_t n) {
   const char *u[] = {"B", "KB", "MB", "GB", "TB"};
   int i = 0;
-  while (b >= 1000 && i < 4) b /= 1000, i++;
+  while (b >= 1000 && i < 4)
+    b /= 1000, i++;
   snprintf(buf, n, "%.1f %s", b, u[i]);
 }
 
 static void print_stats(struct myelin_run *run, double wall) {
-  fprintf(stderr, "%-16s %-14s %12s %12s %10s %12s %7s %8s\n", "stage", "plugin", "msgs in",
-          "msgs out", "bytes out", "msgs/s", "queue", "busy");
+  fprintf(stderr, "%-16s %-14s %12s %12s %10s %12s %7s %8s\n", "stage", "plugin", "msgs in", "msgs out",
+          "bytes out", "msgs/s", "queue", "busy");
   for (size_t i = 0; i < run->n; i++) {
     rstage *s = &run->st[i];
     uint64_t in = atomic_load(&s->msgs_in), out = atomic_load(&s->msgs_out);
@@ -621,8 +634,10 @@ static void print_stats(struct myelin_run *run, double wall) {
     human_bytes((double)atomic_load(&s->bytes_out), bo, sizeof bo);
     double rate = wall > 0 ? (double)(in > out ? in : out) / wall : 0;
     char q[32];
-    if (s->n_upstream) snprintf(q, sizeof q, "%zu/%zu", s->in.hiwater, s->in.cap);
-    else snprintf(q, sizeof q, "-");
+    if (s->n_upstream)
+      snprintf(q, sizeof q, "%zu/%zu", s->in.hiwater, s->in.cap);
+    else
+      snprintf(q, sizeof q, "-");
     fprintf(stderr, "%-16s %-14s %12" PRIu64 " %12" PRIu64 " %10s %12.0f %7s %7.1f%%\n", s->def->id,
             s->def->plugin, in, out, bo, rate, q,
             wall > 0 ? 100.0 * (double)atomic_load(&s->cpu_ns) / 1e9 / wall : 0.0);
@@ -632,6 +647,43 @@ static void print_stats(struct myelin_run *run, double wall) {
               atomic_load(&s->counters[c].value));
   }
   fprintf(stderr, "wall time: %.3f s\n", wall);
+}
+
+void run_stats_free(run_stats *rs) {
+  for (size_t i = 0; rs->st && i < rs->n; i++) {
+    free(rs->st[i].counter_names);
+    free(rs->st[i].counter_values);
+  }
+  free(rs->st);
+  memset(rs, 0, sizeof *rs);
+}
+
+/* The numbers print_stats prints, into rs (left empty when out of memory). */
+static void collect_stats(struct myelin_run *run, double wall, run_stats *rs) {
+  memset(rs, 0, sizeof *rs);
+  rs->wall = wall;
+  if (!(rs->st = calloc(run->n ? run->n : 1, sizeof *rs->st))) return;
+  rs->n = run->n;
+  for (size_t i = 0; i < run->n; i++) {
+    rstage *s = &run->st[i];
+    stage_stats *t = &rs->st[i];
+    t->msgs_in = atomic_load(&s->msgs_in);
+    t->msgs_out = atomic_load(&s->msgs_out);
+    t->bytes_out = atomic_load(&s->bytes_out);
+    t->has_inputs = s->n_upstream > 0;
+    t->queue_hiwater = s->in.hiwater;
+    t->queue_cap = s->in.cap;
+    t->busy = wall > 0 ? (double)atomic_load(&s->cpu_ns) / 1e9 / wall : 0.0;
+    size_t nc = atomic_load(&s->n_counters);
+    t->counter_names = calloc(nc ? nc : 1, sizeof *t->counter_names);
+    t->counter_values = calloc(nc ? nc : 1, sizeof *t->counter_values);
+    if (!t->counter_names || !t->counter_values) continue;
+    t->n_counters = nc;
+    for (size_t c = 0; c < nc; c++) {
+      memcpy(t->counter_names[c], s->counters[c].name, sizeof t->counter_names[c]);
+      t->counter_values[c] = atomic_load(&s->counters[c].value);
+    }
+  }
 }
 
 /* --progress: one plain line every o.progress_every seconds (any stderr,
@@ -814,7 +866,8 @@ int run_pipeline(pipeline *p, const run_opts *o) {
     fputc('\n', stderr);
   }
   int any_error = 0;
-  for (size_t i = 0; i < p->n; i++) any_error |= run->st[i].error != NULL;
+  for (size_t i = 0; i < p->n; i++)
+    any_error |= run->st[i].error != NULL;
   if (atomic_load(&run->failed) || any_error) {
     exit_code = 1;
     print_errors(run);
@@ -822,6 +875,7 @@ int run_pipeline(pipeline *p, const run_opts *o) {
     exit_code = 130;
   }
   if (o->stats) print_stats(run, wall);
+  if (o->collect) collect_stats(run, wall, o->collect);
 
 teardown:
   for (size_t i = 0; run->st && i < run->n; i++) {
@@ -832,7 +886,8 @@ teardown:
   for (size_t i = 0; run->st && i < run->n; i++) {
     rstage *s = &run->st[i];
     inbox_destroy(&s->in);
-    for (size_t j = 0; s->outs && j < s->n_outs; j++) free(s->outs[j].edges);
+    for (size_t j = 0; s->outs && j < s->n_outs; j++)
+      free(s->outs[j].edges);
     free(s->outs);
     free(s->error);
     pthread_mutex_destroy(&s->err_mu);

@@ -17,7 +17,7 @@ static const char *bin(void) { return mt_env("MYELIN_BIN", "myelin"); }
 
 static int run_cli(const char *args, char **out) { return mt_run(mt_strf("%s %s", bin(), args), out); }
 
-static const char *const commands[] = {"run", "validate", "plugins", "inspect", "cat", "plot", "new-plugin"};
+static const char *const commands[] = {"run", "validate", "plugins", "inspect", "cat", "graph", "plot", "new-plugin"};
 #define N_COMMANDS (sizeof commands / sizeof *commands)
 
 START_TEST(every_command_has_help) {
