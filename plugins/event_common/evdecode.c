@@ -69,7 +69,7 @@ void ev_free(ev_array *a) {
   memset(a, 0, sizeof *a);
 }
 
-static const char *const format_names[] = {"auto", "nmnist", "evt2", "evt3", "aedat3"};
+static const char *const format_names[] = {"auto", "nmnist", "evt2", "evt3", "aedat3", "hdf5"};
 
 int ev_format_parse(const char *name) {
   for (int i = 0; i < (int)(sizeof format_names / sizeof *format_names); i++)
@@ -150,6 +150,7 @@ size_t ev_raw_header(const uint8_t *b, size_t len, int *evt, ev_sensor *sensor) 
 
 ev_format ev_format_guess(const uint8_t *b, size_t len, const char *path) {
   if (len >= 10 && memcmp(b, "#!AER-DAT3", 10) == 0) return EV_FMT_AEDAT3;
+  if (len >= 8 && memcmp(b, "\x89HDF\r\n\x1a\n", 8) == 0) return EV_FMT_HDF5;
   if (len && b[0] == '%') {
     int evt;
     ev_sensor s = {0, 0, 0};

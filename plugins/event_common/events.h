@@ -47,7 +47,8 @@ typedef enum ev_format {
   EV_FMT_NMNIST, /* N-MNIST / N-Caltech101 .bin: 5-byte events */
   EV_FMT_EVT2,   /* Prophesee EVT 2.0 .raw: 32-bit words */
   EV_FMT_EVT3,   /* Prophesee EVT 3.0 .raw: 16-bit words */
-  EV_FMT_AEDAT3  /* iniVation AEDAT 3.1 (cAER, libcaer): packets of polarity events */
+  EV_FMT_AEDAT3, /* iniVation AEDAT 3.1 (cAER, libcaer): packets of polarity events */
+  EV_FMT_HDF5    /* HDF5 event files (evhdf5.c, library event_hdf5: needs libhdf5) */
 } ev_format;
 
 /* "nmnist" -> EV_FMT_NMNIST ...; EV_FMT_AUTO for "auto"; -1 if unknown. */
@@ -78,6 +79,10 @@ int ev_decode_nmnist(const uint8_t *b, size_t len, const char *what, ev_sensor *
 int ev_decode_evt2(const uint8_t *b, size_t len, const char *what, ev_sensor *sensor, ev_array *out,
                    char *err, size_t errlen);
 int ev_decode_evt3(const uint8_t *b, size_t len, const char *what, ev_sensor *sensor, ev_array *out,
+                   char *err, size_t errlen);
+/* In evhdf5.c (library event_hdf5, which links libhdf5; ev_decode does not
+ * call it, so the decoders, fuzz targets and bench need no libhdf5). */
+int ev_decode_hdf5(const uint8_t *b, size_t len, const char *what, ev_sensor *sensor, ev_array *out,
                    char *err, size_t errlen);
 int ev_decode_aedat3(const uint8_t *b, size_t len, const char *what, ev_sensor *sensor, ev_array *out,
                      char *err, size_t errlen);

@@ -347,7 +347,8 @@ static int run_sample(evsrc *s, size_t index, uint64_t epoch) {
   ev_format f = s->format != EV_FMT_AUTO ? s->format : ev_format_guess(buf, len, sm->path);
   ev_sensor sensor = s->sensor;
   s->ev.n = 0;
-  int drc = ev_decode(f, buf, len, sm->path, &sensor, &s->ev, err, sizeof err);
+  int drc = f == EV_FMT_HDF5 ? ev_decode_hdf5(buf, len, sm->path, &sensor, &s->ev, err, sizeof err)
+                             : ev_decode(f, buf, len, sm->path, &sensor, &s->ev, err, sizeof err);
   free(buf);
   if (drc == MYELIN_ENOMEM) return s->host->error(s->st, "%s", err);
   int rc = emit_recording(s, &sensor, sm, index, epoch);
@@ -378,9 +379,10 @@ static int es_start(void *state) {
 }
 
 static const myelin_param_def es_params[] = {
-    {"format", MYELIN_PARAM_ENUM, "auto", 0, 0, 0, "auto|nmnist|evt2|evt3|aedat3", NULL,
+    {"format", MYELIN_PARAM_ENUM, "auto", 0, 0, 0, "auto|nmnist|evt2|evt3|aedat3|hdf5", NULL,
      "File format: nmnist (N-MNIST/N-Caltech101 .bin), evt2 / evt3 (Prophesee .raw), aedat3 "
-     "(iniVation AEDAT 3.1); auto reads an AEDAT or Prophesee header, else the name (.bin = nmnist, "
+     "(iniVation AEDAT 3.1), hdf5 (events/{x,y,p,t} or a compound CD/events); auto reads the "
+     "content (AEDAT, HDF5, Prophesee header), else the name (.bin = nmnist, "
      ".raw = evt3)."},
     {"path", MYELIN_PARAM_INPUT_PATH, NULL, 0, 0, 0, NULL, NULL,
      "One recording, or a dataset folder laid out as N-MNIST (Train|Test/<class>/<files>; labels from "
@@ -416,8 +418,9 @@ static const myelin_plugin_desc es_desc = {
     .name = "event_source",
     .version = "1.0.0",
     .summary =
-        "Event-camera recordings (N-MNIST .bin, Prophesee EVT 2.0/3.0, AEDAT 3.1) as `events` messages",
-    .doc = "Reads N-MNIST binaries, Prophesee EVT 2.0 / 3.0 raw files and iniVation AEDAT 3.1, one recording "
+        "Event-camera recordings (N-MNIST .bin, Prophesee EVT 2.0/3.0, AEDAT 3.1, HDF5) as `events` messages",
+    .doc = "Reads N-MNIST binaries, Prophesee EVT 2.0 / 3.0 raw files, iniVation AEDAT 3.1 and HDF5 event "
+           "files, one recording "
            "or a dataset "
            "folder laid out as N-MNIST (labels from the class folders, split/shuffle/epochs as "
            "`dataset`). Files are decoded one at a time; a truncated or corrupt file delivers its good "

@@ -1,7 +1,7 @@
 /*
  * test_event_source.c — the event-camera decoders (plugins/event_common)
  * on files written here from the public format specs with known events
- * (N-MNIST .bin, Prophesee EVT 2.0 and EVT 3.0 .raw, AEDAT 3.1), truncated and corrupt
+ * (N-MNIST .bin, Prophesee EVT 2.0 and EVT 3.0 .raw, AEDAT 3.1; HDF5 from h5py), truncated and corrupt
  * files (byte offset named, good prefix kept), and the `event_source`
  * plugin through the harness: an N-MNIST-layout folder with labels, split,
  * shuffle (the `dataset` permutation), epochs, limit, chunking, and a
@@ -393,6 +393,47 @@ START_TEST(evt3_file_through_the_plugin) {
 }
 END_TEST
 
+/* HDF5 files written by h5py in the three layouts event_source finds. */
+START_TEST(hdf5_layouts) {
+  MT_NEED_PYTHON("h5py numpy", "HDF5 event files written by h5py");
+  char *py = mt_strf(
+      "%s -c \"import h5py, numpy as np\n"
+      "x = np.array([1, 639, 5], '<u2'); y = np.array([2, 479, 0], '<u2'); p = np.array([1, 0, 1], 'u1')\n"
+      "t = np.array([10, 20, 1 << 40], '<i8')\n"
+      "with h5py.File('%s/a.h5', 'w') as f:\n"
+      "  g = f.create_group('events'); g.attrs['width'] = 640; g.attrs['height'] = 480\n"
+      "  [g.create_dataset(k, data=v, compression='gzip') for k, v in zip('xypt', (x, y, p, t))]\n"
+      "with h5py.File('%s/b.hdf5', 'w') as f:\n"
+      "  [f.create_dataset(k, data=v.astype('<i4')) for k, v in zip('xypt', (x, y, p, t %% 1000))]\n"
+      "r = np.zeros(3, [('x', '<u2'), ('y', '<u2'), ('p', '<i2'), ('t', '<i8')])\n"
+      "r['x'], r['y'], r['p'], r['t'] = x, y, p, t\n"
+      "with h5py.File('%s/c.h5', 'w') as f: f.create_dataset('CD/events', data=r)\n"
+      "with h5py.File('%s/d.h5', 'w') as f: f.create_dataset('nothing', data=x)\n\"",
+      mt_env("MYELIN_PYTHON", "/usr/bin/python3"), tmp, tmp, tmp, tmp);
+  char *out;
+  int rc = mt_run(py, &out);
+  ck_assert_msg(rc == 0, "%s", out);
+  free(out);
+  const char *files[] = {"a.h5", "b.hdf5", "c.h5"};
+  for (int k = 0; k < 3; k++) {
+    myelin_harness *h = run_source(mt_strf("{path: %s/%s}", tmp, files[k]));
+    ck_assert_msg(myelin_harness_start(h) == 0, "%s: %s", files[k], myelin_harness_error(h));
+    ev_view v;
+    char err[256];
+    ck_assert_int_eq(ev_view_of(myelin_harness_output(h, "out", 0), &v, err, sizeof err), 0);
+    ck_assert_uint_eq(v.n, 3);
+    ck_assert(v.x[1] == 639 && v.y[1] == 479 && v.p[0] == 1 && v.p[1] == 0 && v.x[2] == 5);
+    ck_assert_int_eq(v.t[2], k == 1 ? (((int64_t)1 << 40) % 1000) : ((int64_t)1 << 40));
+    ck_assert(v.sensor.w == 640 && v.sensor.h == 480); /* attributes, or the largest coordinates */
+    myelin_harness_free(h);
+  }
+  myelin_harness *h = run_source(mt_strf("{path: %s/d.h5}", tmp));
+  ck_assert_int_ne(myelin_harness_start(h), 0);
+  ck_assert_msg(strstr(myelin_harness_error(h), "no events found"), "%s", myelin_harness_error(h));
+  myelin_harness_free(h);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("event_source");
   TCase *tc = tcase_create("core");
@@ -405,6 +446,7 @@ int main(void) {
   tcase_add_test(tc, chunks_by_time);
   tcase_add_test(tc, corrupt_file_delivers_prefix_and_names_offset);
   tcase_add_test(tc, evt3_file_through_the_plugin);
+  tcase_add_test(tc, hdf5_layouts);
   suite_add_tcase(s, tc);
   return mt_run_suite(s);
 }
