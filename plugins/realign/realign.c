@@ -32,6 +32,7 @@ typedef struct rs {
   double T[4][4];
   double prev[6];
   int have_prev;
+  uint64_t seen;
   float *full, *out; /* one full grid each */
   char *ref_path;
 } rs;
@@ -124,13 +125,27 @@ static int rs_process(void *state, int port, myelin_msg *m) {
   double p[6] = {0, 0, 0, 0, 0, 0};
   int first = !s->have_prev && !s->ref_path;
   if (!first) {
-    if (rg_estimate(&s->ref, s->full, s->T, s->max_iter, s->tol) < 0)
-      return s->host->error(s->st, "realignment failed (singular system): is the volume empty?");
+    double keep[4][4];
+    memcpy(keep, s->T, sizeof keep);
+    int it = rg_estimate(&s->ref, s->full, s->T, s->max_iter, s->tol);
     rg_params(s->T, s->ref.c, p);
+    int bad = it < 0;
+    for (int i = 0; i < 6; i++)
+      bad |= !isfinite(p[i]);
+    if (bad) { /* one odd volume must not end a live session */
+      memcpy(s->T, keep, sizeof keep);
+      rg_params(s->T, s->ref.c, p);
+      s->host->log(s->st, MYELIN_LOG_WARN,
+                   "volume %llu: realignment did not converge; the previous estimate is "
+                   "used",
+                   (unsigned long long)s->seen);
+      s->host->counter_add(s->st, "failed", 1);
+    }
     rg_resample(s->full, s->dims, s->ref.A, s->ref.Ainv, s->T, s->out);
   } else {
     memcpy(s->out, s->full, N * sizeof *s->out);
   }
+  s->seen++;
   double fd = s->have_prev ? rg_fd(s->prev, p) : 0;
   memcpy(s->prev, p, sizeof p);
   s->have_prev = 1;

@@ -343,6 +343,8 @@ static int gn_level(rg_ref *ref, const rg_level *l, const float *vol, double T[4
     matrix_rad(dp, dp + 3, ref->c, W);
     if (rg_inv4(W, Wi)) return -1;
     mul4(T, Wi, T);
+    for (int i = 0; i < 6; i++)
+      if (!isfinite(dp[i])) return -1;
     double step = fabs(dp[0]) + fabs(dp[1]) + fabs(dp[2]) + 50 * (fabs(dp[3]) + fabs(dp[4]) + fabs(dp[5]));
     if (step < tol) return it + 1;
   }
