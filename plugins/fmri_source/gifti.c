@@ -570,7 +570,7 @@ static int parse_array(const xmlNode *e, gifti_array *a, size_t k, const char *n
   a->ndim = (int)nd;
   a->n = 1;
   for (int d = 0; d < a->ndim; d++) {
-    char an[8];
+    char an[16];
     snprintf(an, sizeof an, "Dim%d", d);
     if (xml_attr(e, an, buf, sizeof buf)) return gfail(err, errlen, "%s: no %s attribute", where, an);
     long long v = strtoll(buf, &end, 10);
