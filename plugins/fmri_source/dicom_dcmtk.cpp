@@ -45,7 +45,20 @@ void set_err(char *err, size_t errlen, const char *fmt, ...) {
 
 std::once_flag codecs_once;
 
+/* Deregisters the codecs when the plugin is unloaded (or the process exits),
+ * so DCMTK's codec list does not outlive them (nor show as a leak). */
+struct codec_guard {
+  bool on = false;
+  ~codec_guard() {
+    if (!on) return;
+    DJDecoderRegistration::cleanup();
+    DJLSDecoderRegistration::cleanup();
+    DcmRLEDecoderRegistration::cleanup();
+  }
+} codecs_guard;
+
 void register_codecs() {
+  codecs_guard.on = true;
   DJDecoderRegistration::registerCodecs();
   DJLSDecoderRegistration::registerCodecs();
   DcmRLEDecoderRegistration::registerCodecs();

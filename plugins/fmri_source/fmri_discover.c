@@ -295,7 +295,7 @@ static int discover_folder(const char *dir, fmri_list *l, char *err, size_t errl
     return dfail(err, errlen, "%s: cannot walk folder: %s", dir, strerror(errno));
   if (walk_oom) return dfail(err, errlen, "%s: out of memory", dir);
   prefer_bold(l);
-  qsort(l->v, l->n, sizeof *l->v, cmp_item);
+  if (l->n) qsort(l->v, l->n, sizeof *l->v, cmp_item); /* v is NULL when nothing was found */
   pair_hemispheres(l);
   for (size_t i = 0; i < l->n; i++)
     l->v[i].tr = folder_sidecar_tr(&l->v[i], dir);
@@ -313,7 +313,7 @@ static int discover_glob(const char *pattern, fmri_list *l, char *err, size_t er
       return dfail(err, errlen, "out of memory");
     }
   globfree(&g);
-  qsort(l->v, l->n, sizeof *l->v, cmp_item);
+  if (l->n) qsort(l->v, l->n, sizeof *l->v, cmp_item); /* v is NULL when nothing was found */
   pair_hemispheres(l);
   for (size_t i = 0; i < l->n; i++) {
     char *sc = sidecar_name(l->v[i].path);
