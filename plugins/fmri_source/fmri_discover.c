@@ -456,7 +456,7 @@ static int discover_archive(const char *path, fmri_list *l, char *err, size_t er
   archive_read_free(a);
   if (!rc) {
     prefer_bold(l);
-    qsort(l->v, l->n, sizeof *l->v, cmp_item);
+    if (l->n) qsort(l->v, l->n, sizeof *l->v, cmp_item);
     for (size_t i = 0; i < l->n; i++)
       l->v[i].tr = archive_sidecar_tr(&l->v[i], sc, nsc);
     if (!(l->archive = strdup(path))) rc = dfail(err, errlen, "out of memory");
