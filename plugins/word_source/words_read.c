@@ -449,7 +449,7 @@ static int expect_str(lexer *x, const char *what, char **s, char *err, size_t er
 }
 
 static int expect_count(lexer *x, const char *what, size_t *n, char *err, size_t errlen) {
-  double v;
+  double v = 0;
   if (expect_num(x, what, &v, err, errlen) != 0) return -1;
   if (!(v >= 0 && v <= 1e8) || v != floor(v))
     return fail(err, errlen, "%zu: %s = %g is not a count", x->tok_line, what, v);

@@ -417,6 +417,9 @@ START_TEST(sigint_before_the_run_starts) {
   usleep(500000); /* loaded, blocked in init */
   kill(pid, SIGINT);
   usleep(200000);
+  /* myelin may close the FIFO unread once it sees the request: that is a
+   * write error here, not a reason for this test to die of SIGPIPE */
+  signal(SIGPIPE, SIG_IGN);
   myelin_builder *b = myelin_builder_new("tensor"); /* now let init go on */
   myelin_build_int(b, "seq", 0);
   myelin_msg *m = myelin_builder_finish(b);
