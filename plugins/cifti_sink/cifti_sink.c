@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "../common/geometry.h"
+#include "../common/map_file.h"
 #include "../common/path_template.h"
 #include "../common/tensor_elem.h"
 #include "cifti.h"
@@ -29,10 +30,8 @@
 typedef struct cs_state {
   const myelin_host *host;
   myelin_stage *st;
-  char *path_tmpl;
-  int do_fsync;
-  uint64_t files, received;
-  myelin_pathset written;
+  map_file_out out; /* path, fsync, files written, paths claimed in this run */
+  uint64_t received;
 } cs_state;
 
 static const char *const tmpl_keys[] = {"subject", "task", "run", "stat", "seq", NULL};
@@ -207,9 +206,9 @@ static int cs_process(void *state, int port, myelin_msg *m) {
     return s->host->error(s->st, "%s", why);
   }
   int dense = model != GEOM_PARCELS;
-  if (dense != ends_with(s->path_tmpl, ".dscalar.nii"))
+  if (dense != ends_with(s->out.path_tmpl, ".dscalar.nii"))
     return s->host->error(s->st, "a %s map is written as %s, but path '%s' ends otherwise",
-                          geom_model_name(model), dense ? ".dscalar.nii" : ".pscalar.nii", s->path_tmpl);
+                          geom_model_name(model), dense ? ".dscalar.nii" : ".pscalar.nii", s->out.path_tmpl);
   cifti_axis a;
   memset(&a, 0, sizeof a);
   int rc = dense ? brain_models(s, g, V, &a) : parcels(s, g, V, &a);
@@ -233,27 +232,15 @@ static int cs_process(void *state, int port, myelin_msg *m) {
       data[r * V + c] = tensor_elem_f32(&t, r * V + c);
   }
   char path[4096], err[1024];
-  if (!rc && path_template_expand(s->path_tmpl, tmpl_keys, m, NULL, NULL, (unsigned long long)s->files, path,
-                                  sizeof path))
+  if (!rc && path_template_expand(s->out.path_tmpl, tmpl_keys, m, NULL, NULL,
+                                  (unsigned long long)s->out.files, path, sizeof path))
     rc = s->host->error(s->st, "path too long");
-  int claim = rc ? 0 : myelin_pathset_claim(&s->written, path, msg_no, err, sizeof err);
-  if (claim == MYELIN_ENOMEM)
-    rc = s->host->error(s->st, "%s", err);
-  else if (claim)
-    rc = s->host->error(s->st, "%s; make the path unique with {subject} {task} {run} {stat} or {seq}", err);
   myelin_atomic_file f;
-  memset(&f, 0, sizeof f);
-  if (!rc && (myelin_mkdirs_for(path, err, sizeof err) || myelin_atomic_open(&f, path, err, sizeof err)))
-    rc = s->host->error(s->st, "%s", err);
-  if (!rc && cifti_write_scalars(f.fp, data, R, (const char *const *)names, &a, err, sizeof err)) {
-    myelin_atomic_abort(&f);
-    rc = s->host->error(s->st, "%s: %s", path, err);
-  }
-  if (!rc && myelin_atomic_commit(&f, s->do_fsync, err, sizeof err)) rc = s->host->error(s->st, "%s", err);
-  if (!rc) {
-    s->files++;
-    s->host->counter_add(s->st, "files", 1);
-  }
+  if (!rc) rc = map_file_open(&s->out, path, msg_no, "{subject} {task} {run} {stat} or {seq}", &f);
+  if (!rc)
+    rc = map_file_close(&s->out, &f, path,
+                        cifti_write_scalars(f.fp, data, R, (const char *const *)names, &a, err, sizeof err),
+                        err);
   for (size_t r = 0; names && r < R; r++)
     free(names[r]);
   free(names);
@@ -279,21 +266,10 @@ static int cs_init(const myelin_host *host, myelin_stage *st, const myelin_param
   if (!s) return MYELIN_ENOMEM;
   s->host = host;
   s->st = st;
-  s->path_tmpl = strdup(myelin_param_str(p, "path"));
-  if (!s->path_tmpl) {
-    free(s);
-    return MYELIN_ENOMEM;
-  }
-  s->do_fsync = myelin_param_bool(p, "fsync");
-  if (!strchr(s->path_tmpl, '{')) {
-    char err[1024];
-    if (myelin_mkdirs_for(s->path_tmpl, err, sizeof err) ||
-        myelin_check_writable(s->path_tmpl, err, sizeof err)) {
-      int rc = host->error(st, "%s", err);
-      free(s->path_tmpl);
-      free(s); /* fini only runs after a successful init */
-      return rc;
-    }
+  int rc = map_file_init(&s->out, host, st, p);
+  if (rc) {
+    free(s); /* fini only runs after a successful init */
+    return rc;
   }
   *state = s;
   return 0;
@@ -304,9 +280,8 @@ static void cs_fini(void *state) {
   if (!s) return;
   if (s->host->stopping(s->st))
     s->host->log(s->st, MYELIN_LOG_INFO, "kept %llu CIFTI file(s) %s written before the stop, each complete",
-                 (unsigned long long)s->files, s->path_tmpl);
-  free(s->path_tmpl);
-  myelin_pathset_free(&s->written);
+                 (unsigned long long)s->out.files, s->out.path_tmpl);
+  map_file_free(&s->out);
   free(s);
 }
 

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "../common/geometry.h"
+#include "../common/map_file.h"
 #include "../common/path_template.h"
 #include "../common/tensor_elem.h"
 #include "gifti.h"
@@ -35,10 +36,9 @@ enum { GS_MAX_STRUCTURES = 64 };
 typedef struct gs_state {
   const myelin_host *host;
   myelin_stage *st;
-  char *path_tmpl;
-  int fill_nan, do_fsync, shape;
-  uint64_t files, received;
-  myelin_pathset written;
+  map_file_out out; /* path, fsync, files written, paths claimed in this run */
+  int fill_nan, shape;
+  uint64_t received;
 } gs_state;
 
 static const char *const tmpl_keys[] = {"subject", "task", "run", "stat", "seq", NULL};
@@ -129,19 +129,14 @@ static void file_meta(const myelin_msg *m, gifti_md *md, char vals[4][256], gift
 static int write_part(gs_state *s, const myelin_msg *m, uint64_t msg_no, const gs_part *p, size_t nparts,
                       const myelin_tensor *t, size_t R, size_t V) {
   char path[4096], err[1024];
-  if (path_template_expand(s->path_tmpl, tmpl_keys, m, "hemi", p->hemi, (unsigned long long)s->files, path,
-                           sizeof path))
+  if (path_template_expand(s->out.path_tmpl, tmpl_keys, m, "hemi", p->hemi, (unsigned long long)s->out.files,
+                           path, sizeof path))
     return s->host->error(s->st, "path too long");
-  if (nparts > 1 && !strstr(s->path_tmpl, "{hemi}"))
+  if (nparts > 1 && !strstr(s->out.path_tmpl, "{hemi}"))
     return s->host->error(s->st,
                           "the %s message has %zu structures (hemispheres): put {hemi} in path '%s' to get "
                           "one file per hemisphere",
-                          myelin_msg_kind(m), nparts, s->path_tmpl);
-  int claim = myelin_pathset_claim(&s->written, path, msg_no, err, sizeof err);
-  if (claim == MYELIN_ENOMEM) return s->host->error(s->st, "%s", err);
-  if (claim)
-    return s->host->error(s->st, "%s; make the path unique with {subject} {task} {run} {stat} {seq} {hemi}",
-                          err);
+                          myelin_msg_kind(m), nparts, s->out.path_tmpl);
   float *rows = malloc((R * p->nvert > 0 ? R * p->nvert : 1) * sizeof *rows);
   if (!rows) return s->host->error(s->st, "out of memory for %zu x %zu values", R, p->nvert);
   float fill = s->fill_nan ? NAN : 0.0f;
@@ -187,22 +182,15 @@ static int write_part(gs_state *s, const myelin_msg *m, uint64_t msg_no, const g
   }
   int intent = s->shape ? GIFTI_INTENT_SHAPE : is_run ? GIFTI_INTENT_TIME_SERIES : GIFTI_INTENT_NONE;
   myelin_atomic_file f;
-  memset(&f, 0, sizeof f);
-  if (!rc && (myelin_mkdirs_for(path, err, sizeof err) || myelin_atomic_open(&f, path, err, sizeof err)))
-    rc = s->host->error(s->st, "%s", err);
-  if (!rc && gifti_write_f32(f.fp, rows, R, p->nvert, intent, p->name, &meta, row_meta, err, sizeof err)) {
-    myelin_atomic_abort(&f);
-    rc = s->host->error(s->st, "%s: %s", path, err);
-  }
-  if (!rc && myelin_atomic_commit(&f, s->do_fsync, err, sizeof err)) rc = s->host->error(s->st, "%s", err);
+  if (!rc) rc = map_file_open(&s->out, path, msg_no, "{subject} {task} {run} {stat} {seq} {hemi}", &f);
+  if (!rc)
+    rc = map_file_close(
+        &s->out, &f, path,
+        gifti_write_f32(f.fp, rows, R, p->nvert, intent, p->name, &meta, row_meta, err, sizeof err), err);
   free(rows);
   free(row_meta);
   free(rmd);
   free(names);
-  if (!rc) {
-    s->files++;
-    s->host->counter_add(s->st, "files", 1);
-  }
   return rc;
 }
 
@@ -243,24 +231,13 @@ static int gs_init(const myelin_host *host, myelin_stage *st, const myelin_param
   if (!s) return MYELIN_ENOMEM;
   s->host = host;
   s->st = st;
-  s->path_tmpl = strdup(myelin_param_str(p, "path"));
-  if (!s->path_tmpl) {
-    free(s);
-    return MYELIN_ENOMEM;
+  int rc = map_file_init(&s->out, host, st, p);
+  if (rc) {
+    free(s); /* fini only runs after a successful init */
+    return rc;
   }
   s->fill_nan = strcmp(myelin_param_str(p, "fill"), "nan") == 0;
-  s->do_fsync = myelin_param_bool(p, "fsync");
-  s->shape = ends_with(s->path_tmpl, ".shape.gii");
-  if (!strchr(s->path_tmpl, '{')) {
-    char err[1024];
-    if (myelin_mkdirs_for(s->path_tmpl, err, sizeof err) ||
-        myelin_check_writable(s->path_tmpl, err, sizeof err)) {
-      int rc = host->error(st, "%s", err);
-      free(s->path_tmpl);
-      free(s); /* fini only runs after a successful init */
-      return rc;
-    }
-  }
+  s->shape = ends_with(s->out.path_tmpl, ".shape.gii");
   *state = s;
   return 0;
 }
@@ -270,9 +247,8 @@ static void gs_fini(void *state) {
   if (!s) return;
   if (s->host->stopping(s->st))
     s->host->log(s->st, MYELIN_LOG_INFO, "kept %llu GIFTI file(s) %s written before the stop, each complete",
-                 (unsigned long long)s->files, s->path_tmpl);
-  free(s->path_tmpl);
-  myelin_pathset_free(&s->written);
+                 (unsigned long long)s->out.files, s->out.path_tmpl);
+  map_file_free(&s->out);
   free(s);
 }
 

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/map_file.h"
 #include "../common/path_template.h"
 #include "../common/tensor_elem.h"
 #include "myelin/myelin.h"
@@ -41,11 +42,9 @@
 typedef struct ns_state {
   const myelin_host *host;
   myelin_stage *st;
-  char *path_tmpl;
-  int fill_nan, do_fsync;
-  uint64_t files;
-  uint64_t received;      /* messages seen, numbering them in errors */
-  myelin_pathset written; /* paths written in this run */
+  map_file_out out; /* path, fsync, files written, paths claimed in this run */
+  int fill_nan;
+  uint64_t received; /* messages seen, numbering them in errors */
   nifti_atlas atlas;
   /* volumes being collected */
   myelin_msg *vol_first; /* geometry + context of the current group */
@@ -61,7 +60,8 @@ static const char *const tmpl_keys[] = {"subject", "task", "run", "stat", "layer
 
 /* Expands {key} from m; seq falls back to the sink's file counter. */
 static int expand_path(const ns_state *s, const myelin_msg *m, char *out, size_t n) {
-  return path_template_expand(s->path_tmpl, tmpl_keys, m, NULL, NULL, (unsigned long long)s->files, out, n);
+  return path_template_expand(s->out.path_tmpl, tmpl_keys, m, NULL, NULL, (unsigned long long)s->out.files,
+                              out, n);
 }
 
 static int is_gz(const char *p) {
@@ -98,28 +98,17 @@ static int write_image(ns_state *s, const myelin_msg *m, uint64_t msg_no, const 
     nifti_grid_scatter(go, t, rows, r * go->V, img + r * nvox);
   char path[4096], err[1024];
   int rc = 0;
-  if (expand_path(s, m, path, sizeof path)) rc = s->host->error(s->st, "path too long");
-  int claim = rc ? 0 : myelin_pathset_claim(&s->written, path, msg_no, err, sizeof err);
-  if (claim == MYELIN_ENOMEM)
-    rc = s->host->error(s->st, "%s", err);
-  else if (claim)
-    rc = s->host->error(s->st, "%s; make the path unique with {subject} {task} {run} {stat} {layer} or {seq}",
-                        err);
   myelin_atomic_file f;
-  memset(&f, 0, sizeof f);
-  if (!rc && (myelin_mkdirs_for(path, err, sizeof err) || myelin_atomic_open(&f, path, err, sizeof err)))
-    rc = s->host->error(s->st, "%s", err);
+  if (expand_path(s, m, path, sizeof path))
+    rc = s->host->error(s->st, "path too long");
+  else
+    rc = map_file_open(&s->out, path, msg_no, "{subject} {task} {run} {stat} {layer} or {seq}", &f);
   int64_t dims[4] = {go->dims[0], go->dims[1], go->dims[2], (int64_t)R};
-  if (!rc && nifti_write_f32(f.fp, dims, &go->affine[0][0], tr, img, is_gz(path), err, sizeof err)) {
-    myelin_atomic_abort(&f);
-    rc = s->host->error(s->st, "%s: %s", path, err);
-  }
-  if (!rc && myelin_atomic_commit(&f, s->do_fsync, err, sizeof err)) rc = s->host->error(s->st, "%s", err);
+  if (!rc)
+    rc = map_file_close(&s->out, &f, path,
+                        nifti_write_f32(f.fp, dims, &go->affine[0][0], tr, img, is_gz(path), err, sizeof err),
+                        err);
   free(img);
-  if (!rc) {
-    s->files++;
-    s->host->counter_add(s->st, "files", 1);
-  }
   return rc;
 }
 
@@ -207,26 +196,13 @@ static int ns_init(const myelin_host *host, myelin_stage *st, const myelin_param
   *state = s;
   s->host = host;
   s->st = st;
-  s->path_tmpl = strdup(myelin_param_str(p, "path"));
-  if (!s->path_tmpl) {
-    free(s);
-    *state = NULL;
-    return MYELIN_ENOMEM;
-  }
   s->fill_nan = strcmp(myelin_param_str(p, "fill"), "nan") == 0;
-  s->do_fsync = myelin_param_bool(p, "fsync");
-  if (!strchr(s->path_tmpl, '{')) { /* a fixed folder can be checked now */
-    char err[1024];
-    if (myelin_mkdirs_for(s->path_tmpl, err, sizeof err) ||
-        myelin_check_writable(s->path_tmpl, err, sizeof err)) {
-      int rc = host->error(st, "%s", err);
-      free(s->path_tmpl);
-      free(s); /* fini only runs after a successful init */
-      *state = NULL;
-      return rc;
-    }
+  int rc = map_file_init(&s->out, host, st, p);
+  if (rc) {
+    free(s); /* fini only runs after a successful init */
+    *state = NULL;
   }
-  return 0;
+  return rc;
 }
 
 static int ns_process(void *state, int port, myelin_msg *msg) {
@@ -251,25 +227,24 @@ static void ns_fini(void *state) {
   if (s->host->stopping(s->st)) {
     char path[4096] = "";
     if (s->vol_first && expand_path(s, s->vol_first, path, sizeof path))
-      snprintf(path, sizeof path, "%s", s->path_tmpl);
+      snprintf(path, sizeof path, "%s", s->out.path_tmpl);
     if (s->vol_first)
       s->host->log(
           s->st, MYELIN_LOG_WARN,
           "discarded %s: its %zu volume(s) were never written (the run stopped on an error or abort); "
           "kept %llu image(s) %s written before, each complete",
-          path, s->vol_n, (unsigned long long)s->files, s->path_tmpl);
-    else if (s->files)
+          path, s->vol_n, (unsigned long long)s->out.files, s->out.path_tmpl);
+    else if (s->out.files)
       s->host->log(s->st, MYELIN_LOG_INFO, "kept %llu image(s) %s written before the stop, each complete",
-                   (unsigned long long)s->files, s->path_tmpl);
+                   (unsigned long long)s->out.files, s->out.path_tmpl);
     else
       s->host->log(s->st, MYELIN_LOG_INFO, "wrote nothing to %s: no message arrived before the stop",
-                   s->path_tmpl);
+                   s->out.path_tmpl);
   }
   myelin_msg_unref(s->vol_first);
   free(s->vol_rows);
   nifti_atlas_free(&s->atlas);
-  free(s->path_tmpl);
-  myelin_pathset_free(&s->written);
+  map_file_free(&s->out);
   free(s);
 }
 
