@@ -2,7 +2,7 @@
 # bench/fuzz.sh SECONDS [BUILD_DIR] — runs every libFuzzer target for SECONDS each.
 #
 # Builds BUILD_DIR (default ./build-fuzz) with -DMYELIN_FUZZ=ON and clang if
-# needed, then runs fuzz_<target> for msg pipeline nifti dataset npy npz netx tcp gifti cifti
+# needed, then runs fuzz_<target> for msg pipeline nifti dataset npy npz netx tcp gifti cifti words events
 # on a working copy of tests/fuzz/corpus/<target>/ (the committed seeds stay
 # as they are; new units go to BUILD_DIR/fuzz-work/<target>/ and are reused
 # by the next run). Crashes, leaks and timeouts land in
@@ -21,15 +21,16 @@ set -uo pipefail
 secs=${1:?usage: bench/fuzz.sh SECONDS [BUILD_DIR]}
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${2:-$root/build-fuzz}
-targets=${FUZZ_TARGETS:-msg pipeline nifti dataset npy npz netx tcp gifti cifti words}
+targets=${FUZZ_TARGETS:-msg pipeline nifti dataset npy npz netx tcp gifti cifti words events}
 jobs=${FUZZ_JOBS:-1}
 nicelvl=${FUZZ_NICE:-10}
 cc=${CC_FUZZ:-$(command -v clang || true)}
-[ -n "$cc" ] || { echo "fuzz.sh: clang not found" >&2; exit 2; }
+cxx=${CXX_FUZZ:-$(command -v clang++ || true)} # the DCMTK shim of fmri_source is C++
+[ -n "$cc" ] && [ -n "$cxx" ] || { echo "fuzz.sh: clang/clang++ not found" >&2; exit 2; }
 
 if [ ! -f "$build/CMakeCache.txt" ]; then
   cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMYELIN_FUZZ=ON \
-    -DCMAKE_C_COMPILER="$cc" -DMYELIN_ONLY= >/dev/null || exit 2
+    -DCMAKE_C_COMPILER="$cc" -DCMAKE_CXX_COMPILER="$cxx" -DMYELIN_ONLY= >/dev/null || exit 2
 fi
 cmake --build "$build" --target $(for t in $targets; do printf 'fuzz_%s ' "$t"; done) -j"$(nproc)" >/dev/null \
   || { echo "fuzz.sh: build failed" >&2; exit 2; }

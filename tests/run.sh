@@ -83,7 +83,8 @@ warnings() { # compile only, -Werror, each compiler x optimization level
     for bt in Debug RelWithDebInfo Release; do
       [ $cc = gcc ] && [ $bt = RelWithDebInfo ] && continue # the normal stage
       local dir="$root/build-warn/$cc-$bt" t0=$SECONDS
-      if ! configure "$dir" -DCMAKE_C_COMPILER=$cc -DCMAKE_BUILD_TYPE=$bt ||
+      local cxx=g++; [ $cc = clang ] && cxx=clang++ # the DCMTK shim is C++
+      if ! configure "$dir" -DCMAKE_C_COMPILER=$cc -DCMAKE_CXX_COMPILER=$cxx -DCMAKE_BUILD_TYPE=$bt ||
         ! cmake --build "$dir" -j"$jobs" >"$dir.log" 2>&1; then
         grep -E 'error|warning' "$dir.log" | head -40
         bad+=" $cc-$bt"
@@ -98,7 +99,7 @@ warnings() { # compile only, -Werror, each compiler x optimization level
 
 fuzz() {
   cmake -S "$root" -B "$root/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMYELIN_FUZZ=ON -DMYELIN_WERROR=ON \
-    -DCMAKE_C_COMPILER=clang -DMYELIN_ONLY= >/dev/null || return 1
+    -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DMYELIN_ONLY= >/dev/null || return 1
   FUZZ_NICE=0 bash "$root/bench/fuzz.sh" 30 "$root/build-fuzz"
 }
 
