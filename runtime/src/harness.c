@@ -16,6 +16,7 @@
 #include <uv.h>
 #include <yaml.h>
 
+#include "cluster.h"
 #include "internal.h"
 #include "myelin/harness.h"
 
@@ -144,6 +145,37 @@ static size_t hh_pending(myelin_stage *st) {
   return 0;
 }
 
+/* The harness is one rank: the same single-rank semantics as a run
+ * without MPI (cluster.c), errors recorded like hh_error's. */
+static int hh_rank(myelin_stage *st) {
+  (void)st;
+  return 0;
+}
+static int hh_size(myelin_stage *st) {
+  (void)st;
+  return 1;
+}
+static int hh_coll(myelin_stage *st, int rc, const char *err) {
+  if (rc && rc != MYELIN_ESTOP) hh_error(st, "%s", err);
+  return rc;
+}
+static int hh_allreduce(myelin_stage *st, void *buf, size_t count, myelin_dtype dtype, myelin_reduce_op op) {
+  char err[512] = "";
+  return hh_coll(st, cluster_allreduce(NULL, buf, count, dtype, op, err, sizeof err), err);
+}
+static int hh_gather(myelin_stage *st, const void *send, size_t bytes, int root, void **recv, size_t *recv_bytes) {
+  char err[512] = "";
+  return hh_coll(st, cluster_gather(NULL, send, bytes, root, recv, recv_bytes, err, sizeof err), err);
+}
+static int hh_bcast(myelin_stage *st, void *buf, size_t bytes, int root) {
+  char err[512] = "";
+  return hh_coll(st, cluster_bcast(NULL, buf, bytes, root, err, sizeof err), err);
+}
+static int hh_barrier(myelin_stage *st) {
+  char err[512] = "";
+  return hh_coll(st, cluster_barrier(NULL, err, sizeof err), err);
+}
+
 static const myelin_host harness_host = {
     .struct_size = sizeof(myelin_host),
     .emit = hh_emit,
@@ -159,6 +191,12 @@ static const myelin_host harness_host = {
     .stage_id = hh_stage_id,
     .pipeline_dir = hh_pipeline_dir,
     .pending = hh_pending,
+    .rank = hh_rank,
+    .size = hh_size,
+    .allreduce = hh_allreduce,
+    .gather = hh_gather,
+    .bcast = hh_bcast,
+    .barrier = hh_barrier,
 };
 
 static int set_params(myelin_harness *h, const char *yaml_text, char *err, size_t errlen) {

@@ -43,6 +43,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "cluster.h"
 #include "internal.h"
 #include "schema.h"
 
@@ -117,6 +118,7 @@ typedef struct rstage {
   _Atomic int reported;     /* host->error was called */
   _Atomic unsigned fail_no; /* order of failure in the run (1 = the root cause), 0 = none */
   pthread_mutex_t err_mu;
+  cluster_comm *comm; /* this stage's communicator across ranks; NULL = one rank */
 } rstage;
 
 struct myelin_run {
@@ -450,6 +452,37 @@ static size_t h_pending(myelin_stage *st) {
   return s->batch_left + (queued > eos ? queued - eos : 0);
 }
 
+/* ---- ranks (ABI 1.4): cluster.h does the work; errors become the stage's */
+static int h_rank(myelin_stage *st) {
+  (void)st;
+  return cluster_rank();
+}
+static int h_size(myelin_stage *st) {
+  (void)st;
+  return cluster_size();
+}
+static int coll_result(myelin_stage *st, int rc, const char *err) {
+  if (rc && rc != MYELIN_ESTOP) h_error(st, "%s", err);
+  return rc;
+}
+static int h_allreduce(myelin_stage *st, void *buf, size_t count, myelin_dtype dtype, myelin_reduce_op op) {
+  char err[512] = "";
+  return coll_result(st, cluster_allreduce(((rstage *)st)->comm, buf, count, dtype, op, err, sizeof err), err);
+}
+static int h_gather(myelin_stage *st, const void *send, size_t bytes, int root, void **recv, size_t *recv_bytes) {
+  char err[512] = "";
+  return coll_result(st, cluster_gather(((rstage *)st)->comm, send, bytes, root, recv, recv_bytes, err, sizeof err),
+                     err);
+}
+static int h_bcast(myelin_stage *st, void *buf, size_t bytes, int root) {
+  char err[512] = "";
+  return coll_result(st, cluster_bcast(((rstage *)st)->comm, buf, bytes, root, err, sizeof err), err);
+}
+static int h_barrier(myelin_stage *st) {
+  char err[512] = "";
+  return coll_result(st, cluster_barrier(((rstage *)st)->comm, err, sizeof err), err);
+}
+
 static const myelin_host host_table = {
     .struct_size = sizeof(myelin_host),
     .emit = h_emit,
@@ -465,6 +498,12 @@ static const myelin_host host_table = {
     .stage_id = h_stage_id,
     .pipeline_dir = h_pipeline_dir,
     .pending = h_pending,
+    .rank = h_rank,
+    .size = h_size,
+    .allreduce = h_allreduce,
+    .gather = h_gather,
+    .bcast = h_bcast,
+    .barrier = h_barrier,
 };
 
 /* ---- stage threads ------------------------------------------------------- */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "internal.h"
 #include "myelin/harness.h"
 #include "testutil.h"
@@ -108,6 +109,37 @@ START_TEST(harness_core_plugins) {
 }
 END_TEST
 
+/* One rank (no MPI): rank 0 of 1, allreduce leaves the data as it is,
+ * gather copies, bad dtypes/ops/roots are refused with a message. */
+START_TEST(cluster_single_rank) {
+  char err[256] = "";
+  ck_assert_int_eq(cluster_rank(), 0);
+  ck_assert_int_eq(cluster_size(), 1);
+  double d[3] = {1.5, -2, 3};
+  ck_assert_int_eq(cluster_allreduce(NULL, d, 3, MYELIN_F8, MYELIN_OP_SUM, err, sizeof err), 0);
+  ck_assert_double_eq(d[0], 1.5);
+  ck_assert_double_eq(d[1], -2);
+  int64_t i[2] = {7, -9};
+  ck_assert_int_eq(cluster_allreduce(NULL, i, 2, MYELIN_I8, MYELIN_OP_MAX, err, sizeof err), 0);
+  ck_assert_int_eq(i[1], -9);
+  ck_assert_int_eq(cluster_allreduce(NULL, i, 2, MYELIN_U2, MYELIN_OP_SUM, err, sizeof err), MYELIN_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "<u2"));
+  ck_assert_int_eq(cluster_allreduce(NULL, d, 3, MYELIN_F8, (myelin_reduce_op)9, err, sizeof err), MYELIN_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "operator"));
+  void *recv = NULL;
+  size_t lens[1] = {0};
+  ck_assert_int_eq(cluster_gather(NULL, "abcd", 4, 0, &recv, lens, err, sizeof err), 0);
+  ck_assert_uint_eq(lens[0], 4);
+  ck_assert_int_eq(memcmp(recv, "abcd", 4), 0);
+  free(recv);
+  ck_assert_int_eq(cluster_gather(NULL, "abcd", 4, 1, &recv, lens, err, sizeof err), MYELIN_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "root 1"));
+  ck_assert_int_eq(cluster_bcast(NULL, d, sizeof d, 0, err, sizeof err), 0);
+  ck_assert_int_eq(cluster_bcast(NULL, d, sizeof d, -1, err, sizeof err), MYELIN_EINVAL);
+  ck_assert_int_eq(cluster_barrier(NULL, err, sizeof err), 0);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("runtime_unit");
   TCase *tc = tcase_create("core");
@@ -115,6 +147,7 @@ int main(void) {
   tcase_add_test(tc, params_defaults_and_set);
   tcase_add_test(tc, suggestions_and_kinds);
   tcase_add_test(tc, harness_core_plugins);
+  tcase_add_test(tc, cluster_single_rank);
   suite_add_tcase(s, tc);
   return mt_run_suite(s);
 }

@@ -67,7 +67,7 @@ extern "C" {
 #endif
 
 #define MYELIN_ABI_MAJOR 1
-#define MYELIN_ABI_MINOR 3
+#define MYELIN_ABI_MINOR 4
 #define MYELIN_ENTRY_SYMBOL "myelin_plugin_entry"
 
 /* ---- parameters ---------------------------------------------------------- */
@@ -133,6 +133,9 @@ int myelin_validate_error(myelin_validate_ctx *ctx, const char *param, const cha
 typedef struct myelin_stage myelin_stage;
 struct uv_loop_s;
 
+/* Reduction operators of host->allreduce (ABI 1.4). */
+typedef enum myelin_reduce_op { MYELIN_OP_SUM = 1, MYELIN_OP_MIN, MYELIN_OP_MAX } myelin_reduce_op;
+
 enum { MYELIN_LOG_DEBUG = 0, MYELIN_LOG_INFO = 1, MYELIN_LOG_WARN = 2, MYELIN_LOG_ERROR = 3 };
 
 typedef void (*myelin_timer_cb)(void *state);
@@ -177,6 +180,40 @@ typedef struct myelin_host {
    * `host->struct_size > offsetof(myelin_host, pending) && host->pending`
    * before calling it: a 1.0 host does not have it. */
   size_t (*pending)(myelin_stage *st);
+  /* ---- ABI 1.4: ranks ------------------------------------------------------
+   * Under `mpirun -n N myelin run FILE` every rank runs the whole pipeline
+   * (SPMD); a stage learns its place with rank() (0..N-1) and size() (N).
+   * Without MPI, or with one rank, rank() is 0, size() is 1 and the
+   * collectives below are local no-ops (gather copies), so a plugin needs no
+   * #ifdef and behaves the same on a laptop.
+   *
+   * Collectives are over the instances of this same stage (same id) on every
+   * rank: each stage has its own communicator, so concurrent stages never
+   * match each other's calls. Every rank's instance must make the same
+   * collective calls in the same order, each from one thread at a time.
+   * Allowed in init, start, process and flush (on the thread the runtime
+   * calls them on); not in validate, stop or fini, and not from a plugin's
+   * own threads. They block until every rank has called; when the job is
+   * aborting (SIGINT, or another rank failed) they return MYELIN_ESTOP:
+   * return promptly. Other errors: a negative MYELIN_E* after host->error.
+   *
+   * allreduce: in place over `count` elements of `dtype` (MYELIN_F8,
+   *   MYELIN_F4 or MYELIN_I8). Deterministic: the runtime combines the ranks'
+   *   buffers in rank order (((r0 op r1) op r2) ...), the same on every rank
+   *   and every rerun, whatever the network does.
+   * gather: every rank sends `bytes` (they may differ); on `root`, *recv is
+   *   set to the concatenation in rank order (free it with host->free) and
+   *   recv_bytes[r] (an array of size() entries) to each rank's length; on
+   *   other ranks *recv is NULL and recv_bytes is not touched (may be NULL).
+   * bcast: `bytes` from `root` to every rank (every rank passes the same
+   *   `bytes`; broadcast a length first when only the root knows it).
+   * barrier: returns when every rank has called it. */
+  int (*rank)(myelin_stage *st);
+  int (*size)(myelin_stage *st);
+  int (*allreduce)(myelin_stage *st, void *buf, size_t count, myelin_dtype dtype, myelin_reduce_op op);
+  int (*gather)(myelin_stage *st, const void *send, size_t bytes, int root, void **recv, size_t *recv_bytes);
+  int (*bcast)(myelin_stage *st, void *buf, size_t bytes, int root);
+  int (*barrier)(myelin_stage *st);
 } myelin_host;
 
 /* ---- descriptor ---------------------------------------------------------- */
