@@ -1,6 +1,6 @@
 /*
  * evdecode.c — event-camera file decoders: N-MNIST .bin, Prophesee EVT 2.0
- * and EVT 3.0 .raw, iniVation AEDAT 3.1. Each takes a whole file image and appends events to an
+ * and EVT 3.0 .raw, jAER AEDAT 2.0, iniVation AEDAT 3.1. Each takes a whole file image and appends events to an
  * ev_array (events.h); formats are written from the public specs:
  *
  *  - N-MNIST (Orchard et al. 2015): 5 bytes per event, x, y, then
@@ -28,6 +28,22 @@
  *    bit 1 polarity, y in bits 2..16, x in bits 17..31) and an i32
  *    timestamp; the full time is overflow << 31 | timestamp. Invalid events
  *    and other packet types are skipped.
+ *
+ *  - AEDAT 2.0 (jAER's AEFileInputStream and its chip extractors): "#"
+ *    header lines (the first "#!AER-DAT2.0"), then 8-byte big-endian
+ *    records: a 32-bit address and a 32-bit timestamp in us (unwrapped
+ *    when it goes back by more than 2^31, i.e. past 2^32). The address
+ *    layout is the camera's, named by the header's AEChip line:
+ *      DVS128 (the default): polarity bit 0 (0 = ON: jAER's fliptype),
+ *        x = 127 - bits 1..7 (jAER's flipx), y = bits 8..14; bit 15 marks
+ *        special (sync) events, skipped.
+ *      DAVIS (AEChip naming a DAVIS chip): bit 31 set = APS sample or IMU
+ *        (skipped), bit 10 set = external trigger (skipped); else a DVS
+ *        event with polarity bit 11 (1 = ON), x = W - 1 - bits 12..21,
+ *        y = bits 22..30. The width comes from the chip name (DAVIS240 =
+ *        240x180, DAVIS346 = 346x260, DAVIS640 = 640x480, DAVIS128,
+ *        DAVIS208) or the `sensor` param.
+ *    Coordinates are jAER's own (tonic's read_davis_346 gives the same).
  *
  * Both raw formats may start with an ASCII header of "% ..." lines (ended
  * by "% end" in recent files) that names the format and the sensor size.
@@ -69,7 +85,8 @@ void ev_free(ev_array *a) {
   memset(a, 0, sizeof *a);
 }
 
-static const char *const format_names[] = {"auto", "nmnist", "evt2", "evt3", "aedat3", "hdf5"};
+static const char *const format_names[] = {"auto",   "nmnist", "evt2",   "evt3",
+                                           "aedat3", "hdf5",   "aedat2", "aedat4"};
 
 int ev_format_parse(const char *name) {
   for (int i = 0; i < (int)(sizeof format_names / sizeof *format_names); i++)
@@ -150,6 +167,7 @@ size_t ev_raw_header(const uint8_t *b, size_t len, int *evt, ev_sensor *sensor) 
 
 ev_format ev_format_guess(const uint8_t *b, size_t len, const char *path) {
   if (len >= 10 && memcmp(b, "#!AER-DAT3", 10) == 0) return EV_FMT_AEDAT3;
+  if (len >= 10 && memcmp(b, "#!AER-DAT2", 10) == 0) return EV_FMT_AEDAT2;
   if (len >= 8 && memcmp(b, "\x89HDF\r\n\x1a\n", 8) == 0) return EV_FMT_HDF5;
   if (len && b[0] == '%') {
     int evt;
@@ -459,6 +477,118 @@ int ev_decode_aedat3(const uint8_t *b, size_t len, const char *what, ev_sensor *
   return rc;
 }
 
+/* ---- AEDAT 2.0 --------------------------------------------------------------- */
+
+static uint32_t be32(const uint8_t *r) {
+  return (uint32_t)r[0] << 24 | (uint32_t)r[1] << 16 | (uint32_t)r[2] << 8 | r[3];
+}
+
+/* Case-insensitive search of a chip name in the header text. */
+static int header_has(const uint8_t *h, size_t n, const char *name) {
+  size_t k = strlen(name);
+  for (size_t i = 0; i + k <= n; i++) {
+    size_t j = 0;
+    while (j < k && (h[i + j] | 0x20) == (name[j] | 0x20))
+      j++;
+    if (j == k) return 1;
+  }
+  return 0;
+}
+
+/* The camera an AEDAT 2.0 header names: 1 for a DAVIS chip (its size into
+ * w, h when known), 0 for the DVS128 layout. */
+static int aedat2_chip(const uint8_t *h, size_t n, uint32_t *w, uint32_t *hh) {
+  static const struct {
+    const char *name;
+    uint32_t w, h;
+  } davis[] = {{"davis240", 240, 180},
+               {"davis346", 346, 260},
+               {"davis640", 640, 480},
+               {"davis128", 128, 128},
+               {"davis208", 208, 192}};
+  *w = *hh = 0;
+  for (size_t i = 0; i < sizeof davis / sizeof *davis; i++)
+    if (header_has(h, n, davis[i].name)) {
+      *w = davis[i].w;
+      *hh = davis[i].h;
+      return 1;
+    }
+  return header_has(h, n, "davis");
+}
+
+int ev_decode_aedat2(const uint8_t *b, size_t len, const char *what, ev_sensor *s, ev_array *out, char *err,
+                     size_t errlen) {
+  if (len < 10 || memcmp(b, "#!AER-DAT2", 10) != 0)
+    return myelin_errorf(err, errlen, MYELIN_EFORMAT,
+                         "%s: byte offset 0: not an AEDAT 2.0 file (no #!AER-DAT2)", what);
+  size_t off = 0; /* the header: lines starting with '#' (tonic's and jAER's rule) */
+  while (off < len && b[off] == '#') {
+    const uint8_t *nl = memchr(b + off, '\n', len - off);
+    if (!nl)
+      return myelin_errorf(err, errlen, MYELIN_EFORMAT,
+                           "%s: truncated at byte offset %zu: a header line has no end", what, off);
+    off = (size_t)(nl - b) + 1;
+  }
+  uint32_t cw, ch;
+  int davis = aedat2_chip(b, off, &cw, &ch);
+  if (!s->w && !s->h) {
+    s->w = davis ? cw : 128;
+    s->h = davis ? ch : 128;
+  }
+  if (!s->p) s->p = 2;
+  if (!s->w || !s->h)
+    return myelin_errorf(err, errlen, MYELIN_EFORMAT,
+                         "%s: byte offset %zu: a DAVIS recording of an unknown chip: set `sensor` [W, H, 2] "
+                         "(jAER's x is W - 1 - the address's column)",
+                         what, off);
+  size_t whole = (len - off) / 8;
+  if (ev_reserve(out, whole)) return myelin_errorf(err, errlen, MYELIN_ENOMEM, "%s: out of memory", what);
+  uint16_t *X = out->x, *Y = out->y;
+  uint8_t *P = out->p;
+  int64_t *T = out->t;
+  size_t n = out->n;
+  const uint32_t W = s->w, H = s->h, NP = s->p;
+  uint32_t prev = 0;
+  int64_t wrap = 0;
+  int rc = 0;
+  for (size_t i = 0; i < whole; i++) {
+    const uint8_t *r = b + off + 8 * i;
+    uint32_t a = be32(r), ts = be32(r + 4);
+    if (ts < prev && prev - ts > 0x80000000u) wrap += (int64_t)1 << 32;
+    prev = ts;
+    uint32_t x, y, p;
+    if (davis) {
+      if (a & 0x80000400u) continue; /* APS / IMU sample, or an external trigger */
+      uint32_t col = (a >> 12) & 0x3ff;
+      y = (a >> 22) & 0x1ff;
+      p = (a >> 11) & 1;
+      if (col >= W) { /* reported as the address gives it */
+        rc = outside(what, off + 8 * i, s, col, y, p, err, errlen);
+        break;
+      }
+      x = W - 1 - col;
+    } else {
+      if (a & 0x8000u) continue; /* special (sync) event */
+      x = 127 - ((a >> 1) & 0x7f);
+      y = (a >> 8) & 0x7f;
+      p = 1 - (a & 1);
+    }
+    if (x >= W || y >= H || p >= NP) {
+      rc = outside(what, off + 8 * i, s, x, y, p, err, errlen);
+      break;
+    }
+    X[n] = (uint16_t)x;
+    Y[n] = (uint16_t)y;
+    P[n] = (uint8_t)p;
+    T[n] = wrap + ts;
+    n++;
+  }
+  out->n = n;
+  if (rc) return rc;
+  if ((len - off) % 8) return truncated(what, off + whole * 8, (len - off) % 8, 8, "event", err, errlen);
+  return 0;
+}
+
 int ev_decode(ev_format f, const uint8_t *b, size_t len, const char *what, ev_sensor *sensor, ev_array *out,
               char *err, size_t errlen) {
   switch (f) {
@@ -470,10 +600,12 @@ int ev_decode(ev_format f, const uint8_t *b, size_t len, const char *what, ev_se
     return ev_decode_evt3(b, len, what, sensor, out, err, errlen);
   case EV_FMT_AEDAT3:
     return ev_decode_aedat3(b, len, what, sensor, out, err, errlen);
+  case EV_FMT_AEDAT2:
+    return ev_decode_aedat2(b, len, what, sensor, out, err, errlen);
   default:
     return myelin_errorf(
         err, errlen, MYELIN_EFORMAT,
-        "%s: cannot tell the event format (no AEDAT 3 or Prophesee header, not .bin or .raw); set "
+        "%s: cannot tell the event format (no AEDAT or Prophesee header, not .bin or .raw); set "
         "`format`",
         what);
   }

@@ -48,14 +48,16 @@ typedef enum ev_format {
   EV_FMT_EVT2,   /* Prophesee EVT 2.0 .raw: 32-bit words */
   EV_FMT_EVT3,   /* Prophesee EVT 3.0 .raw: 16-bit words */
   EV_FMT_AEDAT3, /* iniVation AEDAT 3.1 (cAER, libcaer): packets of polarity events */
-  EV_FMT_HDF5    /* HDF5 event files (evhdf5.c, library event_hdf5: needs libhdf5) */
+  EV_FMT_HDF5,   /* HDF5 event files (evhdf5.c, library event_hdf5: needs libhdf5) */
+  EV_FMT_AEDAT2  /* jAER AEDAT 2.0: big-endian 32-bit address + 32-bit timestamp */
 } ev_format;
 
 /* "nmnist" -> EV_FMT_NMNIST ...; EV_FMT_AUTO for "auto"; -1 if unknown. */
 int ev_format_parse(const char *name);
 const char *ev_format_name(ev_format f);
-/* Picks the format of a file image: an AEDAT 3.x header, a Prophesee
- * header naming EVT 2.0/3.0, else the name (.bin = N-MNIST, .raw = EVT 3.0). EV_FMT_AUTO if unsure. */
+/* Picks the format of a file image: an AEDAT 2.0 / 3.x header, the
+ * HDF5 signature, a Prophesee header naming EVT 2.0/3.0, else the name
+ * (.bin = N-MNIST, .raw = EVT 3.0). EV_FMT_AUTO if unsure. */
 ev_format ev_format_guess(const uint8_t *b, size_t len, const char *path);
 
 /* N-MNIST's sensor, the default when a .bin gives none. */
@@ -85,6 +87,10 @@ int ev_decode_evt3(const uint8_t *b, size_t len, const char *what, ev_sensor *se
 int ev_decode_hdf5(const uint8_t *b, size_t len, const char *what, ev_sensor *sensor, ev_array *out,
                    char *err, size_t errlen);
 int ev_decode_aedat3(const uint8_t *b, size_t len, const char *what, ev_sensor *sensor, ev_array *out,
+                     char *err, size_t errlen);
+/* AEDAT 2.0 (jAER): the address layout comes from the header's AEChip line
+ * (a DAVIS chip, else the DVS128's); see evdecode.c. */
+int ev_decode_aedat2(const uint8_t *b, size_t len, const char *what, ev_sensor *sensor, ev_array *out,
                      char *err, size_t errlen);
 
 /* A Prophesee raw header ("% key value" lines up to "% end"): its length

@@ -379,9 +379,10 @@ static int es_start(void *state) {
 }
 
 static const myelin_param_def es_params[] = {
-    {"format", MYELIN_PARAM_ENUM, "auto", 0, 0, 0, "auto|nmnist|evt2|evt3|aedat3|hdf5", NULL,
-     "File format: nmnist (N-MNIST/N-Caltech101 .bin), evt2 / evt3 (Prophesee .raw), aedat3 "
-     "(iniVation AEDAT 3.1), hdf5 (events/{x,y,p,t} or a compound CD/events); auto reads the "
+    {"format", MYELIN_PARAM_ENUM, "auto", 0, 0, 0, "auto|nmnist|evt2|evt3|aedat2|aedat3|hdf5", NULL,
+     "File format: nmnist (N-MNIST/N-Caltech101 .bin), evt2 / evt3 (Prophesee .raw), aedat2 (jAER "
+     "AEDAT 2.0, DVS128 or DAVIS layout by the header's AEChip), aedat3 (iniVation AEDAT 3.1), hdf5 "
+     "(events/{x,y,p,t} or a compound CD/events); auto reads the "
      "content (AEDAT, HDF5, Prophesee header), else the name (.bin = nmnist, "
      ".raw = evt3)."},
     {"path", MYELIN_PARAM_INPUT_PATH, NULL, 0, 0, 0, NULL, NULL,
@@ -417,9 +418,10 @@ static const myelin_plugin_desc es_desc = {
     MYELIN_DESC_HEADER,
     .name = "event_source",
     .version = "1.0.0",
-    .summary =
-        "Event-camera recordings (N-MNIST .bin, Prophesee EVT 2.0/3.0, AEDAT 3.1, HDF5) as `events` messages",
-    .doc = "Reads N-MNIST binaries, Prophesee EVT 2.0 / 3.0 raw files, iniVation AEDAT 3.1 and HDF5 event "
+    .summary = "Event-camera recordings (N-MNIST .bin, Prophesee EVT 2.0/3.0, AEDAT 2.0/3.1, HDF5) as "
+               "`events` messages",
+    .doc = "Reads N-MNIST binaries, Prophesee EVT 2.0 / 3.0 raw files, jAER AEDAT 2.0, iniVation AEDAT 3.1 "
+           "and HDF5 event "
            "files, one recording "
            "or a dataset "
            "folder laid out as N-MNIST (labels from the class folders, split/shuffle/epochs as "

@@ -242,6 +242,92 @@ START_TEST(aedat31_known_events) {
 }
 END_TEST
 
+/* AEDAT 2.0 record: big-endian address, big-endian timestamp. */
+static size_t put_a2(uint8_t *b, uint32_t addr, uint32_t ts) {
+  for (int i = 0; i < 4; i++) {
+    b[i] = (uint8_t)(addr >> (24 - 8 * i));
+    b[4 + i] = (uint8_t)(ts >> (24 - 8 * i));
+  }
+  return 8;
+}
+
+/* DVS128 (jAER's default layout): pol bit 0 (0 = ON), x = 127 - bits 1..7,
+ * y = bits 8..14, bit 15 special; timestamps unwrapped past 2^32. */
+START_TEST(aedat2_dvs128_known_events) {
+  static const char hdr[] = "#!AER-DAT2.0\r\n# This is a raw AE data file - do not edit\r\n"
+                            "# AEChip: ch.unizh.ini.jaer.chip.retina.DVS128\r\n";
+  uint8_t b[256];
+  size_t n = strlen(hdr);
+  memcpy(b, hdr, n);
+  n += put_a2(b + n, 3u << 8 | 5u << 1 | 0, 100);   /* x = 122, y = 3, ON */
+  n += put_a2(b + n, 127u << 8 | 0u << 1 | 1, 200); /* x = 127, y = 127, OFF */
+  n += put_a2(b + n, 0x8000u | 7, 250);             /* special: skipped */
+  n += put_a2(b + n, 0u << 8 | 127u << 1 | 1, 0xfffffff0u);
+  n += put_a2(b + n, 9u << 8 | 1u << 1 | 0, 0x10); /* the 32-bit timestamp wrapped */
+  kev want[] = {
+      {122, 3, 1, 100}, {127, 127, 0, 200}, {0, 0, 0, 0xfffffff0}, {126, 9, 1, ((int64_t)1 << 32) + 0x10}};
+  ev_array a = {0};
+  ev_sensor s = {0, 0, 0};
+  char err[512];
+  ck_assert_uint_eq(ev_format_guess(b, n, "x.dat"), EV_FMT_AEDAT2);
+  ck_assert_msg(ev_decode(EV_FMT_AEDAT2, b, n, "r.aedat", &s, &a, err, sizeof err) == 0, "%s", err);
+  check_events(&a, want, 4);
+  ck_assert(s.w == 128 && s.h == 128 && s.p == 2);
+  /* cut 3 bytes into the last record: the first 3 events stay */
+  a.n = 0;
+  ck_assert_int_eq(ev_decode(EV_FMT_AEDAT2, b, n - 5, "r.aedat", &s, &a, err, sizeof err), MYELIN_EFORMAT);
+  check_events(&a, want, 3);
+  ck_assert_msg(strstr(err, mt_strf("byte offset %zu", n - 8)) && strstr(err, "3 of its 8"), "%s", err);
+  /* a sensor too small for the second event */
+  a.n = 0;
+  s = (ev_sensor){128, 100, 2};
+  ck_assert_int_eq(ev_decode(EV_FMT_AEDAT2, b, n, "r.aedat", &s, &a, err, sizeof err), MYELIN_EFORMAT);
+  check_events(&a, want, 1);
+  ck_assert_msg(strstr(err, mt_strf("byte offset %zu", strlen(hdr) + 8)) && strstr(err, "y=127"), "%s", err);
+  ev_free(&a);
+}
+END_TEST
+
+/* DAVIS (AEChip names a DAVIS chip): bit 31 APS/IMU and bit 10 triggers
+ * skipped; pol bit 11 (1 = ON), x = W - 1 - bits 12..21, y = bits 22..30. */
+START_TEST(aedat2_davis_known_events) {
+  static const char hdr[] = "#!AER-DAT2.0\r\n# AEChip: eu.seebetter.ini.chips.davis.DAVIS240C\r\n";
+  uint8_t b[256];
+  size_t n = strlen(hdr);
+  memcpy(b, hdr, n);
+  n += put_a2(b + n, 179u << 22 | 0u << 12 | 1u << 11, 5);  /* x = 239, y = 179, ON */
+  n += put_a2(b + n, 0x80000000u | 3u << 22 | 4u << 12, 6); /* APS sample */
+  n += put_a2(b + n, 1u << 10, 7);                          /* external trigger */
+  n += put_a2(b + n, 0x80000C00u, 8);                       /* IMU */
+  n += put_a2(b + n, 7u << 22 | 239u << 12 | 0u << 11, 9);  /* x = 0, y = 7, OFF */
+  size_t bad = n;
+  n += put_a2(b + n, 7u << 22 | 240u << 12, 10); /* column 240 on a 240-wide chip */
+  kev want[] = {{239, 179, 1, 5}, {0, 7, 0, 9}};
+  ev_array a = {0};
+  ev_sensor s = {0, 0, 0};
+  char err[512];
+  ck_assert_int_eq(ev_decode(EV_FMT_AEDAT2, b, n, "d.aedat", &s, &a, err, sizeof err), MYELIN_EFORMAT);
+  check_events(&a, want, 2);
+  ck_assert(s.w == 240 && s.h == 180);
+  ck_assert_msg(strstr(err, mt_strf("byte offset %zu", bad)) && strstr(err, "x=240"), "%s", err);
+  a.n = 0;
+  ck_assert_int_eq(ev_decode(EV_FMT_AEDAT2, b, bad, "d.aedat", &s, &a, err, sizeof err), 0);
+  check_events(&a, want, 2);
+  /* a DAVIS chip of unknown size: `sensor` is needed to flip x */
+  static const char hdr2[] = "#!AER-DAT2.0\r\n# AEChip: eu.seebetter.ini.chips.davis.DavisFoo\r\n";
+  memcpy(b, hdr2, strlen(hdr2));
+  size_t m = strlen(hdr2) + put_a2(b + strlen(hdr2), 0, 1);
+  a.n = 0;
+  s = (ev_sensor){0, 0, 0};
+  ck_assert_int_eq(ev_decode(EV_FMT_AEDAT2, b, m, "d.aedat", &s, &a, err, sizeof err), MYELIN_EFORMAT);
+  ck_assert_msg(strstr(err, "set `sensor`"), "%s", err);
+  s = (ev_sensor){10, 10, 2};
+  ck_assert_int_eq(ev_decode(EV_FMT_AEDAT2, b, m, "d.aedat", &s, &a, err, sizeof err), 0);
+  ck_assert(a.n == 1 && a.x[0] == 9 && a.y[0] == 0 && a.p[0] == 0 && a.t[0] == 1);
+  ev_free(&a);
+}
+END_TEST
+
 /* ---- the plugin ----------------------------------------------------------- */
 
 /* dir/Train/<digit>/<k>.bin: sample k of class d has 1 + d + k events at
@@ -442,6 +528,8 @@ int main(void) {
   tcase_add_test(tc, evt2_known_events);
   tcase_add_test(tc, evt3_known_events_vectors_and_loop);
   tcase_add_test(tc, aedat31_known_events);
+  tcase_add_test(tc, aedat2_dvs128_known_events);
+  tcase_add_test(tc, aedat2_davis_known_events);
   tcase_add_test(tc, folder_labels_split_shuffle_epochs);
   tcase_add_test(tc, chunks_by_time);
   tcase_add_test(tc, corrupt_file_delivers_prefix_and_names_offset);

@@ -1,5 +1,5 @@
 /* libFuzzer target: the event-camera decoders of plugins/event_common
- * (N-MNIST, EVT 2.0, EVT 3.0, AEDAT 3.1 by content) on arbitrary bytes, then the transforms on
+ * (N-MNIST, EVT 2.0, EVT 3.0; AEDAT 2.0 and 3.1 by content) on arbitrary bytes, then the transforms on
  * what they decoded. Byte 0 picks the decoder (low 2 bits: auto by content,
  * nmnist, evt2, evt3) and whether a small sensor is imposed (bit 2); the
  * rest is the file. Checked: every delivered event lies inside the sensor

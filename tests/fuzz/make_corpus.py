@@ -71,6 +71,15 @@ def events_seeds():
              + pol(19, 9, 0, 1, 3) + pol(4, 4, 1, 1, 4))
     put("events", "aedat3.aedat", b"\x00" + aedat)
     put("events", "aedat3_cut.aedat", b"\x04" + aedat[:-5])
+    # AEDAT 2.0 (by content): big-endian address + timestamp; DVS128 and DAVIS240 layouts, a cut one
+    a2 = lambda addr, ts: struct.pack(">II", addr, ts)
+    dvs = b"#!AER-DAT2.0\r\n# AEChip: ch.unizh.ini.jaer.chip.retina.DVS128\r\n" + a2(3 << 8 | 5 << 1, 100) + \
+        a2(0x8000, 101) + a2(127 << 8 | 127 << 1 | 1, 0xFFFFFFF0) + a2(1 << 8, 3)
+    put("events", "aedat2_dvs128.aedat", b"\x00" + dvs)
+    put("events", "aedat2_cut.aedat", b"\x04" + dvs[:-3])
+    davis = b"#!AER-DAT2.0\r\n# AEChip: eu.seebetter.ini.chips.davis.DAVIS240C\r\n" + a2(179 << 22 | 1 << 11, 5) + \
+        a2(0x80000000 | 3 << 22, 6) + a2(1 << 10, 7) + a2(7 << 22 | 239 << 12, 9) + a2(240 << 12, 10)
+    put("events", "aedat2_davis.aedat", b"\x00" + davis)
 
 
 def main():
