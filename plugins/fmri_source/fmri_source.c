@@ -42,6 +42,7 @@
 #include <time.h>
 #include <uv.h>
 
+#include "../common/shard.h"
 #include "cifti.h"
 #include "dicom.h"
 #include "fmri_discover.h"
@@ -53,6 +54,14 @@
 
 enum { MASK_NONE, MASK_AUTO, MASK_FILE };
 enum { FMT_AUTO, FMT_NIFTI, FMT_DICOM };
+enum { SHARD_NONE, SHARD_SUBJECT, SHARD_RUN };
+
+/* Where the run being read stands among every rank's runs (stored mode):
+ * the global counts and indices every message carries. */
+typedef struct shard_ctx {
+  int valid;
+  int64_t n_subjects, subject_index, n_runs, run_index;
+} shard_ctx;
 
 /* Voxels kept from a grid: C-order indices (all = every voxel, in order);
  * with an atlas also each voxel's parcel index. */
@@ -100,6 +109,9 @@ typedef struct fs_state {
   uint64_t live_index;
   char live_subject[128], live_task[128], live_run[64];
   int failed;
+  /* sharding across ranks (stored runs) */
+  int shard, rank, size;
+  shard_ctx ctx;
 } fs_state;
 
 /* ---- small helpers ---------------------------------------------------------- */
@@ -496,10 +508,16 @@ static void build_run_geometry(const fs_state *s, myelin_builder *b, const run_i
     build_geometry(s, b, ri->g, ri->voxels, ri->nvox);
 }
 
-static void build_context(myelin_builder *b, const run_info *ri) {
+static void build_context(const fs_state *s, myelin_builder *b, const run_info *ri) {
   myelin_build_str(b, "subject", ri->subject);
   myelin_build_str(b, "task", ri->task);
   build_run_value(b, ri->run);
+  if (s->ctx.valid) {
+    myelin_build_int(b, "n_subjects", s->ctx.n_subjects);
+    myelin_build_int(b, "subject_index", s->ctx.subject_index);
+    myelin_build_int(b, "n_runs", s->ctx.n_runs);
+    myelin_build_int(b, "run_index", s->ctx.run_index);
+  }
   myelin_build_float(b, "tr", ri->tr);
   if (ri->slice_times) {
     const int64_t shape[1] = {ri->g->dims[2]};
@@ -517,7 +535,7 @@ static int emit_run(fs_state *s, const run_info *ri, const float *X, size_t T, s
   myelin_builder *b = myelin_builder_new("run");
   if (!b) return s->host->error(s->st, "out of memory");
   myelin_build_uint(b, "seq", s->seq++);
-  build_context(b, ri);
+  build_context(s, b, ri);
   const int64_t shape[2] = {(int64_t)T, (int64_t)V};
   myelin_build_tensor_copy(b, "data", MYELIN_F4, 2, shape, X);
   if (s->atlas) build_labels(s, b, "labels");
@@ -537,7 +555,7 @@ static int emit_volume(fs_state *s, const run_info *ri, const float *x, size_t V
   myelin_build_uint(b, "seq", s->seq++);
   myelin_build_float(b, "t", t);
   myelin_build_uint(b, "index", index);
-  build_context(b, ri);
+  build_context(s, b, ri);
   const int64_t shape[1] = {(int64_t)V};
   myelin_build_tensor_copy(b, "data", MYELIN_F4, 1, shape, x);
   build_run_geometry(s, b, ri);
@@ -545,6 +563,82 @@ static int emit_volume(fs_state *s, const run_info *ri, const float *x, size_t V
 }
 
 /* ---- stored runs --------------------------------------------------------------- */
+
+/* ---- sharding across ranks -------------------------------------------------------- */
+
+/* Which of n candidate runs (in their fixed order: path, or SeriesNumber for
+ * DICOM) this rank reads. Runs with sel[i] count; the subjects are the
+ * distinct labels of the counted runs in strcmp order; each counted run gets
+ * its global run and subject index. Every rank computes the same plan from
+ * the same listing, and shard.h splits subjects (or runs) into contiguous
+ * blocks, so the ranks' reads are disjoint and cover every run. */
+typedef struct shard_plan {
+  size_t n_runs, n_subjects;
+  int64_t *run_index, *subject_index; /* per candidate; -1 = not counted */
+  uint8_t *mine;                      /* per candidate: this rank reads it */
+} shard_plan;
+
+static void plan_free(shard_plan *pl) {
+  free(pl->run_index);
+  free(pl->subject_index);
+  free(pl->mine);
+  memset(pl, 0, sizeof *pl);
+}
+
+static int cmp_strp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static int plan_make(fs_state *s, size_t n, const uint8_t *sel, char *const *subjects, shard_plan *pl) {
+  memset(pl, 0, sizeof *pl);
+  const char **sorted = malloc((n ? n : 1) * sizeof *sorted);
+  pl->run_index = malloc((n ? n : 1) * sizeof *pl->run_index);
+  pl->subject_index = malloc((n ? n : 1) * sizeof *pl->subject_index);
+  pl->mine = calloc(n ? n : 1, 1);
+  if (!sorted || !pl->run_index || !pl->subject_index || !pl->mine) {
+    free(sorted);
+    plan_free(pl);
+    return s->host->error(s->st, "out of memory");
+  }
+  size_t ns = 0;
+  for (size_t i = 0; i < n; i++)
+    if (sel[i]) sorted[ns++] = subjects[i];
+  qsort(sorted, ns, sizeof *sorted, cmp_strp);
+  size_t nu = 0;
+  for (size_t i = 0; i < ns; i++)
+    if (nu == 0 || strcmp(sorted[i], sorted[nu - 1])) sorted[nu++] = sorted[i];
+  pl->n_subjects = nu;
+  size_t total = nu;
+  for (size_t i = 0; i < n; i++) {
+    pl->run_index[i] = pl->subject_index[i] = -1;
+    if (!sel[i]) continue;
+    const char **hit = bsearch(&subjects[i], sorted, nu, sizeof *sorted, cmp_strp);
+    pl->subject_index[i] = (int64_t)(hit - sorted);
+    pl->run_index[i] = (int64_t)pl->n_runs++;
+  }
+  free(sorted);
+  if (s->shard == SHARD_RUN) total = pl->n_runs;
+  size_t b = 0, e = total;
+  if (s->shard != SHARD_NONE) shard_range(total, s->rank, s->size, &b, &e);
+  size_t mine = 0;
+  for (size_t i = 0; i < n; i++) {
+    int64_t k = s->shard == SHARD_RUN ? pl->run_index[i] : pl->subject_index[i];
+    pl->mine[i] = k >= 0 && (size_t)k >= b && (size_t)k < e;
+    mine += pl->mine[i];
+  }
+  if (s->shard != SHARD_NONE)
+    s->host->log(s->st, MYELIN_LOG_INFO, "rank %d of %d (shard: %s): %s %zu..%zu of %zu, %zu run(s)", s->rank,
+                 s->size, s->shard == SHARD_RUN ? "run" : "subject",
+                 s->shard == SHARD_RUN ? "runs" : "subjects", b, e, total, mine);
+  return 0;
+}
+
+/* The context of candidate i, carried by the messages of its run. */
+static void plan_enter(fs_state *s, const shard_plan *pl, size_t i) {
+  s->ctx.valid = 1;
+  s->ctx.n_subjects = (int64_t)pl->n_subjects;
+  s->ctx.subject_index = pl->subject_index[i];
+  s->ctx.n_runs = (int64_t)pl->n_runs;
+  s->ctx.run_index = pl->run_index[i];
+}
 
 static int item_selected(const fs_state *s, const fmri_item *it) {
   static const char *const keys[4] = {"subject", "task", "run", "space"};
@@ -627,7 +721,7 @@ static int direct_run(fs_state *s, nifti_reader *r, const selection *sel, const 
   myelin_builder *b = myelin_builder_new("run");
   if (!b) return s->host->error(s->st, "out of memory");
   myelin_build_uint(b, "seq", s->seq++);
-  build_context(b, ri);
+  build_context(s, b, ri);
   const int64_t shape[2] = {(int64_t)T, (int64_t)V};
   float *X = myelin_build_tensor(b, "data", MYELIN_F4, 2, shape);
   if (!X)
@@ -952,7 +1046,7 @@ static int load_item(fs_state *s, const fmri_item *it, const char *archive, cons
 typedef struct archive_walk {
   fs_state *s;
   const fmri_list *l;
-  size_t used;
+  const shard_plan *pl;
 } archive_walk;
 
 static const fmri_item *find_item(const fmri_list *l, const char *path) {
@@ -972,21 +1066,21 @@ static const fmri_item *find_item(const fmri_list *l, const char *path) {
 static int walk_want(void *arg, const char *entry) {
   archive_walk *w = arg;
   const fmri_item *it = find_item(w->l, entry);
-  return it && item_selected(w->s, it) && !w->s->host->stopping(w->s->st);
+  return it && w->pl->mine[it - w->l->v] && !w->s->host->stopping(w->s->st);
 }
 
 static int walk_run(void *arg, const char *entry, const uint8_t *buf, size_t len) {
   archive_walk *w = arg;
-  w->used++;
-  return load_item(w->s, find_item(w->l, entry), w->l->archive, buf, len);
+  const fmri_item *it = find_item(w->l, entry);
+  plan_enter(w->s, w->pl, (size_t)(it - w->l->v));
+  return load_item(w->s, it, w->l->archive, buf, len);
 }
 
-/* Archive runs come in entry order, in a single pass. */
-static int load_archive(fs_state *s, const fmri_list *l, size_t *used) {
-  archive_walk w = {s, l, 0};
+/* Archive runs come in entry order, in a single pass (this rank's only). */
+static int load_archive(fs_state *s, const fmri_list *l, const shard_plan *pl) {
+  archive_walk w = {s, l, pl};
   char err[1024] = ""; /* set only by the archive walk itself */
   int rc = fmri_archive_each(l->archive, walk_want, walk_run, &w, err, sizeof err);
-  *used = w.used;
   if (rc == -1 && err[0]) return s->host->error(s->st, "%s", err);
   return rc;
 }
@@ -1102,12 +1196,15 @@ static int path_is_dicom(const char *path) {
 
 /* Labels of a DICOM run: the first subject/task/run filter value, else the
  * PatientID, the series description and the SeriesNumber. */
-static void dicom_labels(const fs_state *s, const dicom_image *im, char *sub, size_t ns, char *task,
-                         size_t nt, char *run, size_t nr) {
-  const char *p =
-      myelin_param_len(s->p, "subject") ? myelin_param_str_at(s->p, "subject", 0) : im->patient_id;
+static void dicom_subject(const fs_state *s, const char *patient_id, char *sub, size_t ns) {
+  const char *p = myelin_param_len(s->p, "subject") ? myelin_param_str_at(s->p, "subject", 0) : patient_id;
   if (!strncmp(p, "sub-", 4)) p += 4;
   snprintf(sub, ns, "%s", *p ? p : "dicom");
+}
+
+static void dicom_labels(const fs_state *s, const dicom_image *im, char *sub, size_t ns, char *task,
+                         size_t nt, char *run, size_t nr) {
+  dicom_subject(s, im->patient_id, sub, ns);
   snprintf(task, nt, "%s",
            myelin_param_len(s->p, "task") ? myelin_param_str_at(s->p, "task", 0) : im->description);
   if (myelin_param_len(s->p, "run"))
@@ -1180,7 +1277,7 @@ static int load_dicom_series(fs_state *s, char **paths, size_t n) {
 }
 
 typedef struct series_key {
-  char uid[72];
+  char uid[72], patient[72];
   int number;
   size_t file;
 } series_key;
@@ -1210,19 +1307,44 @@ static int start_dicom(fs_state *s) {
       break;
     }
     snprintf(k[i].uid, sizeof k[i].uid, "%s", h.series_uid);
+    snprintf(k[i].patient, sizeof k[i].patient, "%s", h.patient_id);
     k[i].number = h.series_number;
     k[i].file = i;
     dicom_image_free(&h);
   }
   if (!rc) qsort(k, f.n, sizeof *k, cmp_series);
-  for (size_t i = 0; i < f.n && !rc && !s->host->stopping(s->st);) {
-    size_t j = i, m = 0;
-    while (j < f.n && strcmp(k[j].uid, k[i].uid) == 0)
-      paths[m++] = f.v[k[j++].file];
-    qsort(paths, m, sizeof *paths, cmp_str);
-    rc = load_dicom_series(s, paths, m);
-    i = j;
+  /* series g starts at k[first[g]]; its subject label decides its shard */
+  size_t ng = 0, *first = rc ? NULL : malloc((f.n + 1) * sizeof *first);
+  char **subjects = rc ? NULL : calloc(f.n ? f.n : 1, sizeof *subjects);
+  uint8_t *all = rc ? NULL : malloc(f.n ? f.n : 1);
+  if (!rc && (!first || !subjects || !all)) rc = s->host->error(s->st, "out of memory");
+  for (size_t i = 0; i < f.n && !rc; i++) {
+    if (i && strcmp(k[i].uid, k[i - 1].uid) == 0) continue;
+    char sub[128];
+    dicom_subject(s, k[i].patient, sub, sizeof sub);
+    all[ng] = 1;
+    first[ng] = i;
+    if (!(subjects[ng++] = strdup(sub))) rc = s->host->error(s->st, "out of memory");
   }
+  if (first) first[ng] = f.n;
+  shard_plan pl;
+  memset(&pl, 0, sizeof pl);
+  if (!rc) rc = plan_make(s, ng, all, subjects, &pl);
+  for (size_t g = 0; g < ng && !rc && !s->host->stopping(s->st); g++) {
+    if (!pl.mine[g]) continue;
+    size_t m = 0;
+    for (size_t j = first[g]; j < first[g + 1]; j++)
+      paths[m++] = f.v[k[j].file];
+    qsort(paths, m, sizeof *paths, cmp_str);
+    plan_enter(s, &pl, g);
+    rc = load_dicom_series(s, paths, m);
+  }
+  for (size_t g = 0; subjects && g < ng; g++)
+    free(subjects[g]);
+  free(subjects);
+  free(all);
+  free(first);
+  plan_free(&pl);
   free(k);
   free(paths);
   dicom_files_free(&f);
@@ -1235,18 +1357,33 @@ static int start_stored(fs_state *s) {
   fmri_list l;
   const char *path = s->path;
   if (fmri_discover(path, &l, err, sizeof err)) return s->host->error(s->st, "%s", err);
-  size_t used = 0;
-  int rc = 0;
-  if (l.archive) rc = load_archive(s, &l, &used);
-  for (size_t i = 0; i < l.n && !rc && !l.archive; i++) {
-    if (s->host->stopping(s->st)) break;
-    if (!item_selected(s, &l.v[i])) continue;
-    used++;
-    rc = load_item(s, &l.v[i], NULL, NULL, 0);
+  uint8_t *sel = malloc(l.n ? l.n : 1);
+  char **subjects = calloc(l.n ? l.n : 1, sizeof *subjects);
+  shard_plan pl;
+  memset(&pl, 0, sizeof pl);
+  int rc = sel && subjects ? 0 : s->host->error(s->st, "out of memory");
+  for (size_t i = 0; i < l.n && !rc; i++) {
+    char sub[256];
+    subject_of(&l.v[i], sub, sizeof sub);
+    sel[i] = (uint8_t)item_selected(s, &l.v[i]);
+    if (!(subjects[i] = strdup(sub))) rc = s->host->error(s->st, "out of memory");
   }
-  if (!rc && used == 0)
+  if (!rc) rc = plan_make(s, l.n, sel, subjects, &pl);
+  if (!rc && pl.n_runs == 0)
     rc = s->host->error(s->st, "%s: %zu run(s) found, none matches the subject/task/run/space filters", path,
                         l.n);
+  if (!rc && l.archive) rc = load_archive(s, &l, &pl);
+  for (size_t i = 0; i < l.n && !rc && !l.archive; i++) {
+    if (s->host->stopping(s->st)) break;
+    if (!pl.mine[i]) continue;
+    plan_enter(s, &pl, i);
+    rc = load_item(s, &l.v[i], NULL, NULL, 0);
+  }
+  for (size_t i = 0; subjects && i < l.n; i++)
+    free(subjects[i]);
+  free(subjects);
+  free(sel);
+  plan_free(&pl);
   fmri_list_free(&l);
   return rc;
 }
@@ -1471,6 +1608,9 @@ static int fs_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
   const char *atlas = myelin_param_str(p, "atlas");
   if (atlas && *atlas && strcmp(mask, "auto") == 0)
     rc = myelin_validate_error(ctx, "mask", "mask: auto cannot be combined with an atlas");
+  if (live && strcmp(myelin_param_str(p, "shard"), "none") != 0)
+    rc = myelin_validate_error(ctx, "shard",
+                               "watch mode reads one live folder on every rank: use shard: none");
   int volumes = live || strcmp(myelin_param_str(p, "emit"), "volume") == 0;
   myelin_validate_set_output_kinds(ctx, "out", volumes ? "volume" : "run");
   return rc;
@@ -1518,6 +1658,10 @@ static int fs_init_state(fs_state *s, const myelin_params *p) {
   s->count = myelin_param_int(p, "count");
   s->tr_param = myelin_param_float(p, "tr");
   s->idle_timeout = myelin_param_float(p, "idle_timeout");
+  const char *shard = myelin_param_str(p, "shard");
+  s->shard = !strcmp(shard, "subject") ? SHARD_SUBJECT : !strcmp(shard, "run") ? SHARD_RUN : SHARD_NONE;
+  s->rank = s->host->rank(s->st);
+  s->size = s->host->size(s->st);
   const char *mask = myelin_param_str(p, "mask");
   s->mask_mode = strcmp(mask, "none") == 0 || !*mask ? MASK_NONE
                  : strcmp(mask, "auto") == 0         ? MASK_AUTO
@@ -1677,6 +1821,14 @@ static const myelin_param_def fs_params[] = {
      .def = "asap",
      .choices = "asap|realtime",
      .doc = "realtime replays stored runs at their TR (one volume per TR, or a run per its duration)."},
+    {.name = "shard",
+     .type = MYELIN_PARAM_ENUM,
+     .def = "none",
+     .choices = "none|subject|run",
+     .doc = "Under mpirun: which runs each rank reads. none: every rank reads every run; subject: the "
+            "subjects (sorted) in contiguous blocks, one block per rank, each rank reading all runs of its "
+            "subjects; run: the runs (in path order) in blocks. Messages carry n_subjects, subject_index, "
+            "n_runs and run_index (global)."},
     {.name = "tr",
      .type = MYELIN_PARAM_FLOAT,
      .def = "0",
@@ -1690,8 +1842,10 @@ static const myelin_param_def fs_params[] = {
 static const myelin_port_def fs_outputs[] = {
     {.name = "out",
      .kinds = "run|volume",
-     .doc = "`run` {data <f4 [T, V], tr, subject, task, run, geometry, labels?, slice_times?} or `volume` "
-            "{data <f4 [V], index, t, tr, subject, task, run, geometry, slice_times?}"},
+     .doc = "`run` {data <f4 [T, V], tr, subject, task, run, n_subjects, subject_index, n_runs, run_index, "
+            "geometry, labels?, slice_times?} or `volume` {data <f4 [V], index, t, tr, subject, task, run, "
+            "n_subjects, subject_index, n_runs, run_index, geometry, slice_times?} (watch mode: no n_*/ "
+            "*_index)"},
     {0}};
 
 static const myelin_plugin_desc fs_desc = {

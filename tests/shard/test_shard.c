@@ -1,0 +1,274 @@
+/*
+ * test_shard.c — sharding across ranks (issue 23): the pure split of
+ * plugins/common/shard.h, and every sharded source run as each rank of N
+ * (tests/shard/rank_host.h): the ranks' outputs are disjoint and their union
+ * is the 1-rank output, for N = 1..7 and uneven counts.
+ */
+#include <math.h>
+
+#include "../../plugins/common/shard.h"
+#include "nifti.h"
+#include "rank_host.h"
+#include "testutil.h"
+
+/* ---- the split -------------------------------------------------------------------- */
+
+START_TEST(shard_blocks_cover) {
+  static const size_t counts[] = {0, 1, 2, 5, 6, 7, 13, 100};
+  for (size_t c = 0; c < sizeof counts / sizeof *counts; c++) {
+    size_t n = counts[c];
+    for (int N = 1; N <= 7; N++) {
+      int *owner = malloc((n ? n : 1) * sizeof *owner);
+      for (size_t i = 0; i < n; i++)
+        owner[i] = -1;
+      size_t next = 0, lo = n, hi = 0;
+      for (int r = 0; r < N; r++) {
+        size_t b, e;
+        shard_range(n, r, N, &b, &e);
+        ck_assert_msg(b == next, "n=%zu N=%d rank %d starts at %zu, not %zu (contiguous, in order)", n, N, r,
+                      b, next);
+        ck_assert_uint_le(b, e);
+        size_t len = e - b;
+        lo = len < lo ? len : lo;
+        hi = len > hi ? len : hi;
+        /* the sizes: n/N, the first n%N ranks one more */
+        ck_assert_uint_eq(len, n / (size_t)N + ((size_t)r < n % (size_t)N));
+        for (size_t i = b; i < e; i++) {
+          ck_assert_msg(owner[i] == -1, "n=%zu N=%d item %zu on ranks %d and %d", n, N, i, owner[i], r);
+          owner[i] = r;
+        }
+        next = e;
+      }
+      ck_assert_msg(next == n, "n=%zu N=%d: the blocks end at %zu", n, N, next);
+      ck_assert_msg(hi - lo <= 1 || n == 0, "n=%zu N=%d: block sizes %zu..%zu", n, N, lo, hi);
+      for (size_t i = 0; i < n; i++) {
+        ck_assert_msg(owner[i] >= 0, "n=%zu N=%d item %zu on no rank", n, N, i);
+        ck_assert_int_eq(shard_owner(n, N, i), owner[i]);
+      }
+      ck_assert_int_eq(shard_owner(n, N, n), -1);
+      /* deterministic: the same call gives the same block */
+      size_t b1, e1, b2, e2;
+      shard_range(n, N - 1, N, &b1, &e1);
+      shard_range(n, N - 1, N, &b2, &e2);
+      ck_assert(b1 == b2 && e1 == e2);
+      free(owner);
+    }
+  }
+  size_t b, e;
+  shard_range(10, 3, 3, &b, &e); /* no such rank: empty */
+  ck_assert_uint_eq(b, e);
+  shard_range(10, 0, 0, &b, &e); /* size < 1 counts as 1 */
+  ck_assert(b == 0 && e == 10);
+}
+END_TEST
+
+/* ---- running a source on every rank ----------------------------------------------------- */
+
+/* One emitted message reduced to a comparable line: its identity fields and
+ * a checksum of its data. */
+static char *msg_key(const myelin_msg *m, const char *const *fields) {
+  char buf[4096];
+  size_t o = (size_t)snprintf(buf, sizeof buf, "%s", myelin_msg_kind(m));
+  for (size_t i = 0; fields[i]; i++) {
+    char v[512];
+    myelin_msg_text(m, fields[i], v, sizeof v);
+    o += (size_t)snprintf(buf + o, sizeof buf - o, " %s=%s", fields[i], v);
+  }
+  myelin_tensor t;
+  const char *tk = myelin_msg_tensor(m, "data", &t) == 0 ? "data"
+                   : myelin_msg_tensor(m, "x", &t) == 0  ? "x"
+                                                         : NULL;
+  if (tk) {
+    size_t n = 1;
+    for (int d = 0; d < t.ndim; d++)
+      n *= (size_t)t.shape[d];
+    uint64_t h = 1469598103934665603ull;
+    const uint8_t *p = t.data;
+    for (size_t i = 0; i < n * myelin_dtype_size(t.dtype); i++)
+      h = (h ^ p[i]) * 1099511628211ull;
+    o += (size_t)snprintf(buf + o, sizeof buf - o, " %s=%016llx", tk, (unsigned long long)h);
+  }
+  return strdup(buf);
+}
+
+typedef struct keyset {
+  char **v;
+  size_t n;
+} keyset;
+
+static int cmp_key(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static void keys_add(keyset *k, const rh_out *o, const char *const *fields) {
+  k->v = realloc(k->v, (k->n + o->n + 1) * sizeof *k->v);
+  for (size_t i = 0; i < o->n; i++)
+    k->v[k->n++] = msg_key(o->msgs[i], fields);
+}
+
+static void keys_free(keyset *k) {
+  for (size_t i = 0; i < k->n; i++)
+    free(k->v[i]);
+  free(k->v);
+  memset(k, 0, sizeof *k);
+}
+
+/* Runs the source as every rank of 1..7 and checks: each rank's messages
+ * are its own (no message on two ranks), and the union equals the 1-rank
+ * run (as sorted multisets of keys). Returns the 1-rank message count. */
+static size_t check_ranks(const char *plugin, const char *const *params, const char *const *fields) {
+  rh_out one;
+  int rc = rh_run(plugin, params, 0, 1, &one);
+  ck_assert_msg(rc == 0, "%s, 1 rank: %s", plugin, one.error);
+  keyset ref = {0};
+  keys_add(&ref, &one, fields);
+  qsort(ref.v, ref.n, sizeof *ref.v, cmp_key);
+  for (size_t i = 1; i < ref.n; i++)
+    ck_assert_msg(strcmp(ref.v[i - 1], ref.v[i]) != 0, "%s: duplicate message %s in the 1-rank run", plugin,
+                  ref.v[i]);
+  for (int N = 2; N <= 7; N++) {
+    keyset all = {0};
+    for (int r = 0; r < N; r++) {
+      rh_out o;
+      rc = rh_run(plugin, params, r, N, &o);
+      ck_assert_msg(rc == 0, "%s, rank %d of %d: %s", plugin, r, N, o.error);
+      keys_add(&all, &o, fields);
+      rh_out_free(&o);
+    }
+    qsort(all.v, all.n, sizeof *all.v, cmp_key);
+    ck_assert_msg(all.n == ref.n, "%s: %d ranks emit %zu messages in all, 1 rank %zu", plugin, N, all.n,
+                  ref.n);
+    for (size_t i = 0; i < ref.n; i++)
+      ck_assert_msg(strcmp(all.v[i], ref.v[i]) == 0, "%s, %d ranks: %s where 1 rank has %s", plugin, N,
+                    all.v[i], ref.v[i]);
+    keys_free(&all);
+  }
+  size_t n = one.n;
+  keys_free(&ref);
+  rh_out_free(&one);
+  return n;
+}
+
+/* ---- fmri_source ----------------------------------------------------------------------- */
+
+#define NX 3
+#define NY 2
+#define NZ 2
+#define NT 4
+static const double AFF[16] = {2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 1};
+
+static void write_run(const char *path, int sub, int run) {
+  size_t nv = (size_t)NX * NY * NZ;
+  float *d = malloc(nv * NT * sizeof *d);
+  for (size_t t = 0; t < NT; t++)
+    for (size_t v = 0; v < nv; v++)
+      d[t * nv + v] = (float)(1000 * sub + 100 * run + (int)v) + 0.25f * (float)t;
+  int64_t dims[4] = {NX, NY, NZ, NT};
+  FILE *fp = fopen(path, "wb");
+  ck_assert_msg(fp != NULL, "cannot write %s", path);
+  char err[256];
+  ck_assert_msg(nifti_write_f32(fp, dims, AFF, 2.0, d, strstr(path, ".gz") != NULL, err, sizeof err) == 0,
+                "%s", err);
+  fclose(fp);
+  free(d);
+}
+
+/* A BIDS tree of 5 subjects (01..05); subjects 02 and 04 have two runs, the
+ * others one: 7 runs. Listed in the order they sort. */
+static char *make_bids(void) {
+  char *root = mt_tmpdir();
+  for (int s = 1; s <= 5; s++) {
+    char *func = mt_strf("%s/sub-%02d/func", root, s);
+    ck_assert_int_eq(mt_run(mt_strf("mkdir -p '%s'", func), NULL), 0);
+    for (int r = 1; r <= (s % 2 == 0 ? 2 : 1); r++)
+      write_run(mt_strf("%s/sub-%02d_task-story_run-%d_bold.nii%s", func, s, r, s == 3 ? ".gz" : ""), s, r);
+  }
+  return root;
+}
+
+static const char *const FMRI_KEYS[] = {"subject",       "task",   "run",       "n_subjects",
+                                        "subject_index", "n_runs", "run_index", NULL};
+
+START_TEST(fmri_shard_subject_and_run) {
+  char *root = make_bids();
+  const char *subj[] = {"path", root, "shard", "subject", NULL};
+  ck_assert_uint_eq(check_ranks("fmri_source", subj, FMRI_KEYS), 7);
+  const char *runs[] = {"path", root, "shard", "run", NULL};
+  ck_assert_uint_eq(check_ranks("fmri_source", runs, FMRI_KEYS), 7);
+  /* emit: volume streams, still sharded */
+  const char *vols[] = {"path", root, "shard", "subject", "emit", "volume", NULL};
+  ck_assert_uint_eq(check_ranks("fmri_source", vols, (const char *const[]){"subject", "run", "index", NULL}),
+                    7 * NT);
+  /* an archive of the tree: the same plan over its entries */
+  char *tar = mt_strf("%s.tar", root);
+  ck_assert_int_eq(mt_run(mt_strf("tar -cf '%s' -C '%s' .", tar, root), NULL), 0);
+  const char *arch[] = {"path", tar, "shard", "subject", NULL};
+  ck_assert_uint_eq(check_ranks("fmri_source", arch, FMRI_KEYS), 7);
+}
+END_TEST
+
+/* What each rank reads, and the global context every message carries. */
+START_TEST(fmri_shard_context) {
+  char *root = make_bids();
+  const char *subj[] = {"path", root, "shard", "subject", NULL};
+  /* 5 subjects on 2 ranks: 01 02 03 (4 runs) | 04 05 (3 runs) */
+  static const char *const want[2][4] = {{"01", "02", "02", "03"}, {"04", "04", "05", NULL}};
+  for (int r = 0; r < 2; r++) {
+    rh_out o;
+    ck_assert_msg(rh_run("fmri_source", subj, r, 2, &o) == 0, "%s", o.error);
+    ck_assert_uint_eq(o.n, r == 0 ? 4 : 3);
+    for (size_t i = 0; i < o.n; i++) {
+      char sub[64];
+      int64_t ns, si, nr, ri;
+      ck_assert_int_eq(myelin_msg_str(o.msgs[i], "subject", sub, sizeof sub), 0);
+      ck_assert_str_eq(sub, want[r][i]);
+      ck_assert_int_eq(myelin_msg_int(o.msgs[i], "n_subjects", &ns), 0);
+      ck_assert_int_eq(myelin_msg_int(o.msgs[i], "subject_index", &si), 0);
+      ck_assert_int_eq(myelin_msg_int(o.msgs[i], "n_runs", &nr), 0);
+      ck_assert_int_eq(myelin_msg_int(o.msgs[i], "run_index", &ri), 0);
+      ck_assert_int_eq(ns, 5);
+      ck_assert_int_eq(si, atoi(sub) - 1);
+      ck_assert_int_eq(nr, 7);
+      ck_assert_int_eq(ri, (int64_t)(r == 0 ? i : 4 + i));
+      ck_assert_int_eq(shard_owner((size_t)ns, 2, (size_t)si), r);
+    }
+    rh_out_free(&o);
+  }
+  /* 5 subjects on 7 ranks: ranks 5 and 6 read nothing, without an error */
+  for (int r = 5; r < 7; r++) {
+    rh_out o;
+    ck_assert_msg(rh_run("fmri_source", subj, r, 7, &o) == 0, "%s", o.error);
+    ck_assert_uint_eq(o.n, 0);
+    rh_out_free(&o);
+  }
+  /* shard: none reads everything on every rank */
+  const char *none[] = {"path", root, NULL};
+  rh_out o;
+  ck_assert_msg(rh_run("fmri_source", none, 1, 3, &o) == 0, "%s", o.error);
+  ck_assert_uint_eq(o.n, 7);
+  rh_out_free(&o);
+  /* filters apply before the split: the counts are of the kept runs */
+  const char *filt[] = {"path", root, "shard", "subject", "subject", "[02, 05]", NULL};
+  ck_assert_msg(rh_run("fmri_source", filt, 1, 2, &o) == 0, "%s", o.error);
+  ck_assert_uint_eq(o.n, 1);
+  int64_t ns, si;
+  ck_assert_int_eq(myelin_msg_int(o.msgs[0], "n_subjects", &ns), 0);
+  ck_assert_int_eq(myelin_msg_int(o.msgs[0], "subject_index", &si), 0);
+  ck_assert_int_eq(ns, 2);
+  ck_assert_int_eq(si, 1);
+  rh_out_free(&o);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("shard");
+  TCase *tc = tcase_create("shard");
+  tcase_set_timeout(tc, 300);
+  tcase_add_test(tc, shard_blocks_cover);
+  tcase_add_test(tc, fmri_shard_subject_and_run);
+  tcase_add_test(tc, fmri_shard_context);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? 1 : 0;
+}
