@@ -20,10 +20,17 @@
  * `epoch`, `label` when labels exist, `split` when set, and `seq`, the
  * number of messages emitted before it. The order of an epoch is
  * ds_permutation(seed, epoch): a function of the params alone.
+ *
+ * `shard: sample` (under mpirun): each epoch's order over all n rows is
+ * computed on every rank alike, then rank r of N emits positions
+ * [begin, end) of it (plugins/common/shard.h), so the ranks' samples are
+ * disjoint and their union is the 1-rank epoch. An unshuffled IDX stream
+ * seeks to its first row instead of reading the rows before it.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/shard.h"
 #include "load.h"
 #include "myelin/myelin.h"
 
@@ -37,7 +44,8 @@ typedef struct dataset {
   double scale;
   uint64_t seed;
   int64_t epochs;
-  size_t n; /* rows per epoch (after limit) */
+  size_t n;          /* rows per epoch (after limit) */
+  size_t begin, end; /* this rank's positions in each epoch's order (all: 0, n) */
   ds_table table;
   ds_idx_stream *stream;
   ds_idx_info sinfo;
@@ -158,6 +166,14 @@ static int ds_setup(dataset *d, const myelin_params *p) {
   if (limit > 0 && (size_t)limit < d->n) d->n = (size_t)limit;
   d->order = malloc((d->n ? d->n : 1) * sizeof *d->order);
   if (!d->order) return d->host->error(d->st, "out of memory");
+  d->begin = 0;
+  d->end = d->n;
+  if (strcmp(myelin_param_str(p, "shard"), "sample") == 0) {
+    int rank = d->host->rank(d->st), size = d->host->size(d->st);
+    shard_range(d->n, rank, size, &d->begin, &d->end);
+    d->host->log(d->st, MYELIN_LOG_INFO, "rank %d of %d (shard: sample): positions %zu..%zu of %zu per epoch",
+                 rank, size, d->begin, d->end, d->n);
+  }
   return 0;
 }
 
@@ -237,8 +253,10 @@ static int emit_sample(dataset *d, uint64_t epoch, size_t row, const uint8_t *x,
 }
 
 static int emit_whole(dataset *d, uint64_t epoch) {
-  const uint8_t **rows = malloc((d->n ? d->n : 1) * sizeof *rows);
-  int64_t *y = d->table.y ? malloc((d->n ? d->n : 1) * sizeof *y) : NULL;
+  size_t n = d->end - d->begin;
+  if (n == 0 && d->n > 0) return 0; /* a rank with no share of the rows */
+  const uint8_t **rows = malloc((n ? n : 1) * sizeof *rows);
+  int64_t *y = d->table.y ? malloc((n ? n : 1) * sizeof *y) : NULL;
   myelin_builder *b = myelin_builder_new("tensor");
   if (!rows || (d->table.y && !y) || !b) {
     free(rows);
@@ -246,15 +264,16 @@ static int emit_whole(dataset *d, uint64_t epoch) {
     myelin_builder_free(b);
     return d->host->error(d->st, "out of memory");
   }
-  for (size_t i = 0; i < d->n; i++) {
-    rows[i] = d->table.x + (size_t)d->order[i] * d->table.row_bytes;
-    if (y) y[i] = d->table.y[d->order[i]];
+  for (size_t i = 0; i < n; i++) {
+    size_t r = d->order[d->begin + i];
+    rows[i] = d->table.x + r * d->table.row_bytes;
+    if (y) y[i] = d->table.y[r];
   }
   int64_t shape[MYELIN_MAX_NDIM];
   memcpy(shape, d->table.shape, sizeof shape);
-  shape[0] = (int64_t)d->n;
+  shape[0] = (int64_t)n;
   build_common(d, b, epoch);
-  build_rows(d, b, "data", d->table.ndim, shape, rows, d->n);
+  build_rows(d, b, "data", d->table.ndim, shape, rows, n);
   if (y) myelin_build_tensor_copy(b, "labels", MYELIN_I8, 1, shape, y);
   myelin_build_str(b, "name", "x");
   free(rows);
@@ -264,9 +283,9 @@ static int emit_whole(dataset *d, uint64_t epoch) {
 
 static int run_streamed_epoch(dataset *d, uint64_t epoch) {
   char err[1024];
-  if (epoch > 0 && ds_idx_stream_rewind(d->stream, err, sizeof err) != 0)
+  if ((epoch > 0 || d->begin > 0) && ds_idx_stream_seek(d->stream, d->begin, err, sizeof err) != 0)
     return d->host->error(d->st, "%s", err);
-  for (size_t i = 0; i < d->n; i++) {
+  for (size_t i = d->begin; i < d->end; i++) {
     if (d->host->stopping(d->st)) return 1;
     int rc = ds_idx_stream_next(d->stream, d->rowbuf, err, sizeof err);
     if (rc < 0) return d->host->error(d->st, "%s", err);
@@ -280,7 +299,7 @@ static int run_epoch(dataset *d, uint64_t epoch) {
   if (d->shuffle) ds_permutation(d->seed, epoch, d->order, d->n);
   else for (size_t i = 0; i < d->n; i++) d->order[i] = (uint32_t)i;
   if (d->whole) return emit_whole(d, epoch);
-  for (size_t i = 0; i < d->n; i++) {
+  for (size_t i = d->begin; i < d->end; i++) {
     if (d->host->stopping(d->st)) return 1;
     size_t r = d->order[i];
     int rc = emit_sample(d, epoch, r, d->table.x + r * d->table.row_bytes, d->table.y);
@@ -328,6 +347,9 @@ static const myelin_param_def ds_params[] = {
     {"scale", MYELIN_PARAM_FLOAT, "1", 0, 0, 0, NULL, NULL,
      "When set, values are multiplied by it and sent as <f4 (0.00392156862745098 = 1/255 "
      "maps u8 pixels to [0, 1]); when not set, the file's dtype is kept."},
+    {"shard", MYELIN_PARAM_ENUM, "none", 0, 0, 0, "none|sample", NULL,
+     "Under mpirun: none = every rank emits every sample; sample = each epoch's order (shuffled or not) "
+     "over all rows, split into contiguous blocks, one per rank (disjoint, covering, sizes differ by <= 1)."},
     {"whole", MYELIN_PARAM_BOOL, "false", 0, 0, 0, NULL, NULL,
      "Emit the whole array (after limit and shuffle) as one `tensor` message per epoch, "
      "`data` [rows, ...] plus `labels` <i8 [rows] when labels exist, instead of one `sample` per row."},

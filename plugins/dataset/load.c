@@ -565,6 +565,19 @@ int ds_idx_stream_rewind(ds_idx_stream *s, char *err, size_t errlen) {
   return 0;
 }
 
+int ds_idx_stream_seek(ds_idx_stream *s, size_t row, char *err, size_t errlen) {
+  if (row > s->info.rows) row = s->info.rows;
+  z_off_t off = (z_off_t)(s->header_len + row * s->info.row_bytes);
+  if (gzrewind(s->gz) != 0 || gzseek(s->gz, off, SEEK_SET) < 0) {
+    int zerr;
+    const char *zmsg = gzerror(s->gz, &zerr);
+    return myelin_errorf(err, errlen, MYELIN_EFORMAT, "%s: cannot seek to row %zu of %zu%s%s", s->path, row,
+                         s->info.rows, zerr ? ": " : "", zerr ? zmsg : "");
+  }
+  s->next_row = row;
+  return 0;
+}
+
 /* ---- permutation -------------------------------------------------------------- */
 
 typedef struct sm64 {

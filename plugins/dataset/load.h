@@ -66,6 +66,9 @@ ds_idx_stream *ds_idx_stream_open(const char *path, ds_idx_info *info, char *err
  * 0 = end, negative = error (truncated file: message names the row). */
 int ds_idx_stream_next(ds_idx_stream *s, void *buf, char *err, size_t errlen);
 int ds_idx_stream_rewind(ds_idx_stream *s, char *err, size_t errlen);
+/* Positions the stream at row `row` (the next row read): a seek on a plain
+ * file, inflating up to it (nothing kept) on a gzip one. */
+int ds_idx_stream_seek(ds_idx_stream *s, size_t row, char *err, size_t errlen);
 void ds_idx_stream_close(ds_idx_stream *s);
 
 /* The row order of one epoch: order[i] for i < n is a permutation of 0..n-1

@@ -5,6 +5,7 @@
  * is the 1-rank output, for N = 1..7 and uneven counts.
  */
 #include <math.h>
+#include <zlib.h>
 
 #include "../../plugins/common/shard.h"
 #include "nifti.h"
@@ -258,6 +259,107 @@ START_TEST(fmri_shard_context) {
 }
 END_TEST
 
+/* ---- dataset ------------------------------------------------------------------------ */
+
+static void write_idx(const char *path, int gz, uint8_t type, int ndim, const uint32_t *dims,
+                      const void *data, size_t nbytes) {
+  uint8_t hdr[4 + 4 * 4] = {0, 0, type, (uint8_t)ndim};
+  for (int i = 0; i < ndim; i++)
+    for (int k = 0; k < 4; k++)
+      hdr[4 + 4 * i + k] = (uint8_t)(dims[i] >> (24 - 8 * k));
+  gzFile g = gzopen(path, gz ? "wb" : "wbT"); /* T: plain, no gzip */
+  ck_assert_ptr_nonnull(g);
+  gzwrite(g, hdr, 4 + 4 * (unsigned)ndim);
+  gzwrite(g, data, (unsigned)nbytes);
+  gzclose(g);
+}
+
+/* 13 images of 2x3 u8 (6 r + i) and labels r mod 10, plain and gzip. */
+static const char *make_idx(const char *dir, int gz) {
+  uint8_t px[13 * 6], y[13];
+  for (int r = 0; r < 13; r++) {
+    y[r] = (uint8_t)(r % 10);
+    for (int i = 0; i < 6; i++)
+      px[r * 6 + i] = (uint8_t)(6 * r + i);
+  }
+  const char *img = mt_strf("%s/img%d.idx%s", dir, gz, gz ? ".gz" : "");
+  write_idx(img, gz, 0x08, 3, (const uint32_t[]){13, 2, 3}, px, sizeof px);
+  write_idx(mt_strf("%s/lab%d.idx%s", dir, gz, gz ? ".gz" : ""), gz, 0x08, 1, (const uint32_t[]){13}, y,
+            sizeof y);
+  return img;
+}
+
+static const char *const DS_KEYS[] = {"index", "epoch", "label", NULL};
+
+START_TEST(dataset_shard_sample) {
+  char *dir = mt_tmpdir();
+  for (int gz = 0; gz <= 1; gz++) {
+    const char *img = make_idx(dir, gz), *lab = mt_strf("%s/lab%d.idx%s", dir, gz, gz ? ".gz" : "");
+    /* unshuffled IDX: streamed, each rank seeks to its first row */
+    const char *stream[] = {"path", img, "labels", lab, "shard", "sample", "epochs", "2", NULL};
+    ck_assert_uint_eq(check_ranks("dataset", stream, DS_KEYS), 26);
+    /* shuffled, every epoch its own order; and a limit */
+    const char *shuf[] = {"path", img,    "labels", lab,      "shard", "sample", "shuffle",
+                          "true", "seed", "7",      "epochs", "3",     NULL};
+    ck_assert_uint_eq(check_ranks("dataset", shuf, DS_KEYS), 39);
+    const char *lim[] = {"path",    img,    "labels", lab,  "shard", "sample",
+                         "shuffle", "true", "limit",  "11", NULL};
+    ck_assert_uint_eq(check_ranks("dataset", lim, DS_KEYS), 11);
+  }
+  /* A rank's stream is its block of the 1-rank stream, in the same order:
+   * shuffle first over every row, then split. */
+  const char *img = make_idx(dir, 0);
+  const char *shuf[] = {"path", img, "shard", "sample", "shuffle", "true", "seed", "3", "epochs", "2", NULL};
+  rh_out one;
+  ck_assert_msg(rh_run("dataset", shuf, 0, 1, &one) == 0, "%s", one.error);
+  ck_assert_uint_eq(one.n, 26);
+  for (int N = 2; N <= 7; N++)
+    for (int r = 0; r < N; r++) {
+      rh_out o;
+      ck_assert_msg(rh_run("dataset", shuf, r, N, &o) == 0, "%s", o.error);
+      size_t b, e, k = 0;
+      shard_range(13, r, N, &b, &e);
+      ck_assert_uint_eq(o.n, 2 * (e - b));
+      for (size_t ep = 0; ep < 2; ep++)
+        for (size_t i = b; i < e; i++, k++) {
+          int64_t want, got;
+          ck_assert_int_eq(myelin_msg_int(one.msgs[ep * 13 + i], "index", &want), 0);
+          ck_assert_int_eq(myelin_msg_int(o.msgs[k], "index", &got), 0);
+          ck_assert_msg(got == want, "N=%d rank %d epoch %zu position %zu: row %lld, 1 rank has %lld", N, r,
+                        ep, i, (long long)got, (long long)want);
+        }
+      rh_out_free(&o);
+    }
+  rh_out_free(&one);
+  /* whole: each rank's tensor holds its rows; in rank order they are the 1-rank tensor */
+  const char *whole[] = {"path", img, "shard", "sample", "shuffle", "true",
+                         "seed", "5", "whole", "true",   NULL};
+  ck_assert_msg(rh_run("dataset", whole, 0, 1, &one) == 0, "%s", one.error);
+  myelin_tensor ref;
+  ck_assert_int_eq(myelin_msg_tensor(one.msgs[0], "data", &ref), 0);
+  for (int N = 2; N <= 7; N++) {
+    size_t off = 0;
+    for (int r = 0; r < N; r++) {
+      rh_out o;
+      ck_assert_msg(rh_run("dataset", whole, r, N, &o) == 0, "%s", o.error);
+      size_t b, e;
+      shard_range(13, r, N, &b, &e);
+      ck_assert_uint_eq(o.n, e > b ? 1 : 0);
+      if (o.n) {
+        myelin_tensor t;
+        ck_assert_int_eq(myelin_msg_tensor(o.msgs[0], "data", &t), 0);
+        ck_assert_int_eq(t.shape[0], (int64_t)(e - b));
+        ck_assert_int_eq(memcmp(t.data, (const uint8_t *)ref.data + off, (e - b) * 6), 0);
+        off += (e - b) * 6;
+      }
+      rh_out_free(&o);
+    }
+    ck_assert_uint_eq(off, 13 * 6);
+  }
+  rh_out_free(&one);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("shard");
   TCase *tc = tcase_create("shard");
@@ -265,6 +367,7 @@ int main(void) {
   tcase_add_test(tc, shard_blocks_cover);
   tcase_add_test(tc, fmri_shard_subject_and_run);
   tcase_add_test(tc, fmri_shard_context);
+  tcase_add_test(tc, dataset_shard_sample);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
