@@ -4,20 +4,32 @@
  *
  * The model (gpt2_model.c) and tokenizer (gpt2_tok.c) are loaded once in
  * init from a Hugging Face folder; nothing is downloaded and no Python runs.
- * Each `words` message is one text, processed when it arrives (a live
- * transcript gets features message by message): word 0 is tokenized as
- * itself and word i > 0 as " " + word, which is exactly how GPT-2's
- * byte-level BPE splits the words joined by single spaces (its pieces never
- * cross a space that starts a word).
+ * Each `words` message is processed when it arrives, so a live transcript
+ * gets features message by message. The text of a story is its words
+ * joined by single spaces: its first word is tokenized as itself and every
+ * other word as " " + word, which is exactly how GPT-2's byte-level BPE
+ * splits the joined text (its pieces never cross a space that starts a
+ * word).
  *
- * Context. A word whose tokens are [b, e) in the text is read by the model
+ * Stories across messages (`carry: story`). Consecutive messages with the
+ * same subject, task, run and source are one story arriving in pieces: the
+ * stage keeps the story's last context - 1 tokens and its word count, so a
+ * piece's words are tokenized and windowed exactly as if the whole story
+ * had come in one message (the windows below are in the story's token
+ * positions, and a window never reaches back more than context - 1 tokens
+ * before a new word). A message with another context starts a new story.
+ * `carry: none` makes every message its own text.
+ *
+ * Context. A word whose tokens are [b, e) in the story is read by the model
  * in a window of tokens [s, e'), s its start: s = 0 while e <= context;
  * beyond, s is e - context rounded up to a multiple of `stride` (so each word
  * sees between context - stride and context - 1 preceding tokens; stride 1
  * is the exact sliding window, one forward pass per word), and never after
- * b. Words sharing a start share one forward pass over [s, the last of
- * their ends). A word's feature is its last token's hidden state, or the
- * mean over its tokens (pool), for each layer asked for, layer-major.
+ * b. Words of one message sharing a start share one forward pass over [s,
+ * the last of their ends); the model is causal, so a token's hidden state
+ * does not depend on where the pass ends. A word's feature is its last
+ * token's hidden state, or the mean over its tokens (pool), for each layer
+ * asked for, layer-major.
  */
 #include <math.h>
 #include <stdio.h>
@@ -42,6 +54,12 @@ typedef struct lm_state {
   size_t context, stride;
   double tr;
   char *model_dir;
+  int carry;         /* carry: story */
+  char *story;       /* the current story's key (subject, task, run, source); NULL = none yet */
+  int32_t *hist;     /* its last tokens (at most context - 1) */
+  size_t nhist;      /* how many */
+  size_t hist_base;  /* the story position of hist[0] */
+  size_t words_read; /* the story's words so far */
 } lm_state;
 
 /* ---- the window of each word ------------------------------------------------------ */
@@ -55,15 +73,35 @@ static size_t window_start(size_t b, size_t e, size_t context, size_t stride) {
   return s;
 }
 
-/* Features of one words message: feats [W, nl * C]. */
+/* Keeps the story's last context - 1 tokens of ids [0, n) (ids[0] is at
+ * story position base) for the next message of the story. */
+static int keep_history(lm_state *s, const int32_t *ids, size_t n, size_t base) {
+  size_t keep = s->context - 1 < n ? s->context - 1 : n;
+  if (keep > s->nhist) {
+    int32_t *h = realloc(s->hist, (keep ? keep : 1) * sizeof *h);
+    if (!h) return s->host->error(s->st, "out of memory");
+    s->hist = h;
+  }
+  memmove(s->hist, ids + n - keep, keep * sizeof *ids);
+  s->nhist = keep, s->hist_base = base + n - keep;
+  return 0;
+}
+
+/* Features of one words message: feats [W, nl * C]. The story's kept
+ * tokens come first in ids; positions in ids are story positions minus
+ * base. */
 static int featurize(lm_state *s, char **words, size_t W, float *feats, size_t *ntok_out, size_t *nwin_out) {
   size_t C = (size_t)s->model.c.n_embd, F = s->nl * C;
-  int32_t *ids = NULL;
-  size_t n = 0, cap = 0;
-  size_t *wb = malloc((W + 1) * sizeof *wb); /* word w: tokens [wb[w], wb[w + 1]) */
+  size_t n = s->nhist, cap = n + 64, base = s->hist_base;
+  int32_t *ids = malloc(cap * sizeof *ids);
+  size_t *wb = malloc((W + 1) * sizeof *wb); /* word w: tokens [wb[w], wb[w + 1]) of ids */
   char err[512];
   int rc = 0;
-  if (!wb) return s->host->error(s->st, "out of memory");
+  if (!wb || !ids) {
+    free(ids), free(wb);
+    return s->host->error(s->st, "out of memory");
+  }
+  if (n) memcpy(ids, s->hist, n * sizeof *ids);
   for (size_t w = 0; w < W && rc == 0; w++) {
     wb[w] = n;
     size_t len = strlen(words[w]);
@@ -72,7 +110,7 @@ static int featurize(lm_state *s, char **words, size_t W, float *feats, size_t *
       rc = s->host->error(s->st, "out of memory");
       break;
     }
-    size_t off = w ? 1 : 0;
+    size_t off = s->words_read + w ? 1 : 0;
     text[0] = ' ';
     memcpy(text + off, words[w], len + 1);
     if (gpt2_tok_encode(s->tok, text, len + off, &ids, &n, &cap, err, sizeof err) != 0)
@@ -82,11 +120,12 @@ static int featurize(lm_state *s, char **words, size_t W, float *feats, size_t *
     free(text);
   }
   wb[W] = n;
+  size_t ntok = n - s->nhist;
   size_t *start = rc ? NULL : malloc((W ? W : 1) * sizeof *start);
   float *hid = rc ? NULL : malloc(s->nl * s->context * C * sizeof *hid);
   if (!rc && (!start || !hid)) rc = s->host->error(s->st, "out of memory for %zu tokens", n);
-  for (size_t w = 0; !rc && w < W; w++)
-    start[w] = window_start(wb[w], wb[w + 1], s->context, s->stride);
+  for (size_t w = 0; !rc && w < W; w++) /* >= base: the kept tokens reach back context - 1 */
+    start[w] = window_start(base + wb[w], base + wb[w + 1], s->context, s->stride) - base;
   size_t nwin = 0;
   /* Words are in order and starts never decrease: one pass per distinct start. */
   for (size_t w0 = 0; !rc && w0 < W;) {
@@ -118,9 +157,34 @@ static int featurize(lm_state *s, char **words, size_t W, float *feats, size_t *
     }
     w0 = w1;
   }
-  *ntok_out = n, *nwin_out = nwin;
+  if (!rc) rc = keep_history(s, ids, n, base);
+  if (!rc) s->words_read += W;
+  *ntok_out = ntok, *nwin_out = nwin;
   free(ids), free(wb), free(start), free(hid);
   return rc;
+}
+
+/* ---- stories ----------------------------------------------------------------------- */
+
+/* Starts a new story unless m continues the current one (carry: story and
+ * the same subject, task, run and source). */
+static int story_of(lm_state *s, const myelin_msg *m) {
+  char sub[256], task[256], run[256], src[4096], *key = NULL;
+  myelin_msg_text(m, "subject", sub, sizeof sub);
+  myelin_msg_text(m, "task", task, sizeof task);
+  myelin_msg_text(m, "run", run, sizeof run);
+  myelin_msg_text(m, "source", src, sizeof src);
+  if (asprintf(&key, "%s\x1f%s\x1f%s\x1f%s", sub, task, run, src) < 0)
+    return s->host->error(s->st, "out of memory");
+  if (s->carry && s->story && !strcmp(s->story, key)) {
+    free(key);
+    return 0;
+  }
+  free(s->story);
+  s->story = key;
+  s->nhist = s->hist_base = s->words_read = 0;
+  s->host->counter_add(s->st, "stories", 1);
+  return 0;
 }
 
 /* ---- messages ---------------------------------------------------------------------- */
@@ -153,6 +217,7 @@ static int lm_process(void *state, int port, myelin_msg *m) {
   }
   size_t C = (size_t)s->model.c.n_embd, F = s->nl * C, ntok = 0, nwin = 0;
   int64_t shape[2] = {(int64_t)W, (int64_t)F};
+  if (!rc) rc = story_of(s, m);
   myelin_builder *b = rc ? NULL : myelin_builder_new("features");
   if (!rc && !b) rc = s->host->error(s->st, "out of memory");
   if (!rc) {
@@ -194,7 +259,7 @@ static void lm_fini(void *state) {
   gpt2_free(&s->model);
   gpt2_tok_free(s->tok);
   gpt2_work_free(&s->work);
-  free(s->layers), free(s->model_dir);
+  free(s->layers), free(s->model_dir), free(s->story), free(s->hist);
   free(s);
 }
 
@@ -260,6 +325,7 @@ static int lm_setup(lm_state *s, const myelin_params *p) {
   if (s->stride == 0) s->stride = s->context > 1 ? s->context / 2 : 1;
   if (s->stride > s->context) return s->host->error(s->st, "stride %zu > context %zu", s->stride, s->context);
   s->pool_mean = !strcmp(myelin_param_str(p, "pool"), "mean");
+  s->carry = !strcmp(myelin_param_str(p, "carry"), "story");
   s->tr = myelin_param_float(p, "tr");
   if (gpt2_work_init(&s->work, c, s->context) != 0)
     return s->host->error(s->st, "out of memory for a %zu-token work buffer", s->context);
@@ -330,6 +396,14 @@ static const myelin_param_def lm_params[] = {
             "stride and context - 1 preceding tokens; 1 = an exact sliding window (one forward pass per "
             "word); 0 = "
             "context / 2."},
+    {.name = "carry",
+     .type = MYELIN_PARAM_ENUM,
+     .def = "story",
+     .choices = "story|none",
+     .doc = "story: consecutive messages with the same subject, task, run and source are one story "
+            "arriving in pieces (a live transcript): each word sees the story's preceding tokens as if "
+            "it had come in one message; another context starts a new story. none: every message is "
+            "its own text."},
     {.name = "tr",
      .type = MYELIN_PARAM_FLOAT,
      .def = "0",

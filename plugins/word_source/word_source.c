@@ -13,7 +13,8 @@
  * from the `task`/`run`/`subject` params, which may use {stem} (the file
  * name without extension) and {dir} (its folder's name). Files are read and
  * checked in init, so a bad file stops the run before anything flows; start
- * only emits. Errors name the file and line.
+ * only emits. Errors name the file and line. With `chunk`, a file goes out
+ * as messages of `chunk` words, as a live transcript would arrive.
  */
 #include <glob.h>
 #include <math.h>
@@ -39,6 +40,7 @@ typedef struct ws_state {
   myelin_stage *st;
   one_file *files;
   size_t nfiles;
+  size_t chunk; /* words per message; 0 = a file per message */
 } ws_state;
 
 static int ends_with_ci(const char *s, const char *suf) {
@@ -176,6 +178,7 @@ static int ws_setup(ws_state *s, const myelin_params *p) {
   const char *dir = s->host->pipeline_dir ? s->host->pipeline_dir(s->st) : NULL;
   char *path = myelin_input_path(myelin_param_str(p, "path"), dir);
   if (!path) return s->host->error(s->st, "out of memory");
+  s->chunk = (size_t)myelin_param_int(p, "chunk");
   glob_t g;
   int grc = glob(path, 0, NULL, &g);
   if (grc == GLOB_NOMATCH) {
@@ -218,31 +221,40 @@ static void build_run(myelin_builder *b, const char *run) {
     myelin_build_str(b, "run", run);
 }
 
+/* The words [k0, k1) of a file as one message. */
+static myelin_msg *words_msg(const one_file *f, size_t k0, size_t k1, uint64_t seq) {
+  int64_t shape[1] = {(int64_t)(k1 - k0)};
+  myelin_builder *b = myelin_builder_new("words");
+  if (!b) return NULL;
+  myelin_build_uint(b, "seq", seq);
+  if (*f->subject) myelin_build_str(b, "subject", f->subject);
+  if (*f->task) myelin_build_str(b, "task", f->task);
+  if (*f->run) build_run(b, f->run);
+  myelin_build_array_begin(b, "words");
+  for (size_t k = k0; k < k1; k++)
+    myelin_build_str(b, NULL, f->w.words[k]);
+  myelin_build_array_end(b);
+  myelin_build_tensor_copy(b, "onset", MYELIN_F8, 1, shape, f->w.onset + k0);
+  myelin_build_tensor_copy(b, "offset", MYELIN_F8, 1, shape, f->w.offset + k0);
+  myelin_build_tensor_copy(b, "interpolated", MYELIN_B1, 1, shape, f->w.interpolated + k0);
+  if (k0 == 0) myelin_build_uint(b, "dropped", f->dropped); /* once per file: counts add up */
+  myelin_build_str(b, "source", f->path);
+  return myelin_builder_finish(b);
+}
+
 static int ws_start(void *state) {
   ws_state *s = state;
+  uint64_t seq = 0;
   for (size_t i = 0; i < s->nfiles; i++) {
-    if (s->host->stopping(s->st)) break;
-    one_file *f = &s->files[i];
-    size_t W = f->w.n;
-    int64_t shape[1] = {(int64_t)W};
-    myelin_builder *b = myelin_builder_new("words");
-    if (!b) return s->host->error(s->st, "out of memory");
-    myelin_build_uint(b, "seq", i);
-    if (*f->subject) myelin_build_str(b, "subject", f->subject);
-    if (*f->task) myelin_build_str(b, "task", f->task);
-    if (*f->run) build_run(b, f->run);
-    myelin_build_array_begin(b, "words");
-    for (size_t k = 0; k < W; k++)
-      myelin_build_str(b, NULL, f->w.words[k]);
-    myelin_build_array_end(b);
-    myelin_build_tensor_copy(b, "onset", MYELIN_F8, 1, shape, f->w.onset);
-    myelin_build_tensor_copy(b, "offset", MYELIN_F8, 1, shape, f->w.offset);
-    myelin_build_tensor_copy(b, "interpolated", MYELIN_B1, 1, shape, f->w.interpolated);
-    myelin_build_uint(b, "dropped", f->dropped);
-    myelin_build_str(b, "source", f->path);
-    myelin_msg *m = myelin_builder_finish(b);
-    if (!m) return s->host->error(s->st, "%s: cannot build the words message (out of memory?)", f->path);
-    if (s->host->emit(s->st, 0, m) == MYELIN_ESTOP) break;
+    const one_file *f = &s->files[i];
+    size_t W = f->w.n, step = s->chunk && s->chunk < W ? s->chunk : W;
+    for (size_t k0 = 0; k0 < W || (W == 0 && k0 == 0); k0 += step ? step : 1) {
+      if (s->host->stopping(s->st)) return 0;
+      size_t k1 = k0 + step < W ? k0 + step : W;
+      myelin_msg *m = words_msg(f, k0, k1, seq++);
+      if (!m) return s->host->error(s->st, "%s: cannot build the words message (out of memory?)", f->path);
+      if (s->host->emit(s->st, 0, m) == MYELIN_ESTOP) return 0;
+    }
   }
   return 0;
 }
@@ -308,6 +320,16 @@ static const myelin_param_def ws_params[] = {
      .doc = "Words without an onset: interpolate (share the gap between the timed neighbours evenly; "
             "words before the first or after the last timed word are dropped), drop, or error. "
             "Counts are logged and carried as `interpolated` and `dropped`."},
+    {.name = "chunk",
+     .type = MYELIN_PARAM_INT,
+     .def = "0",
+     .has_range = 1,
+     .min = 0,
+     .max = 1 << 30,
+     .unit = "words",
+     .doc = "Words per message: a file's words go out in messages of `chunk` words, in order, as a live "
+            "transcript would send them (lm_features carries the story across them); 0 = one message "
+            "per file."},
     {.name = "task",
      .type = MYELIN_PARAM_STRING,
      .def = "",
@@ -326,7 +348,8 @@ static const myelin_param_def ws_params[] = {
 static const myelin_port_def ws_outputs[] = {
     {.name = "words",
      .kinds = "words",
-     .doc = "one message per file: words, onset/offset <f8 [W], interpolated |b1 [W], dropped, task/run"},
+     .doc = "one message per file (or per `chunk` words): words, onset/offset <f8 [W], interpolated |b1 [W], "
+            "dropped, task/run"},
     {0}};
 
 static const myelin_plugin_desc ws_desc = {

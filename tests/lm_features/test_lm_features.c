@@ -310,26 +310,29 @@ static const char *const story[] = {"Once",    "upon",  "a",     "time,",    "na
                                     "theatre", "at",    "3.30",  "o'clock",  "日本",  "🙂"};
 #define NSTORY (sizeof story / sizeof *story)
 
-static myelin_msg *words_msg(void) {
+/* The words [i0, i1) of the story as one message of task `task`. */
+static myelin_msg *words_part(size_t i0, size_t i1, const char *task) {
   myelin_builder *b = myelin_builder_new("words");
-  myelin_build_str(b, "task", "story");
+  myelin_build_str(b, "task", task);
   myelin_build_int(b, "run", 2);
   myelin_build_str(b, "subject", "07");
   myelin_build_array_begin(b, "words");
-  for (size_t i = 0; i < NSTORY; i++)
+  for (size_t i = i0; i < i1; i++)
     myelin_build_str(b, NULL, story[i]);
   myelin_build_array_end(b);
-  int64_t shape[1] = {NSTORY};
+  int64_t shape[1] = {(int64_t)(i1 - i0)};
   double *on = myelin_build_tensor(b, "onset", MYELIN_F8, 1, shape);
-  for (size_t i = 0; i < NSTORY; i++)
-    on[i] = 0.5 + 0.3 * (double)i;
+  for (size_t i = i0; i < i1; i++)
+    on[i - i0] = 0.5 + 0.3 * (double)i;
   double *off = myelin_build_tensor(b, "offset", MYELIN_F8, 1, shape);
-  for (size_t i = 0; i < NSTORY; i++)
-    off[i] = 0.7 + 0.3 * (double)i;
+  for (size_t i = i0; i < i1; i++)
+    off[i - i0] = 0.7 + 0.3 * (double)i;
   myelin_msg *m = myelin_builder_finish(b);
   ck_assert_ptr_nonnull(m);
   return m;
 }
+
+static myelin_msg *words_msg(void) { return words_part(0, NSTORY, "story"); }
 
 static void plugin_case(const char *d, const char *params, const char *ref_args) {
   char *wf = mt_strf("%s/words.txt", d);
@@ -408,6 +411,203 @@ START_TEST(plugin_errors) {
 }
 END_TEST
 
+/* ---- live stories: pieces of a story read as the whole ----------------------------- */
+
+static myelin_harness *lm_harness(const char *d, const char *params) {
+  char err[1024];
+  myelin_harness *h =
+      myelin_harness_new("lm_features", mt_strf("{model: '%s', %s}", d, params), err, sizeof err);
+  ck_assert_msg(h != NULL, "%s", err);
+  return h;
+}
+
+/* The features of output i: rows and columns checked, data returned. */
+static const float *feats_of(myelin_harness *h, size_t i, size_t rows, size_t *cols) {
+  const myelin_msg *m = myelin_harness_output(h, "features", i);
+  ck_assert_ptr_nonnull(m);
+  myelin_tensor t;
+  ck_assert_int_eq(myelin_msg_tensor(m, "data", &t), 0);
+  ck_assert_int_eq(t.ndim, 2);
+  ck_assert_int_eq(t.shape[0], (int64_t)rows);
+  *cols = (size_t)t.shape[1];
+  return t.data;
+}
+
+/* Max |a - b| over n values, relative to max |b|. */
+static double rel_diff(const float *a, const float *b, size_t n) {
+  double md = 0, mr = 0;
+  for (size_t i = 0; i < n; i++) {
+    md = fmax(md, fabs((double)a[i] - b[i]));
+    mr = fmax(mr, fabs((double)b[i]));
+  }
+  ck_assert_msg(mr > 0.1, "degenerate features (max %.3g)", mr);
+  return md / mr;
+}
+
+/* The whole story in one message vs in pieces of sizes sizes[0], sizes[1],
+ * ... (cycled): every word's features equal. */
+static void pieces_case(const char *d, const char *params, const size_t *sizes, size_t nsizes) {
+  myelin_harness *whole = lm_harness(d, params), *live = lm_harness(d, params);
+  ck_assert_int_eq(myelin_harness_push(whole, NULL, words_msg()), 0);
+  size_t F, F2, np = 0;
+  const float *ref = feats_of(whole, 0, NSTORY, &F);
+  for (size_t i0 = 0, k = 0; i0 < NSTORY; k++) {
+    size_t i1 = i0 + sizes[k % nsizes] < NSTORY ? i0 + sizes[k % nsizes] : NSTORY;
+    ck_assert_msg(myelin_harness_push(live, NULL, words_part(i0, i1, "story")) == 0, "%s",
+                  myelin_harness_error(live));
+    const float *x = feats_of(live, np++, i1 - i0, &F2);
+    ck_assert_uint_eq(F2, F);
+    double r = rel_diff(x, ref + i0 * F, (i1 - i0) * F);
+    ck_assert_msg(r <= 1e-5, "%s: words %zu..%zu in pieces differ from the whole story by %.3g (relative)",
+                  params, i0, i1, r);
+    i0 = i1;
+  }
+  ck_assert_int_eq(myelin_harness_counter(live, "stories"), 1);
+  ck_assert_int_eq(myelin_harness_counter(live, "tokens"), myelin_harness_counter(whole, "tokens"));
+  myelin_harness_free(whole), myelin_harness_free(live);
+}
+
+START_TEST(live_pieces_match_whole_story) {
+  MT_NEED_PYTHON("numpy", "numpy GPT-2 reference");
+  char *d = mt_tmpdir();
+  sh(mt_strf("%s '%s' model '%s' --n_ctx 32", py(), ref_script(), d));
+  static const size_t one[] = {1}, mixed[] = {2, 1, 5, 3}, big[] = {7, 11};
+  /* ~110 tokens: the pieces cross strided windows of 24 and exact sliding ones */
+  const char *const params[] = {"layers: [0, -1, 2], pool: last, context: 24, stride: 8",
+                                "layers: [1], pool: mean, context: 20, stride: 1", "pool: mean, context: 32"};
+  for (size_t i = 0; i < 3; i++) {
+    pieces_case(d, params[i], one, 1);
+    pieces_case(d, params[i], mixed, 4);
+    pieces_case(d, params[i], big, 2);
+  }
+}
+END_TEST
+
+START_TEST(live_story_boundaries) {
+  MT_NEED_PYTHON("numpy", "numpy GPT-2 reference");
+  char *d = mt_tmpdir();
+  sh(mt_strf("%s '%s' model '%s' --n_ctx 32", py(), ref_script(), d));
+  const char *params = "layers: [2], context: 24, stride: 8";
+  myelin_harness *whole = lm_harness(d, params), *h = lm_harness(d, params);
+  ck_assert_int_eq(myelin_harness_push(whole, NULL, words_msg()), 0);
+  size_t F, F2;
+  const float *ref = feats_of(whole, 0, NSTORY, &F);
+  /* Another task is another story: it starts from nothing, and so does the
+   * first task when it comes back. */
+  ck_assert_int_eq(myelin_harness_push(h, NULL, words_part(0, 5, "other")), 0);
+  ck_assert_int_eq(myelin_harness_push(h, NULL, words_part(0, NSTORY, "story")), 0);
+  ck_assert_double_le(rel_diff(feats_of(h, 1, NSTORY, &F2), ref, NSTORY * F), 1e-5);
+  ck_assert_int_eq(myelin_harness_push(h, NULL, words_part(0, 9, "other")), 0);
+  ck_assert_double_le(rel_diff(feats_of(h, 2, 9, &F2), ref, 9 * F), 1e-5);
+  ck_assert_int_eq(myelin_harness_counter(h, "stories"), 3);
+  /* carry: none reads every message as its own text: the second piece is
+   * what it gives alone (its first word without a space), not the story's. */
+  myelin_harness *none = lm_harness(d, mt_strf("%s, carry: none", params)), *alone = lm_harness(d, params);
+  ck_assert_int_eq(myelin_harness_push(none, NULL, words_part(0, 10, "story")), 0);
+  ck_assert_int_eq(myelin_harness_push(none, NULL, words_part(10, NSTORY, "story")), 0);
+  ck_assert_int_eq(myelin_harness_push(alone, NULL, words_part(10, NSTORY, "story")), 0);
+  const float *x = feats_of(none, 1, NSTORY - 10, &F2), *y = feats_of(alone, 0, NSTORY - 10, &F2);
+  ck_assert_mem_eq(x, y, (NSTORY - 10) * F * sizeof *x);
+  ck_assert_double_gt(rel_diff(x, ref + 10 * F, (NSTORY - 10) * F), 1e-3);
+  ck_assert_int_eq(myelin_harness_counter(none, "stories"), 2);
+  myelin_harness_free(whole), myelin_harness_free(h), myelin_harness_free(none), myelin_harness_free(alone);
+}
+END_TEST
+
+/* word_source with `chunk` into lm_features: the pieces of a transcript
+ * give the features of the whole file. */
+START_TEST(live_word_source_chunks) {
+  MT_NEED_PYTHON("numpy", "numpy GPT-2 reference");
+  char *d = mt_tmpdir();
+  sh(mt_strf("%s '%s' model '%s' --n_ctx 32", py(), ref_script(), d));
+  char *tsv = mt_strf("%s/sub-07_task-story_run-2_events.tsv", d);
+  FILE *f = fopen(tsv, "w");
+  fprintf(f, "onset\tduration\tword\n");
+  for (size_t i = 0; i < NSTORY; i++)
+    fprintf(f, "%.2f\t0.2\t%s\n", 0.5 + 0.3 * (double)i, story[i]);
+  fclose(f);
+  const char *params = "layers: [0, 3], pool: mean, context: 24, stride: 8";
+  myelin_harness *ref = lm_harness(d, params), *live = lm_harness(d, params);
+  char err[1024];
+  for (int chunk = 0; chunk <= 4; chunk += 4) {
+    myelin_harness *ws =
+        myelin_harness_new("word_source", mt_strf("{path: '%s', chunk: %d}", tsv, chunk), err, sizeof err);
+    ck_assert_msg(ws != NULL, "%s", err);
+    ck_assert_int_eq(myelin_harness_start(ws), 0);
+    size_t n = myelin_harness_count(ws, "words");
+    ck_assert_uint_eq(n, chunk ? (NSTORY + 3) / 4 : 1);
+    for (size_t i = 0; i < n; i++) {
+      myelin_msg *m = myelin_harness_output(ws, "words", i);
+      myelin_msg_ref(m);
+      ck_assert_int_eq(myelin_harness_push(chunk ? live : ref, NULL, m), 0);
+    }
+    myelin_harness_free(ws);
+  }
+  size_t F, F2, n = myelin_harness_count(live, "features");
+  const float *whole = feats_of(ref, 0, NSTORY, &F);
+  ck_assert_uint_eq(n, (NSTORY + 3) / 4);
+  for (size_t i = 0; i < n; i++) {
+    size_t rows = i + 1 < n ? 4 : NSTORY - 4 * i;
+    ck_assert_double_le(rel_diff(feats_of(live, i, rows, &F2), whole + 4 * i * F, rows * F), 1e-5);
+  }
+  ck_assert_int_eq(myelin_harness_counter(live, "stories"), 1);
+  myelin_harness_free(ref), myelin_harness_free(live);
+}
+END_TEST
+
+/* Through the CLI with --check-messages: a transcript without a BIDS task
+ * (a live one) sent in pieces gives schema-valid features equal to the
+ * whole file's (compared in Python from the two stream files). */
+START_TEST(live_pipeline_without_task) {
+  MT_NEED_PYTHON("numpy msgpack", "numpy GPT-2 reference");
+  char *d = mt_tmpdir();
+  sh(mt_strf("%s '%s' model '%s/model' --n_ctx 32", py(), ref_script(), d));
+  FILE *f = fopen(mt_strf("%s/transcript.tsv", d), "w");
+  fprintf(f, "onset\tduration\tword\n");
+  for (size_t i = 0; i < NSTORY; i++)
+    fprintf(f, "%.2f\t0.2\t%s\n", 0.5 + 0.3 * (double)i, story[i]);
+  fclose(f);
+  char *y = mt_strf("%s/p.yaml", d);
+  mt_write(y, "name: live-words\n"
+              "stages:\n"
+              "  - {id: words, plugin: word_source, params: {path: transcript.tsv, chunk: 0}}\n"
+              "  - {id: gpt2, plugin: lm_features, inputs: [words], params: {model: model, layers: [1, 3], "
+              "context: 24, stride: 8}}\n"
+              "  - {id: out, plugin: file_sink, inputs: [gpt2], params: {path: out.mpk}}\n");
+  const char *bin = mt_env("MYELIN_BIN", "myelin");
+  for (int chunk = 0; chunk <= 3; chunk += 3) {
+    char *out = NULL;
+    int rc =
+        mt_run(mt_strf("%s run --quiet --check-messages --set words.chunk=%d --set out.path=%s/out%d.mpk %s",
+                       bin, chunk, d, chunk, y),
+               &out);
+    ck_assert_msg(rc == 0, "chunk %d: %s", chunk, out);
+    free(out);
+  }
+  char *out = NULL;
+  int rc = mt_run(mt_strf("cd '%s' && %s -c '\n"
+                          "import msgpack, numpy as np\n"
+                          "def rows(p):\n"
+                          "    ms = list(msgpack.Unpacker(open(p, \"rb\"), raw=False))\n"
+                          "    assert all(m[\"kind\"] == \"features\" and \"task\" not in m for m in ms)\n"
+                          "    t = [np.frombuffer(m[\"data\"][\"data\"], "
+                          "m[\"data\"][\"dtype\"]).reshape(m[\"data\"][\"shape\"]) "
+                          "for m in ms]\n"
+                          "    return len(ms), np.concatenate(t), "
+                          "np.concatenate([np.frombuffer(m[\"onset\"][\"data\"], \"<f8\") for m in ms])\n"
+                          "n0, a, oa = rows(\"out0.mpk\"); n3, b, ob = rows(\"out3.mpk\")\n"
+                          "assert (n0, n3) == (1, %zu), (n0, n3)\n"
+                          "assert a.shape == b.shape == (%zu, 96) and (oa == ob).all(), (a.shape, b.shape)\n"
+                          "d = np.abs(a - b).max() / np.abs(a).max()\n"
+                          "assert d < 1e-5, d\n"
+                          "print(\"ok\", d)'",
+                          d, py(), (NSTORY + 2) / 3, NSTORY),
+                  &out);
+  ck_assert_msg(rc == 0 && strstr(out, "ok"), "%s", out);
+  free(out);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("lm_features");
   TCase *tc = tcase_create("gpt2");
@@ -419,6 +619,10 @@ int main(void) {
   tcase_add_test(tc, model_errors_name_files);
   tcase_add_test(tc, plugin_matches_reference);
   tcase_add_test(tc, plugin_errors);
+  tcase_add_test(tc, live_pieces_match_whole_story);
+  tcase_add_test(tc, live_story_boundaries);
+  tcase_add_test(tc, live_word_source_chunks);
+  tcase_add_test(tc, live_pipeline_without_task);
   suite_add_tcase(s, tc);
   return mt_run_suite(s);
 }

@@ -344,6 +344,37 @@ START_TEST(glob_one_message_per_file) {
 }
 END_TEST
 
+/* chunk: a file as messages of N words, in order, with the file's context;
+ * `dropped` on the first only. */
+START_TEST(chunk_splits_a_file) {
+  char *d = mt_tmpdir();
+  char *p = mt_strf("%s/align.csv", d);
+  mt_write(p, gentle_csv);
+  char err[1024];
+  myelin_harness *h = run_source(mt_strf("{path: '%s', task: story, chunk: 2}", p), err, sizeof err);
+  ck_assert_msg(h != NULL, "%s", err);
+  ck_assert_uint_eq(myelin_harness_count(h, "words"), 3);
+  const char *w[] = {"So", "well, um", "uh", "I", "went"};
+  double on[] = {0.10, 0.30, 0.65, 1.00, 1.30}, off[] = {0.30, 0.65, 1.00, 1.20, 1.60};
+  for (size_t i = 0; i < 3; i++) {
+    const myelin_msg *m = myelin_harness_output(h, "words", i);
+    check_words(m, i < 2 ? 2 : 1, w + 2 * i, on + 2 * i, off + 2 * i);
+    check_text(m, "task", "story");
+    check_text(m, "source", p);
+    uint64_t seq;
+    ck_assert_int_eq(myelin_msg_uint(m, "seq", &seq), 0);
+    ck_assert_uint_eq(seq, i);
+    int64_t dropped;
+    ck_assert_int_eq(myelin_msg_int(m, "dropped", &dropped), i ? MYELIN_ENOENT : 0);
+    myelin_tensor ip;
+    ck_assert_int_eq(myelin_msg_tensor(m, "interpolated", &ip), 0);
+    ck_assert_uint_eq(ip.count, i < 2 ? 2 : 1);
+    ck_assert_int_eq(((const uint8_t *)ip.data)[0], i == 1); /* "uh" is interpolated */
+  }
+  myelin_harness_free(h);
+}
+END_TEST
+
 /* The message passes its schema through a real pipeline (--check-messages). */
 START_TEST(schema_checked_in_pipeline) {
   char *d = mt_tmpdir();
@@ -370,6 +401,7 @@ int main(void) {
   tcase_add_test(tc, textgrid_errors_name_line);
   tcase_add_test(tc, table_errors_name_line);
   tcase_add_test(tc, glob_one_message_per_file);
+  tcase_add_test(tc, chunk_splits_a_file);
   tcase_add_test(tc, schema_checked_in_pipeline);
   suite_add_tcase(s, tc);
   return mt_run_suite(s);
