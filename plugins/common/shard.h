@@ -9,6 +9,11 @@
  * covering for every N >= 1, including N > n, where the last ranks get an
  * empty block. shard_owner() inverts it: the rank that takes item i, so a
  * reducing stage can tell which rank holds which subject.
+ *
+ * When the items are not known in advance (files arriving in a watched
+ * folder), shard_name_owner() assigns each by its name alone (FNV-1a 64 of
+ * the bytes, mod N): disjoint, covering and independent of arrival order and
+ * timing on each rank, but balanced only on average.
  */
 #ifndef MYELIN_PLUGIN_SHARD_H
 #define MYELIN_PLUGIN_SHARD_H
@@ -35,6 +40,15 @@ static inline int shard_owner(size_t n, int size, size_t i) {
   size_t N = (size_t)size, q = n / N, rem = n % N, big = rem * (q + 1);
   if (i < big) return (int)(i / (q + 1));
   return (int)(rem + (i - big) / q); /* i >= big implies q > 0 */
+}
+
+/* The rank (0..size-1) that takes the item named `name`: FNV-1a 64 mod size. */
+static inline int shard_name_owner(const char *name, int size) {
+  if (size < 1) size = 1;
+  unsigned long long h = 14695981039346656037ull;
+  for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+    h = (h ^ *p) * 1099511628211ull;
+  return (int)(h % (unsigned long long)size);
 }
 
 #endif

@@ -9,6 +9,12 @@
  * emits it. The stream ends after `count` files, after `idle_timeout`
  * seconds without one, or when the run stops. A file over max_bytes, or one
  * that cannot be read, is an error naming it (the run exits 1).
+ *
+ * `shard: file` (under mpirun): every rank watches the folder and emits only
+ * the files whose name hashes to it (shard.h, shard_name_owner): the set of
+ * files is not known in advance, so blocks are impossible, and the hash
+ * depends on nothing a rank could see differently (arrival order, timing).
+ * `count` counts every file seen, so all ranks end after the same files.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,6 +23,7 @@
 #include <sys/stat.h>
 #include <uv.h>
 
+#include "../common/shard.h"
 #include "myelin/myelin.h"
 #include "myelin/watch.h"
 
@@ -29,9 +36,10 @@ typedef struct fo_state {
   uv_timer_t idle;
   int idle_active;
   int64_t count;
-  uint64_t emitted, seq;
+  uint64_t seen, seq; /* files reported (emitted, or another rank's with shard: file) */
   size_t max_bytes;
   int failed;
+  int shard, rank, size; /* shard: file: emit only the names hashing to this rank */
 } fo_state;
 
 static void idle_closed(uv_handle_t *h) { (void)h; }
@@ -85,14 +93,15 @@ static void on_file(myelin_watch *w, const char *path, const char *name, void *a
   fo_state *s = arg;
   (void)w;
   if (s->failed) return;
-  int rc = emit_file(s, path, name);
+  int mine = !s->shard || shard_name_owner(name, s->size) == s->rank;
+  int rc = mine ? emit_file(s, path, name) : 0;
   if (rc) {
     if (rc != MYELIN_ESTOP) s->failed = 1;
     fo_end(s);
     return;
   }
-  s->emitted++;
-  if ((s->count > 0 && s->emitted >= (uint64_t)s->count) || s->host->stopping(s->st)) {
+  s->seen++;
+  if ((s->count > 0 && s->seen >= (uint64_t)s->count) || s->host->stopping(s->st)) {
     fo_end(s);
     return;
   }
@@ -110,6 +119,9 @@ static int fo_init(const myelin_host *host, myelin_stage *st, const myelin_param
   s->p = p;
   s->count = myelin_param_int(p, "count");
   s->max_bytes = (size_t)myelin_param_int(p, "max_bytes");
+  s->shard = strcmp(myelin_param_str(p, "shard"), "file") == 0;
+  s->rank = host->rank(st);
+  s->size = host->size(st);
   struct stat sb;
   const char *dir = s->dir = myelin_input_path(myelin_param_str(p, "path"), host->pipeline_dir ? host->pipeline_dir(st) : NULL);
   errno = 0;
@@ -172,6 +184,10 @@ static const myelin_param_def fo_params[] = {
      .unit = "bytes", .doc = "Largest file accepted; a bigger one is an error naming it."},
     {.name = "poll_only", .type = MYELIN_PARAM_BOOL, .def = "false",
      .doc = "Do not use change notification, only polling (network filesystems)."},
+    {.name = "shard", .type = MYELIN_PARAM_ENUM, .def = "none", .choices = "none|file",
+     .doc = "Under mpirun: none = every rank emits every file; file = each file on one rank, chosen by a hash "
+            "of its name (disjoint and covering whatever the arrival order; balanced on average). `count` "
+            "counts every rank's files."},
     {0}};
 
 static const myelin_port_def fo_outputs[] = {

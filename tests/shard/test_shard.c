@@ -360,6 +360,80 @@ START_TEST(dataset_shard_sample) {
 }
 END_TEST
 
+/* ---- folder_source and file_source ------------------------------------------------------- */
+
+START_TEST(folder_shard_file) {
+  char *dir = mt_tmpdir();
+  for (int i = 0; i < 13; i++)
+    mt_write(mt_strf("%s/f%02d.txt", dir, i), mt_strf("file %d", i));
+  const char *p[] = {"path", dir, "shard", "file", "settle_ms", "20", "count", "13", NULL};
+  ck_assert_uint_eq(check_ranks("folder_source", p, (const char *const[]){"name", NULL}), 13);
+}
+END_TEST
+
+/* Writes n messages {i, file} to path (concatenated msgpack, as file_sink). */
+static void write_mpk(const char *path, int file, int n) {
+  FILE *f = fopen(path, "wb");
+  ck_assert_ptr_nonnull(f);
+  for (int i = 0; i < n; i++) {
+    myelin_builder *b = myelin_builder_new("tensor");
+    myelin_build_int(b, "i", i);
+    myelin_build_int(b, "file", file);
+    float x[3] = {(float)file, (float)i, 0.5f};
+    myelin_build_tensor_copy(b, "data", MYELIN_F4, 1, (const int64_t[]){3}, x);
+    myelin_msg *m = myelin_builder_finish(b);
+    size_t len;
+    const uint8_t *bytes = myelin_msg_bytes(m, &len);
+    ck_assert_uint_eq(fwrite(bytes, 1, len, f), len);
+    myelin_msg_unref(m);
+  }
+  fclose(f);
+}
+
+START_TEST(file_source_shard_file) {
+  char *dir = mt_tmpdir();
+  for (int k = 0; k < 5; k++)
+    write_mpk(mt_strf("%s/rec%d.mpk", dir, k), k, 1 + k % 3);
+  const char *glob1[] = {"path", mt_strf("%s/rec*.mpk", dir), "shard", "file", NULL};
+  ck_assert_uint_eq(check_ranks("file_source", glob1, (const char *const[]){"file", "i", NULL}),
+                    1 + 2 + 3 + 1 + 2);
+  /* the 1-rank replay is every file in name order */
+  rh_out o;
+  ck_assert_msg(rh_run("file_source", glob1, 0, 1, &o) == 0, "%s", o.error);
+  int64_t prev = -1;
+  for (size_t i = 0; i < o.n; i++) {
+    int64_t f;
+    ck_assert_int_eq(myelin_msg_int(o.msgs[i], "file", &f), 0);
+    ck_assert_int_ge(f, prev);
+    prev = f;
+  }
+  rh_out_free(&o);
+  /* 5 files on 2 ranks: rec0-2 | rec3-4 */
+  ck_assert_msg(rh_run("file_source", glob1, 1, 2, &o) == 0, "%s", o.error);
+  ck_assert_uint_eq(o.n, 1 + 2);
+  rh_out_free(&o);
+  /* a single file with shard: file is rank 0's; the others replay nothing */
+  const char *one[] = {"path", mt_strf("%s/rec2.mpk", dir), "shard", "file", NULL};
+  ck_assert_uint_eq(check_ranks("file_source", one, (const char *const[]){"file", "i", NULL}), 3);
+}
+END_TEST
+
+START_TEST(name_owner_spread) {
+  for (int N = 1; N <= 7; N++) {
+    size_t per[7] = {0};
+    for (int i = 0; i < 700; i++) {
+      int r = shard_name_owner(mt_strf("sub-%03d_bold.nii", i), N);
+      ck_assert(r >= 0 && r < N);
+      ck_assert_int_eq(r, shard_name_owner(mt_strf("sub-%03d_bold.nii", i), N));
+      per[r]++;
+    }
+    for (int r = 0; r < N; r++) /* balanced on average: within 30% of 700/N */
+      ck_assert_msg(per[r] * 10 * (size_t)N >= 7 * 700 && per[r] * 10 * (size_t)N <= 13 * 700,
+                    "N=%d rank %d takes %zu of 700 names", N, r, per[r]);
+  }
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("shard");
   TCase *tc = tcase_create("shard");
@@ -368,6 +442,9 @@ int main(void) {
   tcase_add_test(tc, fmri_shard_subject_and_run);
   tcase_add_test(tc, fmri_shard_context);
   tcase_add_test(tc, dataset_shard_sample);
+  tcase_add_test(tc, folder_shard_file);
+  tcase_add_test(tc, file_source_shard_file);
+  tcase_add_test(tc, name_owner_spread);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
