@@ -9,6 +9,8 @@
  * PARAM=VALUE` sets the figure's (`--set input.PARAM=VALUE` the source's),
  * and every error is reported as a pipeline's would be. The CLI itself knows
  * nothing of figures or formats beyond picking the source by extension.
+ * An image or array file carries no context (stat, task) for the figure's
+ * title, so its title defaults to the file's name (`--set title=...` wins).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,11 +26,14 @@ static int ends_with(const char *s, const char *suffix) {
   return n >= k && !strcmp(s + n - k, suffix);
 }
 
-/* The source stage for FILE, as a YAML flow map's plugin and extra params. */
-static int source_for(const char *file, const char **plugin, const char **extra) {
+/* The source stage for FILE, as a YAML flow map's plugin and extra params;
+ * *named: the figure is titled by the file's name. */
+static int source_for(const char *file, const char **plugin, const char **extra, int *named) {
   *extra = "";
+  *named = 1;
   if (ends_with(file, ".mpk") || !strcmp(file, "-")) {
     *plugin = "file_source";
+    *named = 0; /* messages carry their own context */
   } else if (ends_with(file, ".nii") || ends_with(file, ".nii.gz")) {
     *plugin = "fmri_source";
   } else if (ends_with(file, ".npy") || ends_with(file, ".npz")) {
@@ -59,7 +64,7 @@ int cmd_plot(int argc, char **argv) {
   set_override *sets = calloc((size_t)argc + 1, sizeof *sets);
   size_t n_sets = 0;
   int quiet = 0, rc = 2;
-  char *text = NULL, *qfile = NULL, *qout = NULL, *qtype = NULL;
+  char *text = NULL, *qfile = NULL, *qout = NULL, *qtype = NULL, *qtitle = NULL;
   if (!sets) {
     fprintf(stderr, "myelin plot: error: out of memory\n");
     return 1;
@@ -114,16 +119,19 @@ int cmd_plot(int argc, char **argv) {
     goto done;
   }
   const char *plugin, *extra;
-  if (source_for(file, &plugin, &extra)) {
+  int named;
+  if (source_for(file, &plugin, &extra, &named)) {
     rc = cli_usage_error("plot", "%s: cannot tell what it holds (.mpk, .nii, .nii.gz, .npy or .npz)", file);
     goto done;
   }
   if (!(qfile = yaml_quoted(file)) || !(qout = yaml_quoted(out)) ||
       !(qtype = yaml_quoted(type ? type : "auto")) ||
-      !(text = xasprintf("name: plot\nstages:\n"
-                         "  - {id: input, plugin: %s, params: {path: %s%s}}\n"
-                         "  - {id: figure, plugin: figure, inputs: [input], params: {path: %s, type: %s}}\n",
-                         plugin, qfile, extra, qout, qtype))) {
+      !(qtitle = yaml_quoted(named ? (strrchr(file, '/') ? strrchr(file, '/') + 1 : file) : "")) ||
+      !(text =
+            xasprintf("name: plot\nstages:\n"
+                      "  - {id: input, plugin: %s, params: {path: %s%s}}\n"
+                      "  - {id: figure, plugin: figure, inputs: [input], params: {path: %s, type: %s%s%s}}\n",
+                      plugin, qfile, extra, qout, qtype, named ? ", title: " : "", named ? qtitle : ""))) {
     fprintf(stderr, "myelin plot: error: out of memory\n");
     rc = 1;
     goto done;
@@ -154,5 +162,6 @@ done:
   free(qfile);
   free(qout);
   free(qtype);
+  free(qtitle);
   return rc;
 }

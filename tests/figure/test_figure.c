@@ -398,6 +398,16 @@ START_TEST(plot_command) {
   bbox_in(&p, &pan[2], coloured, f);
   expect_box(f, box_axi, "axial (from the NIfTI file)");
   cairo_surface_destroy(p.s);
+  /* a file without context is titled by its name (it was the message kind, "run"): the default draws
+   * the same pixels as an explicit title of the file name, and not those of the title "run" */
+  rc = mt_run(
+      mt_strf("cd %s && %s plot out/isc.nii.gz -o p/named.png --set threshold=0.3 --set title=isc.nii.gz "
+              "--quiet && %s plot out/isc.nii.gz -o p/run.png --set threshold=0.3 --set title=run --quiet "
+              "&& cmp p/nii.png p/named.png && ! cmp -s p/nii.png p/run.png",
+              isc_dir, bin, bin),
+      &out);
+  ck_assert_msg(rc == 0, "the default title of a NIfTI file is not its name: %s", out);
+  free(out);
   /* .mpk to SVG and PDF */
   rc = mt_run(mt_strf("cd %s && %s plot out/isc.mpk -o p/isc.svg --quiet && %s plot out/isc.mpk -o p/isc.pdf "
                       "--set view=mosaic && head -c 200 p/isc.svg && head -c 5 p/isc.pdf",
