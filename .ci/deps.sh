@@ -4,6 +4,7 @@
 # packages, and /usr/bin/python3 with numpy/scipy/sklearn/nibabel/h5py/msgpack
 # for reference checks. DICOM: libdcmtk-dev (fmri_source, through a C++ shim);
 # dcm2niix and python3-pydicom are the DICOM reference peers of tests/dicom.
+# MPI runs (-DMYELIN_MPI=ON, tests/mpi): libopenmpi-dev and openmpi-bin.
 # Bench peers: gstreamer1.0-tools.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
@@ -12,7 +13,8 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       dataset-fashion-mnist python3 python3-numpy python3-scipy python3-sklearn
       python3-nibabel python3-h5py python3-msgpack python3-pip python3-setuptools python3-wheel
       libjson-c-dev libpcre2-dev libdcmtk-dev dcm2niix python3-pydicom
-      libcairo2-dev libfontconfig-dev fonts-dejavu-core graphviz chromium)
+      libcairo2-dev libfontconfig-dev fonts-dejavu-core graphviz chromium
+      libopenmpi-dev openmpi-bin)
 # lm_features' tokenizer test compares with two npm packages (below): node
 # and npm from Debian unless a node is already there.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)

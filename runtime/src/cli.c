@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cluster.h"
 #include "fault.h"
 #include "internal.h"
 
@@ -219,6 +220,29 @@ static void signals_init(void) {
   if (pthread_create(&t, NULL, signal_thread, &set) == 0) pthread_detach(t);
 }
 
+/* An MPI job (cluster.h) runs only when every rank loaded the pipeline
+ * file: returns 1 when all did. When only some failed, they print their
+ * errors under a "rank R:" line and rank 0 names them; when all failed,
+ * each prints its errors as a plain run does (mpirun --tag-output tells
+ * them apart). */
+static int ranks_agree(int ok) {
+  int n = cluster_size(), bad = 0, first = -1;
+  if (n == 1) return ok;
+  int *all = calloc((size_t)n, sizeof *all);
+  if (!all || cluster_job_allgather_int(ok, all)) {
+    free(all);
+    return 0;
+  }
+  for (int r = 0; r < n; r++)
+    if (!all[r]) bad++, first = first < 0 ? r : first;
+  free(all);
+  if (bad && bad < n && !ok) fprintf(stderr, "rank %d:\n", cluster_rank());
+  if (bad && ok && cluster_rank() == 0)
+    fprintf(stderr, "error: rank %d%s could not load the pipeline file (errors above): no rank runs it\n",
+            first, bad > 1 ? " and others" : "");
+  return !bad;
+}
+
 static int cmd_run(int argc, char **argv, int validate_only) {
   const char *cmd = validate_only ? "validate" : "run";
   const char *file = NULL;
@@ -278,6 +302,13 @@ static int cmd_run(int argc, char **argv, int validate_only) {
   }
   myelin_diag d = {0};
   pipeline *p = pipeline_load(file, sets, n_sets, &d);
+  if (!validate_only && !ranks_agree(p != NULL)) { /* an MPI job runs on every rank or on none */
+    if (p) {
+      pipeline_free(p);
+      diag_free(&d);
+      goto out;
+    }
+  }
   if (!p) {
     diag_print(&d, stderr);
     fprintf(stderr, "%zu error%s\n", d.n, d.n == 1 ? "" : "s");
@@ -302,6 +333,10 @@ static int cmd_run(int argc, char **argv, int validate_only) {
   o.progress = !o.quiet && isatty(2); /* an explicit --progress prints even with --quiet */
   if (report) o.collect = &rs;
   rc = run_pipeline(p, &o);
+  if (report && cluster_rank() != 0) { /* one report per job: rank 0's */
+    report = NULL;
+    run_stats_free(&rs);
+  }
   if (report) {
     char err[1024];
     if (report_write(p, &rs, rc, report, argc, argv, err, sizeof err)) {
@@ -341,7 +376,16 @@ int main(int argc, char **argv) {
   const char *cmd = argv[1];
   for (int i = 2; find_cmd(cmd) && i < argc; i++) /* -h/--help anywhere: `myelin run FILE --help` */
     if (is_help(argv[i])) return cli_help(cmd);
-  if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2, 0);
+  if (!strcmp(cmd, "run")) {
+    char err[512];
+    if (cluster_init(err, sizeof err)) { /* under an MPI launcher: join the job */
+      fprintf(stderr, "myelin run: error: %s\n", err);
+      return 1;
+    }
+    int rc = cmd_run(argc - 2, argv + 2, 0);
+    cluster_finalize();
+    return rc;
+  }
   if (!strcmp(cmd, "validate")) return cmd_run(argc - 2, argv + 2, 1);
   if (!strcmp(cmd, "plugins")) return cmd_plugins(argc - 2, argv + 2);
   if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);

@@ -209,6 +209,10 @@ void run_request_stop(void);
 /* Ask the current run to abort: nothing more is processed or flushed, sinks
  * discard their unfinished files (exit 130, or 1 after an error). */
 void run_request_abort(void);
+/* Another rank of an MPI job (cluster.h) stops (CLUSTER_STOP), aborts
+ * (CLUSTER_ABORT) or failed (CLUSTER_FAIL): the same on this rank, without
+ * telling the others again. The control thread calls it. */
+void run_remote_request(int what, int from_rank);
 
 /* ---- messages over borrowed bytes (msg.c) -------------------------------- */
 /* Memory that messages may point into instead of owning a copy (a mapped

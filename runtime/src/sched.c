@@ -266,11 +266,13 @@ static void request_abort(struct myelin_run *run) {
     inbox_wake_all(&run->st[i].in);
 }
 
-/* Numbers the stage's failure (once), so the root cause prints first. */
+/* Numbers the stage's failure (once), so the root cause prints first. In
+ * an MPI job the other ranks learn of it and abort too. */
 static void mark_failed(rstage *s) {
   if (!atomic_load(&s->fail_no)) atomic_store(&s->fail_no, atomic_fetch_add(&s->run->n_failed, 1) + 1);
   atomic_store(&s->run->failed, 1);
   request_abort(s->run);
+  cluster_notify(CLUSTER_FAIL);
 }
 
 static void stage_fail(rstage *s, const char *msg) {
@@ -467,12 +469,14 @@ static int coll_result(myelin_stage *st, int rc, const char *err) {
 }
 static int h_allreduce(myelin_stage *st, void *buf, size_t count, myelin_dtype dtype, myelin_reduce_op op) {
   char err[512] = "";
-  return coll_result(st, cluster_allreduce(((rstage *)st)->comm, buf, count, dtype, op, err, sizeof err), err);
-}
-static int h_gather(myelin_stage *st, const void *send, size_t bytes, int root, void **recv, size_t *recv_bytes) {
-  char err[512] = "";
-  return coll_result(st, cluster_gather(((rstage *)st)->comm, send, bytes, root, recv, recv_bytes, err, sizeof err),
+  return coll_result(st, cluster_allreduce(((rstage *)st)->comm, buf, count, dtype, op, err, sizeof err),
                      err);
+}
+static int h_gather(myelin_stage *st, const void *send, size_t bytes, int root, void **recv,
+                    size_t *recv_bytes) {
+  char err[512] = "";
+  return coll_result(
+      st, cluster_gather(((rstage *)st)->comm, send, bytes, root, recv, recv_bytes, err, sizeof err), err);
 }
 static int h_bcast(myelin_stage *st, void *buf, size_t bytes, int root) {
   char err[512] = "";
@@ -770,22 +774,46 @@ static void print_errors(struct myelin_run *run) {
     }
 }
 
-/* The signal path: the CLI's signal thread calls these. A request that
- * comes before the run exists is remembered and seen by run_pipeline. */
+/* The signal path: the CLI's signal thread calls these (and, for another
+ * rank's request, the MPI control thread). A request that comes before the
+ * run exists is remembered and seen by run_pipeline. */
 static _Atomic(struct myelin_run *) current_run;
-static _Atomic int requested; /* 0 none, 1 stop, 2 abort */
+static _Atomic int requested;     /* 0 none, 1 stop, 2 abort */
+static _Atomic int remote_failed; /* 1 + the rank whose failure stopped this one, 0 none */
 
-void run_request_stop(void) {
+static void stop_here(void) {
   int none = 0;
   atomic_compare_exchange_strong(&requested, &none, 1);
   struct myelin_run *run = atomic_load(&current_run);
   if (run) request_stop(run);
 }
 
-void run_request_abort(void) {
+static void abort_here(void) {
   atomic_store(&requested, 2);
   struct myelin_run *run = atomic_load(&current_run);
   if (run) request_abort(run);
+}
+
+void run_request_stop(void) {
+  stop_here();
+  cluster_notify(CLUSTER_STOP);
+}
+
+void run_request_abort(void) {
+  abort_here();
+  cluster_notify(CLUSTER_ABORT);
+}
+
+void run_remote_request(int what, int from_rank) {
+  if (what == CLUSTER_STOP) {
+    stop_here();
+    return;
+  }
+  if (what == CLUSTER_FAIL) {
+    int none = 0;
+    atomic_compare_exchange_strong(&remote_failed, &none, from_rank + 1);
+  }
+  abort_here();
 }
 
 static int setup(struct myelin_run *run) {
@@ -839,6 +867,22 @@ int run_pipeline(pipeline *p, const run_opts *o) {
     exit_code = 1;
     goto teardown;
   }
+  /* one communicator per stage, in pipeline order on every rank; from here
+   * on another rank's stop, abort or failure reaches this run */
+  atomic_store(&current_run, run);
+  for (size_t i = 0; i < p->n && !exit_code; i++) {
+    char err[256] = "";
+    int rc = cluster_comm_new(&run->aborting, &run->st[i].comm, err, sizeof err);
+    if (rc == MYELIN_ESTOP) {
+      exit_code = 1;
+    } else if (rc) {
+      fprintf(stderr, "error: stage '%s' (%s): cannot set up its MPI communicator: %s\n", p->stages[i].id,
+              p->stages[i].plugin, err);
+      cluster_notify(CLUSTER_FAIL);
+      exit_code = 1;
+    }
+  }
+  if (exit_code) goto teardown;
   size_t *order = malloc(p->n * sizeof *order);
   if (!order || pipeline_topo(p, order)) {
     fprintf(stderr, "error: out of memory setting up the pipeline\n");
@@ -849,9 +893,14 @@ int run_pipeline(pipeline *p, const run_opts *o) {
   for (size_t k = 0; k < p->n; k++) {
     rstage *s = &run->st[order[k]];
     int rc = s->desc->init(&host_table, (myelin_stage *)s, s->def->params, &s->state);
+    if (rc == MYELIN_ESTOP && atomic_load(&run->aborting) && !atomic_load(&s->reported)) {
+      exit_code = 1; /* a collective in init saw another rank's failure: not this stage's error */
+      break;
+    }
     if (rc < 0) {
       fprintf(stderr, "error: stage '%s' (%s): init failed: %s\n", s->def->id, s->def->plugin,
               stage_error(s, rc));
+      cluster_notify(CLUSTER_FAIL);
       exit_code = 1;
       break;
     }
@@ -860,13 +909,16 @@ int run_pipeline(pipeline *p, const run_opts *o) {
   free(order);
   if (exit_code) goto teardown;
 
-  atomic_store(&current_run, run);
   if (atomic_load(&requested)) { /* interrupted while loading: run nothing, keep nothing */
     atomic_store(&current_run, NULL);
     atomic_store(&run->aborting, 1);
     atomic_store(&run->stopping, 1);
-    fprintf(stderr, "myelin: interrupted before the run started: nothing was run\n");
-    exit_code = 130;
+    if (atomic_load(&remote_failed)) { /* another rank failed */
+      exit_code = 1;
+    } else {
+      fprintf(stderr, "myelin: interrupted before the run started: nothing was run\n");
+      exit_code = 130;
+    }
     goto teardown;
   }
   uint64_t t0 = now_ns();
@@ -910,6 +962,8 @@ int run_pipeline(pipeline *p, const run_opts *o) {
   if (atomic_load(&run->failed) || any_error) {
     exit_code = 1;
     print_errors(run);
+  } else if (atomic_load(&remote_failed)) {
+    exit_code = 1;
   } else if (atomic_load(&run->aborting) || atomic_load(&run->stopping)) {
     exit_code = 130;
   }
@@ -917,11 +971,14 @@ int run_pipeline(pipeline *p, const run_opts *o) {
   if (o->collect) collect_stats(run, wall, o->collect);
 
 teardown:
+  atomic_store(&current_run, NULL);
   for (size_t i = 0; run->st && i < run->n; i++) {
     rstage *s = &run->st[i];
     free_loop(s); /* handles live in plugin state: close them before fini */
     if (s->inited && s->desc->fini) s->desc->fini(s->state);
   }
+  for (size_t i = 0; run->st && i < run->n; i++)
+    cluster_comm_free(run->st[i].comm);
   for (size_t i = 0; run->st && i < run->n; i++) {
     rstage *s = &run->st[i];
     inbox_destroy(&s->in);

@@ -194,8 +194,11 @@ typedef struct myelin_host {
    * Allowed in init, start, process and flush (on the thread the runtime
    * calls them on); not in validate, stop or fini, and not from a plugin's
    * own threads. They block until every rank has called; when the job is
-   * aborting (SIGINT, or another rank failed) they return MYELIN_ESTOP:
-   * return promptly. Other errors: a negative MYELIN_E* after host->error.
+   * aborting (an error on any rank, or a second signal) they return
+   * MYELIN_ESTOP: return promptly. A clean stop (the first SIGINT/SIGTERM on
+   * any rank) is not an abort: collectives keep working, so a stage can
+   * still reduce in flush. Other errors: a negative MYELIN_E* after
+   * host->error.
    *
    * allreduce: in place over `count` elements of `dtype` (MYELIN_F8,
    *   MYELIN_F4 or MYELIN_I8). Deterministic: the runtime combines the ranks'
