@@ -11,9 +11,10 @@
  * `affine`); each parcel a Parcel with its vertices per surface and voxels.
  * Every row of the data (everything before the last axis) becomes one named
  * map of the scalar axis: the subject when the map has `subjects`, else the
- * stat (and the row number). Volume geometry is refused naming nifti_sink
+ * stat (and the row number). The tensor written is `data`, or the one the
+ * `field` param names (info_content's per-parcel `regional`). Volume geometry is refused naming nifti_sink
  * (common/geometry.h). Files are written atomically; `path` expands
- * {subject} {task} {run} {stat} {seq}, and a path written twice is an error.
+ * {subject} {task} {run} {stat} {layer} {seq}, and a path written twice is an error.
  */
 #include <math.h>
 #include <stdio.h>
@@ -34,7 +35,7 @@ typedef struct cs_state {
   uint64_t received;
 } cs_state;
 
-static const char *const tmpl_keys[] = {"subject", "task", "run", "stat", "seq", NULL};
+static const char *const tmpl_keys[] = {"subject", "task", "run", "stat", "layer", "seq", NULL};
 
 static int ends_with(const char *s, const char *suf) {
   size_t n = strlen(s), k = strlen(suf);
@@ -118,7 +119,9 @@ static int brain_models(cs_state *s, myelin_obj g, size_t V, cifti_axis *a) {
       if (to_ijk(s, a, &t, &m->ijk)) return MYELIN_EINVAL;
     }
   }
-  if (next != V) return s->host->error(s->st, "geometry.structures cover %zu columns, data has %zu", next, V);
+  if (next != V)
+    return s->host->error(s->st, "geometry.structures cover %zu columns, `%s` has %zu%s", next, s->out.field,
+                          V, map_file_field_hint(&s->out));
   a->n = V;
   return 0;
 }
@@ -126,7 +129,9 @@ static int brain_models(cs_state *s, myelin_obj g, size_t V, cifti_axis *a) {
 static int parcels(cs_state *s, myelin_obj g, size_t V, cifti_axis *a) {
   myelin_obj list = myelin_obj_get(g, "parcels"), surfs = myelin_obj_get(g, "surfaces");
   size_t n = myelin_obj_len(list), ns = myelin_obj_len(surfs);
-  if (n != V) return s->host->error(s->st, "geometry.parcels has %zu parcels, data has %zu columns", n, V);
+  if (n != V)
+    return s->host->error(s->st, "geometry.parcels has %zu parcels, `%s` has %zu columns%s", n, s->out.field,
+                          V, map_file_field_hint(&s->out));
   a->type = CIFTI_PARCELS;
   a->parcels = calloc(n ? n : 1, sizeof *a->parcels);
   a->surfaces = calloc(ns ? ns : 1, sizeof *a->surfaces);
@@ -194,10 +199,9 @@ static int cs_process(void *state, int port, myelin_msg *m) {
   if (strcmp(kind, "map") && strcmp(kind, "run"))
     return s->host->error(s->st, "cannot write a '%s' message as CIFTI-2 (map or run)", kind);
   myelin_tensor t;
-  if (myelin_msg_tensor(m, "data", &t) != 0 || t.ndim < 1 || t.dtype == MYELIN_DTYPE_INVALID)
-    return s->host->error(s->st, "%s message without a data tensor", kind);
-  size_t V = (size_t)t.shape[t.ndim - 1], R = V ? t.count / V : 0;
-  if (R == 0) return s->host->error(s->st, "data tensor is empty");
+  int rc = map_file_tensor(&s->out, m, &t);
+  if (rc) return rc;
+  size_t V = (size_t)t.shape[t.ndim - 1], R = t.count / V;
   myelin_obj g = myelin_msg_get(m, "geometry");
   geom_model model = geom_model_of(g);
   if (myelin_obj_type_of(g) != MYELIN_OBJ_MAP || model == GEOM_VOLUME || model == GEOM_UNKNOWN) {
@@ -211,22 +215,18 @@ static int cs_process(void *state, int port, myelin_msg *m) {
                           geom_model_name(model), dense ? ".dscalar.nii" : ".pscalar.nii", s->out.path_tmpl);
   cifti_axis a;
   memset(&a, 0, sizeof a);
-  int rc = dense ? brain_models(s, g, V, &a) : parcels(s, g, V, &a);
+  rc = dense ? brain_models(s, g, V, &a) : parcels(s, g, V, &a);
   float *data = rc ? NULL : malloc(R * V * sizeof *data);
   char **names = rc ? NULL : calloc(R, sizeof *names);
   if (!rc && (!data || !names)) rc = s->host->error(s->st, "out of memory");
-  char stat[128] = "";
-  myelin_msg_text(m, "stat", stat, sizeof stat);
   myelin_obj subjects = myelin_msg_get(m, "subjects");
   int named = myelin_obj_type_of(subjects) == MYELIN_OBJ_ARRAY && myelin_obj_len(subjects) == R;
   for (size_t r = 0; r < R && !rc; r++) {
     char nm[300];
     if (named)
       myelin_obj_str_copy(myelin_obj_at(subjects, r), nm, sizeof nm);
-    else if (R == 1)
-      snprintf(nm, sizeof nm, "%s", stat[0] ? stat : kind);
     else
-      snprintf(nm, sizeof nm, "%s %zu", stat[0] ? stat : kind, r);
+      map_file_row_name(&s->out, m, r, R, nm, sizeof nm);
     if (!(names[r] = strdup(nm))) rc = s->host->error(s->st, "out of memory");
     for (size_t c = 0; c < V; c++)
       data[r * V + c] = tensor_elem_f32(&t, r * V + c);
@@ -236,7 +236,7 @@ static int cs_process(void *state, int port, myelin_msg *m) {
                                   (unsigned long long)s->out.files, path, sizeof path))
     rc = s->host->error(s->st, "path too long");
   myelin_atomic_file f;
-  if (!rc) rc = map_file_open(&s->out, path, msg_no, "{subject} {task} {run} {stat} or {seq}", &f);
+  if (!rc) rc = map_file_open(&s->out, path, msg_no, "{subject} {task} {run} {stat} {layer} or {seq}", &f);
   if (!rc)
     rc = map_file_close(&s->out, &f, path,
                         cifti_write_scalars(f.fp, data, R, (const char *const *)names, &a, err, sizeof err),
@@ -256,8 +256,8 @@ static int cs_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
   if (!ends_with(path, ".dscalar.nii") && !ends_with(path, ".pscalar.nii"))
     return myelin_validate_error(ctx, "path", "path must end in .dscalar.nii or .pscalar.nii");
   if (path_template_check(path, tmpl_keys, NULL))
-    return myelin_validate_error(ctx, "path",
-                                 "unknown placeholder in path (use {subject} {task} {run} {stat} {seq})");
+    return myelin_validate_error(
+        ctx, "path", "unknown placeholder in path (use {subject} {task} {run} {stat} {layer} {seq})");
   return 0;
 }
 
@@ -289,11 +289,12 @@ static const myelin_param_def cs_params[] = {{.name = "path",
                                               .type = MYELIN_PARAM_STRING,
                                               .doc = "Output file: .dscalar.nii for surface/grayordinate "
                                                      "maps, .pscalar.nii for parcel maps; {subject} {task} "
-                                                     "{run} {stat} {seq} expand from each message."},
+                                                     "{run} {stat} {layer} {seq} expand from each message."},
                                              {.name = "fsync",
                                               .type = MYELIN_PARAM_BOOL,
                                               .def = "false",
                                               .doc = "fsync each file before renaming it into place."},
+                                             MAP_FILE_FIELD_PARAM,
                                              {0}};
 
 static const myelin_port_def cs_inputs[] = {

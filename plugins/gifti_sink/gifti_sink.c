@@ -14,7 +14,10 @@
  * with another geometry model is refused naming the sink that writes it
  * (common/geometry.h).
  *
- * `path` expands {subject}, {task}, {run}, {stat}, {seq} and {hemi} (L, R,
+ * The tensor written is `data`, or the one the `field` param names (e.g.
+ * info_content's per-vertex `regional`).
+ *
+ * `path` expands {subject}, {task}, {run}, {stat}, {layer}, {seq} and {hemi} (L, R,
  * or the structure's GIFTI name); a message with two structures needs
  * {hemi}. Files are written through myelin_atomic_open/commit, and a path
  * written twice in a run is an error naming both messages (myelin_pathset).
@@ -41,7 +44,7 @@ typedef struct gs_state {
   uint64_t received;
 } gs_state;
 
-static const char *const tmpl_keys[] = {"subject", "task", "run", "stat", "seq", NULL};
+static const char *const tmpl_keys[] = {"subject", "task", "run", "stat", "layer", "seq", NULL};
 
 static int ends_with(const char *s, const char *suf) {
   size_t n = strlen(s), k = strlen(suf);
@@ -107,7 +110,9 @@ static int read_parts(gs_state *s, const myelin_msg *m, size_t V, gs_part *parts
       gifti_structure_from_cifti(p->name, p->hemi, sizeof p->hemi);
     next += p->count;
   }
-  if (next != V) return s->host->error(s->st, "geometry.structures cover %zu columns, data has %zu", next, V);
+  if (next != V)
+    return s->host->error(s->st, "geometry.structures cover %zu columns, `%s` has %zu%s", next, s->out.field,
+                          V, map_file_field_hint(&s->out));
   *n = ns;
   return 0;
 }
@@ -170,10 +175,8 @@ static int write_part(gs_state *s, const myelin_msg *m, uint64_t msg_no, const g
     } else {
       if (named)
         myelin_obj_str_copy(myelin_obj_at(subjects, r), names[r], sizeof names[r]);
-      else if (R == 1)
-        snprintf(names[r], sizeof names[r], "%s", fvals[0][0] ? fvals[0] : "map");
       else
-        snprintf(names[r], sizeof names[r], "%s %zu", fvals[0][0] ? fvals[0] : "map", r);
+        map_file_row_name(&s->out, m, r, R, names[r], sizeof names[r]);
       rmd[r].name = "Name";
     }
     rmd[r].value = names[r];
@@ -182,7 +185,8 @@ static int write_part(gs_state *s, const myelin_msg *m, uint64_t msg_no, const g
   }
   int intent = s->shape ? GIFTI_INTENT_SHAPE : is_run ? GIFTI_INTENT_TIME_SERIES : GIFTI_INTENT_NONE;
   myelin_atomic_file f;
-  if (!rc) rc = map_file_open(&s->out, path, msg_no, "{subject} {task} {run} {stat} {seq} {hemi}", &f);
+  if (!rc)
+    rc = map_file_open(&s->out, path, msg_no, "{subject} {task} {run} {stat} {layer} {seq} {hemi}", &f);
   if (!rc)
     rc = map_file_close(
         &s->out, &f, path,
@@ -202,13 +206,12 @@ static int gs_process(void *state, int port, myelin_msg *m) {
   if (strcmp(kind, "map") && strcmp(kind, "run"))
     return s->host->error(s->st, "cannot write a '%s' message as GIFTI (map or run)", kind);
   myelin_tensor t;
-  if (myelin_msg_tensor(m, "data", &t) != 0 || t.ndim < 1 || t.dtype == MYELIN_DTYPE_INVALID)
-    return s->host->error(s->st, "%s message without a data tensor", kind);
-  size_t V = (size_t)t.shape[t.ndim - 1], R = V ? t.count / V : 0;
-  if (R == 0) return s->host->error(s->st, "data tensor is empty");
+  int rc = map_file_tensor(&s->out, m, &t);
+  if (rc) return rc;
+  size_t V = (size_t)t.shape[t.ndim - 1], R = t.count / V;
   gs_part parts[GS_MAX_STRUCTURES];
   size_t n = 0;
-  int rc = read_parts(s, m, V, parts, &n);
+  rc = read_parts(s, m, V, parts, &n);
   for (size_t i = 0; i < n && !rc; i++)
     rc = write_part(s, m, msg_no, &parts[i], n, &t, R, V);
   return rc;
@@ -222,7 +225,7 @@ static int gs_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
     return myelin_validate_error(ctx, "path", "path must end in .func.gii or .shape.gii");
   if (path_template_check(path, tmpl_keys, "hemi"))
     return myelin_validate_error(
-        ctx, "path", "unknown placeholder in path (use {subject} {task} {run} {stat} {seq} {hemi})");
+        ctx, "path", "unknown placeholder in path (use {subject} {task} {run} {stat} {layer} {seq} {hemi})");
   return 0;
 }
 
@@ -255,8 +258,8 @@ static void gs_fini(void *state) {
 static const myelin_param_def gs_params[] = {
     {.name = "path",
      .type = MYELIN_PARAM_STRING,
-     .doc = "Output file, .func.gii or .shape.gii; {subject} {task} {run} {stat} {seq} expand from each "
-            "message, "
+     .doc = "Output file, .func.gii or .shape.gii; {subject} {task} {run} {stat} {layer} {seq} expand from "
+            "each message, "
             "{hemi} per structure (L, R, or its GIFTI name): needed when a message has both hemispheres."},
     {.name = "fill",
      .type = MYELIN_PARAM_ENUM,
@@ -267,6 +270,7 @@ static const myelin_param_def gs_params[] = {
      .type = MYELIN_PARAM_BOOL,
      .def = "false",
      .doc = "fsync each file before renaming it into place."},
+    MAP_FILE_FIELD_PARAM,
     {0}};
 
 static const myelin_port_def gs_inputs[] = {

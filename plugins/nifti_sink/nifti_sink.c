@@ -114,11 +114,9 @@ static int write_image(ns_state *s, const myelin_msg *m, uint64_t msg_no, const 
 
 static int write_tensor_msg(ns_state *s, const myelin_msg *m, uint64_t msg_no) {
   myelin_tensor t;
-  if (myelin_msg_tensor(m, "data", &t) != 0 || t.ndim < 1)
-    return s->host->error(s->st, "%s message without a data tensor", myelin_msg_kind(m));
-  if (t.dtype == MYELIN_DTYPE_INVALID) return s->host->error(s->st, "data has an unknown dtype");
-  size_t V = (size_t)t.shape[t.ndim - 1], R = V ? t.count / V : 0;
-  if (R == 0) return s->host->error(s->st, "data tensor is empty");
+  int rc0 = map_file_tensor(&s->out, m, &t);
+  if (rc0) return rc0;
+  size_t V = (size_t)t.shape[t.ndim - 1], R = t.count / V;
   nifti_grid go;
   int rc = read_geometry(s, m, V, &go);
   double tr = 0;
@@ -263,6 +261,7 @@ static const myelin_param_def ns_params[] = {
      .type = MYELIN_PARAM_BOOL,
      .def = "false",
      .doc = "fsync each file before renaming it into place."},
+    MAP_FILE_FIELD_PARAM,
     {0}};
 
 static const myelin_port_def ns_inputs[] = {
