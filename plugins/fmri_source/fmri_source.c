@@ -54,7 +54,7 @@
 
 enum { MASK_NONE, MASK_AUTO, MASK_FILE };
 enum { FMT_AUTO, FMT_NIFTI, FMT_DICOM };
-enum { SHARD_NONE, SHARD_SUBJECT, SHARD_RUN };
+enum { SHARD_NONE, SHARD_SUBJECT, SHARD_RUN, SHARD_VOXELS };
 
 /* Where the run being read stands among every rank's runs (stored mode):
  * the global counts and indices every message carries. */
@@ -64,13 +64,27 @@ typedef struct shard_ctx {
 } shard_ctx;
 
 /* Voxels kept from a grid: C-order indices (all = every voxel, in order);
- * with an atlas also each voxel's parcel index. */
+ * with an atlas also each voxel's parcel index. A voxel slab (shard:
+ * voxels) also has fidx, each voxel's offset in the file's volume, so that
+ * reading touches only the slab's bytes. */
 typedef struct selection {
   size_t n;
   int all;
   uint32_t *cidx;
   int32_t *parcel;
+  uint32_t *fidx;
+  size_t flo, fhi; /* the file offsets' span: fidx[k] in [flo, fhi) */
 } selection;
+
+/* shard: voxels — this rank's slab of the run being read: z-planes
+ * [z0, z1) of the volume, its columns' places among the run's `total`
+ * columns (ascending), carried by every message of the run. */
+typedef struct slab_ctx {
+  int valid;
+  int64_t z0, z1;
+  size_t total, n;
+  uint32_t *cols;
+} slab_ctx;
 
 typedef struct grid {
   int64_t dims[3];
@@ -112,6 +126,7 @@ typedef struct fs_state {
   /* sharding across ranks (stored runs) */
   int shard, rank, size;
   shard_ctx ctx;
+  slab_ctx slab;
 } fs_state;
 
 /* ---- small helpers ---------------------------------------------------------- */
@@ -144,6 +159,7 @@ static int pace_wait(fs_state *s, double step) {
 static void selection_free(selection *sel) {
   free(sel->cidx);
   free(sel->parcel);
+  free(sel->fidx);
   memset(sel, 0, sizeof *sel);
 }
 
@@ -518,6 +534,15 @@ static void build_context(const fs_state *s, myelin_builder *b, const run_info *
     myelin_build_int(b, "n_runs", s->ctx.n_runs);
     myelin_build_int(b, "run_index", s->ctx.run_index);
   }
+  if (s->slab.valid) {
+    myelin_build_int(b, "voxel_total", (int64_t)s->slab.total);
+    const int64_t shape[1] = {(int64_t)s->slab.n};
+    myelin_build_tensor_copy(b, "voxel_index", MYELIN_U4, 1, shape, s->slab.cols);
+    myelin_build_array_begin(b, "slab");
+    myelin_build_int(b, NULL, s->slab.z0);
+    myelin_build_int(b, NULL, s->slab.z1);
+    myelin_build_array_end(b);
+  }
   myelin_build_float(b, "tr", ri->tr);
   if (ri->slice_times) {
     const int64_t shape[1] = {ri->g->dims[2]};
@@ -617,14 +642,14 @@ static int plan_make(fs_state *s, size_t n, const uint8_t *sel, char *const *sub
   free(sorted);
   if (s->shard == SHARD_RUN) total = pl->n_runs;
   size_t b = 0, e = total;
-  if (s->shard != SHARD_NONE) shard_range(total, s->rank, s->size, &b, &e);
+  if (s->shard == SHARD_SUBJECT || s->shard == SHARD_RUN) shard_range(total, s->rank, s->size, &b, &e);
   size_t mine = 0;
   for (size_t i = 0; i < n; i++) {
     int64_t k = s->shard == SHARD_RUN ? pl->run_index[i] : pl->subject_index[i];
     pl->mine[i] = k >= 0 && (size_t)k >= b && (size_t)k < e;
     mine += pl->mine[i];
   }
-  if (s->shard != SHARD_NONE)
+  if (s->shard == SHARD_SUBJECT || s->shard == SHARD_RUN)
     s->host->log(s->st, MYELIN_LOG_INFO, "rank %d of %d (shard: %s): %s %zu..%zu of %zu, %zu run(s)", s->rank,
                  s->size, s->shard == SHARD_RUN ? "run" : "subject",
                  s->shard == SHARD_RUN ? "runs" : "subjects", b, e, total, mine);
@@ -671,6 +696,70 @@ static double run_tr(fs_state *s, const fmri_item *it, const nifti_header *h) {
   return nifti_tr_seconds(h);
 }
 
+/* The selection's voxels of the next nvols volumes: a slab by its file
+ * offsets (only its bytes are touched), else converted in C order. */
+static int read_sel(nifti_reader *r, size_t nvols, const selection *sel, float *out, size_t stride, char *err,
+                    size_t errlen) {
+  if (sel->fidx)
+    return nifti_read_volumes_span(r, nvols, sel->flo, sel->fhi, sel->fidx, sel->n, out, stride, err, errlen);
+  return nifti_read_volumes_c(r, nvols, SEL_IDX(sel), sel->n, out, stride, err, errlen);
+}
+
+/* shard: voxels. The z-planes go to ranks in contiguous slabs balanced by
+ * the selected voxels they hold: plane z goes to the rank that owns (in
+ * shard.h's blocks over the V selected voxels) the middle voxel of the
+ * plane; the owner never decreases with z, so each rank's planes are
+ * contiguous, disjoint from the others' and together every plane. A z-slab
+ * is one contiguous byte range of each volume in the file (x fastest), so a
+ * rank reads only its part. *slab gets the rank's voxels (C order, with
+ * file offsets) and s->slab their places among the V columns. */
+static int make_slab(fs_state *s, const char *name, const grid *g, const selection *full, selection *slab) {
+  size_t nx = (size_t)g->dims[0], ny = (size_t)g->dims[1], nz = (size_t)g->dims[2], V = full->n;
+  size_t *count = calloc(nz ? nz : 1, sizeof *count);
+  memset(slab, 0, sizeof *slab);
+  if (!count) return s->host->error(s->st, "%s: out of memory", name);
+  for (size_t k = 0; k < V; k++)
+    count[(full->all ? k : full->cidx[k]) % nz]++;
+  int64_t z0 = -1, z1 = -1;
+  for (size_t z = 0, cum = 0; z < nz; cum += count[z++]) {
+    size_t mid = cum + (count[z] ? (count[z] - 1) / 2 : 0);
+    int owner = mid < V ? shard_owner(V, s->size, mid) : s->size - 1;
+    if (owner != s->rank) continue;
+    if (z0 < 0) z0 = (int64_t)z;
+    z1 = (int64_t)z + 1;
+  }
+  if (z0 < 0) z0 = z1 = 0; /* no plane for this rank */
+  free(count);
+  size_t n = 0;
+  for (size_t k = 0; k < V; k++) {
+    size_t z = (full->all ? k : full->cidx[k]) % nz;
+    n += (int64_t)z >= z0 && (int64_t)z < z1;
+  }
+  slab->cidx = malloc((n ? n : 1) * sizeof *slab->cidx);
+  slab->fidx = malloc((n ? n : 1) * sizeof *slab->fidx);
+  free(s->slab.cols);
+  s->slab.cols = malloc((n ? n : 1) * sizeof *s->slab.cols);
+  if (!slab->cidx || !slab->fidx || !s->slab.cols) {
+    selection_free(slab);
+    return s->host->error(s->st, "%s: out of memory", name);
+  }
+  for (size_t k = 0; k < V; k++) {
+    size_t c = full->all ? k : full->cidx[k], z = c % nz, y = (c / nz) % ny, x = c / (nz * ny);
+    if ((int64_t)z < z0 || (int64_t)z >= z1) continue;
+    slab->cidx[slab->n] = (uint32_t)c;
+    slab->fidx[slab->n] = (uint32_t)nifti_forder(x, y, z, nx, ny);
+    s->slab.cols[slab->n++] = (uint32_t)k;
+  }
+  slab->flo = (size_t)z0 * nx * ny;
+  slab->fhi = (size_t)z1 * nx * ny;
+  s->slab.valid = 1;
+  s->slab.z0 = z0;
+  s->slab.z1 = z1;
+  s->slab.total = V;
+  s->slab.n = slab->n;
+  return 0;
+}
+
 /* Volume by volume, for emit: volume when nothing needs the whole run. */
 static int stream_volumes(fs_state *s, nifti_reader *r, const selection *sel, const run_info *ri, size_t T) {
   char err[768];
@@ -679,7 +768,7 @@ static int stream_volumes(fs_state *s, nifti_reader *r, const selection *sel, co
   int rc = 0;
   for (size_t t = 0; t < T && !rc; t++) {
     if (s->host->stopping(s->st)) break;
-    if (nifti_read_volumes_c(r, 1, SEL_IDX(sel), sel->n, x, sel->n, err, sizeof err)) {
+    if (read_sel(r, 1, sel, x, sel->n, err, sizeof err)) {
       rc = s->host->error(s->st, "%s", err);
       break;
     }
@@ -726,7 +815,7 @@ static int direct_run(fs_state *s, nifti_reader *r, const selection *sel, const 
   float *X = myelin_build_tensor(b, "data", MYELIN_F4, 2, shape);
   if (!X)
     rc = s->host->error(s->st, "%s: out of memory for %zu x %zu floats", r->name, T, V);
-  else if (nifti_read_volumes_c(r, T, SEL_IDX(sel), V, X, V, err, sizeof err))
+  else if (read_sel(r, T, sel, X, V, err, sizeof err))
     rc = s->host->error(s->st, "%s", err);
   else
     rc = clean_run(s, r->name, X, T, V);
@@ -762,7 +851,7 @@ static int process_run(fs_state *s, nifti_reader *r, selection *sel, const run_i
   size_t V = sel->n;
   float *X = malloc((T * V > 0 ? T * V : 1) * sizeof *X);
   if (!X) return s->host->error(s->st, "%s: out of memory for %zu x %zu floats", r->name, T, V);
-  if (nifti_read_volumes_c(r, T, SEL_IDX(sel), V, X, V, err, sizeof err)) {
+  if (read_sel(r, T, sel, X, V, err, sizeof err)) {
     free(X);
     return s->host->error(s->st, "%s", err);
   }
@@ -999,14 +1088,21 @@ static int load_item(fs_state *s, const fmri_item *it, const char *archive, cons
   char err[768];
   nifti_reader r;
   int rc;
-  if (!buf && fmri_is_gifti(it->path)) return load_gifti(s, it);
-  if (!buf && cifti_is_cifti_name(it->path)) return load_cifti(s, it);
+  int gifti = !buf && fmri_is_gifti(it->path), cifti = !buf && cifti_is_cifti_name(it->path);
+  if (s->shard == SHARD_VOXELS && (gifti || cifti))
+    return s->host->error(s->st,
+                          "%s: shard: voxels reads NIfTI volumes, not %s files; use shard: subject or run",
+                          it->path, gifti ? "GIFTI" : "CIFTI-2");
+  if (gifti) return load_gifti(s, it);
+  if (cifti) return load_cifti(s, it);
   if (buf) {
     char name[1200];
     snprintf(name, sizeof name, "%s:%s", archive, it->path);
     rc = nifti_open_mem(&r, buf, len, name, err, sizeof err);
   } else {
-    rc = nifti_open_file(&r, it->path, err, sizeof err);
+    /* a voxel slab: pread of the slab per volume, a .gz streamed, never whole */
+    rc = s->shard == SHARD_VOXELS ? nifti_open_file_span(&r, it->path, err, sizeof err)
+                                  : nifti_open_file(&r, it->path, err, sizeof err);
   }
   if (rc) return s->host->error(s->st, "%s", err);
   grid g;
@@ -1023,6 +1119,15 @@ static int load_item(fs_state *s, const fmri_item *it, const char *archive, cons
     rc = s->host->error(s->st, "%s: trim %lld removes every volume (the run has %zu)", r.name,
                         (long long)s->trim, T0);
   } else if ((rc = make_selection(s, r.name, &g, &sel)) == 0) {
+    if (s->shard == SHARD_VOXELS) {
+      selection full = sel;
+      rc = make_slab(s, r.name, &g, &full, &sel);
+      selection_free(&full);
+      if (rc) {
+        nifti_close(&r);
+        return rc;
+      }
+    }
     uint32_t none = 0;
     float sink = 0;
     if (s->trim && nifti_read_volumes(&r, (size_t)s->trim, &none, 0, &sink, 0, err, sizeof err))
@@ -1039,6 +1144,7 @@ static int load_item(fs_state *s, const fmri_item *it, const char *archive, cons
       rc = process_run(s, &r, &sel, &ri, T);
     selection_free(&sel);
   }
+  s->slab.valid = 0;
   nifti_close(&r);
   return rc;
 }
@@ -1294,6 +1400,9 @@ static int cmp_series(const void *pa, const void *pb) {
  * per series in SeriesNumber order. */
 static int start_dicom(fs_state *s) {
   char err[1024];
+  if (s->shard == SHARD_VOXELS)
+    return s->host->error(
+        s->st, "%s: shard: voxels reads NIfTI volumes, not DICOM series; use shard: subject or run", s->path);
   dicom_files f;
   if (dicom_list(s->path, 0, &f, err, sizeof err)) return s->host->error(s->st, "%s", err);
   series_key *k = calloc(f.n, sizeof *k);
@@ -1611,6 +1720,12 @@ static int fs_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
   if (live && strcmp(myelin_param_str(p, "shard"), "none") != 0)
     rc = myelin_validate_error(ctx, "shard",
                                "watch mode reads one live folder on every rank: use shard: none");
+  if (strcmp(myelin_param_str(p, "shard"), "voxels") == 0 && (strcmp(mask, "auto") == 0 || (atlas && *atlas)))
+    rc = myelin_validate_error(ctx, strcmp(mask, "auto") == 0 ? "mask" : "atlas",
+                               "shard: voxels splits the voxels across ranks: %s needs every voxel of a run; "
+                               "use a mask file",
+                               strcmp(mask, "auto") == 0 ? "mask: auto (a per-run choice of voxels)"
+                                                         : "an atlas (parcel means)");
   int volumes = live || strcmp(myelin_param_str(p, "emit"), "volume") == 0;
   myelin_validate_set_output_kinds(ctx, "out", volumes ? "volume" : "run");
   return rc;
@@ -1659,7 +1774,10 @@ static int fs_init_state(fs_state *s, const myelin_params *p) {
   s->tr_param = myelin_param_float(p, "tr");
   s->idle_timeout = myelin_param_float(p, "idle_timeout");
   const char *shard = myelin_param_str(p, "shard");
-  s->shard = !strcmp(shard, "subject") ? SHARD_SUBJECT : !strcmp(shard, "run") ? SHARD_RUN : SHARD_NONE;
+  s->shard = !strcmp(shard, "subject")  ? SHARD_SUBJECT
+             : !strcmp(shard, "run")    ? SHARD_RUN
+             : !strcmp(shard, "voxels") ? SHARD_VOXELS
+                                        : SHARD_NONE;
   s->rank = s->host->rank(s->st);
   s->size = s->host->size(s->st);
   const char *mask = myelin_param_str(p, "mask");
@@ -1692,6 +1810,7 @@ static void fs_fini(void *state) {
   fs_state *s = state;
   if (!s) return;
   selection_free(&s->live_sel);
+  free(s->slab.cols);
   free(s->mask);
   free(s->mask_path);
   free(s->path);
@@ -1824,11 +1943,12 @@ static const myelin_param_def fs_params[] = {
     {.name = "shard",
      .type = MYELIN_PARAM_ENUM,
      .def = "none",
-     .choices = "none|subject|run",
+     .choices = "none|subject|run|voxels",
      .doc = "Under mpirun: which runs each rank reads. none: every rank reads every run; subject: the "
             "subjects (sorted) in contiguous blocks, one block per rank, each rank reading all runs of its "
-            "subjects; run: the runs (in path order) in blocks. Messages carry n_subjects, subject_index, "
-            "n_runs and run_index (global)."},
+            "subjects; run: the runs (in path order) in blocks; voxels: every run on every rank, each rank "
+            "reading only its z-slab (planes balanced by masked voxels; NIfTI only; with voxel_total, "
+            "voxel_index, slab). Messages carry n_subjects, subject_index, n_runs and run_index (global)."},
     {.name = "tr",
      .type = MYELIN_PARAM_FLOAT,
      .def = "0",

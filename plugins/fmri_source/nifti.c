@@ -576,7 +576,10 @@ static int src_skip_to(nifti_reader *r, size_t offset, char *err, size_t errlen)
   return 0;
 }
 
-static int map_file(const char *path, void **map, size_t *len, char *err, size_t errlen) {
+/* Maps path. For span reads (r->span) the mapping gets no read-around (its
+ * faults read only what they touch) and the descriptor stays open in
+ * r->span_fd for pread. */
+static int map_file(nifti_reader *r, const char *path, void **map, size_t *len, char *err, size_t errlen) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return fail(err, errlen, "%s: %s", path, strerror(errno));
   struct stat st;
@@ -589,8 +592,17 @@ static int map_file(const char *path, void **map, size_t *len, char *err, size_t
     return fail(err, errlen, "%s: file is empty", path);
   }
   void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-  close(fd);
-  if (m == MAP_FAILED) return fail(err, errlen, "%s: mmap: %s", path, strerror(errno));
+  if (m == MAP_FAILED) {
+    close(fd);
+    return fail(err, errlen, "%s: mmap: %s", path, strerror(errno));
+  }
+  if (r->span) {
+    madvise(m, (size_t)st.st_size, MADV_RANDOM);
+    posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
+    r->span_fd = fd + 1;
+  } else {
+    close(fd);
+  }
   *map = m;
   *len = (size_t)st.st_size;
   return 0;
@@ -696,14 +708,16 @@ static char *image_path(const char *hdr) {
 static int open_pair_image(nifti_reader *r, const char *path, char *err, size_t errlen) {
   nifti_header h = r->h;
   size_t limit = r->whole_limit;
+  int span = r->span;
   char *img = image_path(path);
   if (!img) return fail(err, errlen, "%s: out of memory", path);
   /* Drop the header's source and switch to the image's. */
   nifti_close(r);
   r->h = h;
   r->whole_limit = limit;
+  r->span = span;
   set_name(r, img);
-  int rc = map_file(img, &r->map, &r->map_len, err, errlen);
+  int rc = map_file(r, img, &r->map, &r->map_len, err, errlen);
   free(img);
   if (rc) return -1;
   if (src_init(r, r->map, r->map_len, err, errlen)) return -1;
@@ -715,11 +729,13 @@ int nifti_open_file(nifti_reader *r, const char *path, char *err, size_t errlen)
   return nifti_open_file_ex(r, path, NIFTI_WHOLE_INFLATE_LIMIT, err, errlen);
 }
 
-int nifti_open_file_ex(nifti_reader *r, const char *path, size_t whole_limit, char *err, size_t errlen) {
+static int open_file(nifti_reader *r, const char *path, size_t whole_limit, int span, char *err,
+                     size_t errlen) {
   memset(r, 0, sizeof *r);
   r->whole_limit = whole_limit;
+  r->span = span;
   set_name(r, path);
-  if (map_file(path, &r->map, &r->map_len, err, errlen)) return -1;
+  if (map_file(r, path, &r->map, &r->map_len, err, errlen)) goto bad;
   if (src_init(r, r->map, r->map_len, err, errlen) || read_header(r, err, errlen)) goto bad;
   if (!r->h.single_file) {
     if (open_pair_image(r, path, err, errlen)) goto bad;
@@ -733,6 +749,14 @@ bad:
   return -1;
 }
 
+int nifti_open_file_ex(nifti_reader *r, const char *path, size_t whole_limit, char *err, size_t errlen) {
+  return open_file(r, path, whole_limit, 0, err, errlen);
+}
+
+int nifti_open_file_span(nifti_reader *r, const char *path, char *err, size_t errlen) {
+  return open_file(r, path, 0, 1, err, errlen);
+}
+
 void nifti_close(nifti_reader *r) {
   if (r->zs) {
     inflateEnd(r->zs);
@@ -742,6 +766,9 @@ void nifti_close(nifti_reader *r) {
   free(r->vol);
   free(r->scratch);
   if (r->map) munmap(r->map, r->map_len);
+  if (r->span_fd) close(r->span_fd - 1);
+  free(r->span_buf);
+  free(r->span_idx);
   nifti_header h = r->h;
   char name[sizeof r->name];
   memcpy(name, r->name, sizeof name);
@@ -868,6 +895,49 @@ int nifti_read_volumes(nifti_reader *r, size_t nvols, const uint32_t *idx, size_
       return fail(err, errlen, "%s: truncated data: volume %zu of %zu has %zu of %zu bytes", r->name,
                   r->next_vol + 1, h->nvols, got, vbytes);
     cv(p, idx, n, out + v * stride, h->slope, h->inter);
+    r->next_vol++;
+  }
+  return 0;
+}
+
+int nifti_read_volumes_span(nifti_reader *r, size_t nvols, size_t lo, size_t hi, const uint32_t *idx,
+                            size_t n, float *out, size_t stride, char *err, size_t errlen) {
+  const nifti_header *h = &r->h;
+  for (size_t i = 0; i < n; i++)
+    if (idx[i] < lo || idx[i] >= hi || idx[i] >= h->nvox)
+      return fail(err, errlen, "%s: voxel offset %u outside the span %zu..%zu", r->name, idx[i], lo, hi);
+  /* gzip streams and images in memory: every byte passes anyway */
+  if (!r->span_fd || r->streaming || r->owned || hi <= lo)
+    return nifti_read_volumes(r, nvols, idx, n, out, stride, err, errlen);
+  if (r->next_vol + nvols > h->nvols)
+    return fail(err, errlen, "%s: asked for volume %zu of %zu", r->name, r->next_vol + nvols, h->nvols);
+  conv_fn cv = pick_conv(h->datatype, h->swapped);
+  if (!cv) return fail(err, errlen, "%s: datatype %d not supported", r->name, h->datatype);
+  size_t bpv = (size_t)h->bytes_per_voxel, vbytes = h->nvox * bpv, span = (hi - lo) * bpv;
+  free(r->span_buf);
+  free(r->span_idx);
+  r->span_buf = malloc(span);
+  r->span_idx = malloc((n ? n : 1) * sizeof *r->span_idx);
+  if (!r->span_buf || !r->span_idx) return fail(err, errlen, "%s: out of memory", r->name);
+  for (size_t i = 0; i < n; i++)
+    r->span_idx[i] = (uint32_t)(idx[i] - lo);
+  for (size_t v = 0; v < nvols; v++) {
+    if (r->pos + vbytes > r->data_len)
+      return fail(err, errlen, "%s: truncated data: volume %zu of %zu has %zu of %zu bytes", r->name,
+                  r->next_vol + 1, h->nvols, r->data_len > r->pos ? r->data_len - r->pos : 0, vbytes);
+    /* the file offset of the span: the data section starts inside the map */
+    off_t at = (off_t)((size_t)(r->data - (const uint8_t *)r->map) + r->pos + lo * bpv);
+    size_t got = 0;
+    while (got < span) {
+      ssize_t k = pread(r->span_fd - 1, r->span_buf + got, span - got, at + (off_t)got);
+      if (k < 0 && errno == EINTR) continue;
+      if (k <= 0)
+        return fail(err, errlen, "%s: volume %zu: read of %zu bytes at %lld failed: %s", r->name,
+                    r->next_vol + 1, span, (long long)at, k < 0 ? strerror(errno) : "end of file");
+      got += (size_t)k;
+    }
+    cv(r->span_buf, r->span_idx, n, out + v * stride, h->slope, h->inter);
+    r->pos += vbytes;
     r->next_vol++;
   }
   return 0;

@@ -121,6 +121,11 @@ typedef struct nifti_reader {
   size_t whole_limit; /* inflate whole below this many bytes, else stream */
   float *scratch;     /* one C-order volume for nifti_read_volumes_c */
   size_t scratch_n;
+  /* span reads (nifti_open_file_span) */
+  int span;          /* opened for span reads */
+  int span_fd;       /* the mapped file's descriptor + 1 (0 = none), for pread */
+  uint8_t *span_buf; /* one volume's span */
+  uint32_t *span_idx;
 } nifti_reader;
 
 /* Above this inflated size a .nii.gz is streamed instead of inflated whole. */
@@ -132,6 +137,11 @@ int nifti_open_file(nifti_reader *r, const char *path, char *err, size_t errlen)
  * whole_limit bytes is inflated in one go (libdeflate), a larger one is
  * streamed through zlib a volume at a time (0 = always stream). */
 int nifti_open_file_ex(nifti_reader *r, const char *path, size_t whole_limit, char *err, size_t errlen);
+/* Opens a file for nifti_read_volumes_span: a .gz is always streamed (one
+ * volume's buffer, never the whole image), and an uncompressed image is
+ * read with pread, one call per volume for the span only (its mapping, used
+ * for the header, gets no read-around). */
+int nifti_open_file_span(nifti_reader *r, const char *path, char *err, size_t errlen);
 /* Opens a single-file NIfTI (.nii or gzip of it) held in memory. The buffer
  * is borrowed: keep it alive until nifti_close(). */
 int nifti_open_mem(nifti_reader *r, const void *buf, size_t len, const char *name, char *err, size_t errlen);
@@ -143,6 +153,13 @@ int nifti_open_mem(nifti_reader *r, const void *buf, size_t len, const char *nam
  */
 int nifti_read_volumes(nifti_reader *r, size_t nvols, const uint32_t *idx, size_t n, float *out,
                        size_t stride, char *err, size_t errlen);
+/* Same, for voxels whose file offsets all lie in [lo, hi) (a z-slab is one
+ * such span): on an uncompressed file opened with nifti_open_file_span,
+ * each volume's span is read with one pread and nothing else of the volume
+ * is touched; a gzip stream still inflates every volume (one at a time),
+ * and an image in memory is gathered from. */
+int nifti_read_volumes_span(nifti_reader *r, size_t nvols, size_t lo, size_t hi, const uint32_t *idx,
+                            size_t n, float *out, size_t stride, char *err, size_t errlen);
 /* Same, but columns are voxels in C order over (x, y, z) — myelin's order:
  * cidx lists C-order indices ((x*ny + y)*nz + z), NULL = every voxel in C
  * order. Each volume is converted straight into C order in cache-sized

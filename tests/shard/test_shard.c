@@ -4,10 +4,13 @@
  * (tests/shard/rank_host.h): the ranks' outputs are disjoint and their union
  * is the 1-rank output, for N = 1..7 and uneven counts.
  */
+#include <fcntl.h>
 #include <math.h>
+#include <sys/mman.h>
 #include <zlib.h>
 
 #include "../../plugins/common/shard.h"
+#include "myelin/harness.h"
 #include "nifti.h"
 #include "rank_host.h"
 #include "testutil.h"
@@ -259,6 +262,220 @@ START_TEST(fmri_shard_context) {
 }
 END_TEST
 
+/* ---- fmri_source shard: voxels ---------------------------------------------------------- */
+
+#define VX 4
+#define VY 3
+#define VZ 9
+#define VT 5
+
+static void write_grid(const char *path, int sub, int nx, int ny, int nz, int nt) {
+  size_t nv = (size_t)nx * ny * nz;
+  float *d = malloc(nv * (size_t)nt * sizeof *d);
+  for (size_t t = 0; t < (size_t)nt; t++)
+    for (size_t v = 0; v < nv; v++) /* file order; a value per voxel, time and subject */
+      d[t * nv + v] = (float)(sub * 100000 + (int)v) + (float)((t * 7 + v) % 11) * 0.125f;
+  int64_t dims[4] = {nx, ny, nz, nt};
+  FILE *fp = fopen(path, "wb");
+  ck_assert_ptr_nonnull(fp);
+  char err[256];
+  ck_assert_msg(nifti_write_f32(fp, dims, AFF, 2.0, d, strstr(path, ".gz") != NULL, err, sizeof err) == 0,
+                "%s", err);
+  fclose(fp);
+  free(d);
+}
+
+/* Two subjects on a 4x3x9 grid (sub-02 gzipped) and a mask keeping an
+ * irregular 2/3 of the voxels, more of them in the low planes. */
+static char *make_voxel_tree(char **mask) {
+  char *root = mt_tmpdir();
+  for (int s = 1; s <= 2; s++) {
+    char *func = mt_strf("%s/sub-%02d/func", root, s);
+    ck_assert_int_eq(mt_run(mt_strf("mkdir -p '%s'", func), NULL), 0);
+    write_grid(mt_strf("%s/sub-%02d_task-t_bold.nii%s", func, s, s == 2 ? ".gz" : ""), s, VX, VY, VZ, VT);
+  }
+  float m[VX * VY * VZ];
+  for (int z = 0; z < VZ; z++)
+    for (int y = 0; y < VY; y++)
+      for (int x = 0; x < VX; x++)
+        m[x + VX * (y + VY * z)] = (float)((x + 2 * y + z) % 3 != 0 || z < 2);
+  *mask = mt_strf("%s/mask.nii", mt_tmpdir());
+  FILE *fp = fopen(*mask, "wb");
+  char err[256];
+  ck_assert_int_eq(nifti_write_f32(fp, (const int64_t[]){VX, VY, VZ, 1}, AFF, 0, m, 0, err, sizeof err), 0);
+  fclose(fp);
+  return root;
+}
+
+/* Every rank's slab put back by voxel_index equals the 1-rank run, column
+ * for column; every column comes from exactly one rank. */
+static void check_voxel_slabs(const char *const *params_voxels, const char *const *params_none, size_t nmsg,
+                              int volume) {
+  rh_out one;
+  ck_assert_msg(rh_run("fmri_source", params_none, 0, 1, &one) == 0, "%s", one.error);
+  ck_assert_uint_eq(one.n, nmsg);
+  for (int N = 1; N <= 7; N++) {
+    rh_out o[7];
+    for (int r = 0; r < N; r++) {
+      ck_assert_msg(rh_run("fmri_source", params_voxels, r, N, &o[r]) == 0, "rank %d of %d: %s", r, N,
+                    o[r].error);
+      ck_assert_uint_eq(o[r].n, nmsg); /* every rank emits every run, its slab of it */
+    }
+    for (size_t i = 0; i < nmsg; i++) {
+      myelin_tensor ref, rvox;
+      ck_assert_int_eq(myelin_msg_tensor(one.msgs[i], "data", &ref), 0);
+      myelin_obj geo = myelin_msg_get(one.msgs[i], "geometry");
+      ck_assert_int_eq(myelin_obj_tensor(myelin_obj_get(geo, "voxels"), &rvox), 0);
+      size_t T = volume ? 1 : (size_t)ref.shape[0], V = (size_t)ref.shape[volume ? 0 : 1];
+      int *seen = calloc(V, sizeof *seen);
+      int64_t prev_z1 = 0;
+      for (int r = 0; r < N; r++) {
+        const myelin_msg *m = o[r].msgs[i];
+        myelin_tensor d, idx, vox;
+        int64_t total;
+        ck_assert_int_eq(myelin_msg_int(m, "voxel_total", &total), 0);
+        ck_assert_int_eq(total, (int64_t)V);
+        ck_assert_int_eq(myelin_msg_tensor(m, "data", &d), 0);
+        ck_assert_int_eq(myelin_msg_tensor(m, "voxel_index", &idx), 0);
+        ck_assert_int_eq(myelin_obj_tensor(myelin_obj_get(myelin_msg_get(m, "geometry"), "voxels"), &vox), 0);
+        size_t n = (size_t)idx.shape[0];
+        ck_assert_int_eq(d.shape[volume ? 0 : 1], (int64_t)n);
+        ck_assert_int_eq(vox.shape[0], (int64_t)n);
+        /* the slabs are consecutive z ranges */
+        myelin_obj slab = myelin_msg_get(m, "slab");
+        int64_t z0, z1;
+        ck_assert_int_eq(myelin_obj_int(myelin_obj_at(slab, 0), &z0), 0);
+        ck_assert_int_eq(myelin_obj_int(myelin_obj_at(slab, 1), &z1), 0);
+        if (z1 > z0) {
+          ck_assert_int_eq(z0, prev_z1);
+          prev_z1 = z1;
+        }
+        const uint32_t *ix = idx.data, *vx = vox.data, *rv = rvox.data;
+        const float *x = d.data, *rx = ref.data;
+        for (size_t k = 0; k < n; k++) {
+          ck_assert_uint_lt(ix[k], V);
+          ck_assert_msg(seen[ix[k]]++ == 0, "N=%d: column %u on two ranks", N, ix[k]);
+          ck_assert_uint_eq(vx[k], rv[ix[k]]);
+          ck_assert_int_ge(vx[k] % VZ, z0);
+          ck_assert_int_lt(vx[k] % VZ, z1);
+          for (size_t t = 0; t < T; t++)
+            ck_assert_msg(x[t * n + k] == rx[t * V + ix[k]], "N=%d rank %d msg %zu t %zu col %u: %g != %g", N,
+                          r, i, t, ix[k], (double)x[t * n + k], (double)rx[t * V + ix[k]]);
+        }
+      }
+      ck_assert_int_eq(prev_z1, VZ);
+      for (size_t v = 0; v < V; v++)
+        ck_assert_msg(seen[v] == 1, "N=%d msg %zu: column %zu on no rank", N, i, v);
+      free(seen);
+    }
+    for (int r = 0; r < N; r++)
+      rh_out_free(&o[r]);
+  }
+  rh_out_free(&one);
+}
+
+START_TEST(fmri_shard_voxels) {
+  char *mask;
+  char *root = make_voxel_tree(&mask);
+  const char *vox[] = {"path", root, "shard", "voxels", NULL};
+  const char *none[] = {"path", root, NULL};
+  check_voxel_slabs(vox, none, 2, 0);
+  const char *voxm[] = {"path", root, "shard", "voxels", "mask", mask, "trim", "1", NULL};
+  const char *nonem[] = {"path", root, "mask", mask, "trim", "1", NULL};
+  check_voxel_slabs(voxm, nonem, 2, 0);
+  const char *voxv[] = {"path", root, "shard", "voxels", "mask", mask, "emit", "volume", NULL};
+  const char *nonev[] = {"path", root, "mask", mask, "emit", "volume", NULL};
+  check_voxel_slabs(voxv, nonev, 2 * VT, 1);
+  /* zscore and detrend work per column: the same on a slab */
+  const char *voxz[] = {"path",    root, "shard",  "voxels", "mask", mask,
+                        "detrend", "1",  "zscore", "true",   NULL};
+  const char *nonez[] = {"path", root, "mask", mask, "detrend", "1", "zscore", "true", NULL};
+  check_voxel_slabs(voxz, nonez, 2, 0);
+}
+END_TEST
+
+/* An uncompressed run: a rank's read faults in its slab's pages, not the
+ * whole file (mincore over the file after dropping it from the page cache). */
+START_TEST(fmri_shard_voxels_reads_its_slab) {
+  enum { X = 64, Y = 64, Z = 48, T = 6 };
+  char *dir = mt_tmpdir();
+  char *path = mt_strf("%s/sub-01_task-t_bold.nii", dir);
+  write_grid(path, 1, X, Y, Z, T);
+  int fd = open(path, O_RDONLY);
+  ck_assert_int_ge(fd, 0);
+  fsync(fd);
+  struct stat st;
+  fstat(fd, &st);
+  size_t len = (size_t)st.st_size, page = (size_t)sysconf(_SC_PAGESIZE), npages = (len + page - 1) / page;
+  unsigned char *vec = malloc(npages);
+  ck_assert_int_eq(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+  void *map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+  ck_assert(map != MAP_FAILED);
+  ck_assert_int_eq(mincore(map, len, vec), 0);
+  size_t before = 0;
+  for (size_t i = 0; i < npages; i++)
+    before += vec[i] & 1;
+  if (before * 10 > npages) {
+    munmap(map, len);
+    close(fd);
+    free(vec);
+    MT_SKIP("the page cache kept %zu of %zu pages of %s after POSIX_FADV_DONTNEED", before, npages, path);
+  }
+  const char *p[] = {"path", path, "shard", "voxels", NULL};
+  rh_out o;
+  ck_assert_msg(rh_run("fmri_source", p, 1, 4, &o) == 0, "%s", o.error); /* planes 12..23 of 48 */
+  ck_assert_uint_eq(o.n, 1);
+  myelin_obj slab = myelin_msg_get(o.msgs[0], "slab");
+  int64_t z0, z1;
+  ck_assert_int_eq(myelin_obj_int(myelin_obj_at(slab, 0), &z0), 0);
+  ck_assert_int_eq(myelin_obj_int(myelin_obj_at(slab, 1), &z1), 0);
+  ck_assert(z0 == 12 && z1 == 24);
+  rh_out_free(&o);
+  ck_assert_int_eq(mincore(map, len, vec), 0);
+  size_t after = 0;
+  for (size_t i = 0; i < npages; i++)
+    after += vec[i] & 1;
+  size_t vbytes = (size_t)X * Y * Z * 4, plane = (size_t)X * Y * 4, inslab = 0, slabpages = 0;
+  for (size_t t = 0; t < T; t++) {
+    size_t b = 352 + t * vbytes + (size_t)z0 * plane, e = 352 + t * vbytes + (size_t)z1 * plane;
+    for (size_t pg = (b + page - 1) / page; pg < e / page; pg++, slabpages++)
+      inslab += vec[pg] & 1;
+  }
+  munmap(map, len);
+  close(fd);
+  free(vec);
+  ck_assert_msg(inslab == slabpages, "%zu of the slab's %zu pages resident", inslab, slabpages);
+  /* the slab is a quarter of the data; read-ahead around it adds a little */
+  ck_assert_msg(after * 2 < npages, "reading a quarter of the voxels faulted in %zu of %zu pages", after,
+                npages);
+}
+END_TEST
+
+/* Combinations that cannot shard are refused before the run, naming the param. */
+START_TEST(fmri_shard_refusals) {
+  static const char *const bad[][2] = {
+      {"{path: x.nii, shard: voxels, mask: auto}", "mask"},
+      {"{path: x.nii, shard: voxels, atlas: a.nii}", "atlas"},
+      {"{watch: /tmp, shard: subject}", "shard"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    char err[1024] = "";
+    myelin_harness *h = myelin_harness_new("fmri_source", bad[i][0], err, sizeof err);
+    ck_assert_msg(h == NULL, "%s was accepted", bad[i][0]);
+    ck_assert_msg(strstr(err, bad[i][1]) && strstr(err, "shard"), "%s: %s", bad[i][0], err);
+  }
+  /* a surface run cannot be split by voxels: an error naming the file */
+  char *dir = mt_tmpdir();
+  char *gii = mt_strf("%s/sub-01_hemi-L.func.gii", dir);
+  mt_write(gii, "<GIFTI/>");
+  const char *p[] = {"path", gii, "shard", "voxels", NULL};
+  rh_out o;
+  ck_assert_int_ne(rh_run("fmri_source", p, 0, 2, &o), 0);
+  ck_assert_msg(strstr(o.error, gii) && strstr(o.error, "GIFTI"), "%s", o.error);
+  rh_out_free(&o);
+}
+END_TEST
+
 /* ---- dataset ------------------------------------------------------------------------ */
 
 static void write_idx(const char *path, int gz, uint8_t type, int ndim, const uint32_t *dims,
@@ -441,6 +658,9 @@ int main(void) {
   tcase_add_test(tc, shard_blocks_cover);
   tcase_add_test(tc, fmri_shard_subject_and_run);
   tcase_add_test(tc, fmri_shard_context);
+  tcase_add_test(tc, fmri_shard_voxels);
+  tcase_add_test(tc, fmri_shard_voxels_reads_its_slab);
+  tcase_add_test(tc, fmri_shard_refusals);
   tcase_add_test(tc, dataset_shard_sample);
   tcase_add_test(tc, folder_shard_file);
   tcase_add_test(tc, file_source_shard_file);
