@@ -11,6 +11,7 @@
 
 #include "../../plugins/common/shard.h"
 #include "myelin/harness.h"
+#include "myelin/io.h"
 #include "nifti.h"
 #include "rank_host.h"
 #include "testutil.h"
@@ -115,27 +116,52 @@ static void keys_free(keyset *k) {
   memset(k, 0, sizeof *k);
 }
 
+/* How the tests run a source as every rank of N: outs[r] gets rank r's
+ * messages. In this process through rank_host.h (N = 1..7), or with an MPI
+ * build under mpirun (N = 1, 2, 4; ranks_mpi below). */
+typedef int (*ranks_fn)(const char *plugin, const char *const *params, int N, rh_out *outs, char *err,
+                        size_t errlen);
+
+static int ranks_host(const char *plugin, const char *const *params, int N, rh_out *outs, char *err,
+                      size_t errlen) {
+  for (int r = 0; r < N; r++) {
+    int rc = rh_run(plugin, params, r, N, &outs[r]);
+    if (rc) {
+      snprintf(err, errlen, "rank %d of %d: %s", r, N, outs[r].error);
+      for (int k = 0; k <= r; k++)
+        rh_out_free(&outs[k]);
+      return rc;
+    }
+  }
+  return 0;
+}
+
+static ranks_fn g_ranks = ranks_host;
+static int g_counts[8] = {1, 2, 3, 4, 5, 6, 7, 0}; /* rank counts to try, 0-terminated; 1 first */
+
 /* Runs the source as every rank of 1..7 and checks: each rank's messages
  * are its own (no message on two ranks), and the union equals the 1-rank
  * run (as sorted multisets of keys). Returns the 1-rank message count. */
 static size_t check_ranks(const char *plugin, const char *const *params, const char *const *fields) {
   rh_out one;
-  int rc = rh_run(plugin, params, 0, 1, &one);
-  ck_assert_msg(rc == 0, "%s, 1 rank: %s", plugin, one.error);
+  char err[4096];
+  int rc = g_ranks(plugin, params, 1, &one, err, sizeof err);
+  ck_assert_msg(rc == 0, "%s, 1 rank: %s", plugin, err);
   keyset ref = {0};
   keys_add(&ref, &one, fields);
   qsort(ref.v, ref.n, sizeof *ref.v, cmp_key);
   for (size_t i = 1; i < ref.n; i++)
     ck_assert_msg(strcmp(ref.v[i - 1], ref.v[i]) != 0, "%s: duplicate message %s in the 1-rank run", plugin,
                   ref.v[i]);
-  for (int N = 2; N <= 7; N++) {
+  for (int *np = g_counts + 1; *np; np++) {
+    int N = *np;
     keyset all = {0};
+    rh_out o[7];
+    rc = g_ranks(plugin, params, N, o, err, sizeof err);
+    ck_assert_msg(rc == 0, "%s: %s", plugin, err);
     for (int r = 0; r < N; r++) {
-      rh_out o;
-      rc = rh_run(plugin, params, r, N, &o);
-      ck_assert_msg(rc == 0, "%s, rank %d of %d: %s", plugin, r, N, o.error);
-      keys_add(&all, &o, fields);
-      rh_out_free(&o);
+      keys_add(&all, &o[r], fields);
+      rh_out_free(&o[r]);
     }
     qsort(all.v, all.n, sizeof *all.v, cmp_key);
     ck_assert_msg(all.n == ref.n, "%s: %d ranks emit %zu messages in all, 1 rank %zu", plugin, N, all.n,
@@ -312,15 +338,15 @@ static char *make_voxel_tree(char **mask) {
 static void check_voxel_slabs(const char *const *params_voxels, const char *const *params_none, size_t nmsg,
                               int volume) {
   rh_out one;
-  ck_assert_msg(rh_run("fmri_source", params_none, 0, 1, &one) == 0, "%s", one.error);
+  char err[4096];
+  ck_assert_msg(g_ranks("fmri_source", params_none, 1, &one, err, sizeof err) == 0, "%s", err);
   ck_assert_uint_eq(one.n, nmsg);
-  for (int N = 1; N <= 7; N++) {
+  for (int *np = g_counts; *np; np++) {
+    int N = *np;
     rh_out o[7];
-    for (int r = 0; r < N; r++) {
-      ck_assert_msg(rh_run("fmri_source", params_voxels, r, N, &o[r]) == 0, "rank %d of %d: %s", r, N,
-                    o[r].error);
+    ck_assert_msg(g_ranks("fmri_source", params_voxels, N, o, err, sizeof err) == 0, "%s", err);
+    for (int r = 0; r < N; r++)
       ck_assert_uint_eq(o[r].n, nmsg); /* every rank emits every run, its slab of it */
-    }
     for (size_t i = 0; i < nmsg; i++) {
       myelin_tensor ref, rvox;
       ck_assert_int_eq(myelin_msg_tensor(one.msgs[i], "data", &ref), 0);
@@ -651,6 +677,90 @@ START_TEST(name_owner_spread) {
 }
 END_TEST
 
+#ifdef SHARD_MPI
+/* ---- the same checks under mpirun (an MPI build) ---------------------------------------- */
+
+/* Runs `mpirun -n N myelin run` of [source → file_sink] with a file per rank
+ * (${OMPI_COMM_WORLD_RANK} in the path) and reads each rank's file back. */
+static int ranks_mpi(const char *plugin, const char *const *params, int N, rh_out *outs, char *err,
+                     size_t errlen) {
+  setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+  setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+  char *d = mt_tmpdir();
+  char *ps = mt_strf("%s", "");
+  for (size_t i = 0; params[i] && params[i + 1]; i += 2)
+    ps = mt_strf("%s%s%s: %s", ps, i ? ", " : "", params[i], params[i + 1]);
+  char *yaml = mt_strf("%s/p.yaml", d);
+  mt_write(yaml, mt_strf("name: shard\nstages:\n  - {id: src, plugin: %s, params: {%s}}\n"
+                         "  - {id: out, plugin: file_sink, inputs: [src], params: {path: "
+                         "'%s/r${OMPI_COMM_WORLD_RANK}.mpk'}}\n",
+                         plugin, ps, d));
+  char *out = NULL;
+  int rc = mt_run(mt_strf("mpirun --oversubscribe -n %d %s run %s", N, mt_env("MYELIN_BIN", "myelin"), yaml),
+                  &out);
+  if (rc) {
+    snprintf(err, errlen, "mpirun -n %d: exit %d:\n%s", N, rc, out);
+    free(out);
+    return MYELIN_EINVAL;
+  }
+  free(out);
+  for (int r = 0; r < N; r++) {
+    memset(&outs[r], 0, sizeof outs[r]);
+    FILE *f = fopen(mt_strf("%s/r%d.mpk", d, r), "rb");
+    if (!f) continue; /* a rank that emitted nothing may leave no file */
+    myelin_reader *rd = myelin_reader_new(f, 0);
+    myelin_msg *m;
+    char e[512];
+    int k;
+    while ((k = myelin_reader_next(rd, &m, e, sizeof e)) == 1) {
+      outs[r].msgs = realloc(outs[r].msgs, (outs[r].n + 1) * sizeof *outs[r].msgs);
+      outs[r].msgs[outs[r].n++] = m;
+    }
+    myelin_reader_free(rd);
+    fclose(f);
+    if (k < 0) {
+      snprintf(err, errlen, "rank %d's file: %s", r, e);
+      return MYELIN_EINVAL;
+    }
+  }
+  return 0;
+}
+
+/* Every sharded source under mpirun -n 1, 2, 4: disjoint parts whose union
+ * is the 1-rank run. */
+START_TEST(mpi_sources) {
+  g_ranks = ranks_mpi;
+  int counts[] = {1, 2, 4, 0};
+  memcpy(g_counts, counts, sizeof counts);
+  char *root = make_bids();
+  const char *subj[] = {"path", root, "shard", "subject", NULL};
+  ck_assert_uint_eq(check_ranks("fmri_source", subj, FMRI_KEYS), 7);
+  const char *runs[] = {"path", root, "shard", "run", NULL};
+  ck_assert_uint_eq(check_ranks("fmri_source", runs, FMRI_KEYS), 7);
+  char *mask;
+  char *vroot = make_voxel_tree(&mask);
+  const char *vox[] = {"path", vroot, "shard", "voxels", "mask", mask, NULL};
+  const char *none[] = {"path", vroot, "mask", mask, NULL};
+  check_voxel_slabs(vox, none, 2, 0);
+  char *dir = mt_tmpdir();
+  const char *img = make_idx(dir, 1), *lab = mt_strf("%s/lab1.idx.gz", dir);
+  const char *shuf[] = {"path", img,    "labels", lab,      "shard", "sample", "shuffle",
+                        "true", "seed", "7",      "epochs", "2",     NULL};
+  ck_assert_uint_eq(check_ranks("dataset", shuf, DS_KEYS), 26);
+  for (int k = 0; k < 5; k++)
+    write_mpk(mt_strf("%s/rec%d.mpk", dir, k), k, 1 + k % 3);
+  const char *glob1[] = {"path", mt_strf("'%s/rec*.mpk'", dir), "shard", "file", NULL};
+  ck_assert_uint_eq(check_ranks("file_source", glob1, (const char *const[]){"file", "i", NULL}), 9);
+  char *fdir = mt_tmpdir();
+  for (int i = 0; i < 13; i++)
+    mt_write(mt_strf("%s/f%02d.txt", fdir, i), mt_strf("file %d", i));
+  const char *fo[] = {"path", fdir, "shard", "file", "settle_ms", "20", "count", "13", NULL};
+  ck_assert_uint_eq(check_ranks("folder_source", fo, (const char *const[]){"name", NULL}), 13);
+  g_ranks = ranks_host;
+}
+END_TEST
+#endif
+
 int main(void) {
   Suite *s = suite_create("shard");
   TCase *tc = tcase_create("shard");
@@ -666,6 +776,12 @@ int main(void) {
   tcase_add_test(tc, file_source_shard_file);
   tcase_add_test(tc, name_owner_spread);
   suite_add_tcase(s, tc);
+#ifdef SHARD_MPI
+  TCase *mc = tcase_create("mpirun");
+  tcase_set_timeout(mc, 600);
+  tcase_add_test(mc, mpi_sources);
+  suite_add_tcase(s, mc);
+#endif
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
