@@ -30,6 +30,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,6 +165,9 @@ int cli_parse_set(const char *arg, set_override *s) {
 #define SIGNAL_SAME_NS 1000000000ull /* a repeat within 1 s is the same request */
 
 static int sig_pipe[2] = {-1, -1};
+/* The run is over in an MPI job: mpirun sends SIGTERM to ranks still
+ * finalizing once one rank exits non-zero; that is no request any more. */
+static _Atomic int run_over;
 
 static void on_signal(int sig) { /* async-signal-safe: write(2) only */
   int saved = errno;
@@ -183,6 +187,7 @@ static void *signal_thread(void *arg) {
     ssize_t n = read(sig_pipe[0], &b, 1);
     if (n < 0 && errno == EINTR) continue;
     if (n != 1) return NULL;
+    if (atomic_load(&run_over)) continue;
     const char *what = b == SIGINT ? "interrupt" : "terminate";
     uint64_t now = now_ns();
     if (!first) {
@@ -333,6 +338,7 @@ static int cmd_run(int argc, char **argv, int validate_only) {
   o.progress = !o.quiet && isatty(2); /* an explicit --progress prints even with --quiet */
   if (report) o.collect = &rs;
   rc = run_pipeline(p, &o);
+  if (cluster_size() > 1) atomic_store(&run_over, 1);
   if (report && cluster_rank() != 0) { /* one report per job: rank 0's */
     report = NULL;
     run_stats_free(&rs);

@@ -84,12 +84,13 @@ static void backoff(unsigned *round) {
   nanosleep(&ts, NULL);
 }
 
-/* The job is aborting while reqs[0..n) may still be pending: cancel them
- * (receives cancel at once), let the sends finish for a moment, leave what
- * is left to the library. */
-static void give_up(cluster_comm *c, MPI_Request *reqs, int n) {
+/* The job is aborting while reqs[0..n) may still be pending; the first
+ * nrecv are receives: cancel those (only those: OpenMPI cannot cancel a
+ * send), let the sends finish for a moment, leave what is left to the
+ * library. */
+static void give_up(cluster_comm *c, MPI_Request *reqs, int n, int nrecv) {
   c->broken = 1;
-  for (int i = 0; i < n; i++)
+  for (int i = 0; i < nrecv; i++)
     if (reqs[i] != MPI_REQUEST_NULL) MPI_Cancel(&reqs[i]);
   uint64_t until = now_ns() + GIVE_UP_NS;
   unsigned round = 0;
@@ -103,16 +104,17 @@ static void give_up(cluster_comm *c, MPI_Request *reqs, int n) {
     if (reqs[i] != MPI_REQUEST_NULL) MPI_Request_free(&reqs[i]);
 }
 
-/* Waits for reqs[from..from+k) of the operation's request array all[0..n);
- * MYELIN_ESTOP (after give_up on all of them) when the job aborts. */
-static int wait_reqs(cluster_comm *c, MPI_Request *all, int n, int from, int k) {
+/* Waits for reqs[from..from+k) of the operation's request array all[0..n),
+ * whose first nrecv are receives; MYELIN_ESTOP (after give_up on all of
+ * them) when the job aborts. */
+static int wait_reqs(cluster_comm *c, MPI_Request *all, int n, int nrecv, int from, int k) {
   unsigned round = 0;
   for (;;) {
     int done = 0;
     MPI_Testall(k, all + from, &done, MPI_STATUSES_IGNORE);
     if (done) return 0;
     if (atomic_load(c->aborting)) {
-      give_up(c, all, n);
+      give_up(c, all, n, nrecv);
       return MYELIN_ESTOP;
     }
     backoff(&round);
@@ -183,7 +185,7 @@ int cluster_allreduce(cluster_comm *c, void *buf, size_t count, myelin_dtype dty
     size_t n = (k + 1 < np ? per : count - k * per), off = k * per * es;
     if (g_rank > 0) {
       if (k == 0) MPI_Irecv(tmp, (int)(n * es), MPI_BYTE, g_rank - 1, TAG_REDUCE, c->comm, &q[R0]);
-      if ((rc = wait_reqs(c, q, NQ, R0 + (int)(k % 2), 1))) break;
+      if ((rc = wait_reqs(c, q, NQ, 2, R0 + (int)(k % 2), 1))) break;
       if (k + 1 < np) {
         size_t n1 = (k + 2 < np ? per : count - (k + 1) * per);
         MPI_Irecv(tmp + ((k + 1) % 2) * per * es, (int)(n1 * es), MPI_BYTE, g_rank - 1, TAG_REDUCE, c->comm,
@@ -193,11 +195,11 @@ int cluster_allreduce(cluster_comm *c, void *buf, size_t count, myelin_dtype dty
     }
     if (g_rank < g_size - 1) {
       int slot = S0 + (int)(k % WINDOW);
-      if ((rc = wait_reqs(c, q, NQ, slot, 1))) break;
+      if ((rc = wait_reqs(c, q, NQ, 2, slot, 1))) break;
       MPI_Isend(b + off, (int)(n * es), MPI_BYTE, g_rank + 1, TAG_REDUCE, c->comm, &q[slot]);
     }
   }
-  if (!rc) rc = wait_reqs(c, q, NQ, 0, NQ);
+  if (!rc) rc = wait_reqs(c, q, NQ, 2, 0, NQ);
   free(tmp);
   if (rc) return rc;
   return bcast_tree(c, b, count * es, g_size - 1);
@@ -228,20 +230,20 @@ static int bcast_tree(cluster_comm *c, char *buf, size_t bytes, int root) {
   for (size_t k = 0; k < np; k++) {
     int slot = (int)(k % WINDOW);
     if (parent >= 0) {
-      if ((rc = wait_reqs(c, q, NQ, slot, 1))) return rc;
+      if ((rc = wait_reqs(c, q, NQ, WINDOW, slot, 1))) return rc;
       if (k + WINDOW < np)
         MPI_Irecv(buf + (k + WINDOW) * PIECE, (int)PIECE_LEN(k + WINDOW), MPI_BYTE, parent, TAG_BCAST,
                   c->comm, &q[slot]);
     }
     if (nk) {
       int s0 = WINDOW + slot * MAX_KIDS;
-      if ((rc = wait_reqs(c, q, NQ, s0, nk))) return rc;
+      if ((rc = wait_reqs(c, q, NQ, WINDOW, s0, nk))) return rc;
       for (int j = 0; j < nk; j++)
         MPI_Isend(buf + k * PIECE, (int)PIECE_LEN(k), MPI_BYTE, kids[j], TAG_BCAST, c->comm, &q[s0 + j]);
     }
   }
 #undef PIECE_LEN
-  return wait_reqs(c, q, NQ, 0, NQ);
+  return wait_reqs(c, q, NQ, WINDOW, 0, NQ);
 }
 
 int cluster_bcast(cluster_comm *c, void *buf, size_t bytes, int root, char *err, size_t errlen) {
@@ -272,11 +274,11 @@ int cluster_gather(cluster_comm *c, const void *send, size_t bytes, int root, vo
     MPI_Isend(&len, 8, MPI_BYTE, root, TAG_GATHER_LEN, c->comm, &q[0]);
     for (size_t k = 0; k * PIECE < bytes; k++) {
       int slot = 1 + (int)(k % WINDOW);
-      if ((rc = wait_reqs(c, q, NQ, slot, 1))) return rc;
+      if ((rc = wait_reqs(c, q, NQ, 0, slot, 1))) return rc;
       size_t n = bytes - k * PIECE < PIECE ? bytes - k * PIECE : PIECE;
       MPI_Isend((const char *)send + k * PIECE, (int)n, MPI_BYTE, root, TAG_GATHER, c->comm, &q[slot]);
     }
-    return wait_reqs(c, q, NQ, 0, NQ);
+    return wait_reqs(c, q, NQ, 0, 0, NQ);
   }
   uint64_t *lens = calloc((size_t)g_size, sizeof *lens);
   MPI_Request *q = malloc(((size_t)g_size + WINDOW) * sizeof *q);
@@ -293,7 +295,7 @@ int cluster_gather(cluster_comm *c, const void *send, size_t bytes, int root, vo
     if (r != root) MPI_Irecv(&lens[r], 8, MPI_BYTE, r, TAG_GATHER_LEN, c->comm, &q[r]);
   lens[root] = len;
   char *out = NULL;
-  if (!(rc = wait_reqs(c, q, nq, 0, g_size))) {
+  if (!(rc = wait_reqs(c, q, nq, nq, 0, g_size))) {
     size_t total = 0;
     for (int r = 0; r < g_size; r++)
       total += lens[r];
@@ -313,13 +315,13 @@ int cluster_gather(cluster_comm *c, const void *send, size_t bytes, int root, vo
       }
       for (size_t p = 0; p * PIECE < lens[r] && !rc; p++, k++) {
         int slot = g_size + (int)(k % WINDOW);
-        if ((rc = wait_reqs(c, q, nq, slot, 1))) break;
+        if ((rc = wait_reqs(c, q, nq, nq, slot, 1))) break;
         size_t n = lens[r] - p * PIECE < PIECE ? lens[r] - p * PIECE : PIECE;
         MPI_Irecv(out + off, (int)n, MPI_BYTE, r, TAG_GATHER, c->comm, &q[slot]);
         off += n;
       }
     }
-    if (!rc) rc = wait_reqs(c, q, nq, 0, nq);
+    if (!rc) rc = wait_reqs(c, q, nq, nq, 0, nq);
   }
   if (!rc) {
     for (int r = 0; r < g_size; r++)
@@ -341,9 +343,9 @@ int cluster_barrier(cluster_comm *c, char *err, size_t errlen) {
   if (unusable(c)) return MYELIN_ESTOP;
   if (g_rank != 0) {
     MPI_Request q[2];
-    MPI_Irecv(NULL, 0, MPI_BYTE, 0, TAG_BARRIER_OUT, c->comm, &q[1]);
-    MPI_Isend(NULL, 0, MPI_BYTE, 0, TAG_BARRIER_IN, c->comm, &q[0]);
-    return wait_reqs(c, q, 2, 0, 2);
+    MPI_Irecv(NULL, 0, MPI_BYTE, 0, TAG_BARRIER_OUT, c->comm, &q[0]);
+    MPI_Isend(NULL, 0, MPI_BYTE, 0, TAG_BARRIER_IN, c->comm, &q[1]);
+    return wait_reqs(c, q, 2, 1, 0, 2);
   }
   int n = g_size - 1, rc;
   MPI_Request *q = malloc((size_t)n * sizeof *q);
@@ -353,10 +355,10 @@ int cluster_barrier(cluster_comm *c, char *err, size_t errlen) {
   }
   for (int r = 1; r < g_size; r++)
     MPI_Irecv(NULL, 0, MPI_BYTE, r, TAG_BARRIER_IN, c->comm, &q[r - 1]);
-  if (!(rc = wait_reqs(c, q, n, 0, n))) {
+  if (!(rc = wait_reqs(c, q, n, n, 0, n))) {
     for (int r = 1; r < g_size; r++)
       MPI_Isend(NULL, 0, MPI_BYTE, r, TAG_BARRIER_OUT, c->comm, &q[r - 1]);
-    rc = wait_reqs(c, q, n, 0, n);
+    rc = wait_reqs(c, q, n, 0, 0, n);
   }
   free(q);
   return rc;
@@ -366,19 +368,28 @@ int cluster_barrier(cluster_comm *c, char *err, size_t errlen) {
 int cluster_comm_new(const _Atomic int *aborting, cluster_comm **out, char *err, size_t errlen) {
   *out = NULL;
   if (!g_mpi || g_size == 1) return 0;
+  /* Every rank duplicates every stage's communicator before any stage
+   * starts (even when out of memory), so this completes even when another
+   * rank has already failed (its own duplicate completed first): wait
+   * without looking at the abort flag. A nonblocking collective cannot be
+   * cancelled (MPI_Cancel on it deadlocks OpenMPI). */
+  MPI_Comm comm;
+  MPI_Request q = MPI_REQUEST_NULL;
+  MPI_Comm_idup(MPI_COMM_WORLD, &comm, &q);
+  for (unsigned round = 0;;) {
+    int done = 0;
+    MPI_Test(&q, &done, MPI_STATUS_IGNORE);
+    if (done) break;
+    backoff(&round);
+  }
   cluster_comm *c = calloc(1, sizeof *c);
   if (!c) {
+    MPI_Comm_free(&comm);
     snprintf(err, errlen, "out of memory");
     return MYELIN_ENOMEM;
   }
+  c->comm = comm;
   c->aborting = aborting;
-  MPI_Request q = MPI_REQUEST_NULL;
-  MPI_Comm_idup(MPI_COMM_WORLD, &c->comm, &q);
-  int rc = wait_reqs(c, &q, 1, 0, 1);
-  if (rc) { /* the duplicate may still complete in the library: never freed */
-    free(c);
-    return rc;
-  }
   *out = c;
   return 0;
 }

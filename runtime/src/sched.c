@@ -130,6 +130,12 @@ struct myelin_run {
   _Atomic unsigned n_failed; /* numbers the failing stages in order */
   myelin_schemas *schemas;
   _Atomic int live_threads;
+  /* Where errors and --stats go: stderr, or in an MPI job of several ranks
+   * two buffers that rank 0 gathers and prints (ranks_report) */
+  FILE *err_out, *stats_out;
+  char *err_buf, *stats_buf;
+  size_t err_len, stats_len;
+  char label[24]; /* "rank R: " before each error in an MPI job, else "" */
 };
 
 /* ---- inbox --------------------------------------------------------------- */
@@ -668,7 +674,9 @@ static void human_bytes(double b, char *buf, size_t n) {
 }
 
 static void print_stats(struct myelin_run *run, double wall) {
-  fprintf(stderr, "%-16s %-14s %12s %12s %10s %12s %7s %8s\n", "stage", "plugin", "msgs in", "msgs out",
+  FILE *f = run->stats_out;
+  if (run->label[0]) fprintf(f, "rank %d:\n", cluster_rank());
+  fprintf(f, "%-16s %-14s %12s %12s %10s %12s %7s %8s\n", "stage", "plugin", "msgs in", "msgs out",
           "bytes out", "msgs/s", "queue", "busy");
   for (size_t i = 0; i < run->n; i++) {
     rstage *s = &run->st[i];
@@ -681,15 +689,15 @@ static void print_stats(struct myelin_run *run, double wall) {
       snprintf(q, sizeof q, "%zu/%zu", s->in.hiwater, s->in.cap);
     else
       snprintf(q, sizeof q, "-");
-    fprintf(stderr, "%-16s %-14s %12" PRIu64 " %12" PRIu64 " %10s %12.0f %7s %7.1f%%\n", s->def->id,
+    fprintf(f, "%-16s %-14s %12" PRIu64 " %12" PRIu64 " %10s %12.0f %7s %7.1f%%\n", s->def->id,
             s->def->plugin, in, out, bo, rate, q,
             wall > 0 ? 100.0 * (double)atomic_load(&s->cpu_ns) / 1e9 / wall : 0.0);
     size_t nc = atomic_load(&s->n_counters);
     for (size_t c = 0; c < nc; c++)
-      fprintf(stderr, "    %s.%s = %" PRId64 "\n", s->def->id, s->counters[c].name,
+      fprintf(f, "    %s.%s = %" PRId64 "\n", s->def->id, s->counters[c].name,
               atomic_load(&s->counters[c].value));
   }
-  fprintf(stderr, "wall time: %.3f s\n", wall);
+  fprintf(f, "wall time: %.3f s\n", wall);
 }
 
 void run_stats_free(run_stats *rs) {
@@ -770,7 +778,7 @@ static void print_errors(struct myelin_run *run) {
       unsigned no = atomic_load(&s->fail_no);
       const char *msg = s->error ? s->error : s->error_fallback;
       if ((k <= last ? no != k : no != 0) || !msg[0]) continue;
-      fprintf(stderr, "error: stage '%s' (%s): %s\n", s->def->id, s->def->plugin, msg);
+      fprintf(run->err_out, "error: %sstage '%s' (%s): %s\n", run->label, s->def->id, s->def->plugin, msg);
     }
 }
 
@@ -816,6 +824,69 @@ void run_remote_request(int what, int from_rank) {
   abort_here();
 }
 
+/* An MPI job of several ranks: every rank's errors and --stats go to rank
+ * 0, which prints the errors of the rank that failed first (the root cause;
+ * cluster_first_failure), then the other ranks' in rank order, then the
+ * stats block of each rank in rank order. Every rank returns the job's exit
+ * code: that of the most severe outcome over the ranks, 2 (a bad pipeline
+ * or option) > 1 (an error on any rank) > 130 (stopped early) > 0. */
+static int severity(int code) { return code == 0 ? 0 : code == 130 ? 1 : code == 1 ? 2 : 3; }
+
+static int ranks_report(struct myelin_run *run, int code) {
+  if (cluster_size() == 1) return code;
+  for (int k = 0; k < 2; k++) {
+    FILE *f = k ? run->stats_out : run->err_out;
+    if (f != stderr) fclose(f);
+  }
+  run->err_out = run->stats_out = stderr;
+  /* one record per rank: code (4 bytes), error text length (8), errors, stats */
+  size_t n = 12 + run->err_len + run->stats_len;
+  char *rec = malloc(n);
+  if (!rec) n = 0;
+  if (rec) {
+    int32_t c = code;
+    uint64_t el = run->err_len;
+    memcpy(rec, &c, 4);
+    memcpy(rec + 4, &el, 8);
+    if (run->err_len) memcpy(rec + 12, run->err_buf, run->err_len);
+    if (run->stats_len) memcpy(rec + 12 + run->err_len, run->stats_buf, run->stats_len);
+  } else { /* out of memory: this rank's own texts, and the code as it is */
+    fprintf(stderr, "%.*s%.*s", (int)run->err_len, run->err_buf ? run->err_buf : "", (int)run->stats_len,
+            run->stats_buf ? run->stats_buf : "");
+  }
+  free(run->err_buf);
+  free(run->stats_buf);
+  run->err_buf = run->stats_buf = NULL;
+  size_t *lens = calloc((size_t)cluster_size(), sizeof *lens);
+  void *all = NULL;
+  int job = code;
+  if (lens && !cluster_job_gather(rec, n, &all, lens) && all) {
+    int ranks = cluster_size(), first = cluster_first_failure();
+    size_t *off = calloc((size_t)ranks, sizeof *off);
+    for (int r = 1; off && r < ranks; r++)
+      off[r] = off[r - 1] + lens[r - 1];
+    for (int pass = 0; off && pass < 3; pass++) /* the first failure's errors, the others', then stats */
+      for (int r = 0; r < ranks; r++) {
+        const char *b = (const char *)all + off[r];
+        if (lens[r] < 12) continue;
+        int32_t c;
+        uint64_t el;
+        memcpy(&c, b, 4);
+        memcpy(&el, b + 4, 8);
+        if (pass == 0 && severity(c) > severity(job)) job = c;
+        if (pass == 0 ? r == first : pass == 1 ? r != first : 1)
+          fprintf(stderr, "%.*s", pass < 2 ? (int)el : (int)(lens[r] - 12 - el),
+                  b + 12 + (pass < 2 ? 0 : el));
+      }
+    free(off);
+  }
+  free(all);
+  free(lens);
+  free(rec);
+  cluster_job_bcast_int(&job);
+  return job;
+}
+
 static int setup(struct myelin_run *run) {
   pipeline *p = run->p;
   run->n = p->n;
@@ -853,39 +924,50 @@ int run_pipeline(pipeline *p, const run_opts *o) {
   struct myelin_run *run = &run_s;
   run->p = p;
   run->o = *o;
+  run->err_out = run->stats_out = stderr;
+  if (cluster_size() > 1) {
+    snprintf(run->label, sizeof run->label, "rank %d: ", cluster_rank());
+    FILE *e = open_memstream(&run->err_buf, &run->err_len),
+         *t = open_memstream(&run->stats_buf, &run->stats_len);
+    if (e) run->err_out = e; /* else: straight to stderr, still labelled */
+    if (t) run->stats_out = t;
+  }
   if (o->check_messages) {
     char err[512];
     run->schemas = myelin_schemas_load(schema_dir(), err, sizeof err);
     if (!run->schemas) {
       fprintf(stderr, "error: --check-messages: %s\n", err);
-      return 2;
+      return ranks_report(run, 2);
     }
   }
   int exit_code = 0;
   if (setup(run)) {
-    fprintf(stderr, "error: out of memory setting up the pipeline\n");
+    fprintf(run->err_out, "error: %sout of memory setting up the pipeline\n", run->label);
+    cluster_notify(CLUSTER_FAIL);
     exit_code = 1;
-    goto teardown;
+  } else {
+    atomic_store(&current_run, run); /* from here another rank's stop, abort or failure reaches this run */
   }
-  /* one communicator per stage, in pipeline order on every rank; from here
-   * on another rank's stop, abort or failure reaches this run */
-  atomic_store(&current_run, run);
-  for (size_t i = 0; i < p->n && !exit_code; i++) {
+  /* one communicator per stage, in pipeline order on every rank; all of
+   * them even after an error, as the other ranks wait for each */
+  for (size_t i = 0; i < p->n; i++) {
     char err[256] = "";
-    int rc = cluster_comm_new(&run->aborting, &run->st[i].comm, err, sizeof err);
-    if (rc == MYELIN_ESTOP) {
-      exit_code = 1;
-    } else if (rc) {
-      fprintf(stderr, "error: stage '%s' (%s): cannot set up its MPI communicator: %s\n", p->stages[i].id,
-              p->stages[i].plugin, err);
+    cluster_comm *c = NULL;
+    if (cluster_comm_new(&run->aborting, &c, err, sizeof err) && !exit_code) {
+      fprintf(run->err_out, "error: %sstage '%s' (%s): cannot set up its MPI communicator: %s\n", run->label,
+              p->stages[i].id, p->stages[i].plugin, err);
       cluster_notify(CLUSTER_FAIL);
       exit_code = 1;
     }
+    if (run->st)
+      run->st[i].comm = c;
+    else
+      cluster_comm_free(c);
   }
   if (exit_code) goto teardown;
   size_t *order = malloc(p->n * sizeof *order);
   if (!order || pipeline_topo(p, order)) {
-    fprintf(stderr, "error: out of memory setting up the pipeline\n");
+    fprintf(run->err_out, "error: %sout of memory setting up the pipeline\n", run->label);
     free(order);
     exit_code = 1;
     goto teardown;
@@ -898,8 +980,8 @@ int run_pipeline(pipeline *p, const run_opts *o) {
       break;
     }
     if (rc < 0) {
-      fprintf(stderr, "error: stage '%s' (%s): init failed: %s\n", s->def->id, s->def->plugin,
-              stage_error(s, rc));
+      fprintf(run->err_out, "error: %sstage '%s' (%s): init failed: %s\n", run->label, s->def->id,
+              s->def->plugin, stage_error(s, rc));
       cluster_notify(CLUSTER_FAIL);
       exit_code = 1;
       break;
@@ -916,7 +998,8 @@ int run_pipeline(pipeline *p, const run_opts *o) {
     if (atomic_load(&remote_failed)) { /* another rank failed */
       exit_code = 1;
     } else {
-      fprintf(stderr, "myelin: interrupted before the run started: nothing was run\n");
+      if (cluster_rank() == 0)
+        fprintf(stderr, "myelin: interrupted before the run started: nothing was run\n");
       exit_code = 130;
     }
     goto teardown;
@@ -990,5 +1073,5 @@ teardown:
   }
   free(run->st);
   if (run->schemas) myelin_schemas_free(run->schemas);
-  return exit_code;
+  return ranks_report(run, exit_code);
 }
