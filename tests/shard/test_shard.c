@@ -235,6 +235,31 @@ START_TEST(fmri_shard_subject_and_run) {
 }
 END_TEST
 
+/* DICOM: series are runs (SeriesNumber order), PatientID the subject. */
+START_TEST(fmri_shard_dicom) {
+  const char *data = mt_strf("%s/tests/data/dicom", mt_env("MYELIN_SOURCE_DIR", "."));
+  char *dir = mt_tmpdir();
+  /* 3 series of 2 patients: the 12-slice series and MR_small (4MR1), decimal_rescale (Anon) */
+  ck_assert_int_eq(
+      mt_run(mt_strf("cp %s/MR_small.dcm %s/decimal_rescale.dcm %s/slices/*.dcm %s/", data, data, data, dir),
+             NULL),
+      0);
+  const char *subj[] = {"path", dir, "format", "dicom", "shard", "subject", NULL};
+  ck_assert_uint_eq(check_ranks("fmri_source", subj, FMRI_KEYS), 3);
+  const char *runs[] = {"path", dir, "format", "dicom", "shard", "run", NULL};
+  ck_assert_uint_eq(check_ranks("fmri_source", runs, FMRI_KEYS), 3);
+  /* 2 ranks by subject: rank 0 reads patient 4MR1's two series, rank 1 Anon's */
+  rh_out o;
+  ck_assert_msg(rh_run("fmri_source", subj, 0, 2, &o) == 0, "%s", o.error);
+  ck_assert_uint_eq(o.n, 2);
+  rh_out_free(&o);
+  const char *vox[] = {"path", dir, "format", "dicom", "shard", "voxels", NULL};
+  ck_assert_int_ne(rh_run("fmri_source", vox, 0, 2, &o), 0);
+  ck_assert_msg(strstr(o.error, "DICOM"), "%s", o.error);
+  rh_out_free(&o);
+}
+END_TEST
+
 /* What each rank reads, and the global context every message carries. */
 START_TEST(fmri_shard_context) {
   char *root = make_bids();
@@ -768,6 +793,7 @@ int main(void) {
   tcase_add_test(tc, shard_blocks_cover);
   tcase_add_test(tc, fmri_shard_subject_and_run);
   tcase_add_test(tc, fmri_shard_context);
+  tcase_add_test(tc, fmri_shard_dicom);
   tcase_add_test(tc, fmri_shard_voxels);
   tcase_add_test(tc, fmri_shard_voxels_reads_its_slab);
   tcase_add_test(tc, fmri_shard_refusals);
