@@ -1173,8 +1173,11 @@ void myelin_build_obj(myelin_builder *b, const char *key, myelin_obj o) {
   if (open_slot(b, key)) put_obj(b, o, b->depth + 1);
 }
 
-const char *const myelin_context_keys[] = {"subject", "task", "run",   "label",
-                                           "index",   "split", "epoch", NULL};
+/* The last four place a stored run among all ranks' runs (fmri_source
+ * `shard:`); reducing stages downstream of a transform still see them. */
+const char *const myelin_context_keys[] = {"subject",       "task",   "run",       "label",
+                                           "index",         "split",  "epoch",     "n_subjects",
+                                           "subject_index", "n_runs", "run_index", NULL};
 
 void myelin_build_fields(myelin_builder *b, const myelin_msg *src, const char *const *keys) {
   if (!b || !src || !keys) return;

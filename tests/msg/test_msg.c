@@ -652,6 +652,21 @@ START_TEST(deep_copy_and_context) {
   myelin_msg *m2 = myelin_builder_finish(b2);
   ck_assert_uint_eq(myelin_obj_len(myelin_msg_root(m2)), 2); /* kind + split */
   ck_assert(myelin_obj_str_eq(myelin_msg_get(m2, "split"), "train"));
+  /* a sharded run's place among all ranks' runs is context too */
+  myelin_builder *bs = myelin_builder_new("run");
+  myelin_build_int(bs, "n_subjects", 40);
+  myelin_build_int(bs, "subject_index", 17);
+  myelin_build_int(bs, "seq", 3);
+  myelin_msg *sm = myelin_builder_finish(bs);
+  myelin_builder *bc = myelin_builder_new("map");
+  myelin_build_context(bc, sm);
+  myelin_msg *cm = myelin_builder_finish(bc);
+  ck_assert_uint_eq(myelin_obj_len(myelin_msg_root(cm)), 3); /* kind + both, not seq */
+  int64_t si = 0;
+  ck_assert_int_eq(myelin_obj_int(myelin_msg_get(cm, "subject_index"), &si), 0);
+  ck_assert_int_eq(si, 17);
+  myelin_msg_unref(cm);
+  myelin_msg_unref(sm);
   /* copying an absent value is an error */
   myelin_builder *b3 = myelin_builder_new("x");
   myelin_build_obj(b3, "x", myelin_msg_get(src, "absent"));
