@@ -510,8 +510,25 @@ static int convert_matrix(const uint8_t *src, const nifti_header *h, size_t rows
   return 0;
 }
 
+static int read_plain(const void *buf, size_t len, const char *name, cifti_file *c, char *err, size_t errlen);
+
+/* Inflated CIFTI files up to this size (a 7T dense series is ~1 GB). */
+#define CIFTI_GZIP_LIMIT ((size_t)1 << 36)
+
 int cifti_read_mem(const void *buf, size_t len, const char *name, cifti_file *c, char *err, size_t errlen) {
   memset(c, 0, sizeof *c);
+  if (!nifti_is_gzip(buf, len)) return read_plain(buf, len, name, c, err, errlen);
+  uint8_t *raw = NULL;
+  size_t n = 0;
+  if (nifti_gunzip(buf, len, name, CIFTI_GZIP_LIMIT, &raw, &n, err, errlen)) return -1;
+  int rc = read_plain(raw, n, name, c, err, errlen);
+  free(raw);
+  return rc;
+}
+
+/* A CIFTI-2 file's bytes, not compressed. */
+static int read_plain(const void *buf, size_t len, const char *name, cifti_file *c, char *err,
+                      size_t errlen) {
   nifti_header h;
   if (nifti_parse_header_cifti(buf, len, name, &h, err, errlen)) return -1;
   if (h.version != 2)
@@ -563,7 +580,6 @@ int cifti_read_mem(const void *buf, size_t len, const char *name, cifti_file *c,
 
 int cifti_read_file(const char *path, cifti_file *c, char *err, size_t errlen) {
   memset(c, 0, sizeof *c);
-  if (ends_with(path, ".gz")) return cfail(err, errlen, "%s: gzip-compressed CIFTI is not supported", path);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return cfail(err, errlen, "%s: %s", path, strerror(errno));
   struct stat st;

@@ -91,9 +91,11 @@ typedef struct cifti_file {
   float *data; /* rows x cols, C order */
 } cifti_file;
 
-/* Reads a CIFTI-2 file (uncompressed NIfTI-2 container). */
+/* Reads a CIFTI-2 file: a NIfTI-2 container, or a gzip of one
+ * (.dtseries.nii.gz; inflated in memory by nifti_gunzip: libdeflate, or zlib
+ * for several members or over 4 GiB). */
 int cifti_read_file(const char *path, cifti_file *c, char *err, size_t errlen);
-/* Same from memory (buf borrowed for the call). */
+/* Same from memory (buf borrowed for the call; gzip content is inflated). */
 int cifti_read_mem(const void *buf, size_t len, const char *name, cifti_file *c, char *err, size_t errlen);
 void cifti_free(cifti_file *c);
 const char *cifti_axis_type_name(int type);

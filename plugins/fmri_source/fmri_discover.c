@@ -58,7 +58,7 @@ static int is_surface_data_name(const char *p) {
 
 static int is_bold_name(const char *p) {
   return ends_with(p, "_bold.nii") || ends_with(p, "_bold.nii.gz") || ends_with(p, "_bold.func.gii") ||
-         ends_with(p, "_bold.dtseries.nii");
+         ends_with(p, "_bold.dtseries.nii") || ends_with(p, "_bold.dtseries.nii.gz");
 }
 
 int fmri_is_archive(const char *p) {

@@ -538,6 +538,56 @@ static int src_init(nifti_reader *r, const uint8_t *buf, size_t len, char *err, 
   return start_stream(r, buf, len, err, errlen);
 }
 
+int nifti_is_gzip(const void *buf, size_t len) { return is_gzip(buf, len); }
+
+int nifti_gunzip(const uint8_t *in, size_t len, const char *name, size_t limit, uint8_t **out,
+                 size_t *out_len, char *err, size_t errlen) {
+  nifti_reader r;
+  memset(&r, 0, sizeof r);
+  r.whole_limit = limit;
+  snprintf(r.name, sizeof r.name, "%s", name ? name : "(memory)");
+  *out = NULL, *out_len = 0;
+  if (!is_gzip(in, len)) return fail(err, errlen, "%s: not gzip data", r.name);
+  if (src_init(&r, in, len, err, errlen)) return -1;
+  if (!r.streaming) { /* inflated whole: hand the buffer over */
+    *out = r.owned, *out_len = r.data_len;
+    r.owned = NULL;
+    nifti_close(&r);
+    return 0;
+  }
+  size_t cap = (size_t)1 << 20, n = 0;
+  uint8_t *buf = malloc(cap);
+  int rc = buf ? 0 : fail(err, errlen, "%s: out of memory inflating", r.name);
+  while (!rc) {
+    if (n == cap) {
+      if (cap >= limit) {
+        rc = fail(err, errlen, "%s: inflates to more than %zu bytes", r.name, limit);
+        break;
+      }
+      uint8_t *b = realloc(buf, cap * 2 < limit ? cap * 2 : limit);
+      if (!b) {
+        rc = fail(err, errlen, "%s: out of memory inflating %zu bytes", r.name, cap * 2);
+        break;
+      }
+      buf = b, cap = cap * 2 < limit ? cap * 2 : limit;
+    }
+    long k = zread(&r, buf + n, cap - n);
+    if (k < 0) rc = fail(err, errlen, "%s: corrupt gzip data after %zu inflated bytes", r.name, n);
+    if (k <= 0 || (size_t)k < cap - n) {
+      n += k > 0 ? (size_t)k : 0;
+      break;
+    }
+    n += (size_t)k;
+  }
+  nifti_close(&r);
+  if (rc) {
+    free(buf);
+    return rc;
+  }
+  *out = buf, *out_len = n;
+  return 0;
+}
+
 /* Reads n bytes at the current position; returns a pointer (into the image,
  * or r->vol when streaming) or NULL when fewer than n bytes remain. */
 static const uint8_t *src_next(nifti_reader *r, size_t n, size_t *got) {

@@ -142,6 +142,15 @@ int nifti_open_file_ex(nifti_reader *r, const char *path, size_t whole_limit, ch
  * read with pread, one call per volume for the span only (its mapping, used
  * for the header, gets no read-around). */
 int nifti_open_file_span(nifti_reader *r, const char *path, char *err, size_t errlen);
+/* Inflates gzip data in[0..len) (several members allowed) into *out
+ * (malloc'ed, *out_len bytes): in one go with libdeflate when the trailer's
+ * size is plausible and at most limit, else streamed through zlib. More than
+ * limit inflated bytes, or corrupt data, is an error naming name. For whole-
+ * file readers (CIFTI-2) that need the bytes in memory. */
+int nifti_gunzip(const uint8_t *in, size_t len, const char *name, size_t limit, uint8_t **out,
+                 size_t *out_len, char *err, size_t errlen);
+/* 1 when buf starts with the gzip magic (1f 8b). */
+int nifti_is_gzip(const void *buf, size_t len);
 /* Opens a single-file NIfTI (.nii or gzip of it) held in memory. The buffer
  * is borrowed: keep it alive until nifti_close(). */
 int nifti_open_mem(nifti_reader *r, const void *buf, size_t len, const char *name, char *err, size_t errlen);

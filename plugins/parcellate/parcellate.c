@@ -444,8 +444,8 @@ static int pc_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
     if (n == 2 && !gii)
       return myelin_validate_error(ctx, "atlas", "two atlas files must be GIFTI .label.gii files");
     if (!gii && !ends_with(a, ".dlabel.nii") && !ends_with(a, ".nii") && !ends_with(a, ".nii.gz"))
-      return myelin_validate_error(ctx, "atlas",
-                                   "atlas must be a .nii/.nii.gz label image, a .dlabel.nii or .label.gii");
+      return myelin_validate_error(
+          ctx, "atlas", "atlas must be a .nii/.nii.gz label image, a .dlabel.nii(.gz) or .label.gii");
   }
   return 0;
 }
@@ -469,7 +469,7 @@ static int pc_init(const myelin_host *host, myelin_stage *st, const myelin_param
     if (ends_with(path, ".gii")) {
       s->kind = ATLAS_GIFTI;
       rc = load_gifti_label(s, path);
-    } else if (ends_with(path, ".dlabel.nii")) {
+    } else if (ends_with(path, ".dlabel.nii") || ends_with(path, ".dlabel.nii.gz")) {
       s->kind = ATLAS_DLABEL;
       rc = load_dlabel(s, path, myelin_param_int(p, "map"));
     } else {

@@ -11,6 +11,7 @@
  */
 #include <math.h>
 
+#include "cifti.h"
 #include "gifti.h"
 #include "myelin/npy.h"
 #include "myelin/harness.h"
@@ -407,6 +408,91 @@ START_TEST(cifti_runs_and_cifti_sink) {
 }
 END_TEST
 
+/* The same CIFTI-2 file read plain and gzipped gives the same data and axes. */
+static void same_cifti(const char *plain, const char *gz) {
+  cifti_file a, b;
+  char err[1024];
+  ck_assert_msg(cifti_read_file(plain, &a, err, sizeof err) == 0, "%s", err);
+  ck_assert_msg(cifti_read_file(gz, &b, err, sizeof err) == 0, "%s", err);
+  ck_assert(a.rows == b.rows && a.cols == b.cols && a.intent_code == b.intent_code);
+  ck_assert_msg(memcmp(a.data, b.data, a.rows * a.cols * sizeof *a.data) == 0, "%s: data differ", gz);
+  for (int k = 0; k < 2; k++) {
+    const cifti_axis *x = &a.axes[k], *y = &b.axes[k];
+    ck_assert(x->type == y->type && x->n == y->n && x->nmodels == y->nmodels && x->nparcels == y->nparcels);
+    for (size_t i = 0; i < x->nmodels; i++) {
+      const cifti_model *m = &x->models[i], *n = &y->models[i];
+      ck_assert_str_eq(m->structure, n->structure);
+      ck_assert(m->surface == n->surface && m->offset == n->offset && m->count == n->count);
+      ck_assert(m->surface ? !memcmp(m->vertices, n->vertices, m->count * sizeof *m->vertices)
+                           : !memcmp(m->ijk, n->ijk, m->count * 3 * sizeof *m->ijk));
+    }
+  }
+  cifti_free(&a), cifti_free(&b);
+}
+
+/* Gzipped CIFTI-2 (.dtseries.nii.gz, .dlabel.nii.gz) reads as the plain file:
+ * one gzip member (libdeflate in one go) and two concatenated members (zlib
+ * streaming), through the reader, BIDS discovery in fmri_source and
+ * parcellate's atlas; a truncated .gz is an error naming the file. */
+START_TEST(gzipped_cifti) {
+  MT_NEED_PYTHON("nibabel numpy", "CIFTI-2 files written by nibabel");
+  const char *py = mt_env("MYELIN_PYTHON", "/usr/bin/python3");
+  char *dir = mt_tmpdir(), *o = NULL;
+  ck_assert_msg(
+      mt_run(mt_strf("%s %s/tests/surface/cifti_ref.py %s", py, mt_env("MYELIN_SOURCE_DIR", "."), dir), &o) ==
+          0,
+      "reference script failed: %s", o);
+  free(o);
+  char *x = mt_strf("%s/x.dtseries.nii", dir), *f = mt_strf("%s/bids/sub-01/func", dir);
+  char *one = mt_strf("%s/sub-01_task-story_bold.dtseries.nii.gz", f);
+  char *two = mt_strf("%s/bids/sub-02/func/sub-02_task-story_bold.dtseries.nii.gz", dir);
+  ck_assert_int_eq(
+      mt_run(
+          mt_strf("mkdir -p %s %s/bids/sub-02/func && gzip -c %s > %s && "
+                  "head -c 3000 %s | gzip -c > %s && tail -c +3001 %s | gzip -c >> %s && "
+                  "gzip -c %s/x.dlabel.nii > %s/x.dlabel.nii.gz && head -c 2000 %s > %s/cut.dtseries.nii.gz",
+                  f, dir, x, one, x, two, x, two, dir, dir, one, dir),
+          NULL),
+      0);
+  same_cifti(x, one);
+  same_cifti(x, two);
+  same_cifti(mt_strf("%s/x.dlabel.nii", dir), mt_strf("%s/x.dlabel.nii.gz", dir));
+  /* BIDS discovery finds the .gz runs; their data are nibabel's */
+  myelin_harness *h = run_source(mt_strf("{path: %s/bids}", dir));
+  ck_assert_uint_eq(myelin_harness_count(h, "out"), 2);
+  myelin_array ref;
+  char err[1024];
+  ck_assert_msg(myelin_npy_read(mt_strf("%s/c0.npy", dir), &ref, err, sizeof err) == 0, "%s", err);
+  for (size_t i = 0; i < 2; i++) {
+    myelin_tensor d;
+    ck_assert_int_eq(myelin_msg_tensor(myelin_harness_output(h, "out", i), "data", &d), 0);
+    ck_assert_msg(d.count * 4 == ref.nbytes && !memcmp(d.data, ref.data, ref.nbytes), "run %zu differs", i);
+    ck_assert(myelin_obj_str_eq(
+        myelin_obj_get(myelin_msg_get(myelin_harness_output(h, "out", i), "geometry"), "model"),
+        "grayordinates"));
+  }
+  /* parcellate with the gzipped .dlabel gives what the plain one gives */
+  const myelin_msg *run = myelin_harness_output(h, "out", 0);
+  myelin_harness *p1 = harness("parcellate", mt_strf("{atlas: ['%s/x.dlabel.nii']}", dir));
+  myelin_harness *p2 = harness("parcellate", mt_strf("{atlas: ['%s/x.dlabel.nii.gz']}", dir));
+  ck_assert_msg(myelin_harness_push(p1, NULL, myelin_msg_ref((myelin_msg *)run)) == 0, "%s",
+                myelin_harness_error(p1));
+  ck_assert_msg(myelin_harness_push(p2, NULL, myelin_msg_ref((myelin_msg *)run)) == 0, "%s",
+                myelin_harness_error(p2));
+  myelin_tensor a, b;
+  ck_assert_int_eq(myelin_msg_tensor(myelin_harness_output(p1, "out", 0), "data", &a), 0);
+  ck_assert_int_eq(myelin_msg_tensor(myelin_harness_output(p2, "out", 0), "data", &b), 0);
+  ck_assert(a.count == b.count && a.count > 0 && !memcmp(a.data, b.data, a.count * 4));
+  myelin_harness_free(p1), myelin_harness_free(p2), myelin_harness_free(h);
+  myelin_array_free(&ref);
+  /* a truncated .gz: an error naming the file */
+  cifti_file c;
+  char *cut = mt_strf("%s/cut.dtseries.nii.gz", dir);
+  ck_assert_int_ne(cifti_read_file(cut, &c, err, sizeof err), 0);
+  ck_assert_msg(strstr(err, cut), "%s", err);
+}
+END_TEST
+
 /* ISC runs unchanged on surface data and its map goes back to GIFTI with the
  * geometry kept: 3 subjects' hemisphere pairs (a shared signal plus noise)
  * -> `myelin run` fmri_source -> isc -> gifti_sink; numpy's leave-one-out
@@ -533,6 +619,7 @@ int main(void) {
   tcase_add_test(tc, sink_map_fill_and_refusals);
   tcase_add_test(tc, cifti_runs_and_cifti_sink);
   tcase_add_test(tc, isc_pipeline_on_surfaces);
+  tcase_add_test(tc, gzipped_cifti);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
