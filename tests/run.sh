@@ -2,12 +2,18 @@
 # The whole test suite. Every stage runs, even after one fails; a summary at
 # the end gives each stage's result, and the exit status is 1 if any failed.
 #   1. hygiene    no project file refers to a path outside the repository
-#   2. normal     build (-Werror) and every Check suite with ctest
+#   2. normal     build (-Werror) and every Check suite with ctest; an MPI
+#                 build (-DMYELIN_MPI=ON) when mpicc is there (.ci/deps.sh
+#                 installs OpenMPI), so tests/mpi and tests/shard run under
+#                 mpirun --oversubscribe -n 1/2/4
 #   3. warnings   compile only, -Werror: gcc and clang at -O0 (Debug), -O2
 #                 (RelWithDebInfo) and -O3 (Release) — every build a README
-#                 names (the normal stage is gcc -O2)
+#                 names (the normal stage is gcc -O2); MPI as in stage 2
 #   4. asan       ASan+UBSan build with fault injection, every suite again
-#                 (tests/hardening walks the injected faults)
+#                 (tests/hardening walks the injected faults); without MPI
+#                 (OpenMPI's own allocations at init and finalize are leaks
+#                 to LeakSanitizer), so this stage also checks that the
+#                 default single-rank build passes every suite
 #   5. fuzz       each libFuzzer target for 30 s on its corpus (clang)
 #
 #   bash tests/run.sh                          all stages
@@ -41,6 +47,11 @@ stage() { # name command...: runs one stage, records PASS/FAIL and its time
     failed=1
   fi
 }
+
+# The MPI build when OpenMPI is there, and always in CI (MYELIN_REQUIRE_ALL=1:
+# .ci/deps.sh installs it, so a missing one fails the configure).
+mpi=OFF
+if { command -v mpicc && command -v mpirun; } >/dev/null || [ "${MYELIN_REQUIRE_ALL:-0}" = 1 ]; then mpi=ON; fi
 
 configure() { # build-dir extra-cmake-args...
   local dir=$1
@@ -84,7 +95,7 @@ warnings() { # compile only, -Werror, each compiler x optimization level
       [ $cc = gcc ] && [ $bt = RelWithDebInfo ] && continue # the normal stage
       local dir="$root/build-warn/$cc-$bt" t0=$SECONDS
       local cxx=g++; [ $cc = clang ] && cxx=clang++ # the DCMTK shim is C++
-      if ! configure "$dir" -DCMAKE_C_COMPILER=$cc -DCMAKE_CXX_COMPILER=$cxx -DCMAKE_BUILD_TYPE=$bt ||
+      if ! configure "$dir" -DCMAKE_C_COMPILER=$cc -DCMAKE_CXX_COMPILER=$cxx -DCMAKE_BUILD_TYPE=$bt -DMYELIN_MPI=$mpi ||
         ! cmake --build "$dir" -j"$jobs" >"$dir.log" 2>&1; then
         grep -E 'error|warning' "$dir.log" | head -40
         bad+=" $cc-$bt"
@@ -105,14 +116,14 @@ fuzz() {
 
 stage "dependencies (.ci/deps.sh)" bash "$root/.ci/deps.sh"
 stage "hygiene: no path outside the repository" hygiene
-stage "normal build + suites" suites "$root/build"
+stage "normal build + suites (MYELIN_MPI=$mpi)" suites "$root/build" -DMYELIN_MPI=$mpi
 if [ "${MYELIN_WARNINGS_RUN:-1}" = 1 ]; then
   stage "warnings: gcc/clang x -O0/-O2/-O3, -Werror, compile only" warnings
 fi
 if [ "${MYELIN_SANITIZE_RUN:-1}" = 1 ]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     MYELIN_SANITIZED=1 stage "ASan + UBSan + fault injection build + suites" \
-    suites "$root/build-asan" -DMYELIN_SANITIZE=ON -DMYELIN_FAULT_INJECTION=ON
+    suites "$root/build-asan" -DMYELIN_SANITIZE=ON -DMYELIN_FAULT_INJECTION=ON -DMYELIN_MPI=OFF
 fi
 # libFuzzer targets (issue 12): each runs 30 s on its corpus; a crash, leak or
 # timeout fails CI (findings in build-fuzz/fuzz-artifacts/). Needs clang.
