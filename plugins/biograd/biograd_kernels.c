@@ -342,6 +342,13 @@ bg_net *bg_net_new(const bg_config *cfg, char *err, size_t errlen) {
     net->fb[l] = zalloc(sizeof(float) * na * nb);
     ok &= net->fb[l] != NULL;
     if (!ok) break;
+    /* B_l starts aligned with W_{l+1}^T, as in the authors' constructor: with
+       a random B the first sleep_every samples are feedback alignment, and a
+       deep net's lower layers learn in a random direction until then */
+    if (!cfg->random_feedback) {
+      memcpy(net->fb[l], net->wt[l + 1], sizeof(float) * na * nb);
+      continue;
+    }
     float a = BG_INIT_GAIN / sqrtf((float)na);
     for (size_t k = 0; k < na * nb; k++)
       net->fb[l][k] = a * (2.0f * bg_rng_uniform(init) - 1.0f);

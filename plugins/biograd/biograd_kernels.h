@@ -56,13 +56,15 @@ typedef struct bg_config {
   float sleep_rate;             /* spike probability per step in sleep */
   int threads;                  /* >= 1 */
   int bias;                     /* BG_BIAS_*: which layers have a (learned) bias */
+  int random_feedback;          /* 0: B_l starts as W_{l+1}^T (the authors' start); 1: random (tests) */
   uint64_t seed;
 } bg_config;
 
 typedef struct bg_net bg_net;
 
-/* Creates a network with seeded random W (uniform +-1/sqrt(fan_in)), b = 0
- * and B drawn like W^T (feedback alignment start). NULL on bad config or
+/* Creates a network with seeded random W (uniform +-0.4/sqrt(fan_in)), b in
+ * the middle of the surrogate window, and B_l = W_{l+1}^T (aligned, as the
+ * authors' constructor; random_feedback draws B like W^T instead). NULL on bad config or
  * allocation failure; err gets the reason. */
 bg_net *bg_net_new(const bg_config *cfg, char *err, size_t errlen);
 void bg_net_free(bg_net *net);

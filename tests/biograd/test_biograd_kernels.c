@@ -212,6 +212,7 @@ static void random_task(int m, int n, float **X, int **Y, uint64_t seed) {
 START_TEST(update_angle_below_90_and_shrinks_with_sleep) {
   bg_config c = small_config(40, 60, 10, 1);
   c.feedback_lr = 0.5f;
+  c.random_feedback = 1; /* what sleep does from a random start */
   char err[128];
   bg_net *net = bg_net_new(&c, err, sizeof err);
   ck_assert_ptr_nonnull(net);
@@ -239,6 +240,7 @@ START_TEST(sleep_aligns_feedback) {
   c.nlayers = 3;
   c.sizes[3] = 10;
   c.feedback_lr = 0.5f;
+  c.random_feedback = 1;
   char err[128];
   bg_net *net = bg_net_new(&c, err, sizeof err);
   ck_assert_ptr_nonnull(net);
@@ -299,21 +301,27 @@ START_TEST(same_bits_for_any_thread_count) {
 }
 END_TEST
 
-START_TEST(digits_64_100_10) {
-  bg_digits d;
-  if (access(BG_DIGITS_PATH, R_OK) != 0 || bg_digits_load(BG_DIGITS_PATH, &d) != 0)
-    MT_SKIP("%s not available (python3-sklearn)", BG_DIGITS_PATH);
-  ck_assert_int_eq(d.count, 1797);
-  uint64_t rng[4];
+/* sklearn's digits in a seeded order (the first 80% train, the rest test);
+ * rng is left seeded for the encoder. 0 when the file is absent. */
+static int digits_shuffled(bg_digits *d, uint64_t rng[4]) {
+  if (access(BG_DIGITS_PATH, R_OK) != 0 || bg_digits_load(BG_DIGITS_PATH, d) != 0) return 0;
+  ck_assert_int_eq(d->count, 1797);
   bg_rng_seed(rng, 7);
-  for (int i = d.count - 1; i > 0; i--) { /* seeded shuffle, then 80/20 split */
-    int j = (int)(bg_rng_next(rng) % (uint64_t)(i + 1)), t = d.y[i];
-    d.y[i] = d.y[j], d.y[j] = t;
+  for (int i = d->count - 1; i > 0; i--) {
+    int j = (int)(bg_rng_next(rng) % (uint64_t)(i + 1)), t = d->y[i];
+    d->y[i] = d->y[j], d->y[j] = t;
     for (int k = 0; k < 64; k++) {
-      float u = d.x[64 * i + k];
-      d.x[64 * i + k] = d.x[64 * j + k], d.x[64 * j + k] = u;
+      float u = d->x[64 * i + k];
+      d->x[64 * i + k] = d->x[64 * j + k], d->x[64 * j + k] = u;
     }
   }
+  return 1;
+}
+
+START_TEST(digits_64_100_10) {
+  bg_digits d;
+  uint64_t rng[4];
+  if (!digits_shuffled(&d, rng)) MT_SKIP("%s not available (python3-sklearn)", BG_DIGITS_PATH);
   int ntr = d.count * 4 / 5, test_correct = 0;
   bg_config c = small_config(64, 100, 10, 2);
   char err[128];
@@ -338,6 +346,112 @@ START_TEST(digits_64_100_10) {
   ck_assert_msg(acc >= 0.93, "digits test accuracy %.4f < 0.93", acc);
   bg_net_free(net);
   bg_digits_free(&d);
+}
+END_TEST
+
+/* Test accuracy of sklearn's digits after each of `epochs` epochs, for the
+ * variant myelin (paper = 0: the plugin's defaults, lr 0.002 / lr_out 0.0001,
+ * 32 steps, a sleep phase per 1000 samples) or variant paper (paper = 1:
+ * their constants, 20 steps, online updates at lr 1e-3, a sleep phase per
+ * 128 samples), with hidden layers `hidden` (0-terminated). */
+static void digits_run(int paper, const int *hidden, int epochs, double *acc) {
+  bg_digits d;
+  uint64_t rng[4];
+  ck_assert(digits_shuffled(&d, rng));
+  int sizes[BG_MAX_LAYERS + 1] = {64}, L = 0;
+  while (hidden[L])
+    sizes[L + 1] = hidden[L], L++;
+  sizes[++L] = 10;
+  int T = paper ? 20 : 32, ntr = d.count * 4 / 5;
+  char err[128];
+  bg_net *net = NULL;
+  bg_paper *pn = NULL;
+  if (paper) {
+    bg_paper_config c = {.nlayers = L,
+                         .steps = T,
+                         .vth = 0.3f,
+                         .vdecay = 0.3f,
+                         .grad_win = 0.3f,
+                         .grad_amp = 1.0f,
+                         .soft_start = 5,
+                         .lr = 1e-3f,
+                         .lr_out = 1e-3f,
+                         .sleep_steps = 50,
+                         .sleep_batch = 128,
+                         .sleep_lr = 1e-4f / 3.0f,
+                         .oja_power = 2.0f,
+                         .seed = 1};
+    memcpy(c.sizes, sizes, sizeof sizes);
+    ck_assert_ptr_nonnull(pn = bg_paper_new(&c, err, sizeof err));
+  } else {
+    bg_config c = {.nlayers = L,
+                   .steps = T,
+                   .vth = 0.5f,
+                   .cdecay = 0.5f,
+                   .vdecay = 0.75f,
+                   .lr = 0.002f,
+                   .lr_out = 0.0001f,
+                   .feedback_lr = 0.5f,
+                   .sleep_steps = 256,
+                   .sleep_rate = 0.2f,
+                   .threads = 1,
+                   .seed = 1};
+    memcpy(c.sizes, sizes, sizeof sizes);
+    ck_assert_ptr_nonnull(net = bg_net_new(&c, err, sizeof err));
+  }
+  uint32_t ptr[33], unit[32 * 64];
+  long seen = 0;
+  for (int ep = 0; ep < epochs; ep++) {
+    for (int s = 0; s < ntr; s++) {
+      bg_encode_rate(d.x + 64 * s, 64, T, rng, ptr, unit);
+      bg_raster r = {64, T, ptr, unit};
+      seen++;
+      if (paper) {
+        bg_paper_sample(pn, &r, d.y[s], 1);
+        bg_paper_apply(pn);
+        if (seen % 128 == 0) ck_assert_int_eq(bg_paper_sleep(pn, NULL, NULL), 0);
+      } else {
+        bg_sample(net, &r, d.y[s], 1);
+        if (seen % 1000 == 0) bg_sleep(net);
+      }
+    }
+    int correct = 0;
+    for (int s = ntr; s < d.count; s++) {
+      bg_encode_rate(d.x + 64 * s, 64, T, rng, ptr, unit);
+      bg_raster r = {64, T, ptr, unit};
+      correct += (paper ? bg_paper_sample(pn, &r, -1, 0) : bg_sample(net, &r, -1, 0)) == d.y[s];
+    }
+    acc[ep] = (double)correct / (d.count - ntr);
+  }
+  bg_net_free(net);
+  bg_paper_free(pn);
+  bg_digits_free(&d);
+}
+
+/* Deep networks train: 64-100-50-10 and 64-100-100-10 reach a threshold a
+ * collapse would miss after each of 2 epochs, and (variant myelin) stay
+ * within 3 points of 64-100-10 at every epoch. Variant myelin used to start
+ * B random: its lower layers then followed random feedback until the first
+ * sleep phase, and 64-100-50-10 scored 15% and 32% (64-100-10: 26%, 66%). */
+START_TEST(deep_nets_train) {
+  if (access(BG_DIGITS_PATH, R_OK) != 0) MT_SKIP("%s not available (python3-sklearn)", BG_DIGITS_PATH);
+  static const int shallow[] = {100, 0}, deep[2][3] = {{100, 50, 0}, {100, 100, 0}};
+  for (int paper = 0; paper <= 1; paper++) {
+    double a1[2], ad[2][2];
+    digits_run(paper, shallow, 2, a1);
+    for (int k = 0; k < 2; k++) {
+      digits_run(paper, deep[k], 2, ad[k]);
+      for (int ep = 0; ep < 2; ep++) {
+        fprintf(stderr, "%s digits epoch %d: 64-100-10 %.3f, 64-100-%d-10 %.3f\n", paper ? "paper" : "myelin",
+                ep + 1, a1[ep], deep[k][1], ad[k][ep]);
+        ck_assert_msg(ad[k][ep] >= 0.8, "%s 64-100-%d-10 epoch %d: %.3f", paper ? "paper" : "myelin",
+                      deep[k][1], ep + 1, ad[k][ep]);
+        if (!paper)
+          ck_assert_msg(ad[k][ep] >= a1[ep] - 0.03, "myelin 64-100-%d-10 epoch %d: %.3f < 64-100-10 %.3f",
+                        deep[k][1], ep + 1, ad[k][ep], a1[ep]);
+      }
+    }
+  }
 }
 END_TEST
 
@@ -558,6 +672,7 @@ int main(void) {
   tcase_add_test(tc, sleep_aligns_feedback);
   tcase_add_test(tc, same_bits_for_any_thread_count);
   tcase_add_test(tc, digits_64_100_10);
+  tcase_add_test(tc, deep_nets_train);
   tcase_add_test(tc, paper_feedback_starts_aligned);
   tcase_add_test(tc, paper_batch_is_a_mean);
   tcase_add_test(tc, paper_sleep_aligns_feedback);
