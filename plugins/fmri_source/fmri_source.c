@@ -29,6 +29,10 @@
  * grid is fixed by the first file. The stream ends after `count` volumes,
  * after `idle_timeout` seconds without a new one, or when the run stops.
  *
+ * Network data (`listen`): scanners push control text and raw images in
+ * the AFNI realtime protocol (afni_rt.c decodes it); each complete volume
+ * goes out as a watched file's would, through the same grid/mask/atlas code.
+ *
  * Memory: one run at a time (plus the mask/atlas tables).
  */
 #include <math.h>
@@ -50,6 +54,8 @@
 #include "gifti.h"
 #include "myelin/myelin.h"
 #include "myelin/watch.h"
+#include "../common/netaddr.h"
+#include "afni_rt.h"
 #include "nifti.h"
 
 enum { MASK_NONE, MASK_AUTO, MASK_FILE };
@@ -127,6 +133,12 @@ typedef struct fs_state {
   int shard, rank, size;
   shard_ctx ctx;
   slab_ctx slab;
+  /* network mode (listen): AFNI realtime senders */
+  struct sockaddr_storage listen_addr;
+  uv_tcp_t listen_srv[2]; /* [0] the `listen` address, [1] a data port a control channel named */
+  int listen_open[2], listen_port2;
+  struct rt_conn *conns;
+  uint64_t next_conn;
 } fs_state;
 
 /* ---- small helpers ---------------------------------------------------------- */
@@ -1501,7 +1513,10 @@ static int start_stored(fs_state *s) {
 
 static void idle_closed(uv_handle_t *h) { (void)h; }
 
+static void listen_end(fs_state *s);
+
 static void live_end(fs_state *s) {
+  listen_end(s);
   if (s->watch) myelin_watch_close(s->watch);
   s->watch = NULL;
   if (s->idle_active) {
@@ -1673,6 +1688,17 @@ static void on_live_file(myelin_watch *w, const char *path, const char *name, vo
   if (s->idle_active && rc == 0) uv_timer_again(&s->idle);
 }
 
+/* The idle timeout of the live modes: the stream ends after idle_timeout s
+ * without a volume. */
+static void start_idle(fs_state *s, uv_loop_t *loop) {
+  if (!(s->idle_timeout > 0)) return;
+  uint64_t ms = (uint64_t)(s->idle_timeout * 1000.0);
+  uv_timer_init(loop, &s->idle);
+  s->idle.data = s;
+  uv_timer_start(&s->idle, on_idle, ms, ms);
+  s->idle_active = 1;
+}
+
 static int start_live(fs_state *s) {
   char err[1024];
   uv_loop_t *loop = s->host->loop(s->st);
@@ -1687,13 +1713,245 @@ static int start_live(fs_state *s) {
   };
   if (myelin_watch_start(loop, &o, on_live_file, s, &s->watch, err, sizeof err))
     return s->host->error(s->st, "%s", err);
-  if (s->idle_timeout > 0) {
-    uint64_t ms = (uint64_t)(s->idle_timeout * 1000.0);
-    uv_timer_init(loop, &s->idle);
-    s->idle.data = s;
-    uv_timer_start(&s->idle, on_idle, ms, ms);
-    s->idle_active = 1;
+  start_idle(s, loop);
+  return 0;
+}
+
+/* ---- network input (`listen`): the AFNI realtime protocol --------------------------
+ * Scanners and their relays (AFNI's rtfeedme, Dimon -rt, vendor plugins) push
+ * control text and raw images over TCP; afni_rt.c decodes them. Each
+ * connection has its own decoder; every complete volume goes out like a
+ * watched file's. A connection that starts with a control channel message
+ * ("tcp:host:port", AFNI's port-7954 handshake) makes the stage listen on
+ * that port for the data channel too. A bad stream closes its connection
+ * only: the error is logged and the stage keeps listening. */
+
+typedef struct rt_conn {
+  fs_state *s;
+  uv_tcp_t tcp;
+  afni_rt rt;
+  char name[96]; /* "connection 3 (127.0.0.1:40112)" */
+  int done;      /* an error or a control message: the rest is ignored */
+  uint8_t buf[1 << 16];
+  struct rt_conn *next;
+} rt_conn;
+
+static void rt_conn_closed(uv_handle_t *h) {
+  rt_conn *c = h->data;
+  fs_state *s = c->s;
+  for (rt_conn **pp = &s->conns; *pp; pp = &(*pp)->next)
+    if (*pp == c) {
+      *pp = c->next;
+      break;
+    }
+  afni_rt_free(&c->rt);
+  free(c);
+}
+
+static void rt_conn_close(rt_conn *c) {
+  if (!uv_is_closing((uv_handle_t *)&c->tcp)) uv_close((uv_handle_t *)&c->tcp, rt_conn_closed);
+}
+
+static void listen_end(fs_state *s) {
+  for (int i = 0; i < 2; i++)
+    if (s->listen_open[i]) {
+      uv_close((uv_handle_t *)&s->listen_srv[i], NULL);
+      s->listen_open[i] = 0;
+    }
+  for (rt_conn *c = s->conns; c; c = c->next)
+    rt_conn_close(c);
+}
+
+static double wall_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* One complete volume from a sender: t = its arrival (epoch seconds). */
+static int rt_volume(void *arg, const afni_rt *p, const float *vol) {
+  rt_conn *c = arg;
+  fs_state *s = c->s;
+  if (s->failed) return 1;
+  double t = wall_now();
+  grid g;
+  memcpy(g.dims, p->dims, sizeof g.dims);
+  memcpy(g.affine, p->affine, sizeof g.affine);
+  char err[1024] = "", what[160];
+  snprintf(what, sizeof what, "%s, volume %llu", c->name, (unsigned long long)p->volumes - 1);
+  int rc = s->have_grid ? live_check_grid(s, &g, what, err, sizeof err)
+                        : live_first(s, &g, what, p->name[0] ? p->name : "live", NULL, err, sizeof err);
+  if (rc == 0) {
+    run_info ri = {.subject = s->live_subject,
+                   .task = s->live_task,
+                   .run = s->live_run,
+                   .tr = s->tr_param > 0 ? s->tr_param : p->tr,
+                   .g = &s->live_grid,
+                   .voxels = s->live_sel.cidx,
+                   .nvox = s->live_sel.n,
+                   .slice_times = p->slice_times};
+    rc = live_emit(s, &ri, vol, t);
   }
+  if (rc < 0) {
+    s->failed = 1; /* recorded: the run exits 1 */
+    live_end(s);
+    return 1;
+  }
+  if (rc == LIVE_BAD) {
+    s->host->log(s->st, MYELIN_LOG_WARN, "%s; volume skipped, still listening", err);
+    s->host->counter_add(s->st, "skipped", 1);
+  } else {
+    s->host->counter_add(s->st, "volumes", 1);
+  }
+  if ((s->count > 0 && s->live_index >= (uint64_t)s->count) || s->host->stopping(s->st)) {
+    live_end(s);
+    return 1;
+  }
+  if (s->idle_active && rc == 0) uv_timer_again(&s->idle);
+  return 0;
+}
+
+static void on_rt_connection(uv_stream_t *server, int status);
+
+/* Listens on addr (slot i); 0 or a uv error code. */
+static int listen_on(fs_state *s, int i, const struct sockaddr *addr) {
+  uv_loop_t *loop = s->host->loop(s->st);
+  uv_tcp_init(loop, &s->listen_srv[i]);
+  s->listen_srv[i].data = s;
+  s->listen_open[i] = 1;
+  int rc = uv_tcp_bind(&s->listen_srv[i], addr, 0);
+  if (rc == 0) rc = uv_listen((uv_stream_t *)&s->listen_srv[i], 16, on_rt_connection);
+  if (rc) {
+    uv_close((uv_handle_t *)&s->listen_srv[i], NULL);
+    s->listen_open[i] = 0;
+  }
+  return rc;
+}
+
+/* A control channel named the data channel "tcp:HOST:PORT": listen on PORT
+ * (at the `listen` address) unless that is where we listen already. */
+static void open_data_channel(fs_state *s, rt_conn *c) {
+  const char *port_s = strrchr(c->rt.channel, ':');
+  char *end;
+  long port = port_s ? strtol(port_s + 1, &end, 10) : -1;
+  if (!port_s || port_s == c->rt.channel + 3 || *end || port <= 0 || port > 65535) {
+    s->host->log(s->st, MYELIN_LOG_ERROR, "%s: control channel names '%s', not tcp:host:port", c->name,
+                 c->rt.channel);
+    s->host->counter_add(s->st, "rejected", 1);
+    return;
+  }
+  struct sockaddr_storage a = s->listen_addr;
+  uint16_t own = a.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&a)->sin6_port)
+                                         : ntohs(((struct sockaddr_in *)&a)->sin_port);
+  if (port == own || (s->listen_open[1] && port == s->listen_port2)) return;
+  if (s->listen_open[1]) uv_close((uv_handle_t *)&s->listen_srv[1], NULL), s->listen_open[1] = 0;
+  if (a.ss_family == AF_INET6)
+    ((struct sockaddr_in6 *)&a)->sin6_port = htons((uint16_t)port);
+  else
+    ((struct sockaddr_in *)&a)->sin_port = htons((uint16_t)port);
+  int rc = listen_on(s, 1, (const struct sockaddr *)&a);
+  if (rc) {
+    s->host->log(s->st, MYELIN_LOG_ERROR, "%s: cannot listen on the data channel %s: %s", c->name,
+                 c->rt.channel, uv_strerror(rc));
+    return;
+  }
+  s->listen_port2 = (int)port;
+  s->host->log(s->st, MYELIN_LOG_INFO, "%s: control channel; listening for the data channel on port %ld",
+               c->name, port);
+}
+
+static void rt_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
+  (void)suggested;
+  rt_conn *c = h->data;
+  b->base = (char *)c->buf;
+  b->len = sizeof c->buf;
+}
+
+static void rt_read(uv_stream_t *h, ssize_t n, const uv_buf_t *b) {
+  (void)b;
+  rt_conn *c = h->data;
+  fs_state *s = c->s;
+  if (n == 0) return;
+  if (n < 0) {
+    char where[160];
+    afni_rt_where(&c->rt, where, sizeof where);
+    if (where[0] && !c->done) {
+      s->host->log(
+          s->st, MYELIN_LOG_ERROR,
+          "%s: the sender disconnected %s; that volume is dropped, the %llu complete volume(s) before "
+          "it were kept",
+          c->name, where, (unsigned long long)c->rt.volumes);
+      s->host->counter_add(s->st, "truncated", 1);
+    } else if (n != UV_EOF) {
+      s->host->log(s->st, MYELIN_LOG_WARN, "%s: %s", c->name, uv_strerror((int)n));
+    } else if (!c->done) {
+      s->host->log(s->st, MYELIN_LOG_INFO, "%s: closed after %llu volume(s)", c->name,
+                   (unsigned long long)c->rt.volumes);
+    }
+    rt_conn_close(c);
+    return;
+  }
+  if (c->done || s->failed) return;
+  char err[1024];
+  int rc = afni_rt_feed(&c->rt, c->buf, (size_t)n, rt_volume, c, err, sizeof err);
+  if (rc == 1) {
+    c->done = 1;
+    open_data_channel(s, c);
+  } else if (rc < 0) {
+    c->done = 1;
+    s->host->log(s->st, MYELIN_LOG_ERROR, "%s: %s; closing that connection, still listening", c->name, err);
+    s->host->counter_add(s->st, "rejected", 1);
+    uv_read_stop(h);
+    rt_conn_close(c);
+  }
+}
+
+static void on_rt_connection(uv_stream_t *server, int status) {
+  fs_state *s = server->data;
+  if (status < 0 || s->failed) return;
+  rt_conn *c = calloc(1, sizeof *c);
+  if (!c) return;
+  c->s = s;
+  afni_rt_init(&c->rt);
+  uv_tcp_init(server->loop, &c->tcp);
+  c->tcp.data = c;
+  c->next = s->conns;
+  s->conns = c;
+  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    rt_conn_close(c);
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  struct sockaddr_storage peer;
+  int len = sizeof peer;
+  char ip[64] = "?";
+  int port = 0;
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &len) == 0) {
+    if (peer.ss_family == AF_INET6) {
+      uv_ip6_name((struct sockaddr_in6 *)&peer, ip, sizeof ip);
+      port = ntohs(((struct sockaddr_in6 *)&peer)->sin6_port);
+    } else {
+      uv_ip4_name((struct sockaddr_in *)&peer, ip, sizeof ip);
+      port = ntohs(((struct sockaddr_in *)&peer)->sin_port);
+    }
+  }
+  snprintf(c->name, sizeof c->name, "connection %llu (%s:%d)", (unsigned long long)++s->next_conn, ip, port);
+  s->host->counter_add(s->st, "connections", 1);
+  uv_read_start((uv_stream_t *)&c->tcp, rt_alloc, rt_read);
+}
+
+static int start_listen(fs_state *s) {
+  uv_loop_t *loop = s->host->loop(s->st);
+  if (!loop) return s->host->error(s->st, "no event loop for listen mode");
+  const char *spec = myelin_param_str(s->p, "listen");
+  char err[256];
+  socklen_t len;
+  if (netaddr_parse(spec, &s->listen_addr, &len, err, sizeof err))
+    return s->host->error(s->st, "listen: %s", err);
+  int rc = listen_on(s, 0, (const struct sockaddr *)&s->listen_addr);
+  if (rc) return s->host->error(s->st, "cannot listen on %s: %s", spec, uv_strerror(rc));
+  s->host->log(s->st, MYELIN_LOG_INFO, "listening for AFNI realtime senders on %s", spec);
+  start_idle(s, loop);
   return 0;
 }
 
@@ -1701,25 +1959,36 @@ static int start_live(fs_state *s) {
 
 static int fs_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
   const char *path = myelin_param_str(p, "path"), *watch = myelin_param_str(p, "watch");
-  int live = watch && *watch;
+  const char *listen = myelin_param_str(p, "listen");
+  int live = (watch && *watch) || (listen && *listen);
   int rc = 0;
-  if (live == (path && *path))
-    rc = myelin_validate_error(ctx, live ? "watch" : "path",
-                               "set exactly one of path (stored runs) and watch (a live folder)");
+  if ((path && *path) + (watch && *watch) + (listen && *listen) != 1)
+    rc = myelin_validate_error(ctx,
+                               listen && *listen ? "listen"
+                               : watch && *watch ? "watch"
+                                                 : "path",
+                               "set exactly one of path (stored runs), watch (a live folder) and listen (a "
+                               "scanner pushing volumes over TCP)");
+  struct sockaddr_storage ss;
+  socklen_t sl;
+  char aerr[256];
+  if (listen && *listen && netaddr_parse(listen, &ss, &sl, aerr, sizeof aerr))
+    rc = myelin_validate_error(ctx, "listen", "%s", aerr);
   const char *mask = myelin_param_str(p, "mask");
   if (live && myelin_param_is_set(p, "emit") && strcmp(myelin_param_str(p, "emit"), "run") == 0)
-    rc = myelin_validate_error(ctx, "emit", "watch mode emits volumes (emit: volume)");
+    rc = myelin_validate_error(ctx, "emit", "watch and listen modes emit volumes (emit: volume)");
   if (live && strcmp(mask, "auto") == 0)
-    rc = myelin_validate_error(ctx, "mask", "mask: auto needs whole runs; use a mask file with watch");
+    rc = myelin_validate_error(ctx, "mask",
+                               "mask: auto needs whole runs; use a mask file with watch or listen");
   if (live && (myelin_param_int(p, "detrend") >= 0 || myelin_param_bool(p, "zscore")))
     rc = myelin_validate_error(ctx, live && myelin_param_bool(p, "zscore") ? "zscore" : "detrend",
-                               "detrend and zscore need whole runs; not available with watch");
+                               "detrend and zscore need whole runs; not available with watch or listen");
   const char *atlas = myelin_param_str(p, "atlas");
   if (atlas && *atlas && strcmp(mask, "auto") == 0)
     rc = myelin_validate_error(ctx, "mask", "mask: auto cannot be combined with an atlas");
   if (live && strcmp(myelin_param_str(p, "shard"), "none") != 0)
     rc = myelin_validate_error(ctx, "shard",
-                               "watch mode reads one live folder on every rank: use shard: none");
+                               "watch and listen modes read one live source on every rank: use shard: none");
   if (strcmp(myelin_param_str(p, "shard"), "voxels") == 0 && (strcmp(mask, "auto") == 0 || (atlas && *atlas)))
     rc = myelin_validate_error(ctx, strcmp(mask, "auto") == 0 ? "mask" : "atlas",
                                "shard: voxels splits the voxels across ranks: %s needs every voxel of a run; "
@@ -1763,7 +2032,8 @@ static int fs_init_state(fs_state *s, const myelin_params *p) {
   s->watch_dir = input_path(s, watch);
   s->labels_path = input_path(s, myelin_param_str(p, "atlas_labels"));
   if (!s->path || !s->watch_dir || !s->labels_path) return MYELIN_ENOMEM;
-  s->emit_volume = (watch && *watch) || strcmp(myelin_param_str(p, "emit"), "volume") == 0;
+  s->emit_volume = (watch && *watch) || *myelin_param_str(p, "listen") ||
+                   strcmp(myelin_param_str(p, "emit"), "volume") == 0;
   s->realtime = strcmp(myelin_param_str(p, "pace"), "realtime") == 0;
   const char *fmt = myelin_param_str(p, "format");
   s->format = strcmp(fmt, "dicom") == 0 ? FMT_DICOM : strcmp(fmt, "nifti") == 0 ? FMT_NIFTI : FMT_AUTO;
@@ -1801,6 +2071,7 @@ static int fs_init_state(fs_state *s, const myelin_params *p) {
 static int fs_start(void *state) {
   fs_state *s = state;
   const char *watch = myelin_param_str(s->p, "watch");
+  if (*myelin_param_str(s->p, "listen")) return start_listen(s);
   return watch && *watch ? start_live(s) : start_stored(s);
 }
 
@@ -1809,6 +2080,12 @@ static void fs_stop(void *state) { live_end(state); }
 static void fs_fini(void *state) {
   fs_state *s = state;
   if (!s) return;
+  while (s->conns) { /* the runtime closed every handle and ran the loop before fini */
+    rt_conn *c = s->conns;
+    s->conns = c->next;
+    afni_rt_free(&c->rt);
+    free(c);
+  }
   selection_free(&s->live_sel);
   free(s->slab.cols);
   free(s->mask);
@@ -1841,6 +2118,14 @@ static const myelin_param_def fs_params[] = {
      .doc = "Live mode: a folder where a scanner writes one volume file per TR (NIfTI, or a DICOM mosaic / "
             "enhanced image); each complete file is emitted once, in name order; a bad file is logged and "
             "skipped. Exclusive with path."},
+    {.name = "listen",
+     .type = MYELIN_PARAM_STRING,
+     .def = "",
+     .doc =
+         "Network mode: host:port where a scanner (or AFNI's rtfeedme / Dimon -rt) pushes images in the "
+         "AFNI realtime protocol; e.g. 127.0.0.1:7954, AFNI's control port (a control channel naming "
+         "another data port opens that port too). Each complete volume is emitted; a bad stream closes its "
+         "connection only. Exclusive with path and watch."},
     {.name = "format",
      .type = MYELIN_PARAM_ENUM,
      .def = "auto",
@@ -1873,7 +2158,7 @@ static const myelin_param_def fs_params[] = {
      .min = 0,
      .max = 1e12,
      .unit = "volumes",
-     .doc = "Watch mode: end the stream after this many volumes (0 = no limit)."},
+     .doc = "Watch and listen modes: end the stream after this many volumes (0 = no limit)."},
     {.name = "idle_timeout",
      .type = MYELIN_PARAM_FLOAT,
      .def = "0",
@@ -1881,7 +2166,7 @@ static const myelin_param_def fs_params[] = {
      .min = 0,
      .max = 1e9,
      .unit = "s",
-     .doc = "Watch mode: end the stream after this long without a new volume (0 = never)."},
+     .doc = "Watch and listen modes: end the stream after this long without a new volume (0 = never)."},
     {.name = "subject",
      .type = MYELIN_PARAM_STRING_LIST,
      .def = "[]",

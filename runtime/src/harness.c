@@ -41,6 +41,7 @@ struct myelin_harness {
   uv_loop_t *loop;
   hcounter *counters;
   size_t n_counters;
+  char logs[8192]; /* warnings and errors logged, one per line (truncated) */
 };
 
 static int hh_emit(myelin_stage *st, int port, myelin_msg *m) {
@@ -65,14 +66,17 @@ static int hh_emit(myelin_stage *st, int port, myelin_msg *m) {
 }
 
 static void hh_log(myelin_stage *st, int level, const char *fmt, ...) {
-  (void)st;
+  myelin_harness *h = (myelin_harness *)st;
   if (level < MYELIN_LOG_WARN && !getenv("MYELIN_DEBUG")) return;
   va_list ap;
   va_start(ap, fmt);
-  fprintf(stderr, "harness: ");
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
+  char line[2048];
+  vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
+  fprintf(stderr, "harness: %s\n", line);
+  size_t used = strlen(h->logs);
+  if (level >= MYELIN_LOG_WARN && used + 1 < sizeof h->logs)
+    snprintf(h->logs + used, sizeof h->logs - used, "%s\n", line);
 }
 
 static int hh_error(myelin_stage *st, const char *fmt, ...) {
@@ -220,8 +224,7 @@ static int set_params(myelin_harness *h, const char *yaml_text, char *err, size_
       yaml_parser_delete(&parser);
       yaml_node_t *root = yaml_document_get_root_node(&doc);
       if (root && root->type == YAML_MAPPING_NODE) {
-        for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top;
-             pr++) {
+        for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top; pr++) {
           yaml_node_t *k = yaml_document_get_node(&doc, pr->key);
           yaml_node_t *v = yaml_document_get_node(&doc, pr->value);
           const char *key = k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "?";
@@ -254,8 +257,7 @@ static int set_params(myelin_harness *h, const char *yaml_text, char *err, size_
   return rc;
 }
 
-myelin_harness *myelin_harness_new(const char *plugin, const char *params_yaml, char *err,
-                                   size_t errlen) {
+myelin_harness *myelin_harness_new(const char *plugin, const char *params_yaml, char *err, size_t errlen) {
   char path[PATH_MAX], e[2048];
   myelin_harness *h = calloc(1, sizeof *h);
   if (!h) return NULL;
@@ -288,9 +290,12 @@ myelin_harness *myelin_harness_new(const char *plugin, const char *params_yaml, 
     int rc = st.out_kinds ? 0 : MYELIN_ENOMEM;
     for (size_t i = 0; !rc && i < nout; i++)
       if (!(st.out_kinds[i] = xstrdup(h->lib.desc->outputs[i].kinds))) rc = MYELIN_ENOMEM;
-    if (rc) snprintf(err, errlen, "out of memory");
-    else rc = harness_validate(&st, err, errlen);
-    for (size_t i = 0; st.out_kinds && i < nout; i++) free(st.out_kinds[i]);
+    if (rc)
+      snprintf(err, errlen, "out of memory");
+    else
+      rc = harness_validate(&st, err, errlen);
+    for (size_t i = 0; st.out_kinds && i < nout; i++)
+      free(st.out_kinds[i]);
     free(st.out_kinds);
     if (rc) {
       myelin_harness_free(h);
@@ -350,12 +355,15 @@ myelin_msg *myelin_harness_output(const myelin_harness *h, const char *port, siz
 
 void myelin_harness_clear(myelin_harness *h) {
   for (size_t p = 0; p < h->n_outs; p++) {
-    for (size_t i = 0; i < h->outs[p].n; i++) myelin_msg_unref(h->outs[p].msgs[i]);
+    for (size_t i = 0; i < h->outs[p].n; i++)
+      myelin_msg_unref(h->outs[p].msgs[i]);
     h->outs[p].n = 0;
   }
 }
 
 const char *myelin_harness_error(const myelin_harness *h) { return h->error; }
+
+const char *myelin_harness_logs(const myelin_harness *h) { return h->logs; }
 
 int64_t myelin_harness_counter(const myelin_harness *h, const char *name) {
   for (size_t i = 0; i < h->n_counters; i++)
@@ -378,9 +386,11 @@ void myelin_harness_free(myelin_harness *h) {
   }
   if (h->inited && h->lib.desc->fini) h->lib.desc->fini(h->state);
   if (h->outs) myelin_harness_clear(h);
-  for (size_t p = 0; p < h->n_outs; p++) free(h->outs[p].msgs);
+  for (size_t p = 0; p < h->n_outs; p++)
+    free(h->outs[p].msgs);
   free(h->outs);
-  for (size_t i = 0; i < h->n_counters; i++) free(h->counters[i].name);
+  for (size_t i = 0; i < h->n_counters; i++)
+    free(h->counters[i].name);
   free(h->counters);
   params_free(h->params);
   plugin_close(&h->lib);

@@ -33,8 +33,7 @@ typedef struct myelin_harness myelin_harness;
  * Params are checked against the plugin's table and its validate() runs with
  * every connected input port assumed to carry the port's declared kinds.
  * Returns NULL with a message in err on failure. */
-myelin_harness *myelin_harness_new(const char *plugin, const char *params_yaml, char *err,
-                                   size_t errlen);
+myelin_harness *myelin_harness_new(const char *plugin, const char *params_yaml, char *err, size_t errlen);
 /* Runs start() (sources) to completion. */
 int myelin_harness_start(myelin_harness *h);
 /* Pushes msg (ownership taken) into input port `port` (name, or NULL for the
@@ -49,6 +48,8 @@ myelin_msg *myelin_harness_output(const myelin_harness *h, const char *port, siz
 void myelin_harness_clear(myelin_harness *h);
 /* The last error reported through host->error, or "". */
 const char *myelin_harness_error(const myelin_harness *h);
+/* The warnings and errors the plugin logged (host->log), one per line. */
+const char *myelin_harness_logs(const myelin_harness *h);
 /* The counter's current value (host->counter_add), 0 if never set. */
 int64_t myelin_harness_counter(const myelin_harness *h, const char *name);
 /* Calls fini and unloads. */
