@@ -28,11 +28,12 @@
 #include <stdint.h>
 
 typedef struct rg_level {
-  size_t n;      /* sample points */
-  int32_t *ijk;  /* [n][3] reference voxel of each sample */
-  float *r;      /* [n] reference value */
-  float *J;      /* [n][6] d(reference)/d(parameters) at p = 0 */
-  float *smooth; /* scratch: the moving volume smoothed (coarse level), or NULL */
+  size_t n;       /* sample points */
+  int32_t *ijk;   /* [n][3] reference voxel of each sample */
+  float *r;       /* [n] reference value */
+  float *J;       /* [n][6] d(reference)/d(parameters) at p = 0 */
+  double H[6][6]; /* sum of J J^T over the samples: the Gauss-Newton matrix */
+  float *smooth;  /* scratch: the moving volume smoothed (coarse level), or NULL */
 } rg_level;
 
 typedef struct rg_ref {
@@ -40,6 +41,7 @@ typedef struct rg_ref {
   double A[4][4], Ainv[4][4];
   double c[3];      /* grid center, world mm */
   rg_level lev[2];  /* [0] coarse (smoothed), [1] full resolution */
+  float *scratch;   /* [V] for smoothing the moving volume */
   double sigma_vox; /* Gaussian sigma of the coarse level, voxels */
 } rg_ref;
 
@@ -68,7 +70,7 @@ float rg_trilinear(const float *vol, const int64_t dims[3], double x, double y, 
 /* 4x4 inverse of a rigid or affine matrix (general); 0, or -1 if singular. */
 int rg_inv4(double M[4][4], double out[4][4]);
 /* Separable Gaussian smoothing in place, sigma per axis in voxels (<= 0 =
- * that axis untouched); scratch holds max(dims) floats. */
+ * that axis untouched); scratch holds dims[0] * dims[1] * dims[2] floats. */
 void rg_smooth(float *vol, const int64_t dims[3], const double sigma[3], float *scratch);
 
 #endif

@@ -49,7 +49,7 @@ static int sm_process(void *state, int port, myelin_msg *m) {
     free(s->scratch);
     s->full = malloc(N * sizeof *s->full);
     s->weight = malloc(N * sizeof *s->weight);
-    s->scratch = malloc((size_t)(dims[0] + dims[1] + dims[2] + 1) * sizeof *s->scratch);
+    s->scratch = malloc(N * sizeof *s->scratch);
     s->cap = s->full && s->weight && s->scratch ? N : 0;
     if (!s->cap) return s->host->error(s->st, "out of memory");
   }
