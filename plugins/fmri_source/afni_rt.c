@@ -382,9 +382,9 @@ int afni_rt_parse_info(afni_rt *p, const char *text, char *err, size_t errlen) {
   snprintf(p->name, sizeof p->name, "%s", in.name);
   derive_affine(p, &in);
   size_t nvox = (size_t)in.nx * (size_t)in.ny * (size_t)in.nz;
-  if (nvox * (size_t)in.datum > MAX_VOLUME_BYTES) {
-    snprintf(err, errlen, "XYMATRIX %ldx%ldx%ld: a volume of more than %zu bytes", in.nx, in.ny, in.nz,
-             MAX_VOLUME_BYTES);
+  if (nvox * sizeof(float) > MAX_VOLUME_BYTES) {
+    snprintf(err, errlen, "XYMATRIX %ldx%ldx%ld: a volume of more than %zu float32 bytes", in.nx, in.ny,
+             in.nz, MAX_VOLUME_BYTES);
     return -1;
   }
   p->imsize = (size_t)in.nx * (size_t)in.ny * (size_t)in.datum * (in.acq3d ? (size_t)in.nz : 1);
