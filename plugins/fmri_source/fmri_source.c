@@ -133,6 +133,10 @@ typedef struct fs_state {
   int shard, rank, size;
   shard_ctx ctx;
   slab_ctx slab;
+  /* watch mode, single-frame DICOM: slices held per volume until complete */
+  int64_t slices;
+  struct slice_group *groups; /* [SLICE_GROUPS] */
+  uint64_t group_clock;
   /* network mode (listen): AFNI realtime senders */
   struct sockaddr_storage listen_addr;
   uv_tcp_t listen_srv[2]; /* [0] the `listen` address, [1] a data port a control channel named */
@@ -1631,21 +1635,16 @@ static int live_nifti(fs_state *s, const char *path, const char *name, char *err
   return rc;
 }
 
-/* A DICOM file holding whole volumes (a mosaic, or an enhanced image). */
-static int live_dicom(fs_state *s, const char *path, const char *name, char *err, size_t errlen) {
-  dicom_image im;
-  if (dicom_read(path, 1, &im, err, errlen)) return LIVE_BAD;
+/* Assembles images (one file, or the slice files of one volume) and emits
+ * their volumes; path/name: the file that completed them. */
+static int live_images(fs_state *s, const char *path, const char *name, const dicom_image *im, size_t n,
+                       char *err, size_t errlen) {
   dicom_series ser;
-  int rc = dicom_assemble(&im, 1, &ser, err, errlen) ? LIVE_BAD : 0;
-  if (rc) {
-    dicom_image_free(&im);
-    return rc;
-  }
+  if (dicom_assemble(im, n, &ser, err, errlen)) return LIVE_BAD;
   grid g;
   series_grid(&ser, &g);
-  rc = s->have_grid ? live_check_grid(s, &g, path, err, errlen)
-                    : live_first(s, &g, path, name, &im, err, errlen);
-  dicom_image_free(&im);
+  int rc = s->have_grid ? live_check_grid(s, &g, path, err, errlen)
+                        : live_first(s, &g, path, name, &im[0], err, errlen);
   double t0 = file_mtime(path), tr = s->tr_param > 0 ? s->tr_param : ser.tr;
   run_info ri = {s->live_subject, s->live_task, s->live_run,     tr,   &s->live_grid, s->live_sel.cidx,
                  s->live_sel.n,   NULL,         ser.slice_times, NULL, NULL};
@@ -1655,6 +1654,94 @@ static int live_dicom(fs_state *s, const char *path, const char *name, char *err
     if (s->count > 0 && s->live_index >= (uint64_t)s->count) break;
   }
   dicom_series_free(&ser);
+  return rc;
+}
+
+/* Classic single-frame exports write one file per slice. Slices are held
+ * per volume — keyed by SeriesInstanceUID and AcquisitionNumber (else the
+ * InstanceNumber's volume, (instance - 1) / slices) — until `slices` of
+ * them have arrived, then assembled like a stored series (slices ordered by
+ * their position along the normal, whatever the arrival order). A few
+ * volumes may be incomplete at once (files of neighbouring volumes
+ * interleaved); a volume pushed out by newer ones before it completes is
+ * logged and skipped. */
+enum { SLICE_GROUPS = 4, LIVE_PENDING = 2 };
+
+typedef struct slice_group {
+  char series[72];
+  int64_t volume; /* AcquisitionNumber, else the InstanceNumber's volume */
+  size_t n;
+  dicom_image *im; /* [slices] */
+  uint64_t age;
+} slice_group;
+
+static void group_clear(slice_group *g) {
+  for (size_t i = 0; i < g->n; i++)
+    dicom_image_free(&g->im[i]);
+  g->n = 0;
+  g->series[0] = 0;
+}
+
+static int live_slice(fs_state *s, const char *path, const char *name, dicom_image *im, char *err,
+                      size_t errlen) {
+  if (s->slices <= 0) {
+    snprintf(err, errlen,
+             "%s: a single-frame DICOM slice; set `slices` (the slice count of a volume) to assemble volumes "
+             "from slice files in watch mode",
+             path);
+    dicom_image_free(im);
+    return LIVE_BAD;
+  }
+  if (!s->groups && !(s->groups = calloc(SLICE_GROUPS, sizeof *s->groups))) {
+    dicom_image_free(im);
+    return s->host->error(s->st, "out of memory");
+  }
+  int64_t vol = im->acquisition_number >= 0 ? im->acquisition_number
+                : im->instance_number >= 1  ? (im->instance_number - 1) / s->slices
+                                            : -1;
+  slice_group *g = NULL, *oldest = NULL;
+  for (int i = 0; i < SLICE_GROUPS && !g; i++)
+    if (s->groups[i].n && s->groups[i].volume == vol && !strcmp(s->groups[i].series, im->series_uid))
+      g = &s->groups[i];
+  for (int i = 0; i < SLICE_GROUPS && !g; i++) {
+    slice_group *c = &s->groups[i];
+    if (!c->n)
+      g = c;
+    else if (!oldest || c->age < oldest->age)
+      oldest = c;
+  }
+  if (!g) {
+    g = oldest;
+    s->host->log(s->st, MYELIN_LOG_WARN,
+                 "%s: the volume of acquisition %lld (series %s) got %zu of %lld slices before newer volumes "
+                 "pushed it out; skipped",
+                 g->im[g->n - 1].path, (long long)g->volume, g->series, g->n, (long long)s->slices);
+    s->host->counter_add(s->st, "skipped", 1);
+    group_clear(g);
+  }
+  if (!g->n) {
+    if (!g->im && !(g->im = calloc((size_t)s->slices, sizeof *g->im))) {
+      dicom_image_free(im);
+      return s->host->error(s->st, "out of memory");
+    }
+    snprintf(g->series, sizeof g->series, "%s", im->series_uid);
+    g->volume = vol;
+  }
+  g->age = ++s->group_clock;
+  g->im[g->n++] = *im; /* the group owns the image now */
+  if ((int64_t)g->n < s->slices) return LIVE_PENDING;
+  int rc = live_images(s, path, name, g->im, g->n, err, errlen);
+  group_clear(g);
+  return rc;
+}
+
+/* A DICOM file: whole volumes (a mosaic, an enhanced image), or one slice. */
+static int live_dicom(fs_state *s, const char *path, const char *name, char *err, size_t errlen) {
+  dicom_image im;
+  if (dicom_read(path, 1, &im, err, errlen)) return LIVE_BAD;
+  if (im.nframes == 1 && im.mosaic_n == 0) return live_slice(s, path, name, &im, err, errlen);
+  int rc = live_images(s, path, name, &im, 1, err, errlen);
+  dicom_image_free(&im);
   return rc;
 }
 
@@ -1678,14 +1765,14 @@ static void on_live_file(myelin_watch *w, const char *path, const char *name, vo
   if (rc == LIVE_BAD) {
     s->host->log(s->st, MYELIN_LOG_WARN, "%s; file skipped, still watching", err);
     s->host->counter_add(s->st, "skipped", 1);
-  } else {
+  } else if (rc == 0) {
     s->host->counter_add(s->st, "volumes", 1);
   }
   if ((s->count > 0 && s->live_index >= (uint64_t)s->count) || s->host->stopping(s->st)) {
     live_end(s);
     return;
   }
-  if (s->idle_active && rc == 0) uv_timer_again(&s->idle);
+  if (s->idle_active && (rc == 0 || rc == LIVE_PENDING)) uv_timer_again(&s->idle);
 }
 
 /* The idle timeout of the live modes: the stream ends after idle_timeout s
@@ -2041,6 +2128,7 @@ static int fs_init_state(fs_state *s, const myelin_params *p) {
   s->detrend = (int)myelin_param_int(p, "detrend");
   s->trim = myelin_param_int(p, "trim");
   s->count = myelin_param_int(p, "count");
+  s->slices = myelin_param_int(p, "slices");
   s->tr_param = myelin_param_float(p, "tr");
   s->idle_timeout = myelin_param_float(p, "idle_timeout");
   const char *shard = myelin_param_str(p, "shard");
@@ -2086,6 +2174,11 @@ static void fs_fini(void *state) {
     afni_rt_free(&c->rt);
     free(c);
   }
+  for (int i = 0; s->groups && i < SLICE_GROUPS; i++) {
+    group_clear(&s->groups[i]);
+    free(s->groups[i].im);
+  }
+  free(s->groups);
   selection_free(&s->live_sel);
   free(s->slab.cols);
   free(s->mask);
@@ -2116,8 +2209,8 @@ static const myelin_param_def fs_params[] = {
      .type = MYELIN_PARAM_INPUT_PATH,
      .def = "",
      .doc = "Live mode: a folder where a scanner writes one volume file per TR (NIfTI, or a DICOM mosaic / "
-            "enhanced image); each complete file is emitted once, in name order; a bad file is logged and "
-            "skipped. Exclusive with path."},
+            "enhanced image; or single-frame DICOM slice files, see slices); each complete file is read once, "
+            "in name order; a bad file is logged and skipped. Exclusive with path and listen."},
     {.name = "listen",
      .type = MYELIN_PARAM_STRING,
      .def = "",
@@ -2147,6 +2240,16 @@ static const myelin_param_def fs_params[] = {
      .max = 600000,
      .unit = "ms",
      .doc = "Watch mode: a file is complete when its size is stable this long (or renamed in)."},
+    {.name = "slices",
+     .type = MYELIN_PARAM_INT,
+     .def = "0",
+     .has_range = 1,
+     .min = 0,
+     .max = 100000,
+     .unit = "files",
+     .doc = "Watch mode, classic single-frame DICOM (one file per slice): the slices of a volume; a volume "
+            "is assembled once this many files of one acquisition (AcquisitionNumber) have arrived. 0 = "
+            "single-frame files are skipped with a warning."},
     {.name = "existing",
      .type = MYELIN_PARAM_BOOL,
      .def = "true",

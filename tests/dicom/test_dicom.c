@@ -451,6 +451,56 @@ START_TEST(watch_dicom_skips_bad_and_half_written) {
 }
 END_TEST
 
+/* Watch mode with one DICOM file per slice (the classic single-frame
+ * export): the 12 slice files of tests/data/dicom/slices (3 volumes of 4
+ * slices, names shuffled so volumes interleave in name order) become the 3
+ * volumes batch mode reads, each once its 4 slices are in; without
+ * `slices` they are skipped with a warning saying what to set. */
+START_TEST(watch_single_frame_slices) {
+  char *dir = mt_tmpdir();
+  for (int i = 0; i < 12; i++) {
+    uint8_t *b;
+    size_t n;
+    char err[256];
+    ck_assert_int_eq(
+        myelin_read_file(mt_strf("%s/slices/IM%04d.dcm", data_dir(), i), 0, &b, &n, err, sizeof err), 0);
+    write_bytes(mt_strf("%s/IM%04d.dcm", dir, i), b, n);
+    free(b);
+  }
+  myelin_harness *run = run_source(mt_strf("{path: %s/slices}", data_dir()));
+  myelin_tensor all;
+  ck_assert_int_eq(myelin_msg_tensor(myelin_harness_output(run, "out", 0), "data", &all), 0);
+  const size_t V = 64 * 64 * 4;
+  myelin_harness *h = run_source(
+      mt_strf("{watch: %s, format: dicom, slices: 4, count: 3, settle_ms: 50, idle_timeout: 10}", dir));
+  ck_assert_uint_eq(myelin_harness_count(h, "out"), 3);
+  int seen[3] = {0, 0, 0};
+  for (size_t i = 0; i < 3; i++) {
+    myelin_msg *m = myelin_harness_output(h, "out", i);
+    myelin_tensor x;
+    ck_assert_int_eq(myelin_msg_tensor(m, "data", &x), 0);
+    ck_assert_uint_eq(x.count, V);
+    int match = -1;
+    for (int t = 0; t < 3; t++)
+      if (!memcmp(x.data, (const float *)all.data + (size_t)t * V, V * sizeof(float))) match = t;
+    ck_assert_msg(match >= 0, "volume %zu is none of the series' volumes", i);
+    seen[match]++;
+    myelin_tensor st;
+    ck_assert_int_eq(myelin_msg_tensor(m, "slice_times", &st), 0);
+    ck_assert_int_eq(st.shape[0], 4);
+  }
+  ck_assert(seen[0] == 1 && seen[1] == 1 && seen[2] == 1);
+  ck_assert_int_eq(myelin_harness_counter(h, "skipped"), 0);
+  myelin_harness_free(h);
+  myelin_harness_free(run);
+  h = run_source(mt_strf("{watch: %s, format: dicom, settle_ms: 50, idle_timeout: 1}", dir));
+  ck_assert_uint_eq(myelin_harness_count(h, "out"), 0);
+  ck_assert_int_eq(myelin_harness_counter(h, "skipped"), 12);
+  ck_assert_ptr_nonnull(strstr(myelin_harness_logs(h), "set `slices`"));
+  myelin_harness_free(h);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("dicom");
   TCase *tc = tcase_create("dicom");
@@ -464,6 +514,7 @@ int main(void) {
   tcase_add_test(tc, csa_bounds);
   tcase_add_test(tc, source_series_folder_is_a_run);
   tcase_add_test(tc, watch_dicom_skips_bad_and_half_written);
+  tcase_add_test(tc, watch_single_frame_slices);
   suite_add_tcase(s, tc);
   return mt_run_suite(s);
 }
