@@ -5,7 +5,9 @@
 # for reference checks. DICOM: libdcmtk-dev (fmri_source, through a C++ shim);
 # dcm2niix and python3-pydicom are the DICOM reference peers of tests/dicom.
 # MPI runs (-DMYELIN_MPI=ON, tests/mpi): libopenmpi-dev and openmpi-bin.
-# Bench peers: gstreamer1.0-tools.
+# AEDAT 4.0 (event_source): liblz4-dev, libzstd-dev, and FlatBuffers
+# (libflatbuffers-dev headers, flatbuffers-compiler's flatc at build time).
+# Bench peers: gstreamer1.0-tools; python3-lz4 and python3-zstandard (bench/events.sh).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libuv1-dev libmsgpack-dev libarchive-dev libyaml-dev zlib1g-dev libdeflate-dev
@@ -13,12 +15,14 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       dataset-fashion-mnist python3 python3-numpy python3-scipy python3-sklearn
       python3-nibabel python3-h5py python3-msgpack python3-pip python3-setuptools python3-wheel
       libjson-c-dev libpcre2-dev libdcmtk-dev dcm2niix python3-pydicom
+      liblz4-dev libzstd-dev libflatbuffers-dev flatbuffers-compiler
       libcairo2-dev libfontconfig-dev fonts-dejavu-core graphviz chromium
       libopenmpi-dev openmpi-bin)
 # lm_features' tokenizer test compares with two npm packages (below): node
 # and npm from Debian unless a node is already there.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
-if [ "${MYELIN_BENCH_DEPS:-0}" = 1 ]; then pkgs+=(gstreamer1.0-tools gstreamer1.0-plugins-base); fi
+# bench/events.sh's AEDAT 4 peer decompresses with python3-lz4 / python3-zstandard.
+if [ "${MYELIN_BENCH_DEPS:-0}" = 1 ]; then pkgs+=(gstreamer1.0-tools gstreamer1.0-plugins-base python3-lz4 python3-zstandard); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -51,7 +51,8 @@ int main(int argc, char **argv) {
       ev_sensor s = {0, 0, 0};
       a.n = 0;
       double t0 = now();
-      int rc = ev_decode((ev_format)f, buf, len, file, &s, &a, err, sizeof err);
+      int rc = f == EV_FMT_AEDAT4 ? ev_decode_aedat4(buf, len, file, &s, &a, err, sizeof err)
+                                  : ev_decode((ev_format)f, buf, len, file, &s, &a, err, sizeof err);
       double dt = now() - t0;
       if (rc) {
         fprintf(stderr, "%s\n", err);

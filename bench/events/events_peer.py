@@ -2,7 +2,8 @@
 """bench/events.sh's peer: writes the benchmark files, and decodes / bins
 them in numpy the way tonic does.
 
-  events_peer.py make DIR          nmnist.bin, evt2.raw, evt3.raw (known events)
+  events_peer.py make DIR          nmnist.bin, evt2.raw, evt3.raw, aedat2.aedat,
+                                   aedat4{,_lz4,_zstd}.aedat4 (known events)
   events_peer.py decode FMT FILE   seconds, count, checksum (best of 3)
   events_peer.py frames FILE N     N-MNIST recordings of 4000 events each binned
                                    into 60 frames (ToFrame's rules); seconds, events
@@ -12,10 +13,17 @@ The N-MNIST reader is a transcription of the rules of tonic.io.read_mnist_file
 vectorized numpy, as tonic's is. tonic has no EVT reader of its own (it calls
 the expelliarmus package, not in Debian): the EVT 2.0 and 3.0 decoders here
 are vectorized numpy written from Prophesee's format pages, the fastest fair
-numpy peer. The checksum lets the script check event for event that both
-sides decoded the same thing.
+numpy peer. AEDAT 2.0: tonic's own technique (np.fromfile of big-endian
+address/timestamp pairs, masks as tonic's read_davis_346), plus the skipping
+of APS/IMU/trigger records and the 32-bit timestamp unwrap event_source
+does. AEDAT 4.0: tonic reads it with loris or the `aedat` Rust package
+(neither in Debian); the peer here walks packets in Python, decompresses
+them with python3-lz4 / python3-zstandard, finds the event vector from the
+FlatBuffer offsets and views it with np.frombuffer — what those readers do.
+The checksum lets the script check event for event that both sides decoded
+the same thing.
 """
-import sys, time
+import struct, sys, time
 import numpy as np
 
 RNG = np.random.default_rng(7)
@@ -61,6 +69,97 @@ def make(d):
     with open(f"{d}/evt3.raw", "wb") as f:
         f.write(b"% evt 3.0\n% format EVT3;height=720;width=1280\n% end\n")
         np.tile(arr, 6).astype("<u2").tofile(f)  # the time base loops: 6 x 120 ms repeats
+
+
+def make_aedat(d):
+    n = 5_000_000
+    # AEDAT 2.0, DAVIS346: DVS events, an APS sample every 100 records, a trigger every 1000
+    t = np.cumsum(RNG.integers(0, 3, n)).astype(np.int64)
+    x, y, p = RNG.integers(0, 346, n), RNG.integers(0, 260, n), RNG.integers(0, 2, n)
+    addr = ((y << 22) | ((345 - x) << 12) | (p << 11)).astype(np.uint32)
+    addr[::100] |= np.uint32(0x80000000)
+    addr[::1000] = np.uint32(1 << 10)
+    rec = np.empty(n, [("a", ">u4"), ("t", ">u4")])
+    rec["a"], rec["t"] = addr, (t & 0xFFFFFFFF).astype(np.uint32)
+    with open(f"{d}/aedat2.aedat", "wb") as f:
+        f.write(b"#!AER-DAT2.0\r\n# AEChip: eu.seebetter.ini.chips.davis.Davis346B\r\n")
+        rec.tofile(f)
+    # AEDAT 4.0: 5M events in packets of 4096 (stream 0), as none / LZ4 / Zstd
+    ev = np.zeros(n, [("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "u1"), ("pad", "V3")])
+    ev["t"] = 1_700_000_000_000_000 + t
+    ev["x"], ev["y"], ev["p"] = x, y, p
+    info = ('<dv version="2.0"><node name="outInfo" path="/outInfo/"><node name="0" path="/outInfo/0/">'
+            '<attr key="typeIdentifier" type="string">EVTS</attr><node name="info" path="/outInfo/0/info/">'
+            '<attr key="sizeX" type="int">346</attr><attr key="sizeY" type="int">260</attr></node></node>'
+            '</node></dv>').encode()
+    import lz4.frame, zstandard
+    for comp, name in ((0, "aedat4"), (1, "aedat4_lz4"), (3, "aedat4_zstd")):
+        # header: size-prefixed IOHE table (see tests/fuzz/make_corpus.py for the layout)
+        hb = struct.pack("<HHHHH", 10, 20, 4, 8, 16) + b"\0\0" + struct.pack("<iiqI", 12, comp, -1, 4)
+        hb += struct.pack("<I", len(info)) + info + b"\0"
+        hb += b"\0" * (-len(hb) % 4)
+        hb = struct.pack("<I", 20) + b"IOHE" + hb
+        out = [b"#!AER-DAT4.0\r\n", struct.pack("<I", len(hb)), hb]
+        zc = zstandard.ZstdCompressor(level=3)
+        for lo in range(0, n, 4096):
+            chunk = ev[lo:lo + 4096]
+            fb = struct.pack("<I", 16) + b"EVTS" + struct.pack("<HHH", 6, 8, 4) + b"\0\0" + \
+                struct.pack("<iII", 8, 4, len(chunk)) + chunk.tobytes()
+            body = struct.pack("<I", len(fb)) + fb
+            if comp == 1:
+                body = lz4.frame.compress(body)
+            elif comp == 3:
+                body = zc.compress(body)
+            out.append(struct.pack("<ii", 0, len(body)) + body)
+        with open(f"{d}/{name}.aedat4", "wb") as f:
+            f.write(b"".join(out))
+
+
+def read_aedat2(path):
+    b = open(path, "rb").read()
+    pos = 0
+    while pos < len(b) and b[pos] == ord("#"):
+        pos = b.index(b"\n", pos) + 1
+    rec = np.frombuffer(b, [("a", ">u4"), ("t", ">u4")], offset=pos, count=(len(b) - pos) // 8)
+    a, ts = rec["a"], rec["t"].astype(np.int64)
+    ts = ts + (np.cumsum(np.r_[0, np.diff(ts) < -(1 << 31)]) << 32)
+    keep = (a & 0x80000400) == 0
+    a = a[keep]
+    return 345 - ((a >> 12) & 0x3FF), (a >> 22) & 0x1FF, (a >> 11) & 1, ts[keep]
+
+
+EV4 = np.dtype([("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "u1"), ("pad", "V3")])
+
+
+def read_aedat4(path):
+    import lz4.frame, zstandard
+    b = open(path, "rb").read()
+    pos = 14
+    hl = struct.unpack_from("<I", b, pos)[0]
+    h = b[pos + 4:pos + 4 + hl]
+    root = struct.unpack_from("<I", h, 0)[0]
+    vt = root - struct.unpack_from("<i", h, root)[0]
+    comp = struct.unpack_from("<i", h, root + struct.unpack_from("<H", h, vt + 4)[0])[0]
+    pos += 4 + hl
+    zd = zstandard.ZstdDecompressor()
+    parts = []
+    while pos + 8 <= len(b):
+        stream, size = struct.unpack_from("<ii", b, pos)
+        body = b[pos + 8:pos + 8 + size]
+        pos += 8 + size
+        if comp in (1, 2):
+            body = lz4.frame.decompress(body)
+        elif comp in (3, 4):
+            body = zd.decompress(body)
+        fb = memoryview(body)[4:]
+        root = struct.unpack_from("<I", fb, 0)[0]
+        vt = root - struct.unpack_from("<i", fb, root)[0]
+        field = root + struct.unpack_from("<H", fb, vt + 4)[0]
+        vec = field + struct.unpack_from("<I", fb, field)[0]
+        cnt = struct.unpack_from("<I", fb, vec)[0]
+        parts.append(np.frombuffer(fb, EV4, cnt, vec + 4))
+    ev = np.concatenate(parts)
+    return ev["x"], ev["y"], ev["p"], ev["t"]
 
 
 def header_len(b):
@@ -148,7 +247,8 @@ def checksum(x, y, p, t):
 
 
 def decode(fmt, path):
-    fn = {"nmnist": read_nmnist, "evt2": read_evt2, "evt3": read_evt3}[fmt]
+    fn = {"nmnist": read_nmnist, "evt2": read_evt2, "evt3": read_evt3, "aedat2": read_aedat2,
+          "aedat4": read_aedat4}[fmt]
     best = 1e9
     for _ in range(3):
         t0 = time.perf_counter()
@@ -181,6 +281,7 @@ def frames(path, n_bins):
 if __name__ == "__main__":
     if sys.argv[1] == "make":
         make(sys.argv[2])
+        make_aedat(sys.argv[2])
     elif sys.argv[1] == "decode":
         decode(sys.argv[2], sys.argv[3])
     else:

@@ -1,6 +1,7 @@
 /*
  * evdecode.c — event-camera file decoders: N-MNIST .bin, Prophesee EVT 2.0
- * and EVT 3.0 .raw, jAER AEDAT 2.0, iniVation AEDAT 3.1. Each takes a whole file image and appends events to an
+ * and EVT 3.0 .raw, jAER AEDAT 2.0, iniVation AEDAT 3.1 (AEDAT 4.0 is in
+ * evaedat4.c). Each takes a whole file image and appends events to an
  * ev_array (events.h); formats are written from the public specs:
  *
  *  - N-MNIST (Orchard et al. 2015): 5 bytes per event, x, y, then
@@ -168,6 +169,7 @@ size_t ev_raw_header(const uint8_t *b, size_t len, int *evt, ev_sensor *sensor) 
 ev_format ev_format_guess(const uint8_t *b, size_t len, const char *path) {
   if (len >= 10 && memcmp(b, "#!AER-DAT3", 10) == 0) return EV_FMT_AEDAT3;
   if (len >= 10 && memcmp(b, "#!AER-DAT2", 10) == 0) return EV_FMT_AEDAT2;
+  if (len >= 10 && memcmp(b, "#!AER-DAT4", 10) == 0) return EV_FMT_AEDAT4;
   if (len >= 8 && memcmp(b, "\x89HDF\r\n\x1a\n", 8) == 0) return EV_FMT_HDF5;
   if (len && b[0] == '%') {
     int evt;
@@ -244,7 +246,7 @@ static int bad_word(const char *what, const char *fmt, size_t off, unsigned type
 }
 
 /* The sensor size a headerless raw file implies: the largest coordinate seen. */
-static void size_from_events(const ev_array *a, size_t from, ev_sensor *s) {
+void ev_size_from_events(const ev_array *a, size_t from, ev_sensor *s) {
   uint32_t mx = 0, my = 0;
   for (size_t i = from; i < a->n; i++) {
     if (a->x[i] >= mx) mx = a->x[i] + 1u;
@@ -293,7 +295,7 @@ int ev_decode_evt2(const uint8_t *b, size_t len, const char *what, ev_sensor *s,
     }
   }
   out->n = n;
-  if (!known) size_from_events(out, from, s);
+  if (!known) ev_size_from_events(out, from, s);
   if (rc) return rc;
   if ((len - off) % 4) return truncated(what, off + words * 4, (len - off) % 4, 4, "word", err, errlen);
   return 0;
@@ -389,7 +391,7 @@ int ev_decode_evt3(const uint8_t *b, size_t len, const char *what, ev_sensor *s,
   }
 done:
   out->n = n;
-  if (!known) size_from_events(out, from, s);
+  if (!known) ev_size_from_events(out, from, s);
   if (rc) return rc;
   if ((len - off) % 2) return truncated(what, off + words * 2, 1, 2, "word", err, errlen);
   return 0;
@@ -473,7 +475,7 @@ int ev_decode_aedat3(const uint8_t *b, size_t len, const char *what, ev_sensor *
                          what, pos, have, payload);
     pos += 28 + payload;
   }
-  if (!known) size_from_events(out, from, s);
+  if (!known) ev_size_from_events(out, from, s);
   return rc;
 }
 

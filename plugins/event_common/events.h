@@ -49,13 +49,14 @@ typedef enum ev_format {
   EV_FMT_EVT3,   /* Prophesee EVT 3.0 .raw: 16-bit words */
   EV_FMT_AEDAT3, /* iniVation AEDAT 3.1 (cAER, libcaer): packets of polarity events */
   EV_FMT_HDF5,   /* HDF5 event files (evhdf5.c, library event_hdf5: needs libhdf5) */
-  EV_FMT_AEDAT2  /* jAER AEDAT 2.0: big-endian 32-bit address + 32-bit timestamp */
+  EV_FMT_AEDAT2, /* jAER AEDAT 2.0: big-endian 32-bit address + 32-bit timestamp */
+  EV_FMT_AEDAT4  /* iniVation AEDAT 4.0 (evaedat4.c, library event_aedat4: FlatBuffers, LZ4, Zstd) */
 } ev_format;
 
 /* "nmnist" -> EV_FMT_NMNIST ...; EV_FMT_AUTO for "auto"; -1 if unknown. */
 int ev_format_parse(const char *name);
 const char *ev_format_name(ev_format f);
-/* Picks the format of a file image: an AEDAT 2.0 / 3.x header, the
+/* Picks the format of a file image: an AEDAT 2.0 / 3.x / 4.0 header, the
  * HDF5 signature, a Prophesee header naming EVT 2.0/3.0, else the name
  * (.bin = N-MNIST, .raw = EVT 3.0). EV_FMT_AUTO if unsure. */
 ev_format ev_format_guess(const uint8_t *b, size_t len, const char *path);
@@ -92,6 +93,49 @@ int ev_decode_aedat3(const uint8_t *b, size_t len, const char *what, ev_sensor *
  * (a DAVIS chip, else the DVS128's); see evdecode.c. */
 int ev_decode_aedat2(const uint8_t *b, size_t len, const char *what, ev_sensor *sensor, ev_array *out,
                      char *err, size_t errlen);
+/* AEDAT 4.0: in evaedat4.c (library event_aedat4, which links liblz4,
+ * libzstd and libxml2; ev_decode does not call it). A file ends at the
+ * header's packet index, or at its end. */
+int ev_decode_aedat4(const uint8_t *b, size_t len, const char *what, ev_sensor *sensor, ev_array *out,
+                     char *err, size_t errlen);
+
+/* ---- AEDAT 4.0 (evaedat4.c, library event_aedat4) ---------------------- */
+
+/* An AEDAT 4.0 decoder over a byte stream (a file image fed whole, or a
+ * network stream fed as it arrives): the "#!AER-DAT4.0\r\n" version line
+ * (a file's; dv-processing's network stream starts with the header
+ * directly), the size-prefixed IOHeader FlatBuffer, then packets of an
+ * 8-byte header (int32 stream id, int32 body size) and a body compressed as
+ * the header says (none, LZ4 frame, Zstd frame) holding a size-prefixed
+ * FlatBuffer. ev_aedat4_init first, ev_aedat4_free when done. */
+typedef struct ev_aedat4 {
+  int state;           /* 0 version line, 1 header, 2 packets, 3 the file's packet index: done */
+  int32_t compression; /* 0 none, 1/2 LZ4, 3/4 Zstd */
+  int64_t table;       /* byte offset of the packet index (files), -1 none */
+  int32_t stream;      /* the event stream read; -1 until known */
+  ev_sensor size;      /* the header's sizeX/sizeY of that stream (0s: not given) */
+  uint64_t off;        /* stream offset of the next byte to feed */
+  size_t need, have;   /* after a short feed: the bytes of the unit begun, and those present */
+  const char *unit;    /* its name ("packet", "header") */
+  uint8_t *buf;        /* scratch (8-byte aligned): a packet body, decompressed */
+  size_t cap;
+  void *lz4, *zstd; /* decompression contexts */
+} ev_aedat4;
+
+/* Decodes the complete units in b[0, len) (the version line, the header,
+ * packets), appending the events of the event stream to out. *sensor: the
+ * size to check against (0s: the header's, filled in when it names one).
+ * *used = the bytes consumed; the rest begins an incomplete unit (need/have
+ * say how big). Returns 0, or a negative code with err naming `what` and the
+ * stream byte offset; events before the fault stay in out. */
+int ev_aedat4_feed(ev_aedat4 *d, const uint8_t *b, size_t len, size_t *used, const char *what, ev_sensor *sensor,
+                   ev_array *out, char *err, size_t errlen);
+void ev_aedat4_init(ev_aedat4 *d);
+void ev_aedat4_free(ev_aedat4 *d);
+
+/* The sensor size a file without one implies: the largest coordinates seen
+ * from event `from` on, + 1. */
+void ev_size_from_events(const ev_array *a, size_t from, ev_sensor *s);
 
 /* A Prophesee raw header ("% key value" lines up to "% end"): its length
  * (0 when the file has none), the EVT version (2 or 3, 0 unknown) and the

@@ -21,12 +21,21 @@
  * good prefix (the events decoded before the fault), then fails the run with
  * the file and byte offset named.
  *
+ * `connect: host:port` reads a live AEDAT 4.0 stream instead (a camera
+ * served by dv-processing's NetworkWriter or DV's network output): the
+ * header, then packets, decoded as they arrive (evaedat4.c's incremental
+ * decoder); each batch of whole packets read becomes one message, the
+ * connection's end an empty message with `last: true`.
+ *
  * `chunk_us` splits a recording into messages of consecutive time windows
  * (`chunk` counts windows, the last message has `last: true`); `pace:
  * realtime` delivers each message when the wall clock reaches its last
  * event's time, recordings played back to back, as a live camera would.
  */
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -34,6 +43,7 @@
 #include <unistd.h>
 
 #include "../common/clock.h"
+#include "../common/netaddr.h"
 #include "events.h"
 #include "load.h"
 #include "myelin/io.h"
@@ -54,6 +64,7 @@ typedef struct evsrc {
   size_t n, cap, limit;
   uint32_t *order;
   int shuffle, realtime;
+  const char *connect; /* host:port of a live AEDAT 4 stream, or "" */
   uint64_t seed, seq;
   int64_t epochs, chunk_us;
   double speed;
@@ -86,6 +97,20 @@ static int es_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
     int64_t v = myelin_param_int_at(p, "sensor", i);
     if (v < 1 || v > (i == 2 ? 256 : 65536))
       return myelin_validate_error(ctx, "sensor", "sensor[%zu] = %lld is out of range", i, (long long)v);
+  }
+  const char *c = myelin_param_str(p, "connect");
+  if (!*c == !*myelin_param_str(p, "path"))
+    return myelin_validate_error(ctx, *c ? "connect" : "path",
+                                 "give exactly one of path (recordings) or connect (a live AEDAT 4 stream)");
+  if (*c) {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char err[256];
+    if (netaddr_parse(c, &ss, &len, err, sizeof err)) return myelin_validate_error(ctx, "connect", "%s", err);
+    const char *f = myelin_param_str(p, "format");
+    if (strcmp(f, "auto") && strcmp(f, "aedat4"))
+      return myelin_validate_error(ctx, "format",
+                                   "a live stream (connect) is AEDAT 4.0: format auto or aedat4");
   }
   return 0;
 }
@@ -268,7 +293,8 @@ static int es_init(const myelin_host *host, myelin_stage *st, const myelin_param
   s->chunk_us = myelin_param_int(p, "chunk_us");
   s->realtime = !strcmp(myelin_param_str(p, "pace"), "realtime");
   s->speed = myelin_param_float(p, "speed");
-  int rc = es_setup(s, p);
+  s->connect = myelin_param_str(p, "connect");
+  int rc = *s->connect ? (ev_reserve(&s->ev, 1) ? host->error(st, "out of memory") : 0) : es_setup(s, p);
   if (rc) {
     es_fini(s);
     return rc;
@@ -301,7 +327,7 @@ static int emit_chunk(evsrc *s, const ev_sensor *sensor, const sample *sm, size_
   myelin_build_uint(b, "index", index);
   if (*s->split) myelin_build_str(b, "split", s->split);
   myelin_build_uint(b, "epoch", epoch);
-  if (s->chunk_us > 0) {
+  if (s->chunk_us > 0 || *s->connect) {
     myelin_build_uint(b, "chunk", chunk);
     myelin_build_bool(b, "last", last);
   }
@@ -347,8 +373,9 @@ static int run_sample(evsrc *s, size_t index, uint64_t epoch) {
   ev_format f = s->format != EV_FMT_AUTO ? s->format : ev_format_guess(buf, len, sm->path);
   ev_sensor sensor = s->sensor;
   s->ev.n = 0;
-  int drc = f == EV_FMT_HDF5 ? ev_decode_hdf5(buf, len, sm->path, &sensor, &s->ev, err, sizeof err)
-                             : ev_decode(f, buf, len, sm->path, &sensor, &s->ev, err, sizeof err);
+  int drc = f == EV_FMT_HDF5     ? ev_decode_hdf5(buf, len, sm->path, &sensor, &s->ev, err, sizeof err)
+            : f == EV_FMT_AEDAT4 ? ev_decode_aedat4(buf, len, sm->path, &sensor, &s->ev, err, sizeof err)
+                                 : ev_decode(f, buf, len, sm->path, &sensor, &s->ev, err, sizeof err);
   free(buf);
   if (drc == MYELIN_ENOMEM) return s->host->error(s->st, "%s", err);
   int rc = emit_recording(s, &sensor, sm, index, epoch);
@@ -359,8 +386,126 @@ static int run_sample(evsrc *s, size_t index, uint64_t epoch) {
   return rc;
 }
 
+/* Connects to addr, polling so that a stop is seen; the socket or -1 (errno). */
+static int dial(evsrc *s, const struct sockaddr_storage *ss, socklen_t len) {
+  int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return -1;
+  if (connect(fd, (const struct sockaddr *)ss, len) == 0) return fd;
+  if (errno != EINPROGRESS) goto fail;
+  for (;;) {
+    struct pollfd pf = {fd, POLLOUT, 0};
+    int k = poll(&pf, 1, 100);
+    if (k < 0 && errno != EINTR) goto fail;
+    if (s->host->stopping(s->st)) {
+      errno = ECANCELED;
+      goto fail;
+    }
+    if (k > 0) break;
+  }
+  int e = 0;
+  socklen_t el = sizeof e;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) == 0 && e == 0) return fd;
+  errno = e ? e : EIO;
+fail:;
+  int keep = errno;
+  close(fd);
+  errno = keep;
+  return -1;
+}
+
+/* A live AEDAT 4.0 stream: one message per batch of whole packets read. */
+static int run_live(evsrc *s) {
+  struct sockaddr_storage ss;
+  socklen_t sl;
+  char err[1024];
+  netaddr_parse(s->connect, &ss, &sl, err, sizeof err); /* checked by validate */
+  char what[300];
+  snprintf(what, sizeof what, "tcp://%s", s->connect);
+  int fd = dial(s, &ss, sl);
+  if (fd < 0) {
+    if (errno == ECANCELED) return 0;
+    return s->host->error(s->st, "%s: cannot connect: %s", what, strerror(errno));
+  }
+  s->host->log(s->st, MYELIN_LOG_INFO, "connected to %s", what);
+  sample sm = {what, -1};
+  s->realtime = 0; /* the network paces a live stream */
+  ev_aedat4 d;
+  ev_aedat4_init(&d);
+  ev_sensor sensor = s->sensor;
+  size_t cap = (size_t)1 << 20, len = 0;
+  uint8_t *buf = malloc(cap);
+  uint64_t chunk = 0;
+  int rc = buf ? 0 : s->host->error(s->st, "out of memory"), eof = 0;
+  while (!rc && !eof) {
+    struct pollfd pf = {fd, POLLIN, 0};
+    int k = poll(&pf, 1, 100);
+    if (s->host->stopping(s->st)) break;
+    if (k < 0 && errno != EINTR) {
+      rc = s->host->error(s->st, "%s: poll: %s", what, strerror(errno));
+      break;
+    }
+    if (k <= 0) continue;
+    ssize_t got = read(fd, buf + len, cap - len);
+    if (got < 0) {
+      if (errno == EAGAIN || errno == EINTR) continue;
+      rc = s->host->error(s->st, "%s: read: %s", what, strerror(errno));
+      break;
+    }
+    if (got == 0) {
+      eof = 1;
+      if (len)
+        rc = s->host->error(s->st,
+                            "%s: the stream ended at byte offset %llu inside a %s (%zu of its %zu bytes)",
+                            what, (unsigned long long)d.off, d.unit ? d.unit : "unit", d.have, d.need);
+      break;
+    }
+    len += (size_t)got;
+    size_t used = 0;
+    s->ev.n = 0;
+    int drc = ev_aedat4_feed(&d, buf, len, &used, what, &sensor, &s->ev, err, sizeof err);
+    if (!drc && d.state >= 2 && (!sensor.w || !sensor.h)) {
+      rc = s->host->error(s->st, "%s: the stream's header names no event stream size: set `sensor`", what);
+      break;
+    }
+    if (s->ev.n) {
+      int erc = emit_chunk(s, &sensor, &sm, 0, 0, 0, s->ev.n, chunk++, 0, s->ev.t[0]);
+      if (erc) {
+        rc = erc > 0 ? 0 : erc;
+        if (erc > 0) break;
+      }
+    }
+    if (drc) {
+      rc = s->host->error(s->st, "%s%s", err, s->ev.n ? "; the events before it were delivered" : "");
+      break;
+    }
+    memmove(buf, buf + used, len - used);
+    len -= used;
+    if (d.need > cap) {
+      uint8_t *nb = realloc(buf, d.need);
+      if (!nb) {
+        rc = s->host->error(s->st, "out of memory");
+        break;
+      }
+      buf = nb;
+      cap = d.need;
+    } else if (len == cap) {
+      rc = s->host->error(s->st, "%s: internal: no progress", what);
+    }
+  }
+  if (!rc && eof) { /* the end of the stream: an empty last message */
+    s->ev.n = 0;
+    int erc = emit_chunk(s, &sensor, &sm, 0, 0, 0, 0, chunk, 1, 0);
+    if (erc < 0) rc = erc;
+  }
+  close(fd);
+  free(buf);
+  ev_aedat4_free(&d);
+  return rc;
+}
+
 static int es_start(void *state) {
   evsrc *s = state;
+  if (*s->connect) return run_live(s);
   for (int64_t e = 0; e < s->epochs; e++) {
     if (s->shuffle)
       ds_permutation(s->seed, (uint64_t)e, s->order, s->limit);
@@ -379,15 +524,20 @@ static int es_start(void *state) {
 }
 
 static const myelin_param_def es_params[] = {
-    {"format", MYELIN_PARAM_ENUM, "auto", 0, 0, 0, "auto|nmnist|evt2|evt3|aedat2|aedat3|hdf5", NULL,
+    {"format", MYELIN_PARAM_ENUM, "auto", 0, 0, 0, "auto|nmnist|evt2|evt3|aedat2|aedat3|aedat4|hdf5", NULL,
      "File format: nmnist (N-MNIST/N-Caltech101 .bin), evt2 / evt3 (Prophesee .raw), aedat2 (jAER "
-     "AEDAT 2.0, DVS128 or DAVIS layout by the header's AEChip), aedat3 (iniVation AEDAT 3.1), hdf5 "
+     "AEDAT 2.0, DVS128 or DAVIS layout by the header's AEChip), aedat3 (iniVation AEDAT 3.1), aedat4 "
+     "(iniVation AEDAT 4.0: FlatBuffers packets, none/LZ4/Zstd), hdf5 "
      "(events/{x,y,p,t} or a compound CD/events); auto reads the "
      "content (AEDAT, HDF5, Prophesee header), else the name (.bin = nmnist, "
      ".raw = evt3)."},
-    {"path", MYELIN_PARAM_INPUT_PATH, NULL, 0, 0, 0, NULL, NULL,
+    {"path", MYELIN_PARAM_INPUT_PATH, "", 0, 0, 0, NULL, NULL,
      "One recording, or a dataset folder laid out as N-MNIST (Train|Test/<class>/<files>; labels from "
-     "the class folders), or a folder of recordings (unlabelled)."},
+     "the class folders), or a folder of recordings (unlabelled). Give this or `connect`."},
+    {"connect", MYELIN_PARAM_STRING, "", 0, 0, 0, NULL, NULL,
+     "host:port of a live AEDAT 4.0 stream (dv-processing's NetworkWriter, DV's network output) to read "
+     "instead of `path`: one message per batch of packets received (with `chunk`), an empty one with "
+     "`last: true` when the server closes; pace, chunk_us, split and the dataset params do not apply."},
     {"split", MYELIN_PARAM_STRING, "", 0, 0, 0, NULL, NULL,
      "train or test: picks the Train/Test subfolder (any case) and is copied into each message."},
     {"sensor", MYELIN_PARAM_INT_LIST, "[]", 0, 0, 0, NULL, NULL,
@@ -418,14 +568,13 @@ static const myelin_plugin_desc es_desc = {
     MYELIN_DESC_HEADER,
     .name = "event_source",
     .version = "1.0.0",
-    .summary = "Event-camera recordings (N-MNIST .bin, Prophesee EVT 2.0/3.0, AEDAT 2.0/3.1, HDF5) as "
-               "`events` messages",
+    .summary =
+        "Event-camera recordings (N-MNIST .bin, Prophesee EVT 2.0/3.0, AEDAT 2.0/3.1/4.0, HDF5) and live "
+        "AEDAT 4.0 streams as `events` messages",
     .doc = "Reads N-MNIST binaries, Prophesee EVT 2.0 / 3.0 raw files, jAER AEDAT 2.0, iniVation AEDAT 3.1 "
-           "and HDF5 event "
-           "files, one recording "
-           "or a dataset "
-           "folder laid out as N-MNIST (labels from the class folders, split/shuffle/epochs as "
-           "`dataset`). Files are decoded one at a time; a truncated or corrupt file delivers its good "
+           "and 4.0 and HDF5 event files, one recording or a dataset folder laid out as N-MNIST (labels from "
+           "the class folders, split/shuffle/epochs as `dataset`), or a live AEDAT 4.0 stream over TCP "
+           "(`connect`). Files are decoded one at a time; a truncated or corrupt file delivers its good "
            "prefix and fails naming the byte offset. `pace: realtime` replays by the timestamps.",
     .params = es_params,
     .outputs = es_outputs,

@@ -82,8 +82,56 @@ def events_seeds():
     put("events", "aedat2_davis.aedat", b"\x00" + davis)
 
 
+def aedat4_seeds():
+    """aedat4: byte 0 = piece size - 1 of the stream run; then an AEDAT 4.0 file.
+    FlatBuffers laid out by hand (size prefix, root offset, identifier,
+    vtable, table), bodies compressed with the lz4 and zstd command-line
+    tools (frame formats, as liblz4's frame API and libzstd read them)."""
+    import subprocess
+
+    def header(compression, table, info):
+        # vtable (10 bytes: 3 fields) at 12, table at 24: soffset, i32 compression,
+        # pad, i64 table position at +8, uoffset of the string at +16; string at 44
+        s = info.encode()
+        body = struct.pack("<HHHHH", 10, 20, 4, 8, 16) + b"\0\0"
+        body += struct.pack("<iiqI", 12, compression, table, 4)
+        body += struct.pack("<I", len(s)) + s + b"\0"
+        body += b"\0" * (-len(body) % 4)
+        fb = struct.pack("<I", 20) + b"IOHE" + body
+        return struct.pack("<I", len(fb)) + fb
+
+    def events(evs):
+        # vtable (6 bytes: 1 field) at 12, table at 20 (soffset 8, uoffset 4 to the
+        # vector), vector length at 28, 16-byte structs from 32 (8-aligned)
+        body = struct.pack("<HHH", 6, 8, 4) + b"\0\0" + struct.pack("<iII", 8, 4, len(evs))
+        body += b"".join(struct.pack("<qhh?3x", t, x, y, p) for t, x, y, p in evs)
+        fb = struct.pack("<I", 16) + b"EVTS" + body
+        return struct.pack("<I", len(fb)) + fb
+
+    def packed(comp, b):
+        if comp == 0:
+            return b
+        tool = ["lz4", "-c", "-q"] if comp in (1, 2) else ["zstd", "-c", "-q"]
+        return subprocess.run(tool, input=b, stdout=subprocess.PIPE, check=True).stdout
+
+    info = ('<dv version="2.0"><node name="outInfo" path="/outInfo/"><node name="0" path="/outInfo/0/">'
+            '<attr key="typeIdentifier" type="string">EVTS</attr><node name="info" path="/outInfo/0/info/">'
+            '<attr key="sizeX" type="int">64</attr><attr key="sizeY" type="int">48</attr></node></node></node></dv>')
+    evs = [(1000, 3, 4, True), (1005, 63, 47, False), (1005, 0, 0, True)]
+    for comp, name in ((0, "none"), (1, "lz4"), (3, "zstd")):
+        f = b"#!AER-DAT4.0\r\n" + header(comp, -1, info)
+        for i, pk in enumerate([events(evs), events(evs[1:]), events([])]):
+            c = packed(comp, pk)
+            f += struct.pack("<ii", i % 2, len(c)) + c
+        put("aedat4", f"{name}.aedat4", b"\x07" + f)
+        put("aedat4", f"{name}_cut.aedat4", b"\x00" + f[:-7])
+    # a network stream (no version line), read whole and byte by byte
+    put("aedat4", "stream.aedat4", b"\x00" + header(0, -1, info) + struct.pack("<ii", 0, 64) + events(evs)[:64])
+
+
 def main():
     events_seeds()
+    aedat4_seeds()
     # seeds are (re)written in place; crash-* regression inputs are kept
     msgs = list(messages())
     for name, m in msgs:
