@@ -272,13 +272,14 @@ int ev_decode_evt2(const uint8_t *b, size_t len, const char *what, ev_sensor *s,
   size_t n = out->n;
   int64_t high = 0;
   int rc = 0;
+  const uint32_t NP = s->p; /* a local: a store through P may alias *s */
   for (size_t i = 0; i < words; i++) {
     const uint8_t *r = b + off + 4 * i;
     uint32_t w = (uint32_t)r[0] | (uint32_t)r[1] << 8 | (uint32_t)r[2] << 16 | (uint32_t)r[3] << 24;
     uint32_t type = w >> 28;
     if (type <= 1) {
       uint32_t x = (w >> 11) & 0x7ff, y = w & 0x7ff;
-      if (x >= W || y >= H || type >= s->p) {
+      if ((x >= W) | (y >= H) | (type >= NP)) {
         rc = outside(what, off + 4 * i, &lim, x, y, type, err, errlen);
         break;
       }
