@@ -292,6 +292,13 @@ int ev_aedat4_feed(ev_aedat4 *d, const uint8_t *b, size_t len, size_t *used, con
                            what, (unsigned long long)off, (int)d->compression);
         break;
       }
+      if (d->table >= 0 && (uint64_t)d->table < off + 4 + hl) {
+        rc = myelin_errorf(
+            err, errlen, MYELIN_EFORMAT,
+            "%s: byte offset %llu: the header puts the packet index at %lld, before the packets", what,
+            (unsigned long long)off, (long long)d->table);
+        break;
+      }
       parse_info(d, info, info_len);
       if (!s->w && !s->h && d->size.w && d->size.h) {
         s->w = d->size.w;

@@ -478,6 +478,10 @@ static int run_live(evsrc *s) {
       rc = s->host->error(s->st, "%s%s", err, s->ev.n ? "; the events before it were delivered" : "");
       break;
     }
+    if (d.state == 3) { /* a file's packet index: nothing after it is a packet */
+      eof = 1;
+      break;
+    }
     memmove(buf, buf + used, len - used);
     len -= used;
     if (d.need > cap) {

@@ -244,6 +244,16 @@ START_TEST(corrupt_packets_and_header) {
   ck_assert_int_eq(ev_decode_aedat4(g.b, g.n, "r.aedat4", &s, &a, err, sizeof err), MYELIN_EFORMAT);
   check_known(&a, 3);
   ck_assert_msg(strstr(err, mt_strf("byte offset %zu: bad packet header", off[1])), "%s", err);
+  /* a packet index placed inside the header */
+  buf t = {0};
+  put(&t, "#!AER-DAT4.0\r\n", 14);
+  put_header(&t, 0, 20, info_xml);
+  put_events(&t, 0, 0, T, X, Y, ON, 3);
+  a.n = 0;
+  s = (ev_sensor){0, 0, 0};
+  ck_assert_int_eq(ev_decode_aedat4(t.b, t.n, "r.aedat4", &s, &a, err, sizeof err), MYELIN_EFORMAT);
+  ck_assert_msg(strstr(err, "byte offset 14") && strstr(err, "packet index at 20"), "%s", err);
+  free(t.b);
   ev_free(&a);
   free(f.b);
   free(g.b);
