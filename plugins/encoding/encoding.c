@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/ranks.h"
 #include "events.h"
 #include "myelin/plugin.h"
 #include "ridge.h"
@@ -622,9 +623,195 @@ static int flush_average(enc_state *s, avg *g) {
   return rc;
 }
 
+/* ---- average_subjects with the subjects spread over ranks (MPI) ---------------
+ *
+ * Each rank sums the runs it received per (task, run). At end of stream,
+ * before any average is encoded: every rank sends rank 0 its keys (task,
+ * run, shape, count, subjects, the first run's context); rank 0 merges them
+ * (its own keys in arrival order, then each other rank's new keys, in rank
+ * order; subjects concatenated in rank order) and broadcasts the list; then
+ * one allreduce per key adds the ranks' [T, V] float64 sums in rank order
+ * (a rank without the key adds zeros). Rank 0 then encodes and emits the
+ * averages as one rank would (`subjects` sorted by label); the other ranks
+ * emit none. */
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static myelin_msg *avg_inventory(enc_state *s) {
+  static const char *const ctx_keys[] = {"task", "run", "tr", "geometry", NULL};
+  myelin_builder *b = myelin_builder_new("encoding_inventory");
+  if (!b) return NULL;
+  myelin_build_array_begin(b, "avgs");
+  for (size_t i = 0; i < s->navg; i++) {
+    const avg *g = &s->avgs[i];
+    myelin_build_map_begin(b, NULL);
+    if (g->task) myelin_build_str(b, "task", g->task);
+    if (g->run) myelin_build_str(b, "run", g->run);
+    myelin_build_uint(b, "T", g->T);
+    myelin_build_uint(b, "V", g->V);
+    myelin_build_array_begin(b, "subjects");
+    for (size_t k = 0; k < g->count; k++) myelin_build_str(b, NULL, g->subjects[k]);
+    myelin_build_array_end(b);
+    myelin_builder *cb = myelin_builder_new("run");
+    if (cb) myelin_build_fields(cb, g->first, ctx_keys);
+    myelin_msg *ctx = cb ? myelin_builder_finish(cb) : NULL;
+    size_t clen = 0;
+    const uint8_t *cbytes = ctx ? myelin_msg_bytes(ctx, &clen) : NULL;
+    if (!ctx) {
+      myelin_builder_free(b);
+      return NULL;
+    }
+    myelin_build_bin(b, "ctx", cbytes, clen);
+    myelin_msg_unref(ctx);
+    myelin_build_map_end(b);
+  }
+  myelin_build_array_end(b);
+  return myelin_builder_finish(b);
+}
+
+static char *obj_text(myelin_obj o) {
+  size_t n;
+  const char *p = myelin_obj_str(o, &n);
+  return p ? strndup(p, n) : NULL;
+}
+
+/* Rank 0: adds the keys and subjects of one rank's inventory to s->avgs
+ * (sum left NULL for keys new to rank 0; filled after the allreduce). */
+static int avg_merge(enc_state *s, const myelin_msg *inv, int r) {
+  myelin_obj list = myelin_msg_get(inv, "avgs");
+  for (size_t i = 0; i < myelin_obj_len(list); i++) {
+    myelin_obj o = myelin_obj_at(list, i);
+    char *task = obj_text(myelin_obj_get(o, "task")), *rk = obj_text(myelin_obj_get(o, "run"));
+    uint64_t T = 0, V = 0;
+    myelin_obj_uint(myelin_obj_get(o, "T"), &T);
+    myelin_obj_uint(myelin_obj_get(o, "V"), &V);
+    avg *g = NULL;
+    for (size_t k = 0; k < s->navg; k++)
+      if (same_key(s->avgs[k].task, task) && same_key(s->avgs[k].run, rk)) g = &s->avgs[k];
+    int rc = 0;
+    if (!g) {
+      avg *na = realloc(s->avgs, (s->navg + 1) * sizeof *na);
+      size_t clen = 0, used = 0;
+      const void *cb = myelin_obj_bin(myelin_obj_get(o, "ctx"), &clen);
+      myelin_msg *ctx = NULL;
+      if (!na || !cb || myelin_msg_decode(cb, clen, 0, &ctx, &used, NULL, 0) != 0) {
+        rc = s->host->error(s->st, "average_subjects: could not merge rank %d's averages (out of memory?)", r);
+      } else {
+        s->avgs = na;
+        g = &s->avgs[s->navg++];
+        memset(g, 0, sizeof *g);
+        g->task = task, task = NULL;
+        g->run = rk, rk = NULL;
+        g->T = (size_t)T, g->V = (size_t)V;
+        g->first = ctx;
+      }
+    } else if (g->T != T || g->V != V) {
+      rc = s->host->error(s->st, "average of task %s, run %s: rank %d's runs are [%zu, %zu], rank 0's [%zu, %zu]; "
+                          "average_subjects needs equal shapes", or_any(task), or_q(rk), r, (size_t)T, (size_t)V,
+                          g->T, g->V);
+    }
+    free(task), free(rk);
+    if (rc) return rc;
+    myelin_obj subs = myelin_obj_get(o, "subjects");
+    size_t ns = myelin_obj_len(subs);
+    char **nsub = realloc(g->subjects, (g->count + ns + 1) * sizeof *nsub);
+    if (!nsub) return s->host->error(s->st, "out of memory");
+    g->subjects = nsub;
+    for (size_t k = 0; k < ns; k++) {
+      char *t = obj_text(myelin_obj_at(subs, k));
+      g->subjects[g->count++] = t ? t : strdup("?");
+    }
+  }
+  return 0;
+}
+
+static int merge_averages_ranks(enc_state *s) {
+  const myelin_host *h = s->host;
+  const int me = h->rank(s->st), N = h->size(s->st);
+  myelin_msg *inv = avg_inventory(s);
+  if (!inv) return h->error(s->st, "out of memory");
+  size_t ilen = 0;
+  const uint8_t *ib = myelin_msg_bytes(inv, &ilen);
+  uint8_t *all = NULL;
+  size_t *sizes = NULL;
+  int rc = ranks_gather(h, s->st, ib, ilen, &all, &sizes);
+  myelin_msg_unref(inv);
+  /* rank 0: merge; the key list (T, V per key, in rank 0's order) goes to all */
+  myelin_msg *plan = NULL;
+  uint8_t *pb = NULL;
+  size_t plen = 0;
+  if (rc == 0 && me == 0) {
+    for (size_t i = 0; i < s->navg; i++) { /* subjects: recounted from the inventories, rank 0's first */
+      for (size_t k = 0; k < s->avgs[i].count; k++) free(s->avgs[i].subjects[k]);
+      s->avgs[i].count = 0;
+    }
+    for (size_t r = 0, off = 0; r < (size_t)N && rc == 0; off += sizes[r], r++) {
+      myelin_msg *m = NULL;
+      size_t used = 0;
+      if (myelin_msg_decode(all + off, sizes[r], 0, &m, &used, NULL, 0) != 0)
+        rc = h->error(s->st, "average_subjects: rank %zu's averages are unreadable", r);
+      if (rc == 0) rc = avg_merge(s, m, (int)r);
+      myelin_msg_unref(m);
+    }
+    for (size_t i = 0; i < s->navg; i++) /* arrival order across ranks is no order: by label */
+      qsort(s->avgs[i].subjects, s->avgs[i].count, sizeof *s->avgs[i].subjects, cmp_str);
+    myelin_builder *b = myelin_builder_new("encoding_plan");
+    if (b) {
+      myelin_build_array_begin(b, "avgs");
+      for (size_t i = 0; rc == 0 && i < s->navg; i++) {
+        myelin_build_map_begin(b, NULL);
+        if (s->avgs[i].task) myelin_build_str(b, "task", s->avgs[i].task);
+        if (s->avgs[i].run) myelin_build_str(b, "run", s->avgs[i].run);
+        myelin_build_uint(b, "T", s->avgs[i].T);
+        myelin_build_uint(b, "V", s->avgs[i].V);
+        myelin_build_map_end(b);
+      }
+      myelin_build_array_end(b);
+      myelin_build_bool(b, "ok", rc == 0);
+      plan = myelin_builder_finish(b);
+    }
+    if (!plan) rc = rc ? rc : h->error(s->st, "out of memory");
+    else pb = (uint8_t *)myelin_msg_bytes(plan, &plen);
+  }
+  if (all) h->free(s->st, all);
+  free(sizes);
+  if (rc == 0 || (me == 0 && plan)) { /* rank 0 sends its failure too, so no rank waits */
+    int brc = ranks_bcast(h, s->st, &pb, &plen);
+    if (!rc) rc = brc;
+  }
+  if (rc == 0 && me != 0) {
+    size_t used = 0;
+    int ok = 0;
+    if (myelin_msg_decode(pb, plen, 0, &plan, &used, NULL, 0) != 0) rc = h->error(s->st, "the plan from rank 0 is unreadable");
+    free(pb);
+    if (rc == 0 && (myelin_obj_bool(myelin_msg_get(plan, "ok"), &ok) || !ok)) rc = MYELIN_ESTOP; /* rank 0 reported it */
+  }
+  myelin_obj keys = plan ? myelin_msg_get(plan, "avgs") : (myelin_obj){0};
+  for (size_t i = 0; rc == 0 && i < myelin_obj_len(keys); i++) {
+    myelin_obj o = myelin_obj_at(keys, i);
+    char *task = obj_text(myelin_obj_get(o, "task")), *rk = obj_text(myelin_obj_get(o, "run"));
+    uint64_t T = 0, V = 0;
+    myelin_obj_uint(myelin_obj_get(o, "T"), &T);
+    myelin_obj_uint(myelin_obj_get(o, "V"), &V);
+    avg *g = NULL;
+    for (size_t k = 0; k < s->navg; k++)
+      if (same_key(s->avgs[k].task, task) && same_key(s->avgs[k].run, rk)) g = &s->avgs[k];
+    free(task), free(rk);
+    if (g && !g->sum) g->sum = calloc(T * V + 1, sizeof *g->sum); /* rank 0: a key it had no run of */
+    double *buf = g ? g->sum : calloc(T * V + 1, sizeof *buf);
+    if (!buf) rc = h->error(s->st, "out of memory for an average of [%zu, %zu]", (size_t)T, (size_t)V);
+    if (rc == 0) rc = h->allreduce(s->st, buf, (size_t)(T * V), MYELIN_F8, MYELIN_OP_SUM);
+    if (!g) free(buf);
+  }
+  myelin_msg_unref(plan);
+  if (me != 0)
+    for (size_t i = 0; i < s->navg; i++) s->avgs[i].done = 1; /* rank 0 emits the averages */
+  return rc;
+}
+
 static int enc_flush(void *state) {
   enc_state *s = state;
-  int rc = 0;
+  int rc = s->average && s->host->size(s->st) > 1 ? merge_averages_ranks(s) : 0;
   for (size_t i = 0; rc == 0 && i < s->navg; i++)
     if (!s->avgs[i].done) rc = flush_average(s, &s->avgs[i]);
   for (size_t i = 0; rc == 0 && i < s->npend; i++) {

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/ranks.h"
 #include "myelin/io.h"
 #include "myelin/plugin.h"
 
@@ -29,6 +30,7 @@ typedef struct fsink {
   myelin_writer *w;
   const char *path;
   int fsync_on, open, committed;
+  int handed_over; /* several ranks: another rank wrote the job's file */
   int64_t n, bytes;
 } fsink;
 
@@ -67,10 +69,68 @@ static int fk_process(void *state, int port, myelin_msg *m) {
   return 0;
 }
 
+/* Several ranks (MPI): one file per job. Every rank learns every rank's
+ * count; when only one rank received messages, that rank commits its file;
+ * when several did, their streams are gathered to rank 0, which appends
+ * them after its own in rank order; rank 0 also writes the (empty) file
+ * when no rank received anything, as one rank does. Every other rank
+ * removes its temporary file: a rank that received nothing, or whose
+ * messages went to rank 0, leaves no file. Returns 1 when this rank keeps
+ * the file, 0 when it drops it, or a negative error. */
+static int fk_ranks(fsink *s) {
+  const myelin_host *h = s->host;
+  const int me = h->rank(s->st), N = h->size(s->st);
+  int64_t *cnt = calloc((size_t)N, sizeof *cnt);
+  if (!cnt) return h->error(s->st, "out of memory");
+  cnt[me] = s->n;
+  int rc = h->allreduce(s->st, cnt, (size_t)N, MYELIN_I8, MYELIN_OP_SUM);
+  int holders = 0, holder = 0;
+  for (int r = 0; r < N; r++)
+    if (cnt[r] > 0) holders++, holder = r;
+  free(cnt);
+  if (rc) return rc;
+  if (holders <= 1) return me == holder;
+  uint8_t *mine = NULL, *all = NULL;
+  size_t len = 0, *sizes = NULL;
+  char err[512];
+  if (me != 0 && s->n > 0 && myelin_read_file(s->af.tmp_path, 0, &mine, &len, err, sizeof err))
+    return h->error(s->st, "%s", err);
+  rc = ranks_gather(h, s->st, mine, me == 0 ? 0 : len, &all, &sizes);
+  free(mine);
+  if (rc == 0 && me == 0) {
+    size_t off = 0, total = 0;
+    for (int r = 0; r < N; r++) total += sizes[r];
+    while (rc == 0 && off < total) {
+      myelin_msg *m = NULL;
+      size_t used = 0;
+      if (myelin_msg_decode(all + off, total - off, 0, &m, &used, err, sizeof err) ||
+          myelin_writer_put(s->w, m, err, sizeof err))
+        rc = h->error(s->st, "%s: appending the other ranks' messages: %s", s->path, err);
+      myelin_msg_unref(m);
+      off += used;
+      s->n += rc == 0;
+    }
+    if (rc == 0 && myelin_writer_flush(s->w, err, sizeof err)) rc = h->error(s->st, "%s: %s", s->af.tmp_path, err);
+  }
+  if (all) h->free(s->st, all);
+  free(sizes);
+  return rc ? rc : me == 0;
+}
+
 static int fk_flush(void *state) {
   fsink *s = state;
   char err[512];
   if (myelin_writer_flush(s->w, err, sizeof err)) return s->host->error(s->st, "%s: %s", s->af.tmp_path, err);
+  if (s->host->size(s->st) > 1) {
+    int keep = fk_ranks(s);
+    if (keep < 0) return keep;
+    if (!keep) {
+      s->open = 0;
+      s->handed_over = 1;
+      myelin_atomic_abort(&s->af);
+      return 0;
+    }
+  }
   s->bytes = (int64_t)myelin_writer_offset(s->w);
   s->open = 0;
   if (myelin_atomic_commit(&s->af, s->fsync_on, err, sizeof err)) return s->host->error(s->st, "%s", err);
@@ -82,7 +142,7 @@ static int fk_flush(void *state) {
 
 static void fk_fini(void *state) {
   fsink *s = state;
-  if (!s->committed)
+  if (!s->committed && !s->handed_over) /* handed over: the file is another rank's */
     s->host->log(s->st, MYELIN_LOG_WARN,
                  "discarded %s: the run stopped on an error or abort (%lld messages not kept)", s->path,
                  (long long)s->n);

@@ -41,6 +41,8 @@
 #include <myelin/npy.h>
 #include <myelin/plugin.h>
 
+#include "../common/ranks.h"
+
 #include "ic_kernels.h"
 
 enum { PORT_RUN = 0, PORT_CONNECTOME = 1 };
@@ -644,6 +646,159 @@ static int release(ic_state *s, int at_end) {
   return rc;
 }
 
+/* ---- references across ranks (MPI) ----------------------------------------------
+ *
+ * With the source sharding subjects (fmri_source shard: subject) a subject's
+ * reference run and its other runs reach the same rank and nothing is
+ * exchanged. When they may not (shard: run, or runs.mpk split by file), the
+ * runs still held at end of stream are those whose reference is on another
+ * rank: every rank sends rank 0 the subjects it waits for; rank 0
+ * broadcasts the list; every rank sends rank 0 what its KDEs need for those
+ * subjects (clip limits, bandwidths, the sorted clipped reference of each
+ * parcel); rank 0 broadcasts them, and each rank scores its own held runs.
+ * The densities are the ones the owning rank fitted, bit for bit, so every
+ * map equals one rank's. */
+
+static int ranks_n(const ic_state *s) { return s->host->size(s->st); }
+
+static myelin_msg *waiting_list(ic_state *s) {
+  myelin_builder *b = myelin_builder_new("ic_waiting");
+  if (!b) return NULL;
+  myelin_build_array_begin(b, "subjects");
+  for (size_t i = 0; i < s->n_held; i++) {
+    char subject[128];
+    msg_subject(s->held[i], subject, sizeof subject);
+    myelin_build_str(b, NULL, subject);
+  }
+  myelin_build_array_end(b);
+  return myelin_builder_finish(b);
+}
+
+/* Concatenates the "subjects" arrays of the gathered messages (rank 0). */
+static myelin_msg *union_lists(ic_state *s, const uint8_t *all, const size_t *sizes, const char *kind,
+                               const char *key) {
+  myelin_builder *b = myelin_builder_new(kind);
+  if (!b) return NULL;
+  myelin_build_array_begin(b, key);
+  for (size_t r = 0, off = 0; r < (size_t)ranks_n(s); off += sizes[r], r++) {
+    myelin_msg *m = NULL;
+    size_t used = 0;
+    if (myelin_msg_decode(all + off, sizes[r], 0, &m, &used, NULL, 0) != 0) {
+      myelin_builder_free(b);
+      return NULL;
+    }
+    myelin_obj list = myelin_msg_get(m, key);
+    for (size_t i = 0; i < myelin_obj_len(list); i++) myelin_build_obj(b, NULL, myelin_obj_at(list, i));
+    myelin_msg_unref(m);
+  }
+  myelin_build_array_end(b);
+  return myelin_builder_finish(b);
+}
+
+/* Gathers one message per rank to rank 0, which combines them with
+ * union_lists, and broadcasts the result; *out on every rank. */
+static int exchange(ic_state *s, myelin_msg *mine, const char *kind, const char *key, myelin_msg **out) {
+  const myelin_host *h = s->host;
+  const int root = h->rank(s->st) == 0;
+  *out = NULL;
+  if (!mine) return h->error(s->st, "out of memory");
+  size_t len = 0;
+  const uint8_t *bytes = myelin_msg_bytes(mine, &len);
+  uint8_t *all = NULL, *ub = NULL;
+  size_t *sizes = NULL, ulen = 0;
+  int rc = ranks_gather(h, s->st, bytes, len, &all, &sizes);
+  myelin_msg_unref(mine);
+  myelin_msg *u = NULL;
+  if (rc == 0 && root) {
+    u = union_lists(s, all, sizes, kind, key);
+    if (!u) rc = h->error(s->st, "could not combine the ranks' %s (out of memory?)", key);
+    else ub = (uint8_t *)myelin_msg_bytes(u, &ulen);
+  }
+  if (all) h->free(s->st, all);
+  free(sizes);
+  if (rc == 0) rc = ranks_bcast(h, s->st, &ub, &ulen);
+  if (rc == 0 && !root) {
+    size_t used = 0;
+    if (myelin_msg_decode(ub, ulen, 0, &u, &used, NULL, 0) != 0) rc = h->error(s->st, "rank 0's %s are unreadable", key);
+    free(ub);
+  }
+  if (rc) myelin_msg_unref(u);
+  else *out = u;
+  return rc;
+}
+
+static int listed(myelin_obj list, const char *subject) {
+  for (size_t i = 0; i < myelin_obj_len(list); i++)
+    if (myelin_obj_str_eq(myelin_obj_at(list, i), subject)) return 1;
+  return 0;
+}
+
+static int share_refs(ic_state *s) {
+  myelin_msg *wanted = NULL, *got = NULL;
+  int rc = exchange(s, waiting_list(s), "ic_waiting", "subjects", &wanted);
+  if (rc) return rc;
+  myelin_obj want = myelin_msg_get(wanted, "subjects");
+  if (myelin_obj_len(want) == 0) { /* every reference was where its runs were */
+    myelin_msg_unref(wanted);
+    return 0;
+  }
+  myelin_builder *b = myelin_builder_new("ic_refs");
+  if (b) {
+    myelin_build_array_begin(b, "refs");
+    for (size_t i = 0; i < s->n_refs; i++) {
+      const ic_ref *r = &s->refs[i];
+      if (!listed(want, r->subject)) continue;
+      int64_t n1[1] = {r->n}, nt[2] = {r->n, (int64_t)r->t};
+      myelin_build_map_begin(b, NULL);
+      myelin_build_str(b, "subject", r->subject);
+      myelin_build_tensor_copy(b, "lo", MYELIN_F8, 1, n1, r->lo);
+      myelin_build_tensor_copy(b, "hi", MYELIN_F8, 1, n1, r->hi);
+      myelin_build_tensor_copy(b, "h", MYELIN_F8, 1, n1, r->h);
+      myelin_build_tensor_copy(b, "sorted", MYELIN_F8, 2, nt, r->sorted);
+      myelin_build_map_end(b);
+    }
+    myelin_build_array_end(b);
+  }
+  myelin_msg_unref(wanted);
+  rc = exchange(s, b ? myelin_builder_finish(b) : NULL, "ic_refs", "refs", &got);
+  if (rc) return rc;
+  myelin_obj refs = myelin_msg_get(got, "refs");
+  for (size_t i = 0; i < myelin_obj_len(refs) && rc == 0; i++) {
+    myelin_obj o = myelin_obj_at(refs, i);
+    char subject[128];
+    myelin_obj_str_copy(myelin_obj_get(o, "subject"), subject, sizeof subject);
+    if (ref_find(s, subject)) continue; /* its own (or already received) */
+    myelin_tensor lo, hi, h, so;
+    if (myelin_obj_tensor(myelin_obj_get(o, "lo"), &lo) || myelin_obj_tensor(myelin_obj_get(o, "hi"), &hi) ||
+        myelin_obj_tensor(myelin_obj_get(o, "h"), &h) || myelin_obj_tensor(myelin_obj_get(o, "sorted"), &so) ||
+        so.ndim != 2) {
+      rc = s->host->error(s->st, "the reference of subject '%s' from another rank is malformed", subject);
+      break;
+    }
+    ic_ref *grown = realloc(s->refs, (s->n_refs + 1) * sizeof *grown);
+    if (!grown) {
+      rc = s->host->error(s->st, "out of memory");
+      break;
+    }
+    s->refs = grown;
+    ic_ref *r = &s->refs[s->n_refs];
+    memset(r, 0, sizeof *r);
+    r->n = (int)so.shape[0];
+    r->t = (size_t)so.shape[1];
+    r->subject = strdup(subject);
+    r->lo = tensor_doubles(&lo), r->hi = tensor_doubles(&hi), r->h = tensor_doubles(&h);
+    r->sorted = tensor_doubles(&so);
+    if (!r->subject || !r->lo || !r->hi || !r->h || !r->sorted) {
+      ref_free(r);
+      rc = s->host->error(s->st, "out of memory");
+      break;
+    }
+    s->n_refs++;
+  }
+  myelin_msg_unref(got);
+  return rc;
+}
+
 /* ---- lifecycle ----------------------------------------------------------- */
 
 static int parse_bandwidth(const char *txt, double *out) {
@@ -781,6 +936,7 @@ static int ic_flush(void *state) {
   if (s->energy != ENERGY_NONE && !s->have_conn && s->n_held)
     s->host->log(s->st, MYELIN_LOG_WARN, "no connectome arrived: %zu runs scored without energy", s->n_held);
   int rc = release(s, 1);
+  if (rc == 0 && ranks_n(s) > 1 && !s->file_ref && (rc = share_refs(s)) == 0) rc = release(s, 1);
   if (rc) return rc;
   if (s->n_held) {
     char subject[128];

@@ -41,6 +41,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../common/ranks.h"
 #include "isc_kernels.h"
 #include "myelin/error.h"
 #include "myelin/io.h"
@@ -125,6 +126,10 @@ typedef struct isc_state {
   rsubj *rsubj;
   size_t nrsubj;
 } isc_state;
+
+/* The job's ranks (host ABI 1.4; one rank without MPI). */
+static int nranks(const isc_state *s) { return s->host->size ? s->host->size(s->st) : 1; }
+static int myrank(const isc_state *s) { return s->host->rank ? s->host->rank(s->st) : 0; }
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -424,16 +429,16 @@ static const char *stats_name(int st) {
 /* Each subject's group (0: A, 1: B) for the two-sample test, in row order;
  * an error naming the first subject without one, or a task whose subjects
  * do not make two usable groups. */
-static int assign_groups(isc_state *s, const group *g, uint8_t *gr) {
+static int assign_groups(isc_state *s, char *const *subjects, size_t n, const char *task, uint8_t *gr) {
   const group_map *m = &s->gm;
   size_t cnt[2] = {0, 0};
-  for (size_t i = 0; i < g->n; i++) {
-    ptrdiff_t k = group_map_find(m, g->subjects[i]);
+  for (size_t i = 0; i < n; i++) {
+    ptrdiff_t k = group_map_find(m, subjects[i]);
     if (k < 0)
       return s->host->error(s->st,
                             "groups: subject '%s' (task '%s') has no group; every subject needs one, e.g. "
                             "%s:%s",
-                            g->subjects[i], g->task, g->subjects[i], m->label[0]);
+                            subjects[i], task, subjects[i], m->label[0]);
     gr[i] = m->g[k];
     cnt[gr[i]]++;
   }
@@ -442,22 +447,22 @@ static int assign_groups(isc_state *s, const group *g, uint8_t *gr) {
       return s->host->error(s->st,
                             "groups: task '%s' has no subject of group '%s' (all %zu are in '%s'); the "
                             "two-sample test needs both",
-                            g->task, m->label[k], g->n, m->label[!k]);
+                            task, m->label[k], n, m->label[!k]);
   for (int k = 0; k < 2; k++) {
     if (s->pairwise && cnt[k] < 2)
       return s->host->error(s->st,
                             "groups: group '%s' has one subject in task '%s'; the pairwise two-sample test "
                             "compares within-group pairs, so each group needs at least 2",
-                            m->label[k], g->task);
+                            m->label[k], task);
     if (!s->pairwise && cnt[k] < 3)
       return s->host->error(s->st,
                             "groups: group '%s' has %zu subjects in task '%s'; leave-one-out ISC within a "
                             "group needs at least 3 (or use pairwise: true)",
-                            m->label[k], cnt[k], g->task);
+                            m->label[k], cnt[k], task);
   }
-  if (m->n > g->n)
+  if (m->n > n)
     s->host->log(s->st, MYELIN_LOG_WARN, "groups: %zu listed subject(s) have no run in task '%s'; left out",
-                 m->n - g->n, g->task);
+                 m->n - n, task);
   return 0;
 }
 
@@ -497,20 +502,20 @@ static int run_group_test(isc_state *s, const isc_data *d, const uint8_t *gr, co
 }
 
 /* The two-sample fields of the output map. */
-static void build_group_fields(isc_state *s, myelin_builder *b, const group *g, const uint8_t *gr,
+static void build_group_fields(isc_state *s, myelin_builder *b, size_t S, const uint8_t *gr,
                                const double *iscs, const double *diff, size_t V) {
   myelin_build_array_begin(b, "group_labels");
   myelin_build_str(b, NULL, s->gm.label[0]);
   myelin_build_str(b, NULL, s->gm.label[1]);
   myelin_build_array_end(b);
   myelin_build_array_begin(b, "subject_groups");
-  for (size_t i = 0; i < g->n; i++)
+  for (size_t i = 0; i < S; i++)
     myelin_build_str(b, NULL, s->gm.label[gr[i]]);
   myelin_build_array_end(b);
   int64_t vshape[1] = {(int64_t)V}, gshape[2] = {2, (int64_t)V};
   myelin_build_tensor_copy(b, "difference", MYELIN_F8, 1, vshape, diff);
   double *gs = myelin_build_tensor(b, "group_summary", MYELIN_F8, 2, gshape);
-  if (gs && isc_group_summaries(iscs, g->n, V, s->pairwise, s->summary, gr, gs) != ISC_OK)
+  if (gs && isc_group_summaries(iscs, S, V, s->pairwise, s->summary, gr, gs) != ISC_OK)
     for (size_t i = 0; i < 2 * V; i++)
       gs[i] = NAN;
 }
@@ -579,6 +584,47 @@ static void group_sort(group *g) {
   }
 }
 
+/* The group's output map (rank 0 when the subjects are spread over ranks). */
+typedef struct gmap_out {
+  const double *iscs, *sum, *p, *obs, *ci;
+  const uint8_t *gr;
+  size_t n_used;
+  int two_sample;
+} gmap_out;
+
+static int emit_group_map(isc_state *s, const myelin_msg *first, char **subjects, size_t S, size_t V,
+                          const gmap_out *o) {
+  const size_t rows = isc_rows(S, s->pairwise);
+  myelin_builder *b = map_begin(first, group_keys, subjects, S, s->pairwise);
+  if (!b) return s->host->error(s->st, "out of memory");
+  int64_t shp[2] = {(int64_t)rows, (int64_t)V};
+  myelin_build_tensor_copy(b, "data", MYELIN_F8, 2, shp, o->iscs);
+  if (s->pairwise && S > 2) {
+    int64_t pshape[2] = {(int64_t)rows, 2};
+    uint32_t *pairs = myelin_build_tensor(b, "pairs", MYELIN_U4, 2, pshape);
+    if (pairs)
+      for (size_t i = 0, q = 0; i < S; i++)
+        for (size_t j = i + 1; j < S; j++, q++) pairs[2 * q] = (uint32_t)i, pairs[2 * q + 1] = (uint32_t)j;
+  }
+  myelin_build_str(b, "summary_statistic", summary_name(s->summary));
+  int64_t vshape[1] = {(int64_t)V};
+  if (s->summary != ISC_SUMMARY_NONE) myelin_build_tensor_copy(b, "summary", MYELIN_F8, 1, vshape, o->sum);
+  myelin_build_str(b, "stats", stats_name(s->stats));
+  if (s->stats != STATS_NONE) {
+    myelin_build_tensor_copy(b, "p", MYELIN_F8, 1, vshape, o->p);
+    myelin_build_uint(b, "n_resamples", o->n_used);
+    myelin_build_str(b, "side", s->side == ISC_SIDE_LEFT ? "left" : s->side == ISC_SIDE_TWO ? "two-sided" : "right");
+    if (s->stats == STATS_PERMUTATION) myelin_build_str(b, "test", o->two_sample ? "two-sample" : "one-sample");
+    if (o->two_sample) build_group_fields(s, b, S, o->gr, o->iscs, o->obs, V);
+    if (s->stats == STATS_BOOTSTRAP) {
+      int64_t cshape[2] = {2, (int64_t)V};
+      myelin_build_tensor_copy(b, "ci", MYELIN_F8, 2, cshape, o->ci);
+      myelin_build_float(b, "ci_percent", s->ci);
+    }
+  }
+  return emit_built(s, 0, b);
+}
+
 static int compute_group(isc_state *s, group *g) {
   group_sort(g);
   const size_t S = g->n;
@@ -611,7 +657,7 @@ static int compute_group(isc_state *s, group *g) {
     goto done;
   }
   double *p = sum + V, *obs = p + V;
-  if (two_sample && (rc = assign_groups(s, g, gr)) != 0) goto done;
+  if (two_sample && (rc = assign_groups(s, g->subjects, g->n, g->task, gr)) != 0) goto done;
   /* two groups, leave-one-out: each subject against its own group's others */
   if (s->pairwise)
     rc = isc_pairwise(&d, s->nan, s->threads, iscs);
@@ -632,37 +678,8 @@ static int compute_group(isc_state *s, group *g) {
       goto done;
     }
   }
-  myelin_builder *b = map_begin(g->msgs[0], group_keys, g->subjects, S, s->pairwise);
-  if (!b) {
-    rc = s->host->error(s->st, "out of memory");
-    goto done;
-  }
-  int64_t shp[2] = {(int64_t)rows, (int64_t)V};
-  myelin_build_tensor_copy(b, "data", MYELIN_F8, 2, shp, iscs);
-  if (s->pairwise && S > 2) {
-    int64_t pshape[2] = {(int64_t)rows, 2};
-    uint32_t *pairs = myelin_build_tensor(b, "pairs", MYELIN_U4, 2, pshape);
-    if (pairs)
-      for (size_t i = 0, q = 0; i < S; i++)
-        for (size_t j = i + 1; j < S; j++, q++) pairs[2 * q] = (uint32_t)i, pairs[2 * q + 1] = (uint32_t)j;
-  }
-  myelin_build_str(b, "summary_statistic", summary_name(s->summary));
-  int64_t vshape[1] = {(int64_t)V};
-  if (s->summary != ISC_SUMMARY_NONE) myelin_build_tensor_copy(b, "summary", MYELIN_F8, 1, vshape, sum);
-  myelin_build_str(b, "stats", stats_name(s->stats));
-  if (s->stats != STATS_NONE) {
-    myelin_build_tensor_copy(b, "p", MYELIN_F8, 1, vshape, p);
-    myelin_build_uint(b, "n_resamples", n_used);
-    myelin_build_str(b, "side", s->side == ISC_SIDE_LEFT ? "left" : s->side == ISC_SIDE_TWO ? "two-sided" : "right");
-    if (s->stats == STATS_PERMUTATION) myelin_build_str(b, "test", two_sample ? "two-sample" : "one-sample");
-    if (two_sample) build_group_fields(s, b, g, gr, iscs, obs, V);
-    if (s->stats == STATS_BOOTSTRAP) {
-      int64_t cshape[2] = {2, (int64_t)V};
-      myelin_build_tensor_copy(b, "ci", MYELIN_F8, 2, cshape, ci);
-      myelin_build_float(b, "ci_percent", s->ci);
-    }
-  }
-  rc = emit_built(s, 0, b);
+  gmap_out o = {iscs, sum, p, obs, ci, gr, n_used, two_sample};
+  rc = emit_group_map(s, g->msgs[0], g->subjects, S, V, &o);
   if (rc == 0 && s->isfc) rc = emit_isfc(s, g, &d);
   s->host->counter_add(s->st, "groups", 1);
 done:
@@ -749,10 +766,522 @@ static int process_run(isc_state *s, myelin_msg *m) {
   g->subjects[g->n] = strdup(subject);
   if (!g->subjects[g->n]) return s->host->error(s->st, "out of memory");
   g->msgs[g->n++] = myelin_msg_ref(m);
-  if (s->subjects && g->n == s->subjects) {
+  if (s->subjects && g->n == s->subjects && nranks(s) == 1) {
     rc = compute_group(s, g);
     group_clear(g);
   }
+  return rc;
+}
+
+/* ---- batch groups with the subjects spread over ranks (MPI) ----------------------
+ *
+ * Under `mpirun -n N` with the source sharding subjects (fmri_source
+ * `shard: subject`), each rank's isc holds the runs of its own subjects only.
+ * Groups are then computed at end of stream, in (task, run) order, every rank
+ * taking part in every group (a rank without a subject of the group too):
+ *
+ *  1. plan: each rank sends rank 0 its groups (task, run, shape, subject
+ *     labels, the context of its first run); rank 0 merges them (subjects in
+ *     label order, as one rank sorts them), checks that no subject arrived on
+ *     two ranks and that shapes agree, and broadcasts the plan;
+ *  2. per group, one allreduce of the float64 sum of the subjects [T, V] and
+ *     their time sums [V] (each rank adds its subjects in label order, then
+ *     the runtime adds the ranks' buffers in rank order); each rank computes
+ *     the leave-one-out rows of its own subjects against sum - x_s (with
+ *     `groups`, once per group A and B); voxels with a NaN/Inf in some
+ *     subject are recomputed on rank 0 from every subject's series there
+ *     (gathered in chunks), with BrainIAK's NaN rules, exactly as one rank;
+ *  3. rank 0 gathers the rows into [S, V] and computes the summary;
+ *  4. bootstrap and permutation: the rows are broadcast and each rank runs
+ *     every resample (the same seeded draws as one rank) on its slab of
+ *     voxels, V r / N .. V (r + 1) / N; rank 0 gathers p (and ci, the
+ *     observed statistic) — per voxel the same computation as one rank, so
+ *     these are identical to one rank given identical rows;
+ *  5. rank 0 emits the map. Other ranks emit nothing.
+ *
+ * Memory per rank: its own runs, the [T + 1, V] float64 sum (2 T V 4 bytes),
+ * the [S_own, V] rows; rank 0 also the [S, V] map.
+ */
+
+
+/* One group of the plan, the same on every rank. */
+typedef struct pgroup {
+  char *task, *run;
+  size_t S, T, V;
+  int f64;
+  char **labels; /* [S], sorted */
+  int *owner;    /* [S], the rank holding each subject */
+  myelin_msg *ctx; /* rank 0: context and geometry of the first subject's run */
+  char *ctx_label; /* rank 0 while merging: the label ctx belongs to */
+} pgroup;
+
+static void pgroup_free(pgroup *g) {
+  for (size_t i = 0; g->labels && i < g->S; i++) free(g->labels[i]);
+  free(g->labels);
+  free(g->owner);
+  free(g->task);
+  free(g->run);
+  free(g->ctx_label);
+  myelin_msg_unref(g->ctx);
+}
+
+static int gather_blob(isc_state *s, const void *p, size_t n, uint8_t **recv, size_t **sizes) {
+  return ranks_gather(s->host, s->st, p, n, recv, sizes);
+}
+
+static int bcast_blob(isc_state *s, uint8_t **buf, size_t *len) { return ranks_bcast(s->host, s->st, buf, len); }
+
+static char *obj_strdup(myelin_obj o) {
+  size_t n;
+  const char *p = myelin_obj_str(o, &n);
+  return p ? strndup(p, n) : strdup("");
+}
+
+static uint64_t obj_u64(myelin_obj o) {
+  uint64_t v = 0;
+  myelin_obj_uint(o, &v);
+  return v;
+}
+
+/* This rank's groups: {groups: [{task, run, T, V, f64, subjects, ctx}]}. */
+static myelin_msg *build_inventory(isc_state *s) {
+  myelin_builder *b = myelin_builder_new("isc_inventory");
+  if (!b) return NULL;
+  myelin_build_array_begin(b, "groups");
+  for (size_t i = 0; i < s->ngroups; i++) {
+    group *g = &s->groups[i];
+    if (g->n == 0) continue;
+    group_sort(g);
+    myelin_tensor t;
+    myelin_msg_tensor(g->msgs[0], "data", &t);
+    myelin_build_map_begin(b, NULL);
+    myelin_build_str(b, "task", g->task);
+    myelin_build_str(b, "run", g->run);
+    myelin_build_uint(b, "T", (uint64_t)t.shape[0]);
+    myelin_build_uint(b, "V", (uint64_t)t.shape[1]);
+    myelin_build_bool(b, "f64", t.dtype == MYELIN_F8);
+    myelin_build_array_begin(b, "subjects");
+    for (size_t k = 0; k < g->n; k++) myelin_build_str(b, NULL, g->subjects[k]);
+    myelin_build_array_end(b);
+    myelin_builder *cb = myelin_builder_new("run");
+    myelin_msg *ctx = NULL;
+    if (cb) {
+      myelin_build_fields(cb, g->msgs[0], group_keys);
+      myelin_obj geo = myelin_msg_get(g->msgs[0], "geometry");
+      if (myelin_obj_type_of(geo) == MYELIN_OBJ_MAP) myelin_build_obj(cb, "geometry", geo);
+      ctx = myelin_builder_finish(cb);
+    }
+    size_t clen = 0;
+    const uint8_t *cbytes = ctx ? myelin_msg_bytes(ctx, &clen) : NULL;
+    if (!ctx) myelin_build_nil(b, "ctx"); /* makes the builder fail: out of memory */
+    else myelin_build_bin(b, "ctx", cbytes, clen);
+    myelin_msg_unref(ctx);
+    myelin_build_map_end(b);
+  }
+  myelin_build_array_end(b);
+  return myelin_builder_finish(b);
+}
+
+static pgroup *plan_find(pgroup *pg, size_t n, const char *task, const char *run) {
+  for (size_t i = 0; i < n; i++)
+    if (!strcmp(pg[i].task, task) && !strcmp(pg[i].run, run)) return &pg[i];
+  return NULL;
+}
+
+static int pgroup_cmp(const void *a, const void *b) {
+  const pgroup *x = a, *y = b;
+  int c = strcmp(x->task, y->task);
+  return c ? c : strcmp(x->run, y->run);
+}
+
+/* Rank 0: merges the inventories into the plan; errors go to why. */
+static int plan_merge(isc_state *s, const uint8_t *all, const size_t *sizes, pgroup **out, size_t *nout,
+                      char *why, size_t wn) {
+  pgroup *pg = NULL;
+  size_t npg = 0, off = 0;
+  int rc = 0;
+  for (int r = 0; r < nranks(s) && rc == 0; off += sizes[r], r++) {
+    myelin_msg *inv = NULL;
+    size_t used = 0;
+    char err[256];
+    if (myelin_msg_decode(all + off, sizes[r], 0, &inv, &used, err, sizeof err) != 0) {
+      rc = myelin_errorf(why, wn, -1, "rank %d sent a bad inventory: %s", r, err);
+      break;
+    }
+    myelin_obj gs = myelin_msg_get(inv, "groups");
+    for (size_t i = 0; i < myelin_obj_len(gs) && rc == 0; i++) {
+      myelin_obj go = myelin_obj_at(gs, i);
+      char *task = obj_strdup(myelin_obj_get(go, "task")), *run = obj_strdup(myelin_obj_get(go, "run"));
+      size_t T = (size_t)obj_u64(myelin_obj_get(go, "T")), V = (size_t)obj_u64(myelin_obj_get(go, "V"));
+      int f64 = 0;
+      myelin_obj_bool(myelin_obj_get(go, "f64"), &f64);
+      myelin_obj subs = myelin_obj_get(go, "subjects");
+      size_t ns = myelin_obj_len(subs);
+      pgroup *g = task && run ? plan_find(pg, npg, task, run) : NULL;
+      if (task && run && !g) {
+        pgroup *np = realloc(pg, (npg + 1) * sizeof *np);
+        if (np) {
+          pg = np;
+          g = &pg[npg++];
+          memset(g, 0, sizeof *g);
+          g->task = task, g->run = run, task = run = NULL;
+          g->T = T, g->V = V, g->f64 = f64;
+        }
+      }
+      free(task), free(run);
+      char **nl = g ? realloc(g->labels, (g->S + ns) * sizeof *nl) : NULL;
+      if (nl) g->labels = nl;
+      int *no = nl ? realloc(g->owner, (g->S + ns) * sizeof *no) : NULL;
+      if (no) g->owner = no;
+      if (!no) {
+        rc = myelin_errorf(why, wn, -1, "out of memory");
+        break;
+      }
+      if (g->T != T || g->V != V || g->f64 != f64) {
+        rc = myelin_errorf(why, wn, -1,
+                           "task '%s': rank %d has data [%zu, %zu] %s but another rank has [%zu, %zu] %s; every "
+                           "subject needs the same TRs, voxels and dtype",
+                           g->task, r, T, V, f64 ? "<f8" : "<f4", g->T, g->V, g->f64 ? "<f8" : "<f4");
+        break;
+      }
+      for (size_t k = 0; k < ns; k++) {
+        g->labels[g->S] = obj_strdup(myelin_obj_at(subs, k));
+        g->owner[g->S++] = r;
+      }
+      char *first = ns ? obj_strdup(myelin_obj_at(subs, 0)) : NULL;
+      if (first && (!g->ctx_label || strcmp(first, g->ctx_label) < 0)) {
+        size_t clen = 0;
+        const void *cb = myelin_obj_bin(myelin_obj_get(go, "ctx"), &clen);
+        myelin_msg *ctx = NULL;
+        if (cb && myelin_msg_decode(cb, clen, 0, &ctx, &used, err, sizeof err) == 0) {
+          myelin_msg_unref(g->ctx);
+          free(g->ctx_label);
+          g->ctx = ctx;
+          g->ctx_label = first, first = NULL;
+        }
+      }
+      free(first);
+    }
+    myelin_msg_unref(inv);
+  }
+  if (rc == 0 && npg) qsort(pg, npg, sizeof *pg, pgroup_cmp);
+  for (size_t i = 0; i < npg && rc == 0; i++) {
+    pgroup *g = &pg[i];
+    for (size_t a = 1; a < g->S; a++) /* insertion sort by label, owners along */
+      for (size_t j = a; j > 0 && strcmp(g->labels[j - 1], g->labels[j]) > 0; j--) {
+        char *t = g->labels[j];
+        g->labels[j] = g->labels[j - 1], g->labels[j - 1] = t;
+        int o = g->owner[j];
+        g->owner[j] = g->owner[j - 1], g->owner[j - 1] = o;
+      }
+    for (size_t a = 1; a < g->S && rc == 0; a++)
+      if (!strcmp(g->labels[a - 1], g->labels[a]))
+        rc = myelin_errorf(why, wn, -1,
+                           "task '%s'%s%s: subject '%s' arrived on rank %d and on rank %d; with several ranks "
+                           "each subject's runs must reach one rank (shard the source by subject, e.g. "
+                           "fmri_source shard: subject)",
+                           g->task, g->run[0] ? " run " : "", g->run, g->labels[a], g->owner[a - 1], g->owner[a]);
+  }
+  *out = pg;
+  *nout = npg;
+  return rc;
+}
+
+static myelin_msg *plan_encode(const pgroup *pg, size_t n, const char *error) {
+  myelin_builder *b = myelin_builder_new("isc_plan");
+  if (!b) return NULL;
+  myelin_build_str(b, "error", error);
+  myelin_build_array_begin(b, "groups");
+  for (size_t i = 0; i < n && !*error; i++) {
+    myelin_build_map_begin(b, NULL);
+    myelin_build_str(b, "task", pg[i].task);
+    myelin_build_str(b, "run", pg[i].run);
+    myelin_build_uint(b, "T", pg[i].T);
+    myelin_build_uint(b, "V", pg[i].V);
+    myelin_build_bool(b, "f64", pg[i].f64);
+    myelin_build_array_begin(b, "subjects");
+    for (size_t k = 0; k < pg[i].S; k++) myelin_build_str(b, NULL, pg[i].labels[k]);
+    myelin_build_array_end(b);
+    myelin_build_array_begin(b, "owners");
+    for (size_t k = 0; k < pg[i].S; k++) myelin_build_int(b, NULL, pg[i].owner[k]);
+    myelin_build_array_end(b);
+    myelin_build_map_end(b);
+  }
+  myelin_build_array_end(b);
+  return myelin_builder_finish(b);
+}
+
+/* Every rank but 0: the plan from its message. */
+static int plan_decode(isc_state *s, const myelin_msg *m, pgroup **out, size_t *nout) {
+  myelin_obj gs = myelin_msg_get(m, "groups");
+  size_t n = myelin_obj_len(gs);
+  pgroup *pg = calloc(n + 1, sizeof *pg);
+  if (!pg) return s->host->error(s->st, "out of memory");
+  *out = pg;
+  *nout = n;
+  for (size_t i = 0; i < n; i++) {
+    myelin_obj go = myelin_obj_at(gs, i), subs = myelin_obj_get(go, "subjects"), own = myelin_obj_get(go, "owners");
+    pgroup *g = &pg[i];
+    g->task = obj_strdup(myelin_obj_get(go, "task"));
+    g->run = obj_strdup(myelin_obj_get(go, "run"));
+    g->T = (size_t)obj_u64(myelin_obj_get(go, "T"));
+    g->V = (size_t)obj_u64(myelin_obj_get(go, "V"));
+    myelin_obj_bool(myelin_obj_get(go, "f64"), &g->f64);
+    size_t ns = myelin_obj_len(subs);
+    g->labels = calloc(ns + 1, sizeof *g->labels);
+    g->owner = calloc(ns + 1, sizeof *g->owner);
+    if (!g->task || !g->run || !g->labels || !g->owner) return s->host->error(s->st, "out of memory");
+    for (size_t k = 0; k < ns; k++, g->S++) {
+      int64_t o = 0;
+      myelin_obj_int(myelin_obj_at(own, k), &o);
+      g->owner[k] = (int)o;
+      if (!(g->labels[k] = obj_strdup(myelin_obj_at(subs, k)))) return s->host->error(s->st, "out of memory");
+    }
+  }
+  return 0;
+}
+
+/* Rank 0 fills the voxels vox[0..nvox) of rows mem[0..Sk) of iscs from every
+ * member's series (BrainIAK's NaN rules), gathered in chunks of voxels; xs
+ * holds this rank's members in member order. */
+static int nan_fill_ranks(isc_state *s, const pgroup *pg, const size_t *mem, size_t Sk, const void *const *xs,
+                          size_t nl, const size_t *vox, size_t nvox, double *iscs) {
+  const size_t T = pg->T, V = pg->V, rows = isc_rows(Sk, 0);
+  const int root = myrank(s) == 0, N = nranks(s);
+  size_t chunk = ((size_t)64 << 20) / (Sk * T * sizeof(double) + 1);
+  if (chunk < 1) chunk = 1;
+  int rc = 0;
+  for (size_t c0 = 0; c0 < nvox && rc == 0; c0 += chunk) {
+    const size_t nc = nvox - c0 < chunk ? nvox - c0 : chunk;
+    double *send = malloc((nc * nl * T + 1) * sizeof *send);
+    if (!send) return s->host->error(s->st, "out of memory");
+    for (size_t i = 0; i < nc; i++)
+      for (size_t j = 0; j < nl; j++)
+        for (size_t t = 0; t < T; t++) {
+          size_t at = t * V + vox[c0 + i];
+          send[(i * nl + j) * T + t] = pg->f64 ? ((const double *)xs[j])[at] : (double)((const float *)xs[j])[at];
+        }
+    uint8_t *all = NULL;
+    size_t *sizes = NULL;
+    rc = gather_blob(s, send, nc * nl * T * sizeof *send, &all, &sizes);
+    free(send);
+    if (rc == 0 && root) {
+      double *g = malloc((Sk * T + rows + 1) * sizeof *g), *col = g ? g + Sk * T : NULL;
+      const double *from = (const double *)all;
+      size_t base = 0; /* doubles of earlier ranks */
+      if (!g) rc = s->host->error(s->st, "out of memory");
+      for (size_t i = 0; i < nc && rc == 0; i++) {
+        base = 0;
+        for (int r = 0; r < N; r++) {
+          size_t nr = 0, k = 0;
+          for (size_t m = 0; m < Sk; m++) nr += pg->owner[mem[m]] == r;
+          for (size_t m = 0; m < Sk; m++)
+            if (pg->owner[mem[m]] == r) memcpy(g + m * T, from + base + (i * nr + k++) * T, T * sizeof *g);
+          base += sizes[r] / sizeof(double);
+        }
+        if (isc_loo_voxel(g, Sk, T, s->nan, col, 1) != ISC_OK) {
+          rc = s->host->error(s->st, "out of memory");
+          break;
+        }
+        for (size_t r = 0; r < rows; r++) iscs[mem[r] * V + vox[c0 + i]] = col[r];
+      }
+      free(g);
+    }
+    s->host->free(s->st, all);
+    free(sizes);
+  }
+  return rc;
+}
+
+/* Leave-one-out rows of the members mem[0..Sk) (global subject indices, in
+ * order) into rank 0's iscs (row = subject index); lg: this rank's runs of
+ * the group (label order), NULL when it has none. */
+static int loo_ranks(isc_state *s, const pgroup *pg, const group *lg, const size_t *mem, size_t Sk, double *iscs) {
+  const size_t T = pg->T, V = pg->V;
+  const int me = myrank(s), N = nranks(s), root = me == 0;
+  const void **xs = malloc((Sk + 1) * sizeof *xs);
+  size_t *vox = NULL, nl = 0, nvox = 0;
+  if (!xs) return s->host->error(s->st, "out of memory");
+  /* this rank's members, in member order (a subset of its label-ordered runs) */
+  for (size_t m = 0, k = 0; m < Sk; m++) {
+    if (pg->owner[mem[m]] != me) continue;
+    while (lg && k < lg->n && strcmp(lg->subjects[k], pg->labels[mem[m]])) k++;
+    if (!lg || k == lg->n) {
+      free(xs);
+      return s->host->error(s->st, "task '%s': subject '%s' is missing on rank %d", pg->task, pg->labels[mem[m]], me);
+    }
+    myelin_tensor t;
+    myelin_msg_tensor(lg->msgs[k], "data", &t);
+    xs[nl++] = t.data;
+  }
+  const size_t rows_here = Sk == 2 ? (pg->owner[mem[0]] == me) : nl;
+  isc_data d = {.x = xs, .f64 = pg->f64, .S = nl, .T = T, .V = V};
+  double *sums = calloc((T + 1) * V + 1, sizeof *sums), *out = malloc((rows_here * V + 1) * sizeof *out);
+  int rc = sums && out ? 0 : s->host->error(s->st, "out of memory for the [%zu, %zu] sum of subjects", T + 1, V);
+  if (rc == 0 && isc_loo_sums(&d, sums, sums + T * V) != ISC_OK) rc = s->host->error(s->st, "ISC sums failed");
+  if (rc == 0) rc = s->host->allreduce(s->st, sums, (T + 1) * V, MYELIN_F8, MYELIN_OP_SUM);
+  if (rc == 0 && isc_loo_from_sums(&d, rows_here, sums, sums + T * V, s->threads, out) != ISC_OK)
+    rc = s->host->error(s->st, "ISC kernel failed for task '%s'", pg->task);
+  if (rc == 0) {
+    for (size_t v = 0; v < V; v++) nvox += !isfinite(sums[T * V + v]);
+    if (nvox && !(vox = malloc(nvox * sizeof *vox))) rc = s->host->error(s->st, "out of memory");
+    for (size_t v = 0, i = 0; rc == 0 && v < V; v++)
+      if (!isfinite(sums[T * V + v])) vox[i++] = v;
+  }
+  free(sums); /* before the gathers: rank 0 holds the map instead */
+  uint8_t *all = NULL;
+  size_t *sizes = NULL;
+  if (rc == 0) rc = gather_blob(s, out, rows_here * V * sizeof *out, &all, &sizes);
+  free(out);
+  if (rc == 0 && root) {
+    const double *from = (const double *)all;
+    for (int r = 0; r < N; r++) {
+      size_t k = 0, nr = V ? sizes[r] / (V * sizeof(double)) : 0;
+      for (size_t m = 0; m < Sk && k < nr; m++)
+        if (pg->owner[mem[m]] == r) memcpy(iscs + mem[m] * V, from + k++ * V, V * sizeof *iscs);
+      from += sizes[r] / sizeof(double);
+    }
+  }
+  s->host->free(s->st, all);
+  free(sizes);
+  if (rc == 0 && nvox) rc = nan_fill_ranks(s, pg, mem, Sk, xs, nl, vox, nvox, iscs);
+  free(vox);
+  free(xs);
+  return rc;
+}
+
+/* bootstrap / permutation: every resample, on this rank's slab of voxels. */
+static int stats_ranks(isc_state *s, const pgroup *pg, const uint8_t *gr, int two_sample, double *iscs, double *obs,
+                       double *p, double *ci, size_t *n_used) {
+  const size_t S = pg->S, V = pg->V, rows = isc_rows(S, 0);
+  const int me = myrank(s), N = nranks(s), root = me == 0;
+  double *full = root ? iscs : malloc((rows * V + 1) * sizeof *full);
+  if (!full) return s->host->error(s->st, "out of memory");
+  int rc = s->host->bcast(s->st, full, rows * V * sizeof *full, 0);
+  const size_t v0 = V * (size_t)me / (size_t)N, v1 = V * (size_t)(me + 1) / (size_t)N, Vs = v1 - v0;
+  double *slab = malloc((rows * Vs + 4 * Vs + 1) * sizeof *slab), *res = slab ? slab + rows * Vs : NULL;
+  if (rc == 0 && !slab) rc = s->host->error(s->st, "out of memory");
+  if (rc == 0) {
+    for (size_t r = 0; r < rows; r++) memcpy(slab + r * Vs, full + r * V + v0, Vs * sizeof *slab);
+    isc_data d = {.x = NULL, .f64 = pg->f64, .S = S, .T = pg->T, .V = Vs};
+    int krc = two_sample ? run_group_test(s, &d, gr, slab, res, res + Vs, n_used)
+                         : run_stats(s, &d, slab, res, res + Vs, res + 2 * Vs, n_used);
+    if (krc) rc = s->host->error(s->st, "%s test failed for task '%s' (code %d)", stats_name(s->stats), pg->task, krc);
+  }
+  if (!root) free(full);
+  uint8_t *all = NULL;
+  size_t *sizes = NULL;
+  if (rc == 0) rc = gather_blob(s, res, 4 * Vs * sizeof *res, &all, &sizes);
+  free(slab);
+  if (rc == 0 && root) {
+    const double *from = (const double *)all;
+    for (int r = 0; r < N; r++) {
+      size_t a = V * (size_t)r / (size_t)N, w = V * (size_t)(r + 1) / (size_t)N - a;
+      memcpy(obs + a, from, w * sizeof *obs);
+      memcpy(p + a, from + w, w * sizeof *p);
+      memcpy(ci + a, from + 2 * w, w * sizeof *ci);
+      memcpy(ci + V + a, from + 3 * w, w * sizeof *ci);
+      from += 4 * w;
+    }
+  }
+  s->host->free(s->st, all);
+  free(sizes);
+  return rc;
+}
+
+static group *group_lookup(isc_state *s, const char *task, const char *run) {
+  for (size_t i = 0; i < s->ngroups; i++)
+    if (s->groups[i].n && !strcmp(s->groups[i].task, task) && !strcmp(s->groups[i].run, run)) return &s->groups[i];
+  return NULL;
+}
+
+static int compute_group_ranks(isc_state *s, const pgroup *pg) {
+  const size_t S = pg->S, V = pg->V;
+  const int root = myrank(s) == 0;
+  const char *sep = pg->run[0] ? " run " : "";
+  if (S < 2)
+    return s->host->error(s->st, "task '%s'%s%s: ISC needs at least 2 subjects, got %zu", pg->task, sep, pg->run, S);
+  if (s->stats == STATS_BOOTSTRAP && S < 3)
+    return s->host->error(s->st, "task '%s'%s%s: stats: bootstrap " BOOTSTRAP_TWO_SUBJECTS, pg->task, sep, pg->run);
+  if (s->pairwise || s->isfc || s->stats == STATS_TIMESHIFT || s->stats == STATS_PHASESHIFT)
+    return s->host->error(s->st,
+                          "task '%s'%s%s: %s needs every subject's data on one rank, but the %zu subjects are "
+                          "spread over %d ranks; with subjects sharded use leave-one-out with stats none, "
+                          "bootstrap or permutation (or run on one rank)",
+                          pg->task, sep, pg->run,
+                          s->pairwise ? "pairwise: true" : s->isfc ? "isfc: true" : stats_name(s->stats), S,
+                          nranks(s));
+  const group *lg = group_lookup(s, pg->task, pg->run);
+  const int two_sample = s->stats == STATS_PERMUTATION && s->gm.n > 0;
+  const size_t rows = isc_rows(S, 0);
+  uint8_t *gr = malloc(S + 1);
+  size_t *mem = malloc((S + 1) * sizeof *mem);
+  double *iscs = root ? malloc((rows * V + 1) * sizeof *iscs) : NULL;
+  double *sum = root ? malloc((5 * V + 1) * sizeof *sum) : NULL;
+  int rc = gr && mem && (!root || (iscs && sum)) ? 0 : s->host->error(s->st, "out of memory");
+  if (rc == 0 && two_sample) rc = assign_groups(s, pg->labels, S, pg->task, gr);
+  for (int k = 0; rc == 0 && k < (two_sample ? 2 : 1); k++) {
+    size_t Sk = 0;
+    for (size_t i = 0; i < S; i++)
+      if (!two_sample || gr[i] == k) mem[Sk++] = i;
+    rc = loo_ranks(s, pg, lg, mem, Sk, iscs);
+  }
+  double *p = sum ? sum + V : NULL, *obs = sum ? p + V : NULL, *ci = sum ? obs + V : NULL;
+  size_t n_used = 0;
+  if (rc == 0 && root && s->summary != ISC_SUMMARY_NONE) isc_summarize(iscs, rows, V, s->summary, sum);
+  if (rc == 0 && s->stats != STATS_NONE) rc = stats_ranks(s, pg, gr, two_sample, iscs, obs, p, ci, &n_used);
+  if (rc == 0 && root) {
+    gmap_out o = {iscs, sum, p, obs, ci, gr, n_used, two_sample};
+    rc = emit_group_map(s, pg->ctx, pg->labels, S, V, &o);
+  }
+  if (rc == 0) s->host->counter_add(s->st, "groups", 1);
+  free(gr);
+  free(mem);
+  free(iscs);
+  free(sum);
+  return rc;
+}
+
+/* End of stream with several ranks: plan, then every group in order. */
+static int flush_groups_ranks(isc_state *s) {
+  const int root = myrank(s) == 0;
+  pgroup *pg = NULL;
+  size_t npg = 0;
+  char why[1024] = "";
+  myelin_msg *inv = build_inventory(s);
+  if (!inv) return s->host->error(s->st, "out of memory");
+  size_t ilen = 0;
+  const uint8_t *ib = myelin_msg_bytes(inv, &ilen);
+  uint8_t *all = NULL;
+  size_t *sizes = NULL;
+  int rc = gather_blob(s, ib, ilen, &all, &sizes);
+  myelin_msg_unref(inv);
+  myelin_msg *plan = NULL;
+  uint8_t *pb = NULL;
+  size_t plen = 0;
+  if (rc == 0 && root) {
+    if (plan_merge(s, all, sizes, &pg, &npg, why, sizeof why) != 0 && !why[0]) snprintf(why, sizeof why, "out of memory");
+    plan = plan_encode(pg, npg, why);
+    if (!plan) rc = s->host->error(s->st, "out of memory");
+    else pb = (uint8_t *)myelin_msg_bytes(plan, &plen);
+  }
+  s->host->free(s->st, all);
+  free(sizes);
+  if (rc == 0) rc = bcast_blob(s, &pb, &plen);
+  if (rc == 0 && !root) {
+    char err[256];
+    size_t used;
+    if (myelin_msg_decode(pb, plen, 0, &plan, &used, err, sizeof err) != 0)
+      rc = s->host->error(s->st, "the plan from rank 0 is not readable: %s", err);
+    else if (myelin_msg_str(plan, "error", why, sizeof why) == 0 && why[0] == 0)
+      rc = plan_decode(s, plan, &pg, &npg);
+    free(pb);
+  }
+  if (rc == 0 && why[0]) rc = s->host->error(s->st, "%s", why);
+  for (size_t i = 0; i < npg && rc == 0; i++) rc = compute_group_ranks(s, &pg[i]);
+  for (size_t i = 0; i < npg; i++) pgroup_free(&pg[i]);
+  free(pg);
+  myelin_msg_unref(plan);
   return rc;
 }
 
@@ -1063,8 +1592,8 @@ static int isc_process(void *state, int port, myelin_msg *m) {
 
 static int isc_flush(void *state) {
   isc_state *s = state;
-  int rc = 0;
-  for (size_t i = 0; i < s->ngroups && rc == 0; i++) {
+  int rc = nranks(s) > 1 && !s->ref ? flush_groups_ranks(s) : 0;
+  for (size_t i = 0; i < s->ngroups && rc == 0 && nranks(s) == 1; i++) {
     group *g = &s->groups[i];
     if (g->n == 0) continue;
     rc = compute_group(s, g);

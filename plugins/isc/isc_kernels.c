@@ -225,11 +225,39 @@ static size_t loo_scratch_doubles(size_t S, size_t T) {
   return T * LOO_BLOCK + S * LOO_BLOCK + 4 * LOO_BLOCK + S * T + T + S;
 }
 
+/* Rows of one voxel from its series g [S, T] (BrainIAK's NaN rules). */
+static void loo_voxel_rows(const double *g, const unsigned char *clean, size_t nclean, size_t S, size_t T,
+                           size_t rows, isc_nan_policy nan, double *y, double *out, size_t stride) {
+  int masked = voxel_masked(nclean, S, nan);
+  for (size_t s = 0; s < rows; s++) out[s * stride] = masked ? NAN : loo_row_nan(g, clean, S, T, s, y);
+}
+
 static void loo_voxel_nan(const loo_ctx *c, size_t v, double *g, double *y, unsigned char *clean) {
   size_t nclean = gather_voxel(c->d, v, g, clean);
-  int masked = voxel_masked(nclean, c->S, c->nan);
-  for (size_t s = 0; s < c->rows; s++)
-    c->out[s * c->V + v] = masked ? NAN : loo_row_nan(g, clean, c->S, c->T, s, y);
+  loo_voxel_rows(g, clean, nclean, c->S, c->T, c->rows, c->nan, y, c->out + v, c->V);
+}
+
+int isc_loo_voxel(const double *g, size_t S, size_t T, isc_nan_policy nan, double *out, size_t stride) {
+  if (!g || !out || S < 2 || T < 2) return ISC_EARG;
+  unsigned char *clean = malloc(S);
+  double *y = malloc(T * sizeof *y);
+  if (!clean || !y) {
+    free(clean);
+    free(y);
+    return ISC_ENOMEM;
+  }
+  size_t nclean = 0;
+  for (size_t s = 0; s < S; s++) {
+    int ok = 1;
+    for (size_t t = 0; t < T; t++)
+      if (isnan(g[s * T + t])) ok = 0;
+    clean[s] = (unsigned char)ok;
+    nclean += (size_t)ok;
+  }
+  loo_voxel_rows(g, clean, nclean, S, T, isc_rows(S, 0), nan, y, out, stride);
+  free(clean);
+  free(y);
+  return ISC_OK;
 }
 
 /* The two hot loops, for float32 and float64 input. */
@@ -301,6 +329,85 @@ static int loo_range(void *vctx, size_t v0, size_t v1, void *scratch) {
 }
 
 static int data_ok(const isc_data *d) { return d && d->x && d->S >= 2 && d->T >= 2; }
+
+/* ---- leave-one-out with the subjects spread over ranks ----------------------- */
+
+int isc_loo_sums(const isc_data *d, double *sum, double *colsum) {
+  if (!d || (d->S && !d->x) || !sum || !colsum) return ISC_EARG;
+  const size_t T = d->T, V = d->V;
+  for (size_t s = 0; s < d->S; s++) {
+    for (size_t v0 = 0; v0 < V; v0 += LOO_BLOCK) {
+      const size_t nb = v0 + LOO_BLOCK < V ? LOO_BLOCK : V - v0;
+      double m[LOO_BLOCK] = {0};
+      for (size_t t = 0; t < T; t++) {
+        double *srow = sum + t * V + v0;
+        if (d->f64) {
+          const double *row = (const double *)d->x[s] + t * V + v0;
+          for (size_t b = 0; b < nb; b++) srow[b] += row[b], m[b] += row[b];
+        } else {
+          const float *row = (const float *)d->x[s] + t * V + v0;
+          for (size_t b = 0; b < nb; b++) {
+            double xv = row[b];
+            srow[b] += xv;
+            m[b] += xv;
+          }
+        }
+      }
+      for (size_t b = 0; b < nb; b++) colsum[v0 + b] += m[b];
+    }
+  }
+  return ISC_OK;
+}
+
+typedef struct loo_sum_ctx {
+  const isc_data *d;
+  const double *sum, *colsum;
+  size_t T, V, rows;
+  double *out;
+} loo_sum_ctx;
+
+static int loo_sum_range(void *vctx, size_t v0, size_t v1, void *scratch) {
+  const loo_sum_ctx *c = vctx;
+  const size_t T = c->T, V = c->V, nb = v1 - v0;
+  double *sum = scratch;            /* [T, nb] centered global sum */
+  double *msum = sum + T * LOO_BLOCK; /* [nb] */
+  double *m = msum + LOO_BLOCK, *sxx = m + LOO_BLOCK, *syy = sxx + LOO_BLOCK, *sxy = syy + LOO_BLOCK;
+  const double invT = 1.0 / (double)T;
+  for (size_t b = 0; b < nb; b++) msum[b] = c->colsum[v0 + b] * invT;
+  for (size_t t = 0; t < T; t++)
+    for (size_t b = 0; b < nb; b++) sum[t * nb + b] = c->sum[t * V + v0 + b] - msum[b];
+  for (size_t s = 0; s < c->rows; s++) {
+    memset(m, 0, nb * sizeof *m);
+    for (size_t t = 0; t < T; t++) {
+      if (c->d->f64) {
+        const double *row = (const double *)c->d->x[s] + t * V + v0;
+        for (size_t b = 0; b < nb; b++) m[b] += row[b];
+      } else {
+        const float *row = (const float *)c->d->x[s] + t * V + v0;
+        for (size_t b = 0; b < nb; b++) m[b] += (double)row[b];
+      }
+    }
+    for (size_t b = 0; b < nb; b++) m[b] *= invT;
+    memset(sxx, 0, 3 * LOO_BLOCK * sizeof *sxx);
+    if (c->d->f64) {
+      LOO_PROD_PASS(double)
+    } else {
+      LOO_PROD_PASS(float)
+    }
+    for (size_t b = 0; b < nb; b++)
+      c->out[s * V + v0 + b] = isfinite(msum[b]) ? corr_from(sxy[b], sxx[b], syy[b]) : NAN;
+  }
+  return 0;
+}
+
+int isc_loo_from_sums(const isc_data *d, size_t rows, const double *sum, const double *colsum, int nthreads,
+                      double *out) {
+  if (!d || (rows && !d->x) || rows > d->S || d->T < 2 || !sum || !colsum || (rows && !out)) return ISC_EARG;
+  if (rows == 0) return ISC_OK;
+  loo_sum_ctx c = {.d = d, .sum = sum, .colsum = colsum, .T = d->T, .V = d->V, .rows = rows, .out = out};
+  return run_parallel(nthreads, d->V, LOO_BLOCK, (d->T * LOO_BLOCK + 5 * LOO_BLOCK) * sizeof(double),
+                      loo_sum_range, &c);
+}
 
 int isc_loo(const isc_data *d, isc_nan_policy nan, int nthreads, double *out) {
   if (!data_ok(d) || !out) return ISC_EARG;

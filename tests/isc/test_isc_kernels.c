@@ -413,6 +413,66 @@ START_TEST(threads_and_blocks_agree) {
 }
 END_TEST
 
+START_TEST(loo_from_sums_spread_over_holders) {
+  /* The subjects split over "ranks": each adds its own to the sums, the sums
+   * are added in holder order, each computes its rows. One holder gives
+   * isc_loo bit for bit; two and three holders within 1e-12 (only the order
+   * of the sum changes); voxels with a NaN are recomputed from every
+   * subject's series by isc_loo_voxel, bit for bit. */
+  enum { SS = 7, TT = 50, VV = 70 };
+  float *buf = malloc(sizeof(float) * SS * TT * VV);
+  const void *px[SS];
+  isc_rng r;
+  isc_rng_seed(&r, 5);
+  for (int s = 0; s < SS; s++) {
+    for (int i = 0; i < TT * VV; i++)
+      buf[s * TT * VV + i] = (float)(100 + sin(0.1 * (i / VV) * (1 + (i % VV) % 11)) + isc_rng_unit(&r));
+    px[s] = buf + s * TT * VV;
+  }
+  buf[2 * TT * VV + 7 * VV + 33] = NAN; /* voxel 33: subject 2 has a NaN */
+  for (int t = 0; t < TT; t++) buf[5 * TT * VV + t * VV + 40] = NAN; /* voxel 40: subject 5 all NaN */
+  isc_data d = {.x = px, .f64 = 0, .S = SS, .T = TT, .V = VV};
+  double *want = malloc(sizeof(double) * SS * VV), *got = malloc(sizeof(double) * SS * VV);
+  double *sums = malloc(sizeof(double) * (TT + 1) * VV), *part = malloc(sizeof(double) * (TT + 1) * VV);
+  double *g = malloc(sizeof(double) * SS * TT);
+  ck_assert_int_eq(isc_loo(&d, TOL, 2, want), 0);
+  const size_t cuts[3][4] = {{0, SS, SS, SS}, {0, 3, SS, SS}, {0, 2, 5, SS}};
+  for (int c = 0; c < 3; c++) {
+    memset(sums, 0, sizeof(double) * (TT + 1) * VV);
+    for (int h = 0; h < 3; h++) { /* holder h: subjects cuts[c][h] .. cuts[c][h+1] */
+      isc_data dh = {.x = px + cuts[c][h], .f64 = 0, .S = cuts[c][h + 1] - cuts[c][h], .T = TT, .V = VV};
+      memset(part, 0, sizeof(double) * (TT + 1) * VV);
+      ck_assert_int_eq(isc_loo_sums(&dh, part, part + TT * VV), 0);
+      for (int i = 0; i < (TT + 1) * VV; i++) sums[i] += part[i];
+    }
+    for (int h = 0; h < 3; h++) {
+      isc_data dh = {.x = px + cuts[c][h], .f64 = 0, .S = cuts[c][h + 1] - cuts[c][h], .T = TT, .V = VV};
+      ck_assert_int_eq(isc_loo_from_sums(&dh, dh.S, sums, sums + TT * VV, 1, got + cuts[c][h] * VV), 0);
+    }
+    ck_assert(isnan(got[0 * VV + 33]) && isnan(got[6 * VV + 40])); /* left for isc_loo_voxel */
+    for (int v = 33; v <= 40; v += 7) {
+      for (int s = 0; s < SS; s++)
+        for (int t = 0; t < TT; t++) g[s * TT + t] = buf[s * TT * VV + t * VV + v];
+      ck_assert_int_eq(isc_loo_voxel(g, SS, TT, TOL, got + v, VV), 0);
+    }
+    if (c == 0) {
+      ck_assert_int_eq(memcmp(got, want, sizeof(double) * SS * VV), 0);
+    } else {
+      expect_close(got, want, SS * VV, 1e-12, "spread rows");
+      for (int s = 0; s < SS; s++) /* the NaN voxels: bit for bit */
+        ck_assert(memcmp(&got[s * VV + 33], &want[s * VV + 33], sizeof(double)) == 0 &&
+                  memcmp(&got[s * VV + 40], &want[s * VV + 40], sizeof(double)) == 0);
+    }
+  }
+  ck_assert(isnan(want[2 * VV + 33]) && !isnan(want[1 * VV + 33]) && isnan(want[5 * VV + 40]));
+  isc_data none = {.x = NULL, .f64 = 0, .S = 0, .T = TT, .V = VV}; /* a holder without subjects */
+  ck_assert_int_eq(isc_loo_sums(&none, part, part + TT * VV), 0);
+  ck_assert_int_eq(isc_loo_from_sums(&none, 0, sums, sums + TT * VV, 1, NULL), 0);
+  ck_assert_int_eq(isc_loo_from_sums(&none, 1, sums, sums + TT * VV, 1, got), ISC_EARG);
+  free(want), free(got), free(sums), free(part), free(g), free(buf);
+}
+END_TEST
+
 START_TEST(bad_arguments) {
   static fixture fx;
   fixture_init(&fx, 1);
@@ -735,6 +795,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, p_value_floor);
   tcase_add_test(tc, streaming_equals_batch);
   tcase_add_test(tc, threads_and_blocks_agree);
+  tcase_add_test(tc, loo_from_sums_spread_over_holders);
   tcase_add_test(tc, bad_arguments);
   tcase_add_test(tc, select_matches_sorting);
   tcase_add_test(tc, group_permutation_exact_replays_brainiak);
