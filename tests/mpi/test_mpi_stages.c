@@ -1,0 +1,229 @@
+/*
+ * tests/mpi/test_mpi_stages.c — the stages that combine results across ranks
+ * (isc, encoding, info_content, file_sink; docs/mpi.md) run as real pipeline
+ * files under `mpirun --oversubscribe -n 1/2/4` of an MPI build. Subjects are
+ * dealt to ranks by file_source `shard: file` (one file per subject or run);
+ * stages.py writes the data and compares the maps of 2 and 4 ranks with the
+ * 1-rank maps: bit for bit where no reduction is involved (per-subject
+ * encoding and info_content maps, with one BLAS thread), within 1e-12 where
+ * one is (ISC rows come from the sum over subjects; encoding averages); a
+ * rerun is bit-identical; a rank that fails leaves no group output.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+static const char *bin(void) { return mt_env("MYELIN_BIN", "myelin"); }
+static const char *py(void) { return mt_env("MYELIN_PYTHON", "/usr/bin/python3"); }
+static char *stages_py(void) { return mt_strf("%s/tests/mpi/stages.py", mt_env("MYELIN_SOURCE_DIR", ".")); }
+
+static void mpi_env(void) {
+  setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+  setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+  setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 1);
+  setenv("OPENBLAS_NUM_THREADS", "1", 1); /* threaded DGEMM sums in another order per thread count */
+}
+
+/* Runs FILE on n ranks with OUT=out; returns the exit code, output in *log. */
+static int run_on(int n, const char *file, const char *out, char **log) {
+  return mt_run(mt_strf("OUT=%s mpirun --oversubscribe -n %d %s run --quiet %s", out, n, bin(), file), log);
+}
+
+static void run_ok(int n, const char *file, const char *out) {
+  char *log;
+  int rc = run_on(n, file, out, &log);
+  ck_assert_msg(rc == 0, "%d ranks, %s: exit %d:\n%s", n, file, rc, log);
+  free(log);
+}
+
+static void same_maps(const char *a, const char *b, const char *tol) {
+  char *log;
+  int rc = mt_run(mt_strf("%s %s compare %s %s %s", py(), stages_py(), a, b, tol), &log);
+  ck_assert_msg(rc == 0, "%s vs %s (tolerance %s):\n%s", a, b, tol, log);
+  free(log);
+}
+
+static void make_data(const char *kind, const char *dir, const char *extra) {
+  char *log;
+  int rc = mt_run(mt_strf("%s %s %s %s %s", py(), stages_py(), kind, dir, extra), &log);
+  ck_assert_msg(rc == 0, "stages.py %s:\n%s", kind, log);
+  free(log);
+}
+
+static char *write_pipeline(const char *d, const char *name, const char *stages) {
+  char *f = mt_strf("%s/%s", d, name);
+  mt_write(f, mt_strf("name: %s\nstages:\n%s", name, stages));
+  return f;
+}
+
+/* Exactly the names listed (space separated, sorted) are in dir: no
+ * temporary or per-rank leftovers. */
+static void dir_holds(const char *dir, const char *names) {
+  char *log;
+  int rc = mt_run(mt_strf("ls -A %s | sort | tr '\\n' ' '", dir), &log);
+  ck_assert_msg(rc == 0 && !strcmp(log, mt_strf("%s ", names)), "%s holds '%s', expected '%s '", dir, log, names);
+  free(log);
+}
+
+#define NEED_MPI_PYTHON()                                                                                    \
+  do {                                                                                                       \
+    MT_NEED_PYTHON("numpy msgpack", "tests/mpi stages.py");                                                  \
+    mpi_env();                                                                                               \
+  } while (0)
+
+static char *isc_pipeline(const char *d, const char *name, const char *data, const char *params) {
+  return write_pipeline(
+      d, name,
+      mt_strf("  - {id: runs, plugin: file_source, params: {path: '%s/sub-*.mpk', shard: file}}\n"
+              "  - {id: isc, plugin: isc, inputs: [runs], params: {%s}}\n"
+              "  - {id: out, plugin: file_sink, inputs: [isc.map], params: {path: '${OUT}/isc.mpk'}}\n"
+              "  - {id: npy, plugin: npy_sink, inputs: [isc.map], params: {path: '${OUT}/isc_{task}.npy', "
+              "field: summary}}\n",
+              data, params));
+}
+
+/* Leave-one-out ISC with the subjects on n ranks equals one rank's: float32
+ * data (one magnitude: the float64 sums are exact, and so is everything);
+ * float64 data spread over 6 orders of magnitude (the sums round: rows within
+ * 1e-12, and a rerun is bit-identical); NaN rules, bootstrap, sign-flip and
+ * two-sample permutation tests. Group outputs are written once. */
+static void isc_equal(int n) {
+  NEED_MPI_PYTHON();
+  char *d = mt_tmpdir(), *f4 = mt_strf("%s/f4", d), *f8 = mt_strf("%s/f8", d);
+  make_data("isc", f4, "");
+  make_data("isc", f8, "--spread");
+  static const char *const cases[][3] = {
+      {"f4", "summary: mean, stats: bootstrap, n_resamples: 60, tolerate_nans: true", "0"},
+      {"f4", "summary: median, stats: permutation, n_resamples: 60, groups: '01:a,02:a,03:a,04:b,05:b,06:b,07:b', "
+             "tolerate_nans: 0.7",
+       "0"},
+      {"f4", "summary: mean, stats: permutation, n_resamples: 1000, tolerate_nans: false", "0"},
+      {"f8", "summary: mean, stats: bootstrap, n_resamples: 60", "1e-12"},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    char *f = isc_pipeline(d, mt_strf("isc%zu.yaml", c), !strcmp(cases[c][0], "f4") ? f4 : f8, cases[c][1]);
+    char *one = mt_strf("%s/one%zu", d, c), *many = mt_strf("%s/many%zu", d, c);
+    run_ok(1, f, one);
+    run_ok(n, f, many);
+    same_maps(mt_strf("%s/isc.mpk", one), mt_strf("%s/isc.mpk", many), cases[c][2]);
+    dir_holds(many, "isc.mpk isc_story.npy");
+    if (n == 4 && c == 3) { /* the rounded sums: a rerun is the same bytes */
+      char *again = mt_strf("%s/again", d), *log;
+      run_ok(n, f, again);
+      ck_assert_msg(mt_run(mt_strf("cmp %s/isc.mpk %s/isc.mpk", many, again), &log) == 0, "rerun differs: %s", log);
+      free(log);
+    }
+  }
+}
+
+START_TEST(isc_2_ranks) { isc_equal(2); }
+END_TEST
+START_TEST(isc_4_ranks) { isc_equal(4); }
+END_TEST
+
+/* Per-subject encoding maps on their own ranks are one rank's, bit for bit;
+ * average_subjects adds the ranks' sums (within 1e-12). */
+static void encoding_equal(int n) {
+  NEED_MPI_PYTHON();
+  char *d = mt_tmpdir(), *data = mt_strf("%s/data", d);
+  make_data("encoding", data, "");
+  for (int avg = 0; avg < 2; avg++) {
+    char *f = write_pipeline(
+        d, mt_strf("enc%d.yaml", avg),
+        mt_strf("  - {id: feats, plugin: file_source, params: {path: '%s/features.mpk'}}\n"
+                "  - {id: runs, plugin: file_source, params: {path: '%s/sub-*.mpk', shard: file}}\n"
+                "  - {id: enc, plugin: encoding, inputs: {features: [feats], brain: [runs]},\n"
+                "     params: {delays: [0, 1, 2], folds: 3, average_subjects: %s}}\n"
+                "  - {id: out, plugin: file_sink, inputs: [enc], params: {path: '${OUT}/enc.mpk'}}\n",
+                data, data, avg ? "true" : "false"));
+    char *one = mt_strf("%s/one%d", d, avg), *many = mt_strf("%s/many%d", d, avg);
+    run_ok(1, f, one);
+    run_ok(n, f, many);
+    same_maps(mt_strf("%s/enc.mpk", one), mt_strf("%s/enc.mpk", many), avg ? "1e-12" : "0");
+    dir_holds(many, "enc.mpk");
+  }
+}
+
+START_TEST(encoding_2_ranks) { encoding_equal(2); }
+END_TEST
+START_TEST(encoding_4_ranks) { encoding_equal(4); }
+END_TEST
+
+/* info_content with each run in its own file, named by task first, so that
+ * shard: file puts subjects' rest runs (their references) on other ranks
+ * than their task runs: the references are shared, the maps are one rank's
+ * bit for bit. */
+static void info_content_equal(int n) {
+  NEED_MPI_PYTHON();
+  char *d = mt_tmpdir(), *data = mt_strf("%s/data", d);
+  make_data("info_content", data, "");
+  char *f = write_pipeline(
+      d, "ic.yaml",
+      mt_strf("  - {id: runs, plugin: file_source, params: {path: '%s/task-*.mpk', shard: file}}\n"
+              "  - {id: conn, plugin: dataset, params: {path: '%s/connectome.npy', whole: true}}\n"
+              "  - {id: info, plugin: info_content, inputs: {run: [runs], connectome: [conn]},\n"
+              "     params: {reference_task: rest, energy: weninger, null: 3, seed: 2}}\n"
+              "  - {id: out, plugin: file_sink, inputs: [info.map], params: {path: '${OUT}/info.mpk'}}\n",
+              data, data));
+  char *one = mt_strf("%s/one", d), *many = mt_strf("%s/many", d);
+  run_ok(1, f, one);
+  run_ok(n, f, many);
+  same_maps(mt_strf("%s/info.mpk", one), mt_strf("%s/info.mpk", many), "0");
+  dir_holds(many, "info.mpk");
+}
+
+START_TEST(info_content_2_ranks) { info_content_equal(2); }
+END_TEST
+START_TEST(info_content_4_ranks) { info_content_equal(4); }
+END_TEST
+
+/* A bad file on rank 2 of 4 stops the job with the file named, and leaves no
+ * group output (no isc.mpk, no .npy, no temporary file). */
+START_TEST(failing_rank_leaves_no_group_output) {
+  NEED_MPI_PYTHON();
+  char *d = mt_tmpdir(), *data = mt_strf("%s/data", d);
+  make_data("isc", data, "");
+  mt_write(mt_strf("%s/sub-05.mpk", data), "not a message stream"); /* files 4..6 of 7 are rank 2's */
+  char *f = isc_pipeline(d, "bad.yaml", data, "summary: mean");
+  char *out = mt_strf("%s/out", d), *log;
+  int rc = run_on(4, f, out, &log);
+  ck_assert_msg(rc != 0 && strstr(log, "sub-05.mpk"), "exit %d:\n%s", rc, log);
+  free(log);
+  rc = mt_run(mt_strf("test ! -e %s || test -z \"$(ls -A %s)\"", out, out), &log);
+  ck_assert_msg(rc == 0, "%s holds files after the failure", out);
+  free(log);
+}
+END_TEST
+
+/* With more ranks than subjects some ranks receive nothing: still one file
+ * of each, the 1-rank maps. */
+START_TEST(ranks_without_subjects) {
+  NEED_MPI_PYTHON();
+  char *d = mt_tmpdir(), *data = mt_strf("%s/data", d), *log;
+  make_data("isc", data, "");
+  for (int s = 4; s <= 7; s++) mt_run(mt_strf("rm %s/sub-%02d.mpk", data, s), &log), free(log);
+  char *f = isc_pipeline(d, "few.yaml", data, "summary: mean, stats: permutation");
+  char *one = mt_strf("%s/one", d), *many = mt_strf("%s/many", d);
+  run_ok(1, f, one);
+  run_ok(4, f, many);
+  same_maps(mt_strf("%s/isc.mpk", one), mt_strf("%s/isc.mpk", many), "0");
+  dir_holds(many, "isc.mpk isc_story.npy");
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("mpi_stages");
+  TCase *tc = tcase_create("stages");
+  tcase_set_timeout(tc, 600);
+  tcase_add_test(tc, isc_2_ranks);
+  tcase_add_test(tc, isc_4_ranks);
+  tcase_add_test(tc, encoding_2_ranks);
+  tcase_add_test(tc, encoding_4_ranks);
+  tcase_add_test(tc, info_content_2_ranks);
+  tcase_add_test(tc, info_content_4_ranks);
+  tcase_add_test(tc, failing_rank_leaves_no_group_output);
+  tcase_add_test(tc, ranks_without_subjects);
+  suite_add_tcase(s, tc);
+  return mt_run_suite(s);
+}
