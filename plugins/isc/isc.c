@@ -48,6 +48,9 @@
 #include "myelin/npy.h"
 #include "myelin/plugin.h"
 
+/* Several ranks: the sum of the subjects is reduced in this many voxel slabs. */
+#define ISC_SLABS 4
+
 enum { STATS_NONE, STATS_BOOTSTRAP, STATS_PERMUTATION, STATS_PHASESHIFT, STATS_TIMESHIFT };
 #define MAX_PENDING_BYTES ((size_t)1 << 30)
 
@@ -784,9 +787,10 @@ static int process_run(isc_state *s, myelin_msg *m) {
  *     labels, the context of its first run); rank 0 merges them (subjects in
  *     label order, as one rank sorts them), checks that no subject arrived on
  *     two ranks and that shapes agree, and broadcasts the plan;
- *  2. per group, one allreduce of the float64 sum of the subjects [T, V] and
- *     their time sums [V] (each rank adds its subjects in label order, then
- *     the runtime adds the ranks' buffers in rank order); each rank computes
+ *  2. per group, an allreduce of the float64 sum of the subjects [T, V] and
+ *     their time sums [V], in ISC_SLABS slabs of voxels (each rank adds its
+ *     subjects in label order, then the runtime adds the ranks' buffers in
+ *     rank order); each rank computes
  *     the leave-one-out rows of its own subjects against sum - x_s (with
  *     `groups`, once per group A and B); voxels with a NaN/Inf in some
  *     subject are recomputed on rank 0 from every subject's series there
@@ -799,8 +803,8 @@ static int process_run(isc_state *s, myelin_msg *m) {
  *     these are identical to one rank given identical rows;
  *  5. rank 0 emits the map. Other ranks emit nothing.
  *
- * Memory per rank: its own runs, the [T + 1, V] float64 sum (2 T V 4 bytes),
- * the [S_own, V] rows; rank 0 also the [S, V] map.
+ * Memory per rank: its own runs, a [T + 1, V / ISC_SLABS] float64 slab of
+ * the sum (T V 2 bytes), the [S_own, V] rows; rank 0 also the [S, V] map.
  */
 
 
@@ -1116,17 +1120,21 @@ static int loo_ranks(isc_state *s, const pgroup *pg, const group *lg, const size
   }
   const size_t rows_here = Sk == 2 ? (pg->owner[mem[0]] == me) : nl;
   isc_data d = {.x = xs, .f64 = pg->f64, .S = nl, .T = T, .V = V};
-  double *sums = calloc((T + 1) * V + 1, sizeof *sums), *out = malloc((rows_here * V + 1) * sizeof *out);
-  int rc = sums && out ? 0 : s->host->error(s->st, "out of memory for the [%zu, %zu] sum of subjects", T + 1, V);
-  if (rc == 0 && isc_loo_sums(&d, sums, sums + T * V) != ISC_OK) rc = s->host->error(s->st, "ISC sums failed");
-  if (rc == 0) rc = s->host->allreduce(s->st, sums, (T + 1) * V, MYELIN_F8, MYELIN_OP_SUM);
-  if (rc == 0 && isc_loo_from_sums(&d, rows_here, sums, sums + T * V, s->threads, out) != ISC_OK)
-    rc = s->host->error(s->st, "ISC kernel failed for task '%s'", pg->task);
-  if (rc == 0) {
-    for (size_t v = 0; v < V; v++) nvox += !isfinite(sums[T * V + v]);
-    if (nvox && !(vox = malloc(nvox * sizeof *vox))) rc = s->host->error(s->st, "out of memory");
-    for (size_t v = 0, i = 0; rc == 0 && v < V; v++)
-      if (!isfinite(sums[T * V + v])) vox[i++] = v;
+  /* ISC_SLABS allreduces of [T + 1, V / ISC_SLABS]: the sum buffer is half a
+   * subject's float32 run (slabs of at least 1024 voxels) */
+  const size_t W = V < 1024 * ISC_SLABS ? (V < 1024 ? V : 1024) : (V + ISC_SLABS - 1) / ISC_SLABS;
+  double *sums = calloc((T + 1) * W + 1, sizeof *sums), *out = malloc((rows_here * V + 1) * sizeof *out);
+  int rc = sums && out ? 0 : s->host->error(s->st, "out of memory for the [%zu, %zu] sum of subjects", T + 1, W);
+  if (rc == 0 && !(vox = malloc((V + 1) * sizeof *vox))) rc = s->host->error(s->st, "out of memory");
+  for (size_t v0 = 0; rc == 0 && v0 < V; v0 += W) {
+    const size_t v1 = v0 + W < V ? v0 + W : V, w = v1 - v0;
+    memset(sums, 0, (T + 1) * w * sizeof *sums);
+    if (isc_loo_sums(&d, v0, v1, sums, sums + T * w) != ISC_OK) rc = s->host->error(s->st, "ISC sums failed");
+    if (rc == 0) rc = s->host->allreduce(s->st, sums, (T + 1) * w, MYELIN_F8, MYELIN_OP_SUM);
+    if (rc == 0 && isc_loo_from_sums(&d, rows_here, v0, v1, sums, sums + T * w, s->threads, out) != ISC_OK)
+      rc = s->host->error(s->st, "ISC kernel failed for task '%s'", pg->task);
+    for (size_t v = v0; rc == 0 && v < v1; v++)
+      if (!isfinite(sums[T * w + v - v0])) vox[nvox++] = v;
   }
   free(sums); /* before the gathers: rank 0 holds the map instead */
   uint8_t *all = NULL;

@@ -332,20 +332,20 @@ static int data_ok(const isc_data *d) { return d && d->x && d->S >= 2 && d->T >=
 
 /* ---- leave-one-out with the subjects spread over ranks ----------------------- */
 
-int isc_loo_sums(const isc_data *d, double *sum, double *colsum) {
-  if (!d || (d->S && !d->x) || !sum || !colsum) return ISC_EARG;
-  const size_t T = d->T, V = d->V;
+int isc_loo_sums(const isc_data *d, size_t v0, size_t v1, double *sum, double *colsum) {
+  if (!d || (d->S && !d->x) || v0 > v1 || v1 > d->V || !sum || !colsum) return ISC_EARG;
+  const size_t T = d->T, V = d->V, W = v1 - v0;
   for (size_t s = 0; s < d->S; s++) {
-    for (size_t v0 = 0; v0 < V; v0 += LOO_BLOCK) {
-      const size_t nb = v0 + LOO_BLOCK < V ? LOO_BLOCK : V - v0;
+    for (size_t a = v0; a < v1; a += LOO_BLOCK) {
+      const size_t nb = a + LOO_BLOCK < v1 ? LOO_BLOCK : v1 - a;
       double m[LOO_BLOCK] = {0};
       for (size_t t = 0; t < T; t++) {
-        double *srow = sum + t * V + v0;
+        double *srow = sum + t * W + (a - v0);
         if (d->f64) {
-          const double *row = (const double *)d->x[s] + t * V + v0;
+          const double *row = (const double *)d->x[s] + t * V + a;
           for (size_t b = 0; b < nb; b++) srow[b] += row[b], m[b] += row[b];
         } else {
-          const float *row = (const float *)d->x[s] + t * V + v0;
+          const float *row = (const float *)d->x[s] + t * V + a;
           for (size_t b = 0; b < nb; b++) {
             double xv = row[b];
             srow[b] += xv;
@@ -353,7 +353,7 @@ int isc_loo_sums(const isc_data *d, double *sum, double *colsum) {
           }
         }
       }
-      for (size_t b = 0; b < nb; b++) colsum[v0 + b] += m[b];
+      for (size_t b = 0; b < nb; b++) colsum[a - v0 + b] += m[b];
     }
   }
   return ISC_OK;
@@ -362,20 +362,21 @@ int isc_loo_sums(const isc_data *d, double *sum, double *colsum) {
 typedef struct loo_sum_ctx {
   const isc_data *d;
   const double *sum, *colsum;
-  size_t T, V, rows;
+  size_t T, V, v0, W, rows;
   double *out;
 } loo_sum_ctx;
 
-static int loo_sum_range(void *vctx, size_t v0, size_t v1, void *scratch) {
+/* Voxels v0 + [i0, i1) of the slab. */
+static int loo_sum_range(void *vctx, size_t i0, size_t i1, void *scratch) {
   const loo_sum_ctx *c = vctx;
-  const size_t T = c->T, V = c->V, nb = v1 - v0;
-  double *sum = scratch;            /* [T, nb] centered global sum */
+  const size_t T = c->T, V = c->V, W = c->W, nb = i1 - i0, v0 = c->v0 + i0;
+  double *sum = scratch;              /* [T, nb] centered global sum */
   double *msum = sum + T * LOO_BLOCK; /* [nb] */
   double *m = msum + LOO_BLOCK, *sxx = m + LOO_BLOCK, *syy = sxx + LOO_BLOCK, *sxy = syy + LOO_BLOCK;
   const double invT = 1.0 / (double)T;
-  for (size_t b = 0; b < nb; b++) msum[b] = c->colsum[v0 + b] * invT;
+  for (size_t b = 0; b < nb; b++) msum[b] = c->colsum[i0 + b] * invT;
   for (size_t t = 0; t < T; t++)
-    for (size_t b = 0; b < nb; b++) sum[t * nb + b] = c->sum[t * V + v0 + b] - msum[b];
+    for (size_t b = 0; b < nb; b++) sum[t * nb + b] = c->sum[t * W + i0 + b] - msum[b];
   for (size_t s = 0; s < c->rows; s++) {
     memset(m, 0, nb * sizeof *m);
     for (size_t t = 0; t < T; t++) {
@@ -400,12 +401,15 @@ static int loo_sum_range(void *vctx, size_t v0, size_t v1, void *scratch) {
   return 0;
 }
 
-int isc_loo_from_sums(const isc_data *d, size_t rows, const double *sum, const double *colsum, int nthreads,
-                      double *out) {
-  if (!d || (rows && !d->x) || rows > d->S || d->T < 2 || !sum || !colsum || (rows && !out)) return ISC_EARG;
+int isc_loo_from_sums(const isc_data *d, size_t rows, size_t v0, size_t v1, const double *sum, const double *colsum,
+                      int nthreads, double *out) {
+  if (!d || (rows && !d->x) || rows > d->S || d->T < 2 || v0 > v1 || v1 > d->V || !sum || !colsum ||
+      (rows && !out))
+    return ISC_EARG;
   if (rows == 0) return ISC_OK;
-  loo_sum_ctx c = {.d = d, .sum = sum, .colsum = colsum, .T = d->T, .V = d->V, .rows = rows, .out = out};
-  return run_parallel(nthreads, d->V, LOO_BLOCK, (d->T * LOO_BLOCK + 5 * LOO_BLOCK) * sizeof(double),
+  loo_sum_ctx c = {
+      .d = d, .sum = sum, .colsum = colsum, .T = d->T, .V = d->V, .v0 = v0, .W = v1 - v0, .rows = rows, .out = out};
+  return run_parallel(nthreads, v1 - v0, LOO_BLOCK, (d->T * LOO_BLOCK + 5 * LOO_BLOCK) * sizeof(double),
                       loo_sum_range, &c);
 }
 

@@ -60,19 +60,22 @@ size_t isc_rows(size_t S, int pairwise);
 int isc_loo(const isc_data *d, isc_nan_policy nan, int nthreads, double *out);
 
 /* Leave-one-out with the subjects spread over several holders (MPI ranks),
- * in three steps that give isc_loo's values when the sums are isc_loo's:
- *  1. isc_loo_sums adds each subject of d to sum [T, V] (in subject order)
- *     and its time sum to colsum [V] (both float64, zeroed by the caller);
+ * in three steps that give isc_loo's values when the sums are isc_loo's,
+ * over a slab of voxels [v0, v1) (W = v1 - v0; any slab: voxels are
+ * independent):
+ *  1. isc_loo_sums adds each subject of d to sum [T, W] (in subject order)
+ *     and its time sum to colsum [W] (both float64, zeroed by the caller);
  *     the holders' sums are then added up (an allreduce);
  *  2. isc_loo_from_sums computes rows 0..rows-1 (rows <= d->S) of d's
- *     subjects against the global sums: out [rows, V]; a voxel whose colsum
- *     is not finite (a NaN or Inf in some subject) is left NaN, to be
- *     recomputed by 3 from every subject's series;
+ *     subjects against the global sums into columns v0..v1-1 of out
+ *     [rows, V]; a voxel whose colsum is not finite (a NaN or Inf in some
+ *     subject) is left NaN, to be recomputed by 3 from every subject's
+ *     series;
  *  3. isc_loo_voxel: every row of one voxel from all S subjects' series
  *     g [S, T] with BrainIAK's NaN rules; row s goes to out[s * stride]. */
-int isc_loo_sums(const isc_data *d, double *sum, double *colsum);
-int isc_loo_from_sums(const isc_data *d, size_t rows, const double *sum, const double *colsum, int nthreads,
-                      double *out);
+int isc_loo_sums(const isc_data *d, size_t v0, size_t v1, double *sum, double *colsum);
+int isc_loo_from_sums(const isc_data *d, size_t rows, size_t v0, size_t v1, const double *sum, const double *colsum,
+                      int nthreads, double *out);
 int isc_loo_voxel(const double *g, size_t S, size_t T, isc_nan_policy nan, double *out, size_t stride);
 
 /* Pairwise ISC: corr(x_i, x_j) for i < j. out: [isc_npairs(S), V]. */

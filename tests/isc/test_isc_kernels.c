@@ -442,12 +442,12 @@ START_TEST(loo_from_sums_spread_over_holders) {
     for (int h = 0; h < 3; h++) { /* holder h: subjects cuts[c][h] .. cuts[c][h+1] */
       isc_data dh = {.x = px + cuts[c][h], .f64 = 0, .S = cuts[c][h + 1] - cuts[c][h], .T = TT, .V = VV};
       memset(part, 0, sizeof(double) * (TT + 1) * VV);
-      ck_assert_int_eq(isc_loo_sums(&dh, part, part + TT * VV), 0);
+      ck_assert_int_eq(isc_loo_sums(&dh, 0, VV, part, part + TT * VV), 0);
       for (int i = 0; i < (TT + 1) * VV; i++) sums[i] += part[i];
     }
     for (int h = 0; h < 3; h++) {
       isc_data dh = {.x = px + cuts[c][h], .f64 = 0, .S = cuts[c][h + 1] - cuts[c][h], .T = TT, .V = VV};
-      ck_assert_int_eq(isc_loo_from_sums(&dh, dh.S, sums, sums + TT * VV, 1, got + cuts[c][h] * VV), 0);
+      ck_assert_int_eq(isc_loo_from_sums(&dh, dh.S, 0, VV, sums, sums + TT * VV, 1, got + cuts[c][h] * VV), 0);
     }
     ck_assert(isnan(got[0 * VV + 33]) && isnan(got[6 * VV + 40])); /* left for isc_loo_voxel */
     for (int v = 33; v <= 40; v += 7) {
@@ -466,9 +466,24 @@ START_TEST(loo_from_sums_spread_over_holders) {
   }
   ck_assert(isnan(want[2 * VV + 33]) && !isnan(want[1 * VV + 33]) && isnan(want[5 * VV + 40]));
   isc_data none = {.x = NULL, .f64 = 0, .S = 0, .T = TT, .V = VV}; /* a holder without subjects */
-  ck_assert_int_eq(isc_loo_sums(&none, part, part + TT * VV), 0);
-  ck_assert_int_eq(isc_loo_from_sums(&none, 0, sums, sums + TT * VV, 1, NULL), 0);
-  ck_assert_int_eq(isc_loo_from_sums(&none, 1, sums, sums + TT * VV, 1, got), ISC_EARG);
+  ck_assert_int_eq(isc_loo_sums(&none, 0, VV, part, part + TT * VV), 0);
+  ck_assert_int_eq(isc_loo_from_sums(&none, 0, 0, VV, sums, sums + TT * VV, 1, NULL), 0);
+  ck_assert_int_eq(isc_loo_from_sums(&none, 1, 0, VV, sums, sums + TT * VV, 1, got), ISC_EARG);
+  ck_assert_int_eq(isc_loo_sums(&d, 5, VV + 1, part, part + TT * VV), ISC_EARG);
+  /* in slabs of any width (23: not a multiple of the block), one holder: isc_loo bit for bit */
+  memset(got, 0, sizeof(double) * SS * VV);
+  for (size_t v0 = 0; v0 < VV; v0 += 23) {
+    size_t v1 = v0 + 23 < VV ? v0 + 23 : VV, w = v1 - v0;
+    memset(part, 0, sizeof(double) * (TT + 1) * w);
+    ck_assert_int_eq(isc_loo_sums(&d, v0, v1, part, part + TT * w), 0);
+    ck_assert_int_eq(isc_loo_from_sums(&d, SS, v0, v1, part, part + TT * w, 2, got), 0);
+  }
+  for (int v = 33; v <= 40; v += 7) {
+    for (int s = 0; s < SS; s++)
+      for (int t = 0; t < TT; t++) g[s * TT + t] = buf[s * TT * VV + t * VV + v];
+    ck_assert_int_eq(isc_loo_voxel(g, SS, TT, TOL, got + v, VV), 0);
+  }
+  ck_assert_int_eq(memcmp(got, want, sizeof(double) * SS * VV), 0);
   free(want), free(got), free(sums), free(part), free(g), free(buf);
 }
 END_TEST
