@@ -814,6 +814,8 @@ void run_request_abort(void) {
 
 void run_remote_request(int what, int from_rank) {
   if (what == CLUSTER_STOP) {
+    if (!atomic_load(&requested))
+      fprintf(stderr, "myelin: rank %d was interrupted: stopping sources and draining here too\n", from_rank);
     stop_here();
     return;
   }

@@ -268,6 +268,57 @@ START_TEST(sigint_to_mpirun_drains) {
 }
 END_TEST
 
+/* SIGINT to one rank only (a scheduler or a user signalling one task):
+ * that rank drains and tells the other over the control communicator, so
+ * both drain, the group result counts both ranks' messages, and both ranks
+ * exit 130. */
+START_TEST(sigint_to_one_rank_drains_all) {
+  mpi_env();
+  char *d = mt_tmpdir();
+  char *f = pipeline(d, "s.yaml",
+                     mt_strf("  - {id: gen, plugin: gen_source, params: {count: 0, rate: 400, bytes: 8}}\n"
+                             "  - {id: red, plugin: mpi_reduce, inputs: [gen], queue: {capacity: 16},"
+                             " params: {delay_us: 1000}}\n"
+                             "  - {id: sink, plugin: file_sink, inputs: [red],"
+                             " params: {path: '%s/g${OMPI_COMM_WORLD_RANK}.mpk'}}\n",
+                             d));
+  char *log = mt_strf("%s/log.txt", d);
+  char *cmd = mt_strf(
+      "mpirun --oversubscribe -n 2 sh -c '%s run %s --stats & echo $! > %s/pid.$OMPI_COMM_WORLD_RANK; "
+      "wait $!; echo $? > %s/rc.$OMPI_COMM_WORLD_RANK' > %s 2>&1",
+      bin(), f, d, d, log);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+    _exit(127);
+  }
+  sleep(3);
+  char *rank1;
+  ck_assert_int_eq(mt_run(mt_strf("cat %s/pid.1", d), &rank1), 0);
+  ck_assert_int_eq(kill((pid_t)atol(rank1), SIGINT), 0);
+  free(rank1);
+  int st;
+  waitpid(pid, &st, 0);
+  char *out;
+  ck_assert_int_eq(mt_run(mt_strf("cat %s", log), &out), 0);
+  assert_rank_codes(d, 2, 130, out);
+  const char *g = strstr(out, "group: ");
+  ck_assert_msg(g, "no group result:\n%s", out);
+  long group = atol(g + strlen("group: ")), sum = 0;
+  int rows = 0;
+  for (const char *p = out; (p = strstr(p, "\nred ")); p++, rows++)
+    sum += atol(p + strlen("\nred ") + strspn(p + strlen("\nred "), " ") + strlen("mpi_reduce"));
+  ck_assert_msg(rows == 2 && group == sum && group > 100, "group %ld, stats rows %d sum %ld:\n%s", group,
+                rows, sum, out);
+  ck_assert_msg(count_of(out, "interrupt: stopping sources and draining") == 1, "%s", out);
+  ck_assert_msg(strstr(out, "myelin: rank 1 was interrupted: stopping sources and draining here too"), "%s",
+                out);
+  ck_assert_msg(!strstr(out, "discarded") && !strstr(out, "error:"), "%s", out);
+  free(out);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("mpi");
   TCase *tc = tcase_create("collectives");
@@ -284,6 +335,7 @@ int main(void) {
   tcase_add_test(jc, init_failure_on_rank_2);
   tcase_add_test(jc, load_failure_on_one_rank);
   tcase_add_test(jc, sigint_to_mpirun_drains);
+  tcase_add_test(jc, sigint_to_one_rank_drains_all);
   suite_add_tcase(s, jc);
   return mt_run_suite(s);
 }
