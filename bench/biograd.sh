@@ -21,6 +21,7 @@
 # last epochs. Numbers are written, never asserted.
 #
 #   bench/biograd.sh                                   # full: 60000 x 3 epochs per learner and shape (hours on 2 cores)
+#   EPOCHS=1 LEARNERS=paper bench/biograd.sh           # what plugins/biograd/README.md reports (one epoch of 60000)
 #   LIMIT=5000 TEST_LIMIT=2000 EPOCHS=2 bench/biograd.sh   # a quick check
 #   SHAPES="100" LEARNERS="myelin paper" bench/biograd.sh
 #
@@ -42,6 +43,8 @@ PAPER_LR=${PAPER_LR:-0.001}
 AUTHORS_LIMIT=${AUTHORS_LIMIT:-$LIMIT}
 AUTHORS_TEST_LIMIT=${AUTHORS_TEST_LIMIT:-$TEST_LIMIT}
 PY=${MYELIN_PYTHON:-/usr/bin/python3}
+# OpenBLAS threads spin on a shared machine: one per learner unless told
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-$THREADS}
 BIN=${MYELIN_BIN:-$here/build/bin/myelin}
 export MYELIN_PLUGIN_PATH=${MYELIN_PLUGIN_PATH:-$here/build/lib/myelin/plugins}
 [ -f "$data/train-images-idx3-ubyte.gz" ] || { echo "no Fashion-MNIST in $data (apt install dataset-fashion-mnist)"; exit 0; }
