@@ -11,6 +11,7 @@
 # and its plugins. Both pipelines are the laptop ones plus `shard: subject`:
 #   isc       fmri_source -> isc (leave-one-out, Fisher-z mean) -> npy_sink (rank 0: the group map)
 #   encoding  file_source (word features) + fmri_source -> encoding -> npy_sink (one r map per subject)
+# STAGES="isc" (or "encoding") runs one of the two; the model needs both.
 # Printed per rank count: wall time, speed-up over 1 rank, the largest
 # resident set of any rank (/usr/bin/time) next to the ISC target
 # (own subjects + 2)·T·V·4 bytes, and whether the outputs equal the 1-rank
@@ -31,6 +32,10 @@
 # encoding). The model assumes every cost linear in T·V (encoding's
 # per-fold solves grow faster in T), one story with all 345 subjects, and the
 # network figures it prints; rerun on a quiet machine before quoting it.
+# ISC at the default size (STAGES=isc, 40 x 300 x 50,000, from main): 1/2/4
+# ranks 22.9/8.7/12.2 s (2.6x at 2 ranks; 4 ranks on 2 cores oversubscribed),
+# max RSS per rank 2490/1286/684 MB under the bound 2520/1320/720 MB, the
+# group map identical to 1 rank's each time.
 set -e
 S=${1:-40}; T=${2:-300}; NX=${3:-50}; NY=${4:-50}; NZ=${5:-20}; RANKS=${6:-"1 2 4"}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -102,7 +107,8 @@ EOF
 }
 
 echo "MPI bench: S=$S subjects x T=$T TRs x V=$V voxels, float32; ranks: $RANKS; $(getconf _NPROCESSORS_ONLN) cores, shared with other work (noisy)"
-for stage in isc encoding; do
+STAGES=${STAGES:-"isc encoding"}
+for stage in $STAGES; do
   echo
   echo "$stage"
   printf "  %5s %9s %8s %16s %22s  %s\n" ranks "wall s" speedup "max RSS/rank" "ISC bound (own+2)TV4" "outputs vs 1 rank"
@@ -127,6 +133,7 @@ done
 # BW bytes/s) plus one 1 MiB piece per rank of latency. Nodes: 64 cores and
 # 256 GB each; a rank gets one core per busy stage (2).
 b1=$(echo $RANKS | cut -d' ' -f1)
+[ -f "$W/isc.$b1.wall" ] && [ -f "$W/encoding.$b1.wall" ] || exit 0
 echo
 echo "model: Narratives, 345 subjects hearing one story of 1,000 TRs x 80,000 voxels (from the $b1-rank runs above; noisy)"
 awk -v S="$S" -v T="$T" -v V="$V" -v isc="$(cat "$W/isc.$b1.wall")" -v enc="$(cat "$W/encoding.$b1.wall")" \
