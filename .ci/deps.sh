@@ -7,6 +7,9 @@
 # MPI runs (-DMYELIN_MPI=ON, tests/mpi): libopenmpi-dev and openmpi-bin.
 # AEDAT 4.0 (event_source): liblz4-dev, libzstd-dev, and FlatBuffers
 # (libflatbuffers-dev headers, flatbuffers-compiler's flatc at build time).
+# The live monitor (`myelin run --monitor`): libwebsockets-dev with its libuv
+# event library; tests/monitor reads its page with chromium and its /metrics
+# with python3-prometheus-client's parser.
 # Bench peers: gstreamer1.0-tools; python3-lz4 and python3-zstandard (bench/events.sh).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
@@ -17,9 +20,12 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libjson-c-dev libpcre2-dev libdcmtk-dev dcm2niix python3-pydicom
       liblz4-dev libzstd-dev libflatbuffers-dev flatbuffers-compiler
       libcairo2-dev libfontconfig-dev fonts-dejavu-core graphviz chromium
-      libopenmpi-dev openmpi-bin)
-# lm_features' tokenizer test compares with two npm packages (below): node
-# and npm from Debian unless a node is already there.
+      libopenmpi-dev openmpi-bin
+      libwebsockets-dev libwebsockets-evlib-uv python3-prometheus-client)
+# lm_features' tokenizer test compares with two npm packages (below), and
+# the monitor page of `myelin run --monitor` bundles npm packages at build
+# time (runtime/monitor/page.cmake): node and npm from Debian unless a node is
+# already there.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
 # bench/events.sh's AEDAT 4 peer decompresses with python3-lz4 / python3-zstandard.
 if [ "${MYELIN_BENCH_DEPS:-0}" = 1 ]; then pkgs+=(gstreamer1.0-tools gstreamer1.0-plugins-base python3-lz4 python3-zstandard); fi

@@ -1,8 +1,11 @@
 /*
  * cli.c — the `myelin` command.
  *
- *   myelin run FILE [--set ID.PARAM=VALUE]... [--stats] [--progress[=S]] [--quiet] [--check-messages]
- * [--report DIR] myelin validate FILE [--set ...] myelin plugins [--json] myelin inspect PLUGIN [--json]
+ *   myelin run FILE [--set ID.PARAM=VALUE]... [--stats] [--progress[=S]] [--quiet]
+ *              [--check-messages] [--report DIR] [--monitor [HOST:]PORT]
+ *   myelin validate FILE [--set ...]
+ *   myelin plugins [--json]
+ *   myelin inspect PLUGIN [--json]
  *   myelin cat FILE.mpk [--json]
  *   myelin graph FILE [--set ...]
  *   myelin plot FILE -o OUT.png|.svg|.pdf [--type T] [--set PARAM=VALUE]...
@@ -40,6 +43,7 @@
 #include "cluster.h"
 #include "fault.h"
 #include "internal.h"
+#include "monitor.h"
 
 /* ---- help ---------------------------------------------------------------
  * One table drives `myelin --help` (a line per command), `myelin CMD --help`
@@ -56,7 +60,8 @@ typedef struct cli_cmd {
 
 static const cli_cmd commands[] = {
     {"run",
-     "FILE [--set ID.PARAM=VALUE]... [--stats] [--progress[=S]] [--quiet] [--check-messages] [--report DIR]",
+     "FILE [--set ID.PARAM=VALUE]... [--stats] [--progress[=S]] [--quiet] [--check-messages] [--report DIR]\n"
+     "                  [--monitor [HOST:]PORT]",
      "run a pipeline file until its sources end (Ctrl-C stops and drains)",
      "  --set ID.PARAM=VALUE    override a stage's param (YAML scalar or list syntax); repeatable\n"
      "  --stats                 print per-stage messages, bytes, rates, queue high-water marks and busy\n"
@@ -68,7 +73,12 @@ static const cli_cmd commands[] = {
      "  --report DIR            write DIR/report.html: the pipeline graph, per-stage statistics, the "
      "figures\n"
      "                          and files the stages wrote, the pipeline text and versions (one "
-     "file)\n" HELP_OPT},
+     "file)\n"
+     "  --monitor [HOST:]PORT   serve a live view while the pipeline runs (README: the live view): a page\n"
+     "                          of per-stage messages/s, queue fill and busy time, metrics curves, the\n"
+     "                          latest map and a spike raster; /api/stats (JSON), /metrics (Prometheus).\n"
+     "                          HOST: 127.0.0.1 unless given; PORT 0 picks a free port; a port in use is\n"
+     "                          an error (exit 2) before anything runs\n" HELP_OPT},
     {"validate", "FILE [--set ID.PARAM=VALUE]...",
      "check a pipeline file without running it: errors as FILE:LINE:COL (exit 2), missing inputs as warnings",
      "  --set ID.PARAM=VALUE    override a stage's param, as for run; repeatable\n" HELP_OPT},
@@ -255,7 +265,7 @@ static int cmd_run(int argc, char **argv, int validate_only) {
   size_t n_sets = 0;
   run_opts o = {0};
   run_stats rs = {0};
-  const char *report = NULL;
+  const char *report = NULL, *monitor_addr = NULL;
   int rc = 2;
   if (!sets) {
     fprintf(stderr, "myelin %s: error: out of memory\n", cmd);
@@ -289,6 +299,12 @@ static int cmd_run(int argc, char **argv, int validate_only) {
       report = a[8] ? a + 9 : (i + 1 < argc ? argv[++i] : "");
       if (!*report) {
         rc = cli_usage_error(cmd, "--report needs a folder");
+        goto out;
+      }
+    } else if (!validate_only && (!strcmp(a, "--monitor") || !strncmp(a, "--monitor=", 10))) {
+      monitor_addr = a[9] ? a + 10 : (i + 1 < argc ? argv[++i] : "");
+      if (!*monitor_addr) {
+        rc = cli_usage_error(cmd, "--monitor needs [HOST:]PORT, e.g. --monitor 8080");
         goto out;
       }
     } else if (a[0] == '-' && a[1]) {
@@ -337,7 +353,19 @@ static int cmd_run(int argc, char **argv, int validate_only) {
   }
   o.progress = !o.quiet && isatty(2); /* an explicit --progress prints even with --quiet */
   if (report) o.collect = &rs;
+  monitor *mon = NULL;
+  if (monitor_addr) { /* bound before anything runs: a taken port is the command line's error */
+    char err[512];
+    if (!(mon = monitor_start(monitor_addr, p, err, sizeof err))) {
+      fprintf(stderr, "myelin run: error: --monitor %s: %s\n", monitor_addr, err);
+      pipeline_free(p);
+      goto out;
+    }
+    fprintf(stderr, "monitor: %s\n", monitor_url(mon));
+    o.observer = monitor_observer(mon);
+  }
   rc = run_pipeline(p, &o);
+  monitor_stop(mon);
   if (cluster_size() > 1) atomic_store(&run_over, 1);
   if (report && cluster_rank() != 0) { /* one report per job: rank 0's */
     report = NULL;

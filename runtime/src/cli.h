@@ -27,6 +27,4 @@ int cli_parse_set(const char *arg, struct set_override *s);
  * text and versions. args: the `run` command's arguments. 0, or -1 with err. */
 int report_write(const struct pipeline *p, const struct run_stats *rs, int exit_code, const char *dir,
                  int argc, char **argv, char *err, size_t errlen);
-/* Writes s as a JSON string literal (quoted, escaped). */
-void json_str(FILE *f, const char *s, size_t n);
 #endif

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "myelin/plugin.h"
 
@@ -177,7 +178,9 @@ typedef struct stage_stats {
   uint64_t msgs_in, msgs_out, bytes_out;
   int has_inputs;
   size_t queue_hiwater, queue_cap;
-  double busy; /* CPU time of the stage's thread / wall time */
+  double busy;       /* CPU time of the stage's thread / wall time */
+  double cpu;        /* CPU seconds of the stage's thread so far */
+  size_t queue_fill; /* messages queued now (run_snapshot during the run) */
   size_t n_counters;
   char (*counter_names)[48];
   int64_t *counter_values;
@@ -190,8 +193,20 @@ typedef struct run_stats {
 } run_stats;
 void run_stats_free(run_stats *rs);
 
+typedef struct myelin_run myelin_run;
+/* Something that watches a run while it runs (the live monitor, monitor.h). */
+typedef struct run_observer {
+  void *ctx;
+  /* After the stages' init, before any stage starts: may call run_tap. */
+  void (*attach)(void *ctx, myelin_run *run);
+  /* Every stage has returned, its counters are final; the last chance to
+   * call run_snapshot / run_tap_take. exit_code: the run's. */
+  void (*detach)(void *ctx, myelin_run *run, int exit_code);
+} run_observer;
+
 typedef struct run_opts {
-  run_stats *collect; /* filled at the end of the run when not NULL */
+  run_stats *collect;           /* filled at the end of the run when not NULL */
+  const run_observer *observer; /* NULL: none */
   int stats;
   int quiet;
   int check_messages;
@@ -199,7 +214,6 @@ typedef struct run_opts {
   double progress_every; /* > 0: a plain progress line every this many seconds */
 } run_opts;
 
-typedef struct myelin_run myelin_run;
 /* Runs the pipeline to completion. Returns the CLI exit code (0, 1, 130). */
 int run_pipeline(pipeline *p, const run_opts *o);
 /* Ask the current run to stop: sources stop, queues drain, sinks commit
@@ -213,6 +227,16 @@ void run_request_abort(void);
  * (CLUSTER_ABORT) or failed (CLUSTER_FAIL): the same on this rank, without
  * telling the others again. The control thread calls it. */
 void run_remote_request(int what, int from_rank);
+/* For an observer, between attach and detach (any thread): the counters now
+ * (wall: seconds since the stages started; busy over the whole run so far;
+ * queue_fill). 0, or MYELIN_ENOMEM (rs left empty). run_stats_free() it. */
+int run_snapshot(myelin_run *run, run_stats *rs);
+/* In attach only: keep the messages that stage's output port emits in a
+ * tap (monitor.h). 0, MYELIN_EINVAL (no such port) or MYELIN_ENOMEM. */
+int run_tap(myelin_run *run, size_t stage, int port);
+/* Between attach and detach, from one thread: the messages the tapped port
+ * emitted since the last call (msg_tap_take); 0 for a port without a tap. */
+size_t run_tap_take(myelin_run *run, size_t stage, int port, myelin_msg **out, size_t max, uint64_t *dropped);
 
 /* ---- messages over borrowed bytes (msg.c) -------------------------------- */
 /* Memory that messages may point into instead of owning a copy (a mapped
@@ -247,6 +271,8 @@ size_t msg_pads(const myelin_msg *m, msg_pad *out, size_t max);
 int io_path_found(const char *path);
 char *xstrdup(const char *s);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Writes s[0..n) as a JSON string literal (quoted, escaped). */
+void json_str(FILE *f, const char *s, size_t n);
 uint64_t now_ns(void);
 
 #endif

@@ -45,6 +45,7 @@
 
 #include "cluster.h"
 #include "internal.h"
+#include "monitor.h"
 #include "schema.h"
 
 #define DEFAULT_CAPACITY 512
@@ -64,9 +65,9 @@ typedef struct inbox {
   item *ring;
   size_t cap, head, count;
   size_t bytes, max_bytes;
-  _Atomic size_t acount; /* count, readable without the lock (spinning) */
-  _Atomic size_t aeos;   /* end-of-stream items among them (host->pending) */
-  size_t hiwater;
+  _Atomic size_t acount;  /* count, readable without the lock (spinning) */
+  _Atomic size_t aeos;    /* end-of-stream items among them (host->pending) */
+  _Atomic size_t hiwater; /* relaxed: written under mu, read by run_snapshot without it */
   int consumer_waiting, producers_waiting;
 } inbox;
 
@@ -119,6 +120,7 @@ typedef struct rstage {
   _Atomic unsigned fail_no; /* order of failure in the run (1 = the root cause), 0 = none */
   pthread_mutex_t err_mu;
   cluster_comm *comm; /* this stage's communicator across ranks; NULL = one rank */
+  msg_tap **taps;     /* per output port, NULL = untapped (run_tap: the live monitor) */
 } rstage;
 
 struct myelin_run {
@@ -136,6 +138,8 @@ struct myelin_run {
   char *err_buf, *stats_buf;
   size_t err_len, stats_len;
   char label[24]; /* "rank R: " before each error in an MPI job, else "" */
+  _Atomic int threads_ready; /* every pthread_create returned (run_snapshot reads thread clocks) */
+  uint64_t t0;
 };
 
 /* ---- inbox --------------------------------------------------------------- */
@@ -186,7 +190,8 @@ static int inbox_push(struct myelin_run *run, inbox *q, myelin_msg *m, int port)
   q->bytes += len;
   if (!m) atomic_fetch_add_explicit(&q->aeos, 1, memory_order_release);
   atomic_store_explicit(&q->acount, q->count, memory_order_release);
-  if (q->count > q->hiwater) q->hiwater = q->count;
+  if (q->count > atomic_load_explicit(&q->hiwater, memory_order_relaxed))
+    atomic_store_explicit(&q->hiwater, q->count, memory_order_relaxed);
   if (q->consumer_waiting) pthread_cond_signal(&q->not_empty);
   pthread_mutex_unlock(&q->mu);
   return 0;
@@ -317,6 +322,7 @@ static int h_emit(myelin_stage *st, int port, myelin_msg *m) {
   }
   atomic_fetch_add_explicit(&s->msgs_out, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&s->bytes_out, msg_len(m), memory_order_relaxed);
+  if (s->taps && s->taps[port]) msg_tap_put(s->taps[port], m);
   outport *op = &s->outs[port];
   if (op->n == 0) {
     myelin_msg_unref(m);
@@ -686,7 +692,7 @@ static void print_stats(struct myelin_run *run, double wall) {
     double rate = wall > 0 ? (double)(in > out ? in : out) / wall : 0;
     char q[32];
     if (s->n_upstream)
-      snprintf(q, sizeof q, "%zu/%zu", s->in.hiwater, s->in.cap);
+      snprintf(q, sizeof q, "%zu/%zu", atomic_load(&s->in.hiwater), s->in.cap);
     else
       snprintf(q, sizeof q, "-");
     fprintf(f, "%-16s %-14s %12" PRIu64 " %12" PRIu64 " %10s %12.0f %7s %7.1f%%\n", s->def->id,
@@ -709,6 +715,19 @@ void run_stats_free(run_stats *rs) {
   memset(rs, 0, sizeof *rs);
 }
 
+/* CPU time of a stage's thread: final once the stage returned; before, read
+ * from the running thread's clock (run_snapshot; threads_ready is cleared
+ * before any thread is joined). */
+static uint64_t stage_cpu_ns(rstage *s) {
+  uint64_t ns = atomic_load(&s->cpu_ns);
+  clockid_t cid;
+  struct timespec ts;
+  if (!ns && atomic_load(&s->run->threads_ready) && s->started && !pthread_getcpuclockid(s->thread, &cid) &&
+      !clock_gettime(cid, &ts))
+    ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+  return ns;
+}
+
 /* The numbers print_stats prints, into rs (left empty when out of memory). */
 static void collect_stats(struct myelin_run *run, double wall, run_stats *rs) {
   memset(rs, 0, sizeof *rs);
@@ -722,9 +741,11 @@ static void collect_stats(struct myelin_run *run, double wall, run_stats *rs) {
     t->msgs_out = atomic_load(&s->msgs_out);
     t->bytes_out = atomic_load(&s->bytes_out);
     t->has_inputs = s->n_upstream > 0;
-    t->queue_hiwater = s->in.hiwater;
+    t->queue_hiwater = atomic_load(&s->in.hiwater);
     t->queue_cap = s->in.cap;
-    t->busy = wall > 0 ? (double)atomic_load(&s->cpu_ns) / 1e9 / wall : 0.0;
+    t->queue_fill = atomic_load_explicit(&s->in.acount, memory_order_acquire);
+    t->cpu = (double)stage_cpu_ns(s) / 1e9;
+    t->busy = wall > 0 ? t->cpu / wall : 0.0;
     size_t nc = atomic_load(&s->n_counters);
     t->counter_names = calloc(nc ? nc : 1, sizeof *t->counter_names);
     t->counter_values = calloc(nc ? nc : 1, sizeof *t->counter_values);
@@ -735,6 +756,25 @@ static void collect_stats(struct myelin_run *run, double wall, run_stats *rs) {
       t->counter_values[c] = atomic_load(&s->counters[c].value);
     }
   }
+}
+
+int run_snapshot(myelin_run *run, run_stats *rs) {
+  collect_stats(run, run->t0 ? (double)(now_ns() - run->t0) / 1e9 : 0.0, rs);
+  return rs->st ? 0 : MYELIN_ENOMEM;
+}
+
+int run_tap(myelin_run *run, size_t stage, int port) {
+  if (stage >= run->n || port < 0 || (size_t)port >= run->st[stage].n_outs) return MYELIN_EINVAL;
+  rstage *s = &run->st[stage];
+  if (!s->taps && !(s->taps = calloc(s->n_outs, sizeof *s->taps))) return MYELIN_ENOMEM;
+  if (!s->taps[port] && !(s->taps[port] = msg_tap_new())) return MYELIN_ENOMEM;
+  return 0;
+}
+
+size_t run_tap_take(myelin_run *run, size_t stage, int port, myelin_msg **out, size_t max, uint64_t *dropped) {
+  rstage *s = stage < run->n ? &run->st[stage] : NULL;
+  if (!s || !s->taps || port < 0 || (size_t)port >= s->n_outs || !s->taps[port]) return 0;
+  return msg_tap_take(s->taps[port], out, max, dropped);
 }
 
 /* --progress: one plain line every o.progress_every seconds (any stderr,
@@ -1006,7 +1046,8 @@ int run_pipeline(pipeline *p, const run_opts *o) {
     }
     goto teardown;
   }
-  uint64_t t0 = now_ns();
+  if (o->observer) o->observer->attach(o->observer->ctx, run);
+  uint64_t t0 = run->t0 = now_ns();
   atomic_store(&run->live_threads, (int)p->n);
   for (size_t i = 0; i < p->n; i++) {
     if (pthread_create(&run->st[i].thread, NULL, stage_main, &run->st[i])) {
@@ -1016,6 +1057,7 @@ int run_pipeline(pipeline *p, const run_opts *o) {
       run->st[i].started = 1;
     }
   }
+  atomic_store(&run->threads_ready, 1);
   int drew = 0, tty = o->progress && !(o->progress_every > 0);
   uint64_t *prev = calloc(p->n, sizeof *prev), last_line = t0, last_draw = t0;
   while (atomic_load(&run->live_threads) > 0) {
@@ -1033,6 +1075,7 @@ int run_pipeline(pipeline *p, const run_opts *o) {
     }
   }
   free(prev);
+  atomic_store(&run->threads_ready, 0);
   for (size_t i = 0; i < p->n; i++)
     if (run->st[i].started) pthread_join(run->st[i].thread, NULL);
   atomic_store(&current_run, NULL);
@@ -1052,6 +1095,7 @@ int run_pipeline(pipeline *p, const run_opts *o) {
   } else if (atomic_load(&run->aborting) || atomic_load(&run->stopping)) {
     exit_code = 130;
   }
+  if (o->observer) o->observer->detach(o->observer->ctx, run, exit_code);
   if (o->stats) print_stats(run, wall);
   if (o->collect) collect_stats(run, wall, o->collect);
 
@@ -1070,6 +1114,9 @@ teardown:
     for (size_t j = 0; s->outs && j < s->n_outs; j++)
       free(s->outs[j].edges);
     free(s->outs);
+    for (size_t j = 0; s->taps && j < s->n_outs; j++)
+      msg_tap_free(s->taps[j]);
+    free(s->taps);
     free(s->error);
     pthread_mutex_destroy(&s->err_mu);
   }
