@@ -117,6 +117,7 @@ struct monitor {
   char **map_json;    /* per edge: the latest map's push, NULL */
   int *map_changed;   /* per edge */
   char **spikes_json; /* per edge: the spikes taken at this sample, NULL */
+  int *spikes_subs;   /* per edge: clients that chose it (no client: no spikes rendered) */
 };
 
 /* ---- sampling (mu held) -------------------------------------------------- */
@@ -165,7 +166,8 @@ static void sample_locked(monitor *m) {
       }
     }
     free(m->spikes_json[e]);
-    m->spikes_json[e] = ns ? monitor_spikes_json(spikes, ns, edge, SPIKES_MAX_EVENTS) : NULL;
+    m->spikes_json[e] =
+        ns && m->spikes_subs[e] ? monitor_spikes_json(spikes, ns, edge, SPIKES_MAX_EVENTS) : NULL;
     for (size_t i = 0; i < n; i++)
       myelin_msg_unref(msgs[i]);
   }
@@ -306,6 +308,15 @@ static int serve_http(monitor *m, struct lws *wsi, session *s, const char *path)
   return http_reply(wsi, s, HTTP_STATUS_OK, type, (const unsigned char *)body, strlen(body), body);
 }
 
+/* A client's spikes edge (-1: none), counted per edge for the sampler. */
+static void choose_spikes(monitor *m, session *s, int e) {
+  pthread_mutex_lock(&m->mu);
+  if (s->spikes_edge >= 0) m->spikes_subs[s->spikes_edge]--;
+  s->spikes_edge = e;
+  if (e >= 0) m->spikes_subs[e]++;
+  pthread_mutex_unlock(&m->mu);
+}
+
 static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
   monitor *m = lws_context_user(lws_get_context(wsi));
   session *s = user;
@@ -338,29 +349,32 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
       s->body = NULL;
     }
     break;
-  case LWS_CALLBACK_ESTABLISHED:
+  case LWS_CALLBACK_ESTABLISHED: {
     memset(s, 0, sizeof *s);
     s->ws = 1;
     s->wsi = wsi;
-    s->spikes_edge = -1;
-    for (size_t e = 0; e < m->n_edges && s->spikes_edge < 0;
-         e++) /* the first spikes edge, until one is chosen */
+    int first = -1; /* the first spikes edge, until the client chooses one */
+    for (size_t e = 0; e < m->n_edges && first < 0; e++)
       if (strcmp(m->p->stages[m->edges[e].stage].out_kinds[m->edges[e].port], "*") &&
           kinds_compatible(m->p->stages[m->edges[e].stage].out_kinds[m->edges[e].port], "spikes"))
-        s->spikes_edge = (int)e;
+        first = (int)e;
+    s->spikes_edge = -1;
+    choose_spikes(m, s, first);
     s->next = m->clients;
     m->clients = s;
     greet(m, s);
     return 0;
+  }
   case LWS_CALLBACK_RECEIVE:
     if (len > 7 && !memcmp(in, "spikes ", 7)) {
       char want[256], edge[256];
+      int chosen = -1;
       snprintf(want, sizeof want, "%.*s", (int)(len - 7), (const char *)in + 7);
-      s->spikes_edge = -1;
       for (size_t e = 0; e < m->n_edges; e++) {
         edge_name(m, e, edge, sizeof edge);
-        if (!strcmp(edge, want)) s->spikes_edge = (int)e;
+        if (!strcmp(edge, want)) chosen = (int)e;
       }
+      choose_spikes(m, s, chosen);
     }
     return 0;
   case LWS_CALLBACK_SERVER_WRITEABLE:
@@ -375,6 +389,8 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     }
     return 0;
   case LWS_CALLBACK_CLOSED:
+    if (!s || !s->ws) break;
+    choose_spikes(m, s, -1);
     for (session **pp = &m->clients; *pp; pp = &(*pp)->next)
       if (*pp == s) {
         *pp = s->next;
@@ -533,6 +549,7 @@ static void monitor_free(monitor *m) {
   free(m->map_json);
   free(m->spikes_json);
   free(m->map_changed);
+  free(m->spikes_subs);
   free(m->series_of);
   free(m->edges);
   pthread_mutex_destroy(&m->mu);
@@ -553,7 +570,8 @@ monitor *monitor_start(const char *addr, const pipeline *p, char *err, size_t er
   m->map_json = calloc(cap + 1, sizeof *m->map_json);
   m->spikes_json = calloc(cap + 1, sizeof *m->spikes_json);
   m->map_changed = calloc(cap + 1, sizeof *m->map_changed);
-  if (!m->edges || !m->series_of || !m->map_json || !m->spikes_json || !m->map_changed) {
+  m->spikes_subs = calloc(cap + 1, sizeof *m->spikes_subs);
+  if (!m->edges || !m->series_of || !m->map_json || !m->spikes_json || !m->map_changed || !m->spikes_subs) {
     snprintf(err, errlen, "out of memory");
     monitor_free(m);
     return NULL;
