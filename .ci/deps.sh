@@ -9,7 +9,7 @@
 # (libflatbuffers-dev headers, flatbuffers-compiler's flatc at build time).
 # The live monitor (`myelin run --monitor`): libwebsockets-dev with its libuv
 # event library; tests/monitor reads its page with chromium and its /metrics
-# with python3-prometheus-client's parser.
+# with python3-prometheus-client's parser, driving Chromium with python3-websocket.
 # Bench peers: gstreamer1.0-tools; python3-lz4 and python3-zstandard (bench/events.sh).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
@@ -21,7 +21,7 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       liblz4-dev libzstd-dev libflatbuffers-dev flatbuffers-compiler
       libcairo2-dev libfontconfig-dev fonts-dejavu-core graphviz chromium
       libopenmpi-dev openmpi-bin
-      libwebsockets-dev libwebsockets-evlib-uv python3-prometheus-client)
+      libwebsockets-dev libwebsockets-evlib-uv python3-prometheus-client python3-websocket)
 # lm_features' tokenizer test compares with two npm packages (below), and
 # the monitor page of `myelin run --monitor` bundles npm packages at build
 # time (runtime/monitor/page.cmake): node and npm from Debian unless a node is

@@ -469,6 +469,7 @@ static void on_attach(void *ctx, myelin_run *run) {
     run_tap(run, m->edges[e].stage, m->edges[e].port); /* out of memory: that edge shows nothing */
   m->run = run;
   m->state = MON_RUNNING;
+  sample_locked(m); /* counters from the start (all zero), so every stage has them */
   pthread_mutex_unlock(&m->mu);
 }
 
