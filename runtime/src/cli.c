@@ -354,15 +354,28 @@ static int cmd_run(int argc, char **argv, int validate_only) {
   o.progress = !o.quiet && isatty(2); /* an explicit --progress prints even with --quiet */
   if (report) o.collect = &rs;
   monitor *mon = NULL;
-  if (monitor_addr) { /* bound before anything runs: a taken port is the command line's error */
+  int mon_ok = 1;
+  /* bound before anything runs: a taken port is the command line's error. In an MPI job rank 0
+   * serves its own stages, and every rank learns whether it could, so none runs alone. */
+  if (monitor_addr && cluster_rank() == 0) {
     char err[512];
     if (!(mon = monitor_start(monitor_addr, p, err, sizeof err))) {
       fprintf(stderr, "myelin run: error: --monitor %s: %s\n", monitor_addr, err);
-      pipeline_free(p);
-      goto out;
+      mon_ok = 0;
+    } else {
+      fprintf(stderr, "monitor: %s\n", monitor_url(mon));
+      o.observer = monitor_observer(mon);
     }
-    fprintf(stderr, "monitor: %s\n", monitor_url(mon));
-    o.observer = monitor_observer(mon);
+  }
+  if (monitor_addr && cluster_size() > 1) {
+    int *all = calloc((size_t)cluster_size(), sizeof *all);
+    mon_ok = all && !cluster_job_allgather_int(mon_ok, all) && all[0];
+    free(all);
+  }
+  if (!mon_ok) {
+    monitor_stop(mon);
+    pipeline_free(p);
+    goto out;
   }
   rc = run_pipeline(p, &o);
   monitor_stop(mon);
