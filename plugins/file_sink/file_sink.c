@@ -69,7 +69,7 @@ static int fk_process(void *state, int port, myelin_msg *m) {
   return 0;
 }
 
-/* Several ranks (MPI): one file per job. Every rank learns every rank's
+/* Several ranks (MPI) writing to one path: one file per job. Every rank learns every rank's
  * count; when only one rank received messages, that rank commits its file;
  * when several did, their streams are gathered to rank 0, which appends
  * them after its own in rank order; rank 0 also writes the (empty) file
@@ -80,10 +80,20 @@ static int fk_process(void *state, int port, myelin_msg *m) {
 static int fk_ranks(fsink *s) {
   const myelin_host *h = s->host;
   const int me = h->rank(s->st), N = h->size(s->st);
+  /* A path that differs by rank (${OMPI_COMM_WORLD_RANK} in it) is a file
+   * per rank: each rank keeps its own. FNV-1a of the path, min and max. */
+  uint64_t fnv = 1469598103934665603ull;
+  for (const char *c = s->path; *c; c++)
+    fnv = (fnv ^ (unsigned char)*c) * 1099511628211ull;
+  int64_t lo = (int64_t)(fnv >> 1), hi = lo;
+  int rc = h->allreduce(s->st, &lo, 1, MYELIN_I8, MYELIN_OP_MIN);
+  if (rc == 0) rc = h->allreduce(s->st, &hi, 1, MYELIN_I8, MYELIN_OP_MAX);
+  if (rc) return rc;
+  if (lo != hi) return 1;
   int64_t *cnt = calloc((size_t)N, sizeof *cnt);
   if (!cnt) return h->error(s->st, "out of memory");
   cnt[me] = s->n;
-  int rc = h->allreduce(s->st, cnt, (size_t)N, MYELIN_I8, MYELIN_OP_SUM);
+  rc = h->allreduce(s->st, cnt, (size_t)N, MYELIN_I8, MYELIN_OP_SUM);
   int holders = 0, holder = 0;
   for (int r = 0; r < N; r++)
     if (cnt[r] > 0) holders++, holder = r;
