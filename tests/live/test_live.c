@@ -474,12 +474,16 @@ static size_t read_upto(int fd, uint8_t *buf, size_t max) {
 
 START_TEST(reset_mid_batch_resends_whole_message) {
   char *d = mt_tmpdir();
-  int port = test_port(10), one = 1, count = 200000;
+  int one = 1, count = 200000;
   int lfd = socket(AF_INET, SOCK_STREAM, 0);
   setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  /* port 0: the kernel picks a free one (a fixed one can be taken) */
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   ck_assert_int_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+  socklen_t alen = sizeof a;
+  ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+  int port = ntohs(a.sin_port);
   ck_assert_int_eq(listen(lfd, 1), 0);
   char *snd = mt_strf("%s/s.yaml", d);
   mt_write(snd, mt_strf("name: s\nstages:\n"
