@@ -34,8 +34,9 @@
 typedef struct msg_tap msg_tap;
 msg_tap *msg_tap_new(void);
 /* The emitting stage's thread: keeps a reference to m when it is a metrics,
- * map or spikes message, dropping the oldest kept message when the ring is
- * full. Lock-free, never blocks. */
+ * map or spikes message (maps and spikes at most 2 and MONITOR_TAP_RING per
+ * MONITOR_PERIOD_MS: the others pass), dropping the oldest kept message when
+ * the ring is full. Lock-free, never blocks. */
 void msg_tap_put(msg_tap *t, myelin_msg *m);
 /* The sampling thread: moves the messages put since the last take into out
  * (at most max; metrics, then maps, then spikes, each oldest first; the

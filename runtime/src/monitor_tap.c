@@ -10,7 +10,8 @@
  * (at most the ring's capacity of them). A message being put while the monitor
  * takes may be seen at the next take, or replaced unseen: the view samples,
  * it does not promise every message. Only messages of the kinds the view
- * shows (metrics, map, spikes) are kept, whatever the port declares.
+ * shows (metrics, map, spikes) are kept, whatever the port declares; maps and
+ * spikes at most as often as the monitor takes them (ring_every_ns).
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -24,9 +25,17 @@ enum { TAP_METRICS, TAP_MAP, TAP_SPIKES, TAP_KINDS };
 static const size_t ring_cap[TAP_KINDS] = {64, 2, MONITOR_TAP_RING}; /* a map only matters as the latest */
 #define RING_MAX 64
 
+/* At most this often a message of the kind enters its ring: no more than the
+ * monitor takes per sample, so that the emitter rarely drops the ring's last
+ * reference to a message (its free would move onto the emitting stage's
+ * thread, the one that is busy). Metrics: every one (curves need each epoch). */
+static const uint64_t ring_every_ns[TAP_KINDS] = {0, MONITOR_PERIOD_MS * 1000000ull / 2,
+                                                  MONITOR_PERIOD_MS * 1000000ull / MONITOR_TAP_RING};
+
 typedef struct ring {
-  _Atomic uint64_t put; /* messages put so far */
-  uint64_t taken;       /* put count at the previous take (the monitor's) */
+  _Atomic uint64_t next_ns; /* no put before this time (ring_every_ns) */
+  _Atomic uint64_t put;     /* messages put so far */
+  uint64_t taken;           /* put count at the previous take (the monitor's) */
   _Atomic(myelin_msg *) slot[RING_MAX];
 } ring;
 
@@ -39,6 +48,7 @@ msg_tap *msg_tap_new(void) {
   if (!t) return NULL;
   for (int k = 0; k < TAP_KINDS; k++) {
     atomic_init(&t->r[k].put, 0);
+    atomic_init(&t->r[k].next_ns, 0);
     for (size_t i = 0; i < RING_MAX; i++)
       atomic_init(&t->r[k].slot[i], NULL);
   }
@@ -58,6 +68,11 @@ void msg_tap_put(msg_tap *t, myelin_msg *m) {
   int kind = ring_of(myelin_msg_kind(m));
   if (kind < 0) return;
   ring *r = &t->r[kind];
+  if (ring_every_ns[kind]) {
+    uint64_t now = now_ns();
+    if (now < atomic_load_explicit(&r->next_ns, memory_order_relaxed)) return;
+    atomic_store_explicit(&r->next_ns, now + ring_every_ns[kind], memory_order_relaxed);
+  }
   uint64_t k = atomic_fetch_add_explicit(&r->put, 1, memory_order_acq_rel);
   myelin_msg *old =
       atomic_exchange_explicit(&r->slot[k % ring_cap[kind]], myelin_msg_ref(m), memory_order_acq_rel);

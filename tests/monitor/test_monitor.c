@@ -285,16 +285,28 @@ START_TEST(tap_keeps_the_latest_per_kind) {
   myelin_msg *metrics = metrics_msg(1, "loss", 1);
   myelin_msg *map = myelin_builder_finish(myelin_builder_new("map"));
   myelin_msg *tensor = myelin_builder_finish(myelin_builder_new("tensor"));
+  myelin_msg *out[MONITOR_TAP_TAKE];
+  uint64_t dropped = 99;
+  /* a burst: spikes and maps enter at most as often as the monitor takes them, metrics all */
   for (int i = 0; i < 20; i++)
-    msg_tap_put(t, spikes);
+    msg_tap_put(t, spikes), msg_tap_put(t, map), msg_tap_put(t, metrics);
+  size_t n = msg_tap_take(t, out, MONITOR_TAP_TAKE, &dropped);
+  ck_assert_uint_eq(n, 20 + 1 + 1);
+  ck_assert_uint_eq(dropped, 0);
+  for (size_t i = 0; i < n; i++)
+    myelin_msg_unref(out[i]);
+  /* spaced out: each ring keeps its last messages */
+  const unsigned spike_gap = MONITOR_PERIOD_MS * 1000 / MONITOR_TAP_RING + 1000,
+                 map_gap = MONITOR_PERIOD_MS * 1000 / 2 + 1000;
+  usleep(map_gap); /* past the burst's throttle */
+  for (int i = 0; i < 20; i++)
+    msg_tap_put(t, spikes), usleep(spike_gap);
   for (int i = 0; i < 3; i++)
     msg_tap_put(t, metrics);
   for (int i = 0; i < 5; i++)
-    msg_tap_put(t, map);
+    msg_tap_put(t, map), usleep(map_gap);
   msg_tap_put(t, tensor); /* not a kind the view shows: not kept */
-  myelin_msg *out[MONITOR_TAP_TAKE];
-  uint64_t dropped = 99;
-  size_t n = msg_tap_take(t, out, MONITOR_TAP_TAKE, &dropped);
+  n = msg_tap_take(t, out, MONITOR_TAP_TAKE, &dropped);
   ck_assert_uint_eq(n, 3 + 2 + MONITOR_TAP_RING); /* metrics, the last 2 maps, the last spikes */
   ck_assert_uint_eq(dropped, 3 + (20 - MONITOR_TAP_RING));
   ck_assert_str_eq(myelin_msg_kind(out[0]), "metrics");
