@@ -338,8 +338,10 @@ static void *grow(void *p, size_t *cap, size_t need, size_t elem) {
 static const char *const group_keys[] = {"task", "run", "tr", NULL};
 static const char *const subject_keys[] = {"subject", "task", "run", "tr", NULL};
 
+/* voxels: NULL, or the [V] C-order voxel indices that replace
+ * geometry.voxels (a map assembled from the ranks' voxel slabs). */
 static myelin_builder *map_begin(const myelin_msg *first, const char *const *keys, char **subjects,
-                                 size_t nsub, int pairwise) {
+                                 size_t nsub, int pairwise, const uint32_t *voxels, size_t V) {
   myelin_builder *b = myelin_builder_new("map");
   if (!b) return NULL;
   myelin_build_str(b, "stat", "isc");
@@ -351,7 +353,19 @@ static myelin_builder *map_begin(const myelin_msg *first, const char *const *key
   /* `geometry` is required by the map schema: an empty map when the input
    * had none (nifti_sink then reports it cannot place the map). */
   myelin_obj geo = myelin_msg_get(first, "geometry");
-  if (myelin_obj_type_of(geo) == MYELIN_OBJ_MAP) {
+  if (myelin_obj_type_of(geo) == MYELIN_OBJ_MAP && voxels) {
+    myelin_build_map_begin(b, "geometry");
+    for (size_t i = 0; i < myelin_obj_len(geo); i++) {
+      char key[64];
+      if (myelin_obj_str_copy(myelin_obj_key_at(geo, i), key, sizeof key) != 0) continue;
+      int64_t shp[1] = {(int64_t)V};
+      if (!strcmp(key, "voxels"))
+        myelin_build_tensor_copy(b, key, MYELIN_U4, 1, shp, voxels);
+      else
+        myelin_build_obj(b, key, myelin_obj_value_at(geo, i));
+    }
+    myelin_build_map_end(b);
+  } else if (myelin_obj_type_of(geo) == MYELIN_OBJ_MAP) {
     myelin_build_obj(b, "geometry", geo);
   } else {
     myelin_build_map_begin(b, "geometry");
@@ -593,12 +607,13 @@ typedef struct gmap_out {
   const uint8_t *gr;
   size_t n_used;
   int two_sample;
+  const uint32_t *voxels; /* NULL, or geometry.voxels of the whole map */
 } gmap_out;
 
 static int emit_group_map(isc_state *s, const myelin_msg *first, char **subjects, size_t S, size_t V,
                           const gmap_out *o) {
   const size_t rows = isc_rows(S, s->pairwise);
-  myelin_builder *b = map_begin(first, group_keys, subjects, S, s->pairwise);
+  myelin_builder *b = map_begin(first, group_keys, subjects, S, s->pairwise, o->voxels, V);
   if (!b) return s->host->error(s->st, "out of memory");
   int64_t shp[2] = {(int64_t)rows, (int64_t)V};
   myelin_build_tensor_copy(b, "data", MYELIN_F8, 2, shp, o->iscs);
@@ -628,6 +643,41 @@ static int emit_group_map(isc_state *s, const myelin_msg *first, char **subjects
   return emit_built(s, 0, b);
 }
 
+/* The runs' data pointers of a sorted group (xs: [S]). */
+static isc_data group_data(const group *g, const void **xs) {
+  myelin_tensor t0;
+  myelin_msg_tensor(g->msgs[0], "data", &t0);
+  for (size_t i = 0; i < g->n; i++) {
+    myelin_tensor t;
+    myelin_msg_tensor(g->msgs[i], "data", &t);
+    xs[i] = t.data;
+  }
+  return (isc_data){
+      .x = xs, .f64 = t0.dtype == MYELIN_F8, .S = g->n, .T = (size_t)t0.shape[0], .V = (size_t)t0.shape[1]};
+}
+
+/* The ISC rows [rows, V] of a group's runs and, with stats, p, the observed
+ * statistic (two-sample: the difference) and ci [2, V] — per voxel, so a slab
+ * of voxels gives that slab's columns of the whole map. */
+static int group_kernels(isc_state *s, const char *task, const isc_data *d, const uint8_t *gr, int two_sample,
+                         double *iscs, double *obs, double *p, double *ci, size_t *n_used) {
+  int rc;
+  /* two groups, leave-one-out: each subject against its own group's others */
+  if (s->pairwise)
+    rc = isc_pairwise(d, s->nan, s->threads, iscs);
+  else
+    rc = two_sample ? isc_loo_groups(d, gr, s->nan, s->threads, iscs) : isc_loo(d, s->nan, s->threads, iscs);
+  if (rc) return s->host->error(s->st, "ISC kernel failed for task '%s' (code %d)", task, rc);
+  *n_used = 0;
+  if (s->stats != STATS_NONE) {
+    rc = two_sample ? run_group_test(s, d, gr, iscs, obs, p, n_used)
+                    : run_stats(s, d, iscs, obs, p, ci, n_used);
+    if (rc)
+      return s->host->error(s->st, "%s test failed for task '%s' (code %d)", stats_name(s->stats), task, rc);
+  }
+  return 0;
+}
+
 static int compute_group(isc_state *s, group *g) {
   group_sort(g);
   const size_t S = g->n;
@@ -637,18 +687,10 @@ static int compute_group(isc_state *s, group *g) {
   if (s->stats == STATS_BOOTSTRAP && S < 3)
     return s->host->error(s->st, "task '%s'%s%s: stats: bootstrap " BOOTSTRAP_TWO_SUBJECTS, g->task,
                           g->run[0] ? " run " : "", g->run);
-  myelin_tensor t0;
-  myelin_msg_tensor(g->msgs[0], "data", &t0);
-  const size_t T = (size_t)t0.shape[0], V = (size_t)t0.shape[1];
   const void **xs = malloc(S * sizeof *xs);
   if (!xs) return s->host->error(s->st, "out of memory");
-  for (size_t i = 0; i < S; i++) {
-    myelin_tensor t;
-    myelin_msg_tensor(g->msgs[i], "data", &t);
-    xs[i] = t.data;
-  }
-  isc_data d = {.x = xs, .f64 = t0.dtype == MYELIN_F8, .S = S, .T = T, .V = V};
-  const size_t rows = isc_rows(S, s->pairwise);
+  isc_data d = group_data(g, xs);
+  const size_t V = d.V, rows = isc_rows(S, s->pairwise);
   double *iscs = malloc((rows * V + 1) * sizeof *iscs);
   double *sum = malloc((3 * V + 1) * sizeof *sum);
   double *ci = malloc((2 * V + 1) * sizeof *ci);
@@ -661,27 +703,10 @@ static int compute_group(isc_state *s, group *g) {
   }
   double *p = sum + V, *obs = p + V;
   if (two_sample && (rc = assign_groups(s, g->subjects, g->n, g->task, gr)) != 0) goto done;
-  /* two groups, leave-one-out: each subject against its own group's others */
-  if (s->pairwise)
-    rc = isc_pairwise(&d, s->nan, s->threads, iscs);
-  else
-    rc =
-        two_sample ? isc_loo_groups(&d, gr, s->nan, s->threads, iscs) : isc_loo(&d, s->nan, s->threads, iscs);
-  if (rc) {
-    rc = s->host->error(s->st, "ISC kernel failed for task '%s' (code %d)", g->task, rc);
-    goto done;
-  }
   size_t n_used = 0;
+  if ((rc = group_kernels(s, g->task, &d, gr, two_sample, iscs, obs, p, ci, &n_used)) != 0) goto done;
   if (s->summary != ISC_SUMMARY_NONE) isc_summarize(iscs, rows, V, s->summary, sum);
-  if (s->stats != STATS_NONE) {
-    rc = two_sample ? run_group_test(s, &d, gr, iscs, obs, p, &n_used)
-                    : run_stats(s, &d, iscs, obs, p, ci, &n_used);
-    if (rc) {
-      rc = s->host->error(s->st, "%s test failed for task '%s' (code %d)", stats_name(s->stats), g->task, rc);
-      goto done;
-    }
-  }
-  gmap_out o = {iscs, sum, p, obs, ci, gr, n_used, two_sample};
+  gmap_out o = {iscs, sum, p, obs, ci, gr, n_used, two_sample, NULL};
   rc = emit_group_map(s, g->msgs[0], g->subjects, S, V, &o);
   if (rc == 0 && s->isfc) rc = emit_isfc(s, g, &d);
   s->host->counter_add(s->st, "groups", 1);
@@ -1239,7 +1264,7 @@ static int compute_group_ranks(isc_state *s, const pgroup *pg) {
   if (rc == 0 && root && s->summary != ISC_SUMMARY_NONE) isc_summarize(iscs, rows, V, s->summary, sum);
   if (rc == 0 && s->stats != STATS_NONE) rc = stats_ranks(s, pg, gr, two_sample, iscs, obs, p, ci, &n_used);
   if (rc == 0 && root) {
-    gmap_out o = {iscs, sum, p, obs, ci, gr, n_used, two_sample};
+    gmap_out o = {iscs, sum, p, obs, ci, gr, n_used, two_sample, NULL};
     rc = emit_group_map(s, pg->ctx, pg->labels, S, V, &o);
   }
   if (rc == 0) s->host->counter_add(s->st, "groups", 1);
@@ -1293,6 +1318,256 @@ static int flush_groups_ranks(isc_state *s) {
   return rc;
 }
 
+/* ---- batch groups with the voxels sharded over ranks (MPI) -----------------------
+ *
+ * With fmri_source `shard: voxels` every rank receives every subject's runs,
+ * but only its slab of voxels: the runs carry `voxel_total` (the run's V) and
+ * `voxel_index` (each column's place among them). ISC is per voxel — the
+ * pairwise and leave-one-out rows of a voxel, and every resample of its
+ * statistics (the same seeded draws on every rank), read that voxel's series
+ * only — so each rank computes the whole map for its slab, alone. Groups are
+ * taken in (task, run) order; for each, rank 0 gathers every rank's columns
+ * (with the slab's geometry.voxels), checks that the slabs cover the run's
+ * voxels exactly once and were computed from the same subjects, places the
+ * columns by voxel_index, computes the summary and emits the map once, with
+ * geometry.voxels of the whole run. Other ranks emit nothing. Memory per
+ * rank: its slab of every subject, its columns of the map; rank 0 also the
+ * [rows, V] map. ISFC compares every voxel with every other and is refused.
+ */
+
+/* Header of a rank's columns of one group. */
+enum { VH_S, VH_T, VH_TOTAL, VH_N, VH_HASH, VH_USED, VH_GEO, VH_LEN };
+
+static uint64_t fnv1a(uint64_t h, const char *str) {
+  for (const unsigned char *c = (const unsigned char *)str;; c++) {
+    h = (h ^ *c) * 1099511628211u;
+    if (!*c) return h;
+  }
+}
+
+/* Whether any run holds a slab of voxels; 1 when the job's runs do (agreed
+ * by every rank), an error when some do and some do not. */
+static int voxel_sharded(isc_state *s, int *yes) {
+  int64_t f[2] = {0, 0}; /* runs with voxel_total, runs without */
+  for (size_t i = 0; i < s->ngroups; i++)
+    for (size_t k = 0; k < s->groups[i].n; k++) {
+      uint64_t vt;
+      f[myelin_msg_uint(s->groups[i].msgs[k], "voxel_total", &vt) != 0] = 1;
+    }
+  int rc = s->host->allreduce(s->st, f, 2, MYELIN_I8, MYELIN_OP_MAX);
+  if (rc) return rc;
+  if (f[0] && f[1])
+    return s->host->error(s->st,
+                          "some runs carry `voxel_total` (fmri_source shard: voxels) and some do not; shard "
+                          "every source of isc's runs the same way");
+  *yes = f[0] != 0;
+  return 0;
+}
+
+static int cmp_group(const void *a, const void *b) {
+  const group *x = *(group *const *)a, *y = *(group *const *)b;
+  int c = strcmp(x->task, y->task);
+  return c ? c : strcmp(x->run, y->run);
+}
+
+/* This rank's columns of one group: header, voxel_index, geometry.voxels,
+ * rows, p, observed, ci. */
+static int slab_columns(isc_state *s, group *g, uint8_t **out, size_t *len, int two_sample, uint8_t *gr) {
+  const char *sep = g->run[0] ? " run " : "";
+  const size_t S = g->n;
+  myelin_tensor t0, ix = {.ndim = 0}, gv = {.ndim = 0};
+  myelin_msg_tensor(g->msgs[0], "data", &t0);
+  const size_t T = (size_t)t0.shape[0], n = (size_t)t0.shape[1], rows = isc_rows(S, s->pairwise);
+  uint64_t total = 0;
+  for (size_t i = 0; i < S; i++) {
+    uint64_t vt;
+    myelin_tensor t;
+    if (myelin_msg_uint(g->msgs[i], "voxel_total", &vt) != 0 ||
+        myelin_msg_tensor(g->msgs[i], "voxel_index", &t) != 0 || t.dtype != MYELIN_U4 || t.ndim != 1 ||
+        (size_t)t.shape[0] != n)
+      return s->host->error(
+          s->st,
+          "task '%s'%s%s: subject '%s': with `voxel_total` a run needs `voxel_index`, a <u4 "
+          "tensor of its %zu columns",
+          g->task, sep, g->run, g->subjects[i], n);
+    if (i == 0) {
+      total = vt;
+      ix = t;
+    } else if (vt != total || (n && memcmp(t.data, ix.data, n * 4) != 0)) {
+      return s->host->error(
+          s->st, "task '%s'%s%s: subjects '%s' and '%s' hold different voxels of the run on rank %d", g->task,
+          sep, g->run, g->subjects[0], g->subjects[i], myrank(s));
+    }
+  }
+  myelin_obj geo = myelin_obj_get(myelin_msg_get(g->msgs[0], "geometry"), "voxels");
+  int has_geo = myelin_obj_exists(geo);
+  if (has_geo &&
+      (myelin_obj_tensor(geo, &gv) != 0 || gv.dtype != MYELIN_U4 || gv.ndim != 1 || (size_t)gv.shape[0] != n))
+    return s->host->error(s->st,
+                          "task '%s'%s%s: geometry.voxels must be a <u4 tensor of the run's %zu columns",
+                          g->task, sep, g->run, n);
+  const size_t nd = rows * n + 4 * n;
+  *len = VH_LEN * 8 + n * 4 * (1 + (size_t)has_geo) + nd * 8;
+  uint8_t *b = malloc(*len);
+  double *cols = malloc((nd + 1) * sizeof *cols);
+  const void **xs = malloc(S * sizeof *xs);
+  int rc = b && cols && xs ? 0 : s->host->error(s->st, "out of memory for the [%zu, %zu] ISC slab", rows, n);
+  uint64_t h[VH_LEN] = {
+      S, T, total, n, fnv1a(fnv1a(14695981039346656037u, g->task), g->run), 0, (uint64_t)has_geo};
+  for (size_t i = 0; i < S; i++)
+    h[VH_HASH] = fnv1a(h[VH_HASH], g->subjects[i]);
+  if (rc == 0 && n) {
+    isc_data d = group_data(g, xs);
+    double *iscs = cols, *p = iscs + rows * n, *obs = p + n, *ci = obs + n;
+    size_t n_used = 0;
+    rc = group_kernels(s, g->task, &d, gr, two_sample, iscs, obs, p, ci, &n_used);
+    h[VH_USED] = n_used;
+  }
+  if (rc == 0) {
+    uint8_t *q = b;
+    memcpy(q, h, sizeof h), q += sizeof h;
+    if (n) memcpy(q, ix.data, n * 4), q += n * 4;
+    if (has_geo && n) memcpy(q, gv.data, n * 4), q += n * 4;
+    memcpy(q, cols, nd * 8);
+    *out = b;
+    b = NULL;
+  }
+  free(b);
+  free(cols);
+  free(xs);
+  return rc;
+}
+
+/* Rank 0: every rank's columns (all, sizes) placed into the whole map. */
+static int place_slabs(isc_state *s, const group *g, const uint8_t *all, const size_t *sizes,
+                       const uint64_t *mine, double *iscs, double *p, double *obs, double *ci, uint32_t *vox,
+                       uint8_t *seen, size_t *n_used) {
+  const char *sep = g->run[0] ? " run " : "";
+  const size_t V = mine[VH_TOTAL], rows = isc_rows(g->n, s->pairwise);
+  size_t placed = 0;
+  *n_used = s->n_resamples;
+  memset(seen, 0, V);
+  for (int r = 0; r < nranks(s); all += sizes[r], r++) {
+    uint64_t h[VH_LEN];
+    if (sizes[r] < sizeof h)
+      return s->host->error(s->st, "task '%s'%s%s: rank %d sent no ISC slab", g->task, sep, g->run, r);
+    memcpy(h, all, sizeof h);
+    if (h[VH_S] != mine[VH_S] || h[VH_T] != mine[VH_T] || h[VH_TOTAL] != V || h[VH_HASH] != mine[VH_HASH] ||
+        h[VH_GEO] != mine[VH_GEO])
+      return s->host->error(s->st,
+                            "task '%s'%s%s: rank %d holds other runs than rank 0 (%" PRIu64
+                            " subjects x %" PRIu64 " TRs of %" PRIu64 " voxels vs %zu x %" PRIu64
+                            " of %zu, or other subjects); with "
+                            "shard: voxels every rank needs every subject's runs",
+                            g->task, sep, g->run, r, h[VH_S], h[VH_T], h[VH_TOTAL], g->n, mine[VH_T], V);
+    const size_t n = h[VH_N], nd = rows * n + 4 * n;
+    if (n > V || sizes[r] != sizeof h + n * 4 * (1 + h[VH_GEO]) + nd * 8)
+      return s->host->error(s->st, "task '%s'%s%s: rank %d sent a bad ISC slab", g->task, sep, g->run, r);
+    const uint8_t *ix = all + sizeof h, *gv = ix + n * 4, *cols = gv + n * 4 * h[VH_GEO];
+    if (n) *n_used = h[VH_USED];
+    for (size_t j = 0; j < n; j++) {
+      uint32_t v;
+      memcpy(&v, ix + 4 * j, 4);
+      if (v >= V || seen[v])
+        return s->host->error(s->st, "task '%s'%s%s: voxel_index %" PRIu32 " from rank %d is %s", g->task,
+                              sep, g->run, v, r, v >= V ? "past voxel_total" : "also another slab's");
+      seen[v] = 1;
+      placed++;
+      if (h[VH_GEO]) memcpy(vox + v, gv + 4 * j, 4);
+      for (size_t q = 0; q < rows; q++)
+        memcpy(iscs + q * V + v, cols + 8 * (q * n + j), 8);
+      const uint8_t *tail = cols + 8 * rows * n;
+      memcpy(p + v, tail + 8 * j, 8);
+      memcpy(obs + v, tail + 8 * (n + j), 8);
+      memcpy(ci + v, tail + 8 * (2 * n + j), 8);
+      memcpy(ci + V + v, tail + 8 * (3 * n + j), 8);
+    }
+  }
+  if (placed != V)
+    return s->host->error(s->st, "task '%s'%s%s: the ranks' slabs hold %zu of the run's %zu voxels", g->task,
+                          sep, g->run, placed, V);
+  return 0;
+}
+
+/* One group with the voxels sharded: every rank its slab, rank 0 the map. */
+static int compute_group_voxels(isc_state *s, group *g) {
+  group_sort(g);
+  const size_t S = g->n;
+  const char *sep = g->run[0] ? " run " : "";
+  const int root = myrank(s) == 0, two_sample = s->stats == STATS_PERMUTATION && s->gm.n > 0;
+  if (S < 2)
+    return s->host->error(s->st, "task '%s'%s%s: ISC needs at least 2 subjects, got %zu", g->task, sep,
+                          g->run, S);
+  if (s->stats == STATS_BOOTSTRAP && S < 3)
+    return s->host->error(s->st, "task '%s'%s%s: stats: bootstrap " BOOTSTRAP_TWO_SUBJECTS, g->task, sep,
+                          g->run);
+  if (s->isfc)
+    return s->host->error(
+        s->st,
+        "task '%s'%s%s: isfc: true compares every voxel with every other, but with shard: voxels each "
+        "rank holds a slab of them; compute ISFC on one rank (fmri_source shard: none), on "
+        "parcels (fmri_source atlas) at voxel scale",
+        g->task, sep, g->run);
+  uint8_t *gr = malloc(S), *blob = NULL, *all = NULL;
+  size_t len = 0, *sizes = NULL;
+  int rc = gr ? 0 : s->host->error(s->st, "out of memory");
+  if (rc == 0 && two_sample) rc = assign_groups(s, g->subjects, S, g->task, gr);
+  if (rc == 0) rc = slab_columns(s, g, &blob, &len, two_sample, gr);
+  if (rc == 0) rc = ranks_gather(s->host, s->st, blob, len, &all, &sizes);
+  if (rc == 0 && root) {
+    uint64_t mine[VH_LEN];
+    memcpy(mine, blob, sizeof mine);
+    const size_t V = mine[VH_TOTAL], rows = isc_rows(S, s->pairwise);
+    double *iscs = malloc((rows * V + 1) * sizeof *iscs), *sum = malloc((5 * V + 1) * sizeof *sum);
+    uint32_t *vox = malloc((V + 1) * sizeof *vox);
+    uint8_t *seen = malloc(V + 1);
+    if (!iscs || !sum || !vox || !seen)
+      rc = s->host->error(s->st, "out of memory for a %zu x %zu ISC map", rows, V);
+    double *p = sum ? sum + V : NULL, *obs = p ? p + V : NULL, *ci = obs ? obs + V : NULL;
+    size_t n_used = 0;
+    if (rc == 0) rc = place_slabs(s, g, all, sizes, mine, iscs, p, obs, ci, vox, seen, &n_used);
+    if (rc == 0 && s->summary != ISC_SUMMARY_NONE) isc_summarize(iscs, rows, V, s->summary, sum);
+    if (rc == 0) {
+      gmap_out o = {iscs, sum, p, obs, ci, gr, n_used, two_sample, mine[VH_GEO] ? vox : NULL};
+      rc = emit_group_map(s, g->msgs[0], g->subjects, S, V, &o);
+    }
+    free(iscs);
+    free(sum);
+    free(vox);
+    free(seen);
+  }
+  if (rc == 0) s->host->counter_add(s->st, "groups", 1);
+  if (all) s->host->free(s->st, all);
+  free(sizes);
+  free(blob);
+  free(gr);
+  return rc;
+}
+
+/* End of stream with the voxels sharded: every group, in (task, run) order. */
+static int flush_groups_voxels(isc_state *s) {
+  group **order = malloc((s->ngroups + 1) * sizeof *order);
+  if (!order) return s->host->error(s->st, "out of memory");
+  size_t n = 0;
+  for (size_t i = 0; i < s->ngroups; i++)
+    if (s->groups[i].n) order[n++] = &s->groups[i];
+  qsort(order, n, sizeof *order, cmp_group);
+  int64_t cnt[2] = {(int64_t)n, -(int64_t)n};
+  int rc = s->host->allreduce(s->st, cnt, 2, MYELIN_I8, MYELIN_OP_MAX);
+  if (rc == 0 && cnt[0] != -cnt[1])
+    rc = s->host->error(
+        s->st,
+        "with shard: voxels every rank needs every (task, run) group, but ranks hold between %" PRId64
+        " and %" PRId64 " groups",
+        -cnt[1], cnt[0]);
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    rc = compute_group_voxels(s, order[i]);
+    group_clear(order[i]);
+  }
+  free(order);
+  return rc;
+}
+
 /* ---- streaming ------------------------------------------------------------------- */
 
 static void sgroup_free(sgroup *g) {
@@ -1337,7 +1612,7 @@ static int emit_stream(isc_state *s, sgroup *g) {
   } else {
     for (size_t r = 0; r < rows; r++) memcpy(out + r * V, raw + (rows == 1 ? 0 : order[r]) * V, V * sizeof *out);
   }
-  myelin_builder *b = map_begin(g->first, group_keys, names, g->nsub, g->st.pairwise);
+  myelin_builder *b = map_begin(g->first, group_keys, names, g->nsub, g->st.pairwise, NULL, 0);
   free(order);
   free(names);
   if (!b) {
@@ -1521,7 +1796,7 @@ static int emit_reference(isc_state *s, rsubj *r) {
   double *out = malloc(V * sizeof *out + 1);
   if (!out) return s->host->error(s->st, "out of memory");
   isc_acc_corr(&r->acc, out);
-  myelin_builder *b = map_begin(r->first, subject_keys, &r->subject, 1, 0);
+  myelin_builder *b = map_begin(r->first, subject_keys, &r->subject, 1, 0, NULL, 0);
   if (!b) {
     free(out);
     return s->host->error(s->st, "out of memory");
@@ -1600,7 +1875,8 @@ static int isc_process(void *state, int port, myelin_msg *m) {
 
 static int isc_flush(void *state) {
   isc_state *s = state;
-  int rc = nranks(s) > 1 && !s->ref ? flush_groups_ranks(s) : 0;
+  int voxels = 0, rc = nranks(s) > 1 && !s->ref ? voxel_sharded(s, &voxels) : 0;
+  if (rc == 0 && nranks(s) > 1 && !s->ref) rc = voxels ? flush_groups_voxels(s) : flush_groups_ranks(s);
   for (size_t i = 0; i < s->ngroups && rc == 0 && nranks(s) == 1; i++) {
     group *g = &s->groups[i];
     if (g->n == 0) continue;

@@ -8,6 +8,10 @@
   stages.py info_content DIR         one .mpk per run, named task-..._sub-....mpk so that
                                      `shard: file` puts rest runs on other ranks than task runs;
                                      connectome.npy
+  stages.py isc_nifti DIR             sub-0N_task-story_bold.nii.gz for 6 subjects (7 x 6 x 3 voxels x 30
+                                     TRs, planted NaNs) and mask.nii.gz keeping an irregular 2/3 of the
+                                     voxels: input of fmri_source `shard: voxels`, 3 planes for up to 4 ranks
+  stages.py same_nifti A B           two NIfTI maps: same shape, affine, zooms, dtype; data bit for bit
   stages.py compare A B TOL          the maps of two stream files, matched by (stat, subject,
                                      task, run): same fields, tensors equal within TOL (0 = bit
                                      for bit, NaN where NaN); prints the largest difference
@@ -85,6 +89,39 @@ def make_info_content(d):
                   [{"kind": "run", "subject": "s%d" % s, "task": task, "tr": 0.72, "data": tensor(x)}])
 
 
+def make_isc_nifti(d):
+    import nibabel as nib
+    rng = np.random.default_rng(14)
+    X, Y, Z, T = 7, 6, 3, 30
+    aff = np.array([[-2.5, 0, 0, 90], [0, 2.5, 0, -120], [0, 0, 3, -70], [0, 0, 0, 1]])
+    shared = rng.standard_normal((X, Y, Z, T))
+    for s in range(6):
+        x = (500 + 0.7 * shared + rng.standard_normal((X, Y, Z, T))).astype("<f4")
+        if s == 1:
+            x[2, 3, 1, 4] = np.nan  # one TR of one subject
+        if s == 2:
+            x[4, 1, 0, :] = np.nan  # a whole voxel of one subject
+        img = nib.Nifti1Image(x, aff)
+        img.header.set_xyzt_units("mm", "sec")
+        img.header["pixdim"][4] = 1.5
+        nib.save(img, os.path.join(d, "sub-%02d_task-story_bold.nii.gz" % (s + 1)))
+    mask = (rng.random((X, Y, Z)) < np.array([0.8, 0.6, 0.55])[None, None, :]).astype("u1")
+    nib.save(nib.Nifti1Image(mask, aff), os.path.join(d, "mask.nii.gz"))
+
+
+def same_nifti(a, b):
+    import nibabel as nib
+    x, y = nib.load(a), nib.load(b)
+    if x.shape != y.shape or x.get_data_dtype() != y.get_data_dtype():
+        sys.exit("%s %s %s vs %s %s" % (a, x.shape, x.get_data_dtype(), y.shape, y.get_data_dtype()))
+    if not np.array_equal(x.affine, y.affine) or x.header.get_zooms() != y.header.get_zooms():
+        sys.exit("%s: other affine or zooms than %s" % (a, b))
+    dx, dy = np.asanyarray(x.dataobj), np.asanyarray(y.dataobj)
+    if dx.tobytes() != dy.tobytes():
+        sys.exit("%s: data differ from %s" % (a, b))
+    print("%s: %s, %d finite values, as %s" % (a, x.shape, np.isfinite(dx).sum(), b))
+
+
 def load(path):
     out = {}
     for m in msgpack.Unpacker(open(path, "rb"), raw=False):
@@ -131,8 +168,10 @@ if __name__ == "__main__":
     cmd, d = sys.argv[1], sys.argv[2]
     if cmd == "compare":
         compare(d, sys.argv[3], float(sys.argv[4]))
+    elif cmd == "same_nifti":
+        same_nifti(d, sys.argv[3])
     else:
         os.makedirs(d, exist_ok=True)
         size = [int(v) for v in sys.argv[sys.argv.index("--size") + 1:][:3]] if "--size" in sys.argv else []
         {"isc": lambda: make_isc(d, "--spread" in sys.argv, *size), "encoding": lambda: make_encoding(d),
-         "info_content": lambda: make_info_content(d)}[cmd]()
+         "info_content": lambda: make_info_content(d), "isc_nifti": lambda: make_isc_nifti(d)}[cmd]()

@@ -7,7 +7,9 @@
  * 1-rank maps: bit for bit where no reduction is involved (per-subject
  * encoding and info_content maps, with one BLAS thread), within 1e-12 where
  * one is (ISC rows come from the sum over subjects; encoding averages); a
- * rerun is bit-identical; a rank that fails leaves no group output.
+ * rerun is bit-identical; a rank that fails leaves no group output. isc on
+ * fmri_source `shard: voxels` (all subjects, a slab of voxels per rank)
+ * equals the 1-rank unsharded map bit for bit.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +64,8 @@ static char *write_pipeline(const char *d, const char *name, const char *stages)
 static void dir_holds(const char *dir, const char *names) {
   char *log;
   int rc = mt_run(mt_strf("ls -A %s | sort | tr '\\n' ' '", dir), &log);
-  ck_assert_msg(rc == 0 && !strcmp(log, mt_strf("%s ", names)), "%s holds '%s', expected '%s '", dir, log, names);
+  ck_assert_msg(rc == 0 && !strcmp(log, mt_strf("%s ", names)), "%s holds '%s', expected '%s '", dir, log,
+                names);
   free(log);
 }
 
@@ -95,8 +98,9 @@ static void isc_equal(int n) {
   make_data("isc", f8, "--spread");
   static const char *const cases[][3] = {
       {"f4", "summary: mean, stats: bootstrap, n_resamples: 60, tolerate_nans: true", "0"},
-      {"f4", "summary: median, stats: permutation, n_resamples: 60, groups: '01:a,02:a,03:a,04:b,05:b,06:b,07:b', "
-             "tolerate_nans: 0.7",
+      {"f4",
+       "summary: median, stats: permutation, n_resamples: 60, groups: '01:a,02:a,03:a,04:b,05:b,06:b,07:b', "
+       "tolerate_nans: 0.7",
        "0"},
       {"f4", "summary: mean, stats: permutation, n_resamples: 1000, tolerate_nans: false", "0"},
       {"f8", "summary: mean, stats: bootstrap, n_resamples: 60", "1e-12"},
@@ -111,7 +115,8 @@ static void isc_equal(int n) {
     if (n == 4 && c == 3) { /* the rounded sums: a rerun is the same bytes */
       char *again = mt_strf("%s/again", d), *log;
       run_ok(n, f, again);
-      ck_assert_msg(mt_run(mt_strf("cmp %s/isc.mpk %s/isc.mpk", many, again), &log) == 0, "rerun differs: %s", log);
+      ck_assert_msg(mt_run(mt_strf("cmp %s/isc.mpk %s/isc.mpk", many, again), &log) == 0, "rerun differs: %s",
+                    log);
       free(log);
     }
   }
@@ -178,6 +183,85 @@ END_TEST
 START_TEST(info_content_4_ranks) { info_content_equal(4); }
 END_TEST
 
+/* fmri_source `shard: voxels` (every rank all subjects, a z-slab of the
+ * voxels; 3 planes, so 4 ranks leave one rank without voxels): pairwise and
+ * leave-one-out ISC with their statistics equal the 1-rank unsharded map bit
+ * for bit (rows, summary, p, ci, two-sample fields, geometry.voxels of the
+ * whole run), and the NIfTI and .npy written from it are the 1-rank files. */
+static char *isc_voxels_pipeline(const char *d, const char *name, const char *data, const char *shard,
+                                 const char *params) {
+  return write_pipeline(
+      d, name,
+      mt_strf(
+          "  - {id: runs, plugin: fmri_source, params: {path: '%s/sub-*_bold.nii.gz', mask: "
+          "'%s/mask.nii.gz', "
+          "shard: %s}}\n"
+          "  - {id: isc, plugin: isc, inputs: [runs], params: {%s}}\n"
+          "  - {id: out, plugin: file_sink, inputs: [isc.map], params: {path: '${OUT}/isc.mpk'}}\n"
+          "  - {id: nii, plugin: nifti_sink, inputs: [isc.map], params: {path: '${OUT}/isc_{task}.nii.gz', "
+          "field: summary}}\n"
+          "  - {id: npy, plugin: npy_sink, inputs: [isc.map], params: {path: '${OUT}/isc_{task}.npy', "
+          "field: summary}}\n",
+          data, data, shard, params));
+}
+
+static void isc_voxels_equal(int n) {
+  MT_NEED_PYTHON("numpy msgpack nibabel", "tests/mpi stages.py");
+  mpi_env();
+  char *d = mt_tmpdir(), *data = mt_strf("%s/data", d), *log;
+  make_data("isc_nifti", data, "");
+  static const char *const cases[] = {
+      "pairwise: true, summary: mean, stats: bootstrap, n_resamples: 50, tolerate_nans: true",
+      "pairwise: true, summary: median, stats: permutation, n_resamples: 40, groups: "
+      "'01:a,02:a,03:a,04:b,05:b,06:b'",
+      "pairwise: true, summary: mean, stats: timeshift, n_resamples: 20, tolerate_nans: 0.7",
+      "summary: mean, stats: permutation, n_resamples: 100, tolerate_nans: false",
+      "summary: median, stats: phaseshift, n_resamples: 20, tolerate_nans: 0.7",
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    char *whole = isc_voxels_pipeline(d, mt_strf("whole%zu.yaml", c), data, "none", cases[c]);
+    char *slabs = isc_voxels_pipeline(d, mt_strf("slabs%zu.yaml", c), data, "voxels", cases[c]);
+    char *one = mt_strf("%s/one%zu", d, c), *many = mt_strf("%s/many%zu", d, c);
+    run_ok(1, whole, one);
+    run_ok(n, slabs, many);
+    same_maps(mt_strf("%s/isc.mpk", one), mt_strf("%s/isc.mpk", many), "0");
+    int rc =
+        mt_run(mt_strf("%s %s same_nifti %s/isc_story.nii.gz %s/isc_story.nii.gz && cmp %s/isc_story.npy "
+                       "%s/isc_story.npy",
+                       py(), stages_py(), many, one, many, one),
+               &log);
+    ck_assert_msg(rc == 0, "%d ranks, case %zu: written maps differ:\n%s", n, c, log);
+    free(log);
+    dir_holds(many, "isc.mpk isc_story.nii.gz isc_story.npy");
+  }
+}
+
+START_TEST(isc_voxels_1_rank) { isc_voxels_equal(1); }
+END_TEST
+START_TEST(isc_voxels_2_ranks) { isc_voxels_equal(2); }
+END_TEST
+START_TEST(isc_voxels_4_ranks) { isc_voxels_equal(4); }
+END_TEST
+
+/* ISFC with the voxels sharded is refused, naming the alternatives, and
+ * leaves no output. */
+START_TEST(isfc_voxels_refused) {
+  MT_NEED_PYTHON("numpy msgpack nibabel", "tests/mpi stages.py");
+  mpi_env();
+  char *d = mt_tmpdir(), *data = mt_strf("%s/data", d), *out = mt_strf("%s/out", d), *log;
+  make_data("isc_nifti", data, "");
+  int rc =
+      run_on(2, isc_voxels_pipeline(d, "isfc.yaml", data, "voxels", "isfc: true, summary: mean"), out, &log);
+  ck_assert_msg(rc != 0 && strstr(log, "isfc: true") && strstr(log, "shard: voxels") &&
+                    strstr(log, "shard: none"),
+                "exit %d:\n%s", rc, log);
+  free(log);
+  rc = mt_run(mt_strf("test ! -e %s || test -z \"$(ls -A %s)\"", out, out), &log);
+  ck_assert_msg(rc == 0, "%s holds files after the refusal", out);
+  free(log);
+}
+END_TEST
+
 /* A bad file on rank 2 of 4 stops the job with the file named, and leaves no
  * group output (no isc.mpk, no .npy, no temporary file). */
 START_TEST(failing_rank_leaves_no_group_output) {
@@ -202,7 +286,8 @@ START_TEST(ranks_without_subjects) {
   NEED_MPI_PYTHON();
   char *d = mt_tmpdir(), *data = mt_strf("%s/data", d), *log;
   make_data("isc", data, "");
-  for (int s = 4; s <= 7; s++) mt_run(mt_strf("rm %s/sub-%02d.mpk", data, s), &log), free(log);
+  for (int s = 4; s <= 7; s++)
+    mt_run(mt_strf("rm %s/sub-%02d.mpk", data, s), &log), free(log);
   char *f = isc_pipeline(d, "few.yaml", data, "summary: mean, stats: permutation");
   char *one = mt_strf("%s/one", d), *many = mt_strf("%s/many", d);
   run_ok(1, f, one);
@@ -222,6 +307,10 @@ int main(void) {
   tcase_add_test(tc, encoding_4_ranks);
   tcase_add_test(tc, info_content_2_ranks);
   tcase_add_test(tc, info_content_4_ranks);
+  tcase_add_test(tc, isc_voxels_1_rank);
+  tcase_add_test(tc, isc_voxels_2_ranks);
+  tcase_add_test(tc, isc_voxels_4_ranks);
+  tcase_add_test(tc, isfc_voxels_refused);
   tcase_add_test(tc, failing_rank_leaves_no_group_output);
   tcase_add_test(tc, ranks_without_subjects);
   suite_add_tcase(s, tc);
