@@ -212,8 +212,7 @@ static void isc_voxels_equal(int n) {
   make_data("isc_nifti", data, "");
   static const char *const cases[] = {
       "pairwise: true, summary: mean, stats: bootstrap, n_resamples: 50, tolerate_nans: true",
-      "pairwise: true, summary: median, stats: permutation, n_resamples: 40, groups: "
-      "'01:a,02:a,03:a,04:b,05:b,06:b'",
+      "pairwise: true, summary: median, stats: permutation, groups: '01:a,02:a,03:a,04:b,05:b,06:b'",
       "pairwise: true, summary: mean, stats: timeshift, n_resamples: 20, tolerate_nans: 0.7",
       "summary: mean, stats: permutation, n_resamples: 100, tolerate_nans: false",
       "summary: median, stats: phaseshift, n_resamples: 20, tolerate_nans: 0.7",
