@@ -11,6 +11,8 @@
   stages.py isc_nifti DIR             sub-0N_task-story_bold.nii.gz for 6 subjects (7 x 6 x 3 voxels x 30
                                      TRs, planted NaNs) and mask.nii.gz keeping an irregular 2/3 of the
                                      voxels: input of fmri_source `shard: voxels`, 3 planes for up to 4 ranks
+  stages.py isc_slabs DIR             4 runs .mpk marked as whole slabs (voxel_total, voxel_index) for
+                                     a source that deals subjects instead of voxels
   stages.py same_nifti A B           two NIfTI maps: same shape, affine, zooms, dtype; data bit for bit
   stages.py compare A B TOL          the maps of two stream files, matched by (stat, subject,
                                      task, run): same fields, tensors equal within TOL (0 = bit
@@ -109,6 +111,16 @@ def make_isc_nifti(d):
     nib.save(nib.Nifti1Image(mask, aff), os.path.join(d, "mask.nii.gz"))
 
 
+def make_isc_slabs(d):
+    rng = np.random.default_rng(15)
+    T, V = 20, 30
+    for s in range(4):
+        x = rng.standard_normal((T, V)).astype("<f4")
+        write(os.path.join(d, "sub-%02d.mpk" % (s + 1)),
+              [{"kind": "run", "subject": "%02d" % (s + 1), "task": "story", "tr": 1.5, "data": tensor(x),
+                "voxel_total": V, "voxel_index": tensor(np.arange(V, dtype="<u4"))}])
+
+
 def same_nifti(a, b):
     import nibabel as nib
     x, y = nib.load(a), nib.load(b)
@@ -174,4 +186,5 @@ if __name__ == "__main__":
         os.makedirs(d, exist_ok=True)
         size = [int(v) for v in sys.argv[sys.argv.index("--size") + 1:][:3]] if "--size" in sys.argv else []
         {"isc": lambda: make_isc(d, "--spread" in sys.argv, *size), "encoding": lambda: make_encoding(d),
-         "info_content": lambda: make_info_content(d), "isc_nifti": lambda: make_isc_nifti(d)}[cmd]()
+         "info_content": lambda: make_info_content(d), "isc_nifti": lambda: make_isc_nifti(d),
+         "isc_slabs": lambda: make_isc_slabs(d)}[cmd]()

@@ -261,6 +261,22 @@ START_TEST(isfc_voxels_refused) {
 }
 END_TEST
 
+/* Runs marked as voxel slabs but dealt by subject (each rank other
+ * subjects) are refused by rank 0 naming the rank, with no output. */
+START_TEST(voxel_slabs_of_other_subjects_refused) {
+  NEED_MPI_PYTHON();
+  char *d = mt_tmpdir(), *data = mt_strf("%s/data", d), *out = mt_strf("%s/out", d), *log;
+  make_data("isc_slabs", data, "");
+  int rc = run_on(2, isc_pipeline(d, "slabs.yaml", data, "pairwise: true, summary: mean"), out, &log);
+  ck_assert_msg(rc != 0 && strstr(log, "rank 1 holds other runs than rank 0") && strstr(log, "shard: voxels"),
+                "exit %d:\n%s", rc, log);
+  free(log);
+  rc = mt_run(mt_strf("test ! -e %s || test -z \"$(ls -A %s)\"", out, out), &log);
+  ck_assert_msg(rc == 0, "%s holds files after the refusal", out);
+  free(log);
+}
+END_TEST
+
 /* A bad file on rank 2 of 4 stops the job with the file named, and leaves no
  * group output (no isc.mpk, no .npy, no temporary file). */
 START_TEST(failing_rank_leaves_no_group_output) {
@@ -310,6 +326,7 @@ int main(void) {
   tcase_add_test(tc, isc_voxels_2_ranks);
   tcase_add_test(tc, isc_voxels_4_ranks);
   tcase_add_test(tc, isfc_voxels_refused);
+  tcase_add_test(tc, voxel_slabs_of_other_subjects_refused);
   tcase_add_test(tc, failing_rank_leaves_no_group_output);
   tcase_add_test(tc, ranks_without_subjects);
   suite_add_tcase(s, tc);
