@@ -213,6 +213,7 @@ static int packet(ev_aedat4 *d, int32_t stream, const uint8_t *body, size_t len,
                          what, (unsigned long long)off, (int)stream, why);
   if (k == 0) return 0; /* not events */
   d->stream = stream;   /* the first event stream seen, when the XML named none */
+  if (!count) return 0; /* an empty packet: out may have no arrays yet */
   if (ev_reserve(out, count)) return myelin_errorf(err, errlen, MYELIN_ENOMEM, "%s: out of memory", what);
   uint16_t *X = out->x + out->n, *Y = out->y + out->n;
   uint8_t *P = out->p + out->n;

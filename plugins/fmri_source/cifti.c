@@ -298,6 +298,8 @@ static int parse_parcels(const pctx *P, const xmlNode *map, cifti_axis *a) {
       if (xml_is(e, "VoxelIndicesIJK")) {
         if (!a->has_volume)
           return cfail(P->err, P->errlen, "%s: CIFTI parcel %s has voxels but no <Volume>", P->name, nm);
+        if (p->ijk)
+          return cfail(P->err, P->errlen, "%s: CIFTI parcel %s has more than one <VoxelIndicesIJK>", P->name, nm);
         size_t len = 0;
         char *t = xml_text(e, &len);
         if (!t) return cfail(P->err, P->errlen, "%s: out of memory", P->name);
