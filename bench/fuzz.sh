@@ -2,7 +2,7 @@
 # bench/fuzz.sh SECONDS [BUILD_DIR] — runs every libFuzzer target for SECONDS each.
 #
 # Builds BUILD_DIR (default ./build-fuzz) with -DMYELIN_FUZZ=ON and clang if
-# needed, then runs fuzz_<target> for msg pipeline nifti dataset npy npz netx tcp gifti cifti words events aedat4
+# needed, then runs fuzz_<target> for msg pipeline nifti dataset npy npz netx tcp gifti cifti words events aedat4 afni_rt
 # on a working copy of tests/fuzz/corpus/<target>/ (the committed seeds stay
 # as they are; new units go to BUILD_DIR/fuzz-work/<target>/ and are reused
 # by the next run). Crashes, leaks and timeouts land in
@@ -21,7 +21,7 @@ set -uo pipefail
 secs=${1:?usage: bench/fuzz.sh SECONDS [BUILD_DIR]}
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${2:-$root/build-fuzz}
-targets=${FUZZ_TARGETS:-msg pipeline nifti dataset npy npz netx tcp gifti cifti words events aedat4}
+targets=${FUZZ_TARGETS:-msg pipeline nifti dataset npy npz netx tcp gifti cifti words events aedat4 afni_rt}
 jobs=${FUZZ_JOBS:-1}
 nicelvl=${FUZZ_NICE:-10}
 cc=${CC_FUZZ:-$(command -v clang || true)}
