@@ -222,6 +222,18 @@ START_TEST(load_failure_on_one_rank) {
 }
 END_TEST
 
+/* An endless source into mpi_reduce (which allreduces its count in flush)
+ * and a file per rank: the pipeline the signal tests interrupt. */
+static char *endless_reduce_pipeline(const char *d) {
+  return pipeline(d, "s.yaml",
+                  mt_strf("  - {id: gen, plugin: gen_source, params: {count: 0, rate: 400, bytes: 8}}\n"
+                          "  - {id: red, plugin: mpi_reduce, inputs: [gen], queue: {capacity: 16},"
+                          " params: {delay_us: 1000}}\n"
+                          "  - {id: sink, plugin: file_sink, inputs: [red],"
+                          " params: {path: '%s/g${OMPI_COMM_WORLD_RANK}.mpk'}}\n",
+                          d));
+}
+
 /* SIGINT to mpirun: mpirun sends SIGTERM to every rank (SIGKILL after
  * odls_base_sigkill_timeout seconds); each rank drains, mpi_reduce still
  * allreduces in flush, and rank 0's group output is complete: its count is
@@ -230,13 +242,7 @@ END_TEST
 START_TEST(sigint_to_mpirun_drains) {
   mpi_env();
   char *d = mt_tmpdir();
-  char *f = pipeline(d, "s.yaml",
-                     mt_strf("  - {id: gen, plugin: gen_source, params: {count: 0, rate: 400, bytes: 8}}\n"
-                             "  - {id: red, plugin: mpi_reduce, inputs: [gen], queue: {capacity: 16},"
-                             " params: {delay_us: 1000}}\n"
-                             "  - {id: sink, plugin: file_sink, inputs: [red],"
-                             " params: {path: '%s/g${OMPI_COMM_WORLD_RANK}.mpk'}}\n",
-                             d));
+  char *f = endless_reduce_pipeline(d);
   char *log = mt_strf("%s/log.txt", d);
   pid_t pid = fork();
   ck_assert_int_ge(pid, 0);
@@ -275,13 +281,7 @@ END_TEST
 START_TEST(sigint_to_one_rank_drains_all) {
   mpi_env();
   char *d = mt_tmpdir();
-  char *f = pipeline(d, "s.yaml",
-                     mt_strf("  - {id: gen, plugin: gen_source, params: {count: 0, rate: 400, bytes: 8}}\n"
-                             "  - {id: red, plugin: mpi_reduce, inputs: [gen], queue: {capacity: 16},"
-                             " params: {delay_us: 1000}}\n"
-                             "  - {id: sink, plugin: file_sink, inputs: [red],"
-                             " params: {path: '%s/g${OMPI_COMM_WORLD_RANK}.mpk'}}\n",
-                             d));
+  char *f = endless_reduce_pipeline(d);
   char *log = mt_strf("%s/log.txt", d);
   char *cmd = mt_strf(
       "mpirun --oversubscribe -n 2 sh -c '%s run %s --stats & echo $! > %s/pid.$OMPI_COMM_WORLD_RANK; "
