@@ -28,6 +28,14 @@ static void mpi_env(void) {
 }
 
 /* Runs FILE on n ranks with OUT=out; returns the exit code, output in *log. */
+/* The job left nothing in out (absent or empty folder). */
+static void assert_no_output(const char *out, const char *after) {
+  char *log;
+  int rc = mt_run(mt_strf("test ! -e %s || test -z \"$(ls -A %s)\"", out, out), &log);
+  ck_assert_msg(rc == 0, "%s holds files after the %s", out, after);
+  free(log);
+}
+
 static int run_on(int n, const char *file, const char *out, char **log) {
   return mt_run(mt_strf("OUT=%s mpirun --oversubscribe -n %d %s run --quiet %s", out, n, bin(), file), log);
 }
@@ -255,9 +263,7 @@ START_TEST(isfc_voxels_refused) {
                     strstr(log, "shard: none"),
                 "exit %d:\n%s", rc, log);
   free(log);
-  rc = mt_run(mt_strf("test ! -e %s || test -z \"$(ls -A %s)\"", out, out), &log);
-  ck_assert_msg(rc == 0, "%s holds files after the refusal", out);
-  free(log);
+  assert_no_output(out, "refusal");
 }
 END_TEST
 
@@ -271,9 +277,7 @@ START_TEST(voxel_slabs_of_other_subjects_refused) {
   ck_assert_msg(rc != 0 && strstr(log, "rank 1 holds other runs than rank 0") && strstr(log, "shard: voxels"),
                 "exit %d:\n%s", rc, log);
   free(log);
-  rc = mt_run(mt_strf("test ! -e %s || test -z \"$(ls -A %s)\"", out, out), &log);
-  ck_assert_msg(rc == 0, "%s holds files after the refusal", out);
-  free(log);
+  assert_no_output(out, "refusal");
 }
 END_TEST
 
@@ -289,9 +293,7 @@ START_TEST(failing_rank_leaves_no_group_output) {
   int rc = run_on(4, f, out, &log);
   ck_assert_msg(rc != 0 && strstr(log, "sub-05.mpk"), "exit %d:\n%s", rc, log);
   free(log);
-  rc = mt_run(mt_strf("test ! -e %s || test -z \"$(ls -A %s)\"", out, out), &log);
-  ck_assert_msg(rc == 0, "%s holds files after the failure", out);
-  free(log);
+  assert_no_output(out, "failure");
 }
 END_TEST
 
