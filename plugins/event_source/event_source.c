@@ -415,9 +415,10 @@ fail:;
 /* A live AEDAT 4.0 stream: one message per batch of whole packets read. */
 static int run_live(evsrc *s) {
   struct sockaddr_storage ss;
-  socklen_t sl;
+  socklen_t sl = 0;
   char err[1024];
-  netaddr_parse(s->connect, &ss, &sl, err, sizeof err); /* checked by validate */
+  if (netaddr_parse(s->connect, &ss, &sl, err, sizeof err) != 0) /* validate checked it already */
+    return s->host->error(s->st, "connect: %s", err);
   char what[300];
   snprintf(what, sizeof what, "tcp://%s", s->connect);
   int fd = dial(s, &ss, sl);
