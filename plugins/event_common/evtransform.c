@@ -181,13 +181,17 @@ static int grow(uint32_t **p, size_t *cap, size_t need) {
  * counters and bits are cleared as they are read, so they stay zero between
  * bins and calls. O(E + span/64) per bin, whatever the sensor size.
  */
-static size_t emit_unit(ev_frames *f, size_t out, uint32_t b, uint32_t u, int binary) {
-  uint32_t c = binary ? 1 : f->cnt[u];
-  for (uint32_t r = 0; r < c; r++) {
-    f->step[out] = b;
-    f->unit[out++] = u;
+/* Appends unit u of bin b (once, or as often as it was hit) and clears its counter. */
+static inline size_t emit_unit(uint32_t *restrict cnt, uint32_t *restrict step, uint32_t *restrict unit,
+                               size_t out, uint32_t b, uint32_t u, int binary) {
+  uint32_t c = binary ? 1 : cnt[u];
+  cnt[u] = 0;
+  step[out] = b;
+  unit[out++] = u;
+  for (uint32_t r = 1; r < c; r++) {
+    step[out] = b;
+    unit[out++] = u;
   }
-  f->cnt[u] = 0;
   return out;
 }
 
@@ -204,38 +208,43 @@ int64_t ev_frames_sparse(ev_frames *f, const ev_sensor *s, const uint16_t *x, co
   }
   if (grow(&f->step, &f->cap_step, 1) || grow(&f->unit, &f->cap_unit, 1)) return MYELIN_ENOMEM;
   size_t out = 0;
+  uint32_t *restrict cnt = f->cnt;
+  uint64_t *restrict bits = f->bits;
   for (size_t b = 0; b < bins; b++) {
     if (grow(&f->touched, &f->cap_touched, hi[b] - lo[b] + 1)) return MYELIN_ENOMEM;
+    uint32_t *restrict touched = f->touched;
     size_t nt = 0;
     uint32_t umin = UINT32_MAX, umax = 0;
     for (size_t e = lo[b]; e < hi[b]; e++) {
       uint32_t u = (uint32_t)(((size_t)p[e] * H + y[e]) * W + x[e]);
-      if (f->cnt[u]++ == 0) {
-        f->touched[nt++] = u;
-        f->bits[u >> 6] |= (uint64_t)1 << (u & 63);
-        if (u < umin) umin = u;
-        if (u > umax) umax = u;
+      if (cnt[u]++ == 0) {
+        touched[nt++] = u;
+        bits[u >> 6] |= (uint64_t)1 << (u & 63);
+        umin = u < umin ? u : umin;
+        umax = u > umax ? u : umax;
       }
     }
     size_t add = binary ? nt : hi[b] - lo[b];
     if (grow(&f->step, &f->cap_step, out + add) || grow(&f->unit, &f->cap_unit, out + add))
       return MYELIN_ENOMEM;
     if (!nt) continue;
+    uint32_t *restrict step = f->step, *restrict unit = f->unit;
     size_t w0 = umin >> 6, w1 = umax >> 6;
     if (nt * 8 >= w1 - w0 + 1) { /* dense: scan the bitmap */
       for (size_t w = w0; w <= w1; w++) {
-        uint64_t m = f->bits[w];
-        f->bits[w] = 0;
+        uint64_t m = bits[w];
+        bits[w] = 0;
         while (m) {
-          out = emit_unit(f, out, (uint32_t)b, (uint32_t)(w * 64 + (size_t)__builtin_ctzll(m)), binary);
+          out = emit_unit(cnt, step, unit, out, (uint32_t)b, (uint32_t)(w * 64 + (size_t)__builtin_ctzll(m)),
+                          binary);
           m &= m - 1;
         }
       }
     } else { /* sparse: sort the few units hit */
-      qsort(f->touched, nt, sizeof *f->touched, cmp_u32);
+      qsort(touched, nt, sizeof *touched, cmp_u32);
       for (size_t k = 0; k < nt; k++) {
-        f->bits[f->touched[k] >> 6] = 0;
-        out = emit_unit(f, out, (uint32_t)b, f->touched[k], binary);
+        bits[touched[k] >> 6] = 0;
+        out = emit_unit(cnt, step, unit, out, (uint32_t)b, touched[k], binary);
       }
     }
   }

@@ -1,7 +1,7 @@
 /*
  * test_event_replay.c — `event_source` with `pace: realtime` keeps event
  * timing: an N-MNIST recording of 1.2 s (an event every 250 us) replayed in
- * 2 ms chunks through `myelin run`; the ev_stamp test sink measures the
+ * 2 ms chunks through `myelin run`; the stamp test sink (tests/live) measures the
  * median error of the delivery gaps against the timestamp gaps.
  */
 #include "testutil.h"
@@ -23,7 +23,7 @@ START_TEST(realtime_replay_keeps_timing) {
       mt_strf(
           "name: rep\nplugin_path: [%s]\nstages:\n"
           "  - {id: src, plugin: event_source, params: {path: %s/rec.bin, pace: realtime, chunk_us: 2000}}\n"
-          "  - {id: st, plugin: ev_stamp, inputs: [src]}\n",
+          "  - {id: st, plugin: stamp, inputs: [src]}\n",
           mt_env("MYELIN_TEST_PLUGINS", "."), d));
   /* timing on a shared machine is noisy: the target (< 1 ms) must be met in
    * one of three runs; sanitizer builds get a looser bound */

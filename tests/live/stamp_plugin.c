@@ -5,6 +5,10 @@
  * inter-message gaps in microseconds as the counter `median_error_us` (and
  * `span_ms`, the wall time from first to last). Gaps, not times since the
  * first message, so a late first delivery does not bias every sample.
+ * A message's time t is its float field `t` (seconds), or, for `events`
+ * messages, the last of its event times (tensor `t`, microseconds); an
+ * events message with no events is skipped. tests/live and tests/events
+ * both load it.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -15,9 +19,9 @@
 typedef struct stamp {
   const myelin_host *host;
   myelin_stage *st;
-  double speed, t0, w0, wlast, tprev;
+  double speed, w0, wlast, tprev;
   double *err;
-  size_t n, cap;
+  size_t n, cap, seen;
 } stamp;
 
 static double mono(void) {
@@ -40,10 +44,17 @@ static int st_process(void *state, int port, myelin_msg *m) {
   (void)port;
   stamp *s = state;
   double now = mono(), t;
-  if (myelin_msg_float(m, "t", &t)) return s->host->error(s->st, "message without t");
-  if (s->cap == 0) { /* first message: the reference point */
-    s->t0 = s->tprev = t;
+  myelin_tensor ev;
+  if (!myelin_msg_tensor(m, "t", &ev)) {
+    if (ev.count == 0) return 0;
+    t = (double)((const int64_t *)ev.data)[ev.count - 1] * 1e-6;
+  } else if (myelin_msg_float(m, "t", &t)) {
+    return s->host->error(s->st, "message without t");
+  }
+  if (s->seen++ == 0) { /* first message: the reference point */
+    s->tprev = t;
     s->w0 = s->wlast = now;
+    return 0;
   }
   if (s->n == s->cap) {
     s->cap = s->cap ? 2 * s->cap : 1024;
@@ -51,7 +62,7 @@ static int st_process(void *state, int port, myelin_msg *m) {
     if (!ne) return MYELIN_ENOMEM;
     s->err = ne;
   }
-  if (now != s->w0) s->err[s->n++] = fabs((now - s->wlast) - (t - s->tprev) / s->speed);
+  s->err[s->n++] = fabs((now - s->wlast) - (t - s->tprev) / s->speed);
   s->wlast = now;
   s->tprev = t;
   return 0;
@@ -82,16 +93,9 @@ static const myelin_param_def st_params[] = {
 static const myelin_port_def st_in[] = {{.name = "in", .kinds = "*"}, {0}};
 
 static const myelin_plugin_desc st_desc = {
-    MYELIN_DESC_HEADER,
-    .name = "stamp",
-    .version = "0.0.1",
-    .summary = "test sink: real-time pacing error",
-    .params = st_params,
-    .inputs = st_in,
-    .init = st_init,
-    .process = st_process,
-    .flush = st_flush,
-    .fini = st_fini,
+    MYELIN_DESC_HEADER,  .name = "stamp", .version = "0.0.1", .summary = "test sink: real-time pacing error",
+    .params = st_params, .inputs = st_in, .init = st_init,    .process = st_process,
+    .flush = st_flush,   .fini = st_fini,
 };
 
 MYELIN_PLUGIN(st_desc)
