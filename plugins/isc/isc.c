@@ -238,15 +238,18 @@ static int group_map_add(group_map *m, char *tok, size_t item, char *labels[3], 
                          size_t wn) {
   char *colon = strrchr(tok, ':');
   if (!colon)
-    return myelin_errorf(why, wn, -1, "groups: '%s' (item %zu) is not subject:group, e.g. sub-01:patients", tok, item);
+    return myelin_errorf(why, wn, -1, "groups: '%s' (item %zu) is not subject:group, e.g. sub-01:patients",
+                         tok, item);
   *colon = 0;
   char *sub = trim(tok), *grp = trim(colon + 1);
   const char *key = strip_sub(sub);
   if (!*key || !*grp)
-    return myelin_errorf(why, wn, -1, "groups: '%s:%s' (item %zu) needs a subject and a group, e.g. sub-01:patients", sub,
-                      grp, item);
+    return myelin_errorf(why, wn, -1,
+                         "groups: '%s:%s' (item %zu) needs a subject and a group, e.g. sub-01:patients", sub,
+                         grp, item);
   size_t k = 0;
-  while (k < *nlab && strcmp(labels[k], grp)) k++;
+  while (k < *nlab && strcmp(labels[k], grp))
+    k++;
   if (k == *nlab) {
     if (*nlab == 3) return 0; /* already too many: reported once */
     if (!(labels[k] = strdup(grp))) return myelin_errorf(why, wn, -1, "out of memory");
@@ -255,7 +258,8 @@ static int group_map_add(group_map *m, char *tok, size_t item, char *labels[3], 
   ptrdiff_t at = group_map_find(m, key);
   if (at >= 0) {
     if (m->g[at] == k) return 0;
-    return myelin_errorf(why, wn, -1, "groups: subject '%s' is in two groups, '%s' and '%s'", sub, labels[m->g[at]], grp);
+    return myelin_errorf(why, wn, -1, "groups: subject '%s' is in two groups, '%s' and '%s'", sub,
+                         labels[m->g[at]], grp);
   }
   char **ns = realloc(m->sub, (m->n + 1) * sizeof *ns);
   if (ns) m->sub = ns;
@@ -284,14 +288,16 @@ static int group_map_parse(const myelin_params *p, group_map *m, char *why, size
     free(item);
   }
   if (rc == 0 && nlab == 3)
-    rc = myelin_errorf(why, wn, -1,
-                    "groups: more than two groups ('%s', '%s', '%s'); the two-sample test compares exactly two",
-                    labels[0], labels[1], labels[2]);
+    rc = myelin_errorf(
+        why, wn, -1,
+        "groups: more than two groups ('%s', '%s', '%s'); the two-sample test compares exactly two",
+        labels[0], labels[1], labels[2]);
   if (rc == 0 && nlab == 1)
-    rc = myelin_errorf(why, wn, -1,
-                    "groups: every subject is in group '%s'; the two-sample test needs two groups (leave groups "
-                    "empty for the one-sample sign-flip test)",
-                    labels[0]);
+    rc = myelin_errorf(
+        why, wn, -1,
+        "groups: every subject is in group '%s'; the two-sample test needs two groups (leave groups "
+        "empty for the one-sample sign-flip test)",
+        labels[0]);
   if (rc == 0 && nlab == 2) {
     int swap = label_cmp(labels[0], labels[1]) > 0;
     m->label[0] = labels[swap];
@@ -320,7 +326,8 @@ static int read_data(isc_state *s, const myelin_msg *m, int want_ndim, myelin_te
                           "dimension(s), got %s with %d",
                           myelin_msg_kind(m), subject, want_ndim, myelin_dtype_name(t->dtype), t->ndim);
   if (want_ndim == 2 && t->shape[0] < 2)
-    return s->host->error(s->st, "run from subject '%s': `data` has %" PRId64 " TR(s); correlation needs at least 2",
+    return s->host->error(s->st,
+                          "run from subject '%s': `data` has %" PRId64 " TR(s); correlation needs at least 2",
                           subject, t->shape[0]);
   return 0;
 }
@@ -328,7 +335,8 @@ static int read_data(isc_state *s, const myelin_msg *m, int want_ndim, myelin_te
 static void *grow(void *p, size_t *cap, size_t need, size_t elem) {
   if (need <= *cap) return p;
   size_t nc = *cap ? *cap * 2 : 4;
-  while (nc < need) nc *= 2;
+  while (nc < need)
+    nc *= 2;
   void *q = realloc(p, nc * elem);
   if (q) *cap = nc;
   return q;
@@ -347,7 +355,8 @@ static myelin_builder *map_begin(const myelin_msg *first, const char *const *key
   myelin_build_str(b, "stat", "isc");
   myelin_build_fields(b, first, keys);
   myelin_build_array_begin(b, "subjects");
-  for (size_t i = 0; i < nsub; i++) myelin_build_str(b, NULL, subjects[i]);
+  for (size_t i = 0; i < nsub; i++)
+    myelin_build_str(b, NULL, subjects[i]);
   myelin_build_array_end(b);
   myelin_build_bool(b, "pairwise", pairwise);
   /* `geometry` is required by the map schema: an empty map when the input
@@ -388,8 +397,8 @@ static const char *summary_name(isc_summary_kind k) {
 /* ---- batch: statistics ------------------------------------------------------ */
 
 /* Runs the requested test; fills observed/p (and ci for bootstrap). */
-static int run_stats(isc_state *s, const isc_data *d, const double *iscs, double *observed,
-                     double *p, double *ci, size_t *n_used) {
+static int run_stats(isc_state *s, const isc_data *d, const double *iscs, double *observed, double *p,
+                     double *ci, size_t *n_used) {
   const size_t S = d->S, T = d->T, V = d->V, n = s->n_resamples;
   isc_rng rng;
   isc_rng_seed(&rng, s->seed);
@@ -398,9 +407,10 @@ static int run_stats(isc_state *s, const isc_data *d, const double *iscs, double
   if (s->stats == STATS_BOOTSTRAP) {
     uint32_t *smp = malloc(n * S * sizeof *smp);
     if (!smp) return ISC_ENOMEM;
-    for (size_t i = 0; i < n * S; i++) smp[i] = isc_rng_below(&rng, (uint32_t)S);
-    rc = isc_bootstrap(iscs, S, V, s->pairwise, s->summary, smp, n, s->ci, s->side, s->threads,
-                       observed, ci, p, NULL);
+    for (size_t i = 0; i < n * S; i++)
+      smp[i] = isc_rng_below(&rng, (uint32_t)S);
+    rc = isc_bootstrap(iscs, S, V, s->pairwise, s->summary, smp, n, s->ci, s->side, s->threads, observed, ci,
+                       p, NULL);
     free(smp);
   } else if (s->stats == STATS_PERMUTATION) {
     int exact = S <= 24 && (double)n >= ldexp(1.0, (int)S);
@@ -409,25 +419,26 @@ static int run_stats(isc_state *s, const isc_data *d, const double *iscs, double
     if (exact) {
       *n_used = (size_t)1 << S;
     } else {
-      for (size_t i = 0; i < n * S; i++) signs[i] = (isc_rng_next(&rng) >> 63) ? 1 : -1;
+      for (size_t i = 0; i < n * S; i++)
+        signs[i] = (isc_rng_next(&rng) >> 63) ? 1 : -1;
     }
-    rc = isc_permutation(iscs, S, V, s->pairwise, s->summary, signs, *n_used, exact, s->side,
-                         s->threads, observed, p, NULL);
+    rc = isc_permutation(iscs, S, V, s->pairwise, s->summary, signs, *n_used, exact, s->side, s->threads,
+                         observed, p, NULL);
     free(signs);
   } else if (s->stats == STATS_TIMESHIFT) {
     uint32_t *sh = malloc(n * S * sizeof *sh);
     if (!sh) return ISC_ENOMEM;
-    for (size_t i = 0; i < n * S; i++) sh[i] = isc_rng_below(&rng, (uint32_t)T);
-    rc = isc_timeshift(d, s->pairwise, s->summary, s->nan, sh, n, s->side, s->threads, observed, p,
-                       NULL);
+    for (size_t i = 0; i < n * S; i++)
+      sh[i] = isc_rng_below(&rng, (uint32_t)T);
+    rc = isc_timeshift(d, s->pairwise, s->summary, s->nan, sh, n, s->side, s->threads, observed, p, NULL);
     free(sh);
   } else if (s->stats == STATS_PHASESHIFT) {
     size_t F = isc_phase_count(T);
     double *ph = malloc((n * S * F + 1) * sizeof *ph);
     if (!ph) return ISC_ENOMEM;
-    for (size_t i = 0; i < n * S * F; i++) ph[i] = isc_rng_unit(&rng) * 2.0 * M_PI;
-    rc = isc_phaseshift(d, s->pairwise, s->summary, s->nan, ph, n, s->side, s->threads, observed, p,
-                        NULL);
+    for (size_t i = 0; i < n * S * F; i++)
+      ph[i] = isc_rng_unit(&rng) * 2.0 * M_PI;
+    rc = isc_phaseshift(d, s->pairwise, s->summary, s->nan, ph, n, s->side, s->threads, observed, p, NULL);
     free(ph);
   }
   return rc;
@@ -435,11 +446,16 @@ static int run_stats(isc_state *s, const isc_data *d, const double *iscs, double
 
 static const char *stats_name(int st) {
   switch (st) {
-  case STATS_BOOTSTRAP: return "bootstrap";
-  case STATS_PERMUTATION: return "permutation";
-  case STATS_PHASESHIFT: return "phaseshift";
-  case STATS_TIMESHIFT: return "timeshift";
-  default: return "none";
+  case STATS_BOOTSTRAP:
+    return "bootstrap";
+  case STATS_PERMUTATION:
+    return "permutation";
+  case STATS_PHASESHIFT:
+    return "phaseshift";
+  case STATS_TIMESHIFT:
+    return "timeshift";
+  default:
+    return "none";
   }
 }
 
@@ -548,11 +564,12 @@ static int emit_isfc(isc_state *s, group *g, const isc_data *d) {
                           g->task, V, V, V, s->isfc_max);
   size_t out_rows = s->summary != ISC_SUMMARY_NONE ? 1 : rows;
   if ((double)out_rows * (double)V * (double)V * 8.0 > (double)MYELIN_DEFAULT_MAX_MESSAGE)
-    return s->host->error(s->st,
-                          "isfc: task '%s' gives %zu matrices of %zu x %zu float64 (%.0f MB), over the %zu MB "
-                          "message limit; set summary: mean or median, or use parcels",
-                          g->task, out_rows, V, V, (double)out_rows * (double)V * (double)V * 8e-6,
-                          (size_t)(MYELIN_DEFAULT_MAX_MESSAGE >> 20));
+    return s->host->error(
+        s->st,
+        "isfc: task '%s' gives %zu matrices of %zu x %zu float64 (%.0f MB), over the %zu MB "
+        "message limit; set summary: mean or median, or use parcels",
+        g->task, out_rows, V, V, (double)out_rows * (double)V * (double)V * 8e-6,
+        (size_t)(MYELIN_DEFAULT_MAX_MESSAGE >> 20));
   double *m = malloc(rows * V * V * sizeof *m);
   double *sm = s->summary != ISC_SUMMARY_NONE ? malloc(V * V * sizeof *sm) : NULL;
   if (!m || (s->summary != ISC_SUMMARY_NONE && !sm)) {
@@ -566,7 +583,8 @@ static int emit_isfc(isc_state *s, group *g, const isc_data *d) {
     static const char *const keys[] = {"task", "run", NULL};
     myelin_build_fields(b, g->msgs[0], keys);
     myelin_build_array_begin(b, "subjects");
-    for (size_t i = 0; i < g->n; i++) myelin_build_str(b, NULL, g->subjects[i]);
+    for (size_t i = 0; i < g->n; i++)
+      myelin_build_str(b, NULL, g->subjects[i]);
     myelin_build_array_end(b);
     myelin_build_str(b, "summary", summary_name(s->summary));
     if (sm) {
@@ -622,7 +640,8 @@ static int emit_group_map(isc_state *s, const myelin_msg *first, char **subjects
     uint32_t *pairs = myelin_build_tensor(b, "pairs", MYELIN_U4, 2, pshape);
     if (pairs)
       for (size_t i = 0, q = 0; i < S; i++)
-        for (size_t j = i + 1; j < S; j++, q++) pairs[2 * q] = (uint32_t)i, pairs[2 * q + 1] = (uint32_t)j;
+        for (size_t j = i + 1; j < S; j++, q++)
+          pairs[2 * q] = (uint32_t)i, pairs[2 * q + 1] = (uint32_t)j;
   }
   myelin_build_str(b, "summary_statistic", summary_name(s->summary));
   int64_t vshape[1] = {(int64_t)V};
@@ -631,8 +650,12 @@ static int emit_group_map(isc_state *s, const myelin_msg *first, char **subjects
   if (s->stats != STATS_NONE) {
     myelin_build_tensor_copy(b, "p", MYELIN_F8, 1, vshape, o->p);
     myelin_build_uint(b, "n_resamples", o->n_used);
-    myelin_build_str(b, "side", s->side == ISC_SIDE_LEFT ? "left" : s->side == ISC_SIDE_TWO ? "two-sided" : "right");
-    if (s->stats == STATS_PERMUTATION) myelin_build_str(b, "test", o->two_sample ? "two-sample" : "one-sample");
+    myelin_build_str(b, "side",
+                     s->side == ISC_SIDE_LEFT  ? "left"
+                     : s->side == ISC_SIDE_TWO ? "two-sided"
+                                               : "right");
+    if (s->stats == STATS_PERMUTATION)
+      myelin_build_str(b, "test", o->two_sample ? "two-sample" : "one-sample");
     if (o->two_sample) build_group_fields(s, b, S, o->gr, o->iscs, o->obs, V);
     if (s->stats == STATS_BOOTSTRAP) {
       int64_t cshape[2] = {2, (int64_t)V};
@@ -778,8 +801,8 @@ static int process_run(isc_state *s, myelin_msg *m) {
                             subject, myelin_dtype_name(t.dtype), g->subjects[0], myelin_dtype_name(t0.dtype));
     for (size_t i = 0; i < g->n; i++)
       if (!strcmp(g->subjects[i], subject))
-        return s->host->error(s->st, "task '%s'%s%s: subject '%s' sent two runs", task,
-                              run[0] ? " run " : "", run, subject);
+        return s->host->error(s->st, "task '%s'%s%s: subject '%s' sent two runs", task, run[0] ? " run " : "",
+                              run, subject);
   }
   if (g->n == g->cap) {
     size_t nc = g->cap ? 2 * g->cap : 8;
@@ -832,20 +855,20 @@ static int process_run(isc_state *s, myelin_msg *m) {
  * the sum (T V 2 bytes), the [S_own, V] rows; rank 0 also the [S, V] map.
  */
 
-
 /* One group of the plan, the same on every rank. */
 typedef struct pgroup {
   char *task, *run;
   size_t S, T, V;
   int f64;
-  char **labels; /* [S], sorted */
-  int *owner;    /* [S], the rank holding each subject */
+  char **labels;   /* [S], sorted */
+  int *owner;      /* [S], the rank holding each subject */
   myelin_msg *ctx; /* rank 0: context and geometry of the first subject's run */
   char *ctx_label; /* rank 0 while merging: the label ctx belongs to */
 } pgroup;
 
 static void pgroup_free(pgroup *g) {
-  for (size_t i = 0; g->labels && i < g->S; i++) free(g->labels[i]);
+  for (size_t i = 0; g->labels && i < g->S; i++)
+    free(g->labels[i]);
   free(g->labels);
   free(g->owner);
   free(g->task);
@@ -858,7 +881,9 @@ static int gather_blob(isc_state *s, const void *p, size_t n, uint8_t **recv, si
   return ranks_gather(s->host, s->st, p, n, recv, sizes);
 }
 
-static int bcast_blob(isc_state *s, uint8_t **buf, size_t *len) { return ranks_bcast(s->host, s->st, buf, len); }
+static int bcast_blob(isc_state *s, uint8_t **buf, size_t *len) {
+  return ranks_bcast(s->host, s->st, buf, len);
+}
 
 static char *obj_strdup(myelin_obj o) {
   size_t n;
@@ -890,7 +915,8 @@ static myelin_msg *build_inventory(isc_state *s) {
     myelin_build_uint(b, "V", (uint64_t)t.shape[1]);
     myelin_build_bool(b, "f64", t.dtype == MYELIN_F8);
     myelin_build_array_begin(b, "subjects");
-    for (size_t k = 0; k < g->n; k++) myelin_build_str(b, NULL, g->subjects[k]);
+    for (size_t k = 0; k < g->n; k++)
+      myelin_build_str(b, NULL, g->subjects[k]);
     myelin_build_array_end(b);
     myelin_builder *cb = myelin_builder_new("run");
     myelin_msg *ctx = NULL;
@@ -902,8 +928,10 @@ static myelin_msg *build_inventory(isc_state *s) {
     }
     size_t clen = 0;
     const uint8_t *cbytes = ctx ? myelin_msg_bytes(ctx, &clen) : NULL;
-    if (!ctx) myelin_build_nil(b, "ctx"); /* makes the builder fail: out of memory */
-    else myelin_build_bin(b, "ctx", cbytes, clen);
+    if (!ctx)
+      myelin_build_nil(b, "ctx"); /* makes the builder fail: out of memory */
+    else
+      myelin_build_bin(b, "ctx", cbytes, clen);
     myelin_msg_unref(ctx);
     myelin_build_map_end(b);
   }
@@ -967,10 +995,11 @@ static int plan_merge(isc_state *s, const uint8_t *all, const size_t *sizes, pgr
         break;
       }
       if (g->T != T || g->V != V || g->f64 != f64) {
-        rc = myelin_errorf(why, wn, -1,
-                           "task '%s': rank %d has data [%zu, %zu] %s but another rank has [%zu, %zu] %s; every "
-                           "subject needs the same TRs, voxels and dtype",
-                           g->task, r, T, V, f64 ? "<f8" : "<f4", g->T, g->V, g->f64 ? "<f8" : "<f4");
+        rc = myelin_errorf(
+            why, wn, -1,
+            "task '%s': rank %d has data [%zu, %zu] %s but another rank has [%zu, %zu] %s; every "
+            "subject needs the same TRs, voxels and dtype",
+            g->task, r, T, V, f64 ? "<f8" : "<f4", g->T, g->V, g->f64 ? "<f8" : "<f4");
         break;
       }
       for (size_t k = 0; k < ns; k++) {
@@ -1005,11 +1034,12 @@ static int plan_merge(isc_state *s, const uint8_t *all, const size_t *sizes, pgr
       }
     for (size_t a = 1; a < g->S && rc == 0; a++)
       if (!strcmp(g->labels[a - 1], g->labels[a]))
-        rc = myelin_errorf(why, wn, -1,
-                           "task '%s'%s%s: subject '%s' arrived on rank %d and on rank %d; with several ranks "
-                           "each subject's runs must reach one rank (shard the source by subject, e.g. "
-                           "fmri_source shard: subject)",
-                           g->task, g->run[0] ? " run " : "", g->run, g->labels[a], g->owner[a - 1], g->owner[a]);
+        rc = myelin_errorf(
+            why, wn, -1,
+            "task '%s'%s%s: subject '%s' arrived on rank %d and on rank %d; with several ranks "
+            "each subject's runs must reach one rank (shard the source by subject, e.g. "
+            "fmri_source shard: subject)",
+            g->task, g->run[0] ? " run " : "", g->run, g->labels[a], g->owner[a - 1], g->owner[a]);
   }
   *out = pg;
   *nout = npg;
@@ -1029,10 +1059,12 @@ static myelin_msg *plan_encode(const pgroup *pg, size_t n, const char *error) {
     myelin_build_uint(b, "V", pg[i].V);
     myelin_build_bool(b, "f64", pg[i].f64);
     myelin_build_array_begin(b, "subjects");
-    for (size_t k = 0; k < pg[i].S; k++) myelin_build_str(b, NULL, pg[i].labels[k]);
+    for (size_t k = 0; k < pg[i].S; k++)
+      myelin_build_str(b, NULL, pg[i].labels[k]);
     myelin_build_array_end(b);
     myelin_build_array_begin(b, "owners");
-    for (size_t k = 0; k < pg[i].S; k++) myelin_build_int(b, NULL, pg[i].owner[k]);
+    for (size_t k = 0; k < pg[i].S; k++)
+      myelin_build_int(b, NULL, pg[i].owner[k]);
     myelin_build_array_end(b);
     myelin_build_map_end(b);
   }
@@ -1049,7 +1081,8 @@ static int plan_decode(isc_state *s, const myelin_msg *m, pgroup **out, size_t *
   *out = pg;
   *nout = n;
   for (size_t i = 0; i < n; i++) {
-    myelin_obj go = myelin_obj_at(gs, i), subs = myelin_obj_get(go, "subjects"), own = myelin_obj_get(go, "owners");
+    myelin_obj go = myelin_obj_at(gs, i), subs = myelin_obj_get(go, "subjects"),
+               own = myelin_obj_get(go, "owners");
     pgroup *g = &pg[i];
     g->task = obj_strdup(myelin_obj_get(go, "task"));
     g->run = obj_strdup(myelin_obj_get(go, "run"));
@@ -1088,7 +1121,8 @@ static int nan_fill_ranks(isc_state *s, const pgroup *pg, const size_t *mem, siz
       for (size_t j = 0; j < nl; j++)
         for (size_t t = 0; t < T; t++) {
           size_t at = t * V + vox[c0 + i];
-          send[(i * nl + j) * T + t] = pg->f64 ? ((const double *)xs[j])[at] : (double)((const float *)xs[j])[at];
+          send[(i * nl + j) * T + t] =
+              pg->f64 ? ((const double *)xs[j])[at] : (double)((const float *)xs[j])[at];
         }
     uint8_t *all = NULL;
     size_t *sizes = NULL;
@@ -1103,7 +1137,8 @@ static int nan_fill_ranks(isc_state *s, const pgroup *pg, const size_t *mem, siz
         base = 0;
         for (int r = 0; r < N; r++) {
           size_t nr = 0, k = 0;
-          for (size_t m = 0; m < Sk; m++) nr += pg->owner[mem[m]] == r;
+          for (size_t m = 0; m < Sk; m++)
+            nr += pg->owner[mem[m]] == r;
           for (size_t m = 0; m < Sk; m++)
             if (pg->owner[mem[m]] == r) memcpy(g + m * T, from + base + (i * nr + k++) * T, T * sizeof *g);
           base += sizes[r] / sizeof(double);
@@ -1112,7 +1147,8 @@ static int nan_fill_ranks(isc_state *s, const pgroup *pg, const size_t *mem, siz
           rc = s->host->error(s->st, "out of memory");
           break;
         }
-        for (size_t r = 0; r < rows; r++) iscs[mem[r] * V + vox[c0 + i]] = col[r];
+        for (size_t r = 0; r < rows; r++)
+          iscs[mem[r] * V + vox[c0 + i]] = col[r];
       }
       free(g);
     }
@@ -1125,7 +1161,8 @@ static int nan_fill_ranks(isc_state *s, const pgroup *pg, const size_t *mem, siz
 /* Leave-one-out rows of the members mem[0..Sk) (global subject indices, in
  * order) into rank 0's iscs (row = subject index); lg: this rank's runs of
  * the group (label order), NULL when it has none. */
-static int loo_ranks(isc_state *s, const pgroup *pg, const group *lg, const size_t *mem, size_t Sk, double *iscs) {
+static int loo_ranks(isc_state *s, const pgroup *pg, const group *lg, const size_t *mem, size_t Sk,
+                     double *iscs) {
   const size_t T = pg->T, V = pg->V;
   const int me = myrank(s), N = nranks(s), root = me == 0;
   const void **xs = malloc((Sk + 1) * sizeof *xs);
@@ -1134,10 +1171,12 @@ static int loo_ranks(isc_state *s, const pgroup *pg, const group *lg, const size
   /* this rank's members, in member order (a subset of its label-ordered runs) */
   for (size_t m = 0, k = 0; m < Sk; m++) {
     if (pg->owner[mem[m]] != me) continue;
-    while (lg && k < lg->n && strcmp(lg->subjects[k], pg->labels[mem[m]])) k++;
+    while (lg && k < lg->n && strcmp(lg->subjects[k], pg->labels[mem[m]]))
+      k++;
     if (!lg || k == lg->n) {
       free(xs);
-      return s->host->error(s->st, "task '%s': subject '%s' is missing on rank %d", pg->task, pg->labels[mem[m]], me);
+      return s->host->error(s->st, "task '%s': subject '%s' is missing on rank %d", pg->task,
+                            pg->labels[mem[m]], me);
     }
     myelin_tensor t;
     myelin_msg_tensor(lg->msgs[k], "data", &t);
@@ -1149,7 +1188,8 @@ static int loo_ranks(isc_state *s, const pgroup *pg, const group *lg, const size
    * subject's float32 run (slabs of at least 1024 voxels) */
   const size_t W = V < 1024 * ISC_SLABS ? (V < 1024 ? V : 1024) : (V + ISC_SLABS - 1) / ISC_SLABS;
   double *sums = calloc((T + 1) * W + 1, sizeof *sums), *out = malloc((rows_here * V + 1) * sizeof *out);
-  int rc = sums && out ? 0 : s->host->error(s->st, "out of memory for the [%zu, %zu] sum of subjects", T + 1, W);
+  int rc =
+      sums && out ? 0 : s->host->error(s->st, "out of memory for the [%zu, %zu] sum of subjects", T + 1, W);
   if (rc == 0 && !(vox = malloc((V + 1) * sizeof *vox))) rc = s->host->error(s->st, "out of memory");
   for (size_t v0 = 0; rc == 0 && v0 < V; v0 += W) {
     const size_t v1 = v0 + W < V ? v0 + W : V, w = v1 - v0;
@@ -1184,8 +1224,8 @@ static int loo_ranks(isc_state *s, const pgroup *pg, const group *lg, const size
 }
 
 /* bootstrap / permutation: every resample, on this rank's slab of voxels. */
-static int stats_ranks(isc_state *s, const pgroup *pg, const uint8_t *gr, int two_sample, double *iscs, double *obs,
-                       double *p, double *ci, size_t *n_used) {
+static int stats_ranks(isc_state *s, const pgroup *pg, const uint8_t *gr, int two_sample, double *iscs,
+                       double *obs, double *p, double *ci, size_t *n_used) {
   const size_t S = pg->S, V = pg->V, rows = isc_rows(S, 0);
   const int me = myrank(s), N = nranks(s), root = me == 0;
   double *full = root ? iscs : malloc((rows * V + 1) * sizeof *full);
@@ -1195,11 +1235,14 @@ static int stats_ranks(isc_state *s, const pgroup *pg, const uint8_t *gr, int tw
   double *slab = malloc((rows * Vs + 4 * Vs + 1) * sizeof *slab), *res = slab ? slab + rows * Vs : NULL;
   if (rc == 0 && !slab) rc = s->host->error(s->st, "out of memory");
   if (rc == 0) {
-    for (size_t r = 0; r < rows; r++) memcpy(slab + r * Vs, full + r * V + v0, Vs * sizeof *slab);
+    for (size_t r = 0; r < rows; r++)
+      memcpy(slab + r * Vs, full + r * V + v0, Vs * sizeof *slab);
     isc_data d = {.x = NULL, .f64 = pg->f64, .S = S, .T = pg->T, .V = Vs};
     int krc = two_sample ? run_group_test(s, &d, gr, slab, res, res + Vs, n_used)
                          : run_stats(s, &d, slab, res, res + Vs, res + 2 * Vs, n_used);
-    if (krc) rc = s->host->error(s->st, "%s test failed for task '%s' (code %d)", stats_name(s->stats), pg->task, krc);
+    if (krc)
+      rc = s->host->error(s->st, "%s test failed for task '%s' (code %d)", stats_name(s->stats), pg->task,
+                          krc);
   }
   if (!root) free(full);
   uint8_t *all = NULL;
@@ -1224,7 +1267,8 @@ static int stats_ranks(isc_state *s, const pgroup *pg, const uint8_t *gr, int tw
 
 static group *group_lookup(isc_state *s, const char *task, const char *run) {
   for (size_t i = 0; i < s->ngroups; i++)
-    if (s->groups[i].n && !strcmp(s->groups[i].task, task) && !strcmp(s->groups[i].run, run)) return &s->groups[i];
+    if (s->groups[i].n && !strcmp(s->groups[i].task, task) && !strcmp(s->groups[i].run, run))
+      return &s->groups[i];
   return NULL;
 }
 
@@ -1233,17 +1277,22 @@ static int compute_group_ranks(isc_state *s, const pgroup *pg) {
   const int root = myrank(s) == 0;
   const char *sep = pg->run[0] ? " run " : "";
   if (S < 2)
-    return s->host->error(s->st, "task '%s'%s%s: ISC needs at least 2 subjects, got %zu", pg->task, sep, pg->run, S);
+    return s->host->error(s->st, "task '%s'%s%s: ISC needs at least 2 subjects, got %zu", pg->task, sep,
+                          pg->run, S);
   if (s->stats == STATS_BOOTSTRAP && S < 3)
-    return s->host->error(s->st, "task '%s'%s%s: stats: bootstrap " BOOTSTRAP_TWO_SUBJECTS, pg->task, sep, pg->run);
+    return s->host->error(s->st, "task '%s'%s%s: stats: bootstrap " BOOTSTRAP_TWO_SUBJECTS, pg->task, sep,
+                          pg->run);
   if (s->pairwise || s->isfc || s->stats == STATS_TIMESHIFT || s->stats == STATS_PHASESHIFT)
-    return s->host->error(s->st,
-                          "task '%s'%s%s: %s needs every subject's data on one rank, but the %zu subjects are "
-                          "spread over %d ranks; with subjects sharded use leave-one-out with stats none, "
-                          "bootstrap or permutation (or run on one rank)",
-                          pg->task, sep, pg->run,
-                          s->pairwise ? "pairwise: true" : s->isfc ? "isfc: true" : stats_name(s->stats), S,
-                          nranks(s));
+    return s->host->error(
+        s->st,
+        "task '%s'%s%s: %s needs every subject's data on one rank, but the %zu subjects are "
+        "spread over %d ranks; with subjects sharded use leave-one-out with stats none, "
+        "bootstrap or permutation (or run on one rank)",
+        pg->task, sep, pg->run,
+        s->pairwise ? "pairwise: true"
+        : s->isfc   ? "isfc: true"
+                    : stats_name(s->stats),
+        S, nranks(s));
   const group *lg = group_lookup(s, pg->task, pg->run);
   const int two_sample = s->stats == STATS_PERMUTATION && s->gm.n > 0;
   const size_t rows = isc_rows(S, 0);
@@ -1293,10 +1342,13 @@ static int flush_groups_ranks(isc_state *s) {
   uint8_t *pb = NULL;
   size_t plen = 0;
   if (rc == 0 && root) {
-    if (plan_merge(s, all, sizes, &pg, &npg, why, sizeof why) != 0 && !why[0]) snprintf(why, sizeof why, "out of memory");
+    if (plan_merge(s, all, sizes, &pg, &npg, why, sizeof why) != 0 && !why[0])
+      snprintf(why, sizeof why, "out of memory");
     plan = plan_encode(pg, npg, why);
-    if (!plan) rc = s->host->error(s->st, "out of memory");
-    else pb = (uint8_t *)myelin_msg_bytes(plan, &plen);
+    if (!plan)
+      rc = s->host->error(s->st, "out of memory");
+    else
+      pb = (uint8_t *)myelin_msg_bytes(plan, &plen);
   }
   s->host->free(s->st, all);
   free(sizes);
@@ -1311,8 +1363,10 @@ static int flush_groups_ranks(isc_state *s) {
     free(pb);
   }
   if (rc == 0 && why[0]) rc = s->host->error(s->st, "%s", why);
-  for (size_t i = 0; i < npg && rc == 0; i++) rc = compute_group_ranks(s, &pg[i]);
-  for (size_t i = 0; i < npg; i++) pgroup_free(&pg[i]);
+  for (size_t i = 0; i < npg && rc == 0; i++)
+    rc = compute_group_ranks(s, &pg[i]);
+  for (size_t i = 0; i < npg; i++)
+    pgroup_free(&pg[i]);
   free(pg);
   myelin_msg_unref(plan);
   return rc;
@@ -1571,7 +1625,8 @@ static int flush_groups_voxels(isc_state *s) {
 /* ---- streaming ------------------------------------------------------------------- */
 
 static void sgroup_free(sgroup *g) {
-  for (size_t i = 0; i < g->nsub; i++) free(g->subjects[i]);
+  for (size_t i = 0; i < g->nsub; i++)
+    free(g->subjects[i]);
   free(g->subjects);
   for (size_t i = 0; i < g->npend; i++) {
     free(g->pend[i].got);
@@ -1597,20 +1652,23 @@ static int emit_stream(isc_state *s, sgroup *g) {
   double *raw = out + (rows + 1) * V;
   isc_stream_result(&g->st, s->nan, raw);
   /* rows in subject-label order, like batch groups */
-  for (size_t i = 0; i < S; i++) order[i] = i;
+  for (size_t i = 0; i < S; i++)
+    order[i] = i;
   for (size_t i = 1; i < S; i++)
     for (size_t j = i; j > 0 && strcmp(g->subjects[order[j - 1]], g->subjects[order[j]]) > 0; j--) {
       size_t tmp = order[j];
       order[j] = order[j - 1];
       order[j - 1] = tmp;
     }
-  for (size_t i = 0; i < S; i++) names[i] = g->subjects[order[i]];
+  for (size_t i = 0; i < S; i++)
+    names[i] = g->subjects[order[i]];
   if (g->st.pairwise) {
     for (size_t a = 0, r = 0; a < S; a++)
       for (size_t c = a + 1; c < S; c++, r++)
         memcpy(out + r * V, raw + isc_pair_index(order[a], order[c], S) * V, V * sizeof *out);
   } else {
-    for (size_t r = 0; r < rows; r++) memcpy(out + r * V, raw + (rows == 1 ? 0 : order[r]) * V, V * sizeof *out);
+    for (size_t r = 0; r < rows; r++)
+      memcpy(out + r * V, raw + (rows == 1 ? 0 : order[r]) * V, V * sizeof *out);
   }
   myelin_builder *b = map_begin(g->first, group_keys, names, g->nsub, g->st.pairwise, NULL, 0);
   free(order);
@@ -1656,8 +1714,8 @@ static sgroup *sgroup_find(isc_state *s, const char *task, size_t V, const myeli
   return g;
 }
 
-static int process_volume_group(isc_state *s, myelin_msg *m, const myelin_tensor *t,
-                                const char *subject, const char *task, int64_t index) {
+static int process_volume_group(isc_state *s, myelin_msg *m, const myelin_tensor *t, const char *subject,
+                                const char *task, int64_t index) {
   if (s->subjects < 2)
     return s->host->error(s->st,
                           "volume input: set `subjects` to the number of subjects streaming (>= 2), so "
@@ -1668,9 +1726,11 @@ static int process_volume_group(isc_state *s, myelin_msg *m, const myelin_tensor
   sgroup *g = sgroup_find(s, task, V, m);
   if (!g) return s->host->error(s->st, "out of memory");
   if (V != g->V)
-    return s->host->error(s->st, "task '%s': subject '%s' sends %zu voxels, expected %zu", task, subject, V, g->V);
+    return s->host->error(s->st, "task '%s': subject '%s' sends %zu voxels, expected %zu", task, subject, V,
+                          g->V);
   size_t si = 0;
-  while (si < g->nsub && strcmp(g->subjects[si], subject)) si++;
+  while (si < g->nsub && strcmp(g->subjects[si], subject))
+    si++;
   if (si == g->nsub) {
     if (g->nsub == g->S)
       return s->host->error(s->st, "task '%s': subject '%s' is subject number %zu but `subjects` is %zu",
@@ -1680,11 +1740,14 @@ static int process_volume_group(isc_state *s, myelin_msg *m, const myelin_tensor
     g->nsub++;
   }
   size_t pi = 0;
-  while (pi < g->npend && g->pend[pi].index != index) pi++;
+  while (pi < g->npend && g->pend[pi].index != index)
+    pi++;
   if (pi == g->npend) {
     if ((g->npend + 1) * g->S * V * sizeof(double) > MAX_PENDING_BYTES)
-      return s->host->error(s->st, "task '%s': %zu TRs wait for missing subjects (over 1 GiB); are all %zu "
-                            "subjects streaming?", task, g->npend, g->S);
+      return s->host->error(s->st,
+                            "task '%s': %zu TRs wait for missing subjects (over 1 GiB); are all %zu "
+                            "subjects streaming?",
+                            task, g->npend, g->S);
     pending *np = grow(g->pend, &g->cappend, g->npend + 1, sizeof *np);
     if (!np) return s->host->error(s->st, "out of memory");
     g->pend = np;
@@ -1710,7 +1773,8 @@ static int process_volume_group(isc_state *s, myelin_msg *m, const myelin_tensor
   if (++p->have < g->S) return 0;
   const double **vol = malloc(g->S * sizeof *vol);
   if (!vol) return s->host->error(s->st, "out of memory");
-  for (size_t i = 0; i < g->S; i++) vol[i] = p->data + i * V;
+  for (size_t i = 0; i < g->S; i++)
+    vol[i] = p->data + i * V;
   isc_stream_add(&g->st, vol);
   free(vol);
   g->ntr++;
@@ -1754,8 +1818,9 @@ static int load_reference(isc_state *s, const char *path) {
     t.data = arr.data;
   }
   if ((t.dtype != MYELIN_F4 && t.dtype != MYELIN_F8) || t.ndim != 2 || t.shape[0] < 2) {
-    rc = s->host->error(s->st, "reference %s: need a <f4 or <f8 [T, V] array with T >= 2, got %s with %d dimension(s)",
-                        path, myelin_dtype_name(t.dtype), t.ndim);
+    rc = s->host->error(
+        s->st, "reference %s: need a <f4 or <f8 [T, V] array with T >= 2, got %s with %d dimension(s)", path,
+        myelin_dtype_name(t.dtype), t.ndim);
   } else {
     s->rT = (size_t)t.shape[0];
     s->rV = (size_t)t.shape[1];
@@ -1824,7 +1889,8 @@ static int reference_add(isc_state *s, rsubj *r, const myelin_tensor *t, size_t 
                             r->subject, tr, s->rT, s->ref_path);
     }
     for (size_t v = 0; v < V; v++)
-      x[v] = t->dtype == MYELIN_F8 ? ((const double *)t->data)[k * V + v] : ((const float *)t->data)[k * V + v];
+      x[v] =
+          t->dtype == MYELIN_F8 ? ((const double *)t->data)[k * V + v] : ((const float *)t->data)[k * V + v];
     isc_acc_add(&r->acc, x, s->ref + (size_t)tr * V);
     r->last_index = tr;
   }
@@ -1868,7 +1934,8 @@ static int isc_process(void *state, int port, myelin_msg *m) {
   if (rc) return rc;
   int64_t index = 0;
   if (!is_run && myelin_msg_int(m, "index", &index) != 0)
-    return s->host->error(s->st, "volume message from subject '%s' has no integer `index` (TR number)", subject);
+    return s->host->error(s->st, "volume message from subject '%s' has no integer `index` (TR number)",
+                          subject);
   if (s->ref) return process_reference(s, m, &t, subject, is_run, index);
   return process_volume_group(s, m, &t, subject, task, index);
 }
@@ -1886,8 +1953,9 @@ static int isc_flush(void *state) {
   for (size_t i = 0; i < s->nsgroups && rc == 0; i++) {
     sgroup *g = &s->sgroups[i];
     if (g->npend)
-      s->host->log(s->st, MYELIN_LOG_WARN, "task '%s': %zu TR(s) never completed by all %zu subjects were dropped",
-                   g->task, g->npend, g->S);
+      s->host->log(s->st, MYELIN_LOG_WARN,
+                   "task '%s': %zu TR(s) never completed by all %zu subjects were dropped", g->task, g->npend,
+                   g->S);
     if (g->ntr >= 2 && g->emitted_at != g->ntr) rc = emit_stream(s, g);
   }
   for (size_t i = 0; i < s->nrsubj && rc == 0; i++) {
@@ -1900,9 +1968,11 @@ static int isc_flush(void *state) {
 static void isc_fini(void *state) {
   isc_state *s = state;
   if (!s) return;
-  for (size_t i = 0; i < s->ngroups; i++) group_free(&s->groups[i]);
+  for (size_t i = 0; i < s->ngroups; i++)
+    group_free(&s->groups[i]);
   free(s->groups);
-  for (size_t i = 0; i < s->nsgroups; i++) sgroup_free(&s->sgroups[i]);
+  for (size_t i = 0; i < s->nsgroups; i++)
+    sgroup_free(&s->sgroups[i]);
   free(s->sgroups);
   for (size_t i = 0; i < s->nrsubj; i++) {
     isc_acc_free(&s->rsubj[i].acc);
@@ -1978,9 +2048,11 @@ static int isc_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
     rc = myelin_validate_error(ctx, "stats", "stats: %s needs summary: mean or median",
                                myelin_param_str(p, "stats"));
   double ci = myelin_param_float(p, "ci");
-  if (!(ci > 0 && ci < 100)) rc = myelin_validate_error(ctx, "ci", "ci must be between 0 and 100 (exclusive)");
+  if (!(ci > 0 && ci < 100))
+    rc = myelin_validate_error(ctx, "ci", "ci must be between 0 and 100 (exclusive)");
   const char *ref = myelin_param_str(p, "reference");
-  if (ref && *ref && (stats != STATS_NONE || myelin_param_bool(p, "isfc") || myelin_param_bool(p, "pairwise")))
+  if (ref && *ref &&
+      (stats != STATS_NONE || myelin_param_bool(p, "isfc") || myelin_param_bool(p, "pairwise")))
     rc = myelin_validate_error(ctx, "reference",
                                "reference mode correlates each subject with a recorded series; it does not "
                                "combine with stats, isfc or pairwise");
@@ -1997,7 +2069,8 @@ static int isc_validate(const myelin_params *p, myelin_validate_ctx *ctx) {
   if (stats == STATS_BOOTSTRAP && myelin_param_int(p, "subjects") == 2)
     rc = myelin_validate_error(ctx, "stats", "stats: bootstrap " BOOTSTRAP_TWO_SUBJECTS " (subjects: 2)");
   if (myelin_param_int(p, "subjects") == 1)
-    rc = myelin_validate_error(ctx, "subjects", "subjects: ISC needs at least 2 subjects (0 = wait for end of stream)");
+    rc = myelin_validate_error(ctx, "subjects",
+                               "subjects: ISC needs at least 2 subjects (0 = wait for end of stream)");
   return rc;
 }
 
@@ -2052,10 +2125,14 @@ static const myelin_param_def isc_params[] = {
     {0}};
 
 static const myelin_port_def isc_inputs[] = {
-    {.name = "in", .kinds = "run|volume", .doc = "one run per subject (batch), or interleaved volumes (streaming)"},
+    {.name = "in",
+     .kinds = "run|volume",
+     .doc = "one run per subject (batch), or interleaved volumes (streaming)"},
     {0}};
 static const myelin_port_def isc_outputs[] = {
-    {.name = "map", .kinds = "map", .doc = "stat isc: data [S, V] or [S(S-1)/2, V]; summary, p, ci when asked"},
+    {.name = "map",
+     .kinds = "map",
+     .doc = "stat isc: data [S, V] or [S(S-1)/2, V]; summary, p, ci when asked"},
     {.name = "isfc", .kinds = "tensor", .doc = "the symmetrized ISFC matrices when isfc: true"},
     {0}};
 
@@ -2064,8 +2141,9 @@ static const myelin_plugin_desc isc_desc = {
     .name = "isc",
     .version = "1.0.0",
     .summary = "inter-subject correlation (BrainIAK semantics): batch, streaming, reference, statistics",
-    .doc = "Leave-one-out or pairwise ISC per voxel with BrainIAK's NaN rules, Fisher-z or median summary, "
-           "bootstrap/permutation/phase-shift/time-shift p-values and optional ISFC. See plugins/isc/README.md.",
+    .doc =
+        "Leave-one-out or pairwise ISC per voxel with BrainIAK's NaN rules, Fisher-z or median summary, "
+        "bootstrap/permutation/phase-shift/time-shift p-values and optional ISFC. See plugins/isc/README.md.",
     .params = isc_params,
     .inputs = isc_inputs,
     .outputs = isc_outputs,

@@ -142,8 +142,7 @@ static int resolve_threads(int nthreads) {
   return n > 0 ? (int)(n < 64 ? n : 64) : 1;
 }
 
-static int run_parallel(int nthreads, size_t n, size_t chunk, size_t scratch_bytes, range_fn fn,
-                        void *ctx) {
+static int run_parallel(int nthreads, size_t n, size_t chunk, size_t scratch_bytes, range_fn fn, void *ctx) {
   if (n == 0) return 0;
   par_job j = {.n = n, .chunk = chunk ? chunk : 1, .scratch_bytes = scratch_bytes, .fn = fn, .ctx = ctx};
   atomic_init(&j.next, 0);
@@ -159,7 +158,8 @@ static int run_parallel(int nthreads, size_t n, size_t chunk, size_t scratch_byt
     started++;
   }
   par_worker(&j);
-  for (size_t i = 0; i < started; i++) pthread_join(tid[i], NULL);
+  for (size_t i = 0; i < started; i++)
+    pthread_join(tid[i], NULL);
   return atomic_load(&j.err);
 }
 
@@ -194,8 +194,8 @@ static int voxel_masked(size_t nclean, size_t S, isc_nan_policy nan) {
 
 /* Row s of the leave-one-out ISC at one voxel whose data contain NaN: the
  * others' nanmean at each time point (y scratch [T]). */
-static double loo_row_nan(const double *g, const unsigned char *clean, size_t S, size_t T,
-                          size_t s, double *y) {
+static double loo_row_nan(const double *g, const unsigned char *clean, size_t S, size_t T, size_t s,
+                          double *y) {
   if (!clean[s]) return NAN;
   for (size_t t = 0; t < T; t++) {
     double acc = 0;
@@ -229,7 +229,8 @@ static size_t loo_scratch_doubles(size_t S, size_t T) {
 static void loo_voxel_rows(const double *g, const unsigned char *clean, size_t nclean, size_t S, size_t T,
                            size_t rows, isc_nan_policy nan, double *y, double *out, size_t stride) {
   int masked = voxel_masked(nclean, S, nan);
-  for (size_t s = 0; s < rows; s++) out[s * stride] = masked ? NAN : loo_row_nan(g, clean, S, T, s, y);
+  for (size_t s = 0; s < rows; s++)
+    out[s * stride] = masked ? NAN : loo_row_nan(g, clean, S, T, s, y);
 }
 
 static void loo_voxel_nan(const loo_ctx *c, size_t v, double *g, double *y, unsigned char *clean) {
@@ -261,39 +262,39 @@ int isc_loo_voxel(const double *g, size_t S, size_t T, isc_nan_policy nan, doubl
 }
 
 /* The two hot loops, for float32 and float64 input. */
-#define LOO_SUM_PASS(TYPE)                                              \
-  for (size_t s = 0; s < S; s++) {                                      \
-    double *m = mx + s * nb;                                            \
-    memset(m, 0, nb * sizeof *m);                                       \
-    for (size_t t = 0; t < T; t++) {                                    \
-      const TYPE *row = (const TYPE *)c->d->x[s] + t * V + v0;          \
-      double *srow = sum + t * nb;                                      \
-      for (size_t b = 0; b < nb; b++) {                                 \
-        double xv = row[b];                                             \
-        srow[b] += xv;                                                  \
-        m[b] += xv;                                                     \
-      }                                                                 \
-    }                                                                   \
+#define LOO_SUM_PASS(TYPE)                                                                                   \
+  for (size_t s = 0; s < S; s++) {                                                                           \
+    double *m = mx + s * nb;                                                                                 \
+    memset(m, 0, nb * sizeof *m);                                                                            \
+    for (size_t t = 0; t < T; t++) {                                                                         \
+      const TYPE *row = (const TYPE *)c->d->x[s] + t * V + v0;                                               \
+      double *srow = sum + t * nb;                                                                           \
+      for (size_t b = 0; b < nb; b++) {                                                                      \
+        double xv = row[b];                                                                                  \
+        srow[b] += xv;                                                                                       \
+        m[b] += xv;                                                                                          \
+      }                                                                                                      \
+    }                                                                                                        \
   }
-#define LOO_PROD_PASS(TYPE)                                             \
-  for (size_t t = 0; t < T; t++) {                                      \
-    const TYPE *row = (const TYPE *)c->d->x[s] + t * V + v0;            \
-    const double *srow = sum + t * nb;                                  \
-    for (size_t b = 0; b < nb; b++) {                                   \
-      double xc = (double)row[b] - m[b];                                \
-      double yc = srow[b] - xc;                                         \
-      sxx[b] += xc * xc;                                                \
-      syy[b] += yc * yc;                                                \
-      sxy[b] += xc * yc;                                                \
-    }                                                                   \
+#define LOO_PROD_PASS(TYPE)                                                                                  \
+  for (size_t t = 0; t < T; t++) {                                                                           \
+    const TYPE *row = (const TYPE *)c->d->x[s] + t * V + v0;                                                 \
+    const double *srow = sum + t * nb;                                                                       \
+    for (size_t b = 0; b < nb; b++) {                                                                        \
+      double xc = (double)row[b] - m[b];                                                                     \
+      double yc = srow[b] - xc;                                                                              \
+      sxx[b] += xc * xc;                                                                                     \
+      syy[b] += yc * yc;                                                                                     \
+      sxy[b] += xc * yc;                                                                                     \
+    }                                                                                                        \
   }
 
 static int loo_range(void *vctx, size_t v0, size_t v1, void *scratch) {
   const loo_ctx *c = vctx;
   const size_t S = c->S, T = c->T, V = c->V, nb = v1 - v0;
-  double *sum = scratch;                 /* [T, nb] centered sum of subjects */
-  double *mx = sum + T * LOO_BLOCK;      /* [S, nb] subject means */
-  double *msum = mx + S * LOO_BLOCK;     /* [nb] mean of the sum */
+  double *sum = scratch;             /* [T, nb] centered sum of subjects */
+  double *mx = sum + T * LOO_BLOCK;  /* [S, nb] subject means */
+  double *msum = mx + S * LOO_BLOCK; /* [nb] mean of the sum */
   double *sxx = msum + LOO_BLOCK, *syy = sxx + LOO_BLOCK, *sxy = syy + LOO_BLOCK;
   double *g = sxy + LOO_BLOCK, *y = g + S * T;
   unsigned char *clean = (unsigned char *)(y + T);
@@ -306,12 +307,16 @@ static int loo_range(void *vctx, size_t v0, size_t v1, void *scratch) {
   }
   memset(msum, 0, nb * sizeof *msum);
   for (size_t s = 0; s < S; s++)
-    for (size_t b = 0; b < nb; b++) msum[b] += mx[s * nb + b];
+    for (size_t b = 0; b < nb; b++)
+      msum[b] += mx[s * nb + b];
   const double invT = 1.0 / (double)T;
-  for (size_t b = 0; b < nb; b++) msum[b] *= invT;
-  for (size_t i = 0; i < S * nb; i++) mx[i] *= invT;
+  for (size_t b = 0; b < nb; b++)
+    msum[b] *= invT;
+  for (size_t i = 0; i < S * nb; i++)
+    mx[i] *= invT;
   for (size_t t = 0; t < T; t++)
-    for (size_t b = 0; b < nb; b++) sum[t * nb + b] -= msum[b];
+    for (size_t b = 0; b < nb; b++)
+      sum[t * nb + b] -= msum[b];
 
   for (size_t s = 0; s < c->rows; s++) {
     const double *m = mx + s * nb;
@@ -321,7 +326,8 @@ static int loo_range(void *vctx, size_t v0, size_t v1, void *scratch) {
     } else {
       LOO_PROD_PASS(float)
     }
-    for (size_t b = 0; b < nb; b++) c->out[s * V + v0 + b] = corr_from(sxy[b], sxx[b], syy[b]);
+    for (size_t b = 0; b < nb; b++)
+      c->out[s * V + v0 + b] = corr_from(sxy[b], sxx[b], syy[b]);
   }
   for (size_t b = 0; b < nb; b++)
     if (!isfinite(msum[b])) loo_voxel_nan(c, v0 + b, g, y, clean);
@@ -343,7 +349,8 @@ int isc_loo_sums(const isc_data *d, size_t v0, size_t v1, double *sum, double *c
         double *srow = sum + t * W + (a - v0);
         if (d->f64) {
           const double *row = (const double *)d->x[s] + t * V + a;
-          for (size_t b = 0; b < nb; b++) srow[b] += row[b], m[b] += row[b];
+          for (size_t b = 0; b < nb; b++)
+            srow[b] += row[b], m[b] += row[b];
         } else {
           const float *row = (const float *)d->x[s] + t * V + a;
           for (size_t b = 0; b < nb; b++) {
@@ -353,7 +360,8 @@ int isc_loo_sums(const isc_data *d, size_t v0, size_t v1, double *sum, double *c
           }
         }
       }
-      for (size_t b = 0; b < nb; b++) colsum[a - v0 + b] += m[b];
+      for (size_t b = 0; b < nb; b++)
+        colsum[a - v0 + b] += m[b];
     }
   }
   return ISC_OK;
@@ -374,21 +382,26 @@ static int loo_sum_range(void *vctx, size_t i0, size_t i1, void *scratch) {
   double *msum = sum + T * LOO_BLOCK; /* [nb] */
   double *m = msum + LOO_BLOCK, *sxx = m + LOO_BLOCK, *syy = sxx + LOO_BLOCK, *sxy = syy + LOO_BLOCK;
   const double invT = 1.0 / (double)T;
-  for (size_t b = 0; b < nb; b++) msum[b] = c->colsum[i0 + b] * invT;
+  for (size_t b = 0; b < nb; b++)
+    msum[b] = c->colsum[i0 + b] * invT;
   for (size_t t = 0; t < T; t++)
-    for (size_t b = 0; b < nb; b++) sum[t * nb + b] = c->sum[t * W + i0 + b] - msum[b];
+    for (size_t b = 0; b < nb; b++)
+      sum[t * nb + b] = c->sum[t * W + i0 + b] - msum[b];
   for (size_t s = 0; s < c->rows; s++) {
     memset(m, 0, nb * sizeof *m);
     for (size_t t = 0; t < T; t++) {
       if (c->d->f64) {
         const double *row = (const double *)c->d->x[s] + t * V + v0;
-        for (size_t b = 0; b < nb; b++) m[b] += row[b];
+        for (size_t b = 0; b < nb; b++)
+          m[b] += row[b];
       } else {
         const float *row = (const float *)c->d->x[s] + t * V + v0;
-        for (size_t b = 0; b < nb; b++) m[b] += (double)row[b];
+        for (size_t b = 0; b < nb; b++)
+          m[b] += (double)row[b];
       }
     }
-    for (size_t b = 0; b < nb; b++) m[b] *= invT;
+    for (size_t b = 0; b < nb; b++)
+      m[b] *= invT;
     memset(sxx, 0, 3 * LOO_BLOCK * sizeof *sxx);
     if (c->d->f64) {
       LOO_PROD_PASS(double)
@@ -401,14 +414,21 @@ static int loo_sum_range(void *vctx, size_t i0, size_t i1, void *scratch) {
   return 0;
 }
 
-int isc_loo_from_sums(const isc_data *d, size_t rows, size_t v0, size_t v1, const double *sum, const double *colsum,
-                      int nthreads, double *out) {
+int isc_loo_from_sums(const isc_data *d, size_t rows, size_t v0, size_t v1, const double *sum,
+                      const double *colsum, int nthreads, double *out) {
   if (!d || (rows && !d->x) || rows > d->S || d->T < 2 || v0 > v1 || v1 > d->V || !sum || !colsum ||
       (rows && !out))
     return ISC_EARG;
   if (rows == 0) return ISC_OK;
-  loo_sum_ctx c = {
-      .d = d, .sum = sum, .colsum = colsum, .T = d->T, .V = d->V, .v0 = v0, .W = v1 - v0, .rows = rows, .out = out};
+  loo_sum_ctx c = {.d = d,
+                   .sum = sum,
+                   .colsum = colsum,
+                   .T = d->T,
+                   .V = d->V,
+                   .v0 = v0,
+                   .W = v1 - v0,
+                   .rows = rows,
+                   .out = out};
   return run_parallel(nthreads, v1 - v0, LOO_BLOCK, (d->T * LOO_BLOCK + 5 * LOO_BLOCK) * sizeof(double),
                       loo_sum_range, &c);
 }
@@ -416,8 +436,8 @@ int isc_loo_from_sums(const isc_data *d, size_t rows, size_t v0, size_t v1, cons
 int isc_loo(const isc_data *d, isc_nan_policy nan, int nthreads, double *out) {
   if (!data_ok(d) || !out) return ISC_EARG;
   loo_ctx c = {.d = d, .S = d->S, .T = d->T, .V = d->V, .rows = isc_rows(d->S, 0), .nan = nan, .out = out};
-  return run_parallel(nthreads, d->V, LOO_BLOCK, loo_scratch_doubles(d->S, d->T) * sizeof(double),
-                      loo_range, &c);
+  return run_parallel(nthreads, d->V, LOO_BLOCK, loo_scratch_doubles(d->S, d->T) * sizeof(double), loo_range,
+                      &c);
 }
 
 /* ---- pairwise -------------------------------------------------------------- */
@@ -447,12 +467,15 @@ static int pair_range(void *vctx, size_t v0, size_t v1, void *scratch) {
         zs[t * nb + b] = xv;
         ns[b] += xv;
       }
-    for (size_t b = 0; b < nb; b++) ns[b] /= (double)T;
+    for (size_t b = 0; b < nb; b++)
+      ns[b] /= (double)T;
     for (size_t t = 0; t < T; t++)
-      for (size_t b = 0; b < nb; b++) zs[t * nb + b] -= ns[b];
+      for (size_t b = 0; b < nb; b++)
+        zs[t * nb + b] -= ns[b];
     memset(ns, 0, nb * sizeof *ns);
     for (size_t t = 0; t < T; t++)
-      for (size_t b = 0; b < nb; b++) ns[b] += zs[t * nb + b] * zs[t * nb + b];
+      for (size_t b = 0; b < nb; b++)
+        ns[b] += zs[t * nb + b] * zs[t * nb + b];
   }
   size_t p = 0;
   for (size_t i = 0; i < S; i++)
@@ -460,7 +483,8 @@ static int pair_range(void *vctx, size_t v0, size_t v1, void *scratch) {
       const double *zi = z + i * T * nb, *zj = z + j * T * nb;
       memset(dot, 0, nb * sizeof *dot);
       for (size_t t = 0; t < T; t++)
-        for (size_t b = 0; b < nb; b++) dot[b] += zi[t * nb + b] * zj[t * nb + b];
+        for (size_t b = 0; b < nb; b++)
+          dot[b] += zi[t * nb + b] * zj[t * nb + b];
       for (size_t b = 0; b < nb; b++) {
         double r = corr_from(dot[b], nrm[i * nb + b], nrm[j * nb + b]);
         if (isnan(dot[b]) || isnan(nrm[i * nb + b]) || isnan(nrm[j * nb + b])) r = NAN;
@@ -472,11 +496,13 @@ static int pair_range(void *vctx, size_t v0, size_t v1, void *scratch) {
     isc_nan_policy thr = {.tolerate = 1, .min_fraction = c->nan.min_fraction};
     for (size_t b = 0; b < nb; b++) {
       int any = 0;
-      for (size_t s = 0; s < S; s++) any |= isnan(nrm[s * nb + b]);
+      for (size_t s = 0; s < S; s++)
+        any |= isnan(nrm[s * nb + b]);
       if (!any) continue;
       size_t nclean = gather_voxel(c->d, v0 + b, g, clean);
       if (voxel_masked(nclean, S, thr))
-        for (size_t q = 0; q < isc_npairs(S); q++) c->out[q * V + v0 + b] = NAN;
+        for (size_t q = 0; q < isc_npairs(S); q++)
+          c->out[q * V + v0 + b] = NAN;
     }
   }
   return 0;
@@ -501,8 +527,10 @@ static double select_kth(double *v, size_t n, size_t k) {
     double x = v[kk];
     ptrdiff_t i = l, j = m;
     do {
-      while (v[i] < x) i++;
-      while (x < v[j]) j--;
+      while (v[i] < x)
+        i++;
+      while (x < v[j])
+        j--;
       if (i <= j) {
         double t = v[i];
         v[i] = v[j];
@@ -553,11 +581,13 @@ void isc_summarize(const double *iscs, size_t rows, size_t V, isc_summary_kind k
   double stackbuf[256];
   double *col = rows <= 256 ? stackbuf : malloc(rows * sizeof *col);
   if (!col) {
-    for (size_t v = 0; v < V; v++) out[v] = NAN;
+    for (size_t v = 0; v < V; v++)
+      out[v] = NAN;
     return;
   }
   for (size_t v = 0; v < V; v++) {
-    for (size_t r = 0; r < rows; r++) col[r] = iscs[r * V + v];
+    for (size_t r = 0; r < rows; r++)
+      col[r] = iscs[r * V + v];
     out[v] = summary_of(col, rows, kind);
   }
   if (col != stackbuf) free(col);
@@ -567,11 +597,12 @@ void isc_summarize(const double *iscs, size_t rows, size_t V, isc_summary_kind k
 
 /* z[t*V + v] = (a - mean) / norm for one [T, V] matrix (float or double
  * source); columns with NaN or zero variance become 0 and bad[v] = 1. */
-static void zscore_cols(const isc_data *dd, size_t s, const double *xd, size_t T, size_t V,
-                        double *z, unsigned char *bad) {
+static void zscore_cols(const isc_data *dd, size_t s, const double *xd, size_t T, size_t V, double *z,
+                        unsigned char *bad) {
   for (size_t v = 0; v < V; v++) {
     double m = 0;
-    for (size_t t = 0; t < T; t++) m += xd ? xd[t * V + v] : ld(dd, s, t * V + v);
+    for (size_t t = 0; t < T; t++)
+      m += xd ? xd[t * V + v] : ld(dd, s, t * V + v);
     m /= (double)T;
     double ss = 0;
     for (size_t t = 0; t < T; t++) {
@@ -581,7 +612,8 @@ static void zscore_cols(const isc_data *dd, size_t s, const double *xd, size_t T
     }
     double nrm = sqrt(ss);
     bad[v] = !(nrm > 0) || isnan(ss);
-    for (size_t t = 0; t < T; t++) z[t * V + v] = bad[v] ? 0 : z[t * V + v] / nrm;
+    for (size_t t = 0; t < T; t++)
+      z[t * V + v] = bad[v] ? 0 : z[t * V + v] / nrm;
   }
 }
 
@@ -603,11 +635,10 @@ static void others_mean(const isc_data *d, size_t s, int tolerate, double *m) {
 }
 
 /* out = (A^T B + B^T A) / 2 with NaN rows/columns for bad voxels. */
-static void isfc_one(const double *za, const unsigned char *bada, const double *zb,
-                     const unsigned char *badb, const unsigned char *masked, size_t T, size_t V,
-                     double *out) {
-  cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)V, (int)V, (int)T, 1.0, za, (int)V,
-              zb, (int)V, 0.0, out, (int)V);
+static void isfc_one(const double *za, const unsigned char *bada, const double *zb, const unsigned char *badb,
+                     const unsigned char *masked, size_t T, size_t V, double *out) {
+  cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)V, (int)V, (int)T, 1.0, za, (int)V, zb, (int)V,
+              0.0, out, (int)V);
   for (size_t i = 0; i < V; i++)
     for (size_t j = i; j < V; j++) {
       double a = out[i * V + j], b = out[j * V + i];
@@ -633,7 +664,8 @@ int isc_isfc(const isc_data *d, int pairwise, isc_nan_policy nan, double *out) {
   /* Voxel mask (BrainIAK _threshold_nans): all subjects NaN, or below the
    * threshold fraction. The strict mean is handled by NaN propagation. */
   isc_nan_policy thr = {.tolerate = 1, .min_fraction = nan.min_fraction};
-  for (size_t v = 0; v < V; v++) masked[v] = voxel_masked(gather_voxel(d, v, g, clean), S, thr);
+  for (size_t v = 0; v < V; v++)
+    masked[v] = voxel_masked(gather_voxel(d, v, g, clean), S, thr);
   size_t rows = isc_rows(S, pairwise);
   if (S == 2 || pairwise) {
     size_t r = 0;
@@ -744,10 +776,12 @@ int isc_stream_init(isc_stream *st, size_t S, size_t V, int pairwise) {
 
 void isc_stream_free(isc_stream *st) {
   if (st->acc)
-    for (size_t s = 0; s < st->S; s++) isc_acc_free(&st->acc[s]);
+    for (size_t s = 0; s < st->S; s++)
+      isc_acc_free(&st->acc[s]);
   free(st->acc);
   if (st->pacc)
-    for (size_t q = 0; q < isc_npairs(st->S); q++) isc_acc_free(&st->pacc[q]);
+    for (size_t q = 0; q < isc_npairs(st->S); q++)
+      isc_acc_free(&st->pacc[q]);
   free(st->pacc);
   free(st->sum);
   free(st->y);
@@ -778,22 +812,27 @@ void isc_stream_add(isc_stream *st, const double *const *vol) {
     isc_acc_add(&st->acc[s], vol[s], st->y);
   }
   /* Rows past the first (S == 2) still need their NaN flags. */
-  for (size_t s = rows; s < S; s++) isc_acc_add(&st->acc[s], vol[s], st->sum);
+  for (size_t s = rows; s < S; s++)
+    isc_acc_add(&st->acc[s], vol[s], st->sum);
   if (st->pairwise)
     for (size_t i = 0, q = 0; i < S; i++)
-      for (size_t j = i + 1; j < S; j++, q++) isc_acc_add(&st->pacc[q], vol[i], vol[j]);
+      for (size_t j = i + 1; j < S; j++, q++)
+        isc_acc_add(&st->pacc[q], vol[i], vol[j]);
 }
 
 void isc_stream_result(const isc_stream *st, isc_nan_policy nan, double *out) {
   const size_t S = st->S, V = st->V, rows = isc_rows(S, st->pairwise);
-  for (size_t r = 0; r < rows; r++) isc_acc_corr(st->pairwise ? &st->pacc[r] : &st->acc[r], out + r * V);
+  for (size_t r = 0; r < rows; r++)
+    isc_acc_corr(st->pairwise ? &st->pacc[r] : &st->acc[r], out + r * V);
   /* pairwise ignores tolerate and applies only the threshold (as batch) */
   isc_nan_policy pol = st->pairwise ? (isc_nan_policy){1, nan.min_fraction} : nan;
   for (size_t v = 0; v < V; v++) {
     size_t nclean = 0;
-    for (size_t s = 0; s < S; s++) nclean += !isnan(st->acc[s].mx[v]);
+    for (size_t s = 0; s < S; s++)
+      nclean += !isnan(st->acc[s].mx[v]);
     if (voxel_masked(nclean, S, pol))
-      for (size_t s = 0; s < rows; s++) out[s * V + v] = NAN;
+      for (size_t s = 0; s < rows; s++)
+        out[s * V + v] = NAN;
   }
 }
 
@@ -807,7 +846,8 @@ static uint64_t splitmix64(uint64_t *x) {
 }
 
 void isc_rng_seed(isc_rng *r, uint64_t seed) {
-  for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+  for (int i = 0; i < 4; i++)
+    r->s[i] = splitmix64(&seed);
 }
 
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
@@ -871,8 +911,6 @@ double isc_percentile(double *v, size_t n, double q) {
 
 /* ---- resampling of ISC values ------------------------------------------------ */
 
-
-
 typedef struct resample_ctx {
   const double *iscs;
   size_t S, V, rows, n;
@@ -911,7 +949,8 @@ static double resample_one(const resample_ctx *c, size_t i, const double *col, d
       if (S == 2) {
         buf[m++] = smp[0] != smp[1] ? col[0] : NAN;
       } else {
-        for (size_t a = 0; a < S; a++) buf[m++] = col[smp[a]];
+        for (size_t a = 0; a < S; a++)
+          buf[m++] = col[smp[a]];
       }
     } else {
       for (size_t a = 0; a < S; a++)
@@ -932,7 +971,8 @@ static double resample_one(const resample_ctx *c, size_t i, const double *col, d
         for (size_t b = a + 1; b < S && q < c->rows; b++, q++)
           buf[m++] = col[q] * (double)(sg[a] * sg[b]);
     } else {
-      for (size_t a = 0; a < S; a++) buf[m++] = col[a] * (double)sg[a];
+      for (size_t a = 0; a < S; a++)
+        buf[m++] = col[a] * (double)sg[a];
     }
   }
   return summary_pre(buf, m, c->kind);
@@ -949,15 +989,19 @@ static int resample_range(void *vctx, size_t v0, size_t v1, void *scratch) {
     }
     double obs = summary_of(col, c->rows, c->kind);
     c->observed[v] = obs;
-    for (size_t i = 0; i < c->n; i++) null[i] = resample_one(c, i, zc, buf);
+    for (size_t i = 0; i < c->n; i++)
+      null[i] = resample_one(c, i, zc, buf);
     if (c->dist)
-      for (size_t i = 0; i < c->n; i++) c->dist[i * c->V + v] = null[i];
+      for (size_t i = 0; i < c->n; i++)
+        c->dist[i * c->V + v] = null[i];
     if (c->samples) {
       /* Bootstrap: p from the distribution shifted by the observed value. */
-      for (size_t i = 0; i < c->n; i++) null[i] -= obs;
+      for (size_t i = 0; i < c->n; i++)
+        null[i] -= obs;
       c->p[v] = isc_p_from_null(obs, null, c->n, c->side, 0);
       if (c->ci) {
-        for (size_t i = 0; i < c->n; i++) null[i] += obs;
+        for (size_t i = 0; i < c->n; i++)
+          null[i] += obs;
         double lo = (100.0 - c->ci_percent) / 2.0;
         c->ci[v] = isc_percentile(null, c->n, lo);
         c->ci[c->V + v] = isc_percentile(null, c->n, c->ci_percent + lo);
@@ -975,27 +1019,46 @@ static int resample_run(resample_ctx *c, int nthreads) {
 }
 
 int isc_bootstrap(const double *iscs, size_t S, size_t V, int pairwise, isc_summary_kind kind,
-                  const uint32_t *samples, size_t n, double ci_percent, isc_side side,
-                  int nthreads, double *observed, double *ci, double *p, double *dist) {
+                  const uint32_t *samples, size_t n, double ci_percent, isc_side side, int nthreads,
+                  double *observed, double *ci, double *p, double *dist) {
   /* S == 2: the null is 0 or NaN (isc_kernels.h), so S >= 3 */
   if (!iscs || !samples || !observed || !p || S < 3 || n == 0 || kind == ISC_SUMMARY_NONE) return ISC_EARG;
   for (size_t i = 0; i < n * S; i++)
     if (samples[i] >= S) return ISC_EARG;
-  resample_ctx c = {.iscs = iscs, .S = S, .V = V, .rows = isc_rows(S, pairwise), .n = n,
-                    .pairwise = pairwise, .kind = kind, .samples = samples,
-                    .ci_percent = ci_percent, .side = side, .observed = observed, .ci = ci, .p = p,
+  resample_ctx c = {.iscs = iscs,
+                    .S = S,
+                    .V = V,
+                    .rows = isc_rows(S, pairwise),
+                    .n = n,
+                    .pairwise = pairwise,
+                    .kind = kind,
+                    .samples = samples,
+                    .ci_percent = ci_percent,
+                    .side = side,
+                    .observed = observed,
+                    .ci = ci,
+                    .p = p,
                     .dist = dist};
   return resample_run(&c, nthreads);
 }
 
 int isc_permutation(const double *iscs, size_t S, size_t V, int pairwise, isc_summary_kind kind,
-                    const int8_t *signs, size_t n, int exact, isc_side side, int nthreads,
-                    double *observed, double *p, double *dist) {
-  if (!iscs || !signs || !observed || !p || S < 2 || n == 0 || kind == ISC_SUMMARY_NONE)
-    return ISC_EARG;
-  resample_ctx c = {.iscs = iscs, .S = S, .V = V, .rows = isc_rows(S, pairwise), .n = n,
-                    .pairwise = pairwise, .exact = exact, .kind = kind, .signs = signs,
-                    .side = side, .observed = observed, .p = p, .dist = dist};
+                    const int8_t *signs, size_t n, int exact, isc_side side, int nthreads, double *observed,
+                    double *p, double *dist) {
+  if (!iscs || !signs || !observed || !p || S < 2 || n == 0 || kind == ISC_SUMMARY_NONE) return ISC_EARG;
+  resample_ctx c = {.iscs = iscs,
+                    .S = S,
+                    .V = V,
+                    .rows = isc_rows(S, pairwise),
+                    .n = n,
+                    .pairwise = pairwise,
+                    .exact = exact,
+                    .kind = kind,
+                    .signs = signs,
+                    .side = side,
+                    .observed = observed,
+                    .p = p,
+                    .dist = dist};
   return resample_run(&c, nthreads);
 }
 
@@ -1005,7 +1068,8 @@ int8_t *isc_all_sign_flips(size_t S) {
   int8_t *f = malloc(n * S);
   if (!f) return NULL;
   for (size_t i = 0; i < n; i++)
-    for (size_t s = 0; s < S; s++) f[i * S + s] = ((i >> (S - 1 - s)) & 1) ? 1 : -1;
+    for (size_t s = 0; s < S; s++)
+      f[i * S + s] = ((i >> (S - 1 - s)) & 1) ? 1 : -1;
   return f;
 }
 
@@ -1309,8 +1373,10 @@ typedef struct shift_ctx {
 static double lag_dot(const double *a, const double *b, size_t T, size_t lag) {
   double acc = 0;
   size_t split = T - lag;
-  for (size_t u = 0; u < split; u++) acc += a[u] * b[u + lag];
-  for (size_t u = split; u < T; u++) acc += a[u] * b[u + lag - T];
+  for (size_t u = 0; u < split; u++)
+    acc += a[u] * b[u + lag];
+  for (size_t u = split; u < T; u++)
+    acc += a[u] * b[u + lag - T];
   return acc;
 }
 
@@ -1331,7 +1397,8 @@ static void dft_pos(const shift_ctx *c, const double *a, double *re, double *im,
   }
   if (T % 2 == 0) {
     double acc = 0;
-    for (size_t t = 0; t < T; t++) acc += (t & 1) ? -a[t] : a[t];
+    for (size_t t = 0; t < T; t++)
+      acc += (t & 1) ? -a[t] : a[t];
     *nyq = acc;
   } else {
     *nyq = 0;
@@ -1346,10 +1413,10 @@ static size_t shift_scratch(size_t S, size_t T, size_t F, size_t n) {
 static int shift_range(void *vctx, size_t v0, size_t v1, void *scratch) {
   const shift_ctx *c = vctx;
   const size_t S = c->S, T = c->T, V = c->V, F = c->F, rows = isc_rows(S, c->pairwise);
-  double *xc = scratch;      /* [S, T] centered subjects */
-  double *yc = xc + S * T;   /* [S, T] centered others (sum - x) */
-  double *nx = yc + S * T;   /* [S] */
-  double *ny = nx + S;       /* [S] */
+  double *xc = scratch;    /* [S, T] centered subjects */
+  double *yc = xc + S * T; /* [S, T] centered others (sum - x) */
+  double *nx = yc + S * T; /* [S] */
+  double *ny = nx + S;     /* [S] */
   double *xre = ny + S, *xim = xre + S * F, *yre = xim + S * F, *yim = yre + S * F;
   double *xnq = yim + S * F, *ynq = xnq + S;
   double *null = ynq + S, *buf = null + c->n, *g = buf + S * S;
@@ -1359,7 +1426,8 @@ static int shift_range(void *vctx, size_t v0, size_t v1, void *scratch) {
   for (size_t v = v0; v < v1; v++) {
     double col[512];
     double *colp = rows <= 512 ? col : buf;
-    for (size_t r = 0; r < rows; r++) colp[r] = c->obs_rows[r * V + v];
+    for (size_t r = 0; r < rows; r++)
+      colp[r] = c->obs_rows[r * V + v];
     double obs = summary_of(colp, rows, c->kind);
     c->observed[v] = obs;
     size_t nclean = gather_voxel(c->d, v, g, clean);
@@ -1373,7 +1441,8 @@ static int shift_range(void *vctx, size_t v0, size_t v1, void *scratch) {
     if ((loo && nclean < S) || isnan(obs)) {
       c->p[v] = NAN;
       if (c->dist)
-        for (size_t i = 0; i < c->n; i++) c->dist[i * V + v] = NAN;
+        for (size_t i = 0; i < c->n; i++)
+          c->dist[i * V + v] = NAN;
       continue;
     }
     for (size_t s = 0; s < S; s++) {
@@ -1382,7 +1451,8 @@ static int shift_range(void *vctx, size_t v0, size_t v1, void *scratch) {
         continue;
       }
       double m = 0;
-      for (size_t t = 0; t < T; t++) m += g[s * T + t];
+      for (size_t t = 0; t < T; t++)
+        m += g[s * T + t];
       m /= (double)T;
       double ss = 0;
       for (size_t t = 0; t < T; t++) {
@@ -1394,12 +1464,15 @@ static int shift_range(void *vctx, size_t v0, size_t v1, void *scratch) {
     if (loo) {
       for (size_t t = 0; t < T; t++) {
         double tot = 0;
-        for (size_t s = 0; s < S; s++) tot += xc[s * T + t];
-        for (size_t s = 0; s < S; s++) yc[s * T + t] = tot - xc[s * T + t];
+        for (size_t s = 0; s < S; s++)
+          tot += xc[s * T + t];
+        for (size_t s = 0; s < S; s++)
+          yc[s * T + t] = tot - xc[s * T + t];
       }
       for (size_t s = 0; s < S; s++) {
         double ss = 0;
-        for (size_t t = 0; t < T; t++) ss += yc[s * T + t] * yc[s * T + t];
+        for (size_t t = 0; t < T; t++)
+          ss += yc[s * T + t] * yc[s * T + t];
         ny[s] = sqrt(ss);
       }
     }
@@ -1494,27 +1567,48 @@ static int shift_run(shift_ctx *c, int nthreads) {
 }
 
 int isc_timeshift(const isc_data *d, int pairwise, isc_summary_kind kind, isc_nan_policy nan,
-                  const uint32_t *shifts, size_t n, isc_side side, int nthreads,
-                  double *observed, double *p, double *dist) {
-  if (!data_ok(d) || !shifts || !observed || !p || n == 0 || kind == ISC_SUMMARY_NONE)
-    return ISC_EARG;
+                  const uint32_t *shifts, size_t n, isc_side side, int nthreads, double *observed, double *p,
+                  double *dist) {
+  if (!data_ok(d) || !shifts || !observed || !p || n == 0 || kind == ISC_SUMMARY_NONE) return ISC_EARG;
   const size_t S = d->S, T = d->T, V = d->V;
   for (size_t i = 0; i < n * S; i++)
     if (shifts[i] >= T) return ISC_EARG;
-  shift_ctx c = {.d = d, .S = S, .T = T, .V = V, .n = n, .F = isc_phase_count(T),
-                 .pairwise = pairwise, .kind = kind, .nan = nan, .shifts = shifts, .side = side,
-                 .observed = observed, .p = p, .dist = dist};
+  shift_ctx c = {.d = d,
+                 .S = S,
+                 .T = T,
+                 .V = V,
+                 .n = n,
+                 .F = isc_phase_count(T),
+                 .pairwise = pairwise,
+                 .kind = kind,
+                 .nan = nan,
+                 .shifts = shifts,
+                 .side = side,
+                 .observed = observed,
+                 .p = p,
+                 .dist = dist};
   return shift_run(&c, nthreads);
 }
 
 int isc_phaseshift(const isc_data *d, int pairwise, isc_summary_kind kind, isc_nan_policy nan,
-                   const double *phases, size_t n, isc_side side, int nthreads,
-                   double *observed, double *p, double *dist) {
-  if (!data_ok(d) || !phases || !observed || !p || n == 0 || kind == ISC_SUMMARY_NONE)
-    return ISC_EARG;
+                   const double *phases, size_t n, isc_side side, int nthreads, double *observed, double *p,
+                   double *dist) {
+  if (!data_ok(d) || !phases || !observed || !p || n == 0 || kind == ISC_SUMMARY_NONE) return ISC_EARG;
   const size_t S = d->S, T = d->T, V = d->V;
-  shift_ctx c = {.d = d, .S = S, .T = T, .V = V, .n = n, .F = isc_phase_count(T),
-                 .pairwise = pairwise, .phase = 1, .kind = kind, .nan = nan, .phases = phases,
-                 .side = side, .observed = observed, .p = p, .dist = dist};
+  shift_ctx c = {.d = d,
+                 .S = S,
+                 .T = T,
+                 .V = V,
+                 .n = n,
+                 .F = isc_phase_count(T),
+                 .pairwise = pairwise,
+                 .phase = 1,
+                 .kind = kind,
+                 .nan = nan,
+                 .phases = phases,
+                 .side = side,
+                 .observed = observed,
+                 .p = p,
+                 .dist = dist};
   return shift_run(&c, nthreads);
 }

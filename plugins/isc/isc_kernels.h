@@ -74,8 +74,8 @@ int isc_loo(const isc_data *d, isc_nan_policy nan, int nthreads, double *out);
  *  3. isc_loo_voxel: every row of one voxel from all S subjects' series
  *     g [S, T] with BrainIAK's NaN rules; row s goes to out[s * stride]. */
 int isc_loo_sums(const isc_data *d, size_t v0, size_t v1, double *sum, double *colsum);
-int isc_loo_from_sums(const isc_data *d, size_t rows, size_t v0, size_t v1, const double *sum, const double *colsum,
-                      int nthreads, double *out);
+int isc_loo_from_sums(const isc_data *d, size_t rows, size_t v0, size_t v1, const double *sum,
+                      const double *colsum, int nthreads, double *out);
 int isc_loo_voxel(const double *g, size_t S, size_t T, isc_nan_policy nan, double *out, size_t stride);
 
 /* Pairwise ISC: corr(x_i, x_j) for i < j. out: [isc_npairs(S), V]. */
@@ -119,8 +119,8 @@ typedef struct isc_stream {
   int pairwise;
   isc_acc *acc;  /* [S]: leave-one-out rows (and every subject's NaN flags) */
   isc_acc *pacc; /* [S(S-1)/2] when pairwise */
-  double *sum;  /* [V] scratch */
-  double *y;    /* [V] scratch */
+  double *sum;   /* [V] scratch */
+  double *y;     /* [V] scratch */
   uint32_t *cnt;
 } isc_stream;
 
@@ -157,14 +157,14 @@ double isc_percentile(double *v, size_t n, double q);
  * ISC value resamples to itself or to NaN (a subject drawn twice), the
  * shifted null is 0 or NaN, and every r > 0 would get the floor p. */
 int isc_bootstrap(const double *iscs, size_t S, size_t V, int pairwise, isc_summary_kind kind,
-                  const uint32_t *samples, size_t n, double ci_percent, isc_side side,
-                  int nthreads, double *observed, double *ci, double *p, double *dist);
+                  const uint32_t *samples, size_t n, double ci_percent, isc_side side, int nthreads,
+                  double *observed, double *ci, double *p, double *dist);
 
 /* One-sample sign-flip permutation test (BrainIAK permutation_isc without
  * groups). signs: [n, S] of +1/-1; exact: p = count / n (all 2^S flips). */
 int isc_permutation(const double *iscs, size_t S, size_t V, int pairwise, isc_summary_kind kind,
-                    const int8_t *signs, size_t n, int exact, isc_side side, int nthreads,
-                    double *observed, double *p, double *dist);
+                    const int8_t *signs, size_t n, int exact, isc_side side, int nthreads, double *observed,
+                    double *p, double *dist);
 /* Every flip vector in itertools.product([-1, 1], repeat=S) order; [2^S, S]. */
 int8_t *isc_all_sign_flips(size_t S);
 
@@ -205,16 +205,16 @@ uint8_t *isc_all_group_assignments(const uint8_t *groups, size_t S, size_t max, 
 /* Circular time-shift null (BrainIAK timeshift_isc). shifts: [n, S] in [0, T).
  * observed: the summary of ISC computed with `nan`; p: [V]. */
 int isc_timeshift(const isc_data *d, int pairwise, isc_summary_kind kind, isc_nan_policy nan,
-                  const uint32_t *shifts, size_t n, isc_side side, int nthreads,
-                  double *observed, double *p, double *dist);
+                  const uint32_t *shifts, size_t n, isc_side side, int nthreads, double *observed, double *p,
+                  double *dist);
 
 /* Phase-randomization null (BrainIAK phaseshift_isc). phases: [n, S, F] in
  * radians with F = isc_phase_count(T) (one phase per positive frequency per
  * subject, shared by every voxel). */
 size_t isc_phase_count(size_t T);
 int isc_phaseshift(const isc_data *d, int pairwise, isc_summary_kind kind, isc_nan_policy nan,
-                   const double *phases, size_t n, isc_side side, int nthreads,
-                   double *observed, double *p, double *dist);
+                   const double *phases, size_t n, isc_side side, int nthreads, double *observed, double *p,
+                   double *dist);
 
 #ifdef __cplusplus
 }
