@@ -555,14 +555,15 @@ static void build_group_fields(isc_state *s, myelin_builder *b, size_t S, const 
 
 /* ---- batch: one group ---------------------------------------------------------- */
 
-static int emit_isfc(isc_state *s, group *g, const isc_data *d) {
-  const size_t V = d->V, rows = isc_rows(d->S, s->pairwise);
+/* Whether voxel-level ISFC of V voxels fits (isfc_max_voxels, the message
+ * limit); an error naming the task otherwise. */
+static int isfc_limits(isc_state *s, const group *g, size_t V) {
   if (V > s->isfc_max)
     return s->host->error(s->st,
                           "isfc: task '%s' has %zu voxels, a %zu x %zu matrix per subject; reduce to "
                           "parcels or raise isfc_max_voxels (%zu)",
                           g->task, V, V, V, s->isfc_max);
-  size_t out_rows = s->summary != ISC_SUMMARY_NONE ? 1 : rows;
+  size_t out_rows = s->summary != ISC_SUMMARY_NONE ? 1 : isc_rows(g->n, s->pairwise);
   if ((double)out_rows * (double)V * (double)V * 8.0 > (double)MYELIN_DEFAULT_MAX_MESSAGE)
     return s->host->error(
         s->st,
@@ -570,32 +571,44 @@ static int emit_isfc(isc_state *s, group *g, const isc_data *d) {
         "message limit; set summary: mean or median, or use parcels",
         g->task, out_rows, V, V, (double)out_rows * (double)V * (double)V * 8e-6,
         (size_t)(MYELIN_DEFAULT_MAX_MESSAGE >> 20));
+  return 0;
+}
+
+/* The `isfc` tensor: data [rows, V, V], or [V, V] when summarized. */
+static int emit_isfc_tensor(isc_state *s, const group *g, size_t rows, size_t V, const double *data) {
+  myelin_builder *b = myelin_builder_new("tensor");
+  if (!b) return s->host->error(s->st, "out of memory");
+  myelin_build_str(b, "name", "isfc");
+  static const char *const keys[] = {"task", "run", NULL};
+  myelin_build_fields(b, g->msgs[0], keys);
+  myelin_build_array_begin(b, "subjects");
+  for (size_t i = 0; i < g->n; i++)
+    myelin_build_str(b, NULL, g->subjects[i]);
+  myelin_build_array_end(b);
+  myelin_build_str(b, "summary", summary_name(s->summary));
+  int64_t shp[3] = {(int64_t)rows, (int64_t)V, (int64_t)V};
+  if (s->summary != ISC_SUMMARY_NONE)
+    myelin_build_tensor_copy(b, "data", MYELIN_F8, 2, shp + 1, data);
+  else
+    myelin_build_tensor_copy(b, "data", MYELIN_F8, 3, shp, data);
+  return emit_built(s, 1, b);
+}
+
+static int emit_isfc(isc_state *s, group *g, const isc_data *d) {
+  const size_t V = d->V, rows = isc_rows(d->S, s->pairwise);
+  int rc = isfc_limits(s, g, V);
+  if (rc) return rc;
   double *m = malloc(rows * V * V * sizeof *m);
   double *sm = s->summary != ISC_SUMMARY_NONE ? malloc(V * V * sizeof *sm) : NULL;
   if (!m || (s->summary != ISC_SUMMARY_NONE && !sm)) {
     free(m);
+    free(sm);
     return s->host->error(s->st, "isfc: out of memory for %zu x %zu x %zu matrices", rows, V, V);
   }
-  int rc = isc_isfc(d, s->pairwise, s->nan, m);
+  rc = isc_isfc(d, s->pairwise, s->nan, m);
   if (rc == 0) {
-    myelin_builder *b = myelin_builder_new("tensor");
-    myelin_build_str(b, "name", "isfc");
-    static const char *const keys[] = {"task", "run", NULL};
-    myelin_build_fields(b, g->msgs[0], keys);
-    myelin_build_array_begin(b, "subjects");
-    for (size_t i = 0; i < g->n; i++)
-      myelin_build_str(b, NULL, g->subjects[i]);
-    myelin_build_array_end(b);
-    myelin_build_str(b, "summary", summary_name(s->summary));
-    if (sm) {
-      isc_summarize(m, rows, V * V, s->summary, sm);
-      int64_t shp[2] = {(int64_t)V, (int64_t)V};
-      myelin_build_tensor_copy(b, "data", MYELIN_F8, 2, shp, sm);
-    } else {
-      int64_t shp[3] = {(int64_t)rows, (int64_t)V, (int64_t)V};
-      myelin_build_tensor_copy(b, "data", MYELIN_F8, 3, shp, m);
-    }
-    rc = emit_built(s, 1, b);
+    if (sm) isc_summarize(m, rows, V * V, s->summary, sm);
+    rc = emit_isfc_tensor(s, g, rows, V, sm ? sm : m);
   } else {
     rc = s->host->error(s->st, "isfc failed for task '%s' (code %d)", g->task, rc);
   }
@@ -1386,7 +1399,8 @@ static int flush_groups_ranks(isc_state *s) {
  * columns by voxel_index, computes the summary and emits the map once, with
  * geometry.voxels of the whole run. Other ranks emit nothing. Memory per
  * rank: its slab of every subject, its columns of the map; rank 0 also the
- * [rows, V] map. ISFC compares every voxel with every other and is refused.
+ * [rows, V] map. ISFC compares every voxel with every other: isfc_voxels
+ * exchanges the ranks' z-scored slabs.
  */
 
 /* Header of a rank's columns of one group. */
@@ -1543,6 +1557,121 @@ static int place_slabs(isc_state *s, const group *g, const uint8_t *all, const s
   return 0;
 }
 
+/* ISFC with the voxels sharded. Row i of a subject's (or pair's) matrix,
+ * (C[i, j] + C[j, i]) / 2 with C[i, j] = sum_t za[t, i] zb[t, j], needs this
+ * rank's z-scored columns i and every rank's columns j of za (the subject)
+ * and zb (the others' leave-one-out mean, or the pair's second subject); a
+ * voxel's z-scores, its others' mean and its NaN mask read that voxel's
+ * series only, so each rank computes them for its slab. Then, per output
+ * row, every rank in turn broadcasts its slab of za and zb (with its
+ * voxel_index and NaN/constant/masked flags) and every rank computes the
+ * block of its rows against those columns (two dgemm of n_own x T x n_q).
+ * Memory per rank beyond its runs: za, zb and the mean of its slab
+ * (3 T n_own doubles), one broadcast slab (2 T n_max doubles), the block
+ * scratch (2 n_own n_max), and its rows [n_own, V] — of every output row
+ * when summarized (the summary is elementwise over rows, so each rank
+ * summarizes its own rows), else one at a time, gathered to rank 0 per row.
+ * Rank 0 places the rows by voxel_index and emits the tensor once. */
+static int isfc_voxels(isc_state *s, group *g, size_t V) {
+  const char *sep = g->run[0] ? " run " : "";
+  const int me = myrank(s), N = nranks(s), root = me == 0;
+  const int summarized = s->summary != ISC_SUMMARY_NONE;
+  const size_t S = g->n, rows = isc_rows(S, s->pairwise);
+  myelin_tensor t0, ix;
+  myelin_msg_tensor(g->msgs[0], "data", &t0);
+  myelin_msg_tensor(g->msgs[0], "voxel_index", &ix); /* checked by slab_columns */
+  const size_t T = (size_t)t0.shape[0], n = (size_t)t0.shape[1];
+  int64_t *cnt = calloc((size_t)N, sizeof *cnt);
+  if (!cnt) return s->host->error(s->st, "out of memory");
+  cnt[me] = (int64_t)n;
+  int rc = s->host->allreduce(s->st, cnt, (size_t)N, MYELIN_I8, MYELIN_OP_SUM);
+  size_t nmax = 0, total = 0;
+  for (int q = 0; rc == 0 && q < N; q++) {
+    total += (size_t)cnt[q];
+    if ((size_t)cnt[q] > nmax) nmax = (size_t)cnt[q];
+  }
+  if (rc == 0 && total != V)
+    rc = s->host->error(s->st, "task '%s'%s%s: isfc: the ranks' slabs hold %zu of the run's %zu voxels",
+                        g->task, sep, g->run, total, V);
+  const size_t out_rows = summarized ? 1 : rows;
+  const void **xs = malloc(S * sizeof *xs);
+  double *za = malloc((3 * T * n + 1) * sizeof *za), *zb = za ? za + T * n : NULL,
+         *m = zb ? zb + T * n : NULL;
+  double *scratch = malloc((2 * n * nmax + 1) * sizeof *scratch);
+  double *mine = malloc(((summarized ? rows + 1 : 1) * n * V + 1) * sizeof *mine);
+  uint8_t *buf = malloc(16 * T * nmax + 5 * nmax + 1), *masked = malloc(2 * n + 1),
+          *bad = masked ? masked + n : NULL;
+  double *full = root ? malloc((out_rows * V * V + 1) * sizeof *full) : NULL;
+  uint8_t *allix = NULL, *all = NULL;
+  size_t *sizes = NULL, *rsizes = NULL;
+  if (rc == 0 && (!xs || !za || !scratch || !mine || !buf || !masked || (root && !full)))
+    rc = s->host->error(s->st, "isfc: out of memory for the %zu x %zu rows of %zu voxels", rows, n, V);
+  isc_data d = {0};
+  if (rc == 0) d = group_data(g, xs);
+  if (rc == 0 && n && isc_isfc_mask(&d, s->nan, masked) != ISC_OK)
+    rc = s->host->error(s->st, "out of memory");
+  if (rc == 0) rc = ranks_gather(s->host, s->st, ix.data, n * 4, &allix, &sizes);
+  for (size_t r = 0; r < rows && rc == 0; r++) {
+    double *o = mine + (summarized ? r * n * V : 0);
+    int krc = n ? isc_isfc_zscore(&d, r, s->pairwise, s->nan, masked, za, zb, m, bad) : ISC_OK;
+    if (krc) rc = s->host->error(s->st, "isfc failed for task '%s' (code %d)", g->task, krc);
+    for (int q = 0; q < N && rc == 0; q++) {
+      const size_t nq = (size_t)cnt[q];
+      if (q == me && n) {
+        memcpy(buf, za, 8 * T * n);
+        memcpy(buf + 8 * T * n, zb, 8 * T * n);
+        memcpy(buf + 16 * T * n, ix.data, 4 * n);
+        memcpy(buf + 16 * T * n + 4 * n, bad, n);
+      }
+      if (nq && (rc = s->host->bcast(s->st, buf, 16 * T * nq + 5 * nq, q)) != 0) break;
+      isc_isfc_block(za, zb, bad, n, (const double *)buf, (const double *)(buf + 8 * T * nq),
+                     buf + 16 * T * nq + 4 * nq, (const uint32_t *)(buf + 16 * T * nq), nq, T, scratch, o, V);
+    }
+    if (rc == 0 && !summarized) rc = ranks_gather(s->host, s->st, o, n * V * 8, &all, &rsizes);
+    if (rc == 0 && !summarized && root) {
+      const uint8_t *from = all, *fix = allix;
+      for (int q = 0; q < N; fix += sizes[q], q++)
+        for (size_t i = 0; i < (size_t)cnt[q]; i++, from += V * 8) {
+          uint32_t v;
+          memcpy(&v, fix + 4 * i, 4);
+          memcpy(full + r * V * V + (size_t)v * V, from, V * 8);
+        }
+    }
+    if (all) s->host->free(s->st, all);
+    all = NULL;
+    free(rsizes);
+    rsizes = NULL;
+  }
+  if (rc == 0 && summarized) {
+    double *sm = mine + rows * n * V;
+    isc_summarize(mine, rows, n * V, s->summary, sm);
+    rc = ranks_gather(s->host, s->st, sm, n * V * 8, &all, &rsizes);
+    if (rc == 0 && root) {
+      const uint8_t *from = all, *fix = allix;
+      for (int q = 0; q < N; fix += sizes[q], q++)
+        for (size_t i = 0; i < (size_t)cnt[q]; i++, from += V * 8) {
+          uint32_t v;
+          memcpy(&v, fix + 4 * i, 4);
+          memcpy(full + (size_t)v * V, from, V * 8);
+        }
+    }
+  }
+  if (rc == 0 && root) rc = emit_isfc_tensor(s, g, rows, V, full);
+  if (all) s->host->free(s->st, all);
+  if (allix) s->host->free(s->st, allix);
+  free(rsizes);
+  free(sizes);
+  free(cnt);
+  free(xs);
+  free(za);
+  free(scratch);
+  free(mine);
+  free(buf);
+  free(masked);
+  free(full);
+  return rc;
+}
+
 /* One group with the voxels sharded: every rank its slab, rank 0 the map. */
 static int compute_group_voxels(isc_state *s, group *g) {
   group_sort(g);
@@ -1555,13 +1684,11 @@ static int compute_group_voxels(isc_state *s, group *g) {
   if (s->stats == STATS_BOOTSTRAP && S < 3)
     return s->host->error(s->st, "task '%s'%s%s: stats: bootstrap " BOOTSTRAP_TWO_SUBJECTS, g->task, sep,
                           g->run);
-  if (s->isfc)
-    return s->host->error(
-        s->st,
-        "task '%s'%s%s: isfc: true compares every voxel with every other, but with shard: voxels each "
-        "rank holds a slab of them; compute ISFC on one rank (fmri_source shard: none), on "
-        "parcels (fmri_source atlas) at voxel scale",
-        g->task, sep, g->run);
+  uint64_t total = 0;
+  if (s->isfc && myelin_msg_uint(g->msgs[0], "voxel_total", &total) == 0) {
+    int lrc = isfc_limits(s, g, (size_t)total);
+    if (lrc) return lrc;
+  }
   uint8_t *gr = malloc(S), *blob = NULL, *all = NULL;
   size_t len = 0, *sizes = NULL;
   int rc = gr ? 0 : s->host->error(s->st, "out of memory");
@@ -1590,6 +1717,7 @@ static int compute_group_voxels(isc_state *s, group *g) {
     free(vox);
     free(seen);
   }
+  if (rc == 0 && s->isfc) rc = isfc_voxels(s, g, (size_t)total);
   if (rc == 0) s->host->counter_add(s->st, "groups", 1);
   if (all) s->host->free(s->st, all);
   free(sizes);

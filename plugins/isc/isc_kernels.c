@@ -634,65 +634,99 @@ static void others_mean(const isc_data *d, size_t s, int tolerate, double *m) {
   }
 }
 
+/* One symmetrized ISFC value from C[i, j] and C[j, i]: NaN for a bad voxel,
+ * clamped to [-1, 1]. */
+static double isfc_value(double a, double b, int bad) {
+  double r = bad ? NAN : 0.5 * (a + b);
+  return r > 1 ? 1 : r < -1 ? -1 : r;
+}
+
 /* out = (A^T B + B^T A) / 2 with NaN rows/columns for bad voxels. */
-static void isfc_one(const double *za, const unsigned char *bada, const double *zb, const unsigned char *badb,
-                     const unsigned char *masked, size_t T, size_t V, double *out) {
+static void isfc_one(const double *za, const double *zb, const unsigned char *bad, size_t T, size_t V,
+                     double *out) {
   cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)V, (int)V, (int)T, 1.0, za, (int)V, zb, (int)V,
               0.0, out, (int)V);
   for (size_t i = 0; i < V; i++)
-    for (size_t j = i; j < V; j++) {
-      double a = out[i * V + j], b = out[j * V + i];
-      double r = 0.5 * (a + b);
-      if (bada[i] || bada[j] || badb[i] || badb[j] || masked[i] || masked[j]) r = NAN;
-      if (r > 1) r = 1;
-      if (r < -1) r = -1;
-      out[i * V + j] = out[j * V + i] = r;
-    }
+    for (size_t j = i; j < V; j++)
+      out[i * V + j] = out[j * V + i] = isfc_value(out[i * V + j], out[j * V + i], bad[i] || bad[j]);
+}
+
+int isc_isfc_mask(const isc_data *d, isc_nan_policy nan, unsigned char *masked) {
+  if (!data_ok(d) || !masked) return ISC_EARG;
+  double *g = malloc(d->S * d->T * sizeof *g + 1);
+  unsigned char *clean = malloc(d->S + 1);
+  if (!g || !clean) {
+    free(g);
+    free(clean);
+    return ISC_ENOMEM;
+  }
+  /* BrainIAK threshold_nans: all subjects NaN, or below the threshold
+   * fraction. The strict mean is handled by NaN propagation. */
+  isc_nan_policy thr = {.tolerate = 1, .min_fraction = nan.min_fraction};
+  for (size_t v = 0; v < d->V; v++)
+    masked[v] = (unsigned char)voxel_masked(gather_voxel(d, v, g, clean), d->S, thr);
+  free(g);
+  free(clean);
+  return ISC_OK;
+}
+
+int isc_isfc_zscore(const isc_data *d, size_t row, int pairwise, isc_nan_policy nan,
+                    const unsigned char *masked, double *za, double *zb, double *m, unsigned char *bad) {
+  const size_t S = d->S, T = d->T, V = d->V;
+  if (!data_ok(d) || !masked || !za || !zb || !bad || row >= isc_rows(S, pairwise) ||
+      (!pairwise && S > 2 && !m))
+    return ISC_EARG;
+  unsigned char *badb = malloc(V + 1);
+  if (!badb) return ISC_ENOMEM;
+  if (S == 2 || pairwise) {
+    size_t i = 0, r = row; /* row -> pair (i, j) in (0,1), (0,2), ... order */
+    while (r >= S - 1 - i)
+      r -= S - 1 - i++;
+    const size_t j = i + 1 + r;
+    zscore_cols(d, i, NULL, T, V, za, bad);
+    zscore_cols(d, j, NULL, T, V, zb, badb);
+  } else {
+    zscore_cols(d, row, NULL, T, V, za, bad);
+    others_mean(d, row, nan.tolerate, m);
+    zscore_cols(d, 0, m, T, V, zb, badb);
+  }
+  for (size_t v = 0; v < V; v++)
+    bad[v] = bad[v] || badb[v] || masked[v];
+  free(badb);
+  return ISC_OK;
 }
 
 int isc_isfc(const isc_data *d, int pairwise, isc_nan_policy nan, double *out) {
   if (!data_ok(d) || !out) return ISC_EARG;
-  const size_t S = d->S, T = d->T, V = d->V;
-  double *za = malloc(T * V * sizeof *za), *zb = malloc(T * V * sizeof *zb);
-  double *m = malloc(T * V * sizeof *m), *g = malloc(S * T * sizeof *g);
-  unsigned char *bada = malloc(V), *badb = malloc(V), *masked = malloc(V), *clean = malloc(S);
-  int rc = ISC_OK;
-  if (!za || !zb || !m || !g || !bada || !badb || !masked || !clean) {
-    rc = ISC_ENOMEM;
-    goto done;
+  const size_t S = d->S, T = d->T, V = d->V, rows = isc_rows(S, pairwise);
+  double *za = malloc(T * V * sizeof *za), *zb = malloc(T * V * sizeof *zb), *m = malloc(T * V * sizeof *m);
+  unsigned char *bad = malloc(V), *masked = malloc(V);
+  int rc = za && zb && m && bad && masked ? isc_isfc_mask(d, nan, masked) : ISC_ENOMEM;
+  for (size_t r = 0; r < rows && rc == ISC_OK; r++) {
+    rc = isc_isfc_zscore(d, r, pairwise, nan, masked, za, zb, m, bad);
+    if (rc == ISC_OK) isfc_one(za, zb, bad, T, V, out + r * V * V);
   }
-  /* Voxel mask (BrainIAK _threshold_nans): all subjects NaN, or below the
-   * threshold fraction. The strict mean is handled by NaN propagation. */
-  isc_nan_policy thr = {.tolerate = 1, .min_fraction = nan.min_fraction};
-  for (size_t v = 0; v < V; v++)
-    masked[v] = voxel_masked(gather_voxel(d, v, g, clean), S, thr);
-  size_t rows = isc_rows(S, pairwise);
-  if (S == 2 || pairwise) {
-    size_t r = 0;
-    for (size_t i = 0; i < S && r < rows; i++)
-      for (size_t j = i + 1; j < S && r < rows; j++, r++) {
-        zscore_cols(d, i, NULL, T, V, za, bada);
-        zscore_cols(d, j, NULL, T, V, zb, badb);
-        isfc_one(za, bada, zb, badb, masked, T, V, out + r * V * V);
-      }
-  } else {
-    for (size_t s = 0; s < S; s++) {
-      zscore_cols(d, s, NULL, T, V, za, bada);
-      others_mean(d, s, nan.tolerate, m);
-      zscore_cols(d, 0, m, T, V, zb, badb);
-      isfc_one(za, bada, zb, badb, masked, T, V, out + s * V * V);
-    }
-  }
-done:
   free(za);
   free(zb);
   free(m);
-  free(g);
-  free(bada);
-  free(badb);
+  free(bad);
   free(masked);
-  free(clean);
   return rc;
+}
+
+void isc_isfc_block(const double *za_i, const double *zb_i, const unsigned char *bad_i, size_t ni,
+                    const double *za_j, const double *zb_j, const unsigned char *bad_j, const uint32_t *cols,
+                    size_t nj, size_t T, double *scratch, double *out, size_t ld) {
+  if (ni == 0 || nj == 0) return;
+  double *c1 = scratch, *c2 = scratch + ni * nj;
+  /* c1[i, j] = sum_t za_i[t, i] zb_j[t, j]; c2[i, j] = sum_t zb_i[t, i] za_j[t, j] */
+  cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)ni, (int)nj, (int)T, 1.0, za_i, (int)ni, zb_j,
+              (int)nj, 0.0, c1, (int)nj);
+  cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)ni, (int)nj, (int)T, 1.0, zb_i, (int)ni, za_j,
+              (int)nj, 0.0, c2, (int)nj);
+  for (size_t i = 0; i < ni; i++)
+    for (size_t j = 0; j < nj; j++)
+      out[i * ld + cols[j]] = isfc_value(c1[i * nj + j], c2[i * nj + j], bad_i[i] || bad_j[j]);
 }
 
 /* ---- streaming ------------------------------------------------------------- */

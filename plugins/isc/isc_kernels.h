@@ -93,6 +93,24 @@ void isc_summarize(const double *iscs, size_t rows, size_t V, isc_summary_kind k
  * Uses BLAS dgemm. */
 int isc_isfc(const isc_data *d, int pairwise, isc_nan_policy nan, double *out);
 
+/* ISFC with the voxels spread over several holders (MPI ranks, each a slab
+ * of every subject's voxels), in three steps that give isc_isfc's values:
+ *  1. isc_isfc_mask: BrainIAK's voxel mask (threshold_nans) of d's voxels;
+ *  2. isc_isfc_zscore: for output row `row` (a subject, leave-one-out, or a
+ *     pair in (0,1), (0,2), ... order), za = the z-scored subject (pair: its
+ *     first subject), zb = the z-scored others' mean (pair: its second
+ *     subject), [T, V] each; bad [V] = either is NaN or constant, or masked;
+ *     m: [T, V] scratch (leave-one-out with S > 2), else may be NULL;
+ *  3. isc_isfc_block: the block of rows i (this holder's voxels) and columns
+ *     j (any holder's), out[i * ld + cols[j]] = (C[i, j] + C[j, i]) / 2 with
+ *     C[i, j] = sum_t za[t, i] zb[t, j]; scratch: 2 ni nj doubles. */
+int isc_isfc_mask(const isc_data *d, isc_nan_policy nan, unsigned char *masked);
+int isc_isfc_zscore(const isc_data *d, size_t row, int pairwise, isc_nan_policy nan,
+                    const unsigned char *masked, double *za, double *zb, double *m, unsigned char *bad);
+void isc_isfc_block(const double *za_i, const double *zb_i, const unsigned char *bad_i, size_t ni,
+                    const double *za_j, const double *zb_j, const unsigned char *bad_j, const uint32_t *cols,
+                    size_t nj, size_t T, double *scratch, double *out, size_t ld);
+
 /* ---- streaming ------------------------------------------------------------ */
 
 /* Welford co-moment accumulators for corr(x, y) per voxel, updated one time

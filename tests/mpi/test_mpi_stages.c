@@ -250,21 +250,57 @@ END_TEST
 START_TEST(isc_voxels_4_ranks) { isc_voxels_equal(4); }
 END_TEST
 
-/* ISFC with the voxels sharded is refused, naming the alternatives, and
- * leaves no output. */
-START_TEST(isfc_voxels_refused) {
+/* ISFC with fmri_source `shard: voxels`: each rank z-scores its slab of
+ * every subject and of the leave-one-out means, the ranks broadcast their
+ * slabs in turn, and rank 0 assembles the [rows, V, V] (or summarized
+ * [V, V]) tensor: the 1-rank unsharded ISFC within 1e-12 (the dot products
+ * over TRs come from dgemm on [n_rank, T] x [T, n_rank'] blocks instead of one
+ * [V, T] x [T, V] product, and BLAS sums an element in a shape-dependent
+ * order: 2.2e-16 measured), NaN in the same places, leave-one-out with
+ * planted NaNs (tolerate_nans true and false), pairwise with a threshold and
+ * the median; the ISC map alongside bit for bit; a rerun on as many ranks
+ * gives the same bytes. */
+static void isfc_voxels_equal(int n) {
   MT_NEED_PYTHON("numpy msgpack nibabel", "tests/mpi stages.py");
   mpi_env();
-  char *d = mt_tmpdir(), *data = mt_strf("%s/data", d), *out = mt_strf("%s/out", d), *log;
+  char *d = mt_tmpdir(), *data = mt_strf("%s/data", d);
   make_data("isc_nifti", data, "");
-  int rc =
-      run_on(2, isc_voxels_pipeline(d, "isfc.yaml", data, "voxels", "isfc: true, summary: mean"), out, &log);
-  ck_assert_msg(rc != 0 && strstr(log, "isfc: true") && strstr(log, "shard: voxels") &&
-                    strstr(log, "shard: none"),
-                "exit %d:\n%s", rc, log);
-  free(log);
-  assert_no_output(out, "refusal");
+  static const char *const cases[] = {
+      "isfc: true, tolerate_nans: true",
+      "isfc: true, summary: mean, tolerate_nans: false",
+      "isfc: true, pairwise: true, summary: median, tolerate_nans: 0.7",
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    char *one = mt_strf("%s/one%zu", d, c), *many = mt_strf("%s/many%zu", d, c);
+    for (int k = 0; k < 2; k++)
+      run_ok(k ? n : 1,
+             write_pipeline(
+                 d, mt_strf("isfc%zu_%d.yaml", c, k),
+                 mt_strf(
+                     "  - {id: runs, plugin: fmri_source, params: {path: '%s/sub-*_bold.nii.gz', mask: "
+                     "'%s/mask.nii.gz', shard: %s}}\n"
+                     "  - {id: isc, plugin: isc, inputs: [runs], params: {%s}}\n"
+                     "  - {id: out, plugin: file_sink, inputs: [isc.map], params: {path: '${OUT}/isc.mpk'}}\n"
+                     "  - {id: fc, plugin: file_sink, inputs: [isc.isfc], params: {path: "
+                     "'${OUT}/isfc.mpk'}}\n",
+                     data, data, k ? "voxels" : "none", cases[c])),
+             k ? many : one);
+    same_maps(mt_strf("%s/isfc.mpk", one), mt_strf("%s/isfc.mpk", many), "1e-12");
+    same_maps(mt_strf("%s/isc.mpk", one), mt_strf("%s/isc.mpk", many), "0");
+    dir_holds(many, "isc.mpk isfc.mpk");
+    if (c == 0) { /* the same ranks give the same bytes on a rerun */
+      char *again = mt_strf("%s/again", d), *log;
+      run_ok(n, mt_strf("%s/isfc0_1.yaml", d), again);
+      ck_assert_msg(mt_run(mt_strf("cmp %s/isfc.mpk %s/isfc.mpk", many, again), &log) == 0,
+                    "rerun differs: %s", log);
+      free(log);
+    }
+  }
 }
+
+START_TEST(isfc_voxels_2_ranks) { isfc_voxels_equal(2); }
+END_TEST
+START_TEST(isfc_voxels_4_ranks) { isfc_voxels_equal(4); }
 END_TEST
 
 /* Runs marked as voxel slabs but dealt by subject (each rank other
@@ -327,7 +363,8 @@ int main(void) {
   tcase_add_test(tc, isc_voxels_1_rank);
   tcase_add_test(tc, isc_voxels_2_ranks);
   tcase_add_test(tc, isc_voxels_4_ranks);
-  tcase_add_test(tc, isfc_voxels_refused);
+  tcase_add_test(tc, isfc_voxels_2_ranks);
+  tcase_add_test(tc, isfc_voxels_4_ranks);
   tcase_add_test(tc, voxel_slabs_of_other_subjects_refused);
   tcase_add_test(tc, failing_rank_leaves_no_group_output);
   tcase_add_test(tc, ranks_without_subjects);
