@@ -8,9 +8,12 @@
  * each I/O source stage runs its own loop on its own thread, and a stage's
  * loop must never wait for a browser. The thread samples every
  * MONITOR_PERIOD_MS (a uv timer): run_snapshot copies the counters the
- * scheduler keeps anyway, run_tap_take takes the messages the taps kept.
- * Nothing of the monitor runs on a stage's thread except the tap's pointer
- * swap in host->emit.
+ * scheduler keeps anyway, msg_tap_take takes what the taps kept. Nothing of
+ * the monitor runs on a stage's thread except msg_tap_put in host->emit (a
+ * kind test; a pointer swap for metrics and maps; for spikes, only while a
+ * client watches them, a copy a few times per sample). Without a client
+ * nothing is rendered: the tick only samples, /api/stats and /metrics render
+ * when asked.
  *
  * The listening socket is ours (bind errors name the address and the
  * reason; port 0 picks a free port); each accepted connection is handed to
@@ -114,10 +117,11 @@ struct monitor {
   mon_series *series;
   size_t n_series;
   int metrics_changed;
-  char **map_json;    /* per edge: the latest map's push, NULL */
-  int *map_changed;   /* per edge */
-  char **spikes_json; /* per edge: the spikes taken at this sample, NULL */
-  int *spikes_subs;   /* per edge: clients that chose it (no client: no spikes rendered) */
+  myelin_msg **map_msg; /* per edge: the latest map, NULL */
+  char **map_json;      /* per edge: its push, rendered when a client wants it, NULL */
+  int *map_changed;     /* per edge: a new map not pushed yet */
+  char **spikes_json;   /* per edge: the spikes taken at this sample, NULL */
+  int *spikes_subs;     /* per edge: clients that chose it (no client: no spikes rendered) */
 };
 
 /* ---- sampling (mu held) -------------------------------------------------- */
@@ -126,6 +130,8 @@ static void edge_name(const monitor *m, size_t e, char *buf, size_t n) {
   snprintf(buf, n, "%s.%s", d->id, d->lib.desc->outputs[m->edges[e].port].name);
 }
 
+/* Takes what the taps kept; renders only the spikes that a client watches
+ * (maps are rendered when pushed or greeted: render_map_locked). */
 static void sample_locked(monitor *m) {
   if (!m->run) return;
   run_stats *older = &m->snap[!m->now];
@@ -133,12 +139,13 @@ static void sample_locked(monitor *m) {
   if (run_snapshot(m->run, older)) return;
   m->now = !m->now;
   for (size_t e = 0; e < m->n_edges; e++) {
+    msg_tap *tap = run_tap_get(m->run, m->edges[e].stage, m->edges[e].port);
+    if (!tap) continue; /* out of memory at attach: this edge shows nothing */
     myelin_msg *msgs[MONITOR_TAP_TAKE], *spikes[MONITOR_TAP_TAKE], *map = NULL;
-    size_t n = run_tap_take(m->run, m->edges[e].stage, m->edges[e].port, msgs, MONITOR_TAP_TAKE, NULL),
-           ns = 0;
+    size_t n = msg_tap_take(tap, msgs, MONITOR_TAP_TAKE, NULL), ns = 0;
+    m->edges[e].seen |= msg_tap_seen(tap);
     for (size_t i = 0; i < n; i++) {
       const char *kind = myelin_msg_kind(msgs[i]);
-      m->edges[e].seen |= !strcmp(kind, "metrics") ? 1u : !strcmp(kind, "map") ? 2u : 4u;
       if (!strcmp(kind, "metrics")) {
         if (m->series_of[e] < 0) {
           mon_series *s = realloc(m->series, (m->n_series + 1) * sizeof *s);
@@ -151,19 +158,18 @@ static void sample_locked(monitor *m) {
         }
         if (!mon_series_add(&m->series[m->series_of[e]], msgs[i])) m->metrics_changed = 1;
       } else if (!strcmp(kind, "map"))
-        map = msgs[i]; /* the latest only */
+        map = msgs[i]; /* the newest (the tap keeps no other) */
       else if (!strcmp(kind, "spikes"))
         spikes[ns++] = msgs[i];
     }
     char edge[256];
     edge_name(m, e, edge, sizeof edge);
     if (map) {
-      char *j = monitor_map_json(map, edge);
-      if (j) {
-        free(m->map_json[e]);
-        m->map_json[e] = j;
-        m->map_changed[e] = 1;
-      }
+      myelin_msg_unref(m->map_msg[e]);
+      m->map_msg[e] = myelin_msg_ref(map);
+      free(m->map_json[e]);
+      m->map_json[e] = NULL;
+      m->map_changed[e] = 1;
     }
     free(m->spikes_json[e]);
     m->spikes_json[e] =
@@ -171,6 +177,16 @@ static void sample_locked(monitor *m) {
     for (size_t i = 0; i < n; i++)
       myelin_msg_unref(msgs[i]);
   }
+}
+
+/* The push of edge e's latest map, rendered once per map (NULL: none). */
+static const char *render_map_locked(monitor *m, size_t e) {
+  if (!m->map_json[e] && m->map_msg[e]) {
+    char edge[256];
+    edge_name(m, e, edge, sizeof edge);
+    m->map_json[e] = monitor_map_json(m->map_msg[e], edge);
+  }
+  return m->map_json[e];
 }
 
 static mon_view view_locked(const monitor *m) {
@@ -207,8 +223,16 @@ static void push(session *s, frame *f) {
   lws_callback_on_writable(s->wsi);
 }
 
+/* Every MONITOR_PERIOD_MS: samples; renders and pushes only when a client
+ * is connected (/api/stats and /metrics render when asked). */
 static void on_tick(uv_timer_t *t) {
   monitor *m = t->data;
+  if (!m->clients) {
+    pthread_mutex_lock(&m->mu);
+    sample_locked(m);
+    pthread_mutex_unlock(&m->mu);
+    return;
+  }
   frame *stats, *metrics = NULL, **maps = calloc(m->n_edges + 1, sizeof *maps),
                 **spikes = calloc(m->n_edges + 1, sizeof *spikes);
   pthread_mutex_lock(&m->mu);
@@ -220,7 +244,7 @@ static void on_tick(uv_timer_t *t) {
     if ((metrics = frame_new(j))) m->metrics_changed = 0;
   }
   for (size_t e = 0; maps && spikes && e < m->n_edges; e++) {
-    if (m->map_changed[e] && m->map_json[e] && (maps[e] = frame_new(xstrdup(m->map_json[e]))))
+    if (m->map_changed[e] && render_map_locked(m, e) && (maps[e] = frame_new(xstrdup(m->map_json[e]))))
       m->map_changed[e] = 0;
     if (m->spikes_json[e]) spikes[e] = frame_new(xstrdup(m->spikes_json[e]));
   }
@@ -254,7 +278,7 @@ static void greet(monitor *m, session *s) {
   push(s, stats);
   push(s, metrics);
   for (size_t e = 0; e < m->n_edges; e++)
-    if (m->map_json[e]) {
+    if (render_map_locked(m, e)) {
       frame *f = frame_new(xstrdup(m->map_json[e]));
       push(s, f);
       frame_unref(f);
@@ -308,12 +332,21 @@ static int serve_http(monitor *m, struct lws *wsi, session *s, const char *path)
   return http_reply(wsi, s, HTTP_STATUS_OK, type, (const unsigned char *)body, strlen(body), body);
 }
 
-/* A client's spikes edge (-1: none), counted per edge for the sampler. */
+/* Spikes previews on for the edges some client watches, off for the others. */
+static void watch_locked(monitor *m) {
+  for (size_t e = 0; m->run && e < m->n_edges; e++) {
+    msg_tap *tap = run_tap_get(m->run, m->edges[e].stage, m->edges[e].port);
+    if (tap) msg_tap_watch(tap, m->spikes_subs[e] > 0);
+  }
+}
+
+/* A client's spikes edge (-1: none), counted per edge for the taps. */
 static void choose_spikes(monitor *m, session *s, int e) {
   pthread_mutex_lock(&m->mu);
   if (s->spikes_edge >= 0) m->spikes_subs[s->spikes_edge]--;
   s->spikes_edge = e;
   if (e >= 0) m->spikes_subs[e]++;
+  watch_locked(m);
   pthread_mutex_unlock(&m->mu);
 }
 
@@ -469,6 +502,7 @@ static void on_attach(void *ctx, myelin_run *run) {
     run_tap(run, m->edges[e].stage, m->edges[e].port); /* out of memory: that edge shows nothing */
   m->run = run;
   m->state = MON_RUNNING;
+  watch_locked(m);  /* for clients that came before the run */
   sample_locked(m); /* counters from the start (all zero), so every stage has them */
   pthread_mutex_unlock(&m->mu);
 }
@@ -544,9 +578,11 @@ static void monitor_free(monitor *m) {
     mon_series_free(&m->series[i]);
   free(m->series);
   for (size_t e = 0; e < m->n_edges; e++) {
+    myelin_msg_unref(m->map_msg[e]);
     free(m->map_json[e]);
     free(m->spikes_json[e]);
   }
+  free(m->map_msg);
   free(m->map_json);
   free(m->spikes_json);
   free(m->map_changed);
@@ -568,11 +604,13 @@ monitor *monitor_start(const char *addr, const pipeline *p, char *err, size_t er
     cap += port_count(p->stages[i].lib.desc->outputs);
   m->edges = calloc(cap + 1, sizeof *m->edges);
   m->series_of = calloc(cap + 1, sizeof *m->series_of);
+  m->map_msg = calloc(cap + 1, sizeof *m->map_msg);
   m->map_json = calloc(cap + 1, sizeof *m->map_json);
   m->spikes_json = calloc(cap + 1, sizeof *m->spikes_json);
   m->map_changed = calloc(cap + 1, sizeof *m->map_changed);
   m->spikes_subs = calloc(cap + 1, sizeof *m->spikes_subs);
-  if (!m->edges || !m->series_of || !m->map_json || !m->spikes_json || !m->map_changed || !m->spikes_subs) {
+  if (!m->edges || !m->series_of || !m->map_msg || !m->map_json || !m->spikes_json || !m->map_changed ||
+      !m->spikes_subs) {
     snprintf(err, errlen, "out of memory");
     monitor_free(m);
     return NULL;

@@ -237,6 +237,10 @@ int run_tap(myelin_run *run, size_t stage, int port);
 /* Between attach and detach, from one thread: the messages the tapped port
  * emitted since the last call (msg_tap_take); 0 for a port without a tap. */
 size_t run_tap_take(myelin_run *run, size_t stage, int port, myelin_msg **out, size_t max, uint64_t *dropped);
+/* Between attach and detach: the tap of that port (msg_tap_watch,
+ * msg_tap_seen), NULL when it has none. */
+typedef struct msg_tap msg_tap;
+msg_tap *run_tap_get(myelin_run *run, size_t stage, int port);
 
 /* ---- messages over borrowed bytes (msg.c) -------------------------------- */
 /* Memory that messages may point into instead of owning a copy (a mapped

@@ -3,10 +3,14 @@
  *
  * Three parts, so that the data path never waits for the monitor:
  *
- *  - taps (monitor_tap.c, libmyelin): the scheduler keeps the last few
- *    messages emitted on a tapped output port (metrics, map, spikes) in a
- *    small ring of references. The emitting thread swaps a pointer and never
- *    blocks or copies; the monitor takes them when it samples.
+ *  - taps (monitor_tap.c, libmyelin): per tapped output port, what the
+ *    view shows of the metrics, map and spikes messages emitted on it:
+ *    references to the metrics and to the newest map, and, only while a
+ *    client watches the port, a few copies of spikes messages per sample in
+ *    buffers the tap owns (no reference to a spikes message is ever kept, so
+ *    the pipeline's large buffers are freed when the pipeline is done with
+ *    them). The emitting thread never blocks, and allocates only to grow a
+ *    preview buffer; the monitor takes what was kept when it samples.
  *  - rendering (monitor_render.c, libmyelin): a snapshot of the counters the
  *    scheduler keeps anyway (run_snapshot, internal.h) as the JSON of
  *    /api/stats and the Prometheus text of /metrics; the latest map as three
@@ -27,22 +31,33 @@
 #include "internal.h"
 
 #define MONITOR_PERIOD_MS 250
-#define MONITOR_TAP_RING 16  /* spikes messages a tap keeps between two samples */
-#define MONITOR_TAP_TAKE 128 /* at most this many messages per take: 64 metrics, 2 maps, 16 spikes */
+#define MONITOR_TAP_METRICS 64                /* metrics messages a tap keeps between two samples */
+#define MONITOR_TAP_PREVIEWS 4                /* spikes messages copied per sample period, while watched */
+#define MONITOR_PREVIEW_MAX ((size_t)4 << 20) /* larger spikes messages are not previewed */
+#define MONITOR_TAP_TAKE 128 /* at most this many messages per take: 64 metrics, 1 map, 4 spikes */
 
 /* ---- taps ---------------------------------------------------------------- */
-typedef struct msg_tap msg_tap;
+/* (msg_tap is declared in internal.h, for run_tap_get) */
 msg_tap *msg_tap_new(void);
-/* The emitting stage's thread: keeps a reference to m when it is a metrics,
- * map or spikes message (maps and spikes at most 2 and MONITOR_TAP_RING per
- * MONITOR_PERIOD_MS: the others pass), dropping the oldest kept message when
- * the ring is full. Lock-free, never blocks. */
+/* The emitting stage's thread, for every message of the port: O(1), never
+ * blocks. Keeps a reference to a metrics message (the last
+ * MONITOR_TAP_METRICS) and to the newest map (at most 2 per
+ * MONITOR_PERIOD_MS); of spikes, only while watched, copies the bytes of at
+ * most MONITOR_TAP_PREVIEWS messages per MONITOR_PERIOD_MS (up to
+ * MONITOR_PREVIEW_MAX bytes each) and keeps no reference. Other kinds pass. */
 void msg_tap_put(msg_tap *t, myelin_msg *m);
-/* The sampling thread: moves the messages put since the last take into out
- * (at most max; metrics, then maps, then spikes, each oldest first; the
- * rings keep the last 64 metrics, 2 maps, MONITOR_TAP_RING spikes) and
+/* Any thread: spikes previews on (a client shows this port's raster) or off. */
+void msg_tap_watch(msg_tap *t, int on);
+/* Any thread: the kinds put so far (MON_SEEN_*; what a "*" port carries). */
+#define MON_SEEN_METRICS 1u
+#define MON_SEEN_MAP 2u
+#define MON_SEEN_SPIKES 4u
+unsigned msg_tap_seen(const msg_tap *t);
+/* The sampling thread: moves what was kept since the last take into out (at
+ * most max; metrics oldest first, then the newest map, then the spikes
+ * previews oldest first, decoded into messages of the monitor's own) and
  * returns how many. The caller unrefs them. *dropped (may be NULL) gets how
- * many were overwritten unseen. */
+ * many kept messages were overwritten unseen or previews skipped. */
 size_t msg_tap_take(msg_tap *t, myelin_msg **out, size_t max, uint64_t *dropped);
 void msg_tap_free(msg_tap *t); /* unrefs what it still holds */
 

@@ -278,51 +278,198 @@ START_TEST(map_slices_and_spikes) {
 }
 END_TEST
 
-START_TEST(tap_keeps_the_latest_per_kind) {
+/* A spikes message whose bytes live in memory of its own (a msg_backing):
+ * *released turns 1 when the last reference to it is gone. */
+typedef struct watched_backing {
+  msg_backing b;
+  uint8_t *bytes;
+  int released;
+} watched_backing;
+
+static void backing_released(msg_backing *b) {
+  watched_backing *w = (watched_backing *)b;
+  free(w->bytes);
+  w->bytes = NULL;
+  w->released = 1;
+}
+
+static myelin_msg *spikes_msg(uint64_t seq, size_t events, watched_backing *w) {
+  myelin_builder *b = myelin_builder_new("spikes");
+  myelin_build_uint(b, "seq", seq);
+  myelin_build_int(b, "n", 64);
+  myelin_build_int(b, "steps", 32);
+  uint32_t *step = calloc(events ? events : 1, sizeof *step),
+           *unit = calloc(events ? events : 1, sizeof *unit);
+  for (size_t k = 0; k < events; k++)
+    step[k] = (uint32_t)(k % 32), unit[k] = (uint32_t)((k * 7 + seq) % 64);
+  myelin_build_tensor_copy(b, "step", MYELIN_U4, 1, (int64_t[]){(int64_t)events}, step);
+  myelin_build_tensor_copy(b, "unit", MYELIN_U4, 1, (int64_t[]){(int64_t)events}, unit);
+  free(step);
+  free(unit);
+  myelin_msg *m = myelin_builder_finish(b);
+  ck_assert_ptr_nonnull(m);
+  if (!w) return m;
+  size_t len;
+  const uint8_t *bytes = myelin_msg_bytes(m, &len);
+  w->bytes = malloc(len);
+  memcpy(w->bytes, bytes, len);
+  w->released = 0;
+  msg_backing_init(&w->b, backing_released);
+  myelin_msg *borrowed = NULL;
+  size_t used;
+  ck_assert_int_eq(msg_decode_in(w->bytes, len, len, &w->b, 0, &borrowed, &used, NULL, 0), 0);
+  msg_backing_unref(&w->b); /* the message's reference is the last */
+  ck_assert(!w->released);
+  myelin_msg_unref(m);
+  return borrowed;
+}
+
+/* Past the taps' throttle of spikes previews (MONITOR_TAP_PREVIEWS a period). */
+static void spikes_gap(void) { usleep(MONITOR_PERIOD_MS * 1000 / MONITOR_TAP_PREVIEWS + 2000); }
+
+START_TEST(tap_keeps_no_reference_to_spikes) {
   msg_tap *t = msg_tap_new();
   ck_assert_ptr_nonnull(t);
-  myelin_msg *spikes = myelin_builder_finish(myelin_builder_new("spikes"));
-  myelin_msg *metrics = metrics_msg(1, "loss", 1);
-  myelin_msg *map = myelin_builder_finish(myelin_builder_new("map"));
-  myelin_msg *tensor = myelin_builder_finish(myelin_builder_new("tensor"));
   myelin_msg *out[MONITOR_TAP_TAKE];
   uint64_t dropped = 99;
-  /* a burst: spikes and maps enter at most as often as the monitor takes them, metrics all */
-  for (int i = 0; i < 20; i++)
-    msg_tap_put(t, spikes), msg_tap_put(t, map), msg_tap_put(t, metrics);
-  size_t n = msg_tap_take(t, out, MONITOR_TAP_TAKE, &dropped);
-  ck_assert_uint_eq(n, 20 + 1 + 1);
+  /* nobody watches: a spikes message is neither kept nor copied */
+  watched_backing w;
+  myelin_msg *m = spikes_msg(1, 25000, &w); /* 200 KB, as a spike_encoder emits */
+  for (int i = 0; i < 100; i++)
+    msg_tap_put(t, m);
+  myelin_msg_unref(m);
+  ck_assert_msg(w.released, "the tap still holds a reference to an unwatched spikes message");
+  ck_assert_uint_eq(msg_tap_take(t, out, MONITOR_TAP_TAKE, &dropped), 0);
   ck_assert_uint_eq(dropped, 0);
-  for (size_t i = 0; i < n; i++)
-    myelin_msg_unref(out[i]);
-  /* spaced out: each ring keeps its last messages */
-  const unsigned spike_gap = MONITOR_PERIOD_MS * 1000 / MONITOR_TAP_RING + 1000,
-                 map_gap = MONITOR_PERIOD_MS * 1000 / 2 + 1000;
-  usleep(map_gap); /* past the burst's throttle */
-  for (int i = 0; i < 20; i++)
-    msg_tap_put(t, spikes), usleep(spike_gap);
-  for (int i = 0; i < 3; i++)
-    msg_tap_put(t, metrics);
-  for (int i = 0; i < 5; i++)
-    msg_tap_put(t, map), usleep(map_gap);
-  msg_tap_put(t, tensor); /* not a kind the view shows: not kept */
-  n = msg_tap_take(t, out, MONITOR_TAP_TAKE, &dropped);
-  ck_assert_uint_eq(n, 3 + 2 + MONITOR_TAP_RING); /* metrics, the last 2 maps, the last spikes */
-  ck_assert_uint_eq(dropped, 3 + (20 - MONITOR_TAP_RING));
-  ck_assert_str_eq(myelin_msg_kind(out[0]), "metrics");
-  ck_assert_str_eq(myelin_msg_kind(out[3]), "map");
-  ck_assert_str_eq(myelin_msg_kind(out[n - 1]), "spikes");
+  ck_assert_uint_eq(msg_tap_seen(t), MON_SEEN_SPIKES);
+  /* watched: a copy of it, and still no reference; the original is freed when the pipeline drops it */
+  msg_tap_watch(t, 1);
+  spikes_gap();
+  m = spikes_msg(2, 25000, &w);
+  size_t len;
+  const uint8_t *bytes = myelin_msg_bytes(m, &len);
+  uint8_t *expect = malloc(len);
+  memcpy(expect, bytes, len);
+  for (int i = 0; i < 100; i++) /* a burst: one preview per period's share */
+    msg_tap_put(t, m);
+  myelin_msg_unref(m);
+  ck_assert_msg(w.released, "the tap still holds a reference to a watched spikes message");
+  size_t n = msg_tap_take(t, out, MONITOR_TAP_TAKE, &dropped);
+  ck_assert_uint_eq(n, 1);
+  ck_assert_uint_eq(dropped, 0);
+  size_t got_len;
+  const uint8_t *got = myelin_msg_bytes(out[0], &got_len);
+  ck_assert_uint_eq(got_len, len);
+  ck_assert(!memcmp(got, expect, len));
+  free(expect);
+  myelin_msg_unref(out[0]);
+  msg_tap_free(t);
+}
+END_TEST
+
+START_TEST(tap_previews_the_newest_spikes) {
+  msg_tap *t = msg_tap_new();
+  ck_assert_ptr_nonnull(t);
+  myelin_msg *out[MONITOR_TAP_TAKE];
+  uint64_t dropped = 99, seq = 0;
+  msg_tap_watch(t, 1);
+  /* more previews than the tap holds between two takes: the newest are kept, oldest first */
+  const int puts = MONITOR_TAP_PREVIEWS + 2;
+  for (int i = 0; i < puts; i++) {
+    myelin_msg *m = spikes_msg((uint64_t)i, 100 + 10 * (size_t)i, NULL); /* growing: the buffers grow */
+    msg_tap_put(t, m);
+    myelin_msg_unref(m);
+    spikes_gap();
+  }
+  size_t n = msg_tap_take(t, out, MONITOR_TAP_TAKE, &dropped);
+  ck_assert_uint_eq(n, MONITOR_TAP_PREVIEWS);
+  ck_assert_uint_eq(dropped, puts - MONITOR_TAP_PREVIEWS);
+  for (size_t i = 0; i < n; i++) {
+    ck_assert_int_eq(myelin_msg_uint(out[i], "seq", &seq), 0);
+    ck_assert_uint_eq(seq, (uint64_t)puts - MONITOR_TAP_PREVIEWS + i);
+    myelin_tensor st;
+    ck_assert_int_eq(myelin_msg_tensor(out[i], "step", &st), 0);
+    ck_assert_uint_eq(st.count, 100 + 10 * seq);
+  }
+  char *j = monitor_spikes_json(out, n, "enc.spikes", 100000); /* what the page gets of them */
+  ck_assert_ptr_nonnull(strstr(j, mt_strf("\"seq\":%d,", puts - 1)));
+  free(j);
   for (size_t i = 0; i < n; i++)
     myelin_msg_unref(out[i]);
   ck_assert_uint_eq(msg_tap_take(t, out, MONITOR_TAP_TAKE, &dropped), 0);
-  msg_tap_put(t, spikes);
+  /* no longer watched: nothing more is copied */
+  msg_tap_watch(t, 0);
+  spikes_gap();
+  myelin_msg *m = spikes_msg(99, 10, NULL);
+  msg_tap_put(t, m);
+  myelin_msg_unref(m);
+  ck_assert_uint_eq(msg_tap_take(t, out, MONITOR_TAP_TAKE, &dropped), 0);
+  /* larger than MONITOR_PREVIEW_MAX: skipped, and counted */
+  msg_tap_watch(t, 1);
+  m = spikes_msg(100, MONITOR_PREVIEW_MAX / 8 + 1, NULL);
+  msg_tap_put(t, m);
+  myelin_msg_unref(m);
+  ck_assert_uint_eq(msg_tap_take(t, out, MONITOR_TAP_TAKE, &dropped), 0);
+  ck_assert_uint_eq(dropped, 1);
+  /* a preview left untaken is freed with the tap (ASan: no leak) */
+  spikes_gap();
+  m = spikes_msg(101, 10, NULL);
+  msg_tap_put(t, m);
+  myelin_msg_unref(m);
+  msg_tap_free(t);
+}
+END_TEST
+
+START_TEST(tap_keeps_metrics_and_the_newest_map) {
+  msg_tap *t = msg_tap_new();
+  ck_assert_ptr_nonnull(t);
+  myelin_msg *metrics = metrics_msg(1, "loss", 1);
+  myelin_msg *tensor = myelin_builder_finish(myelin_builder_new("tensor"));
+  myelin_msg *maps[5];
+  for (int i = 0; i < 5; i++) {
+    myelin_builder *b = myelin_builder_new("map");
+    myelin_build_int(b, "n", i);
+    maps[i] = myelin_builder_finish(b);
+  }
+  myelin_msg *out[MONITOR_TAP_TAKE];
+  uint64_t dropped = 99;
+  int64_t k = -1;
+  /* a burst: every metrics message, and one map (the first: the next enter at most twice a period) */
+  for (int i = 0; i < 20; i++)
+    msg_tap_put(t, metrics), msg_tap_put(t, maps[0]);
+  msg_tap_put(t, tensor); /* not a kind the view shows: not kept */
+  size_t n = msg_tap_take(t, out, MONITOR_TAP_TAKE, &dropped);
+  ck_assert_uint_eq(n, 20 + 1);
+  ck_assert_uint_eq(dropped, 0);
+  ck_assert_str_eq(myelin_msg_kind(out[0]), "metrics");
+  ck_assert_str_eq(myelin_msg_kind(out[20]), "map");
+  for (size_t i = 0; i < n; i++)
+    myelin_msg_unref(out[i]);
+  ck_assert_uint_eq(msg_tap_seen(t), MON_SEEN_METRICS | MON_SEEN_MAP);
+  /* spaced out: only the newest map is kept; metrics beyond the ring are dropped */
+  usleep(MONITOR_PERIOD_MS * 1000 / 2 + 2000);
+  for (int i = 0; i < 5; i++)
+    msg_tap_put(t, maps[i]), usleep(MONITOR_PERIOD_MS * 1000 / 2 + 2000);
+  for (int i = 0; i < MONITOR_TAP_METRICS + 3; i++)
+    msg_tap_put(t, metrics);
+  n = msg_tap_take(t, out, MONITOR_TAP_TAKE, &dropped);
+  ck_assert_uint_eq(n, MONITOR_TAP_METRICS + 1);
+  ck_assert_uint_eq(dropped, 3 + 4);
+  ck_assert_ptr_eq(out[n - 1], maps[4]);
+  ck_assert_int_eq(myelin_msg_int(out[n - 1], "n", &k), 0);
+  ck_assert_int_eq(k, 4);
+  for (size_t i = 0; i < n; i++)
+    myelin_msg_unref(out[i]);
+  ck_assert_uint_eq(msg_tap_take(t, out, MONITOR_TAP_TAKE, &dropped), 0);
+  usleep(MONITOR_PERIOD_MS * 1000 / 2 + 2000);
+  msg_tap_put(t, maps[1]);
   msg_tap_free(t); /* drops the reference it still holds (ASan: no leak) */
   ck_assert(monitor_tap_kind("spikes") && monitor_tap_kind("*") && monitor_tap_kind("tensor|metrics"));
   ck_assert(!monitor_tap_kind("tensor") && !monitor_tap_kind("sample|volume"));
-  myelin_msg_unref(spikes);
   myelin_msg_unref(metrics);
-  myelin_msg_unref(map);
   myelin_msg_unref(tensor);
+  for (int i = 0; i < 5; i++)
+    myelin_msg_unref(maps[i]);
 }
 END_TEST
 
@@ -560,7 +707,9 @@ int main(void) {
   } tests[] = {{"prometheus_text_format", prometheus_text_format},
                {"stats_json", stats_json},
                {"map_slices_and_spikes", map_slices_and_spikes},
-               {"tap_keeps_the_latest_per_kind", tap_keeps_the_latest_per_kind},
+               {"tap_keeps_no_reference_to_spikes", tap_keeps_no_reference_to_spikes},
+               {"tap_previews_the_newest_spikes", tap_previews_the_newest_spikes},
+               {"tap_keeps_metrics_and_the_newest_map", tap_keeps_metrics_and_the_newest_map},
                {"port_taken_and_bad_addresses", port_taken_and_bad_addresses},
                {"page_in_chromium", page_in_chromium}};
   for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
