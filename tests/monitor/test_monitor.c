@@ -393,6 +393,8 @@ START_TEST(tap_previews_the_newest_spikes) {
   }
   char *j = monitor_spikes_json(out, n, "enc.spikes", 100000); /* what the page gets of them */
   ck_assert_ptr_nonnull(strstr(j, mt_strf("\"seq\":%d,", puts - 1)));
+  ck_assert_ptr_nonnull(strstr(j, "\"steps\":32,\"dt\":0,\"step\":[0,1,2,3,4,5,6,7,8,9,10,11,")); /* seq 5 */
+  ck_assert_ptr_nonnull(strstr(j, "\"unit\":[5,12,19,26,33,40,47,54,61,4,11,"));
   free(j);
   for (size_t i = 0; i < n; i++)
     myelin_msg_unref(out[i]);
