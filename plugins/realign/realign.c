@@ -127,7 +127,9 @@ static int rs_process(void *state, int port, myelin_msg *m) {
   if (!first) {
     double keep[4][4];
     memcpy(keep, s->T, sizeof keep);
+    uint64_t coarse = s->ref.coarse_runs;
     int it = rg_estimate(&s->ref, s->full, s->T, s->max_iter, s->tol);
+    if (s->ref.coarse_runs != coarse) s->host->counter_add(s->st, "coarse", 1);
     rg_params(s->T, s->ref.c, p);
     int bad = it < 0;
     for (int i = 0; i < 6; i++)

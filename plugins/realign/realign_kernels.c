@@ -404,13 +404,26 @@ static void gradient_any(const rg_level *l, const float *vol, const int64_t d[3]
   }
 }
 
-/* Gauss-Newton iterations on one level; the iterations used or -1. The
- * inverse-compositional matrix H is the reference's, computed once (the few
- * samples that leave the grid only shorten a step, they do not move the
- * optimum); a Levenberg damping of 1e-4 of its mean diagonal keeps
- * directions the data cannot determine from diverging. */
+/* Gauss-Newton iterations on one level; the iterations used, -1 (singular
+ * or non-finite) or GN_STALLED (below). The inverse-compositional matrix H
+ * is the reference's, computed once (the few samples that leave the grid
+ * only shorten a step, they do not move the optimum); a Levenberg damping of
+ * 1e-4 of its mean diagonal keeps directions the data cannot determine from
+ * diverging.
+ *
+ * From a start inside the capture range the updates shrink geometrically
+ * (each ~0.45 of the last on EPI). One that does not shrink below 0.9 of the
+ * last either means the start is outside the capture range (a large update:
+ * with `stall` set, GN_STALLED, and the caller takes the coarse-to-fine
+ * path) or, near the optimum, that the steps straddle it (the trilinear
+ * cost has creases at voxel boundaries, and the over-relaxed step overshoots
+ * them): then the relaxation is halved, so the updates shrink again instead
+ * of cycling at a fraction of a micrometre until max_iter. */
+enum { GN_STALLED = -2 };
+#define RG_STALL_STEP 0.1 /* mm (translation + 50 mm x rotation): larger = outside the capture range */
+
 static int gn_level(rg_ref *ref, const rg_level *l, const float *vol, double T[4][4], int max_iter,
-                    double tol) {
+                    double tol, int stall) {
   const int64_t *d = ref->dims;
   const int fast = d[0] >= 2 && d[1] >= 2 && d[2] >= 2;
   double H[6][6], diag = 0;
@@ -420,6 +433,7 @@ static int gn_level(rg_ref *ref, const rg_level *l, const float *vol, double T[4
   for (int i = 0; i < 6; i++)
     H[i][i] += 1e-4 * diag;
   int it = 0;
+  double last = INFINITY, relax = l->smooth ? 1.0 : RG_OMEGA;
   for (; it < max_iter; it++) {
     double M[4][4], AT[4][4];
     mul4(T, ref->A, AT);
@@ -432,7 +446,7 @@ static int gn_level(rg_ref *ref, const rg_level *l, const float *vol, double T[4
     double dp[6];
     if (solve6(H, b, dp)) return -1;
     for (int i = 0; i < 6; i++)
-      dp[i] *= l->smooth ? 1.0 : RG_OMEGA;
+      dp[i] *= relax;
     double W[4][4], Wi[4][4];
     matrix_rad(dp, dp + 3, ref->c, W);
     if (rg_inv4(W, Wi)) return -1;
@@ -441,6 +455,11 @@ static int gn_level(rg_ref *ref, const rg_level *l, const float *vol, double T[4
       if (!isfinite(dp[i])) return -1;
     double step = fabs(dp[0]) + fabs(dp[1]) + fabs(dp[2]) + 50 * (fabs(dp[3]) + fabs(dp[4]) + fabs(dp[5]));
     if (step < tol) return it + 1;
+    if (!(step < 0.9 * last)) {
+      if (stall && step > RG_STALL_STEP) return GN_STALLED;
+      relax *= 0.5;
+    }
+    last = step;
   }
   return it;
 }
@@ -455,14 +474,19 @@ static int is_identity(double T[4][4]) {
 int rg_estimate(rg_ref *ref, const float *mov, double T[4][4], int max_iter, double tol_mm) {
   /* Online, the previous volume's estimate is a few tenths of a mm away:
    * the full-resolution level alone converges from there (AFNI 3dvolreg's
-   * single pass). Only if it does not is the coarse-to-fine path taken. */
+   * single pass), however many iterations the tolerance takes. Only if it
+   * stalls far from the optimum (the start is outside its capture range) or
+   * runs out of iterations is the coarse-to-fine path taken, from the same
+   * start. (It used to give up after 12 iterations and start over: a third
+   * of the volumes of a slow head drift did, which made the latency tail.) */
   double T0[4][4];
   memcpy(T0, T, sizeof T0);
   if (!is_identity(T)) {
-    int b = gn_level(ref, &ref->lev[1], mov, T, max_iter < 12 ? max_iter : 12, tol_mm);
-    if (b > 0 && b < (max_iter < 12 ? max_iter : 12)) return b;
+    int b = gn_level(ref, &ref->lev[1], mov, T, max_iter, tol_mm, 1);
+    if (b > 0 && b < max_iter) return b;
     memcpy(T, T0, sizeof T0);
   }
+  ref->coarse_runs++;
   const int64_t *d = ref->dims;
   size_t V = (size_t)(d[0] * d[1] * d[2]);
   float *sm = ref->lev[0].smooth;
@@ -470,9 +494,9 @@ int rg_estimate(rg_ref *ref, const float *mov, double T[4][4], int max_iter, dou
   const double s3[3] = {ref->sigma_vox, ref->sigma_vox, ref->sigma_vox};
   rg_smooth(sm, d, s3, ref->scratch);
   /* the coarse level only has to land in the fine level's capture range */
-  int a = gn_level(ref, &ref->lev[0], sm, T, max_iter, fmax(tol_mm * 10, 0.01));
+  int a = gn_level(ref, &ref->lev[0], sm, T, max_iter, fmax(tol_mm * 10, 0.01), 0);
   if (a < 0) return -1;
-  int b = gn_level(ref, &ref->lev[1], mov, T, max_iter, tol_mm);
+  int b = gn_level(ref, &ref->lev[1], mov, T, max_iter, tol_mm, 0);
   return b < 0 ? -1 : a + b;
 }
 

@@ -39,10 +39,11 @@ typedef struct rg_level {
 typedef struct rg_ref {
   int64_t dims[3];
   double A[4][4], Ainv[4][4];
-  double c[3];      /* grid center, world mm */
-  rg_level lev[2];  /* [0] coarse (smoothed), [1] full resolution */
-  float *scratch;   /* [V] for smoothing the moving volume */
-  double sigma_vox; /* Gaussian sigma of the coarse level, voxels */
+  double c[3];          /* grid center, world mm */
+  rg_level lev[2];      /* [0] coarse (smoothed), [1] full resolution */
+  float *scratch;       /* [V] for smoothing the moving volume */
+  double sigma_vox;     /* Gaussian sigma of the coarse level, voxels */
+  uint64_t coarse_runs; /* estimates that took the coarse-to-fine path */
 } rg_ref;
 
 /* Prepares a reference volume (C order over dims) with affine A. Returns 0,
