@@ -165,3 +165,35 @@ for f in pass enc small; do
       "$ocmed" "$ocmin" "$ocmax"
   done
 done
+
+# What the monitor itself costs, independent of the machine's load: one run
+# per pipeline and variant under `perf record` (call graphs), the share of
+# the process's CPU samples taken by the monitor's thread (myelin-monitor:
+# sampling, rendering, serving) and by the taps on the stages' threads
+# (msg_tap_put and what it calls: the spikes previews' copies). What this
+# does not see: the monitor's effect on the stages' own work (caches, the
+# allocator), which the timings above bound.
+if ! perf record -q -o "$tmp/probe.data" -- true >/dev/null 2>&1; then
+  echo "(perf is not available or not permitted: no CPU attribution)"
+  exit 0
+fi
+echo "share of the process's CPU samples attributable to the monitor (perf, one run each)"
+for f in pass enc small; do
+  for v in on client; do
+    : > "$tmp/err"
+    perf record -q -F 1999 --call-graph dwarf,4096 -o "$tmp/perf.data" -- \
+      "$myelin" run "$tmp/$f.yaml" --quiet --monitor 0 2>"$tmp/err" &
+    pid=$!
+    poller=
+    if [ $v = client ]; then "$py" "$tmp/poll.py" "$tmp/err" & poller=$!; fi
+    wait "$pid"
+    [ -z "$poller" ] || { kill "$poller" 2>/dev/null || true; wait "$poller" 2>/dev/null || true; }
+    thread=$(perf report -i "$tmp/perf.data" --no-children --sort comm --stdio -g none 2>/dev/null |
+      awk '$2 == "myelin-monitor" { sub("%", "", $1); s += $1 } END { print s + 0 }')
+    tap=$(perf report -i "$tmp/perf.data" --children --sort sym --stdio -g none 2>/dev/null |
+      awk '$NF == "msg_tap_put" { sub("%", "", $1); s += $1 } END { print s + 0 }')
+    printf '  %-6s %-22s %5.2f %% (monitor thread %.2f %%, taps %.2f %%)\n' "$f" \
+      "$([ $v = on ] && echo "--monitor, no client" || echo "--monitor + client")" \
+      "$(awk -v a="${thread:-0}" -v b="${tap:-0}" 'BEGIN { print a + b }')" "${thread:-0}" "${tap:-0}"
+  done
+done

@@ -200,7 +200,7 @@ typedef struct run_observer {
   /* After the stages' init, before any stage starts: may call run_tap. */
   void (*attach)(void *ctx, myelin_run *run);
   /* Every stage has returned, its counters are final; the last chance to
-   * call run_snapshot / run_tap_take. exit_code: the run's. */
+   * call run_snapshot / msg_tap_take. exit_code: the run's. */
   void (*detach)(void *ctx, myelin_run *run, int exit_code);
 } run_observer;
 
@@ -234,11 +234,8 @@ int run_snapshot(myelin_run *run, run_stats *rs);
 /* In attach only: keep the messages that stage's output port emits in a
  * tap (monitor.h). 0, MYELIN_EINVAL (no such port) or MYELIN_ENOMEM. */
 int run_tap(myelin_run *run, size_t stage, int port);
-/* Between attach and detach, from one thread: the messages the tapped port
- * emitted since the last call (msg_tap_take); 0 for a port without a tap. */
-size_t run_tap_take(myelin_run *run, size_t stage, int port, myelin_msg **out, size_t max, uint64_t *dropped);
-/* Between attach and detach: the tap of that port (msg_tap_watch,
- * msg_tap_seen), NULL when it has none. */
+/* Between attach and detach: the tap of that port, NULL when it has none
+ * (monitor.h: msg_tap_take from one thread, msg_tap_watch, msg_tap_seen). */
 typedef struct msg_tap msg_tap;
 msg_tap *run_tap_get(myelin_run *run, size_t stage, int port);
 

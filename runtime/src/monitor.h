@@ -32,7 +32,7 @@
 
 #define MONITOR_PERIOD_MS 250
 #define MONITOR_TAP_METRICS 64                /* metrics messages a tap keeps between two samples */
-#define MONITOR_TAP_PREVIEWS 4                /* spikes messages copied per sample period, while watched */
+#define MONITOR_TAP_PREVIEWS 4                /* spikes messages copied per take (sample), while watched */
 #define MONITOR_PREVIEW_MAX ((size_t)4 << 20) /* larger spikes messages are not previewed */
 #define MONITOR_TAP_TAKE 128 /* at most this many messages per take: 64 metrics, 1 map, 4 spikes */
 
@@ -42,8 +42,8 @@ msg_tap *msg_tap_new(void);
 /* The emitting stage's thread, for every message of the port: O(1), never
  * blocks. Keeps a reference to a metrics message (the last
  * MONITOR_TAP_METRICS) and to the newest map (at most 2 per
- * MONITOR_PERIOD_MS); of spikes, only while watched, copies the bytes of at
- * most MONITOR_TAP_PREVIEWS messages per MONITOR_PERIOD_MS (up to
+ * MONITOR_PERIOD_MS); of spikes, only while watched, copies the bytes of the
+ * first MONITOR_TAP_PREVIEWS messages after each take (up to
  * MONITOR_PREVIEW_MAX bytes each) and keeps no reference. Other kinds pass. */
 void msg_tap_put(msg_tap *t, myelin_msg *m);
 /* Any thread: spikes previews on (a client shows this port's raster) or off. */

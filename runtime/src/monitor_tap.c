@@ -11,11 +11,12 @@
  *  - spikes: no reference at all. A spikes stream is the one that floods
  *    (thousands of ~100 KB messages a second), and a kept reference delays the
  *    free of a large buffer: the allocator cannot reuse it for the next
- *    message (measured: more realloc copies in the encoder). While a client
- *    watches the port (msg_tap_watch), at most MONITOR_TAP_PREVIEWS messages
- *    per sample period are copied into buffers the tap owns (grown only when
- *    a larger message comes, up to MONITOR_PREVIEW_MAX bytes); the monitor
- *    decodes its own copy at its tick. Unwatched: nothing is copied.
+ *    message. While a client watches the port (msg_tap_watch), each take
+ *    grants MONITOR_TAP_PREVIEWS credits: the next that many spikes messages
+ *    are copied into buffers the tap owns (grown only when a larger message
+ *    comes, up to MONITOR_PREVIEW_MAX bytes), and the monitor decodes its own
+ *    copy at its next take. Other spikes messages cost one relaxed atomic
+ *    load: no clock, no copy, no reference.
  *
  * Every hand-over is one atomic exchange or compare-and-swap, so neither
  * side ever waits: whoever takes a reference out of a slot owns it, and a
@@ -51,14 +52,13 @@ struct msg_tap {
   uint64_t map_taken;       /* ... counted by the monitor */
   /* spikes */
   _Atomic int watched;
-  _Atomic uint64_t spikes_next_ns;
+  _Atomic int credits;             /* previews still to copy before the next take */
   _Atomic uint64_t spikes_put;     /* previews written */
   _Atomic uint64_t spikes_skipped; /* due a preview but over MONITOR_PREVIEW_MAX or out of memory */
   uint64_t spikes_taken, skipped_seen;
   preview prev[MONITOR_TAP_PREVIEWS];
 };
 
-#define SPIKES_EVERY_NS (MONITOR_PERIOD_MS * 1000000ull / MONITOR_TAP_PREVIEWS)
 #define MAP_EVERY_NS (MONITOR_PERIOD_MS * 1000000ull / 2)
 
 msg_tap *msg_tap_new(void) {
@@ -72,7 +72,7 @@ msg_tap *msg_tap_new(void) {
   atomic_init(&t->map, NULL);
   atomic_init(&t->map_put, 0);
   atomic_init(&t->watched, 0);
-  atomic_init(&t->spikes_next_ns, 0);
+  atomic_init(&t->credits, 0);
   atomic_init(&t->spikes_put, 0);
   atomic_init(&t->spikes_skipped, 0);
   for (size_t i = 0; i < MONITOR_TAP_PREVIEWS; i++)
@@ -134,7 +134,8 @@ void msg_tap_put(msg_tap *t, myelin_msg *m) {
   if (!(atomic_load_explicit(&t->seen, memory_order_relaxed) & bit))
     atomic_fetch_or_explicit(&t->seen, bit, memory_order_relaxed);
   if (bit == MON_SEEN_SPIKES) {
-    if (atomic_load_explicit(&t->watched, memory_order_relaxed) && due(&t->spikes_next_ns, SPIKES_EVERY_NS))
+    if (atomic_load_explicit(&t->credits, memory_order_relaxed) > 0 &&
+        atomic_fetch_sub_explicit(&t->credits, 1, memory_order_relaxed) > 0)
       spikes_put(t, m);
   } else if (bit == MON_SEEN_MAP) {
     if (!due(&t->map_next_ns, MAP_EVERY_NS)) return;
@@ -147,7 +148,10 @@ void msg_tap_put(msg_tap *t, myelin_msg *m) {
   }
 }
 
-void msg_tap_watch(msg_tap *t, int on) { atomic_store_explicit(&t->watched, !!on, memory_order_relaxed); }
+void msg_tap_watch(msg_tap *t, int on) {
+  atomic_store_explicit(&t->watched, !!on, memory_order_relaxed);
+  atomic_store_explicit(&t->credits, on ? MONITOR_TAP_PREVIEWS : 0, memory_order_relaxed);
+}
 
 unsigned msg_tap_seen(const msg_tap *t) { return atomic_load_explicit(&t->seen, memory_order_relaxed); }
 
@@ -199,6 +203,10 @@ size_t msg_tap_take(msg_tap *t, myelin_msg **out, size_t max, uint64_t *dropped)
   lost += (sp - t->spikes_taken > taken ? sp - t->spikes_taken - taken : 0) + (skipped - t->skipped_seen);
   t->spikes_taken = sp;
   t->skipped_seen = skipped;
+  /* the buffers are free again: the next messages may fill them */
+  atomic_store_explicit(&t->credits,
+                        atomic_load_explicit(&t->watched, memory_order_relaxed) ? MONITOR_TAP_PREVIEWS : 0,
+                        memory_order_relaxed);
   if (dropped) *dropped = lost;
   return n;
 }

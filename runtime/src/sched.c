@@ -776,10 +776,6 @@ msg_tap *run_tap_get(myelin_run *run, size_t stage, int port) {
   return s && s->taps && port >= 0 && (size_t)port < s->n_outs ? s->taps[port] : NULL;
 }
 
-size_t run_tap_take(myelin_run *run, size_t stage, int port, myelin_msg **out, size_t max, uint64_t *dropped) {
-  msg_tap *t = run_tap_get(run, stage, port);
-  return t ? msg_tap_take(t, out, max, dropped) : 0;
-}
 
 /* --progress: one plain line every o.progress_every seconds (any stderr,
  * TTY or not): per stage the messages so far (in for stages with inputs,

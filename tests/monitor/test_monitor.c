@@ -324,9 +324,6 @@ static myelin_msg *spikes_msg(uint64_t seq, size_t events, watched_backing *w) {
   return borrowed;
 }
 
-/* Past the taps' throttle of spikes previews (MONITOR_TAP_PREVIEWS a period). */
-static void spikes_gap(void) { usleep(MONITOR_PERIOD_MS * 1000 / MONITOR_TAP_PREVIEWS + 2000); }
-
 START_TEST(tap_keeps_no_reference_to_spikes) {
   msg_tap *t = msg_tap_new();
   ck_assert_ptr_nonnull(t);
@@ -342,69 +339,93 @@ START_TEST(tap_keeps_no_reference_to_spikes) {
   ck_assert_uint_eq(msg_tap_take(t, out, MONITOR_TAP_TAKE, &dropped), 0);
   ck_assert_uint_eq(dropped, 0);
   ck_assert_uint_eq(msg_tap_seen(t), MON_SEEN_SPIKES);
-  /* watched: a copy of it, and still no reference; the original is freed when the pipeline drops it */
+  /* watched: copies of it, and still no reference; the original is freed when the pipeline drops it */
   msg_tap_watch(t, 1);
-  spikes_gap();
   m = spikes_msg(2, 25000, &w);
   size_t len;
   const uint8_t *bytes = myelin_msg_bytes(m, &len);
   uint8_t *expect = malloc(len);
   memcpy(expect, bytes, len);
-  for (int i = 0; i < 100; i++) /* a burst: one preview per period's share */
+  for (int i = 0; i < 100; i++) /* a burst: the first MONITOR_TAP_PREVIEWS are copied */
     msg_tap_put(t, m);
   myelin_msg_unref(m);
   ck_assert_msg(w.released, "the tap still holds a reference to a watched spikes message");
   size_t n = msg_tap_take(t, out, MONITOR_TAP_TAKE, &dropped);
-  ck_assert_uint_eq(n, 1);
+  ck_assert_uint_eq(n, MONITOR_TAP_PREVIEWS);
   ck_assert_uint_eq(dropped, 0);
-  size_t got_len;
-  const uint8_t *got = myelin_msg_bytes(out[0], &got_len);
-  ck_assert_uint_eq(got_len, len);
-  ck_assert(!memcmp(got, expect, len));
+  for (size_t i = 0; i < n; i++) {
+    size_t got_len;
+    const uint8_t *got = myelin_msg_bytes(out[i], &got_len);
+    ck_assert_uint_eq(got_len, len);
+    ck_assert(!memcmp(got, expect, len));
+    myelin_msg_unref(out[i]);
+  }
   free(expect);
-  myelin_msg_unref(out[0]);
   msg_tap_free(t);
 }
 END_TEST
 
-START_TEST(tap_previews_the_newest_spikes) {
+/* The spikes messages put since the previous take: seq first .. first + n - 1. */
+static void expect_previews(msg_tap *t, uint64_t first, size_t n) {
+  myelin_msg *out[MONITOR_TAP_TAKE];
+  uint64_t dropped = 99, seq = 0;
+  size_t got = msg_tap_take(t, out, MONITOR_TAP_TAKE, &dropped);
+  ck_assert_uint_eq(got, n);
+  ck_assert_uint_eq(dropped, 0);
+  for (size_t i = 0; i < got; i++) {
+    ck_assert_int_eq(myelin_msg_uint(out[i], "seq", &seq), 0);
+    ck_assert_uint_eq(seq, first + i);
+    myelin_tensor st;
+    ck_assert_int_eq(myelin_msg_tensor(out[i], "step", &st), 0);
+    ck_assert_uint_eq(st.count, 100 + 10 * seq);
+  }
+  if (got) {
+    char *j = monitor_spikes_json(out, got, "enc.spikes", 100000); /* what the page gets of them */
+    ck_assert_ptr_nonnull(strstr(j, mt_strf("\"seq\":%d,", (int)(first + got - 1))));
+    free(j);
+  }
+  for (size_t i = 0; i < got; i++)
+    myelin_msg_unref(out[i]);
+}
+
+START_TEST(tap_previews_spikes_after_each_take) {
   msg_tap *t = msg_tap_new();
   ck_assert_ptr_nonnull(t);
   myelin_msg *out[MONITOR_TAP_TAKE];
   uint64_t dropped = 99, seq = 0;
   msg_tap_watch(t, 1);
-  /* more previews than the tap holds between two takes: the newest are kept, oldest first */
-  const int puts = MONITOR_TAP_PREVIEWS + 2;
-  for (int i = 0; i < puts; i++) {
-    myelin_msg *m = spikes_msg((uint64_t)i, 100 + 10 * (size_t)i, NULL); /* growing: the buffers grow */
+  /* the first MONITOR_TAP_PREVIEWS after a take are copied, the rest pass */
+  for (; seq < 3 * MONITOR_TAP_PREVIEWS; seq++) {
+    myelin_msg *m = spikes_msg(seq, 100 + 10 * (size_t)seq, NULL); /* growing: the buffers grow */
     msg_tap_put(t, m);
     myelin_msg_unref(m);
-    spikes_gap();
   }
-  size_t n = msg_tap_take(t, out, MONITOR_TAP_TAKE, &dropped);
-  ck_assert_uint_eq(n, MONITOR_TAP_PREVIEWS);
-  ck_assert_uint_eq(dropped, puts - MONITOR_TAP_PREVIEWS);
-  for (size_t i = 0; i < n; i++) {
-    ck_assert_int_eq(myelin_msg_uint(out[i], "seq", &seq), 0);
-    ck_assert_uint_eq(seq, (uint64_t)puts - MONITOR_TAP_PREVIEWS + i);
-    myelin_tensor st;
-    ck_assert_int_eq(myelin_msg_tensor(out[i], "step", &st), 0);
-    ck_assert_uint_eq(st.count, 100 + 10 * seq);
+  expect_previews(t, 0, MONITOR_TAP_PREVIEWS);
+  /* the take freed the buffers: the next ones are copied, fewer than the credits too */
+  for (uint64_t i = 0; i < 2; i++, seq++) {
+    myelin_msg *m = spikes_msg(seq, 100 + 10 * (size_t)seq, NULL);
+    msg_tap_put(t, m);
+    myelin_msg_unref(m);
   }
-  char *j = monitor_spikes_json(out, n, "enc.spikes", 100000); /* what the page gets of them */
-  ck_assert_ptr_nonnull(strstr(j, mt_strf("\"seq\":%d,", puts - 1)));
-  ck_assert_ptr_nonnull(strstr(j, "\"steps\":32,\"dt\":0,\"step\":[0,1,2,3,4,5,6,7,8,9,10,11,")); /* seq 5 */
-  ck_assert_ptr_nonnull(strstr(j, "\"unit\":[5,12,19,26,33,40,47,54,61,4,11,"));
-  free(j);
-  for (size_t i = 0; i < n; i++)
-    myelin_msg_unref(out[i]);
-  ck_assert_uint_eq(msg_tap_take(t, out, MONITOR_TAP_TAKE, &dropped), 0);
+  expect_previews(t, 3 * MONITOR_TAP_PREVIEWS, 2);
+  char *j = NULL;
+  {
+    myelin_msg *m = spikes_msg(5, 40, NULL); /* the events as the page gets them */
+    msg_tap_put(t, m);
+    myelin_msg_unref(m);
+    ck_assert_uint_eq(msg_tap_take(t, out, MONITOR_TAP_TAKE, &dropped), 1);
+    j = monitor_spikes_json(out, 1, "enc.spikes", 100000);
+    ck_assert_ptr_nonnull(strstr(j, "\"steps\":32,\"dt\":0,\"step\":[0,1,2,3,4,5,6,7,8,9,10,11,"));
+    ck_assert_ptr_nonnull(strstr(j, "\"unit\":[5,12,19,26,33,40,47,54,61,4,11,"));
+    free(j);
+    myelin_msg_unref(out[0]);
+  }
   /* no longer watched: nothing more is copied */
   msg_tap_watch(t, 0);
-  spikes_gap();
   myelin_msg *m = spikes_msg(99, 10, NULL);
   msg_tap_put(t, m);
   myelin_msg_unref(m);
+  ck_assert_uint_eq(msg_tap_take(t, out, MONITOR_TAP_TAKE, &dropped), 0);
   ck_assert_uint_eq(msg_tap_take(t, out, MONITOR_TAP_TAKE, &dropped), 0);
   /* larger than MONITOR_PREVIEW_MAX: skipped, and counted */
   msg_tap_watch(t, 1);
@@ -414,7 +435,6 @@ START_TEST(tap_previews_the_newest_spikes) {
   ck_assert_uint_eq(msg_tap_take(t, out, MONITOR_TAP_TAKE, &dropped), 0);
   ck_assert_uint_eq(dropped, 1);
   /* a preview left untaken is freed with the tap (ASan: no leak) */
-  spikes_gap();
   m = spikes_msg(101, 10, NULL);
   msg_tap_put(t, m);
   myelin_msg_unref(m);
@@ -710,7 +730,7 @@ int main(void) {
                {"stats_json", stats_json},
                {"map_slices_and_spikes", map_slices_and_spikes},
                {"tap_keeps_no_reference_to_spikes", tap_keeps_no_reference_to_spikes},
-               {"tap_previews_the_newest_spikes", tap_previews_the_newest_spikes},
+               {"tap_previews_spikes_after_each_take", tap_previews_spikes_after_each_take},
                {"tap_keeps_metrics_and_the_newest_map", tap_keeps_metrics_and_the_newest_map},
                {"port_taken_and_bad_addresses", port_taken_and_bad_addresses},
                {"page_in_chromium", page_in_chromium}};
