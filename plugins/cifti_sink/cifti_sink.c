@@ -275,6 +275,8 @@ static int cs_init(const myelin_host *host, myelin_stage *st, const myelin_param
   return 0;
 }
 
+static int cs_flush(void *state) { return map_file_ranks(&((cs_state *)state)->out); }
+
 static void cs_fini(void *state) {
   cs_state *s = state;
   if (!s) return;
@@ -317,6 +319,7 @@ static const myelin_plugin_desc cs_desc = {
     .validate = cs_validate,
     .init = cs_init,
     .process = cs_process,
+    .flush = cs_flush,
     .fini = cs_fini,
 };
 

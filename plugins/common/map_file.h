@@ -13,6 +13,8 @@
  *   map_file_open(o, path, msg_no, "{subject} {task} ...", &f)   claim + open
  *   ...write f.fp...
  *   map_file_close(o, &f, path, write_failed, err)                commit or abort
+ *   map_file_ranks(o)   at end of stream (flush): with several MPI ranks, a
+ *       path two ranks wrote is an error naming both (ranks.h)
  */
 #ifndef MYELIN_PLUGIN_MAP_FILE_H
 #define MYELIN_PLUGIN_MAP_FILE_H
@@ -23,6 +25,7 @@
 #include <string.h>
 
 #include "myelin/myelin.h"
+#include "ranks.h"
 
 typedef struct {
   const myelin_host *host;
@@ -140,6 +143,16 @@ static inline void map_file_free(map_file_out *o) {
   free(o->path_tmpl), free(o->field);
   o->path_tmpl = o->field = NULL;
   myelin_pathset_free(&o->written);
+}
+
+/* Several ranks: each rank's paths are claimed in its own set, so a path
+ * two ranks wrote (a pattern without {subject} on per-subject messages)
+ * would be one rank's file, silently; rank 0 checks the union. */
+static inline int map_file_ranks(map_file_out *o) {
+  if (o->host->size(o->st) <= 1) return 0;
+  char what[256];
+  snprintf(what, sizeof what, "path '%.200s'", o->path_tmpl);
+  return ranks_paths_disjoint(o->host, o->st, &o->written, what);
 }
 
 #endif

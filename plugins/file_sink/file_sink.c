@@ -81,15 +81,10 @@ static int fk_ranks(fsink *s) {
   const myelin_host *h = s->host;
   const int me = h->rank(s->st), N = h->size(s->st);
   /* A path that differs by rank (${OMPI_COMM_WORLD_RANK} in it) is a file
-   * per rank: each rank keeps its own. FNV-1a of the path, min and max. */
-  uint64_t fnv = 1469598103934665603ull;
-  for (const char *c = s->path; *c; c++)
-    fnv = (fnv ^ (unsigned char)*c) * 1099511628211ull;
-  int64_t lo = (int64_t)(fnv >> 1), hi = lo;
-  int rc = h->allreduce(s->st, &lo, 1, MYELIN_I8, MYELIN_OP_MIN);
-  if (rc == 0) rc = h->allreduce(s->st, &hi, 1, MYELIN_I8, MYELIN_OP_MAX);
+   * per rank: each rank keeps its own. */
+  int same = 0, rc = ranks_same_string(h, s->st, s->path, &same);
   if (rc) return rc;
-  if (lo != hi) return 1;
+  if (!same) return 1;
   int64_t *cnt = calloc((size_t)N, sizeof *cnt);
   if (!cnt) return h->error(s->st, "out of memory");
   cnt[me] = s->n;

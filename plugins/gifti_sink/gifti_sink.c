@@ -245,6 +245,8 @@ static int gs_init(const myelin_host *host, myelin_stage *st, const myelin_param
   return 0;
 }
 
+static int gs_flush(void *state) { return map_file_ranks(&((gs_state *)state)->out); }
+
 static void gs_fini(void *state) {
   gs_state *s = state;
   if (!s) return;
@@ -293,6 +295,7 @@ static const myelin_plugin_desc gs_desc = {
     .validate = gs_validate,
     .init = gs_init,
     .process = gs_process,
+    .flush = gs_flush,
     .fini = gs_fini,
 };
 

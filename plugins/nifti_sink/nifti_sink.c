@@ -217,7 +217,11 @@ static int ns_process(void *state, int port, myelin_msg *msg) {
   return s->host->error(s->st, "cannot write a '%s' message as NIfTI (map, run or volume)", kind);
 }
 
-static int ns_flush(void *state) { return flush_volumes(state); }
+static int ns_flush(void *state) {
+  ns_state *s = state;
+  int rc = flush_volumes(s);
+  return rc ? rc : map_file_ranks(&s->out);
+}
 
 static void ns_fini(void *state) {
   ns_state *s = state;

@@ -20,6 +20,14 @@
  * (default arr_{seq}), and a duplicate name is an error. Nothing is visible
  * under the final name before flush; an aborted run leaves no archive.
  *
+ * Several MPI ranks: an .npz path pattern that is the same on every rank is
+ * one archive per job — ranks other than 0 hold their arrays and send them
+ * to rank 0 at flush, which adds them after its own in rank order (npz_ranks);
+ * a pattern that differs by rank is an archive per rank. .npy files a rank
+ * writes are its own; rank 0 checks at flush that no path was written by two
+ * ranks (ranks_paths_disjoint), an error naming both instead of a silent
+ * overwrite.
+ *
  * When the run stopped early (an interrupt, or an error anywhere), fini says
  * on stderr what is left: the .npy files written so far (each complete), or
  * per archive whether it was committed or discarded.
@@ -29,6 +37,7 @@
 #include <string.h>
 
 #include "myelin/myelin.h"
+#include "../common/ranks.h"
 
 #define PATH_MAX_LEN 4096
 
@@ -48,6 +57,9 @@ typedef struct npy_sink {
   archive_slot *archives;
   size_t n_archives;
   char last_dir[PATH_MAX_LEN];
+  int hold;          /* several ranks, one pattern, .npz, not rank 0: arrays go to rank 0 at flush */
+  myelin_msg **held; /* {path, key, data} of each held array, in arrival order */
+  size_t n_held, cap_held;
 } npy_sink;
 
 /* ---- pattern expansion --------------------------------------------------------- */
@@ -151,6 +163,9 @@ static void sink_fini(void *state) {
     free(s->archives[i].path);
   }
   free(s->archives);
+  for (size_t i = 0; i < s->n_held; i++)
+    myelin_msg_unref(s->held[i]);
+  free(s->held);
   myelin_pathset_free(&s->written);
   free(s);
 }
@@ -254,6 +269,41 @@ static int write_npy(npy_sink *s, const char *path, const myelin_tensor *t, uint
   return 0;
 }
 
+/* Adds one array to the archive of `path`; `from` names its message (or
+ * rank) in an error. */
+static int add_array(npy_sink *s, const char *path, const char *key, const myelin_tensor *t,
+                     const char *from) {
+  myelin_npz_writer *w = archive_for(s, path);
+  if (!w) return MYELIN_EIO;
+  char err[1024];
+  if (myelin_npz_add(w, key, t->dtype, t->ndim, t->shape, t->data, err, sizeof err) != 0)
+    return s->host->error(s->st, "%s: %s", from, err);
+  return 0;
+}
+
+/* Several ranks, .npz, not rank 0: the array is kept ({path, key, data}, a
+ * copy of the tensor) until flush, which sends it to rank 0 (one archive per
+ * job) or, when the path pattern differs by rank, adds it here. */
+static int hold(npy_sink *s, const char *path, const char *key, const myelin_tensor *t) {
+  if (s->n_held == s->cap_held) {
+    size_t cap = s->cap_held ? 2 * s->cap_held : 16;
+    myelin_msg **nh = realloc(s->held, cap * sizeof *nh);
+    if (!nh) return s->host->error(s->st, "out of memory");
+    s->held = nh;
+    s->cap_held = cap;
+  }
+  myelin_builder *b = myelin_builder_new("npz_array");
+  if (b) {
+    myelin_build_str(b, "path", path);
+    myelin_build_str(b, "key", key);
+    myelin_build_tensor_copy(b, "data", t->dtype, t->ndim, t->shape, t->data);
+  }
+  myelin_msg *m = b ? myelin_builder_finish(b) : NULL;
+  if (!m) return s->host->error(s->st, "out of memory holding array '%s' of %s", key, path);
+  s->held[s->n_held++] = m;
+  return 0;
+}
+
 static int sink_process(void *state, int port, myelin_msg *msg) {
   (void)port;
   npy_sink *s = state;
@@ -274,16 +324,85 @@ static int sink_process(void *state, int port, myelin_msg *msg) {
   char key[1024];
   if (expand(s->key, msg, msg_no, key, sizeof key, err, sizeof err) != 0)
     return s->host->error(s->st, "key '%s', message %llu: %s", s->key, (unsigned long long)msg_no, err);
-  myelin_npz_writer *w = archive_for(s, path);
-  if (!w) return MYELIN_EIO;
-  if (myelin_npz_add(w, key, t.dtype, t.ndim, t.shape, t.data, err, sizeof err) != 0)
-    return s->host->error(s->st, "message %llu: %s", (unsigned long long)msg_no, err);
+  if (s->host->size(s->st) > 1 && s->host->rank(s->st) != 0) return hold(s, path, key, &t);
+  char from[64];
+  snprintf(from, sizeof from, "message %llu", (unsigned long long)msg_no);
+  return add_array(s, path, key, &t, from);
+}
+
+/* Adds a stream of held arrays (hold) to the archives; `from`: whose. */
+static int add_held(npy_sink *s, const uint8_t *buf, size_t len, const char *from) {
+  for (size_t off = 0; off < len;) {
+    myelin_msg *m = NULL;
+    size_t used = 0;
+    char err[512], path[PATH_MAX_LEN], key[1024];
+    myelin_tensor t;
+    if (myelin_msg_decode(buf + off, len - off, 0, &m, &used, err, sizeof err) != 0)
+      return s->host->error(s->st, "%s: the arrays %s sent are not readable: %s", s->path, from, err);
+    int rc = myelin_msg_str(m, "path", path, sizeof path) || myelin_msg_str(m, "key", key, sizeof key) ||
+                     myelin_msg_tensor(m, "data", &t)
+                 ? s->host->error(s->st, "%s: a malformed array from %s", s->path, from)
+                 : add_array(s, path, key, &t, from);
+    myelin_msg_unref(m);
+    if (rc) return rc;
+    off += used;
+  }
   return 0;
+}
+
+/* Several ranks, .npz: one archive per expanded path and job when every
+ * rank has the same pattern — rank 0 receives the other ranks' held arrays
+ * and adds them after its own, in rank order (a key two ranks used is the
+ * duplicate-name error, naming the rank); a pattern that differs by rank
+ * (${OMPI_COMM_WORLD_RANK}) is an archive per rank, each adding its own. */
+static int npz_ranks(npy_sink *s) {
+  const myelin_host *h = s->host;
+  int same = 0, rc = ranks_same_string(h, s->st, s->path, &same);
+  if (rc) return rc;
+  size_t len = 0;
+  for (size_t i = 0; i < s->n_held; i++) {
+    size_t n;
+    myelin_msg_bytes(s->held[i], &n);
+    len += n;
+  }
+  uint8_t *mine = malloc(len + 1), *q = mine;
+  if (!mine) return h->error(s->st, "out of memory");
+  for (size_t i = 0; i < s->n_held; i++) {
+    size_t n;
+    const uint8_t *b = myelin_msg_bytes(s->held[i], &n);
+    memcpy(q, b, n);
+    q += n;
+    myelin_msg_unref(s->held[i]);
+  }
+  s->n_held = 0;
+  if (!same) {
+    rc = add_held(s, mine, len, "this rank");
+    free(mine);
+    return rc;
+  }
+  uint8_t *all = NULL;
+  size_t *sizes = NULL;
+  rc = ranks_gather(h, s->st, mine, len, &all, &sizes);
+  free(mine);
+  const uint8_t *p = all;
+  for (int r = 0; rc == 0 && all && r < h->size(s->st); p += sizes[r], r++) {
+    char from[32];
+    snprintf(from, sizeof from, "rank %d", r);
+    rc = add_held(s, p, sizes[r], from);
+  }
+  if (all) h->free(s->st, all);
+  free(sizes);
+  return rc;
 }
 
 static int sink_flush(void *state) {
   npy_sink *s = state;
   int rc = 0;
+  if (s->host->size(s->st) > 1) {
+    char what[64 + PATH_MAX_LEN];
+    snprintf(what, sizeof what, "path '%s'", s->path);
+    rc = s->npz ? npz_ranks(s) : ranks_paths_disjoint(s->host, s->st, &s->written, what);
+  }
   for (size_t i = 0; i < s->n_archives; i++) {
     char err[1024];
     myelin_npz_writer *w = s->archives[i].w;

@@ -350,6 +350,114 @@ START_TEST(ranks_without_subjects) {
 }
 END_TEST
 
+/* npy_sink on several ranks. .npz with one path for every rank: one
+ * archive per job, rank 0 adding the other ranks' arrays after its own (the
+ * 1-rank archive's arrays, checked by numpy); with a path per rank, an
+ * archive per rank holding its own arrays; a key two ranks use is an error
+ * naming the rank, leaving no archive. .npy: a file two ranks write is an
+ * error naming both ranks and the path (before: exit 0, one rank's array
+ * silently replaced by the other's). */
+static char *npy_pipeline(const char *d, const char *name, const char *data, const char *params) {
+  return write_pipeline(
+      d, name,
+      mt_strf("  - {id: runs, plugin: file_source, params: {path: '%s/sub-*.mpk', shard: file}}\n"
+              "  - {id: save, plugin: npy_sink, inputs: [runs], params: {%s}}\n",
+              data, params));
+}
+
+static void npz_holds(const char *npz, const char *keys, const char *data) {
+  char *log;
+  int rc = mt_run(
+      mt_strf("%s -c \"import numpy as np, msgpack, sys\n"
+              "z = np.load('%s')\n"
+              "want = '%s'.split()\n"
+              "assert sorted(z.files) == want, (z.files, want)\n"
+              "for k in want:\n"
+              "    m = next(iter(msgpack.Unpacker(open('%s/sub-' + k[3:] + '.mpk', 'rb'), raw=False)))\n"
+              "    x = np.frombuffer(m['data']['data'], m['data']['dtype']).reshape(m['data']['shape'])\n"
+              "    assert z[k].tobytes() == x.tobytes() and z[k].shape == x.shape, k\n\"",
+              py(), npz, keys, data),
+      &log);
+  ck_assert_msg(rc == 0, "%s:\n%s", npz, log);
+  free(log);
+}
+
+START_TEST(npy_sink_2_ranks) {
+  NEED_MPI_PYTHON();
+  char *d = mt_tmpdir(), *data = mt_strf("%s/data", d), *log;
+  make_data("isc", data, "");
+  for (int s = 4; s <= 7; s++) /* 3 subjects: rank 0 holds 01, 02; rank 1 holds 03 */
+    mt_run(mt_strf("rm %s/sub-%02d.mpk", data, s), &log), free(log);
+  char *one = mt_strf("%s/one", d), *two = mt_strf("%s/two", d);
+  char *f = npy_pipeline(d, "npz.yaml", data, "path: '${OUT}/runs_{task}.npz', key: 'sub{subject}'");
+  run_ok(1, f, one);
+  run_ok(2, f, two);
+  npz_holds(mt_strf("%s/runs_story.npz", one), "sub01 sub02 sub03", data);
+  npz_holds(mt_strf("%s/runs_story.npz", two), "sub01 sub02 sub03", data);
+  dir_holds(two, "runs_story.npz");
+
+  char *per = mt_strf("%s/per", d);
+  run_ok(2,
+         npy_pipeline(d, "per.yaml", data,
+                      "path: '${OUT}/part${OMPI_COMM_WORLD_RANK}.npz', key: 'sub{subject}'"),
+         per);
+  npz_holds(mt_strf("%s/part0.npz", per), "sub01 sub02", data);
+  npz_holds(mt_strf("%s/part1.npz", per), "sub03", data);
+  dir_holds(per, "part0.npz part1.npz");
+
+  char *dup = mt_strf("%s/dup", d);
+  int rc = run_on(2, npy_pipeline(d, "dup.yaml", data, "path: '${OUT}/runs.npz', key: 'run{task}{seq}'"), dup,
+                  &log);
+  ck_assert_msg(rc != 0 && strstr(log, "rank 1") && strstr(log, "duplicate array name 'runstory0'"),
+                "exit %d:\n%s", rc, log);
+  free(log);
+  assert_no_output(dup, "duplicate key");
+
+  for (int s = 2; s <= 3; s++) /* 1 subject per rank: each rank alone writes x_story.npy once */
+    mt_run(mt_strf("rm -f %s/sub-%02d.mpk", data, s), &log), free(log);
+  mt_run(mt_strf("cp %s/sub-01.mpk %s/sub-02.mpk", data, data), &log), free(log);
+  char *npy = mt_strf("%s/npy", d);
+  rc = run_on(2, npy_pipeline(d, "npy.yaml", data, "path: '${OUT}/x_{task}.npy'"), npy, &log);
+  ck_assert_msg(rc != 0 && strstr(log, "ranks 0 and 1 both wrote") && strstr(log, "x_story.npy") &&
+                    strstr(log, "OMPI_COMM_WORLD_RANK"),
+                "exit %d:\n%s", rc, log);
+  free(log);
+}
+END_TEST
+
+/* nifti_sink (and the other image sinks, map_file.h): one run per rank
+ * written to the same path is an error naming both ranks and the path
+ * (before: exit 0, one rank's image silently replaced); with {subject} each
+ * rank writes its own. */
+START_TEST(nifti_sink_same_path_2_ranks) {
+  MT_NEED_PYTHON("numpy msgpack nibabel", "tests/mpi stages.py");
+  mpi_env();
+  char *d = mt_tmpdir(), *data = mt_strf("%s/data", d), *log;
+  make_data("isc_nifti", data, "");
+  mt_run(mt_strf("rm %s/sub-0[3-6]_*", data), &log), free(log); /* 2 subjects, one per rank */
+  for (int k = 0; k < 2; k++) {
+    char *out = mt_strf("%s/out%d", d, k);
+    char *f = write_pipeline(
+        d, mt_strf("nii%d.yaml", k),
+        mt_strf(
+            "  - {id: runs, plugin: fmri_source, params: {path: '%s/sub-*_bold.nii.gz', mask: "
+            "'%s/mask.nii.gz', shard: subject}}\n"
+            "  - {id: nii, plugin: nifti_sink, inputs: [runs], params: {path: '${OUT}/bold_%s.nii.gz'}}\n",
+            data, data, k ? "{subject}" : "{task}"));
+    if (k) {
+      run_ok(2, f, out);
+      dir_holds(out, "bold_01.nii.gz bold_02.nii.gz");
+      continue;
+    }
+    int rc = run_on(2, f, out, &log);
+    ck_assert_msg(rc != 0 && strstr(log, "ranks 0 and 1 both wrote") && strstr(log, "bold_story.nii.gz") &&
+                      strstr(log, "nifti_sink"),
+                  "exit %d:\n%s", rc, log);
+    free(log);
+  }
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("mpi_stages");
   TCase *tc = tcase_create("stages");
@@ -368,6 +476,8 @@ int main(void) {
   tcase_add_test(tc, voxel_slabs_of_other_subjects_refused);
   tcase_add_test(tc, failing_rank_leaves_no_group_output);
   tcase_add_test(tc, ranks_without_subjects);
+  tcase_add_test(tc, npy_sink_2_ranks);
+  tcase_add_test(tc, nifti_sink_same_path_2_ranks);
   suite_add_tcase(s, tc);
   return mt_run_suite(s);
 }
