@@ -53,8 +53,7 @@ static void expect_close(const double *got, const double *want, size_t n, double
       ck_assert_msg(isnan(got[i]), "%s[%zu]: want NaN, got %.12g", what, i, got[i]);
       continue;
     }
-    ck_assert_msg(fabs(got[i] - want[i]) <= tol, "%s[%zu]: got %.15g want %.15g", what, i, got[i],
-                  want[i]);
+    ck_assert_msg(fabs(got[i] - want[i]) <= tol, "%s[%zu]: got %.15g want %.15g", what, i, got[i], want[i]);
   }
 }
 
@@ -106,14 +105,18 @@ END_TEST
 START_TEST(identical_subjects_give_one) {
   static fixture fx;
   fixture_init(&fx, S);
-  for (int s = 1; s < S; s++) memcpy(fx.f[s], fx.f[0], sizeof fx.f[0]);
+  for (int s = 1; s < S; s++)
+    memcpy(fx.f[s], fx.f[0], sizeof fx.f[0]);
   double loo[S * V], pair[10 * V], m[V];
   ck_assert_int_eq(isc_loo(&fx.df, TOL, 1, loo), 0);
   ck_assert_int_eq(isc_pairwise(&fx.df, TOL, 1, pair), 0);
-  for (int i = 0; i < S * V; i++) ck_assert_double_eq_tol(loo[i], 1.0, 1e-12);
-  for (int i = 0; i < 10 * V; i++) ck_assert_double_eq_tol(pair[i], 1.0, 1e-12);
+  for (int i = 0; i < S * V; i++)
+    ck_assert_double_eq_tol(loo[i], 1.0, 1e-12);
+  for (int i = 0; i < 10 * V; i++)
+    ck_assert_double_eq_tol(pair[i], 1.0, 1e-12);
   isc_summarize(loo, S, V, ISC_SUMMARY_MEAN, m);
-  for (int v = 0; v < V; v++) ck_assert_msg(fabs(m[v] - 1.0) < 1e-12, "fisher mean of ones %g", m[v]);
+  for (int v = 0; v < V; v++)
+    ck_assert_msg(fabs(m[v] - 1.0) < 1e-12, "fisher mean of ones %g", m[v]);
 }
 END_TEST
 
@@ -127,19 +130,22 @@ START_TEST(affine_rescaling_changes_nothing) {
   fixture_init(&fx, S);
   fixture_init(&fy, S);
   for (int s = 0; s < S; s++)
-    for (int i = 0; i < T * V; i++) fy.d[s][i] = (0.25 + 3.0 * s) * fx.d[s][i] + 1000.0 * (s - 2);
+    for (int i = 0; i < T * V; i++)
+      fy.d[s][i] = (0.25 + 3.0 * s) * fx.d[s][i] + 1000.0 * (s - 2);
   double a[S * V], b[S * V], pa[10 * V], pb[10 * V];
   ck_assert_int_eq(isc_pairwise(&fx.dd, TOL, 1, pa), 0);
   ck_assert_int_eq(isc_pairwise(&fy.dd, TOL, 1, pb), 0);
   expect_close(pb, pa, 10 * V, 1e-10, "rescaled pairwise");
   ck_assert_int_eq(isc_loo(&fx.dd, TOL, 1, a), 0);
   for (int s = 0; s < S; s++)
-    for (int i = 0; i < T * V; i++) fy.d[s][i] = 7.5 * fx.d[s][i] + 1000.0 * (s - 2);
+    for (int i = 0; i < T * V; i++)
+      fy.d[s][i] = 7.5 * fx.d[s][i] + 1000.0 * (s - 2);
   ck_assert_int_eq(isc_loo(&fy.dd, TOL, 1, b), 0);
   expect_close(b, a, S * V, 1e-10, "offsets + common scale, loo");
   for (int k = 0; k < S; k++) {
     memcpy(fy.d, fx.d, sizeof fx.d);
-    for (int i = 0; i < T * V; i++) fy.d[k][i] = (0.5 + k) * fx.d[k][i] - 300.0;
+    for (int i = 0; i < T * V; i++)
+      fy.d[k][i] = (0.5 + k) * fx.d[k][i] - 300.0;
     ck_assert_int_eq(isc_loo(&fy.dd, TOL, 1, b), 0);
     expect_close(b + k * V, a + k * V, V, 1e-10, "own row under own affine map");
   }
@@ -154,7 +160,8 @@ START_TEST(nan_semantics) {
   ck_assert_int_eq(isc_loo(&fx.df, TOL, 1, out), 0);
   expect_close(out, REF_NAN_TRUE, S * V, 1e-12, "tolerate=True");
   /* exactly one NaN: row 2, voxel 1 */
-  for (int i = 0; i < S * V; i++) ck_assert(isnan(out[i]) == (i == 2 * V + 1));
+  for (int i = 0; i < S * V; i++)
+    ck_assert(isnan(out[i]) == (i == 2 * V + 1));
   ck_assert_int_eq(isc_loo(&fx.df, STRICT, 1, out), 0);
   expect_close(out, REF_NAN_FALSE, S * V, 1e-12, "tolerate=False");
 
@@ -171,6 +178,80 @@ START_TEST(nan_semantics) {
 }
 END_TEST
 
+/* ISFC with the voxels in slabs (as MPI ranks hold them with fmri_source
+ * shard: voxels, plugins/isc/isc.c isfc_voxels): the mask and z-scores of
+ * each slab, then every slab's rows against every slab's columns, equal the
+ * whole isc_isfc within 1e-12 with NaN in the same places — leave-one-out
+ * (nanmean and strict mean), pairwise with a threshold, two subjects; slabs
+ * of scattered voxels, one of them empty. */
+START_TEST(isfc_slabs_equal_whole) {
+  enum { ST = 30, SV = 11, SS = 5, NSLAB = 4 };
+  static double x[SS][ST * SV], xs[NSLAB][SS][ST * SV];
+  static const uint32_t slab_vox[NSLAB][SV] = {{0, 3, 4, 9}, {1, 2, 7}, {0}, {5, 6, 8, 10}};
+  static const size_t slab_n[NSLAB] = {4, 3, 0, 4};
+  for (int s = 0; s < SS; s++)
+    for (int t = 0; t < ST; t++)
+      for (int v = 0; v < SV; v++)
+        x[s][t * SV + v] = gen(t, v, s) + 0.3 * gen(t + 7, v + 2, s + 3);
+  x[1][4 * SV + 3] = NAN; /* one TR of one subject */
+  for (int t = 0; t < ST; t++)
+    x[2][t * SV + 7] = NAN, x[3][t * SV + 7] = NAN; /* two subjects' voxel */
+  for (int t = 0; t < ST; t++)
+    x[0][t * SV + 5] = 2.0; /* a constant series */
+  const void *px[SS];
+  for (int s = 0; s < SS; s++)
+    px[s] = x[s];
+  static const struct {
+    int pairwise;
+    isc_nan_policy nan;
+    size_t S;
+  } cases[] = {{0, {1, -1}, SS}, {0, {0, -1}, SS}, {1, {1, 0.7}, SS}, {0, {1, -1}, 2}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    const size_t nS = cases[c].S, rows = isc_rows(nS, cases[c].pairwise);
+    isc_data whole = {.x = px, .f64 = 1, .S = nS, .T = ST, .V = SV};
+    double *want = malloc(rows * SV * SV * sizeof *want), *got = malloc(rows * SV * SV * sizeof *got);
+    ck_assert_int_eq(isc_isfc(&whole, cases[c].pairwise, cases[c].nan, want), 0);
+    static double za[NSLAB][ST * SV], zb[NSLAB][ST * SV], m[ST * SV], scratch[2 * SV * SV];
+    static unsigned char masked[NSLAB][SV], bad[NSLAB][SV];
+    isc_data d[NSLAB];
+    const void *pxs[NSLAB][SS];
+    for (int k = 0; k < NSLAB; k++) {
+      const size_t n = slab_n[k];
+      for (size_t s = 0; s < nS; s++) {
+        for (int t = 0; t < ST; t++)
+          for (size_t j = 0; j < n; j++)
+            xs[k][s][t * n + j] = x[s][t * SV + slab_vox[k][j]];
+        pxs[k][s] = xs[k][s];
+      }
+      d[k] = (isc_data){.x = pxs[k], .f64 = 1, .S = nS, .T = ST, .V = n};
+      if (n) ck_assert_int_eq(isc_isfc_mask(&d[k], cases[c].nan, masked[k]), 0);
+    }
+    for (size_t r = 0; r < rows; r++) {
+      for (int k = 0; k < NSLAB; k++)
+        if (slab_n[k])
+          ck_assert_int_eq(
+              isc_isfc_zscore(&d[k], r, cases[c].pairwise, cases[c].nan, masked[k], za[k], zb[k], m, bad[k]),
+              0);
+      for (int k = 0; k < NSLAB; k++) {
+        double rowbuf[SV * SV];
+        for (int q = 0; q < NSLAB; q++)
+          isc_isfc_block(za[k], zb[k], bad[k], slab_n[k], za[q], zb[q], bad[q], slab_vox[q], slab_n[q], ST,
+                         scratch, rowbuf, SV);
+        for (size_t i = 0; i < slab_n[k]; i++)
+          memcpy(got + r * SV * SV + slab_vox[k][i] * SV, rowbuf + i * SV, SV * sizeof *got);
+      }
+    }
+    expect_close(got, want, rows * SV * SV, 1e-12, "isfc from slabs");
+    size_t nans = 0;
+    for (size_t i = 0; i < rows * SV * SV; i++)
+      nans += isnan(want[i]);
+    ck_assert_msg(nans > 0 && nans < rows * SV * SV, "case %zu: %zu NaN of %zu", c, nans, rows * SV * SV);
+    free(want);
+    free(got);
+  }
+}
+END_TEST
+
 START_TEST(isfc_matches_reference) {
   static fixture fx;
   fixture_init(&fx, S);
@@ -181,7 +262,8 @@ START_TEST(isfc_matches_reference) {
   expect_close(pair, REF_ISFC_PAIR, 10 * V * V, 1e-12, "isfc pairwise");
   /* the diagonal is the ISC */
   for (int s = 0; s < S; s++)
-    for (int v = 0; v < V; v++) ck_assert_double_eq_tol(loo[s * V * V + v * V + v], REF_LOO[s * V + v], 1e-12);
+    for (int v = 0; v < V; v++)
+      ck_assert_double_eq_tol(loo[s * V * V + v * V + v], REF_LOO[s * V + v], 1e-12);
 }
 END_TEST
 
@@ -191,13 +273,15 @@ START_TEST(bootstrap_replays_brainiak) {
   double loo[S * V], pair[10 * V], obs[V], ci[2 * V], p[V];
   isc_loo(&fx.df, TOL, 1, loo);
   isc_pairwise(&fx.df, TOL, 1, pair);
-  ck_assert_int_eq(isc_bootstrap(loo, S, V, 0, ISC_SUMMARY_MEAN, BOOT_SAMPLES, 50, 95, ISC_SIDE_RIGHT,
-                                 2, obs, ci, p, NULL), 0);
+  ck_assert_int_eq(isc_bootstrap(loo, S, V, 0, ISC_SUMMARY_MEAN, BOOT_SAMPLES, 50, 95, ISC_SIDE_RIGHT, 2, obs,
+                                 ci, p, NULL),
+                   0);
   expect_close(obs, BOOT_LOO_MEAN_OBS, V, 1e-12, "boot obs");
   expect_close(ci, BOOT_LOO_MEAN_CI, 2 * V, 1e-12, "boot ci");
   expect_close(p, BOOT_LOO_MEAN_P, V, 1e-15, "boot p");
-  ck_assert_int_eq(isc_bootstrap(pair, S, V, 1, ISC_SUMMARY_MEDIAN, BOOT_SAMPLES, 50, 95, ISC_SIDE_TWO,
-                                 1, obs, ci, p, NULL), 0);
+  ck_assert_int_eq(isc_bootstrap(pair, S, V, 1, ISC_SUMMARY_MEDIAN, BOOT_SAMPLES, 50, 95, ISC_SIDE_TWO, 1,
+                                 obs, ci, p, NULL),
+                   0);
   expect_close(obs, BOOT_PAIR_MEDIAN_OBS, V, 1e-12, "boot pair obs");
   expect_close(ci, BOOT_PAIR_MEDIAN_CI, 2 * V, 1e-12, "boot pair ci");
   expect_close(p, BOOT_PAIR_MEDIAN_P, V, 1e-15, "boot pair p");
@@ -214,12 +298,12 @@ START_TEST(exact_permutation_replays_brainiak) {
   ck_assert_ptr_nonnull(flips);
   ck_assert_int_eq(flips[0], -1);
   ck_assert_int_eq(flips[31 * S + 4], 1);
-  ck_assert_int_eq(isc_permutation(loo, S, V, 0, ISC_SUMMARY_MEDIAN, flips, 32, 1, ISC_SIDE_RIGHT, 1,
-                                   obs, p, NULL), 0);
+  ck_assert_int_eq(
+      isc_permutation(loo, S, V, 0, ISC_SUMMARY_MEDIAN, flips, 32, 1, ISC_SIDE_RIGHT, 1, obs, p, NULL), 0);
   expect_close(p, PERM_LOO_MEDIAN_P, V, 1e-15, "perm loo p");
   expect_close(obs, REF_MEDIAN, V, 1e-12, "perm obs");
-  ck_assert_int_eq(isc_permutation(pair, S, V, 1, ISC_SUMMARY_MEAN, flips, 32, 1, ISC_SIDE_RIGHT, 1,
-                                   obs, p, NULL), 0);
+  ck_assert_int_eq(
+      isc_permutation(pair, S, V, 1, ISC_SUMMARY_MEAN, flips, 32, 1, ISC_SIDE_RIGHT, 1, obs, p, NULL), 0);
   expect_close(p, PERM_PAIR_MEAN_P, V, 1e-15, "perm pair p");
   free(flips);
 }
@@ -229,15 +313,17 @@ START_TEST(timeshift_replays_brainiak) {
   static fixture fx;
   fixture_init(&fx, S);
   double obs[V], p[V], dist[40 * V], col[40];
-  ck_assert_int_eq(isc_timeshift(&fx.df, 0, ISC_SUMMARY_MEAN, TOL, SHIFTS, 40, ISC_SIDE_RIGHT, 2, obs,
-                                 p, dist), 0);
-  for (int i = 0; i < 40; i++) col[i] = dist[i * V];
+  ck_assert_int_eq(
+      isc_timeshift(&fx.df, 0, ISC_SUMMARY_MEAN, TOL, SHIFTS, 40, ISC_SIDE_RIGHT, 2, obs, p, dist), 0);
+  for (int i = 0; i < 40; i++)
+    col[i] = dist[i * V];
   expect_close(col, TSHIFT_LOO_MEAN_NULL0, 40, 1e-12, "timeshift loo null");
   expect_close(p, TSHIFT_LOO_MEAN_P, V, 1e-15, "timeshift loo p");
   expect_close(obs, REF_MEAN, V, 1e-12, "timeshift obs");
-  ck_assert_int_eq(isc_timeshift(&fx.df, 1, ISC_SUMMARY_MEDIAN, TOL, SHIFTS, 40, ISC_SIDE_RIGHT, 1, obs,
-                                 p, dist), 0);
-  for (int i = 0; i < 40; i++) col[i] = dist[i * V];
+  ck_assert_int_eq(
+      isc_timeshift(&fx.df, 1, ISC_SUMMARY_MEDIAN, TOL, SHIFTS, 40, ISC_SIDE_RIGHT, 1, obs, p, dist), 0);
+  for (int i = 0; i < 40; i++)
+    col[i] = dist[i * V];
   expect_close(col, TSHIFT_PAIR_MEDIAN_NULL0, 40, 1e-12, "timeshift pair null");
   expect_close(p, TSHIFT_PAIR_MEDIAN_P, V, 1e-15, "timeshift pair p");
 }
@@ -249,14 +335,16 @@ START_TEST(phaseshift_replays_brainiak) {
   ck_assert_uint_eq(isc_phase_count(T), 19);
   ck_assert_uint_eq(isc_phase_count(41), 20);
   double obs[V], p[V], dist[40 * V], col[40];
-  ck_assert_int_eq(isc_phaseshift(&fx.df, 0, ISC_SUMMARY_MEDIAN, TOL, PHASES, 40, ISC_SIDE_RIGHT, 2,
-                                  obs, p, dist), 0);
-  for (int i = 0; i < 40; i++) col[i] = dist[i * V];
+  ck_assert_int_eq(
+      isc_phaseshift(&fx.df, 0, ISC_SUMMARY_MEDIAN, TOL, PHASES, 40, ISC_SIDE_RIGHT, 2, obs, p, dist), 0);
+  for (int i = 0; i < 40; i++)
+    col[i] = dist[i * V];
   expect_close(col, PSHIFT_LOO_MEDIAN_NULL0, 40, 1e-10, "phaseshift loo null");
   expect_close(p, PSHIFT_LOO_MEDIAN_P, V, 1e-15, "phaseshift loo p");
-  ck_assert_int_eq(isc_phaseshift(&fx.df, 1, ISC_SUMMARY_MEAN, TOL, PHASES, 40, ISC_SIDE_RIGHT, 1, obs,
-                                  p, dist), 0);
-  for (int i = 0; i < 40; i++) col[i] = dist[i * V];
+  ck_assert_int_eq(
+      isc_phaseshift(&fx.df, 1, ISC_SUMMARY_MEAN, TOL, PHASES, 40, ISC_SIDE_RIGHT, 1, obs, p, dist), 0);
+  for (int i = 0; i < 40; i++)
+    col[i] = dist[i * V];
   expect_close(col, PSHIFT_PAIR_MEAN_NULL0, 40, 1e-10, "phaseshift pair null");
   expect_close(p, PSHIFT_PAIR_MEAN_P, V, 1e-15, "phaseshift pair p");
 }
@@ -320,10 +408,12 @@ START_TEST(p_value_floor) {
   uint32_t *smp = malloc(N * S * sizeof *smp);
   isc_rng r;
   isc_rng_seed(&r, 42);
-  for (int i = 0; i < N * S; i++) smp[i] = isc_rng_below(&r, S);
-  ck_assert_int_eq(isc_bootstrap(loo, S, V, 0, ISC_SUMMARY_MEAN, smp, N, 95, ISC_SIDE_RIGHT, 2, obs,
-                                 NULL, p, NULL), 0);
-  for (int v = 0; v < V; v++) ck_assert_double_eq(p[v], 1.0 / (N + 1));
+  for (int i = 0; i < N * S; i++)
+    smp[i] = isc_rng_below(&r, S);
+  ck_assert_int_eq(
+      isc_bootstrap(loo, S, V, 0, ISC_SUMMARY_MEAN, smp, N, 95, ISC_SIDE_RIGHT, 2, obs, NULL, p, NULL), 0);
+  for (int v = 0; v < V; v++)
+    ck_assert_double_eq(p[v], 1.0 / (N + 1));
   /* p_from_null: a null entirely above gives 1; NaN observed gives NaN */
   double null[4] = {2, 3, 4, 5};
   ck_assert_double_eq(isc_p_from_null(1.0, null, 4, ISC_SIDE_RIGHT, 0), 1.0);
@@ -347,11 +437,13 @@ START_TEST(streaming_equals_batch) {
     double pbatch[10 * V], plive[10 * V];
     double vol[S][V];
     const double *pv[S];
-    for (int s = 0; s < S; s++) pv[s] = vol[s];
+    for (int s = 0; s < S; s++)
+      pv[s] = vol[s];
     double batch[S * V], live[S * V];
     for (int t = 0; t < T; t++) {
       for (int s = 0; s < S; s++)
-        for (int v = 0; v < V; v++) vol[s][v] = fx.f[s][t * V + v];
+        for (int v = 0; v < V; v++)
+          vol[s][v] = fx.f[s][t * V + v];
       isc_stream_add(&st, pv);
       isc_stream_add(&pst, pv);
       if (t < 2) continue;
@@ -403,7 +495,8 @@ START_TEST(threads_and_blocks_agree) {
       if (s != 1) y[t] += buf[s * TT * VV + t * VV + 999];
   }
   double mx = 0, my = 0, sxx = 0, syy = 0, sxy = 0;
-  for (int t = 0; t < TT; t++) mx += x[t] / TT, my += y[t] / TT;
+  for (int t = 0; t < TT; t++)
+    mx += x[t] / TT, my += y[t] / TT;
   for (int t = 0; t < TT; t++)
     sxx += (x[t] - mx) * (x[t] - mx), syy += (y[t] - my) * (y[t] - my), sxy += (x[t] - mx) * (y[t] - my);
   ck_assert_double_eq_tol(a[1 * VV + 999], sxy / sqrt(sxx * syy), 1e-12);
@@ -430,7 +523,8 @@ START_TEST(loo_from_sums_spread_over_holders) {
     px[s] = buf + s * TT * VV;
   }
   buf[2 * TT * VV + 7 * VV + 33] = NAN; /* voxel 33: subject 2 has a NaN */
-  for (int t = 0; t < TT; t++) buf[5 * TT * VV + t * VV + 40] = NAN; /* voxel 40: subject 5 all NaN */
+  for (int t = 0; t < TT; t++)
+    buf[5 * TT * VV + t * VV + 40] = NAN; /* voxel 40: subject 5 all NaN */
   isc_data d = {.x = px, .f64 = 0, .S = SS, .T = TT, .V = VV};
   double *want = malloc(sizeof(double) * SS * VV), *got = malloc(sizeof(double) * SS * VV);
   double *sums = malloc(sizeof(double) * (TT + 1) * VV), *part = malloc(sizeof(double) * (TT + 1) * VV);
@@ -443,16 +537,19 @@ START_TEST(loo_from_sums_spread_over_holders) {
       isc_data dh = {.x = px + cuts[c][h], .f64 = 0, .S = cuts[c][h + 1] - cuts[c][h], .T = TT, .V = VV};
       memset(part, 0, sizeof(double) * (TT + 1) * VV);
       ck_assert_int_eq(isc_loo_sums(&dh, 0, VV, part, part + TT * VV), 0);
-      for (int i = 0; i < (TT + 1) * VV; i++) sums[i] += part[i];
+      for (int i = 0; i < (TT + 1) * VV; i++)
+        sums[i] += part[i];
     }
     for (int h = 0; h < 3; h++) {
       isc_data dh = {.x = px + cuts[c][h], .f64 = 0, .S = cuts[c][h + 1] - cuts[c][h], .T = TT, .V = VV};
-      ck_assert_int_eq(isc_loo_from_sums(&dh, dh.S, 0, VV, sums, sums + TT * VV, 1, got + cuts[c][h] * VV), 0);
+      ck_assert_int_eq(isc_loo_from_sums(&dh, dh.S, 0, VV, sums, sums + TT * VV, 1, got + cuts[c][h] * VV),
+                       0);
     }
     ck_assert(isnan(got[0 * VV + 33]) && isnan(got[6 * VV + 40])); /* left for isc_loo_voxel */
     for (int v = 33; v <= 40; v += 7) {
       for (int s = 0; s < SS; s++)
-        for (int t = 0; t < TT; t++) g[s * TT + t] = buf[s * TT * VV + t * VV + v];
+        for (int t = 0; t < TT; t++)
+          g[s * TT + t] = buf[s * TT * VV + t * VV + v];
       ck_assert_int_eq(isc_loo_voxel(g, SS, TT, TOL, got + v, VV), 0);
     }
     if (c == 0) {
@@ -480,7 +577,8 @@ START_TEST(loo_from_sums_spread_over_holders) {
   }
   for (int v = 33; v <= 40; v += 7) {
     for (int s = 0; s < SS; s++)
-      for (int t = 0; t < TT; t++) g[s * TT + t] = buf[s * TT * VV + t * VV + v];
+      for (int t = 0; t < TT; t++)
+        g[s * TT + t] = buf[s * TT * VV + t * VV + v];
     ck_assert_int_eq(isc_loo_voxel(g, SS, TT, TOL, got + v, VV), 0);
   }
   ck_assert_int_eq(memcmp(got, want, sizeof(double) * SS * VV), 0);
@@ -498,8 +596,9 @@ START_TEST(bad_arguments) {
   fixture_init(&fx, S);
   uint32_t bad[S] = {0, 1, 2, 3, 9};
   double obs[V], p[V];
-  ck_assert_int_eq(isc_bootstrap(REF_LOO, S, V, 0, ISC_SUMMARY_MEAN, bad, 1, 95, ISC_SIDE_RIGHT, 1, obs,
-                                 NULL, p, NULL), ISC_EARG);
+  ck_assert_int_eq(
+      isc_bootstrap(REF_LOO, S, V, 0, ISC_SUMMARY_MEAN, bad, 1, 95, ISC_SIDE_RIGHT, 1, obs, NULL, p, NULL),
+      ISC_EARG);
   /* Two subjects: one ISC value; a resample is that value (subjects 0 and 1
    * drawn) or undefined (one subject drawn twice), so the shifted null is 0 or
    * NaN and every r > 0 would get the floor p = 1/(n+1). Refused. */
@@ -510,8 +609,8 @@ START_TEST(bad_arguments) {
         isc_bootstrap(REF_TWO, 2, V, pw, ISC_SUMMARY_MEAN, two, 3, 95, ISC_SIDE_RIGHT, 1, obs, ci, p, NULL),
         ISC_EARG);
   uint32_t sh[S] = {0, 1, 2, 3, 40};
-  ck_assert_int_eq(isc_timeshift(&fx.df, 0, ISC_SUMMARY_MEAN, TOL, sh, 1, ISC_SIDE_RIGHT, 1, obs, p,
-                                 NULL), ISC_EARG);
+  ck_assert_int_eq(isc_timeshift(&fx.df, 0, ISC_SUMMARY_MEAN, TOL, sh, 1, ISC_SIDE_RIGHT, 1, obs, p, NULL),
+                   ISC_EARG);
   ck_assert_ptr_null(isc_all_sign_flips(40));
 }
 END_TEST
@@ -785,7 +884,8 @@ START_TEST(select_matches_sorting) {
     }
     double pos = q / 100.0 * (double)(nn - 1);
     size_t lo = (size_t)floor(pos);
-    double want = lo >= nn - 1 ? sorted[nn - 1] : sorted[lo] + (sorted[lo + 1] - sorted[lo]) * (pos - (double)lo);
+    double want =
+        lo >= nn - 1 ? sorted[nn - 1] : sorted[lo] + (sorted[lo + 1] - sorted[lo]) * (pos - (double)lo);
     ck_assert_double_eq_tol(isc_percentile(w, nn, q), want, 1e-15);
   }
 }
@@ -802,6 +902,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, affine_rescaling_changes_nothing);
   tcase_add_test(tc, nan_semantics);
   tcase_add_test(tc, isfc_matches_reference);
+  tcase_add_test(tc, isfc_slabs_equal_whole);
   tcase_add_test(tc, bootstrap_replays_brainiak);
   tcase_add_test(tc, exact_permutation_replays_brainiak);
   tcase_add_test(tc, timeshift_replays_brainiak);
