@@ -17,6 +17,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,12 +92,49 @@ static inline void *mt_keep(void *p) {
   return p;
 }
 
+/* Temporary folders are removed when the process that made them exits
+ * normally: a passing test's child (CK_FORK), or the suite. A failing check
+ * ends its forked child with _exit, so its folder stays for a look, and so
+ * does every folder when MYELIN_KEEP_TMP=1. Each folder remembers the pid
+ * that made it: a forked child never removes its parent's. */
+typedef struct mt_tmp {
+  char path[32]; /* its own copy: a test may free the string it was given */
+  pid_t pid;
+} mt_tmp;
+static mt_tmp *mt_tmps;
+static size_t mt_ntmps, mt_captmps;
+
+static int mt_rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb, (void)flag, (void)ftw;
+  remove(path);
+  return 0;
+}
+
+static void mt_rm_tmpdirs(void) {
+  const char *keep = getenv("MYELIN_KEEP_TMP");
+  if (keep && *keep && strcmp(keep, "0")) return;
+  pid_t me = getpid();
+  for (size_t i = 0; i < mt_ntmps; i++)
+    if (mt_tmps[i].pid == me) nftw(mt_tmps[i].path, mt_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 /* A fresh temporary folder. */
 static inline char *mt_tmpdir(void) {
   char tmpl[] = "/tmp/myelin-test-XXXXXX";
   char *d = mkdtemp(tmpl);
   ck_assert_msg(d != NULL, "mkdtemp failed");
-  return mt_keep(strdup(d));
+  char *path = mt_keep(strdup(d));
+  if (mt_ntmps == mt_captmps) {
+    mt_captmps = mt_captmps ? 2 * mt_captmps : 64;
+    mt_tmps = realloc(mt_tmps, mt_captmps * sizeof *mt_tmps);
+    ck_assert_ptr_nonnull(mt_tmps);
+  }
+  static int registered; /* a forked child inherits the handler */
+  if (!registered++) atexit(mt_rm_tmpdirs);
+  mt_tmp *t = &mt_tmps[mt_ntmps++];
+  snprintf(t->path, sizeof t->path, "%s", d);
+  t->pid = getpid();
+  return path;
 }
 
 static inline char *mt_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -7,6 +7,7 @@ The package is imported from PYTHONPATH (the C suite points it at python/ or
 at a `pip install --target` folder). MYELIN_BIN is this build's CLI.
 """
 import os
+import shutil
 import sys
 import tempfile
 import unittest
@@ -117,6 +118,7 @@ def myelin_run(yaml_text, *args):
 class RoundTrip(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="myelin-py-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
         self.msgs = every_kind(np.random.default_rng(0))
 
     def test_python_read_write(self):
@@ -201,6 +203,7 @@ class FromMyelin(unittest.TestCase):
 
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="myelin-py-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
 
     def test_samples_spikes_stack(self):
         rng = np.random.default_rng(1)
