@@ -166,6 +166,8 @@ static int encode_sample(const encoder *e, scratch *s, const float *x, size_t n,
 
 static void build_events(myelin_builder *b, const encoder *e, const spk_events *ev, size_t n,
                          uint32_t steps, uint64_t seq) {
+  /* the two tensors (each with up to 63 bytes of pad and its header) and the small fields */
+  myelin_builder_reserve(b, 2 * (ev->n * sizeof(uint32_t) + 160) + 512);
   myelin_build_uint(b, "seq", seq);
   myelin_build_uint(b, "n", n);
   myelin_build_uint(b, "steps", steps);

@@ -770,6 +770,13 @@ static uint8_t *reserve_slow(myelin_builder *b, size_t n) {
   return b->buf + b->pos;
 }
 
+int myelin_builder_reserve(myelin_builder *b, size_t bytes) {
+  size_t need;
+  if (!b || b->status) return b ? b->status : MYELIN_EINVAL;
+  if (__builtin_add_overflow(b->pos, bytes, &need)) return MYELIN_ENOMEM;
+  return need <= b->cap ? 0 : block_resize(b, need);
+}
+
 /* Makes room for n more bytes; returns the write pointer or NULL (sticky).
  * Inlined: the common case is one compare. */
 static inline uint8_t *reserve(myelin_builder *b, size_t n) {

@@ -621,6 +621,44 @@ START_TEST(long_kind_and_big_message) {
 }
 END_TEST
 
+/* builder_reserve is a hint: the message is byte for byte the one built
+ * without it, and an impossible reservation fails alone, not the builder. */
+static myelin_msg *two_tensors(size_t reserve) {
+  myelin_builder *b = myelin_builder_new("spikes");
+  if (reserve) ck_assert_int_eq(myelin_builder_reserve(b, reserve), 0);
+  ck_assert_int_eq(myelin_builder_reserve(b, SIZE_MAX), MYELIN_ENOMEM);
+  ck_assert_int_eq(myelin_builder_status(b), 0);
+  int64_t n = 50000;
+  uint32_t *v = malloc((size_t)n * sizeof *v);
+  for (int64_t i = 0; i < n; i++)
+    v[i] = (uint32_t)(i * 7);
+  myelin_build_uint(b, "n", 3);
+  myelin_build_tensor_copy(b, "step", MYELIN_U4, 1, &n, v);
+  myelin_build_tensor_copy(b, "unit", MYELIN_U4, 1, &n, v);
+  free(v);
+  myelin_msg *m = myelin_builder_finish(b);
+  ck_assert_ptr_nonnull(m);
+  return m;
+}
+
+START_TEST(builder_reserve_is_a_hint) {
+  myelin_msg *a = two_tensors(0), *b = two_tensors(2 * 50000 * 4 + 1024), *c = two_tensors(10);
+  size_t la, lb, lc;
+  const uint8_t *pa = myelin_msg_bytes(a, &la), *pb = myelin_msg_bytes(b, &lb), *pc = myelin_msg_bytes(c, &lc);
+  ck_assert_uint_eq(la, lb);
+  ck_assert_uint_eq(la, lc);
+  ck_assert_mem_eq(pa, pb, la);
+  ck_assert_mem_eq(pa, pc, la);
+  myelin_tensor t;
+  ck_assert_int_eq(myelin_msg_tensor(b, "unit", &t), 0);
+  ck_assert_uint_eq((uintptr_t)t.data % 64, 0);
+  ck_assert_uint_eq(((const uint32_t *)t.data)[49999], 49999u * 7);
+  myelin_msg_unref(a);
+  myelin_msg_unref(b);
+  myelin_msg_unref(c);
+}
+END_TEST
+
 START_TEST(deep_copy_and_context) {
   myelin_msg *src = build_all();
   myelin_msg *ts = build_tensors();
@@ -897,6 +935,7 @@ Suite *msg_suite(void) {
   tcase_add_test(tc, deep_copy_and_context);
   tcase_add_test(tc, concurrent_readers);
   tcase_add_test(tc, concurrent_side_copies);
+  tcase_add_test(tc, builder_reserve_is_a_hint);
   tcase_add_test(tc, strerror_all);
   tcase_add_test(tc, python_reads_ours);
   tcase_add_test(tc, we_read_python);

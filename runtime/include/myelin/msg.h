@@ -175,6 +175,10 @@ myelin_builder *myelin_builder_new(const char *kind);
 myelin_msg *myelin_builder_finish(myelin_builder *b);
 void myelin_builder_free(myelin_builder *b); /* abandon */
 int myelin_builder_status(const myelin_builder *b); /* 0 or the first error */
+/* Makes room for `bytes` more bytes at once, so that a builder that knows its
+ * size (large tensors) is not grown, and copied, step by step. A hint only:
+ * 0, or MYELIN_ENOMEM without failing the builder. */
+int myelin_builder_reserve(myelin_builder *b, size_t bytes);
 
 /* key is the field name inside a map, and must be NULL inside an array. */
 void myelin_build_nil(myelin_builder *b, const char *key);
