@@ -1756,7 +1756,15 @@ static void on_live_file(myelin_watch *w, const char *path, const char *name, vo
     s->host->log(s->st, MYELIN_LOG_DEBUG, "%s: neither NIfTI nor DICOM: ignored", path);
     return;
   }
+  /* latency trace (MYELIN_DEBUG=1): last write -> reported by the watch -> read and emitted */
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  double lag = (double)now.tv_sec + 1e-9 * (double)now.tv_nsec - file_mtime(path);
+  uint64_t t0 = uv_hrtime();
   int rc = dicom ? live_dicom(s, path, name, err, sizeof err) : live_nifti(s, path, name, err, sizeof err);
+  s->host->log(s->st, MYELIN_LOG_DEBUG,
+               "%s: reported %.1f ms after its last write; read and emitted in %.1f ms", name, 1e3 * lag,
+               (double)(uv_hrtime() - t0) / 1e6);
   if (rc < 0) {
     s->failed = 1; /* the error is recorded: the run exits 1 */
     live_end(s);
@@ -2208,9 +2216,10 @@ static const myelin_param_def fs_params[] = {
     {.name = "watch",
      .type = MYELIN_PARAM_INPUT_PATH,
      .def = "",
-     .doc = "Live mode: a folder where a scanner writes one volume file per TR (NIfTI, or a DICOM mosaic / "
-            "enhanced image; or single-frame DICOM slice files, see slices); each complete file is read once, "
-            "in name order; a bad file is logged and skipped. Exclusive with path and listen."},
+     .doc =
+         "Live mode: a folder where a scanner writes one volume file per TR (NIfTI, or a DICOM mosaic / "
+         "enhanced image; or single-frame DICOM slice files, see slices); each complete file is read once, "
+         "in name order; a bad file is logged and skipped. Exclusive with path and listen."},
     {.name = "listen",
      .type = MYELIN_PARAM_STRING,
      .def = "",

@@ -130,6 +130,8 @@ static int rs_process(void *state, int port, myelin_msg *m) {
     uint64_t coarse = s->ref.coarse_runs;
     int it = rg_estimate(&s->ref, s->full, s->T, s->max_iter, s->tol);
     if (s->ref.coarse_runs != coarse) s->host->counter_add(s->st, "coarse", 1);
+    s->host->log(s->st, MYELIN_LOG_DEBUG, "volume %llu: %d Gauss-Newton iterations%s",
+                 (unsigned long long)s->seen, it, s->ref.coarse_runs != coarse ? " (coarse-to-fine)" : "");
     rg_params(s->T, s->ref.c, p);
     int bad = it < 0;
     for (int i = 0; i < 6; i++)

@@ -5,8 +5,9 @@
  * place (2 pieces with a pause), half written under a dot-name and renamed
  * into place. The watch must report each exactly once, complete (full size
  * when reported), in name order. Also: pattern and dot-file filtering,
- * skip_existing, no second report after a rewrite, a clear error for a
- * missing folder.
+ * skip_existing, no second report after a rewrite, a renamed file reported
+ * at once while one written in place waits its settle time, a clear error
+ * for a missing folder.
  */
 #include <pthread.h>
 #include <time.h>
@@ -135,7 +136,8 @@ static void files_in_pieces(int nfiles, int poll_only) {
   ck_assert_int_eq(c.bad_size, 0);
   ck_assert_int_eq(c.out_of_order, 0);
   ck_assert_int_eq(c.dup, 0);
-  for (int i = 0; i < nfiles; i++) ck_assert_int_eq(c.seen[i], 1);
+  for (int i = 0; i < nfiles; i++)
+    ck_assert_int_eq(c.seen[i], 1);
   free(c.dir);
 }
 
@@ -180,6 +182,87 @@ START_TEST(once_and_filters) {
 }
 END_TEST
 
+/* Latency (pipelines/rtfmri.yaml relies on it): a file renamed into the
+ * folder is whole, so it is reported as soon as the move is seen, without
+ * waiting settle_ms; a file written in place is reported only once it has
+ * stopped changing for settle_ms, complete. settle_ms is long (2 s) so the
+ * two cases cannot be confused even on a loaded machine. */
+typedef struct timing {
+  double t0, renamed_at, grown_at; /* seconds since t0 (monotonic) */
+  double reported[2];
+  long size[2];
+  int n;
+} timing;
+
+static double mono(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void on_timed(myelin_watch *w, const char *path, const char *name, void *arg) {
+  timing *t = arg;
+  int i = strcmp(name, "vol1.dat") == 0 ? 0 : 1;
+  t->reported[i] = mono() - t->t0;
+  t->size[i] = mt_file_size(path);
+  if (++t->n == 2) myelin_watch_close(w);
+}
+
+typedef struct timed_writer {
+  const char *dir;
+  timing *t;
+} timed_writer;
+
+static void *timed_writes(void *arg) {
+  timed_writer *tw = arg;
+  msleep(100);
+  char *tmp = mt_strf("%s/.vol1.tmp", tw->dir), *renamed = mt_strf("%s/vol1.dat", tw->dir);
+  write_piece(tmp, "wb", 'a');
+  write_piece(tmp, "ab", 'b');
+  ck_assert_int_eq(rename(tmp, renamed), 0);
+  tw->t->renamed_at = mono() - tw->t->t0;
+  char *grown = mt_strf("%s/vol2.dat", tw->dir);
+  for (int k = 0; k < 8; k++) { /* in place, a piece every 100 ms */
+    write_piece(grown, k ? "ab" : "wb", 'c');
+    msleep(100);
+  }
+  tw->t->grown_at = mono() - tw->t->t0;
+  free(tmp);
+  free(renamed);
+  free(grown);
+  return NULL;
+}
+
+START_TEST(renamed_file_skips_the_settle_time) {
+  char *dir = mt_tmpdir();
+  timing t;
+  memset(&t, 0, sizeof t);
+  t.t0 = mono();
+  timed_writer tw = {dir, &t};
+  uv_loop_t loop;
+  ck_assert_int_eq(uv_loop_init(&loop), 0);
+  myelin_watch *w;
+  char err[256];
+  myelin_watch_opts o = {.dir = dir, .pattern = "vol*.dat", .settle_ms = 2000};
+  ck_assert_msg(myelin_watch_start(&loop, &o, on_timed, &t, &w, err, sizeof err) == 0, "%s", err);
+  pthread_t th;
+  ck_assert_int_eq(pthread_create(&th, NULL, timed_writes, &tw), 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  pthread_join(th, NULL);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+  printf("renamed file reported %.1f ms after the rename; grown file %.0f ms after its last write\n",
+         1000 * (t.reported[0] - t.renamed_at), 1000 * (t.reported[1] - t.grown_at));
+  ck_assert_int_eq(t.size[0], 2 * PIECE);
+  ck_assert_int_eq(t.size[1], 8 * PIECE);
+  ck_assert_msg(t.reported[0] - t.renamed_at < 1.0, "renamed file reported %.3f s after the rename",
+                t.reported[0] - t.renamed_at);
+  /* the last piece went in before grown_at (then a 100 ms pause) */
+  ck_assert_msg(t.reported[1] - t.grown_at > 2.0 - 0.1 - 0.05,
+                "grown file reported %.3f s after its last write", t.reported[1] - t.grown_at);
+  free(dir);
+}
+END_TEST
+
 START_TEST(missing_folder_is_an_error) {
   uv_loop_t loop;
   uv_loop_init(&loop);
@@ -200,6 +283,7 @@ int main(void) {
   tcase_add_test(tc, two_hundred_files_in_pieces);
   tcase_add_test(tc, polling_fallback);
   tcase_add_test(tc, once_and_filters);
+  tcase_add_test(tc, renamed_file_skips_the_settle_time);
   tcase_add_test(tc, missing_folder_is_an_error);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
