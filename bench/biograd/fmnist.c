@@ -8,7 +8,10 @@
  *   fmnist MODE DIR HIDDEN EPOCHS LIMIT LR LR_OUT THREADS [STEPS] [SLEEP_EVERY]
  *     MODE  biograd | backprop      HIDDEN  "500" or "500,500"
  *     LIMIT train samples per epoch (0 = all 60000)
- *     LR, LR_OUT  hidden and output learning rates (per sample)
+ *     LR, LR_OUT  hidden and output learning rates (per sample); hidden layers
+ *           fed by a hidden layer learn at LR * $LR_DEEP (default 1, the
+ *           plugin's lr_deep), in both modes; layers with a bias: $BIAS
+ *           (all | output | none; default output, the plugin's bias)
  *
  * Prints one line per epoch: test accuracy, training samples/s, wall time.
  */
@@ -49,8 +52,10 @@ static int load(const char *dir, const char *img, const char *lab, float **x, in
   int count = (int)n2 - 8;
   *x = malloc(sizeof(float) * 784 * (size_t)count);
   *y = malloc(sizeof(int) * (size_t)count);
-  for (size_t i = 0; i < 784 * (size_t)count; i++) (*x)[i] = a[16 + i] / 255.0f;
-  for (int i = 0; i < count; i++) (*y)[i] = b[8 + i];
+  for (size_t i = 0; i < 784 * (size_t)count; i++)
+    (*x)[i] = a[16 + i] / 255.0f;
+  for (int i = 0; i < count; i++)
+    (*y)[i] = b[8 + i];
   free(a), free(b);
   return count;
 }
@@ -73,16 +78,35 @@ static void encode(const float *x, int n, int T, uint64_t rng[4], uint32_t *ptr,
 
 int main(int argc, char **argv) {
   if (argc < 9) {
-    fprintf(stderr, "usage: %s biograd|backprop DIR HIDDEN EPOCHS LIMIT LR LR_OUT THREADS [STEPS] [SLEEP_EVERY]\n", argv[0]);
+    fprintf(stderr,
+            "usage: %s biograd|backprop DIR HIDDEN EPOCHS LIMIT LR LR_OUT THREADS [STEPS] [SLEEP_EVERY]\n",
+            argv[0]);
     return 2;
   }
   int bp = strcmp(argv[1], "backprop") == 0, epochs = atoi(argv[4]), limit = atoi(argv[5]);
   int T = argc > 9 ? atoi(argv[9]) : 32, sleep_every = argc > 10 ? atoi(argv[10]) : 1000;
-  bg_config c = {.steps = T, .vth = 0.5f, .cdecay = 0.5f, .vdecay = 0.75f, .lr = (float)atof(argv[6]), .lr_out = (float)atof(argv[7]),
-                 .feedback_lr = 0.5f, .sleep_steps = 256, .sleep_rate = 0.2f, .threads = atoi(argv[8]), .seed = 1};
+  bg_config c = {.steps = T,
+                 .vth = 0.5f,
+                 .cdecay = 0.5f,
+                 .vdecay = 0.75f,
+                 .lr = (float)atof(argv[6]),
+                 .lr_out = (float)atof(argv[7]),
+                 .feedback_lr = 0.5f,
+                 .sleep_steps = 256,
+                 .sleep_rate = 0.2f,
+                 .threads = atoi(argv[8]),
+                 .seed = 1};
+  c.lr_deep = getenv("LR_DEEP") ? (float)atof(getenv("LR_DEEP")) : 1.0f; /* the plugin's lr_deep */
+  if (getenv("BIAS")) /* the plugin's bias: all | output | none */
+    c.bias = strcmp(getenv("BIAS"), "none") == 0  ? BG_BIAS_NONE
+             : strcmp(getenv("BIAS"), "all") == 0 ? BG_BIAS_ALL
+                                                  : BG_BIAS_OUTPUT;
+  else
+    c.bias = BG_BIAS_OUTPUT;
   c.sizes[0] = 784;
   char *h = strdup(argv[3]);
-  for (char *tok = strtok(h, ","); tok; tok = strtok(NULL, ",")) c.sizes[++c.nlayers] = atoi(tok);
+  for (char *tok = strtok(h, ","); tok; tok = strtok(NULL, ","))
+    c.sizes[++c.nlayers] = atoi(tok);
   c.sizes[++c.nlayers] = 10;
   free(h);
   float *xtr, *xte;
@@ -94,15 +118,18 @@ int main(int argc, char **argv) {
   bg_net *net = bg_net_new(&c, err, sizeof err);
   if (!net) return fprintf(stderr, "%s\n", err), 1;
   float *wt[BG_MAX_LAYERS], *b[BG_MAX_LAYERS];
-  for (int l = 0; l < c.nlayers; l++) wt[l] = bg_weight_t(net, l), b[l] = bg_bias(net, l);
+  for (int l = 0; l < c.nlayers; l++)
+    wt[l] = bg_weight_t(net, l), b[l] = bg_bias(net, l);
   uint64_t rng[4];
   bg_rng_seed(rng, 42);
   int *order = malloc(sizeof(int) * (size_t)ntr);
-  uint32_t *ptr = malloc(sizeof(uint32_t) * (size_t)(T + 1)), *unit = malloc(sizeof(uint32_t) * 784 * (size_t)T);
+  uint32_t *ptr = malloc(sizeof(uint32_t) * (size_t)(T + 1)),
+           *unit = malloc(sizeof(uint32_t) * 784 * (size_t)T);
   double wall0 = now_s();
   long seen = 0;
   for (int ep = 0; ep < epochs; ep++) {
-    for (int i = 0; i < ntr; i++) order[i] = i;
+    for (int i = 0; i < ntr; i++)
+      order[i] = i;
     for (int i = ntr - 1; i > 0; i--) {
       int j = (int)(bg_rng_next(rng) % (uint64_t)(i + 1)), t = order[i];
       order[i] = order[j], order[j] = t;
@@ -139,8 +166,8 @@ int main(int argc, char **argv) {
         tc += bg_sample(net, &r, -1, 0) == yte[i];
       }
     }
-    printf("%s %s epoch %d train_acc %.4f test_acc %.4f samples_per_s %.0f wall_s %.1f", argv[1], argv[3], ep + 1,
-           (double)correct / ntr, (double)tc / nte, ntr / train_s, now_s() - wall0);
+    printf("%s %s epoch %d train_acc %.4f test_acc %.4f samples_per_s %.0f wall_s %.1f", argv[1], argv[3],
+           ep + 1, (double)correct / ntr, (double)tc / nte, ntr / train_s, now_s() - wall0);
     if (!bp && c.nlayers > 1) printf(" feedback_angle %.1f", bg_feedback_angle(net, c.nlayers - 2));
     printf("\n");
     fflush(stdout);

@@ -497,10 +497,15 @@ static void feedback(bg_net *net, int label) {
   }
 }
 
-/* Hidden layers learn at lr, the output layer at lr_out: the output error is
- * O(1) and its fan-in large, so one sample moves an output neuron's drive by
- * ~lr_out * |p|^2, which must stay well below the width of its rate window. */
-static float layer_lr(const bg_config *c, int l) { return l == c->nlayers - 1 ? c->lr_out : c->lr; }
+/* The first hidden layer learns at lr, the output layer at lr_out: the output
+ * error is O(1) and its fan-in large, so one sample moves an output neuron's
+ * drive by ~lr_out * |p|^2, which must stay well below the width of its rate
+ * window. Hidden layers fed by another hidden layer learn at lr * lr_deep
+ * (README, "Deep networks"). */
+static float layer_lr(const bg_config *c, int l) {
+  if (l == c->nlayers - 1) return c->lr_out;
+  return l > 0 && c->lr_deep > 0.0f ? c->lr * c->lr_deep : c->lr;
+}
 
 /* ---- updates ------------------------------------------------------------------------------ */
 
@@ -633,7 +638,7 @@ int bg_rate_grad(const bg_config *cfg, float *const *wt, float *const *b, const 
     if (acc_w && acc_w[l])
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ni, nn, m, -eta, R[l], ni, D[l + 1], nn, 1.0f,
                   acc_w[l], nn);
-    if (acc_b && acc_b[l])
+    if (acc_b && acc_b[l] && bg_has_bias(cfg->bias, l, L)) /* as bg_sample: no bias, no bias learning */
       for (int r = 0; r < m; r++)
         for (int i = 0; i < nn; i++)
           acc_b[l][i] -= eta * D[l + 1][(size_t)r * nn + i];

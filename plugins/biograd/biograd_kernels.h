@@ -51,6 +51,7 @@ typedef struct bg_config {
   float vth, cdecay, vdecay;    /* CUBA LIF */
   float lr;                     /* learning rate of hidden W and b */
   float lr_out;                 /* learning rate of the output layer */
+  float lr_deep;                /* hidden layers fed by a hidden layer learn at lr * lr_deep (0 = 1) */
   float feedback_lr;            /* sleep-phase rate of B */
   int sleep_steps;              /* steps per sleep phase */
   float sleep_rate;             /* spike probability per step in sleep */
@@ -130,9 +131,9 @@ void bg_sleep(bg_net *net);
  * weights/biases under the matching loss of its output neurons,
  * L = sum_k integral_0^{z_k} (f(u) - y_k) du (so dL/dz_k = r_k - y_k).
  * Adds -scale * eta_l * dL/dW into acc_w[l] (layout of weight_t) and likewise
- * into acc_b[l] (may be NULL), eta_l = lr or lr_out of cfg: scale 1 is one
- * SGD step (acc = wt is allowed). Returns the number of correct predictions
- * (argmax r_L, ties to the lowest index). */
+ * into acc_b[l] (may be NULL; only layers with a bias under cfg->bias), eta_l = the layer's rate under cfg
+ * (lr, lr * lr_deep or lr_out, as bg_sample uses): scale 1 is one SGD step (acc = wt is allowed). Returns the
+ * number of correct predictions (argmax r_L, ties to the lowest index). */
 int bg_rate_grad(const bg_config *cfg, float *const *wt, float *const *b, const float *x, const int *labels,
                  int m, float scale, float *const *acc_w, float *const *acc_b);
 

@@ -660,6 +660,103 @@ START_TEST(paper_bias_modes) {
 }
 END_TEST
 
+/* lr_deep scales the update of the hidden layers fed by a hidden layer, and
+ * only theirs, both in BioGrad's update (u) and in the exact-gradient step of
+ * the rate network, the yardstick (g); 0 means 1. And the yardstick learns
+ * no hidden bias under bias: output (it used to learn every layer's). */
+START_TEST(lr_deep_scales_the_deeper_hidden_layers) {
+  static const int sizes[] = {30, 20, 16, 12, 5};
+  float *u[3][4], *g[3][4];
+  uint32_t ptr[33], unit[32 * 30];
+  bg_raster r = random_raster(30, 32, 0.3f, 11, ptr, unit);
+  float x[30] = {0};
+  for (uint32_t e = 0; e < ptr[32]; e++)
+    x[unit[e]] += 1.0f / 32;
+  int label = 3;
+  for (int k = 0; k < 3; k++) {
+    bg_config c = {.nlayers = 4,
+                   .steps = 32,
+                   .vth = 0.5f,
+                   .cdecay = 0.5f,
+                   .vdecay = 0.75f,
+                   .lr = 0.01f,
+                   .lr_out = 0.001f,
+                   .lr_deep = k == 0   ? 0.0f
+                              : k == 1 ? 1.0f
+                                       : 0.25f,
+                   .feedback_lr = 0.5f,
+                   .sleep_steps = 16,
+                   .sleep_rate = 0.2f,
+                   .threads = 1,
+                   .seed = 4};
+    memcpy(c.sizes, sizes, sizeof sizes);
+    char err[128];
+    bg_net *net = bg_net_new(&c, err, sizeof err);
+    ck_assert_msg(net != NULL, "%s", err);
+    float *wt[4], *b[4];
+    for (int l = 0; l < 4; l++) {
+      ck_assert_ptr_nonnull(u[k][l] = calloc((size_t)sizes[l] * sizes[l + 1], sizeof(float)));
+      ck_assert_ptr_nonnull(g[k][l] = calloc((size_t)sizes[l] * sizes[l + 1], sizeof(float)));
+      wt[l] = bg_weight_t(net, l), b[l] = bg_bias(net, l);
+    }
+    bg_sample_update(net, &r, label, u[k]);
+    bg_rate_grad(&c, wt, b, x, &label, 1, 1.0f, g[k], NULL);
+    bg_net_free(net);
+  }
+  for (int l = 0; l < 4; l++) {
+    size_t n = (size_t)sizes[l] * sizes[l + 1];
+    float f = l == 1 || l == 2 ? 0.25f : 1.0f, nu = 0, ng = 0;
+    for (size_t i = 0; i < n; i++) {
+      ck_assert_msg(u[0][l][i] == u[1][l][i] && g[0][l][i] == g[1][l][i],
+                    "lr_deep 0 differs from 1 in layer %d", l);
+      ck_assert_msg(fabsf(u[2][l][i] - f * u[1][l][i]) <= 1e-6f * (1.0f + fabsf(u[1][l][i])),
+                    "update of layer %d: %g vs %g x %g", l, u[2][l][i], f, u[1][l][i]);
+      ck_assert_msg(fabsf(g[2][l][i] - f * g[1][l][i]) <= 1e-6f * (1.0f + fabsf(g[1][l][i])),
+                    "gradient step of layer %d: %g vs %g x %g", l, g[2][l][i], f, g[1][l][i]);
+      nu += fabsf(u[1][l][i]), ng += fabsf(g[1][l][i]);
+    }
+    ck_assert_msg(nu > 0 && ng > 0, "layer %d: nothing to compare (%g, %g)", l, nu, ng);
+  }
+  for (int k = 0; k < 3; k++)
+    for (int l = 0; l < 4; l++)
+      free(u[k][l]), free(g[k][l]);
+  /* the yardstick learns no bias where bg_sample has none (bias: output) */
+  bg_config c = {.nlayers = 4,
+                 .steps = 32,
+                 .vth = 0.5f,
+                 .cdecay = 0.5f,
+                 .vdecay = 0.75f,
+                 .lr = 0.01f,
+                 .lr_out = 0.001f,
+                 .bias = BG_BIAS_OUTPUT,
+                 .feedback_lr = 0.5f,
+                 .sleep_steps = 16,
+                 .sleep_rate = 0.2f,
+                 .threads = 1,
+                 .seed = 4};
+  memcpy(c.sizes, sizes, sizeof sizes);
+  char err[128];
+  bg_net *net = bg_net_new(&c, err, sizeof err);
+  ck_assert_msg(net != NULL, "%s", err);
+  float *wt[4], *b[4], *db[4];
+  for (int l = 0; l < 4; l++) {
+    wt[l] = bg_weight_t(net, l), b[l] = bg_bias(net, l);
+    ck_assert_ptr_nonnull(db[l] = calloc((size_t)sizes[l + 1], sizeof(float)));
+  }
+  bg_rate_grad(&c, wt, b, x, &label, 1, 1.0f, NULL, db);
+  float out = 0;
+  for (int l = 0; l < 4; l++)
+    for (int i = 0; i < sizes[l + 1]; i++) {
+      if (l < 3) ck_assert_msg(db[l][i] == 0.0f, "hidden layer %d learned a bias it does not have", l + 1);
+      out += fabsf(db[l][i]);
+    }
+  ck_assert_msg(out > 0, "the output bias did not learn");
+  for (int l = 0; l < 4; l++)
+    free(db[l]);
+  bg_net_free(net);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("biograd_kernels");
   TCase *tc = tcase_create("core");
@@ -673,6 +770,7 @@ int main(void) {
   tcase_add_test(tc, same_bits_for_any_thread_count);
   tcase_add_test(tc, digits_64_100_10);
   tcase_add_test(tc, deep_nets_train);
+  tcase_add_test(tc, lr_deep_scales_the_deeper_hidden_layers);
   tcase_add_test(tc, paper_feedback_starts_aligned);
   tcase_add_test(tc, paper_batch_is_a_mean);
   tcase_add_test(tc, paper_sleep_aligns_feedback);
