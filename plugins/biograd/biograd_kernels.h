@@ -58,6 +58,7 @@ typedef struct bg_config {
   int threads;                  /* >= 1 */
   int bias;                     /* BG_BIAS_*: which layers have a (learned) bias */
   int random_feedback;          /* 0: B_l starts as W_{l+1}^T (the authors' start); 1: random (tests) */
+  int feedback_kp;              /* 1: B_l also learns W_{l+1}^T's updates (Kolen-Pollack) */
   uint64_t seed;
 } bg_config;
 

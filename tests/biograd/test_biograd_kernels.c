@@ -664,6 +664,64 @@ END_TEST
  * only theirs, both in BioGrad's update (u) and in the exact-gradient step of
  * the rate network, the yardstick (g); 0 means 1. And the yardstick learns
  * no hidden bias under bias: output (it used to learn every layer's). */
+/* feedback_rule sleep+kp: every feedback synapse gets its forward twin's
+ * increment, so from the aligned start B_l stays W_{l+1}^T exactly while no
+ * sleep phase runs (a deep net, two threads: the split must not matter);
+ * without it B_l keeps its start while W_{l+1} learns. */
+START_TEST(kolen_pollack_keeps_feedback_transposed) {
+  static const int sizes[] = {30, 24, 16, 12, 5};
+  uint32_t ptr[33], unit[32 * 30];
+  for (int kp = 0; kp <= 1; kp++) {
+    bg_config c = {.nlayers = 4,
+                   .steps = 32,
+                   .vth = 0.5f,
+                   .cdecay = 0.5f,
+                   .vdecay = 0.75f,
+                   .lr = 0.01f,
+                   .lr_out = 0.001f,
+                   .lr_deep = 1.0f,
+                   .feedback_lr = 0.5f,
+                   .sleep_steps = 16,
+                   .sleep_rate = 0.2f,
+                   .threads = 2,
+                   .bias = BG_BIAS_OUTPUT,
+                   .feedback_kp = kp,
+                   .seed = 9};
+    memcpy(c.sizes, sizes, sizeof sizes);
+    char err[128];
+    bg_net *net = bg_net_new(&c, err, sizeof err);
+    ck_assert_msg(net != NULL, "%s", err);
+    float *w0[3];
+    for (int l = 0; l < 3; l++) {
+      size_t n = (size_t)sizes[l + 1] * sizes[l + 2];
+      ck_assert_ptr_nonnull(w0[l] = malloc(sizeof(float) * n));
+      memcpy(w0[l], bg_weight_t(net, l + 1), sizeof(float) * n);
+    }
+    for (int i = 0; i < 60; i++) {
+      bg_raster r = random_raster(30, 32, 0.4f, 100 + (uint64_t)i, ptr, unit);
+      bg_sample(net, &r, i % 5, 1);
+    }
+    int learned = 0;
+    for (int l = 0; l < 3; l++) {
+      size_t n = (size_t)sizes[l + 1] * sizes[l + 2];
+      const float *B = bg_feedback(net, l), *W = bg_weight_t(net, l + 1);
+      int same = memcmp(B, W, sizeof(float) * n) == 0, changed = memcmp(w0[l], W, sizeof(float) * n) != 0;
+      learned += changed;
+      /* kp: B follows W exactly; without: B keeps W's start, so equal only where W never moved */
+      ck_assert_msg(same == (kp || !changed), "kp %d: B_%d %s W_%d^T (W %s)", kp, l,
+                    same ? "equals" : "differs from", l + 1, changed ? "learned" : "unchanged");
+      free(w0[l]);
+    }
+    ck_assert_msg(learned >= 2, "kp %d: only %d of the 3 weight layers above the first learned", kp, learned);
+    if (kp) { /* a sleep phase moves B toward a noisy estimate of W^T: no longer equal */
+      bg_sleep(net);
+      ck_assert(memcmp(bg_feedback(net, 0), bg_weight_t(net, 1), sizeof(float) * 24 * 16) != 0);
+    }
+    bg_net_free(net);
+  }
+}
+END_TEST
+
 START_TEST(lr_deep_scales_the_deeper_hidden_layers) {
   static const int sizes[] = {30, 20, 16, 12, 5};
   float *u[3][4], *g[3][4];
@@ -771,6 +829,7 @@ int main(void) {
   tcase_add_test(tc, digits_64_100_10);
   tcase_add_test(tc, deep_nets_train);
   tcase_add_test(tc, lr_deep_scales_the_deeper_hidden_layers);
+  tcase_add_test(tc, kolen_pollack_keeps_feedback_transposed);
   tcase_add_test(tc, paper_feedback_starts_aligned);
   tcase_add_test(tc, paper_batch_is_a_mean);
   tcase_add_test(tc, paper_sleep_aligns_feedback);
