@@ -660,10 +660,18 @@ START_TEST(paper_bias_modes) {
 }
 END_TEST
 
-/* lr_deep scales the update of the hidden layers fed by a hidden layer, and
- * only theirs, both in BioGrad's update (u) and in the exact-gradient step of
- * the rate network, the yardstick (g); 0 means 1. And the yardstick learns
- * no hidden bias under bias: output (it used to learn every layer's). */
+/* A 4-weight-layer net (three hidden layers) at the plugin's neuron, with
+ * small-test rates. */
+static bg_config deep_config(const int sizes[5], float lr_deep, int bias, int threads, uint64_t seed) {
+  bg_config c = small_config(sizes[0], sizes[1], sizes[2], threads);
+  c.nlayers = 4;
+  c.sizes[3] = sizes[3], c.sizes[4] = sizes[4];
+  c.lr = 0.01f, c.lr_out = 0.001f, c.lr_deep = lr_deep;
+  c.feedback_lr = 0.5f, c.sleep_steps = 16;
+  c.bias = bias, c.seed = seed;
+  return c;
+}
+
 /* feedback_rule sleep+kp: every feedback synapse gets its forward twin's
  * increment, so from the aligned start B_l stays W_{l+1}^T exactly while no
  * sleep phase runs (a deep net, two threads: the split must not matter);
@@ -672,22 +680,8 @@ START_TEST(kolen_pollack_keeps_feedback_transposed) {
   static const int sizes[] = {30, 24, 16, 12, 5};
   uint32_t ptr[33], unit[32 * 30];
   for (int kp = 0; kp <= 1; kp++) {
-    bg_config c = {.nlayers = 4,
-                   .steps = 32,
-                   .vth = 0.5f,
-                   .cdecay = 0.5f,
-                   .vdecay = 0.75f,
-                   .lr = 0.01f,
-                   .lr_out = 0.001f,
-                   .lr_deep = 1.0f,
-                   .feedback_lr = 0.5f,
-                   .sleep_steps = 16,
-                   .sleep_rate = 0.2f,
-                   .threads = 2,
-                   .bias = BG_BIAS_OUTPUT,
-                   .feedback_kp = kp,
-                   .seed = 9};
-    memcpy(c.sizes, sizes, sizeof sizes);
+    bg_config c = deep_config(sizes, 1.0f, BG_BIAS_OUTPUT, 2, 9);
+    c.feedback_kp = kp;
     char err[128];
     bg_net *net = bg_net_new(&c, err, sizeof err);
     ck_assert_msg(net != NULL, "%s", err);
@@ -722,6 +716,10 @@ START_TEST(kolen_pollack_keeps_feedback_transposed) {
 }
 END_TEST
 
+/* lr_deep scales the update of the hidden layers fed by a hidden layer, and
+ * only theirs, both in BioGrad's update (u) and in the exact-gradient step of
+ * the rate network, the yardstick (g); 0 means 1. And the yardstick learns
+ * no hidden bias under bias: output (it used to learn every layer's). */
 START_TEST(lr_deep_scales_the_deeper_hidden_layers) {
   static const int sizes[] = {30, 20, 16, 12, 5};
   float *u[3][4], *g[3][4];
@@ -732,22 +730,7 @@ START_TEST(lr_deep_scales_the_deeper_hidden_layers) {
     x[unit[e]] += 1.0f / 32;
   int label = 3;
   for (int k = 0; k < 3; k++) {
-    bg_config c = {.nlayers = 4,
-                   .steps = 32,
-                   .vth = 0.5f,
-                   .cdecay = 0.5f,
-                   .vdecay = 0.75f,
-                   .lr = 0.01f,
-                   .lr_out = 0.001f,
-                   .lr_deep = k == 0   ? 0.0f
-                              : k == 1 ? 1.0f
-                                       : 0.25f,
-                   .feedback_lr = 0.5f,
-                   .sleep_steps = 16,
-                   .sleep_rate = 0.2f,
-                   .threads = 1,
-                   .seed = 4};
-    memcpy(c.sizes, sizes, sizeof sizes);
+    bg_config c = deep_config(sizes, k == 0 ? 0.0f : k == 1 ? 1.0f : 0.25f, BG_BIAS_ALL, 1, 4);
     char err[128];
     bg_net *net = bg_net_new(&c, err, sizeof err);
     ck_assert_msg(net != NULL, "%s", err);
@@ -779,20 +762,7 @@ START_TEST(lr_deep_scales_the_deeper_hidden_layers) {
     for (int l = 0; l < 4; l++)
       free(u[k][l]), free(g[k][l]);
   /* the yardstick learns no bias where bg_sample has none (bias: output) */
-  bg_config c = {.nlayers = 4,
-                 .steps = 32,
-                 .vth = 0.5f,
-                 .cdecay = 0.5f,
-                 .vdecay = 0.75f,
-                 .lr = 0.01f,
-                 .lr_out = 0.001f,
-                 .bias = BG_BIAS_OUTPUT,
-                 .feedback_lr = 0.5f,
-                 .sleep_steps = 16,
-                 .sleep_rate = 0.2f,
-                 .threads = 1,
-                 .seed = 4};
-  memcpy(c.sizes, sizes, sizeof sizes);
+  bg_config c = deep_config(sizes, 0.0f, BG_BIAS_OUTPUT, 1, 4);
   char err[128];
   bg_net *net = bg_net_new(&c, err, sizeof err);
   ck_assert_msg(net != NULL, "%s", err);
