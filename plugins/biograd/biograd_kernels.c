@@ -520,17 +520,18 @@ static void update_job(bg_net *net, int lo, int hi, void *p) {
   float lr = layer_lr(&net->cfg, l);
   float *W = a->acc ? a->acc : net->wt[l];
   const float *pre = net->pre[l], *d = net->delta[l] + lo;
-  for (int j = 0; j < ni; j++)
-    if (pre[j] != 0.0f) axpy_row(W + (size_t)j * no + lo, lr * pre[j], d, hi - lo);
   /* Kolen-Pollack: the feedback synapse k -> i of layer l-1 (error spikes of
      neuron k in, apical compartment of neuron i) learns with the same local
      product as the forward synapse i -> k: its presynaptic error times the
      rate of the neuron it sits on. B_{l-1} [n_l x n_{l+1}] has the layout of
      wt[l], so it gets the very same increments and, from the aligned start,
      stays equal to W_l^T up to what sleep adds (README, "Deep networks") */
-  if (!a->acc && l >= 1 && net->cfg.feedback_kp)
-    for (int j = 0; j < ni; j++)
-      if (pre[j] != 0.0f) axpy_row(net->fb[l - 1] + (size_t)j * no + lo, lr * pre[j], d, hi - lo);
+  float *B = !a->acc && l >= 1 && net->cfg.feedback_kp ? net->fb[l - 1] : NULL;
+  for (int j = 0; j < ni; j++) {
+    if (pre[j] == 0.0f) continue;
+    axpy_row(W + (size_t)j * no + lo, lr * pre[j], d, hi - lo);
+    if (B) axpy_row(B + (size_t)j * no + lo, lr * pre[j], d, hi - lo);
+  }
   if (!a->acc && bg_has_bias(net->cfg.bias, l, net->cfg.nlayers))
     for (int i = lo; i < hi; i++)
       net->b[l][i] += lr * net->delta[l][i];
