@@ -1042,8 +1042,8 @@ static const myelin_param_def bgp_params[] = {
     {"feedback_rule", MYELIN_PARAM_ENUM, "sleep", 0, 0, 0, "sleep|sleep+kp", NULL,
      "How the feedback weights B learn. sleep: only in sleep phases (the paper's). sleep+kp: also awake, "
      "each feedback synapse with the same local product as its forward twin (Kolen-Pollack), so B keeps "
-     "W^T's recent changes (myelin only). Deep nets gained ~1 pt after one epoch of Fashion-MNIST; not the default yet "
-     "(README, Deep networks)."},
+     "W^T's recent changes (myelin only). Deep nets gained ~1 pt after one epoch of Fashion-MNIST; "
+     "not the default yet (README, Deep networks)."},
     {"epochs", MYELIN_PARAM_INT, "0", 1, 0, 1000000, NULL, "epochs",
      "Stop training after this many epochs of the train stream (0 = all it sends); counts resumed epochs."},
     {"sleep_every", MYELIN_PARAM_INT, "1000", 1, 0, 1000000000, NULL, "samples",
