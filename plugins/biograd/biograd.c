@@ -699,7 +699,8 @@ static int emit_network(bgp *g) {
           w[(size_t)i * ni + j] = wt[(size_t)j * no + i];
     /* a layer without bias (bias: output or none) has no field: the netx
      * file and the export manifest then say it has none */
-    if (bg_has_bias(c->bias, l, c->nlayers)) myelin_build_tensor_copy(b, "bias", MYELIN_F4, 1, sb, net_b(g, l));
+    if (bg_has_bias(c->bias, l, c->nlayers))
+      myelin_build_tensor_copy(b, "bias", MYELIN_F4, 1, sb, net_b(g, l));
     myelin_build_map_end(b);
   }
   myelin_build_array_end(b);
