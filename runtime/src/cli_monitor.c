@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -350,6 +351,23 @@ static void choose_spikes(monitor *m, session *s, int e) {
   pthread_mutex_unlock(&m->mu);
 }
 
+/* A browser sends the page's Origin with every WebSocket handshake. Only
+ * the monitor's own page may connect: a page of another site, open in the
+ * same browser, must not read the pipeline's live data from localhost.
+ * Clients that are not browsers send no Origin and are let in. Nonzero:
+ * refuse the handshake (libwebsockets hangs up; it cannot answer 403 at
+ * this point, its issue 1415). */
+static int origin_refused(struct lws *wsi) {
+  char origin[256], host[256];
+  if (lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) <= 0) return 0;
+  if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0) return 1;
+  const char *o = strstr(origin, "://");
+  o = o ? o + 3 : origin;
+  if (strcasecmp(o, host) == 0) return 0;
+  fprintf(stderr, "myelin monitor: refused a WebSocket from origin %s (the monitor is %s)\n", origin, host);
+  return 1;
+}
+
 static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
   monitor *m = lws_context_user(lws_get_context(wsi));
   session *s = user;
@@ -382,6 +400,8 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
       s->body = NULL;
     }
     break;
+  case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+    return origin_refused(wsi);
   case LWS_CALLBACK_ESTABLISHED: {
     memset(s, 0, sizeof *s);
     s->ws = 1;

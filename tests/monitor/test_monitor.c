@@ -614,6 +614,19 @@ static const char *http_py =
     "st, ct, page = get('')\n"
     "assert st == 200 and ct.startswith('text/html') and b'.uplot' in page and b'WebSocket' in page, ct\n"
     "assert b'src=\"http' not in page and b'href=\"http' not in page  # nothing from the network\n"
+    "import websocket\n"
+    "ws = 'ws' + base[len('http'):] + 'ws'\n"
+    "w = websocket.create_connection(ws, timeout=20)  # Origin: the monitor's own\n"
+    "assert w.recv(), 'no greeting'\n"
+    "w.close()\n"
+    "try:\n"
+    "    websocket.create_connection(ws, timeout=20, origin='http://elsewhere.example')\n"
+    "    sys.exit('a page of another origin was let in')\n"
+    "except (websocket.WebSocketException, OSError) as e:  # libwebsockets hangs up\n"
+    "    print('foreign origin refused:', type(e).__name__)\n"
+    "w = websocket.create_connection(ws, timeout=20, suppress_origin=True)  # not a browser\n"
+    "assert w.recv(), 'no greeting without Origin'\n"
+    "w.close()\n"
     "print('advanced', src0, src1, sink0, sink1)\n";
 
 START_TEST(page_in_chromium) {
