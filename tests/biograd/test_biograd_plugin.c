@@ -444,6 +444,7 @@ START_TEST(paper_params_checked) {
       {"{variant: paper, cdecay: 0.5}", "cdecay"},
       {"{variant: paper, sleep_rate: 0.3}", "sleep_rate"},
       {"{variant: paper, probe: 8}", "probe"},
+      {"{variant: paper, feedback_rule: sleep+kp}", "feedback_rule"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     myelin_harness *h = myelin_harness_new("biograd", bad[i][0], err, sizeof err);
@@ -467,6 +468,33 @@ START_TEST(paper_params_checked) {
                 "%s", myelin_harness_error(h));
   myelin_harness_free(h);
   free(p), free(noise), free(dir);
+}
+END_TEST
+
+/* 1 if the two networks' first feedback matrices are bit-identical. */
+static int same_feedback(myelin_msg *a, myelin_msg *b) {
+  myelin_tensor fa, fb;
+  ck_assert_int_eq(
+      myelin_obj_tensor(myelin_obj_at(myelin_obj_get(myelin_msg_get(a, "feedback"), "weights"), 0), &fa), 0);
+  ck_assert_int_eq(
+      myelin_obj_tensor(myelin_obj_at(myelin_obj_get(myelin_msg_get(b, "feedback"), "weights"), 0), &fb), 0);
+  ck_assert_int_eq(fa.count, fb.count);
+  return memcmp(fa.data, fb.data, fa.count * sizeof(float)) == 0;
+}
+
+/* feedback_rule: variant myelin learns B awake too (sleep+kp) unless told
+ * sleep; variant paper learns it in sleep only, and its default is that. */
+START_TEST(feedback_rule_defaults) {
+  myelin_msg *def = train_network("{hidden: [20], threads: 1}", 1);
+  myelin_msg *kp = train_network("{hidden: [20], threads: 1, feedback_rule: sleep+kp}", 1);
+  myelin_msg *sl = train_network("{hidden: [20], threads: 1, feedback_rule: sleep}", 1);
+  ck_assert_msg(same_feedback(def, kp), "variant myelin's default is not sleep+kp");
+  ck_assert_msg(!same_feedback(def, sl), "sleep+kp and sleep learned the same feedback");
+  myelin_msg_unref(def), myelin_msg_unref(kp), myelin_msg_unref(sl);
+  def = train_network("{variant: paper, hidden: [20], batch: 1, sleep_every: 50}", 1);
+  sl = train_network("{variant: paper, hidden: [20], batch: 1, sleep_every: 50, feedback_rule: sleep}", 1);
+  ck_assert_msg(same_feedback(def, sl), "variant paper's default is not sleep");
+  myelin_msg_unref(def), myelin_msg_unref(sl);
 }
 END_TEST
 
@@ -551,6 +579,7 @@ int main(void) {
   tcase_add_test(tc, shipped_pipeline_validates);
   tcase_add_test(tc, paper_trains_digits);
   tcase_add_test(tc, paper_params_checked);
+  tcase_add_test(tc, feedback_rule_defaults);
   tcase_add_test(tc, paper_checkpoint_resume_bit_identical);
   tcase_add_test(tc, hidden_layers_silent_without_input);
   tcase_add_test(tc, paper_trajectory_online);
