@@ -94,6 +94,7 @@ struct monitor {
   const pipeline *p;
   char url[320];
   int fd;
+  int loopback; /* bound to a loopback address: only loopback names may reach it */
   uv_loop_t loop;
   uv_poll_t accept_poll;
   uv_timer_t tick;
@@ -368,11 +369,35 @@ static int origin_refused(struct lws *wsi) {
   return 1;
 }
 
+/* A monitor on a loopback address answers loopback names only: a page that
+ * re-points its own domain name at 127.0.0.1 (DNS rebinding) sends that
+ * name as Host, and is refused. Nonzero: refuse. */
+static int host_refused(const monitor *m, struct lws *wsi) {
+  char host[256], name[256];
+  if (!m->loopback || lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0) return 0;
+  const char *end = host[0] == '[' ? strchr(host, ']') : strrchr(host, ':');
+  const char *start = host[0] == '[' ? host + 1 : host;
+  snprintf(name, sizeof name, "%.*s", end ? (int)(end - start) : (int)strlen(start), start);
+  struct in_addr v4;
+  struct in6_addr v6;
+  if (!strcasecmp(name, "localhost") ||
+      (inet_pton(AF_INET, name, &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127) ||
+      (inet_pton(AF_INET6, name, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6)))
+    return 0;
+  fprintf(stderr, "myelin monitor: refused a request for host %s (the monitor is %s)\n", host, m->url);
+  return 1;
+}
+
 static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
   monitor *m = lws_context_user(lws_get_context(wsi));
   session *s = user;
   switch (reason) {
   case LWS_CALLBACK_HTTP:
+    if (host_refused(m, wsi)) {
+      static const char no[] = "this monitor answers to loopback names only (localhost, 127.0.0.1, [::1])\n";
+      return http_reply(wsi, s, HTTP_STATUS_FORBIDDEN, "text/plain; charset=utf-8", (const unsigned char *)no,
+                        sizeof no - 1, NULL);
+    }
     return serve_http(m, wsi, s, in ? (const char *)in : "/");
   case LWS_CALLBACK_HTTP_WRITEABLE: {
     if (!s->body && s->len) return -1;
@@ -401,7 +426,7 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     }
     break;
   case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-    return origin_refused(wsi);
+    return host_refused(m, wsi) || origin_refused(wsi);
   case LWS_CALLBACK_ESTABLISHED: {
     memset(s, 0, sizeof *s);
     s->ws = 1;
@@ -585,6 +610,10 @@ static int listen_on(monitor *m, const char *addr, char *err, size_t errlen) {
                                            : ((struct sockaddr_in *)&sa)->sin_port);
   snprintf(m->url, sizeof m->url, ai->ai_family == AF_INET6 ? "http://[%s]:%d/" : "http://%s:%d/", host,
            bound);
+  const struct sockaddr *a = ai->ai_addr;
+  m->loopback = a->sa_family == AF_INET
+                    ? (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127
+                    : IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)a)->sin6_addr);
   freeaddrinfo(ai);
   m->fd = fd;
   return 0;
