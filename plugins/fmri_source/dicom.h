@@ -71,6 +71,9 @@ typedef struct dicom_image {
  * message naming the file in err. */
 int dicom_read(const char *path, int with_pixels, dicom_image *img, char *err, size_t errlen);
 void dicom_image_free(dicom_image *img);
+/* Loads DCMTK's codecs and data dictionary ahead of the first file; -1 if
+ * no dictionary was found (every read would then fail). */
+int dicom_preload(void);
 /* 1 when the file has the DICOM preamble magic "DICM" at byte 128. */
 int dicom_sniff(const char *path);
 /* The numbers of element `name` of a Siemens CSA header (the bytes of

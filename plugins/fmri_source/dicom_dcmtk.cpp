@@ -364,6 +364,14 @@ int read_file(const char *path, int with_pixels, dicom_image *img, char *err, si
 
 } // namespace
 
+/* The codecs and the data dictionary, loaded now rather than by the first
+ * file read (the dictionary takes tens of ms): a watch's first volume then
+ * does not pay for them. -1 if DCMTK found no data dictionary. */
+extern "C" int dicom_preload(void) {
+  std::call_once(codecs_once, register_codecs);
+  return dcmDataDict.isDictionaryLoaded() ? 0 : -1;
+}
+
 extern "C" int dicom_read(const char *path, int with_pixels, dicom_image *img, char *err, size_t errlen) {
   memset(img, 0, sizeof *img);
   snprintf(img->path, sizeof img->path, "%s", path);

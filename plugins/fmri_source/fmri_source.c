@@ -1806,6 +1806,10 @@ static int start_live(fs_state *s) {
       .settle_ms = (unsigned)myelin_param_int(s->p, "settle_ms"),
       .skip_existing = !myelin_param_bool(s->p, "existing"),
   };
+  if (s->format != FMT_NIFTI && dicom_preload() != 0) /* volume 0 would pay the dictionary load */
+    s->host->log(s->st, MYELIN_LOG_WARN,
+                 "DCMTK found no data dictionary (DCMDICTPATH; Debian: libdcmtk17 ships dicom.dic): DICOM "
+                 "files will not be readable");
   if (myelin_watch_start(loop, &o, on_live_file, s, &s->watch, err, sizeof err))
     return s->host->error(s->st, "%s", err);
   start_idle(s, loop);

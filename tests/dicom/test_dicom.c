@@ -214,6 +214,28 @@ START_TEST(committed_numbers_and_codecs) {
 }
 END_TEST
 
+/* dicom_preload (watch mode calls it before the first volume) loads DCMTK's
+ * data dictionary, and says so when there is none. Each check runs in its
+ * own forked process, so the dictionary is not loaded yet at its start. */
+START_TEST(dictionary_preload) {
+  ck_assert_int_eq(dicom_preload(), 0);
+  ck_assert_int_eq(dicom_preload(), 0); /* once is enough; again is harmless */
+  char *p = dfile("MR_small.dcm");
+  dicom_series a;
+  load_ok(&p, 1, &a);
+  ck_assert_int_eq(a.dims[0], 64);
+  dicom_series_free(&a);
+}
+END_TEST
+
+START_TEST(dictionary_missing) {
+  const char *fork_mode = getenv("CK_FORK");
+  if (fork_mode && !strcmp(fork_mode, "no")) MT_SKIP("needs a process of its own (CK_FORK=no)");
+  setenv("DCMDICTPATH", "/nonexistent/dicom.dic", 1);
+  ck_assert_int_eq(dicom_preload(), -1);
+}
+END_TEST
+
 /* A mosaic: 48 slices of 8 x 8 cut from 56 x 56, slice times carried. */
 START_TEST(mosaic_and_slice_times) {
   char *v[4];
@@ -508,6 +530,8 @@ int main(void) {
   tcase_add_test(tc, same_as_dcm2niix);
   tcase_add_test(tc, same_as_nibabel);
   tcase_add_test(tc, committed_numbers_and_codecs);
+  tcase_add_test(tc, dictionary_preload);
+  tcase_add_test(tc, dictionary_missing);
   tcase_add_test(tc, mosaic_and_slice_times);
   tcase_add_test(tc, bad_files_named);
   tcase_add_test(tc, inconsistent_geometry_named);
