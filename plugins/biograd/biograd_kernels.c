@@ -330,7 +330,7 @@ bg_net *bg_net_new(const bg_config *cfg, char *err, size_t errlen) {
     if (!ok) break;
     /* small weights and a bias at the middle of the surrogate window keep
        most neurons in their linear range at the start (see README) */
-    float a = BG_INIT_GAIN / sqrtf((float)ni);
+    float a = (cfg->init_gain[l] > 0.0f ? cfg->init_gain[l] : BG_INIT_GAIN) / sqrtf((float)ni);
     float mid = 0.5f * (cfg->vth + rheobase(cfg->vdecay, cfg->vth)) * (1.0f - cfg->cdecay);
     for (size_t k = 0; k < ni * no; k++)
       net->wt[l][k] = a * (2.0f * bg_rng_uniform(init) - 1.0f);

@@ -45,26 +45,28 @@ static inline int bg_has_bias(int bias, int l, int L) {
 }
 
 typedef struct bg_config {
-  int nlayers;                  /* weight layers L >= 1 */
-  int sizes[BG_MAX_LAYERS + 1]; /* n_0 (inputs) .. n_L (classes) */
-  int steps;                    /* T */
-  float vth, cdecay, vdecay;    /* CUBA LIF */
-  float lr;                     /* learning rate of hidden W and b */
-  float lr_out;                 /* learning rate of the output layer */
-  float lr_deep;                /* hidden layers fed by a hidden layer learn at lr * lr_deep (0 = 1) */
-  float feedback_lr;            /* sleep-phase rate of B */
-  int sleep_steps;              /* steps per sleep phase */
-  float sleep_rate;             /* spike probability per step in sleep */
-  int threads;                  /* >= 1 */
-  int bias;                     /* BG_BIAS_*: which layers have a (learned) bias */
-  int random_feedback;          /* 0: B_l starts as W_{l+1}^T (the authors' start); 1: random (tests) */
-  int feedback_kp;              /* 1: B_l also learns W_{l+1}^T's updates (Kolen-Pollack) */
+  int nlayers;                    /* weight layers L >= 1 */
+  int sizes[BG_MAX_LAYERS + 1];   /* n_0 (inputs) .. n_L (classes) */
+  int steps;                      /* T */
+  float vth, cdecay, vdecay;      /* CUBA LIF */
+  float lr;                       /* learning rate of hidden W and b */
+  float lr_out;                   /* learning rate of the output layer */
+  float lr_deep;                  /* hidden layers fed by a hidden layer learn at lr * lr_deep (0 = 1) */
+  float feedback_lr;              /* sleep-phase rate of B */
+  int sleep_steps;                /* steps per sleep phase */
+  float sleep_rate;               /* spike probability per step in sleep */
+  int threads;                    /* >= 1 */
+  int bias;                       /* BG_BIAS_*: which layers have a (learned) bias */
+  int random_feedback;            /* 0: B_l starts as W_{l+1}^T (the authors' start); 1: random (tests) */
+  int feedback_kp;                /* 1: B_l also learns W_{l+1}^T's updates (Kolen-Pollack) */
+  float init_gain[BG_MAX_LAYERS]; /* W_l ~ U(+-init_gain[l]/sqrt(fan_in)); 0 = 0.4 */
   uint64_t seed;
 } bg_config;
 
 typedef struct bg_net bg_net;
 
-/* Creates a network with seeded random W (uniform +-0.4/sqrt(fan_in)), b in
+/* Creates a network with seeded random W (uniform +-0.4/sqrt(fan_in), or
+ * init_gain[l] instead of 0.4), b in
  * the middle of the surrogate window, and B_l = W_{l+1}^T (aligned, as the
  * authors' constructor; random_feedback draws B like W^T instead). NULL on bad config or
  * allocation failure; err gets the reason. */

@@ -672,6 +672,26 @@ static bg_config deep_config(const int sizes[5], float lr_deep, int bias, int th
   return c;
 }
 
+/* init_gain: W_l ~ U(+-g_l/sqrt(fan_in)), 0.4 where unset; B_l still starts
+ * as W_{l+1}^T. */
+START_TEST(init_gain_scales_initial_weights) {
+  bg_config c = small_config(400, 50, 10, 1);
+  c.init_gain[0] = 2.0f;
+  char err[256];
+  bg_net *net = bg_net_new(&c, err, sizeof err);
+  ck_assert_msg(net != NULL, "%s", err);
+  float m0 = 0, m1 = 0;
+  for (size_t k = 0; k < 400 * 50; k++)
+    m0 = fmaxf(m0, fabsf(bg_weight_t(net, 0)[k]));
+  for (size_t k = 0; k < 50 * 10; k++)
+    m1 = fmaxf(m1, fabsf(bg_weight_t(net, 1)[k]));
+  ck_assert_msg(m0 <= 2.0f / 20.0f && m0 > 0.95f * 2.0f / 20.0f, "layer 0: max |W| %g", m0);
+  ck_assert_msg(m1 <= 0.4f / sqrtf(50.0f) && m1 > 0.9f * 0.4f / sqrtf(50.0f), "layer 1: max |W| %g", m1);
+  ck_assert_int_eq(memcmp(bg_feedback(net, 0), bg_weight_t(net, 1), sizeof(float) * 50 * 10), 0);
+  bg_net_free(net);
+}
+END_TEST
+
 /* feedback_rule sleep+kp: every feedback synapse gets its forward twin's
  * increment, so from the aligned start B_l stays W_{l+1}^T exactly while no
  * sleep phase runs (a deep net, two threads: the split must not matter);
@@ -805,6 +825,7 @@ int main(void) {
   tcase_add_test(tc, paper_sleep_aligns_feedback);
   tcase_add_test(tc, paper_quantized_weights);
   tcase_add_test(tc, paper_bias_modes);
+  tcase_add_test(tc, init_gain_scales_initial_weights);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -21,18 +21,17 @@ START_TEST(demo_trains_well_above_chance) {
              &out);
   ck_assert_msg(rc == 0 && strstr(out, "wrote 400 recordings"), "%s", out);
   free(out);
-  /* the small budget: one hidden layer and faster rates (the paper's
-   * [500, 100] needs far more than 300 recordings to leave chance) */
-  rc = mt_run(
-      mt_strf("cd %s && DATA=%s/data OUT=%s/out %s run %s/pipelines/nmnist_biograd.yaml --quiet "
-              "--set train.epochs=8 --set learn.hidden=[500] --set learn.lr=0.005 --set learn.lr_out=0.001",
-              d, d, d, mt_env("MYELIN_BIN", "myelin"), src),
-      &out);
+  /* the pipeline as shipped: the paper's [500, 100], 6 epochs, init_gain
+   * [2] for the sparse frames (at the dense-input default, 0.4, the net
+   * starts silent and stays at chance) */
+  rc = mt_run(mt_strf("cd %s && DATA=%s/data OUT=%s/out %s run %s/pipelines/nmnist_biograd.yaml --quiet", d, d, d,
+                      mt_env("MYELIN_BIN", "myelin"), src),
+              &out);
   ck_assert_msg(rc == 0, "%s", out);
   free(out);
   rc = mt_run(mt_strf("%s cat %s/out/nmnist_biograd.metrics.mpk --json | %s -c \"import sys, json; "
                       "a = [json.loads(l)['values']['test_acc'] for l in sys.stdin]; print('test_acc', a); "
-                      "assert len(a) == 8 and a[-1] >= 0.4, a\"",
+                      "assert len(a) == 6 and a[-1] >= 0.6, a\"",
                       mt_env("MYELIN_BIN", "myelin"), d, py),
               &out);
   printf("nmnist demo: %s", out);
