@@ -1054,7 +1054,8 @@ static const myelin_param_def bgp_params[] = {
     {"init_gain", MYELIN_PARAM_FLOAT_LIST, "[0.4]", 1, 1e-3, 100, NULL, NULL,
      "Initial weights W_l ~ U(+-g/sqrt(fan_in)), one g per weight layer from the input side, the last "
      "repeating (myelin only). 0.4 suits dense inputs (Fashion-MNIST: 29% of pixels on per step); sparse "
-     "inputs need more, or the net starts silent and never learns (README, Initialisation: the N-MNIST demo's "
+     "inputs need more, or the net starts silent and never learns (README, Initialisation: the N-MNIST "
+     "demo's "
      "frames, 4% on, learn with [2])."},
     {"feedback_rule", MYELIN_PARAM_ENUM, "sleep+kp", 0, 0, 0, "sleep|sleep+kp", NULL,
      "How the feedback weights B learn. sleep: only in sleep phases (the paper's; variant paper's only "
