@@ -1055,8 +1055,7 @@ static const myelin_param_def bgp_params[] = {
      "Initial weights W_l ~ U(+-g/sqrt(fan_in)), one g per weight layer from the input side, the last "
      "repeating (myelin only). 0.4 suits dense inputs (Fashion-MNIST: 29% of pixels on per step); sparse "
      "inputs need more, or the net starts silent and never learns (README, Initialisation: the N-MNIST "
-     "demo's "
-     "frames, 4% on, learn with [2])."},
+     "demo's frames, 4% on, learn with [2])."},
     {"feedback_rule", MYELIN_PARAM_ENUM, "sleep+kp", 0, 0, 0, "sleep|sleep+kp", NULL,
      "How the feedback weights B learn. sleep: only in sleep phases (the paper's; variant paper's only "
      "rule). sleep+kp: also awake, each feedback synapse with the same local product as its forward twin "
