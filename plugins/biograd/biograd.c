@@ -917,9 +917,6 @@ static int bgp_init(const myelin_host *host, myelin_stage *st, const myelin_para
   c->lr = (float)myelin_param_float(p, "lr");
   c->lr_out = (float)myelin_param_float(p, "lr_out");
   c->lr_deep = (float)myelin_param_float(p, "lr_deep");
-  /* variant paper learns B in sleep only: the default sleep+kp is variant myelin's */
-  c->feedback_kp = strcmp(myelin_param_str(p, "variant"), "paper") != 0 &&
-                   strcmp(myelin_param_str(p, "feedback_rule"), "sleep+kp") == 0;
   /* init_gain: one value per weight layer, input side first; the last repeats */
   size_t ng = myelin_param_len(p, "init_gain");
   for (int l = 0; l < c->nlayers && ng; l++)
@@ -929,6 +926,8 @@ static int bgp_init(const myelin_host *host, myelin_stage *st, const myelin_para
   c->sleep_rate = (float)myelin_param_float(p, "sleep_rate");
   c->seed = (uint64_t)myelin_param_int(p, "seed");
   g->paper = strcmp(myelin_param_str(p, "variant"), "paper") == 0;
+  /* variant paper learns B in sleep only: the default sleep+kp is variant myelin's */
+  c->feedback_kp = !g->paper && strcmp(myelin_param_str(p, "feedback_rule"), "sleep+kp") == 0;
   /* variant paper: the authors' float code has a bias in every layer */
   const char *bm = g->paper && !myelin_param_is_set(p, "bias") ? "all" : myelin_param_str(p, "bias");
   c->bias = strcmp(bm, "none") == 0 ? BG_BIAS_NONE : strcmp(bm, "output") == 0 ? BG_BIAS_OUTPUT : BG_BIAS_ALL;

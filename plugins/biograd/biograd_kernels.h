@@ -65,11 +65,11 @@ typedef struct bg_config {
 
 typedef struct bg_net bg_net;
 
-/* Creates a network with seeded random W (uniform +-0.4/sqrt(fan_in), or
- * init_gain[l] instead of 0.4), b in
- * the middle of the surrogate window, and B_l = W_{l+1}^T (aligned, as the
- * authors' constructor; random_feedback draws B like W^T instead). NULL on bad config or
- * allocation failure; err gets the reason. */
+/* Creates a network with seeded random W (uniform +-g/sqrt(fan_in), g =
+ * init_gain[l] or 0.4), b in the middle of the surrogate window, and
+ * B_l = W_{l+1}^T (aligned, as the authors' constructor; random_feedback
+ * draws B like W^T instead). NULL on bad config or allocation failure; err
+ * gets the reason. */
 bg_net *bg_net_new(const bg_config *cfg, char *err, size_t errlen);
 void bg_net_free(bg_net *net);
 const bg_config *bg_net_config(const bg_net *net);
